@@ -1,0 +1,112 @@
+package sim
+
+import "errors"
+
+// Network is a node's network stack. Addresses are "host:port"; a listener
+// binds a port on its own node, whatever host part its address names.
+//
+// Connections behave as TCP does: inside a live connection frames arrive in
+// order or not at all; a partition stalls the connection until a timeout
+// resets it; a crash resets every connection of the crashed node.
+type Network interface {
+	// Listen accepts connections on addr. For every accepted connection
+	// accept is called on the node's loop and returns the handler for it.
+	Listen(addr string, opts ConnOptions, accept func(c Conn) ConnHandler) (Listener, error)
+	// Dial opens a connection to addr. It returns at once; h.OnOpen is
+	// called when the connection is established, or h.OnClose with
+	// ErrRefused or ErrTimeout when it cannot be. Frames sent before
+	// OnOpen are queued.
+	Dial(addr string, opts ConnOptions, h ConnHandler) Conn
+	// ListenPacket binds a datagram port; onPacket is called on the node's
+	// loop for every datagram that arrives. Datagrams may be lost,
+	// duplicated or reordered.
+	ListenPacket(addr string, onPacket func(from string, p []byte)) (PacketConn, error)
+}
+
+// ConnOptions says how a connection's byte stream is cut into frames.
+type ConnOptions struct {
+	Framing Framing
+	// MaxFrameBytes bounds a received frame; a larger one closes the
+	// connection with ErrFrameTooLarge. Zero means DefaultMaxFrameBytes.
+	MaxFrameBytes int
+}
+
+// Framing is how frames are delimited on the wire.
+type Framing uint8
+
+const (
+	// FrameLength32 prefixes each frame with its length as a big-endian
+	// int32, as Kafka's protocol does. Frames are passed without the
+	// prefix.
+	FrameLength32 Framing = iota
+	// FrameStream carries a raw byte stream (line protocols, HTTP): a
+	// received frame is whatever chunk of bytes arrived, with no boundary
+	// preserved.
+	FrameStream
+)
+
+// DefaultMaxFrameBytes bounds frames when ConnOptions.MaxFrameBytes is zero.
+const DefaultMaxFrameBytes = 100 << 20
+
+// MaxFrame is the frame bound these options mean.
+func (o ConnOptions) MaxFrame() int {
+	if o.MaxFrameBytes > 0 {
+		return o.MaxFrameBytes
+	}
+	return DefaultMaxFrameBytes
+}
+
+// ConnHandler receives a connection's events on the node's loop.
+type ConnHandler interface {
+	// OnOpen is called once the connection is established: on the dialling
+	// side when the peer accepted, on the accepting side right after
+	// accept returned this handler.
+	OnOpen(c Conn)
+	// OnFrame delivers one frame; the handler owns it.
+	OnFrame(c Conn, frame []byte)
+	// OnClose is called once, when the connection ends: err is nil when the
+	// peer closed it gracefully and otherwise says why (ErrReset,
+	// ErrTimeout, ErrRefused, ErrFrameTooLarge). It is not called after
+	// the handler's own Close.
+	OnClose(c Conn, err error)
+}
+
+// Conn is one end of a connection.
+type Conn interface {
+	// Send queues a frame; the connection owns it afterwards. Frames are
+	// delivered in order. Send fails with ErrClosed after the connection
+	// ended and with ErrSendBufferFull when more than MaxSendBufferBytes
+	// are queued, in which case the connection is reset.
+	Send(frame []byte) error
+	// Close ends the connection after the queued frames; the peer sees a
+	// graceful close.
+	Close()
+	LocalAddr() string
+	RemoteAddr() string
+}
+
+// Listener is a bound port.
+type Listener interface {
+	Close()
+	Addr() string
+}
+
+// PacketConn is a bound datagram port.
+type PacketConn interface {
+	SendTo(addr string, p []byte) error
+	Close()
+	LocalAddr() string
+}
+
+// MaxSendBufferBytes bounds the bytes queued on one connection.
+const MaxSendBufferBytes = 256 << 20
+
+// Connection errors. Implementations wrap them, so test with errors.Is.
+var (
+	ErrReset          = errors.New("connection reset")
+	ErrTimeout        = errors.New("connection timed out")
+	ErrRefused        = errors.New("connection refused")
+	ErrFrameTooLarge  = errors.New("frame too large")
+	ErrSendBufferFull = errors.New("send buffer full")
+	ErrAddrInUse      = errors.New("address already in use")
+)

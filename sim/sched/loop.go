@@ -1,0 +1,205 @@
+// Package sched is the discrete-event loop of the simulated world: one heap
+// of events keyed by (time, sequence number) that runs every node's
+// callbacks, one at a time, and feeds each into the run's trace hash.
+//
+// Nodes have incarnations: a crash bumps the incarnation, and every event
+// scheduled for an earlier one is dropped when it comes due, which is how a
+// crash discards pending timers, in-flight I/O and deliveries at once.
+package sched
+
+import (
+	"fmt"
+	"time"
+)
+
+// Loop is the event loop. It is not safe for concurrent use; everything in a
+// simulated world runs on the goroutine that calls Run.
+type Loop struct {
+	now   time.Duration
+	seq   uint64
+	queue eventHeap
+	trace Trace
+	nodes []*Node
+	// dispatched counts events popped and run (or dropped as stale).
+	dispatched uint64
+	stopped    bool
+}
+
+// New returns an empty loop at time zero.
+func New() *Loop {
+	l := &Loop{}
+	l.queue.items = make([]event, 0, 1024)
+	return l
+}
+
+// Now is the simulated time since the run began.
+func (l *Loop) Now() time.Duration { return l.now }
+
+// Trace is the run's trace.
+func (l *Loop) Trace() *Trace { return &l.trace }
+
+// Dispatched is the number of events the loop has taken off its queue.
+func (l *Loop) Dispatched() uint64 { return l.dispatched }
+
+// Pending is the number of events waiting.
+func (l *Loop) Pending() int { return len(l.queue.items) }
+
+// Nodes returns the registered nodes in registration order.
+func (l *Loop) Nodes() []*Node { return l.nodes }
+
+// AddNode registers a node. It starts down; Boot brings it up.
+func (l *Loop) AddNode(name string) *Node {
+	for _, n := range l.nodes {
+		Assert(n.Name != name, "node %q registered twice", name)
+	}
+	n := &Node{ID: int32(len(l.nodes)), Name: name, loop: l}
+	l.nodes = append(l.nodes, n)
+	return n
+}
+
+// At schedules fn to run at time at. A nil node means a world event, which
+// always runs; otherwise the event belongs to the node's current
+// incarnation and is dropped if the node crashes first, and deferred while
+// the node is paused. kind and detail identify the event in the trace.
+func (l *Loop) At(at time.Duration, n *Node, kind Kind, detail uint64, fn func()) {
+	if at < l.now {
+		at = l.now
+	}
+	l.seq++
+	ev := event{at: at, seq: l.seq, fn: fn, node: n, kind: kind, detail: detail}
+	if n != nil {
+		ev.inc = n.inc
+	}
+	l.queue.push(ev)
+}
+
+// After schedules fn to run d from now; see At.
+func (l *Loop) After(d time.Duration, n *Node, kind Kind, detail uint64, fn func()) {
+	l.At(l.now+d, n, kind, detail, fn)
+}
+
+// Stop makes Run return after the current event.
+func (l *Loop) Stop() { l.stopped = true }
+
+// Limits bound a run.
+type Limits struct {
+	// Until is the simulated time at which the run ends.
+	Until time.Duration
+	// EventsMax bounds the number of events; zero means no bound.
+	EventsMax uint64
+}
+
+// Run dispatches events in (time, sequence) order until the queue is empty,
+// the next event is later than lim.Until, Stop is called, or lim.EventsMax
+// events have run. Simulated time is then lim.Until if the queue ran past it.
+func (l *Loop) Run(lim Limits) {
+	l.stopped = false
+	for !l.stopped && len(l.queue.items) > 0 {
+		if lim.EventsMax > 0 && l.dispatched >= lim.EventsMax {
+			return
+		}
+		if l.queue.items[0].at > lim.Until {
+			break
+		}
+		l.step()
+	}
+	if !l.stopped && l.now < lim.Until {
+		l.now = lim.Until
+	}
+}
+
+// Step dispatches one event and reports whether there was one.
+func (l *Loop) Step() bool {
+	if len(l.queue.items) == 0 {
+		return false
+	}
+	l.step()
+	return true
+}
+
+func (l *Loop) step() {
+	ev := l.queue.pop()
+	l.now = ev.at
+	l.dispatched++
+	n := ev.node
+	if n != nil {
+		if ev.inc != n.inc || !n.up {
+			return // the incarnation it belonged to has crashed
+		}
+		if n.paused {
+			n.parked = append(n.parked, ev)
+			return
+		}
+	}
+	l.trace.add(l.now, n, ev.kind, ev.detail, "")
+	ev.fn()
+}
+
+// Node is one simulated machine as the loop sees it.
+type Node struct {
+	ID     int32
+	Name   string
+	inc    uint32
+	up     bool
+	paused bool
+	parked []event
+	loop   *Loop
+}
+
+// Incarnation counts the node's crashes.
+func (n *Node) Incarnation() uint32 { return n.inc }
+
+// Up reports whether the node is running.
+func (n *Node) Up() bool { return n.up }
+
+// Paused reports whether the node is paused.
+func (n *Node) Paused() bool { return n.paused }
+
+// Boot brings a down node up, in a new incarnation.
+func (n *Node) Boot() {
+	Assert(!n.up, "boot of running node %s", n.Name)
+	n.up = true
+	n.loop.trace.add(n.loop.now, n, KindBoot, uint64(n.inc), "")
+}
+
+// Crash takes the node down: every event scheduled for it is dropped.
+func (n *Node) Crash() {
+	Assert(n.up, "crash of stopped node %s", n.Name)
+	n.loop.trace.add(n.loop.now, n, KindCrash, uint64(n.inc), "")
+	n.up = false
+	n.paused = false
+	n.parked = nil
+	n.inc++
+}
+
+// Pause stops running the node's events, as a long GC pause or SIGSTOP
+// would; they are kept and run, in order, after Resume.
+func (n *Node) Pause() {
+	if !n.up || n.paused {
+		return
+	}
+	n.loop.trace.add(n.loop.now, n, KindPause, 0, "")
+	n.paused = true
+}
+
+// Resume runs the events deferred by Pause, in their original order.
+func (n *Node) Resume() {
+	if !n.paused {
+		return
+	}
+	n.loop.trace.add(n.loop.now, n, KindResume, uint64(len(n.parked)), "")
+	n.paused = false
+	parked := n.parked
+	n.parked = nil
+	for _, ev := range parked {
+		n.loop.At(n.loop.now, n, ev.kind, ev.detail, ev.fn)
+	}
+}
+
+// Assert panics when cond is false; it marks programmer errors in the
+// simulator itself.
+func Assert(cond bool, format string, args ...any) {
+	if !cond {
+		panic("sched: assertion failed: " + fmt.Sprintf(format, args...))
+	}
+}

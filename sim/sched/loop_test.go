@@ -1,0 +1,105 @@
+package sched
+
+import (
+	"testing"
+	"time"
+)
+
+func TestOrderByTimeThenSequence(t *testing.T) {
+	l := New()
+	var got []int
+	for i, at := range []time.Duration{3, 1, 2, 1, 3, 0} {
+		i := i
+		l.At(at, nil, KindUser, 0, func() { got = append(got, i) })
+	}
+	l.Run(Limits{Until: time.Second})
+	want := []int{5, 1, 3, 2, 0, 4}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if l.Now() != time.Second {
+		t.Fatalf("time after run = %v, want 1s", l.Now())
+	}
+}
+
+func TestCrashDropsPendingEvents(t *testing.T) {
+	l := New()
+	n := l.AddNode("n1")
+	n.Boot()
+	ran := 0
+	l.At(10, n, KindTimer, 0, func() { ran++ })
+	l.At(5, nil, KindWorld, 0, func() { n.Crash(); n.Boot() })
+	l.At(20, n, KindTimer, 0, func() { ran += 10 })
+	l.Run(Limits{Until: time.Second})
+	// The event at 20 was scheduled before the crash too, so both drop.
+	if ran != 0 {
+		t.Fatalf("events of a crashed incarnation ran: %d", ran)
+	}
+	l.At(l.Now()+1, n, KindTimer, 0, func() { ran++ })
+	l.Run(Limits{Until: 2 * time.Second})
+	if ran != 1 {
+		t.Fatalf("event of the new incarnation did not run")
+	}
+}
+
+func TestPauseDefersInOrder(t *testing.T) {
+	l := New()
+	n := l.AddNode("n1")
+	n.Boot()
+	var got []time.Duration
+	for _, at := range []time.Duration{10, 20, 30} {
+		l.At(at, n, KindTimer, 0, func() { got = append(got, l.Now()) })
+	}
+	l.At(5, nil, KindWorld, 0, func() { n.Pause() })
+	l.At(100, nil, KindWorld, 0, func() { n.Resume() })
+	l.Run(Limits{Until: time.Second})
+	if len(got) != 3 || got[0] != 100 || got[2] != 100 {
+		t.Fatalf("paused events ran at %v, want three at 100", got)
+	}
+}
+
+func TestTraceDivergenceNamed(t *testing.T) {
+	run := func(detail uint64) []Record {
+		l := New()
+		l.Trace().Record()
+		n := l.AddNode("n1")
+		n.Boot()
+		for i := uint64(0); i < 10; i++ {
+			d := i
+			if i == 7 {
+				d = detail
+			}
+			l.At(time.Duration(i), n, KindTimer, d, func() {})
+		}
+		l.Run(Limits{Until: time.Second})
+		recs, _ := l.Trace().Records()
+		return recs
+	}
+	if _, diverged := Diverge(run(7), run(7)); diverged {
+		t.Fatal("identical runs diverged")
+	}
+	d, diverged := Diverge(run(7), run(99))
+	if !diverged {
+		t.Fatal("different runs did not diverge")
+	}
+	// Entry 0 is the boot; timer i is entry i+1.
+	if d.Index != 8 || d.First.Detail != 7 || d.Second.Detail != 99 {
+		t.Fatalf("divergence named %+v", d)
+	}
+}
+
+func TestEventsMaxBoundsRun(t *testing.T) {
+	l := New()
+	var tick func()
+	tick = func() { l.After(1, nil, KindTimer, 0, tick) }
+	tick()
+	l.Run(Limits{Until: time.Hour, EventsMax: 1000})
+	if l.Dispatched() != 1000 {
+		t.Fatalf("dispatched %d, want 1000", l.Dispatched())
+	}
+}
