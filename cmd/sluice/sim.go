@@ -1,0 +1,451 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/reports"
+	"github.com/sluice-sim/sluice/workloads/scenario"
+)
+
+func newSimCommand() *cobra.Command {
+	sim := &cobra.Command{
+		Use:   "sim",
+		Short: "Run seeded fault scenarios in the simulated world",
+		Example: `  sluice sim list
+  sluice sim run --scenario counter --seed 42
+  sluice sim replay sluice-failures/counter-seed42.json`,
+	}
+	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimListCommand(), newSimBugsCommand())
+	return sim
+}
+
+// runFlags are the flags of sim run.
+type runFlags struct {
+	scenario         string
+	seed             uint64
+	seeds            int
+	bugs             []string
+	params           []string
+	faultsFile       string
+	saveFaults       string
+	run, drain       time.Duration
+	checkDeterminism bool
+	jsonOut          bool
+	verbose          bool
+	logFile          string
+	failuresDir      string
+}
+
+func newSimRunCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a scenario for one seed or a range of seeds",
+		Long: `Run a scenario in the simulated world: build its cluster, generate a fault
+schedule from the seed (or read one with --faults), run the workload, heal,
+drain, and judge the run with the scenario's checks.
+
+Exit status: 0 when every check held (and, with --check-determinism, both
+runs of every seed gave the same trace), 1 when one did not, 2 on bad usage.
+A failing seed's run is written to --failures-dir as a file that
+'sluice sim replay' runs again.`,
+		Example: `  sluice sim run --scenario counter --seed 7
+  sluice sim run --seed 1 --seeds 200 --check-determinism
+  sluice sim run --seed 7 --bug ack-before-sync --json
+  sluice sim run --seed 7 --faults my-schedule.json --verbose`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.scenario, "scenario", "counter", "scenario to run (see 'sluice sim list')")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of the run (the first seed with --seeds)")
+	fl.IntVar(&f.seeds, "seeds", 1, "number of consecutive seeds to run")
+	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on (repeatable; see 'sluice sim bugs')")
+	fl.StringArrayVar(&f.params, "param", nil, "scenario parameter name=value (repeatable)")
+	fl.StringVar(&f.faultsFile, "faults", "", "JSON fault schedule to use instead of the generated one")
+	fl.StringVar(&f.saveFaults, "save-faults", "", "write the fault schedule used to this file")
+	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
+	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run each seed twice and compare the traces event by event")
+	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
+	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
+	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing seed's run is written for replay")
+	return cmd
+}
+
+func runSim(cmd *cobra.Command, f runFlags) error {
+	def, err := scenario.Lookup(f.scenario)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if f.seeds < 1 {
+		return usageError("--seeds must be at least 1")
+	}
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	logOut, closeLog, err := openLog(f.logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	opts.Log = logOut
+	out := cmd.OutOrStdout()
+	failed := 0
+	for i := 0; i < f.seeds; i++ {
+		opts.Seed = f.seed + uint64(i)
+		ok, err := runOneSeed(out, def, opts, f)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			failed++
+		}
+		if f.seeds > 1 && !f.jsonOut {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\r%d/%d seeds, %d failed", i+1, f.seeds, failed)
+		}
+	}
+	if f.seeds > 1 && !f.jsonOut {
+		fmt.Fprintln(cmd.ErrOrStderr())
+		fmt.Fprintf(out, "%d of %d seeds failed\n", failed, f.seeds)
+	}
+	if failed > 0 {
+		return &exitError{code: exitCheckFailed, err: fmt.Errorf("%d seeds failed", failed)}
+	}
+	return nil
+}
+
+func (f runFlags) options() (scenario.Options, error) {
+	bugs, err := faults.ParseBugs(f.bugs)
+	if err != nil {
+		return scenario.Options{}, usageError("--bug: %v", err)
+	}
+	params := map[string]string{}
+	for _, p := range f.params {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok {
+			return scenario.Options{}, usageError("--param %q: want name=value", p)
+		}
+		params[name] = value
+	}
+	opts := scenario.Options{Bugs: bugs, Params: params, Run: f.run, Drain: f.drain}
+	if f.faultsFile != "" {
+		data, err := os.ReadFile(f.faultsFile)
+		if err != nil {
+			return opts, usageError("--faults: %v", err)
+		}
+		s, err := faults.Parse(data, nil)
+		if err != nil {
+			return opts, usageError("--faults %s: %v", f.faultsFile, err)
+		}
+		opts.Schedule = &s
+	}
+	return opts, nil
+}
+
+func openLog(name string) (io.Writer, func(), error) {
+	switch name {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return os.Stderr, func() {}, nil
+	}
+	file, err := os.Create(name)
+	if err != nil {
+		return nil, nil, usageError("--log: %v", err)
+	}
+	return file, func() { file.Close() }, nil
+}
+
+// runOneSeed runs one seed, prints its outcome, saves it if it failed, and
+// reports whether it passed.
+func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f runFlags) (bool, error) {
+	start := time.Now()
+	var res scenario.Result
+	var det *scenario.Determinism
+	var err error
+	if f.checkDeterminism {
+		var d scenario.Determinism
+		res, d, err = scenario.RunTwice(def, opts)
+		det = &d
+	} else {
+		res, err = scenario.Run(def, opts)
+	}
+	if err != nil {
+		return false, usageError("%v", err)
+	}
+	wall := time.Since(start)
+	if f.checkDeterminism {
+		wall /= 2
+	}
+	if f.saveFaults != "" {
+		if err := os.WriteFile(f.saveFaults, res.Schedule.Marshal(), 0o644); err != nil {
+			return false, fmt.Errorf("--save-faults: %w", err)
+		}
+	}
+	ok := res.OK() && (det == nil || det.Same)
+	var saved string
+	if !ok {
+		saved, err = saveFailure(f.failuresDir, res)
+		if err != nil {
+			return false, err
+		}
+	}
+	summary := newRunSummary(res, det, wall, saved)
+	if f.jsonOut {
+		return ok, json.NewEncoder(out).Encode(summary)
+	}
+	if f.seeds > 1 && ok {
+		return ok, nil // a range prints only its failures
+	}
+	return ok, summary.writeText(out, f.verbose)
+}
+
+// runSummary is what sim run prints for one seed.
+type runSummary struct {
+	scenario.Result
+	WallTime      time.Duration `json:"wall_time_ns"`
+	EventsPerSec  float64       `json:"events_per_sec"`
+	Dilation      float64       `json:"time_dilation"`
+	Deterministic *bool         `json:"deterministic,omitempty"`
+	Divergence    string        `json:"divergence,omitempty"`
+	Reproduce     string        `json:"reproduce"`
+	SavedTo       string        `json:"saved_to,omitempty"`
+}
+
+func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, saved string) runSummary {
+	s := runSummary{Result: res, WallTime: wall, SavedTo: saved}
+	if secs := wall.Seconds(); secs > 0 {
+		s.EventsPerSec = float64(res.Events) / secs
+		s.Dilation = res.SimTime.Seconds() / secs
+	}
+	if det != nil {
+		same := det.Same
+		s.Deterministic = &same
+		if det.Divergence != nil {
+			s.Divergence = det.Divergence.String()
+		}
+	}
+	s.Reproduce = reproduceCommand(res, det != nil)
+	return s
+}
+
+func reproduceCommand(res scenario.Result, determinism bool) string {
+	parts := []string{"sluice sim run", "--scenario", res.Scenario, "--seed", fmt.Sprint(res.Seed)}
+	for _, b := range res.Bugs {
+		parts = append(parts, "--bug", b)
+	}
+	for _, name := range sortedParamNames(res.Params) {
+		parts = append(parts, "--param", name+"="+res.Params[name])
+	}
+	if determinism {
+		parts = append(parts, "--check-determinism")
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedParamNames(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (s runSummary) writeText(out io.Writer, verbose bool) error {
+	fmt.Fprintf(out, "scenario   %s, seed %d", s.Scenario, s.Seed)
+	if len(s.Bugs) > 0 {
+		fmt.Fprintf(out, ", planted bugs: %s", strings.Join(s.Bugs, ", "))
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "sim time   %v   wall time %v   time dilation %.0fx\n",
+		s.SimTime, s.WallTime.Round(time.Millisecond), s.Dilation)
+	fmt.Fprintf(out, "events     %d   (%.2fM events/s)\n", s.Events, s.EventsPerSec/1e6)
+	fmt.Fprintf(out, "trace hash %s\n", s.TraceHash)
+	fmt.Fprintf(out, "faults     %d actions\n", len(s.Schedule.Actions))
+	if verbose {
+		for _, e := range s.WorldEvents {
+			fmt.Fprintf(out, "  %s\n", e)
+		}
+	}
+	rows := make([][]string, 0, len(s.Checks)+1)
+	for _, c := range s.Checks {
+		rows = append(rows, []string{c.Name, okText(c.OK), c.Detail})
+	}
+	if s.Deterministic != nil {
+		rows = append(rows, []string{"determinism", okText(*s.Deterministic), "two runs of the seed, compared event by event"})
+	}
+	if err := reports.WriteTable(out, []string{"check", "result", "detail"}, rows); err != nil {
+		return err
+	}
+	if len(s.Stats) > 0 {
+		stats := make([][]string, 0, len(s.Stats))
+		for _, name := range s.StatNames() {
+			stats = append(stats, []string{name, fmt.Sprint(s.Stats[name])})
+		}
+		if err := reports.WriteTable(out, []string{"counter", "value"}, stats); err != nil {
+			return err
+		}
+	}
+	if s.Divergence != "" {
+		fmt.Fprint(out, s.Divergence)
+	}
+	for _, c := range s.Failed() {
+		fmt.Fprintf(out, "FAILED %s: %s\n", c.Name, c.Detail)
+	}
+	if s.SavedTo != "" || len(s.Failed()) > 0 || s.Divergence != "" {
+		fmt.Fprintf(out, "reproduce: %s\n", s.Reproduce)
+	}
+	if s.SavedTo != "" {
+		fmt.Fprintf(out, "replay:    sluice sim replay %s\n", s.SavedTo)
+	}
+	return nil
+}
+
+func okText(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "FAIL"
+}
+
+// savedRun is a failing run written to disk: everything needed to run it
+// again, fault schedule included, so it can be edited and shrunk by hand.
+type savedRun struct {
+	Scenario string            `json:"scenario"`
+	Seed     uint64            `json:"seed"`
+	Bugs     []string          `json:"bugs,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	Failed   []scenario.Check  `json:"failed"`
+	Schedule faults.Schedule   `json:"schedule"`
+}
+
+func saveFailure(dir string, res scenario.Result) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("save failing run: %w", err)
+	}
+	name := filepath.Join(dir, fmt.Sprintf("%s-seed%d.json", res.Scenario, res.Seed))
+	data, err := json.MarshalIndent(savedRun{
+		Scenario: res.Scenario, Seed: res.Seed, Bugs: res.Bugs, Params: res.Params,
+		Failed: res.Failed(), Schedule: res.Schedule,
+	}, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("save failing run: %w", err)
+	}
+	if err := os.WriteFile(name, append(data, '\n'), 0o644); err != nil {
+		return "", fmt.Errorf("save failing run: %w", err)
+	}
+	return name, nil
+}
+
+func newSimReplayCommand() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "replay FILE",
+		Short: "Run a saved run again: its scenario, seed, bugs, parameters and fault schedule",
+		Example: `  sluice sim replay sluice-failures/counter-seed7.json
+  sluice sim replay sluice-failures/counter-seed7.json --check-determinism --verbose`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return usageError("%v", err)
+			}
+			var saved struct {
+				savedRun
+				Schedule json.RawMessage `json:"schedule"`
+			}
+			if err := json.Unmarshal(data, &saved); err != nil {
+				return usageError("%s: %v", args[0], err)
+			}
+			schedule, err := faults.Parse(saved.Schedule, nil)
+			if err != nil {
+				return usageError("%s: %v", args[0], err)
+			}
+			def, err := scenario.Lookup(saved.Scenario)
+			if err != nil {
+				return usageError("%s: %v", args[0], err)
+			}
+			bugs, err := faults.ParseBugs(saved.Bugs)
+			if err != nil {
+				return usageError("%s: %v", args[0], err)
+			}
+			f.seeds = 1
+			opts := scenario.Options{Seed: saved.Seed, Bugs: bugs, Params: saved.Params, Schedule: &schedule}
+			logOut, closeLog, err := openLog(f.logFile)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
+			opts.Log = logOut
+			ok, err := runOneSeed(cmd.OutOrStdout(), def, opts, f)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return &exitError{code: exitCheckFailed, err: fmt.Errorf("replay failed")}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run twice and compare the traces event by event")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
+	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
+	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing run is written")
+	return cmd
+}
+
+func newSimListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Short:   "List the scenarios, their parameters and the bugs they can plant",
+		Example: "  sluice sim list",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rows [][]string
+			for _, name := range scenario.Names() {
+				def, _ := scenario.Lookup(name)
+				var params, bugs []string
+				for _, p := range def.Params {
+					params = append(params, fmt.Sprintf("%s=%s", p.Name, p.Default))
+				}
+				for _, b := range def.Bugs {
+					bugs = append(bugs, string(b))
+				}
+				rows = append(rows, []string{name, def.Summary, strings.Join(params, " "), strings.Join(bugs, " ")})
+			}
+			return reports.WriteTable(cmd.OutOrStdout(), []string{"scenario", "summary", "parameters", "bugs"}, rows)
+		},
+	}
+}
+
+func newSimBugsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "bugs",
+		Short:   "List the planted bugs and the guarantee each breaks",
+		Example: "  sluice sim bugs",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rows [][]string
+			for _, b := range faults.KnownBugs() {
+				rows = append(rows, []string{string(b.Name), b.Breaks})
+			}
+			return reports.WriteTable(cmd.OutOrStdout(), []string{"bug", "breaks"}, rows)
+		},
+	}
+}

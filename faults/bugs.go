@@ -1,0 +1,81 @@
+package faults
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Bug names a planted bug: a switch, off by default, that breaks one
+// guarantee on purpose so that a test can show a checker catches it.
+type Bug string
+
+// BugInfo describes a planted bug.
+type BugInfo struct {
+	Name Bug
+	// Breaks says which guarantee the bug breaks and how.
+	Breaks string
+}
+
+// The planted bugs. Each is off unless a run switches it on, and each has a
+// test showing that a checker catches it.
+const (
+	BugAckBeforeSync Bug = "ack-before-sync"
+	BugDedupeOff     Bug = "dedupe-off"
+	BugMapOrder      Bug = "map-order"
+	BugSkipCRC       Bug = "skip-crc"
+	BugIndexOffByOne Bug = "index-off-by-one"
+)
+
+var registry = map[Bug]BugInfo{
+	BugAckBeforeSync: {BugAckBeforeSync, "writes are acknowledged before fsync completes: a power loss loses acknowledged writes"},
+	BugDedupeOff:     {BugDedupeOff, "a retried request is applied again: timeouts turn into duplicates"},
+	BugMapOrder:      {BugMapOrder, "the counter client sends its window in map iteration order: two runs of one seed diverge"},
+	BugSkipCRC:       {BugSkipCRC, "the log does not verify checksums on recovery and reads: corrupt or torn data is served"},
+	BugIndexOffByOne: {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
+}
+
+// KnownBugs lists the planted bugs, sorted by name.
+func KnownBugs() []BugInfo {
+	infos := make([]BugInfo, 0, len(registry))
+	for _, info := range registry {
+		infos = append(infos, info)
+	}
+	slices.SortFunc(infos, func(a, b BugInfo) int { return strings.Compare(string(a.Name), string(b.Name)) })
+	return infos
+}
+
+// Bugs is a set of planted bugs switched on.
+type Bugs map[Bug]bool
+
+// ParseBugs turns names into a set; an unknown name is an error listing the
+// known ones.
+func ParseBugs(names []string) (Bugs, error) {
+	set := Bugs{}
+	for _, n := range names {
+		if _, ok := registry[Bug(n)]; !ok {
+			known := make([]string, 0, len(registry))
+			for _, info := range KnownBugs() {
+				known = append(known, string(info.Name))
+			}
+			return nil, fmt.Errorf("unknown bug %q (known: %s)", n, strings.Join(known, ", "))
+		}
+		set[Bug(n)] = true
+	}
+	return set, nil
+}
+
+// On reports whether bug b is switched on.
+func (s Bugs) On(b Bug) bool { return s[b] }
+
+// Names lists the bugs switched on, sorted.
+func (s Bugs) Names() []string {
+	names := make([]string, 0, len(s))
+	for b, on := range s {
+		if on {
+			names = append(names, string(b))
+		}
+	}
+	slices.Sort(names)
+	return names
+}

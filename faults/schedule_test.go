@@ -1,0 +1,92 @@
+package faults
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testProfile = Profile{
+	Targets:      []string{"b1", "b2", "b3"},
+	Clients:      []string{"c1"},
+	Start:        time.Second,
+	End:          30 * time.Second,
+	IntervalMean: time.Second,
+	DurationMax:  5 * time.Second,
+	Kinds: []Kind{KindKill, KindPowerLoss, KindPause, KindPartition, KindBlock, KindSlowDisk,
+		KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindClockJump, KindClockDrift},
+}
+
+func TestScheduleRoundTripsThroughJSON(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		s := Generate(rand.New(rand.NewPCG(seed, 1)), testProfile)
+		if len(s.Actions) == 0 {
+			t.Fatalf("seed %d generated no actions", seed)
+		}
+		back, err := Parse(s.Marshal(), []string{"b1", "b2", "b3", "c1"})
+		if err != nil {
+			t.Fatalf("seed %d: parse own output: %v\n%s", seed, err, s.Marshal())
+		}
+		if !reflect.DeepEqual(s, back) {
+			t.Fatalf("seed %d: round trip changed the schedule\nbefore %v\nafter  %v", seed, s, back)
+		}
+		if !bytes.Equal(s.Marshal(), back.Marshal()) {
+			t.Fatalf("seed %d: marshal not stable", seed)
+		}
+	}
+}
+
+func TestGenerateIsDeterministicAndHeals(t *testing.T) {
+	a := Generate(rand.New(rand.NewPCG(7, 7)), testProfile)
+	b := Generate(rand.New(rand.NewPCG(7, 7)), testProfile)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("same seed, different schedules")
+	}
+	c := Generate(rand.New(rand.NewPCG(8, 7)), testProfile)
+	if reflect.DeepEqual(a, c) {
+		t.Fatal("different seeds, same schedule")
+	}
+	restarted := map[string]bool{}
+	for _, act := range a.Actions {
+		if act.At > Duration(testProfile.End) {
+			t.Fatalf("action after End: %v", act)
+		}
+		if act.At == Duration(testProfile.End) && act.Op == Restart {
+			restarted[act.Node] = true
+		}
+	}
+	for _, n := range testProfile.Targets {
+		if !restarted[n] {
+			t.Fatalf("%s not restarted at End", n)
+		}
+	}
+}
+
+func TestInvalidScheduleNamesEntryAndField(t *testing.T) {
+	nodes := []string{"b1", "c1"}
+	cases := []struct{ json, want string }{
+		{`{"actions":[{"at":"1s","op":"kill","node":"b1"},{"at":"2s","op":"kil","node":"b1"}]}`, `actions[1] (op "kil" at 2s): field "op": unknown op "kil"`},
+		{`{"actions":[{"at":"1s","op":"kill","node":"b9"}]}`, `actions[0] (op "kill" at 1s): field "node": unknown node "b9"`},
+		{`{"actions":[{"at":"1s","op":"kill"}]}`, `actions[0] (op "kill" at 1s): field "node": required by op "kill"`},
+		{`{"actions":[{"at":"1s","op":"heal","node":"b1"}]}`, `field "node": not used by op "heal"`},
+		{`{"actions":[{"at":"soon","op":"heal"}]}`, `actions[0]: field "at": time: invalid duration "soon"`},
+		{`{"actions":[{"at":"1s","op":"heal","nod":"b1"}]}`, `actions[0]: field "nod": unknown field`},
+		{`{"actions":[{"at":"1s","op":"slow-disk","node":"b1","factor":0.5}]}`, `field "factor": 0.5 is below 1`},
+		{`{"actions":[{"at":"1s","op":"partition","groups":[["b1"],[]]}]}`, `field "groups": group 1 is empty`},
+		{`{"actions":[{"at":"1s","op":"fail-syncs","node":"b1","count":"two"}]}`, `actions[0]: field "count": json: cannot unmarshal string`},
+		{`{"actoins":[]}`, `unknown field "actoins"`},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(c.json), nodes)
+		if err == nil {
+			t.Errorf("%s: no error", c.json)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s:\n got  %v\n want %s", c.json, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,18 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"math/rand"
+	"time"
+)
+
+func bad(ch chan int) {
+	_ = time.Now()
+	time.Sleep(time.Second)
+	go fmt.Println(os.Args, rand.Int(), sync.Mutex{})
+	select {
+	case <-ch:
+	}
+}

@@ -1,0 +1,72 @@
+package world
+
+import (
+	"time"
+
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
+)
+
+// nodeClock is a node's view of simulated time. Its oscillator runs fast or
+// slow by driftPPM; its wall clock also carries an offset (skew plus every
+// jump). Monotonic time is unaffected by the offset, as CLOCK_MONOTONIC is
+// unaffected by settimeofday.
+type nodeClock struct {
+	loop     *sched.Loop
+	node     *sched.Node
+	epoch    time.Time
+	offset   time.Duration
+	driftPPM float64
+	// monoBase and monoAt anchor monotonic time so that changing the drift
+	// does not make it jump.
+	monoBase time.Duration
+	monoAt   time.Duration
+}
+
+func (c *nodeClock) rate() float64 { return 1 + c.driftPPM/1e6 }
+
+func (c *nodeClock) Now() time.Time {
+	return c.epoch.Add(c.Mono() + c.offset)
+}
+
+func (c *nodeClock) Mono() time.Duration {
+	elapsed := c.loop.Now() - c.monoAt
+	return c.monoBase + time.Duration(float64(elapsed)*c.rate())
+}
+
+func (c *nodeClock) setDrift(ppm float64) {
+	c.monoBase = c.Mono()
+	c.monoAt = c.loop.Now()
+	c.driftPPM = ppm
+}
+
+// AfterFunc converts node time into simulated time: a node whose clock runs
+// fast sees its timers fire early in real terms.
+func (c *nodeClock) AfterFunc(d time.Duration, f func()) sim.Timer {
+	real := time.Duration(float64(d) / c.rate())
+	t := &timer{f: f}
+	c.loop.After(real, c.node, sched.KindTimer, 0, t.fire)
+	return t
+}
+
+type timer struct {
+	f       func()
+	stopped bool
+	fired   bool
+}
+
+func (t *timer) fire() {
+	if t.stopped {
+		return
+	}
+	t.fired = true
+	t.f()
+}
+
+func (t *timer) Stop() bool {
+	if t.fired || t.stopped {
+		return false
+	}
+	t.stopped = true
+	return true
+}

@@ -1,0 +1,87 @@
+package scenario
+
+import (
+	"fmt"
+
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/sched"
+	"github.com/sluice-sim/sluice/sim/world"
+)
+
+// faultsStart is when generated faults may begin: after the cluster had a
+// moment to come up, so a run always shows some healthy traffic first.
+const faultsStart = 500_000_000 // 0.5 s
+
+// Run runs a scenario once.
+func Run(d Definition, o Options) (Result, error) {
+	o, err := d.resolve(o)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg := world.Config{Seed: o.Seed, RecordTrace: o.RecordTrace, Log: o.Log}
+	if d.Configure != nil {
+		d.Configure(&cfg, o)
+	}
+	w := world.New(cfg)
+	cluster := d.Build(w, o)
+	schedule := o.Schedule
+	if schedule == nil {
+		p := cluster.Profile()
+		p.Start, p.End = faultsStart, o.Run
+		s := faults.Generate(sched.NewRand(o.Seed, "faults", 0), p)
+		schedule = &s
+	}
+	if err := schedule.Install(w); err != nil {
+		return Result{}, err
+	}
+	w.Run(o.Run+o.Drain, o.EventsMax)
+	checks, stats := cluster.Finish(w)
+	r := Result{
+		Scenario:    d.Name,
+		Seed:        o.Seed,
+		Bugs:        o.Bugs.Names(),
+		Params:      o.Params,
+		SimTime:     w.Now(),
+		Events:      w.Loop().Dispatched(),
+		TraceHash:   fmt.Sprintf("%016x", w.TraceHash()),
+		Checks:      checks,
+		Stats:       stats,
+		Schedule:    *schedule,
+		WorldEvents: w.Events(),
+	}
+	if o.RecordTrace {
+		r.records, _ = w.Loop().Trace().Records()
+	}
+	return r, nil
+}
+
+// Determinism is the verdict of running one seed twice.
+type Determinism struct {
+	Same       bool
+	Divergence *sched.Divergence
+}
+
+// RunTwice runs a scenario twice with the same options, recording both
+// traces, and names the first event where they differ, if any.
+func RunTwice(d Definition, o Options) (Result, Determinism, error) {
+	o.RecordTrace = true
+	first, err := Run(d, o)
+	if err != nil {
+		return Result{}, Determinism{}, err
+	}
+	o.Log = nil
+	second, err := Run(d, o)
+	if err != nil {
+		return Result{}, Determinism{}, err
+	}
+	div, diverged := sched.Diverge(first.records, second.records)
+	if !diverged && first.TraceHash != second.TraceHash {
+		// The records were cut short (too many events) but the hashes
+		// still disagree: the divergence lies beyond what was kept.
+		div, diverged = sched.Divergence{Index: uint64(len(first.records)), Unavailable: true}, true
+	}
+	if !diverged {
+		return first, Determinism{Same: true}, nil
+	}
+	return first, Determinism{Divergence: &div}, nil
+}

@@ -1,0 +1,203 @@
+// Package scenario runs seeded fault scenarios: a cluster shape, a
+// workload and a fault schedule in a simulated world, judged by checks at
+// the end. A seed reproduces a run exactly; a run's schedule can be saved,
+// edited and replayed.
+package scenario
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/sched"
+	"github.com/sluice-sim/sluice/sim/world"
+)
+
+// Definition describes a scenario.
+type Definition struct {
+	Name    string
+	Summary string
+	// Bugs are the planted bugs this scenario can switch on.
+	Bugs []faults.Bug
+	// Params are the scenario's own knobs.
+	Params []Param
+	// Run is how long the workload runs under faults; Drain is how long it
+	// goes on after every fault has healed, before the checks.
+	Run, Drain time.Duration
+	// Configure adjusts the world's configuration (disk, network) before
+	// the world is made; nil leaves the defaults.
+	Configure func(cfg *world.Config, o Options)
+	// Build adds the scenario's nodes to the world.
+	Build func(w *world.World, o Options) Cluster
+}
+
+// Param is a scenario knob, set with --param name=value.
+type Param struct {
+	Name    string
+	Default string
+	// Values lists the accepted values; empty means any.
+	Values []string
+	Help   string
+}
+
+// Cluster is a built scenario.
+type Cluster interface {
+	// Profile says which nodes generated faults target and which kinds of
+	// faults they draw; the runner sets its Start and End.
+	Profile() faults.Profile
+	// Finish runs after the drain and returns the checks of the run and
+	// its counters. It may run the world further (a last crash and
+	// recovery to see what survived).
+	Finish(w *world.World) ([]Check, map[string]int64)
+}
+
+// Options are what a run is asked to do.
+type Options struct {
+	Seed uint64
+	Bugs faults.Bugs
+	// Schedule replaces the schedule the seed would generate.
+	Schedule *faults.Schedule
+	// Run and Drain override the definition's when non-zero.
+	Run, Drain time.Duration
+	// Params are the knobs' values by name; unset knobs take defaults.
+	Params map[string]string
+	// Log receives the processes' log lines.
+	Log io.Writer
+	// RecordTrace keeps every trace entry, to name a divergence.
+	RecordTrace bool
+	// EventsMax bounds the run; zero means no bound.
+	EventsMax uint64
+}
+
+// Param returns the value of a knob.
+func (o Options) Param(name string) string { return o.Params[name] }
+
+// Check is one judgement on a run.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Scenario  string            `json:"scenario"`
+	Seed      uint64            `json:"seed"`
+	Bugs      []string          `json:"bugs,omitempty"`
+	Params    map[string]string `json:"params,omitempty"`
+	SimTime   time.Duration     `json:"sim_time_ns"`
+	Events    uint64            `json:"events"`
+	TraceHash string            `json:"trace_hash"`
+	Checks    []Check           `json:"checks"`
+	Stats     map[string]int64  `json:"stats,omitempty"`
+	Schedule  faults.Schedule   `json:"schedule"`
+	// WorldEvents is what the world did: faults and what they cost.
+	WorldEvents []string `json:"world_events,omitempty"`
+
+	records []sched.Record
+}
+
+// OK reports whether every check held.
+func (r Result) OK() bool {
+	for _, c := range r.Checks {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// Failed lists the checks that did not hold.
+func (r Result) Failed() []Check {
+	var failed []Check
+	for _, c := range r.Checks {
+		if !c.OK {
+			failed = append(failed, c)
+		}
+	}
+	return failed
+}
+
+// StatNames lists the counters' names, sorted.
+func (r Result) StatNames() []string {
+	names := make([]string, 0, len(r.Stats))
+	for k := range r.Stats {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var registry = map[string]Definition{}
+
+// Register makes a scenario known by name.
+func Register(d Definition) {
+	if _, dup := registry[d.Name]; dup {
+		panic("scenario: " + d.Name + " registered twice")
+	}
+	registry[d.Name] = d
+}
+
+// Lookup finds a scenario by name; the error lists the known ones.
+func Lookup(name string) (Definition, error) {
+	d, ok := registry[name]
+	if !ok {
+		return Definition{}, fmt.Errorf("unknown scenario %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	return d, nil
+}
+
+// Names lists the registered scenarios, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// resolve fills defaults and rejects unknown knobs, values and bugs.
+func (d Definition) resolve(o Options) (Options, error) {
+	if o.Run == 0 {
+		o.Run = d.Run
+	}
+	if o.Drain == 0 {
+		o.Drain = d.Drain
+	}
+	params := map[string]string{}
+	for _, p := range d.Params {
+		params[p.Name] = p.Default
+	}
+	for _, name := range sortedKeys(o.Params) {
+		value := o.Params[name]
+		i := slices.IndexFunc(d.Params, func(p Param) bool { return p.Name == name })
+		if i < 0 {
+			return o, fmt.Errorf("scenario %s has no parameter %q", d.Name, name)
+		}
+		if vs := d.Params[i].Values; len(vs) > 0 && !slices.Contains(vs, value) {
+			return o, fmt.Errorf("scenario %s: parameter %s=%q: want one of %s", d.Name, name, value, strings.Join(vs, ", "))
+		}
+		params[name] = value
+	}
+	o.Params = params
+	for _, b := range o.Bugs.Names() {
+		if !slices.Contains(d.Bugs, faults.Bug(b)) {
+			return o, fmt.Errorf("scenario %s does not plant bug %q", d.Name, b)
+		}
+	}
+	return o, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
