@@ -1,0 +1,92 @@
+package kafka
+
+import (
+	"fmt"
+
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// versionRange is the versions of one API key we speak.
+type versionRange struct {
+	min, max int16
+}
+
+// ourVersions are the request versions the actors can send. The minimums
+// are where a feature we rely on appears; the maximums stop before topic
+// ids replace topic names (Produce v13, Fetch v13), which these actors do
+// not track.
+var ourVersions = map[kmsg.Key]versionRange{
+	// v3 is the first to carry RecordBatch v2.
+	kmsg.Produce: {3, 12},
+	// v4 is the first to return RecordBatch v2 and the isolation level.
+	kmsg.Fetch: {4, 12},
+	// v1 returns a single offset per partition instead of a list.
+	kmsg.ListOffsets: {1, 8},
+	// v1 distinguishes "no topics" from "all topics" and names the
+	// controller.
+	kmsg.Metadata:       {1, 12},
+	kmsg.InitProducerID: {0, 5},
+	kmsg.ApiVersions:    {0, 3},
+}
+
+// apiVersionsAsk is the ApiVersions version a connection opens with. A
+// broker that does not serve it answers UNSUPPORTED_VERSION in v0 form with
+// its ranges, which is enough.
+const apiVersionsAsk = 3
+
+// brokerVersions is what a broker advertised: the max version per key, -1
+// for a key it does not serve.
+type brokerVersions struct {
+	max [brokerKeysMax]int16
+}
+
+// brokerKeysMax bounds the API keys we remember; higher keys are ignored.
+const brokerKeysMax = 128
+
+func newBrokerVersions(resp *kmsg.ApiVersionsResponse) brokerVersions {
+	var bv brokerVersions
+	for i := range bv.max {
+		bv.max[i] = -1
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey >= 0 && int(k.ApiKey) < brokerKeysMax && k.MaxVersion >= k.MinVersion {
+			bv.max[k.ApiKey] = k.MaxVersion
+		}
+	}
+	return bv
+}
+
+// errUnsupported says a broker does not serve a version of an API key we
+// can speak; it is a definite error (the request was never sent).
+type errUnsupported struct {
+	key         kmsg.Key
+	brokerMax   int16
+	ourMin      int16
+	brokerKnown bool
+}
+
+func (e *errUnsupported) Error() string {
+	if e.brokerKnown && e.brokerMax >= 0 {
+		return fmt.Sprintf("broker serves %s up to v%d, we need v%d or later", keyName(int16(e.key)), e.brokerMax, e.ourMin)
+	}
+	return fmt.Sprintf("broker does not serve %s", keyName(int16(e.key)))
+}
+
+// negotiate picks min(our max, the broker's max) for key, as franz-go and
+// the Java client do.
+func (bv *brokerVersions) negotiate(key kmsg.Key) (int16, error) {
+	ours, ok := ourVersions[key]
+	sim.Assert(ok, "no version range for %s", keyName(int16(key)))
+	theirs := bv.max[key]
+	if theirs < ours.min {
+		return 0, &errUnsupported{key: key, brokerMax: theirs, ourMin: ours.min, brokerKnown: true}
+	}
+	return min(ours.max, theirs), nil
+}
+
+// serves reports whether the broker serves key at a version we speak.
+func (bv *brokerVersions) serves(key kmsg.Key) bool {
+	_, err := bv.negotiate(key)
+	return err == nil
+}
