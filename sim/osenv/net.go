@@ -126,8 +126,8 @@ type conn struct {
 	nc      net.Conn
 
 	// loop-only state
-	open   bool // OnOpen delivered
-	ended  bool // OnClose delivered or Close called: no more callbacks
+	open  bool // OnOpen delivered
+	ended bool // OnClose delivered or Close called: no more callbacks
 
 	mu          sync.Mutex
 	cond        *sync.Cond

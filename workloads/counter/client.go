@@ -24,7 +24,7 @@ type ClientConfig struct {
 	// Pace is how often the client tops its window up with new
 	// increments; zero means 5 ms.
 	Pace time.Duration
-	Bugs       faults.Bugs
+	Bugs faults.Bugs
 }
 
 // retryDelay is the wait before reconnecting or retrying.
