@@ -66,8 +66,9 @@ type ConnHandler interface {
 	OnFrame(c Conn, frame []byte)
 	// OnClose is called once, when the connection ends: err is nil when the
 	// peer closed it gracefully and otherwise says why (ErrReset,
-	// ErrTimeout, ErrRefused, ErrFrameTooLarge). It is not called after
-	// the handler's own Close.
+	// ErrTimeout, ErrRefused, ErrFrameTooLarge, ErrSendBufferFull). It is
+	// not called after the handler's own Close. The peer of a machine that
+	// lost power sees ErrTimeout, or ErrReset once the machine is back.
 	OnClose(c Conn, err error)
 }
 
@@ -76,7 +77,8 @@ type Conn interface {
 	// Send queues a frame; the connection owns it afterwards. Frames are
 	// delivered in order. Send fails with ErrClosed after the connection
 	// ended and with ErrSendBufferFull when more than MaxSendBufferBytes
-	// are queued, in which case the connection is reset.
+	// are queued, in which case the connection is reset and the handler's
+	// OnClose follows.
 	Send(frame []byte) error
 	// Close ends the connection after the queued frames; the peer sees a
 	// graceful close.
@@ -93,6 +95,7 @@ type Listener interface {
 
 // PacketConn is a bound datagram port.
 type PacketConn interface {
+	// SendTo sends one datagram; p is copied, as a socket copies it.
 	SendTo(addr string, p []byte) error
 	Close()
 	LocalAddr() string
