@@ -174,7 +174,8 @@ func (w *World) FillDisk(name string) error {
 	if err != nil {
 		return err
 	}
-	return w.DiskCapacity(name, n.disk.UsedBytes())
+	// One byte is the least capacity: zero would mean "as configured".
+	return w.DiskCapacity(name, max(n.disk.UsedBytes(), 1))
 }
 
 // Corrupt flips one bit in each of count random stored bytes of the node's

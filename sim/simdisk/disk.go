@@ -1,0 +1,426 @@
+package simdisk
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
+)
+
+// Errors of the simulated disk beyond those of package sim. Like those, they
+// come wrapped with the operation and name.
+var (
+	ErrInvalidPath  = errors.New("invalid path")
+	ErrIsDir        = errors.New("is a directory")
+	ErrNotDir       = errors.New("not a directory")
+	ErrNotEmpty     = errors.New("directory not empty")
+	ErrFileTooLarge = errors.New("file too large")
+	ErrTooManyOpen  = errors.New("too many open files")
+)
+
+// Disk is one node's simulated disk. It is not safe for concurrent use; it
+// runs on its loop like everything else in a simulated world.
+type Disk struct {
+	loop        *sched.Loop
+	node        *sched.Node
+	rng         *rand.Rand
+	cfg         Config
+	sectorBytes int64
+
+	// Faults.
+	capacityBytes int64
+	slowFactor    float64
+	failSyncs     int
+	readErrorRate float64
+
+	// cur is the namespace the process sees, committed the one on the
+	// platter; journal holds the operations between them, oldest first,
+	// and journalStart numbers journal[0] among all operations ever.
+	cur, committed tree
+	journal        []metaOp
+	journalStart   uint64
+
+	// inodes holds every inode something still refers to (a name, a
+	// committed name, an uncommitted create, an open handle).
+	inodes      map[uint64]*inode
+	inodeNext   uint64
+	usedBytes   int64
+	openHandles int
+
+	// processGen counts process incarnations: an FS or handle of an older
+	// one is closed. powerGen counts power losses: a disk event of an
+	// older one is void.
+	processGen uint64
+	powerGen   uint64
+	// busyUntil is when the device finishes the syncs queued so far.
+	busyUntil    time.Duration
+	flusherArmed bool
+}
+
+// New returns an empty disk for node. rng is the disk's own random stream;
+// it decides sync latencies, crash outcomes and injected faults.
+func New(loop *sched.Loop, node *sched.Node, rng *rand.Rand, cfg Config) *Disk {
+	sched.Assert(loop != nil && node != nil && rng != nil, "simdisk: New needs a loop, a node and a random stream")
+	cfg = cfg.resolved()
+	return &Disk{
+		loop:          loop,
+		node:          node,
+		rng:           rng,
+		cfg:           cfg,
+		sectorBytes:   int64(cfg.SectorBytes),
+		capacityBytes: cfg.CapacityBytes,
+		slowFactor:    1,
+		cur:           newTree(),
+		committed:     newTree(),
+		inodes:        make(map[uint64]*inode),
+	}
+}
+
+// Config is the disk's configuration with defaults filled in.
+func (d *Disk) Config() Config {
+	c := d.cfg
+	c.CrashModes = slices.Clone(c.CrashModes)
+	return c
+}
+
+// FS is the file system as the node's current process incarnation sees it.
+// ProcessKill and PowerLoss close it and every handle opened through it.
+func (d *Disk) FS() sim.FS { return &diskFS{d: d, gen: d.processGen} }
+
+// SetSlowFactor multiplies the time of every later sync (1 is normal).
+func (d *Disk) SetSlowFactor(f float64) {
+	sched.Assert(f > 0, "simdisk: slow factor %v", f)
+	d.slowFactor = f
+}
+
+// FailSyncs makes the next n file or directory syncs fail with sim.ErrIO. A
+// failed file sync throws the file's unsynced data away, in the page cache
+// too, as Linux marks the pages of a failed writeback clean; a failed
+// directory sync commits nothing.
+func (d *Disk) FailSyncs(n int) {
+	sched.Assert(n >= 0, "simdisk: fail %d syncs", n)
+	d.failSyncs = n
+}
+
+// SetCapacity changes the capacity; zero restores the configured one. A
+// capacity at or below UsedBytes fills the disk: later growth fails with
+// sim.ErrNoSpace.
+func (d *Disk) SetCapacity(bytes int64) {
+	sched.Assert(bytes >= 0, "simdisk: capacity %d", bytes)
+	if bytes == 0 {
+		bytes = d.cfg.CapacityBytes
+	}
+	d.capacityBytes = bytes
+}
+
+// SetReadErrorRate makes each ReadAt fail with sim.ErrIO with probability
+// p.
+func (d *Disk) SetReadErrorRate(p float64) {
+	sched.Assert(p >= 0 && p <= 1, "simdisk: read error rate %v", p)
+	d.readErrorRate = p
+}
+
+// DirtyBytes is the size of the dirty sectors of every file.
+func (d *Disk) DirtyBytes() int64 {
+	var sectors int64
+	for _, ino := range d.inodes { // a sum: order is irrelevant
+		sectors += int64(len(ino.dirty))
+	}
+	return sectors * d.sectorBytes
+}
+
+// UsedBytes is the sum of the current sizes of the files a name or an open
+// handle refers to; it is what the capacity bounds.
+func (d *Disk) UsedBytes() int64 { return d.usedBytes }
+
+// UncommittedOps is the number of metadata operations not yet committed.
+func (d *Disk) UncommittedOps() int { return len(d.journal) }
+
+// refresh updates an inode's accounting after its references changed.
+func (d *Disk) refresh(ino *inode) {
+	counted := ino.links > 0 || ino.opens > 0
+	if counted != ino.counted {
+		if counted {
+			d.usedBytes += ino.cur.sizeBytes
+		} else {
+			d.usedBytes -= ino.cur.sizeBytes
+		}
+		ino.counted = counted
+	}
+	live := counted || ino.durLinks > 0 || ino.journalRefs > 0
+	if live != ino.live {
+		if live {
+			d.inodes[ino.id] = ino
+		} else {
+			delete(d.inodes, ino.id)
+		}
+		ino.live = live
+	}
+}
+
+// resized accounts for a change of an inode's current size.
+func (d *Disk) resized(ino *inode, before int64) {
+	if ino.counted {
+		d.usedBytes += ino.cur.sizeBytes - before
+	}
+}
+
+// checkGrowth refuses growth of a file to end bytes that the size bound or
+// the capacity does not allow.
+func (d *Disk) checkGrowth(ino *inode, end int64) error {
+	if end > FileBytesMax {
+		return fmt.Errorf("size %d exceeds %d: %w", end, FileBytesMax, ErrFileTooLarge)
+	}
+	if growth := end - ino.cur.sizeBytes; growth > 0 && d.usedBytes+growth > d.capacityBytes {
+		return fmt.Errorf("%d more bytes with %d of %d used: %w", growth, d.usedBytes, d.capacityBytes, sim.ErrNoSpace)
+	}
+	return nil
+}
+
+func (d *Disk) newInode() *inode {
+	d.inodeNext++
+	return newInode(d.inodeNext, d.sectorBytes)
+}
+
+// metaOp applies a checked metadata operation to the current namespace and
+// journals it.
+func (d *Disk) metaOp(op metaOp) {
+	op.at = d.loop.Now()
+	if len(d.journal) >= JournalOpsMax {
+		d.commit(d.journalStart + uint64(len(d.journal)))
+	}
+	added, removed := d.cur.apply(op)
+	if added != nil {
+		added.links++
+		added.journalRefs++
+		d.refresh(added)
+	}
+	if removed != nil {
+		removed.links--
+		d.refresh(removed)
+	}
+	d.journal = append(d.journal, op)
+	label := ""
+	if d.loop.Trace().Recording() {
+		label = op.String()
+	}
+	d.note(mix(xxhash.Sum64String(op.path), xxhash.Sum64String(op.newPath)^uint64(op.kind)), label)
+	d.armFlusher()
+}
+
+// commit makes the journaled operations numbered below upto durable.
+func (d *Disk) commit(upto uint64) {
+	if upto <= d.journalStart {
+		return
+	}
+	n := int(min(upto-d.journalStart, uint64(len(d.journal))))
+	for _, op := range d.journal[:n] {
+		added, removed := d.committed.apply(op)
+		if added != nil {
+			added.durLinks++
+			added.journalRefs--
+			d.refresh(added)
+		}
+		if removed != nil {
+			removed.durLinks--
+			d.refresh(removed)
+		}
+	}
+	rest := copy(d.journal, d.journal[n:])
+	clear(d.journal[rest:]) // let removed inodes be collected
+	d.journal = d.journal[:rest]
+	d.journalStart += uint64(n)
+}
+
+// note adds a trace entry for a change made by the node's process; callers
+// build label only when the trace is recording.
+func (d *Disk) note(detail uint64, label string) {
+	d.loop.Trace().Note(d.loop.Now(), d.node, sched.KindWrite, detail, label)
+}
+
+// mix folds b into a for trace details.
+func mix(a, b uint64) uint64 {
+	h := a ^ (b * 0x9e3779b97f4a7c15)
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
+}
+
+// errPowerLost is what a sync whose completion a power loss prevented
+// reports, should its process still be there to hear it.
+var errPowerLost = fmt.Errorf("power lost before the sync completed: %w", sim.ErrIO)
+
+// transferTime is how long the device takes to write bytes at the
+// configured bandwidth.
+func (d *Disk) transferTime(bytes int64) time.Duration {
+	hi, lo := bits.Mul64(uint64(bytes), uint64(time.Second))
+	bw := uint64(d.cfg.BandwidthBytesPerSec)
+	if hi >= bw {
+		return time.Duration(1<<63 - 1)
+	}
+	q, _ := bits.Div64(hi, lo, bw)
+	return time.Duration(min(q, 1<<62))
+}
+
+// schedule queues one sync on the device. effect runs when the device is
+// done, as a disk event that a power loss voids but a process crash does
+// not; done then gets its result on the node's loop, unless the node has
+// crashed since the call.
+func (d *Disk) schedule(bytes int64, detail uint64, effect func() error, done func(error)) {
+	now := d.loop.Now()
+	service := d.cfg.SyncLatency.Sample(d.rng) + d.transferTime(bytes)
+	service = time.Duration(float64(service) * d.slowFactor)
+	at := max(now, d.busyUntil) + service
+	d.busyUntil = at
+	gen := d.powerGen
+	result := errPowerLost
+	d.loop.At(at, nil, sched.KindSync, detail, func() {
+		if d.powerGen == gen {
+			result = effect()
+		}
+	})
+	d.loop.At(at, d.node, sched.KindSync, detail, func() { done(result) })
+}
+
+// takeSyncFailure reports whether the sync being called is one of those
+// FailSyncs asked for.
+func (d *Disk) takeSyncFailure() bool {
+	if d.failSyncs == 0 {
+		return false
+	}
+	d.failSyncs--
+	return true
+}
+
+// syncFile queues a sync of ino's data as it is now.
+func (d *Disk) syncFile(ino *inode, name string, done func(error)) {
+	detail := mix(xxhash.Sum64String(name), 1)
+	bytes := int64(len(ino.dirty)) * d.sectorBytes
+	if d.takeSyncFailure() {
+		d.schedule(bytes, detail, func() error {
+			before := ino.cur.sizeBytes
+			ino.revert()
+			d.resized(ino, before)
+			return fmt.Errorf("sync %s: %w (unsynced data dropped)", name, sim.ErrIO)
+		}, done)
+		return
+	}
+	c := ino.capture()
+	d.schedule(bytes, detail, func() error {
+		if ino.revertSeq > c.seq {
+			return fmt.Errorf("sync %s: %w (an earlier failed sync dropped the data)", name, sim.ErrIO)
+		}
+		ino.complete(c, d.loop.Now())
+		return nil
+	}, done)
+}
+
+// syncDir queues a commit of the journal as it is now.
+func (d *Disk) syncDir(dir string, done func(error)) {
+	detail := mix(xxhash.Sum64String(dir), 2)
+	upto := d.journalStart + uint64(len(d.journal))
+	if d.takeSyncFailure() {
+		d.schedule(0, detail, func() error {
+			return fmt.Errorf("sync directory %q: %w", dir, sim.ErrIO)
+		}, done)
+		return
+	}
+	d.schedule(0, detail, func() error {
+		d.commit(upto)
+		return nil
+	}, done)
+}
+
+// armFlusher makes sure background writeback runs while anything is
+// unsynced. It ticks on a fixed grid of WritebackAge/6, as Linux's flusher
+// wakes every dirty_writeback_centisecs.
+func (d *Disk) armFlusher() {
+	if d.cfg.WritebackAge <= 0 || d.flusherArmed {
+		return
+	}
+	d.flusherArmed = true
+	period := max(d.cfg.WritebackAge/6, 1)
+	next := (d.loop.Now()/period + 1) * period
+	gen := d.powerGen
+	d.loop.At(next, nil, sched.KindSync, uint64(next), func() {
+		if d.powerGen != gen {
+			return
+		}
+		d.flusherArmed = false
+		d.flush()
+	})
+}
+
+// flush writes back every file whose oldest unsynced change is at least
+// WritebackAge old, and commits metadata operations as old.
+func (d *Disk) flush() {
+	cutoff := d.loop.Now() - d.cfg.WritebackAge
+	pending := false
+	for _, ino := range d.sortedInodes() {
+		at, ok := ino.oldestChange()
+		if !ok {
+			continue
+		}
+		if at <= cutoff {
+			ino.writeback()
+		} else {
+			pending = true
+		}
+	}
+	upto := d.journalStart
+	for _, op := range d.journal {
+		if op.at > cutoff {
+			break
+		}
+		upto++
+	}
+	d.commit(upto)
+	if pending || len(d.journal) > 0 {
+		d.armFlusher()
+	}
+}
+
+func (d *Disk) sortedInodes() []*inode {
+	out := make([]*inode, 0, len(d.inodes))
+	for _, ino := range d.inodes {
+		out = append(out, ino)
+	}
+	slices.SortFunc(out, func(a, b *inode) int { return cmpUint64(a.id, b.id) })
+	return out
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// closeHandles ends a process incarnation: every FS and handle of it is
+// closed, and files only they kept are gone.
+func (d *Disk) closeHandles() {
+	d.processGen++
+	d.openHandles = 0
+	for _, ino := range d.inodes { // per-inode updates and a sum: order is irrelevant
+		ino.opens = 0
+		d.refresh(ino)
+	}
+}
+
+// ProcessKill is a process crash (kill -9): every handle is closed, but the
+// page cache and the device survive, so nothing is lost and syncs in flight
+// still complete. The caller crashes the node, which drops their callbacks.
+func (d *Disk) ProcessKill() {
+	d.closeHandles()
+}

@@ -1,0 +1,336 @@
+package simdisk
+
+import (
+	"maps"
+	"time"
+)
+
+// image is one version of a file's content: the durable one (on the
+// platter) or the current one (in the page cache).
+//
+// Sector buffers are shared between the two images, and with captures of
+// in-flight syncs, and are then immutable: only a buffer marked owned in
+// the inode's dirty set may be changed in place. That makes a sync capture
+// and a completed sync cost a pointer per dirty sector instead of a copy.
+type image struct {
+	sizeBytes int64
+	// sectors holds each sector's bytes; a missing sector reads as zeros.
+	// Bytes at or beyond sizeBytes are always zero.
+	sectors map[int64][]byte
+}
+
+func newImage() image { return image{sectors: make(map[int64][]byte)} }
+
+func (im *image) clone() image {
+	return image{sizeBytes: im.sizeBytes, sectors: maps.Clone(im.sectors)}
+}
+
+// readAt copies the bytes at off into p; the caller keeps the range inside
+// the image's size.
+func (im *image) readAt(p []byte, off int64, sectorBytes int64) {
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		s := pos / sectorBytes
+		inSector := pos - s*sectorBytes
+		n := min(sectorBytes-inSector, end-pos)
+		dst := p[pos-off : pos-off+n]
+		if buf := im.sectors[s]; buf != nil {
+			copy(dst, buf[inSector:inSector+n])
+		} else {
+			clear(dst)
+		}
+		pos += n
+	}
+}
+
+// bytes materializes the whole image.
+func (im *image) bytes(sectorBytes int64) []byte {
+	out := make([]byte, im.sizeBytes)
+	im.readAt(out, 0, sectorBytes)
+	return out
+}
+
+// cutTo makes every byte at or beyond size zero, by dropping whole sectors
+// and copying the boundary one; it never changes a shared buffer.
+func (im *image) cutTo(size int64, sectorBytes int64) {
+	first := (size + sectorBytes - 1) / sectorBytes
+	for s := range im.sectors { // order is irrelevant: each key is deleted or kept
+		if s >= first {
+			delete(im.sectors, s)
+		}
+	}
+	if tail := size % sectorBytes; tail != 0 {
+		if buf := im.sectors[size/sectorBytes]; buf != nil && !allZero(buf[tail:]) {
+			fresh := make([]byte, sectorBytes)
+			copy(fresh, buf[:tail])
+			im.sectors[size/sectorBytes] = fresh
+		}
+	}
+	im.sizeBytes = size
+}
+
+func allZero(p []byte) bool {
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sameBuffer reports whether two sector buffers are the same memory (or both
+// absent, which reads as zeros).
+func sameBuffer(a, b []byte) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return &a[0] == &b[0]
+}
+
+// dirtySector is a sector whose current bytes may differ from its durable
+// ones.
+type dirtySector struct {
+	// version is the inode's change counter at the sector's last change.
+	version uint64
+	// since is when the sector became dirty, for background writeback.
+	since time.Duration
+	// owned says the current buffer is private to the page cache and may
+	// be changed in place; a sync capture takes ownership away.
+	owned bool
+}
+
+// inode is a file: its durable and current content and what refers to it.
+//
+// Invariants: cur and dur are equal byte for byte in every sector not in
+// dirty; dur equals what cur was when the change counter read durSeq.
+type inode struct {
+	id          uint64
+	sectorBytes int64
+	cur, dur    image
+	dirty       map[int64]dirtySector
+	// seq counts changes to cur.
+	seq uint64
+	// durSeq is the change count whose content dur holds.
+	durSeq uint64
+	// revertSeq is the change count of the last failed sync, which threw
+	// away the page cache: captures older than it are void.
+	revertSeq uint64
+	// sizeSince is when cur's size began to differ from dur's.
+	sizeSince time.Duration
+
+	// links counts current names (0 or 1), durLinks committed names,
+	// journalRefs uncommitted creates, opens open handles.
+	links, durLinks, journalRefs, opens int
+	// counted says the current size is in the disk's used bytes; live
+	// says the inode is in the disk's registry.
+	counted, live bool
+}
+
+func newInode(id uint64, sectorBytes int64) *inode {
+	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(), dirty: make(map[int64]dirtySector)}
+}
+
+// unsynced reports whether a crash could lose anything of the file.
+func (ino *inode) unsynced() bool {
+	return len(ino.dirty) > 0 || ino.cur.sizeBytes != ino.dur.sizeBytes
+}
+
+// oldestChange is when the oldest change not yet durable was made; ok is
+// false when everything is durable.
+func (ino *inode) oldestChange() (at time.Duration, ok bool) {
+	if ino.cur.sizeBytes != ino.dur.sizeBytes {
+		at, ok = ino.sizeSince, true
+	}
+	for _, e := range ino.dirty { // a minimum: order is irrelevant
+		if !ok || e.since < at {
+			at, ok = e.since, true
+		}
+	}
+	return at, ok
+}
+
+// writableSector returns the current buffer of sector s, private to the page
+// cache, and marks the sector changed. whole says the caller overwrites all
+// of it, so a fresh buffer need not copy the old bytes.
+func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte {
+	e, dirty := ino.dirty[s]
+	buf := ino.cur.sectors[s]
+	if !dirty || !e.owned || buf == nil {
+		fresh := make([]byte, ino.sectorBytes)
+		if buf != nil && !whole {
+			copy(fresh, buf)
+		}
+		buf = fresh
+		ino.cur.sectors[s] = buf
+	}
+	if !dirty {
+		e.since = now
+	}
+	e.version = ino.seq
+	e.owned = true
+	ino.dirty[s] = e
+	return buf
+}
+
+func (ino *inode) setCurSize(size int64, now time.Duration) {
+	if ino.cur.sizeBytes == ino.dur.sizeBytes && size != ino.dur.sizeBytes {
+		ino.sizeSince = now
+	}
+	ino.cur.sizeBytes = size
+}
+
+// write puts p at off in the page cache.
+func (ino *inode) write(p []byte, off int64, now time.Duration) {
+	ino.seq++
+	sb := ino.sectorBytes
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		s := pos / sb
+		inSector := pos - s*sb
+		n := min(sb-inSector, end-pos)
+		buf := ino.writableSector(s, now, n == sb)
+		copy(buf[inSector:inSector+n], p[pos-off:pos-off+n])
+		pos += n
+	}
+	if end > ino.cur.sizeBytes {
+		ino.setCurSize(end, now)
+	}
+}
+
+// truncate sets the page cache's size; growth reads as zeros.
+func (ino *inode) truncate(size int64, now time.Duration) {
+	ino.seq++
+	sb := ino.sectorBytes
+	old := ino.cur.sizeBytes
+	if size < old {
+		if tail := size % sb; tail != 0 && ino.cur.sectors[size/sb] != nil {
+			clear(ino.writableSector(size/sb, now, false)[tail:])
+		}
+		first := (size + sb - 1) / sb
+		last := (old - 1) / sb
+		if last-first+1 > int64(len(ino.cur.sectors)) {
+			for s := range ino.cur.sectors { // each key is handled alone: order is irrelevant
+				if s >= first {
+					ino.dropSector(s, now)
+				}
+			}
+		} else {
+			for s := first; s <= last; s++ {
+				ino.dropSector(s, now)
+			}
+		}
+	}
+	ino.setCurSize(size, now)
+}
+
+// dropSector removes a sector beyond the new size from the page cache; the
+// platter may still hold it, so it is dirty.
+func (ino *inode) dropSector(s int64, now time.Duration) {
+	if _, ok := ino.cur.sectors[s]; !ok {
+		return
+	}
+	delete(ino.cur.sectors, s)
+	e, dirty := ino.dirty[s]
+	if !dirty {
+		e.since = now
+	}
+	e.version = ino.seq
+	e.owned = false
+	ino.dirty[s] = e
+}
+
+// capturedSector is a dirty sector's content at a sync call.
+type capturedSector struct {
+	index int64
+	buf   []byte
+}
+
+// capture is what a sync call covers: the dirty sectors and size at the
+// call.
+type capture struct {
+	seq       uint64
+	sizeBytes int64
+	sectors   []capturedSector
+}
+
+func (ino *inode) capture() capture {
+	c := capture{seq: ino.seq, sizeBytes: ino.cur.sizeBytes, sectors: make([]capturedSector, 0, len(ino.dirty))}
+	// Map order reaches only the order of c.sectors, which completing the
+	// sync applies as a set.
+	for s, e := range ino.dirty {
+		c.sectors = append(c.sectors, capturedSector{index: s, buf: ino.cur.sectors[s]})
+		e.owned = false
+		ino.dirty[s] = e
+	}
+	return c
+}
+
+// complete makes a capture durable, unless something newer already is.
+// Sectors not changed since the capture become clean; the age of those
+// changed since counts from now.
+func (ino *inode) complete(c capture, now time.Duration) {
+	if ino.durSeq >= c.seq {
+		return
+	}
+	ino.dur.sizeBytes = c.sizeBytes
+	for _, cs := range c.sectors {
+		if cs.buf == nil {
+			delete(ino.dur.sectors, cs.index)
+		} else {
+			ino.dur.sectors[cs.index] = cs.buf
+		}
+		if e, ok := ino.dirty[cs.index]; ok {
+			if e.version <= c.seq {
+				delete(ino.dirty, cs.index)
+			} else {
+				e.since = now
+				ino.dirty[cs.index] = e
+			}
+		}
+	}
+	ino.durSeq = c.seq
+	if ino.cur.sizeBytes != ino.dur.sizeBytes {
+		ino.sizeSince = now
+	}
+}
+
+// writeback makes the whole current content durable.
+func (ino *inode) writeback() {
+	for s := range ino.dirty { // each key is handled alone: order is irrelevant
+		if buf := ino.cur.sectors[s]; buf != nil {
+			ino.dur.sectors[s] = buf
+		} else {
+			delete(ino.dur.sectors, s)
+		}
+	}
+	clear(ino.dirty)
+	ino.dur.sizeBytes = ino.cur.sizeBytes
+	ino.durSeq = ino.seq
+}
+
+// revert throws the page cache's unsynced content away, as Linux marks the
+// pages of a failed writeback clean: what remains is the durable content.
+func (ino *inode) revert() {
+	for s := range ino.dirty { // each key is handled alone: order is irrelevant
+		if buf := ino.dur.sectors[s]; buf != nil {
+			ino.cur.sectors[s] = buf
+		} else {
+			delete(ino.cur.sectors, s)
+		}
+	}
+	clear(ino.dirty)
+	ino.cur.sizeBytes = ino.dur.sizeBytes
+	ino.seq++
+	ino.revertSeq = ino.seq
+	ino.durSeq = ino.seq
+}
+
+// reset makes img both the durable and the current content, as after a
+// crash.
+func (ino *inode) reset(img image) {
+	ino.cur = img.clone()
+	ino.dur = img.clone()
+	clear(ino.dirty)
+	ino.seq++
+	ino.durSeq = ino.seq
+}
