@@ -1,0 +1,346 @@
+package checkers
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/sluice-sim/sluice/checkers/history"
+)
+
+// outcome is how an operation completed.
+type outcome uint8
+
+const (
+	// outcomePending: the history ends before the operation completes.
+	outcomePending outcome = iota
+	outcomeOK
+	outcomeFail
+	outcomeInfo
+)
+
+func outcomeOf(t history.Type) outcome {
+	switch t {
+	case history.OK:
+		return outcomeOK
+	case history.Fail:
+		return outcomeFail
+	case history.Info:
+		return outcomeInfo
+	}
+	panic(fmt.Sprintf("checkers: %q is not a completion", t))
+}
+
+// sendRec is one send, invoke and completion together.
+type sendRec struct {
+	value     int32
+	tp        int32
+	process   int
+	invokePos int
+	// donePos is the completion's position in the history, -1 if pending.
+	donePos int
+	outcome outcome
+	// offset is the acknowledged offset, -1 unless outcome is ok.
+	offset int64
+}
+
+// polledRecord is one record a poll returned.
+type polledRecord struct {
+	tp     int32
+	value  int32
+	offset int64
+}
+
+// pollRec is one poll, invoke and completion together.
+type pollRec struct {
+	process   int
+	invokePos int
+	donePos   int
+	outcome   outcome
+	records   []polledRecord
+}
+
+// consumerStep is a poll or an assign in one consumer's sequence.
+type consumerStep struct {
+	// poll indexes indexed.polls, or is -1 for an assign.
+	poll    int
+	outcome outcome
+}
+
+// indexed is a history digested once for every checker: partitions and
+// values interned to dense ids, invokes paired with completions. Positions
+// (invokePos, donePos) are indices into h, which is in real-time order.
+type indexed struct {
+	h history.History
+	// tps is every partition named by the history, sorted; a tp id indexes it.
+	tps []history.TopicPartition
+	// values is every record value, in order of first appearance.
+	values []string
+	// sendOf maps a value id to its send, -1 for a value never sent.
+	sendOf []int32
+	sends  []sendRec
+	polls  []pollRec
+	// consumers is each process's polls and assigns in order, by process.
+	consumers []consumerSteps
+	malformed []Example
+	stats     map[string]int64
+}
+
+type consumerSteps struct {
+	process int
+	steps   []consumerStep
+}
+
+// pendingConsumerOp is a consumer op invoked and not yet completed.
+type pendingConsumerOp struct {
+	f    history.F
+	poll int // index into polls, -1 for an assign
+	pos  int
+}
+
+func indexHistory(h history.History) *indexed {
+	ix := &indexed{h: h, stats: map[string]int64{}}
+	tpID := ix.internPartitions()
+	valueID := map[string]int32{}
+	intern := func(v string) int32 {
+		if id, ok := valueID[v]; ok {
+			return id
+		}
+		id := int32(len(ix.values))
+		if int(id) != len(ix.values) {
+			panic("checkers: more than 2^31 distinct values")
+		}
+		valueID[v] = id
+		ix.values = append(ix.values, v)
+		ix.sendOf = append(ix.sendOf, -1)
+		return id
+	}
+	pendingSends := map[int32]int{}
+	pendingConsumer := map[int]pendingConsumerOp{}
+	steps := map[int][]consumerStep{}
+	// Every counter exists, so that reports of different runs line up.
+	for _, o := range []outcome{outcomePending, outcomeOK, outcomeFail, outcomeInfo} {
+		ix.stats["sends-"+outcomeName(o)] = 0
+		ix.stats["polls-"+outcomeName(o)] = 0
+		ix.stats["assigns-"+outcomeName(o)] = 0
+	}
+	for pos := range h {
+		op := &h[pos]
+		switch op.F {
+		case history.Send:
+			ix.indexSend(pos, tpID, intern, pendingSends)
+		case history.Poll, history.Assign:
+			ix.indexConsumerOp(pos, tpID, intern, pendingConsumer, steps)
+		default:
+			ix.malform(pos, fmt.Sprintf("unknown f %q", op.F))
+		}
+	}
+	for _, p := range pendingConsumer {
+		if p.f == history.Assign {
+			ix.stats["assigns-pending"]++
+		}
+	}
+	for _, s := range ix.sends {
+		ix.stats["sends-"+outcomeName(s.outcome)]++
+	}
+	for _, p := range ix.polls {
+		ix.stats["polls-"+outcomeName(p.outcome)]++
+		ix.stats["records-polled"] += int64(len(p.records))
+	}
+	ix.stats["sends"] = int64(len(ix.sends))
+	ix.stats["polls"] = int64(len(ix.polls))
+	ix.stats["ops"] = int64(len(h))
+	ix.stats["partitions"] = int64(len(ix.tps))
+	ix.stats["values"] = int64(len(ix.values))
+	ix.stats["consumers"] = int64(len(steps))
+	processes := make([]int, 0, len(steps))
+	for p := range steps {
+		processes = append(processes, p)
+	}
+	slices.Sort(processes)
+	for _, p := range processes {
+		ix.consumers = append(ix.consumers, consumerSteps{process: p, steps: steps[p]})
+	}
+	return ix
+}
+
+func outcomeName(o outcome) string {
+	switch o {
+	case outcomeOK:
+		return "ok"
+	case outcomeFail:
+		return "fail"
+	case outcomeInfo:
+		return "info"
+	}
+	return "pending"
+}
+
+// internPartitions gives every partition the history names a dense id in
+// sorted order, so that everything keyed by id iterates deterministically.
+func (ix *indexed) internPartitions() map[history.TopicPartition]int32 {
+	seen := map[history.TopicPartition]struct{}{}
+	for i := range ix.h {
+		op := &ix.h[i]
+		if op.Record != nil {
+			seen[op.Record.TP()] = struct{}{}
+		}
+		for _, r := range op.Records {
+			seen[r.TP()] = struct{}{}
+		}
+		for _, tp := range op.Assign {
+			seen[tp] = struct{}{}
+		}
+	}
+	for tp := range seen {
+		ix.tps = append(ix.tps, tp)
+	}
+	slices.SortFunc(ix.tps, compareTP)
+	ids := make(map[history.TopicPartition]int32, len(ix.tps))
+	for i, tp := range ix.tps {
+		ids[tp] = int32(i)
+	}
+	return ids
+}
+
+func compareTP(a, b history.TopicPartition) int {
+	if a.Topic != b.Topic {
+		if a.Topic < b.Topic {
+			return -1
+		}
+		return 1
+	}
+	return int(a.Partition) - int(b.Partition)
+}
+
+func (ix *indexed) malform(pos int, detail string) {
+	ix.malformed = append(ix.malformed, Example{
+		Offset: -1,
+		Ops:    []int{ix.h[pos].Index},
+		Detail: fmt.Sprintf("op %d (process %d): %s", ix.h[pos].Index, ix.h[pos].Process, detail),
+	})
+}
+
+func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
+	intern func(string) int32, pending map[int32]int) {
+	op := &ix.h[pos]
+	if op.Record == nil {
+		ix.malform(pos, "send without a record")
+		return
+	}
+	value := intern(op.Record.Value)
+	if op.Type == history.Invoke {
+		if ix.sendOf[value] >= 0 {
+			ix.malform(pos, fmt.Sprintf("value %q sent twice; values must be unique", op.Record.Value))
+			return
+		}
+		ix.sendOf[value] = int32(len(ix.sends))
+		pending[value] = len(ix.sends)
+		ix.sends = append(ix.sends, sendRec{
+			value: value, tp: tpID[op.Record.TP()], process: op.Process,
+			invokePos: pos, donePos: -1, outcome: outcomePending, offset: -1,
+		})
+		return
+	}
+	i, ok := pending[value]
+	if !ok || ix.sends[i].process != op.Process {
+		ix.malform(pos, fmt.Sprintf("%s of send %q without a pending invoke by this process", op.Type, op.Record.Value))
+		return
+	}
+	delete(pending, value)
+	s := &ix.sends[i]
+	s.donePos = pos
+	s.outcome = outcomeOf(op.Type)
+	if s.outcome != outcomeOK {
+		return
+	}
+	if op.Record.Offset < 0 {
+		ix.malform(pos, fmt.Sprintf("ok send %q without an offset; taken as info", op.Record.Value))
+		s.outcome = outcomeInfo
+		return
+	}
+	// The completion's partition wins: a client may pick the partition
+	// only when it sends.
+	s.tp = tpID[op.Record.TP()]
+	s.offset = op.Record.Offset
+}
+
+func (ix *indexed) indexConsumerOp(pos int, tpID map[history.TopicPartition]int32,
+	intern func(string) int32, pending map[int]pendingConsumerOp, steps map[int][]consumerStep) {
+	op := &ix.h[pos]
+	if op.Type == history.Invoke {
+		if prev, ok := pending[op.Process]; ok {
+			ix.malform(pos, fmt.Sprintf("%s invoked while op %d of the same consumer is pending",
+				op.F, ix.h[prev.pos].Index))
+		}
+		p := pendingConsumerOp{f: op.F, poll: -1, pos: pos}
+		if op.F == history.Poll {
+			p.poll = len(ix.polls)
+			ix.polls = append(ix.polls, pollRec{
+				process: op.Process, invokePos: pos, donePos: -1, outcome: outcomePending,
+			})
+		}
+		pending[op.Process] = p
+		return
+	}
+	p, ok := pending[op.Process]
+	if !ok || p.f != op.F {
+		ix.malform(pos, fmt.Sprintf("%s of %s without a pending invoke by this process", op.Type, op.F))
+		return
+	}
+	delete(pending, op.Process)
+	o := outcomeOf(op.Type)
+	steps[op.Process] = append(steps[op.Process], consumerStep{poll: p.poll, outcome: o})
+	if op.F == history.Assign {
+		ix.stats["assigns-"+outcomeName(o)]++
+		return
+	}
+	poll := &ix.polls[p.poll]
+	poll.donePos = pos
+	poll.outcome = o
+	if o != outcomeOK {
+		return
+	}
+	poll.records = make([]polledRecord, 0, len(op.Records))
+	for _, r := range op.Records {
+		if r.Offset < 0 {
+			ix.malform(pos, fmt.Sprintf("polled record %q without an offset; ignored", r.Value))
+			continue
+		}
+		poll.records = append(poll.records, polledRecord{
+			tp: tpID[r.TP()], value: intern(r.Value), offset: r.Offset,
+		})
+	}
+}
+
+// opIndex is the history's own index of the op at pos.
+func (ix *indexed) opIndex(pos int) int { return ix.h[pos].Index }
+
+func (ix *indexed) tpName(tp int32) string { return ix.tps[tp].String() }
+
+// checkHistory reports how well-formed the history is and counts its ops.
+func checkHistory(ix *indexed, opts Options) Verdict {
+	f := newFindings(opts.ExamplesMax)
+	for _, ex := range ix.malformed {
+		f.add(KindMalformedHistory, ex)
+	}
+	stats := make(map[string]int64, len(ix.stats))
+	for k, v := range ix.stats {
+		stats[k] = v
+	}
+	anomalies := f.anomalies()
+	return Verdict{
+		Checker:   CheckerHistory,
+		Valid:     len(anomalies) == 0,
+		Anomalies: anomalies,
+		Stats:     stats,
+		Notes:     []string{},
+	}
+}
+
+// CheckHistory checks that h is well-formed (every completion has its
+// invoke, send values are unique, a consumer's ops do not overlap) and
+// counts its operations by kind and outcome.
+func CheckHistory(h history.History, opts Options) Verdict {
+	opts = opts.withDefaults()
+	return checkHistory(indexHistory(h), opts)
+}

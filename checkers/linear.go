@@ -1,0 +1,412 @@
+package checkers
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/sluice-sim/sluice/checkers/history"
+)
+
+const (
+	// linearTimeoutMin is the least budget a window gets, so that a small
+	// window among large ones is still decided.
+	linearTimeoutMin = 20 * time.Millisecond
+	// linearWindowOpsMax bounds the ops porcupine is given at once: its
+	// memory grows as ops squared over 8 bytes (a bitset per state).
+	linearWindowOpsMax = 32_768
+	// stuckShownMax bounds the ops an illegal partition's example names.
+	stuckShownMax = 3
+	// recordsShownMax bounds the records an op description lists.
+	recordsShownMax = 4
+)
+
+// CheckLinearizable checks with porcupine that every partition behaved as
+// one append-only log. Partitions are checked one by one, each cut into
+// windows that no op spans (see linearWindows); the windows' budgets split
+// Options.LinearTimeout in proportion to their op counts (at least
+// linearTimeoutMin each), and a partition with a window that runs out is
+// unknown.
+//
+// The model of a partition is its log as a sorted list of (offset, value):
+//
+//   - A send appends its value at its offset, and sends append in offset
+//     order (see partitionModel). The offset is pinned: an acknowledged
+//     send's is the one acknowledged, an info or never-completed send's is
+//     the lowest offset at which a poll read its value. An info send nobody
+//     read is left out: whether it landed is unobservable, and leaving it
+//     out keeps every modelled send pinned, which keeps the search near
+//     linear. Failed sends are left out: they did not happen. An op that
+//     never completes returns at infinity, so it may linearize at any
+//     point after its call.
+//   - A poll becomes one observation per partition it read: its records
+//     there must be entries of the log at the linearization point, and
+//     consecutive ones (no entry of the log between two records read in a
+//     row). Gaps in offsets that no entry fills are allowed: transaction
+//     markers, compacted records and unread info sends leave them. Where a
+//     poll starts is not modelled; the anomaly checker follows consumers.
+//     Polls of several partitions are not atomic across them, as in Kafka.
+//
+// Time is the position in the history, which is in real-time order; Op.Time
+// is not consulted.
+func CheckLinearizable(h history.History, opts Options) Verdict {
+	opts = opts.withDefaults()
+	return checkLinearizable(indexHistory(h), opts)
+}
+
+type linKind uint8
+
+const (
+	linSend linKind = iota
+	linPoll
+)
+
+// linOp is one modelled operation on one partition, the porcupine input.
+type linOp struct {
+	kind linKind
+	// send: the entry appended.
+	entry logEntry
+	// poll: the records read on this partition, in order.
+	records []polledRecord
+	// ops are the history positions of the invoke and the completion (-1
+	// if none), for reports.
+	invokePos, donePos int
+}
+
+// partitionModel is the model of one partition whose modelled sends have
+// the distinct offsets order, sorted, starting from the log init. Sends
+// must append in offset order, each at the next offset of order: the log
+// cannot grow past an offset some modelled send still has to fill. Without
+// this rule an info send, which may linearize any time after its call,
+// could jump ahead and every send below it would then be stuck until the
+// search backtracks, exponential in the concurrent polls.
+func partitionModel(order []int64, init *plog) porcupine.Model {
+	return porcupine.Model{
+		Init: func() any { return init },
+		Step: func(state, input, _ any) (bool, any) {
+			l := state.(*plog)
+			op := input.(*linOp)
+			if op.kind == linSend {
+				if l.Len() >= len(order) || op.entry.offset != order[l.Len()] {
+					return false, nil
+				}
+				return true, l.Append(op.entry)
+			}
+			return pollFits(l, op.records), l
+		},
+		Equal: func(a, b any) bool { return a.(*plog).Equal(b.(*plog)) },
+		Hash:  func(s any) uint64 { return s.(*plog).hash },
+	}
+}
+
+// sendOffsets is the sorted, distinct offsets of the modelled sends in ops.
+func sendOffsets(ops []porcupine.Operation) []int64 {
+	var order []int64
+	for _, op := range ops {
+		if in := op.Input.(*linOp); in.kind == linSend {
+			order = append(order, in.entry.offset)
+		}
+	}
+	slices.Sort(order)
+	return slices.Compact(order)
+}
+
+// pollFits reports whether records are consecutive entries of l.
+func pollFits(l *plog, records []polledRecord) bool {
+	at := l.Find(records[0].offset)
+	if at < 0 {
+		return false
+	}
+	for k, r := range records {
+		if at+k >= l.Len() {
+			return false
+		}
+		if e := l.At(at + k); e.offset != r.offset || e.value != r.value {
+			return false
+		}
+	}
+	return true
+}
+
+// linearOps splits the history into per-partition porcupine operations.
+func linearOps(ix *indexed, reads readSummary) [][]porcupine.Operation {
+	byTP := make([][]porcupine.Operation, len(ix.tps))
+	for i := range ix.sends {
+		s := &ix.sends[i]
+		op := &linOp{kind: linSend, invokePos: s.invokePos, donePos: s.donePos}
+		ret := int64(math.MaxInt64)
+		switch {
+		case s.outcome == outcomeOK:
+			op.entry = logEntry{offset: s.offset, value: s.value}
+			ret = int64(s.donePos)
+		case s.outcome == outcomeFail:
+			continue
+		case reads.polledOffset[s.value] >= 0:
+			op.entry = logEntry{offset: reads.polledOffset[s.value], value: s.value}
+		default:
+			continue
+		}
+		byTP[s.tp] = append(byTP[s.tp], porcupine.Operation{
+			ClientId: s.process, Input: op, Call: int64(s.invokePos), Return: ret,
+		})
+	}
+	for i := range ix.polls {
+		p := &ix.polls[i]
+		if p.outcome != outcomeOK {
+			continue
+		}
+		// Records of one partition keep their order; partitions are taken
+		// in id order so that op order is deterministic.
+		runs := map[int32][]polledRecord{}
+		var tps []int32
+		for _, r := range p.records {
+			if _, ok := runs[r.tp]; !ok {
+				tps = append(tps, r.tp)
+			}
+			runs[r.tp] = append(runs[r.tp], r)
+		}
+		slices.Sort(tps)
+		for _, tp := range tps {
+			byTP[tp] = append(byTP[tp], porcupine.Operation{
+				ClientId: p.process,
+				Input: &linOp{kind: linPoll, records: runs[tp],
+					invokePos: p.invokePos, donePos: p.donePos},
+				Call: int64(p.invokePos), Return: int64(p.donePos),
+			})
+		}
+	}
+	return byTP
+}
+
+func checkLinearizable(ix *indexed, opts Options) Verdict {
+	c := linearCheck{
+		ix: ix, opts: opts, f: newFindings(opts.ExamplesMax), notes: []string{},
+		stats: map[string]int64{
+			"partitions-ok": 0, "partitions-nonlinearizable": 0, "partitions-unknown": 0,
+			"ops-modelled": 0, "windows": 0,
+		},
+	}
+	byTP := linearOps(ix, summariseReads(ix))
+	for _, ops := range byTP {
+		c.total += len(ops)
+	}
+	c.stats["ops-modelled"] = int64(c.total)
+	for tp, ops := range byTP {
+		if len(ops) > 0 {
+			c.checkPartition(int32(tp), ops)
+		}
+	}
+	if len(ix.malformed) > 0 {
+		c.notes = append(c.notes, fmt.Sprintf(
+			"%d malformed ops were skipped; see the history verdict", len(ix.malformed)))
+	}
+	anomalies := c.f.anomalies()
+	unknown := len(anomalies) == 0 && c.stats["partitions-unknown"] > 0
+	return Verdict{
+		Checker:   CheckerLinearizable,
+		Valid:     len(anomalies) == 0 && !unknown,
+		Unknown:   unknown,
+		Anomalies: anomalies,
+		Stats:     c.stats,
+		Notes:     c.notes,
+	}
+}
+
+// linearCheck is one run of CheckLinearizable.
+type linearCheck struct {
+	ix    *indexed
+	opts  Options
+	f     *findings
+	stats map[string]int64
+	notes []string
+	total int // ops over all partitions, to share the time budget
+}
+
+// checkPartition checks one partition window by window. A window that
+// runs out of time leaves the partition unknown, but later windows are
+// still checked: their starting log is forced (every earlier send, in
+// offset order), so an illegal later window proves the partition illegal.
+func (c *linearCheck) checkPartition(tp int32, ops []porcupine.Operation) {
+	order := sendOffsets(ops)
+	windows := linearWindows(ops, order)
+	c.stats["windows"] += int64(len(windows))
+	prefix := emptyPlog
+	unknown := false
+	for _, w := range windows {
+		if len(w) > linearWindowOpsMax {
+			unknown = true
+			c.notes = append(c.notes, fmt.Sprintf("partition %s has a window of %d concurrent ops, more than "+
+				"porcupine is given (%d): result unknown", c.ix.tpName(tp), len(w), linearWindowOpsMax))
+		} else {
+			budget := max(linearTimeoutMin,
+				time.Duration(float64(c.opts.LinearTimeout)*float64(len(w))/float64(c.total)))
+			model := partitionModel(order, prefix)
+			switch porcupine.CheckOperationsTimeout(model, w, budget) {
+			case porcupine.Unknown:
+				unknown = true
+				c.notes = append(c.notes, fmt.Sprintf("porcupine timed out on partition %s "+
+					"(window of %d ops from op %d, budget %v): result unknown",
+					c.ix.tpName(tp), len(w), c.ix.opIndex(int(w[0].Call)), budget))
+			case porcupine.Illegal:
+				c.stats["partitions-nonlinearizable"]++
+				c.f.add(KindNonlinearizable, c.ix.explainIllegal(tp, model, w, budget))
+				return
+			}
+		}
+		prefix = appendSends(prefix, w)
+	}
+	if unknown {
+		c.stats["partitions-unknown"]++
+		return
+	}
+	c.stats["partitions-ok"]++
+}
+
+// appendSends is l with the sends of window w appended in offset order,
+// which is the log after w if w is linearizable.
+func appendSends(l *plog, w []porcupine.Operation) *plog {
+	var entries []logEntry
+	for _, op := range w {
+		if in := op.Input.(*linOp); in.kind == linSend {
+			entries = append(entries, in.entry)
+		}
+	}
+	slices.SortFunc(entries, func(a, b logEntry) int { return cmp.Compare(a.offset, b.offset) })
+	for _, e := range entries {
+		if l.Len() == 0 || e.offset > l.Last().offset {
+			l = l.Append(e)
+		}
+	}
+	return l
+}
+
+// linearWindows cuts one partition's ops into windows that no op spans,
+// so that porcupine, whose memory grows with the square of the ops it is
+// given, sees one window at a time.
+//
+// First it tightens the returns of sends that never completed: a send at
+// offset o linearizes before any send at a higher offset, so it returns,
+// at the latest, when the first of those returns. Without this an info
+// send would span the rest of the history.
+func linearWindows(ops []porcupine.Operation, order []int64) [][]porcupine.Operation {
+	// latest[k] is the earliest finite return among sends whose offset is
+	// order[k] or above.
+	latest := make([]int64, len(order)+1)
+	for k := range latest {
+		latest[k] = math.MaxInt64
+	}
+	for _, op := range ops {
+		if in := op.Input.(*linOp); in.kind == linSend && op.Return != math.MaxInt64 {
+			k, _ := slices.BinarySearch(order, in.entry.offset)
+			latest[k] = min(latest[k], op.Return)
+		}
+	}
+	for k := len(order) - 1; k >= 0; k-- {
+		latest[k] = min(latest[k], latest[k+1])
+	}
+	for i := range ops {
+		in := ops[i].Input.(*linOp)
+		if in.kind != linSend || ops[i].Return != math.MaxInt64 {
+			continue
+		}
+		k, _ := slices.BinarySearch(order, in.entry.offset)
+		// A return before the call would be illegal anyway; leave it
+		// to porcupine to say so.
+		if bound := latest[k+1]; bound != math.MaxInt64 && bound >= ops[i].Call {
+			ops[i].Return = bound
+		}
+	}
+	slices.SortFunc(ops, func(a, b porcupine.Operation) int {
+		if c := cmp.Compare(a.Call, b.Call); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Return, b.Return)
+	})
+	var windows [][]porcupine.Operation
+	start := 0
+	reach := int64(math.MinInt64)
+	for i, op := range ops {
+		if i > start && reach < op.Call {
+			windows = append(windows, ops[start:i])
+			start = i
+		}
+		reach = max(reach, op.Return)
+	}
+	return append(windows, ops[start:])
+}
+
+// summariseReads is checkReads without reporting.
+func summariseReads(ix *indexed) readSummary {
+	return checkReads(ix, newFindings(1))
+}
+
+// explainIllegal reruns porcupine on an illegal partition to name the ops
+// its longest partial linearization could not take in.
+func (ix *indexed) explainIllegal(tp int32, model porcupine.Model, ops []porcupine.Operation,
+	budget time.Duration) Example {
+	ex := Example{Partition: ix.tpName(tp), Offset: -1}
+	result, info := porcupine.CheckOperationsVerbose(model, ops, budget)
+	partials := info.PartialLinearizations()
+	if result != porcupine.Illegal || len(partials) != 1 {
+		ex.Detail = fmt.Sprintf("no linearization of the %d ops from op %d on %s",
+			len(ops), ix.opIndex(int(ops[0].Call)), ix.tpName(tp))
+		return ex
+	}
+	var longest []int
+	for _, p := range partials[0] {
+		if len(p) > len(longest) || (len(p) == len(longest) && slices.Compare(p, longest) < 0) {
+			longest = p
+		}
+	}
+	taken := make([]bool, len(ops))
+	for _, id := range longest {
+		taken[id] = true
+	}
+	var stuck []int
+	for id := range ops {
+		if !taken[id] {
+			stuck = append(stuck, id)
+		}
+	}
+	slices.SortFunc(stuck, func(a, b int) int {
+		if c := cmp.Compare(ops[a].Call, ops[b].Call); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	var described []string
+	for _, id := range stuck[:min(len(stuck), stuckShownMax)] {
+		op := ops[id].Input.(*linOp)
+		ex.Ops = append(ex.Ops, ix.opIndex(op.invokePos))
+		described = append(described, ix.describeLinOp(op))
+	}
+	slices.Sort(ex.Ops)
+	ex.Detail = fmt.Sprintf("no linearization of the %d ops from op %d on %s: at most %d fit; "+
+		"%d cannot follow, first %s", len(ops), ix.opIndex(int(ops[0].Call)), ix.tpName(tp),
+		len(longest), len(stuck), strings.Join(described, "; "))
+	return ex
+}
+
+func (ix *indexed) describeLinOp(op *linOp) string {
+	done := "never completed"
+	if op.donePos >= 0 {
+		done = fmt.Sprintf("%s op %d", ix.h[op.donePos].Type, ix.opIndex(op.donePos))
+	}
+	if op.kind == linSend {
+		return fmt.Sprintf("send %q at offset %d (op %d, %s)",
+			ix.values[op.entry.value], op.entry.offset, ix.opIndex(op.invokePos), done)
+	}
+	var recs []string
+	for _, r := range op.records[:min(len(op.records), recordsShownMax)] {
+		recs = append(recs, fmt.Sprintf("%d:%q", r.offset, ix.values[r.value]))
+	}
+	if len(op.records) > recordsShownMax {
+		recs = append(recs, fmt.Sprintf("+%d more", len(op.records)-recordsShownMax))
+	}
+	return fmt.Sprintf("poll read [%s] (op %d, %s)", strings.Join(recs, " "), ix.opIndex(op.invokePos), done)
+}
