@@ -66,6 +66,7 @@ type errUnsupported struct {
 	brokerKnown bool
 }
 
+// Error says what the broker lacks.
 func (e *errUnsupported) Error() string {
 	if e.brokerKnown && e.brokerMax >= 0 {
 		return fmt.Sprintf("broker serves %s up to v%d, we need v%d or later", keyName(int16(e.key)), e.brokerMax, e.ourMin)

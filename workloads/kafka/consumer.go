@@ -1,0 +1,803 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluice-sim/sluice/checkers/history"
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ResetPolicy is where a consumer starts when it has no position or its
+// position left the log (auto.offset.reset).
+type ResetPolicy int8
+
+// Reset policies. The zero value is ResetEarliest.
+const (
+	ResetEarliest ResetPolicy = iota
+	ResetLatest
+	// ResetNone leaves the partition in error (Consumer.PartitionError)
+	// until the caller seeks.
+	ResetNone
+)
+
+// ListOffsets timestamps naming the log's ends.
+const (
+	timestampLatest   int64 = -1
+	timestampEarliest int64 = -2
+)
+
+// Errors the consumer reports per partition.
+var (
+	// ErrOffsetOutOfRange: the position left the log and the reset policy
+	// is none.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrPollPending: Poll, Assign or Seek was called while a poll is in
+	// progress. A consumer does one thing at a time, as its history says.
+	ErrPollPending = errors.New("a poll is in progress")
+	// ErrNotAssigned: the partition is not assigned to the consumer.
+	ErrNotAssigned = errors.New("partition not assigned")
+)
+
+// batchDecompressedMaxBytes bounds one decompressed batch.
+const batchDecompressedMaxBytes = 64 << 20
+
+// fetchBatchesMax bounds the batches decoded from one partition response.
+const fetchBatchesMax = 1 << 16
+
+// ConsumerConfig configures a consumer. Zero fields take the defaults
+// named on each.
+type ConsumerConfig struct {
+	Bootstrap []string
+	// ClientID names the client to the brokers; default "sluice-consumer".
+	ClientID string
+	// Process is the history's process number for this consumer.
+	Process int
+	// Recorder receives the history; nil records nothing.
+	Recorder    history.Recorder
+	ResetPolicy ResetPolicy
+	// FetchMaxWait is how long a broker may hold a fetch for FetchMinBytes,
+	// and how long a poll waits for records; default 500 ms.
+	FetchMaxWait time.Duration
+	// FetchMinBytes is what a broker waits for; default 1.
+	FetchMinBytes int
+	// FetchMaxBytes bounds a fetch response; default 4 MiB.
+	FetchMaxBytes int
+	// PartitionMaxBytes bounds one partition in a fetch response; default
+	// 1 MiB. A broker still returns a first batch larger than this.
+	PartitionMaxBytes int
+	// RequestTimeout bounds a request's wait beyond FetchMaxWait; default
+	// 10 s.
+	RequestTimeout time.Duration
+	// RetryBackoff is the first wait before fetching a partition again
+	// after an error; it doubles up to RetryBackoffMax. Defaults 100 ms, 1 s.
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
+	// MetadataMinInterval bounds the metadata refresh rate; default 250 ms.
+	MetadataMinInterval time.Duration
+	// MetadataMaxAge refreshes metadata periodically; default 5 min.
+	MetadataMaxAge time.Duration
+}
+
+func (cfg *ConsumerConfig) withDefaults() (ConsumerConfig, error) {
+	c := *cfg
+	if len(c.Bootstrap) == 0 {
+		return c, errors.New("consumer config: no bootstrap brokers")
+	}
+	if c.ResetPolicy < ResetEarliest || c.ResetPolicy > ResetNone {
+		return c, fmt.Errorf("consumer config: unknown reset policy %d", c.ResetPolicy)
+	}
+	setDefault(&c.ClientID, "sluice-consumer")
+	setDefault(&c.FetchMaxWait, 500*time.Millisecond)
+	setDefault(&c.FetchMinBytes, 1)
+	setDefault(&c.FetchMaxBytes, 4<<20)
+	setDefault(&c.PartitionMaxBytes, 1<<20)
+	setDefault(&c.RequestTimeout, 10*time.Second)
+	setDefault(&c.RetryBackoff, 100*time.Millisecond)
+	setDefault(&c.RetryBackoffMax, time.Second)
+	setDefault(&c.MetadataMinInterval, 250*time.Millisecond)
+	setDefault(&c.MetadataMaxAge, 5*time.Minute)
+	return c, nil
+}
+
+// PollResult is what one poll returned.
+type PollResult struct {
+	// Records are the records read, each partition's in offset order.
+	Records []Record
+}
+
+// resetTo says where a partition's position must be looked up.
+type resetTo int8
+
+const (
+	resetNothing resetTo = iota
+	resetToEarliest
+	resetToLatest
+)
+
+// consumedPart is one assigned partition.
+type consumedPart struct {
+	tp TopicPartition
+	// position is the next offset to fetch, -1 until known.
+	position int64
+	// returned is the position as of the last completed poll: records a
+	// fetch brought in during a poll are not returned until it completes.
+	returned int64
+	reset    resetTo
+	// gen counts seeks and resets, so that an answer to a request sent
+	// before one is ignored.
+	gen      int
+	listing  bool
+	fetching bool
+	// fetchedInPoll: a fetch of this poll answered for the partition
+	// without error. It is not fetched again in the same poll, so a broker
+	// that answers at once with nothing does not set off a fetch storm.
+	fetchedInPoll bool
+	retryAt       time.Duration
+	failures      int
+	err           error
+	highWater     int64
+	logStart      int64
+}
+
+// pollState is the poll in progress.
+type pollState struct {
+	done     func(PollResult)
+	records  []Record
+	fetches  int
+	expired  bool
+	deadline sim.Timer
+}
+
+// Consumer is the consumer actor: explicit assignment, no group. Its
+// methods and callbacks run on the node's loop.
+type Consumer struct {
+	env sim.Env
+	cfg ConsumerConfig
+	cl  *cluster
+	dec decompressor
+
+	parts []*consumedPart
+	byTP  map[TopicPartition]*consumedPart
+	// assignDirty: positions moved other than by reading (a seek, a reset
+	// after OFFSET_OUT_OF_RANGE); the next poll is preceded by an assign
+	// op so the history says polls may start anywhere.
+	assignDirty bool
+	poll        *pollState
+	wakeTimer   sim.Timer
+	wakeAt      time.Duration
+	closed      bool
+	stats       ConsumerStats
+}
+
+// ConsumerStats count what a consumer did.
+type ConsumerStats struct {
+	Polls            int
+	Records          int
+	Fetches          int
+	ListOffsets      int
+	Resets           int
+	MetadataRequests int
+}
+
+// NewConsumer starts a consumer on env with nothing assigned.
+func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	co := &Consumer{
+		env:  env,
+		cfg:  c,
+		dec:  decompressor{maxBytes: batchDecompressedMaxBytes},
+		byTP: map[TopicPartition]*consumedPart{},
+	}
+	co.cl = newCluster(env, clusterConfig{
+		bootstrap: c.Bootstrap,
+		conn: connConfig{
+			clientID:       c.ClientID,
+			requestTimeout: c.RequestTimeout,
+			// One fetch per broker at a time, plus list offsets and
+			// metadata beside it.
+			inFlightMax: 4,
+		},
+		metadataMinInterval: c.MetadataMinInterval,
+		metadataMaxAge:      c.MetadataMaxAge,
+	}, co.onMetadata)
+	return co, nil
+}
+
+// Assign replaces the assignment. Partitions kept keep their positions;
+// new ones start per the reset policy. It records an assign op.
+func (co *Consumer) Assign(tps []TopicPartition) error {
+	if err := co.idle("assign"); err != nil {
+		return err
+	}
+	sorted := slices.Clone(tps)
+	slices.SortFunc(sorted, compareTP)
+	sorted = slices.Compact(sorted)
+	parts := make([]*consumedPart, 0, len(sorted))
+	byTP := make(map[TopicPartition]*consumedPart, len(sorted))
+	for _, tp := range sorted {
+		cp := co.byTP[tp]
+		if cp == nil {
+			cp = &consumedPart{tp: tp, position: -1, reset: co.policyReset(), highWater: -1, logStart: -1}
+			co.cl.want(tp.Topic)
+		}
+		parts = append(parts, cp)
+		byTP[tp] = cp
+	}
+	co.parts, co.byTP = parts, byTP
+	co.recordAssign()
+	return nil
+}
+
+// Assignment is the assigned partitions, sorted.
+func (co *Consumer) Assignment() []TopicPartition {
+	out := make([]TopicPartition, len(co.parts))
+	for i, cp := range co.parts {
+		out[i] = cp.tp
+	}
+	return out
+}
+
+// Seek sets the position of an assigned partition.
+func (co *Consumer) Seek(tp TopicPartition, offset int64) error {
+	return co.seek(tp, func(cp *consumedPart) {
+		cp.position, cp.reset = offset, resetNothing
+	})
+}
+
+// SeekToBeginning moves the position to the log start offset.
+func (co *Consumer) SeekToBeginning(tp TopicPartition) error {
+	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToEarliest })
+}
+
+// SeekToEnd moves the position to the high watermark.
+func (co *Consumer) SeekToEnd(tp TopicPartition) error {
+	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToLatest })
+}
+
+func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
+	if err := co.idle("seek"); err != nil {
+		return err
+	}
+	cp := co.byTP[tp]
+	if cp == nil {
+		return fmt.Errorf("seek %s: %w", tp, ErrNotAssigned)
+	}
+	set(cp)
+	cp.gen++
+	cp.err, cp.retryAt, cp.failures = nil, 0, 0
+	co.assignDirty = true
+	return nil
+}
+
+// Position is the offset after the records of tp returned so far: while a
+// poll is in progress, its position when the poll began. False while
+// unknown.
+func (co *Consumer) Position(tp TopicPartition) (int64, bool) {
+	cp := co.byTP[tp]
+	if cp == nil {
+		return -1, false
+	}
+	pos := cp.position
+	if co.poll != nil {
+		pos = cp.returned
+	}
+	return pos, pos >= 0
+}
+
+// HighWatermark is the high watermark the last fetch of tp reported, -1
+// before any.
+func (co *Consumer) HighWatermark(tp TopicPartition) int64 {
+	if cp := co.byTP[tp]; cp != nil {
+		return cp.highWater
+	}
+	return -1
+}
+
+// PartitionError is the error that stopped tp (with ResetNone), if any.
+func (co *Consumer) PartitionError(tp TopicPartition) error {
+	if cp := co.byTP[tp]; cp != nil {
+		return cp.err
+	}
+	return fmt.Errorf("%s: %w", tp, ErrNotAssigned)
+}
+
+// Stats returns the consumer's counters.
+func (co *Consumer) Stats() ConsumerStats {
+	s := co.stats
+	s.MetadataRequests = co.cl.metaRequests
+	return s
+}
+
+// Polling reports whether a poll is in progress.
+func (co *Consumer) Polling() bool { return co.poll != nil }
+
+func (co *Consumer) idle(what string) error {
+	switch {
+	case co.closed:
+		return fmt.Errorf("%s: %w", what, ErrClosed)
+	case co.poll != nil:
+		return fmt.Errorf("%s: %w", what, ErrPollPending)
+	}
+	return nil
+}
+
+func (co *Consumer) policyReset() resetTo {
+	switch co.cfg.ResetPolicy {
+	case ResetEarliest:
+		return resetToEarliest
+	case ResetLatest:
+		return resetToLatest
+	}
+	return resetNothing
+}
+
+func (co *Consumer) recordAssign() {
+	co.assignDirty = false
+	if co.cfg.Recorder == nil {
+		return
+	}
+	tps := co.Assignment()
+	co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.Invoke, F: history.Assign, Assign: tps})
+	co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Assign, Assign: tps})
+}
+
+// Poll reads what the assigned partitions hold past their positions: one
+// fetch per leader, then done with every record returned. It waits up to
+// FetchMaxWait for records (longer only while a fetch is answered late).
+// A poll always completes ok, possibly empty: positions move only over the
+// records it returns.
+func (co *Consumer) Poll(done func(PollResult)) error {
+	sim.Assert(done != nil, "Poll without a done callback")
+	if err := co.idle("poll"); err != nil {
+		return err
+	}
+	if co.assignDirty {
+		co.recordAssign()
+	}
+	co.stats.Polls++
+	if co.cfg.Recorder != nil {
+		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.Invoke, F: history.Poll})
+	}
+	for _, cp := range co.parts {
+		cp.returned = cp.position
+		cp.fetchedInPoll = false
+	}
+	ps := &pollState{done: done}
+	co.poll = ps
+	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, func() {
+		ps.expired = true
+		co.step()
+	})
+	co.env.Clock.AfterFunc(0, co.step)
+	return nil
+}
+
+// Close ends the consumer. A poll in progress completes with what it has.
+func (co *Consumer) Close() {
+	if co.closed {
+		return
+	}
+	co.closed = true
+	if co.wakeTimer != nil {
+		co.wakeTimer.Stop()
+	}
+	co.cl.close()
+	if co.poll != nil {
+		co.completePoll()
+	}
+}
+
+func (co *Consumer) onMetadata() {
+	if !co.closed && co.poll != nil {
+		co.step()
+	}
+}
+
+// step moves the poll on: complete it if it has records and nothing is in
+// flight, or if its time is up; otherwise send what can be sent.
+func (co *Consumer) step() {
+	ps := co.poll
+	if co.closed || ps == nil {
+		return
+	}
+	if ps.fetches == 0 && (len(ps.records) > 0 || ps.expired) {
+		co.completePoll()
+		return
+	}
+	if ps.expired {
+		return // wait for the fetches in flight
+	}
+	now := co.env.Clock.Mono()
+	co.sendListOffsets(now)
+	co.sendFetches(now)
+	co.armWake(now)
+}
+
+func (co *Consumer) completePoll() {
+	ps := co.poll
+	co.poll = nil
+	ps.deadline.Stop()
+	co.stats.Records += len(ps.records)
+	if co.cfg.Recorder != nil {
+		recs := make([]history.Record, len(ps.records))
+		for i := range ps.records {
+			recs[i] = ps.records[i].historyRecord()
+		}
+		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
+	}
+	ps.done(PollResult{Records: ps.records})
+}
+
+// armWake wakes the poll when a partition's backoff ends.
+func (co *Consumer) armWake(now time.Duration) {
+	next := time.Duration(-1)
+	for _, cp := range co.parts {
+		if cp.retryAt > now && (next < 0 || cp.retryAt < next) {
+			next = cp.retryAt
+		}
+	}
+	if next < 0 || (co.wakeTimer != nil && co.wakeAt == next) {
+		return
+	}
+	if co.wakeTimer != nil {
+		co.wakeTimer.Stop()
+	}
+	co.wakeAt = next
+	co.wakeTimer = co.env.Clock.AfterFunc(next-now, func() {
+		co.wakeTimer = nil
+		co.step()
+	})
+}
+
+// ready reports whether cp may be asked about now.
+func (cp *consumedPart) ready(now time.Duration) bool {
+	return cp.err == nil && !cp.listing && !cp.fetching && now >= cp.retryAt
+}
+
+// backoff delays cp after a failure.
+func (co *Consumer) backoff(cp *consumedPart, now time.Duration) {
+	cp.failures++
+	cp.retryAt = now + jitteredBackoff(co.env, co.cfg.RetryBackoff, co.cfg.RetryBackoffMax, cp.failures)
+}
+
+// groupByLeader groups the partitions that match by leader, in leader
+// order. Partitions without a known leader ask for metadata.
+func (co *Consumer) groupByLeader(match func(*consumedPart) bool) ([]int32, map[int32][]*consumedPart) {
+	groups := map[int32][]*consumedPart{}
+	var leaders []int32
+	for _, cp := range co.parts {
+		if !match(cp) {
+			continue
+		}
+		leader := co.cl.leader(cp.tp.Topic, cp.tp.Partition)
+		if leader < 0 {
+			co.cl.refresh()
+			continue
+		}
+		if _, ok := groups[leader]; !ok {
+			leaders = append(leaders, leader)
+		}
+		groups[leader] = append(groups[leader], cp)
+	}
+	slices.Sort(leaders)
+	return leaders, groups
+}
+
+// sendListOffsets looks up the positions of partitions due for a reset.
+func (co *Consumer) sendListOffsets(now time.Duration) {
+	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
+		return cp.reset != resetNothing && cp.ready(now)
+	})
+	for _, leader := range leaders {
+		parts := groups[leader]
+		gens := make([]int, len(parts))
+		resets := make([]resetTo, len(parts))
+		for i, cp := range parts {
+			cp.listing = true
+			gens[i], resets[i] = cp.gen, cp.reset
+		}
+		co.stats.ListOffsets++
+		co.listOffsets(leader, parts, resets, func(offsets []int64, codes []int16, err error) {
+			for i, cp := range parts {
+				cp.listing = false
+				if co.closed || cp.gen != gens[i] || co.byTP[cp.tp] != cp {
+					continue
+				}
+				co.onListed(cp, offsets, codes, err, i)
+			}
+			co.step()
+		})
+	}
+}
+
+func (co *Consumer) onListed(cp *consumedPart, offsets []int64, codes []int16, err error, i int) {
+	now := co.env.Clock.Mono()
+	switch {
+	case err != nil:
+		co.cl.refresh()
+		co.backoff(cp, now)
+	case codes[i] != codeNone:
+		if classOf(codes[i]).refreshMetadata {
+			co.cl.refresh()
+		}
+		co.backoff(cp, now)
+	default:
+		cp.position, cp.reset = offsets[i], resetNothing
+		cp.failures, cp.retryAt = 0, 0
+	}
+}
+
+// listOffsets asks leader for the earliest or latest offset of parts.
+// done gets one offset and code per part, or an error for all.
+func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []resetTo,
+	done func(offsets []int64, codes []int16, err error)) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	for i, cp := range parts {
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
+			t := kmsg.NewListOffsetsRequestTopic()
+			t.Topic = cp.tp.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		t := &req.Topics[len(req.Topics)-1]
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition = cp.tp.Partition
+		p.Timestamp = timestampLatest
+		if resets[i] == resetToEarliest {
+			p.Timestamp = timestampEarliest
+		}
+		t.Partitions = append(t.Partitions, p)
+	}
+	co.cl.call(leader, req, 0, false, func(resp kmsg.Response, err error) {
+		offsets := make([]int64, len(parts))
+		codes := make([]int16, len(parts))
+		if err != nil {
+			done(offsets, codes, err)
+			return
+		}
+		got := map[TopicPartition]kmsg.ListOffsetsResponseTopicPartition{}
+		for _, t := range resp.(*kmsg.ListOffsetsResponse).Topics {
+			for _, p := range t.Partitions {
+				got[TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p
+			}
+		}
+		for i, cp := range parts {
+			p, ok := got[cp.tp]
+			switch {
+			case !ok:
+				codes[i] = codeUnknownTopicOrPartition
+			case p.ErrorCode != codeNone:
+				codes[i] = p.ErrorCode
+			default:
+				offsets[i] = p.Offset
+			}
+		}
+		done(offsets, codes, nil)
+	})
+}
+
+// sendFetches sends one fetch to each leader of partitions with a known
+// position and no fetch in flight.
+func (co *Consumer) sendFetches(now time.Duration) {
+	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
+		return cp.reset == resetNothing && cp.position >= 0 && !cp.fetchedInPoll && cp.ready(now)
+	})
+	for _, leader := range leaders {
+		if !co.cl.hasRoom(leader) {
+			continue
+		}
+		co.sendFetch(leader, groups[leader])
+	}
+}
+
+func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(co.cfg.FetchMaxWait / time.Millisecond)
+	req.MinBytes = int32(co.cfg.FetchMinBytes)
+	req.MaxBytes = int32(co.cfg.FetchMaxBytes)
+	req.IsolationLevel = 0 // read_uncommitted
+	req.SessionID = 0
+	req.SessionEpoch = -1 // full fetches, no session
+	gens := make([]int, len(parts))
+	for i, cp := range parts {
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = cp.tp.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		t := &req.Topics[len(req.Topics)-1]
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.Partition = cp.tp.Partition
+		p.FetchOffset = cp.position
+		p.LogStartOffset = -1
+		p.PartitionMaxBytes = int32(co.cfg.PartitionMaxBytes)
+		p.CurrentLeaderEpoch = -1
+		t.Partitions = append(t.Partitions, p)
+		cp.fetching = true
+		gens[i] = cp.gen
+	}
+	co.stats.Fetches++
+	co.poll.fetches++
+	ps := co.poll
+	co.cl.call(leader, req, co.cfg.FetchMaxWait, false, func(resp kmsg.Response, err error) {
+		for _, cp := range parts {
+			cp.fetching = false
+		}
+		if co.closed || co.poll != ps {
+			return
+		}
+		ps.fetches--
+		var fr *kmsg.FetchResponse
+		if err == nil {
+			fr = resp.(*kmsg.FetchResponse)
+		}
+		co.onFetch(parts, gens, fr, err)
+		co.step()
+	})
+}
+
+func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchResponse, err error) {
+	now := co.env.Clock.Mono()
+	if err == nil && resp.ErrorCode != codeNone {
+		err = &CodeError{Code: resp.ErrorCode}
+	}
+	if err != nil {
+		co.env.Log.Logf("kafka consumer %s: fetch: %v", co.cfg.ClientID, err)
+		co.cl.refresh()
+		for _, cp := range parts {
+			co.backoff(cp, now)
+		}
+		return
+	}
+	got := map[TopicPartition]*kmsg.FetchResponseTopicPartition{}
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			got[TopicPartition{Topic: t.Topic, Partition: t.Partitions[pi].Partition}] = &t.Partitions[pi]
+		}
+	}
+	for i, cp := range parts {
+		if cp.gen != gens[i] || co.byTP[cp.tp] != cp {
+			continue // sought or unassigned since
+		}
+		p := got[cp.tp]
+		if p == nil {
+			co.backoff(cp, now)
+			continue
+		}
+		co.onFetchPartition(cp, p, now)
+	}
+}
+
+func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopicPartition, now time.Duration) {
+	switch p.ErrorCode {
+	case codeNone:
+	case codeOffsetOutOfRange:
+		co.stats.Resets++
+		co.env.Log.Logf("kafka consumer %s: %s offset %d out of range (log %d..%d)",
+			co.cfg.ClientID, cp.tp, cp.position, p.LogStartOffset, p.HighWatermark)
+		cp.gen++
+		cp.position = -1
+		cp.reset = co.policyReset()
+		co.assignDirty = true
+		if cp.reset == resetNothing {
+			cp.err = fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange)
+		}
+		return
+	default:
+		if classOf(p.ErrorCode).refreshMetadata || p.ErrorCode == codeReplicaNotAvailable ||
+			p.ErrorCode == codeOffsetNotAvailable {
+			co.cl.refresh()
+		}
+		co.backoff(cp, now)
+		return
+	}
+	cp.fetchedInPoll = true
+	cp.highWater, cp.logStart = p.HighWatermark, p.LogStartOffset
+	cp.failures, cp.retryAt = 0, 0
+	poll := co.poll
+	err := decodeBatches(p.RecordBatches, &co.dec, fetchBatchesMax, func(b *decodedBatch) {
+		for _, r := range b.records {
+			if r.offset < cp.position {
+				continue // the batch began before the position
+			}
+			poll.records = append(poll.records, Record{
+				Topic: cp.tp.Topic, Partition: cp.tp.Partition,
+				Key: r.key, Value: r.value, Headers: r.headers,
+				Offset: r.offset, TimestampMs: r.timestampMs,
+			})
+			cp.position = r.offset + 1
+		}
+		// Control batches, compacted gaps and aborted records end here:
+		// the next fetch starts after the batch.
+		cp.position = max(cp.position, b.lastOffset()+1)
+	})
+	if err != nil {
+		co.env.Log.Logf("kafka consumer %s: %s at %d: %v", co.cfg.ClientID, cp.tp, cp.position, err)
+		co.backoff(cp, now)
+	}
+}
+
+// EndOffsets looks up the latest offsets (high watermarks) of tps; done
+// gets them, or the first error. Partitions need not be assigned.
+func (co *Consumer) EndOffsets(tps []TopicPartition, done func(map[TopicPartition]int64, error)) {
+	parts := make([]*consumedPart, len(tps))
+	for i, tp := range tps {
+		parts[i] = &consumedPart{tp: tp}
+		co.cl.want(tp.Topic)
+	}
+	out := map[TopicPartition]int64{}
+	var firstErr error
+	pending := 0
+	var missing []TopicPartition
+	byLeader := map[int32][]*consumedPart{}
+	var leaders []int32
+	for _, cp := range parts {
+		leader := co.cl.leader(cp.tp.Topic, cp.tp.Partition)
+		if leader < 0 {
+			missing = append(missing, cp.tp)
+			continue
+		}
+		if _, ok := byLeader[leader]; !ok {
+			leaders = append(leaders, leader)
+		}
+		byLeader[leader] = append(byLeader[leader], cp)
+	}
+	if len(missing) > 0 {
+		co.cl.refresh()
+		co.env.Clock.AfterFunc(0, func() {
+			done(nil, fmt.Errorf("end offsets: no leader known for %v", missing))
+		})
+		return
+	}
+	slices.Sort(leaders)
+	pending = len(leaders)
+	for _, leader := range leaders {
+		group := byLeader[leader]
+		resets := make([]resetTo, len(group))
+		for i := range resets {
+			resets[i] = resetToLatest
+		}
+		co.stats.ListOffsets++
+		co.listOffsets(leader, group, resets, func(offsets []int64, codes []int16, err error) {
+			for i, cp := range group {
+				switch {
+				case err != nil:
+					firstErr = cmpErr(firstErr, fmt.Errorf("end offset of %s: %w", cp.tp, err))
+				case codes[i] != codeNone:
+					firstErr = cmpErr(firstErr, fmt.Errorf("end offset of %s: %w", cp.tp, &CodeError{Code: codes[i]}))
+				default:
+					out[cp.tp] = offsets[i]
+				}
+			}
+			pending--
+			if pending == 0 {
+				if firstErr != nil {
+					co.cl.refresh()
+					done(nil, firstErr)
+					return
+				}
+				done(out, nil)
+			}
+		})
+	}
+	if pending == 0 {
+		co.env.Clock.AfterFunc(0, func() { done(out, nil) })
+	}
+}
+
+// cmpErr keeps the first error.
+func cmpErr(first, next error) error {
+	if first != nil {
+		return first
+	}
+	return next
+}

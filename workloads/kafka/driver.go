@@ -1,0 +1,368 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluice-sim/sluice/checkers/history"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// DriverConfig configures a workload driver: one producer writing unique
+// values and some consumers reading every partition back, all recording
+// into one history.
+type DriverConfig struct {
+	Bootstrap []string
+	Topic     string
+	// Partitions are the partitions written and read. With Keys zero the
+	// producer writes to them in turn (manual partitioning); with Keys
+	// set the partitioner picks, so Partitions must list every partition
+	// of the topic for the consumers to see everything.
+	Partitions []int32
+	// Keys, when positive, gives record n the key "k<n mod Keys>".
+	Keys int
+	// Producer and Consumer are templates; Bootstrap, Process and
+	// Recorder are filled in by the driver.
+	Producer ProducerConfig
+	Consumer ConsumerConfig
+	// Consumers is how many consumers run; default 1.
+	Consumers int
+	// Rate is sends per second; zero sends as fast as Concurrency allows.
+	Rate float64
+	// Concurrency bounds the sends without an outcome; default 10.
+	Concurrency int
+	// SendsMax stops producing after this many sends; zero means no bound.
+	SendsMax int
+	// DrainTimeout bounds the final drain; default 30 s.
+	DrainTimeout time.Duration
+	Recorder     history.Recorder
+	// NewProcess allocates a history process number. A harness that
+	// restarts the driver's node passes one that never repeats, so that
+	// operations left pending by a crash are not confused with new ones.
+	// Nil numbers processes from ProcessBase up.
+	NewProcess  func() int
+	ProcessBase int
+}
+
+// DriverStats count what a driver did.
+type DriverStats struct {
+	Sent, OK, Failed, Unknown int
+	// Refused counts sends the producer refused at once (buffer full).
+	Refused  int
+	Polls    int
+	Polled   int
+	Producer ProducerStats
+}
+
+// DrainReport is the outcome of a final drain.
+type DrainReport struct {
+	// CaughtUp is true when every consumer reached the end offsets of
+	// every partition before the drain timeout.
+	CaughtUp bool
+	// EndOffsets are the partitions' latest offsets when the producer had
+	// settled, nil if they could not be read.
+	EndOffsets map[TopicPartition]int64
+	// Unsettled counts sends still without an outcome.
+	Unsettled int
+	Err       error
+}
+
+// drainPhase is where a drain is.
+type drainPhase uint8
+
+const (
+	drainOff drainPhase = iota
+	// drainSettling: waiting for the producer's outstanding sends.
+	drainSettling
+	// drainEnds: asking for the end offsets.
+	drainEnds
+	// drainCatchingUp: waiting for the consumers to reach them.
+	drainCatchingUp
+	drainDone
+)
+
+// Driver is the workload actor.
+type Driver struct {
+	env         sim.Env
+	cfg         DriverConfig
+	producer    *Producer
+	producerPID int
+	consumers   []*Consumer
+	nextProcess int
+
+	sends       int
+	outstanding int
+	nextPart    int
+	sendTimer   sim.Timer
+	stopped     bool
+	stats       DriverStats
+
+	phase      drainPhase
+	drainDone  func(DrainReport)
+	drainTimer sim.Timer
+	endOffsets map[TopicPartition]int64
+}
+
+// NewDriver starts a driver on env: its producer starts sending and its
+// consumers start polling.
+func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
+	if cfg.Topic == "" || len(cfg.Partitions) == 0 {
+		return nil, errors.New("driver config: a topic and its partitions are needed")
+	}
+	setDefault(&cfg.Consumers, 1)
+	setDefault(&cfg.Concurrency, 10)
+	setDefault(&cfg.DrainTimeout, 30*time.Second)
+	if cfg.Rate < 0 {
+		return nil, fmt.Errorf("driver config: rate %v", cfg.Rate)
+	}
+	d := &Driver{env: env, cfg: cfg, nextProcess: cfg.ProcessBase}
+
+	pc := cfg.Producer
+	pc.Bootstrap, pc.Recorder = cfg.Bootstrap, cfg.Recorder
+	pc.Process = d.newProcess()
+	pc.ManualPartition = cfg.Keys == 0
+	p, err := NewProducer(env, pc)
+	if err != nil {
+		return nil, fmt.Errorf("driver producer: %w", err)
+	}
+	d.producer, d.producerPID = p, pc.Process
+
+	tps := make([]TopicPartition, len(cfg.Partitions))
+	for i, part := range cfg.Partitions {
+		tps[i] = TopicPartition{Topic: cfg.Topic, Partition: part}
+	}
+	for i := range cfg.Consumers {
+		cc := cfg.Consumer
+		cc.Bootstrap, cc.Recorder = cfg.Bootstrap, cfg.Recorder
+		cc.Process = d.newProcess()
+		if cc.ClientID == "" {
+			cc.ClientID = "sluice-consumer-" + strconv.Itoa(i)
+		}
+		co, err := NewConsumer(env, cc)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("driver consumer %d: %w", i, err)
+		}
+		if err := co.Assign(tps); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("driver consumer %d: %w", i, err)
+		}
+		d.consumers = append(d.consumers, co)
+	}
+	for _, co := range d.consumers {
+		d.pollLoop(co)
+	}
+	d.scheduleSends()
+	return d, nil
+}
+
+// StartDriver returns a start function that runs a driver and hands it to
+// started (the harness keeps it to drain and read stats). A configuration
+// error is logged and nothing runs.
+func StartDriver(cfg DriverConfig, started func(*Driver)) sim.Start {
+	return func(env sim.Env) {
+		d, err := NewDriver(env, cfg)
+		if err != nil {
+			env.Log.Logf("kafka driver: %v", err)
+			return
+		}
+		if started != nil {
+			started(d)
+		}
+	}
+}
+
+func (d *Driver) newProcess() int {
+	if d.cfg.NewProcess != nil {
+		return d.cfg.NewProcess()
+	}
+	p := d.nextProcess
+	d.nextProcess++
+	return p
+}
+
+// Producer is the driver's producer.
+func (d *Driver) Producer() *Producer { return d.producer }
+
+// Consumers are the driver's consumers.
+func (d *Driver) Consumers() []*Consumer { return d.consumers }
+
+// Stats returns the driver's counters.
+func (d *Driver) Stats() DriverStats {
+	s := d.stats
+	s.Producer = d.producer.Stats()
+	return s
+}
+
+// scheduleSends sends what the rate and concurrency allow now and arms the
+// timer for the next send.
+func (d *Driver) scheduleSends() {
+	if d.stopped || d.sendTimer != nil {
+		return
+	}
+	if d.cfg.Rate == 0 {
+		for d.outstanding < d.cfg.Concurrency && d.mayProduce() {
+			if !d.sendOne() {
+				break
+			}
+		}
+		return
+	}
+	interval := time.Duration(float64(time.Second) / d.cfg.Rate)
+	d.sendTimer = d.env.Clock.AfterFunc(max(interval, time.Microsecond), func() {
+		d.sendTimer = nil
+		if d.outstanding < d.cfg.Concurrency && d.mayProduce() {
+			d.sendOne()
+		}
+		d.scheduleSends()
+	})
+}
+
+func (d *Driver) mayProduce() bool {
+	return !d.stopped && d.phase == drainOff && (d.cfg.SendsMax == 0 || d.sends < d.cfg.SendsMax)
+}
+
+// sendOne sends the next value; false if the producer refused it.
+func (d *Driver) sendOne() bool {
+	n := d.sends
+	rec := Record{
+		Topic: d.cfg.Topic,
+		Value: []byte(strconv.Itoa(d.producerPID) + "-" + strconv.Itoa(n)),
+	}
+	if d.cfg.Keys > 0 {
+		rec.Key = []byte("k" + strconv.Itoa(n%d.cfg.Keys))
+	} else {
+		rec.Partition = d.cfg.Partitions[d.nextPart%len(d.cfg.Partitions)]
+		d.nextPart++
+	}
+	err := d.producer.Send(rec, d.onSent)
+	if err != nil {
+		d.stats.Refused++
+		return false
+	}
+	d.sends++
+	d.outstanding++
+	d.stats.Sent++
+	return true
+}
+
+func (d *Driver) onSent(r Result) {
+	d.outstanding--
+	switch r.Outcome {
+	case history.OK:
+		d.stats.OK++
+	case history.Fail:
+		d.stats.Failed++
+	default:
+		d.stats.Unknown++
+	}
+	if d.phase == drainSettling && d.outstanding == 0 {
+		d.askEnds()
+	}
+	if d.cfg.Rate == 0 {
+		d.scheduleSends()
+	}
+}
+
+// pollLoop keeps co polling until the driver stops.
+func (d *Driver) pollLoop(co *Consumer) {
+	if d.stopped {
+		return
+	}
+	err := co.Poll(func(r PollResult) {
+		d.stats.Polls++
+		d.stats.Polled += len(r.Records)
+		if d.phase == drainCatchingUp {
+			d.checkCaughtUp()
+		}
+		d.pollLoop(co)
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		d.env.Log.Logf("kafka driver: poll: %v", err)
+	}
+}
+
+// Drain stops producing, waits for the outstanding sends, reads the end
+// offsets and keeps polling until every consumer reached them or the drain
+// timeout passed; then it stops the driver and calls done.
+func (d *Driver) Drain(done func(DrainReport)) {
+	sim.Assert(d.phase == drainOff, "Drain called twice")
+	d.phase = drainSettling
+	d.drainDone = done
+	if d.sendTimer != nil {
+		d.sendTimer.Stop()
+		d.sendTimer = nil
+	}
+	d.producer.Flush()
+	d.drainTimer = d.env.Clock.AfterFunc(d.cfg.DrainTimeout, func() {
+		d.finishDrain(false, fmt.Errorf("drain timed out after %v", d.cfg.DrainTimeout))
+	})
+	if d.outstanding == 0 {
+		d.env.Clock.AfterFunc(0, d.askEnds)
+	}
+}
+
+// askEnds reads the end offsets, retrying until the drain times out.
+func (d *Driver) askEnds() {
+	if d.phase != drainSettling && d.phase != drainEnds {
+		return
+	}
+	d.phase = drainEnds
+	tps := make([]TopicPartition, len(d.cfg.Partitions))
+	for i, part := range d.cfg.Partitions {
+		tps[i] = TopicPartition{Topic: d.cfg.Topic, Partition: part}
+	}
+	// A consumer of the driver asks; any would do.
+	d.consumers[0].EndOffsets(tps, func(ends map[TopicPartition]int64, err error) {
+		if d.phase != drainEnds {
+			return
+		}
+		if err != nil {
+			d.env.Log.Logf("kafka driver: drain: %v", err)
+			d.env.Clock.AfterFunc(d.cfg.Consumer.RetryBackoff+100*time.Millisecond, d.askEnds)
+			return
+		}
+		d.endOffsets = ends
+		d.phase = drainCatchingUp
+		d.checkCaughtUp()
+	})
+}
+
+func (d *Driver) checkCaughtUp() {
+	for _, co := range d.consumers {
+		for tp, end := range d.endOffsets {
+			if pos, ok := co.Position(tp); !ok || pos < end {
+				return
+			}
+		}
+	}
+	d.finishDrain(true, nil)
+}
+
+func (d *Driver) finishDrain(caughtUp bool, err error) {
+	if d.phase == drainDone {
+		return
+	}
+	d.phase = drainDone
+	d.stopped = true
+	d.drainTimer.Stop()
+	report := DrainReport{CaughtUp: caughtUp, EndOffsets: d.endOffsets, Unsettled: d.outstanding, Err: err}
+	d.drainDone(report)
+}
+
+// Close stops the driver and closes its producer and consumers; sends and
+// polls in progress complete (sends as info or fail, polls with what they
+// have).
+func (d *Driver) Close() {
+	d.stopped = true
+	if d.sendTimer != nil {
+		d.sendTimer.Stop()
+		d.sendTimer = nil
+	}
+	d.producer.Close()
+	for _, co := range d.consumers {
+		co.Close()
+	}
+}

@@ -1,0 +1,61 @@
+package kafka
+
+import (
+	"github.com/sluice-sim/sluice/checkers/history"
+)
+
+// Record is one Kafka record as the actors hand it over.
+type Record struct {
+	Topic string
+	// Partition is where the record goes or came from. The producer uses
+	// it only with ProducerConfig.ManualPartition; otherwise its
+	// partitioner fills it in.
+	Partition int32
+	// Key is nil for a record without a key.
+	Key     []byte
+	Value   []byte
+	Headers []Header
+	// Offset is the record's offset, -1 when unknown (a write not
+	// acknowledged).
+	Offset int64
+	// TimestampMs is the record's timestamp in Unix milliseconds.
+	TimestampMs int64
+}
+
+// historyRecord is r as a history line carries it.
+func (r *Record) historyRecord() history.Record {
+	return history.Record{
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Key:       string(r.Key),
+		Value:     string(r.Value),
+		Offset:    r.Offset,
+	}
+}
+
+// sizeBytes bounds r's size inside a batch.
+func (r *Record) sizeBytes() int {
+	n := len(r.Key) + len(r.Value) + recordOverheadMaxBytes
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 10
+	}
+	return n
+}
+
+// TopicPartition names a partition.
+type TopicPartition = history.TopicPartition
+
+// compareTP orders partitions by topic, then number.
+func compareTP(a, b TopicPartition) int {
+	switch {
+	case a.Topic < b.Topic:
+		return -1
+	case a.Topic > b.Topic:
+		return 1
+	case a.Partition < b.Partition:
+		return -1
+	case a.Partition > b.Partition:
+		return 1
+	}
+	return 0
+}
