@@ -108,7 +108,13 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 		return
 	}
 	rec := topicRecord{Name: name, ID: newTopicID(b), Partitions: partitions, Configs: configs}
-	if err := b.topics.create(rec, done); err != nil {
+	logged := func(err error) {
+		if err != nil {
+			b.env.Log.Logf("create topic %s: %v", name, err)
+		}
 		done(err)
+	}
+	if err := b.topics.create(rec, logged); err != nil {
+		logged(err)
 	}
 }

@@ -77,11 +77,17 @@ type Broker struct {
 	pids     *producerIDs
 	stats    stats
 	ready    bool
+	// recoveryPoints are the recovery points read at start, by partition
+	// directory name.
+	recoveryPoints map[string]int64
+	checkpointing  bool
 }
 
 // stats are the broker's counters.
 type stats struct {
-	requests map[int16]int64
+	requests     map[int16]int64
+	appends      int64
+	fetchedBytes int64
 }
 
 // Start returns the start function of a broker; onStart, if not nil, is
@@ -150,6 +156,7 @@ func (b *Broker) open() {
 		b.fatal(fmt.Errorf("create log directory %s: %w", b.cfg.DataDir, err))
 		return
 	}
+	b.loadRecoveryPoints()
 	reg, err := loadTopics(b)
 	if err != nil {
 		b.fatal(err)

@@ -96,20 +96,11 @@ func loadTopics(b *Broker) (*topicRegistry, error) {
 }
 
 func readTopicsFile(fs sim.FS, name string) ([]topicRecord, error) {
-	f, err := fs.Open(name)
+	data, err := storage.ReadCheckpointFile(fs, name)
 	if errors.Is(err, sim.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("size of %s: %w", name, err)
-	}
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	var doc struct {
@@ -263,8 +254,10 @@ func (reg *topicRegistry) persist(done func(error)) {
 	reg.writing, reg.dirty = true, false
 	waiters := reg.waiters
 	reg.waiters = nil
+	// Every topic, durable or being created: a creation is durable once
+	// this file holds it.
 	records := make([]topicRecord, 0, len(reg.byName))
-	for _, n := range reg.sortedNames() {
+	for _, n := range reg.allNames() {
 		records = append(records, reg.byName[n].topicRecord)
 	}
 	data, err := json.MarshalIndent(map[string]any{"topics": records}, "", "  ")
@@ -281,14 +274,19 @@ func (reg *topicRegistry) persist(done func(error)) {
 }
 
 func (reg *topicRegistry) closeAll() {
+	for _, n := range reg.allNames() {
+		reg.byName[n].close()
+	}
+}
+
+// allNames lists every topic, durable or not, by name.
+func (reg *topicRegistry) allNames() []string {
 	names := make([]string, 0, len(reg.byName))
 	for n := range reg.byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		reg.byName[n].close()
-	}
+	return names
 }
 
 // newTopicID draws a topic id (a version-4 UUID) from the node's stream.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/reports"
 	"github.com/sluice-sim/sluice/workloads/scenario"
@@ -44,6 +45,7 @@ type runFlags struct {
 	verbose          bool
 	logFile          string
 	failuresDir      string
+	historyFile      string
 }
 
 func newSimRunCommand() *cobra.Command {
@@ -81,6 +83,7 @@ A failing seed's run is written to --failures-dir as a file that
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing seed's run is written for replay")
+	fl.StringVar(&f.historyFile, "history", "", "write the clients' history (JSON lines, for 'sluice check') to this file")
 	return cmd
 }
 
@@ -189,6 +192,11 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 	wall := time.Since(start)
 	if f.checkDeterminism {
 		wall /= 2
+	}
+	if f.historyFile != "" {
+		if err := writeHistory(f.historyFile, res.History); err != nil {
+			return false, err
+		}
 	}
 	if f.saveFaults != "" {
 		if err := os.WriteFile(f.saveFaults, res.Schedule.Marshal(), 0o644); err != nil {
@@ -313,6 +321,18 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 		fmt.Fprintf(out, "replay:    sluice sim replay %s\n", s.SavedTo)
 	}
 	return nil
+}
+
+func writeHistory(name string, h history.History) error {
+	file, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("--history: %w", err)
+	}
+	if err := history.Write(file, h); err != nil {
+		file.Close()
+		return fmt.Errorf("--history: %w", err)
+	}
+	return file.Close()
 }
 
 func okText(ok bool) string {

@@ -49,6 +49,9 @@ func Run(d Definition, o Options) (Result, error) {
 		Schedule:    *schedule,
 		WorldEvents: w.Events(),
 	}
+	if h, ok := cluster.(Historian); ok {
+		r.History = h.History()
+	}
 	if o.RecordTrace {
 		r.records, _ = w.Loop().Trace().Records()
 	}

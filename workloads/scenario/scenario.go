@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim/sched"
 	"github.com/sluice-sim/sluice/sim/world"
@@ -53,6 +54,11 @@ type Cluster interface {
 	// its counters. It may run the world further (a last crash and
 	// recovery to see what survived).
 	Finish(w *world.World) ([]Check, map[string]int64)
+}
+
+// Historian is a cluster whose clients recorded a history.
+type Historian interface {
+	History() history.History
 }
 
 // Options are what a run is asked to do.
@@ -97,6 +103,8 @@ type Result struct {
 	Schedule  faults.Schedule   `json:"schedule"`
 	// WorldEvents is what the world did: faults and what they cost.
 	WorldEvents []string `json:"world_events,omitempty"`
+	// History is what the clients recorded, if they kept one.
+	History history.History `json:"-"`
 
 	records []sched.Record
 }

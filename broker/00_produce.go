@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/faults"
+)
+
+// Produce: v3-9.
+//
+// v3 is the first version carrying RecordBatch v2, the only format the log
+// holds; v9 is the first flexible one. Each partition's data must be
+// exactly one batch. acks=0 gets no response; acks=1 and acks=-1 are
+// answered once the batch is appended and, with group commit, on disk
+// (a single broker is its partitions' whole ISR). Transactions are not
+// served.
+func init() { serve(0, 3, 9, handleProduce) }
+
+// produceBatchesMax bounds the batches split out of one partition's data
+// before it is refused; the protocol allows exactly one.
+const produceBatchesMax = 2
+
+func handleProduce(b *Broker, req *request) {
+	r := req.kreq.(*kmsg.ProduceRequest)
+	resp := r.ResponseKind().(*kmsg.ProduceResponse)
+	pending := 1 // released after the loop, so the answer waits for every partition
+	finish := func() {
+		pending--
+		if pending > 0 {
+			return
+		}
+		if r.Acks == 0 {
+			req.noResponse()
+		} else {
+			req.respond(resp)
+		}
+	}
+	for _, rt := range r.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	for ti, rt := range r.Topics {
+		for pi, rp := range rt.Partitions {
+			sp := &resp.Topics[ti].Partitions[pi]
+			wait := b.produceTo(r, rt.Topic, rp, sp)
+			switch {
+			case wait == nil:
+			case r.Acks == 0:
+				wait(func() {}) // nobody hears the answer: do not hold the connection's later ones
+			default:
+				pending++
+				wait(finish)
+			}
+		}
+	}
+	finish()
+}
+
+// produceTo appends one partition's batch and fills its answer. When the
+// answer must wait for the batch to reach disk it returns a function that
+// arranges that and calls done then.
+func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) func(done func()) {
+	fail := func(e *kerr.Error, format string, args ...any) func(func()) {
+		sp.ErrorCode = e.Code
+		msg := fmt.Sprintf(format, args...)
+		sp.ErrorMessage = &msg
+		sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+		return nil
+	}
+	if r.TransactionID != nil {
+		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
+	}
+	p, kerrv := b.lookupPartition(topicName, rp.Partition)
+	if kerrv != nil {
+		return fail(kerrv, "no partition %s-%d", topicName, rp.Partition)
+	}
+	if r.Acks == -1 && b.cfg.MinInsyncReplicas > 1 {
+		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR is 1", b.cfg.MinInsyncReplicas)
+	}
+	batches, err := record.Split(rp.Records, produceBatchesMax)
+	if err != nil || len(batches) != 1 {
+		return fail(kerr.InvalidRecord, "partition data must be exactly one record batch (v2): %v", err)
+	}
+	res, err := p.log.Append(batches[0], p.leaderEpoch)
+	if err != nil {
+		return fail(storageCode(err), "%v", err)
+	}
+	b.stats.appends++
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
+	if !p.groupCommit {
+		p.dataArrived()
+		return nil
+	}
+	if res.LastOffset < p.log.FlushedOffset() {
+		return nil // already on disk: a replay of a flushed batch
+	}
+	return func(done func()) {
+		// A duplicate waits too: the original may not be on disk yet.
+		p.log.Flush(func(err error) {
+			if err != nil && r.Acks != 0 && !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
+				fail(kerr.KafkaStorageError, "%v", err)
+			}
+			p.dataArrived()
+			if !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
+				done()
+			}
+		})
+		if b.cfg.Bugs.On(faults.BugAckBeforeSync) {
+			done() // the planted bug: acknowledge before the flush completes
+		}
+	}
+}

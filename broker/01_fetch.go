@@ -1,0 +1,164 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Fetch: v4-12.
+//
+// v4 is the first version returning RecordBatch v2; v12 the last naming
+// topics (v13 switches to topic ids). Consumers only (replica id -1);
+// fetch sessions are not offered (the session id answered is 0, so
+// clients send full fetches). A fetch with less than min_bytes available
+// waits up to max_wait for more, woken when a partition it reads gains
+// data. Reads stop at the high watermark; at least one whole batch is
+// returned even when it exceeds the byte limits (KIP-74).
+func init() { serve(1, 4, 12, handleFetch) }
+
+// fetchWaitMax bounds how long a fetch may be held, whatever it asks.
+const fetchWaitMax = 30 * time.Second
+
+// fetchWait is a fetch held until enough data arrives or its wait ends.
+type fetchWait struct {
+	b     *Broker
+	req   *request
+	r     *kmsg.FetchRequest
+	timer interface{ Stop() bool }
+	done  bool
+}
+
+func handleFetch(b *Broker, req *request) {
+	r := req.kreq.(*kmsg.FetchRequest)
+	if r.ReplicaID >= 0 {
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.UnsupportedVersion.Code // replication is not served by this broker yet
+		req.respond(resp)
+		return
+	}
+	w := &fetchWait{b: b, req: req, r: r}
+	if w.attempt(false) {
+		return
+	}
+	wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, fetchWaitMax)
+	w.timer = b.env.Clock.AfterFunc(wait, func() { w.attempt(true) })
+	w.park()
+}
+
+// attempt reads every requested partition and answers if there is enough
+// (or final is set). It reports whether it answered.
+func (w *fetchWait) attempt(final bool) bool {
+	if w.done {
+		return true
+	}
+	resp, bytes, failed := w.b.readFetch(w.r)
+	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
+		return false
+	}
+	w.done = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.req.respond(resp)
+	return true
+}
+
+// retry is called when a partition the fetch reads gained data.
+func (w *fetchWait) retry() {
+	if !w.attempt(false) {
+		w.park()
+	}
+}
+
+// park registers the fetch with every partition it reads; a partition
+// that holds too many waiters answers it at once.
+func (w *fetchWait) park() {
+	for _, rt := range w.r.Topics {
+		for _, rp := range rt.Partitions {
+			p, kerrv := w.b.lookupPartition(rt.Topic, rp.Partition)
+			if kerrv != nil {
+				continue
+			}
+			if !p.addWaiter(w) {
+				w.attempt(true)
+				return
+			}
+		}
+	}
+}
+
+// finish answers a held fetch now (its partition is going away).
+func (w *fetchWait) finish() { w.attempt(true) }
+
+// readFetch builds a fetch response from the logs as they are now: the
+// bytes it holds, and whether some partition failed (an error answers at
+// once, without waiting).
+func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	remaining := int(r.MaxBytes)
+	if r.MaxBytes <= 0 {
+		remaining = 1 << 30
+	}
+	total, failed := 0, false
+	for _, rt := range r.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			// Empty, not null: librdkafka rejects a null record set.
+			sp.RecordBatches = []byte{}
+			n := b.readPartition(rt.Topic, rp, remaining, total == 0, &sp)
+			if sp.ErrorCode != 0 {
+				failed = true
+			}
+			total += n
+			remaining -= n
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total, failed
+}
+
+// readPartition fills one partition's answer and returns the bytes it
+// holds. Once the request's byte budget is spent, later partitions get
+// no records (but the first non-empty one gets a batch whatever its size).
+func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartition, remaining int, first bool, sp *kmsg.FetchResponseTopicPartition) int {
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+	p, kerrv := b.lookupPartition(topicName, rp.Partition)
+	if kerrv != nil {
+		sp.ErrorCode = kerrv.Code
+		return 0
+	}
+	switch {
+	case rp.CurrentLeaderEpoch < 0:
+	case rp.CurrentLeaderEpoch > p.leaderEpoch:
+		sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+		return 0
+	case rp.CurrentLeaderEpoch < p.leaderEpoch:
+		sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+		return 0
+	}
+	hw := p.highWatermark()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.StartOffset()
+	if remaining <= 0 && !first {
+		return 0
+	}
+	limit := int(rp.PartitionMaxBytes)
+	if remaining < limit {
+		limit = max(remaining, 1)
+	}
+	res, err := p.log.Read(rp.FetchOffset, limit, hw)
+	if err != nil {
+		sp.ErrorCode = storageCode(err).Code
+		return 0
+	}
+	if len(res.Data) > 0 {
+		sp.RecordBatches = res.Data
+	}
+	b.stats.fetchedBytes += int64(len(res.Data))
+	return len(res.Data)
+}

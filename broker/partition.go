@@ -1,0 +1,167 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// fetchWaitersMax bounds the fetches one partition holds while they wait
+// for data.
+const fetchWaitersMax = 10_000
+
+// partition is one partition this broker leads.
+type partition struct {
+	b     *Broker
+	topic string
+	index int32
+	log   *storage.Log
+	// leaderEpoch goes up each time this broker becomes the partition's
+	// leader, here at every start, so batches record which leadership
+	// wrote them.
+	leaderEpoch int32
+	// groupCommit: acknowledge and expose writes only once they are on
+	// disk (the high watermark is the flushed offset).
+	groupCommit bool
+	waiters     []*fetchWait
+}
+
+func (t *topic) openPartitions(b *Broker) error {
+	t.partitions = make([]*partition, t.Partitions)
+	for i := range t.partitions {
+		p, err := openPartition(b, t, int32(i))
+		if err != nil {
+			for _, opened := range t.partitions[:i] {
+				opened.close()
+			}
+			return err
+		}
+		t.partitions[i] = p
+	}
+	return nil
+}
+
+func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
+	dir := partitionDir(b.cfg.DataDir, t.Name, index)
+	if err := b.env.FS.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	logf := func(format string, args ...any) { b.env.Log.Logf(format, args...) }
+	lg, report, err := storage.Open(b.env.FS, b.env.Clock, dir, t.logConfig, b.recoveryPoints[path.Base(dir)], logf)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range report.Damage {
+		b.env.Log.Logf("partition %s-%d: damaged data found in recovery, not served: %+v", t.Name, index, d)
+	}
+	for _, cut := range report.Truncations {
+		b.env.Log.Logf("partition %s-%d: recovery cut a torn or corrupt tail: %+v", t.Name, index, cut)
+	}
+	if report.FlushedLost {
+		b.env.Log.Logf("partition %s-%d: data below the recovery point is gone: the disk lost flushed writes", t.Name, index)
+	}
+	p := &partition{b: b, topic: t.Name, index: index, log: lg,
+		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
+	p.leaderEpoch = 0
+	if epochs := lg.Epochs(); len(epochs) > 0 {
+		p.leaderEpoch = epochs[len(epochs)-1].Epoch + 1
+	}
+	if err := lg.AssignEpoch(p.leaderEpoch, lg.EndOffset()); err != nil {
+		lg.Close()
+		return nil, err
+	}
+	// What recovery kept above the recovery point may be only in the page
+	// cache (after a process crash); sync it so that the high watermark
+	// and acknowledgements of replays can count on it.
+	lg.Flush(func(err error) {
+		if err == nil {
+			p.dataArrived()
+		}
+	})
+	return p, nil
+}
+
+func (t *topic) close() {
+	for _, p := range t.partitions {
+		if p != nil {
+			p.close()
+		}
+	}
+}
+
+func (p *partition) close() {
+	for _, w := range p.waiters {
+		w.finish()
+	}
+	p.waiters = nil
+	if err := p.log.Close(); err != nil {
+		p.b.env.Log.Logf("close %s-%d: %v", p.topic, p.index, err)
+	}
+}
+
+// highWatermark is the end of what consumers may read: with group commit
+// what is on disk, otherwise everything appended (one broker is the whole
+// ISR).
+func (p *partition) highWatermark() int64 {
+	if p.groupCommit {
+		return min(p.log.FlushedOffset(), p.log.EndOffset())
+	}
+	return p.log.EndOffset()
+}
+
+// dataArrived wakes the fetches waiting on this partition.
+func (p *partition) dataArrived() {
+	waiters := p.waiters
+	p.waiters = nil
+	for _, w := range waiters {
+		if !w.done {
+			w.retry()
+		}
+	}
+}
+
+func (p *partition) addWaiter(w *fetchWait) bool {
+	if len(p.waiters) >= fetchWaitersMax {
+		return false
+	}
+	p.waiters = append(p.waiters, w)
+	return true
+}
+
+// lookupPartition finds a partition clients may use.
+func (b *Broker) lookupPartition(topicName string, index int32) (*partition, *kerr.Error) {
+	t := b.topics.get(topicName)
+	if t == nil || index < 0 || index >= int32(len(t.partitions)) {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	return t.partitions[index], nil
+}
+
+// storageCode maps a log error to the Kafka error a client gets.
+func storageCode(err error) *kerr.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange
+	case errors.Is(err, storage.ErrCorruptLog), errors.Is(err, record.ErrCorrupt):
+		return kerr.CorruptMessage
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch
+	case errors.Is(err, storage.ErrBatchTooLarge):
+		return kerr.MessageTooLarge
+	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed),
+		errors.Is(err, storage.ErrTruncating), // the log is flushing its cut; a retry succeeds
+		errors.Is(err, sim.ErrIO), errors.Is(err, sim.ErrNoSpace):
+		return kerr.KafkaStorageError
+	}
+	return kerr.UnknownServerError
+}

@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// producerIDsFile records the first producer id not yet handed out in a
+// block. Ids are handed out in blocks, and a block is recorded before any
+// id of it is used, so that a restart never repeats an id: two producers
+// sharing an id would fence or deduplicate each other's writes.
+const (
+	producerIDsFile      = "producer-ids"
+	producerIDBlockCount = 1000
+)
+
+type producerIDs struct {
+	fs   sim.FS
+	name string
+	// next is the next id to hand out; blockEnd the first id beyond the
+	// durably reserved block.
+	next, blockEnd int64
+	reserving      bool
+	waiting        []func(int64, error)
+}
+
+func loadProducerIDs(fs sim.FS, dir string) (*producerIDs, error) {
+	name := path.Join(dir, producerIDsFile)
+	data, err := storage.ReadCheckpointFile(fs, name)
+	if err != nil && !errors.Is(err, sim.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	ids := &producerIDs{fs: fs, name: name}
+	if text := strings.TrimSpace(string(data)); text != "" {
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s holds %q, not a producer id", name, text)
+		}
+		ids.next, ids.blockEnd = n, n
+	}
+	return ids, nil
+}
+
+// allocate hands out a producer id, reserving a new block durably first
+// when the current one is spent.
+func (ids *producerIDs) allocate(done func(int64, error)) {
+	if ids.next < ids.blockEnd {
+		id := ids.next
+		ids.next++
+		done(id, nil)
+		return
+	}
+	ids.waiting = append(ids.waiting, done)
+	if ids.reserving {
+		return
+	}
+	ids.reserving = true
+	end := ids.blockEnd + producerIDBlockCount
+	storage.ReplaceFile(ids.fs, ids.name, []byte(strconv.FormatInt(end, 10)+"\n"), func(err error) {
+		ids.reserving = false
+		waiting := ids.waiting
+		ids.waiting = nil
+		if err == nil {
+			ids.blockEnd = end
+		}
+		for _, w := range waiting {
+			if err != nil {
+				w(-1, fmt.Errorf("reserve producer ids: %w", err))
+				continue
+			}
+			ids.allocate(w)
+		}
+	})
+}

@@ -1,0 +1,183 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sluice-sim/sluice/broker/record"
+)
+
+// ReadResult is what a read returns.
+type ReadResult struct {
+	// Data holds whole batches, concatenated, each verified. It is a new
+	// buffer the caller owns.
+	Data []byte
+	// Batches is how many batches Data holds.
+	Batches int
+	// NextOffset is the offset after the last batch returned, or the
+	// offset asked for when nothing was.
+	NextOffset     int64
+	LogStartOffset int64
+	LogEndOffset   int64
+}
+
+// Read returns whole batches from the one holding offset (or the first
+// after it, in a compacted log), up to maxBytes, but at least one batch
+// however large (Kafka's rule, KIP-74), and none holding offsets at or past
+// maxOffset (a consumer's high watermark; pass EndOffset for a follower).
+// Batches come from one segment. Reading at the log end or at maxOffset
+// returns nothing; below the log start or past its end is
+// ErrOffsetOutOfRange. Every batch returned has passed its CRC check: a
+// damaged range is ErrCorruptLog, never bytes.
+func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) (ReadResult, error) {
+	if err := l.usable(); err != nil {
+		return ReadResult{}, err
+	}
+	res := ReadResult{NextOffset: offset, LogStartOffset: l.StartOffset(), LogEndOffset: l.EndOffset()}
+	if offset < l.StartOffset() || offset > l.EndOffset() {
+		return res, fmt.Errorf("read %s at %d: %w: the log holds %d..%d", l.dir, offset, ErrOffsetOutOfRange, l.StartOffset(), l.EndOffset())
+	}
+	maxOffset = min(maxOffset, l.EndOffset())
+	i := l.segmentFor(offset)
+	for i < len(l.segments) && offset >= l.segments[i].next {
+		i++ // offset lies in a gap after segment i
+	}
+	if offset >= maxOffset || i == len(l.segments) {
+		return res, nil
+	}
+	s := l.segments[i]
+	h, err := l.seek(s, offset)
+	if err != nil || h.size == 0 {
+		return res, err
+	}
+	if h.last >= maxOffset {
+		return res, nil
+	}
+	return l.collect(s, h, maxBytes, maxOffset, res)
+}
+
+// seek finds the first batch of s whose last offset is at least offset,
+// starting from the offset index. It fails with ErrCorruptLog if offset
+// lies in a damaged range; a zero-size result means s holds no such batch.
+func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
+	pos := s.idx.lookup(s.base, offset, l.indexOffByOne)
+	for pos < s.sizeBytes {
+		if d := s.damageAt(pos); d != nil {
+			if offset <= d.LastOffset {
+				return batchInfo{}, corruptRead(offset, *d)
+			}
+			pos = d.EndPosition
+			continue
+		}
+		h, err := s.header(pos)
+		if err != nil {
+			if isIOError(err) {
+				return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
+			}
+			if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
+				return batchInfo{}, err
+			}
+			continue
+		}
+		if h.last >= offset {
+			return h, nil
+		}
+		pos += int64(h.size)
+	}
+	return batchInfo{}, nil
+}
+
+func corruptRead(offset int64, d Damage) error {
+	return fmt.Errorf("read at %d: %w: %s", offset, ErrCorruptLog, d)
+}
+
+// collect reads batches from first on, in one read, and verifies each.
+func (l *Log) collect(s *segment, first batchInfo, maxBytes int, maxOffset int64, res ReadResult) (ReadResult, error) {
+	want := max(int64(maxBytes), int64(first.size))
+	want = min(want, s.sizeBytes-first.pos)
+	if d := s.firstDamageFrom(first.pos); d != nil {
+		want = min(want, d.Position-first.pos)
+	}
+	buf := make([]byte, want)
+	if err := s.readAt(buf, first.pos); err != nil {
+		return res, fmt.Errorf("read %s at %d: %w", l.dir, res.NextOffset, err)
+	}
+	n := 0
+	for n < len(buf) {
+		b, _, err := record.Next(buf[n:])
+		if errors.Is(err, record.ErrPartial) && n > 0 {
+			break
+		}
+		if err == nil && !l.skipCRC {
+			err = b.Verify()
+		}
+		if err != nil {
+			d, derr := l.noteDamage(s, first.pos+int64(n), err.Error())
+			if derr != nil {
+				return res, derr
+			}
+			if n == 0 {
+				return res, corruptRead(res.NextOffset, d)
+			}
+			break
+		}
+		if b.LastOffset() >= maxOffset || (n > 0 && n+len(b) > maxBytes) {
+			break
+		}
+		n += len(b)
+		res.Batches++
+		res.NextOffset = b.NextOffset()
+	}
+	res.Data = buf[:n:n]
+	return res, nil
+}
+
+// OffsetForTime answers ListOffsets by timestamp: the offset and
+// timestamp of the first record whose timestamp is at least ts. found is
+// false when no record is that recent.
+func (l *Log) OffsetForTime(ts int64) (offset, timestamp int64, found bool, err error) {
+	if err := l.usable(); err != nil {
+		return 0, 0, false, err
+	}
+	for _, s := range l.segments {
+		if s.maxTimestamp < ts {
+			continue
+		}
+		h, err := l.seek(s, s.idx.timeLookup(s.base, ts))
+		for err == nil && h.size > 0 {
+			if h.maxTimestamp >= ts {
+				var b record.Batch
+				if b, err = l.readBatch(s, h); err != nil {
+					break
+				}
+				records, rerr := b.Records()
+				if rerr != nil {
+					d, derr := l.noteDamage(s, h.pos, rerr.Error())
+					if derr != nil {
+						return 0, 0, false, derr
+					}
+					return 0, 0, false, corruptRead(h.base, d)
+				}
+				for _, r := range records {
+					if r.Timestamp >= ts {
+						return r.Offset, r.Timestamp, true, nil
+					}
+				}
+			}
+			h, err = l.seek(s, h.last+1)
+		}
+		if err != nil {
+			return 0, 0, false, err
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// readBatch reads the whole batch h describes.
+func (l *Log) readBatch(s *segment, h batchInfo) (record.Batch, error) {
+	buf := make([]byte, h.size)
+	if err := s.readAt(buf, h.pos); err != nil {
+		return nil, err
+	}
+	return record.Batch(buf), nil
+}

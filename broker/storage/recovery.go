@@ -1,0 +1,787 @@
+package storage
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// RecoveryReport says what Open (or a reopen after a failed sync) found
+// and did.
+type RecoveryReport struct {
+	Dir string
+	// RecoveryPoint is the one Open was given.
+	RecoveryPoint        int64
+	StartOffset          int64
+	EndOffset            int64
+	SegmentsScanned      int
+	BatchesScanned       int64
+	BytesScanned         int64
+	Truncations          []Truncation
+	Damage               []Damage
+	RemovedFiles         []string
+	RebuiltIndexes       []string
+	DiscardedSnapshots   []string
+	ProducerSnapshot     int64
+	EpochCheckpointError string
+	// FlushedLost: the recovered log ends before the recovery point, so
+	// data that had been made durable is gone (a lying or failed disk).
+	FlushedLost bool
+}
+
+// Truncation is a cut recovery made at the first bad batch holding
+// offsets at or past the recovery point.
+type Truncation struct {
+	Segment  string
+	Position int64
+	// Offset is the first offset lost.
+	Offset       int64
+	DroppedBytes int64
+	// GoodDataAfter: valid batches followed the bad one and were dropped
+	// with it (corruption in the middle of unflushed data rather than a
+	// torn tail).
+	GoodDataAfter bool
+	// Stale: the bytes cut lay after a segment's last offset, where a
+	// truncation that never became durable left them; no offset of the
+	// log was lost.
+	Stale  bool
+	Reason string
+}
+
+// String describes the cut for logs and reports.
+func (t Truncation) String() string {
+	after := ""
+	if t.GoodDataAfter {
+		after = " (valid batches followed and were dropped)"
+	}
+	return fmt.Sprintf("%s cut at byte %d, offsets from %d, %d bytes dropped%s: %s", t.Segment, t.Position, t.Offset, t.DroppedBytes, after, t.Reason)
+}
+
+// Clean reports whether recovery lost or found damaged no data (cutting
+// stale bytes that held no offsets does not count).
+func (r RecoveryReport) Clean() bool {
+	for _, t := range r.Truncations {
+		if !t.Stale {
+			return false
+		}
+	}
+	return len(r.Damage) == 0 && !r.FlushedLost
+}
+
+// String summarises the report in one line per finding.
+func (r RecoveryReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: offsets %d..%d, recovery point %d, scanned %d segments, %d batches, %d bytes",
+		r.Dir, r.StartOffset, r.EndOffset, r.RecoveryPoint, r.SegmentsScanned, r.BatchesScanned, r.BytesScanned)
+	for _, t := range r.Truncations {
+		fmt.Fprintf(&b, "\n  truncated: %s", t)
+	}
+	for _, d := range r.Damage {
+		fmt.Fprintf(&b, "\n  damaged (kept, never served): %s", d)
+	}
+	if r.FlushedLost {
+		fmt.Fprintf(&b, "\n  FLUSHED DATA LOST: the log ends at %d, before its recovery point %d", r.EndOffset, r.RecoveryPoint)
+	}
+	for _, f := range r.RemovedFiles {
+		fmt.Fprintf(&b, "\n  removed %s", f)
+	}
+	for _, f := range r.RebuiltIndexes {
+		fmt.Fprintf(&b, "\n  rebuilt index of %s", f)
+	}
+	for _, f := range r.DiscardedSnapshots {
+		fmt.Fprintf(&b, "\n  discarded snapshot %s", f)
+	}
+	if r.EpochCheckpointError != "" {
+		fmt.Fprintf(&b, "\n  leader epoch checkpoint rebuilt: %s", r.EpochCheckpointError)
+	}
+	return b.String()
+}
+
+// load builds the log's state from the directory: see the package
+// comment.
+func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
+	l.segments, l.snapshots = nil, nil
+	l.epochs = epochCache{}
+	l.producers = newProducerTable()
+	report := RecoveryReport{Dir: l.dir, RecoveryPoint: recoveryPoint, ProducerSnapshot: -1}
+	if _, err := l.fs.Stat(l.dir); errors.Is(err, sim.ErrNotExist) {
+		if err := l.fs.MkdirAll(l.dir); err != nil {
+			return report, storageError("create directory", err)
+		}
+		l.parentDirty, l.dirDirty = true, true
+	} else if err != nil {
+		return report, storageError("stat directory", err)
+	}
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return report, storageError("list directory", err)
+	}
+	bases, err := l.sortDirectory(names, &report)
+	if err != nil {
+		return report, err
+	}
+	if len(bases) == 0 {
+		return report, l.loadEmpty(recoveryPoint, &report)
+	}
+	for _, base := range bases {
+		name := segmentFile(l.dir, base, suffixLog)
+		f, err := l.fs.Open(name)
+		if err != nil {
+			return report, storageError("open "+name, err)
+		}
+		size, err := f.Size()
+		if err != nil {
+			f.Close()
+			return report, storageError("size of "+name, err)
+		}
+		l.segments = append(l.segments, newSegment(l.dir, base, f, size, l.clock.Mono()))
+	}
+	scanFrom := 0
+	for i, s := range l.segments {
+		if s.base <= recoveryPoint {
+			scanFrom = i
+		}
+	}
+	var seenEpochs epochCache
+	for i := 0; i < len(l.segments); i++ {
+		s := l.segments[i]
+		if i > 0 {
+			// Segments roll at the log end, so each starts where the
+			// previous one ends. An overlap is a segment a truncation
+			// deleted, back because the deletion was not durable; a gap
+			// is a segment whose predecessor lost its unsynced tail.
+			if prev := l.segments[i-1]; s.base != prev.next {
+				reason := fmt.Sprintf("segment base %d does not follow the previous segment, which ends at %d", s.base, prev.next)
+				if err := l.cutAt(i, 0, prev.next, reason, false, &report); err != nil {
+					return report, err
+				}
+				break
+			}
+		}
+		cut, err := l.recoverSegment(i, i < scanFrom, recoveryPoint, &seenEpochs, &report)
+		if err != nil {
+			return report, err
+		}
+		if cut {
+			break
+		}
+	}
+	for _, s := range l.segments[:len(l.segments)-1] {
+		if err := l.closeRecovered(s, &report); err != nil {
+			return report, err
+		}
+	}
+	l.recoveryPoint = min(recoveryPoint, l.EndOffset())
+	if recoveryPoint > l.EndOffset() {
+		report.FlushedLost = true
+	}
+	// A rolled segment that is last again (its successor never became
+	// durable) takes appends: its index files would go stale.
+	active := l.active()
+	for _, suffix := range []string{suffixIndex, suffixTimeIndex} {
+		if _, err := l.fs.Stat(segmentFile(l.dir, active.base, suffix)); err == nil {
+			if err := l.removeFile(segmentFile(l.dir, active.base, suffix), &report); err != nil {
+				return report, err
+			}
+		}
+	}
+	if err := l.loadEpochs(&seenEpochs, &report); err != nil {
+		return report, err
+	}
+	if err := l.loadProducers(&report); err != nil {
+		return report, err
+	}
+	l.resyncLoaded()
+	report.StartOffset, report.EndOffset = l.StartOffset(), l.EndOffset()
+	if !report.Clean() {
+		l.logf("log recovery: %s", report)
+	}
+	switch {
+	case len(report.Truncations) > 0:
+		// A cut lives in the page cache only: until it is durable a
+		// second crash can bring the cut bytes back.
+		l.truncated()
+	case len(report.RemovedFiles) > 0:
+		l.Flush(nil)
+	}
+	return report, nil
+}
+
+// resyncLoaded queues for the next flush round what recovery cannot
+// know to be durable (after a process crash the page cache survives):
+// directory entries and snapshots. Segments above the recovery point are
+// marked by recoverSegment.
+func (l *Log) resyncLoaded() {
+	l.dirDirty = true
+	for _, snap := range l.snapshots {
+		name := segmentFile(l.dir, snap.offset, suffixSnapshot)
+		f, err := l.fs.Open(name)
+		if err != nil {
+			l.logf("log %s: open %s: %v", l.dir, name, err)
+			continue
+		}
+		l.pendingFiles = append(l.pendingFiles, pendingFile{file: f, snapshot: snap.offset})
+	}
+}
+
+// sortDirectory classifies the directory's entries: it removes leftovers
+// and orphaned indexes, notes snapshots, and returns the segment bases in
+// order.
+func (l *Log) sortDirectory(names []string, report *RecoveryReport) ([]int64, error) {
+	logs := map[int64]bool{}
+	type indexFile struct {
+		base int64
+		name string
+	}
+	var indexes []indexFile
+	for _, n := range names {
+		offset, kind := parseName(n)
+		switch kind {
+		case kindLog:
+			logs[offset] = true
+		case kindIndex, kindTimeIndex:
+			indexes = append(indexes, indexFile{offset, n})
+		case kindSnapshot:
+			l.snapshots = append(l.snapshots, snapshotFile{offset: offset})
+		case kindLeftover:
+			if err := l.removeFile(path.Join(l.dir, n), report); err != nil {
+				return nil, err
+			}
+		case kindUnknown:
+			l.logf("log %s: ignoring unknown file %s", l.dir, n)
+		}
+	}
+	for _, x := range indexes {
+		if !logs[x.base] {
+			if err := l.removeFile(path.Join(l.dir, x.name), report); err != nil {
+				return nil, err
+			}
+		}
+	}
+	bases := make([]int64, 0, len(logs))
+	for b := range logs { // sorted below
+		bases = append(bases, b)
+	}
+	slices.Sort(bases)
+	slices.SortFunc(l.snapshots, func(a, b snapshotFile) int { return cmp.Compare(a.offset, b.offset) })
+	return bases, nil
+}
+
+func (l *Log) removeFile(name string, report *RecoveryReport) error {
+	if err := l.fs.Remove(name); err != nil && !errors.Is(err, sim.ErrNotExist) {
+		return storageError("remove "+name, err)
+	}
+	l.dirDirty = true
+	report.RemovedFiles = append(report.RemovedFiles, baseName(name))
+	return nil
+}
+
+// loadEmpty starts a log with no segments. A new log starts at 0; a log
+// whose segments are gone starts at its recovery point, so that offsets
+// handed out before are never reused.
+func (l *Log) loadEmpty(recoveryPoint int64, report *RecoveryReport) error {
+	if recoveryPoint > 0 {
+		report.FlushedLost = true
+	}
+	s, err := l.createSegment(recoveryPoint)
+	if err != nil {
+		return err
+	}
+	l.segments = []*segment{s}
+	l.recoveryPoint = recoveryPoint
+	for _, snap := range slices.Clone(l.snapshots) {
+		l.discardSnapshot(snap.offset, report)
+	}
+	if err := l.loadEpochs(&epochCache{}, report); err != nil {
+		return err
+	}
+	report.StartOffset, report.EndOffset = recoveryPoint, recoveryPoint
+	if !report.Clean() {
+		l.logf("log recovery: %s", report)
+	}
+	return nil
+}
+
+func (l *Log) createSegment(base int64) (*segment, error) {
+	name := segmentFile(l.dir, base, suffixLog)
+	f, err := l.fs.Create(name)
+	if err != nil {
+		return nil, storageError("create "+name, err)
+	}
+	l.dirDirty = true
+	return newSegment(l.dir, base, f, 0, l.clock.Mono()), nil
+}
+
+// recoverSegment reads segment i. A flushed segment (wholly below the
+// recovery point's segment) is trusted or verified per the config; any
+// other is scanned batch by batch. It reports whether it cut the log.
+func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epochCache, report *RecoveryReport) (bool, error) {
+	s := l.segments[i]
+	if flushed && l.cfg.TrustFlushed {
+		if err := l.loadTrusted(s, l.nextBase(i)); err == nil {
+			s.closed = true
+			return false, nil
+		} else if isIOError(err) {
+			return false, err
+		} else {
+			l.logf("log %s: index of %s unusable (%v): rebuilding", l.dir, baseName(s.name), err)
+			s.resetBookkeeping()
+		}
+	}
+	report.SegmentsScanned++
+	expected := s.base
+	lastEpoch := int32(-1)
+	if i > 0 {
+		expected = max(expected, l.segments[i-1].next)
+		if prev := l.segments[i-1]; prev.hasLast {
+			lastEpoch = prev.last.leaderEpoch
+		}
+	}
+	limit := l.nextBase(i)
+	sc := scanner{s: s, verifyCRC: !l.skipCRC}
+	for pos := int64(0); pos < s.sizeBytes; {
+		if expected >= limit {
+			// The segment is complete; what follows is left from a
+			// truncation that never became durable.
+			l.cutTail(s, pos, expected, report)
+			break
+		}
+		b, err := sc.batch(pos)
+		var h batchInfo
+		if err == nil {
+			h = infoOf(b, pos)
+			err = s.checkPlacement(h, expected, limit)
+			if err == nil && h.leaderEpoch < lastEpoch {
+				err = fmt.Errorf("%w: batch at %d has leader epoch %d after %d", record.ErrCorrupt, pos, h.leaderEpoch, lastEpoch)
+			}
+		}
+		if err != nil {
+			if isIOError(err) {
+				return false, err
+			}
+			if expected >= recoveryPoint {
+				return true, l.cutAt(i, pos, expected, err.Error(), true, report)
+			}
+			d, err := l.damageExtent(&sc, pos, expected, l.damageEndOffset(i, recoveryPoint), err.Error())
+			if err != nil {
+				return false, err
+			}
+			s.addDamage(d)
+			report.Damage = append(report.Damage, d)
+			pos = d.EndPosition
+			expected = max(expected, d.LastOffset+1)
+			continue
+		}
+		s.account(h, l.cfg.IndexIntervalBytes)
+		seen.assign(h.leaderEpoch, h.base)
+		report.BatchesScanned++
+		report.BytesScanned += int64(h.size)
+		expected, lastEpoch = h.last+1, h.leaderEpoch
+		pos += int64(h.size)
+	}
+	s.next = max(s.next, expected)
+	if !flushed {
+		// Above the recovery point nothing is known durable: after a
+		// process crash these bytes may sit only in the page cache.
+		s.logDirty = true
+	}
+	return false, nil
+}
+
+// closeRecovered marks a segment that has a successor as rolled and makes
+// sure its index files match what recovery rebuilt.
+func (l *Log) closeRecovered(s *segment, report *RecoveryReport) error {
+	if s.closed { // loaded from trusted index files
+		return nil
+	}
+	s.closed = true
+	s.idx.maybeAddTime(s.base, s.maxTimestamp, s.offsetOfMaxTimestamp)
+	return l.checkIndexFiles(s, report)
+}
+
+// damageEndOffset bounds the offsets a damaged range at the end of
+// segment i can stand for.
+func (l *Log) damageEndOffset(i int, recoveryPoint int64) int64 {
+	if i+1 < len(l.segments) {
+		return l.segments[i+1].base
+	}
+	return recoveryPoint
+}
+
+// damageExtent finds where good data resumes after a bad batch at pos and
+// describes the range between.
+func (l *Log) damageExtent(sc *scanner, pos, expected, endOffset int64, reason string) (Damage, error) {
+	d := Damage{Segment: baseName(sc.s.name), Position: pos, EndPosition: sc.s.sizeBytes, FirstOffset: expected, LastOffset: endOffset - 1, Reason: reason}
+	good, found, err := sc.resync(pos, expected)
+	if err != nil {
+		return d, err
+	}
+	if found {
+		d.EndPosition, d.LastOffset = good.pos, good.base-1
+	}
+	l.logf("log %s: corrupt data below the recovery point kept and never served: %s", l.dir, d)
+	return d, nil
+}
+
+// cutAt truncates segment i at pos and deletes every later segment.
+func (l *Log) cutAt(i int, pos, offset int64, reason string, checkAfter bool, report *RecoveryReport) error {
+	s := l.segments[i]
+	t := Truncation{Segment: baseName(s.name), Position: pos, Offset: offset, DroppedBytes: s.sizeBytes - pos, Reason: reason}
+	if checkAfter {
+		sc := scanner{s: s, verifyCRC: !l.skipCRC}
+		_, found, err := sc.resync(pos, offset)
+		if err != nil {
+			return err
+		}
+		t.GoodDataAfter = found || i+1 < len(l.segments)
+	}
+	for _, later := range l.segments[i+1:] {
+		t.DroppedBytes += later.sizeBytes
+		later.closeFiles()
+		if err := removeSegmentFiles(l.fs, l.dir, later.base); err != nil {
+			return err
+		}
+		l.dirDirty = true
+	}
+	l.segments = l.segments[:i+1]
+	if pos == 0 && i > 0 {
+		s.closeFiles()
+		if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
+			return err
+		}
+		l.dirDirty = true
+		l.segments = l.segments[:i]
+	} else if pos < s.sizeBytes {
+		if err := s.file.Truncate(pos); err != nil {
+			return storageError("truncate "+s.name, err)
+		}
+		s.sizeBytes = pos
+		s.logDirty = true
+	}
+	report.Truncations = append(report.Truncations, t)
+	l.logf("log %s: cut unflushed data: %s", l.dir, t)
+	return nil
+}
+
+// nextBase is the base of the segment after segment i, which bounds its
+// offsets, or MaxInt64 for the last.
+func (l *Log) nextBase(i int) int64 {
+	if i+1 < len(l.segments) {
+		return l.segments[i+1].base
+	}
+	return math.MaxInt64
+}
+
+// cutTail truncates the bytes of a segment after its last offset.
+func (l *Log) cutTail(s *segment, pos, offset int64, report *RecoveryReport) {
+	t := Truncation{Segment: baseName(s.name), Position: pos, Offset: offset, DroppedBytes: s.sizeBytes - pos, Stale: true,
+		Reason: "bytes after the segment's last offset, left by a truncation that never became durable"}
+	if err := s.file.Truncate(pos); err != nil {
+		// Reads stop at the next segment's base anyway.
+		l.logf("log %s: truncate %s: %v", l.dir, s.name, err)
+	} else {
+		s.sizeBytes = pos
+		s.logDirty = true
+	}
+	report.Truncations = append(report.Truncations, t)
+	l.logf("log %s: cut stale bytes: %s", l.dir, t)
+}
+
+// loadTrusted loads a flushed segment from its index files without
+// reading its batches but the last few; limit is the next segment's base.
+func (l *Log) loadTrusted(s *segment, limit int64) error {
+	if err := s.loadIndexFiles(l.fs, l.dir); err != nil {
+		return err
+	}
+	pos := int64(0)
+	if n := len(s.idx.offsets); n > 0 {
+		pos = int64(s.idx.offsets[n-1].position)
+	}
+	if n := len(s.idx.times); n > 0 {
+		s.maxTimestamp = s.idx.times[n-1].timestamp
+		s.offsetOfMaxTimestamp = s.base + int64(s.idx.times[n-1].relativeOffset)
+	}
+	for pos < s.sizeBytes {
+		if s.next >= limit {
+			return fmt.Errorf("%d bytes after the segment's last offset", s.sizeBytes-pos)
+		}
+		h, err := s.header(pos)
+		if err != nil {
+			return err
+		}
+		if h.base < s.next || h.last >= limit {
+			return fmt.Errorf("batch at %d (offsets %d..%d) does not fit between offsets %d and %d", pos, h.base, h.last, s.next, limit)
+		}
+		if h.maxTimestamp > s.maxTimestamp {
+			s.maxTimestamp, s.offsetOfMaxTimestamp = h.maxTimestamp, h.last
+		}
+		s.next, s.last, s.hasLast = h.last+1, h, true
+		pos += int64(h.size)
+	}
+	if n := len(s.idx.offsets); n > 0 && s.base+int64(s.idx.offsets[n-1].relativeOffset) >= s.next {
+		return fmt.Errorf("index ends at offset %d, past the log's %d", s.base+int64(s.idx.offsets[n-1].relativeOffset), s.next)
+	}
+	return nil
+}
+
+// checkIndexFiles compares a closed segment's index files with the
+// indexes its scan rebuilt and rewrites them if they differ or are
+// missing.
+func (l *Log) checkIndexFiles(s *segment, report *RecoveryReport) error {
+	want := segment{base: s.base, sizeBytes: s.sizeBytes}
+	err := want.loadIndexFiles(l.fs, l.dir)
+	if err == nil && slices.Equal(want.idx.offsets, s.idx.offsets) && slices.Equal(want.idx.times, s.idx.times) {
+		return nil
+	}
+	if err := s.writeIndexFiles(l.fs, l.dir); err != nil {
+		return err
+	}
+	l.dirDirty = true
+	report.RebuiltIndexes = append(report.RebuiltIndexes, baseName(s.name))
+	return nil
+}
+
+func (l *Log) removeIndexFiles(s *segment) error {
+	for _, f := range s.indexFiles {
+		f.Close()
+	}
+	s.indexFiles = nil
+	for _, suffix := range []string{suffixIndex, suffixTimeIndex} {
+		name := segmentFile(l.dir, s.base, suffix)
+		if err := l.fs.Remove(name); err != nil && !errors.Is(err, sim.ErrNotExist) {
+			return storageError("remove "+name, err)
+		}
+	}
+	l.dirDirty = true
+	return nil
+}
+
+// loadEpochs reads the leader epoch checkpoint (or, if it is unusable,
+// rebuilds the cache from every batch header), drops epochs past the log
+// end, and adds the epochs the scan saw.
+func (l *Log) loadEpochs(seen *epochCache, report *RecoveryReport) error {
+	name := path.Join(l.dir, EpochCheckpointName)
+	data, err := ReadCheckpointFile(l.fs, name)
+	var entries []EpochEntry
+	if err == nil {
+		entries, err = decodeEpochs(data)
+	}
+	rewrite := false
+	switch {
+	case err == nil:
+		l.epochs.entries = entries
+	case errors.Is(err, sim.ErrNotExist) && len(seen.entries) == 0 && l.EndOffset() == l.StartOffset():
+		// A new log: nothing to rebuild.
+		rewrite = true
+	default:
+		if errors.Is(err, ErrStorage) || errors.Is(err, sim.ErrIO) {
+			return storageError("read "+name, err)
+		}
+		report.EpochCheckpointError = err.Error()
+		rewrite = true
+		if err := l.forEachHeader(l.StartOffset(), func(_ *segment, h batchInfo) bool {
+			l.epochs.assign(h.leaderEpoch, h.base)
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	if l.epochs.truncateFromEnd(l.EndOffset()) {
+		rewrite = true
+	}
+	for _, e := range seen.entries {
+		if e.Epoch > l.epochs.latestEpoch() && l.epochs.assign(e.Epoch, e.StartOffset) {
+			rewrite = true
+		}
+	}
+	if l.epochs.truncateFromStart(l.StartOffset()) {
+		rewrite = true
+	}
+	if rewrite {
+		return l.writeEpochs()
+	}
+	return nil
+}
+
+// loadProducers rebuilds producer state from the newest snapshot that
+// matches the log and the batches after it.
+func (l *Log) loadProducers(report *RecoveryReport) error {
+	from := l.StartOffset()
+	for i := len(l.snapshots) - 1; i >= 0; i-- {
+		off := l.snapshots[i].offset
+		if off > l.EndOffset() {
+			l.discardSnapshot(off, report)
+			continue
+		}
+		producers, err := l.readSnapshot(off)
+		if err != nil {
+			if isIOError(err) {
+				return err
+			}
+			l.logf("log %s: producer snapshot %d unusable: %v", l.dir, off, err)
+			l.discardSnapshot(off, report)
+			continue
+		}
+		for _, p := range producers {
+			l.producers.byID[p.ProducerID] = p
+		}
+		report.ProducerSnapshot = off
+		from = max(off, from)
+		break
+	}
+	return l.forEachHeader(from, func(_ *segment, h batchInfo) bool {
+		if h.base >= from {
+			l.producers.update(h, h.maxTimestamp, l.cfg.ProducersMax)
+		}
+		return true
+	})
+}
+
+// readSnapshot reads the snapshot at off and checks it describes this
+// log: the batch it says ended just below off must be there.
+func (l *Log) readSnapshot(off int64) ([]*ProducerState, error) {
+	name := segmentFile(l.dir, off, suffixSnapshot)
+	data, err := readSmallFile(l.fs, name, snapshotBytesMax)
+	if err != nil {
+		if errors.Is(err, sim.ErrIO) {
+			return nil, storageError("read "+name, err)
+		}
+		return nil, err
+	}
+	got, anchor, producers, err := decodeSnapshot(data)
+	if err != nil {
+		return nil, err
+	}
+	if got != off {
+		return nil, fmt.Errorf("%w: file says offset %d", errSnapshot, got)
+	}
+	switch {
+	case off < l.StartOffset():
+		return nil, fmt.Errorf("%w: offset %d is below the log start %d", errSnapshot, off, l.StartOffset())
+	case off == l.StartOffset():
+		// The batches before it went with retention: nothing to check.
+		return producers, nil
+	case !anchor.present:
+		return nil, fmt.Errorf("%w: it was taken of an empty log, and this one holds offsets below %d", errSnapshot, off)
+	}
+	anchorLast := anchor.base + int64(anchor.lastOffsetDelta)
+	if anchorLast >= off {
+		return nil, fmt.Errorf("%w: its last batch ends at %d, not below %d", errSnapshot, anchorLast, off)
+	}
+	h, found, err := l.batchEndingAt(anchorLast)
+	if err != nil {
+		return nil, err
+	}
+	if !found || anchorOf(h) != anchor {
+		return nil, fmt.Errorf("%w: the batch ending at %d does not match it (left from a truncated history?)", errSnapshot, anchorLast)
+	}
+	return producers, nil
+}
+
+func (l *Log) discardSnapshot(off int64, report *RecoveryReport) {
+	l.snapshots = slices.DeleteFunc(l.snapshots, func(s snapshotFile) bool { return s.offset == off })
+	name := segmentFile(l.dir, off, suffixSnapshot)
+	if err := l.fs.Remove(name); err != nil && !errors.Is(err, sim.ErrNotExist) {
+		l.logf("log %s: remove %s: %v", l.dir, name, err)
+		return
+	}
+	l.dirDirty = true
+	if report != nil {
+		report.DiscardedSnapshots = append(report.DiscardedSnapshots, baseName(name))
+	}
+}
+
+// batchEndingAt finds the header of the batch whose last offset is off.
+func (l *Log) batchEndingAt(off int64) (batchInfo, bool, error) {
+	var found batchInfo
+	ok := false
+	err := l.forEachHeader(off, func(_ *segment, h batchInfo) bool {
+		if h.last == off {
+			found, ok = h, true
+		}
+		return false
+	})
+	return found, ok, err
+}
+
+// forEachHeader calls fn with the header of every batch whose last offset
+// is at least from, in order, until fn returns false. It skips damaged
+// ranges and records any new damage it runs into.
+func (l *Log) forEachHeader(from int64, fn func(s *segment, h batchInfo) bool) error {
+	i := l.segmentFor(from)
+	for ; i < len(l.segments); i++ {
+		s := l.segments[i]
+		pos := s.idx.lookup(s.base, from, false)
+		for pos < s.sizeBytes {
+			if d := s.damageAt(pos); d != nil {
+				pos = d.EndPosition
+				continue
+			}
+			h, err := s.header(pos)
+			if err != nil {
+				if isIOError(err) {
+					return err
+				}
+				if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
+					return err
+				}
+				continue
+			}
+			pos += int64(h.size)
+			if h.last < from {
+				continue
+			}
+			if !fn(s, h) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// noteDamage records corrupt data found at pos after recovery (by a read
+// or a scan): it finds the offsets the range stands for from the batches
+// around it.
+func (l *Log) noteDamage(s *segment, pos int64, reason string) (Damage, error) {
+	if d := s.damageAt(pos); d != nil {
+		return *d, nil
+	}
+	expected := s.base
+	i := slices.Index(l.segments, s)
+	if i > 0 {
+		expected = max(expected, l.segments[i-1].next)
+	}
+	// Walk from the nearest index entry before pos to learn the offset
+	// the bad batch should start at.
+	p := int64(0)
+	for _, e := range s.idx.offsets {
+		if int64(e.position) < pos {
+			p, expected = int64(e.position), s.base+int64(e.relativeOffset)+1
+		}
+	}
+	for p < pos {
+		if d := s.damageAt(p); d != nil {
+			p, expected = d.EndPosition, max(expected, d.LastOffset+1)
+			continue
+		}
+		h, err := s.header(p)
+		if err != nil || p+int64(h.size) > pos {
+			break
+		}
+		expected, p = h.last+1, p+int64(h.size)
+	}
+	sc := scanner{s: s, verifyCRC: !l.skipCRC}
+	d, err := l.damageExtent(&sc, pos, expected, s.next, reason)
+	if err != nil {
+		return d, err
+	}
+	s.addDamage(d)
+	return d, nil
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/osenv"
+)
+
+func newBrokerCommand() *cobra.Command {
+	var (
+		dataDir      string
+		listen       string
+		advertise    string
+		nodeID       int32
+		flush        string
+		partitions   int32
+		segmentBytes int64
+		retention    time.Duration
+		autoCreate   bool
+		bugs         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Serve Kafka's protocol on a real socket, with a log directory on real files",
+		Long: `Run one broker node over real sockets and files. It speaks Kafka's wire
+protocol (ApiVersions, Metadata, CreateTopics, DeleteTopics, Produce, Fetch,
+ListOffsets, InitProducerId), so kcat, franz-go and sarama can use it, and it
+keeps partitions in Kafka's on-disk format under --data.
+
+--flush says when it fsyncs: 'group' (before acknowledging a write; the
+default here), 'none' (never: Kafka's default, relying on replication),
+'messages:N' (every N messages) or 'interval:DURATION'.
+
+It stops on SIGINT or SIGTERM.`,
+		Example: `  sluice broker --data /var/lib/sluice --listen 127.0.0.1:9092
+  kcat -b 127.0.0.1:9092 -L
+  sluice broker --data ./data --listen :9092 --advertise myhost:9092 --flush none`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			policy, err := parseFlushFlag(flush)
+			if err != nil {
+				return usageError("--flush: %v", err)
+			}
+			planted, err := faults.ParseBugs(bugs)
+			if err != nil {
+				return usageError("--bug: %v", err)
+			}
+			cfg := broker.DefaultConfig()
+			cfg.NodeID, cfg.Listen, cfg.Advertised = nodeID, listen, advertise
+			if cfg.Advertised == "" {
+				cfg.Advertised = defaultAdvertised(listen)
+			}
+			cfg.NumPartitions, cfg.AutoCreateTopics, cfg.DataDir = partitions, autoCreate, "."
+			cfg.Log.Flush = policy
+			cfg.Bugs, cfg.Log.Bugs = planted, planted
+			if segmentBytes > 0 {
+				cfg.Log.SegmentBytes = segmentBytes
+				cfg.Log.MaxBatchBytes = int(min(int64(cfg.Log.MaxBatchBytes), segmentBytes/2))
+			}
+			if retention != 0 {
+				cfg.Log.RetentionAge = retention
+			}
+			return runBroker(cmd, dataDir, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&dataDir, "data", "", "log directory (required)")
+	fl.StringVar(&listen, "listen", ":9092", "address to serve on")
+	fl.StringVar(&advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address, localhost for a wildcard)")
+	fl.Int32Var(&nodeID, "node-id", 1, "broker id (node.id)")
+	fl.StringVar(&flush, "flush", "group", "fsync policy: group, none, messages:N, interval:DURATION")
+	fl.Int32Var(&partitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")
+	fl.Int64Var(&segmentBytes, "segment-bytes", 0, "segment size (segment.bytes; default 1 GiB)")
+	fl.DurationVar(&retention, "retention", 0, "retention by age (retention.ms; default 7 days, negative keeps forever)")
+	fl.BoolVar(&autoCreate, "auto-create-topics", true, "create topics on first use (auto.create.topics.enable)")
+	fl.StringSliceVar(&bugs, "bug", nil, "planted bug to switch on (see 'sluice sim bugs')")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func parseFlushFlag(s string) (storage.FlushPolicy, error) {
+	kind, arg, _ := strings.Cut(s, ":")
+	switch kind {
+	case "group":
+		return storage.FlushPolicy{Mode: storage.FlushGroupCommit}, nil
+	case "none":
+		return storage.FlushPolicy{Mode: storage.FlushNever}, nil
+	case "messages":
+		n, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || n < 1 {
+			return storage.FlushPolicy{}, fmt.Errorf("messages:%s: want a positive count", arg)
+		}
+		return storage.FlushPolicy{Mode: storage.FlushEveryMessages, Messages: n}, nil
+	case "interval":
+		d, err := time.ParseDuration(arg)
+		if err != nil || d <= 0 {
+			return storage.FlushPolicy{}, fmt.Errorf("interval:%s: want a positive duration such as 100ms", arg)
+		}
+		return storage.FlushPolicy{Mode: storage.FlushEveryInterval, Interval: d}, nil
+	}
+	return storage.FlushPolicy{}, fmt.Errorf("unknown policy %q (want group, none, messages:N or interval:DURATION)", s)
+}
+
+// defaultAdvertised is the listen address, with a wildcard host replaced
+// by localhost so that clients can connect to what they are told.
+func defaultAdvertised(listen string) string {
+	i := strings.LastIndexByte(listen, ':')
+	if i < 0 {
+		return listen
+	}
+	host := listen[:i]
+	if host == "" || host == "0.0.0.0" || host == "[::]" {
+		host = "localhost"
+	}
+	return host + listen[i:]
+}
+
+func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config) error {
+	logger := log.New(cmd.ErrOrStderr(), "", log.LstdFlags|log.Lmicroseconds)
+	node, err := osenv.NewNode(osenv.Options{Name: fmt.Sprintf("broker-%d", cfg.NodeID), DataDir: dataDir, Log: logger})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	node.Start(broker.Start(cfg, nil))
+	node.Run(ctx)
+	logger.Printf("broker %d stopped", cfg.NodeID)
+	return nil
+}

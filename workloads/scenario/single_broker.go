@@ -1,0 +1,225 @@
+package scenario
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/checkers"
+	"github.com/sluice-sim/sluice/checkers/history"
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/world"
+	"github.com/sluice-sim/sluice/workloads/kafka"
+)
+
+// The single-broker scenario: one Kafka broker, two clients that each
+// produce unique values to a three-partition topic and read every
+// partition back, and faults on the broker's process, disk and network.
+// After the faults heal the clients drain, and the history is judged by
+// the Jepsen anomaly checks and porcupine.
+func init() {
+	Register(Definition{
+		Name:    "single-broker",
+		Summary: "one broker, idempotent producers and consumers, under crashes, power loss, disk and network faults",
+		Bugs: []faults.Bug{faults.BugAckBeforeSync, faults.BugDedupeOff, faults.BugSkipCRC,
+			faults.BugIndexOffByOne},
+		Params: []Param{
+			{Name: "flush", Default: "group", Values: []string{"group", "none", "interval"},
+				Help: "when the broker fsyncs: before acknowledging (group), never (Kafka's default), every 100 ms"},
+			{Name: "acks", Default: "all", Values: []string{"all", "1", "0"}, Help: "producer acks"},
+			{Name: "idempotence", Default: "true", Values: []string{"true", "false"}, Help: "idempotent producers"},
+			{Name: "faults", Default: "disk", Values: []string{"disk", "corrupt", "process", "none"},
+				Help: "disk: crashes, power loss, torn writes, sync failures, slow and full disks, partitions; " +
+					"corrupt: adds bit flips; process: crashes and partitions only; none"},
+		},
+		Run:   20 * time.Second,
+		Drain: 20 * time.Second,
+		Build: buildSingleBroker,
+	})
+}
+
+const (
+	singleBrokerNode  = "b1"
+	singleBrokerTopic = "jepsen"
+	// drainSettle is how long after the faults heal the clients go on
+	// producing before they drain: long enough for the broker to have
+	// come back and recovered.
+	drainSettle = 3 * time.Second
+)
+
+var singleBrokerClients = []string{"p1", "p2"}
+
+type singleBrokerCluster struct {
+	o       Options
+	log     *history.Log
+	drivers map[string]*kafka.Driver
+	drained map[string]kafka.DrainReport
+}
+
+func buildSingleBroker(w *world.World, o Options) Cluster {
+	c := &singleBrokerCluster{
+		o:       o,
+		log:     &history.Log{Now: func() int64 { return int64(w.Now()) }},
+		drivers: map[string]*kafka.Driver{},
+		drained: map[string]kafka.DrainReport{},
+	}
+	bcfg := broker.DefaultConfig()
+	bcfg.NumPartitions = 3
+	bcfg.Bugs = o.Bugs
+	bcfg.Log.Bugs = o.Bugs
+	bcfg.Log.SegmentBytes = 256 << 10 // small segments: rolls, indexes and recovery get exercised
+	bcfg.Log.MaxBatchBytes = 64 << 10
+	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
+	w.AddNode(singleBrokerNode, broker.Start(bcfg, nil))
+
+	nextProcess := 0
+	for _, name := range singleBrokerClients {
+		cfg := kafka.DriverConfig{
+			Bootstrap:   []string{singleBrokerNode + ":9092"},
+			Topic:       singleBrokerTopic,
+			Partitions:  []int32{0, 1, 2},
+			Rate:        500,
+			Concurrency: 20,
+			Recorder:    c.log,
+			NewProcess:  func() int { nextProcess++; return nextProcess },
+			Producer:    producerConfig(o),
+			Consumer:    kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond},
+		}
+		name := name
+		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
+	}
+	w.At(o.Run+drainSettle, func() {
+		for _, name := range singleBrokerClients {
+			name := name
+			if d := c.drivers[name]; d != nil {
+				d.Drain(func(r kafka.DrainReport) { c.drained[name] = r })
+			}
+		}
+	})
+	return c
+}
+
+func flushPolicy(name string) storage.FlushPolicy {
+	switch name {
+	case "group":
+		return storage.FlushPolicy{Mode: storage.FlushGroupCommit}
+	case "interval":
+		return storage.FlushPolicy{Mode: storage.FlushEveryInterval, Interval: 100 * time.Millisecond}
+	}
+	return storage.FlushPolicy{Mode: storage.FlushNever}
+}
+
+func producerConfig(o Options) kafka.ProducerConfig {
+	p := kafka.ProducerConfig{
+		Linger:                 5 * time.Millisecond,
+		RequestTimeout:         2 * time.Second,
+		DeliveryTimeout:        10 * time.Second,
+		AllowAutoTopicCreation: true,
+		DisableIdempotence:     o.Param("idempotence") == "false",
+	}
+	switch o.Param("acks") {
+	case "1":
+		p.Acks = kafka.AcksLeader
+	case "0":
+		p.Acks = kafka.AcksNone
+	}
+	return p
+}
+
+func (c *singleBrokerCluster) Profile() faults.Profile {
+	kinds := map[string][]faults.Kind{
+		"disk": {faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindDiskFull,
+			faults.KindClockJump},
+		"process": {faults.KindKill, faults.KindPause, faults.KindPartition, faults.KindBlock},
+	}
+	kinds["corrupt"] = append(append([]faults.Kind(nil), kinds["disk"]...), faults.KindCorrupt)
+	return faults.Profile{
+		Targets:      []string{singleBrokerNode},
+		Clients:      singleBrokerClients,
+		IntervalMean: 2 * time.Second,
+		DurationMax:  3 * time.Second,
+		Kinds:        kinds[c.o.Param("faults")],
+	}
+}
+
+// Finish judges the history the clients recorded.
+func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
+	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	checks := []Check{c.drainCheck()}
+	for _, v := range report.Verdicts {
+		checks = append(checks, verdictCheck(v))
+	}
+	stats := map[string]int64{"history_ops": int64(len(c.log.Ops))}
+	for _, name := range singleBrokerClients {
+		d := c.drivers[name]
+		if d == nil {
+			continue
+		}
+		s := d.Stats()
+		stats["sends"] += int64(s.Sent)
+		stats["sends_ok"] += int64(s.OK)
+		stats["sends_failed"] += int64(s.Failed)
+		stats["sends_unknown"] += int64(s.Unknown)
+		stats["polled_records"] += int64(s.Polled)
+	}
+	return checks, stats
+}
+
+// History is the run's history, for --history.
+func (c *singleBrokerCluster) History() history.History { return c.log.Ops }
+
+func (c *singleBrokerCluster) drainCheck() Check {
+	var notes []string
+	ok := true
+	for _, name := range singleBrokerClients {
+		r, done := c.drained[name]
+		switch {
+		case !done:
+			ok = false
+			notes = append(notes, name+": drain did not finish")
+		case !r.CaughtUp:
+			ok = false
+			notes = append(notes, fmt.Sprintf("%s: did not catch up (%d sends unsettled, %v)", name, r.Unsettled, r.Err))
+		}
+	}
+	if ok {
+		notes = append(notes, "every consumer read to the end of every partition after the faults healed")
+	}
+	return Check{Name: "drained", OK: ok, Detail: strings.Join(notes, "; ")}
+}
+
+// verdictCheck turns a checker's verdict into a check line: anomalies by
+// kind and count; an undecided check passes with a note, since it found
+// nothing wrong in the time it had.
+func verdictCheck(v checkers.Verdict) Check {
+	c := Check{Name: v.Checker, OK: v.Valid || v.Unknown}
+	var parts []string
+	for _, a := range v.Anomalies {
+		parts = append(parts, a.Kind+"×"+strconv.Itoa(a.Count))
+	}
+	switch {
+	case len(parts) > 0:
+		c.Detail = strings.Join(parts, ", ")
+		if ex := firstExample(v); ex != "" {
+			c.Detail += "; e.g. " + ex
+		}
+	case v.Unknown:
+		c.Detail = "undecided: " + strings.Join(v.Notes, "; ")
+	default:
+		c.Detail = "no anomalies"
+	}
+	return c
+}
+
+func firstExample(v checkers.Verdict) string {
+	for _, a := range v.Anomalies {
+		for _, e := range a.Examples {
+			return fmt.Sprintf("%s %s@%d %v", a.Kind, e.Partition, e.Offset, e.Values)
+		}
+	}
+	return ""
+}
