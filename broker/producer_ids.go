@@ -32,11 +32,18 @@ type producerIDs struct {
 
 func loadProducerIDs(fs sim.FS, dir string) (*producerIDs, error) {
 	name := path.Join(dir, producerIDsFile)
-	data, err := storage.ReadCheckpointFile(fs, name)
-	if err != nil && !errors.Is(err, sim.ErrNotExist) {
+	ids := &producerIDs{fs: fs, name: name}
+	sealed, err := storage.ReadCheckpointFile(fs, name)
+	if errors.Is(err, sim.ErrNotExist) {
+		return ids, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	ids := &producerIDs{fs: fs, name: name}
+	data, err := storage.Unseal(name, sealed)
+	if err != nil {
+		return nil, err
+	}
 	if text := strings.TrimSpace(string(data)); text != "" {
 		n, err := strconv.ParseInt(text, 10, 64)
 		if err != nil || n < 0 {
@@ -62,7 +69,7 @@ func (ids *producerIDs) allocate(done func(int64, error)) {
 	}
 	ids.reserving = true
 	end := ids.blockEnd + producerIDBlockCount
-	storage.ReplaceFile(ids.fs, ids.name, []byte(strconv.FormatInt(end, 10)+"\n"), func(err error) {
+	storage.ReplaceFile(ids.fs, ids.name, storage.Seal([]byte(strconv.FormatInt(end, 10)+"\n")), func(err error) {
 		ids.reserving = false
 		waiting := ids.waiting
 		ids.waiting = nil

@@ -96,12 +96,16 @@ func loadTopics(b *Broker) (*topicRegistry, error) {
 }
 
 func readTopicsFile(fs sim.FS, name string) ([]topicRecord, error) {
-	data, err := storage.ReadCheckpointFile(fs, name)
+	sealed, err := storage.ReadCheckpointFile(fs, name)
 	if errors.Is(err, sim.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	data, err := storage.Unseal(name, sealed)
+	if err != nil {
+		return nil, err
 	}
 	var doc struct {
 		Topics []topicRecord `json:"topics"`
@@ -262,7 +266,7 @@ func (reg *topicRegistry) persist(done func(error)) {
 	}
 	data, err := json.MarshalIndent(map[string]any{"topics": records}, "", "  ")
 	sim.Assert(err == nil, "marshal topics: %v", err)
-	storage.ReplaceFile(reg.b.env.FS, path.Join(reg.b.cfg.DataDir, topicsFile), data, func(err error) {
+	storage.ReplaceFile(reg.b.env.FS, path.Join(reg.b.cfg.DataDir, topicsFile), storage.Seal(data), func(err error) {
 		reg.writing = false
 		for _, w := range waiters {
 			w(err)

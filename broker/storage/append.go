@@ -47,7 +47,7 @@ func (l *Log) Append(batch record.Batch, leaderEpoch int32) (AppendResult, error
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s: %w", l.dir, err)
 	}
-	if original != nil {
+	if original != nil && !l.dedupeOff {
 		return AppendResult{BaseOffset: original.FirstOffset, LastOffset: original.LastOffset, AppendTimeMs: -1, Duplicate: true, LogStartOffset: l.StartOffset()}, nil
 	}
 	batch.SetBaseOffset(l.EndOffset())

@@ -138,8 +138,8 @@ type Config struct {
 	// and checked so that corruption in flushed data is reported at
 	// once; reads check every batch they return either way.
 	TrustFlushed bool
-	// Bugs switches planted bugs on: faults.BugSkipCRC and
-	// faults.BugIndexOffByOne act here.
+	// Bugs switches planted bugs on: faults.BugSkipCRC,
+	// faults.BugIndexOffByOne and faults.BugDedupeOff act here.
 	Bugs faults.Bugs
 }
 

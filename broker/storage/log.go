@@ -68,6 +68,7 @@ type Log struct {
 
 	skipCRC       bool
 	indexOffByOne bool
+	dedupeOff     bool
 
 	// segments are ordered by base offset; the last is the active one.
 	// An open log always has at least one.
@@ -126,6 +127,7 @@ func Open(fs sim.FS, clock sim.Clock, dir string, cfg Config, recoveryPoint int6
 		fs: fs, clock: clock, dir: path.Clean(dir), cfg: cfg, logf: logf,
 		skipCRC:       cfg.Bugs.On(faults.BugSkipCRC),
 		indexOffByOne: cfg.Bugs.On(faults.BugIndexOffByOne),
+		dedupeOff:     cfg.Bugs.On(faults.BugDedupeOff),
 		lastFlushMono: clock.Mono(),
 	}
 	l.lastCompactionMono = l.lastFlushMono

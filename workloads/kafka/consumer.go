@@ -181,6 +181,13 @@ type ConsumerStats struct {
 	ListOffsets      int
 	Resets           int
 	MetadataRequests int
+	// CorruptBatches counts batches the broker served that failed this
+	// client's checks (CRC, structure): corrupt data a broker must never
+	// serve.
+	CorruptBatches int
+	// CorruptRefusals counts CORRUPT_MESSAGE answers: the broker found
+	// damaged data and refused to serve it, as it should.
+	CorruptRefusals int
 }
 
 // NewConsumer starts a consumer on env with nothing assigned.
@@ -680,6 +687,10 @@ func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchR
 func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopicPartition, now time.Duration) {
 	switch p.ErrorCode {
 	case codeNone:
+	case codeCorruptMessage:
+		co.stats.CorruptRefusals++
+		co.backoff(cp, now)
+		return
 	case codeOffsetOutOfRange:
 		co.stats.Resets++
 		co.env.Log.Logf("kafka consumer %s: %s offset %d out of range (log %d..%d)",
@@ -721,6 +732,9 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		cp.position = max(cp.position, b.lastOffset()+1)
 	})
 	if err != nil {
+		if errors.Is(err, errCorruptBatch) {
+			co.stats.CorruptBatches++
+		}
 		co.env.Log.Logf("kafka consumer %s: %s at %d: %v", co.cfg.ClientID, cp.tp, cp.position, err)
 		co.backoff(cp, now)
 	}

@@ -37,6 +37,10 @@ type DriverConfig struct {
 	SendsMax int
 	// DrainTimeout bounds the final drain; default 30 s.
 	DrainTimeout time.Duration
+	// Reread makes the drain, once caught up, read every partition again
+	// from its beginning: a final read of what the log holds now, which
+	// shows records that were read once and later lost or corrupted.
+	Reread bool
 	Recorder     history.Recorder
 	// NewProcess allocates a history process number. A harness that
 	// restarts the driver's node passes one that never repeats, so that
@@ -80,6 +84,8 @@ const (
 	drainEnds
 	// drainCatchingUp: waiting for the consumers to reach them.
 	drainCatchingUp
+	// drainRereading: every consumer reads again from the beginning.
+	drainRereading
 	drainDone
 )
 
@@ -101,6 +107,8 @@ type Driver struct {
 
 	phase      drainPhase
 	drainDone  func(DrainReport)
+	// rereadSeeks are the consumers still to move back to the beginning.
+	rereadSeeks map[*Consumer]bool
 	drainTimer sim.Timer
 	endOffsets map[TopicPartition]int64
 }
@@ -274,7 +282,10 @@ func (d *Driver) pollLoop(co *Consumer) {
 	err := co.Poll(func(r PollResult) {
 		d.stats.Polls++
 		d.stats.Polled += len(r.Records)
-		if d.phase == drainCatchingUp {
+		if d.rereadSeeks[co] {
+			d.seekToBeginning(co)
+		}
+		if d.phase == drainCatchingUp || d.phase == drainRereading {
 			d.checkCaughtUp()
 		}
 		d.pollLoop(co)
@@ -331,6 +342,9 @@ func (d *Driver) askEnds() {
 }
 
 func (d *Driver) checkCaughtUp() {
+	if len(d.rereadSeeks) > 0 {
+		return
+	}
 	for _, co := range d.consumers {
 		for tp, end := range d.endOffsets {
 			if pos, ok := co.Position(tp); !ok || pos < end {
@@ -338,7 +352,26 @@ func (d *Driver) checkCaughtUp() {
 			}
 		}
 	}
+	if d.cfg.Reread && d.phase == drainCatchingUp {
+		d.phase = drainRereading
+		d.rereadSeeks = map[*Consumer]bool{}
+		for _, co := range d.consumers {
+			d.rereadSeeks[co] = true
+		}
+		return
+	}
 	d.finishDrain(true, nil)
+}
+
+// seekToBeginning moves a consumer, between two polls, back to the start of
+// every partition it reads.
+func (d *Driver) seekToBeginning(co *Consumer) {
+	delete(d.rereadSeeks, co)
+	for _, tp := range co.Assignment() {
+		if err := co.SeekToBeginning(tp); err != nil {
+			d.env.Log.Logf("kafka driver: reread: %v", err)
+		}
+	}
 }
 
 func (d *Driver) finishDrain(caughtUp bool, err error) {

@@ -30,7 +30,8 @@ func init() {
 			{Name: "flush", Default: "group", Values: []string{"group", "none", "interval"},
 				Help: "when the broker fsyncs: before acknowledging (group), never (Kafka's default), every 100 ms"},
 			{Name: "acks", Default: "all", Values: []string{"all", "1", "0"}, Help: "producer acks"},
-			{Name: "idempotence", Default: "true", Values: []string{"true", "false"}, Help: "idempotent producers"},
+			{Name: "idempotence", Default: "true", Values: []string{"true", "false"},
+				Help: "idempotent producers (as in Kafka's clients, only with acks=all)"},
 			{Name: "faults", Default: "disk", Values: []string{"disk", "corrupt", "process", "none"},
 				Help: "disk: crashes, power loss, torn writes, sync failures, slow and full disks, partitions; " +
 					"corrupt: adds bit flips; process: crashes and partitions only; none"},
@@ -83,6 +84,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 			Partitions:  []int32{0, 1, 2},
 			Rate:        500,
 			Concurrency: 20,
+			Reread:      true,
 			Recorder:    c.log,
 			NewProcess:  func() int { nextProcess++; return nextProcess },
 			Producer:    producerConfig(o),
@@ -149,7 +151,7 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
-	checks := []Check{c.drainCheck()}
+	checks := []Check{c.drainCheck(), c.corruptReadsCheck()}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
@@ -186,10 +188,39 @@ func (c *singleBrokerCluster) drainCheck() Check {
 			notes = append(notes, fmt.Sprintf("%s: did not catch up (%d sends unsettled, %v)", name, r.Unsettled, r.Err))
 		}
 	}
+	if refused := c.corruptRefusals(); !ok && refused > 0 {
+		notes = append(notes, fmt.Sprintf("the broker refused %d fetches of damaged data, which one replica cannot recover", refused))
+	}
 	if ok {
 		notes = append(notes, "every consumer read to the end of every partition after the faults healed")
 	}
 	return Check{Name: "drained", OK: ok, Detail: strings.Join(notes, "; ")}
+}
+
+// corruptReadsCheck fails when a consumer received a batch that failed its
+// checksum: whatever a disk does, a broker must detect corrupt data and
+// refuse it (CORRUPT_MESSAGE), never serve it.
+func (c *singleBrokerCluster) corruptReadsCheck() Check {
+	served := c.consumerStat(func(s kafka.ConsumerStats) int { return s.CorruptBatches })
+	return Check{Name: "no-corrupt-reads", OK: served == 0,
+		Detail: fmt.Sprintf("%d corrupt batches served to consumers; %d fetches refused as corrupt by the broker", served, c.corruptRefusals())}
+}
+
+func (c *singleBrokerCluster) corruptRefusals() int {
+	return c.consumerStat(func(s kafka.ConsumerStats) int { return s.CorruptRefusals })
+}
+
+// consumerStat sums one counter over every consumer.
+func (c *singleBrokerCluster) consumerStat(f func(kafka.ConsumerStats) int) int {
+	n := 0
+	for _, name := range singleBrokerClients {
+		if d := c.drivers[name]; d != nil {
+			for _, co := range d.Consumers() {
+				n += f(co.Stats())
+			}
+		}
+	}
+	return n
 }
 
 // verdictCheck turns a checker's verdict into a check line: anomalies by
@@ -218,6 +249,9 @@ func verdictCheck(v checkers.Verdict) Check {
 func firstExample(v checkers.Verdict) string {
 	for _, a := range v.Anomalies {
 		for _, e := range a.Examples {
+			if e.Offset < 0 && e.Detail != "" {
+				return fmt.Sprintf("%s %s: %s", a.Kind, e.Partition, e.Detail)
+			}
 			return fmt.Sprintf("%s %s@%d %v", a.Kind, e.Partition, e.Offset, e.Values)
 		}
 	}
