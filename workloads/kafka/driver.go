@@ -40,8 +40,8 @@ type DriverConfig struct {
 	// Reread makes the drain, once caught up, read every partition again
 	// from its beginning: a final read of what the log holds now, which
 	// shows records that were read once and later lost or corrupted.
-	Reread bool
-	Recorder     history.Recorder
+	Reread   bool
+	Recorder history.Recorder
 	// NewProcess allocates a history process number. A harness that
 	// restarts the driver's node passes one that never repeats, so that
 	// operations left pending by a crash are not confused with new ones.
@@ -105,12 +105,12 @@ type Driver struct {
 	stopped     bool
 	stats       DriverStats
 
-	phase      drainPhase
-	drainDone  func(DrainReport)
+	phase     drainPhase
+	drainDone func(DrainReport)
 	// rereadSeeks are the consumers still to move back to the beginning.
 	rereadSeeks map[*Consumer]bool
-	drainTimer sim.Timer
-	endOffsets map[TopicPartition]int64
+	drainTimer  sim.Timer
+	endOffsets  map[TopicPartition]int64
 }
 
 // NewDriver starts a driver on env: its producer starts sending and its
