@@ -11,10 +11,12 @@ all: build
 build:
 	$(GO) build -o $(SLUICE) ./cmd/sluice
 
-# The main job: a seeded fault scenario on the default embedded cluster,
-# run twice to prove the seed replays, ending in a report.
+# The main job: a seeded fault scenario on the default embedded cluster
+# (one broker, two producer/consumer clients, crashes, power loss, torn
+# writes, failing and full disks, partitions), run twice to prove the seed
+# replays, ending in a report of the checks and the faults applied.
 demo: build
-	$(SLUICE) sim run --scenario counter --seed $(SEED) --check-determinism --verbose
+	$(SLUICE) sim run --scenario single-broker --seed $(SEED) --check-determinism --verbose
 
 # Everything CI runs. Keep it well under 15 minutes on two cores.
 test: fmt-check vet lint
@@ -35,9 +37,10 @@ fmt-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-# Long runs kept out of make test.
+# Long runs kept out of make test: many seeds, each run twice.
 soak: build
 	$(SLUICE) sim run --scenario counter --seed 1 --seeds 1000 --check-determinism
+	$(SLUICE) sim run --scenario single-broker --seed 1 --seeds 500 --check-determinism
 
 clean:
 	rm -rf bin sluice-failures

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -51,6 +52,9 @@ func (b *Broker) accept(c sim.Conn) sim.ConnHandler {
 func (cc *clientConn) OnOpen(sim.Conn) {}
 
 func (cc *clientConn) OnClose(_ sim.Conn, err error) {
+	if errors.Is(err, sim.ErrFrameTooLarge) {
+		cc.b.env.Log.Logf("closed connection from %s: %v", cc.c.RemoteAddr(), err)
+	}
 	cc.closed = true
 	delete(cc.b.conns, cc.id)
 }

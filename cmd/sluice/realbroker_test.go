@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -322,4 +323,88 @@ func TestKillNineKeepsAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged records all present after kill -9", len(acknowledged))
+}
+
+// TestSaramaProducesAndConsumes: Shopify/IBM sarama, with its own protocol
+// choices (an idempotent sync producer, a partition consumer), reads back
+// what it wrote.
+func TestSaramaProducesAndConsumes(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", "--num-partitions", "2")
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	producer, err := sarama.NewSyncProducer([]string{b.addr}, cfg)
+	if err != nil {
+		t.Fatalf("sarama producer: %v\n%s", err, b.log)
+	}
+	defer producer.Close()
+	written := map[int32][]string{}
+	for i := 0; i < 200; i++ {
+		v := fmt.Sprintf("s%d", i)
+		p, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: "sar", Key: sarama.StringEncoder(fmt.Sprint(i % 5)), Value: sarama.StringEncoder(v)})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		written[p] = append(written[p], v)
+	}
+	consumer, err := sarama.NewConsumer([]string{b.addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	for p, want := range written {
+		pc, err := consumer.ConsumePartition("sar", p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want {
+			select {
+			case m := <-pc.Messages():
+				if string(m.Value) != w || m.Offset != int64(i) {
+					t.Fatalf("partition %d message %d: %q at %d, want %q", p, i, m.Value, m.Offset, w)
+				}
+			case err := <-pc.Errors():
+				t.Fatalf("partition %d: %v", p, err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("partition %d: only %d of %d messages in 10 s", p, i, len(want))
+			}
+		}
+		pc.Close()
+	}
+}
+
+// TestMalformedFramesCloseOnlyThatConnection: a request for an API key the
+// broker does not serve, a truncated request and an oversized frame each
+// close their own connection with a logged reason; the broker goes on
+// serving others.
+func TestMalformedFramesCloseOnlyThatConnection(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "")
+	frames := map[string][]byte{
+		"unserved key": {0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff}, // key 999
+		"truncated":    {0, 0, 0, 3, 0, 3, 0},                                   // shorter than a header
+		"oversized":    {0x7f, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 1, 0, 0},           // 2 GiB announced
+	}
+	for name, frame := range frames {
+		c, err := net.Dial("tcp", b.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(frame)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 64)); err == nil {
+			t.Errorf("%s: the broker answered %d bytes instead of closing", name, n)
+		}
+		c.Close()
+	}
+	if meta := kcat(t, "", "-b", b.addr, "-L"); !strings.Contains(meta, "1 brokers") {
+		t.Fatalf("broker stopped serving after malformed frames:\n%s", meta)
+	}
+	for _, reason := range []string{"not served", "shorter than a request header", "frame"} {
+		if !strings.Contains(b.log.String(), reason) {
+			t.Errorf("broker log does not give the reason %q:\n%s", reason, b.log)
+		}
+	}
 }
