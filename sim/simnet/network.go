@@ -187,7 +187,6 @@ func (nw *Network) AddHost(node *sched.Node) *Host {
 		ephemeralNext: ephemeralPortFirst,
 	}
 	h.inbox.host = h
-	h.inbox.fn = h.inbox.onEvent
 	nw.hosts = append(nw.hosts, h)
 	nw.hostsByName[h.name] = h
 	for from := range nw.links {

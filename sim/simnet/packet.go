@@ -78,134 +78,61 @@ func (pc *packetConn) SendTo(addr string, p []byte) error {
 		nw.stats.DatagramsDuplicated++
 	}
 	for i := 0; i < copies; i++ {
-		if len(dst.inbox.items) >= datagramsInFlightMax {
+		if dst.inbox.inFlight >= datagramsInFlightMax {
 			nw.stats.DatagramsDropped++
 			continue
 		}
 		// As with a real socket the caller keeps p; each delivery owns
 		// its own copy.
-		data := append([]byte(nil), p...)
+		d := datagram{from: src, fromAddr: pc.local, port: port, data: append([]byte(nil), p...)}
 		// Each copy draws its own latency, so datagrams reorder.
-		dst.inbox.push(datagram{at: l.arrival(nw, len(p)), from: src, fromAddr: pc.local, port: port, data: data})
+		dst.inbox.schedule(l.arrival(nw, len(p)), d)
 	}
-	dst.inbox.arm()
 	return nil
 }
 
 // datagram is one datagram travelling to a host.
 type datagram struct {
-	at       time.Duration
-	seq      uint64
 	from     *Host
 	fromAddr string
 	port     int
 	data     []byte
 }
 
-func (a *datagram) before(b *datagram) bool {
-	if a.at != b.at {
-		return a.at < b.at
-	}
-	return a.seq < b.seq
-}
-
-// datagramInbox holds the datagrams travelling to one host in a min-heap
-// on arrival, with one delivery event scheduled for the earliest, so that
-// a datagram costs no closure.
+// datagramInbox counts the datagrams travelling to one host, to bound
+// them; each travels as its own event of the receiving node, so a crash
+// drops those of the crashed incarnation.
 type datagramInbox struct {
 	host     *Host
-	items    []datagram
-	seq      uint64
-	armed    bool
-	armedAt  time.Duration
-	armedInc uint32
-	fn       func()
+	inFlight int
+	sent     uint64
 }
 
-func (in *datagramInbox) push(d datagram) {
-	in.seq++
-	d.seq = in.seq
-	in.items = append(in.items, d)
-	items := in.items
-	i := len(items) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !items[i].before(&items[parent]) {
-			break
-		}
-		items[i], items[parent] = items[parent], items[i]
-		i = parent
-	}
+func (in *datagramInbox) schedule(at time.Duration, d datagram) {
+	in.inFlight++
+	in.sent++
+	in.host.nw.loop.At(at, in.host.node, sched.KindPacket, in.sent, func() {
+		in.inFlight--
+		in.deliver(d)
+	})
 }
 
-func (in *datagramInbox) pop() datagram {
-	items := in.items
-	top := items[0]
-	last := len(items) - 1
-	items[0] = items[last]
-	items[last] = datagram{}
-	items = items[:last]
-	in.items = items
-	i := 0
-	for {
-		least := 2*i + 1
-		if least >= last {
-			break
-		}
-		if right := least + 1; right < last && items[right].before(&items[least]) {
-			least = right
-		}
-		if !items[least].before(&items[i]) {
-			break
-		}
-		items[i], items[least] = items[least], items[i]
-		i = least
-	}
-	return top
-}
+// clear forgets the datagrams in flight: their events belong to an
+// incarnation that crashed and will never run.
+func (in *datagramInbox) clear() { in.inFlight = 0 }
 
-func (in *datagramInbox) clear() {
-	clear(in.items)
-	in.items = in.items[:0]
-	in.armed = false
-}
-
-func (in *datagramInbox) arm() {
-	if len(in.items) == 0 {
-		return
-	}
-	node := in.host.node
-	at := in.items[0].at
-	if in.armed && in.armedAt <= at && in.armedInc == node.Incarnation() {
-		return
-	}
-	in.armed = true
-	in.armedAt = at
-	in.armedInc = node.Incarnation()
-	in.host.nw.loop.At(at, node, sched.KindPacket, in.items[0].seq, in.fn)
-}
-
-// onEvent delivers every datagram that has arrived, on the host's node.
-func (in *datagramInbox) onEvent() {
+// deliver hands a datagram that arrived to its port, on the host's node.
+func (in *datagramInbox) deliver(d datagram) {
 	nw := in.host.nw
-	now := nw.loop.Now()
-	if in.armed && now < in.armedAt {
-		return // superseded by an earlier arm
+	s := in.host.stack
+	var pc *packetConn
+	if s != nil && s.live() && !nw.link(d.from, in.host).blocked {
+		pc = s.packetPorts[d.port]
 	}
-	in.armed = false
-	for len(in.items) > 0 && in.items[0].at <= now {
-		d := in.pop()
-		s := in.host.stack
-		var pc *packetConn
-		if s != nil && s.live() && !nw.link(d.from, in.host).blocked {
-			pc = s.packetPorts[d.port]
-		}
-		if pc == nil {
-			nw.stats.DatagramsDropped++
-			continue
-		}
-		nw.stats.DatagramsDelivered++
-		pc.onPacket(d.fromAddr, d.data)
+	if pc == nil {
+		nw.stats.DatagramsDropped++
+		return
 	}
-	in.arm()
+	nw.stats.DatagramsDelivered++
+	pc.onPacket(d.fromAddr, d.data)
 }
