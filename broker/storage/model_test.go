@@ -497,8 +497,16 @@ func (mr *modelRun) noteReopen(t *rapid.T) bool {
 			end, mr.l.RecoveryPoint(), mr.m.durable, mr.m.flushed, mr.loadedEnd, strings.Join(mr.r.lines, "\n"))
 	}
 	mr.loadedEnd = min(mr.loadedEnd, end)
-	mr.m.cut(end)
-	mr.m.end = end
+	// The reload reads the disk, which may still hold data a truncation
+	// cut (the cut was not durable yet): as after a crash, the log is a
+	// prefix of its lineage or of one a truncation cut.
+	content := mr.content(t)
+	if mr.compacted {
+		mr.crashCompacted(t, content, max(mr.l.RecoveryPoint(), mr.m.flushed))
+	} else {
+		mr.crashExact(t, content, mr.l.StartOffset(), end, mr.l.LastRecovery())
+	}
+	mr.m.start, mr.m.end = mr.l.StartOffset(), end
 	mr.m.leaderEpoch++
 	mr.checkContent(t)
 	return true
@@ -827,12 +835,12 @@ func (mr *modelRun) checkContent(t *rapid.T) {
 	}
 	want := mr.modelRecords(l.StartOffset(), l.EndOffset())
 	if len(got) != len(want) {
-		t.Fatalf("log holds %d records, model %d (log %d..%d)", len(got), len(want), l.StartOffset(), l.EndOffset())
+		t.Fatalf("log holds %d records, model %d (log %d..%d)\nlog lines:\n%s", len(got), len(want), l.StartOffset(), l.EndOffset(), strings.Join(mr.r.lines, "\n"))
 	}
 	for i := range got {
 		g, w := got[i], want[i]
 		if g.offset != w.offset || !bytes.Equal(g.key, w.key) || !bytes.Equal(g.value, w.value) || (g.value == nil) != (w.value == nil) {
-			t.Fatalf("record %d is %+v, model %+v", i, g, w)
+			t.Fatalf("record %d is %+v, model %+v\nlog lines:\n%s", i, g, w, strings.Join(mr.r.lines, "\n"))
 		}
 	}
 	if mr.compacted {
