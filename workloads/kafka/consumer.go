@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,10 +43,8 @@ var (
 	ErrNotAssigned = errors.New("partition not assigned")
 )
 
-// batchDecompressedMaxBytes bounds one decompressed batch.
-const batchDecompressedMaxBytes = 64 << 20
-
-// fetchBatchesMax bounds the batches decoded from one partition response.
+// fetchBatchesMax bounds the batches decoded from one partition response;
+// the batches beyond it are fetched again from the position it reached.
 const fetchBatchesMax = 1 << 16
 
 // ConsumerConfig configures a consumer. Zero fields take the defaults
@@ -158,7 +157,6 @@ type Consumer struct {
 	env sim.Env
 	cfg ConsumerConfig
 	cl  *cluster
-	dec decompressor
 
 	parts []*consumedPart
 	byTP  map[TopicPartition]*consumedPart
@@ -199,7 +197,6 @@ func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
 	co := &Consumer{
 		env:  env,
 		cfg:  c,
-		dec:  decompressor{maxBytes: batchDecompressedMaxBytes},
 		byTP: map[TopicPartition]*consumedPart{},
 	}
 	co.cl = newCluster(env, clusterConfig{
@@ -714,30 +711,73 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 	cp.fetchedInPoll = true
 	cp.highWater, cp.logStart = p.HighWatermark, p.LogStartOffset
 	cp.failures, cp.retryAt = 0, 0
-	poll := co.poll
-	err := decodeBatches(p.RecordBatches, &co.dec, fetchBatchesMax, func(b *decodedBatch) {
-		for _, r := range b.records {
-			if r.offset < cp.position {
-				continue // the batch began before the position
-			}
-			poll.records = append(poll.records, Record{
-				Topic: cp.tp.Topic, Partition: cp.tp.Partition,
-				Key: r.key, Value: r.value, Headers: r.headers,
-				Offset: r.offset, TimestampMs: r.timestampMs,
-			})
-			cp.position = r.offset + 1
-		}
-		// Control batches, compacted gaps and aborted records end here:
-		// the next fetch starts after the batch.
-		cp.position = max(cp.position, b.lastOffset()+1)
-	})
+	var err error
+	co.poll.records, err = cp.takeBatches(p.RecordBatches, co.poll.records)
 	if err != nil {
-		if errors.Is(err, errCorruptBatch) {
+		if errors.Is(err, record.ErrCorrupt) {
 			co.stats.CorruptBatches++
 		}
 		co.env.Log.Logf("kafka consumer %s: %s at %d: %v", co.cfg.ClientID, cp.tp, cp.position, err)
 		co.backoff(cp, now)
 	}
+}
+
+// takeBatches appends to records the records of data, the record batches
+// of cp in a fetch response, from cp's position on, and moves the position
+// past every batch it reads: control batches, compacted gaps and the
+// records of a batch that began before the position are passed over. A
+// batch cut short at the end of data is normal (a broker cuts a fetch at
+// its byte limit) and ends the walk silently, as does fetchBatchesMax. A
+// batch that fails its CRC or structure ends it with an error wrapping
+// record.ErrCorrupt; the batches before it are taken.
+func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, error) {
+	size := len(data)
+	for range fetchBatchesMax {
+		if len(data) == 0 {
+			break
+		}
+		b, rest, err := record.Next(data)
+		if errors.Is(err, record.ErrPartial) {
+			break
+		}
+		if err != nil {
+			return records, fmt.Errorf("batch at byte %d of %d: %w", size-len(data), size, err)
+		}
+		if b.Control() {
+			// Transaction markers carry no application records, but are
+			// still checked: a broker must not serve corrupt ones either.
+			err = b.Verify()
+		} else {
+			records, err = cp.takeRecords(b, records)
+		}
+		if err != nil {
+			return records, fmt.Errorf("batch at offset %d: %w", b.BaseOffset(), err)
+		}
+		cp.position = max(cp.position, b.NextOffset())
+		data = rest
+	}
+	return records, nil
+}
+
+// takeRecords appends the records of b at or after cp's position.
+func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record, error) {
+	decoded, err := b.Records()
+	if err != nil {
+		return records, err
+	}
+	for i := range decoded {
+		r := &decoded[i]
+		if r.Offset < cp.position {
+			continue // the batch began before the position
+		}
+		records = append(records, Record{
+			Topic: cp.tp.Topic, Partition: cp.tp.Partition,
+			Key: r.Key, Value: r.Value, Headers: r.Headers,
+			Offset: r.Offset, TimestampMs: r.Timestamp,
+		})
+		cp.position = r.Offset + 1
+	}
+	return records, nil
 }
 
 // EndOffsets looks up the latest offsets (high watermarks) of tps; done

@@ -7,8 +7,9 @@
 // protocol with franz-go's kmsg types over sim.FrameLength32 connections:
 // one connection per broker, an ApiVersions handshake, and per API key the
 // lower of our highest version and the broker's (ourVersions). Record
-// batches are RecordBatch v2 with CRC-32C, compressed with gzip, snappy
-// (xerial framing, as the Java client writes), lz4 (frames) or zstd.
+// batches are RecordBatch v2, built and read with the broker's own package
+// (broker/record): CRC-32C, and gzip, snappy (xerial framing, as the Java
+// client writes), lz4 (frames) or zstd compression.
 //
 // The producer batches per partition (linger, batch and request byte
 // bounds), partitions as the Java client does (murmur2 of the key; KIP-480
@@ -22,8 +23,9 @@
 //
 // The consumer has an explicit assignment (no group), seeks, resets with
 // ListOffsets per its policy, and polls with one Fetch per leader; it skips
-// control batches and moves its positions only over the records it
-// returns.
+// control batches and compacted gaps, stops quietly at a batch a fetch cut
+// short, and counts a batch that fails its CRC or structure as corrupt
+// (ConsumerStats.CorruptBatches).
 //
 // Everything is bounded: buffered bytes, requests in flight, queued calls,
 // retries, the metadata refresh rate, decompressed batch sizes.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -226,9 +227,10 @@ func TestFranzGoReadsOurBatches(t *testing.T) {
 // are skipped and the positions move past them.
 func TestConsumerReadsFranzGoBatches(t *testing.T) {
 	c := startKfake(t)
-	codecs := map[Codec]kgo.CompressionCodec{
-		CodecNone: kgo.NoCompression(), CodecGzip: kgo.GzipCompression(), CodecSnappy: kgo.SnappyCompression(),
-		CodecLz4: kgo.Lz4Compression(), CodecZstd: kgo.ZstdCompression(),
+	codecs := map[record.Compression]kgo.CompressionCodec{
+		record.CompressionNone: kgo.NoCompression(), record.CompressionGzip: kgo.GzipCompression(),
+		record.CompressionSnappy: kgo.SnappyCompression(), record.CompressionLZ4: kgo.Lz4Compression(),
+		record.CompressionZstd: kgo.ZstdCompression(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -414,7 +416,7 @@ func TestOldBrokerVersions(t *testing.T) {
 	var co *Consumer
 	w.do(func() {
 		var err error
-		p, err = NewProducer(w.env(), ProducerConfig{Bootstrap: c.ListenAddrs(), Recorder: w.hist, Compression: CodecLz4})
+		p, err = NewProducer(w.env(), ProducerConfig{Bootstrap: c.ListenAddrs(), Recorder: w.hist, Compression: record.CompressionLZ4})
 		if err != nil {
 			w.fatal(err)
 		}

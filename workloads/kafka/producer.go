@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,7 +85,9 @@ type ProducerConfig struct {
 	// RequestMaxBytes bounds a produce request and so a record; default
 	// 1 MiB (max.request.size).
 	RequestMaxBytes int
-	Compression     Codec
+	// Compression is the codec of the batches (compression.type);
+	// default none.
+	Compression record.Compression
 	// RequestTimeout bounds a request's wait for its answer, and is the
 	// produce request's timeout on the broker; default 10 s.
 	RequestTimeout time.Duration
@@ -120,8 +123,8 @@ func (cfg *ProducerConfig) withDefaults() (ProducerConfig, error) {
 	if c.Acks < AcksAll || c.Acks > AcksNone {
 		return c, fmt.Errorf("producer config: unknown acks %d", c.Acks)
 	}
-	if c.Compression < CodecNone || c.Compression > CodecZstd {
-		return c, fmt.Errorf("producer config: unknown codec %d", c.Compression)
+	if c.Compression > record.CompressionZstd {
+		return c, fmt.Errorf("producer config: unknown %v", c.Compression)
 	}
 	setDefault(&c.ClientID, "sluice-producer")
 	setDefault(&c.BatchMaxBytes, 16<<10)
@@ -211,7 +214,7 @@ type batch struct {
 	sealed bool
 	// seq is the base sequence number, -1 until first sent idempotently.
 	seq     int32
-	encoded []byte
+	encoded record.Batch
 	// attempts counts requests that carried the batch.
 	attempts int
 	// maybeAppended: some attempt may have been appended.
@@ -253,7 +256,6 @@ type Producer struct {
 	env    sim.Env
 	cfg    ProducerConfig
 	cl     *cluster
-	comp   compressor
 	sticky *stickyPartitioner
 
 	// parts are the partitions written to, sorted.
@@ -278,6 +280,9 @@ type Producer struct {
 	timerAt     time.Duration
 	completions []completion
 	stats       ProducerStats
+	// encodeScratch is reused by encode, so that freezing a batch does
+	// not allocate a record list each time.
+	encodeScratch []record.Record
 }
 
 // NewProducer starts a producer on env. It dials nothing until there is
@@ -691,24 +696,32 @@ func (p *Producer) nextSendable(ps *partState, now time.Duration) *batch {
 // bytes. It reports false if the batch could not be encoded, which ends it.
 func (p *Producer) encode(ps *partState, b *batch) bool {
 	b.sealed = true
-	spec := batchSpec{codec: p.cfg.Compression, producerID: -1, producerEpoch: -1, baseSequence: -1}
+	bl := record.NewBuilder()
+	// The broker assigns the base offset and stamps its leader epoch; the
+	// Java producer leaves the epoch at -1 as well.
+	bl.PartitionLeaderEpoch = -1
+	bl.Compression = p.cfg.Compression
 	if p.idempotent {
 		b.seq = ps.nextSeq
-		spec.producerID, spec.producerEpoch, spec.baseSequence = p.producerID, p.producerEpoch, b.seq
+		bl.ProducerID, bl.ProducerEpoch, bl.BaseSequence = p.producerID, p.producerEpoch, b.seq
 	}
-	recs := make([]batchRecord, len(b.records))
+	recs := p.encodeScratch[:0]
 	for i, pr := range b.records {
-		recs[i] = batchRecord{key: pr.rec.Key, value: pr.rec.Value, headers: pr.rec.Headers, timestampMs: pr.rec.TimestampMs}
+		recs = append(recs, record.Record{Offset: int64(i), Timestamp: pr.rec.TimestampMs,
+			Key: pr.rec.Key, Value: pr.rec.Value, Headers: pr.rec.Headers})
 	}
-	enc, err := appendBatch(nil, recs, spec, &p.comp)
+	enc, err := bl.Build(recs)
+	// Build copies the records into the batch: keep the slice for the next
+	// batch, but not the records' bytes.
+	clear(recs)
+	p.encodeScratch = recs
 	if err != nil {
 		b.seq = -1
 		p.finish(ps, b, history.Fail, fmt.Errorf("encode batch for %s: %w", ps.tp, err), -1)
 		return false
 	}
 	if p.idempotent {
-		// Sequence numbers wrap to 0 after MaxInt32, as in Kafka.
-		ps.nextSeq = int32((int64(ps.nextSeq) + int64(len(b.records))) & 0x7fffffff)
+		ps.nextSeq = record.IncrementSequence(ps.nextSeq, int32(len(b.records)))
 	}
 	b.encoded = enc
 	return true

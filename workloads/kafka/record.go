@@ -1,8 +1,20 @@
 package kafka
 
 import (
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 )
+
+// Header is a record header. It is the broker's own type, so that records
+// pass between the actors and record batches without a copy.
+type Header = record.Header
+
+// recordOverheadMaxBytes bounds a record's encoding beyond its key, value
+// and headers: the attributes byte, the timestamp delta (a varlong of at
+// most 10 bytes) and five varints of at most 5 bytes (length, offset delta,
+// key and value lengths, header count). It sizes batches before they are
+// encoded.
+const recordOverheadMaxBytes = 1 + 10 + 5 + 5 + 5 + 5 + 5
 
 // Record is one Kafka record as the actors hand it over.
 type Record struct {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
@@ -53,7 +54,7 @@ func runSim(t *testing.T, seed uint64, faults bool, logTo *bytes.Buffer) simOutc
 		Consumers: 2, Rate: 400, Concurrency: 40, Recorder: hl, DrainTimeout: 30 * time.Second,
 		NewProcess: func() int { process++; return process - 1 },
 		Producer: ProducerConfig{Linger: 2 * time.Millisecond, RequestTimeout: 500 * time.Millisecond,
-			DeliveryTimeout: 3 * time.Second, RetryBackoff: 50 * time.Millisecond, Compression: CodecSnappy},
+			DeliveryTimeout: 3 * time.Second, RetryBackoff: 50 * time.Millisecond, Compression: record.CompressionSnappy},
 		Consumer: ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, RequestTimeout: 500 * time.Millisecond},
 	}
 	if seed%2 == 1 {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -184,31 +185,34 @@ func (b *toyBroker) append(part *toyPartition, raw []byte) (int16, int64) {
 	if part == nil {
 		return codeUnknownTopicOrPartition, -1
 	}
-	dec := decompressor{maxBytes: 1 << 24}
-	var got *decodedBatch
-	if err := decodeBatches(raw, &dec, 1, func(db *decodedBatch) { got = db }); err != nil || got == nil {
+	batches, err := record.Split(raw, 1)
+	if err != nil || len(batches) != 1 || batches[0].VerifyProduced() != nil {
 		return codeCorruptMessage, -1
 	}
-	count := int32(len(got.records))
-	pid := got.producerID
+	got := batches[0]
+	if _, err := got.Records(); err != nil {
+		return codeCorruptMessage, -1
+	}
+	count := got.RecordCount()
+	pid := got.ProducerID()
 	var prod *toyProducer
 	if pid >= 0 {
 		prod = part.producers[pid]
 		switch {
 		case prod == nil:
-			prod = &toyProducer{epoch: got.producerEpoch}
+			prod = &toyProducer{epoch: got.ProducerEpoch()}
 			part.producers[pid] = prod
-		case got.producerEpoch < prod.epoch:
+		case got.ProducerEpoch() < prod.epoch:
 			return codeInvalidProducerEpoch, -1 // fenced by a newer epoch
-		case got.producerEpoch > prod.epoch:
+		case got.ProducerEpoch() > prod.epoch:
 			// KIP-360: a bumped epoch starts its sequence at 0.
-			if got.baseSequence != 0 {
+			if got.BaseSequence() != 0 {
 				return codeOutOfOrderSequenceNumber, -1
 			}
-			prod.epoch, prod.recent = got.producerEpoch, nil
+			prod.epoch, prod.recent = got.ProducerEpoch(), nil
 		}
 		for _, pr := range prod.recent {
-			if pr.firstSeq == got.baseSequence {
+			if pr.firstSeq == got.BaseSequence() {
 				return codeNone, pr.base // a retry of a batch already in the log
 			}
 		}
@@ -216,7 +220,7 @@ func (b *toyBroker) append(part *toyPartition, raw []byte) (int16, int64) {
 		if n := len(prod.recent); n > 0 {
 			expected = prod.recent[n-1].lastSeq + 1
 		}
-		if got.baseSequence != expected {
+		if got.BaseSequence() != expected {
 			return codeOutOfOrderSequenceNumber, -1
 		}
 	}
@@ -226,7 +230,7 @@ func (b *toyBroker) append(part *toyPartition, raw []byte) (int16, int64) {
 	part.batches = append(part.batches, toyBatch{base: base, last: base + int64(count) - 1, raw: stored})
 	part.end += int64(count)
 	if prod != nil {
-		prod.recent = append(prod.recent, toyProduced{got.baseSequence, got.baseSequence + count - 1, base})
+		prod.recent = append(prod.recent, toyProduced{got.BaseSequence(), got.BaseSequence() + count - 1, base})
 		if len(prod.recent) > 5 {
 			prod.recent = prod.recent[1:]
 		}
