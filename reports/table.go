@@ -11,7 +11,12 @@ import (
 
 // WriteTable renders rows under a header as a terminal table.
 func WriteTable(w io.Writer, header []string, rows [][]string) error {
-	t := tablewriter.NewTable(w)
+	return writeTable(w, header, rows)
+}
+
+// writeTable is WriteTable with extra table options.
+func writeTable(w io.Writer, header []string, rows [][]string, opts ...tablewriter.Option) error {
+	t := tablewriter.NewTable(w, opts...)
 	t.Header(toAny(header)...)
 	for _, row := range rows {
 		if err := t.Append(toAny(row)...); err != nil {
