@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,6 +29,9 @@ type fetchWait struct {
 	r     *kmsg.FetchRequest
 	timer interface{ Stop() bool }
 	done  bool
+	// parked are the partitions holding this fetch; it leaves them when
+	// it is answered, so answered fetches never pile up on a partition.
+	parked []*partition
 }
 
 func handleFetch(b *Broker, req *request) {
@@ -61,6 +65,10 @@ func (w *fetchWait) attempt(final bool) bool {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+	for _, p := range w.parked {
+		p.removeWaiter(w)
+	}
+	w.parked = nil
 	w.req.respond(resp)
 	return true
 }
@@ -78,13 +86,14 @@ func (w *fetchWait) park() {
 	for _, rt := range w.r.Topics {
 		for _, rp := range rt.Partitions {
 			p, kerrv := w.b.lookupPartition(rt.Topic, rp.Partition)
-			if kerrv != nil {
+			if kerrv != nil || slices.Contains(w.parked, p) {
 				continue
 			}
 			if !p.addWaiter(w) {
 				w.attempt(true)
 				return
 			}
+			w.parked = append(w.parked, p)
 		}
 	}
 }

@@ -9,6 +9,8 @@ package broker
 
 import (
 	"fmt"
+	"math"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +83,8 @@ type Broker struct {
 	// directory name.
 	recoveryPoints map[string]int64
 	checkpointing  bool
+	// starts counts the broker's starts, this one included.
+	starts int32
 }
 
 // stats are the broker's counters.
@@ -156,6 +160,32 @@ func (b *Broker) open() {
 		b.fatal(fmt.Errorf("create log directory %s: %w", b.cfg.DataDir, err))
 		return
 	}
+	name := path.Join(b.cfg.DataDir, startsFile)
+	starts, err := readSealedInt(b.env.FS, name)
+	if err != nil {
+		b.fatal(err)
+		return
+	}
+	// The count is durable before anything is served under it, so no
+	// two starts lead with the same epoch.
+	writeSealedInt(b.env.FS, name, starts+1, func(err error) {
+		if err != nil {
+			b.fatal(fmt.Errorf("record this start in %s: %w", name, err))
+			return
+		}
+		b.starts = int32(min(starts+1, math.MaxInt32))
+		b.serve()
+	})
+}
+
+// startsFile counts the broker's starts. Every start is a new leadership
+// of every partition, and the count is its leader epoch: a leadership that
+// wrote nothing leaves no trace in the logs' epoch caches, so the logs alone
+// would hand its epoch out again.
+const startsFile = "broker-starts"
+
+// serve loads the topics and their logs, then listens.
+func (b *Broker) serve() {
 	b.loadRecoveryPoints()
 	reg, err := loadTopics(b)
 	if err != nil {
@@ -177,6 +207,9 @@ func (b *Broker) open() {
 	b.env.Log.Logf("broker %d serving on %s, %d topics", b.cfg.NodeID, b.cfg.Listen, len(b.topics.byName))
 	b.scheduleMaintenance()
 }
+
+// Serving reports whether the broker has opened its logs and listens.
+func (b *Broker) Serving() bool { return b.ready }
 
 // restartDelay is how long a broker that could not start waits before it
 // tries again, as a supervisor restarting a failed service would.

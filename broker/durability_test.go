@@ -223,6 +223,7 @@ func scenario(t *testing.T, seed uint64) (uint64, string) {
 	if err := r.w.Restart(brokerNode); err != nil {
 		t.Fatal(err)
 	}
+	r.awaitServing()
 	r.admin = nil
 	r.readAll("orders", 0)
 	r.readAll("orders", 1)

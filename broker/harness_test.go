@@ -54,6 +54,8 @@ type rig struct {
 	logs *strings.Builder
 	// starts counts the broker's successful starts (onStart calls).
 	starts int
+	// broker is the broker of the latest start.
+	broker *broker.Broker
 	client sim.Env
 	admin  *testConn
 }
@@ -69,12 +71,13 @@ func newRig(t *testing.T, seed uint64, configure func(*broker.Config)) *rig {
 	logs := &strings.Builder{}
 	r := &rig{t: t, logs: logs}
 	r.w = world.New(world.Config{Seed: seed, Log: logs})
-	r.w.AddNode(brokerNode, broker.Start(cfg, func(*broker.Broker) { r.starts++ }))
+	r.w.AddNode(brokerNode, broker.Start(cfg, func(b *broker.Broker) { r.starts++; r.broker = b }))
 	r.w.AddNode(clientNode, func(env sim.Env) { r.client = env })
 	r.w.Run(0, 0)
 	if r.starts != 1 || r.client.Net == nil {
 		t.Fatalf("world did not boot: %d broker starts, client env set %v\n%s", r.starts, r.client.Net != nil, logs)
 	}
+	r.awaitServing()
 	t.Cleanup(func() {
 		if t.Failed() {
 			out := logs.String()
@@ -591,4 +594,11 @@ func (r *rig) readAll(topic string, partition int32) []readRecord {
 			return out
 		}
 	}
+}
+
+// awaitServing runs the world until the broker of the latest start
+// serves: a start first records itself durably, then opens its logs.
+func (r *rig) awaitServing() {
+	r.t.Helper()
+	r.runUntil("the broker serves", 10*time.Second, func() bool { return r.broker.Serving() })
 }

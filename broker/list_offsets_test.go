@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"time"
+
 	"fmt"
 	"testing"
 
@@ -64,4 +66,19 @@ func TestListOffsets(t *testing.T) {
 	expectCode(t, "stale leader epoch", listOffsetsPartition(t, r.roundTrip(fenced)).ErrorCode, kerr.FencedLeaderEpoch)
 	fenced.Topics[0].Partitions[0].CurrentLeaderEpoch = 2
 	expectCode(t, "future leader epoch", listOffsetsPartition(t, r.roundTrip(fenced)).ErrorCode, kerr.UnknownLeaderEpoch)
+}
+
+// TestLeaderEpochRisesAtEveryStart: every start is a new leadership, even
+// when the previous one wrote nothing, so no two leaderships share an epoch.
+func TestLeaderEpochRisesAtEveryStart(t *testing.T) {
+	r := newRig(t, 300, groupCommit)
+	r.createTopic("t", 1)
+	r.runFor(time.Second)
+	for want := int32(1); want <= 3; want++ {
+		r.killCycle()
+		r.runFor(time.Second)
+		if lo := r.listOffset("t", 0, -2); lo.LeaderEpoch != want {
+			t.Fatalf("start %d: leader epoch %d, want %d", want+1, lo.LeaderEpoch, want)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -68,9 +69,10 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	}
 	p := &partition{b: b, topic: t.Name, index: index, log: lg,
 		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
-	p.leaderEpoch = 0
+	// Epochs count from 0; the first start leads at 0.
+	p.leaderEpoch = b.starts - 1
 	if epochs := lg.Epochs(); len(epochs) > 0 {
-		p.leaderEpoch = epochs[len(epochs)-1].Epoch + 1
+		p.leaderEpoch = max(p.leaderEpoch, epochs[len(epochs)-1].Epoch+1)
 	}
 	if err := lg.AssignEpoch(p.leaderEpoch, lg.EndOffset()); err != nil {
 		lg.Close()
@@ -96,7 +98,7 @@ func (t *topic) close() {
 }
 
 func (p *partition) close() {
-	for _, w := range p.waiters {
+	for _, w := range slices.Clone(p.waiters) {
 		w.finish()
 	}
 	p.waiters = nil
@@ -115,15 +117,23 @@ func (p *partition) highWatermark() int64 {
 	return p.log.EndOffset()
 }
 
-// dataArrived wakes the fetches waiting on this partition.
+// dataArrived wakes the fetches waiting on this partition; one that still
+// has too little parks again.
 func (p *partition) dataArrived() {
 	waiters := p.waiters
 	p.waiters = nil
+	for _, w := range waiters {
+		w.parked = slices.DeleteFunc(w.parked, func(q *partition) bool { return q == p })
+	}
 	for _, w := range waiters {
 		if !w.done {
 			w.retry()
 		}
 	}
+}
+
+func (p *partition) removeWaiter(w *fetchWait) {
+	p.waiters = slices.DeleteFunc(p.waiters, func(x *fetchWait) bool { return x == w })
 }
 
 func (p *partition) addWaiter(w *fetchWait) bool {

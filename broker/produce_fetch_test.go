@@ -282,3 +282,18 @@ func TestFetchByteLimits(t *testing.T) {
 		t.Fatalf("read %d records of partition 1, want %d", len(recs), 3*len(big))
 	}
 }
+
+// TestLongPollWaitsAfterManyExpiredPolls: long polls that expire on an idle
+// partition must not pile up there; the 10,001st still waits.
+func TestLongPollWaitsAfterManyExpiredPolls(t *testing.T) {
+	r := newRig(t, 201, nil)
+	r.createTopic("idle", 1)
+	tc := r.dial()
+	for i := range 10_050 {
+		lp := tc.send(fetchRequest("idle", 0, 0, 100*time.Millisecond, 1))
+		r.wait(lp)
+		if got := lp.at - lp.sentAt; got < 100*time.Millisecond {
+			t.Fatalf("long poll %d on an idle partition answered after %v, before its 100 ms wait", i, got)
+		}
+	}
+}

@@ -1,13 +1,9 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"path"
-	"strconv"
-	"strings"
 
-	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -32,26 +28,11 @@ type producerIDs struct {
 
 func loadProducerIDs(fs sim.FS, dir string) (*producerIDs, error) {
 	name := path.Join(dir, producerIDsFile)
-	ids := &producerIDs{fs: fs, name: name}
-	sealed, err := storage.ReadCheckpointFile(fs, name)
-	if errors.Is(err, sim.ErrNotExist) {
-		return ids, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	data, err := storage.Unseal(name, sealed)
+	next, err := readSealedInt(fs, name)
 	if err != nil {
 		return nil, err
 	}
-	if text := strings.TrimSpace(string(data)); text != "" {
-		n, err := strconv.ParseInt(text, 10, 64)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("%s holds %q, not a producer id", name, text)
-		}
-		ids.next, ids.blockEnd = n, n
-	}
-	return ids, nil
+	return &producerIDs{fs: fs, name: name, next: next, blockEnd: next}, nil
 }
 
 // allocate hands out a producer id, reserving a new block durably first
@@ -69,7 +50,7 @@ func (ids *producerIDs) allocate(done func(int64, error)) {
 	}
 	ids.reserving = true
 	end := ids.blockEnd + producerIDBlockCount
-	storage.ReplaceFile(ids.fs, ids.name, storage.Seal([]byte(strconv.FormatInt(end, 10)+"\n")), func(err error) {
+	writeSealedInt(ids.fs, ids.name, end, func(err error) {
 		ids.reserving = false
 		waiting := ids.waiting
 		ids.waiting = nil

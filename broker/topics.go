@@ -150,7 +150,9 @@ func (reg *topicRegistry) removeStrays() error {
 	}
 	for _, name := range names {
 		topicName, index, ok := splitPartitionDir(name)
-		if !ok {
+		if strings.HasSuffix(name, deletedSuffix) {
+			ok = true // a deletion a crash interrupted
+		} else if !ok {
 			continue
 		}
 		if t := reg.byName[topicName]; t != nil && index < t.Partitions {
@@ -229,22 +231,63 @@ func (reg *topicRegistry) get(name string) *topic {
 	return nil
 }
 
-// remove forgets a topic durably, then deletes its partitions' files.
+// deletedSuffix marks a partition directory moved aside for deletion,
+// as Kafka renames it: "<topic>-<partition>.<topic id>-delete".
+const deletedSuffix = "-delete"
+
+// remove forgets a topic: its partition directories are first moved aside
+// (so that a topic created at once under the same name starts empty), the
+// registry is made durable, then the moved directories are deleted. A
+// crash before they are gone leaves them for removeStrays.
 func (reg *topicRegistry) remove(name string, done func(error)) {
 	t := reg.byName[name]
 	delete(reg.byName, name)
 	t.close()
+	fs, dataDir := reg.b.env.FS, reg.b.cfg.DataDir
+	var moved []string
+	for i := range t.partitions {
+		dir := partitionDir(dataDir, name, int32(i))
+		aside := dir + "." + t.ID + deletedSuffix
+		if err := fs.Rename(dir, aside); err != nil {
+			reg.b.env.Log.Logf("move %s aside for deletion: %v", dir, err)
+			continue
+		}
+		moved = append(moved, aside)
+	}
 	reg.persist(func(err error) {
-		if err == nil {
-			for i := range t.partitions {
-				dir := partitionDir(reg.b.cfg.DataDir, name, int32(i))
-				if rmErr := reg.b.env.FS.RemoveAll(dir); rmErr != nil {
-					reg.b.env.Log.Logf("delete %s: %v", dir, rmErr)
-				}
+		if err != nil {
+			reg.restore(t, moved)
+			done(err)
+			return
+		}
+		for _, dir := range moved {
+			if rmErr := fs.RemoveAll(dir); rmErr != nil {
+				reg.b.env.Log.Logf("delete %s: %v", dir, rmErr)
 			}
 		}
-		done(err)
+		done(nil)
 	})
+}
+
+// restore undoes a deletion the registry could not record: the topic is
+// still in topics.json, so its directories go back and it serves again.
+func (reg *topicRegistry) restore(t *topic, moved []string) {
+	if reg.byName[t.Name] != nil {
+		// Created again meanwhile: the new topic owns the name, and the
+		// moved directories are strays for the next start to remove.
+		return
+	}
+	for _, aside := range moved {
+		dir := strings.TrimSuffix(strings.TrimSuffix(aside, deletedSuffix), "."+t.ID)
+		if err := reg.b.env.FS.Rename(aside, dir); err != nil {
+			reg.b.env.Log.Logf("restore %s: %v", dir, err)
+		}
+	}
+	if err := t.openPartitions(reg.b); err != nil {
+		reg.b.env.Log.Logf("reopen topic %s after a failed deletion: %v", t.Name, err)
+		return
+	}
+	reg.byName[t.Name] = t
 }
 
 // persist replaces topics.json with the registry as it is now. Calls made

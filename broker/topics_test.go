@@ -228,6 +228,7 @@ func (r *rig) powerCycle() {
 	if r.starts != starts+1 {
 		r.t.Fatalf("broker did not start again after a power loss")
 	}
+	r.awaitServing()
 	r.admin = nil
 }
 
@@ -245,6 +246,7 @@ func (r *rig) killCycle() {
 	if r.starts != starts+1 {
 		r.t.Fatalf("broker did not start again after a kill")
 	}
+	r.awaitServing()
 	r.admin = nil
 }
 
@@ -392,4 +394,35 @@ func TestCorruptTopicsFileRefusesToStart(t *testing.T) {
 	if dirs := r.partitionDirs("alpho"); len(dirs) != 0 {
 		t.Fatalf("directories of the misread topic were made: %v", dirs)
 	}
+}
+
+// TestRecreateAfterDeleteStartsEmpty: a topic deleted and at once created
+// again under the same name starts empty, and what is acknowledged to the
+// new topic survives a power loss.
+func TestRecreateAfterDeleteStartsEmpty(t *testing.T) {
+	r := newRig(t, 200, groupCommit)
+	r.createTopic("t", 1)
+	expectCode(t, "produce old", r.produce("t", 0, buildBatch(t, plain, 1000, "old-0", "old-1")).ErrorCode, nil)
+	tc := r.dial()
+	del := tc.send(deleteTopicsRequest("t"))
+	create := tc.send(createTopicsRequest(false, newTopicSpec("t", 1)))
+	r.wait(del)
+	r.wait(create)
+	expectCode(t, "delete", del.resp.(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode, nil)
+	expectCode(t, "create again", create.resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode, nil)
+	if recs := r.readAll("t", 0); len(recs) != 0 {
+		t.Errorf("the new topic serves the deleted topic's records: %v", recs)
+	}
+	sp := r.produce("t", 0, buildBatch(t, plain, 2000, "new"))
+	expectCode(t, "produce new", sp.ErrorCode, nil)
+	if sp.BaseOffset != 0 {
+		t.Errorf("first batch of the new topic at offset %d, want 0", sp.BaseOffset)
+	}
+	r.powerCycle()
+	r.runFor(100 * time.Millisecond)
+	fp := r.fetchNow("t", 0, 0)
+	if fp.ErrorCode != 0 {
+		t.Fatalf("after a power loss the new topic answers %s", errName(fp.ErrorCode))
+	}
+	expectRecords(t, decodeRecords(t, fp.RecordBatches), []string{"new"})
 }
