@@ -16,7 +16,7 @@ build:
 # writes, failing and full disks, partitions), run twice to prove the seed
 # replays, ending in a report of the checks and the faults applied.
 demo: build
-	$(SLUICE) sim run --scenario single-broker --seed $(SEED) --check-determinism --verbose
+	$(SLUICE) sim run --scenario single-broker --seed $(SEED) --check-determinism --verbose --report reports-out
 
 # Everything CI runs. Keep it well under 15 minutes on two cores.
 test: fmt-check vet lint
@@ -43,4 +43,4 @@ soak: build
 	$(SLUICE) sim run --scenario single-broker --seed 1 --seeds 500 --check-determinism
 
 clean:
-	rm -rf bin sluice-failures
+	rm -rf bin sluice-failures reports-out

@@ -135,3 +135,24 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("check of a malformed history exited %d:\n%s", code, out)
 	}
 }
+
+func TestReportFiles(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "rep")
+	code, text := run(t, dir, "sim", "run", "--scenario", "single-broker", "--seed", "4", "--run", "3s", "--drain", "5s", "--report", out)
+	if code != 0 || !strings.Contains(text, "report:    "+filepath.Join(out, "report.html")) {
+		t.Fatalf("exit %d:\n%s", code, text)
+	}
+	for _, name := range []string{"report.html", "latency.txt", "throughput.png", "throughput.svg", "send-latency.png", "latency-percentiles.svg"} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil || st.Size() == 0 {
+			t.Fatalf("report file %s: %v", name, err)
+		}
+	}
+	page, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	for _, want := range []string{"single-broker", "no-corrupt-reads", "linearizable", "<svg"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}

@@ -46,6 +46,7 @@ type runFlags struct {
 	logFile          string
 	failuresDir      string
 	historyFile      string
+	reportDir        string
 }
 
 func newSimRunCommand() *cobra.Command {
@@ -84,6 +85,7 @@ A failing seed's run is written to --failures-dir as a file that
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing seed's run is written for replay")
 	fl.StringVar(&f.historyFile, "history", "", "write the clients' history (JSON lines, for 'sluice check') to this file")
+	fl.StringVar(&f.reportDir, "report", "", "write a report (HTML page, latency table, PNG/SVG charts) of the run into this directory")
 	return cmd
 }
 
@@ -193,10 +195,21 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 	if f.checkDeterminism {
 		wall /= 2
 	}
+	reportPath := ""
 	if f.historyFile != "" {
 		if err := writeHistory(f.historyFile, res.History); err != nil {
 			return false, err
 		}
+	}
+	if f.reportDir != "" {
+		dir := f.reportDir
+		if f.seeds > 1 {
+			dir = filepath.Join(dir, fmt.Sprintf("seed%d", res.Seed))
+		}
+		if err := writeReport(dir, res); err != nil {
+			return false, err
+		}
+		reportPath = filepath.Join(dir, "report.html")
 	}
 	if f.saveFaults != "" {
 		if err := os.WriteFile(f.saveFaults, res.Schedule.Marshal(), 0o644); err != nil {
@@ -212,6 +225,7 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 		}
 	}
 	summary := newRunSummary(res, det, wall, saved)
+	summary.Report = reportPath
 	if f.jsonOut {
 		return ok, json.NewEncoder(out).Encode(summary)
 	}
@@ -231,6 +245,7 @@ type runSummary struct {
 	Divergence    string        `json:"divergence,omitempty"`
 	Reproduce     string        `json:"reproduce"`
 	SavedTo       string        `json:"saved_to,omitempty"`
+	Report        string        `json:"report,omitempty"`
 }
 
 func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, saved string) runSummary {
@@ -320,7 +335,48 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	if s.SavedTo != "" {
 		fmt.Fprintf(out, "replay:    sluice sim replay %s\n", s.SavedTo)
 	}
+	if s.Report != "" {
+		fmt.Fprintf(out, "report:    %s\n", s.Report)
+	}
 	return nil
+}
+
+// writeReport writes the run's report files into dir.
+func writeReport(dir string, res scenario.Result) error {
+	checks := make([]reports.CheckLine, len(res.Checks))
+	for i, c := range res.Checks {
+		checks[i] = reports.CheckLine{Name: c.Name, OK: c.OK, Detail: c.Detail}
+	}
+	run := reports.RunInfo{
+		Scenario: res.Scenario, Seed: res.Seed, Params: res.Params, Bugs: res.Bugs,
+		SimTime: res.SimTime, Events: res.Events, TraceHash: res.TraceHash,
+		Checks: checks, Stats: res.Stats, WorldEvents: res.WorldEvents,
+	}
+	report, err := reports.NewReport(run, res.History, reports.Options{})
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	for _, file := range report.Files() {
+		if err := writeFile(filepath.Join(dir, file.Name), file.Write); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return f.Close()
 }
 
 func writeHistory(name string, h history.History) error {
