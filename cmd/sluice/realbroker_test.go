@@ -408,3 +408,20 @@ func TestMalformedFramesCloseOnlyThatConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadAgainstRealBroker runs the checked workload over real
+// sockets and the real clock; its history must pass the checkers, both at
+// the end of the run and through 'sluice check'.
+func TestWorkloadAgainstRealBroker(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "")
+	dir := t.TempDir()
+	hist := filepath.Join(dir, "h.jsonl")
+	code, out := run(t, dir, "workload", "--bootstrap", b.addr, "--topic", "w", "--partitions", "2",
+		"--rate", "500", "--duration", "2s", "--history", hist)
+	if code != 0 || !strings.Contains(out, "overall: valid") || !strings.Contains(out, "caught up true") {
+		t.Fatalf("workload exited %d:\n%s\nbroker log:\n%s", code, out, b.log)
+	}
+	if code, out := run(t, dir, "check", hist); code != 0 {
+		t.Fatalf("check of the workload's history exited %d:\n%s", code, out)
+	}
+}
