@@ -154,6 +154,10 @@ type Divergence struct {
 
 func (d Divergence) String() string {
 	var b strings.Builder
+	if d.Unavailable {
+		fmt.Fprintf(&b, "runs diverge (their trace hashes differ), but two recorded reruns agreed on their first %d events: the divergence could not be named\n", d.Index)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "runs diverge at event #%d\n", d.Index)
 	describe := func(name string, r *Record) {
 		if r == nil {

@@ -62,29 +62,45 @@ func Run(d Definition, o Options) (Result, error) {
 type Determinism struct {
 	Same       bool
 	Divergence *sched.Divergence
+	// Hashes are the two runs' trace hashes.
+	Hashes [2]string
 }
 
-// RunTwice runs a scenario twice with the same options, recording both
-// traces, and names the first event where they differ, if any.
+// RunTwice runs a scenario twice with the same options and compares the
+// trace hashes. Only when they differ are both runs repeated with every
+// trace entry recorded, to name the first event where they part: keeping
+// every entry of every run would cost more memory and time than the runs.
 func RunTwice(d Definition, o Options) (Result, Determinism, error) {
-	o.RecordTrace = true
 	first, err := Run(d, o)
 	if err != nil {
 		return Result{}, Determinism{}, err
 	}
-	o.Log = nil
-	second, err := Run(d, o)
+	quiet := o
+	quiet.Log = nil
+	second, err := Run(d, quiet)
 	if err != nil {
 		return Result{}, Determinism{}, err
 	}
-	div, diverged := sched.Diverge(first.records, second.records)
-	if !diverged && first.TraceHash != second.TraceHash {
-		// The records were cut short (too many events) but the hashes
-		// still disagree: the divergence lies beyond what was kept.
-		div, diverged = sched.Divergence{Index: uint64(len(first.records)), Unavailable: true}, true
+	det := Determinism{Hashes: [2]string{first.TraceHash, second.TraceHash}}
+	if first.TraceHash == second.TraceHash {
+		det.Same = true
+		return first, det, nil
 	}
+	quiet.RecordTrace = true
+	a, err := Run(d, quiet)
+	if err != nil {
+		return Result{}, Determinism{}, err
+	}
+	b, err := Run(d, quiet)
+	if err != nil {
+		return Result{}, Determinism{}, err
+	}
+	div, diverged := sched.Diverge(a.records, b.records)
 	if !diverged {
-		return first, Determinism{Same: true}, nil
+		// The recorded runs agreed entry for entry (or ran past what is
+		// kept): the divergence is real but could not be named.
+		div = sched.Divergence{Index: uint64(len(a.records)), Unavailable: true}
 	}
-	return first, Determinism{Divergence: &div}, nil
+	det.Divergence = &div
+	return first, det, nil
 }
