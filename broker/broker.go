@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
@@ -206,6 +208,23 @@ func (b *Broker) serve() {
 	b.ready = true
 	b.env.Log.Logf("broker %d serving on %s, %d topics", b.cfg.NodeID, b.cfg.Listen, len(b.topics.byName))
 	b.scheduleMaintenance()
+}
+
+// Stats are a broker's counters since it started.
+type Stats struct {
+	// Requests counts requests by API name.
+	Requests     map[string]int64
+	Appends      int64
+	FetchedBytes int64
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	s := Stats{Requests: map[string]int64{}, Appends: b.stats.appends, FetchedBytes: b.stats.fetchedBytes}
+	for key, n := range b.stats.requests {
+		s.Requests[kmsg.NameForKey(key)] = n
+	}
+	return s
 }
 
 // Serving reports whether the broker has opened its logs and listens.

@@ -54,7 +54,10 @@ const (
 var singleBrokerClients = []string{"p1", "p2"}
 
 type singleBrokerCluster struct {
-	o       Options
+	o Options
+	// brokers are the broker processes of each start, counters summed
+	// over them.
+	brokers []*broker.Broker
 	log     *history.Log
 	drivers map[string]*kafka.Driver
 	drained map[string]kafka.DrainReport
@@ -74,7 +77,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	bcfg.Log.SegmentBytes = 256 << 10 // small segments: rolls, indexes and recovery get exercised
 	bcfg.Log.MaxBatchBytes = 64 << 10
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
-	w.AddNode(singleBrokerNode, broker.Start(bcfg, nil))
+	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
 	nextProcess := 0
 	for _, name := range singleBrokerClients {
@@ -155,7 +158,15 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
-	stats := map[string]int64{"history_ops": int64(len(c.log.Ops))}
+	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "broker_starts": int64(len(c.brokers))}
+	for _, b := range c.brokers {
+		s := b.Stats()
+		stats["broker_appends"] += s.Appends
+		stats["broker_fetched_bytes"] += s.FetchedBytes
+		for api, n := range s.Requests {
+			stats["broker_requests_"+api] += n
+		}
+	}
 	for _, name := range singleBrokerClients {
 		d := c.drivers[name]
 		if d == nil {
