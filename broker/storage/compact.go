@@ -148,15 +148,17 @@ func (l *Log) newestOffsets(n int) (map[string]int64, int, error) {
 	keys := make(map[string]int64)
 	for i := 0; i < n; i++ {
 		var overflow bool
-		err := l.eachRecord(l.segments[i], func(_ record.Batch, _ int64, r record.Record) {
-			if r.Key == nil {
-				return
+		err := l.eachBatch(l.segments[i], func(_ record.Batch, _ int64, records []record.Record) {
+			for _, r := range records {
+				if r.Key == nil {
+					continue
+				}
+				if _, ok := keys[string(r.Key)]; !ok && len(keys) >= compactionKeysMax {
+					overflow = true
+					return
+				}
+				keys[string(r.Key)] = r.Offset
 			}
-			if _, ok := keys[string(r.Key)]; !ok && len(keys) >= compactionKeysMax {
-				overflow = true
-				return
-			}
-			keys[string(r.Key)] = r.Offset
 		})
 		if err != nil {
 			return nil, 0, err
@@ -171,8 +173,9 @@ func (l *Log) newestOffsets(n int) (map[string]int64, int, error) {
 	return keys, n, nil
 }
 
-// eachRecord decodes every batch of a segment.
-func (l *Log) eachRecord(s *segment, fn func(b record.Batch, pos int64, r record.Record)) error {
+// eachBatch decodes every batch of a segment, in order. Corrupt data ends
+// the pass: it is recorded as damage and compaction of s stops there.
+func (l *Log) eachBatch(s *segment, fn func(b record.Batch, pos int64, records []record.Record)) error {
 	sc := scanner{s: s, verifyCRC: true}
 	for pos := int64(0); pos < s.sizeBytes; {
 		b, err := sc.batch(pos)
@@ -186,11 +189,9 @@ func (l *Log) eachRecord(s *segment, fn func(b record.Batch, pos int64, r record
 					return derr
 				}
 			}
-			return fmt.Errorf("compact %s: %w", s.name, err)
+			return fmt.Errorf("compact %s at %d: %w", s.name, pos, err)
 		}
-		for _, r := range records {
-			fn(b, pos, r)
-		}
+		fn(b, pos, records)
 		pos += b.Size()
 	}
 	return nil
@@ -206,16 +207,7 @@ func (l *Log) cleanSegment(s *segment, keys map[string]int64, tombstoneCutoffMs 
 	}
 	var plan []planned
 	var removed int64
-	sc := scanner{s: s, verifyCRC: true}
-	for pos := int64(0); pos < s.sizeBytes; {
-		b, err := sc.batch(pos)
-		var records []record.Record
-		if err == nil {
-			records, err = b.Records()
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("compact %s at %d: %w", s.name, pos, err)
-		}
+	err := l.eachBatch(s, func(b record.Batch, pos int64, records []record.Record) {
 		p := planned{pos: pos, all: len(records)}
 		for _, r := range records {
 			if b.Control() || (r.Key != nil && keys[string(r.Key)] == r.Offset && !(r.Value == nil && r.Timestamp < tombstoneCutoffMs)) {
@@ -224,7 +216,9 @@ func (l *Log) cleanSegment(s *segment, keys map[string]int64, tombstoneCutoffMs 
 		}
 		removed += int64(len(records) - len(p.keep))
 		plan = append(plan, p)
-		pos += b.Size()
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	if removed == 0 {
 		return nil, 0, nil
@@ -236,6 +230,7 @@ func (l *Log) cleanSegment(s *segment, keys map[string]int64, tombstoneCutoffMs 
 		return nil, 0, storageError("create "+name, err)
 	}
 	job.files = append(job.files, f)
+	sc := scanner{s: s, verifyCRC: true}
 	for i, p := range plan {
 		b, err := sc.batch(p.pos)
 		if err != nil {

@@ -60,31 +60,27 @@ func (l *Log) Read(offset int64, maxBytes int, maxOffset int64) (ReadResult, err
 // starting from the offset index. It fails with ErrCorruptLog if offset
 // lies in a damaged range; a zero-size result means s holds no such batch.
 func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
-	pos := s.idx.lookup(s.base, offset, l.indexOffByOne)
-	for pos < s.sizeBytes {
-		if d := s.damageAt(pos); d != nil {
+	var found batchInfo
+	var corrupt error
+	err := l.walk(s, s.idx.lookup(s.base, offset, l.indexOffByOne),
+		func(d Damage) bool {
 			if offset <= d.LastOffset {
-				return batchInfo{}, corruptRead(offset, *d)
+				corrupt = corruptRead(offset, d)
+				return false
 			}
-			pos = d.EndPosition
-			continue
-		}
-		h, err := s.header(pos)
-		if err != nil {
-			if isIOError(err) {
-				return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
+			return true
+		},
+		func(h batchInfo) bool {
+			if h.last >= offset {
+				found = h
+				return false
 			}
-			if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
-				return batchInfo{}, err
-			}
-			continue
-		}
-		if h.last >= offset {
-			return h, nil
-		}
-		pos += int64(h.size)
+			return true
+		})
+	if err != nil {
+		return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
 	}
-	return batchInfo{}, nil
+	return found, corrupt
 }
 
 func corruptRead(offset int64, d Damage) error {

@@ -586,7 +586,7 @@ func (l *Log) loadEpochs(seen *epochCache, report *RecoveryReport) error {
 		}
 		report.EpochCheckpointError = err.Error()
 		rewrite = true
-		if err := l.forEachHeader(l.StartOffset(), func(_ *segment, h batchInfo) bool {
+		if err := l.forEachHeader(l.StartOffset(), func(h batchInfo) bool {
 			l.epochs.assign(h.leaderEpoch, h.base)
 			return true
 		}); err != nil {
@@ -636,7 +636,7 @@ func (l *Log) loadProducers(report *RecoveryReport) error {
 		from = max(off, from)
 		break
 	}
-	return l.forEachHeader(from, func(_ *segment, h batchInfo) bool {
+	return l.forEachHeader(from, func(h batchInfo) bool {
 		if h.base >= from {
 			l.producers.update(h, h.maxTimestamp, l.cfg.ProducersMax)
 		}
@@ -702,7 +702,7 @@ func (l *Log) discardSnapshot(off int64, report *RecoveryReport) {
 func (l *Log) batchEndingAt(off int64) (batchInfo, bool, error) {
 	var found batchInfo
 	ok := false
-	err := l.forEachHeader(off, func(_ *segment, h batchInfo) bool {
+	err := l.forEachHeader(off, func(h batchInfo) bool {
 		if h.last == off {
 			found, ok = h, true
 		}
@@ -714,34 +714,53 @@ func (l *Log) batchEndingAt(off int64) (batchInfo, bool, error) {
 // forEachHeader calls fn with the header of every batch whose last offset
 // is at least from, in order, until fn returns false. It skips damaged
 // ranges and records any new damage it runs into.
-func (l *Log) forEachHeader(from int64, fn func(s *segment, h batchInfo) bool) error {
-	i := l.segmentFor(from)
-	for ; i < len(l.segments); i++ {
+func (l *Log) forEachHeader(from int64, fn func(h batchInfo) bool) error {
+	stopped := false
+	for i := l.segmentFor(from); i < len(l.segments) && !stopped; i++ {
 		s := l.segments[i]
-		pos := s.idx.lookup(s.base, from, false)
-		for pos < s.sizeBytes {
-			if d := s.damageAt(pos); d != nil {
-				pos = d.EndPosition
-				continue
-			}
-			h, err := s.header(pos)
-			if err != nil {
-				if isIOError(err) {
-					return err
+		err := l.walk(s, s.idx.lookup(s.base, from, false),
+			func(Damage) bool { return true },
+			func(h batchInfo) bool {
+				if h.last < from {
+					return true
 				}
-				if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
-					return err
-				}
-				continue
-			}
-			pos += int64(h.size)
-			if h.last < from {
-				continue
-			}
-			if !fn(s, h) {
+				stopped = !fn(h)
+				return !stopped
+			})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walk visits the damaged ranges and batch headers of s from pos on, in
+// order, until a visitor returns false. A header that does not parse is
+// recorded as damage, then visited as such; only I/O errors end the walk
+// with an error.
+func (l *Log) walk(s *segment, pos int64, onDamage func(Damage) bool, onBatch func(batchInfo) bool) error {
+	for pos < s.sizeBytes {
+		if d := s.damageAt(pos); d != nil {
+			if !onDamage(*d) {
 				return nil
 			}
+			pos = d.EndPosition
+			continue
 		}
+		h, err := s.header(pos)
+		if err != nil {
+			if isIOError(err) {
+				return err
+			}
+			if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
+				return err
+			}
+			continue
+		}
+		if !onBatch(h) {
+			return nil
+		}
+		pos += int64(h.size)
 	}
 	return nil
 }

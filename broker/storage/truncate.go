@@ -69,56 +69,37 @@ func (l *Log) truncateTo(offset int64) error {
 // cutPosition is where the batch holding offset (or the first batch
 // after it) starts.
 func (l *Log) cutPosition(s *segment, offset int64) (int64, error) {
-	pos := s.idx.lookup(s.base, offset, false)
-	for pos < s.sizeBytes {
-		if d := s.damageAt(pos); d != nil {
+	cut := s.sizeBytes
+	err := l.walk(s, s.idx.lookup(s.base, offset, false),
+		func(d Damage) bool {
 			if d.LastOffset >= offset {
-				return d.Position, nil
+				cut = d.Position
+				return false
 			}
-			pos = d.EndPosition
-			continue
-		}
-		h, err := s.header(pos)
-		if err != nil {
-			if isIOError(err) {
-				return 0, err
+			return true
+		},
+		func(h batchInfo) bool {
+			if h.last >= offset {
+				cut = h.pos
+				return false
 			}
-			if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		if h.last >= offset {
-			return pos, nil
-		}
-		pos += int64(h.size)
-	}
-	return s.sizeBytes, nil
+			return true
+		})
+	return cut, err
 }
 
 // rescan rebuilds a segment's bookkeeping from its batch headers.
 func (l *Log) rescan(s *segment) error {
 	s.resetBookkeeping()
-	for pos := int64(0); pos < s.sizeBytes; {
-		if d := s.damageAt(pos); d != nil {
-			pos = d.EndPosition
+	return l.walk(s, 0,
+		func(d Damage) bool {
 			s.next = max(s.next, d.LastOffset+1)
-			continue
-		}
-		h, err := s.header(pos)
-		if err != nil {
-			if isIOError(err) {
-				return err
-			}
-			if _, err := l.noteDamage(s, pos, err.Error()); err != nil {
-				return err
-			}
-			continue
-		}
-		s.account(h, l.cfg.IndexIntervalBytes)
-		pos += int64(h.size)
-	}
-	return nil
+			return true
+		},
+		func(h batchInfo) bool {
+			s.account(h, l.cfg.IndexIntervalBytes)
+			return true
+		})
 }
 
 // afterTruncation brings the recovery point, the flush round in flight,

@@ -258,13 +258,9 @@ func (e *end) sendReset() {
 // abort ends the connection from this side on an error: queued frames are
 // dropped, the peer gets an RST, the handler OnClose(err).
 func (e *end) abort(err error) {
-	if e.done {
+	if !e.tearDown() {
 		return
 	}
-	e.out.clear()
-	e.out.held = false
-	e.sendReset()
-	e.release()
 	if !e.userClosed && e.handler != nil {
 		e.handler.OnClose(e, err)
 	}
@@ -273,14 +269,22 @@ func (e *end) abort(err error) {
 // abortLater aborts now but reports it on the node's loop after the
 // current callback, because the caller is inside Send.
 func (e *end) abortLater(err error) {
+	if e.tearDown() {
+		e.notifyLater(err)
+	}
+}
+
+// tearDown drops the queued frames, resets the peer and releases this
+// end; it reports false if the end was already done.
+func (e *end) tearDown() bool {
 	if e.done {
-		return
+		return false
 	}
 	e.out.clear()
 	e.out.held = false
 	e.sendReset()
 	e.release()
-	e.notifyLater(err)
+	return true
 }
 
 // failLater ends a dial that never started, reporting it on the node's loop.

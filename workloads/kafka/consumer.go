@@ -165,8 +165,7 @@ type Consumer struct {
 	// op so the history says polls may start anywhere.
 	assignDirty bool
 	poll        *pollState
-	wakeTimer   sim.Timer
-	wakeAt      time.Duration
+	wake        deadline
 	closed      bool
 	stats       ConsumerStats
 }
@@ -389,9 +388,7 @@ func (co *Consumer) Close() {
 		return
 	}
 	co.closed = true
-	if co.wakeTimer != nil {
-		co.wakeTimer.Stop()
-	}
+	co.wake.stop()
 	co.cl.close()
 	if co.poll != nil {
 		co.completePoll()
@@ -441,23 +438,11 @@ func (co *Consumer) completePoll() {
 
 // armWake wakes the poll when a partition's backoff ends.
 func (co *Consumer) armWake(now time.Duration) {
-	next := time.Duration(-1)
+	soon := earliest{now: now}
 	for _, cp := range co.parts {
-		if cp.retryAt > now && (next < 0 || cp.retryAt < next) {
-			next = cp.retryAt
-		}
+		soon.consider(cp.retryAt)
 	}
-	if next < 0 || (co.wakeTimer != nil && co.wakeAt == next) {
-		return
-	}
-	if co.wakeTimer != nil {
-		co.wakeTimer.Stop()
-	}
-	co.wakeAt = next
-	co.wakeTimer = co.env.Clock.AfterFunc(next-now, func() {
-		co.wakeTimer = nil
-		co.step()
-	})
+	co.wake.arm(co.env.Clock, now, soon.at, co.step)
 }
 
 // ready reports whether cp may be asked about now.

@@ -276,8 +276,7 @@ type Producer struct {
 	flushing    bool
 	closed      bool
 	wakePending bool
-	timer       sim.Timer
-	timerAt     time.Duration
+	timer       deadline
 	completions []completion
 	stats       ProducerStats
 	// encodeScratch is reused by encode, so that freezing a batch does
@@ -414,9 +413,7 @@ func (p *Producer) Close() {
 		}
 	}
 	p.failParked(func(*pendingRecord) bool { return true }, err)
-	if p.timer != nil {
-		p.timer.Stop()
-	}
+	p.timer.stop()
 	p.cl.close()
 	p.runCompletions()
 }
@@ -1035,41 +1032,26 @@ func (p *Producer) onInitProducerID(resp kmsg.Response, err error) {
 // armTimer sets the producer's one timer to its next deadline: a lingering
 // batch, a retry, a delivery timeout or a producer id retry.
 func (p *Producer) armTimer(now time.Duration) {
-	next := time.Duration(-1)
-	consider := func(at time.Duration) {
-		if at > now && (next < 0 || at < next) {
-			next = at
-		}
-	}
+	soon := earliest{now: now}
 	for _, ps := range p.parts {
 		for _, b := range ps.batches {
 			if b.inflight {
 				continue
 			}
-			consider(b.createdMono + p.cfg.DeliveryTimeout)
+			soon.consider(b.createdMono + p.cfg.DeliveryTimeout)
 			if b.retryAt > now {
-				consider(b.retryAt)
+				soon.consider(b.retryAt)
 			}
 			if !b.sealed && !p.flushing {
-				consider(b.createdMono + p.cfg.Linger)
+				soon.consider(b.createdMono + p.cfg.Linger)
 			}
 		}
 	}
 	for _, pr := range p.parked {
-		consider(pr.createdMono + p.cfg.DeliveryTimeout)
+		soon.consider(pr.createdMono + p.cfg.DeliveryTimeout)
 	}
 	if p.idempotent && p.identity == identityNone {
-		consider(p.identityRetry)
+		soon.consider(p.identityRetry)
 	}
-	if next < 0 || (p.timer != nil && p.timerAt == next) {
-		return
-	}
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	p.timerAt = next
-	p.timer = p.env.Clock.AfterFunc(next-now, func() {
-		p.timer = nil
-		p.pump()
-	})
+	p.timer.arm(p.env.Clock, now, soon.at, p.pump)
 }
