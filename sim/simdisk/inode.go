@@ -296,29 +296,28 @@ func (ino *inode) complete(c capture, now time.Duration) {
 
 // writeback makes the whole current content durable.
 func (ino *inode) writeback() {
+	ino.copyDirty(&ino.cur, &ino.dur)
+	ino.dur.sizeBytes = ino.cur.sizeBytes
+	ino.durSeq = ino.seq
+}
+
+// copyDirty makes the dirty sectors of to equal those of from; after it
+// no sector is dirty.
+func (ino *inode) copyDirty(from, to *image) {
 	for s := range ino.dirty { // each key is handled alone: order is irrelevant
-		if buf := ino.cur.sectors[s]; buf != nil {
-			ino.dur.sectors[s] = buf
+		if buf := from.sectors[s]; buf != nil {
+			to.sectors[s] = buf
 		} else {
-			delete(ino.dur.sectors, s)
+			delete(to.sectors, s)
 		}
 	}
 	clear(ino.dirty)
-	ino.dur.sizeBytes = ino.cur.sizeBytes
-	ino.durSeq = ino.seq
 }
 
 // revert throws the page cache's unsynced content away, as Linux marks the
 // pages of a failed writeback clean: what remains is the durable content.
 func (ino *inode) revert() {
-	for s := range ino.dirty { // each key is handled alone: order is irrelevant
-		if buf := ino.dur.sectors[s]; buf != nil {
-			ino.cur.sectors[s] = buf
-		} else {
-			delete(ino.cur.sectors, s)
-		}
-	}
-	clear(ino.dirty)
+	ino.copyDirty(&ino.dur, &ino.cur)
 	ino.cur.sizeBytes = ino.dur.sizeBytes
 	ino.seq++
 	ino.revertSeq = ino.seq
