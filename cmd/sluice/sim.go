@@ -79,7 +79,7 @@ A failing seed's run is written to --failures-dir as a file that
 	fl.StringVar(&f.saveFaults, "save-faults", "", "write the fault schedule used to this file")
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
-	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run each seed twice and compare the traces event by event")
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run each seed twice and compare trace hashes; on a difference, name the first divergent event")
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
@@ -309,7 +309,11 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 		rows = append(rows, []string{c.Name, okText(c.OK), c.Detail})
 	}
 	if s.Deterministic != nil {
-		rows = append(rows, []string{"determinism", okText(*s.Deterministic), "two runs of the seed, compared event by event"})
+		detail := "two runs of the seed gave the same trace hash"
+		if !*s.Deterministic {
+			detail = "the two runs' trace hashes differ; the divergent event is named below"
+		}
+		rows = append(rows, []string{"determinism", okText(*s.Deterministic), detail})
 	}
 	if err := reports.WriteTable(out, []string{"check", "result", "detail"}, rows); err != nil {
 		return err
@@ -478,7 +482,7 @@ func newSimReplayCommand() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run twice and compare the traces event by event")
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run twice and compare trace hashes; on a difference, name the first divergent event")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
