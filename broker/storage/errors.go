@@ -36,9 +36,10 @@ var (
 	// UNKNOWN_SERVER_ERROR).
 	ErrInvalidAppend = errors.New("invalid append")
 	// ErrTruncating: a truncation (TruncateTo, TruncateFullyAndStartAt,
-	// a recovery cut, a reopen) is not durable yet, and the log takes no
-	// appends until it is: data appended over a cut that a crash undoes
-	// would splice two histories. A flush is already under way; append
+	// a recovery cut, a reopen) or the state Open found (after a process
+	// crash it may hold a truncation the disk never got) is not durable
+	// yet, and the log takes no appends until it is: data appended over a
+	// cut that a crash undoes would splice two histories. A flush is already under way; append
 	// again once Flush calls back (KAFKA_STORAGE_ERROR to a producer,
 	// which retries; a follower fetches again).
 	ErrTruncating = errors.New("a truncation is not durable yet")

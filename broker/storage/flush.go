@@ -155,11 +155,11 @@ func (l *Log) finishRound(r *flushRound) {
 	case r.err != nil:
 		err = storageError("flush "+l.dir, r.err)
 		if !l.closed {
-			l.reopen(err)
 			// Callers waiting for the next round appended before the
-			// reopen, which may have dropped what they wrote: a later
-			// round must not tell them it is durable.
+			// reopen, which may drop what they wrote: they hear of the
+			// failure, and the round the reopen starts must not take them.
 			l.failWaiters(err)
+			l.reopen(err)
 			// The reopen's cut must become durable before appends resume.
 			l.flushWanted = true
 		}

@@ -35,7 +35,9 @@
 // where missing or wrong, leftovers of interrupted work removed, producer
 // state reloaded from the newest snapshot that matches the log and the
 // batches after it, and the leader epoch cache reloaded and completed from
-// the batches. Repairs are flushed at once.
+// the batches. What recovery found and repaired is flushed at once, and
+// appends wait for that flush: after a process crash the page cache may
+// hold a truncation the disk never got.
 //
 // Until a flush makes a truncation durable, a crash may bring back what
 // it cut (a batch of an older leader epoch, above the recovery point), as

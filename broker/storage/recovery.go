@@ -203,14 +203,13 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 	if !report.Clean() {
 		l.logf("log recovery: %s", report)
 	}
-	switch {
-	case len(report.Truncations) > 0:
-		// A cut lives in the page cache only: until it is durable a
-		// second crash can bring the cut bytes back.
-		l.truncated()
-	case len(report.RemovedFiles) > 0:
-		l.Flush(nil)
-	}
+	// What recovery found may live in the page cache only: its own cuts,
+	// and after a process crash a truncation the disk never got, whose
+	// durable file is longer and holds batches of an older lineage where
+	// the log now ends. Until all of it is durable a power loss could
+	// bring those batches back under new ones, so appends wait for it as
+	// they wait for a truncation.
+	l.truncated()
 	return report, nil
 }
 

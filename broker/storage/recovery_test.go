@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/simdisk"
 )
 
 // filled returns a log with n two-record batches, flushed up to flushed
@@ -51,7 +52,11 @@ func TestRecoveryCutsTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	l2, report := r.open(Config{}, rp)
+	// Open, not r.open: appends must be seen waiting for the cut.
+	l2, report, err := Open(r.fs, r.clock, testDir, Config{}, rp, r.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(report.Truncations) != 1 || len(report.Damage) != 0 || report.FlushedLost {
 		t.Fatalf("report: %s", report)
 	}
@@ -455,5 +460,46 @@ func TestRecoveryCutsStaleBytesAfterSegmentEnd(t *testing.T) {
 				t.Fatalf("read %v", got)
 			}
 		})
+	}
+}
+
+// TestTruncationLostToProcessCrashIsNotSpliced: a truncation still in the
+// page cache when the process dies leaves a durable file that is longer
+// and holds the cut batches. The reopened log takes no appends until what
+// it found is durable; otherwise a power loss brings the old batches back
+// below the new ones, splicing two histories.
+func TestTruncationLostToProcessCrashIsNotSpliced(t *testing.T) {
+	cfg := testDiskConfig()
+	cfg.CrashModes = []simdisk.CrashMode{simdisk.DropUnsynced}
+	r := newRig(t, 22, cfg)
+	l, values := filled(t, r, Config{}, 10, 10) // all ten durable
+	// A flush in flight when the truncation comes: the truncation waits
+	// for the next round, which the process does not live to start.
+	mustAppend(t, l, testBatch(t, testRecords(1, "late", 1)), 0)
+	l.Flush(nil)
+	if err := l.TruncateTo(4); err != nil {
+		t.Fatal(err)
+	}
+	r.crash(false)
+	l2, _, err := Open(r.fs, r.clock, testDir, Config{}, 4, r.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.Append(testBatch(t, testRecords(1, "early", 1)), 1); !errors.Is(err, ErrTruncating) {
+		t.Fatalf("append before what recovery found is durable: %v", err)
+	}
+	r.settle()
+	var fresh []string
+	for i := 0; i < 3; i++ {
+		recs := testRecords(1, fmt.Sprintf("new%d", i), 2000)
+		mustAppend(t, l2, testBatch(t, recs), 1)
+		fresh = append(fresh, string(recs[0].Value))
+	}
+	r.crash(true) // the new batches were never flushed: they may go
+	l3, _ := r.open(Config{}, 4)
+	got := readAll(t, l3)
+	want := append(append([]string(nil), values[:4]...), fresh...)
+	if len(got) > len(want) || !sameStrings(got, want[:len(got)]) || len(got) < 4 {
+		t.Fatalf("recovered %v, want a prefix of %v at least 4 long", got, want)
 	}
 }

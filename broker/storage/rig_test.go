@@ -115,6 +115,8 @@ func (r *rig) open(cfg Config, recoveryPoint int64) (*Log, RecoveryReport) {
 	if err != nil {
 		r.t.Fatalf("open: %v", err)
 	}
+	// Appends wait until what recovery found is durable.
+	r.settle()
 	return l, report
 }
 
