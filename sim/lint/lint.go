@@ -1,7 +1,8 @@
 // Package lint enforces the project's one architectural rule: core code
 // reaches time, randomness, disk and network only through the seams in
 // package sim. The rule is checked by an ordinary test (lint_test.go) over
-// the whole repository, so breaking it fails the build.
+// the whole repository, so breaking it fails the build. The same package
+// keeps DESIGN.md's file map true (filemap.go).
 package lint
 
 import (

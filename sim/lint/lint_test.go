@@ -27,11 +27,7 @@ func TestPlantedViolationsAreCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, v := range found {
-		got = append(got, v.String())
-	}
-	want := []string{
+	expectViolations(t, found, []string{
 		`broker/bad.go:5: imports "os" (files and processes: use sim.FS)`,
 		`broker/bad.go:6: imports "sync" (actors run one callback at a time on their loop: no locks)`,
 		`broker/bad.go:7: imports "math/rand" (the global random stream: use env.Rand)`,
@@ -41,9 +37,18 @@ func TestPlantedViolationsAreCaught(t *testing.T) {
 		`broker/bad.go:15: uses select (its choice is random: actors take events from their loop)`,
 		`checkers/aliased.go:4: imports "net" (sockets: use sim.Network)`,
 		`checkers/aliased.go:10: uses time.Since (the real clock: use env.Clock)`,
+	})
+}
+
+// expectViolations fails t unless found is exactly want, in order.
+func expectViolations(t *testing.T, found []Violation, want []string) {
+	t.Helper()
+	var got []string
+	for _, v := range found {
+		got = append(got, v.String())
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("planted violations:\n got:\n%s\n want:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Fatalf("violations:\n got:\n%s\n want:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -62,4 +67,33 @@ func repoRoot(t *testing.T) string {
 		}
 		dir = parent
 	}
+}
+
+// TestDesignFileMapIsTrue keeps DESIGN.md's file map in step with the
+// tree: every path and Go file it names exists, every package is on it.
+func TestDesignFileMapIsTrue(t *testing.T) {
+	root := repoRoot(t)
+	found, err := CheckFileMap(root, filepath.Join(root, "DESIGN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range found {
+		t.Errorf("%s", v)
+	}
+}
+
+// TestStaleFileMapIsCaught proves the file map check can fail: the planted
+// map names a missing file and a missing directory's file, and leaves a
+// package out.
+func TestStaleFileMapIsCaught(t *testing.T) {
+	dir := filepath.Join("testdata", "filemap")
+	found, err := CheckFileMap(dir, filepath.Join(dir, "DESIGN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectViolations(t, found, []string{
+		"DESIGN.md:7: names core/gone.go, which does not exist",
+		"DESIGN.md:8: names store/missing.go, which does not exist",
+		"DESIGN.md:0: does not map package directory unmapped/",
+	})
 }
