@@ -149,13 +149,12 @@ func (reg *topicRegistry) removeStrays() error {
 		return fmt.Errorf("list %s: %w", dir, err)
 	}
 	for _, name := range names {
-		topicName, index, ok := splitPartitionDir(name)
-		if strings.HasSuffix(name, deletedSuffix) {
-			ok = true // a deletion a crash interrupted
-		} else if !ok {
-			continue
+		stray := strings.HasSuffix(name, deletedSuffix) // a deletion a crash interrupted
+		if topicName, index, ok := splitPartitionDir(name); ok {
+			t := reg.byName[topicName]
+			stray = t == nil || index >= t.Partitions
 		}
-		if t := reg.byName[topicName]; t != nil && index < t.Partitions {
+		if !stray {
 			continue
 		}
 		reg.b.env.Log.Logf("removing stray partition directory %s", name)
@@ -235,6 +234,9 @@ func (reg *topicRegistry) get(name string) *topic {
 // as Kafka renames it: "<topic>-<partition>.<topic id>-delete".
 const deletedSuffix = "-delete"
 
+// asideDir is where a partition directory goes while its topic is deleted.
+func asideDir(dir, topicID string) string { return dir + "." + topicID + deletedSuffix }
+
 // remove forgets a topic: its partition directories are first moved aside
 // (so that a topic created at once under the same name starts empty), the
 // registry is made durable, then the moved directories are deleted. A
@@ -244,15 +246,14 @@ func (reg *topicRegistry) remove(name string, done func(error)) {
 	delete(reg.byName, name)
 	t.close()
 	fs, dataDir := reg.b.env.FS, reg.b.cfg.DataDir
-	var moved []string
+	var moved []string // partition directories, now under asideDir
 	for i := range t.partitions {
 		dir := partitionDir(dataDir, name, int32(i))
-		aside := dir + "." + t.ID + deletedSuffix
-		if err := fs.Rename(dir, aside); err != nil {
+		if err := fs.Rename(dir, asideDir(dir, t.ID)); err != nil {
 			reg.b.env.Log.Logf("move %s aside for deletion: %v", dir, err)
 			continue
 		}
-		moved = append(moved, aside)
+		moved = append(moved, dir)
 	}
 	reg.persist(func(err error) {
 		if err != nil {
@@ -261,7 +262,7 @@ func (reg *topicRegistry) remove(name string, done func(error)) {
 			return
 		}
 		for _, dir := range moved {
-			if rmErr := fs.RemoveAll(dir); rmErr != nil {
+			if rmErr := fs.RemoveAll(asideDir(dir, t.ID)); rmErr != nil {
 				reg.b.env.Log.Logf("delete %s: %v", dir, rmErr)
 			}
 		}
@@ -277,9 +278,8 @@ func (reg *topicRegistry) restore(t *topic, moved []string) {
 		// moved directories are strays for the next start to remove.
 		return
 	}
-	for _, aside := range moved {
-		dir := strings.TrimSuffix(strings.TrimSuffix(aside, deletedSuffix), "."+t.ID)
-		if err := reg.b.env.FS.Rename(aside, dir); err != nil {
+	for _, dir := range moved {
+		if err := reg.b.env.FS.Rename(asideDir(dir, t.ID), dir); err != nil {
 			reg.b.env.Log.Logf("restore %s: %v", dir, err)
 		}
 	}

@@ -49,6 +49,8 @@ type runFlags struct {
 	reportDir        string
 }
 
+const checkDeterminismHelp = "run each seed twice and compare trace hashes; on a difference, name the first divergent event"
+
 func newSimRunCommand() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
@@ -79,7 +81,7 @@ A failing seed's run is written to --failures-dir as a file that
 	fl.StringVar(&f.saveFaults, "save-faults", "", "write the fault schedule used to this file")
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
-	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run each seed twice and compare trace hashes; on a difference, name the first divergent event")
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
@@ -216,7 +218,7 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 			return false, fmt.Errorf("--save-faults: %w", err)
 		}
 	}
-	ok := res.OK() && (det == nil || det.Same)
+	ok := res.OK() && (det == nil || det.Same())
 	var saved string
 	if !ok {
 		saved, err = saveFailure(f.failuresDir, res)
@@ -255,7 +257,7 @@ func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Dur
 		s.Dilation = res.SimTime.Seconds() / secs
 	}
 	if det != nil {
-		same := det.Same
+		same := det.Same()
 		s.Deterministic = &same
 		if det.Divergence != nil {
 			s.Divergence = det.Divergence.String()
@@ -384,15 +386,10 @@ func writeFile(name string, write func(io.Writer) error) error {
 }
 
 func writeHistory(name string, h history.History) error {
-	file, err := os.Create(name)
-	if err != nil {
+	if err := writeFile(name, func(w io.Writer) error { return history.Write(w, h) }); err != nil {
 		return fmt.Errorf("--history: %w", err)
 	}
-	if err := history.Write(file, h); err != nil {
-		file.Close()
-		return fmt.Errorf("--history: %w", err)
-	}
-	return file.Close()
+	return nil
 }
 
 func okText(ok bool) string {
@@ -482,7 +479,7 @@ func newSimReplayCommand() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, "run twice and compare trace hashes; on a difference, name the first divergent event")
+	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")

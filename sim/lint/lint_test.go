@@ -28,9 +28,9 @@ func TestPlantedViolationsAreCaught(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectViolations(t, found, []string{
-		`broker/bad.go:5: imports "os" (files and processes: use sim.FS)`,
-		`broker/bad.go:6: imports "sync" (actors run one callback at a time on their loop: no locks)`,
-		`broker/bad.go:7: imports "math/rand" (the global random stream: use env.Rand)`,
+		`broker/bad.go:5: imports "math/rand" (the global random stream: use env.Rand)`,
+		`broker/bad.go:6: imports "os" (files and processes: use sim.FS)`,
+		`broker/bad.go:7: imports "sync" (actors run one callback at a time on their loop: no locks)`,
 		`broker/bad.go:12: uses time.Now (the real clock: use env.Clock)`,
 		`broker/bad.go:13: uses time.Sleep (the real clock: use env.Clock)`,
 		`broker/bad.go:14: starts a goroutine (actors run on their node's loop)`,

@@ -62,7 +62,7 @@ func TestNondeterministicActorIsCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if det.Same || det.Divergence == nil {
+	if det.Same() || det.Divergence == nil {
 		t.Fatal("a client iterating a map into its messages was not caught")
 	}
 	div := det.Divergence
@@ -80,7 +80,7 @@ func TestNondeterministicActorIsCaught(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !det.Same {
+	if !det.Same() {
 		t.Fatalf("correct client diverged:\n%s", det.Divergence)
 	}
 }

@@ -60,11 +60,15 @@ func Run(d Definition, o Options) (Result, error) {
 
 // Determinism is the verdict of running one seed twice.
 type Determinism struct {
-	Same       bool
-	Divergence *sched.Divergence
 	// Hashes are the two runs' trace hashes.
 	Hashes [2]string
+	// Divergence names the first event where the runs part, when the
+	// hashes differ.
+	Divergence *sched.Divergence
 }
+
+// Same reports whether the two runs gave the same trace hash.
+func (d Determinism) Same() bool { return d.Hashes[0] == d.Hashes[1] }
 
 // RunTwice runs a scenario twice with the same options and compares the
 // trace hashes. Only when they differ are both runs repeated with every
@@ -82,8 +86,7 @@ func RunTwice(d Definition, o Options) (Result, Determinism, error) {
 		return Result{}, Determinism{}, err
 	}
 	det := Determinism{Hashes: [2]string{first.TraceHash, second.TraceHash}}
-	if first.TraceHash == second.TraceHash {
-		det.Same = true
+	if det.Same() {
 		return first, det, nil
 	}
 	quiet.RecordTrace = true

@@ -2,9 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"sync"
-	"math/rand"
 	"time"
 )
 
