@@ -70,7 +70,7 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 	}
 	if len(ix.malformed) > 0 {
 		notes = append(notes, fmt.Sprintf(
-			"%d malformed ops were skipped; see the history verdict", len(ix.malformed)))
+			"%d malformed ops were skipped; see the well-formed verdict", len(ix.malformed)))
 	}
 	anomalies := f.anomalies(excluded...)
 	return Verdict{

@@ -436,7 +436,7 @@ func TestReportJSONAndTextDeterministic(t *testing.T) {
 		t.Fatalf("report does not survive JSON: %v", err)
 	}
 	text := r1.Text()
-	for _, want := range []string{"overall: INVALID", "\nhistory: INVALID", "\nkafka: INVALID",
+	for _, want := range []string{"overall: INVALID", "\nwell-formed: INVALID", "\nkafka: INVALID",
 		"\nlinearizable: INVALID", "anomaly malformed-history:", "stats:", "note:"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("text lacks %q:\n%s", want, text)

@@ -203,7 +203,7 @@ func checkLinearizable(ix *indexed, opts Options) Verdict {
 	}
 	if len(ix.malformed) > 0 {
 		c.notes = append(c.notes, fmt.Sprintf(
-			"%d malformed ops were skipped; see the history verdict", len(ix.malformed)))
+			"%d malformed ops were skipped; see the well-formed verdict", len(ix.malformed)))
 	}
 	anomalies := c.f.anomalies()
 	unknown := len(anomalies) == 0 && c.stats["partitions-unknown"] > 0

@@ -20,7 +20,7 @@ import (
 
 // Checker names, as they appear in Verdict.Checker.
 const (
-	CheckerHistory      = "history"
+	CheckerHistory      = "well-formed"
 	CheckerKafka        = "kafka"
 	CheckerLinearizable = "linearizable"
 )

@@ -1,8 +1,12 @@
 package faults
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/sluice-sim/sluice/sim"
 )
 
 // Target is a world that faults act on; sim/world's World is one.
@@ -18,7 +22,7 @@ type Target interface {
 	Resume(node string) error
 	Partition(groups [][]string) error
 	Block(from, to string) error
-	Heal()
+	Heal() error
 	SlowDisk(node string, factor float64) error
 	FailSyncs(node string, count int) error
 	FillDisk(node string) error
@@ -30,22 +34,77 @@ type Target interface {
 }
 
 // Install validates the schedule against the target's nodes and schedules
-// every action on it.
-func (s Schedule) Install(t Target) error {
+// every action on it. The returned Tally fills in as the actions come due:
+// what each did, and which found nothing to act on.
+func (s Schedule) Install(t Target) (*Tally, error) {
 	if err := s.Validate(t.NodeNames()); err != nil {
-		return fmt.Errorf("install fault schedule: %w", err)
+		return nil, fmt.Errorf("install fault schedule: %w", err)
 	}
-	for _, a := range s.Actions {
-		a := a
+	tally := &Tally{Scheduled: len(s.Actions), ran: make([]bool, len(s.Actions))}
+	for i, a := range s.Actions {
 		t.At(time.Duration(a.At), func() {
-			// The schedule was validated against these nodes, so an
-			// error here is a bug in the world or in validation.
-			if err := a.Apply(t); err != nil {
+			tally.ran[i] = true
+			err := a.Apply(t)
+			switch {
+			case err == nil:
+				tally.Applied++
+			case errors.Is(err, sim.ErrNoEffect):
+				tally.warn(i, a, err.Error())
+			default:
+				// The schedule was validated against these nodes, so any
+				// other error is a bug in the world or in validation.
 				panic(fmt.Sprintf("apply validated fault %s: %v", a, err))
 			}
 		})
 	}
-	return nil
+	return tally, nil
+}
+
+// Tally counts what a schedule's actions did in a run.
+type Tally struct {
+	// Scheduled is the number of actions in the schedule.
+	Scheduled int
+	// Applied is the number that acted on the world.
+	Applied int
+	// Warnings name the actions that did not act, in the order found:
+	// those that found nothing to act on and those that fell after the
+	// run ended.
+	Warnings []string
+
+	ran []bool
+}
+
+func (t *Tally) warn(i int, a Action, why string) {
+	t.Warnings = append(t.Warnings, fmt.Sprintf("actions[%d] (%s at %v): %s", i, a.Label(), a.At, why))
+}
+
+// NoteUnreached records, once the run is over, the actions that never came
+// due because the run ended at end first.
+func (t *Tally) NoteUnreached(s Schedule, end time.Duration) {
+	for i, a := range s.Actions {
+		if !t.ran[i] {
+			t.warn(i, a, fmt.Sprintf("falls after the run ends at %v", end))
+		}
+	}
+}
+
+// Label is the op and the nodes it names, for messages: "kill b1",
+// "partition b1 | p1,p2".
+func (a Action) Label() string {
+	parts := []string{string(a.Op)}
+	switch {
+	case a.Node != "":
+		parts = append(parts, a.Node)
+	case a.From != "":
+		parts = append(parts, a.From+"->"+a.To)
+	case len(a.Groups) > 0:
+		groups := make([]string, len(a.Groups))
+		for i, g := range a.Groups {
+			groups[i] = strings.Join(g, ",")
+		}
+		parts = append(parts, strings.Join(groups, " | "))
+	}
+	return strings.Join(parts, " ")
 }
 
 // Apply performs the action on the target now.
@@ -66,8 +125,7 @@ func (a Action) Apply(t Target) error {
 	case Block:
 		return t.Block(a.From, a.To)
 	case Heal:
-		t.Heal()
-		return nil
+		return t.Heal()
 	case SlowDisk:
 		return t.SlowDisk(a.Node, a.Factor)
 	case FailSyncs:

@@ -45,12 +45,18 @@ type Profile struct {
 const generatedMax = 10_000
 
 // Generate draws a schedule from r. The same r state and profile always
-// give the same schedule.
+// give the same schedule. Every action it writes acts where it falls: it
+// keeps a model of the world (which nodes are down or paused, which disks
+// are faulted, whether the network is cut) and draws a fault only on what
+// it can act on, so a kill never lands on a node already down and every
+// recovery undoes exactly one fault. Each fault ends by p.End, so the world
+// is healed from then on.
 func Generate(r *rand.Rand, p Profile) Schedule {
 	var s Schedule
 	if len(p.Targets) == 0 || len(p.Kinds) == 0 || p.IntervalMean <= 0 {
 		return s
 	}
+	m := newGenModel()
 	t := p.Start
 	for i := 0; i < generatedMax; i++ {
 		t += time.Duration(r.ExpFloat64() * float64(p.IntervalMean))
@@ -59,59 +65,104 @@ func Generate(r *rand.Rand, p Profile) Schedule {
 		}
 		kind := p.Kinds[r.IntN(len(p.Kinds))]
 		last := min(p.End, t+time.Duration(1+r.Int64N(int64(max(p.DurationMax, 1)))))
-		s.Actions = append(s.Actions, p.draw(r, kind, t, last)...)
+		s.Actions = append(s.Actions, p.draw(r, m, kind, t, last)...)
 	}
-	s.Actions = append(s.Actions, p.healAll()...)
 	s.Sort()
 	return s
 }
 
-func (p Profile) draw(r *rand.Rand, kind Kind, at, until time.Duration) []Action {
-	node := p.Targets[r.IntN(len(p.Targets))]
-	if (kind == KindPartition || kind == KindBlock) && len(p.Targets)+len(p.Clients) < 2 {
-		return nil // one node has no link to cut
+// genModel is what a generated schedule has done to the world so far: until
+// when each node is down, paused or has a faulted disk, and until when the
+// network is cut. Faults are drawn in time order, so "busy until" is all it
+// needs.
+type genModel struct {
+	nodeBusyUntil map[string]time.Duration // down or paused
+	diskBusyUntil map[string]time.Duration
+	netBusyUntil  time.Duration
+}
+
+func newGenModel() *genModel {
+	return &genModel{nodeBusyUntil: map[string]time.Duration{}, diskBusyUntil: map[string]time.Duration{}}
+}
+
+// pick draws one of the targets free at time at in busyUntil, or "" if
+// none is. Drawing among the free ones, in the profile's order, keeps the
+// choice a function of the seed.
+func (p Profile) pick(r *rand.Rand, busyUntil map[string]time.Duration, at time.Duration) string {
+	free := make([]string, 0, len(p.Targets))
+	for _, n := range p.Targets {
+		if busyUntil[n] <= at {
+			free = append(free, n)
+		}
 	}
+	if len(free) == 0 {
+		return ""
+	}
+	return free[r.IntN(len(free))]
+}
+
+func (p Profile) draw(r *rand.Rand, m *genModel, kind Kind, at, until time.Duration) []Action {
 	start, end := Duration(at), Duration(until)
 	switch kind {
-	case KindKill, KindPowerLoss:
-		op := Kill
-		if kind == KindPowerLoss {
-			op = PowerLoss
+	case KindKill, KindPowerLoss, KindPause:
+		node := p.pick(r, m.nodeBusyUntil, at)
+		if node == "" {
+			return nil
 		}
-		return []Action{{At: start, Op: op, Node: node}, {At: end, Op: Restart, Node: node}}
-	case KindPause:
+		m.nodeBusyUntil[node] = until
+		switch kind {
+		case KindKill:
+			return []Action{{At: start, Op: Kill, Node: node}, {At: end, Op: Restart, Node: node}}
+		case KindPowerLoss:
+			return []Action{{At: start, Op: PowerLoss, Node: node}, {At: end, Op: Restart, Node: node}}
+		}
 		return []Action{{At: start, Op: Pause, Node: node}, {At: end, Op: Resume, Node: node}}
-	case KindPartition:
-		return []Action{{At: start, Op: Partition, Groups: p.split(r)}, {At: end, Op: Heal}}
-	case KindBlock:
+	case KindPartition, KindBlock:
+		if len(p.Targets)+len(p.Clients) < 2 || m.netBusyUntil > at {
+			return nil // one node has no link to cut; a heal ends every cut
+		}
+		m.netBusyUntil = until
+		if kind == KindPartition {
+			return []Action{{At: start, Op: Partition, Groups: p.split(r)}, {At: end, Op: Heal}}
+		}
 		from, to := p.pair(r)
 		return []Action{{At: start, Op: Block, From: from, To: to}, {At: end, Op: Heal}}
-	case KindSlowDisk:
-		factor := float64(2 + r.IntN(99))
-		return []Action{{At: start, Op: SlowDisk, Node: node, Factor: factor}, {At: end, Op: DiskHeal, Node: node}}
-	case KindFailSyncs:
-		return []Action{{At: start, Op: FailSyncs, Node: node, Count: 1 + r.IntN(3)}}
-	case KindDiskFull:
-		return []Action{{At: start, Op: DiskFull, Node: node}, {At: end, Op: DiskHeal, Node: node}}
+	case KindSlowDisk, KindFailSyncs, KindDiskFull, KindReadErrors:
+		node := p.pick(r, m.diskBusyUntil, at)
+		if node == "" {
+			return nil // a disk-heal ends every disk fault of its node
+		}
+		m.diskBusyUntil[node] = until
+		return []Action{diskFault(r, kind, node, start), {At: end, Op: DiskHeal, Node: node}}
 	case KindCorrupt:
-		return []Action{{At: start, Op: Corrupt, Node: node, Count: 1 + r.IntN(3)}}
-	case KindReadErrors:
-		rate := 0.001 + r.Float64()*0.1
-		return []Action{{At: start, Op: ReadErrors, Node: node, Rate: rate}, {At: end, Op: DiskHeal, Node: node}}
+		return []Action{{At: start, Op: Corrupt, Node: p.Targets[r.IntN(len(p.Targets))], Count: 1 + r.IntN(3)}}
 	case KindClockJump:
 		by := time.Duration(r.Int64N(int64(10*time.Minute))) - 5*time.Minute
 		if by == 0 {
 			by = time.Second // zero would read as "field missing"
 		}
-		return []Action{{At: start, Op: ClockJump, Node: node, By: Duration(by)}}
+		return []Action{{At: start, Op: ClockJump, Node: p.Targets[r.IntN(len(p.Targets))], By: Duration(by)}}
 	case KindClockDrift:
 		ppm := float64(r.IntN(1001) - 500)
 		if ppm == 0 {
 			ppm = 1
 		}
-		return []Action{{At: start, Op: ClockDrift, Node: node, PPM: ppm}}
+		return []Action{{At: start, Op: ClockDrift, Node: p.Targets[r.IntN(len(p.Targets))], PPM: ppm}}
 	}
 	panic("faults: unknown kind " + string(kind))
+}
+
+// diskFault is the action that starts a disk fault of the given kind.
+func diskFault(r *rand.Rand, kind Kind, node string, at Duration) Action {
+	switch kind {
+	case KindSlowDisk:
+		return Action{At: at, Op: SlowDisk, Node: node, Factor: float64(2 + r.IntN(99))}
+	case KindFailSyncs:
+		return Action{At: at, Op: FailSyncs, Node: node, Count: 1 + r.IntN(3)}
+	case KindDiskFull:
+		return Action{At: at, Op: DiskFull, Node: node}
+	}
+	return Action{At: at, Op: ReadErrors, Node: node, Rate: 0.001 + r.Float64()*0.1}
 }
 
 // split cuts every node into two non-empty groups.
@@ -137,16 +188,4 @@ func (p Profile) pair(r *rand.Rand) (string, string) {
 		return target, other
 	}
 	return other, target
-}
-
-func (p Profile) healAll() []Action {
-	at := Duration(p.End)
-	acts := []Action{{At: at, Op: Heal}}
-	for _, n := range p.Targets {
-		acts = append(acts,
-			Action{At: at, Op: Resume, Node: n},
-			Action{At: at, Op: Restart, Node: n},
-			Action{At: at, Op: DiskHeal, Node: n})
-	}
-	return acts
 }

@@ -8,7 +8,10 @@ package faults
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -203,21 +206,18 @@ func joinOps(ops []Op) string {
 }
 
 // Parse reads a schedule from JSON and validates it against nodes (nil:
-// names unchecked). Errors name the entry and the field.
+// names unchecked). Errors name the entry and the field, or the line and
+// column of a syntax error.
 func Parse(data []byte, nodes []string) (Schedule, error) {
-	var raw struct {
-		Actions []json.RawMessage `json:"actions"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	raw, err := decodeActions(data)
+	if err != nil {
 		return Schedule{}, fmt.Errorf("fault schedule: %w", err)
 	}
-	if len(raw.Actions) > actionsMax {
-		return Schedule{}, fmt.Errorf("fault schedule: %d actions, more than %d", len(raw.Actions), actionsMax)
+	if len(raw) > actionsMax {
+		return Schedule{}, fmt.Errorf("fault schedule: %d actions, more than %d", len(raw), actionsMax)
 	}
-	s := Schedule{Actions: make([]Action, len(raw.Actions))}
-	for i, r := range raw.Actions {
+	s := Schedule{Actions: make([]Action, len(raw))}
+	for i, r := range raw {
 		if err := decodeAction(r, &s.Actions[i]); err != nil {
 			return Schedule{}, fmt.Errorf("fault schedule: actions[%d]: %w", i, err)
 		}
@@ -228,12 +228,118 @@ func Parse(data []byte, nodes []string) (Schedule, error) {
 	return s, nil
 }
 
+// scheduleShape is what a schedule file looks like, for error messages.
+const scheduleShape = `{"actions": [{"at": "2s", "op": "kill", "node": "b1"}, ...]}`
+
+// decodeActions reads the top level of a schedule: one object whose only
+// field is "actions", a list.
+func decodeActions(data []byte) ([]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("empty: want %s", scheduleShape)
+	}
+	if trimmed[0] != '{' {
+		return nil, fmt.Errorf("want a JSON object %s, found %s", scheduleShape, jsonKind(trimmed[0]))
+	}
+	var raw struct {
+		Actions *[]json.RawMessage `json:"actions"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, errors.New(DescribeJSONError(data, err))
+	}
+	if dec.More() {
+		line, col := lineColumn(data, int(dec.InputOffset()))
+		return nil, fmt.Errorf("line %d, column %d: text after the schedule's closing brace", line, col)
+	}
+	if raw.Actions == nil {
+		return nil, fmt.Errorf("no \"actions\" field: want %s", scheduleShape)
+	}
+	return *raw.Actions, nil
+}
+
+// DescribeJSONError says what is wrong with a JSON document in a user's
+// words: where a syntax error is (line and column), which field has the
+// wrong type, which field is unknown.
+func DescribeJSONError(data []byte, err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		// Offset counts the bytes read, the bad one included.
+		line, col := lineColumn(data, int(syntax.Offset)-1)
+		return fmt.Sprintf("line %d, column %d: %s", line, col, syntax.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends before it is complete"
+	case errors.As(err, &typ):
+		line, col := lineColumn(data, int(typ.Offset)-1) // as for syntax errors
+		field := typ.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		return fmt.Sprintf("line %d, column %d: field %q: want %s, found %s", line, col, field, goKindInJSON(typ.Type), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return err.Error()
+}
+
+// goKindInJSON names what JSON value a Go type reads from.
+func goKindInJSON(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
+}
+
+// lineColumn turns a byte offset into a 1-based line and column.
+func lineColumn(data []byte, offset int) (int, int) {
+	offset = min(max(offset, 0), len(data))
+	before := data[:offset]
+	line := 1 + bytes.Count(before, []byte("\n"))
+	col := offset - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
+// jsonKind names the kind of JSON value that starts with c.
+func jsonKind(c byte) string {
+	switch {
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	}
+	return fmt.Sprintf("%q, which is not JSON", c)
+}
+
 // decodeAction decodes one action field by field, so that an error names
 // the field it is about whatever kind of error it is.
 func decodeAction(raw json.RawMessage, a *Action) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return fmt.Errorf("not a JSON object: %w", err)
+		return fmt.Errorf("want an object such as {\"at\": \"2s\", \"op\": \"kill\", \"node\": \"b1\"}, found %s", jsonKind(bytes.TrimSpace(raw)[0]))
 	}
 	names := make([]string, 0, len(fields))
 	for name := range fields {
@@ -246,6 +352,10 @@ func decodeAction(raw json.RawMessage, a *Action) error {
 		}
 		one, _ := json.Marshal(map[string]json.RawMessage{name: fields[name]})
 		if err := json.Unmarshal(one, a); err != nil {
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &typ) {
+				return fmt.Errorf("field %q: want %s, found %s", name, goKindInJSON(typ.Type), typ.Value)
+			}
 			return fmt.Errorf("field %q: %w", name, err)
 		}
 	}
@@ -282,7 +392,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"1.5s\": %w", err)
+		return fmt.Errorf("want a duration string such as \"1.5s\", found %s", b)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {

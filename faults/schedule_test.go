@@ -49,18 +49,34 @@ func TestGenerateIsDeterministicAndHeals(t *testing.T) {
 	if reflect.DeepEqual(a, c) {
 		t.Fatal("different seeds, same schedule")
 	}
-	restarted := map[string]bool{}
+	// Every fault is undone by End, one recovery per fault.
+	opened := map[string]int{}
 	for _, act := range a.Actions {
 		if act.At > Duration(testProfile.End) {
 			t.Fatalf("action after End: %v", act)
 		}
-		if act.At == Duration(testProfile.End) && act.Op == Restart {
-			restarted[act.Node] = true
+		switch act.Op {
+		case Kill, PowerLoss:
+			opened["down "+act.Node]++
+		case Restart:
+			opened["down "+act.Node]--
+		case Pause:
+			opened["paused "+act.Node]++
+		case Resume:
+			opened["paused "+act.Node]--
+		case Partition, Block:
+			opened["network"]++
+		case Heal:
+			opened["network"]--
+		case SlowDisk, FailSyncs, DiskFull, ReadErrors:
+			opened["disk "+act.Node]++
+		case DiskHeal:
+			opened["disk "+act.Node]--
 		}
 	}
-	for _, n := range testProfile.Targets {
-		if !restarted[n] {
-			t.Fatalf("%s not restarted at End", n)
+	for what, n := range opened {
+		if n != 0 {
+			t.Fatalf("%s: %d faults more than recoveries", what, n)
 		}
 	}
 }
@@ -76,8 +92,17 @@ func TestInvalidScheduleNamesEntryAndField(t *testing.T) {
 		{`{"actions":[{"at":"1s","op":"heal","nod":"b1"}]}`, `actions[0]: field "nod": unknown field`},
 		{`{"actions":[{"at":"1s","op":"slow-disk","node":"b1","factor":0.5}]}`, `field "factor": 0.5 is below 1`},
 		{`{"actions":[{"at":"1s","op":"partition","groups":[["b1"],[]]}]}`, `field "groups": group 1 is empty`},
-		{`{"actions":[{"at":"1s","op":"fail-syncs","node":"b1","count":"two"}]}`, `actions[0]: field "count": json: cannot unmarshal string`},
+		{`{"actions":[{"at":"1s","op":"fail-syncs","node":"b1","count":"two"}]}`, `actions[0]: field "count": want a whole number, found string`},
+		{`{"actions":[{"at":1,"op":"heal"}]}`, `actions[0]: field "at": want a duration string such as "1.5s", found 1`},
+		{`{"actions":[7]}`, `actions[0]: want an object such as`},
 		{`{"actoins":[]}`, `unknown field "actoins"`},
+		{``, `fault schedule: empty: want {"actions": [`},
+		{" \n\t", `fault schedule: empty`},
+		{`[{"at":"1s","op":"heal"}]`, `want a JSON object {"actions": [{"at": "2s", "op": "kill", "node": "b1"}, ...]}, found an array`},
+		{`{}`, `no "actions" field`},
+		{"{\"actions\": [\n  {\"at\": \"1s\", \"op\": \"heal\"},\n  {\"at\": \"2s\" \"op\": \"heal\"}\n]}", `line 3, column 15: invalid character '"' after object key:value pair`},
+		{`{"actions": [`, `the JSON ends before it is complete`},
+		{`{"actions": {}}`, `line 1, column 13: field "actions": want a list, found object`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.json), nodes)

@@ -13,6 +13,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 )
@@ -59,3 +60,8 @@ func Assert(cond bool, format string, args ...any) {
 		panic("assertion failed: " + fmt.Sprintf(format, args...))
 	}
 }
+
+// ErrNoEffect is what a world's fault action returns when it found nothing
+// to act on (a kill of a node already down, a heal with nothing cut), so
+// that a schedule's no-ops are reported rather than silently dropped.
+var ErrNoEffect = errors.New("no effect")

@@ -29,8 +29,28 @@ set (inconsistent-offsets, duplicate, lost-write, unseen, G1a, poll-skip,
 nonmonotonic-poll, nonmonotonic-send and the internal variants) and a
 porcupine linearizability check of every partition's log.
 
+The history format is Jepsen's, as JSON lines: every operation is an
+"invoke" line and later a completion line of the same process, "ok", "fail"
+(it definitely did not happen) or "info" (it may have happened: a timeout).
+Fields: index (0, 1, 2, ... in file order), time (nanoseconds on one clock
+for every process), process, type, f ("send", "poll" or "assign"), record (a
+send's topic, partition, value and offset: -1 on invoke, the offset the
+broker assigned on ok), records (what a poll's ok returned), assign (the
+partitions an assign installs), error. Values must be unique. A send
+acknowledged at offset 0 and read back by a consumer:
+
+  {"index":0,"time":1000000,"process":0,"type":"invoke","f":"send","record":{"topic":"t","partition":0,"value":"0-1","offset":-1}}
+  {"index":1,"time":2000000,"process":0,"type":"ok","f":"send","record":{"topic":"t","partition":0,"value":"0-1","offset":0}}
+  {"index":2,"time":3000000,"process":1,"type":"invoke","f":"assign","assign":[{"topic":"t","partition":0}]}
+  {"index":3,"time":3000000,"process":1,"type":"ok","f":"assign","assign":[{"topic":"t","partition":0}]}
+  {"index":4,"time":4000000,"process":1,"type":"invoke","f":"poll"}
+  {"index":5,"time":5000000,"process":1,"type":"ok","f":"poll","records":[{"topic":"t","partition":0,"value":"0-1","offset":0}]}
+
+The "well-formed" verdict says whether the file keeps this format; the
+others judge what the system did.
+
 Exit status: 0 when the history is valid, 1 when it is not or a check could
-not decide in time, 2 when the file cannot be read.`,
+not decide in time, 2 when the file cannot be read or holds no operation.`,
 		Example: `  sluice check history.jsonl
   sluice check history.jsonl --json
   sluice check history.jsonl --send-order real-time --linear-timeout 1m`,
@@ -44,6 +64,9 @@ not decide in time, 2 when the file cannot be read.`,
 			h, err := history.Read(f)
 			if err != nil {
 				return usageError("%s: %v", args[0], err)
+			}
+			if len(h) == 0 {
+				return usageError("%s: the history holds no operation, so there is nothing to judge (see sluice check --help for the format)", args[0])
 			}
 			opts := checkers.DefaultOptions()
 			if opts.SendOrder, err = checkers.ParseSendOrder(sendOrder); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -82,5 +83,25 @@ func newVersionCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version)
 			return nil
 		},
+	}
+}
+
+// requireSubcommand makes a command that only groups others refuse to run
+// alone or with an unknown subcommand: exit 2 naming the known ones, where
+// cobra would print help and exit 0.
+func requireSubcommand(parent *cobra.Command) {
+	parent.Args = cobra.ArbitraryArgs
+	parent.RunE = func(cmd *cobra.Command, args []string) error {
+		var known []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				known = append(known, c.Name())
+			}
+		}
+		if len(args) == 0 {
+			cmd.Help()
+			return usageError("%s needs a subcommand (known: %s)", cmd.CommandPath(), strings.Join(known, ", "))
+		}
+		return usageError("unknown command %q for %q (known: %s)", args[0], cmd.CommandPath(), strings.Join(known, ", "))
 	}
 }

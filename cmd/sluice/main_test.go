@@ -156,3 +156,92 @@ func TestReportFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestBadInputMessagesAndExitCodes checks, for each kind of bad input, the
+// exit status and that the message says what is wrong and where.
+func TestBadInputMessagesAndExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	empty := write("empty.jsonl", "")
+	array := write("array.json", `[{"at":"1s","op":"heal"}]`)
+	blank := write("blank.json", "\n")
+	syntax := write("syntax.json", "{\"actions\": [\n  {\"at\": \"1s\" \"op\": \"heal\"}\n]}")
+	notRun := write("notrun.json", `{"seed": 3}`)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sim", "nope"}, 2, `unknown command "nope" for "sluice sim" (known: bugs, list, replay, run)`},
+		{[]string{"sim"}, 2, "sluice sim needs a subcommand (known: bugs, list, replay, run)"},
+		{[]string{"nope"}, 2, `unknown command "nope" for "sluice"`},
+		{[]string{"check", empty}, 2, "the history holds no operation"},
+		{[]string{"sim", "run", "--faults", array}, 2, `found an array`},
+		{[]string{"sim", "run", "--faults", blank}, 2, `fault schedule: empty: want {"actions"`},
+		{[]string{"sim", "run", "--faults", syntax}, 2, `line 2, column 15: invalid character`},
+		{[]string{"sim", "run", "--run", "-5s"}, 2, "--run -5s: want a positive duration"},
+		{[]string{"sim", "run", "--drain", "-1s"}, 2, "--drain -1s: want a positive duration"},
+		{[]string{"sim", "replay", notRun}, 2, `not a saved run: no "scenario"`},
+	}
+	for _, c := range cases {
+		code, out := run(t, dir, c.args...)
+		if code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("sluice %s: exit %d, want %d with %q:\n%s", strings.Join(c.args, " "), code, c.code, c.want, out)
+		}
+		if strings.Contains(out, "Go value") || strings.Contains(out, "json: cannot") {
+			t.Errorf("sluice %s leaks the decoder's words:\n%s", strings.Join(c.args, " "), out)
+		}
+	}
+}
+
+// TestCheckNamesWellFormedness makes sure a history's format verdict is
+// named for what it checks, so "history: valid" never stands under
+// "overall: INVALID".
+func TestCheckNamesWellFormedness(t *testing.T) {
+	dir := t.TempDir()
+	hist := filepath.Join(dir, "h.jsonl")
+	os.WriteFile(hist, []byte(`{"index":0,"time":1,"process":0,"type":"invoke","f":"send","record":{"topic":"t","partition":0,"value":"a","offset":-1}}
+{"index":1,"time":2,"process":0,"type":"ok","f":"send","record":{"topic":"t","partition":0,"value":"a","offset":0}}
+{"index":2,"time":3,"process":0,"type":"ok","f":"send","record":{"topic":"t","partition":0,"value":"b","offset":1}}
+`), 0o644)
+	code, out := run(t, dir, "check", hist)
+	if code != 1 || !strings.Contains(out, "well-formed: INVALID") || strings.Contains(out, "\nhistory: ") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// TestDocumentedHistoriesAreValid runs sluice check on the history examples
+// the README and check --help show, so the documented format stays true.
+func TestDocumentedHistoriesAreValid(t *testing.T) {
+	dir := t.TempDir()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, afterHeading, _ := strings.Cut(string(readme), "### Histories")
+	_, block, _ := strings.Cut(afterHeading, "```json\n")
+	block, _, _ = strings.Cut(block, "```")
+	_, help := run(t, dir, "check", "--help")
+	var helpLines []string
+	for _, line := range strings.Split(help, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, `{"index"`) {
+			helpLines = append(helpLines, line)
+		}
+	}
+	for name, text := range map[string]string{"README.md": block, "check --help": strings.Join(helpLines, "\n")} {
+		if strings.Count(text, `"index"`) < 4 {
+			t.Fatalf("%s: no history example found:\n%s", name, text)
+		}
+		file := filepath.Join(dir, "example.jsonl")
+		os.WriteFile(file, []byte(text), 0o644)
+		if code, out := run(t, dir, "check", file); code != 0 {
+			t.Errorf("the history example of %s is not valid (exit %d):\n%s", name, code, out)
+		}
+	}
+}

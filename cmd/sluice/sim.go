@@ -27,6 +27,7 @@ func newSimCommand() *cobra.Command {
   sluice sim replay sluice-failures/counter-seed42.json`,
 	}
 	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimListCommand(), newSimBugsCommand())
+	requireSubcommand(sim)
 	return sim
 }
 
@@ -40,6 +41,8 @@ type runFlags struct {
 	faultsFile       string
 	saveFaults       string
 	run, drain       time.Duration
+	eventsMax        uint64
+	saveRun          string
 	checkDeterminism bool
 	jsonOut          bool
 	verbose          bool
@@ -47,6 +50,9 @@ type runFlags struct {
 	failuresDir      string
 	historyFile      string
 	reportDir        string
+	// replayOf is the saved run a replay runs again.
+	replayOf   *savedRun
+	replayFile string
 }
 
 const checkDeterminismHelp = "run each seed twice and compare trace hashes; on a difference, name the first divergent event"
@@ -63,7 +69,14 @@ drain, and judge the run with the scenario's checks.
 Exit status: 0 when every check held (and, with --check-determinism, both
 runs of every seed gave the same trace), 1 when one did not, 2 on bad usage.
 A failing seed's run is written to --failures-dir as a file that
-'sluice sim replay' runs again.`,
+'sluice sim replay' runs again, and the 'reproduce:' line it prints names
+every option that decided the run (scenario, seed, bugs, parameters, run
+and drain lengths, event bound, fault schedule file), so that either gives
+the same trace hash.
+
+A fault-schedule action that finds nothing to act on (a kill of a node that
+is already down) or falls after the run ends is reported as a warning that
+names the entry.`,
 		Example: `  sluice sim run --scenario counter --seed 7
   sluice sim run --seed 1 --seeds 200 --check-determinism
   sluice sim run --seed 7 --bug ack-before-sync --json
@@ -81,6 +94,8 @@ A failing seed's run is written to --failures-dir as a file that
 	fl.StringVar(&f.saveFaults, "save-faults", "", "write the fault schedule used to this file")
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
+	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop the run after this many events (0: no bound)")
+	fl.StringVar(&f.saveRun, "save-run", "", "write the run, passing or not, to this file for 'sluice sim replay' (with --seeds, the last seed's)")
 	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
@@ -147,7 +162,13 @@ func (f runFlags) options() (scenario.Options, error) {
 		}
 		params[name] = value
 	}
-	opts := scenario.Options{Bugs: bugs, Params: params, Run: f.run, Drain: f.drain}
+	if f.run < 0 {
+		return scenario.Options{}, usageError("--run %v: want a positive duration such as 30s", f.run)
+	}
+	if f.drain < 0 {
+		return scenario.Options{}, usageError("--drain %v: want a positive duration such as 5s", f.drain)
+	}
+	opts := scenario.Options{Bugs: bugs, Params: params, Run: f.run, Drain: f.drain, EventsMax: f.eventsMax}
 	if f.faultsFile != "" {
 		data, err := os.ReadFile(f.faultsFile)
 		if err != nil {
@@ -218,15 +239,23 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 			return false, fmt.Errorf("--save-faults: %w", err)
 		}
 	}
+	if f.saveRun != "" {
+		if err := saveRun(f.saveRun, res); err != nil {
+			return false, fmt.Errorf("--save-run: %w", err)
+		}
+	}
 	ok := res.OK() && (det == nil || det.Same())
-	var saved string
+	summary := newRunSummary(res, det, wall, f.faultsFile)
+	if f.replayOf != nil {
+		summary.noteReplay(*f.replayOf, f.replayFile)
+		ok = ok && summary.Reproduced != nil && *summary.Reproduced
+	}
 	if !ok {
-		saved, err = saveFailure(f.failuresDir, res)
-		if err != nil {
+		summary.SavedTo = failurePath(f.failuresDir, res)
+		if err := saveRun(summary.SavedTo, res); err != nil {
 			return false, err
 		}
 	}
-	summary := newRunSummary(res, det, wall, saved)
 	summary.Report = reportPath
 	if f.jsonOut {
 		return ok, json.NewEncoder(out).Encode(summary)
@@ -248,10 +277,14 @@ type runSummary struct {
 	Reproduce     string        `json:"reproduce"`
 	SavedTo       string        `json:"saved_to,omitempty"`
 	Report        string        `json:"report,omitempty"`
+	// Reproduced says, for a replay, whether it gave the saved trace hash;
+	// ReplayNote says why not, or that the versions differ.
+	Reproduced *bool  `json:"reproduced,omitempty"`
+	ReplayNote string `json:"replay_note,omitempty"`
 }
 
-func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, saved string) runSummary {
-	s := runSummary{Result: res, WallTime: wall, SavedTo: saved}
+func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, faultsFile string) runSummary {
+	s := runSummary{Result: res, WallTime: wall}
 	if secs := wall.Seconds(); secs > 0 {
 		s.EventsPerSec = float64(res.Events) / secs
 		s.Dilation = res.SimTime.Seconds() / secs
@@ -263,22 +296,25 @@ func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Dur
 			s.Divergence = det.Divergence.String()
 		}
 	}
-	s.Reproduce = reproduceCommand(res, det != nil)
+	s.Reproduce = reproduceCommand(res.Recipe, faultsFile, det != nil)
 	return s
 }
 
-func reproduceCommand(res scenario.Result, determinism bool) string {
-	parts := []string{"sluice sim run", "--scenario", res.Scenario, "--seed", fmt.Sprint(res.Seed)}
-	for _, b := range res.Bugs {
-		parts = append(parts, "--bug", b)
+// noteReplay compares a replay with the run it replays.
+func (s *runSummary) noteReplay(saved savedRun, file string) {
+	same := s.TraceHash == saved.TraceHash || saved.TraceHash == ""
+	s.Reproduced = &same
+	s.Reproduce = "sluice sim replay " + shellQuote(file)
+	switch {
+	case saved.TraceHash == "":
+		s.ReplayNote = "the saved run has no trace hash to compare with"
+	case !same && saved.Version != version:
+		s.ReplayNote = fmt.Sprintf("trace hash %s differs from the saved run's %s: it was saved by sluice %s, this is sluice %s", s.TraceHash, saved.TraceHash, saved.Version, version)
+	case !same:
+		s.ReplayNote = fmt.Sprintf("trace hash %s differs from the saved run's %s: the replay did not reproduce the run", s.TraceHash, saved.TraceHash)
+	case saved.Version != version:
+		s.ReplayNote = fmt.Sprintf("saved by sluice %s, replayed by sluice %s; the trace hash is the same", saved.Version, version)
 	}
-	for _, name := range sortedParamNames(res.Params) {
-		parts = append(parts, "--param", name+"="+res.Params[name])
-	}
-	if determinism {
-		parts = append(parts, "--check-determinism")
-	}
-	return strings.Join(parts, " ")
 }
 
 func sortedParamNames(m map[string]string) []string {
@@ -300,7 +336,10 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 		s.SimTime, s.WallTime.Round(time.Millisecond), s.Dilation)
 	fmt.Fprintf(out, "events     %d   (%.2fM events/s)\n", s.Events, s.EventsPerSec/1e6)
 	fmt.Fprintf(out, "trace hash %s\n", s.TraceHash)
-	fmt.Fprintf(out, "faults     %d actions\n", len(s.Schedule.Actions))
+	fmt.Fprintf(out, "faults     %d of %d actions applied\n", s.FaultsApplied, len(s.Schedule.Actions))
+	for _, w := range s.FaultWarnings {
+		fmt.Fprintf(out, "warning    %s\n", w)
+	}
 	if verbose {
 		for _, e := range s.WorldEvents {
 			fmt.Fprintf(out, "  %s\n", e)
@@ -316,6 +355,13 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 			detail = "the two runs' trace hashes differ; the divergent event is named below"
 		}
 		rows = append(rows, []string{"determinism", okText(*s.Deterministic), detail})
+	}
+	if s.Reproduced != nil {
+		detail := "same trace hash as the saved run"
+		if !*s.Reproduced {
+			detail = s.ReplayNote
+		}
+		rows = append(rows, []string{"reproduction", okText(*s.Reproduced), detail})
 	}
 	if err := reports.WriteTable(out, []string{"check", "result", "detail"}, rows); err != nil {
 		return err
@@ -335,11 +381,15 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	for _, c := range s.Failed() {
 		fmt.Fprintf(out, "FAILED %s: %s\n", c.Name, c.Detail)
 	}
-	if s.SavedTo != "" || len(s.Failed()) > 0 || s.Divergence != "" {
+	if s.ReplayNote != "" {
+		fmt.Fprintf(out, "note:      %s\n", s.ReplayNote)
+	}
+	failed := s.SavedTo != "" || len(s.Failed()) > 0 || s.Divergence != ""
+	if failed && s.Reproduced == nil { // a replay's own line is the replay below
 		fmt.Fprintf(out, "reproduce: %s\n", s.Reproduce)
 	}
 	if s.SavedTo != "" {
-		fmt.Fprintf(out, "replay:    sluice sim replay %s\n", s.SavedTo)
+		fmt.Fprintf(out, "replay:    sluice sim replay %s\n", shellQuote(s.SavedTo))
 	}
 	if s.Report != "" {
 		fmt.Fprintf(out, "report:    %s\n", s.Report)
@@ -399,35 +449,6 @@ func okText(ok bool) string {
 	return "FAIL"
 }
 
-// savedRun is a failing run written to disk: everything needed to run it
-// again, fault schedule included, so it can be edited and shrunk by hand.
-type savedRun struct {
-	Scenario string            `json:"scenario"`
-	Seed     uint64            `json:"seed"`
-	Bugs     []string          `json:"bugs,omitempty"`
-	Params   map[string]string `json:"params,omitempty"`
-	Failed   []scenario.Check  `json:"failed"`
-	Schedule faults.Schedule   `json:"schedule"`
-}
-
-func saveFailure(dir string, res scenario.Result) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("save failing run: %w", err)
-	}
-	name := filepath.Join(dir, fmt.Sprintf("%s-seed%d.json", res.Scenario, res.Seed))
-	data, err := json.MarshalIndent(savedRun{
-		Scenario: res.Scenario, Seed: res.Seed, Bugs: res.Bugs, Params: res.Params,
-		Failed: res.Failed(), Schedule: res.Schedule,
-	}, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("save failing run: %w", err)
-	}
-	if err := os.WriteFile(name, append(data, '\n'), 0o644); err != nil {
-		return "", fmt.Errorf("save failing run: %w", err)
-	}
-	return name, nil
-}
-
 func newSimReplayCommand() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
@@ -436,47 +457,7 @@ func newSimReplayCommand() *cobra.Command {
 		Example: `  sluice sim replay sluice-failures/counter-seed7.json
   sluice sim replay sluice-failures/counter-seed7.json --check-determinism --verbose`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return usageError("%v", err)
-			}
-			var saved struct {
-				savedRun
-				Schedule json.RawMessage `json:"schedule"`
-			}
-			if err := json.Unmarshal(data, &saved); err != nil {
-				return usageError("%s: %v", args[0], err)
-			}
-			schedule, err := faults.Parse(saved.Schedule, nil)
-			if err != nil {
-				return usageError("%s: %v", args[0], err)
-			}
-			def, err := scenario.Lookup(saved.Scenario)
-			if err != nil {
-				return usageError("%s: %v", args[0], err)
-			}
-			bugs, err := faults.ParseBugs(saved.Bugs)
-			if err != nil {
-				return usageError("%s: %v", args[0], err)
-			}
-			f.seeds = 1
-			opts := scenario.Options{Seed: saved.Seed, Bugs: bugs, Params: saved.Params, Schedule: &schedule}
-			logOut, closeLog, err := openLog(f.logFile)
-			if err != nil {
-				return err
-			}
-			defer closeLog()
-			opts.Log = logOut
-			ok, err := runOneSeed(cmd.OutOrStdout(), def, opts, f)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return &exitError{code: exitCheckFailed, err: fmt.Errorf("replay failed")}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return replaySim(cmd, args[0], f) },
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
@@ -485,6 +466,32 @@ func newSimReplayCommand() *cobra.Command {
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing run is written")
 	return cmd
+}
+
+func replaySim(cmd *cobra.Command, file string, f runFlags) error {
+	saved, err := loadRun(file)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	def, opts, err := saved.Options(&saved.Schedule)
+	if err != nil {
+		return usageError("%s: %v", file, err)
+	}
+	logOut, closeLog, err := openLog(f.logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	opts.Log = logOut
+	f.seeds, f.replayOf, f.replayFile = 1, &saved, file
+	ok, err := runOneSeed(cmd.OutOrStdout(), def, opts, f)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &exitError{code: exitCheckFailed, err: fmt.Errorf("replay failed")}
+	}
+	return nil
 }
 
 func newSimListCommand() *cobra.Command {

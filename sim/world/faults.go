@@ -5,17 +5,38 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/sim/sched"
 )
 
 // The methods below are the world's fault actions. Each takes effect at the
 // current simulated time, adds an entry to the trace and a line to Events,
-// and fails only on a name that is not a node.
+// and fails on a name that is not a node. An action that finds nothing to
+// act on (a kill of a node already down) changes nothing, notes nothing and
+// returns an error wrapping sim.ErrNoEffect that says why.
 
 func (w *World) node(name string) (*Node, error) {
 	n := w.nodes[name]
 	if n == nil {
 		return nil, fmt.Errorf("no node %q (nodes: %s)", name, strings.Join(w.NodeNames(), ", "))
+	}
+	return n, nil
+}
+
+// noEffect is the error of an action that found nothing to act on.
+func noEffect(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sim.ErrNoEffect, fmt.Sprintf(format, args...))
+}
+
+// upNode is the named node if it is up; a node that is down has no
+// process to kill, pause or power off.
+func (w *World) upNode(name string) (*Node, error) {
+	n, err := w.node(name)
+	if err != nil {
+		return nil, err
+	}
+	if !n.sn.Up() {
+		return nil, noEffect("%s is already down", name)
 	}
 	return n, nil
 }
@@ -38,8 +59,8 @@ func (w *World) fault(n *Node, what string) {
 // Kill kills the node's processes, as kill -9 would: memory, timers and
 // connections are gone (peers see resets), the page cache survives.
 func (w *World) Kill(name string) error {
-	n, err := w.node(name)
-	if err != nil || !n.sn.Up() {
+	n, err := w.upNode(name)
+	if err != nil {
 		return err
 	}
 	w.fault(n, "kill "+name)
@@ -52,8 +73,8 @@ func (w *World) Kill(name string) error {
 // PowerLoss crashes the machine: as Kill, and whatever its disk had not
 // made durable may be lost, kept or torn; peers are not told.
 func (w *World) PowerLoss(name string) error {
-	n, err := w.node(name)
-	if err != nil || !n.sn.Up() {
+	n, err := w.upNode(name)
+	if err != nil {
 		return err
 	}
 	w.fault(n, "power-loss "+name)
@@ -69,8 +90,11 @@ func (w *World) PowerLoss(name string) error {
 // disk kept. Restarting a running node does nothing.
 func (w *World) Restart(name string) error {
 	n, err := w.node(name)
-	if err != nil || n.sn.Up() {
+	if err != nil {
 		return err
+	}
+	if n.sn.Up() {
+		return noEffect("%s is running", name)
 	}
 	w.fault(n, "restart "+name)
 	n.boot()
@@ -79,9 +103,12 @@ func (w *World) Restart(name string) error {
 
 // Pause stops running the node's callbacks, as a long GC pause or SIGSTOP.
 func (w *World) Pause(name string) error {
-	n, err := w.node(name)
+	n, err := w.upNode(name)
 	if err != nil {
 		return err
+	}
+	if n.sn.Paused() {
+		return noEffect("%s is already paused", name)
 	}
 	w.fault(n, "pause "+name)
 	n.sn.Pause()
@@ -93,6 +120,9 @@ func (w *World) Resume(name string) error {
 	n, err := w.node(name)
 	if err != nil {
 		return err
+	}
+	if !n.sn.Paused() {
+		return noEffect("%s is not paused", name)
 	}
 	w.fault(n, "resume "+name)
 	n.sn.Resume()
@@ -111,6 +141,7 @@ func (w *World) Partition(groups [][]string) error {
 		parts[i] = strings.Join(g, ",")
 	}
 	w.fault(nil, "partition "+strings.Join(parts, " | "))
+	w.networkCut = true
 	w.net.Partition(groups...)
 	return nil
 }
@@ -124,14 +155,20 @@ func (w *World) Block(from, to string) error {
 		return err
 	}
 	w.fault(nil, "block "+from+"->"+to)
+	w.networkCut = true
 	w.net.Block(from, to)
 	return nil
 }
 
 // Heal ends every partition and block.
-func (w *World) Heal() {
+func (w *World) Heal() error {
+	if !w.networkCut {
+		return noEffect("no partition or block is in force")
+	}
 	w.fault(nil, "heal")
 	w.net.HealAll()
+	w.networkCut = false
+	return nil
 }
 
 // SlowDisk multiplies the node's disk service times by factor.
@@ -141,6 +178,7 @@ func (w *World) SlowDisk(name string, factor float64) error {
 		return err
 	}
 	w.fault(n, fmt.Sprintf("slow-disk %s x%g", name, factor))
+	n.diskFaulted = true
 	n.disk.SetSlowFactor(factor)
 	return nil
 }
@@ -152,6 +190,7 @@ func (w *World) FailSyncs(name string, count int) error {
 		return err
 	}
 	w.fault(n, fmt.Sprintf("fail-syncs %s %d", name, count))
+	n.diskFaulted = true
 	n.disk.FailSyncs(count)
 	return nil
 }
@@ -164,6 +203,7 @@ func (w *World) DiskCapacity(name string, bytes int64) error {
 		return err
 	}
 	w.fault(n, fmt.Sprintf("disk-capacity %s %d", name, bytes))
+	n.diskFaulted = true
 	n.disk.SetCapacity(bytes)
 	return nil
 }
@@ -199,6 +239,7 @@ func (w *World) ReadErrors(name string, rate float64) error {
 		return err
 	}
 	w.fault(n, fmt.Sprintf("read-errors %s %g", name, rate))
+	n.diskFaulted = true
 	n.disk.SetReadErrorRate(rate)
 	return nil
 }
@@ -233,6 +274,10 @@ func (w *World) DiskHeal(name string) error {
 	if err != nil {
 		return err
 	}
+	if !n.diskFaulted {
+		return noEffect("%s's disk has no fault to heal", name)
+	}
+	n.diskFaulted = false
 	w.fault(n, "disk-heal "+name)
 	n.disk.SetSlowFactor(1)
 	n.disk.FailSyncs(0)

@@ -50,6 +50,9 @@ type World struct {
 	order []*Node
 	// events is the log of world actions (faults, crashes), for the report.
 	events []string
+	// networkCut is whether a partition or block is in force, so that a
+	// heal with nothing to heal is reported as having no effect.
+	networkCut bool
 }
 
 // New creates an empty world.
@@ -81,6 +84,9 @@ type Node struct {
 	host  *simnet.Host
 	clock *nodeClock
 	start sim.Start
+	// diskFaulted is whether a disk fault that disk-heal ends (slow,
+	// failing syncs, full, read errors) was set since the last heal.
+	diskFaulted bool
 }
 
 // AddNode adds a machine that runs start when it boots. It boots at time

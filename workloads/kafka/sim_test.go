@@ -69,7 +69,7 @@ func runSim(t *testing.T, seed uint64, faults bool, logTo *bytes.Buffer) simOutc
 			switch rng.IntN(5) {
 			case 0:
 				w.At(at, func() { _ = w.Partition([][]string{{"client"}, {"broker"}}) })
-				w.At(at+hold, w.Heal)
+				w.At(at+hold, func() { _ = w.Heal() })
 			case 1:
 				w.At(at, func() { _ = w.Pause("client") })
 				w.At(at+hold, func() { _ = w.Resume("client") })
@@ -78,7 +78,7 @@ func runSim(t *testing.T, seed uint64, faults bool, logTo *bytes.Buffer) simOutc
 				w.At(at+hold/4, func() { _ = w.Restart("client") })
 			case 3:
 				w.At(at, func() { _ = w.Block("broker", "client") })
-				w.At(at+hold, w.Heal)
+				w.At(at+hold, func() { _ = w.Heal() })
 			case 4:
 				// The toy broker's log survives its restart (an ideal disk).
 				w.At(at, func() { _ = w.Kill("broker") })

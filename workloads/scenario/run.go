@@ -31,23 +31,29 @@ func Run(d Definition, o Options) (Result, error) {
 		s := faults.Generate(sched.NewRand(o.Seed, "faults", 0), p)
 		schedule = &s
 	}
-	if err := schedule.Install(w); err != nil {
+	tally, err := schedule.Install(w)
+	if err != nil {
 		return Result{}, err
 	}
 	w.Run(o.Run+o.Drain, o.EventsMax)
+	// Actions due after this point never ran; Finish may run the world
+	// further, but not the schedule's time.
+	tally.NoteUnreached(*schedule, w.Now())
 	checks, stats := cluster.Finish(w)
 	r := Result{
-		Scenario:    d.Name,
-		Seed:        o.Seed,
-		Bugs:        o.Bugs.Names(),
-		Params:      o.Params,
-		SimTime:     w.Now(),
-		Events:      w.Loop().Dispatched(),
-		TraceHash:   fmt.Sprintf("%016x", w.TraceHash()),
-		Checks:      checks,
-		Stats:       stats,
-		Schedule:    *schedule,
-		WorldEvents: w.Events(),
+		Recipe: Recipe{
+			Scenario: d.Name, Seed: o.Seed, Bugs: o.Bugs.Names(), Params: o.Params,
+			Run: faults.Duration(o.Run), Drain: faults.Duration(o.Drain), EventsMax: o.EventsMax,
+		},
+		FaultsApplied: tally.Applied,
+		FaultWarnings: tally.Warnings,
+		SimTime:       w.Now(),
+		Events:        w.Loop().Dispatched(),
+		TraceHash:     fmt.Sprintf("%016x", w.TraceHash()),
+		Checks:        checks,
+		Stats:         stats,
+		Schedule:      *schedule,
+		WorldEvents:   w.Events(),
 	}
 	if h, ok := cluster.(Historian); ok {
 		r.History = h.History()

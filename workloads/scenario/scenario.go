@@ -89,18 +89,55 @@ type Check struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// Recipe is everything that decides a run's trace, defaults resolved: what
+// a reproduction names. An option that changes a run belongs here (the
+// schedule travels beside it, being too large for a command line).
+type Recipe struct {
+	Scenario string            `json:"scenario"`
+	Seed     uint64            `json:"seed"`
+	Bugs     []string          `json:"bugs,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
+	// Run, Drain and EventsMax are named even when they are the
+	// scenario's defaults, so that a reproduction holds whatever the
+	// defaults become.
+	Run       faults.Duration `json:"run"`
+	Drain     faults.Duration `json:"drain"`
+	EventsMax uint64          `json:"events_max,omitempty"`
+}
+
+// Options are the options that run the recipe again, with schedule.
+func (r Recipe) Options(schedule *faults.Schedule) (Definition, Options, error) {
+	def, err := Lookup(r.Scenario)
+	if err != nil {
+		return def, Options{}, err
+	}
+	bugs, err := faults.ParseBugs(r.Bugs)
+	if err != nil {
+		return def, Options{}, err
+	}
+	if r.Run < 0 || r.Drain < 0 {
+		return def, Options{}, fmt.Errorf("negative run (%v) or drain (%v)", r.Run, r.Drain)
+	}
+	return def, Options{
+		Seed: r.Seed, Bugs: bugs, Params: r.Params, Schedule: schedule,
+		Run: time.Duration(r.Run), Drain: time.Duration(r.Drain), EventsMax: r.EventsMax,
+	}, nil
+}
+
 // Result is the outcome of a run.
 type Result struct {
-	Scenario  string            `json:"scenario"`
-	Seed      uint64            `json:"seed"`
-	Bugs      []string          `json:"bugs,omitempty"`
-	Params    map[string]string `json:"params,omitempty"`
-	SimTime   time.Duration     `json:"sim_time_ns"`
-	Events    uint64            `json:"events"`
-	TraceHash string            `json:"trace_hash"`
-	Checks    []Check           `json:"checks"`
-	Stats     map[string]int64  `json:"stats,omitempty"`
-	Schedule  faults.Schedule   `json:"schedule"`
+	Recipe
+	// FaultsApplied counts the schedule's actions that acted on the world;
+	// FaultWarnings name those that did not (nothing to act on, or due
+	// after the run ended).
+	FaultsApplied int              `json:"faults_applied"`
+	FaultWarnings []string         `json:"fault_warnings,omitempty"`
+	SimTime       time.Duration    `json:"sim_time_ns"`
+	Events        uint64           `json:"events"`
+	TraceHash     string           `json:"trace_hash"`
+	Checks        []Check          `json:"checks"`
+	Stats         map[string]int64 `json:"stats,omitempty"`
+	Schedule      faults.Schedule  `json:"schedule"`
 	// WorldEvents is what the world did: faults and what they cost.
 	WorldEvents []string `json:"world_events,omitempty"`
 	// History is what the clients recorded, if they kept one.

@@ -1,0 +1,54 @@
+package faults_test
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/world"
+)
+
+// TestGeneratedActionsAllAct applies generated schedules to a real world
+// (nodes with no processes) and asserts that every action acts: none is a
+// kill of a node already down, a restart of a running one, or a heal with
+// nothing to heal.
+func TestGeneratedActionsAllAct(t *testing.T) {
+	targets, clients := []string{"b1", "b2", "b3"}, []string{"c1", "c2"}
+	profile := faults.Profile{
+		Targets: targets, Clients: clients,
+		Start: time.Second, End: 60 * time.Second,
+		IntervalMean: 700 * time.Millisecond, DurationMax: 6 * time.Second,
+		Kinds: []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindDiskFull, faults.KindCorrupt,
+			faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift},
+	}
+	const seeds = 300
+	actions := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		s := faults.Generate(rand.New(rand.NewPCG(seed, 7)), profile)
+		w := world.New(world.Config{Seed: seed})
+		for _, name := range append(append([]string{}, targets...), clients...) {
+			w.AddNode(name, func(sim.Env) {})
+		}
+		tally, err := s.Install(w)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		w.Run(profile.End+time.Second, 0)
+		tally.NoteUnreached(s, w.Now())
+		if len(tally.Warnings) > 0 || tally.Applied != len(s.Actions) {
+			t.Fatalf("seed %d: %d of %d actions acted:\n%v", seed, tally.Applied, len(s.Actions), tally.Warnings)
+		}
+		for _, n := range w.Nodes() {
+			if !n.Up() {
+				t.Fatalf("seed %d: node %s is down after the schedule's end", seed, n.Name())
+			}
+		}
+		actions += len(s.Actions)
+	}
+	if actions < seeds*20 {
+		t.Fatalf("only %d actions over %d seeds: the profile draws too little to test", actions, seeds)
+	}
+}
