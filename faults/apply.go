@@ -40,7 +40,7 @@ func (s Schedule) Install(t Target) (*Tally, error) {
 	if err := s.Validate(t.NodeNames()); err != nil {
 		return nil, fmt.Errorf("install fault schedule: %w", err)
 	}
-	tally := &Tally{Scheduled: len(s.Actions), ran: make([]bool, len(s.Actions))}
+	tally := &Tally{Scheduled: len(s.Actions), Fired: map[Op]int{}, ran: make([]bool, len(s.Actions))}
 	for i, a := range s.Actions {
 		t.At(time.Duration(a.At), func() {
 			tally.ran[i] = true
@@ -48,6 +48,7 @@ func (s Schedule) Install(t Target) (*Tally, error) {
 			switch {
 			case err == nil:
 				tally.Applied++
+				tally.Fired[a.Op]++
 			case errors.Is(err, sim.ErrNoEffect):
 				tally.warn(i, a, err.Error())
 			default:
@@ -66,6 +67,8 @@ type Tally struct {
 	Scheduled int
 	// Applied is the number that acted on the world.
 	Applied int
+	// Fired counts the actions that acted, by op: the run's fault coverage.
+	Fired map[Op]int
 	// Warnings name the actions that did not act, in the order found:
 	// those that found nothing to act on and those that fell after the
 	// run ended.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,21 +11,37 @@ import (
 	"testing"
 )
 
-// run runs the built binary and returns its exit status and output.
+// run runs the built binary and returns its exit status and output,
+// standard output and error together.
 func run(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := runTo(t, dir, &out, &out, args...)
+	return code, out.String()
+}
+
+// runStdout runs the built binary and returns its exit status and its
+// standard output alone.
+func runStdout(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := runTo(t, dir, &out, io.Discard, args...)
+	return code, out.String()
+}
+
+func runTo(t *testing.T, dir string, stdout, stderr io.Writer, args ...string) int {
 	t.Helper()
 	cmd := exec.Command(sluiceBinary(t), args...)
 	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
 	if exit, ok := err.(*exec.ExitError); ok {
-		return exit.ExitCode(), out.String()
+		return exit.ExitCode()
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return 0, out.String()
+	return 0
 }
 
 func TestSimRunExitStatuses(t *testing.T) {

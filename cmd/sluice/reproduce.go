@@ -27,6 +27,9 @@ func reproduceCommand(r scenario.Recipe, faultsFile string, determinism bool) st
 	if r.EventsMax > 0 {
 		parts = append(parts, "--events-max", fmt.Sprint(r.EventsMax))
 	}
+	if r.Swarm {
+		parts = append(parts, "--swarm")
+	}
 	if faultsFile != "" {
 		parts = append(parts, "--faults", shellQuote(faultsFile))
 	}

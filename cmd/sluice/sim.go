@@ -26,7 +26,8 @@ func newSimCommand() *cobra.Command {
   sluice sim run --scenario counter --seed 42
   sluice sim replay sluice-failures/counter-seed42.json`,
 	}
-	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimListCommand(), newSimBugsCommand())
+	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimShrinkCommand(), newSimSwarmCommand(),
+		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimListCommand(), newSimBugsCommand())
 	requireSubcommand(sim)
 	return sim
 }
@@ -42,6 +43,8 @@ type runFlags struct {
 	saveFaults       string
 	run, drain       time.Duration
 	eventsMax        uint64
+	swarm            bool
+	shrink           bool
 	saveRun          string
 	checkDeterminism bool
 	jsonOut          bool
@@ -95,6 +98,8 @@ names the entry.`,
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
 	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop the run after this many events (0: no bound)")
+	fl.BoolVar(&f.swarm, "swarm", false, "let the seed draw its own fault mix (which kinds, how often, how long), as 'sim swarm' does")
+	fl.BoolVar(&f.shrink, "shrink", false, "shrink a failing seed's run to the smallest that fails the same check (see 'sluice sim shrink')")
 	fl.StringVar(&f.saveRun, "save-run", "", "write the run, passing or not, to this file for 'sluice sim replay' (with --seeds, the last seed's)")
 	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
@@ -168,7 +173,7 @@ func (f runFlags) options() (scenario.Options, error) {
 	if f.drain < 0 {
 		return scenario.Options{}, usageError("--drain %v: want a positive duration such as 5s", f.drain)
 	}
-	opts := scenario.Options{Bugs: bugs, Params: params, Run: f.run, Drain: f.drain, EventsMax: f.eventsMax}
+	opts := scenario.Options{Bugs: bugs, Params: params, Run: f.run, Drain: f.drain, EventsMax: f.eventsMax, Swarm: f.swarm}
 	if f.faultsFile != "" {
 		data, err := os.ReadFile(f.faultsFile)
 		if err != nil {
@@ -250,20 +255,36 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 		summary.noteReplay(*f.replayOf, f.replayFile)
 		ok = ok && summary.Reproduced != nil && *summary.Reproduced
 	}
-	if !ok {
+	switch {
+	case !ok && f.replayOf != nil:
+		summary.SavedTo = f.replayFile // already saved: a replay overwrites nothing
+	case !ok:
 		summary.SavedTo = failurePath(f.failuresDir, res)
 		if err := saveRun(summary.SavedTo, res); err != nil {
 			return false, err
 		}
 	}
 	summary.Report = reportPath
+	if err := printRunSummary(out, summary, f, ok); err != nil {
+		return ok, err
+	}
+	if f.shrink && !res.OK() {
+		opts.Schedule = &res.Schedule
+		if err := shrinkAndSave(out, def, opts, shrinkTriesMax, shrunkPath(summary.SavedTo)); err != nil {
+			return ok, err
+		}
+	}
+	return ok, nil
+}
+
+func printRunSummary(out io.Writer, summary runSummary, f runFlags, ok bool) error {
 	if f.jsonOut {
-		return ok, json.NewEncoder(out).Encode(summary)
+		return json.NewEncoder(out).Encode(summary)
 	}
 	if f.seeds > 1 && ok {
-		return ok, nil // a range prints only its failures
+		return nil // a range prints only its failures
 	}
-	return ok, summary.writeText(out, f.verbose)
+	return summary.writeText(out, f.verbose)
 }
 
 // runSummary is what sim run prints for one seed.

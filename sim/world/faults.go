@@ -203,8 +203,7 @@ func (w *World) DiskCapacity(name string, bytes int64) error {
 		return err
 	}
 	w.fault(n, fmt.Sprintf("disk-capacity %s %d", name, bytes))
-	n.diskFaulted = true
-	n.disk.SetCapacity(bytes)
+	w.setCapacity(n, bytes)
 	return nil
 }
 
@@ -215,7 +214,15 @@ func (w *World) FillDisk(name string) error {
 		return err
 	}
 	// One byte is the least capacity: zero would mean "as configured".
-	return w.DiskCapacity(name, max(n.disk.UsedBytes(), 1))
+	bytes := max(n.disk.UsedBytes(), 1)
+	w.fault(n, fmt.Sprintf("disk-full %s (capacity %d)", name, bytes))
+	w.setCapacity(n, bytes)
+	return nil
+}
+
+func (w *World) setCapacity(n *Node, bytes int64) {
+	n.diskFaulted = true
+	n.disk.SetCapacity(bytes)
 }
 
 // Corrupt flips one bit in each of count random stored bytes of the node's

@@ -27,6 +27,9 @@ func Run(d Definition, o Options) (Result, error) {
 	schedule := o.Schedule
 	if schedule == nil {
 		p := cluster.Profile()
+		if o.Swarm {
+			p = p.Swarm(sched.NewRand(o.Seed, "swarm", 0))
+		}
 		p.Start, p.End = faultsStart, o.Run
 		s := faults.Generate(sched.NewRand(o.Seed, "faults", 0), p)
 		schedule = &s
@@ -44,9 +47,11 @@ func Run(d Definition, o Options) (Result, error) {
 		Recipe: Recipe{
 			Scenario: d.Name, Seed: o.Seed, Bugs: o.Bugs.Names(), Params: o.Params,
 			Run: faults.Duration(o.Run), Drain: faults.Duration(o.Drain), EventsMax: o.EventsMax,
+			Swarm: o.Swarm,
 		},
 		FaultsApplied: tally.Applied,
 		FaultWarnings: tally.Warnings,
+		FaultsFired:   firedByName(tally.Fired),
 		SimTime:       w.Now(),
 		Events:        w.Loop().Dispatched(),
 		TraceHash:     fmt.Sprintf("%016x", w.TraceHash()),
@@ -112,4 +117,12 @@ func RunTwice(d Definition, o Options) (Result, Determinism, error) {
 	}
 	det.Divergence = &div
 	return first, det, nil
+}
+
+func firedByName(fired map[faults.Op]int) map[string]int {
+	named := make(map[string]int, len(fired))
+	for op, n := range fired {
+		named[string(op)] = n
+	}
+	return named
 }

@@ -77,6 +77,9 @@ type Options struct {
 	RecordTrace bool
 	// EventsMax bounds the run; zero means no bound.
 	EventsMax uint64
+	// Swarm draws the seed's own fault mix (which kinds, how often, how
+	// long) for the generated schedule; see faults.Profile.Swarm.
+	Swarm bool
 }
 
 // Param returns the value of a knob.
@@ -103,6 +106,8 @@ type Recipe struct {
 	Run       faults.Duration `json:"run"`
 	Drain     faults.Duration `json:"drain"`
 	EventsMax uint64          `json:"events_max,omitempty"`
+	// Swarm is whether the seed drew its own fault mix.
+	Swarm bool `json:"swarm,omitempty"`
 }
 
 // Options are the options that run the recipe again, with schedule.
@@ -121,6 +126,7 @@ func (r Recipe) Options(schedule *faults.Schedule) (Definition, Options, error) 
 	return def, Options{
 		Seed: r.Seed, Bugs: bugs, Params: r.Params, Schedule: schedule,
 		Run: time.Duration(r.Run), Drain: time.Duration(r.Drain), EventsMax: r.EventsMax,
+		Swarm: r.Swarm,
 	}, nil
 }
 
@@ -130,14 +136,16 @@ type Result struct {
 	// FaultsApplied counts the schedule's actions that acted on the world;
 	// FaultWarnings name those that did not (nothing to act on, or due
 	// after the run ended).
-	FaultsApplied int              `json:"faults_applied"`
-	FaultWarnings []string         `json:"fault_warnings,omitempty"`
-	SimTime       time.Duration    `json:"sim_time_ns"`
-	Events        uint64           `json:"events"`
-	TraceHash     string           `json:"trace_hash"`
-	Checks        []Check          `json:"checks"`
-	Stats         map[string]int64 `json:"stats,omitempty"`
-	Schedule      faults.Schedule  `json:"schedule"`
+	FaultsApplied int      `json:"faults_applied"`
+	FaultWarnings []string `json:"fault_warnings,omitempty"`
+	// FaultsFired counts the actions that acted, by op.
+	FaultsFired map[string]int   `json:"faults_fired,omitempty"`
+	SimTime     time.Duration    `json:"sim_time_ns"`
+	Events      uint64           `json:"events"`
+	TraceHash   string           `json:"trace_hash"`
+	Checks      []Check          `json:"checks"`
+	Stats       map[string]int64 `json:"stats,omitempty"`
+	Schedule    faults.Schedule  `json:"schedule"`
 	// WorldEvents is what the world did: faults and what they cost.
 	WorldEvents []string `json:"world_events,omitempty"`
 	// History is what the clients recorded, if they kept one.

@@ -1,0 +1,234 @@
+package scenario
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-sim/sluice/faults"
+)
+
+// Shrinking a failing run: find a smaller fault schedule and a shorter run
+// under which the same check still fails. A run is deterministic, so
+// "still fails" is a plain function of the schedule and lengths, and delta
+// debugging (Zeller's ddmin) over whole faults finds a schedule from which
+// no single fault can be removed; each remaining fault is then shortened,
+// and the run's lengths after it.
+
+// ErrDoesNotFail is returned when the run to shrink passes.
+var ErrDoesNotFail = errors.New("the run does not fail: nothing to shrink")
+
+// Shrunk is the outcome of shrinking a run.
+type Shrunk struct {
+	// Check is the check that fails in the original and in the shrunk run.
+	Check string
+	// Original and Smallest are the runs before and after.
+	Original, Smallest Result
+	// Tries counts the runs made to shrink.
+	Tries int
+	// TriesExhausted is true when Shrink stopped at its bound rather than
+	// at a run it could not reduce further.
+	TriesExhausted bool
+}
+
+// shrinkRunLengthsMin bounds how short shrinking makes the run and drain.
+const shrinkRunLengthsMin = 100 * time.Millisecond
+
+// Shrink reduces a failing run of d with options o, making at most
+// triesMax runs; progress, if set, hears of each smaller run found. A
+// smaller run counts when it fails the original's first failed check and
+// no check the original passed.
+func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrunk, error) {
+	orig, err := Run(d, o)
+	if err != nil {
+		return Shrunk{}, err
+	}
+	failed := orig.Failed()
+	if len(failed) == 0 {
+		return Shrunk{}, ErrDoesNotFail
+	}
+	s := &shrinker{d: d, o: o, check: failed[0].Name, allowed: map[string]bool{}, triesMax: triesMax, best: orig, progress: progress}
+	for _, c := range failed {
+		s.allowed[c.Name] = true
+	}
+	s.o.Schedule = &orig.Schedule
+	s.o.Run, s.o.Drain = time.Duration(orig.Run), time.Duration(orig.Drain)
+	s.dropFaults(orig.Schedule)
+	s.shortenFaults()
+	s.shortenRun()
+	return Shrunk{Check: s.check, Original: orig, Smallest: s.best, Tries: s.tries, TriesExhausted: s.tries >= s.triesMax}, nil
+}
+
+type shrinker struct {
+	d        Definition
+	o        Options // the smallest failing options so far
+	check    string
+	// allowed are the checks the original run failed: a candidate must
+	// fail check and no check outside these.
+	allowed  map[string]bool
+	triesMax int
+	tries    int
+	best     Result
+	progress func(Result)
+}
+
+// fails runs the candidate and keeps it if the check still fails.
+func (s *shrinker) fails(o Options) bool {
+	if s.tries >= s.triesMax {
+		return false
+	}
+	s.tries++
+	res, err := Run(s.d, o)
+	if err != nil {
+		return false
+	}
+	target := false
+	for _, c := range res.Failed() {
+		if !s.allowed[c.Name] {
+			return false // a smaller run that breaks something else answers another question
+		}
+		target = target || c.Name == s.check
+	}
+	if !target {
+		return false
+	}
+	s.o, s.best = o, res
+	if s.progress != nil {
+		s.progress(res)
+	}
+	return true
+}
+
+// withSchedule is the current options with another schedule.
+func (s *shrinker) withSchedule(sched faults.Schedule) Options {
+	o := s.o
+	o.Schedule = &sched
+	return o
+}
+
+// dropFaults is ddmin over the schedule's faults.
+func (s *shrinker) dropFaults(full faults.Schedule) {
+	units := full.Units()
+	if s.fails(s.withSchedule(faults.Schedule{Actions: []faults.Action{}})) {
+		return
+	}
+	keep := func(us []faults.Unit) bool { return s.fails(s.withSchedule(full.Keep(us))) }
+	n := 2
+	for len(units) >= 2 && s.tries < s.triesMax {
+		chunks := splitUnits(units, n)
+		reduced := false
+		for _, c := range chunks {
+			if keep(c) {
+				units, n, reduced = c, 2, true
+				break
+			}
+		}
+		if !reduced && n > 2 {
+			for i := range chunks {
+				if rest := complementOf(chunks, i); keep(rest) {
+					units, n, reduced = rest, max(n-1, 2), true
+					break
+				}
+			}
+		}
+		if !reduced {
+			if n >= len(units) {
+				return
+			}
+			n = min(2*n, len(units))
+		}
+	}
+}
+
+func splitUnits(units []faults.Unit, n int) [][]faults.Unit {
+	chunks := make([][]faults.Unit, 0, n)
+	for i := 0; i < n; i++ {
+		lo, hi := i*len(units)/n, (i+1)*len(units)/n
+		if lo < hi {
+			chunks = append(chunks, units[lo:hi])
+		}
+	}
+	return chunks
+}
+
+func complementOf(chunks [][]faults.Unit, skip int) []faults.Unit {
+	var rest []faults.Unit
+	for i, c := range chunks {
+		if i != skip {
+			rest = append(rest, c...)
+		}
+	}
+	return rest
+}
+
+// shortenHalvingsMax bounds how many times one fault's duration is halved.
+const shortenHalvingsMax = 8
+
+// shortenFaults moves each fault's recovery closer to its start, halving
+// the gap while the check still fails.
+func (s *shrinker) shortenFaults() {
+	for u := 0; u < len(s.o.Schedule.Units()); u++ {
+		for h := 0; h < shortenHalvingsMax; h++ {
+			unit := s.o.Schedule.Units()[u]
+			if len(unit) != 2 {
+				break
+			}
+			sched := faults.Schedule{Actions: append([]faults.Action(nil), s.o.Schedule.Actions...)}
+			from, to := sched.Actions[unit[0]].At, sched.Actions[unit[1]].At
+			gap := (to - from) / 2
+			if time.Duration(gap) < time.Millisecond {
+				break
+			}
+			sched.Actions[unit[1]].At = from + gap
+			sched.Sort()
+			if !s.fails(s.withSchedule(sched)) {
+				break
+			}
+		}
+	}
+}
+
+// shortenRun halves the run and the drain while the check still fails,
+// never cutting the run before its last fault action.
+func (s *shrinker) shortenRun() {
+	var last time.Duration
+	for _, a := range s.o.Schedule.Actions {
+		last = max(last, time.Duration(a.At))
+	}
+	for s.o.Run/2 >= max(last, shrinkRunLengthsMin) {
+		o := s.o
+		o.Run /= 2
+		if !s.fails(o) {
+			break
+		}
+	}
+	// The run can end just after its last fault action.
+	if justAfter := (last/shrinkRunLengthsMin + 1) * shrinkRunLengthsMin; justAfter < s.o.Run {
+		o := s.o
+		o.Run = justAfter
+		s.fails(o)
+	}
+	for s.o.Drain/2 >= shrinkRunLengthsMin {
+		o := s.o
+		o.Drain /= 2
+		if !s.fails(o) {
+			break
+		}
+	}
+}
+
+// Summary says what shrinking did, for a terminal.
+func (sh Shrunk) Summary() string {
+	before, after := sh.Original, sh.Smallest
+	return fmt.Sprintf("%d actions (%s), run %v + drain %v -> %d actions (%s), run %v + drain %v; %d runs; %s still fails",
+		len(before.Schedule.Actions), faultCount(before.Schedule), before.Run, before.Drain,
+		len(after.Schedule.Actions), faultCount(after.Schedule), after.Run, after.Drain,
+		sh.Tries, sh.Check)
+}
+
+func faultCount(s faults.Schedule) string {
+	if n := len(s.Units()); n != 1 {
+		return fmt.Sprintf("%d faults", n)
+	}
+	return "1 fault"
+}
