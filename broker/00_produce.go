@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
 )
 
@@ -93,6 +95,9 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	}
 	res, err := p.log.Append(batches[0], p.leaderEpoch)
 	if err != nil {
+		if errors.Is(err, storage.ErrBatchTooLarge) {
+			b.logTooLarge(topicName, err)
+		}
 		return fail(storageCode(err), "%v", err)
 	}
 	b.stats.appends++
@@ -119,4 +124,20 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 			done() // the planted bug: acknowledge before the flush completes
 		}
 	}
+}
+
+// tooLargeTopicsLoggedMax bounds the topics remembered as logged; past it
+// refusals go unlogged rather than grow the set without end.
+const tooLargeTopicsLoggedMax = 1024
+
+// logTooLarge logs, once per topic, that a produced batch was refused for
+// its size: the client only sees MESSAGE_TOO_LARGE, and without a line
+// here the operator cannot tell which limit it met.
+func (b *Broker) logTooLarge(topicName string, err error) {
+	if b.tooLargeLogged[topicName] || len(b.tooLargeLogged) >= tooLargeTopicsLoggedMax {
+		return
+	}
+	b.tooLargeLogged[topicName] = true
+	b.env.Log.Logf("topic %s: refused a produced batch: %v (the limit is message.max.bytes, or the topic's "+
+		"max.message.bytes; sluice broker --segment-bytes lowers it to half a segment); further refusals for this topic are not logged", topicName, err)
 }

@@ -87,6 +87,12 @@ type Broker struct {
 	checkpointing  bool
 	// starts counts the broker's starts, this one included.
 	starts int32
+	// lifecycle is the shutdown and start-failure state (shutdown.go).
+	lifecycle lifecycle
+	// tooLargeLogged names the topics whose refusal of an oversized batch
+	// has been logged, so that a client retrying one does not flood the
+	// log.
+	tooLargeLogged map[string]bool
 }
 
 // stats are the broker's counters.
@@ -114,7 +120,7 @@ func Start(cfg Config, onStart func(*Broker)) sim.Start {
 }
 
 func newBroker(env sim.Env, cfg Config) (*Broker, error) {
-	b := &Broker{env: env, cfg: cfg, conns: make(map[uint64]*clientConn)}
+	b := &Broker{env: env, cfg: cfg, conns: make(map[uint64]*clientConn), tooLargeLogged: map[string]bool{}}
 	b.stats.requests = make(map[int16]int64)
 	host, port, err := advertised(env.Node, cfg)
 	if err != nil {
@@ -158,6 +164,9 @@ func splitHostPort(addr string) (host, port string, ok bool) {
 
 // open loads the topics and their logs, then starts serving.
 func (b *Broker) open() {
+	if b.lifecycle.stopping {
+		return
+	}
 	if err := b.env.FS.MkdirAll(b.cfg.DataDir); err != nil {
 		b.fatal(fmt.Errorf("create log directory %s: %w", b.cfg.DataDir, err))
 		return
@@ -188,6 +197,9 @@ const startsFile = "broker-starts"
 
 // serve loads the topics and their logs, then listens.
 func (b *Broker) serve() {
+	if b.lifecycle.stopping {
+		return
+	}
 	b.loadRecoveryPoints()
 	reg, err := loadTopics(b)
 	if err != nil {
@@ -200,12 +212,13 @@ func (b *Broker) serve() {
 		b.fatal(err)
 		return
 	}
+	// The network's error names the address.
 	b.listener, err = b.env.Net.Listen(b.cfg.Listen, sim.ConnOptions{}, b.accept)
 	if err != nil {
-		b.fatal(fmt.Errorf("listen on %s: %w", b.cfg.Listen, err))
+		b.fatal(err)
 		return
 	}
-	b.ready = true
+	b.ready, b.lifecycle.served = true, true
 	b.env.Log.Logf("broker %d serving on %s, %d topics", b.cfg.NodeID, b.cfg.Listen, len(b.topics.byName))
 	b.scheduleMaintenance()
 }
@@ -236,9 +249,28 @@ const restartDelay = time.Second
 
 // fatal reports an error the broker cannot serve through: it stops
 // serving, closes every connection and starts over after restartDelay,
-// reading its log directory afresh.
+// reading its log directory afresh. A broker told to exit on a start
+// failure (ExitOnStartFailure) that never served ends instead.
 func (b *Broker) fatal(err error) {
+	b.stopServing()
+	if b.topics != nil {
+		b.topics.closeAll()
+		b.topics = nil
+	}
+	if b.lifecycle.stopping {
+		return
+	}
+	if exit := b.lifecycle.exitOnStartFailure; exit != nil && !b.lifecycle.served {
+		b.lifecycle.stopping = true
+		exit(err)
+		return
+	}
 	b.env.Log.Logf("broker %d stopping: %v; starting again in %v", b.cfg.NodeID, err, restartDelay)
+	b.env.Clock.AfterFunc(restartDelay, b.open)
+}
+
+// stopServing stops accepting and closes every connection.
+func (b *Broker) stopServing() {
 	b.ready = false
 	for _, cc := range b.sortedConns() {
 		cc.close()
@@ -247,11 +279,6 @@ func (b *Broker) fatal(err error) {
 		b.listener.Close()
 		b.listener = nil
 	}
-	if b.topics != nil {
-		b.topics.closeAll()
-		b.topics = nil
-	}
-	b.env.Clock.AfterFunc(restartDelay, b.open)
 }
 
 func (b *Broker) sortedConns() []*clientConn {

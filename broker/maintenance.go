@@ -58,6 +58,10 @@ func (b *Broker) writeRecoveryPoints(points []storage.PartitionOffset) {
 		if err != nil {
 			b.env.Log.Logf("write %s: %v", recoveryPointFile, err)
 		}
+		if waiting := b.lifecycle.checkpointWritten; waiting != nil {
+			b.lifecycle.checkpointWritten = nil
+			waiting() // a shutdown waits to write the final checkpoint
+		}
 	})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/sim/osenv"
 )
 
@@ -44,7 +46,20 @@ keeps partitions in Kafka's on-disk format under --data.
 default here), 'none' (never: Kafka's default, relying on replication),
 'messages:N' (every N messages) or 'interval:DURATION'.
 
-It stops on SIGINT or SIGTERM.`,
+A produced record batch may be at most message.max.bytes (1 MiB, Kafka's
+default; a topic's max.message.bytes overrides it). --segment-bytes lowers the
+limit to half a segment, so a small segment refuses batches a client's default
+batch size (16 KiB in the Java client, about 1 MB in franz-go and librdkafka) can
+reach: the client sees MESSAGE_TOO_LARGE and the broker logs the reason once
+per topic.
+
+--data is locked while the broker runs (a .lock file in it): a second broker
+on the same directory exits with status 1, naming the holder. So does a
+broker whose --listen address is taken.
+
+On SIGINT or SIGTERM it stops cleanly: it stops accepting, flushes every log
+and writes the recovery-point checkpoint, so the next start re-scans nothing
+(bounded by 30 s; a second signal ends it at once).`,
 		Example: `  sluice broker --data /var/lib/sluice --listen 127.0.0.1:9092
   kcat -b 127.0.0.1:9092 -L
   sluice broker --data ./data --listen :9092 --advertise myhost:9092 --flush none`,
@@ -83,7 +98,7 @@ It stops on SIGINT or SIGTERM.`,
 	fl.Int32Var(&nodeID, "node-id", 1, "broker id (node.id)")
 	fl.StringVar(&flush, "flush", "group", "fsync policy: group, none, messages:N, interval:DURATION")
 	fl.Int32Var(&partitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")
-	fl.Int64Var(&segmentBytes, "segment-bytes", 0, "segment size (segment.bytes; default 1 GiB)")
+	fl.Int64Var(&segmentBytes, "segment-bytes", 0, "segment size (segment.bytes; default 1 GiB); a batch may be at most half of it")
 	fl.DurationVar(&retention, "retention", 0, "retention by age (retention.ms; default 7 days, negative keeps forever)")
 	fl.BoolVar(&autoCreate, "auto-create-topics", true, "create topics on first use (auto.create.topics.enable)")
 	fl.StringSliceVar(&bugs, "bug", nil, "planted bug to switch on (see 'sluice sim bugs')")
@@ -128,16 +143,79 @@ func defaultAdvertised(listen string) string {
 	return host + listen[i:]
 }
 
+// shutdownTimeout bounds a clean shutdown: flushing every log and writing
+// the recovery-point checkpoint. Past it the process ends anyway, as a
+// kill would end it; the next start recovers.
+const shutdownTimeout = 30 * time.Second
+
+// exitServeFailed is the status of a broker that could not serve. main
+// prints no message for status 1 (a check prints its own verdict), so
+// runBroker prints it.
+const exitServeFailed = 1
+
 func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config) error {
-	logger := log.New(cmd.ErrOrStderr(), "", log.LstdFlags|log.Lmicroseconds)
+	stderr := cmd.ErrOrStderr()
+	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	failed := func(err error) error {
+		fmt.Fprintln(stderr, "sluice:", err)
+		return &exitError{code: exitServeFailed, err: err}
+	}
+	lock, err := lockDataDir(dataDir, cfg.Listen)
+	if err != nil {
+		return failed(err)
+	}
+	defer lock.release()
 	node, err := osenv.NewNode(osenv.Options{Name: fmt.Sprintf("broker-%d", cfg.NodeID), DataDir: dataDir, Log: logger})
 	if err != nil {
 		return usageError("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	node.Start(broker.Start(cfg, nil))
-	node.Run(ctx)
-	logger.Printf("broker %d stopped", cfg.NodeID)
+	signals, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	loop, stopLoop := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go func() { defer close(loopDone); node.Run(loop) }()
+	defer func() { stopLoop(); <-loopDone }()
+
+	startFailed := make(chan error, 1)
+	var running *broker.Broker // touched only on the loop
+	node.Start(broker.Start(cfg, func(b *broker.Broker) {
+		running = b
+		b.ExitOnStartFailure(func(err error) { startFailed <- err })
+	}))
+	select {
+	case err := <-startFailed:
+		return failed(startFailure(cfg, err))
+	case <-signals.Done():
+	}
+	stopSignals() // a second signal ends the process at once
+	stopped := make(chan error, 1)
+	begin := time.Now()
+	node.Post(func() {
+		if running == nil {
+			stopped <- nil
+			return
+		}
+		running.Stop(func(err error) { stopped <- err })
+	})
+	select {
+	case err := <-stopped:
+		if err != nil {
+			logger.Printf("broker %d stopped after %v, not cleanly: %v", cfg.NodeID, time.Since(begin).Round(time.Millisecond), err)
+			return failed(err)
+		}
+		logger.Printf("broker %d stopped cleanly in %v: logs flushed, recovery points checkpointed", cfg.NodeID, time.Since(begin).Round(time.Millisecond))
+	case <-time.After(shutdownTimeout):
+		logger.Printf("broker %d: clean shutdown took more than %v; stopping without it", cfg.NodeID, shutdownTimeout)
+		return failed(fmt.Errorf("shutdown did not finish in %v", shutdownTimeout))
+	}
 	return nil
+}
+
+// startFailure words a failure to start for the operator: a taken port is
+// said the way the system says it, not wrapped three times.
+func startFailure(cfg broker.Config, err error) error {
+	if errors.Is(err, sim.ErrAddrInUse) {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, sim.ErrAddrInUse)
+	}
+	return err
 }

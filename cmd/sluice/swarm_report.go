@@ -96,7 +96,7 @@ type scenarioSummary struct {
 	deterministicSample int
 }
 
-func summarize(spec swarmSpec, records []swarmRecord) swarmSummary {
+func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	s := swarmSummary{FaultSeeds: map[string]int{}}
 	byName := map[string]*scenarioSummary{}
 	for _, name := range spec.Scenarios {
@@ -153,7 +153,7 @@ func summarize(spec swarmSpec, records []swarmRecord) swarmSummary {
 }
 
 func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, jsonOut bool) error {
-	s := summarize(spec, records)
+	s := summarizeSwarm(spec, records)
 	return printSummary(out, s, jsonOut)
 }
 
@@ -288,7 +288,7 @@ shard given twice is refused and a shard missing is reported, and fails.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
-			s := summarize(spec, records)
+			s := summarizeSwarm(spec, records)
 			s.Missing = missing
 			return printSummary(cmd.OutOrStdout(), s, jsonOut)
 		},

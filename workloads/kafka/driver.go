@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -30,8 +31,13 @@ type DriverConfig struct {
 	// Consumers is how many consumers run; default 1.
 	Consumers int
 	// Rate is sends per second; zero sends as fast as Concurrency allows.
+	// Sends are paced on a fixed schedule (send n is due n/Rate seconds
+	// after the first round), several per round at rates above one per
+	// sendRoundMin.
 	Rate float64
-	// Concurrency bounds the sends without an outcome; default 10.
+	// Concurrency bounds the sends without an outcome; default 10. A
+	// rate-paced send due while Concurrency sends are outstanding is
+	// skipped (DriverStats.Skipped), not made up later.
 	Concurrency int
 	// SendsMax stops producing after this many sends; zero means no bound.
 	SendsMax int
@@ -54,7 +60,11 @@ type DriverConfig struct {
 type DriverStats struct {
 	Sent, OK, Failed, Unknown int
 	// Refused counts sends the producer refused at once (buffer full).
-	Refused  int
+	Refused int
+	// Skipped counts rate-paced sends that were due but not sent because
+	// Concurrency sends were outstanding or a round's limit was met: the
+	// client or the broker could not keep up with Rate.
+	Skipped  int
 	Polls    int
 	Polled   int
 	Producer ProducerStats
@@ -102,8 +112,13 @@ type Driver struct {
 	outstanding int
 	nextPart    int
 	sendTimer   sim.Timer
-	stopped     bool
-	stats       DriverStats
+	// pace is the rate schedule: when it began and how many of its sends
+	// have come due (sent, refused or skipped).
+	paceStarted   bool
+	paceStartMono time.Duration
+	paceDue       int64
+	stopped       bool
+	stats         DriverStats
 
 	phase     drainPhase
 	drainDone func(DrainReport)
@@ -204,8 +219,20 @@ func (d *Driver) Stats() DriverStats {
 	return s
 }
 
+// sendRoundMin is the shortest wait between two rounds of rate-paced
+// sends: a fast rate sends several records per round instead of arming a
+// timer per record, which a real clock cannot honour every few
+// microseconds (the timers' own cost caps the rate far below the one
+// asked for).
+const sendRoundMin = time.Millisecond
+
+// sendsPerRoundMax bounds one round's sends; sends due beyond it are
+// skipped, so that a loop that fell far behind does not stall in one
+// callback.
+const sendsPerRoundMax = 10_000
+
 // scheduleSends sends what the rate and concurrency allow now and arms the
-// timer for the next send.
+// timer for the next round.
 func (d *Driver) scheduleSends() {
 	if d.stopped || d.sendTimer != nil {
 		return
@@ -218,14 +245,46 @@ func (d *Driver) scheduleSends() {
 		}
 		return
 	}
-	interval := time.Duration(float64(time.Second) / d.cfg.Rate)
-	d.sendTimer = d.env.Clock.AfterFunc(max(interval, time.Microsecond), func() {
+	now := d.env.Clock.Mono()
+	if !d.paceStarted {
+		d.paceStarted, d.paceStartMono = true, now
+	}
+	wait := max(d.paceStartMono+d.dueAt(d.paceDue+1)-now, sendRoundMin)
+	d.sendTimer = d.env.Clock.AfterFunc(wait, func() {
 		d.sendTimer = nil
-		if d.outstanding < d.cfg.Concurrency && d.mayProduce() {
-			d.sendOne()
-		}
+		d.sendDue()
 		d.scheduleSends()
 	})
+}
+
+// dueAt is when send n (from 1) of the rate schedule is due, from the
+// schedule's start.
+func (d *Driver) dueAt(n int64) time.Duration {
+	return time.Duration(math.Ceil(float64(n) * float64(time.Second) / d.cfg.Rate))
+}
+
+// sendDue sends every send of the schedule that has come due, skipping
+// those the concurrency bound or the round limit leaves no room for.
+func (d *Driver) sendDue() {
+	elapsed := d.env.Clock.Mono() - d.paceStartMono
+	// The tolerance keeps float rounding from making a send due at its
+	// exact moment wait a round.
+	due := int64(math.Floor(float64(elapsed)*d.cfg.Rate/float64(time.Second) + 1e-6))
+	for n := 0; d.paceDue < due && n < sendsPerRoundMax; n++ {
+		if !d.mayProduce() {
+			return
+		}
+		d.paceDue++
+		if d.outstanding >= d.cfg.Concurrency {
+			d.stats.Skipped++
+			continue
+		}
+		d.sendOne()
+	}
+	if d.paceDue < due {
+		d.stats.Skipped += int(due - d.paceDue)
+		d.paceDue = due
+	}
 }
 
 func (d *Driver) mayProduce() bool {
