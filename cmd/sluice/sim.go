@@ -130,6 +130,7 @@ func runSim(cmd *cobra.Command, f runFlags) error {
 	defer closeLog()
 	opts.Log = logOut
 	out := cmd.OutOrStdout()
+	status := newStatusLine(cmd.ErrOrStderr())
 	failed := 0
 	for i := 0; i < f.seeds; i++ {
 		opts.Seed = f.seed + uint64(i)
@@ -141,12 +142,12 @@ func runSim(cmd *cobra.Command, f runFlags) error {
 			failed++
 		}
 		if f.seeds > 1 && !f.jsonOut {
-			fmt.Fprintf(cmd.ErrOrStderr(), "\r%d/%d seeds, %d failed", i+1, f.seeds, failed)
+			status.show(fmt.Sprintf("%d/%d seeds, %d failed", i+1, f.seeds, failed), i+1 == f.seeds)
 		}
 	}
 	if f.seeds > 1 && !f.jsonOut {
-		fmt.Fprintln(cmd.ErrOrStderr())
-		fmt.Fprintf(out, "%d of %d seeds failed\n", failed, f.seeds)
+		status.done()
+		fmt.Fprintf(out, "%d seeds: %d passed, %d failed\n", f.seeds, f.seeds-failed, failed)
 	}
 	if failed > 0 {
 		return &exitError{code: exitCheckFailed, err: fmt.Errorf("%d seeds failed", failed)}

@@ -11,31 +11,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/reports"
 )
 
-// progress shows a swarm's advance on standard error: one line rewritten
-// in place on a terminal, plain lines every few seconds elsewhere.
+// progress shows a swarm's advance: seeds done, rate, ETA, failures.
 type progress struct {
-	out       io.Writer
-	terminal  bool
-	total     int
-	done      int
-	failed    int
-	start     time.Time
-	lastPrint time.Time
+	status *statusLine
+	total  int
+	done   int
+	failed int
+	start  time.Time
 }
 
-// progressPlainEvery is how often a swarm not on a terminal prints a line.
-const progressPlainEvery = 5 * time.Second
-
 func newProgress(out io.Writer, total int) *progress {
-	f, ok := out.(*os.File)
-	return &progress{out: out, terminal: ok && isatty.IsTerminal(f.Fd()), total: total, start: time.Now()}
+	return &progress{status: newStatusLine(out), total: total, start: time.Now()}
 }
 
 func (p *progress) record(r swarmRecord) {
@@ -43,28 +35,15 @@ func (p *progress) record(r swarmRecord) {
 	if !r.OK {
 		p.failed++
 	}
-	now := time.Now()
-	if !p.terminal && now.Sub(p.lastPrint) < progressPlainEvery && p.done < p.total {
-		return
-	}
-	p.lastPrint = now
-	elapsed := now.Sub(p.start)
+	elapsed := time.Since(p.start)
 	rate := float64(p.done) / max(elapsed.Seconds(), 1e-9)
 	eta := time.Duration(float64(p.total-p.done) / max(rate, 1e-9) * float64(time.Second))
-	line := fmt.Sprintf("%d/%d seeds (%.0f%%), %.1f seeds/s, ETA %v, %d failed",
-		p.done, p.total, 100*float64(p.done)/float64(max(p.total, 1)), rate, eta.Round(time.Second), p.failed)
-	if p.terminal {
-		fmt.Fprintf(p.out, "\r\033[K%s", line)
-	} else {
-		fmt.Fprintln(p.out, line)
-	}
+	p.status.show(fmt.Sprintf("%d/%d seeds (%.0f%%), %.1f seeds/s, ETA %v, %d failed",
+		p.done, p.total, 100*float64(p.done)/float64(max(p.total, 1)), rate, eta.Round(time.Second), p.failed),
+		p.done == p.total)
 }
 
-func (p *progress) finish() {
-	if p.terminal && p.done > 0 {
-		fmt.Fprintln(p.out)
-	}
-}
+func (p *progress) finish() { p.status.done() }
 
 // swarmSummary is what a swarm prints, computed from its records alone,
 // so a merge of shards prints what the whole swarm would.

@@ -217,6 +217,7 @@ func driveWorkload(progress io.Writer, cfg kafka.DriverConfig, recorder *history
 	signals, unnotify := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer unnotify()
 	begin := time.Now()
+	status := newStatusLine(progress)
 	deadline := time.After(duration)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -233,11 +234,11 @@ func driveWorkload(progress io.Writer, cfg kafka.DriverConfig, recorder *history
 					s = driver.Stats()
 				}
 			})
-			fmt.Fprintf(progress, "\r%v: %d sent, %d ok, %d failed, %d unknown, %d records polled",
-				time.Since(begin).Round(time.Second), s.Sent, s.OK, s.Failed, s.Unknown, s.Polled)
+			status.show(fmt.Sprintf("%v: %d sent, %d ok, %d failed, %d unknown, %d records polled",
+				time.Since(begin).Round(time.Second), s.Sent, s.OK, s.Failed, s.Unknown, s.Polled), false)
 		}
 	}
-	fmt.Fprintln(progress)
+	status.done()
 	var run workloadRun
 	run.produced = time.Since(begin)
 	node.Call(func() {
