@@ -160,13 +160,9 @@ func (f runFlags) options() (scenario.Options, error) {
 	if err != nil {
 		return scenario.Options{}, usageError("--bug: %v", err)
 	}
-	params := map[string]string{}
-	for _, p := range f.params {
-		name, value, ok := strings.Cut(p, "=")
-		if !ok {
-			return scenario.Options{}, usageError("--param %q: want name=value", p)
-		}
-		params[name] = value
+	params, err := parseParams(f.params)
+	if err != nil {
+		return scenario.Options{}, err
 	}
 	if f.run < 0 {
 		return scenario.Options{}, usageError("--run %v: want a positive duration such as 30s", f.run)
@@ -187,6 +183,19 @@ func (f runFlags) options() (scenario.Options, error) {
 		opts.Schedule = &s
 	}
 	return opts, nil
+}
+
+// parseParams reads --param name=value flags.
+func parseParams(flags []string) (map[string]string, error) {
+	params := map[string]string{}
+	for _, p := range flags {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, usageError("--param %q: want name=value", p)
+		}
+		params[name] = value
+	}
+	return params, nil
 }
 
 func openLog(name string) (io.Writer, func(), error) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +34,9 @@ type swarmSpec struct {
 	Run       time.Duration `json:"run_ns,omitempty"`
 	Drain     time.Duration `json:"drain_ns,omitempty"`
 	EventsMax uint64        `json:"events_max,omitempty"`
-	// Bugs are planted in every seed.
-	Bugs []string `json:"bugs,omitempty"`
+	// Bugs are planted in every seed; Params set every seed's knobs.
+	Bugs   []string          `json:"bugs,omitempty"`
+	Params map[string]string `json:"params,omitempty"`
 	// Sample is how many seeds of each scenario run twice to check
 	// determinism.
 	Sample int   `json:"determinism_sample,omitempty"`
@@ -128,6 +128,7 @@ type swarmFlags struct {
 	run, drain  time.Duration
 	eventsMax   uint64
 	bugs        []string
+	params      []string
 	failuresDir string
 	jsonOut     bool
 }
@@ -170,6 +171,7 @@ usage.`,
 	fl.DurationVar(&f.drain, "drain", 0, "how long each workload runs after the faults heal (default: the scenario's)")
 	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop each run after this many events (0: no bound)")
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on in every seed (repeatable; see 'sluice sim bugs')")
+	fl.StringArrayVar(&f.params, "param", nil, "scenario parameter name=value for every seed (repeatable; every scenario run must have it)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where failing seeds' runs are written for replay")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	return cmd
@@ -194,12 +196,13 @@ func (f swarmFlags) spec() (swarmSpec, error) {
 	if err != nil {
 		return spec, usageError("--bug: %v", err)
 	}
+	if spec.Params, err = parseParams(f.params); err != nil {
+		return spec, err
+	}
 	for _, name := range spec.Scenarios {
 		def, _ := scenario.Lookup(name)
-		for _, b := range bugs.Names() {
-			if !slices.Contains(def.Bugs, faults.Bug(b)) {
-				return spec, usageError("--bug %s: scenario %s does not plant it", b, name)
-			}
+		if err := def.Validate(scenario.Options{Params: spec.Params, Bugs: bugs}); err != nil {
+			return spec, usageError("%v", err)
 		}
 	}
 	if f.parallel < 1 {
@@ -257,6 +260,9 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 		"--run", spec.Run.String(), "--drain", spec.Drain.String(), "--events-max", fmt.Sprint(spec.EventsMax)}
 	for _, b := range spec.Bugs {
 		args = append(args, "--bug", b)
+	}
+	for _, name := range sortedParamNames(spec.Params) {
+		args = append(args, "--param", name+"="+spec.Params[name])
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < min(f.parallel, max(len(jobs), 1)); w++ {
@@ -386,6 +392,7 @@ func newSimSwarmWorkerCommand() *cobra.Command {
 	fl.DurationVar(&f.drain, "drain", 0, "drain length")
 	fl.Uint64Var(&f.eventsMax, "events-max", 0, "event bound")
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bugs")
+	fl.StringArrayVar(&f.params, "param", nil, "scenario parameters")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where failing runs are written")
 	return cmd
 }
@@ -402,7 +409,12 @@ func runSwarmJob(job swarmJob, f swarmFlags) swarmRecord {
 		rec.Error = err.Error()
 		return rec
 	}
-	opts := scenario.Options{Seed: job.Seed, Bugs: bugs, Run: f.run, Drain: f.drain, EventsMax: f.eventsMax, Swarm: true}
+	params, err := parseParams(f.params)
+	if err != nil {
+		rec.Error = err.Error()
+		return rec
+	}
+	opts := scenario.Options{Seed: job.Seed, Bugs: bugs, Params: params, Run: f.run, Drain: f.drain, EventsMax: f.eventsMax, Swarm: true}
 	start := time.Now()
 	var res scenario.Result
 	if job.Determinism {

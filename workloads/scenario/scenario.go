@@ -120,9 +120,6 @@ func (r Recipe) Options(schedule *faults.Schedule) (Definition, Options, error) 
 	if err != nil {
 		return def, Options{}, err
 	}
-	if r.Run < 0 || r.Drain < 0 {
-		return def, Options{}, fmt.Errorf("negative run (%v) or drain (%v)", r.Run, r.Drain)
-	}
 	return def, Options{
 		Seed: r.Seed, Bugs: bugs, Params: r.Params, Schedule: schedule,
 		Run: time.Duration(r.Run), Drain: time.Duration(r.Drain), EventsMax: r.EventsMax,
@@ -214,8 +211,18 @@ func Names() []string {
 	return names
 }
 
+// Validate rejects options the scenario cannot run: unknown parameters or
+// values, bugs it does not plant, negative lengths.
+func (d Definition) Validate(o Options) error {
+	_, err := d.resolve(o)
+	return err
+}
+
 // resolve fills defaults and rejects unknown knobs, values and bugs.
 func (d Definition) resolve(o Options) (Options, error) {
+	if o.Run < 0 || o.Drain < 0 {
+		return o, fmt.Errorf("scenario %s: negative run (%v) or drain (%v)", d.Name, o.Run, o.Drain)
+	}
 	if o.Run == 0 {
 		o.Run = d.Run
 	}
