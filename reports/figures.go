@@ -25,9 +25,17 @@ const (
 	ChartPercentiles = "latency-percentiles"
 )
 
+// ChartTimeline is the chart a run without a client history gets.
+const ChartTimeline = "fault-timeline"
+
 // Charts lists the report's figures: throughput and send latency over
-// run time with the faults marked, and the latency percentile curves.
+// run time with the faults marked, and the latency percentile curves. A
+// run whose clients kept no history (the counter scenario's) gets the
+// fault timeline alone rather than empty charts.
 func (r Report) Charts() []Chart {
+	if !r.HasHistory() {
+		return []Chart{{Name: ChartTimeline, Title: "Faults over run time", build: r.timelineFigure}}
+	}
 	return []Chart{
 		{Name: ChartThroughput, Title: "Throughput over run time", build: r.throughputFigure},
 		{Name: ChartSendLatency, Title: "Send latency over run time", build: r.sendLatencyFigure},
@@ -41,10 +49,14 @@ func (r Report) runLabel() string {
 	return fmt.Sprintf("%s, seed %d", r.Run.Scenario, r.Run.Seed)
 }
 
-// timeEnd is where the time charts' axis ends, in seconds: after the last
-// window and the last world event.
+// HasHistory reports whether the run's clients recorded operations.
+func (r Report) HasHistory() bool { return r.HistoryOps > 0 }
+
+// timeEnd is where the time charts' axis ends, in seconds: the run's end,
+// even when the clients stopped earlier, so that an axis never stops short
+// of the run without saying why.
 func (r Report) timeEnd() float64 {
-	end := r.Series.End()
+	end := max(r.Series.End(), r.Run.SimTime)
 	if n := len(r.Events); n > 0 {
 		end = max(end, r.Events[n-1].At)
 	}
@@ -62,11 +74,34 @@ const dataWidthEstimate = chartWidth - vg.Inch
 // timePlot starts a chart over run time: the fault spans shaded behind
 // whatever is added next.
 func (r Report) timePlot(title, yLabel string) *plot.Plot {
-	p := newPlot(title+" — "+r.runLabel(), "run time (s)", yLabel)
+	p := newPlot(title+" — "+r.runLabel(), r.timeAxisLabel(), yLabel)
 	p.X.Min, p.X.Max = 0, r.timeEnd()
 	p.X.Tick.Marker = linearTicks{parts: 20}
 	p.Add(faultShading{spans: r.spans(p.X.Max)})
 	return p
+}
+
+// timeAxisLabel names the run's phases under the time axis, so that a
+// chart whose data stops early says where the faults ended and the drain
+// ran.
+func (r Report) timeAxisLabel() string {
+	if r.Run.FaultsEnd <= 0 || r.Run.SimTime <= r.Run.FaultsEnd {
+		return "run time (s)"
+	}
+	return fmt.Sprintf("run time (s): faults until %v, then the clients drain until %v",
+		r.Run.FaultsEnd, r.Run.SimTime)
+}
+
+// timelineFigure is the fault timeline on its own, for runs whose clients
+// kept no history.
+func (r Report) timelineFigure() (figure, error) {
+	p := r.timePlot("Faults", "")
+	p.HideY()
+	p.Y.Min, p.Y.Max = 0, 1
+	var f figure
+	f.legend = r.finishTimePlot(p)
+	f.plot = p
+	return f, nil
 }
 
 func (r Report) spans(endSeconds float64) []faultSpan {
@@ -148,9 +183,9 @@ func (r Report) throughputFigure() (figure, error) {
 		f.legend = append(f.legend, e)
 		offScale.add(xs, s.ys, top, s.color)
 	}
-	p.Add(&offScale)
 	p.Y.Min, p.Y.Max = 0, top
 	f.legend = append(f.legend, r.finishTimePlot(p)...)
+	p.Add(&offScale) // over the fault lines, so they do not cross its labels
 	f.plot = p
 	return f, nil
 }
@@ -218,24 +253,64 @@ const offScaleLabelsMax = 8
 func (m *offScaleMarks) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
 	sty := text.Style{Font: font.From(sansFont, 9.5), Handler: plot.DefaultTextHandler, YAlign: text.YCenter}
-	for i, pt := range m.points {
+	var taken [offScaleRows][]labelExtent
+	labels := 0
+	for _, pt := range m.points {
 		x := trX(pt.x)
 		y := c.Max.Y - vg.Points(5)
 		glyph := draw.GlyphStyle{Color: pt.color, Radius: vg.Points(4), Shape: draw.PyramidGlyph{}}
 		c.DrawGlyphNoClip(glyph, vg.Point{X: x, Y: y})
-		if i >= offScaleLabelsMax {
+		if labels >= offScaleLabelsMax {
 			continue
 		}
 		label := "off scale: " + formatRate(pt.value)
-		sty.Color = pt.color
-		sty.XAlign = text.XRight
-		at := vg.Point{X: x - vg.Points(7), Y: y}
-		if at.X-sty.Width(label) < c.Min.X {
-			sty.XAlign = text.XLeft
-			at.X = x + vg.Points(7)
+		width := sty.Width(label)
+		// Right of the mark unless that runs off the chart.
+		from := x + vg.Points(7)
+		if from+width > c.Max.X {
+			from = x - vg.Points(7) - width
 		}
+		extent := labelExtent{from: from - vg.Points(2), to: from + width + vg.Points(2)}
+		row := freeRow(taken[:], extent)
+		if row < 0 {
+			continue // every row is taken here: the triangle alone marks it
+		}
+		taken[row] = append(taken[row], extent)
+		labels++
+		at := vg.Point{X: from, Y: y - vg.Points(12)*vg.Length(row+1)}
+		// An opaque box keeps fault lines and curves from crossing the text.
+		h := sty.Height(label)
+		c.FillPolygon(color.White, []vg.Point{
+			{X: extent.from, Y: at.Y - h/2}, {X: extent.to, Y: at.Y - h/2},
+			{X: extent.to, Y: at.Y + h/2}, {X: extent.from, Y: at.Y + h/2},
+		})
+		sty.Color, sty.XAlign = pt.color, text.XLeft
 		c.FillText(sty, at, label)
 	}
+}
+
+// offScaleRows is how many rows of off-scale labels stack below the top
+// before a label is left out.
+const offScaleRows = 2
+
+// labelExtent is the horizontal room a label takes.
+type labelExtent struct{ from, to vg.Length }
+
+// freeRow is the first row where extent overlaps no label, or -1.
+func freeRow(rows [][]labelExtent, extent labelExtent) int {
+	for r, taken := range rows {
+		free := true
+		for _, t := range taken {
+			if extent.from < t.to && t.from < extent.to {
+				free = false
+				break
+			}
+		}
+		if free {
+			return r
+		}
+	}
+	return -1
 }
 
 // formatRate prints a rate with thousands separators: "162,310/s".

@@ -23,6 +23,8 @@ type htmlPage struct {
 	Events   []htmlEvent
 	Counters [][2]string
 	Window   string
+	// NoHistory is true for runs whose clients kept no history.
+	NoHistory bool
 	// Unread are world event lines that did not parse.
 	Unread []string
 }
@@ -64,11 +66,12 @@ func WriteHTML(w io.Writer, r Report) error {
 func newHTMLPage(r Report) (htmlPage, error) {
 	run := r.Run
 	page := htmlPage{
-		Title:  fmt.Sprintf("sluice: %s, seed %d", run.Scenario, run.Seed),
-		OK:     run.OK(),
-		Checks: run.Checks,
-		Notes:  latencyNotes(r.Latencies),
-		Window: r.Series.Width.String(),
+		Title:     fmt.Sprintf("sluice: %s, seed %d", run.Scenario, run.Seed),
+		OK:        run.OK(),
+		Checks:    run.Checks,
+		Notes:     latencyNotes(r.Latencies),
+		Window:    r.Series.Width.String(),
+		NoHistory: !r.HasHistory(),
 	}
 	params := "none"
 	if keys := sortedKeys(run.Params); len(keys) > 0 {
@@ -172,7 +175,8 @@ code { font-family: "Liberation Mono", monospace; }
 {{range .Notes}}<p class="details">{{.}}</p>
 {{end}}
 <h2>Charts</h2>
-<p>Windows of {{.Window}} of run time; an operation counts in the window it completed in. Shaded: faults in force; dashed lines: world events.</p>
+{{if .NoHistory}}<p>This scenario's clients keep no operation history, so there is no throughput or latency to chart: the chart shows the faults alone. Shaded: faults in force; dashed lines: world events.</p>
+{{else}}<p>Windows of {{.Window}} of run time; an operation counts in the window it completed in. Shaded: faults in force; dashed lines: world events.</p>{{end}}
 {{range .Charts}}<figure><img src="{{.Src}}" alt="{{.Title}}"><figcaption>{{.Title}} (also <a href="{{.PNG}}">{{.PNG}}</a>)</figcaption></figure>
 {{end}}
 <h2>Fault timeline</h2>

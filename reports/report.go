@@ -19,11 +19,14 @@ type CheckLine struct {
 // RunInfo is what a run reports about itself, in plain types so that this
 // package needs nothing from the packages that run scenarios.
 type RunInfo struct {
-	Scenario  string
-	Seed      uint64
-	Params    map[string]string
-	Bugs      []string
-	SimTime   time.Duration
+	Scenario string
+	Seed     uint64
+	Params   map[string]string
+	Bugs     []string
+	SimTime  time.Duration
+	// FaultsEnd is when the fault phase ended and the drain began (the
+	// run's --run length); zero when unknown.
+	FaultsEnd time.Duration
 	Events    uint64
 	TraceHash string
 	Checks    []CheckLine
@@ -55,6 +58,8 @@ type Report struct {
 	Series    Series
 	// Events are the parsed WorldEvents lines, in time order.
 	Events []WorldEvent
+	// HistoryOps counts the lines of the clients' history.
+	HistoryOps int
 }
 
 // NewReport measures h and assembles the report of a run.
@@ -67,10 +72,11 @@ func NewReport(run RunInfo, h history.History, o Options) (Report, error) {
 		return Report{}, fmt.Errorf("report of %s seed %d: %w", run.Scenario, run.Seed, err)
 	}
 	return Report{
-		Run:       run,
-		Latencies: NewLatencies(h),
-		Series:    series,
-		Events:    ParseWorldEvents(run.WorldEvents),
+		Run:        run,
+		Latencies:  NewLatencies(h),
+		Series:     series,
+		Events:     ParseWorldEvents(run.WorldEvents),
+		HistoryOps: len(h),
 	}, nil
 }
 

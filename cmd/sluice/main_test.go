@@ -153,6 +153,44 @@ func TestCheckCommand(t *testing.T) {
 	}
 }
 
+// TestReportOfARunWithoutHistory: the counter scenario's clients keep no
+// history, so its report charts the faults alone, says why, and still
+// shows the determinism verdict and a result.json.
+func TestReportOfARunWithoutHistory(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "rep")
+	code, text := run(t, dir, "sim", "run", "--scenario", "counter", "--seed", "3", "--run", "3s", "--drain", "1s",
+		"--check-determinism", "--report", out)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, text)
+	}
+	for _, name := range []string{"fault-timeline.png", "fault-timeline.svg", "result.json"} {
+		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
+			t.Errorf("report file %s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "throughput.png")); err == nil {
+		t.Error("an empty throughput chart was written for a run without history")
+	}
+	page, _ := os.ReadFile(filepath.Join(out, "report.html"))
+	for _, want := range []string{"keep no operation history", "<td>determinism</td>"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if svg, _ := os.ReadFile(filepath.Join(out, "fault-timeline.svg")); !strings.Contains(string(svg), "faults until 3s") {
+		t.Error("the time axis does not name the run's phases")
+	}
+	var result struct {
+		TraceHash     string `json:"trace_hash"`
+		Deterministic *bool  `json:"deterministic"`
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "result.json"))
+	if err := json.Unmarshal(data, &result); err != nil || result.TraceHash == "" || result.Deterministic == nil {
+		t.Errorf("result.json: %v\n%s", err, data)
+	}
+}
+
 func TestReportFiles(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "rep")

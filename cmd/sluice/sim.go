@@ -233,21 +233,10 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 	if f.checkDeterminism {
 		wall /= 2
 	}
-	reportPath := ""
 	if f.historyFile != "" {
 		if err := writeHistory(f.historyFile, res.History); err != nil {
 			return false, err
 		}
-	}
-	if f.reportDir != "" {
-		dir := f.reportDir
-		if f.seeds > 1 {
-			dir = filepath.Join(dir, fmt.Sprintf("seed%d", res.Seed))
-		}
-		if err := writeReport(dir, res); err != nil {
-			return false, err
-		}
-		reportPath = filepath.Join(dir, "report.html")
 	}
 	if f.saveFaults != "" {
 		if err := os.WriteFile(f.saveFaults, res.Schedule.Marshal(), 0o644); err != nil {
@@ -274,7 +263,16 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 			return false, err
 		}
 	}
-	summary.Report = reportPath
+	if f.reportDir != "" {
+		dir := f.reportDir
+		if f.seeds > 1 {
+			dir = filepath.Join(dir, fmt.Sprintf("seed%d", res.Seed))
+		}
+		summary.Report = filepath.Join(dir, reports.HTMLName)
+		if err := writeReport(dir, summary); err != nil {
+			return false, err
+		}
+	}
 	if err := printRunSummary(out, summary, f, ok); err != nil {
 		return ok, err
 	}
@@ -376,23 +374,9 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 			fmt.Fprintf(out, "  %s\n", e)
 		}
 	}
-	rows := make([][]string, 0, len(s.Checks)+1)
-	for _, c := range s.Checks {
+	var rows [][]string
+	for _, c := range s.checkLines() {
 		rows = append(rows, []string{c.Name, okText(c.OK), c.Detail})
-	}
-	if s.Deterministic != nil {
-		detail := "two runs of the seed gave the same trace hash"
-		if !*s.Deterministic {
-			detail = "the two runs' trace hashes differ; the divergent event is named below"
-		}
-		rows = append(rows, []string{"determinism", okText(*s.Deterministic), detail})
-	}
-	if s.Reproduced != nil {
-		detail := "same trace hash as the saved run"
-		if !*s.Reproduced {
-			detail = s.ReplayNote
-		}
-		rows = append(rows, []string{"reproduction", okText(*s.Reproduced), detail})
 	}
 	if err := reports.WriteTable(out, []string{"check", "result", "detail"}, rows); err != nil {
 		return err
@@ -428,16 +412,42 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	return nil
 }
 
-// writeReport writes the run's report files into dir.
-func writeReport(dir string, res scenario.Result) error {
-	checks := make([]reports.CheckLine, len(res.Checks))
-	for i, c := range res.Checks {
-		checks[i] = reports.CheckLine{Name: c.Name, OK: c.OK, Detail: c.Detail}
+// checkLines are the run's checks and, when they were made, the
+// determinism and reproduction verdicts: what the terminal table and the
+// report page both show.
+func (s runSummary) checkLines() []reports.CheckLine {
+	lines := make([]reports.CheckLine, 0, len(s.Checks)+2)
+	for _, c := range s.Checks {
+		lines = append(lines, reports.CheckLine{Name: c.Name, OK: c.OK, Detail: c.Detail})
 	}
+	if s.Deterministic != nil {
+		detail := "two runs of the seed gave the same trace hash"
+		if !*s.Deterministic {
+			detail = "the two runs' trace hashes differ; the divergent event is named below"
+		}
+		lines = append(lines, reports.CheckLine{Name: "determinism", OK: *s.Deterministic, Detail: detail})
+	}
+	if s.Reproduced != nil {
+		detail := "same trace hash as the saved run"
+		if !*s.Reproduced {
+			detail = s.ReplayNote
+		}
+		lines = append(lines, reports.CheckLine{Name: "reproduction", OK: *s.Reproduced, Detail: detail})
+	}
+	return lines
+}
+
+// resultJSONName is the machine-readable result beside a report's page.
+const resultJSONName = "result.json"
+
+// writeReport writes the run's report files into dir, with the summary
+// sim run --json prints as result.json.
+func writeReport(dir string, s runSummary) error {
+	res := s.Result
 	run := reports.RunInfo{
 		Scenario: res.Scenario, Seed: res.Seed, Params: res.Params, Bugs: res.Bugs,
-		SimTime: res.SimTime, Events: res.Events, TraceHash: res.TraceHash,
-		Checks: checks, Stats: res.Stats, WorldEvents: res.WorldEvents,
+		SimTime: res.SimTime, FaultsEnd: time.Duration(res.Run), Events: res.Events, TraceHash: res.TraceHash,
+		Checks: s.checkLines(), Stats: res.Stats, WorldEvents: res.WorldEvents,
 	}
 	report, err := reports.NewReport(run, res.History, reports.Options{})
 	if err != nil {
@@ -446,7 +456,12 @@ func writeReport(dir string, res scenario.Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
-	for _, file := range report.Files() {
+	files := append(report.Files(), reports.File{Name: resultJSONName, Write: func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}})
+	for _, file := range files {
 		if err := writeFile(filepath.Join(dir, file.Name), file.Write); err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
