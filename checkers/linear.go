@@ -1,8 +1,10 @@
 package checkers
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
+	"html"
 	"math"
 	"slices"
 	"strings"
@@ -208,12 +210,13 @@ func checkLinearizable(ix *indexed, opts Options) Verdict {
 	anomalies := c.f.anomalies()
 	unknown := len(anomalies) == 0 && c.stats["partitions-unknown"] > 0
 	return Verdict{
-		Checker:   CheckerLinearizable,
-		Valid:     len(anomalies) == 0 && !unknown,
-		Unknown:   unknown,
-		Anomalies: anomalies,
-		Stats:     c.stats,
-		Notes:     c.notes,
+		Checker:        CheckerLinearizable,
+		Valid:          len(anomalies) == 0 && !unknown,
+		Unknown:        unknown,
+		Anomalies:      anomalies,
+		Stats:          c.stats,
+		Notes:          c.notes,
+		Visualizations: c.visualizations,
 	}
 }
 
@@ -225,7 +228,12 @@ type linearCheck struct {
 	stats map[string]int64
 	notes []string
 	total int // ops over all partitions, to share the time budget
+	// visualizations hold porcupine's pages of the first illegal windows.
+	visualizations []Visualization
 }
+
+// visualizationsMax bounds the porcupine pages one check keeps.
+const visualizationsMax = 3
 
 // checkPartition checks one partition window by window. A window that
 // runs out of time leaves the partition unknown, but later windows are
@@ -254,7 +262,11 @@ func (c *linearCheck) checkPartition(tp int32, ops []porcupine.Operation) {
 					c.ix.tpName(tp), len(w), c.ix.opIndex(int(w[0].Call)), budget))
 			case porcupine.Illegal:
 				c.stats["partitions-nonlinearizable"]++
-				c.f.add(KindNonlinearizable, c.ix.explainIllegal(tp, model, w, budget))
+				ex, info := c.ix.explainIllegal(tp, model, w, budget)
+				c.f.add(KindNonlinearizable, ex)
+				if len(c.visualizations) < visualizationsMax {
+					c.visualizations = append(c.visualizations, c.ix.visualize(tp, model, info))
+				}
 				return
 			}
 		}
@@ -348,14 +360,14 @@ func summariseReads(ix *indexed) readSummary {
 // explainIllegal reruns porcupine on an illegal partition to name the ops
 // its longest partial linearization could not take in.
 func (ix *indexed) explainIllegal(tp int32, model porcupine.Model, ops []porcupine.Operation,
-	budget time.Duration) Example {
+	budget time.Duration) (Example, porcupine.LinearizationInfo) {
 	ex := Example{Partition: ix.tpName(tp), Offset: -1}
 	result, info := porcupine.CheckOperationsVerbose(model, ops, budget)
 	partials := info.PartialLinearizations()
 	if result != porcupine.Illegal || len(partials) != 1 {
 		ex.Detail = fmt.Sprintf("no linearization of the %d ops from op %d on %s",
 			len(ops), ix.opIndex(int(ops[0].Call)), ix.tpName(tp))
-		return ex
+		return ex, info
 	}
 	var longest []int
 	for _, p := range partials[0] {
@@ -389,7 +401,30 @@ func (ix *indexed) explainIllegal(tp int32, model porcupine.Model, ops []porcupi
 	ex.Detail = fmt.Sprintf("no linearization of the %d ops from op %d on %s: at most %d fit; "+
 		"%d cannot follow, first %s", len(ops), ix.opIndex(int(ops[0].Call)), ix.tpName(tp),
 		len(longest), len(stuck), strings.Join(described, "; "))
-	return ex
+	return ex, info
+}
+
+// visualize renders porcupine's page of an illegal window, with the
+// operations and log states described in the history's own values.
+func (ix *indexed) visualize(tp int32, model porcupine.Model, info porcupine.LinearizationInfo) Visualization {
+	model.DescribeOperation = func(input, _ any) string { return ix.describeLinOp(input.(*linOp)) }
+	model.DescribeState = func(state any) string {
+		l := state.(*plog)
+		if l.Len() == 0 {
+			return "empty log"
+		}
+		last := l.Last()
+		return fmt.Sprintf("%d records, last %d:%q", l.Len(), last.offset, ix.values[last.value])
+	}
+	var page bytes.Buffer
+	if err := porcupine.Visualize(model, info, &page); err != nil {
+		// Rendering into memory fails only on a programming error in
+		// the describe functions; say so on the page rather than lose
+		// the verdict.
+		page.Reset()
+		fmt.Fprintf(&page, "<p>porcupine could not render partition %s: %s</p>", html.EscapeString(ix.tpName(tp)), html.EscapeString(err.Error()))
+	}
+	return Visualization{Partition: ix.tpName(tp), HTML: page.Bytes()}
 }
 
 func (ix *indexed) describeLinOp(op *linOp) string {

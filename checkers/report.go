@@ -205,6 +205,16 @@ type Verdict struct {
 	Anomalies []Anomaly        `json:"anomalies"`
 	Stats     map[string]int64 `json:"stats"`
 	Notes     []string         `json:"notes"`
+	// Visualizations are porcupine's pages of the partitions it found no
+	// linearization of, for reports; not part of the JSON verdict.
+	Visualizations []Visualization `json:"-"`
+}
+
+// Visualization is porcupine's interactive page of one partition window:
+// the operations on a timeline and the longest partial linearizations.
+type Visualization struct {
+	Partition string
+	HTML      []byte
 }
 
 // Report is the verdicts of all checkers run on one history.

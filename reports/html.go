@@ -25,6 +25,11 @@ type htmlPage struct {
 	Window   string
 	// NoHistory is true for runs whose clients kept no history.
 	NoHistory bool
+	// Anomalies explain what the checkers found; Porcupine names the
+	// pages of partitions porcupine found no linearization of.
+	Anomalies  []htmlAnomaly
+	AnomalyOps []string
+	Porcupine  []htmlPorcupine
 	// Unread are world event lines that did not parse.
 	Unread []string
 }
@@ -40,6 +45,10 @@ type htmlChart struct {
 	Src template.URL
 	// PNG is the name of the chart's PNG beside the page.
 	PNG string
+}
+
+type htmlPorcupine struct {
+	Partition, Page string
 }
 
 type htmlEvent struct {
@@ -61,6 +70,10 @@ func WriteHTML(w io.Writer, r Report) error {
 		return fmt.Errorf("write report page: %w", err)
 	}
 	return nil
+}
+
+func newHTMLEvent(e WorldEvent) htmlEvent {
+	return htmlEvent{At: formatSeconds(e.At), Text: e.Text(), Kind: e.Kind.String(), Details: e.Details}
 }
 
 func newHTMLPage(r Report) (htmlPage, error) {
@@ -109,10 +122,12 @@ func newHTMLPage(r Report) (htmlPage, error) {
 		page.Charts = append(page.Charts, htmlChart{Title: c.Title, Src: src, PNG: c.Name + ".png"})
 	}
 	for _, e := range r.Events {
-		page.Events = append(page.Events, htmlEvent{
-			At: strconv.FormatFloat(e.At.Seconds(), 'f', 3, 64) + " s", Text: e.Text(),
-			Kind: e.Kind.String(), Details: e.Details,
-		})
+		page.Events = append(page.Events, newHTMLEvent(e))
+	}
+	page.Anomalies = explainAnomalies(run.CheckReport, r.history, r.Events)
+	page.AnomalyOps = anomalyOpsHeader
+	for _, v := range r.Visualizations() {
+		page.Porcupine = append(page.Porcupine, htmlPorcupine{Partition: v.Partition, Page: porcupinePageName(v.Partition)})
 	}
 	// Lines that did not parse are not lost: the page lists them as they
 	// came.
@@ -149,6 +164,8 @@ figure { margin: 1em 0; }
 figure img { width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 code { font-family: "Liberation Mono", monospace; }
+.example { margin: 0.5em 0 1.5em 1em; }
+p.detail { font-family: "Liberation Mono", monospace; font-size: 0.9em; white-space: pre-wrap; }
 </style>
 </head>
 <body>
@@ -166,6 +183,25 @@ code { font-family: "Liberation Mono", monospace; }
 {{else}}<tr><td colspan="3">no checks</td></tr>
 {{end}}</table>
 
+{{if .Anomalies}}<h2>Anomalies</h2>
+<p>What the checkers found, with the operations each example involves as the history has them, and the world events around them.</p>
+{{range .Anomalies}}<h3>{{.Checker}}: {{.Kind}} × {{.Count}}</h3>
+{{range .Examples}}<div class="example"><p class="detail">{{.Detail}}</p>
+{{if .Ops}}<table>
+<tr>{{range $.AnomalyOps}}<th>{{.}}</th>{{end}}</tr>
+{{range .Ops}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>{{if .HiddenOps}}<p class="details">and {{.HiddenOps}} more operations</p>{{end}}{{end}}
+{{if .Window}}<p class="details">World events from {{.Window}}:{{if not .Events}} none.{{end}}</p>
+{{if .Events}}<table>
+{{range .Events}}<tr class="{{.Kind}}"><td class="num">{{.At}}</td><td><code>{{.Text}}</code>{{range .Details}}<div class="details">{{.}}</div>{{end}}</td><td class="kind">{{.Kind}}</td></tr>
+{{end}}</table>{{end}}{{end}}</div>
+{{end}}{{end}}{{end}}
+{{if .Porcupine}}<h2>Linearizability</h2>
+<p>porcupine's view of each partition it found no linearization of: the operations on a timeline and the longest partial linearizations (hover for states).</p>
+{{range .Porcupine}}<h3>{{.Partition}}</h3>
+<p><a href="{{.Page}}">{{.Page}}</a></p>
+<iframe src="{{.Page}}" title="porcupine: {{.Partition}}" style="width:100%; height:480px; border:1px solid #ddd;"></iframe>
+{{end}}{{end}}
 <h2>Latency</h2>
 <p>Completion − invoke of operations that completed ok; failed and indeterminate ones are counted, not timed.</p>
 <table>

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 )
 
@@ -33,6 +34,9 @@ type RunInfo struct {
 	Stats     map[string]int64
 	// WorldEvents are the world's action lines ("2.285989s kill b1").
 	WorldEvents []string
+	// CheckReport is what the checkers found, when they ran: the page
+	// explains its anomalies and links porcupine's pages.
+	CheckReport *checkers.Report
 }
 
 // OK reports whether every check held.
@@ -60,6 +64,8 @@ type Report struct {
 	Events []WorldEvent
 	// HistoryOps counts the lines of the clients' history.
 	HistoryOps int
+
+	history history.History
 }
 
 // NewReport measures h and assembles the report of a run.
@@ -77,6 +83,7 @@ func NewReport(run RunInfo, h history.History, o Options) (Report, error) {
 		Series:     series,
 		Events:     ParseWorldEvents(run.WorldEvents),
 		HistoryOps: len(h),
+		history:    h,
 	}, nil
 }
 
@@ -103,7 +110,26 @@ func (r Report) Files() []File {
 			File{Name: c.Name + ".svg", Write: c.WriteSVG},
 		)
 	}
+	for _, v := range r.Visualizations() {
+		files = append(files, File{Name: porcupinePageName(v.Partition), Write: func(w io.Writer) error {
+			_, err := w.Write(v.HTML)
+			return err
+		}})
+	}
 	return files
+}
+
+// Visualizations are porcupine's pages of the run's nonlinearizable
+// partitions.
+func (r Report) Visualizations() []checkers.Visualization {
+	if r.Run.CheckReport == nil {
+		return nil
+	}
+	var out []checkers.Visualization
+	for _, v := range r.Run.CheckReport.Verdicts {
+		out = append(out, v.Visualizations...)
+	}
+	return out
 }
 
 // sortedKeys lists a map's keys in order, so no map order reaches output.

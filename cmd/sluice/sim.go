@@ -447,7 +447,7 @@ func writeReport(dir string, s runSummary) error {
 	run := reports.RunInfo{
 		Scenario: res.Scenario, Seed: res.Seed, Params: res.Params, Bugs: res.Bugs,
 		SimTime: res.SimTime, FaultsEnd: time.Duration(res.Run), Events: res.Events, TraceHash: res.TraceHash,
-		Checks: s.checkLines(), Stats: res.Stats, WorldEvents: res.WorldEvents,
+		Checks: s.checkLines(), Stats: res.Stats, WorldEvents: res.WorldEvents, CheckReport: res.CheckReport,
 	}
 	report, err := reports.NewReport(run, res.History, reports.Options{})
 	if err != nil {

@@ -63,6 +63,10 @@ func Run(d Definition, o Options) (Result, error) {
 	if h, ok := cluster.(Historian); ok {
 		r.History = h.History()
 	}
+	if j, ok := cluster.(Judged); ok {
+		report := j.CheckReport()
+		r.CheckReport = &report
+	}
 	if o.RecordTrace {
 		r.records, _ = w.Loop().Trace().Records()
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim/sched"
@@ -59,6 +60,12 @@ type Cluster interface {
 // Historian is a cluster whose clients recorded a history.
 type Historian interface {
 	History() history.History
+}
+
+// Judged is a cluster that judged its history with the checkers; reports
+// show what they found (anomalies, porcupine's pages).
+type Judged interface {
+	CheckReport() checkers.Report
 }
 
 // Options are what a run is asked to do.
@@ -147,6 +154,8 @@ type Result struct {
 	WorldEvents []string `json:"world_events,omitempty"`
 	// History is what the clients recorded, if they kept one.
 	History history.History `json:"-"`
+	// CheckReport is the checkers' full report on History, if they ran.
+	CheckReport *checkers.Report `json:"-"`
 
 	records []sched.Record
 }

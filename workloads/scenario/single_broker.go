@@ -61,7 +61,11 @@ type singleBrokerCluster struct {
 	log     *history.Log
 	drivers map[string]*kafka.Driver
 	drained map[string]kafka.DrainReport
+	report  checkers.Report
 }
+
+// CheckReport is what the checkers found in the history.
+func (c *singleBrokerCluster) CheckReport() checkers.Report { return c.report }
 
 func buildSingleBroker(w *world.World, o Options) Cluster {
 	c := &singleBrokerCluster{
@@ -154,6 +158,7 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	c.report = report
 	checks := []Check{c.drainCheck(), c.corruptReadsCheck()}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
