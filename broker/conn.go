@@ -71,11 +71,11 @@ func (b *Broker) accept(c sim.Conn) sim.ConnHandler {
 // connectionCapReached says which of max.connections and
 // max.connections.per.ip a new connection from host would pass, if any.
 func (b *Broker) connectionCapReached(host string) string {
-	if max := b.cfg.ConnectionsMax; max > 0 && len(b.conns) >= max {
-		return fmt.Sprintf("%d connections open, at most %d", len(b.conns), max)
+	if limit := b.cfg.ConnectionsMax; limit > 0 && len(b.conns) >= limit {
+		return fmt.Sprintf("%d connections open, at most %d", len(b.conns), limit)
 	}
-	if max := b.cfg.ConnectionsPerIPMax; max > 0 && b.connsPerIP[host] >= max {
-		return fmt.Sprintf("%d connections open from %s, at most %d", b.connsPerIP[host], host, max)
+	if limit := b.cfg.ConnectionsPerIPMax; limit > 0 && b.connsPerIP[host] >= limit {
+		return fmt.Sprintf("%d connections open from %s, at most %d", b.connsPerIP[host], host, limit)
 	}
 	return ""
 }
