@@ -6,16 +6,26 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-sim/sluice/sim"
 )
 
+// smallReceiveBuffer sets a socket's receive buffer before it connects,
+// so that the kernel takes little on behalf of a peer that does not read.
+func smallReceiveBuffer(_, _ string, rc syscall.RawConn) error {
+	var err error
+	rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+	return err
+}
+
 // silentPeer accepts raw TCP connections and never reads from them.
 func silentPeer(t *testing.T) (string, chan net.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	lc := net.ListenConfig{Control: smallReceiveBuffer}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +37,19 @@ func silentPeer(t *testing.T) (string, chan net.Conn) {
 			if err != nil {
 				return
 			}
-			c.(*net.TCPConn).SetReadBuffer(4 << 10)
-			t.Cleanup(func() { c.Close() })
 			accepted <- c
 		}
 	}()
+	t.Cleanup(func() {
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
 	return l.Addr().String(), accepted
 }
 
@@ -145,12 +163,12 @@ func TestRequestsOfANonReadingClientWaitForItsAnswersToDrain(t *testing.T) {
 	server := newTestNode(t, "server")
 	frames := 0
 	addr := listen(t, server, sim.ConnOptions{}, func(sim.Conn) sim.ConnHandler { return bigAnswer{&frames} })
-	c, err := net.Dial("tcp", addr)
+	d := net.Dialer{Control: smallReceiveBuffer}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4 << 10)
 	const requests = 1000
 	go func() {
 		for range requests {
@@ -235,10 +253,18 @@ func TestQueuedFrameBytesAreBounded(t *testing.T) {
 	for _, c := range conns {
 		go c.Write(append(binary.BigEndian.AppendUint32(nil, frameBytes), make([]byte, frameBytes)...))
 	}
-	time.Sleep(300 * time.Millisecond)
-	ln.frames.mu.Lock()
-	held := ln.frames.usedMax
-	ln.frames.mu.Unlock()
+	usedMax := func() int {
+		ln.frames.mu.Lock()
+		defer ln.frames.mu.Unlock()
+		return ln.frames.usedMax
+	}
+	// Wait until the budget is as full as whole frames can make it, then
+	// give the other readers time to pass it if they could.
+	for deadline := time.Now().Add(10 * time.Second); usedMax() < budget && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	held := usedMax()
 	close(block)
 	waitFor(t, server, "every frame", func() bool { return frames == 10 })
 	if held > budget {
@@ -299,21 +325,23 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			}
 			peers = append(peers, c)
 		}
-		// Connections keep arriving while the node stops.
-		stopDials := make(chan struct{})
+		// Connections keep arriving while the node stops. One that
+		// completes after the node stopped may have reached another
+		// listener that took the freed port, so it is not counted.
 		late := make(chan []net.Conn)
 		go func() {
 			var dialled []net.Conn
 			defer func() { late <- dialled }()
 			for {
-				select {
-				case <-stopDials:
-					return
-				default:
-				}
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					return
+				}
+				select {
+				case <-ran:
+					c.Close()
+					return
+				default:
 				}
 				dialled = append(dialled, c)
 			}
@@ -321,22 +349,26 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 		<-ran
-		close(stopDials)
 		peers = append(peers, <-late...)
 		time.Sleep(20 * time.Millisecond)
-		for _, c := range peers {
+		for i, c := range peers {
 			if c.LocalAddr().String() == c.RemoteAddr().String() {
 				c.Close() // a dial to the closed port connected to itself
 				continue
 			}
 			c.SetReadDeadline(time.Now().Add(time.Second))
 			if _, err := c.Read(make([]byte, 1)); isTimeoutErr(err) {
-				t.Fatalf("round %d: a connection to the stopped node is still open", round)
+				t.Fatalf("round %d: connection %d of %d (%s to %s) to the stopped node is still open", round, i, len(peers), c.LocalAddr(), c.RemoteAddr())
 			}
 			c.Close()
 		}
 	}
-	if after := settle(); after > before {
+	after := settle()
+	for deadline := time.Now().Add(5 * time.Second); after > before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		after = runtime.NumGoroutine()
+	}
+	if after > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after stopping 3 nodes:\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
