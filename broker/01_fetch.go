@@ -89,8 +89,19 @@ func (w *fetchWait) attempt(final bool) bool {
 		p.removeWaiter(w)
 	}
 	w.parked = nil
-	w.req.respond(resp)
+	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
 	return true
+}
+
+// fetchAnswerSizeBytes estimates a fetch answer's encoded size: its
+// records and a little for each partition's header.
+func fetchAnswerSizeBytes(resp *kmsg.FetchResponse, recordBytes int) int {
+	const perPartitionBytes = 64
+	size := 64 + recordBytes
+	for _, rt := range resp.Topics {
+		size += len(rt.Topic) + perPartitionBytes*len(rt.Partitions)
+	}
+	return size
 }
 
 // retry is called when a partition the fetch reads gained data.

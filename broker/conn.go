@@ -211,13 +211,18 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 
 // respond answers the request; the frame goes out once every earlier
 // request on the connection has been answered.
-func (req *request) respond(resp kmsg.Response) {
+func (req *request) respond(resp kmsg.Response) { req.respondSized(resp, 0) }
+
+// respondSized answers with a frame allocated for about sizeBytes, so that
+// a large answer (a fetch's records) is built without the garbage of a
+// buffer doubling its way up.
+func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
 	sim.Assert(!req.answered, "%s answered twice", kmsg.NameForKey(req.key))
 	req.answered = true
 	if req.key != 18 {
 		resp.SetVersion(req.version)
 	}
-	frame := make([]byte, 4, 64)
+	frame := make([]byte, 4, max(64, sizeBytes))
 	binary.BigEndian.PutUint32(frame, uint32(req.corr))
 	if resp.IsFlexible() && resp.Key() != 18 {
 		frame = append(frame, 0) // empty tagged fields of the response header
