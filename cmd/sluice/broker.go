@@ -95,7 +95,7 @@ It stops on SIGINT or SIGTERM.`,
 	fl.StringSliceVar(&bugs, "bug", nil, "planted bug to switch on (see 'sluice sim bugs')")
 	fl.IntVar(&limits.FetchMaxBytes, "fetch-max-bytes", limits.FetchMaxBytes, "most record bytes in one fetch answer, whatever the client asks (fetch.max.bytes)")
 	fl.IntVar(&limits.FetchPartitionMaxBytes, "fetch-partition-max-bytes", limits.FetchPartitionMaxBytes, "most record bytes of one partition in a fetch answer; a larger first batch still comes whole")
-	fl.IntVar(&limits.SendQueueBytesMax, "send-queue-bytes-max", limits.SendQueueBytesMax, "node-wide budget of answer bytes not yet taken by the network; past it fetches get no records")
+	fl.IntVar(&limits.SendQueueBytesMax, "send-queue-bytes-max", limits.SendQueueBytesMax, "node-wide budget of answer bytes not yet taken by the network; past it fetches get no records (the node resets connections past 512 MiB whatever this says)")
 	fl.IntVar(&limits.ConnSendQueueBytesMax, "connection-send-queue-bytes-max", limits.ConnSendQueueBytesMax, "bytes queued on one connection before it is reset")
 	fl.DurationVar(&limits.WriteTimeout, "write-timeout", limits.WriteTimeout, "reset a connection whose answers make no progress for this long (0: never)")
 	fl.IntVar(&limits.QueuedRequestBytesMax, "queued-request-bytes-max", limits.QueuedRequestBytesMax, "bytes of received requests waiting to be served (queued.max.request.bytes)")
