@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -22,13 +23,20 @@ func init() { serve(1, 4, 12, handleFetch) }
 // fetchWaitMax bounds how long a fetch may be held, whatever it asks.
 const fetchWaitMax = 30 * time.Second
 
+// budgetRetryDelay is how often a fetch held for want of answer budget
+// looks again.
+const budgetRetryDelay = 50 * time.Millisecond
+
 // fetchWait is a fetch held until enough data arrives or its wait ends.
 type fetchWait struct {
 	b     *Broker
 	req   *request
 	r     *kmsg.FetchRequest
 	timer interface{ Stop() bool }
-	done  bool
+	// budgetTimer retries a fetch held because the node's answer budget
+	// was spent: no partition event says when it frees.
+	budgetTimer interface{ Stop() bool }
+	done        bool
 	// parked are the partitions holding this fetch; it leaves them when
 	// it is answered, so answered fetches never pile up on a partition.
 	parked []*partition
@@ -57,6 +65,15 @@ func (w *fetchWait) attempt(final bool) bool {
 	if w.done {
 		return true
 	}
+	if !final && w.r.MaxWaitMillis > 0 && w.b.fetchBytesAllowed(w.r) <= 0 {
+		if w.budgetTimer == nil {
+			w.budgetTimer = w.b.env.Clock.AfterFunc(budgetRetryDelay, func() {
+				w.budgetTimer = nil
+				w.retry()
+			})
+		}
+		return false
+	}
 	resp, bytes, failed := w.b.readFetch(w.r)
 	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
 		return false
@@ -65,12 +82,26 @@ func (w *fetchWait) attempt(final bool) bool {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+	if w.budgetTimer != nil {
+		w.budgetTimer.Stop()
+	}
 	for _, p := range w.parked {
 		p.removeWaiter(w)
 	}
 	w.parked = nil
-	w.req.respond(resp)
+	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
 	return true
+}
+
+// fetchAnswerSizeBytes estimates a fetch answer's encoded size: its
+// records and a little for each partition's header.
+func fetchAnswerSizeBytes(resp *kmsg.FetchResponse, recordBytes int) int {
+	const perPartitionBytes = 64
+	size := 64 + recordBytes
+	for _, rt := range resp.Topics {
+		size += len(rt.Topic) + perPartitionBytes*len(rt.Partitions)
+	}
+	return size
 }
 
 // retry is called when a partition the fetch reads gained data.
@@ -106,9 +137,9 @@ func (w *fetchWait) finish() { w.attempt(true) }
 // once, without waiting).
 func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
-	remaining := int(r.MaxBytes)
-	if r.MaxBytes <= 0 {
-		remaining = 1 << 30
+	remaining, first := b.fetchBytesAllowed(r), true
+	if remaining <= 0 {
+		first = false // not even the one batch KIP-74 would force in
 	}
 	total, failed := 0, false
 	for _, rt := range r.Topics {
@@ -119,7 +150,7 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			sp.Partition = rp.Partition
 			// Empty, not null: librdkafka rejects a null record set.
 			sp.RecordBatches = []byte{}
-			n := b.readPartition(rt.Topic, rp, remaining, total == 0, &sp)
+			n := b.readPartition(rt.Topic, rp, remaining, first && total == 0, &sp)
 			if sp.ErrorCode != 0 {
 				failed = true
 			}
@@ -130,6 +161,27 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, failed
+}
+
+// fetchBytesAllowed is the record bytes a fetch may be answered with: what
+// it asks, within fetch.max.bytes and within what the node's answer budget
+// has left. When the budget cannot take even one whole batch it is zero or
+// less, and the fetch is answered without records (a held fetch waits).
+func (b *Broker) fetchBytesAllowed(r *kmsg.FetchRequest) int {
+	allowed := math.MaxInt
+	if r.MaxBytes > 0 {
+		allowed = int(r.MaxBytes)
+	}
+	if b.cfg.FetchMaxBytes > 0 {
+		allowed = min(allowed, b.cfg.FetchMaxBytes)
+	}
+	budget := b.answerBudgetBytes()
+	if budget < b.cfg.Log.MaxBatchBytes {
+		return 0
+	}
+	// A whole batch past the allowance may still come (KIP-74), so the
+	// budget keeps room for it.
+	return min(allowed, budget-b.cfg.Log.MaxBatchBytes+1)
 }
 
 // readPartition fills one partition's answer and returns the bytes it
@@ -157,6 +209,9 @@ func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartit
 		return 0
 	}
 	limit := int(rp.PartitionMaxBytes)
+	if capBytes := b.cfg.FetchPartitionMaxBytes; capBytes > 0 {
+		limit = min(limit, capBytes)
+	}
 	if remaining < limit {
 		limit = max(remaining, 1)
 	}

@@ -48,7 +48,39 @@ type Config struct {
 	Log storage.Config
 	// RetentionCheckInterval is log.retention.check.interval.ms.
 	RetentionCheckInterval time.Duration
-	Bugs                   faults.Bugs
+	// FetchMaxBytes is fetch.max.bytes: the most record bytes one fetch
+	// answer holds, whatever the request asks.
+	FetchMaxBytes int
+	// FetchPartitionMaxBytes caps each partition's share of a fetch
+	// answer, whatever the request asks (as replica.fetch.max.bytes does
+	// for followers). A partition's first batch is served whole even when
+	// larger (KIP-74).
+	FetchPartitionMaxBytes int
+	// SendQueueBytesMax is the node-wide budget of answer bytes not yet
+	// taken by the network (queued for sending, or held behind an earlier
+	// answer on the same connection). A fetch reads records only while
+	// the budget has room for a whole batch, so clients that never read
+	// cannot pin unbounded memory; past it, fetches are answered without
+	// records.
+	SendQueueBytesMax int
+	// ConnSendQueueBytesMax bounds the bytes queued on one connection; a
+	// connection that passes it is reset.
+	ConnSendQueueBytesMax int
+	// WriteTimeout resets a connection whose answers make no progress onto
+	// the network for this long.
+	WriteTimeout time.Duration
+	// QueuedRequestBytesMax is queued.max.request.bytes: the bytes of
+	// received requests waiting to be served; a connection whose request
+	// does not fit stops being read until others are served.
+	QueuedRequestBytesMax int
+	// ConnectionsIdleMax is connections.max.idle.ms: a connection with no
+	// request or answer for this long is closed.
+	ConnectionsIdleMax time.Duration
+	// ConnectionsMax is max.connections and ConnectionsPerIPMax
+	// max.connections.per.ip: a connection beyond either is closed at once.
+	ConnectionsMax      int
+	ConnectionsPerIPMax int
+	Bugs                faults.Bugs
 }
 
 // DefaultConfig is Kafka's defaults for one broker.
@@ -63,6 +95,15 @@ func DefaultConfig() Config {
 		MinInsyncReplicas:      1,
 		Log:                    storage.DefaultConfig(),
 		RetentionCheckInterval: 5 * time.Minute,
+		FetchMaxBytes:          55 << 20,
+		FetchPartitionMaxBytes: 1 << 20,
+		SendQueueBytesMax:      256 << 20,
+		ConnSendQueueBytesMax:  128 << 20,
+		WriteTimeout:           30 * time.Second,
+		QueuedRequestBytesMax:  128 << 20,
+		ConnectionsIdleMax:     10 * time.Minute,
+		ConnectionsMax:         4096,
+		ConnectionsPerIPMax:    1024,
 	}
 }
 
@@ -77,10 +118,16 @@ type Broker struct {
 	// all happens in a deterministic order.
 	conns    map[uint64]*clientConn
 	nextConn uint64
-	listener sim.Listener
-	pids     *producerIDs
-	stats    stats
-	ready    bool
+	// connsPerIP counts the open connections by remote host.
+	connsPerIP map[string]int
+	// heldAnswerBytes are the bytes of answers waiting behind an earlier
+	// answer on their connection, counted against SendQueueBytesMax.
+	heldAnswerBytes int
+	refusedLog      rateLimitedLog
+	listener        sim.Listener
+	pids            *producerIDs
+	stats           stats
+	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.
 	recoveryPoints map[string]int64
@@ -120,7 +167,7 @@ func Start(cfg Config, onStart func(*Broker)) sim.Start {
 }
 
 func newBroker(env sim.Env, cfg Config) (*Broker, error) {
-	b := &Broker{env: env, cfg: cfg, conns: make(map[uint64]*clientConn), tooLargeLogged: map[string]bool{}}
+	b := &Broker{env: env, cfg: cfg, conns: make(map[uint64]*clientConn), connsPerIP: make(map[string]int), tooLargeLogged: map[string]bool{}}
 	b.stats.requests = make(map[int16]int64)
 	host, port, err := advertised(env.Node, cfg)
 	if err != nil {
@@ -212,8 +259,13 @@ func (b *Broker) serve() {
 		b.fatal(err)
 		return
 	}
+	opts := sim.ConnOptions{
+		SendQueueBytesMax:   b.cfg.ConnSendQueueBytesMax,
+		WriteTimeout:        b.cfg.WriteTimeout,
+		QueuedFrameBytesMax: b.cfg.QueuedRequestBytesMax,
+	}
 	// The network's error names the address.
-	b.listener, err = b.env.Net.Listen(b.cfg.Listen, sim.ConnOptions{}, b.accept)
+	b.listener, err = b.env.Net.Listen(b.cfg.Listen, opts, b.accept)
 	if err != nil {
 		b.fatal(err)
 		return

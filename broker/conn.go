@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,6 +30,13 @@ type clientConn struct {
 	// request that gets no response (acks=0 produce).
 	ready  map[uint64][]byte
 	closed bool
+	// host is the remote host, as counted in Broker.connsPerIP.
+	host string
+	// lastActive is when a request last came or an answer last left;
+	// idleTimer closes the connection once it is older than
+	// Config.ConnectionsIdleMax.
+	lastActive time.Duration
+	idleTimer  sim.Timer
 }
 
 // request is one decoded request.
@@ -43,23 +52,90 @@ type request struct {
 }
 
 func (b *Broker) accept(c sim.Conn) sim.ConnHandler {
+	host, _, _ := splitHostPort(c.RemoteAddr())
+	if why := b.connectionCapReached(host); why != "" {
+		b.refusedLog.note(b.env, "refused connection from %s: %s", c.RemoteAddr(), why)
+		return refusedConn{}
+	}
 	b.nextConn++
-	cc := &clientConn{id: b.nextConn, b: b, c: c, ready: make(map[uint64][]byte)}
+	cc := &clientConn{id: b.nextConn, b: b, c: c, ready: make(map[uint64][]byte), host: host}
 	b.conns[cc.id] = cc
+	b.connsPerIP[host]++
+	cc.touch()
+	if b.cfg.ConnectionsIdleMax > 0 {
+		cc.idleTimer = b.env.Clock.AfterFunc(b.cfg.ConnectionsIdleMax, cc.checkIdle)
+	}
 	return cc
+}
+
+// connectionCapReached says which of max.connections and
+// max.connections.per.ip a new connection from host would pass, if any.
+func (b *Broker) connectionCapReached(host string) string {
+	if limit := b.cfg.ConnectionsMax; limit > 0 && len(b.conns) >= limit {
+		return fmt.Sprintf("%d connections open, at most %d", len(b.conns), limit)
+	}
+	if limit := b.cfg.ConnectionsPerIPMax; limit > 0 && b.connsPerIP[host] >= limit {
+		return fmt.Sprintf("%d connections open from %s, at most %d", b.connsPerIP[host], host, limit)
+	}
+	return ""
+}
+
+// refusedConn is the handler of a connection beyond a cap: it is closed as
+// soon as it opens.
+type refusedConn struct{}
+
+func (refusedConn) OnOpen(c sim.Conn)            { c.Close() }
+func (refusedConn) OnFrame(c sim.Conn, _ []byte) { c.Close() }
+func (refusedConn) OnClose(sim.Conn, error)      {}
+
+func (cc *clientConn) touch() { cc.lastActive = cc.b.env.Clock.Mono() }
+
+// checkIdle closes the connection if nothing came or went for
+// ConnectionsIdleMax, and otherwise looks again when that could be so.
+func (cc *clientConn) checkIdle() {
+	if cc.closed {
+		return
+	}
+	idleMax := cc.b.cfg.ConnectionsIdleMax
+	idle := cc.b.env.Clock.Mono() - cc.lastActive
+	if idle >= idleMax {
+		cc.b.env.Log.Logf("closing connection from %s: idle for %v (connections.max.idle %v)", cc.c.RemoteAddr(), idle, idleMax)
+		cc.close()
+		return
+	}
+	cc.idleTimer = cc.b.env.Clock.AfterFunc(idleMax-idle, cc.checkIdle)
 }
 
 func (cc *clientConn) OnOpen(sim.Conn) {}
 
 func (cc *clientConn) OnClose(_ sim.Conn, err error) {
-	if errors.Is(err, sim.ErrFrameTooLarge) {
+	if errors.Is(err, sim.ErrFrameTooLarge) || errors.Is(err, sim.ErrTimeout) {
 		cc.b.env.Log.Logf("closed connection from %s: %v", cc.c.RemoteAddr(), err)
+	}
+	cc.forget()
+}
+
+// forget drops the connection's state and what it counted.
+func (cc *clientConn) forget() {
+	if cc.closed {
+		return
 	}
 	cc.closed = true
 	delete(cc.b.conns, cc.id)
+	if cc.b.connsPerIP[cc.host]--; cc.b.connsPerIP[cc.host] <= 0 {
+		delete(cc.b.connsPerIP, cc.host)
+	}
+	for _, f := range cc.ready {
+		cc.b.heldAnswerBytes -= len(f)
+	}
+	clear(cc.ready)
+	if cc.idleTimer != nil {
+		cc.idleTimer.Stop()
+	}
 }
 
 func (cc *clientConn) OnFrame(_ sim.Conn, frame []byte) {
+	cc.touch()
 	req, err := cc.decode(frame)
 	if err != nil {
 		cc.b.env.Log.Logf("closing connection from %s: %v", cc.c.RemoteAddr(), err)
@@ -81,9 +157,8 @@ func (cc *clientConn) OnFrame(_ sim.Conn, frame []byte) {
 
 func (cc *clientConn) close() {
 	if !cc.closed {
-		cc.closed = true
+		cc.forget()
 		cc.c.Close()
-		delete(cc.b.conns, cc.id)
 	}
 }
 
@@ -136,13 +211,18 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 
 // respond answers the request; the frame goes out once every earlier
 // request on the connection has been answered.
-func (req *request) respond(resp kmsg.Response) {
+func (req *request) respond(resp kmsg.Response) { req.respondSized(resp, 0) }
+
+// respondSized answers with a frame allocated for about sizeBytes, so that
+// a large answer (a fetch's records) is built without the garbage of a
+// buffer doubling its way up.
+func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
 	sim.Assert(!req.answered, "%s answered twice", kmsg.NameForKey(req.key))
 	req.answered = true
 	if req.key != 18 {
 		resp.SetVersion(req.version)
 	}
-	frame := make([]byte, 4, 64)
+	frame := make([]byte, 4, max(64, sizeBytes))
 	binary.BigEndian.PutUint32(frame, uint32(req.corr))
 	if resp.IsFlexible() && resp.Key() != 18 {
 		frame = append(frame, 0) // empty tagged fields of the response header
@@ -163,20 +243,56 @@ func (cc *clientConn) complete(seq uint64, frame []byte) {
 		return
 	}
 	cc.ready[seq] = frame
+	cc.b.heldAnswerBytes += len(frame)
 	for {
 		f, ok := cc.ready[cc.sendSeq]
 		if !ok {
 			return
 		}
 		delete(cc.ready, cc.sendSeq)
+		cc.b.heldAnswerBytes -= len(f)
 		cc.sendSeq++
 		if f == nil {
 			continue
 		}
+		cc.touch()
 		if err := cc.c.Send(f); err != nil {
 			cc.b.env.Log.Logf("send to %s: %v", cc.c.RemoteAddr(), err)
 			cc.close()
 			return
 		}
 	}
+}
+
+// answerBudgetBytes is what is left of Config.SendQueueBytesMax for more
+// answers: the node-wide budget less the bytes the network has not yet
+// taken and the answers held behind earlier ones.
+func (b *Broker) answerBudgetBytes() int {
+	if b.cfg.SendQueueBytesMax <= 0 {
+		return math.MaxInt
+	}
+	return b.cfg.SendQueueBytesMax - b.env.Net.SendQueuedBytes() - b.heldAnswerBytes
+}
+
+// rateLimitedLog writes at most one line per second and counts the lines
+// it held back, so that a flood (connections refused by the thousand)
+// neither fills the log nor goes unreported.
+type rateLimitedLog struct {
+	last       time.Duration
+	written    bool
+	suppressed int
+}
+
+func (l *rateLimitedLog) note(env sim.Env, format string, args ...any) {
+	now := env.Clock.Mono()
+	if l.written && now-l.last < time.Second {
+		l.suppressed++
+		return
+	}
+	line := fmt.Sprintf(format, args...)
+	if l.suppressed > 0 {
+		line += fmt.Sprintf(" (and %d more like it since the last report)", l.suppressed)
+	}
+	env.Log.Logf("%s", line)
+	l.last, l.written, l.suppressed = now, true, 0
 }

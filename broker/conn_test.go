@@ -2,10 +2,13 @@ package broker_test
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker"
 )
 
 // A long-polling fetch completes long after a metadata request sent behind
@@ -196,5 +199,169 @@ func TestPipelineBound(t *testing.T) {
 	r.runFor(2 * time.Second)
 	if len(over.answered) != 0 {
 		t.Fatalf("%d answers on a cut connection", len(over.answered))
+	}
+}
+
+// Connections from one host past max.connections.per.ip, and from anywhere
+// past max.connections, are closed at once; a slot freed is usable again.
+func TestConnectionCaps(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		configure func(*broker.Config)
+		reason    string
+	}{
+		{"per host", func(cfg *broker.Config) { cfg.ConnectionsPerIPMax = 3 }, "connections open from"},
+		{"in total", func(cfg *broker.Config) { cfg.ConnectionsMax = 3 }, "connections open, at most 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 11, tc.configure)
+			var conns []*testConn
+			for range 5 {
+				c := r.dial()
+				r.runFor(100 * time.Millisecond)
+				conns = append(conns, c)
+			}
+			r.runFor(time.Second)
+			open := 0
+			for i, c := range conns {
+				if !c.closed {
+					open++
+					r.wait(c.send(kmsg.NewPtrApiVersionsRequest()))
+				} else if i < 3 {
+					t.Fatalf("connection %d of 5 closed under a cap of 3: %v", i, c.closeErr)
+				}
+			}
+			if open != 3 {
+				t.Fatalf("%d of 5 connections open under a cap of 3", open)
+			}
+			if !r.logged("refused connection from", tc.reason) {
+				t.Fatalf("no log line says why connections were refused")
+			}
+			conns[0].c.Close()
+			r.runFor(time.Second)
+			again := r.dial()
+			r.wait(again.send(kmsg.NewPtrApiVersionsRequest()))
+		})
+	}
+}
+
+// A connection with no request for connections.max.idle is closed; one
+// that keeps asking is not.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	r := newRig(t, 12, func(cfg *broker.Config) { cfg.ConnectionsIdleMax = time.Second })
+	idle, busy := r.dial(), r.dial()
+	r.wait(idle.send(kmsg.NewPtrApiVersionsRequest()))
+	for range 8 {
+		r.wait(busy.send(kmsg.NewPtrApiVersionsRequest()))
+		r.runFor(400 * time.Millisecond)
+	}
+	if !idle.closed || idle.closeErr != nil {
+		t.Fatalf("idle connection after 3 s with a 1 s limit: closed %v, err %v", idle.closed, idle.closeErr)
+	}
+	if busy.closed {
+		t.Fatalf("a connection asking every 400 ms was closed as idle: %v", busy.closeErr)
+	}
+	if !r.logged("closing connection from", "idle for") {
+		t.Fatalf("no log line says the connection was idle")
+	}
+}
+
+// bigValues builds count values of size bytes.
+func bigValues(count, size int) []string {
+	values := make([]string, count)
+	for i := range values {
+		values[i] = strings.Repeat(string(rune('a'+i%26)), size)
+	}
+	return values
+}
+
+// fetchRepeated asks for one partition times times over in one request,
+// the trick that multiplies what one fetch can hold.
+func fetchRepeated(topic string, times int) *kmsg.FetchRequest {
+	req := fetchRequest(topic, 0, 0, 0, 0)
+	req.MaxBytes = 60 << 20
+	rp := req.Topics[0].Partitions[0]
+	rp.PartitionMaxBytes = 60 << 20
+	req.Topics[0].Partitions = nil
+	for range times {
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, rp)
+	}
+	return req
+}
+
+func recordBytes(resp kmsg.Response) int {
+	total := 0
+	for _, rt := range resp.(*kmsg.FetchResponse).Topics {
+		for _, rp := range rt.Partitions {
+			total += len(rp.RecordBatches)
+		}
+	}
+	return total
+}
+
+// fetch.max.bytes and the per-partition cap bound an answer whatever the
+// request asks.
+func TestFetchCapsBoundTheAnswer(t *testing.T) {
+	const fetchMax, partitionMax = 2 << 20, 512 << 10
+	r := newRig(t, 13, func(cfg *broker.Config) {
+		cfg.FetchMaxBytes, cfg.FetchPartitionMaxBytes = fetchMax, partitionMax
+	})
+	r.createTopic("big", 1)
+	for i := range 4 {
+		expectCode(t, "produce", r.produce("big", 0, buildBatch(t, plain, int64(i), bigValues(4, 100<<10)...)).ErrorCode, nil)
+	}
+	resp := r.roundTrip(fetchRepeated("big", 16))
+	got := recordBytes(resp)
+	// A partition's first batch comes whole (KIP-74), so each cap may be
+	// passed by at most one batch of about 400 KiB.
+	const batchMax = 420 << 10
+	if got > fetchMax+batchMax {
+		t.Fatalf("fetch of a partition 16 times over holds %d KiB, over fetch.max.bytes %d KiB", got>>10, fetchMax>>10)
+	}
+	one := len(resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches)
+	if one > partitionMax+batchMax || one == 0 {
+		t.Fatalf("one partition's share is %d KiB under a %d KiB cap", one>>10, partitionMax>>10)
+	}
+}
+
+// Answers held behind a long poll on the same connection count against
+// the node's answer budget: once it is spent, fetches come back without
+// records instead of piling up.
+func TestHeldAnswersCountAgainstTheSendBudget(t *testing.T) {
+	const budget = 4 << 20
+	r := newRig(t, 14, func(cfg *broker.Config) { cfg.SendQueueBytesMax = budget })
+	r.createTopic("big", 1)
+	r.createTopic("idle", 1)
+	for i := range 4 {
+		expectCode(t, "produce", r.produce("big", 0, buildBatch(t, plain, int64(i), bigValues(4, 100<<10)...)).ErrorCode, nil)
+	}
+	tc := r.dial()
+	longPoll := tc.send(fetchRequest("idle", 0, 0, time.Second, 1))
+	var fetches []*call
+	for range 10 {
+		fetches = append(fetches, tc.send(fetchRepeated("big", 4)))
+	}
+	r.wait(fetches[len(fetches)-1])
+	if !longPoll.done {
+		t.Fatalf("answers overtook the long poll")
+	}
+	total, empty := 0, 0
+	for _, f := range fetches {
+		n := recordBytes(f.resp)
+		total += n
+		if n == 0 {
+			empty++
+		}
+	}
+	t.Logf("10 fetches held behind a long poll: %d KiB of records, %d answered without records", total>>10, empty)
+	if total > budget {
+		t.Fatalf("%d KiB of answers held behind a long poll, over the %d KiB budget", total>>10, budget>>10)
+	}
+	if empty == 0 || empty == len(fetches) {
+		t.Fatalf("%d of %d fetches answered without records; the budget should serve some and refuse the rest", empty, len(fetches))
+	}
+	// Once drained, the budget serves again.
+	if got := recordBytes(r.roundTrip(fetchRepeated("big", 1))); got == 0 {
+		t.Fatalf("a fetch after the held answers drained came back without records")
 	}
 }

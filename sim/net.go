@@ -1,6 +1,9 @@
 package sim
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Network is a node's network stack. Addresses are "host:port"; a listener
 // binds a port on its own node, whatever host part its address names.
@@ -21,6 +24,12 @@ type Network interface {
 	// loop for every datagram that arrives. Datagrams may be lost,
 	// duplicated or reordered.
 	ListenPacket(addr string, onPacket func(from string, p []byte)) (PacketConn, error)
+	// SendQueuedBytes is the bytes of frames sent on this node's
+	// connections that the network has not yet taken: not yet written to
+	// the socket in the real world, not yet delivered in simulation. A
+	// server sizes what it answers by it, so that clients that never read
+	// cannot make it hold unbounded memory.
+	SendQueuedBytes() int
 }
 
 // ConnOptions says how a connection's byte stream is cut into frames.
@@ -29,6 +38,22 @@ type ConnOptions struct {
 	// MaxFrameBytes bounds a received frame; a larger one closes the
 	// connection with ErrFrameTooLarge. Zero means DefaultMaxFrameBytes.
 	MaxFrameBytes int
+	// SendQueueBytesMax bounds the bytes queued on one connection; a Send
+	// beyond it fails with ErrSendBufferFull. Zero means
+	// MaxSendBufferBytes.
+	SendQueueBytesMax int
+	// WriteTimeout resets a connection with ErrTimeout when its queued
+	// frames make no progress onto the network for this long (a peer that
+	// stopped reading). Zero means no limit. The simulated network's peers
+	// always read, so there only its stall timeout applies.
+	WriteTimeout time.Duration
+	// QueuedFrameBytesMax bounds the bytes of received frames waiting for
+	// the loop, shared by every connection a listener accepts (Kafka's
+	// queued.max.request.bytes); a connection whose frame does not fit
+	// stops reading until the loop catches up. Zero means
+	// DefaultQueuedFrameBytesMax. The simulated network delivers frames as
+	// events and ignores it.
+	QueuedFrameBytesMax int
 }
 
 // Framing is how frames are delimited on the wire.
@@ -56,6 +81,26 @@ func (o ConnOptions) MaxFrame() int {
 	return DefaultMaxFrameBytes
 }
 
+// SendQueueMax is the per-connection send queue bound these options mean.
+func (o ConnOptions) SendQueueMax() int {
+	if o.SendQueueBytesMax > 0 {
+		return o.SendQueueBytesMax
+	}
+	return MaxSendBufferBytes
+}
+
+// DefaultQueuedFrameBytesMax bounds received frames waiting for the loop
+// when ConnOptions.QueuedFrameBytesMax is zero.
+const DefaultQueuedFrameBytesMax = 256 << 20
+
+// QueuedFramesMax is the queued received frame bound these options mean.
+func (o ConnOptions) QueuedFramesMax() int {
+	if o.QueuedFrameBytesMax > 0 {
+		return o.QueuedFrameBytesMax
+	}
+	return DefaultQueuedFrameBytesMax
+}
+
 // ConnHandler receives a connection's events on the node's loop.
 type ConnHandler interface {
 	// OnOpen is called once the connection is established: on the dialling
@@ -77,8 +122,8 @@ type Conn interface {
 	// Send queues a frame; the connection owns it afterwards. Frames are
 	// delivered in order. Send fails with ErrClosed after the connection
 	// ended and with ErrSendBufferFull when more than MaxSendBufferBytes
-	// are queued, in which case the connection is reset and the handler's
-	// OnClose follows.
+	// (or ConnOptions.SendQueueBytesMax) are queued, in which case the
+	// connection is reset and the handler's OnClose follows.
 	Send(frame []byte) error
 	// Close ends the connection after the queued frames; the peer sees a
 	// graceful close.

@@ -33,6 +33,7 @@ func newBrokerCommand() *cobra.Command {
 		retention    time.Duration
 		autoCreate   bool
 		bugs         []string
+		limits       = broker.DefaultConfig()
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -88,6 +89,11 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 			if retention != 0 {
 				cfg.Log.RetentionAge = retention
 			}
+			cfg.FetchMaxBytes, cfg.FetchPartitionMaxBytes = limits.FetchMaxBytes, limits.FetchPartitionMaxBytes
+			cfg.SendQueueBytesMax, cfg.ConnSendQueueBytesMax = limits.SendQueueBytesMax, limits.ConnSendQueueBytesMax
+			cfg.WriteTimeout, cfg.QueuedRequestBytesMax = limits.WriteTimeout, limits.QueuedRequestBytesMax
+			cfg.ConnectionsIdleMax = limits.ConnectionsIdleMax
+			cfg.ConnectionsMax, cfg.ConnectionsPerIPMax = limits.ConnectionsMax, limits.ConnectionsPerIPMax
 			return runBroker(cmd, dataDir, cfg)
 		},
 	}
@@ -102,6 +108,15 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 	fl.DurationVar(&retention, "retention", 0, "retention by age (retention.ms; default 7 days, negative keeps forever)")
 	fl.BoolVar(&autoCreate, "auto-create-topics", true, "create topics on first use (auto.create.topics.enable)")
 	fl.StringSliceVar(&bugs, "bug", nil, "planted bug to switch on (see 'sluice sim bugs')")
+	fl.IntVar(&limits.FetchMaxBytes, "fetch-max-bytes", limits.FetchMaxBytes, "most record bytes in one fetch answer, whatever the client asks (fetch.max.bytes)")
+	fl.IntVar(&limits.FetchPartitionMaxBytes, "fetch-partition-max-bytes", limits.FetchPartitionMaxBytes, "most record bytes of one partition in a fetch answer; a larger first batch still comes whole")
+	fl.IntVar(&limits.SendQueueBytesMax, "send-queue-bytes-max", limits.SendQueueBytesMax, "node-wide budget of answer bytes not yet taken by the network; past it fetches get no records (the node resets connections past 512 MiB whatever this says)")
+	fl.IntVar(&limits.ConnSendQueueBytesMax, "connection-send-queue-bytes-max", limits.ConnSendQueueBytesMax, "bytes queued on one connection before it is reset")
+	fl.DurationVar(&limits.WriteTimeout, "write-timeout", limits.WriteTimeout, "reset a connection whose answers make no progress for this long (0: never)")
+	fl.IntVar(&limits.QueuedRequestBytesMax, "queued-request-bytes-max", limits.QueuedRequestBytesMax, "bytes of received requests waiting to be served (queued.max.request.bytes)")
+	fl.DurationVar(&limits.ConnectionsIdleMax, "connections-max-idle", limits.ConnectionsIdleMax, "close a connection idle this long (connections.max.idle.ms; 0: never)")
+	fl.IntVar(&limits.ConnectionsMax, "max-connections", limits.ConnectionsMax, "connections beyond this are closed at once (max.connections; 0: no cap)")
+	fl.IntVar(&limits.ConnectionsPerIPMax, "max-connections-per-ip", limits.ConnectionsPerIPMax, "connections from one address beyond this are closed at once (max.connections.per.ip; 0: no cap)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

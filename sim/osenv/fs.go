@@ -131,7 +131,8 @@ func (fs *FS) Stat(name string) (sim.FileInfo, error) {
 func (fs *FS) SyncDir(dir string, done func(error)) {
 	p, err := fs.path(dir)
 	if err != nil {
-		fs.node.Post(func() { done(err) })
+		// The loop is calling: it must not wait on its own queue.
+		fs.node.runLater(func() { done(err) })
 		return
 	}
 	fs.node.syncs.submit(func() error {
@@ -203,12 +204,22 @@ func mapError(err error) error {
 	return err
 }
 
-// syncWorkers run fsyncs off the loop, a bounded number at a time, and post
-// each completion back onto it.
+// syncWorkers run fsyncs off the loop, a bounded number at a time, and hand
+// each completion back to it. The loop submits without waiting (the list of
+// pending jobs grows instead) and the workers complete without waiting (see
+// Node.complete): the loop waiting on the workers while they wait on the
+// loop would deadlock. The list is bounded by what the processes ask:
+// every sync is one a process is waiting for.
 type syncWorkers struct {
-	node *Node
-	jobs chan syncJob
-	wg   sync.WaitGroup
+	node    *Node
+	mu      sync.Mutex
+	cond    *sync.Cond
+	jobs    []syncJob
+	stopped bool
+	// jobsQueuedMax is the longest the list has been, for tests and
+	// diagnostics.
+	jobsQueuedMax int
+	wg            sync.WaitGroup
 }
 
 type syncJob struct {
@@ -216,11 +227,9 @@ type syncJob struct {
 	done func(error)
 }
 
-// syncQueueMax bounds the fsyncs waiting for a worker.
-const syncQueueMax = 1 << 12
-
 func newSyncWorkers(n *Node, count int) *syncWorkers {
-	w := &syncWorkers{node: n, jobs: make(chan syncJob, syncQueueMax)}
+	w := &syncWorkers{node: n}
+	w.cond = sync.NewCond(&w.mu)
 	for i := 0; i < count; i++ {
 		w.wg.Add(1)
 		go w.work()
@@ -230,21 +239,44 @@ func newSyncWorkers(n *Node, count int) *syncWorkers {
 
 func (w *syncWorkers) work() {
 	defer w.wg.Done()
-	for job := range w.jobs {
+	for {
+		w.mu.Lock()
+		for len(w.jobs) == 0 && !w.stopped {
+			w.cond.Wait()
+		}
+		if w.stopped {
+			w.mu.Unlock()
+			return
+		}
+		job := w.jobs[0]
+		w.jobs[0] = syncJob{}
+		w.jobs = w.jobs[1:]
+		w.mu.Unlock()
 		err := job.sync()
 		done := job.done
-		w.node.Post(func() { done(err) })
+		w.node.complete(func() { done(err) })
 	}
 }
 
+// submit queues a sync; it never waits.
 func (w *syncWorkers) submit(sync func() error, done func(error)) {
-	select {
-	case w.jobs <- syncJob{sync: sync, done: done}:
-	case <-w.node.stopped:
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
 	}
+	w.jobs = append(w.jobs, syncJob{sync: sync, done: done})
+	w.jobsQueuedMax = max(w.jobsQueuedMax, len(w.jobs))
+	w.cond.Signal()
 }
 
+// stop ends the workers once their current syncs return; queued syncs
+// are dropped, as a crash drops them.
 func (w *syncWorkers) stop() {
-	close(w.jobs)
+	w.mu.Lock()
+	w.stopped = true
+	w.jobs = nil
+	w.cond.Broadcast()
+	w.mu.Unlock()
 	w.wg.Wait()
 }

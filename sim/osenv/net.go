@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,36 +19,71 @@ type Network struct {
 	node *Node
 	mu   sync.Mutex
 	// open holds every listener, connection and packet port, so that
-	// stopping the node closes them all.
-	open map[io.Closer]struct{}
+	// stopping the node closes them all; once stopped, nothing new is
+	// tracked and a socket that arrives late is closed at once.
+	open    map[shutter]struct{}
+	stopped bool
+	// sendQueued counts the bytes queued for sending on every connection
+	// of the node, against sendQueuedMax.
+	sendQueued    atomic.Int64
+	sendQueuedMax int64
 }
+
+// shutter is anything the node closes when it stops.
+type shutter interface{ shut() }
 
 // dialTimeout bounds a connection attempt, as the simulator's
 // ConnectTimeout does.
 const dialTimeout = 10 * time.Second
 
-func (nw *Network) track(c io.Closer) {
+// track registers s to be closed when the node stops; it reports false
+// when the node already stopped, and the caller must close s itself.
+func (nw *Network) track(s shutter) bool {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
-	if nw.open == nil {
-		nw.open = make(map[io.Closer]struct{})
+	if nw.stopped {
+		return false
 	}
-	nw.open[c] = struct{}{}
+	if nw.open == nil {
+		nw.open = make(map[shutter]struct{})
+	}
+	nw.open[s] = struct{}{}
+	return true
 }
 
-func (nw *Network) untrack(c io.Closer) {
+func (nw *Network) untrack(s shutter) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
-	delete(nw.open, c)
+	delete(nw.open, s)
 }
 
 func (nw *Network) closeAll() {
 	nw.mu.Lock()
 	open := nw.open
 	nw.open = nil
+	nw.stopped = true
 	nw.mu.Unlock()
-	for c := range open {
-		c.Close()
+	for s := range open {
+		s.shut()
+	}
+}
+
+// SendQueuedBytes implements sim.Network.
+func (nw *Network) SendQueuedBytes() int { return int(nw.sendQueued.Load()) }
+
+// reserveSend counts n more queued bytes unless that passes the node's
+// bound.
+func (nw *Network) reserveSend(n int) bool {
+	if nw.sendQueued.Add(int64(n)) > nw.sendQueuedMax {
+		nw.sendQueued.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (nw *Network) releaseSend(n int) {
+	if n > 0 {
+		nw.sendQueued.Add(-int64(n))
 	}
 }
 
@@ -60,8 +96,11 @@ func (nw *Network) Listen(addr string, opts sim.ConnOptions, accept func(sim.Con
 		}
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	l := &listener{ln: ln, nw: nw}
-	nw.track(ln)
+	l := &listener{ln: ln, nw: nw, frames: newFrameBudget(opts.QueuedFramesMax())}
+	if !nw.track(l) {
+		ln.Close()
+		return nil, fmt.Errorf("listen %s: %w", addr, sim.ErrClosed)
+	}
 	go l.acceptLoop(opts, accept)
 	return l, nil
 }
@@ -69,27 +108,44 @@ func (nw *Network) Listen(addr string, opts sim.ConnOptions, accept func(sim.Con
 type listener struct {
 	ln net.Listener
 	nw *Network
+	// frames is the budget of received frames shared by the listener's
+	// connections.
+	frames *frameBudget
 }
 
 func (l *listener) Addr() string { return l.ln.Addr().String() }
 
 func (l *listener) Close() {
-	l.nw.untrack(l.ln)
+	l.nw.untrack(l)
 	l.ln.Close()
 }
 
+func (l *listener) shut() { l.ln.Close() }
+
+// acceptErrorPause is how long the accepter rests after an error such as
+// EMFILE, so that it does not spin while descriptors are short.
+const acceptErrorPause = 10 * time.Millisecond
+
 func (l *listener) acceptLoop(opts sim.ConnOptions, accept func(sim.Conn) sim.ConnHandler) {
+	errLog := logLimiter{every: time.Second}
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			l.nw.node.logger.Logf("accept on %s: %v", l.Addr(), err)
-			time.Sleep(10 * time.Millisecond) // e.g. EMFILE: do not spin
+			if line, ok := errLog.note(time.Now()); ok {
+				l.nw.node.logger.Logf("accept on %s: %v%s", l.Addr(), err, line)
+			}
+			time.Sleep(acceptErrorPause)
 			continue
 		}
-		c := newConn(l.nw, nc, opts)
+		c := newConn(l.nw, nc, opts, l.frames)
+		if !l.nw.track(c) {
+			nc.Close() // the node stopped while this one was accepted
+			return
+		}
+		go c.writeLoop()
 		l.nw.node.Post(func() {
 			c.handler = accept(c)
 			c.established()
@@ -97,18 +153,57 @@ func (l *listener) acceptLoop(opts sim.ConnOptions, accept func(sim.Conn) sim.Co
 	}
 }
 
+// logLimiter lets one line through per period and counts the others, so
+// that an error repeating thousands of times a second (EMFILE on accept)
+// neither floods the log nor goes unreported.
+type logLimiter struct {
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+// note records one occurrence at now; when a line may be written it
+// returns the suffix that reports the occurrences suppressed since the
+// last one.
+func (ll *logLimiter) note(now time.Time) (string, bool) {
+	if !ll.last.IsZero() && now.Sub(ll.last) < ll.every {
+		ll.suppressed++
+		return "", false
+	}
+	suffix := ""
+	if ll.suppressed > 0 {
+		suffix = fmt.Sprintf(" (%d more since the last report)", ll.suppressed)
+	}
+	ll.last, ll.suppressed = now, 0
+	return suffix, true
+}
+
 // Dial implements sim.Network.
 func (nw *Network) Dial(addr string, opts sim.ConnOptions, h sim.ConnHandler) sim.Conn {
-	c := &conn{nw: nw, opts: opts, handler: h, remote: addr}
-	c.cond = sync.NewCond(&c.mu)
+	c := &conn{nw: nw, opts: opts, handler: h, remote: addr, frames: newFrameBudget(opts.QueuedFramesMax())}
+	c.init()
 	go func() {
 		nc, err := net.DialTimeout("tcp", addr, dialTimeout)
+		if err != nil {
+			nw.node.Post(func() { c.fail(mapNetError(err)) })
+			return
+		}
+		if !nw.track(c) {
+			nc.Close()
+			return
+		}
+		c.mu.Lock()
+		c.nc = nc
+		dead := c.dead
+		c.mu.Unlock()
+		if dead {
+			c.untrackAndClose()
+			return
+		}
+		go c.writeLoop()
+		local, remote := nc.LocalAddr().String(), nc.RemoteAddr().String()
 		nw.node.Post(func() {
-			if err != nil {
-				c.fail(mapNetError(err))
-				return
-			}
-			c.attach(nc)
+			c.local, c.remote = local, remote
 			c.established()
 		})
 	}()
@@ -123,40 +218,51 @@ type conn struct {
 	handler sim.ConnHandler
 	remote  string
 	local   string
-	nc      net.Conn
+	frames  *frameBudget
 
 	// loop-only state
 	open  bool // OnOpen delivered
 	ended bool // OnClose delivered or Close called: no more callbacks
 
-	mu          sync.Mutex
-	cond        *sync.Cond
-	queue       [][]byte
-	queuedBytes int
-	closing     bool // Close called: flush, then close
-	dead        bool // writer gone
+	// delivered carries one token per frame the loop took, so that the
+	// reader has at most one frame waiting for the loop.
+	delivered chan struct{}
+
+	mu sync.Mutex
+	// sendReady wakes the writer; drained wakes a reader waiting for the
+	// send queue to empty.
+	sendReady *sync.Cond
+	drained   *sync.Cond
+	nc        net.Conn
+	queue     [][]byte
+	// pendingBytes are in queue; writingBytes in the batch being
+	// written. Both count against the connection's and the node's bounds
+	// until the socket took them.
+	pendingBytes int
+	writingBytes int
+	closing      bool  // Close called: flush, then close
+	dead         bool  // reset: nothing more is written
+	deadErr      error // why, when the connection reset itself
+	gone         atomic.Bool
 }
 
-func newConn(nw *Network, nc net.Conn, opts sim.ConnOptions) *conn {
-	c := &conn{nw: nw, opts: opts}
-	c.cond = sync.NewCond(&c.mu)
-	c.attach(nc)
+func newConn(nw *Network, nc net.Conn, opts sim.ConnOptions, frames *frameBudget) *conn {
+	c := &conn{nw: nw, opts: opts, nc: nc, frames: frames,
+		local: nc.LocalAddr().String(), remote: nc.RemoteAddr().String()}
+	c.init()
 	return c
 }
 
-func (c *conn) attach(nc net.Conn) {
-	c.nc = nc
-	c.local = nc.LocalAddr().String()
-	c.remote = nc.RemoteAddr().String()
-	c.nw.track(nc)
-	go c.writeLoop()
+func (c *conn) init() {
+	c.sendReady = sync.NewCond(&c.mu)
+	c.drained = sync.NewCond(&c.mu)
+	c.delivered = make(chan struct{}, 1)
 }
 
 // established runs on the loop once the socket exists.
 func (c *conn) established() {
 	if c.ended {
-		c.nc.Close()
-		return
+		return // Close or a failure came first; the writer finishes it
 	}
 	c.open = true
 	c.handler.OnOpen(c)
@@ -172,17 +278,22 @@ func (c *conn) Send(frame []byte) error {
 	if c.dead || c.closing {
 		return fmt.Errorf("send to %s: %w", c.remote, sim.ErrClosed)
 	}
-	if c.queuedBytes+len(frame) > sim.MaxSendBufferBytes {
-		c.dead = true
-		c.cond.Broadcast()
-		if c.nc != nil {
-			c.nc.Close()
-		}
-		return fmt.Errorf("send to %s: %w", c.remote, sim.ErrSendBufferFull)
+	queued := c.pendingBytes + c.writingBytes
+	if queued+len(frame) > c.opts.SendQueueMax() {
+		err := fmt.Errorf("send to %s: %d bytes queued on the connection, at most %d: %w",
+			c.remote, queued, c.opts.SendQueueMax(), sim.ErrSendBufferFull)
+		c.killLocked(err)
+		return err
+	}
+	if !c.nw.reserveSend(len(frame)) {
+		err := fmt.Errorf("send to %s: %d bytes queued on the node, at most %d: %w",
+			c.remote, c.nw.SendQueuedBytes(), c.nw.sendQueuedMax, sim.ErrSendBufferFull)
+		c.killLocked(err)
+		return err
 	}
 	c.queue = append(c.queue, frame)
-	c.queuedBytes += len(frame)
-	c.cond.Signal()
+	c.pendingBytes += len(frame)
+	c.sendReady.Signal()
 	return nil
 }
 
@@ -190,8 +301,49 @@ func (c *conn) Close() {
 	c.ended = true
 	c.mu.Lock()
 	c.closing = true
-	c.cond.Broadcast()
+	c.sendReady.Broadcast()
+	c.drained.Broadcast()
 	c.mu.Unlock()
+}
+
+// killLocked resets the connection: the queue is dropped, both goroutines
+// wake and the socket closes. c.mu is held.
+func (c *conn) killLocked(err error) {
+	if c.dead {
+		return
+	}
+	c.dead = true
+	c.gone.Store(true)
+	if c.deadErr == nil {
+		c.deadErr = err
+	}
+	c.queue = nil
+	c.nw.releaseSend(c.pendingBytes)
+	c.pendingBytes = 0
+	c.sendReady.Broadcast()
+	c.drained.Broadcast()
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	c.frames.wake()
+}
+
+// shut resets the connection as the node stops.
+func (c *conn) shut() {
+	c.mu.Lock()
+	c.killLocked(nil)
+	c.mu.Unlock()
+}
+
+func (c *conn) untrackAndClose() {
+	c.nw.untrack(c)
+	c.mu.Lock()
+	c.killLocked(nil)
+	nc := c.nc
+	c.mu.Unlock()
+	if nc != nil {
+		nc.Close() // a second close of a killed socket is harmless
+	}
 }
 
 // fail ends the connection with err, on the loop.
@@ -201,26 +353,19 @@ func (c *conn) fail(err error) {
 	}
 	c.ended = true
 	c.mu.Lock()
-	c.dead = true
-	c.cond.Broadcast()
+	c.killLocked(err)
 	c.mu.Unlock()
-	if c.nc != nil {
-		c.nc.Close()
-	}
 	c.handler.OnClose(c, err)
 }
 
 // writeLoop writes queued frames with one system call per batch.
 func (c *conn) writeLoop() {
-	defer func() {
-		c.nw.untrack(c.nc)
-		c.nc.Close()
-	}()
+	defer c.untrackAndClose()
 	var prefixes []byte
 	for {
 		c.mu.Lock()
 		for len(c.queue) == 0 && !c.closing && !c.dead {
-			c.cond.Wait()
+			c.sendReady.Wait()
 		}
 		if c.dead || (len(c.queue) == 0 && c.closing) {
 			c.mu.Unlock()
@@ -228,7 +373,7 @@ func (c *conn) writeLoop() {
 		}
 		batch := c.queue
 		c.queue = nil
-		c.queuedBytes = 0
+		c.writingBytes, c.pendingBytes = c.pendingBytes, 0
 		c.mu.Unlock()
 
 		bufs := make(net.Buffers, 0, 2*len(batch))
@@ -244,14 +389,49 @@ func (c *conn) writeLoop() {
 			}
 			bufs = append(bufs, f)
 		}
-		if _, err := bufs.WriteTo(c.nc); err != nil {
-			c.nw.node.Post(func() { c.fail(mapNetError(err)) })
+		err := c.write(bufs)
+		c.mu.Lock()
+		c.nw.releaseSend(c.writingBytes)
+		c.writingBytes = 0
+		c.drained.Broadcast()
+		c.mu.Unlock()
+		if err != nil {
+			err = mapNetError(err)
+			c.nw.node.Post(func() { c.fail(err) })
 			return
 		}
 	}
 }
 
-// readChunkBytes is the read size of a stream connection.
+// write writes bufs, failing with a timeout only when the socket took
+// nothing for the connection's write timeout: a large batch to a slow
+// reader that keeps reading is not a stalled one.
+func (c *conn) write(bufs net.Buffers) error {
+	timeout := c.opts.WriteTimeout
+	for len(bufs) > 0 {
+		if timeout > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := bufs.WriteTo(c.nc) // consumes what it wrote
+		var netErr net.Error
+		if err != nil && n > 0 && errors.As(err, &netErr) && netErr.Timeout() {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readPauseQueuedBytes is how many unsent bytes a connection may have
+// queued before its reader stops reading requests: a peer that does not
+// read its answers gets no more of its requests served, and TCP holds the
+// rest back.
+const readPauseQueuedBytes = 64 << 10
+
+// readChunkBytes is the read size of a stream connection, and the step by
+// which a frame's buffer grows as its bytes arrive.
 const readChunkBytes = 64 << 10
 
 func (c *conn) readLoop() {
@@ -263,10 +443,13 @@ func (c *conn) readLoop() {
 	}
 	c.nw.node.Post(func() {
 		c.mu.Lock()
-		closing := c.closing
+		closing, deadErr := c.closing, c.deadErr
 		c.mu.Unlock()
 		if closing {
 			return // our own Close ended it
+		}
+		if deadErr != nil {
+			err = deadErr
 		}
 		c.fail(err)
 	})
@@ -276,6 +459,9 @@ func (c *conn) readFrames() error {
 	var size [4]byte
 	maxBytes := c.opts.MaxFrame()
 	for {
+		if !c.awaitDrained() {
+			return nil
+		}
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 			return mapNetError(err)
 		}
@@ -283,34 +469,138 @@ func (c *conn) readFrames() error {
 		if n < 0 || int(n) > maxBytes {
 			return fmt.Errorf("frame of %d bytes from %s (limit %d): %w", n, c.remote, maxBytes, sim.ErrFrameTooLarge)
 		}
-		frame := make([]byte, n)
-		if _, err := io.ReadFull(c.nc, frame); err != nil {
+		frame, err := c.readBody(int(n))
+		if err != nil {
 			return mapNetError(err)
 		}
-		c.nw.node.Post(func() {
-			if !c.ended {
-				c.handler.OnFrame(c, frame)
-			}
-		})
+		if !c.deliver(frame) {
+			return nil
+		}
 	}
+}
+
+// readBody reads a frame of n bytes into a buffer that grows as the bytes
+// arrive, so that a header announcing a large frame costs nothing until
+// its body comes.
+func (c *conn) readBody(n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, readChunkBytes))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*cap(buf)))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := c.nc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 func (c *conn) readStream() error {
 	for {
+		if !c.awaitDrained() {
+			return nil
+		}
 		buf := make([]byte, readChunkBytes)
 		n, err := c.nc.Read(buf)
-		if n > 0 {
-			chunk := buf[:n]
-			c.nw.node.Post(func() {
-				if !c.ended {
-					c.handler.OnFrame(c, chunk)
-				}
-			})
+		if n > 0 && !c.deliver(buf[:n:n]) {
+			return nil
 		}
 		if err != nil {
 			return mapNetError(err)
 		}
 	}
+}
+
+// awaitDrained waits while the connection's answers are not drained; it
+// reports false once the connection is reset.
+func (c *conn) awaitDrained() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.pendingBytes+c.writingBytes > readPauseQueuedBytes && !c.dead && !c.closing {
+		c.drained.Wait()
+	}
+	return !c.dead
+}
+
+// deliver hands a frame to the loop within the budget of queued frames and
+// waits until the loop took it; it reports false once the connection or
+// the node is gone.
+func (c *conn) deliver(frame []byte) bool {
+	size := len(frame)
+	if !c.frames.acquire(size, &c.gone) {
+		return false
+	}
+	posted := c.nw.node.Post(func() {
+		c.frames.release(size)
+		if !c.ended {
+			c.handler.OnFrame(c, frame)
+		}
+		c.delivered <- struct{}{}
+	})
+	if !posted {
+		c.frames.release(size)
+		return false
+	}
+	select {
+	case <-c.delivered:
+		return true
+	case <-c.nw.node.stopped:
+		return false
+	}
+}
+
+// frameBudget bounds the bytes of received frames waiting for the loop.
+type frameBudget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int
+	max  int
+	// usedMax is the most ever held, for tests.
+	usedMax int
+}
+
+func newFrameBudget(max int) *frameBudget {
+	b := &frameBudget{max: max}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n bytes fit (a frame larger than the whole budget
+// waits until nothing else is queued) and reports false if gone is set
+// first.
+func (b *frameBudget) acquire(n int, gone *atomic.Bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used > 0 && b.used+n > b.max && !gone.Load() {
+		b.cond.Wait()
+	}
+	if gone.Load() {
+		return false
+	}
+	b.used += n
+	b.usedMax = max(b.usedMax, b.used)
+	return true
+}
+
+func (b *frameBudget) release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
+
+// wake lets waiters recheck whether their connection is gone.
+func (b *frameBudget) wake() {
+	b.mu.Lock()
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 // mapNetError turns socket errors into the seams' connection errors; a
@@ -338,8 +628,11 @@ func (nw *Network) ListenPacket(addr string, onPacket func(from string, p []byte
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 	}
-	nw.track(pc)
 	p := &packetConn{pc: pc, nw: nw}
+	if !nw.track(p) {
+		pc.Close()
+		return nil, fmt.Errorf("listen udp %s: %w", addr, sim.ErrClosed)
+	}
 	go p.readLoop(onPacket)
 	return p, nil
 }
@@ -360,7 +653,9 @@ func (p *packetConn) readLoop(onPacket func(string, []byte)) {
 			return
 		}
 		data, sender := buf[:n], from.String()
-		p.nw.node.Post(func() { onPacket(sender, data) })
+		if !p.nw.node.Post(func() { onPacket(sender, data) }) {
+			return
+		}
 	}
 }
 
@@ -374,8 +669,10 @@ func (p *packetConn) SendTo(addr string, data []byte) error {
 }
 
 func (p *packetConn) Close() {
-	p.nw.untrack(p.pc)
+	p.nw.untrack(p)
 	p.pc.Close()
 }
+
+func (p *packetConn) shut() { p.pc.Close() }
 
 func (p *packetConn) LocalAddr() string { return p.pc.LocalAddr().String() }

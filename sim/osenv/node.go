@@ -2,9 +2,11 @@
 // so that a core written for the simulator runs unchanged as a real server.
 //
 // A Node owns one goroutine, its loop, which runs every callback of the
-// processes on it one at a time, as the simulated world does. Timers, socket
-// readers and sync workers run on goroutines of their own and post their
-// results into the loop.
+// processes on it one at a time, as the simulated world does. Socket readers
+// and accepters run on goroutines of their own and post their results into
+// the loop; timers live in a heap the loop owns; fsync workers hand their
+// completions back through a list the loop drains. The loop itself never
+// waits on a queue that only it empties.
 package osenv
 
 import (
@@ -22,8 +24,13 @@ import (
 
 // postQueueMax bounds the events waiting for the loop. Goroutines that post
 // into a full queue wait, which turns a slow loop into TCP backpressure on
-// the readers rather than into unbounded memory.
+// the readers rather than into unbounded memory. The loop never posts here
+// itself (see later), so it cannot wait on its own queue.
 const postQueueMax = 1 << 14
+
+// laterRunMax bounds the loop-side callbacks run in one round, so that a
+// chain of zero-delay work cannot starve the sockets.
+const laterRunMax = 1 << 10
 
 // Node is one real node: a loop and the seams its processes use.
 type Node struct {
@@ -37,6 +44,16 @@ type Node struct {
 	rand    *rand.Rand
 	logger  sim.Logger
 	syncs   *syncWorkers
+
+	// later holds callbacks the loop queued for itself; only the loop
+	// touches it.
+	later []func()
+	// completions are callbacks posted by goroutines that the loop waits
+	// on (fsync workers): they never block, and wake the loop through
+	// completionWake.
+	completionMu   sync.Mutex
+	completions    []func()
+	completionWake chan struct{}
 }
 
 // Options configure a real node.
@@ -49,9 +66,18 @@ type Options struct {
 	Seed uint64
 	// SyncWorkers is how many fsyncs may run at once; zero means 4.
 	SyncWorkers int
+	// SendQueueBytesMax bounds the bytes queued for sending on all of the
+	// node's connections together; a Send beyond it fails with
+	// sim.ErrSendBufferFull. Zero means DefaultSendQueueBytesMax.
+	SendQueueBytesMax int
 	// Log receives diagnostic lines; nil means standard error.
 	Log *log.Logger
 }
+
+// DefaultSendQueueBytesMax bounds a node's queued outgoing bytes when
+// Options.SendQueueBytesMax is zero. It is a backstop: servers size their
+// answers below it by sim.Network.SendQueuedBytes.
+const DefaultSendQueueBytesMax = 512 << 20
 
 // NewNode creates a node whose files live under opts.DataDir (created if
 // missing).
@@ -60,9 +86,10 @@ func NewNode(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("create data directory %s: %w", opts.DataDir, err)
 	}
 	n := &Node{
-		name:    opts.Name,
-		events:  make(chan func(), postQueueMax),
-		stopped: make(chan struct{}),
+		name:           opts.Name,
+		events:         make(chan func(), postQueueMax),
+		stopped:        make(chan struct{}),
+		completionWake: make(chan struct{}, 1),
 	}
 	seed := opts.Seed
 	if seed == 0 {
@@ -82,10 +109,14 @@ func NewNode(opts Options) (*Node, error) {
 	if workers <= 0 {
 		workers = 4
 	}
+	sendMax := opts.SendQueueBytesMax
+	if sendMax <= 0 {
+		sendMax = DefaultSendQueueBytesMax
+	}
 	n.syncs = newSyncWorkers(n, workers)
-	n.clock = &clock{node: n, origin: time.Now()}
+	n.clock = newClock(n)
 	n.fs = &FS{root: opts.DataDir, node: n}
-	n.net = &Network{node: n}
+	n.net = &Network{node: n, sendQueuedMax: int64(sendMax)}
 	return n, nil
 }
 
@@ -94,12 +125,32 @@ func (n *Node) Env() sim.Env {
 	return sim.Env{Node: n.name, Clock: n.clock, Rand: n.rand, FS: n.fs, Net: n.net, Log: n.logger}
 }
 
-// Post queues f to run on the loop. It may be called from any goroutine;
-// after the node stopped it does nothing.
-func (n *Node) Post(f func()) {
+// Post queues f to run on the loop. It may be called from any goroutine
+// but the loop's own; after the node stopped it does nothing. It reports
+// whether f was queued.
+func (n *Node) Post(f func()) bool {
 	select {
 	case n.events <- f:
+		return true
 	case <-n.stopped:
+		return false
+	}
+}
+
+// runLater queues f to run on the loop after the current callback; only
+// the loop may call it, and it never waits.
+func (n *Node) runLater(f func()) { n.later = append(n.later, f) }
+
+// complete queues f to run on the loop without ever waiting; it is for
+// goroutines the loop itself waits on. The list is bounded by what the
+// loop handed those goroutines.
+func (n *Node) complete(f func()) {
+	n.completionMu.Lock()
+	n.completions = append(n.completions, f)
+	n.completionMu.Unlock()
+	select {
+	case n.completionWake <- struct{}{}:
+	default:
 	}
 }
 
@@ -113,18 +164,70 @@ func (n *Node) Start(start sim.Start) {
 // after a crash.
 func (n *Node) Run(ctx context.Context) {
 	defer n.stop()
+	defer n.clock.stop()
 	for {
+		busy := n.runReady()
+		var timerC <-chan time.Time
+		if !busy {
+			timerC = n.clock.arm()
+		}
+		if busy {
+			// Work of our own is waiting: look at the world without
+			// waiting for it.
+			select {
+			case f := <-n.events:
+				f()
+			case <-n.completionWake:
+				n.runCompletions()
+			case <-ctx.Done():
+				return
+			default:
+			}
+			continue
+		}
 		select {
 		case f := <-n.events:
 			f()
+		case <-n.completionWake:
+			n.runCompletions()
+		case <-timerC:
+			n.clock.fired()
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
+// runReady runs the loop's own queued callbacks and the timers that are
+// due, a bounded number of each, and reports whether more are ready.
+func (n *Node) runReady() bool {
+	count := min(len(n.later), laterRunMax)
+	for i := 0; i < count; i++ {
+		f := n.later[i]
+		n.later[i] = nil
+		f()
+	}
+	n.later = n.later[count:]
+	if len(n.later) == 0 {
+		n.later = nil
+	}
+	timersLeft := n.clock.runDue()
+	return len(n.later) > 0 || timersLeft
+}
+
+func (n *Node) runCompletions() {
+	n.completionMu.Lock()
+	batch := n.completions
+	n.completions = nil
+	n.completionMu.Unlock()
+	for _, f := range batch {
+		f()
+	}
+}
+
 // Call runs f on the loop and waits for it; for tests and command-line
-// tools that need to read a process's state.
+// tools that need to read a process's state. It must not be called from
+// the loop.
 func (n *Node) Call(f func()) {
 	done := make(chan struct{})
 	n.Post(func() { f(); close(done) })

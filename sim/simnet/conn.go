@@ -202,7 +202,7 @@ func (e *end) Send(frame []byte) error {
 	nw := e.nw()
 	p := e.out
 	size := e.wireBytes(len(frame))
-	if p.bytesQueued+size > sim.MaxSendBufferBytes || p.len() >= framesQueuedMax {
+	if p.bytesQueued+size > e.opts.SendQueueMax() || p.len() >= framesQueuedMax {
 		err := fmt.Errorf("send on %s to %s: %d bytes in %d frames queued: %w",
 			e.local, e.remote, p.bytesQueued, p.len(), sim.ErrSendBufferFull)
 		e.abortLater(err)

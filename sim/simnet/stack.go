@@ -289,3 +289,15 @@ func (l *listener) Addr() string { return l.addr }
 
 // node is the sched node a stack's events run on.
 func (s *stack) node() *sched.Node { return s.host.node }
+
+// SendQueuedBytes sums the frames this incarnation's connection ends have
+// queued and the network has not yet delivered; see sim.Network.
+func (s *stack) SendQueuedBytes() int {
+	total := 0
+	for _, e := range s.ends {
+		if e.out != nil {
+			total += e.out.bytesQueued
+		}
+	}
+	return total
+}
