@@ -23,6 +23,11 @@ import (
 	"github.com/sluice-sim/sluice/sim"
 )
 
+// probeRestartAfterFatal marks the broker's own restart after an error it
+// cannot serve through (a failed log directory, a lost listener).
+var probeRestartAfterFatal = sim.DeclareProbe("broker/restart-after-fatal",
+	"the broker stopped on an error it could not serve through and started again")
+
 // Config configures a broker node.
 type Config struct {
 	// NodeID is the broker's id (node.id).
@@ -318,6 +323,7 @@ func (b *Broker) fatal(err error) {
 		return
 	}
 	b.env.Log.Logf("broker %d stopping: %v; starting again in %v", b.cfg.NodeID, err, restartDelay)
+	b.env.Hit(probeRestartAfterFatal)
 	b.env.Clock.AfterFunc(restartDelay, b.open)
 }
 

@@ -30,6 +30,9 @@ type Env struct {
 	FS   FS
 	Net  Network
 	Log  Logger
+	// Prober counts the probes the process hits (see Env.Hit); nil
+	// counts nothing.
+	Prober Prober
 }
 
 // Start starts a process on a node. It is called when the node boots and

@@ -369,6 +369,9 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	for _, w := range s.FaultWarnings {
 		fmt.Fprintf(out, "warning    %s\n", w)
 	}
+	if len(s.Probes) > 0 {
+		fmt.Fprintf(out, "probes     %s\n", s.Probes)
+	}
 	if verbose {
 		for _, e := range s.WorldEvents {
 			fmt.Fprintf(out, "  %s\n", e)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/workloads/scenario"
 )
 
@@ -109,6 +110,7 @@ type swarmRecord struct {
 	SimTime       time.Duration    `json:"sim_time_ns"`
 	WallTime      time.Duration    `json:"wall_time_ns"`
 	FaultsFired   map[string]int   `json:"faults_fired,omitempty"`
+	Probes        sim.ProbeCounts  `json:"probes,omitempty"`
 	Deterministic *bool            `json:"deterministic,omitempty"`
 	Reproduce     string           `json:"reproduce,omitempty"`
 	SavedTo       string           `json:"saved_to,omitempty"`
@@ -435,7 +437,7 @@ func runSwarmJob(job swarmJob, f swarmFlags) swarmRecord {
 	}
 	rec.OK = res.OK() && (rec.Deterministic == nil || *rec.Deterministic)
 	rec.Failed, rec.TraceHash, rec.Events, rec.SimTime = res.Failed(), res.TraceHash, res.Events, res.SimTime
-	rec.FaultsFired = res.FaultsFired
+	rec.FaultsFired, rec.Probes = res.FaultsFired, res.Probes
 	rec.Reproduce = reproduceCommand(res.Recipe, "", job.Determinism)
 	if !rec.OK {
 		rec.SavedTo = failurePath(f.failuresDir, res)

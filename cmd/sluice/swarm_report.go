@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/reports"
+	"github.com/sluice-sim/sluice/sim"
 )
 
 // progress shows a swarm's advance: seeds done, rate, ETA, failures.
@@ -52,11 +53,15 @@ type swarmSummary struct {
 	// FaultSeeds counts, per fault op, the seeds in which it acted.
 	FaultSeeds map[string]int `json:"fault_seeds"`
 	// FaultsNeverFired lists the ops no seed of the swarm applied.
-	FaultsNeverFired []string      `json:"faults_never_fired"`
-	Failures         []swarmRecord `json:"failures,omitempty"`
-	Seeds            int           `json:"seeds"`
-	Passed           int           `json:"passed"`
-	Failed           int           `json:"failed"`
+	FaultsNeverFired []string `json:"faults_never_fired"`
+	// ProbeSeeds counts, per probe, the seeds that hit it; ProbesNeverHit
+	// lists the declared probes no seed hit.
+	ProbeSeeds     map[string]int `json:"probe_seeds"`
+	ProbesNeverHit []string       `json:"probes_never_hit"`
+	Failures       []swarmRecord  `json:"failures,omitempty"`
+	Seeds          int            `json:"seeds"`
+	Passed         int            `json:"passed"`
+	Failed         int            `json:"failed"`
 	// Missing lists shards a merge did not get.
 	Missing []string `json:"missing_shards,omitempty"`
 }
@@ -76,7 +81,7 @@ type scenarioSummary struct {
 }
 
 func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
-	s := swarmSummary{FaultSeeds: map[string]int{}}
+	s := swarmSummary{FaultSeeds: map[string]int{}, ProbeSeeds: map[string]int{}}
 	byName := map[string]*scenarioSummary{}
 	for _, name := range spec.Scenarios {
 		s.Scenarios = append(s.Scenarios, scenarioSummary{Name: name})
@@ -114,6 +119,11 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 				s.FaultSeeds[op]++
 			}
 		}
+		for probe, n := range r.Probes {
+			if n > 0 {
+				s.ProbeSeeds[probe]++
+			}
+		}
 	}
 	for i := range s.Scenarios {
 		sc := &s.Scenarios[i]
@@ -126,6 +136,11 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	for _, op := range faults.Ops() {
 		if s.FaultSeeds[string(op)] == 0 {
 			s.FaultsNeverFired = append(s.FaultsNeverFired, string(op))
+		}
+	}
+	for _, p := range sim.DeclaredProbes() {
+		if s.ProbeSeeds[p.Name] == 0 {
+			s.ProbesNeverHit = append(s.ProbesNeverHit, p.Name)
 		}
 	}
 	return s
@@ -160,18 +175,13 @@ func (s swarmSummary) writeText(out io.Writer) error {
 	if err := reports.WriteTable(out, header, rows); err != nil {
 		return err
 	}
-	ops := make([]string, 0, len(s.FaultSeeds))
-	for op := range s.FaultSeeds {
-		ops = append(ops, op)
-	}
-	sort.Strings(ops)
-	var fired []string
-	for _, op := range ops {
-		fired = append(fired, fmt.Sprintf("%s %d", op, s.FaultSeeds[op]))
-	}
-	fmt.Fprintf(out, "faults fired (seeds): %s\n", strings.Join(fired, ", "))
+	fmt.Fprintf(out, "faults fired (seeds): %s\n", countsText(s.FaultSeeds))
 	if len(s.FaultsNeverFired) > 0 {
 		fmt.Fprintf(out, "faults never fired: %s\n", strings.Join(s.FaultsNeverFired, ", "))
+	}
+	fmt.Fprintf(out, "probes hit (seeds): %s\n", countsText(s.ProbeSeeds))
+	if len(s.ProbesNeverHit) > 0 {
+		fmt.Fprintf(out, "probes never hit: %s\n", strings.Join(s.ProbesNeverHit, ", "))
 	}
 	for _, r := range s.Failures {
 		fmt.Fprintf(out, "FAILED %s seed %d: %s\n", r.Scenario, r.Seed, failureText(r))
@@ -317,4 +327,22 @@ func sameSwarm(whole, spec swarmSpec, of int) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb) && whole.Shard.Of == of
+}
+
+// countsText lists counts by name, sorted: "kill 3, pause 5"; "none" when
+// empty.
+func countsText(counts map[string]int) string {
+	names := make([]string, 0, len(counts))
+	for name := range counts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", name, counts[name])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

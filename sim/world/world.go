@@ -53,6 +53,8 @@ type World struct {
 	// networkCut is whether a partition or block is in force, so that a
 	// heal with nothing to heal is reported as having no effect.
 	networkCut bool
+	// probes counts the probes the world's processes hit.
+	probes sim.ProbeCounts
 }
 
 // New creates an empty world.
@@ -115,12 +117,13 @@ func (n *Node) boot() {
 	}
 	n.sn.Boot()
 	env := sim.Env{
-		Node:  n.name,
-		Clock: n.clock,
-		Rand:  sched.NewRand(n.w.cfg.Seed, "node/"+n.name, n.sn.Incarnation()),
-		FS:    n.disk.FS(),
-		Net:   n.host.Net(),
-		Log:   n.logger(),
+		Node:   n.name,
+		Clock:  n.clock,
+		Rand:   sched.NewRand(n.w.cfg.Seed, "node/"+n.name, n.sn.Incarnation()),
+		FS:     n.disk.FS(),
+		Net:    n.host.Net(),
+		Log:    n.logger(),
+		Prober: nodeProber{n},
 	}
 	n.start(env)
 }
@@ -193,3 +196,24 @@ func (w *World) note(format string, args ...any) {
 		fmt.Fprintf(w.cfg.Log, "%12.6fs %-6s %s\n", w.loop.Now().Seconds(), "world", fmt.Sprintf(format, args...))
 	}
 }
+
+// nodeProber counts a node's probe hits in its world and notes each in the
+// trace, so that a run that takes a rare path differs from one that does
+// not.
+type nodeProber struct{ n *Node }
+
+func (p nodeProber) Hit(probe sim.ProbeName) {
+	w := p.n.w
+	if w.probes == nil {
+		w.probes = sim.ProbeCounts{}
+	}
+	w.probes[string(probe)]++
+	label := ""
+	if w.loop.Trace().Recording() {
+		label = "probe " + string(probe)
+	}
+	w.loop.Trace().Note(w.loop.Now(), p.n.sn, sched.KindUser, probe.ProbeID(), label)
+}
+
+// Probes are the probe hits of the run so far, by name.
+func (w *World) Probes() sim.ProbeCounts { return w.probes }

@@ -56,6 +56,14 @@ func StartServer(cfg ServerConfig, onStart func(*Server)) sim.Start {
 // Count is the number of increments durably applied.
 func (s *Server) Count() uint64 { return s.count }
 
+// Probes of the server's rare paths.
+var (
+	probeTornTail = sim.DeclareProbe("counter/torn-tail-cut",
+		"the counter server cut a torn or corrupt tail off its log at recovery")
+	probeSyncFailedReload = sim.DeclareProbe("counter/sync-failed-reload",
+		"a failed fsync made the counter server reload its log from disk")
+)
+
 // recover (re)opens the log, cuts a torn tail, makes what it kept durable,
 // and calls then. Recovered records are counted only after that sync: a
 // process kill leaves unsynced records in the page cache, and acknowledging
@@ -74,6 +82,9 @@ func (s *Server) recover(then func()) {
 		return
 	}
 	ids, valid, err := scanWAL(f)
+	if size, sizeErr := f.Size(); err == nil && sizeErr == nil && valid < size {
+		s.env.Hit(probeTornTail)
+	}
 	if err == nil {
 		err = f.Truncate(valid)
 	}
@@ -198,6 +209,7 @@ func (s *Server) groupCommit() {
 // longer says what the disk holds.
 func (s *Server) syncFailed(err error, batch []uint64) {
 	s.env.Log.Logf("counter server: sync: %v; reloading the log", err)
+	s.env.Hit(probeSyncFailedReload)
 	s.recoveries++
 	for _, id := range append(batch, s.unsynced...) {
 		for _, c := range s.waiting[id] {

@@ -30,3 +30,22 @@ func TestEveryScenarioReplaysAndActs(t *testing.T) {
 		})
 	}
 }
+
+// TestProbesReachTheResult: a counter seed whose schedule fails syncs makes
+// the server reload its log, and the run's result counts that probe.
+func TestProbesReachTheResult(t *testing.T) {
+	d, _ := Lookup("counter")
+	for seed := uint64(1); seed <= 30; seed++ {
+		res, err := Run(d, short(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Probes["counter/sync-failed-reload"] > 0 {
+			if res.FaultsFired["fail-syncs"] == 0 {
+				t.Fatalf("seed %d reloaded after a failed sync without a fail-syncs fault", seed)
+			}
+			return
+		}
+	}
+	t.Fatal("no counter seed of 30 hit counter/sync-failed-reload")
+}

@@ -52,6 +52,7 @@ func Run(d Definition, o Options) (Result, error) {
 		FaultsApplied: tally.Applied,
 		FaultWarnings: tally.Warnings,
 		FaultsFired:   firedByName(tally.Fired),
+		Probes:        w.Probes(),
 		SimTime:       w.Now(),
 		Events:        w.Loop().Dispatched(),
 		TraceHash:     fmt.Sprintf("%016x", w.TraceHash()),

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/sim/sched"
 	"github.com/sluice-sim/sluice/sim/world"
 )
@@ -143,13 +144,15 @@ type Result struct {
 	FaultsApplied int      `json:"faults_applied"`
 	FaultWarnings []string `json:"fault_warnings,omitempty"`
 	// FaultsFired counts the actions that acted, by op.
-	FaultsFired map[string]int   `json:"faults_fired,omitempty"`
-	SimTime     time.Duration    `json:"sim_time_ns"`
-	Events      uint64           `json:"events"`
-	TraceHash   string           `json:"trace_hash"`
-	Checks      []Check          `json:"checks"`
-	Stats       map[string]int64 `json:"stats,omitempty"`
-	Schedule    faults.Schedule  `json:"schedule"`
+	FaultsFired map[string]int `json:"faults_fired,omitempty"`
+	// Probes counts the rare paths the run took (see sim.DeclareProbe).
+	Probes    sim.ProbeCounts  `json:"probes,omitempty"`
+	SimTime   time.Duration    `json:"sim_time_ns"`
+	Events    uint64           `json:"events"`
+	TraceHash string           `json:"trace_hash"`
+	Checks    []Check          `json:"checks"`
+	Stats     map[string]int64 `json:"stats,omitempty"`
+	Schedule  faults.Schedule  `json:"schedule"`
 	// WorldEvents is what the world did: faults and what they cost.
 	WorldEvents []string `json:"world_events,omitempty"`
 	// History is what the clients recorded, if they kept one.
