@@ -1,9 +1,11 @@
 package faults
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -42,4 +44,54 @@ func (p Profile) Swarm(r *rand.Rand) Profile {
 func scaleLogUniform(r *rand.Rand, d time.Duration, spread float64) time.Duration {
 	factor := math.Exp((2*r.Float64() - 1) * math.Log(spread))
 	return max(time.Duration(float64(d)*factor), time.Millisecond)
+}
+
+// ProfileSpec is a fault profile a user writes (in a scenario file): what
+// it sets replaces the scenario's own; what it leaves out keeps it.
+type ProfileSpec struct {
+	Kinds        []Kind   `json:"kinds,omitempty"`
+	IntervalMean Duration `json:"interval_mean,omitempty"`
+	DurationMax  Duration `json:"duration_max,omitempty"`
+}
+
+// Validate checks the spec's kinds and durations; errors name the field.
+func (s ProfileSpec) Validate() error {
+	for i, k := range s.Kinds {
+		if !slices.Contains(allKinds, k) {
+			return fmt.Errorf("kinds[%d]: unknown fault kind %q (known: %s)", i, k, kindNames())
+		}
+	}
+	if s.IntervalMean < 0 {
+		return fmt.Errorf("interval_mean: %v is negative", s.IntervalMean)
+	}
+	if s.DurationMax < 0 {
+		return fmt.Errorf("duration_max: %v is negative", s.DurationMax)
+	}
+	return nil
+}
+
+// Apply returns p with the spec's settings in place of its own.
+func (s ProfileSpec) Apply(p Profile) Profile {
+	if len(s.Kinds) > 0 {
+		p.Kinds = slices.Clone(s.Kinds)
+	}
+	if s.IntervalMean > 0 {
+		p.IntervalMean = time.Duration(s.IntervalMean)
+	}
+	if s.DurationMax > 0 {
+		p.DurationMax = time.Duration(s.DurationMax)
+	}
+	return p
+}
+
+// allKinds lists every fault kind a profile may draw.
+var allKinds = []Kind{KindKill, KindPowerLoss, KindPause, KindPartition, KindBlock, KindSlowDisk,
+	KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindClockJump, KindClockDrift}
+
+func kindNames() string {
+	names := make([]string, len(allKinds))
+	for i, k := range allKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }

@@ -15,7 +15,7 @@ import (
 // is the schedule file the run read, if any. It names every field of the
 // recipe: TestReproductionOptionByOption proves, option by option, that the
 // line and the replay file reproduce the trace hash.
-func reproduceCommand(r scenario.Recipe, faultsFile string, determinism bool) string {
+func reproduceCommand(r scenario.Recipe, faultsFile, scenarioFile string, determinism bool) string {
 	parts := []string{"sluice sim run", "--scenario", r.Scenario, "--seed", fmt.Sprint(r.Seed)}
 	for _, b := range r.Bugs {
 		parts = append(parts, "--bug", b)
@@ -29,6 +29,9 @@ func reproduceCommand(r scenario.Recipe, faultsFile string, determinism bool) st
 	}
 	if r.Swarm {
 		parts = append(parts, "--swarm")
+	}
+	if scenarioFile != "" { // for its fault profile or schedule: every other field is named above
+		parts = append(parts, "--scenario-file", shellQuote(scenarioFile))
 	}
 	if faultsFile != "" {
 		parts = append(parts, "--faults", shellQuote(faultsFile))

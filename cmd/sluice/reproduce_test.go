@@ -69,6 +69,8 @@ func TestReproductionOptionByOption(t *testing.T) {
 	dir := t.TempDir()
 	schedule := filepath.Join(dir, "schedule.json")
 	os.WriteFile(schedule, []byte(`{"actions":[{"at":"1s","op":"kill","node":"server"},{"at":"1.5s","op":"restart","node":"server"}]}`), 0o644)
+	scenarioFile := filepath.Join(dir, "scenario.yaml")
+	os.WriteFile(scenarioFile, []byte("scenario: counter\nfaults:\n  profile: {kinds: [pause], interval_mean: 500ms}\n"), 0o644)
 	base := []string{"sim", "run", "--scenario", "counter", "--seed", "3", "--run", "3s", "--drain", "1s"}
 	cases := []struct {
 		option string
@@ -82,6 +84,8 @@ func TestReproductionOptionByOption(t *testing.T) {
 		{"run", []string{"--run", "2500ms"}},
 		{"drain", []string{"--drain", "1500ms"}},
 		{"events-max", []string{"--events-max", "2000"}},
+		{"swarm", []string{"--swarm"}},
+		{"scenario-file", []string{"--scenario-file", scenarioFile}},
 	}
 	saved := filepath.Join(dir, "base.json")
 	_, ref := simJSON(t, dir, append(base, "--save-run", saved)...)

@@ -35,6 +35,7 @@ func newSimCommand() *cobra.Command {
 // runFlags are the flags of sim run.
 type runFlags struct {
 	scenario         string
+	scenarioFile     string
 	seed             uint64
 	seeds            int
 	bugs             []string
@@ -89,6 +90,7 @@ names the entry.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenario, "scenario", "counter", "scenario to run (see 'sluice sim list')")
+	fl.StringVar(&f.scenarioFile, "scenario-file", "", "YAML or JSON file of a run: scenario, params, bugs, lengths, fault profile or schedule (flags given too win)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the run (the first seed with --seeds)")
 	fl.IntVar(&f.seeds, "seeds", 1, "number of consecutive seeds to run")
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on (repeatable; see 'sluice sim bugs')")
@@ -112,6 +114,10 @@ names the entry.`,
 }
 
 func runSim(cmd *cobra.Command, f runFlags) error {
+	file, err := applyScenarioFile(cmd, &f)
+	if err != nil {
+		return err
+	}
 	def, err := scenario.Lookup(f.scenario)
 	if err != nil {
 		return usageError("%v", err)
@@ -122,6 +128,12 @@ func runSim(cmd *cobra.Command, f runFlags) error {
 	opts, err := f.options()
 	if err != nil {
 		return err
+	}
+	if file != nil {
+		opts.Profile = file.Profile
+		if opts.Schedule == nil {
+			opts.Schedule = file.Schedule
+		}
 	}
 	logOut, closeLog, err := openLog(f.logFile)
 	if err != nil {
@@ -198,6 +210,53 @@ func parseParams(flags []string) (map[string]string, error) {
 	return params, nil
 }
 
+// applyScenarioFile reads --scenario-file and takes from it every setting
+// whose flag was not given; the file's profile and schedule are returned
+// for the run's options.
+func applyScenarioFile(cmd *cobra.Command, f *runFlags) (*scenario.File, error) {
+	if f.scenarioFile == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(f.scenarioFile)
+	if err != nil {
+		return nil, usageError("--scenario-file: %v", err)
+	}
+	file, err := scenario.ParseFile(data)
+	if err != nil {
+		return nil, usageError("--scenario-file %s: %v", f.scenarioFile, err)
+	}
+	given := cmd.Flags().Changed
+	if !given("scenario") {
+		f.scenario = file.Scenario
+	}
+	if file.Set["seed"] && !given("seed") {
+		f.seed = file.Seed
+	}
+	if file.Set["bugs"] && !given("bug") {
+		f.bugs = file.Bugs
+	}
+	if file.Set["run"] && !given("run") {
+		f.run = time.Duration(file.Run)
+	}
+	if file.Set["drain"] && !given("drain") {
+		f.drain = time.Duration(file.Drain)
+	}
+	if file.Set["events_max"] && !given("events-max") {
+		f.eventsMax = file.EventsMax
+	}
+	if file.Set["swarm"] && !given("swarm") {
+		f.swarm = file.Swarm
+	}
+	// The file's parameters come first, so that a --param of the same
+	// name given too wins.
+	var params []string
+	for _, name := range sortedParamNames(file.Params) {
+		params = append(params, name+"="+file.Params[name])
+	}
+	f.params = append(params, f.params...)
+	return &file, nil
+}
+
 func openLog(name string) (io.Writer, func(), error) {
 	switch name {
 	case "":
@@ -249,7 +308,7 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 		}
 	}
 	ok := res.OK() && (det == nil || det.Same())
-	summary := newRunSummary(res, det, wall, f.faultsFile)
+	summary := newRunSummary(res, det, wall, f.faultsFile, f.scenarioFile)
 	if f.replayOf != nil {
 		summary.noteReplay(*f.replayOf, f.replayFile)
 		ok = ok && summary.Reproduced != nil && *summary.Reproduced
@@ -312,7 +371,7 @@ type runSummary struct {
 	ReplayNote string `json:"replay_note,omitempty"`
 }
 
-func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, faultsFile string) runSummary {
+func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Duration, faultsFile, scenarioFile string) runSummary {
 	s := runSummary{Result: res, WallTime: wall}
 	if secs := wall.Seconds(); secs > 0 {
 		s.EventsPerSec = float64(res.Events) / secs
@@ -325,7 +384,7 @@ func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Dur
 			s.Divergence = det.Divergence.String()
 		}
 	}
-	s.Reproduce = reproduceCommand(res.Recipe, faultsFile, det != nil)
+	s.Reproduce = reproduceCommand(res.Recipe, faultsFile, scenarioFile, det != nil)
 	return s
 }
 

@@ -438,7 +438,7 @@ func runSwarmJob(job swarmJob, f swarmFlags) swarmRecord {
 	rec.OK = res.OK() && (rec.Deterministic == nil || *rec.Deterministic)
 	rec.Failed, rec.TraceHash, rec.Events, rec.SimTime = res.Failed(), res.TraceHash, res.Events, res.SimTime
 	rec.FaultsFired, rec.Probes = res.FaultsFired, res.Probes
-	rec.Reproduce = reproduceCommand(res.Recipe, "", job.Determinism)
+	rec.Reproduce = reproduceCommand(res.Recipe, "", "", job.Determinism)
 	if !rec.OK {
 		rec.SavedTo = failurePath(f.failuresDir, res)
 		if err := saveRun(rec.SavedTo, res); err != nil {

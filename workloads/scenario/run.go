@@ -27,6 +27,9 @@ func Run(d Definition, o Options) (Result, error) {
 	schedule := o.Schedule
 	if schedule == nil {
 		p := cluster.Profile()
+		if o.Profile != nil {
+			p = o.Profile.Apply(p)
+		}
 		if o.Swarm {
 			p = p.Swarm(sched.NewRand(o.Seed, "swarm", 0))
 		}
@@ -47,7 +50,7 @@ func Run(d Definition, o Options) (Result, error) {
 		Recipe: Recipe{
 			Scenario: d.Name, Seed: o.Seed, Bugs: o.Bugs.Names(), Params: o.Params,
 			Run: faults.Duration(o.Run), Drain: faults.Duration(o.Drain), EventsMax: o.EventsMax,
-			Swarm: o.Swarm,
+			Swarm: o.Swarm, Profile: o.Profile,
 		},
 		FaultsApplied: tally.Applied,
 		FaultWarnings: tally.Warnings,

@@ -88,6 +88,9 @@ type Options struct {
 	// Swarm draws the seed's own fault mix (which kinds, how often, how
 	// long) for the generated schedule; see faults.Profile.Swarm.
 	Swarm bool
+	// Profile, when set, replaces parts of the scenario's fault profile
+	// for the generated schedule (a scenario file's "faults.profile").
+	Profile *faults.ProfileSpec
 }
 
 // Param returns the value of a knob.
@@ -116,6 +119,8 @@ type Recipe struct {
 	EventsMax uint64          `json:"events_max,omitempty"`
 	// Swarm is whether the seed drew its own fault mix.
 	Swarm bool `json:"swarm,omitempty"`
+	// Profile is the fault profile a scenario file set, if any.
+	Profile *faults.ProfileSpec `json:"profile,omitempty"`
 }
 
 // Options are the options that run the recipe again, with schedule.
@@ -131,7 +136,7 @@ func (r Recipe) Options(schedule *faults.Schedule) (Definition, Options, error) 
 	return def, Options{
 		Seed: r.Seed, Bugs: bugs, Params: r.Params, Schedule: schedule,
 		Run: time.Duration(r.Run), Drain: time.Duration(r.Drain), EventsMax: r.EventsMax,
-		Swarm: r.Swarm,
+		Swarm: r.Swarm, Profile: r.Profile,
 	}, nil
 }
 
@@ -234,6 +239,11 @@ func (d Definition) Validate(o Options) error {
 func (d Definition) resolve(o Options) (Options, error) {
 	if o.Run < 0 || o.Drain < 0 {
 		return o, fmt.Errorf("scenario %s: negative run (%v) or drain (%v)", d.Name, o.Run, o.Drain)
+	}
+	if o.Profile != nil {
+		if err := o.Profile.Validate(); err != nil {
+			return o, fmt.Errorf("scenario %s: fault profile: %w", d.Name, err)
+		}
 	}
 	if o.Run == 0 {
 		o.Run = d.Run
