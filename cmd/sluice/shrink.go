@@ -19,9 +19,9 @@ func newSimShrinkCommand() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "shrink FILE",
-		Short: "Reduce a failing run to the smallest fault schedule and run under which the same check fails",
+		Short: "Reduce a failing run to the smallest fault schedule and run under which the same checks fail",
 		Long: `Read a saved failing run (a file in sluice-failures/, or one --save-run
-wrote), and look for a smaller one that fails the same check: whole faults
+wrote), and look for a smaller one that fails exactly the same checks: whole faults
 (an action with the one that undoes it) are removed by delta debugging, then
 each remaining fault is shortened, then the run and the drain. Every
 candidate is a full deterministic run, so the result replays exactly.

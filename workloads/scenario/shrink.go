@@ -3,13 +3,14 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-sim/sluice/faults"
 )
 
 // Shrinking a failing run: find a smaller fault schedule and a shorter run
-// under which the same check still fails. A run is deterministic, so
+// under which the same checks still fail. A run is deterministic, so
 // "still fails" is a plain function of the schedule and lengths, and delta
 // debugging (Zeller's ddmin) over whole faults finds a schedule from which
 // no single fault can be removed; each remaining fault is then shortened,
@@ -20,7 +21,8 @@ var ErrDoesNotFail = errors.New("the run does not fail: nothing to shrink")
 
 // Shrunk is the outcome of shrinking a run.
 type Shrunk struct {
-	// Check is the check that fails in the original and in the shrunk run.
+	// Check names the checks that fail in the original and in the shrunk
+	// run.
 	Check string
 	// Original and Smallest are the runs before and after.
 	Original, Smallest Result
@@ -36,8 +38,7 @@ const shrinkRunLengthsMin = 100 * time.Millisecond
 
 // Shrink reduces a failing run of d with options o, making at most
 // triesMax runs; progress, if set, hears of each smaller run found. A
-// smaller run counts when it fails the original's first failed check and
-// no check the original passed.
+// smaller run counts when it fails exactly the checks the original failed.
 func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrunk, error) {
 	orig, err := Run(d, o)
 	if err != nil {
@@ -47,10 +48,13 @@ func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrun
 	if len(failed) == 0 {
 		return Shrunk{}, ErrDoesNotFail
 	}
-	s := &shrinker{d: d, o: o, check: failed[0].Name, allowed: map[string]bool{}, triesMax: triesMax, best: orig, progress: progress}
+	s := &shrinker{d: d, o: o, allowed: map[string]bool{}, triesMax: triesMax, best: orig, progress: progress}
+	var names []string
 	for _, c := range failed {
 		s.allowed[c.Name] = true
+		names = append(names, c.Name)
 	}
+	s.check = strings.Join(names, ", ")
 	s.o.Schedule = &orig.Schedule
 	s.o.Run, s.o.Drain = time.Duration(orig.Run), time.Duration(orig.Drain)
 	s.dropFaults(orig.Schedule)
@@ -62,9 +66,9 @@ func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrun
 type shrinker struct {
 	d     Definition
 	o     Options // the smallest failing options so far
-	check string
+	check string  // the failed checks' names, for the summary
 	// allowed are the checks the original run failed: a candidate must
-	// fail check and no check outside these.
+	// fail exactly these.
 	allowed  map[string]bool
 	triesMax int
 	tries    int
@@ -72,7 +76,7 @@ type shrinker struct {
 	progress func(Result)
 }
 
-// fails runs the candidate and keeps it if the check still fails.
+// fails runs the candidate and keeps it if the same checks still fail.
 func (s *shrinker) fails(o Options) bool {
 	if s.tries >= s.triesMax {
 		return false
@@ -82,15 +86,17 @@ func (s *shrinker) fails(o Options) bool {
 	if err != nil {
 		return false
 	}
-	target := false
-	for _, c := range res.Failed() {
-		if !s.allowed[c.Name] {
-			return false // a smaller run that breaks something else answers another question
-		}
-		target = target || c.Name == s.check
-	}
-	if !target {
+	// The same failure: exactly the checks the original failed. A
+	// smaller run that breaks something else, or less, answers another
+	// question.
+	failed := res.Failed()
+	if len(failed) != len(s.allowed) {
 		return false
+	}
+	for _, c := range failed {
+		if !s.allowed[c.Name] {
+			return false
+		}
 	}
 	s.o, s.best = o, res
 	if s.progress != nil {
@@ -165,7 +171,7 @@ func complementOf(chunks [][]faults.Unit, skip int) []faults.Unit {
 const shortenHalvingsMax = 8
 
 // shortenFaults moves each fault's recovery closer to its start, halving
-// the gap while the check still fails.
+// the gap while the same checks still fail.
 func (s *shrinker) shortenFaults() {
 	for u := 0; u < len(s.o.Schedule.Units()); u++ {
 		for h := 0; h < shortenHalvingsMax; h++ {
@@ -188,7 +194,7 @@ func (s *shrinker) shortenFaults() {
 	}
 }
 
-// shortenRun halves the run and the drain while the check still fails,
+// shortenRun halves the run and the drain while the same checks still fail,
 // never cutting the run before its last fault action.
 func (s *shrinker) shortenRun() {
 	var last time.Duration
