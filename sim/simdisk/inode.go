@@ -101,13 +101,18 @@ type dirtySector struct {
 
 // inode is a file: its durable and current content and what refers to it.
 //
-// Invariants: cur and dur are equal byte for byte in every sector not in
-// dirty; dur equals what cur was when the change counter read durSeq.
+// Invariants: cur and dur are equal byte for byte in every sector in
+// neither dirty nor lost; no sector is in both; dur equals what cur was
+// when the change counter read durSeq, except in lost sectors.
 type inode struct {
 	id          uint64
 	sectorBytes int64
 	cur, dur    image
 	dirty       map[int64]dirtySector
+	// lost holds the sectors a failed sync marked clean under
+	// SyncFailureLinux: the page cache shows bytes the platter does not
+	// hold and no sync will write, until a change makes them dirty again.
+	lost map[int64]struct{}
 	// seq counts changes to cur.
 	seq uint64
 	// durSeq is the change count whose content dur holds.
@@ -127,12 +132,13 @@ type inode struct {
 }
 
 func newInode(id uint64, sectorBytes int64) *inode {
-	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(), dirty: make(map[int64]dirtySector)}
+	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(),
+		dirty: make(map[int64]dirtySector), lost: make(map[int64]struct{})}
 }
 
 // unsynced reports whether a crash could lose anything of the file.
 func (ino *inode) unsynced() bool {
-	return len(ino.dirty) > 0 || ino.cur.sizeBytes != ino.dur.sizeBytes
+	return len(ino.dirty) > 0 || len(ino.lost) > 0 || ino.cur.sizeBytes != ino.dur.sizeBytes
 }
 
 // oldestChange is when the oldest change not yet durable was made; ok is
@@ -155,6 +161,7 @@ func (ino *inode) oldestChange() (at time.Duration, ok bool) {
 func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte {
 	e, dirty := ino.dirty[s]
 	buf := ino.cur.sectors[s]
+	delete(ino.lost, s) // dirty again: the next sync writes all of it
 	if !dirty || !e.owned || buf == nil {
 		fresh := make([]byte, ino.sectorBytes)
 		if buf != nil && !whole {
@@ -226,10 +233,13 @@ func (ino *inode) truncate(size int64, now time.Duration) {
 // dropSector removes a sector beyond the new size from the page cache; the
 // platter may still hold it, so it is dirty.
 func (ino *inode) dropSector(s int64, now time.Duration) {
-	if _, ok := ino.cur.sectors[s]; !ok {
+	_, cached := ino.cur.sectors[s]
+	_, lost := ino.lost[s]
+	if !cached && !lost {
 		return
 	}
 	delete(ino.cur.sectors, s)
+	delete(ino.lost, s)
 	e, dirty := ino.dirty[s]
 	if !dirty {
 		e.since = now
@@ -267,13 +277,18 @@ func (ino *inode) capture() capture {
 
 // complete makes a capture durable, unless something newer already is.
 // Sectors not changed since the capture become clean; the age of those
-// changed since counts from now.
+// changed since counts from now. A sector a failed sync marked lost after
+// the capture is skipped: the writeback that failed was the one this sync
+// waited for, and the page is clean now.
 func (ino *inode) complete(c capture, now time.Duration) {
 	if ino.durSeq >= c.seq {
 		return
 	}
 	ino.dur.sizeBytes = c.sizeBytes
 	for _, cs := range c.sectors {
+		if _, lost := ino.lost[cs.index]; lost {
+			continue
+		}
 		if cs.buf == nil {
 			delete(ino.dur.sectors, cs.index)
 		} else {
@@ -324,12 +339,63 @@ func (ino *inode) revert() {
 	ino.durSeq = ino.seq
 }
 
+// markLost applies a failed sync under SyncFailureLinux: the sectors the
+// capture held and nothing changed since become clean without reaching the
+// platter; the page cache keeps showing them. Sizes stay as they are: the
+// next successful sync or writeback makes the current size durable, and
+// the lost sectors then read as whatever the platter holds (zeros past
+// the old size), as on ext4.
+func (ino *inode) markLost(c capture) {
+	for _, cs := range c.sectors {
+		e, dirty := ino.dirty[cs.index]
+		if !dirty || e.version > c.seq {
+			continue // rewritten since: the next sync writes the new bytes
+		}
+		delete(ino.dirty, cs.index)
+		if !sectorEqual(&ino.cur, &ino.dur, cs.index, ino.sectorBytes) {
+			ino.lost[cs.index] = struct{}{}
+		}
+	}
+}
+
+// evictLost drops the lost sectors from the page cache, as the kernel
+// evicts clean pages: reads see the platter's bytes again.
+func (ino *inode) evictLost() int {
+	n := len(ino.lost)
+	for s := range ino.lost { // each key is handled alone: order is irrelevant
+		restoreSector(&ino.cur, &ino.dur, s, ino.sectorBytes)
+	}
+	clear(ino.lost)
+	return n
+}
+
+// restoreSector makes sector s of to hold from's bytes, zero beyond to's
+// size; it never changes a shared buffer.
+func restoreSector(to, from *image, s, sectorBytes int64) {
+	buf := from.sectors[s]
+	if buf == nil {
+		delete(to.sectors, s)
+		return
+	}
+	if end := to.sizeBytes - s*sectorBytes; end < sectorBytes {
+		if end <= 0 {
+			delete(to.sectors, s)
+			return
+		}
+		fresh := make([]byte, sectorBytes)
+		copy(fresh, buf[:end])
+		buf = fresh
+	}
+	to.sectors[s] = buf
+}
+
 // reset makes img both the durable and the current content, as after a
 // crash.
 func (ino *inode) reset(img image) {
 	ino.cur = img.clone()
 	ino.dur = img.clone()
 	clear(ino.dirty)
+	clear(ino.lost)
 	ino.seq++
 	ino.durSeq = ino.seq
 }
