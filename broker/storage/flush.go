@@ -198,9 +198,11 @@ func (l *Log) failWaiters(err error) {
 // disk does not hold. What Open found on disk is kept, as far as the
 // reload still finds it: the recovery point read at Open may lag the
 // durable end by up to a checkpoint interval, and the data between was
-// acknowledged. (Found data that was never synced is only in the page
-// cache after a process crash; a failed sync of it drops it, so the
-// reload does not find it.)
+// acknowledged. Found data that was never synced may be only in the page
+// cache after a process crash; after a failed sync of it Linux keeps
+// showing it, so the reload may find it again: the reload writes it
+// again (rewriteUnflushed) and the flush that follows writes it for real
+// before the recovery point covers it.
 func (l *Log) reopen(cause error) {
 	l.gen++
 	l.reopens++

@@ -31,6 +31,10 @@ type RecoveryReport struct {
 	DiscardedSnapshots   []string
 	ProducerSnapshot     int64
 	EpochCheckpointError string
+	// RewrittenBytes counts the bytes above the recovery point that
+	// recovery read back and wrote again, so that the next sync writes
+	// them even where the page cache shows data a failed sync lost.
+	RewrittenBytes int64
 	// FlushedLost: the recovered log ends before the recovery point, so
 	// data that had been made durable is gone (a lying or failed disk).
 	FlushedLost bool
@@ -198,7 +202,7 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 	if err := l.loadProducers(&report); err != nil {
 		return report, err
 	}
-	l.resyncLoaded()
+	l.resyncLoaded(&report)
 	report.StartOffset, report.EndOffset = l.StartOffset(), l.EndOffset()
 	if !report.Clean() {
 		l.logf("log recovery: %s", report)
@@ -215,15 +219,26 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 
 // resyncLoaded queues for the next flush round what recovery cannot
 // know to be durable (after a process crash the page cache survives):
-// directory entries and snapshots. Segments above the recovery point are
-// marked by recoverSegment.
-func (l *Log) resyncLoaded() {
+// directory entries and snapshots, which it writes again for the reason
+// rewriteUnflushed gives. Segments above the recovery point are marked
+// and written again by recoverSegment.
+func (l *Log) resyncLoaded(report *RecoveryReport) {
 	l.dirDirty = true
 	for _, snap := range l.snapshots {
 		name := segmentFile(l.dir, snap.offset, suffixSnapshot)
 		f, err := l.fs.Open(name)
 		if err != nil {
 			l.logf("log %s: open %s: %v", l.dir, name, err)
+			continue
+		}
+		size, err := f.Size()
+		if err == nil {
+			err = l.rewriteUnflushed(f, name, 0, size, report)
+		}
+		if err != nil {
+			// Not durable, then: retention will not rely on it.
+			l.logf("log %s: write %s again: %v", l.dir, name, err)
+			f.Close()
 			continue
 		}
 		l.pendingFiles = append(l.pendingFiles, pendingFile{file: f, snapshot: snap.offset})
@@ -345,6 +360,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 	}
 	limit := l.nextBase(i)
 	sc := scanner{s: s, verifyCRC: !l.skipCRC}
+	// rewriteFrom is the position of the first good batch holding offsets
+	// at or past the recovery point.
+	rewriteFrom := int64(-1)
 	for pos := int64(0); pos < s.sizeBytes; {
 		if expected >= limit {
 			// The segment is complete; what follows is left from a
@@ -378,6 +396,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			expected = max(expected, d.LastOffset+1)
 			continue
 		}
+		if rewriteFrom < 0 && h.last >= recoveryPoint {
+			rewriteFrom = pos
+		}
 		s.account(h, l.cfg.IndexIntervalBytes)
 		seen.assign(h.leaderEpoch, h.base)
 		report.BatchesScanned++
@@ -391,7 +412,41 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 		// process crash these bytes may sit only in the page cache.
 		s.logDirty = true
 	}
+	if rewriteFrom >= 0 && rewriteFrom < s.sizeBytes {
+		if err := l.rewriteUnflushed(s.file, s.name, rewriteFrom, s.sizeBytes, report); err != nil {
+			return false, err
+		}
+	}
 	return false, nil
+}
+
+// rewriteChunkBytes bounds one read-and-write of rewriteUnflushed.
+const rewriteChunkBytes = 1 << 20
+
+// rewriteUnflushed writes bytes [from, to) of f again, as read back. What
+// recovery reads above the recovery point may be what a failed sync left
+// in the page cache: on Linux its pages are marked clean, so a later sync
+// succeeds without writing them, and a power loss takes them. Writing them
+// again makes them dirty, so the flush that follows recovery (which
+// appends, the high watermark and duplicate answers wait for) really
+// writes them. Bytes already durable are written with the same value.
+func (l *Log) rewriteUnflushed(f sim.File, name string, from, to int64, report *RecoveryReport) error {
+	if l.trustPageCache {
+		return nil
+	}
+	buf := make([]byte, min(rewriteChunkBytes, to-from))
+	for pos := from; pos < to; {
+		chunk := buf[:min(int64(len(buf)), to-pos)]
+		if n, err := f.ReadAt(chunk, pos); n < len(chunk) {
+			return storageError(fmt.Sprintf("read %s at %d to write it again", name, pos), err)
+		}
+		if _, err := f.WriteAt(chunk, pos); err != nil {
+			return storageError(fmt.Sprintf("write %s at %d again", name, pos), err)
+		}
+		pos += int64(len(chunk))
+		report.RewrittenBytes += int64(len(chunk))
+	}
+	return nil
 }
 
 // closeRecovered marks a segment that has a successor as rolled and makes
