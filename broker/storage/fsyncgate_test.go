@@ -26,7 +26,7 @@ func linuxDiskConfig() simdisk.Config {
 // point covers them, then the power fails. It returns the values the
 // recovery point covered before the power loss, and the log recovered
 // after it with its report.
-func fsyncgateRun(t *testing.T, cfg Config) (covered []string, after *Log, report RecoveryReport) {
+func fsyncgateRun(t *testing.T, cfg Config, tornTail bool) (covered []string, after *Log, report RecoveryReport) {
 	r := newRig(t, 41, linuxDiskConfig())
 	l, _ := r.open(cfg, 0)
 	for i := range 4 {
@@ -39,7 +39,21 @@ func fsyncgateRun(t *testing.T, cfg Config) (covered []string, after *Log, repor
 	for i := range 4 {
 		mustAppend(t, l, testBatch(t, testRecords(2, fmt.Sprintf("cached%d", i), 1)), 0)
 	}
+	segment := l.segments[0].name
 	r.crash(false) // kill -9: the page cache keeps the unsynced batches
+	if tornTail {
+		// A batch cut short: recovery cuts it, and must still write
+		// again what it keeps above the recovery point.
+		f, err := r.fs.Open(segment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, _ := f.Size()
+		if _, err := f.WriteAt([]byte{0, 0, 0}, size); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
 	r.disk.FailSyncs(1)
 	l, found := r.open(cfg, checkpoint) // the recovery round fails
 	if rewrites := !cfg.Bugs.On(faults.BugTrustPageCache); (found.RewrittenBytes > 0) != rewrites {
@@ -66,12 +80,14 @@ func fsyncgateRun(t *testing.T, cfg Config) (covered []string, after *Log, repor
 // recovery really wrote it: with the rewrite, everything the recovery
 // point covered survives the power loss.
 func TestFsyncgateRecoveredDataIsWrittenAgain(t *testing.T) {
-	covered, l, report := fsyncgateRun(t, Config{})
-	if len(covered) != 16 {
-		t.Fatalf("the recovery point covered %d records, want the 16 appended", len(covered))
-	}
-	if after := readAll(t, l); !sameStrings(after, covered) || !report.Clean() {
-		t.Fatalf("after the power loss the log holds %v (want %v)\n%s", after, covered, report)
+	for _, torn := range []bool{false, true} {
+		covered, l, report := fsyncgateRun(t, Config{}, torn)
+		if len(covered) != 16 {
+			t.Fatalf("torn tail %v: the recovery point covered %d records, want the 16 appended", torn, len(covered))
+		}
+		if after := readAll(t, l); !sameStrings(after, covered) || !report.Clean() {
+			t.Fatalf("torn tail %v: after the power loss the log holds %v (want %v)\n%s", torn, after, covered, report)
+		}
 	}
 }
 
@@ -79,7 +95,7 @@ func TestFsyncgateRecoveredDataIsWrittenAgain(t *testing.T) {
 // the rewrite, and the power loss takes data the recovery point covered:
 // the next recovery finds zeros where flushed batches were.
 func TestFsyncgateTrustPageCacheBugLosesFlushedData(t *testing.T) {
-	_, _, report := fsyncgateRun(t, Config{Bugs: faults.Bugs{faults.BugTrustPageCache: true}})
+	_, _, report := fsyncgateRun(t, Config{Bugs: faults.Bugs{faults.BugTrustPageCache: true}}, false)
 	if report.Clean() || len(report.Damage) == 0 || report.Damage[0].FirstOffset != 8 {
 		t.Fatalf("trusting the page cache lost nothing flushed: %s", report)
 	}

@@ -31,6 +31,11 @@ type RecoveryReport struct {
 	DiscardedSnapshots   []string
 	ProducerSnapshot     int64
 	EpochCheckpointError string
+	// Producers counts the producers whose state recovery loaded;
+	// ProducerBatchesReplayed the batches it read to rebuild their state
+	// after the snapshot it started from (ProducerSnapshot, -1 for none).
+	Producers               int
+	ProducerBatchesReplayed int64
 	// RewrittenBytes counts the bytes above the recovery point that
 	// recovery read back and wrote again, so that the next sync writes
 	// them even where the page cache shows data a failed sync lost.
@@ -77,6 +82,55 @@ func (r RecoveryReport) Clean() bool {
 		}
 	}
 	return len(r.Damage) == 0 && !r.FlushedLost
+}
+
+// Repaired reports whether recovery had anything to mend: a cut (stale
+// bytes included), damage, lost flushed data, rebuilt indexes, leftover
+// files, discarded snapshots or a rebuilt epoch checkpoint.
+func (r RecoveryReport) Repaired() bool {
+	return len(r.Truncations) > 0 || len(r.Damage) > 0 || r.FlushedLost || len(r.RebuiltIndexes) > 0 ||
+		len(r.RemovedFiles) > 0 || len(r.DiscardedSnapshots) > 0 || r.EpochCheckpointError != ""
+}
+
+// TruncatedBytes is what recovery's cuts dropped.
+func (r RecoveryReport) TruncatedBytes() int64 {
+	var n int64
+	for _, t := range r.Truncations {
+		n += t.DroppedBytes
+	}
+	return n
+}
+
+// Summary says in one line what recovery did: what it scanned, cut,
+// rebuilt and found damaged, and where producer state came from.
+func (r RecoveryReport) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d segments scanned (%d batches, %d bytes), %d bytes truncated (%d cuts), %d indexes rebuilt",
+		r.SegmentsScanned, r.BatchesScanned, r.BytesScanned, r.TruncatedBytes(), len(r.Truncations), len(r.RebuiltIndexes))
+	from := "from the log"
+	if r.ProducerSnapshot >= 0 {
+		from = fmt.Sprintf("from snapshot %d", r.ProducerSnapshot)
+	}
+	fmt.Fprintf(&b, ", producer state rebuilt %s + %d batches (%d producers)", from, r.ProducerBatchesReplayed, r.Producers)
+	if len(r.Damage) > 0 {
+		fmt.Fprintf(&b, ", %d damaged ranges kept and never served", len(r.Damage))
+	}
+	if len(r.RemovedFiles) > 0 {
+		fmt.Fprintf(&b, ", %d leftover files removed", len(r.RemovedFiles))
+	}
+	if len(r.DiscardedSnapshots) > 0 {
+		fmt.Fprintf(&b, ", %d snapshots discarded", len(r.DiscardedSnapshots))
+	}
+	if r.EpochCheckpointError != "" {
+		b.WriteString(", leader epoch checkpoint rebuilt")
+	}
+	if r.RewrittenBytes > 0 {
+		fmt.Fprintf(&b, ", %d bytes above the recovery point written again", r.RewrittenBytes)
+	}
+	if r.FlushedLost {
+		fmt.Fprintf(&b, ", FLUSHED DATA LOST (the log ends at %d, before its recovery point %d)", r.EndOffset, r.RecoveryPoint)
+	}
+	return b.String()
 }
 
 // String summarises the report in one line per finding.
@@ -384,7 +438,10 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 				return false, err
 			}
 			if expected >= recoveryPoint {
-				return true, l.cutAt(i, pos, expected, err.Error(), true, report)
+				if err := l.cutAt(i, pos, expected, err.Error(), true, report); err != nil {
+					return true, err
+				}
+				return true, l.rewriteSegment(s, rewriteFrom, report)
 			}
 			d, err := l.damageExtent(&sc, pos, expected, l.damageEndOffset(i, recoveryPoint), err.Error())
 			if err != nil {
@@ -412,12 +469,16 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 		// process crash these bytes may sit only in the page cache.
 		s.logDirty = true
 	}
-	if rewriteFrom >= 0 && rewriteFrom < s.sizeBytes {
-		if err := l.rewriteUnflushed(s.file, s.name, rewriteFrom, s.sizeBytes, report); err != nil {
-			return false, err
-		}
+	return false, l.rewriteSegment(s, rewriteFrom, report)
+}
+
+// rewriteSegment writes a segment's bytes from position from (-1: none)
+// to its end again: see rewriteUnflushed.
+func (l *Log) rewriteSegment(s *segment, from int64, report *RecoveryReport) error {
+	if from < 0 || from >= s.sizeBytes {
+		return nil
 	}
-	return false, nil
+	return l.rewriteUnflushed(s.file, s.name, from, s.sizeBytes, report)
 }
 
 // rewriteChunkBytes bounds one read-and-write of rewriteUnflushed.
@@ -690,12 +751,15 @@ func (l *Log) loadProducers(report *RecoveryReport) error {
 		from = max(off, from)
 		break
 	}
-	return l.forEachHeader(from, func(h batchInfo) bool {
+	err := l.forEachHeader(from, func(h batchInfo) bool {
 		if h.base >= from {
 			l.producers.update(h, h.maxTimestamp, l.cfg.ProducersMax)
+			report.ProducerBatchesReplayed++
 		}
 		return true
 	})
+	report.Producers = len(l.producers.byID)
+	return err
 }
 
 // readSnapshot reads the snapshot at off and checks it describes this
