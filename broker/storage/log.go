@@ -46,7 +46,10 @@
 // After a failed sync the disk may have dropped unsynced pages, so the
 // log's view is no longer the disk's: the log reopens itself from disk,
 // drops what this incarnation appended above its recovery point, and
-// fails the flush callers with ErrStorage.
+// fails the flush callers with ErrStorage. If the reload fails too (no
+// file handles left, reads failing), the log is offline (Err) and tries
+// again after 100 ms, doubling to 10 s, logging each attempt, until it
+// comes back or is closed.
 //
 // The rule: nothing counts as durable that no successful sync covered
 // since it was written. Linux (since 4.13) marks the pages of a failed
@@ -236,8 +239,8 @@ func (l *Log) SizeBytes() int64 {
 // Dir is the log's directory.
 func (l *Log) Dir() string { return l.dir }
 
-// Err is why the log went offline (a reopen after a failed sync failed
-// too), or nil.
+// Err is why the log is offline (a reopen after a failed sync failed too;
+// it is retried with backoff), or nil.
 func (l *Log) Err() error { return l.failed }
 
 // Reopens counts the times the log reopened itself after a failed sync.
