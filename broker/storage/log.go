@@ -239,8 +239,8 @@ func (l *Log) SizeBytes() int64 {
 // Dir is the log's directory.
 func (l *Log) Dir() string { return l.dir }
 
-// Err is why the log is offline (a reopen after a failed sync failed too;
-// it is retried with backoff), or nil.
+// Err is why the log is offline, or nil. A log offline because the reload
+// after a failed sync failed retries it with backoff.
 func (l *Log) Err() error { return l.failed }
 
 // Reopens counts the times the log reopened itself after a failed sync.
