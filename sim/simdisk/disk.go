@@ -434,7 +434,7 @@ func (d *Disk) closeHandles() {
 func (d *Disk) DropCaches() int {
 	n := 0
 	for _, ino := range d.sortedInodes() {
-		n += ino.evictLost()
+		n += ino.evictLost(d.loop.Now())
 	}
 	d.loop.Trace().Note(d.loop.Now(), d.node, sched.KindFault, uint64(n), "")
 	return n

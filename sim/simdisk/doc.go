@@ -36,21 +36,32 @@
 //     before that revert also return sim.ErrIO.
 //   - SyncFailureLinux, Linux's behaviour since 4.13 (the "fsyncgate"
 //     rules): the sync captures the dirty sectors at the call like any
-//     other; when it completes, each captured sector not rewritten since
-//     becomes lost: clean (no later sync or writeback writes it) yet still
-//     showing its current bytes in the page cache, so reads, and a new
-//     process after a ProcessKill, still see them. The durable size does
-//     not change. The error is reported once: later syncs succeed,
-//     including one called while the failing one was in flight, and
-//     write nothing of a lost sector. The next successful sync or
-//     writeback makes the current size durable, so a lost sector then
-//     reads, after a crash, as the platter's old bytes (zeros past the
-//     old size), as on ext4. A lost sector is written again only once a
-//     write, truncation or bit flip makes it dirty; it is then written
-//     whole. A power loss, whatever the crash mode, and DropCaches (the
-//     kernel evicting clean pages) give lost sectors back their durable
-//     bytes. A program that trusts a later successful sync to cover what
-//     a failed one did not loses data it believes durable.
+//     other. When it completes, take each captured sector nothing changed
+//     since, and L the smaller of the sizes at the call and now: if its
+//     bytes below L differ from the platter's it becomes lost: clean (no
+//     later sync or writeback writes it) yet still showing its current
+//     bytes in the page cache, so reads, and a new process after a
+//     ProcessKill, still see them; if it differs only past L (a
+//     truncation, which is metadata, not a page) it stays dirty;
+//     otherwise it is clean. The durable size does not change.
+//   - The error is reported once: later syncs succeed, including one
+//     called while the failing one was in flight, and no sync called
+//     before the failure completed writes a sector it made lost. The next
+//     successful sync or writeback makes the current size durable (and
+//     zeros on the platter past a smaller one), so a lost sector then
+//     reads, after a crash, as the platter's old bytes (zeros past the old
+//     size), as on ext4.
+//   - A lost sector is dirty again, and written whole by the next sync,
+//     once a write, a truncation or a bit flip touches it, or growth of
+//     the file brings the zeros past the old size into it. A power loss,
+//     whatever the crash mode, and DropCaches (the kernel evicting clean
+//     pages) give lost sectors back their durable bytes, zeros past the
+//     current size; where that differs from the platter the sector is
+//     dirty. A shrinking truncation always zeroes and dirties the sector
+//     it cuts, and dirties every sector past it that holds anything.
+//   - A program that trusts a later successful sync to cover what a
+//     failed one did not loses data it believes durable. The tests hold
+//     these rules against a plain reference model (linux_model_test.go).
 //
 // With WritebackAge > 0 a flusher wakes every WritebackAge/6 (on a fixed
 // grid of simulated time) and writes back, whole, every file whose oldest
