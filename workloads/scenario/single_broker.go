@@ -38,7 +38,8 @@ func init() {
 			{Name: "faults", Default: "disk", Values: []string{"disk", "corrupt", "process", "fsyncgate", "none"},
 				Help: "disk: crashes, power loss, torn writes, sync failures, slow and full disks, partitions; " +
 					"corrupt: adds bit flips; process: crashes and partitions only; " +
-					"fsyncgate: kill -9 while a failing fsync is in flight, crashes, power loss and sync failures; none"},
+					"fsyncgate: a slow disk whose fsyncs then fail, kill -9 while one is in flight, restarts, " +
+					"and a power loss at the end; none"},
 			{Name: "disk", Default: "auto", Values: []string{"auto", "drop", "linux"},
 				Help: "what a failed fsync does: drop the unsynced pages (drop), or, as Linux does, mark them " +
 					"clean, keep showing them and lose them at the next power loss (linux); auto: linux with " +
@@ -95,6 +96,9 @@ const (
 func (c *singleBrokerCluster) scheduleFsyncgate(w *world.World) {
 	r := sched.NewRand(c.o.Seed, "fsyncgate", 0)
 	end := c.o.Run - 2*fsyncgateFinalLoss
+	if end <= 0 {
+		return // a run too short for an episode
+	}
 	c.fsyncgateEpisode(w, r, time.Duration(faultsStart), end, fsyncgateEpisodesMax)
 	w.At(c.o.Run-fsyncgateFinalLoss, func() { worldAction(w.PowerLoss(singleBrokerNode)) })
 	w.At(c.o.Run-fsyncgateFinalLoss/2, func() { worldAction(w.Restart(singleBrokerNode)) })
