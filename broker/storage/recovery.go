@@ -478,6 +478,7 @@ func (l *Log) rewriteSegment(s *segment, from int64, report *RecoveryReport) err
 	if from < 0 || from >= s.sizeBytes {
 		return nil
 	}
+	s.logDirty = true // the flush recovery starts must sync what it wrote
 	return l.rewriteUnflushed(s.file, s.name, from, s.sizeBytes, report)
 }
 
