@@ -137,6 +137,9 @@ type Broker struct {
 	// directory name.
 	recoveryPoints map[string]int64
 	checkpointing  bool
+	// startRecovery sums the recovery reports of the logs a start opens;
+	// nil once the start has opened them.
+	startRecovery *recoveryTally
 	// starts counts the broker's starts, this one included.
 	starts int32
 	// lifecycle is the shutdown and start-failure state (shutdown.go).
@@ -253,11 +256,15 @@ func (b *Broker) serve() {
 		return
 	}
 	b.loadRecoveryPoints()
+	b.startRecovery = &recoveryTally{startMono: b.env.Clock.Mono()}
 	reg, err := loadTopics(b)
+	tally := b.startRecovery
+	b.startRecovery = nil
 	if err != nil {
 		b.fatal(err)
 		return
 	}
+	b.env.Log.Logf("%s", tally.summary(b.env.Clock.Mono()))
 	b.topics = reg
 	b.pids, err = loadProducerIDs(b.env.FS, b.cfg.DataDir)
 	if err != nil {

@@ -32,7 +32,8 @@ func (b *Broker) maintain() {
 	var points []storage.PartitionOffset
 	for _, name := range b.topics.sortedNames() {
 		for _, p := range b.topics.get(name).partitions {
-			if err := p.log.Tick(p.highWatermark()); err != nil {
+			// An offline log logs its own reopen attempts.
+			if err := p.log.Tick(p.highWatermark()); err != nil && p.log.Err() == nil {
 				b.env.Log.Logf("partition %s-%d: %v", p.topic, p.index, err)
 			}
 			points = append(points, storage.PartitionOffset{Topic: p.topic, Partition: p.index, Offset: p.log.RecoveryPoint()})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -67,6 +68,12 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	if report.FlushedLost {
 		b.env.Log.Logf("partition %s-%d: data below the recovery point is gone: the disk lost flushed writes", t.Name, index)
 	}
+	if report.Repaired() {
+		b.env.Log.Logf("recovery: partition %s-%d: %s", t.Name, index, report.Summary())
+	}
+	if b.startRecovery != nil {
+		b.startRecovery.add(report)
+	}
 	p := &partition{b: b, topic: t.Name, index: index, log: lg,
 		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
 	// Epochs count from 0; the first start leads at 0.
@@ -87,6 +94,35 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 		}
 	})
 	return p, nil
+}
+
+// recoveryTally sums what recovery did to the partitions one start opened.
+type recoveryTally struct {
+	startMono      time.Duration
+	partitions     int
+	clean          int
+	truncatedBytes int64
+	rewrittenBytes int64
+	damaged        int
+}
+
+func (r *recoveryTally) add(report storage.RecoveryReport) {
+	r.partitions++
+	if !report.Repaired() {
+		r.clean++
+	}
+	if len(report.Damage) > 0 || report.FlushedLost {
+		r.damaged++
+	}
+	r.truncatedBytes += report.TruncatedBytes()
+	r.rewrittenBytes += report.RewrittenBytes
+}
+
+// summary is the start's one line on recovery.
+func (r *recoveryTally) summary(now time.Duration) string {
+	return fmt.Sprintf("recovery: %d partitions opened in %v, %d recovered cleanly, %d repaired (%d with data lost or damaged), "+
+		"%d bytes truncated, %d bytes above recovery points written again",
+		r.partitions, now-r.startMono, r.clean, r.partitions-r.clean, r.damaged, r.truncatedBytes, r.rewrittenBytes)
 }
 
 func (t *topic) close() {

@@ -204,6 +204,9 @@ func (reg *topicRegistry) create(rec topicRecord, done func(error)) error {
 	if err != nil {
 		return err
 	}
+	// A new topic's partitions start at offset 0, whatever a predecessor
+	// of the same name left in the checkpoint read at start.
+	reg.forgetRecoveryPoints(rec.Name, rec.Partitions)
 	if err := t.openPartitions(reg.b); err != nil {
 		return err
 	}
@@ -245,6 +248,7 @@ func (reg *topicRegistry) remove(name string, done func(error)) {
 	t := reg.byName[name]
 	delete(reg.byName, name)
 	t.close()
+	reg.forgetRecoveryPoints(name, t.Partitions)
 	fs, dataDir := reg.b.env.FS, reg.b.cfg.DataDir
 	var moved []string // partition directories, now under asideDir
 	for i := range t.partitions {
@@ -268,6 +272,15 @@ func (reg *topicRegistry) remove(name string, done func(error)) {
 		}
 		done(nil)
 	})
+}
+
+// forgetRecoveryPoints drops the recovery points read at start for a
+// topic's partitions: they belong to the log that was there, and a new log
+// opened with one would take it for data the disk lost.
+func (reg *topicRegistry) forgetRecoveryPoints(name string, partitions int32) {
+	for i := range partitions {
+		delete(reg.b.recoveryPoints, path.Base(partitionDir("", name, i)))
+	}
 }
 
 // restore undoes a deletion the registry could not record: the topic is

@@ -426,3 +426,44 @@ func TestRecreateAfterDeleteStartsEmpty(t *testing.T) {
 	}
 	expectRecords(t, decodeRecords(t, fp.RecordBatches), []string{"new"})
 }
+
+// TestRecreateAfterRestartStartsAtZero: a topic deleted and created again
+// after a restart does not inherit the recovery point its predecessor had
+// in the checkpoint read at start: the new topic's first record gets
+// offset 0 and recovery reports no lost flushed data.
+func TestRecreateAfterRestartStartsAtZero(t *testing.T) {
+	r := newRig(t, 201, groupCommit)
+	r.createTopic("t4", 1)
+	values := make([]string, 50)
+	for i := range values {
+		values[i] = fmt.Sprintf("old-%d", i)
+	}
+	expectCode(t, "produce old", r.produce("t4", 0, buildBatch(t, plain, 1000, values...)).ErrorCode, nil)
+	// Let the maintenance checkpoint record the recovery point 50, then
+	// restart so that the broker reads it back.
+	r.runFor(3 * time.Second)
+	r.killCycle()
+	if got := r.latest("t4", 0); got != 50 {
+		t.Fatalf("before the deletion the topic ends at %d, want 50", got)
+	}
+	resp := r.roundTrip(deleteTopicsRequest("t4")).(*kmsg.DeleteTopicsResponse)
+	expectCode(t, "delete", resp.Topics[0].ErrorCode, nil)
+	if got := r.createTopic("t4", 1); got.ErrorCode != 0 {
+		t.Fatalf("create again: %s", errName(got.ErrorCode))
+	}
+	sp := r.produce("t4", 0, buildBatch(t, plain, 2000, "new"))
+	expectCode(t, "produce new", sp.ErrorCode, nil)
+	if sp.BaseOffset != 0 {
+		t.Errorf("first record of the re-created topic at offset %d, want 0", sp.BaseOffset)
+	}
+	if r.logged("FLUSHED DATA LOST") || r.logged("the disk lost flushed writes") {
+		t.Errorf("re-creating the topic logged lost flushed data")
+	}
+	// The next start must not resurrect the old recovery point either.
+	r.runFor(3 * time.Second)
+	r.killCycle()
+	expectRecords(t, r.readAll("t4", 0), []string{"new"})
+	if r.logged("the disk lost flushed writes") {
+		t.Errorf("restarting after the re-creation logged lost flushed data")
+	}
+}

@@ -20,11 +20,12 @@ type BugInfo struct {
 // The planted bugs. Each is off unless a run switches it on, and each has a
 // test showing that a checker catches it.
 const (
-	BugAckBeforeSync Bug = "ack-before-sync"
-	BugDedupeOff     Bug = "dedupe-off"
-	BugMapOrder      Bug = "map-order"
-	BugSkipCRC       Bug = "skip-crc"
-	BugIndexOffByOne Bug = "index-off-by-one"
+	BugAckBeforeSync  Bug = "ack-before-sync"
+	BugDedupeOff      Bug = "dedupe-off"
+	BugMapOrder       Bug = "map-order"
+	BugSkipCRC        Bug = "skip-crc"
+	BugIndexOffByOne  Bug = "index-off-by-one"
+	BugTrustPageCache Bug = "trust-page-cache"
 )
 
 var registry = map[Bug]BugInfo{
@@ -33,6 +34,8 @@ var registry = map[Bug]BugInfo{
 	BugMapOrder:      {BugMapOrder, "the counter client sends its window in map iteration order: two runs of one seed diverge"},
 	BugSkipCRC:       {BugSkipCRC, "the log does not verify checksums on recovery and reads: corrupt or torn data is served"},
 	BugIndexOffByOne: {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
+	BugTrustPageCache: {BugTrustPageCache, "log recovery trusts what it reads back above the recovery point to be written by the next fsync: " +
+		"after a failed fsync (Linux marks the pages clean) a power loss loses data the broker acknowledged"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"time"
 
 	"github.com/sluice-sim/sluice/sim"
 )
@@ -198,32 +199,73 @@ func (l *Log) failWaiters(err error) {
 // disk does not hold. What Open found on disk is kept, as far as the
 // reload still finds it: the recovery point read at Open may lag the
 // durable end by up to a checkpoint interval, and the data between was
-// acknowledged. (Found data that was never synced is only in the page
-// cache after a process crash; a failed sync of it drops it, so the
-// reload does not find it.)
+// acknowledged. Found data that was never synced may be only in the page
+// cache after a process crash; after a failed sync of it Linux keeps
+// showing it, so the reload may find it again: the reload writes it
+// again (rewriteUnflushed) and the flush that follows writes it for real
+// before the recovery point covers it.
 func (l *Log) reopen(cause error) {
 	l.gen++
 	l.reopens++
 	l.abortCompaction()
 	l.closeFiles()
-	recoveryPoint := l.recoveryPoint
 	l.logf("log %s: reopening from disk after %v", l.dir, cause)
+	l.reload(cause, 1)
+}
+
+// A reload that fails (files it cannot open, reads that fail) leaves the
+// log offline and tries again after a delay that starts at
+// reopenRetryFirst and doubles up to reopenRetryMax, for as long as the
+// log is open: the cause (too many open files, a flaky device) may pass.
+const (
+	reopenRetryFirst = 100 * time.Millisecond
+	reopenRetryMax   = 10 * time.Second
+)
+
+// reopenRetryDelay is the wait after failed attempt number attempt.
+func reopenRetryDelay(attempt int) time.Duration {
+	delay := reopenRetryFirst
+	for i := 1; i < attempt && delay < reopenRetryMax; i++ {
+		delay *= 2
+	}
+	return min(delay, reopenRetryMax)
+}
+
+// reload reads the log back from disk (attempt counts from 1) and cuts
+// what the reopen must drop; on failure it schedules the next attempt.
+func (l *Log) reload(cause error, attempt int) {
+	recoveryPoint := l.recoveryPoint
 	report, err := l.load(recoveryPoint)
 	l.lastRecovery = report
-	if err != nil {
-		l.closeFiles()
-		l.segments = nil
-		l.recoveryPoint = recoveryPoint
-		l.fail(fmt.Errorf("reopen after %v: %w", cause, err))
-		return
-	}
-	keep := max(recoveryPoint, min(l.loadedEnd, l.EndOffset()))
-	l.loadedEnd = min(l.loadedEnd, keep)
-	if l.EndOffset() > keep {
-		if err := l.truncateTo(keep); err != nil {
-			l.fail(fmt.Errorf("truncate to the recovery point after %v: %w", cause, err))
+	if err == nil {
+		keep := max(recoveryPoint, min(l.loadedEnd, l.EndOffset()))
+		l.loadedEnd = min(l.loadedEnd, keep)
+		if l.EndOffset() > keep {
+			if terr := l.truncateTo(keep); terr != nil {
+				err = fmt.Errorf("truncate to the recovery point: %w", terr)
+			}
 		}
 	}
+	if err == nil {
+		if attempt > 1 {
+			l.logf("log %s: back online after %d reopen attempts", l.dir, attempt)
+		}
+		return
+	}
+	l.closeFiles()
+	l.segments = nil
+	l.recoveryPoint = recoveryPoint
+	l.failed = fmt.Errorf("reopen after %v: %w", cause, err)
+	delay := reopenRetryDelay(attempt)
+	l.logf("log %s offline: reopen attempt %d failed: %v; retrying in %v", l.dir, attempt, err, delay)
+	gen := l.gen
+	l.clock.AfterFunc(delay, func() {
+		if l.closed || l.gen != gen {
+			return
+		}
+		l.failed = nil
+		l.reload(cause, attempt+1)
+	})
 }
 
 // LastRecovery is the report of the last reopen after a failed sync.

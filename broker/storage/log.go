@@ -43,10 +43,25 @@
 // it cut (a batch of an older leader epoch, above the recovery point), as
 // in Kafka; the follower's epoch check (KIP-101) removes it again.
 //
-// After a failed sync the disk may have dropped unsynced pages (Linux marks
-// them clean; the simulated disk reverts them), so the log's view is no
-// longer the disk's: the log reopens itself from disk, drops everything
-// above its recovery point, and fails the flush callers with ErrStorage.
+// After a failed sync the disk may have dropped unsynced pages, so the
+// log's view is no longer the disk's: the log reopens itself from disk,
+// drops what this incarnation appended above its recovery point, and
+// fails the flush callers with ErrStorage. If the reload fails too (no
+// file handles left, reads failing), the log is offline (Err) and tries
+// again after 100 ms, doubling to 10 s, logging each attempt, until it
+// comes back or is closed.
+//
+// The rule: nothing counts as durable that no successful sync covered
+// since it was written. Linux (since 4.13) marks the pages of a failed
+// writeback clean and keeps them in the page cache: reads, and a process
+// started after a kill -9, still see them, but no later fsync writes them,
+// and the next fsync succeeds. So what recovery (Open, or the reopen after
+// a failed sync) reads back above the recovery point may be bytes the disk
+// does not hold, and syncing them proves nothing. Recovery therefore
+// writes those bytes (and the producer snapshots it keeps) again as read:
+// they are dirty, the flush recovery starts really writes them, and only
+// its success moves the recovery point, the high watermark and duplicate
+// answers over them. Bytes that were durable are rewritten unchanged.
 package storage
 
 import (
@@ -71,6 +86,9 @@ type Log struct {
 	skipCRC       bool
 	indexOffByOne bool
 	dedupeOff     bool
+	// trustPageCache (a planted bug) skips writing again what recovery
+	// read back above the recovery point.
+	trustPageCache bool
 
 	// segments are ordered by base offset; the last is the active one.
 	// An open log always has at least one.
@@ -127,10 +145,11 @@ func Open(fs sim.FS, clock sim.Clock, dir string, cfg Config, recoveryPoint int6
 	}
 	l := &Log{
 		fs: fs, clock: clock, dir: path.Clean(dir), cfg: cfg, logf: logf,
-		skipCRC:       cfg.Bugs.On(faults.BugSkipCRC),
-		indexOffByOne: cfg.Bugs.On(faults.BugIndexOffByOne),
-		dedupeOff:     cfg.Bugs.On(faults.BugDedupeOff),
-		lastFlushMono: clock.Mono(),
+		skipCRC:        cfg.Bugs.On(faults.BugSkipCRC),
+		indexOffByOne:  cfg.Bugs.On(faults.BugIndexOffByOne),
+		dedupeOff:      cfg.Bugs.On(faults.BugDedupeOff),
+		trustPageCache: cfg.Bugs.On(faults.BugTrustPageCache),
+		lastFlushMono:  clock.Mono(),
 	}
 	l.lastCompactionMono = l.lastFlushMono
 	report, err := l.load(max(recoveryPoint, 0))
@@ -220,8 +239,8 @@ func (l *Log) SizeBytes() int64 {
 // Dir is the log's directory.
 func (l *Log) Dir() string { return l.dir }
 
-// Err is why the log went offline (a reopen after a failed sync failed
-// too), or nil.
+// Err is why the log is offline, or nil. A log offline because the reload
+// after a failed sync failed retries it with backoff.
 func (l *Log) Err() error { return l.failed }
 
 // Reopens counts the times the log reopened itself after a failed sync.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/simdisk"
 )
 
 // The model is the list of batches the log must hold, each with its
@@ -147,6 +148,10 @@ func newModelRun(t *rapid.T, compacted bool) *modelRun {
 	disk.SectorBytes = rapid.SampledFrom([]int{64, 512, 4096}).Draw(t, "sector")
 	if rapid.Bool().Draw(t, "writeback") {
 		disk.WritebackAge = 5 * time.Second
+	}
+	if rapid.Bool().Draw(t, "linuxSyncFailures") {
+		// A failed sync leaves its pages in the cache, marked clean.
+		disk.SyncFailure = simdisk.SyncFailureLinux
 	}
 	r := newRig(t, rapid.Uint64().Draw(t, "seed"), disk)
 	cfg := Config{
@@ -680,6 +685,13 @@ func (mr *modelRun) crash(t *rapid.T) {
 		checkpoint = min(mr.checkpointed, checkpoint)
 	}
 	mr.r.crash(power)
+	// The flush recovery starts may fail: with Linux's rules the reopen
+	// then finds again pages that no later sync writes unless recovery
+	// writes them again.
+	failRecovery := rapid.IntRange(0, 3).Draw(t, "failRecoverySync") == 0
+	if failRecovery {
+		mr.r.disk.FailSyncs(1)
+	}
 	l, report, err := Open(mr.r.fs, mr.r.clock, testDir, mr.cfg, checkpoint, mr.r.logf)
 	if err != nil {
 		t.Fatalf("open after crash (power %v): %v", power, err)
@@ -708,6 +720,11 @@ func (mr *modelRun) crash(t *rapid.T) {
 	mr.loadedEnd = end
 	mr.m.leaderEpoch = max(mr.m.leaderEpoch, l.LatestEpoch()) + 1
 	mr.checkContent(t)
+	if failRecovery {
+		mr.r.settle()
+		mr.r.disk.FailSyncs(0)
+		mr.noteReopen(t)
+	}
 }
 
 // crashExact finds the lineage the recovered log is a prefix of.

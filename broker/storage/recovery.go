@@ -31,6 +31,15 @@ type RecoveryReport struct {
 	DiscardedSnapshots   []string
 	ProducerSnapshot     int64
 	EpochCheckpointError string
+	// Producers counts the producers whose state recovery loaded;
+	// ProducerBatchesReplayed the batches it read to rebuild their state
+	// after the snapshot it started from (ProducerSnapshot, -1 for none).
+	Producers               int
+	ProducerBatchesReplayed int64
+	// RewrittenBytes counts the bytes above the recovery point that
+	// recovery read back and wrote again, so that the next sync writes
+	// them even where the page cache shows data a failed sync lost.
+	RewrittenBytes int64
 	// FlushedLost: the recovered log ends before the recovery point, so
 	// data that had been made durable is gone (a lying or failed disk).
 	FlushedLost bool
@@ -73,6 +82,55 @@ func (r RecoveryReport) Clean() bool {
 		}
 	}
 	return len(r.Damage) == 0 && !r.FlushedLost
+}
+
+// Repaired reports whether recovery had anything to mend: a cut (stale
+// bytes included), damage, lost flushed data, rebuilt indexes, leftover
+// files, discarded snapshots or a rebuilt epoch checkpoint.
+func (r RecoveryReport) Repaired() bool {
+	return len(r.Truncations) > 0 || len(r.Damage) > 0 || r.FlushedLost || len(r.RebuiltIndexes) > 0 ||
+		len(r.RemovedFiles) > 0 || len(r.DiscardedSnapshots) > 0 || r.EpochCheckpointError != ""
+}
+
+// TruncatedBytes is what recovery's cuts dropped.
+func (r RecoveryReport) TruncatedBytes() int64 {
+	var n int64
+	for _, t := range r.Truncations {
+		n += t.DroppedBytes
+	}
+	return n
+}
+
+// Summary says in one line what recovery did: what it scanned, cut,
+// rebuilt and found damaged, and where producer state came from.
+func (r RecoveryReport) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d segments scanned (%d batches, %d bytes), %d bytes truncated (%d cuts), %d indexes rebuilt",
+		r.SegmentsScanned, r.BatchesScanned, r.BytesScanned, r.TruncatedBytes(), len(r.Truncations), len(r.RebuiltIndexes))
+	from := "from the log"
+	if r.ProducerSnapshot >= 0 {
+		from = fmt.Sprintf("from snapshot %d", r.ProducerSnapshot)
+	}
+	fmt.Fprintf(&b, ", producer state rebuilt %s + %d batches (%d producers)", from, r.ProducerBatchesReplayed, r.Producers)
+	if len(r.Damage) > 0 {
+		fmt.Fprintf(&b, ", %d damaged ranges kept and never served", len(r.Damage))
+	}
+	if len(r.RemovedFiles) > 0 {
+		fmt.Fprintf(&b, ", %d leftover files removed", len(r.RemovedFiles))
+	}
+	if len(r.DiscardedSnapshots) > 0 {
+		fmt.Fprintf(&b, ", %d snapshots discarded", len(r.DiscardedSnapshots))
+	}
+	if r.EpochCheckpointError != "" {
+		b.WriteString(", leader epoch checkpoint rebuilt")
+	}
+	if r.RewrittenBytes > 0 {
+		fmt.Fprintf(&b, ", %d bytes above the recovery point written again", r.RewrittenBytes)
+	}
+	if r.FlushedLost {
+		fmt.Fprintf(&b, ", FLUSHED DATA LOST (the log ends at %d, before its recovery point %d)", r.EndOffset, r.RecoveryPoint)
+	}
+	return b.String()
 }
 
 // String summarises the report in one line per finding.
@@ -198,7 +256,7 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 	if err := l.loadProducers(&report); err != nil {
 		return report, err
 	}
-	l.resyncLoaded()
+	l.resyncLoaded(&report)
 	report.StartOffset, report.EndOffset = l.StartOffset(), l.EndOffset()
 	if !report.Clean() {
 		l.logf("log recovery: %s", report)
@@ -215,15 +273,26 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 
 // resyncLoaded queues for the next flush round what recovery cannot
 // know to be durable (after a process crash the page cache survives):
-// directory entries and snapshots. Segments above the recovery point are
-// marked by recoverSegment.
-func (l *Log) resyncLoaded() {
+// directory entries and snapshots, which it writes again for the reason
+// rewriteUnflushed gives. Segments above the recovery point are marked
+// and written again by recoverSegment.
+func (l *Log) resyncLoaded(report *RecoveryReport) {
 	l.dirDirty = true
 	for _, snap := range l.snapshots {
 		name := segmentFile(l.dir, snap.offset, suffixSnapshot)
 		f, err := l.fs.Open(name)
 		if err != nil {
 			l.logf("log %s: open %s: %v", l.dir, name, err)
+			continue
+		}
+		size, err := f.Size()
+		if err == nil {
+			err = l.rewriteUnflushed(f, name, 0, size, report)
+		}
+		if err != nil {
+			// Not durable, then: retention will not rely on it.
+			l.logf("log %s: write %s again: %v", l.dir, name, err)
+			f.Close()
 			continue
 		}
 		l.pendingFiles = append(l.pendingFiles, pendingFile{file: f, snapshot: snap.offset})
@@ -345,6 +414,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 	}
 	limit := l.nextBase(i)
 	sc := scanner{s: s, verifyCRC: !l.skipCRC}
+	// rewriteFrom is the position of the first good batch holding offsets
+	// at or past the recovery point.
+	rewriteFrom := int64(-1)
 	for pos := int64(0); pos < s.sizeBytes; {
 		if expected >= limit {
 			// The segment is complete; what follows is left from a
@@ -366,7 +438,10 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 				return false, err
 			}
 			if expected >= recoveryPoint {
-				return true, l.cutAt(i, pos, expected, err.Error(), true, report)
+				if err := l.cutAt(i, pos, expected, err.Error(), true, report); err != nil {
+					return true, err
+				}
+				return true, l.rewriteSegment(s, rewriteFrom, report)
 			}
 			d, err := l.damageExtent(&sc, pos, expected, l.damageEndOffset(i, recoveryPoint), err.Error())
 			if err != nil {
@@ -377,6 +452,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			pos = d.EndPosition
 			expected = max(expected, d.LastOffset+1)
 			continue
+		}
+		if rewriteFrom < 0 && h.last >= recoveryPoint {
+			rewriteFrom = pos
 		}
 		s.account(h, l.cfg.IndexIntervalBytes)
 		seen.assign(h.leaderEpoch, h.base)
@@ -391,7 +469,46 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 		// process crash these bytes may sit only in the page cache.
 		s.logDirty = true
 	}
-	return false, nil
+	return false, l.rewriteSegment(s, rewriteFrom, report)
+}
+
+// rewriteSegment writes a segment's bytes from position from (-1: none)
+// to its end again: see rewriteUnflushed.
+func (l *Log) rewriteSegment(s *segment, from int64, report *RecoveryReport) error {
+	if from < 0 || from >= s.sizeBytes {
+		return nil
+	}
+	s.logDirty = true // the flush recovery starts must sync what it wrote
+	return l.rewriteUnflushed(s.file, s.name, from, s.sizeBytes, report)
+}
+
+// rewriteChunkBytes bounds one read-and-write of rewriteUnflushed.
+const rewriteChunkBytes = 1 << 20
+
+// rewriteUnflushed writes bytes [from, to) of f again, as read back. What
+// recovery reads above the recovery point may be what a failed sync left
+// in the page cache: on Linux its pages are marked clean, so a later sync
+// succeeds without writing them, and a power loss takes them. Writing them
+// again makes them dirty, so the flush that follows recovery (which
+// appends, the high watermark and duplicate answers wait for) really
+// writes them. Bytes already durable are written with the same value.
+func (l *Log) rewriteUnflushed(f sim.File, name string, from, to int64, report *RecoveryReport) error {
+	if l.trustPageCache {
+		return nil
+	}
+	buf := make([]byte, min(rewriteChunkBytes, to-from))
+	for pos := from; pos < to; {
+		chunk := buf[:min(int64(len(buf)), to-pos)]
+		if n, err := f.ReadAt(chunk, pos); n < len(chunk) {
+			return storageError(fmt.Sprintf("read %s at %d to write it again", name, pos), err)
+		}
+		if _, err := f.WriteAt(chunk, pos); err != nil {
+			return storageError(fmt.Sprintf("write %s at %d again", name, pos), err)
+		}
+		pos += int64(len(chunk))
+		report.RewrittenBytes += int64(len(chunk))
+	}
+	return nil
 }
 
 // closeRecovered marks a segment that has a successor as rolled and makes
@@ -635,12 +752,15 @@ func (l *Log) loadProducers(report *RecoveryReport) error {
 		from = max(off, from)
 		break
 	}
-	return l.forEachHeader(from, func(h batchInfo) bool {
+	err := l.forEachHeader(from, func(h batchInfo) bool {
 		if h.base >= from {
 			l.producers.update(h, h.maxTimestamp, l.cfg.ProducersMax)
+			report.ProducerBatchesReplayed++
 		}
 		return true
 	})
+	report.Producers = len(l.producers.byID)
+	return err
 }
 
 // readSnapshot reads the snapshot at off and checks it describes this

@@ -72,6 +72,61 @@ func AllCrashModes() []CrashMode {
 	return []CrashMode{DropUnsynced, KeepUnsynced, KeepPrefix, TearSectors}
 }
 
+// SyncFailureMode is what a failed file sync does to the data it was
+// writing back. The exact rules are in the package comment.
+type SyncFailureMode uint8
+
+// Sync failure modes.
+const (
+	// SyncFailureDrops throws the file's unsynced data away, in the page
+	// cache too: reads see the durable content at once.
+	SyncFailureDrops SyncFailureMode = iota
+	// SyncFailureLinux is Linux's behaviour since 4.13 (the "fsyncgate"
+	// rules): the pages the failed writeback held are marked clean but kept
+	// in the page cache, so reads still see them; no later sync writes
+	// them (the next one succeeds and covers nothing of them); a power
+	// loss or DropCaches loses them. The error is reported once.
+	SyncFailureLinux
+	syncFailureModeCount
+)
+
+var syncFailureModeNames = [syncFailureModeCount]string{"drop", "linux"}
+
+func (m SyncFailureMode) String() string {
+	if m < syncFailureModeCount {
+		return syncFailureModeNames[m]
+	}
+	return fmt.Sprintf("sync-failure-mode(%d)", uint8(m))
+}
+
+// ParseSyncFailureMode reads a mode written by String.
+func ParseSyncFailureMode(s string) (SyncFailureMode, error) {
+	for m, name := range syncFailureModeNames {
+		if name == s {
+			return SyncFailureMode(m), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown sync failure mode %q (want one of %v)", s, syncFailureModeNames)
+}
+
+// MarshalText writes the mode's name.
+func (m SyncFailureMode) MarshalText() ([]byte, error) {
+	if m >= syncFailureModeCount {
+		return nil, fmt.Errorf("unknown sync failure mode %d", uint8(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText reads a mode's name.
+func (m *SyncFailureMode) UnmarshalText(text []byte) error {
+	parsed, err := ParseSyncFailureMode(string(text))
+	if err != nil {
+		return err
+	}
+	*m = parsed
+	return nil
+}
+
 // Config shapes a disk. Zero fields take the defaults below, except
 // SyncLatency (zero is a device with no service time) and WritebackAge
 // (zero is no background writeback); DefaultConfig fills those too.
@@ -96,6 +151,9 @@ type Config struct {
 	// CrashModes are what a power loss may do to a file's unsynced data;
 	// the disk's random stream picks one per file per crash.
 	CrashModes []CrashMode `json:"crash_modes"`
+	// SyncFailure is what a failed file sync does to the data it was
+	// writing back; the zero value drops it.
+	SyncFailure SyncFailureMode `json:"sync_failure"`
 }
 
 // Defaults.
@@ -155,6 +213,7 @@ func (c Config) resolved() Config {
 	sched.Assert(c.BandwidthBytesPerSec > 0, "simdisk: bandwidth %d", c.BandwidthBytesPerSec)
 	sched.Assert(c.WritebackAge >= 0, "simdisk: writeback age %v", c.WritebackAge)
 	sched.Assert(c.SyncLatency.Base >= 0 && c.SyncLatency.Jitter >= 0, "simdisk: sync latency %+v", c.SyncLatency)
+	sched.Assert(c.SyncFailure < syncFailureModeCount, "simdisk: unknown sync failure mode %d", c.SyncFailure)
 	c.CrashModes = append([]CrashMode(nil), c.CrashModes...)
 	for _, m := range c.CrashModes {
 		sched.Assert(m < crashModeCount, "simdisk: unknown crash mode %d", m)

@@ -111,7 +111,12 @@ func (d *Disk) crashImage(ino *inode, mode CrashMode) image {
 	case DropUnsynced:
 		return ino.dur.clone()
 	case KeepUnsynced:
-		return ino.cur.clone()
+		// Lost sectors are clean to the kernel: no writeback saves them.
+		img := ino.cur.clone()
+		for _, s := range sortedLost(ino) {
+			restoreSector(&img, &ino.dur, s, sb)
+		}
+		return img
 	case KeepPrefix:
 		lo, hi := min(durSize, curSize), max(durSize, curSize)
 		size := lo + d.rng.Int64N(hi-lo+1)
@@ -166,12 +171,21 @@ func sortedDirty(ino *inode) []int64 {
 	return slices.Sorted(maps.Keys(ino.dirty))
 }
 
+func sortedLost(ino *inode) []int64 {
+	return slices.Sorted(maps.Keys(ino.lost))
+}
+
 // describeLoss says what a crash did to a file, and whether it lost
 // anything of the content the process last saw.
 func describeLoss(p string, ino *inode, mode CrashMode, img image) (string, bool) {
 	sb := ino.sectorBytes
-	keptSectors, dirtySectors := 0, len(ino.dirty)
+	keptSectors, dirtySectors := 0, len(ino.dirty)+len(ino.lost)
 	for s := range ino.dirty { // a count: order is irrelevant
+		if sectorEqual(&img, &ino.cur, s, sb) {
+			keptSectors++
+		}
+	}
+	for s := range ino.lost { // a count: order is irrelevant
 		if sectorEqual(&img, &ino.cur, s, sb) {
 			keptSectors++
 		}
@@ -254,7 +268,9 @@ func (d *Disk) flipBit(ino *inode, off int64, bit int) {
 		return out
 	}
 	_, dirty := ino.dirty[s]
-	if !dirty && off < ino.dur.sizeBytes {
+	_, lost := ino.lost[s]
+	delete(ino.lost, s) // flipped below, the sector becomes dirty
+	if !dirty && !lost && off < ino.dur.sizeBytes {
 		// Clean: both images share the sector and keep sharing it.
 		buf := flipped(ino.cur.sectors[s])
 		ino.cur.sectors[s] = buf

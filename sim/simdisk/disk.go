@@ -100,10 +100,11 @@ func (d *Disk) SetSlowFactor(f float64) {
 	d.slowFactor = f
 }
 
-// FailSyncs makes the next n file or directory syncs fail with sim.ErrIO. A
-// failed file sync throws the file's unsynced data away, in the page cache
-// too, as Linux marks the pages of a failed writeback clean; a failed
-// directory sync commits nothing.
+// FailSyncs makes the next n file or directory syncs fail with sim.ErrIO.
+// What a failed file sync does to the data depends on Config.SyncFailure:
+// SyncFailureDrops throws the file's unsynced data away, in the page cache
+// too; SyncFailureLinux marks it clean but keeps showing it until a power
+// loss or DropCaches. A failed directory sync commits nothing.
 func (d *Disk) FailSyncs(n int) {
 	sched.Assert(n >= 0, "simdisk: fail %d syncs", n)
 	d.failSyncs = n
@@ -304,7 +305,8 @@ func (d *Disk) takeSyncFailure() bool {
 func (d *Disk) syncFile(ino *inode, name string, done func(error)) {
 	detail := mix(xxhash.Sum64String(name), 1)
 	bytes := int64(len(ino.dirty)) * d.sectorBytes
-	if d.takeSyncFailure() {
+	failing := d.takeSyncFailure()
+	if failing && d.cfg.SyncFailure == SyncFailureDrops {
 		d.schedule(bytes, detail, func() error {
 			before := ino.cur.sizeBytes
 			ino.revert()
@@ -314,6 +316,13 @@ func (d *Disk) syncFile(ino *inode, name string, done func(error)) {
 		return
 	}
 	c := ino.capture()
+	if failing {
+		d.schedule(bytes, detail, func() error {
+			ino.markLost(c)
+			return fmt.Errorf("sync %s: %w (dirty pages marked clean, not written)", name, sim.ErrIO)
+		}, done)
+		return
+	}
 	d.schedule(bytes, detail, func() error {
 		if ino.revertSeq > c.seq {
 			return fmt.Errorf("sync %s: %w (an earlier failed sync dropped the data)", name, sim.ErrIO)
@@ -416,6 +425,19 @@ func (d *Disk) closeHandles() {
 		ino.opens = 0
 		d.refresh(ino)
 	}
+}
+
+// DropCaches evicts the clean pages that hold data a failed sync never
+// wrote (SyncFailureLinux), as `echo 1 > /proc/sys/vm/drop_caches` or
+// memory pressure would: reads see what the platter holds again. It
+// returns how many sectors changed back.
+func (d *Disk) DropCaches() int {
+	n := 0
+	for _, ino := range d.sortedInodes() {
+		n += ino.evictLost(d.loop.Now())
+	}
+	d.loop.Trace().Note(d.loop.Now(), d.node, sched.KindFault, uint64(n), "")
+	return n
 }
 
 // ProcessKill is a process crash (kill -9): every handle is closed, but the

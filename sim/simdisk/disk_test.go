@@ -903,3 +903,156 @@ func TestCrashModeNames(t *testing.T) {
 		t.Fatalf("config from JSON: %+v, %v", back, err)
 	}
 }
+
+// linuxConfig is testConfig with Linux's rules for failed syncs.
+func linuxConfig(mode CrashMode) Config {
+	cfg := testConfig(mode)
+	cfg.SyncFailure = SyncFailureLinux
+	return cfg
+}
+
+// TestLinuxFailedSyncKeepsPagesItNeverWrites: under SyncFailureLinux a
+// failed sync leaves the page cache showing the data, reports the error
+// once, and the next sync succeeds without writing it: a power loss then
+// finds the platter's old bytes (zeros past the old size), even where
+// the crash keeps every unsynced page.
+func TestLinuxFailedSyncKeepsPagesItNeverWrites(t *testing.T) {
+	for _, mode := range AllCrashModes() {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRig(t, 1, linuxConfig(mode))
+			f := r.create("f")
+			r.writeAt(f, 0, "hello")
+			if err := r.sync(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.syncDir(""); err != nil {
+				t.Fatal(err)
+			}
+			r.writeAt(f, 0, "HELLO world")
+			r.disk.FailSyncs(1)
+			if err := r.sync(f); !errors.Is(err, sim.ErrIO) {
+				t.Fatalf("failing sync: %v, want ErrIO", err)
+			}
+			r.mustRead("f", "HELLO world") // the page cache keeps it
+			if r.disk.DirtyBytes() != 0 {
+				t.Fatalf("%d dirty bytes after the failed sync: its pages are clean", r.disk.DirtyBytes())
+			}
+			if err := r.sync(f); err != nil {
+				t.Fatalf("the sync after the failure: %v, want success (the error is reported once)", err)
+			}
+			r.mustRead("f", "HELLO world")
+			if err := r.disk.checkInvariants(); err != nil {
+				t.Fatal(err)
+			}
+			r.powerLoss()
+			// The successful sync made the size durable; the lost sector
+			// holds what the platter had.
+			r.mustRead("f", "hello\x00\x00\x00\x00\x00\x00")
+		})
+	}
+}
+
+// TestLinuxRewriteMakesLostPagesDurable: writing the bytes again makes
+// the pages dirty, and the next sync writes them.
+func TestLinuxRewriteMakesLostPagesDurable(t *testing.T) {
+	r := newRig(t, 2, linuxConfig(KeepUnsynced))
+	f := r.create("f")
+	if err := r.syncDir(""); err != nil {
+		t.Fatal(err)
+	}
+	r.writeAt(f, 0, "first sector....second sector...")
+	r.disk.FailSyncs(1)
+	if err := r.sync(f); !errors.Is(err, sim.ErrIO) {
+		t.Fatalf("failing sync: %v", err)
+	}
+	r.writeAt(f, 0, "first sector....") // only the first sector again
+	if err := r.sync(f); err != nil {
+		t.Fatal(err)
+	}
+	r.powerLoss()
+	r.mustRead("f", "first sector....\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+}
+
+// TestLinuxLostPagesOutliveKillsNotEvictions: a process kill keeps the
+// lying page cache (a new process reads the data back); DropCaches and
+// a power loss show the platter. Background writeback never saves them.
+func TestLinuxLostPagesOutliveKillsNotEvictions(t *testing.T) {
+	cfg := linuxConfig(KeepUnsynced)
+	cfg.WritebackAge = time.Second
+	r := newRig(t, 3, cfg)
+	f := r.create("f")
+	r.writeAt(f, 0, "durable.........")
+	if err := r.sync(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.syncDir(""); err != nil {
+		t.Fatal(err)
+	}
+	r.writeAt(f, 0, "LOST")
+	r.disk.FailSyncs(1)
+	if err := r.sync(f); !errors.Is(err, sim.ErrIO) {
+		t.Fatalf("failing sync: %v", err)
+	}
+	r.kill()
+	r.run(10 * time.Second) // writeback rounds come and go
+	r.mustRead("f", "LOSTble.........")
+	if n := r.disk.DropCaches(); n != 1 {
+		t.Fatalf("DropCaches evicted %d sectors, want 1", n)
+	}
+	r.mustRead("f", "durable.........")
+
+	g, err := r.fs.Open("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.writeAt(g, 0, "LOST")
+	r.disk.FailSyncs(1)
+	if err := r.sync(g); !errors.Is(err, sim.ErrIO) {
+		t.Fatalf("failing sync: %v", err)
+	}
+	r.run(10 * time.Second)
+	if report := r.powerLoss(); len(report) != 1 || !strings.Contains(report[0], "0 of 1 dirty sectors kept") {
+		t.Fatalf("power loss report %q, want the lost sector", report)
+	}
+	r.mustRead("f", "durable.........")
+}
+
+// TestLinuxSyncWaitingOnAFailedOneCoversNothingOfIt: a sync called while
+// a failing one is in flight succeeds, and does not write the pages the
+// failed writeback lost; data written between the calls it does write.
+func TestLinuxSyncWaitingOnAFailedOneCoversNothingOfIt(t *testing.T) {
+	r := newRig(t, 4, linuxConfig(DropUnsynced))
+	f := r.create("f")
+	if err := r.syncDir(""); err != nil {
+		t.Fatal(err)
+	}
+	r.writeAt(f, 0, "lost............")
+	r.disk.FailSyncs(1)
+	results := make([]error, 2)
+	calls := 0
+	f.Sync(func(err error) { results[0] = err; calls++ })
+	r.writeAt(f, 16, "kept............")
+	f.Sync(func(err error) { results[1] = err; calls++ })
+	r.run(time.Second)
+	if calls != 2 || !errors.Is(results[0], sim.ErrIO) || results[1] != nil {
+		t.Fatalf("sync results %v, want ErrIO then success", results)
+	}
+	r.powerLoss()
+	r.mustRead("f", strings.Repeat("\x00", 16)+"kept............")
+}
+
+func TestSyncFailureModeNames(t *testing.T) {
+	for _, m := range []SyncFailureMode{SyncFailureDrops, SyncFailureLinux} {
+		text, err := m.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back SyncFailureMode
+		if err := back.UnmarshalText(text); err != nil || back != m {
+			t.Fatalf("%v: round trip gives %v, %v", m, back, err)
+		}
+	}
+	if _, err := ParseSyncFailureMode("ext3"); err == nil || !strings.Contains(err.Error(), "ext3") {
+		t.Fatalf("parsing an unknown mode: %v", err)
+	}
+}

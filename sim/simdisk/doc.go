@@ -26,11 +26,42 @@
 // (ProcessKill) lets syncs in flight complete, though their callbacks are
 // gone with the node's incarnation; a power loss (PowerLoss) voids them.
 //
-// A sync that FailSyncs made fail returns sim.ErrIO and, when it completes,
-// throws the file's dirty data away: the current image reverts to the
-// durable one, as Linux marks the pages of a failed writeback clean. Syncs
-// of the same file called before that revert also return sim.ErrIO. A
-// failed SyncDir commits nothing.
+// A sync that FailSyncs made fail returns sim.ErrIO. A failed SyncDir
+// commits nothing. What a failed file sync does to the data it was writing
+// back is Config.SyncFailure's choice:
+//
+//   - SyncFailureDrops (the default): when it completes the file's dirty
+//     data is thrown away: the current image reverts to the durable one,
+//     so reads see what the platter holds. Syncs of the same file called
+//     before that revert also return sim.ErrIO.
+//   - SyncFailureLinux, Linux's behaviour since 4.13 (the "fsyncgate"
+//     rules): the sync captures the dirty sectors at the call like any
+//     other. When it completes, take each captured sector nothing changed
+//     since, and L the smaller of the sizes at the call and now: if its
+//     bytes below L differ from the platter's it becomes lost: clean (no
+//     later sync or writeback writes it) yet still showing its current
+//     bytes in the page cache, so reads, and a new process after a
+//     ProcessKill, still see them; if it differs only past L (a
+//     truncation, which is metadata, not a page) it stays dirty;
+//     otherwise it is clean. The durable size does not change.
+//   - The error is reported once: later syncs succeed, including one
+//     called while the failing one was in flight, and no sync called
+//     before the failure completed writes a sector it made lost. The next
+//     successful sync or writeback makes the current size durable (and
+//     zeros on the platter past a smaller one), so a lost sector then
+//     reads, after a crash, as the platter's old bytes (zeros past the old
+//     size), as on ext4.
+//   - A lost sector is dirty again, and written whole by the next sync,
+//     once a write, a truncation or a bit flip touches it, or growth of
+//     the file brings the zeros past the old size into it. A power loss,
+//     whatever the crash mode, and DropCaches (the kernel evicting clean
+//     pages) give lost sectors back their durable bytes, zeros past the
+//     current size; where that differs from the platter the sector is
+//     dirty. A shrinking truncation always zeroes and dirties the sector
+//     it cuts, and dirties every sector past it that holds anything.
+//   - A program that trusts a later successful sync to cover what a
+//     failed one did not loses data it believes durable. The tests hold
+//     these rules against a plain reference model (linux_model_test.go).
 //
 // With WritebackAge > 0 a flusher wakes every WritebackAge/6 (on a fixed
 // grid of simulated time) and writes back, whole, every file whose oldest
@@ -66,12 +97,14 @@
 // D and C its durable and current images, |D| and |C| their sizes:
 //
 //   - DropUnsynced: D.
-//   - KeepUnsynced: C.
+//   - KeepUnsynced: C, except that lost sectors (SyncFailureLinux) are D.
 //   - KeepPrefix: size n uniform in [min(|D|,|C|), max(|D|,|C|)]; byte i < n
-//     is D[i] when i < |D|, else C[i]. An appended tail survives as a
-//     prefix; overwrites below the durable size are lost.
+//     is D[i] when i < |D| or i is in a lost sector, else C[i]. An
+//     appended tail survives as a prefix; overwrites below the durable
+//     size are lost.
 //   - TearSectors: size |D| or |C| with equal chance; each dirty sector
-//     independently all D or all C; clean sectors are the same in both.
+//     independently all D or all C; clean sectors are the same in both;
+//     lost sectors are D.
 //
 // So nothing is invented: after a crash every byte is its durable value or
 // its current (last written) value, a position beyond an image's size
@@ -80,7 +113,8 @@
 //
 // # Faults and bounds
 //
-// SetSlowFactor stretches sync service times, FailSyncs fails syncs,
+// SetSlowFactor stretches sync service times, FailSyncs fails syncs
+// (DropCaches evicts what SyncFailureLinux left lying in the cache),
 // SetCapacity fills the disk (growth beyond it fails with sim.ErrNoSpace,
 // nothing written), SetReadErrorRate fails reads with sim.ErrIO, Corrupt
 // flips bits. All draw from the disk's own random stream, so a seed replays

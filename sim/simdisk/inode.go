@@ -101,13 +101,24 @@ type dirtySector struct {
 
 // inode is a file: its durable and current content and what refers to it.
 //
-// Invariants: cur and dur are equal byte for byte in every sector not in
-// dirty; dur equals what cur was when the change counter read durSeq.
+// Invariants: cur and dur are equal byte for byte in every sector in
+// neither dirty nor lost; no sector is in both; dur equals what cur was
+// when the change counter read durSeq, except in lost sectors.
 type inode struct {
 	id          uint64
 	sectorBytes int64
 	cur, dur    image
 	dirty       map[int64]dirtySector
+	// lost holds the sectors a failed sync marked clean under
+	// SyncFailureLinux: the page cache shows bytes the platter does not
+	// hold and no sync will write, until a change makes them dirty again.
+	lost map[int64]struct{}
+	// lostAt holds, for each sector a failed sync made lost, the number of
+	// captures taken when it did: a sync called before the failure
+	// completed does not write the sector, whatever happened to it since.
+	lostAt map[int64]uint64
+	// captures counts sync captures of the file.
+	captures uint64
 	// seq counts changes to cur.
 	seq uint64
 	// durSeq is the change count whose content dur holds.
@@ -127,12 +138,13 @@ type inode struct {
 }
 
 func newInode(id uint64, sectorBytes int64) *inode {
-	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(), dirty: make(map[int64]dirtySector)}
+	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(),
+		dirty: make(map[int64]dirtySector), lost: make(map[int64]struct{}), lostAt: make(map[int64]uint64)}
 }
 
 // unsynced reports whether a crash could lose anything of the file.
 func (ino *inode) unsynced() bool {
-	return len(ino.dirty) > 0 || ino.cur.sizeBytes != ino.dur.sizeBytes
+	return len(ino.dirty) > 0 || len(ino.lost) > 0 || ino.cur.sizeBytes != ino.dur.sizeBytes
 }
 
 // oldestChange is when the oldest change not yet durable was made; ok is
@@ -155,6 +167,7 @@ func (ino *inode) oldestChange() (at time.Duration, ok bool) {
 func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte {
 	e, dirty := ino.dirty[s]
 	buf := ino.cur.sectors[s]
+	delete(ino.lost, s) // dirty again: the next sync writes all of it
 	if !dirty || !e.owned || buf == nil {
 		fresh := make([]byte, ino.sectorBytes)
 		if buf != nil && !whole {
@@ -175,6 +188,15 @@ func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte 
 func (ino *inode) setCurSize(size int64, now time.Duration) {
 	if ino.cur.sizeBytes == ino.dur.sizeBytes && size != ino.dur.sizeBytes {
 		ino.sizeSince = now
+	}
+	if old := ino.cur.sizeBytes; size > old && old%ino.sectorBytes != 0 {
+		// Growth brings the zeros past the old size of its last sector
+		// into the file. If that sector is lost, the platter holds
+		// other bytes there: the page is dirty again.
+		if _, lost := ino.lost[old/ino.sectorBytes]; lost {
+			delete(ino.lost, old/ino.sectorBytes)
+			ino.dirty[old/ino.sectorBytes] = dirtySector{version: ino.seq, since: now}
+		}
 	}
 	ino.cur.sizeBytes = size
 }
@@ -203,13 +225,28 @@ func (ino *inode) truncate(size int64, now time.Duration) {
 	sb := ino.sectorBytes
 	old := ino.cur.sizeBytes
 	if size < old {
-		if tail := size % sb; tail != 0 && ino.cur.sectors[size/sb] != nil {
+		// The sector the cut falls in is zeroed past the cut and
+		// dirtied, as the kernel zeroes and dirties the page, even
+		// where it holds a hole: the platter may hold older bytes.
+		if tail := size % sb; tail != 0 {
 			clear(ino.writableSector(size/sb, now, false)[tail:])
 		}
 		first := (size + sb - 1) / sb
 		last := (old - 1) / sb
-		if last-first+1 > int64(len(ino.cur.sectors)) {
-			for s := range ino.cur.sectors { // each key is handled alone: order is irrelevant
+		if last-first+1 > int64(len(ino.cur.sectors)+len(ino.lost)+len(ino.dirty)) {
+			// Each key is handled alone: order is irrelevant. Lost and
+			// dirty sectors may hold no buffer.
+			for s := range ino.cur.sectors {
+				if s >= first {
+					ino.dropSector(s, now)
+				}
+			}
+			for s := range ino.lost {
+				if s >= first {
+					ino.dropSector(s, now)
+				}
+			}
+			for s := range ino.dirty {
 				if s >= first {
 					ino.dropSector(s, now)
 				}
@@ -224,12 +261,16 @@ func (ino *inode) truncate(size int64, now time.Duration) {
 }
 
 // dropSector removes a sector beyond the new size from the page cache; the
-// platter may still hold it, so it is dirty.
+// platter may still hold it, so it is dirty, changed after every capture.
 func (ino *inode) dropSector(s int64, now time.Duration) {
-	if _, ok := ino.cur.sectors[s]; !ok {
-		return
+	_, cached := ino.cur.sectors[s]
+	_, lost := ino.lost[s]
+	_, wasDirty := ino.dirty[s]
+	if !cached && !lost && !wasDirty {
+		return // a clean hole: both images read zeros
 	}
 	delete(ino.cur.sectors, s)
+	delete(ino.lost, s)
 	e, dirty := ino.dirty[s]
 	if !dirty {
 		e.since = now
@@ -248,13 +289,16 @@ type capturedSector struct {
 // capture is what a sync call covers: the dirty sectors and size at the
 // call.
 type capture struct {
-	seq       uint64
+	seq uint64
+	// call numbers the capture among the file's captures.
+	call      uint64
 	sizeBytes int64
 	sectors   []capturedSector
 }
 
 func (ino *inode) capture() capture {
-	c := capture{seq: ino.seq, sizeBytes: ino.cur.sizeBytes, sectors: make([]capturedSector, 0, len(ino.dirty))}
+	ino.captures++
+	c := capture{seq: ino.seq, call: ino.captures, sizeBytes: ino.cur.sizeBytes, sectors: make([]capturedSector, 0, len(ino.dirty))}
 	// Map order reaches only the order of c.sectors, which completing the
 	// sync applies as a set.
 	for s, e := range ino.dirty {
@@ -267,13 +311,23 @@ func (ino *inode) capture() capture {
 
 // complete makes a capture durable, unless something newer already is.
 // Sectors not changed since the capture become clean; the age of those
-// changed since counts from now.
+// changed since counts from now. A sector a failed sync with a capture at
+// least as new made lost is skipped (SyncFailureLinux): the writeback that
+// failed was the one this sync waited for.
 func (ino *inode) complete(c capture, now time.Duration) {
 	if ino.durSeq >= c.seq {
 		return
 	}
+	if c.sizeBytes < ino.dur.sizeBytes {
+		// Past the size the platter reads as zeros; a lost sector the
+		// capture skips below would otherwise keep old bytes there.
+		ino.dur.cutTo(c.sizeBytes, ino.sectorBytes)
+	}
 	ino.dur.sizeBytes = c.sizeBytes
 	for _, cs := range c.sectors {
+		if at, lost := ino.lostAt[cs.index]; lost && at >= c.call {
+			continue // the failed writeback was the one this sync waited for
+		}
 		if cs.buf == nil {
 			delete(ino.dur.sectors, cs.index)
 		} else {
@@ -289,6 +343,11 @@ func (ino *inode) complete(c capture, now time.Duration) {
 		}
 	}
 	ino.durSeq = c.seq
+	for s, at := range ino.lostAt { // each key alone: order is irrelevant
+		if at <= c.call {
+			delete(ino.lostAt, s) // every capture it voids has completed
+		}
+	}
 	if ino.cur.sizeBytes != ino.dur.sizeBytes {
 		ino.sizeSince = now
 	}
@@ -324,12 +383,105 @@ func (ino *inode) revert() {
 	ino.durSeq = ino.seq
 }
 
+// markLost applies a failed sync under SyncFailureLinux: the sectors the
+// capture held, below the current size, that nothing changed since become
+// clean without reaching the platter; the page cache keeps showing them. Sizes stay as they are: the
+// next successful sync or writeback makes the current size durable, and
+// the lost sectors then read as whatever the platter holds (zeros past
+// the old size), as on ext4.
+func (ino *inode) markLost(c capture) {
+	for _, cs := range c.sectors {
+		e, dirty := ino.dirty[cs.index]
+		if !dirty || e.version > c.seq {
+			continue // rewritten since: the next sync writes the new bytes
+		}
+		// Below the smaller of the sizes at the call and now the page held
+		// data; past it a truncation cut the sector, which is metadata,
+		// not a page to lose: that part stays dirty, so that the sync
+		// that makes the smaller size durable also clears the platter.
+		limit := min(c.sizeBytes, ino.cur.sizeBytes)
+		if cs.index*ino.sectorBytes >= limit {
+			continue
+		}
+		switch {
+		case !sectorEqualBelow(&ino.cur, &ino.dur, cs.index, ino.sectorBytes, limit):
+			delete(ino.dirty, cs.index)
+			ino.lost[cs.index] = struct{}{}
+			ino.lostAt[cs.index] = ino.captures
+		case sectorEqual(&ino.cur, &ino.dur, cs.index, ino.sectorBytes):
+			delete(ino.dirty, cs.index)
+		default:
+			// It differs only past the limit: it stays dirty.
+		}
+	}
+}
+
+// sectorEqualBelow compares sector s of two images below offset limit.
+func sectorEqualBelow(a, b *image, s, sectorBytes, limit int64) bool {
+	n := min(sectorBytes, limit-s*sectorBytes)
+	if n <= 0 {
+		return true
+	}
+	x, y := make([]byte, n), make([]byte, n)
+	if buf := a.sectors[s]; buf != nil {
+		copy(x, buf)
+	}
+	if buf := b.sectors[s]; buf != nil {
+		copy(y, buf)
+	}
+	return string(x) == string(y)
+}
+
+// evictLost drops the lost sectors from the page cache, as the kernel
+// evicts clean pages: reads see the platter's bytes again. A sector the
+// current size cuts reads as zeros past it, unlike the platter's (whose
+// size is still the larger one): it is dirty, newer than any capture.
+func (ino *inode) evictLost(now time.Duration) int {
+	n := len(ino.lost)
+	bumped := false
+	for _, s := range sortedLost(ino) {
+		restoreSector(&ino.cur, &ino.dur, s, ino.sectorBytes)
+		if sectorEqual(&ino.cur, &ino.dur, s, ino.sectorBytes) {
+			continue
+		}
+		if !bumped {
+			ino.seq++
+			bumped = true
+		}
+		ino.dirty[s] = dirtySector{version: ino.seq, since: now}
+	}
+	clear(ino.lost)
+	return n
+}
+
+// restoreSector makes sector s of to hold from's bytes, zero beyond to's
+// size; it never changes a shared buffer.
+func restoreSector(to, from *image, s, sectorBytes int64) {
+	buf := from.sectors[s]
+	if buf == nil {
+		delete(to.sectors, s)
+		return
+	}
+	if end := to.sizeBytes - s*sectorBytes; end < sectorBytes {
+		if end <= 0 {
+			delete(to.sectors, s)
+			return
+		}
+		fresh := make([]byte, sectorBytes)
+		copy(fresh, buf[:end])
+		buf = fresh
+	}
+	to.sectors[s] = buf
+}
+
 // reset makes img both the durable and the current content, as after a
 // crash.
 func (ino *inode) reset(img image) {
 	ino.cur = img.clone()
 	ino.dur = img.clone()
 	clear(ino.dirty)
+	clear(ino.lost)
+	clear(ino.lostAt)
 	ino.seq++
 	ino.durSeq = ino.seq
 }

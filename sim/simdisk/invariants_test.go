@@ -66,9 +66,16 @@ func (ino *inode) checkImages() error {
 	}
 	for _, im := range []*image{&ino.cur, &ino.dur} {
 		for s := range im.sectors {
-			if _, dirty := ino.dirty[s]; !dirty && !sectorEqual(&ino.cur, &ino.dur, s, sb) {
+			_, dirty := ino.dirty[s]
+			_, lost := ino.lost[s]
+			if !dirty && !lost && !sectorEqual(&ino.cur, &ino.dur, s, sb) {
 				return fmt.Errorf("clean sector %d differs", s)
 			}
+		}
+	}
+	for s := range ino.lost {
+		if _, dirty := ino.dirty[s]; dirty {
+			return fmt.Errorf("sector %d is both dirty and lost", s)
 		}
 	}
 	for s, e := range ino.dirty {
@@ -76,7 +83,7 @@ func (ino *inode) checkImages() error {
 			return fmt.Errorf("owned sector %d shared with the durable image", s)
 		}
 	}
-	if ino.cur.sizeBytes != ino.dur.sizeBytes && len(ino.dirty) == 0 && ino.durSeq == ino.seq {
+	if ino.cur.sizeBytes != ino.dur.sizeBytes && len(ino.dirty) == 0 && len(ino.lost) == 0 && ino.durSeq == ino.seq {
 		return fmt.Errorf("sizes %d and %d differ at the durable change count", ino.cur.sizeBytes, ino.dur.sizeBytes)
 	}
 	return nil

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/sched"
+	"github.com/sluice-sim/sluice/sim/simdisk"
 	"github.com/sluice-sim/sluice/sim/world"
 	"github.com/sluice-sim/sluice/workloads/kafka"
 )
@@ -25,21 +28,120 @@ func init() {
 		Name:    "single-broker",
 		Summary: "one broker, idempotent producers and consumers, under crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugAckBeforeSync, faults.BugDedupeOff, faults.BugSkipCRC,
-			faults.BugIndexOffByOne},
+			faults.BugIndexOffByOne, faults.BugTrustPageCache},
 		Params: []Param{
 			{Name: "flush", Default: "group", Values: []string{"group", "none", "interval"},
 				Help: "when the broker fsyncs: before acknowledging (group), never (Kafka's default), every 100 ms"},
 			{Name: "acks", Default: "all", Values: []string{"all", "1", "0"}, Help: "producer acks"},
 			{Name: "idempotence", Default: "true", Values: []string{"true", "false"},
 				Help: "idempotent producers (as in Kafka's clients, only with acks=all)"},
-			{Name: "faults", Default: "disk", Values: []string{"disk", "corrupt", "process", "none"},
+			{Name: "faults", Default: "disk", Values: []string{"disk", "corrupt", "process", "fsyncgate", "none"},
 				Help: "disk: crashes, power loss, torn writes, sync failures, slow and full disks, partitions; " +
-					"corrupt: adds bit flips; process: crashes and partitions only; none"},
+					"corrupt: adds bit flips; process: crashes and partitions only; " +
+					"fsyncgate: a slow disk whose fsyncs then fail, kill -9 while one is in flight, restarts, " +
+					"and a power loss at the end; none"},
+			{Name: "disk", Default: "auto", Values: []string{"auto", "drop", "linux"},
+				Help: "what a failed fsync does: drop the unsynced pages (drop), or, as Linux does, mark them " +
+					"clean, keep showing them and lose them at the next power loss (linux); auto: linux with " +
+					"faults=fsyncgate, drop otherwise"},
 		},
-		Run:   20 * time.Second,
-		Drain: 20 * time.Second,
-		Build: buildSingleBroker,
+		Run:       20 * time.Second,
+		Drain:     20 * time.Second,
+		Configure: configureSingleBroker,
+		Build:     buildSingleBroker,
 	})
+}
+
+// configureSingleBroker picks the disk's rules for failed fsyncs.
+func configureSingleBroker(cfg *world.Config, o Options) {
+	cfg.Disk = simdisk.DefaultConfig()
+	switch o.Param("disk") {
+	case "linux":
+		cfg.Disk.SyncFailure = simdisk.SyncFailureLinux
+	case "auto":
+		if o.Param("faults") == "fsyncgate" {
+			cfg.Disk.SyncFailure = simdisk.SyncFailureLinux
+		}
+	}
+}
+
+// fsyncgate episodes: the disk turns slow, so that each group-commit
+// round covers many appends; then syncs start failing and the broker is
+// killed while a failing one is in flight. The failure lands after the
+// kill, so no process hears of it; on Linux the pages it held stay in the
+// page cache, marked clean, and the restarted broker reads them back. A
+// broker that trusts a later successful fsync to cover them acknowledges
+// (as duplicates of the retried sends) and exposes data the disk never
+// got, which the power loss that closes the faults takes.
+const (
+	fsyncgateIntervalMean = time.Second
+	fsyncgateEpisodesMax  = 32
+	fsyncgateConcurrency  = 200
+	// fsyncgateSlowFactor stretches syncs to about half a second, so
+	// that a failing one captures many appends and is still in flight
+	// when the kill comes.
+	fsyncgateSlowFactor = 5000
+	// fsyncgateSlowLead is how long the disk is slow before syncs fail.
+	fsyncgateSlowLead = time.Second
+	// fsyncgateSettle is the least time between a restart and the next
+	// episode: the broker starts, recovers and serves again first.
+	fsyncgateSettle = 2 * time.Second
+	// fsyncgateFinalLoss is how long before the end of the run the
+	// closing power loss falls.
+	fsyncgateFinalLoss = time.Second
+)
+
+// scheduleFsyncgate plants the episodes, drawn from their own stream of
+// the seed, and a power loss shortly before the faults heal.
+func (c *singleBrokerCluster) scheduleFsyncgate(w *world.World) {
+	r := sched.NewRand(c.o.Seed, "fsyncgate", 0)
+	end := c.o.Run - 2*fsyncgateFinalLoss
+	if end <= 0 {
+		return // a run too short for an episode
+	}
+	c.fsyncgateEpisode(w, r, time.Duration(faultsStart), end, fsyncgateEpisodesMax)
+	w.At(c.o.Run-fsyncgateFinalLoss, func() { worldAction(w.PowerLoss(singleBrokerNode)) })
+	w.At(c.o.Run-fsyncgateFinalLoss/2, func() { worldAction(w.Restart(singleBrokerNode)) })
+}
+
+// fsyncgateEpisode plants one episode at about at, and the next after it.
+// An episode begins only once the broker serves: after a kill the syncs
+// still queued on the slow device delay its start.
+func (c *singleBrokerCluster) fsyncgateEpisode(w *world.World, r *rand.Rand, at, end time.Duration, left int) {
+	at += time.Duration(r.ExpFloat64() * float64(fsyncgateIntervalMean))
+	if left == 0 || at+fsyncgateSlowLead+2*time.Second >= end {
+		return
+	}
+	node := singleBrokerNode
+	failAt := at + fsyncgateSlowLead
+	kill := failAt + time.Duration(800+r.IntN(800))*time.Millisecond
+	restart := kill + time.Duration(100+r.IntN(900))*time.Millisecond
+	count := 1 + r.IntN(3)
+	w.At(at, func() {
+		if !c.serving() {
+			c.fsyncgateEpisode(w, r, at, end, left)
+			return
+		}
+		worldAction(w.SlowDisk(node, fsyncgateSlowFactor))
+		w.At(failAt, func() { worldAction(w.FailSyncs(node, count)) })
+		w.At(kill, func() { worldAction(w.Kill(node)) })
+		w.At(restart, func() {
+			worldAction(w.DiskHeal(node))
+			worldAction(w.Restart(node))
+			c.fsyncgateEpisode(w, r, restart+fsyncgateSettle, end, left-1)
+		})
+	})
+}
+
+// serving reports whether the latest broker process serves.
+func (c *singleBrokerCluster) serving() bool {
+	return len(c.brokers) > 0 && c.brokers[len(c.brokers)-1].Serving()
+}
+
+// worldAction checks a world action's result: it fails only on a node
+// name the scenario did not add, a programmer error.
+func worldAction(err error) {
+	sched.Assert(err == nil, "scenario: %v", err)
 }
 
 const (
@@ -83,6 +185,12 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
 	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
+	concurrency := 20
+	if o.Param("faults") == "fsyncgate" {
+		// Sends pile up while the disk is slow, so that a failing sync
+		// holds several pages of each partition.
+		concurrency = fsyncgateConcurrency
+	}
 	nextProcess := 0
 	for _, name := range singleBrokerClients {
 		cfg := kafka.DriverConfig{
@@ -90,7 +198,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 			Topic:       singleBrokerTopic,
 			Partitions:  []int32{0, 1, 2},
 			Rate:        500,
-			Concurrency: 20,
+			Concurrency: concurrency,
 			Reread:      true,
 			Recorder:    c.log,
 			NewProcess:  func() int { nextProcess++; return nextProcess },
@@ -99,6 +207,9 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		}
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
+	}
+	if o.Param("faults") == "fsyncgate" {
+		c.scheduleFsyncgate(w)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range singleBrokerClients {
@@ -144,6 +255,9 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindDiskFull,
 			faults.KindClockJump},
 		"process": {faults.KindKill, faults.KindPause, faults.KindPartition, faults.KindBlock},
+		// The planted episodes only: a crash in the middle of one would
+		// blur what it shows.
+		"fsyncgate": nil,
 	}
 	kinds["corrupt"] = append(append([]faults.Kind(nil), kinds["disk"]...), faults.KindCorrupt)
 	return faults.Profile{

@@ -3,9 +3,12 @@ package scenario
 import (
 	"flag"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/simdisk"
+	"github.com/sluice-sim/sluice/sim/world"
 )
 
 // singleBrokerSeeds is how many seeds the replay test runs (each twice);
@@ -157,5 +160,88 @@ func TestCorruptionIsNeverServed(t *testing.T) {
 		if slices.ContainsFunc(res.Failed(), func(f Check) bool { return f.Name == "no-corrupt-reads" }) {
 			t.Fatalf("seed %d: corrupt data served: %s", seed, checkDetail(res, "no-corrupt-reads"))
 		}
+	}
+}
+
+// fsyncgateSeeds is how many seeds TestFsyncgateLosesNothingAcknowledged
+// runs with the fix and with the planted bug.
+const fsyncgateSeeds = 10
+
+// TestFsyncgateLosesNothingAcknowledged: on a disk with Linux's rules for
+// failed fsyncs, the broker is killed while failing syncs are in flight,
+// restarts, and loses power at the end. With recovery writing again what
+// it reads back above the recovery point, every check holds on every seed;
+// with the planted trust-page-cache bug (recovery trusts the page cache),
+// the checkers catch data the broker acknowledged or served and the power
+// loss took.
+func TestFsyncgateLosesNothingAcknowledged(t *testing.T) {
+	d := singleBrokerDef(t)
+	params := map[string]string{"faults": "fsyncgate"}
+	caught := 0
+	for seed := uint64(1); seed <= fsyncgateSeeds; seed++ {
+		res, err := Run(d, withParams(seed, params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Errorf("seed %d failed: %+v", seed, res.Failed())
+		}
+		if episodes := countEvents(res.WorldEvents, "kill b1"); episodes == 0 || countEvents(res.WorldEvents, "power-loss b1") == 0 {
+			t.Errorf("seed %d: %d fsyncgate episodes and no power loss: %v", seed, episodes, res.WorldEvents)
+		}
+		bugged, err := Run(d, withParams(seed, params, faults.BugTrustPageCache))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bugged.OK() {
+			caught++
+			if caught == 1 {
+				t.Logf("trust-page-cache caught at seed %d: %+v", seed, bugged.Failed())
+			}
+		}
+	}
+	if caught == 0 {
+		t.Fatalf("trusting the page cache after a failed fsync passed every check in %d seeds", fsyncgateSeeds)
+	}
+	t.Logf("trust-page-cache caught in %d of %d seeds", caught, fsyncgateSeeds)
+}
+
+// countEvents counts the world events ("1.5s kill b1") that are action.
+func countEvents(events []string, action string) int {
+	n := 0
+	for _, e := range events {
+		if _, what, ok := strings.Cut(e, " "); ok && what == action {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDiskParameterPicksSyncFailureRules: disk=auto is Linux's rules only
+// with faults=fsyncgate; disk=linux and disk=drop say which.
+func TestDiskParameterPicksSyncFailureRules(t *testing.T) {
+	d := singleBrokerDef(t)
+	cases := []struct {
+		params map[string]string
+		want   simdisk.SyncFailureMode
+	}{
+		{nil, simdisk.SyncFailureDrops},
+		{map[string]string{"faults": "fsyncgate"}, simdisk.SyncFailureLinux},
+		{map[string]string{"disk": "linux"}, simdisk.SyncFailureLinux},
+		{map[string]string{"disk": "drop", "faults": "fsyncgate"}, simdisk.SyncFailureDrops},
+	}
+	for _, c := range cases {
+		o, err := d.resolve(withParams(1, c.params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg world.Config
+		d.Configure(&cfg, o)
+		if cfg.Disk.SyncFailure != c.want {
+			t.Errorf("params %v: sync failures %v, want %v", c.params, cfg.Disk.SyncFailure, c.want)
+		}
+	}
+	if _, err := d.resolve(withParams(1, map[string]string{"disk": "ext3"})); err == nil || !strings.Contains(err.Error(), "disk") {
+		t.Errorf("disk=ext3 accepted: %v", err)
 	}
 }
