@@ -49,6 +49,43 @@ func (t *topic) openPartitions(b *Broker) error {
 	return nil
 }
 
+// Probes of what a partition's recovery had to do.
+var (
+	probeTornTail = sim.DeclareProbe("storage/torn-tail-cut",
+		"recovery cut a torn or corrupt tail off a partition's log")
+	probeDamageKept = sim.DeclareProbe("storage/damage-fenced",
+		"recovery found damaged batches below the tail and fenced them off")
+	probeIndexRebuilt = sim.DeclareProbe("storage/index-rebuilt",
+		"recovery rebuilt a segment's offset or time index")
+	probeProducersReplayed = sim.DeclareProbe("storage/producer-state-replayed",
+		"recovery rebuilt producer state by replaying batches after a snapshot")
+	probeRewritten = sim.DeclareProbe("storage/rewritten-above-recovery-point",
+		"recovery wrote again what it read back above the recovery point (fsyncgate)")
+	probeFlushedLost = sim.DeclareProbe("storage/flushed-data-lost",
+		"the recovered log ends below its recovery point: the disk lost flushed writes")
+)
+
+func hitRecoveryProbes(env sim.Env, report storage.RecoveryReport) {
+	if len(report.Truncations) > 0 {
+		env.Hit(probeTornTail)
+	}
+	if len(report.Damage) > 0 {
+		env.Hit(probeDamageKept)
+	}
+	if len(report.RebuiltIndexes) > 0 {
+		env.Hit(probeIndexRebuilt)
+	}
+	if report.ProducerBatchesReplayed > 0 {
+		env.Hit(probeProducersReplayed)
+	}
+	if report.RewrittenBytes > 0 {
+		env.Hit(probeRewritten)
+	}
+	if report.FlushedLost {
+		env.Hit(probeFlushedLost)
+	}
+}
+
 func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	dir := partitionDir(b.cfg.DataDir, t.Name, index)
 	if err := b.env.FS.MkdirAll(dir); err != nil {
@@ -74,6 +111,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	if b.startRecovery != nil {
 		b.startRecovery.add(report)
 	}
+	hitRecoveryProbes(b.env, report)
 	p := &partition{b: b, topic: t.Name, index: index, log: lg,
 		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
 	// Epochs count from 0; the first start leads at 0.

@@ -101,7 +101,7 @@ names the entry.`,
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
 	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop the run after this many events (0: no bound)")
 	fl.BoolVar(&f.swarm, "swarm", false, "let the seed draw its own fault mix (which kinds, how often, how long), as 'sim swarm' does")
-	fl.BoolVar(&f.shrink, "shrink", false, "shrink a failing seed's run to the smallest that fails the same check (see 'sluice sim shrink')")
+	fl.BoolVar(&f.shrink, "shrink", false, "shrink a failing seed's run to the smallest that fails the same checks (see 'sluice sim shrink')")
 	fl.StringVar(&f.saveRun, "save-run", "", "write the run, passing or not, to this file for 'sluice sim replay' (with --seeds, the last seed's)")
 	fl.BoolVar(&f.checkDeterminism, "check-determinism", false, checkDeterminismHelp)
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
