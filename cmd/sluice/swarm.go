@@ -131,6 +131,8 @@ type swarmFlags struct {
 	eventsMax   uint64
 	bugs        []string
 	params      []string
+	maxFailures int
+	seedTimeout time.Duration
 	failuresDir string
 	jsonOut     bool
 }
@@ -175,6 +177,8 @@ usage.`,
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on in every seed (repeatable; see 'sluice sim bugs')")
 	fl.StringArrayVar(&f.params, "param", nil, "scenario parameter name=value for every seed (repeatable; every scenario run must have it)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where failing seeds' runs are written for replay")
+	fl.IntVar(&f.maxFailures, "max-failures", 0, "stop starting seeds after this many failed (0: run them all)")
+	fl.DurationVar(&f.seedTimeout, "seed-timeout", 10*time.Minute, "wall time one seed may take before its worker is killed and the seed failed (0: no limit)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	return cmd
 }
@@ -246,7 +250,7 @@ func runSwarm(cmd *cobra.Command, f swarmFlags) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	return printSwarm(cmd.OutOrStdout(), spec, records, f.jsonOut)
+	return printSwarm(cmd.OutOrStdout(), spec, records, len(jobs)-len(records), f.jsonOut)
 }
 
 // runWorkers runs the jobs on f.parallel workers and returns the records
@@ -266,6 +270,7 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 	for _, name := range sortedParamNames(spec.Params) {
 		args = append(args, "--param", name+"="+spec.Params[name])
 	}
+	stop := make(chan struct{}) // closed after --max-failures failures
 	var wg sync.WaitGroup
 	for w := 0; w < min(f.parallel, max(len(jobs), 1)); w++ {
 		wg.Add(1)
@@ -277,7 +282,7 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 				if worker == nil {
 					worker = startWorker(self, args)
 				}
-				rec, err := worker.run(jobs[i])
+				rec, err := worker.run(jobs[i], f.seedTimeout)
 				if err != nil {
 					rec = swarmRecord{Scenario: jobs[i].Scenario, Seed: jobs[i].Seed, Error: err.Error()}
 					worker.close()
@@ -288,19 +293,38 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 		}()
 	}
 	go func() {
+	dispatch:
 		for i := range jobs {
-			work <- i
+			select {
+			case work <- i:
+			case <-stop:
+				break dispatch
+			}
 		}
 		close(work)
 		wg.Wait()
 		close(results)
 	}()
 	records := make([]swarmRecord, len(jobs))
+	ran := make([]bool, len(jobs))
+	failed := 0
 	for r := range results {
-		records[r.index] = r.record
+		records[r.index], ran[r.index] = r.record, true
 		done(r.record)
+		if !r.record.OK {
+			failed++
+			if failed == f.maxFailures {
+				close(stop)
+			}
+		}
 	}
-	return records, nil
+	var kept []swarmRecord // the seeds that ran, in job order
+	for i, r := range records {
+		if ran[i] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
 }
 
 // swarmWorker is one worker process.
@@ -330,7 +354,9 @@ func startWorker(self string, args []string) *swarmWorker {
 	return w
 }
 
-func (w *swarmWorker) run(job swarmJob) (swarmRecord, error) {
+// run hands the worker one job and waits for its record, at most timeout
+// (zero: no limit); a worker past it is killed.
+func (w *swarmWorker) run(job swarmJob, timeout time.Duration) (swarmRecord, error) {
 	if w.err != nil {
 		return swarmRecord{}, fmt.Errorf("start worker: %w", w.err)
 	}
@@ -338,7 +364,31 @@ func (w *swarmWorker) run(job swarmJob) (swarmRecord, error) {
 	if _, err := w.stdin.Write(append(line, '\n')); err != nil {
 		return swarmRecord{}, fmt.Errorf("worker: %w", err)
 	}
-	answer, err := w.stdout.ReadBytes('\n')
+	type reply struct {
+		line []byte
+		err  error
+	}
+	replies := make(chan reply, 1)
+	go func() {
+		line, err := w.stdout.ReadBytes('\n')
+		replies <- reply{line, err}
+	}()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	var r reply
+	select {
+	case r = <-replies:
+	case <-expired:
+		w.cmd.Process.Kill()
+		<-replies
+		w.wait()
+		return swarmRecord{}, fmt.Errorf("the seed ran past --seed-timeout %v of wall time; its worker was killed", timeout)
+	}
+	answer, err := r.line, r.err
 	if err != nil {
 		exit := w.wait()
 		return swarmRecord{}, fmt.Errorf("worker exited while running the seed (%v): %s", exit, w.stderr.String())

@@ -64,6 +64,8 @@ type swarmSummary struct {
 	Failed         int            `json:"failed"`
 	// Missing lists shards a merge did not get.
 	Missing []string `json:"missing_shards,omitempty"`
+	// NotRun counts the seeds left out after --max-failures failures.
+	NotRun int `json:"not_run,omitempty"`
 }
 
 type scenarioSummary struct {
@@ -146,8 +148,9 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	return s
 }
 
-func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, jsonOut bool) error {
+func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, jsonOut bool) error {
 	s := summarizeSwarm(spec, records)
+	s.NotRun = notRun
 	return printSummary(out, s, jsonOut)
 }
 
@@ -194,6 +197,9 @@ func (s swarmSummary) writeText(out io.Writer) error {
 	}
 	for _, m := range s.Missing {
 		fmt.Fprintf(out, "MISSING shard %s: its seeds are not counted\n", m)
+	}
+	if s.NotRun > 0 {
+		fmt.Fprintf(out, "stopped after %d failures (--max-failures): %d seeds not run\n", s.Failed, s.NotRun)
 	}
 	fmt.Fprintf(out, "%d seeds: %d passed, %d failed\n", s.Seeds, s.Passed, s.Failed)
 	return nil

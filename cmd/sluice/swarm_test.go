@@ -152,3 +152,21 @@ func TestShrinkRefusesAPassingRun(t *testing.T) {
 		t.Fatal("a passing run was written as shrunk")
 	}
 }
+
+// TestSwarmStopsAndTimesOut: --max-failures stops starting seeds once that
+// many failed, and --seed-timeout fails a seed whose worker runs too long.
+func TestSwarmStopsAndTimesOut(t *testing.T) {
+	dir := t.TempDir()
+	code, out := runStdout(t, dir, "sim", "swarm", "--scenario", "counter", "--bug", "dedupe-off", "--seeds", "60",
+		"--run", "3s", "--drain", "1s", "--max-failures", "2", "--json")
+	s := withoutTimings(t, out)
+	if code != 1 || s.Failed < 2 || s.NotRun == 0 || s.Seeds+s.NotRun != 60 {
+		t.Fatalf("exit %d, %d seeds run, %d failed, %d not run", code, s.Seeds, s.Failed, s.NotRun)
+	}
+	code, out = runStdout(t, dir, "sim", "swarm", "--scenario", "counter", "--seeds", "2", "--parallel", "1",
+		"--seed-timeout", "1ms", "--json")
+	s = withoutTimings(t, out)
+	if code != 1 || s.Failed != 2 || !strings.Contains(s.Failures[0].Error, "ran past --seed-timeout") {
+		t.Fatalf("exit %d: %+v", code, s)
+	}
+}
