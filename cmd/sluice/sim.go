@@ -27,7 +27,7 @@ func newSimCommand() *cobra.Command {
   sluice sim replay sluice-failures/counter-seed42.json`,
 	}
 	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimShrinkCommand(), newSimSwarmCommand(),
-		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimListCommand(), newSimBugsCommand())
+		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand())
 	requireSubcommand(sim)
 	return sim
 }

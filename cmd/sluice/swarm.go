@@ -330,14 +330,14 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 // swarmWorker is one worker process.
 type swarmWorker struct {
 	cmd    *exec.Cmd
-	stderr *tailWriter
+	stderr *headWriter
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
 	err    error
 }
 
 func startWorker(self string, args []string) *swarmWorker {
-	w := &swarmWorker{cmd: exec.Command(self, args...), stderr: &tailWriter{max: workerStderrBytesMax}}
+	w := &swarmWorker{cmd: exec.Command(self, args...), stderr: &headWriter{max: workerStderrBytesMax}}
 	w.cmd.Stderr = w.stderr
 	stdin, err := w.cmd.StdinPipe()
 	if err != nil {
@@ -499,28 +499,33 @@ func runSwarmJob(job swarmJob, f swarmFlags) swarmRecord {
 }
 
 // workerStderrBytesMax is how much of a dead worker's last words a record
-// keeps: enough for a panic's message and the top of its stack.
+// keeps: the start, where a panic's message is.
 const workerStderrBytesMax = 2048
 
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
+// headWriter keeps the first max bytes written to it.
+type headWriter struct {
 	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
+func (h *headWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if room := h.max - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }
 
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.buf))
+// String is the first paragraph written: a panic's message without its
+// goroutine dump.
+func (h *headWriter) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	text := strings.TrimSpace(string(h.buf))
+	if i := strings.Index(text, "\n\n"); i >= 0 {
+		text = text[:i]
+	}
+	return text
 }
