@@ -264,7 +264,9 @@ func (b *Broker) serve() {
 		b.fatal(err)
 		return
 	}
-	b.env.Log.Logf("%s", tally.summary(b.env.Clock.Mono()))
+	if tally.partitions > 0 { // a first start has nothing to recover
+		b.env.Log.Logf("%s", tally.summary(b.env.Clock.Mono()))
+	}
 	b.topics = reg
 	b.pids, err = loadProducerIDs(b.env.FS, b.cfg.DataDir)
 	if err != nil {

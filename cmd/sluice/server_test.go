@@ -74,8 +74,9 @@ func TestBrokerOnUsedPortExits(t *testing.T) {
 	defer taken.Close()
 	addr := taken.Addr().String()
 	code, out := runBounded(t, 20*time.Second, "broker", "--data", t.TempDir(), "--listen", addr)
+	// One clear message last, after nothing but the broker's own log lines.
 	want := fmt.Sprintf("sluice: listen %s: address already in use\n", addr)
-	if code != 1 || out != want {
+	if code != 1 || !strings.HasSuffix(out, want) || strings.Count(out, "sluice: ") != 1 {
 		t.Fatalf("broker on a used port exited %d with:\n%q\nwant status 1 and %q", code, out, want)
 	}
 }
