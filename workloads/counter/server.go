@@ -78,7 +78,7 @@ func (s *Server) recover(then func()) {
 		f, err = s.env.FS.Create(walName)
 	}
 	if err != nil {
-		s.fatal(fmt.Errorf("open %s: %w", walName, err))
+		s.fatal(fmt.Errorf("open %s: %w", walName, err), then)
 		return
 	}
 	ids, valid, err := scanWAL(f)
@@ -89,7 +89,7 @@ func (s *Server) recover(then func()) {
 		err = f.Truncate(valid)
 	}
 	if err != nil {
-		s.fatal(err)
+		s.fatal(err, then)
 		return
 	}
 	s.wal = f
@@ -113,10 +113,12 @@ func (s *Server) recover(then func()) {
 }
 
 // fatal logs an error the server cannot serve through; it stops serving
-// and tries again later, as a supervisor would restart it.
-func (s *Server) fatal(err error) {
+// and tries again later, as a supervisor would restart it. The retry keeps
+// then: a recovery that fails at start must still start listening when it
+// succeeds.
+func (s *Server) fatal(err error, then func()) {
 	s.env.Log.Logf("counter server: %v; recovering again in %v", err, retryDelay)
-	s.env.Clock.AfterFunc(retryDelay, func() { s.recover(func() {}) })
+	s.env.Clock.AfterFunc(retryDelay, func() { s.recover(then) })
 }
 
 func (s *Server) accept(c sim.Conn) sim.ConnHandler { return (*serverConn)(s) }

@@ -146,3 +146,19 @@ func TestBadOptionsAreRejected(t *testing.T) {
 		t.Error("a bug the scenario does not plant was accepted")
 	}
 }
+
+// TestCounterServerListensAfterAFailedFirstRecovery: read errors make the
+// first recovery after a restart fail; the retry must still start the
+// listener, or no increment is ever acknowledged again (a swarm with a
+// read-errors profile found this on seed 36).
+func TestCounterServerListensAfterAFailedFirstRecovery(t *testing.T) {
+	o := Options{Seed: 36, Profile: &faults.ProfileSpec{
+		Kinds: []faults.Kind{faults.KindReadErrors, faults.KindKill, faults.KindPause}}}
+	res, err := Run(counterDef(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("failed: %+v", res.Failed())
+	}
+}
