@@ -55,7 +55,7 @@ type realBroker struct {
 	addr string
 	dir  string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 }
 
 func startRealBroker(t *testing.T, dir, addr string, args ...string) *realBroker {
@@ -63,7 +63,7 @@ func startRealBroker(t *testing.T, dir, addr string, args ...string) *realBroker
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	b := &realBroker{t: t, addr: addr, dir: dir, log: &bytes.Buffer{}}
+	b := &realBroker{t: t, addr: addr, dir: dir, log: &syncBuffer{}}
 	all := append([]string{"broker", "--data", dir, "--listen", addr}, args...)
 	b.cmd = exec.Command(sluiceBinary(t), all...)
 	b.cmd.Stderr = b.log
@@ -424,4 +424,23 @@ func TestWorkloadAgainstRealBroker(t *testing.T) {
 	if code, out := run(t, dir, "check", hist); code != 0 {
 		t.Fatalf("check of the workload's history exited %d:\n%s", code, out)
 	}
+}
+
+// syncBuffer is a buffer the broker process's output is copied into while
+// a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -67,7 +67,7 @@ func (c *counterCluster) Profile() faults.Profile {
 		DurationMax:  3 * time.Second,
 		Kinds: []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
 			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
-			faults.KindDiskFull, faults.KindClockJump, faults.KindClockDrift},
+			faults.KindDiskFull, faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift},
 	}
 }
 

@@ -253,7 +253,7 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 	kinds := map[string][]faults.Kind{
 		"disk": {faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
 			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindDiskFull,
-			faults.KindClockJump},
+			faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift},
 		"process": {faults.KindKill, faults.KindPause, faults.KindPartition, faults.KindBlock},
 		// The planted episodes only: a crash in the middle of one would
 		// blur what it shows.
