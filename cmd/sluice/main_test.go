@@ -345,3 +345,38 @@ func failingReport(t *testing.T, dir string) string {
 	t.Fatalf("ack-before-sync broke linearizability on none of %d seeds", seedsMax)
 	return ""
 }
+
+// TestReadmeExamplesHold runs the README's example commands whose comments
+// say they fail or are caught, and checks that they do: a seed the README
+// names must still show what the README says it shows.
+func TestReadmeExamplesHold(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	checked := 0
+	for _, line := range strings.Split(string(readme), "\n") {
+		command, comment, ok := strings.Cut(line, "#")
+		if !ok || !strings.HasPrefix(command, "bin/sluice sim run ") ||
+			!(strings.Contains(comment, "caught") || strings.Contains(comment, "fails")) {
+			continue
+		}
+		args := strings.Fields(strings.TrimPrefix(command, "bin/sluice "))
+		var kept []string
+		for i := 0; i < len(args); i++ {
+			if args[i] == "--report" { // the example's report is not what is checked
+				i++
+				continue
+			}
+			kept = append(kept, args[i])
+		}
+		if code, out := run(t, dir, kept...); code != 1 {
+			t.Errorf("the README says %q fails, but it exited %d:\n%s", strings.TrimSpace(command), code, out)
+		}
+		checked++
+	}
+	if checked < 2 {
+		t.Fatalf("found %d README examples that say they fail", checked)
+	}
+}
