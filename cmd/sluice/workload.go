@@ -241,17 +241,15 @@ func driveWorkload(progress io.Writer, cfg kafka.DriverConfig, recorder *history
 	status.done()
 	var run workloadRun
 	run.produced = time.Since(begin)
-	node.Call(func() {
-		if driver != nil {
-			run.stats = driver.Stats()
-		}
-	})
 	done := make(chan kafka.DrainReport, 1)
+	// One callback reads the counts and starts the drain, so that no send
+	// slips in between and the counts match the history.
 	node.Call(func() {
 		if driver == nil {
 			done <- kafka.DrainReport{Err: fmt.Errorf("the workload did not start")}
 			return
 		}
+		run.stats = driver.Stats()
 		driver.Drain(func(r kafka.DrainReport) { done <- r })
 	})
 	run.drain = <-done
