@@ -20,19 +20,21 @@ type BugInfo struct {
 // The planted bugs. Each is off unless a run switches it on, and each has a
 // test showing that a checker catches it.
 const (
-	BugAckBeforeSync Bug = "ack-before-sync"
-	BugDedupeOff     Bug = "dedupe-off"
-	BugMapOrder      Bug = "map-order"
-	BugSkipCRC       Bug = "skip-crc"
-	BugIndexOffByOne Bug = "index-off-by-one"
+	BugAckBeforeSync     Bug = "ack-before-sync"
+	BugDedupeOff         Bug = "dedupe-off"
+	BugMapOrder          Bug = "map-order"
+	BugSkipCRC           Bug = "skip-crc"
+	BugIndexOffByOne     Bug = "index-off-by-one"
+	BugRaftAckBeforeSync Bug = "raft-ack-before-sync"
 )
 
 var registry = map[Bug]BugInfo{
-	BugAckBeforeSync: {BugAckBeforeSync, "writes are acknowledged before fsync completes: a power loss loses acknowledged writes"},
-	BugDedupeOff:     {BugDedupeOff, "a retried request is applied again: timeouts turn into duplicates"},
-	BugMapOrder:      {BugMapOrder, "the counter client sends its window in map iteration order: two runs of one seed diverge"},
-	BugSkipCRC:       {BugSkipCRC, "the log does not verify checksums on recovery and reads: corrupt or torn data is served"},
-	BugIndexOffByOne: {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
+	BugAckBeforeSync:     {BugAckBeforeSync, "writes are acknowledged before fsync completes: a power loss loses acknowledged writes"},
+	BugDedupeOff:         {BugDedupeOff, "a retried request is applied again: timeouts turn into duplicates"},
+	BugMapOrder:          {BugMapOrder, "the counter client sends its window in map iteration order: two runs of one seed diverge"},
+	BugSkipCRC:           {BugSkipCRC, "the log does not verify checksums on recovery and reads: corrupt or torn data is served"},
+	BugIndexOffByOne:     {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
+	BugRaftAckBeforeSync: {BugRaftAckBeforeSync, "a controller sends raft messages and applies entries before they are durable: a correlated power loss loses committed metadata"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.
