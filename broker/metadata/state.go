@@ -138,6 +138,7 @@ func (s *State) registerBroker(offset int64, r Record) Result {
 	if b != nil {
 		// A new life of the broker: what the old one led or followed in
 		// sync must not be trusted to it any longer.
+		b.Fenced = true
 		s.removeFromLeadershipAndISR(b.ID)
 	}
 	s.Brokers[r.BrokerID] = &Broker{ID: r.BrokerID, Epoch: offset, Addr: r.Addr, Incarnation: r.Incarnation, Fenced: true}
@@ -189,7 +190,8 @@ func (s *State) removeFromLeadershipAndISR(id int32) {
 			}
 			changed := false
 			if len(p.ISR) > 1 && slices.Contains(p.ISR, id) {
-				p.ISR = slices.DeleteFunc(p.ISR, func(r int32) bool { return r == id })
+				// A new slice: readers of an image may hold the old one.
+				p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
 				changed = true
 			}
 			if p.Leader == id {
