@@ -91,7 +91,7 @@ func drawRecord(rt *rapid.T, s *State, incarnation map[int32]int, label string) 
 		return Record{Kind: KindControlledShutdown, BrokerID: broker, BrokerEpoch: epoch}
 	case 5:
 		return Record{Kind: KindCreateTopic, Topic: topic, TopicID: "id-" + topic + fmt.Sprint(s.Offset),
-			Partitions: int32(rapid.IntRange(1, 4).Draw(rt, label+"/partitions")),
+			Partitions:        int32(rapid.IntRange(1, 4).Draw(rt, label+"/partitions")),
 			ReplicationFactor: int16(rapid.IntRange(1, 3).Draw(rt, label+"/rf")),
 			Unclean:           rapid.Bool().Draw(rt, label+"/unclean")}
 	case 6:
