@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -21,7 +22,10 @@ import (
 type api struct {
 	c        *Controller
 	listener sim.Listener
-	conns    map[sim.Conn]bool
+	// conns are the accepted connections, by accept order, so that a
+	// stopping controller closes them (and peers redial its successor).
+	conns   map[sim.Conn]uint64
+	connSeq uint64
 	// reqPrefix makes this incarnation's proposal ids unique, so that a
 	// record proposed by an earlier life is never answered to a new
 	// request.
@@ -30,23 +34,35 @@ type api struct {
 	pending   map[string]pendingRequest
 	// lastHeartbeat is when each broker last heartbeat (active only).
 	lastHeartbeat map[int32]time.Duration
-	// proposedFence and proposedUnfence hold the broker epoch a fence or
-	// unfence was proposed for, so a slow commit is not proposed again.
-	proposedFence   map[int32]int64
-	proposedUnfence map[int32]int64
+	// proposedFence and proposedUnfence remember the fences and unfences
+	// proposed and not yet applied, so a slow commit is not proposed again
+	// (until a session timeout later, in case it was lost).
+	proposedFence   map[int32]proposal
+	proposedUnfence map[int32]proposal
 	lastPreferred   time.Duration
 }
 
 type pendingRequest struct {
 	conn sim.Conn
 	req  Request
+	at   time.Duration
 }
 
+// proposal is a fence or unfence proposed for a broker epoch at a time.
+type proposal struct {
+	epoch int64
+	at    time.Duration
+}
+
+// pendingTimeout answers a request whose record was not applied in time
+// (a leader cut off from its quorum never commits it).
+const pendingTimeout = 5 * time.Second
+
 func newAPI(c *Controller) *api {
-	return &api{c: c, conns: map[sim.Conn]bool{},
+	return &api{c: c, conns: map[sim.Conn]uint64{},
 		reqPrefix: fmt.Sprintf("%d.%x", c.cfg.ID, c.env.Rand.Uint64()),
 		pending:   map[string]pendingRequest{}, lastHeartbeat: map[int32]time.Duration{},
-		proposedFence: map[int32]int64{}, proposedUnfence: map[int32]int64{}}
+		proposedFence: map[int32]proposal{}, proposedUnfence: map[int32]proposal{}}
 }
 
 func (a *api) listen() error {
@@ -62,15 +78,27 @@ func (a *api) close() {
 	if a.listener != nil {
 		a.listener.Close()
 	}
-	// Connections close with the process; answering pending requests
-	// would need a live controller.
+	conns := make([]sim.Conn, 0, len(a.conns))
+	for conn := range a.conns {
+		conns = append(conns, conn)
+	}
+	slices.SortFunc(conns, func(x, y sim.Conn) int { return cmp.Compare(a.conns[x], a.conns[y]) })
+	for _, conn := range conns {
+		conn.Close()
+	}
+	a.conns = map[sim.Conn]uint64{}
 	a.pending = map[string]pendingRequest{}
 }
 
 // apiConn is the api seen as the handler of accepted connections.
 type apiConn api
 
-func (h *apiConn) OnOpen(c sim.Conn)             { (*api)(h).conns[c] = true }
+func (h *apiConn) OnOpen(c sim.Conn) {
+	a := (*api)(h)
+	a.connSeq++
+	a.conns[c] = a.connSeq
+}
+
 func (h *apiConn) OnClose(c sim.Conn, err error) { delete((*api)(h).conns, c) }
 
 func (h *apiConn) OnFrame(conn sim.Conn, frame []byte) {
@@ -176,7 +204,7 @@ func (a *api) proposeFor(conn sim.Conn, req Request, r metadata.Record) {
 		a.respond(conn, Response{ID: req.ID, Code: metadata.CodeNotController, LeaderHint: a.leaderHint()})
 		return
 	}
-	a.pending[r.Req] = pendingRequest{conn: conn, req: req}
+	a.pending[r.Req] = pendingRequest{conn: conn, req: req, at: a.c.env.Clock.Mono()}
 }
 
 // applied answers the request that proposed a record, if it came here.
@@ -211,9 +239,9 @@ func (a *api) heartbeat(req Request) Response {
 		return Response{ID: req.ID, Code: metadata.CodeStaleBrokerEpoch}
 	}
 	a.lastHeartbeat[b.ID] = a.c.env.Clock.Mono()
-	if b.Fenced && !b.ShuttingDown && req.MetadataOffset >= b.Epoch && a.proposedUnfence[b.ID] != b.Epoch {
+	if b.Fenced && !b.ShuttingDown && req.MetadataOffset >= b.Epoch && !a.alreadyProposed(a.proposedUnfence, b) {
 		if a.c.propose(metadata.Record{Kind: metadata.KindUnfenceBroker, BrokerID: b.ID, BrokerEpoch: b.Epoch}) == nil {
-			a.proposedUnfence[b.ID] = b.Epoch
+			a.proposedUnfence[b.ID] = proposal{epoch: b.Epoch, at: a.c.env.Clock.Mono()}
 		}
 	}
 	return Response{ID: req.ID, BrokerEpoch: b.Epoch, Fenced: b.Fenced}
@@ -255,8 +283,8 @@ func (a *api) becameLeader() {
 	for _, id := range a.c.state.BrokerIDs() {
 		a.lastHeartbeat[id] = now
 	}
-	a.proposedFence = map[int32]int64{}
-	a.proposedUnfence = map[int32]int64{}
+	a.proposedFence = map[int32]proposal{}
+	a.proposedUnfence = map[int32]proposal{}
 	a.lastPreferred = now
 }
 
@@ -270,33 +298,55 @@ func (a *api) lostLeadership() {
 	a.pending = map[string]pendingRequest{}
 }
 
-// onTick fences brokers whose sessions ran out and, now and then, moves
-// leaderships back to preferred replicas.
+// alreadyProposed reports whether a fence or unfence of this broker epoch
+// was proposed less than a session timeout ago.
+func (a *api) alreadyProposed(proposed map[int32]proposal, b *metadata.Broker) bool {
+	p, ok := proposed[b.ID]
+	return ok && p.epoch == b.Epoch && a.c.env.Clock.Mono()-p.at < a.c.cfg.SessionTimeout
+}
+
+// onTick fences brokers whose sessions ran out, answers requests that
+// waited too long and, now and then, moves leaderships back to preferred
+// replicas.
 func (a *api) onTick() {
+	a.expirePending()
 	if !a.c.Active() {
 		return
 	}
 	now := a.c.env.Clock.Mono()
 	for _, id := range a.c.state.BrokerIDs() {
 		b := a.c.state.Brokers[id]
-		if b.Fenced || a.proposedFence[id] == b.Epoch {
+		last, ok := a.lastHeartbeat[id]
+		if !ok {
+			// Registered through a record this controller applied
+			// before it led: its session starts now.
+			a.lastHeartbeat[id] = now
 			continue
 		}
-		if last, ok := a.lastHeartbeat[id]; !ok || now-last >= a.c.cfg.SessionTimeout {
-			if _, seen := a.lastHeartbeat[id]; !seen {
-				a.lastHeartbeat[id] = now
-				continue
-			}
-			a.c.env.Log.Logf("controller %d: broker %d silent for %v: fencing", a.c.cfg.ID, id, now-last)
-			if a.c.propose(metadata.Record{Kind: metadata.KindFenceBroker, BrokerID: id, BrokerEpoch: b.Epoch}) == nil {
-				a.proposedFence[id] = b.Epoch
-			}
+		if b.Fenced || now-last < a.c.cfg.SessionTimeout || a.alreadyProposed(a.proposedFence, b) {
+			continue
+		}
+		a.c.env.Log.Logf("controller %d: broker %d silent for %v: fencing", a.c.cfg.ID, id, now-last)
+		if a.c.propose(metadata.Record{Kind: metadata.KindFenceBroker, BrokerID: id, BrokerEpoch: b.Epoch}) == nil {
+			a.proposedFence[id] = proposal{epoch: b.Epoch, at: now}
 		}
 	}
 	if now-a.lastPreferred >= a.c.cfg.PreferredElectionInterval {
 		a.lastPreferred = now
 		if tps := a.c.state.Imbalanced(); len(tps) > 0 {
 			a.c.propose(metadata.Record{Kind: metadata.KindElectPreferred, Elect: tps})
+		}
+	}
+}
+
+// expirePending answers REQUEST_TIMED_OUT to requests whose records were
+// not applied within pendingTimeout.
+func (a *api) expirePending() {
+	now := a.c.env.Clock.Mono()
+	for _, key := range sortedKeys(a.pending) {
+		if p := a.pending[key]; now-p.at >= pendingTimeout {
+			delete(a.pending, key)
+			a.respond(p.conn, Response{ID: p.req.ID, Code: metadata.CodeRequestTimedOut})
 		}
 	}
 }

@@ -174,7 +174,17 @@ func leads(s *metadata.State, topic string) map[int32]int {
 // none of it, and every broker's image ends equal to the controllers'
 // state.
 func TestBrokersRegisterFenceAndReturn(t *testing.T) {
-	c := newCluster(t, 11)
+	first := brokersScenario(t, 11)
+	if again := brokersScenario(t, 11); again != first {
+		t.Fatalf("seed 11 gave trace %016x, then %016x", first, again)
+	}
+	if other := brokersScenario(t, 12); other == first {
+		t.Fatal("seeds 11 and 12 gave the same trace")
+	}
+}
+
+func brokersScenario(t *testing.T, seed uint64) uint64 {
+	c := newCluster(t, seed)
 	c.w.At(time.Second, func() { c.createTopic("orders", 6, 3) })
 	c.run(3 * time.Second)
 	s := c.state()
@@ -244,6 +254,7 @@ func TestBrokersRegisterFenceAndReturn(t *testing.T) {
 			t.Fatalf("broker %d image differs from the controllers' state:\n%s\n%s", id, got, want)
 		}
 	}
+	return c.w.TraceHash()
 }
 
 // TestNotControllerHint: a follower controller answers NOT_CONTROLLER with

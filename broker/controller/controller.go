@@ -230,6 +230,11 @@ func (c *Controller) after(d time.Duration, f func()) {
 }
 
 func (c *Controller) tick() {
+	if c.leader {
+		// A leader hears itself: should it step down, its election
+		// timer starts from its last act as leader.
+		c.elect.leaderHeard()
+	}
 	c.rn.Tick()
 	c.api.onTick()
 	c.drive()
@@ -437,6 +442,7 @@ func (c *Controller) fail(err error) {
 			env.Log.Logf("controller %d: restart: %v", cfg.ID, err)
 			return
 		}
+		next.restarted = c.restarted
 		if c.restarted != nil {
 			c.restarted(next)
 		}
