@@ -100,6 +100,9 @@ type Controller struct {
 	// restarted sees the controller that replaces this one after a
 	// disk failure.
 	restarted func(*Controller)
+	// LostLog, once set, says why raft found this controller's log
+	// damaged; the controller has stopped.
+	LostLog string
 	// onSnapshotInstalled, when set, is told when a snapshot from the
 	// leader replaced the state (tests count them).
 	onSnapshotInstalled func()
@@ -263,10 +266,26 @@ func (c *Controller) step(m pb.Message) {
 			c.elect.leaderHeard()
 		}
 	}
-	if err := c.rn.Step(m); err != nil {
+	if err := c.stepRaft(m); err != nil {
 		c.env.Log.Logf("controller %d: step %s from %d: %v", c.cfg.ID, m.Type, m.From, err)
 	}
 	c.drive()
+}
+
+// stepRaft steps raft, turning its panic at a leader's claim on entries
+// this controller no longer has (a log lost to a disk that lied, or a bug)
+// into a stop: the controller cannot take part safely any more, and one
+// broken node must not take down its process.
+func (c *Controller) stepRaft(m pb.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.LostLog = fmt.Sprint(r)
+			c.env.Log.Logf("controller %d: stopped: raft found its log damaged: %s", c.cfg.ID, c.LostLog)
+			c.Stop()
+			err = fmt.Errorf("log damaged: %s", c.LostLog)
+		}
+	}()
+	return c.rn.Step(m)
 }
 
 // propose appends a record to the log if this controller leads.

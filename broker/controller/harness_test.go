@@ -29,6 +29,7 @@ type quorum struct {
 	proposed   int
 	// snapshotsInstalled counts snapshots a controller took from its leader.
 	snapshotsInstalled map[string]int
+	lostLogNoted       map[*Controller]bool
 }
 
 func controllerNames(n int) []string {
@@ -43,7 +44,7 @@ func newQuorum(t *testing.T, seed uint64, bugs faults.Bugs, tune func(*Config)) 
 	t.Helper()
 	q := &quorum{t: t, w: world.New(world.Config{Seed: seed}), names: controllerNames(3),
 		ctrls: map[string]*Controller{}, committed: map[uint64]string{}, leaders: map[uint64]uint64{},
-		snapshotsInstalled: map[string]int{}}
+		snapshotsInstalled: map[string]int{}, lostLogNoted: map[*Controller]bool{}}
 	var voters []Voter
 	for i, name := range q.names {
 		voters = append(voters, Voter{ID: uint64(i + 1), Addr: name + ":9093"})
@@ -128,11 +129,26 @@ func (q *quorum) proposeEvery(interval, until time.Duration) {
 	})
 }
 
-func (q *quorum) run(until time.Duration) { q.w.Run(until, 0) }
+func (q *quorum) run(until time.Duration) {
+	q.w.Run(until, 0)
+	q.noteLostLogs()
+}
+
+// noteLostLogs counts a controller that raft found with a damaged log as
+// a violation: it lost entries it had acknowledged.
+func (q *quorum) noteLostLogs() {
+	for _, name := range q.names {
+		if c := q.ctrls[name]; c != nil && c.LostLog != "" && !q.lostLogNoted[c] {
+			q.lostLogNoted[c] = true
+			q.violations = append(q.violations, fmt.Sprintf("%s lost acknowledged entries: %s", name, c.LostLog))
+		}
+	}
+}
 
 // check fails the test on any violation.
 func (q *quorum) check() {
 	q.t.Helper()
+	q.noteLostLogs()
 	if len(q.violations) > 0 {
 		q.t.Fatalf("%d violations, first: %s", len(q.violations), q.violations[0])
 	}
