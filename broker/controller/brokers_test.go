@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-sim/sluice/broker/metadata"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/world"
 )
 
 // fakeBroker is a broker reduced to its dealings with the controllers: it
@@ -291,3 +292,63 @@ type probeHandler func(frame []byte)
 func (h probeHandler) OnOpen(sim.Conn)              {}
 func (h probeHandler) OnClose(sim.Conn, error)      {}
 func (h probeHandler) OnFrame(_ sim.Conn, f []byte) { h(f) }
+
+// TestCombinedMode runs a controller and a broker in each of three
+// processes, as Kafka's process.roles=broker,controller does: the brokers
+// register with the quorum their own processes help form, and a topic's
+// replicas spread over them.
+func TestCombinedMode(t *testing.T) {
+	w := world.New(world.Config{Seed: 4})
+	names := controllerNames(3)
+	var voters []Voter
+	var addrs []string
+	for i, n := range names {
+		voters = append(voters, Voter{ID: uint64(i + 1), Addr: n + ":9093"})
+		addrs = append(addrs, n+":9093")
+	}
+	ctrls := map[string]*Controller{}
+	brokers := map[int32]*fakeBroker{}
+	for i, n := range names {
+		cfg := DefaultConfig(uint64(i+1), voters, ":9093")
+		startBroker := startFakeBroker(int32(i+1), addrs, func(b *fakeBroker) { brokers[b.id] = b })
+		w.AddNode(n, func(env sim.Env) {
+			c, err := Start(env, cfg)
+			if err != nil {
+				t.Errorf("%s: %v", n, err)
+				return
+			}
+			ctrls[n] = c
+			startBroker(env)
+		})
+	}
+	var admin *Client
+	created := false
+	w.AddNode("admin", func(env sim.Env) { admin = NewClient(env, addrs) })
+	w.At(2*time.Second, func() {
+		admin.Do(Request{Op: OpCreateTopic, Topic: "t", Partitions: 3, ReplicationFactor: 3}, func(r Response, err error) {
+			created = err == nil && r.Code == metadata.CodeNone
+		})
+	})
+	w.Run(4*time.Second, 0)
+	if !created {
+		t.Fatal("topic not created")
+	}
+	var active *Controller
+	for _, n := range names {
+		if ctrls[n].Active() {
+			active = ctrls[n]
+		}
+	}
+	if active == nil {
+		t.Fatal("no active controller")
+	}
+	s := active.State()
+	for id := int32(1); id <= 3; id++ {
+		if b := s.Brokers[id]; b == nil || b.Fenced {
+			t.Fatalf("broker %d: %+v", id, b)
+		}
+	}
+	if got := leads(s, "t"); got[1] != 1 || got[2] != 1 || got[3] != 1 {
+		t.Fatalf("leaders %v, want one each", got)
+	}
+}
