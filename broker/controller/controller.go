@@ -7,6 +7,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -143,11 +144,12 @@ func Start(env sim.Env, cfg Config) (*Controller, error) {
 		}
 		c.rn.ReportSnapshot(id, status)
 	}
-	c.elect = newElectionTimer(env, cfg.ElectionTimeout, c.campaign)
 	c.api = newAPI(c)
 	if err := c.api.listen(); err != nil {
+		store.close()
 		return nil, fmt.Errorf("controller %d: %w", cfg.ID, err)
 	}
+	c.elect = newElectionTimer(env, cfg.ElectionTimeout, c.campaign)
 	c.tick()
 	return c, nil
 }
@@ -454,18 +456,29 @@ func (c *Controller) fail(err error) {
 	}
 	c.env.Log.Logf("controller %d: %v; restarting from disk in %v", c.cfg.ID, err, retryAfterFailureDuration)
 	c.Stop()
-	env, cfg := c.env, c.cfg
-	env.Clock.AfterFunc(retryAfterFailureDuration, func() {
-		next, err := Start(env, cfg)
-		if err != nil {
-			env.Log.Logf("controller %d: restart: %v", cfg.ID, err)
-			return
-		}
-		next.restarted = c.restarted
-		if c.restarted != nil {
-			c.restarted(next)
-		}
-	})
+	env, cfg, onStart := c.env, c.cfg, c.restarted
+	env.Clock.AfterFunc(retryAfterFailureDuration, func() { startRetrying(env, cfg, onStart) })
+}
+
+// startRetrying starts a controller, trying again after a pause for as
+// long as it fails (a full or failing disk may recover), as a supervisor
+// would; onStart (nil allowed) sees each controller started.
+func startRetrying(env sim.Env, cfg Config, onStart func(*Controller)) {
+	c, err := Start(env, cfg)
+	if errors.Is(err, ErrCorrupt) {
+		// Damage does not heal: an operator must look at it.
+		env.Log.Logf("controller %d: not starting: %v", cfg.ID, err)
+		return
+	}
+	if err != nil {
+		env.Log.Logf("controller %d: start: %v; trying again in %v", cfg.ID, err, retryAfterFailureDuration)
+		env.Clock.AfterFunc(retryAfterFailureDuration, func() { startRetrying(env, cfg, onStart) })
+		return
+	}
+	c.restarted = onStart
+	if onStart != nil {
+		onStart(c)
+	}
 }
 
 // noteRole tracks leadership changes.
@@ -517,17 +530,7 @@ func (c *Controller) Active() bool {
 // process; onStart (nil allowed) sees every controller it starts,
 // restarts after a disk failure included.
 func Process(cfg Config, onStart func(*Controller)) sim.Start {
-	return func(env sim.Env) {
-		c, err := Start(env, cfg)
-		if err != nil {
-			env.Log.Logf("%v", err)
-			return
-		}
-		c.restarted = onStart
-		if onStart != nil {
-			onStart(c)
-		}
-	}
+	return func(env sim.Env) { startRetrying(env, cfg, onStart) }
 }
 
 // raftLogger passes raft's warnings and errors to the node's log.
