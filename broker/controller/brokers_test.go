@@ -103,7 +103,11 @@ func (b *fakeBroker) expandISRs() {
 			b.altering[key] = true
 			b.client.Do(Request{Op: OpAlterPartition, BrokerID: b.id, BrokerEpoch: b.epoch, TopicID: t.ID,
 				Partition: int32(i), LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: want},
-				func(Response, error) {})
+				func(r Response, err error) {
+					if err != nil || r.Code != metadata.CodeNone {
+						delete(b.altering, key) // try again on the next fetch
+					}
+				})
 		}
 	}
 }

@@ -346,7 +346,12 @@ func (s *raftStore) sync(done func(error)) {
 // called when the disk has caught up. Nothing else may write meanwhile.
 func (s *raftStore) installSnapshot(snap pb.Snapshot, fromLeader bool, done func(error)) {
 	if fromLeader {
-		if err := s.ApplySnapshot(snap); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		err := s.ApplySnapshot(snap)
+		if errors.Is(err, raft.ErrSnapOutOfDate) {
+			done(nil) // what it holds is already here
+			return
+		}
+		if err != nil {
 			done(fmt.Errorf("apply snapshot at %d: %w", snap.Metadata.Index, err))
 			return
 		}
