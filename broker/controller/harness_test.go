@@ -17,7 +17,7 @@ import (
 // somewhere means a committed entry was lost. It also samples who leads
 // each term, to catch two leaders in one term.
 type quorum struct {
-	t     *testing.T
+	t     testing.TB
 	w     *world.World
 	names []string
 	ctrls map[string]*Controller
@@ -40,7 +40,7 @@ func controllerNames(n int) []string {
 	return names
 }
 
-func newQuorum(t *testing.T, seed uint64, bugs faults.Bugs, tune func(*Config)) *quorum {
+func newQuorum(t testing.TB, seed uint64, bugs faults.Bugs, tune func(*Config)) *quorum {
 	t.Helper()
 	q := &quorum{t: t, w: world.New(world.Config{Seed: seed}), names: controllerNames(3),
 		ctrls: map[string]*Controller{}, committed: map[uint64]string{}, leaders: map[uint64]uint64{},
