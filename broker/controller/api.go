@@ -40,6 +40,8 @@ type api struct {
 	proposedFence   map[int32]proposal
 	proposedUnfence map[int32]proposal
 	lastPreferred   time.Duration
+	// wasActive is whether the controller served at the last tick.
+	wasActive bool
 }
 
 type pendingRequest struct {
@@ -311,9 +313,18 @@ func (a *api) alreadyProposed(proposed map[int32]proposal, b *metadata.Broker) b
 func (a *api) onTick() {
 	a.expirePending()
 	if !a.c.Active() {
+		a.wasActive = false
 		return
 	}
 	now := a.c.env.Clock.Mono()
+	if !a.wasActive {
+		// Brokers could not reach this controller while it was not
+		// serving: their sessions start over now.
+		a.wasActive = true
+		for _, id := range a.c.state.BrokerIDs() {
+			a.lastHeartbeat[id] = now
+		}
+	}
 	for _, id := range a.c.state.BrokerIDs() {
 		b := a.c.state.Brokers[id]
 		last, ok := a.lastHeartbeat[id]

@@ -363,7 +363,13 @@ func (c *Controller) afterDurable(rd raft.Ready) {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		c.restore(rd.Snapshot)
 	}
+	silenced := c.silenced()
 	for _, m := range rd.Messages {
+		if silenced && m.Type != pb.MsgSnap {
+			// Dropped as if lost: raft resends once the leader hears
+			// its quorum again.
+			continue
+		}
 		c.tr.send(m)
 	}
 	c.applyEntries(rd.CommittedEntries)
@@ -522,6 +528,16 @@ func (c *Controller) Status() Status {
 
 // State is the applied metadata; callers must not change it.
 func (c *Controller) State() *metadata.State { return c.state }
+
+// silenced reports whether this controller leads but has not heard from a
+// quorum for an election timeout. Such a leader stops sending: followers
+// that still hear its heartbeats would never elect another, and with a
+// link cut one way (it can send, not hear) no controller would serve. This
+// is raft's CheckQuorum step-down, done here because raft's own counts
+// ticks against the unreachable election timeout.
+func (c *Controller) silenced() bool {
+	return c.leader && c.env.Clock.Mono()-c.leaderAt > c.cfg.ElectionTimeout && !c.Active()
+}
 
 // Active reports whether this controller serves requests: it leads and has
 // heard from a quorum within the election timeout.

@@ -209,3 +209,29 @@ func TestFailedSyncRestartsFromDisk(t *testing.T) {
 		t.Fatalf("controllers restarted after failed syncs: %v, want all three", restarts)
 	}
 }
+
+// TestOneWayCutMovesLeadership cuts the links into the leader one way: it
+// can still send heartbeats but hears nothing back. It must stop serving
+// and fall silent, so that the others, no longer hearing it, elect one of
+// themselves; after the heal everyone catches up.
+func TestOneWayCutMovesLeadership(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		q := newQuorum(t, seed, nil, nil)
+		q.proposeEvery(10*time.Millisecond, 6*time.Second)
+		q.run(time.Second)
+		old := q.leaderName()
+		for _, n := range q.names {
+			if n != old {
+				q.w.Block(n, old)
+			}
+		}
+		q.run(4 * time.Second)
+		if now := q.active(); now == "" || now == old {
+			t.Fatalf("seed %d: with %s deaf, the active controller is %q", seed, old, now)
+		}
+		q.w.Heal()
+		q.run(8 * time.Second)
+		q.check()
+		q.caughtUp()
+	}
+}
