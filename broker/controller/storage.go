@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -30,10 +31,12 @@ import (
 // starts a new segment holding the entries after it; older segments are
 // removed once the new one is durable.
 const (
-	snapshotName    = "snapshot"
-	segmentPrefix   = "log-"
-	frameHeaderSize = 9
-	frameBytesMax   = 64 << 20
+	snapshotName  = "snapshot"
+	segmentPrefix = "log-"
+	// segmentTmpSuffix marks a segment being rolled; recovery ignores it.
+	segmentTmpSuffix = ".tmp"
+	frameHeaderSize  = 9
+	frameBytesMax    = 64 << 20
 	// segmentsMax bounds the segments a recovery replays.
 	segmentsMax = 1024
 	// segmentFramesMax bounds the frames a recovery reads from a segment.
@@ -385,8 +388,11 @@ func (s *raftStore) createSnapshot(i uint64, cs pb.ConfState, data []byte, done 
 }
 
 // rollSegment starts a segment after the snapshot holding the entries
-// memory still has past it, syncs it and its name, then removes the older
-// segments.
+// memory still has past it and the hard state. It is written under a
+// temporary name, synced and renamed into place (replacing a segment of
+// that name an interrupted roll left), and only once that is durable are
+// the older segments removed: at every point a crash leaves the synced
+// entries on disk under some segment's name.
 func (s *raftStore) rollSegment(done func(error)) {
 	old, err := s.segmentNames()
 	if err != nil {
@@ -395,37 +401,34 @@ func (s *raftStore) rollSegment(done func(error)) {
 	}
 	first, _ := s.FirstIndex()
 	last, _ := s.LastIndex()
-	name := segmentName(first)
-	if slices.Contains(old, name) {
-		// A segment of this name is a leftover of an interrupted roll;
-		// start it afresh.
-		if err := s.fs.Remove(path.Join(s.dir, name)); err != nil {
-			done(fmt.Errorf("remove %s: %w", name, err))
-			return
-		}
-		old = slices.DeleteFunc(old, func(n string) bool { return n == name })
-	}
-	s.segment.Close()
-	s.segment = nil
-	if err := s.openSegment(name); err != nil {
-		done(err)
-		return
-	}
 	var entries []pb.Entry
 	if last >= first {
-		entries, err = s.Entries(first, last+1, frameBytesMax*8)
-		if err != nil {
+		if entries, err = s.Entries(first, last+1, math.MaxUint64); err != nil {
 			done(fmt.Errorf("read entries %d..%d: %w", first, last, err))
 			return
 		}
 	}
-	if err := s.writeOnly(entries, s.hardState); err != nil {
-		done(err)
+	name := segmentName(first)
+	full := path.Join(s.dir, name)
+	tmp := full + segmentTmpSuffix
+	f, err := s.fs.Create(tmp)
+	if err == nil {
+		_, err = f.Append(encodeFrames(entries, s.hardState))
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		done(fmt.Errorf("write %s: %w", tmp, err))
 		return
 	}
-	s.sync(func(err error) {
+	f.Sync(func(err error) {
+		f.Close()
+		if err == nil {
+			err = s.fs.Rename(tmp, full)
+		}
 		if err != nil {
-			done(err)
+			done(fmt.Errorf("roll to %s: %w", name, err))
 			return
 		}
 		s.fs.SyncDir(s.dir, func(err error) {
@@ -433,19 +436,37 @@ func (s *raftStore) rollSegment(done func(error)) {
 				done(fmt.Errorf("sync %s: %w", s.dir, err))
 				return
 			}
-			for _, n := range old {
-				if err := s.fs.Remove(path.Join(s.dir, n)); err != nil {
-					done(fmt.Errorf("remove %s: %w", n, err))
-					return
-				}
-			}
-			s.fs.SyncDir(s.dir, done)
+			s.removeSegments(old, name, done)
 		})
 	})
 }
 
-// writeOnly writes frames to the segment without touching memory.
-func (s *raftStore) writeOnly(entries []pb.Entry, hs pb.HardState) error {
+// removeSegments removes the named segments but keep, makes that durable,
+// and switches appends to keep.
+func (s *raftStore) removeSegments(names []string, keep string, done func(error)) {
+	for _, n := range names {
+		if n == keep {
+			continue
+		}
+		if err := s.fs.Remove(path.Join(s.dir, n)); err != nil {
+			done(fmt.Errorf("remove %s: %w", n, err))
+			return
+		}
+	}
+	if err := s.openSegment(keep); err != nil {
+		done(err)
+		return
+	}
+	s.fs.SyncDir(s.dir, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("sync %s: %w", s.dir, err)
+		}
+		done(err)
+	})
+}
+
+// encodeFrames frames entries and, unless empty, a hard state.
+func encodeFrames(entries []pb.Entry, hs pb.HardState) []byte {
 	var buf []byte
 	for i := range entries {
 		data, err := entries[i].Marshal()
@@ -457,6 +478,12 @@ func (s *raftStore) writeOnly(entries []pb.Entry, hs pb.HardState) error {
 		sim.Assert(err == nil, "marshal hard state: %v", err)
 		buf = append(buf, encodeFrame(frameHardState, data)...)
 	}
+	return buf
+}
+
+// writeOnly appends frames to the segment without touching memory.
+func (s *raftStore) writeOnly(entries []pb.Entry, hs pb.HardState) error {
+	buf := encodeFrames(entries, hs)
 	if len(buf) == 0 {
 		return nil
 	}
