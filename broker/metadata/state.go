@@ -61,6 +61,8 @@ const (
 	partitionsPerTopicMax = 10_000
 	brokersMax            = 10_000
 	topicsMax             = 100_000
+	// topicNameBytesMax is Kafka's limit on a topic name.
+	topicNameBytesMax = 249
 )
 
 // State is the metadata the log describes. Offset is the offset of the last
@@ -252,7 +254,7 @@ func (s *State) electLeaderless() {
 
 func (s *State) createTopic(offset int64, r Record) Result {
 	switch {
-	case r.Topic == "" || r.TopicID == "":
+	case r.Topic == "" || len(r.Topic) > topicNameBytesMax || r.TopicID == "":
 		return Result{Code: CodeInvalidRequest}
 	case s.Topics[r.Topic] != nil || s.topicNames[r.TopicID] != "":
 		return Result{Code: CodeTopicAlreadyExists}
