@@ -361,7 +361,9 @@ func (c *Controller) afterDurable(rd raft.Ready) {
 		return
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		c.restore(rd.Snapshot)
+		if c.restore(rd.Snapshot); c.stopped {
+			return
+		}
 	}
 	silenced := c.silenced()
 	for _, m := range rd.Messages {
@@ -384,6 +386,9 @@ func (c *Controller) afterDurable(rd raft.Ready) {
 
 // restore replaces the state with a snapshot from the leader.
 func (c *Controller) restore(snap pb.Snapshot) {
+	if snap.Metadata.Index <= c.applied {
+		return // raft hands over only newer snapshots; nothing to undo
+	}
 	s, err := metadata.DecodeState(snap.Data)
 	if err != nil {
 		c.fail(fmt.Errorf("snapshot at %d from the leader: %w", snap.Metadata.Index, err))
