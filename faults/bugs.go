@@ -20,12 +20,13 @@ type BugInfo struct {
 // The planted bugs. Each is off unless a run switches it on, and each has a
 // test showing that a checker catches it.
 const (
-	BugAckBeforeSync  Bug = "ack-before-sync"
-	BugDedupeOff      Bug = "dedupe-off"
-	BugMapOrder       Bug = "map-order"
-	BugSkipCRC        Bug = "skip-crc"
-	BugIndexOffByOne  Bug = "index-off-by-one"
-	BugTrustPageCache Bug = "trust-page-cache"
+	BugAckBeforeSync     Bug = "ack-before-sync"
+	BugDedupeOff         Bug = "dedupe-off"
+	BugMapOrder          Bug = "map-order"
+	BugSkipCRC           Bug = "skip-crc"
+	BugIndexOffByOne     Bug = "index-off-by-one"
+	BugTrustPageCache    Bug = "trust-page-cache"
+	BugRaftAckBeforeSync Bug = "raft-ack-before-sync"
 )
 
 var registry = map[Bug]BugInfo{
@@ -36,6 +37,7 @@ var registry = map[Bug]BugInfo{
 	BugIndexOffByOne: {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
 	BugTrustPageCache: {BugTrustPageCache, "log recovery trusts what it reads back above the recovery point to be written by the next fsync: " +
 		"after a failed fsync (Linux marks the pages clean) a power loss loses data the broker acknowledged"},
+	BugRaftAckBeforeSync: {BugRaftAckBeforeSync, "a controller sends raft messages and applies entries before they are durable: a correlated power loss loses committed metadata"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.
