@@ -25,6 +25,9 @@ const (
 	BugMapOrder      Bug = "map-order"
 	BugSkipCRC       Bug = "skip-crc"
 	BugIndexOffByOne Bug = "index-off-by-one"
+	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
+	// progress, not safety, and is caught by the no-progress watchdog.
+	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
 )
 
 var registry = map[Bug]BugInfo{
@@ -33,6 +36,8 @@ var registry = map[Bug]BugInfo{
 	BugMapOrder:      {BugMapOrder, "the counter client sends its window in map iteration order: two runs of one seed diverge"},
 	BugSkipCRC:       {BugSkipCRC, "the log does not verify checksums on recovery and reads: corrupt or torn data is served"},
 	BugIndexOffByOne: {BugIndexOffByOne, "the offset index lookup lands one entry too far: fetches skip records"},
+	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
+		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

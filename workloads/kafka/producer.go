@@ -279,6 +279,9 @@ type Producer struct {
 	timer       deadline
 	completions []completion
 	stats       ProducerStats
+	// written counts records the broker took (acknowledged, or sent with
+	// acks=0): the producer's progress, for Progress.
+	written int
 	// encodeScratch is reused by encode, so that freezing a batch does
 	// not allocate a record list each time.
 	encodeScratch []record.Record
@@ -924,6 +927,9 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 		r.Offset = -1
 		if outcome == history.OK {
 			r.Offset = baseOffset + int64(j)
+		}
+		if outcome == history.OK || errors.Is(err, ErrNoAcknowledgement) {
+			p.written++
 		}
 		switch outcome {
 		case history.OK:
