@@ -280,8 +280,11 @@ type Producer struct {
 	completions []completion
 	stats       ProducerStats
 	// written counts records the broker took (acknowledged, or sent with
-	// acks=0): the producer's progress, for Progress.
-	written int
+	// acks=0): the producer's progress, for Progress. failedSinceWritten
+	// counts the records that ended otherwise since, lastFailure why.
+	written            int
+	failedSinceWritten int
+	lastFailure        error
 	// encodeScratch is reused by encode, so that freezing a batch does
 	// not allocate a record list each time.
 	encodeScratch []record.Record
@@ -930,6 +933,10 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 		}
 		if outcome == history.OK || errors.Is(err, ErrNoAcknowledgement) {
 			p.written++
+			p.failedSinceWritten = 0
+		} else {
+			p.failedSinceWritten++
+			p.lastFailure = err
 		}
 		switch outcome {
 		case history.OK:

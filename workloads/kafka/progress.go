@@ -111,13 +111,17 @@ type ProducerProgress struct {
 	Written int
 	// Pending counts records handed to Send and without an outcome.
 	Pending int
+	// FailedSinceWritten counts records that ended without being written
+	// since the last one written: a producer whose sends all fail has
+	// work it cannot do, even at a moment with none pending.
+	FailedSinceWritten int
 	// Attempts counts the requests that carried the oldest pending batch.
 	Attempts int
 }
 
 // Progress reports the producer's progress.
 func (p *Producer) Progress() ProducerProgress {
-	pr := ProducerProgress{Written: p.written, Pending: p.Buffered()}
+	pr := ProducerProgress{Written: p.written, Pending: p.Buffered(), FailedSinceWritten: p.failedSinceWritten}
 	if b := p.oldestBatch(); b != nil {
 		pr.Attempts = b.attempts
 	}
@@ -134,10 +138,23 @@ func (p *Producer) oldestBatch() *batch {
 	return oldest
 }
 
-// DescribeOldest says what holds up the oldest record without an
-// outcome, "" with none. A watchdog asks only once it judges the producer
-// stuck.
-func (p *Producer) DescribeOldest() string {
+// DescribeStall says what the producer did since it last wrote a record:
+// what holds up its oldest pending send, or how its sends failed. A
+// watchdog asks only once it judges the producer stuck.
+func (p *Producer) DescribeStall() string {
+	pending := p.Buffered()
+	if pending == 0 {
+		if p.failedSinceWritten == 0 {
+			return "nothing pending"
+		}
+		return fmt.Sprintf("no send pending; %d failed since the last written (last: %v)", p.failedSinceWritten, p.lastFailure)
+	}
+	return fmt.Sprintf("%d sends pending, %d failed since the last written; the oldest: %s",
+		pending, p.failedSinceWritten, p.describeOldest())
+}
+
+// describeOldest says what holds up the oldest pending record.
+func (p *Producer) describeOldest() string {
 	oldest := p.oldestBatch()
 	var why string
 	switch {
@@ -145,7 +162,7 @@ func (p *Producer) DescribeOldest() string {
 		why = fmt.Sprintf("send of value %s waits for a partition of %s (no metadata or no leader)",
 			p.parked[0].rec.Value, p.parked[0].rec.Topic)
 	case oldest == nil:
-		return ""
+		return "none"
 	case oldest.attempts == 0:
 		why = fmt.Sprintf("send of value %s to %s not sent yet", oldest.records[0].rec.Value, oldest.tp)
 	default:

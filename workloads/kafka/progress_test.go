@@ -64,8 +64,8 @@ func TestProgressReports(t *testing.T) {
 	w, clients := progressWorld(t, n, nil)
 	w.Run(10*time.Second, simEventsMax)
 	p, co := clients()
-	if pr := p.Progress(); pr.Written != n || pr.Pending != 0 || p.DescribeOldest() != "" {
-		t.Errorf("producer progress %+v (%q), want %d written and none pending", pr, p.DescribeOldest(), n)
+	if pr := p.Progress(); pr.Written != n || pr.Pending != 0 || pr.FailedSinceWritten != 0 || p.DescribeStall() != "nothing pending" {
+		t.Errorf("producer progress %+v (%q), want %d written and none pending", pr, p.DescribeStall(), n)
 	}
 	pp := co.Progress()
 	if len(pp) != 1 || pp[0].ReadMax != n || pp[0].Behind || pp[0].Attempts != 0 {

@@ -114,9 +114,11 @@ func runBudgeted(w *world.World, d Definition, o Options, cluster Cluster, heale
 		if w.Now() >= end {
 			break
 		}
-		sliceEvents := w.Loop().Dispatched() + budgetSliceEvents
+		// Without an event budget, slices are of time only, so that
+		// slicesMax reaches the end.
+		sliceEvents := uint64(0)
 		if br.eventsMax > 0 {
-			sliceEvents = min(sliceEvents, br.eventsMax)
+			sliceEvents = min(w.Loop().Dispatched()+budgetSliceEvents, br.eventsMax)
 		}
 		w.Run(min(w.Now()+budgetSliceTime, end), sliceEvents)
 		if br.eventsSpent(w, end) || br.memorySpent(w, meter) {
@@ -126,7 +128,13 @@ func runBudgeted(w *world.World, d Definition, o Options, cluster Cluster, heale
 			break
 		}
 	}
-	checks := []Check{br.check(w)}
+	budget := br.check(w)
+	if dog != nil && !budget.OK {
+		if s := dog.suspect(w.Now()); s != "" {
+			budget.Detail += "; the client longest without progress: " + s
+		}
+	}
+	checks := []Check{budget}
 	if dog != nil {
 		checks = append(checks, dog.check())
 	}

@@ -215,4 +215,61 @@ func TestWatchdog(t *testing.T) {
 		t.Fatal("not stuck after 20 attempts")
 	}
 	wantAll(t, "verdict", d.check().Detail, "over 20 attempts")
+
+	// A client that counts its attempts afresh without progress (the
+	// oldest send gave up, the next one retries) is still stuck.
+	d = newWatchdog(Budget{StallMax: 5 * time.Second}, healed)
+	for at := healed; at < healed+b.StallMax; at += time.Second {
+		if d.observe(at, waiting(3, int(at/time.Second)%3)) {
+			t.Fatalf("stuck at %v", at)
+		}
+	}
+	if !d.observe(healed+b.StallMax, waiting(3, 0)) {
+		t.Fatal("attempts counted afresh restarted the stall clock")
+	}
+}
+
+// TestWatchdogNamesAStuckProducer: a broker killed for good leaves the
+// producers retrying sends that cannot succeed; ten seconds after the
+// schedule's end the watchdog stops the run and names a producer and its
+// oldest send.
+func TestWatchdogNamesAStuckProducer(t *testing.T) {
+	d := singleBrokerDef(t)
+	o := withParams(1, nil)
+	o.Schedule = &faults.Schedule{Actions: []faults.Action{{At: faults.Duration(time.Second), Op: faults.Kill, Node: singleBrokerNode}}}
+	o.Run, o.Drain = 5*time.Second, 20*time.Second
+	r, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := checkNamed(t, r, "progress")
+	if c.OK {
+		t.Fatalf("the watchdog saw progress: %s", c.Detail)
+	}
+	wantAll(t, "progress detail", c.Detail, "no progress for 10s (5.000s to 15.000s", "'s producer, stuck since 5.000s",
+		"no send pending; 20 failed since the last written (last: delivery timeout")
+	if r.SimTime != 15*time.Second {
+		t.Errorf("the run stopped at %v, want 15s", r.SimTime)
+	}
+	t.Log(c.Detail)
+}
+
+// TestBudgetNamesTheSpinningClient: with no bound on attempts, the
+// consumer's reset loop fills memory long before ten seconds pass; the
+// memory budget stops the run and points at the consumer spinning.
+func TestBudgetNamesTheSpinningClient(t *testing.T) {
+	d := singleBrokerDef(t)
+	d.Budget.StallAttemptsMax = 0
+	d.Budget.MemoryBytesMax = 128 << 20
+	r, err := Run(d, withParams(1, nil, faults.BugConsumerSkipsPastHW))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := checkNamed(t, r, "budget")
+	if c.OK {
+		t.Fatalf("the budget held: %s", c.Detail)
+	}
+	wantAll(t, "budget detail", c.Detail, "memory budget spent", "against 128.0 MiB", "run stopped",
+		"the client longest without progress: ", "consumer sluice-consumer-0 on jepsen-", "reset to offset 0 after OFFSET_OUT_OF_RANGE")
+	t.Log(c.Detail)
 }

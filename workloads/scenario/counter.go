@@ -24,7 +24,7 @@ func init() {
 		Drain:   10 * time.Second,
 		Budget: Budget{
 			// About 20 times what seeds use: 6.4k events per simulated
-			// second and an estimated 1.8 MiB at most over 100 seeds.
+			// second and an estimated 1.9 MiB at most over 200 seeds.
 			EventsPerSecMax: 125_000,
 			MemoryBytesMax:  32 << 20,
 			// The client waits between attempts (a retry delay, a

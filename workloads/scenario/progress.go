@@ -46,6 +46,8 @@ type watchdog struct {
 	// doing and do not count.
 	healedAt time.Duration
 	last     map[string]watched
+	// lastActs are the activities of the last observation.
+	lastActs []Activity
 	// longest is the longest wait after healedAt seen so far.
 	longest     time.Duration
 	longestName string
@@ -87,8 +89,12 @@ func (d *watchdog) observe(now time.Duration, acts []Activity) bool {
 	for _, a := range acts {
 		w, seen := d.last[a.Name]
 		switch {
-		case !seen || w.mark != a.Mark || !a.Waiting || a.Attempts < w.attemptsBase:
+		case !seen || w.mark != a.Mark || !a.Waiting:
 			w = watched{mark: a.Mark, since: now, attemptsBase: a.Attempts, baseAt: now}
+		case a.Attempts < w.attemptsBase:
+			// The client counts afresh (a producer's oldest send gave up
+			// and the next is the oldest): still no progress.
+			w.attemptsBase, w.baseAt = a.Attempts, now
 		case w.baseAt < d.healedAt && now >= d.healedAt:
 			// Attempts during the faults are the faults' doing.
 			w.attemptsBase, w.baseAt = a.Attempts, now
@@ -108,12 +114,38 @@ func (d *watchdog) observe(now time.Duration, acts []Activity) bool {
 			earliest = min(earliest, from)
 		}
 	}
-	d.last = next
+	d.last, d.lastActs = next, acts
 	if len(d.stuck) > 0 {
 		d.stuckSince, d.stuckAt = earliest, now
 		return true
 	}
 	return false
+}
+
+// suspect names the activity, among those with work at the last
+// observation, with the most attempts and then the longest wait without
+// progress, faults or not: what a budget verdict points at, since a
+// client spinning in a loop can spend a budget before the watchdog judges
+// it. "" when none had work.
+func (d *watchdog) suspect(now time.Duration) string {
+	var best *Activity
+	var bestWait time.Duration
+	bestAttempts := -1
+	for i := range d.lastActs {
+		a := &d.lastActs[i]
+		w := d.last[a.Name]
+		if !a.Waiting {
+			continue
+		}
+		attempts, waited := a.Attempts-w.attemptsBase, now-w.since
+		if attempts > bestAttempts || (attempts == bestAttempts && waited > bestWait) {
+			best, bestAttempts, bestWait = a, attempts, waited
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s, no progress for %v over %d attempts: %s", best.Name, bestWait.Round(time.Millisecond), bestAttempts, best.Describe())
 }
 
 // stuckShownMax bounds the stuck activities a verdict names.

@@ -218,10 +218,9 @@ func (c *singleBrokerCluster) Progress() []Activity {
 		}
 		producer := d.Producer()
 		p := producer.Progress()
-		acts = append(acts, Activity{Name: name + "'s producer", Mark: int64(p.Written), Waiting: p.Pending > 0, Attempts: p.Attempts,
-			Describe: func() string {
-				return fmt.Sprintf("%d sends pending, the oldest: %s", p.Pending, producer.DescribeOldest())
-			}})
+		acts = append(acts, Activity{Name: name + "'s producer", Mark: int64(p.Written),
+			Waiting: p.Pending > 0 || p.FailedSinceWritten > 0, Attempts: p.Attempts,
+			Describe: producer.DescribeStall})
 		for _, co := range d.Consumers() {
 			for _, pp := range co.Progress() {
 				acts = append(acts, Activity{Name: name + "'s consumer " + co.ClientID() + " on " + pp.TP.String(),
