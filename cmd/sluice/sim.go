@@ -534,7 +534,7 @@ func replaySim(cmd *cobra.Command, file string, f runFlags) error {
 func newSimListCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
-		Short:   "List the scenarios, their parameters and the bugs they can plant",
+		Short:   "List the scenarios, their parameters, the bugs they can plant and their budgets",
 		Example: "  sluice sim list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -548,9 +548,9 @@ func newSimListCommand() *cobra.Command {
 				for _, b := range def.Bugs {
 					bugs = append(bugs, string(b))
 				}
-				rows = append(rows, []string{name, def.Summary, strings.Join(params, " "), strings.Join(bugs, " ")})
+				rows = append(rows, []string{name, def.Summary, strings.Join(params, " "), strings.Join(bugs, " "), def.Budget.String()})
 			}
-			return reports.WriteTable(cmd.OutOrStdout(), []string{"scenario", "summary", "parameters", "bugs"}, rows)
+			return reports.WriteTable(cmd.OutOrStdout(), []string{"scenario", "summary", "parameters", "bugs", "budgets"}, rows)
 		},
 	}
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-sim/sluice/checkers/history"
@@ -241,4 +242,17 @@ func (m *meteredLog) Add(op history.Op) int {
 	}
 	m.bytes += n
 	return m.Log.Add(op)
+}
+
+// String shows the budget as sim list prints it.
+func (b Budget) String() string {
+	parts := []string{"events " + boundText(b.EventsPerSecMax) + "/s", "memory " + boundBytesText(b.MemoryBytesMax)}
+	if b.StallMax > 0 {
+		stall := "stall " + b.StallMax.String()
+		if b.StallAttemptsMax > 0 {
+			stall += fmt.Sprintf(" or %d attempts", b.StallAttemptsMax)
+		}
+		parts = append(parts, stall)
+	}
+	return strings.Join(parts, ", ")
 }
