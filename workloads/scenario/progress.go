@@ -70,7 +70,7 @@ type watched struct {
 }
 
 type stuckActivity struct {
-	Name     string
+	name     string
 	since    time.Duration
 	attempts int
 	stuck    string
@@ -110,7 +110,7 @@ func (d *watchdog) observe(now time.Duration, acts []Activity) bool {
 		}
 		d.attemptsMost = max(d.attemptsMost, attempts)
 		if waited >= d.stallMax || (d.attemptsMax > 0 && attempts >= d.attemptsMax) {
-			d.stuck = append(d.stuck, stuckActivity{Name: a.Name, since: from, attempts: attempts, stuck: a.Describe()})
+			d.stuck = append(d.stuck, stuckActivity{name: a.Name, since: from, attempts: attempts, stuck: a.Describe()})
 			earliest = min(earliest, from)
 		}
 	}
@@ -170,7 +170,7 @@ func (d *watchdog) check() Check {
 			named = append(named, fmt.Sprintf("and %d more", len(d.stuck)-stuckShownMax))
 			break
 		}
-		named = append(named, fmt.Sprintf("%s, stuck since %.3fs over %d attempts: %s", a.Name, a.since.Seconds(), a.attempts, a.stuck))
+		named = append(named, fmt.Sprintf("%s, stuck since %.3fs over %d attempts: %s", a.name, a.since.Seconds(), a.attempts, a.stuck))
 	}
 	limits := d.stallMax.String()
 	if d.attemptsMax > 0 {
