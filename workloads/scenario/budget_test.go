@@ -1,11 +1,13 @@
 package scenario
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/world"
 )
 
 func checkNamed(t *testing.T, r Result, name string) Check {
@@ -272,4 +274,36 @@ func TestBudgetNamesTheSpinningClient(t *testing.T) {
 	wantAll(t, "budget detail", c.Detail, "memory budget spent", "against 128.0 MiB", "run stopped",
 		"the client longest without progress: ", "consumer sluice-consumer-0 on jepsen-", "reset to offset 0 after OFFSET_OUT_OF_RANGE")
 	t.Log(c.Detail)
+}
+
+// TestSlicedRunIsTheSameRun: running the world in budget slices, with the
+// watchdog and the meter looking between them, dispatches the same events
+// as running it in one go: the trace hash is the same.
+func TestSlicedRunIsTheSameRun(t *testing.T) {
+	for _, name := range []string{"counter", "single-broker"} {
+		d, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := Options{Seed: 4, Run: 4 * time.Second, Drain: 2 * time.Second}
+		sliced, err := Run(d, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same run by hand, in one piece.
+		o, err = d.resolve(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := world.New(world.Config{Seed: o.Seed})
+		cluster := d.Build(w, o)
+		if _, err := sliced.Schedule.Install(w); err != nil {
+			t.Fatal(err)
+		}
+		w.Run(o.Run+o.Drain, 0)
+		cluster.Finish(w)
+		if whole := fmt.Sprintf("%016x", w.TraceHash()); whole != sliced.TraceHash {
+			t.Errorf("%s: sliced run %s, whole run %s", name, sliced.TraceHash, whole)
+		}
+	}
 }
