@@ -60,9 +60,9 @@ func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrun
 }
 
 type shrinker struct {
-	d     Definition
-	o     Options // the smallest failing options so far
-	check string
+	d        Definition
+	o        Options // the smallest failing options so far
+	check    string
 	// allowed are the checks the original run failed: a candidate must
 	// fail check and no check outside these.
 	allowed  map[string]bool
