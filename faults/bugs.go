@@ -27,6 +27,9 @@ const (
 	BugIndexOffByOne     Bug = "index-off-by-one"
 	BugTrustPageCache    Bug = "trust-page-cache"
 	BugRaftAckBeforeSync Bug = "raft-ack-before-sync"
+	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
+	// progress, not safety, and is caught by the no-progress watchdog.
+	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
 )
 
 var registry = map[Bug]BugInfo{
@@ -38,6 +41,8 @@ var registry = map[Bug]BugInfo{
 	BugTrustPageCache: {BugTrustPageCache, "log recovery trusts what it reads back above the recovery point to be written by the next fsync: " +
 		"after a failed fsync (Linux marks the pages clean) a power loss loses data the broker acknowledged"},
 	BugRaftAckBeforeSync: {BugRaftAckBeforeSync, "a controller sends raft messages and applies entries before they are durable: a correlated power loss loses committed metadata"},
+	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
+		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

@@ -78,6 +78,12 @@ every option that decided the run (scenario, seed, bugs, parameters, run
 and drain lengths, event bound, fault schedule file), so that either gives
 the same trace hash.
 
+Every run has budgets: events (--events-max, by default the scenario's per
+simulated second), an estimate of the memory it holds, and a watchdog that,
+once the faults heal, stops a run whose clients have work and make no
+progress. The 'budget' and 'progress' checks name what ran out or what is
+stuck, how much it used and when.
+
 A fault-schedule action that finds nothing to act on (a kill of a node that
 is already down) or falls after the run ends is reported as a warning that
 names the entry.`,
@@ -99,7 +105,7 @@ names the entry.`,
 	fl.StringVar(&f.saveFaults, "save-faults", "", "write the fault schedule used to this file")
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long the workload runs after the faults heal (default: the scenario's)")
-	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop the run after this many events (0: no bound)")
+	fl.Uint64Var(&f.eventsMax, "events-max", 0, "event budget: a run that reaches it stops and fails its budget check (0: the scenario's budget for the run's length)")
 	fl.BoolVar(&f.swarm, "swarm", false, "let the seed draw its own fault mix (which kinds, how often, how long), as 'sim swarm' does")
 	fl.BoolVar(&f.shrink, "shrink", false, "shrink a failing seed's run to the smallest that fails the same checks (see 'sluice sim shrink')")
 	fl.StringVar(&f.saveRun, "save-run", "", "write the run, passing or not, to this file for 'sluice sim replay' (with --seeds, the last seed's)")
@@ -605,7 +611,7 @@ func replaySim(cmd *cobra.Command, file string, f runFlags) error {
 func newSimListCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
-		Short:   "List the scenarios, their parameters and the bugs they can plant",
+		Short:   "List the scenarios, their parameters, the bugs they can plant and their budgets",
 		Example: "  sluice sim list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -619,9 +625,9 @@ func newSimListCommand() *cobra.Command {
 				for _, b := range def.Bugs {
 					bugs = append(bugs, string(b))
 				}
-				rows = append(rows, []string{name, def.Summary, strings.Join(params, " "), strings.Join(bugs, " ")})
+				rows = append(rows, []string{name, def.Summary, strings.Join(params, " "), strings.Join(bugs, " "), def.Budget.String()})
 			}
-			return reports.WriteTable(cmd.OutOrStdout(), []string{"scenario", "summary", "parameters", "bugs"}, rows)
+			return reports.WriteTable(cmd.OutOrStdout(), []string{"scenario", "summary", "parameters", "bugs", "budgets"}, rows)
 		},
 	}
 }

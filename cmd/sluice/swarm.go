@@ -173,7 +173,7 @@ usage.`,
 	fl.IntVar(&f.sample, "sample", 10, "with --check-determinism: how many seeds of each scenario run twice")
 	fl.DurationVar(&f.run, "run", 0, "how long each workload runs under faults (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "how long each workload runs after the faults heal (default: the scenario's)")
-	fl.Uint64Var(&f.eventsMax, "events-max", 0, "stop each run after this many events (0: no bound)")
+	fl.Uint64Var(&f.eventsMax, "events-max", 0, "event budget of each run: a run that reaches it stops and fails its budget check (0: the scenario's budget)")
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on in every seed (repeatable; see 'sluice sim bugs')")
 	fl.StringArrayVar(&f.params, "param", nil, "scenario parameter name=value for every seed (repeatable; every scenario run must have it)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where failing seeds' runs are written for replay")

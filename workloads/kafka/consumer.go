@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -79,6 +80,8 @@ type ConsumerConfig struct {
 	MetadataMinInterval time.Duration
 	// MetadataMaxAge refreshes metadata periodically; default 5 min.
 	MetadataMaxAge time.Duration
+	// Bugs switches on planted client bugs (faults.BugConsumerSkipsPastHW).
+	Bugs faults.Bugs
 }
 
 func (cfg *ConsumerConfig) withDefaults() (ConsumerConfig, error) {
@@ -140,6 +143,12 @@ type consumedPart struct {
 	err           error
 	highWater     int64
 	logStart      int64
+	// readMax is one past the highest offset returned since the last
+	// seek: it grows only when the consumer reads something new, which
+	// is what progress means to a watchdog.
+	readMax int64
+	// stall is what the partition did since readMax last grew.
+	stall partStall
 }
 
 // pollState is the poll in progress.
@@ -227,7 +236,7 @@ func (co *Consumer) Assign(tps []TopicPartition) error {
 	for _, tp := range sorted {
 		cp := co.byTP[tp]
 		if cp == nil {
-			cp = &consumedPart{tp: tp, position: -1, reset: co.policyReset(), highWater: -1, logStart: -1}
+			cp = &consumedPart{tp: tp, position: -1, reset: co.policyReset(), highWater: -1, logStart: -1, stall: noStall}
 			co.cl.want(tp.Topic)
 		}
 		parts = append(parts, cp)
@@ -275,6 +284,9 @@ func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
 	set(cp)
 	cp.gen++
 	cp.err, cp.retryAt, cp.failures = nil, 0, 0
+	// A seek starts a new reading: what was read before it is no
+	// measure of progress after it.
+	cp.readMax, cp.stall = 0, noStall
 	co.assignDirty = true
 	return nil
 }
@@ -450,8 +462,10 @@ func (cp *consumedPart) ready(now time.Duration) bool {
 	return cp.err == nil && !cp.listing && !cp.fetching && now >= cp.retryAt
 }
 
-// backoff delays cp after a failure.
-func (co *Consumer) backoff(cp *consumedPart, now time.Duration) {
+// backoff delays cp after a failure, noting it for a no-progress verdict.
+func (co *Consumer) backoff(cp *consumedPart, now time.Duration, cause error) {
+	cp.stall.failures++
+	cp.stall.lastFailure = cause.Error()
 	cp.failures++
 	cp.retryAt = now + jitteredBackoff(co.env, co.cfg.RetryBackoff, co.cfg.RetryBackoffMax, cp.failures)
 }
@@ -511,15 +525,18 @@ func (co *Consumer) onListed(cp *consumedPart, offsets []int64, codes []int16, e
 	switch {
 	case err != nil:
 		co.cl.refresh()
-		co.backoff(cp, now)
+		co.backoff(cp, now, fmt.Errorf("list offsets: %w", err))
 	case codes[i] != codeNone:
 		if classOf(codes[i]).refreshMetadata {
 			co.cl.refresh()
 		}
-		co.backoff(cp, now)
+		co.backoff(cp, now, fmt.Errorf("list offsets: %w", &CodeError{Code: codes[i]}))
 	default:
 		cp.position, cp.reset = offsets[i], resetNothing
 		cp.failures, cp.retryAt = 0, 0
+		if cp.stall.resets > 0 {
+			cp.stall.resetOffset = offsets[i]
+		}
 	}
 }
 
@@ -642,7 +659,7 @@ func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchR
 		co.env.Log.Logf("kafka consumer %s: fetch: %v", co.cfg.ClientID, err)
 		co.cl.refresh()
 		for _, cp := range parts {
-			co.backoff(cp, now)
+			co.backoff(cp, now, fmt.Errorf("fetch: %w", err))
 		}
 		return
 	}
@@ -659,7 +676,7 @@ func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchR
 		}
 		p := got[cp.tp]
 		if p == nil {
-			co.backoff(cp, now)
+			co.backoff(cp, now, fmt.Errorf("fetch: %s missing from the response", cp.tp))
 			continue
 		}
 		co.onFetchPartition(cp, p, now)
@@ -671,10 +688,11 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 	case codeNone:
 	case codeCorruptMessage:
 		co.stats.CorruptRefusals++
-		co.backoff(cp, now)
+		co.backoff(cp, now, fmt.Errorf("fetch at %d: %w", cp.position, &CodeError{Code: p.ErrorCode}))
 		return
 	case codeOffsetOutOfRange:
 		co.stats.Resets++
+		cp.stall.resets++
 		co.env.Log.Logf("kafka consumer %s: %s offset %d out of range (log %d..%d)",
 			co.cfg.ClientID, cp.tp, cp.position, p.LogStartOffset, p.HighWatermark)
 		cp.gen++
@@ -690,7 +708,7 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 			p.ErrorCode == codeOffsetNotAvailable {
 			co.cl.refresh()
 		}
-		co.backoff(cp, now)
+		co.backoff(cp, now, fmt.Errorf("fetch at %d: %w", cp.position, &CodeError{Code: p.ErrorCode}))
 		return
 	}
 	cp.fetchedInPoll = true
@@ -703,7 +721,13 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 			co.stats.CorruptBatches++
 		}
 		co.env.Log.Logf("kafka consumer %s: %s at %d: %v", co.cfg.ClientID, cp.tp, cp.position, err)
-		co.backoff(cp, now)
+		co.backoff(cp, now, fmt.Errorf("fetched batch at %d: %w", cp.position, err))
+		return
+	}
+	if co.cfg.Bugs.On(faults.BugConsumerSkipsPastHW) && len(p.RecordBatches) > 0 && cp.position < p.HighWatermark {
+		// The planted bug: a fetch cut short (the broker serves one
+		// segment at a time) is taken for one that reached the end.
+		cp.position = p.HighWatermark + 1
 	}
 }
 
@@ -761,6 +785,7 @@ func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record,
 			Offset: r.Offset, TimestampMs: r.Timestamp,
 		})
 		cp.position = r.Offset + 1
+		cp.noteRead(r.Offset)
 	}
 	return records, nil
 }

@@ -406,7 +406,10 @@ func (d *Driver) checkCaughtUp() {
 	}
 	for _, co := range d.consumers {
 		for tp, end := range d.endOffsets {
-			if pos, ok := co.Position(tp); !ok || pos < end {
+			// A position past the high watermark the broker reported is
+			// not one a consumer can have read to: it is about to be
+			// answered OFFSET_OUT_OF_RANGE, not caught up.
+			if pos, ok := co.Position(tp); !ok || pos < end || pos > co.HighWatermark(tp) {
 				return
 			}
 		}

@@ -279,6 +279,12 @@ type Producer struct {
 	timer       deadline
 	completions []completion
 	stats       ProducerStats
+	// written counts records the broker took (acknowledged, or sent with
+	// acks=0): the producer's progress, for Progress. failedSinceWritten
+	// counts the records that ended otherwise since, lastFailure why.
+	written            int
+	failedSinceWritten int
+	lastFailure        error
 	// encodeScratch is reused by encode, so that freezing a batch does
 	// not allocate a record list each time.
 	encodeScratch []record.Record
@@ -924,6 +930,13 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 		r.Offset = -1
 		if outcome == history.OK {
 			r.Offset = baseOffset + int64(j)
+		}
+		if outcome == history.OK || errors.Is(err, ErrNoAcknowledgement) {
+			p.written++
+			p.failedSinceWritten = 0
+		} else {
+			p.failedSinceWritten++
+			p.lastFailure = err
 		}
 		switch outcome {
 		case history.OK:

@@ -22,7 +22,16 @@ func init() {
 		Bugs:    []faults.Bug{counter.BugAckBeforeSync, counter.BugDedupeOff, counter.BugMapOrder},
 		Run:     20 * time.Second,
 		Drain:   10 * time.Second,
-		Build:   buildCounter,
+		Budget: Budget{
+			// About 20 times what seeds use: 6.4k events per simulated
+			// second and an estimated 1.9 MiB at most over 200 seeds.
+			EventsPerSecMax: 125_000,
+			MemoryBytesMax:  32 << 20,
+			// The client waits between attempts (a retry delay, a
+			// timeout), so it cannot spin: time alone bounds a stall.
+			StallMax: 5 * time.Second,
+		},
+		Build: buildCounter,
 	})
 }
 
@@ -32,6 +41,7 @@ var counterClients = []string{"c1", "c2", "c3"}
 
 type counterCluster struct {
 	o       Options
+	w       *world.World
 	results []*counter.Results
 	// ackedAtHeal is how many increments had been acknowledged when the
 	// faults healed.
@@ -39,7 +49,7 @@ type counterCluster struct {
 }
 
 func buildCounter(w *world.World, o Options) Cluster {
-	c := &counterCluster{o: o}
+	c := &counterCluster{o: o, w: w}
 	w.AddNode(counterServer, counter.StartServer(counter.ServerConfig{Listen: ":7000", Bugs: o.Bugs}, nil))
 	for i, name := range counterClients {
 		r := &counter.Results{}
@@ -69,6 +79,28 @@ func (c *counterCluster) Profile() faults.Profile {
 			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
 			faults.KindDiskFull, faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift},
 	}
+}
+
+// Footprint estimates what the run holds, for the memory budget.
+func (c *counterCluster) Footprint() Footprint {
+	f := Footprint{DiskBytes: c.w.Node(counterServer).Disk().UsedBytes()}
+	for _, r := range c.results {
+		f.ClientBytes += int64(len(r.Acked)) * 8
+	}
+	return f
+}
+
+// Progress reports each client's acknowledged increments, for the
+// no-progress watchdog. The clients never run out of increments to make.
+func (c *counterCluster) Progress() []Activity {
+	acts := make([]Activity, len(c.results))
+	for i, r := range c.results {
+		acts[i] = Activity{Name: "client " + counterClients[i], Mark: int64(len(r.Acked)), Waiting: true, Attempts: r.Retries,
+			Describe: func() string {
+				return fmt.Sprintf("no increment acknowledged; %d acknowledged, %d sent and %d retried in all", len(r.Acked), r.Sent, r.Retries)
+			}}
+	}
+	return acts
 }
 
 // Finish cuts the server's power one last time, so that what counts is

@@ -18,6 +18,7 @@ func Run(d Definition, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	o.EventsMax = d.Budget.eventsMax(o)
 	cfg := world.Config{Seed: o.Seed, RecordTrace: o.RecordTrace, Log: o.Log}
 	if d.Configure != nil {
 		d.Configure(&cfg, o)
@@ -41,11 +42,12 @@ func Run(d Definition, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	w.Run(o.Run+o.Drain, o.EventsMax)
+	budgetChecks := runBudgeted(w, d, o, cluster, healTime(o.Run, *schedule))
 	// Actions due after this point never ran; Finish may run the world
 	// further, but not the schedule's time.
 	tally.NoteUnreached(*schedule, w.Now())
 	checks, stats := cluster.Finish(w)
+	checks = append(checks, budgetChecks...)
 	r := Result{
 		Recipe: Recipe{
 			Scenario: d.Name, Seed: o.Seed, Bugs: o.Bugs.Names(), Params: o.Params,

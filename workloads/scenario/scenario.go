@@ -31,6 +31,9 @@ type Definition struct {
 	// Run is how long the workload runs under faults; Drain is how long it
 	// goes on after every fault has healed, before the checks.
 	Run, Drain time.Duration
+	// Budget bounds each run: events, memory, and how long clients may
+	// make no progress once the faults heal.
+	Budget Budget
 	// Configure adjusts the world's configuration (disk, network) before
 	// the world is made; nil leaves the defaults.
 	Configure func(cfg *world.Config, o Options)

@@ -28,7 +28,7 @@ func init() {
 		Name:    "single-broker",
 		Summary: "one broker, idempotent producers and consumers, under crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugAckBeforeSync, faults.BugDedupeOff, faults.BugSkipCRC,
-			faults.BugIndexOffByOne, faults.BugTrustPageCache},
+			faults.BugIndexOffByOne, faults.BugTrustPageCache, faults.BugConsumerSkipsPastHW},
 		Params: []Param{
 			{Name: "flush", Default: "group", Values: []string{"group", "none", "interval"},
 				Help: "when the broker fsyncs: before acknowledging (group), never (Kafka's default), every 100 ms"},
@@ -45,8 +45,19 @@ func init() {
 					"clean, keep showing them and lose them at the next power loss (linux); auto: linux with " +
 					"faults=fsyncgate, drop otherwise"},
 		},
-		Run:       20 * time.Second,
-		Drain:     20 * time.Second,
+		Run:   20 * time.Second,
+		Drain: 20 * time.Second,
+		Budget: Budget{
+			// About 20 and 13 times what seeds use: 10.6k events per
+			// simulated second and an estimated 38 MiB at most over 60
+			// seeds. A consumer spinning in a reset loop re-reads
+			// thousands of records a millisecond, so it is stopped by
+			// attempts long before StallMax.
+			EventsPerSecMax:  200_000,
+			MemoryBytesMax:   512 << 20,
+			StallMax:         10 * time.Second,
+			StallAttemptsMax: 20,
+		},
 		Configure: configureSingleBroker,
 		Build:     buildSingleBroker,
 	})
@@ -157,10 +168,11 @@ var singleBrokerClients = []string{"p1", "p2"}
 
 type singleBrokerCluster struct {
 	o Options
+	w *world.World
 	// brokers are the broker processes of each start, counters summed
 	// over them.
 	brokers []*broker.Broker
-	log     *history.Log
+	log     *meteredLog
 	drivers map[string]*kafka.Driver
 	drained map[string]kafka.DrainReport
 	report  checkers.Report
@@ -172,7 +184,8 @@ func (c *singleBrokerCluster) CheckReport() checkers.Report { return c.report }
 func buildSingleBroker(w *world.World, o Options) Cluster {
 	c := &singleBrokerCluster{
 		o:       o,
-		log:     &history.Log{Now: func() int64 { return int64(w.Now()) }},
+		w:       w,
+		log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
 		drivers: map[string]*kafka.Driver{},
 		drained: map[string]kafka.DrainReport{},
 	}
@@ -203,7 +216,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 			Recorder:    c.log,
 			NewProcess:  func() int { nextProcess++; return nextProcess },
 			Producer:    producerConfig(o),
-			Consumer:    kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond},
+			Consumer:    kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs},
 		}
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
@@ -299,6 +312,43 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["polled_records"] += int64(s.Polled)
 	}
 	return checks, stats
+}
+
+// Footprint estimates what the run holds, for the memory budget.
+func (c *singleBrokerCluster) Footprint() Footprint {
+	f := Footprint{HistoryOps: len(c.log.Ops), HistoryBytes: c.log.bytes,
+		DiskBytes: c.w.Node(singleBrokerNode).Disk().UsedBytes()}
+	for _, name := range singleBrokerClients {
+		if d := c.drivers[name]; d != nil {
+			f.ClientBytes += int64(d.Producer().BufferedBytes())
+		}
+	}
+	return f
+}
+
+// Progress reports each client's producer and each partition each of its
+// consumers reads, for the no-progress watchdog.
+func (c *singleBrokerCluster) Progress() []Activity {
+	var acts []Activity
+	for _, name := range singleBrokerClients {
+		d := c.drivers[name]
+		if d == nil {
+			continue
+		}
+		producer := d.Producer()
+		p := producer.Progress()
+		acts = append(acts, Activity{Name: name + "'s producer", Mark: int64(p.Written),
+			Waiting: p.Pending > 0 || p.FailedSinceWritten > 0, Attempts: p.Attempts,
+			Describe: producer.DescribeStall})
+		for _, co := range d.Consumers() {
+			for _, pp := range co.Progress() {
+				acts = append(acts, Activity{Name: name + "'s consumer " + co.ClientID() + " on " + pp.TP.String(),
+					Mark: pp.ReadMax, Waiting: pp.Behind, Attempts: pp.Attempts,
+					Describe: func() string { return co.DescribeStall(pp.TP) }})
+			}
+		}
+	}
+	return acts
 }
 
 // History is the run's history, for --history.
