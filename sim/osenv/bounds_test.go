@@ -325,9 +325,11 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			}
 			peers = append(peers, c)
 		}
-		// Connections keep arriving while the node stops. One that
-		// completes after the node stopped may have reached another
-		// listener that took the freed port, so it is not counted.
+		// Connections keep arriving while the node stops. Only those
+		// that completed before the stop began are counted: once the
+		// listener closes, another process may take the freed port and
+		// hold a later connection open.
+		stopping := make(chan struct{})
 		late := make(chan []net.Conn)
 		go func() {
 			var dialled []net.Conn
@@ -338,7 +340,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 					return
 				}
 				select {
-				case <-ran:
+				case <-stopping:
 					c.Close()
 					return
 				default:
@@ -347,6 +349,7 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 			}
 		}()
 		time.Sleep(20 * time.Millisecond)
+		close(stopping)
 		cancel()
 		<-ran
 		peers = append(peers, <-late...)
