@@ -2,7 +2,7 @@
 GO        ?= go
 SLUICE    := bin/sluice
 PKGS      := ./...
-SEED      ?= 42
+SEED      ?= 31
 
 .PHONY: all build demo test lint vet fmt-check race bench soak clean
 

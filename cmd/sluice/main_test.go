@@ -380,3 +380,37 @@ func TestReadmeExamplesHold(t *testing.T) {
 		t.Fatalf("found %d README examples that say they fail", checked)
 	}
 }
+
+// TestDemoSeedShowsTheFaults: make demo's seed must pass and apply what a
+// demo promises: a power loss, a kill and a failing disk.
+func TestDemoSeedShowsTheFaults(t *testing.T) {
+	makefile, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed string
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if name, value, ok := strings.Cut(line, "?="); ok && strings.TrimSpace(name) == "SEED" {
+			seed = strings.TrimSpace(value)
+		}
+	}
+	if seed == "" {
+		t.Fatal("the Makefile sets no SEED")
+	}
+	var s struct {
+		FaultsFired map[string]int `json:"faults_fired"`
+		Checks      []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	code, out := run(t, t.TempDir(), "sim", "run", "--scenario", "single-broker", "--seed", seed, "--json")
+	if err := json.Unmarshal([]byte(out), &s); err != nil || code != 0 {
+		t.Fatalf("demo seed %s exited %d: %v\n%s", seed, code, err, out)
+	}
+	for _, op := range []string{"power-loss", "kill", "fail-syncs"} {
+		if s.FaultsFired[op] == 0 {
+			t.Errorf("demo seed %s applies no %s: %v", seed, op, s.FaultsFired)
+		}
+	}
+}
