@@ -226,10 +226,19 @@ func (s *shrinker) shortenRun() {
 // Summary says what shrinking did, for a terminal.
 func (sh Shrunk) Summary() string {
 	before, after := sh.Original, sh.Smallest
-	return fmt.Sprintf("%d actions (%s), run %v + drain %v -> %d actions (%s), run %v + drain %v; %d runs; %s still fails",
+	return fmt.Sprintf("%d actions (%s), run %v + drain %v -> %d actions (%s), run %v + drain %v; %d runs; %s",
 		len(before.Schedule.Actions), faultCount(before.Schedule), before.Run, before.Drain,
 		len(after.Schedule.Actions), faultCount(after.Schedule), after.Run, after.Drain,
-		sh.Tries, sh.Check)
+		sh.Tries, sh.Check+verbFails(sh.Check))
+}
+
+// verbFails agrees with a list of check names: " still fails" for one,
+// " still fail" for several.
+func verbFails(checks string) string {
+	if strings.Contains(checks, ",") {
+		return " still fail"
+	}
+	return " still fails"
 }
 
 func faultCount(s faults.Schedule) string {
