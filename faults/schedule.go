@@ -106,6 +106,17 @@ type Schedule struct {
 	Actions []Action `json:"actions"`
 }
 
+// MarshalJSON writes an empty schedule's actions as [], never null.
+func (s Schedule) MarshalJSON() ([]byte, error) {
+	actions := s.Actions
+	if actions == nil {
+		actions = []Action{}
+	}
+	return json.Marshal(struct {
+		Actions []Action `json:"actions"`
+	}{actions})
+}
+
 // actionsMax bounds a schedule.
 const actionsMax = 100_000
 
@@ -242,7 +253,7 @@ func decodeActions(data []byte) ([]json.RawMessage, error) {
 		return nil, fmt.Errorf("want a JSON object %s, found %s", scheduleShape, jsonKind(trimmed[0]))
 	}
 	var raw struct {
-		Actions *[]json.RawMessage `json:"actions"`
+		Actions *json.RawMessage `json:"actions"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -256,7 +267,18 @@ func decodeActions(data []byte) ([]json.RawMessage, error) {
 	if raw.Actions == nil {
 		return nil, fmt.Errorf("no \"actions\" field: want %s", scheduleShape)
 	}
-	return *raw.Actions, nil
+	if string(bytes.TrimSpace(*raw.Actions)) == "null" {
+		return nil, nil // an empty schedule, as older saved runs wrote it
+	}
+	// Decoded again from the whole document, so that an error's offset
+	// is the file's.
+	var list struct {
+		Actions []json.RawMessage `json:"actions"`
+	}
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, errors.New(DescribeJSONError(data, err))
+	}
+	return list.Actions, nil
 }
 
 // DescribeJSONError says what is wrong with a JSON document in a user's
