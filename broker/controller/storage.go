@@ -195,7 +195,10 @@ func (s *raftStore) replaySegment(name string) error {
 		if frames >= segmentFramesMax {
 			return fmt.Errorf("%s: more than %d frames", full, segmentFramesMax)
 		}
-		kind, payload, ok := readFrame(f, off, size)
+		kind, payload, ok, err := readFrame(f, off, size)
+		if err != nil {
+			return fmt.Errorf("read %s at %d: %w", full, off, err)
+		}
 		if !ok {
 			break
 		}
@@ -207,7 +210,11 @@ func (s *raftStore) replaySegment(name string) error {
 	if off == size {
 		return nil
 	}
-	if validFrameAfter(f, off, size) {
+	corrupt, err := validFrameAfter(f, off, size)
+	if err != nil {
+		return fmt.Errorf("read %s after %d: %w", full, off, err)
+	}
+	if corrupt {
 		s.recovery.CorruptFrames++
 	}
 	s.recovery.TornBytes += size - off
@@ -242,40 +249,46 @@ func (s *raftStore) replayFrame(name string, kind byte, payload []byte) error {
 }
 
 // readFrame reads the frame at off; ok is false for a frame that is cut
-// short or fails its checksum.
-func readFrame(f sim.File, off, size int64) (kind byte, payload []byte, ok bool) {
+// short or fails its checksum. A read that fails is an error, not a bad
+// frame: the bytes may be intact on the platter, and cutting the log there
+// would throw away entries this controller acknowledged.
+func readFrame(f sim.File, off, size int64) (kind byte, payload []byte, ok bool, err error) {
 	if size-off < frameHeaderSize {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
 	header := make([]byte, frameHeaderSize)
 	if _, err := f.ReadAt(header, off); err != nil && !errors.Is(err, io.EOF) {
-		return 0, nil, false
+		return 0, nil, false, err
 	}
 	length := int64(binary.BigEndian.Uint32(header[4:]))
 	if length > frameBytesMax || off+frameHeaderSize+length > size {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
 	body := make([]byte, 5+length)
 	copy(body, header[4:])
 	if _, err := f.ReadAt(body[5:], off+frameHeaderSize); err != nil && !errors.Is(err, io.EOF) {
-		return 0, nil, false
+		return 0, nil, false, err
 	}
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(header) {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
-	return header[8], body[5:], true
+	return header[8], body[5:], true, nil
 }
 
 // validFrameAfter reports whether a valid frame starts anywhere in the
 // bytes after a bad one (within a bound).
-func validFrameAfter(f sim.File, bad, size int64) bool {
+func validFrameAfter(f sim.File, bad, size int64) (bool, error) {
 	end := min(size, bad+corruptScanBytesMax)
 	for off := bad + 1; off+frameHeaderSize <= end; off++ {
-		if kind, _, ok := readFrame(f, off, size); ok && (kind == frameEntry || kind == frameHardState) {
-			return true
+		kind, _, ok, err := readFrame(f, off, size)
+		if err != nil {
+			return false, err
+		}
+		if ok && (kind == frameEntry || kind == frameHardState) {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 func encodeFrame(kind byte, payload []byte) []byte {

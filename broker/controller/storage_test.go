@@ -161,3 +161,27 @@ func TestStoreRefusesCorruptSnapshot(t *testing.T) {
 		t.Fatalf("a corrupt snapshot opened with %v", err)
 	}
 }
+
+// TestStoreReadErrorIsNotATornTail: a read that fails while the log is
+// recovered fails the open, and leaves the log whole for the next try;
+// cutting the log there would lose acknowledged entries.
+func TestStoreReadErrorIsNotATornTail(t *testing.T) {
+	r := newDiskRig(t)
+	s := r.open()
+	r.write(s, 2, 40)
+	s.close()
+	disk := r.w.Node("n").Disk()
+	disk.SetReadErrorRate(1)
+	if _, err := openStore(r.fs, "controller", testBootstrap); err == nil {
+		t.Fatal("open with every read failing succeeded")
+	}
+	disk.SetReadErrorRate(0)
+	s = r.open()
+	defer s.close()
+	if got := lastIndex(s); got != 40 {
+		t.Fatalf("after a failed read the log ends at %d, want 40", got)
+	}
+	if rec := s.recovery; rec.TornBytes != 0 || rec.CorruptFrames != 0 {
+		t.Fatalf("recovery after the read errors: %+v", rec)
+	}
+}
