@@ -249,7 +249,7 @@ func (c *Controller) persist(rd raft.Ready, done func(error)) {
 			done(err)
 			return
 		}
-		if len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) {
+		if len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) && !c.store.mustSync() {
 			done(nil)
 			return
 		}

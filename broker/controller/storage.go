@@ -85,12 +85,18 @@ type raftStore struct {
 	// and its name is not yet durable: a synced file whose name a power
 	// loss forgets is lost all the same.
 	nameUnsynced bool
+	// replayUnsynced is set from the open until the first sync: what
+	// recovery read may be an earlier process's writes that no sync
+	// covered (a killed process's page cache survives it), and the log
+	// and the directory entries may not be durable either. Nothing may be
+	// acknowledged on it until a sync has covered it.
+	replayUnsynced bool
 }
 
 // openStore replays the directory into memory. bootstrap is the snapshot
 // every controller of a new cluster starts from (its voters).
 func openStore(fs sim.FS, dir string, bootstrap pb.Snapshot) (*raftStore, error) {
-	s := &raftStore{MemoryStorage: raft.NewMemoryStorage(), fs: fs, dir: dir}
+	s := &raftStore{MemoryStorage: raft.NewMemoryStorage(), fs: fs, dir: dir, nameUnsynced: true, replayUnsynced: true}
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -333,7 +339,13 @@ func (s *raftStore) appendFrames(entries []pb.Entry, hs pb.HardState) error {
 	return nil
 }
 
+// mustSync reports whether a sync is due though nothing new was written:
+// the log as recovered was never synced by this process.
+func (s *raftStore) mustSync() bool { return s.replayUnsynced || s.nameUnsynced }
+
 // sync makes the current segment durable, and its name if it is new.
+// Only the current segment can hold unsynced frames: a segment is rolled
+// only after its entries were synced and applied.
 func (s *raftStore) sync(done func(error)) {
 	name := s.segmentName
 	s.segment.Sync(func(err error) {
@@ -341,6 +353,7 @@ func (s *raftStore) sync(done func(error)) {
 			done(fmt.Errorf("sync %s: %w", name, err))
 			return
 		}
+		s.replayUnsynced = false
 		if !s.nameUnsynced {
 			done(nil)
 			return
