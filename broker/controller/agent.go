@@ -30,6 +30,10 @@ type Agent struct {
 	// epochs are the epochs registrations were acknowledged with: each is
 	// the log offset of the registration record.
 	epochs []int64
+	// heartbeating and fetching are set while a heartbeat or a fetch is
+	// in flight: one of each at a time, as a broker sends them, so that
+	// a quorum that does not answer does not pile up requests.
+	heartbeating, fetching bool
 	// altersAcked counts the AlterPartition requests acknowledged.
 	altersAcked int
 }
@@ -37,6 +41,9 @@ type Agent struct {
 // agentAlteringMax bounds the partition epochs an agent remembers asking
 // to alter; past it the agent forgets them and asks again.
 const agentAlteringMax = 4096
+
+// agentFetchInterval paces the agent's metadata fetches.
+const agentFetchInterval = 100 * time.Millisecond
 
 // StartAgent returns a process start running an agent with broker id id
 // against the controllers at their addresses; onStart sees the agent.
@@ -68,20 +75,31 @@ func (b *Agent) heartbeatLoop() {
 	if b.stopped || b.shutdown {
 		return
 	}
+	b.env.Clock.AfterFunc(b.heartbeat, b.heartbeatLoop)
+	if b.heartbeating {
+		return
+	}
+	b.heartbeating = true
 	req := Request{Op: OpHeartbeat, BrokerID: b.id, BrokerEpoch: b.epoch, MetadataOffset: b.image.Next() - 1}
 	b.client.Do(req, func(r Response, err error) {
+		b.heartbeating = false
 		if err == nil && r.Code == metadata.CodeNone {
 			b.fenced = r.Fenced
 		}
 	})
-	b.env.Clock.AfterFunc(b.heartbeat, b.heartbeatLoop)
 }
 
 func (b *Agent) fetchLoop() {
 	if b.stopped {
 		return
 	}
+	b.env.Clock.AfterFunc(agentFetchInterval, b.fetchLoop)
+	if b.fetching {
+		return
+	}
+	b.fetching = true
 	b.client.Do(Request{Op: OpFetchMetadata, FromOffset: b.image.Next()}, func(r Response, err error) {
+		b.fetching = false
 		if err == nil && r.Delta != nil {
 			if err := b.image.Apply(*r.Delta); err != nil {
 				b.env.Log.Logf("broker %d: %v", b.id, err)
@@ -89,7 +107,6 @@ func (b *Agent) fetchLoop() {
 			b.expandISRs()
 		}
 	})
-	b.env.Clock.AfterFunc(100*time.Millisecond, b.fetchLoop)
 }
 
 // expandISRs asks to add every eligible replica missing from the ISR of a
