@@ -136,3 +136,46 @@ func TestControllerQuorumRejectsBadParams(t *testing.T) {
 		t.Fatalf("controllers=4: %v", err)
 	}
 }
+
+// TestControllerQuorumBugShrinksAndReplays: a run that the planted bug
+// fails shrinks to a smaller schedule that still fails quorum-safety, and
+// the shrunk run's recipe and schedule replay to the same trace hash.
+func TestControllerQuorumBugShrinksAndReplays(t *testing.T) {
+	d := quorumDef(t)
+	var failing *Options
+	for seed := uint64(1); seed <= 10 && failing == nil; seed++ {
+		o := quorumShort(seed, nil, faults.BugRaftAckBeforeSync)
+		r, err := Run(d, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range r.Failed() {
+			if c.Name == "quorum-safety" {
+				failing = &o
+			}
+		}
+	}
+	if failing == nil {
+		t.Fatal("no seed of 10 failed quorum-safety with raft-ack-before-sync")
+	}
+	sh, err := Shrink(d, *failing, 60, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := sh.Smallest
+	if !strings.Contains(sh.Check, "quorum-safety") || len(small.Schedule.Actions) >= len(sh.Original.Schedule.Actions) {
+		t.Fatalf("shrunk to %d actions from %d, failing %q", len(small.Schedule.Actions), len(sh.Original.Schedule.Actions), sh.Check)
+	}
+	def, o, err := small.Recipe.Options(&small.Schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Run(def, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.TraceHash != small.TraceHash || again.OK() {
+		t.Fatalf("replay of the shrunk run: trace %s (ok %v), shrunk run's %s", again.TraceHash, again.OK(), small.TraceHash)
+	}
+	t.Logf("shrunk from %d to %d actions in %d runs", len(sh.Original.Schedule.Actions), len(small.Schedule.Actions), sh.Tries)
+}
