@@ -12,131 +12,22 @@ import (
 	"github.com/sluice-sim/sluice/sim/world"
 )
 
-// fakeBroker is a broker reduced to its dealings with the controllers: it
-// registers, heartbeats, follows the metadata log into an Image, and, as a
-// partition leader, adds eligible replicas back to the ISR (as if they had
-// caught up) with AlterPartition.
-type fakeBroker struct {
-	env    sim.Env
-	id     int32
-	client *Client
-	epoch  int64
-	image  *metadata.Image
-	// fenced is what the last heartbeat said.
-	fenced    bool
-	altering  map[string]bool
-	stopped   bool
-	shutdown  bool
-	heartbeat time.Duration
-}
-
-func startFakeBroker(id int32, controllers []string, onStart func(*fakeBroker)) sim.Start {
-	return func(env sim.Env) {
-		b := &fakeBroker{env: env, id: id, client: NewClient(env, controllers), image: metadata.NewImage(),
-			fenced: true, altering: map[string]bool{}, heartbeat: 200 * time.Millisecond}
-		onStart(b)
-		b.register()
-		b.fetchLoop()
-	}
-}
-
-func (b *fakeBroker) register() {
-	req := Request{Op: OpRegister, BrokerID: b.id, Addr: fmt.Sprintf("%s:9092", b.env.Node),
-		Incarnation: fmt.Sprintf("%x", b.env.Rand.Uint64())}
-	b.client.Do(req, func(r Response, err error) {
-		if err != nil || r.Code != metadata.CodeNone {
-			b.env.Clock.AfterFunc(100*time.Millisecond, b.register)
-			return
-		}
-		b.epoch = r.BrokerEpoch
-		b.heartbeatLoop()
-	})
-}
-
-func (b *fakeBroker) heartbeatLoop() {
-	if b.stopped || b.shutdown {
-		return
-	}
-	req := Request{Op: OpHeartbeat, BrokerID: b.id, BrokerEpoch: b.epoch, MetadataOffset: b.image.Next() - 1}
-	b.client.Do(req, func(r Response, err error) {
-		if err == nil && r.Code == metadata.CodeNone {
-			b.fenced = r.Fenced
-		}
-	})
-	b.env.Clock.AfterFunc(b.heartbeat, b.heartbeatLoop)
-}
-
-func (b *fakeBroker) fetchLoop() {
-	if b.stopped {
-		return
-	}
-	b.client.Do(Request{Op: OpFetchMetadata, FromOffset: b.image.Next()}, func(r Response, err error) {
-		if err == nil && r.Delta != nil {
-			if err := b.image.Apply(*r.Delta); err != nil {
-				b.env.Log.Logf("broker %d: %v", b.id, err)
-			}
-			b.expandISRs()
-		}
-	})
-	b.env.Clock.AfterFunc(100*time.Millisecond, b.fetchLoop)
-}
-
-// expandISRs asks to add every eligible replica missing from the ISR of a
-// partition this broker leads.
-func (b *fakeBroker) expandISRs() {
-	s := b.image.State()
-	for _, t := range sortedTopics(s) {
-		for i, p := range t.Partitions {
-			if p.Leader != b.id || b.shutdown {
-				continue
-			}
-			want := slices.Clone(p.ISR)
-			for _, r := range p.Replicas {
-				if br := s.Brokers[r]; br != nil && !br.Fenced && !br.ShuttingDown && !slices.Contains(want, r) {
-					want = append(want, r)
-				}
-			}
-			key := fmt.Sprintf("%s/%d/%d", t.ID, i, p.PartitionEpoch)
-			if len(want) == len(p.ISR) || b.altering[key] {
-				continue
-			}
-			b.altering[key] = true
-			b.client.Do(Request{Op: OpAlterPartition, BrokerID: b.id, BrokerEpoch: b.epoch, TopicID: t.ID,
-				Partition: int32(i), LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: want},
-				func(r Response, err error) {
-					if err != nil || r.Code != metadata.CodeNone {
-						delete(b.altering, key) // try again on the next fetch
-					}
-				})
-		}
-	}
-}
-
-func sortedTopics(s *metadata.State) []*metadata.Topic {
-	var out []*metadata.Topic
-	for _, t := range s.Topics {
-		out = append(out, t)
-	}
-	slices.SortFunc(out, func(a, b *metadata.Topic) int { return bytes.Compare([]byte(a.Name), []byte(b.Name)) })
-	return out
-}
-
 // cluster is three controllers, three fake brokers and an admin node.
 type cluster struct {
 	*quorum
-	brokers map[int32]*fakeBroker
+	brokers map[int32]*Agent
 	admin   *Client
 }
 
 func newCluster(t *testing.T, seed uint64) *cluster {
 	q := newQuorum(t, seed, nil, nil)
-	c := &cluster{quorum: q, brokers: map[int32]*fakeBroker{}}
+	c := &cluster{quorum: q, brokers: map[int32]*Agent{}}
 	var addrs []string
 	for _, n := range q.names {
 		addrs = append(addrs, n+":9093")
 	}
 	for id := int32(1); id <= 3; id++ {
-		q.w.AddNode(fmt.Sprintf("b%d", id), startFakeBroker(id, addrs, func(b *fakeBroker) { c.brokers[id] = b }))
+		q.w.AddNode(fmt.Sprintf("b%d", id), StartAgent(id, addrs, func(b *Agent) { c.brokers[id] = b }))
 	}
 	q.w.AddNode("admin", func(env sim.Env) { c.admin = NewClient(env, addrs) })
 	return c
@@ -311,10 +202,10 @@ func TestCombinedMode(t *testing.T) {
 		addrs = append(addrs, n+":9093")
 	}
 	ctrls := map[string]*Controller{}
-	brokers := map[int32]*fakeBroker{}
+	brokers := map[int32]*Agent{}
 	for i, n := range names {
 		cfg := DefaultConfig(uint64(i+1), voters, ":9093")
-		startBroker := startFakeBroker(int32(i+1), addrs, func(b *fakeBroker) { brokers[b.id] = b })
+		startBroker := StartAgent(int32(i+1), addrs, func(b *Agent) { brokers[b.id] = b })
 		w.AddNode(n, func(env sim.Env) {
 			c, err := Start(env, cfg)
 			if err != nil {

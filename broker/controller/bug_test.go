@@ -31,9 +31,9 @@ func correlatedPowerLoss(t *testing.T, seed uint64, bugs faults.Bugs, rounds int
 			q.w.Restart(n)
 		}
 	}
-	restarted := len(q.committed)
+	restarted := q.oracle.Len()
 	q.run(end + 2*time.Second)
-	q.committedAfterFaults = len(q.committed) - restarted
+	q.committedAfterFaults = q.oracle.Len() - restarted
 	return q
 }
 

@@ -43,6 +43,9 @@ type Config struct {
 	// OnApply, when set, sees every committed entry this controller
 	// applies, in order (tests check the replicas agree).
 	OnApply func(index, term uint64, data []byte)
+	// OnLead, when set, is told each time this controller becomes leader,
+	// with its term (an Oracle checks no term has two).
+	OnLead func(term uint64)
 }
 
 // DefaultConfig fills in the timings.

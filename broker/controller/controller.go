@@ -23,6 +23,18 @@ import (
 // before its entries are durable.
 var BugRaftAckBeforeSync = faults.BugRaftAckBeforeSync
 
+// Probes of the controller's rare paths.
+var (
+	probeTornTail = sim.DeclareProbe("controller/torn-tail-cut",
+		"a controller's log recovery cut a torn or corrupt tail")
+	probeSnapshotInstalled = sim.DeclareProbe("controller/snapshot-installed",
+		"a follower replaced its state with a snapshot sent by the leader")
+	probeSyncFailedRestart = sim.DeclareProbe("controller/sync-failed-restart",
+		"a controller whose log write or sync failed restarted from its disk")
+	probeLostQuorum = sim.DeclareProbe("controller/leader-lost-quorum",
+		"a leader that heard from no quorum for an election timeout stopped serving and sending")
+)
+
 // Controller is one member of the controller quorum.
 type Controller struct {
 	env   sim.Env
@@ -40,9 +52,12 @@ type Controller struct {
 	writing  bool
 	leader   bool
 	leaderAt time.Duration
-	stopped  bool
-	timers   []sim.Timer
-	api      *api
+	// lostQuorumNoted is whether this spell of leading without a quorum
+	// has been counted.
+	lostQuorumNoted bool
+	stopped         bool
+	timers          []sim.Timer
+	api             *api
 	// restarted sees the controller that replaces this one after a
 	// disk failure.
 	restarted func(*Controller)
@@ -68,6 +83,7 @@ func Start(env sim.Env, cfg Config) (*Controller, error) {
 	}
 	r := store.recovery
 	if r.TornBytes > 0 || r.CorruptFrames > 0 {
+		env.Hit(probeTornTail)
 		env.Log.Logf("controller %d: log recovery cut %d bytes (%d corrupt frames) after %d entries", cfg.ID, r.TornBytes, r.CorruptFrames, r.Entries)
 	}
 	c := &Controller{env: env, cfg: cfg, store: store}
@@ -233,7 +249,7 @@ func (c *Controller) persist(rd raft.Ready, done func(error)) {
 			done(err)
 			return
 		}
-		if len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) {
+		if len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) && !c.store.mustSync() {
 			done(nil)
 			return
 		}
@@ -262,6 +278,12 @@ func (c *Controller) afterDurable(rd raft.Ready) {
 		}
 	}
 	silenced := c.silenced()
+	if silenced && !c.lostQuorumNoted {
+		c.lostQuorumNoted = true
+		c.env.Hit(probeLostQuorum)
+	} else if !silenced {
+		c.lostQuorumNoted = false
+	}
 	for _, m := range rd.Messages {
 		if silenced && m.Type != pb.MsgSnap {
 			// Dropped as if lost: raft resends once the leader hears
@@ -291,6 +313,7 @@ func (c *Controller) restore(snap pb.Snapshot) {
 		return
 	}
 	c.state, c.conf, c.applied = s, snap.Metadata.ConfState, snap.Metadata.Index
+	c.env.Hit(probeSnapshotInstalled)
 	if c.onSnapshotInstalled != nil {
 		c.onSnapshotInstalled()
 	}
@@ -364,6 +387,7 @@ func (c *Controller) fail(err error) {
 	if c.stopped {
 		return
 	}
+	c.env.Hit(probeSyncFailedRestart)
 	c.env.Log.Logf("controller %d: %v; restarting from disk in %v", c.cfg.ID, err, retryAfterFailureDuration)
 	c.Stop()
 	env, cfg, onStart := c.env, c.cfg, c.restarted
@@ -399,7 +423,11 @@ func (c *Controller) noteRole(ss *raft.SoftState) {
 	isLeader := ss.RaftState == raft.StateLeader
 	if isLeader && !c.leader {
 		c.leaderAt = c.env.Clock.Mono()
+		c.lostQuorumNoted = false
 		c.api.becameLeader()
+		if c.cfg.OnLead != nil {
+			c.cfg.OnLead(c.rn.BasicStatus().Term)
+		}
 	}
 	if !isLeader && c.leader {
 		c.api.lostLeadership()
@@ -426,6 +454,10 @@ func (c *Controller) Status() Status {
 	return Status{ID: c.cfg.ID, Term: st.Term, Lead: st.Lead, Leader: st.RaftState == raft.StateLeader,
 		Commit: st.Commit, Applied: c.applied, SnapshotIndex: c.store.snapIndex, Recovery: c.store.recovery}
 }
+
+// Stopped reports whether the controller stopped: Stop was called, its log
+// failed (a successor starts from disk) or raft found its log damaged.
+func (c *Controller) Stopped() bool { return c.stopped }
 
 // State is the applied metadata; callers must not change it.
 func (c *Controller) State() *metadata.State { return c.state }

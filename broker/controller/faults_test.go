@@ -24,12 +24,12 @@ func TestLeaderKillElectsAnother(t *testing.T) {
 		if now == "" || now == old || q.live(now).Status().Term <= oldTerm {
 			t.Fatalf("seed %d: after killing %s (term %d) the leader is %q", seed, old, oldTerm, now)
 		}
-		before := len(q.committed)
+		before := q.oracle.Len()
 		q.w.Restart(old)
 		q.run(6 * time.Second)
 		q.check()
 		q.caughtUp()
-		if len(q.committed) <= before {
+		if q.oracle.Len() <= before {
 			t.Fatalf("seed %d: nothing committed after the kill", seed)
 		}
 	}

@@ -11,25 +11,20 @@ import (
 	"github.com/sluice-sim/sluice/sim/world"
 )
 
-// quorum is a simulated world of three controllers with an oracle that
-// remembers, for every index any controller applied, which entry it was:
-// a controller applying a different entry at an index already applied
-// somewhere means a committed entry was lost. It also samples who leads
-// each term, to catch two leaders in one term.
+// quorum is a simulated world of three controllers watched by an Oracle:
+// no index may be applied with two different entries, no term may have two
+// leaders, no controller may find its log damaged.
 type quorum struct {
-	t     testing.TB
-	w     *world.World
-	names []string
-	ctrls map[string]*Controller
-	// committed is the entry applied at each index, as first seen.
-	committed map[uint64]string
-	// leaders is who led each term, as sampled.
-	leaders    map[uint64]uint64
+	t      testing.TB
+	w      *world.World
+	names  []string
+	ctrls  map[string]*Controller
+	oracle *Oracle
+	// violations are the oracle's, as of the last look.
 	violations []string
 	proposed   int
 	// snapshotsInstalled counts snapshots a controller took from its leader.
 	snapshotsInstalled map[string]int
-	lostLogNoted       map[*Controller]bool
 	// committedAfterFaults counts entries first committed after the last
 	// fault, for tests that check the quorum came back.
 	committedAfterFaults int
@@ -46,8 +41,8 @@ func controllerNames(n int) []string {
 func newQuorum(t testing.TB, seed uint64, bugs faults.Bugs, tune func(*Config)) *quorum {
 	t.Helper()
 	q := &quorum{t: t, w: world.New(world.Config{Seed: seed}), names: controllerNames(3),
-		ctrls: map[string]*Controller{}, committed: map[uint64]string{}, leaders: map[uint64]uint64{},
-		snapshotsInstalled: map[string]int{}, lostLogNoted: map[*Controller]bool{}}
+		ctrls: map[string]*Controller{}, snapshotsInstalled: map[string]int{}}
+	q.oracle = NewOracle(q.w.Now)
 	var voters []Voter
 	for i, name := range q.names {
 		voters = append(voters, Voter{ID: uint64(i + 1), Addr: name + ":9093"})
@@ -58,45 +53,14 @@ func newQuorum(t testing.TB, seed uint64, bugs faults.Bugs, tune func(*Config)) 
 		if tune != nil {
 			tune(&cfg)
 		}
-		cfg.OnApply = func(index, term uint64, data []byte) { q.applied(name, index, term, data) }
+		cfg.OnApply = func(index, term uint64, data []byte) { q.oracle.Applied(name, index, term, data) }
+		cfg.OnLead = func(term uint64) { q.oracle.Led(term, cfg.ID) }
 		q.w.AddNode(name, Process(cfg, func(c *Controller) {
 			q.ctrls[name] = c
 			c.onSnapshotInstalled = func() { q.snapshotsInstalled[name]++ }
 		}))
 	}
-	q.sampleLeaders()
 	return q
-}
-
-func (q *quorum) applied(node string, index, term uint64, data []byte) {
-	entry := fmt.Sprintf("term %d %q", term, data)
-	if prev, ok := q.committed[index]; ok && prev != entry {
-		q.violations = append(q.violations, fmt.Sprintf("%.3fs %s applied %s at index %d where %s was applied before",
-			q.w.Now().Seconds(), node, entry, index, prev))
-		return
-	}
-	q.committed[index] = entry
-}
-
-// sampleLeaders looks at every running controller every 5 ms.
-func (q *quorum) sampleLeaders() {
-	q.w.At(q.w.Now()+5*time.Millisecond, func() {
-		for _, name := range q.names {
-			c := q.ctrls[name]
-			if c == nil || !q.w.Node(name).Up() || c.stopped {
-				continue
-			}
-			st := c.Status()
-			if !st.Leader {
-				continue
-			}
-			if other, ok := q.leaders[st.Term]; ok && other != st.ID {
-				q.violations = append(q.violations, fmt.Sprintf("%.3fs term %d has leaders %d and %d", q.w.Now().Seconds(), st.Term, other, st.ID))
-			}
-			q.leaders[st.Term] = st.ID
-		}
-		q.sampleLeaders()
-	})
 }
 
 // live returns the named controller if its node runs it.
@@ -144,15 +108,13 @@ func (q *quorum) run(until time.Duration) {
 	}
 }
 
-// noteLostLogs counts a controller that raft found with a damaged log as
-// a violation: it lost entries it had acknowledged.
+// noteLostLogs has the oracle count controllers that raft found with a
+// damaged log, and takes the oracle's violations.
 func (q *quorum) noteLostLogs() {
 	for _, name := range q.names {
-		if c := q.ctrls[name]; c != nil && c.LostLog != "" && !q.lostLogNoted[c] {
-			q.lostLogNoted[c] = true
-			q.violations = append(q.violations, fmt.Sprintf("%s lost acknowledged entries: %s", name, c.LostLog))
-		}
+		q.oracle.NoteLostLog(name, q.ctrls[name])
 	}
+	q.violations = q.oracle.Violations()
 }
 
 // check fails the test on any violation.

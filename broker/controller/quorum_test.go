@@ -19,7 +19,7 @@ func TestQuorumElectsAndReplicates(t *testing.T) {
 		t.Fatalf("only %d proposals made", q.proposed)
 	}
 	q.caughtUp()
-	if n := len(q.committed); n < q.proposed {
+	if n := q.oracle.Len(); n < q.proposed {
 		t.Fatalf("%d entries applied for %d proposals", n, q.proposed)
 	}
 }

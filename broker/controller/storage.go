@@ -85,12 +85,18 @@ type raftStore struct {
 	// and its name is not yet durable: a synced file whose name a power
 	// loss forgets is lost all the same.
 	nameUnsynced bool
+	// replayUnsynced is set from the open until the first sync: what
+	// recovery read may be an earlier process's writes that no sync
+	// covered (a killed process's page cache survives it), and the log
+	// and the directory entries may not be durable either. Nothing may be
+	// acknowledged on it until a sync has covered it.
+	replayUnsynced bool
 }
 
 // openStore replays the directory into memory. bootstrap is the snapshot
 // every controller of a new cluster starts from (its voters).
 func openStore(fs sim.FS, dir string, bootstrap pb.Snapshot) (*raftStore, error) {
-	s := &raftStore{MemoryStorage: raft.NewMemoryStorage(), fs: fs, dir: dir}
+	s := &raftStore{MemoryStorage: raft.NewMemoryStorage(), fs: fs, dir: dir, nameUnsynced: true, replayUnsynced: true}
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -195,7 +201,10 @@ func (s *raftStore) replaySegment(name string) error {
 		if frames >= segmentFramesMax {
 			return fmt.Errorf("%s: more than %d frames", full, segmentFramesMax)
 		}
-		kind, payload, ok := readFrame(f, off, size)
+		kind, payload, ok, err := readFrame(f, off, size)
+		if err != nil {
+			return fmt.Errorf("read %s at %d: %w", full, off, err)
+		}
 		if !ok {
 			break
 		}
@@ -207,7 +216,11 @@ func (s *raftStore) replaySegment(name string) error {
 	if off == size {
 		return nil
 	}
-	if validFrameAfter(f, off, size) {
+	corrupt, err := validFrameAfter(f, off, size)
+	if err != nil {
+		return fmt.Errorf("read %s after %d: %w", full, off, err)
+	}
+	if corrupt {
 		s.recovery.CorruptFrames++
 	}
 	s.recovery.TornBytes += size - off
@@ -242,40 +255,46 @@ func (s *raftStore) replayFrame(name string, kind byte, payload []byte) error {
 }
 
 // readFrame reads the frame at off; ok is false for a frame that is cut
-// short or fails its checksum.
-func readFrame(f sim.File, off, size int64) (kind byte, payload []byte, ok bool) {
+// short or fails its checksum. A read that fails is an error, not a bad
+// frame: the bytes may be intact on the platter, and cutting the log there
+// would throw away entries this controller acknowledged.
+func readFrame(f sim.File, off, size int64) (kind byte, payload []byte, ok bool, err error) {
 	if size-off < frameHeaderSize {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
 	header := make([]byte, frameHeaderSize)
 	if _, err := f.ReadAt(header, off); err != nil && !errors.Is(err, io.EOF) {
-		return 0, nil, false
+		return 0, nil, false, err
 	}
 	length := int64(binary.BigEndian.Uint32(header[4:]))
 	if length > frameBytesMax || off+frameHeaderSize+length > size {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
 	body := make([]byte, 5+length)
 	copy(body, header[4:])
 	if _, err := f.ReadAt(body[5:], off+frameHeaderSize); err != nil && !errors.Is(err, io.EOF) {
-		return 0, nil, false
+		return 0, nil, false, err
 	}
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(header) {
-		return 0, nil, false
+		return 0, nil, false, nil
 	}
-	return header[8], body[5:], true
+	return header[8], body[5:], true, nil
 }
 
 // validFrameAfter reports whether a valid frame starts anywhere in the
 // bytes after a bad one (within a bound).
-func validFrameAfter(f sim.File, bad, size int64) bool {
+func validFrameAfter(f sim.File, bad, size int64) (bool, error) {
 	end := min(size, bad+corruptScanBytesMax)
 	for off := bad + 1; off+frameHeaderSize <= end; off++ {
-		if kind, _, ok := readFrame(f, off, size); ok && (kind == frameEntry || kind == frameHardState) {
-			return true
+		kind, _, ok, err := readFrame(f, off, size)
+		if err != nil {
+			return false, err
+		}
+		if ok && (kind == frameEntry || kind == frameHardState) {
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 func encodeFrame(kind byte, payload []byte) []byte {
@@ -320,7 +339,13 @@ func (s *raftStore) appendFrames(entries []pb.Entry, hs pb.HardState) error {
 	return nil
 }
 
+// mustSync reports whether a sync is due though nothing new was written:
+// the log as recovered was never synced by this process.
+func (s *raftStore) mustSync() bool { return s.replayUnsynced || s.nameUnsynced }
+
 // sync makes the current segment durable, and its name if it is new.
+// Only the current segment can hold unsynced frames: a segment is rolled
+// only after its entries were synced and applied.
 func (s *raftStore) sync(done func(error)) {
 	name := s.segmentName
 	s.segment.Sync(func(err error) {
@@ -328,6 +353,7 @@ func (s *raftStore) sync(done func(error)) {
 			done(fmt.Errorf("sync %s: %w", name, err))
 			return
 		}
+		s.replayUnsynced = false
 		if !s.nameUnsynced {
 			done(nil)
 			return

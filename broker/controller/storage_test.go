@@ -20,8 +20,10 @@ type diskRig struct {
 	fs sim.FS
 }
 
-func newDiskRig(t *testing.T) *diskRig {
-	r := &diskRig{t: t, w: world.New(world.Config{Seed: 1})}
+func newDiskRig(t *testing.T) *diskRig { return newDiskRigSeeded(t, 1) }
+
+func newDiskRigSeeded(t *testing.T, seed uint64) *diskRig {
+	r := &diskRig{t: t, w: world.New(world.Config{Seed: seed})}
 	r.w.AddNode("n", func(env sim.Env) { r.fs = env.FS })
 	r.w.Run(time.Millisecond, 0)
 	return r
@@ -159,5 +161,72 @@ func TestStoreRefusesCorruptSnapshot(t *testing.T) {
 	f.Close()
 	if _, err := openStore(r.fs, "controller", testBootstrap); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("a corrupt snapshot opened with %v", err)
+	}
+}
+
+// TestStoreReadErrorIsNotATornTail: a read that fails while the log is
+// recovered fails the open, and leaves the log whole for the next try;
+// cutting the log there would lose acknowledged entries.
+func TestStoreReadErrorIsNotATornTail(t *testing.T) {
+	r := newDiskRig(t)
+	s := r.open()
+	r.write(s, 2, 40)
+	s.close()
+	disk := r.w.Node("n").Disk()
+	disk.SetReadErrorRate(1)
+	if _, err := openStore(r.fs, "controller", testBootstrap); err == nil {
+		t.Fatal("open with every read failing succeeded")
+	}
+	disk.SetReadErrorRate(0)
+	s = r.open()
+	defer s.close()
+	if got := lastIndex(s); got != 40 {
+		t.Fatalf("after a failed read the log ends at %d, want 40", got)
+	}
+	if rec := s.recovery; rec.TornBytes != 0 || rec.CorruptFrames != 0 {
+		t.Fatalf("recovery after the read errors: %+v", rec)
+	}
+}
+
+// TestStoreSyncsWhatItRecovered: a process killed before its first sync
+// leaves its log in the page cache; the next process reads it back and
+// must sync it, file and names, before it counts as durable, or a power
+// loss takes the whole directory.
+// A power loss keeps a random prefix of the uncommitted journal, so the
+// seeds vary what it keeps.
+func TestStoreSyncsWhatItRecovered(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		storeSyncsWhatItRecovered(t, seed)
+	}
+}
+
+func storeSyncsWhatItRecovered(t *testing.T, seed uint64) {
+	r := newDiskRigSeeded(t, seed)
+	s := r.open()
+	var entries []pb.Entry
+	for i := uint64(2); i <= 10; i++ {
+		entries = append(entries, pb.Entry{Index: i, Term: 2, Data: fmt.Appendf(nil, "entry %d", i)})
+	}
+	if err := s.appendFrames(entries, pb.HardState{Term: 2, Vote: 1, Commit: 10}); err != nil {
+		t.Fatal(err)
+	}
+	r.w.Kill("n") // before any sync
+	r.w.Restart("n")
+	s = r.open()
+	if got := lastIndex(s); got != 10 || !s.mustSync() {
+		t.Fatalf("seed %d: after the kill: last index %d, must sync %v; want 10 and true", seed, got, s.mustSync())
+	}
+	var synced error = errors.New("sync did not complete")
+	s.sync(func(err error) { synced = err })
+	r.w.Run(r.w.Now()+time.Second, 0)
+	if synced != nil || s.mustSync() {
+		t.Fatalf("seed %d: sync: %v, must sync after it: %v", seed, synced, s.mustSync())
+	}
+	r.w.PowerLoss("n")
+	r.w.Restart("n")
+	s = r.open()
+	defer s.close()
+	if got := lastIndex(s); got != 10 {
+		t.Fatalf("seed %d: after the sync and a power loss the log ends at %d, want 10", seed, got)
 	}
 }

@@ -103,7 +103,7 @@ func TestReproductionOptionByOption(t *testing.T) {
 	}
 }
 
-// TestPlantedBugFailuresReproduce takes three planted bugs, each with
+// TestPlantedBugFailuresReproduce takes four planted bugs, each with
 // non-default run and drain lengths and a schedule read from a file, finds
 // a failing seed, and replays the failure from its printed line and from
 // the file sim run saved.
@@ -115,6 +115,7 @@ func TestPlantedBugFailuresReproduce(t *testing.T) {
 		{"single-broker", "ack-before-sync"},
 		{"single-broker", "dedupe-off"},
 		{"counter", "dedupe-off"},
+		{"controller-quorum", "raft-ack-before-sync"},
 	} {
 		t.Run(c.scenario+"/"+c.bug, func(t *testing.T) {
 			const seedsMax = 12
