@@ -264,11 +264,17 @@ func decodeActions(data []byte) ([]json.RawMessage, error) {
 		line, col := lineColumn(data, int(dec.InputOffset()))
 		return nil, fmt.Errorf("line %d, column %d: text after the schedule's closing brace", line, col)
 	}
-	if raw.Actions == nil {
+	// A null pointer is either no field or "actions": null; only the
+	// field's absence is an error.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, errors.New(DescribeJSONError(data, err))
+	}
+	if _, ok := fields["actions"]; !ok {
 		return nil, fmt.Errorf("no \"actions\" field: want %s", scheduleShape)
 	}
-	if string(bytes.TrimSpace(*raw.Actions)) == "null" {
-		return nil, nil // an empty schedule, as older saved runs wrote it
+	if raw.Actions == nil {
+		return nil, nil // "actions": null, an empty schedule as older saved runs wrote it
 	}
 	// Decoded again from the whole document, so that an error's offset
 	// is the file's.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -112,6 +113,18 @@ func TestInvalidScheduleNamesEntryAndField(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s:\n got  %v\n want %s", c.json, err, c.want)
+		}
+	}
+}
+
+func TestEmptySchedulesRoundTrip(t *testing.T) {
+	data, err := json.Marshal(Schedule{})
+	if err != nil || string(data) != `{"actions":[]}` {
+		t.Fatalf("an empty schedule marshals as %s (%v)", data, err)
+	}
+	for _, in := range []string{`{"actions":[]}`, `{"actions":null}`} {
+		if s, err := Parse([]byte(in), nil); err != nil || len(s.Actions) != 0 {
+			t.Errorf("%s: %v, %d actions", in, err, len(s.Actions))
 		}
 	}
 }
