@@ -41,6 +41,8 @@ bench:
 soak: build
 	$(SLUICE) sim run --scenario counter --seed 1 --seeds 1000 --check-determinism
 	$(SLUICE) sim run --scenario single-broker --seed 1 --seeds 500 --check-determinism
+	$(SLUICE) sim run --scenario controller-quorum --seed 1 --seeds 500 --check-determinism
+	$(SLUICE) sim swarm --scenario all --seeds 1000 --parallel 2 --check-determinism --sample 20
 
 clean:
 	rm -rf bin sluice-failures reports-out
