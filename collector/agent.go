@@ -107,7 +107,7 @@ func (a *Agent) check() error {
 	}
 	for _, s := range a.cfg.Sinks {
 		if s.Type == "kafka" {
-			return fmt.Errorf("line %d: sink %s: the kafka sink is not supported yet", s.Line, s.Name)
+			return fmt.Errorf("line %d: sink %s: the kafka sink is not supported yet", s.Params["type"].Line, s.Name)
 		}
 	}
 	return nil
