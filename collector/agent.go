@@ -105,11 +105,6 @@ func (a *Agent) check() error {
 			return fmt.Errorf("line %d: sink group %s: processor %s is not supported yet (only default)", g.Line, g.Name, g.Processor)
 		}
 	}
-	for _, s := range a.cfg.Sinks {
-		if s.Type == "kafka" {
-			return fmt.Errorf("line %d: sink %s: the kafka sink is not supported yet", s.Params["type"].Line, s.Name)
-		}
-	}
 	return nil
 }
 
@@ -156,8 +151,14 @@ func (a *Agent) startComponents() error {
 			r.sink = &LoggerSink{name: s.Name, log: a.opts.EventLog, maxBytesToLog: int(s.Int("maxBytesToLog"))}
 		case "null":
 			r.sink = &NullSink{name: s.Name}
+		case "kafka":
+			sink, err := NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s), &r.counters)
+			if err != nil {
+				return err
+			}
+			r.sink = sink
 		default:
-			sim.Assert(false, "sink type %s passed the agent check", s.Type)
+			sim.Assert(false, "sink type %s passed the configuration check", s.Type)
 		}
 		a.runners = append(a.runners, r)
 	}

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/sim/world"
+	"github.com/sluice-sim/sluice/workloads/kafka"
 )
 
 // lineClient is a netcat client actor: it sends lines and collects the
@@ -335,8 +337,8 @@ func TestFileChannelAgentSurvivesPowerLoss(t *testing.T) {
 }
 
 func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
-	text := readSeed(t, "seed-netcat-memory-kafka.conf")
-	cfg, err := config.Parse(text, "agent1", nil)
+	text := validFailoverConf
+	cfg, err := config.Parse(text, "a1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,8 +346,83 @@ func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
 	w := world.New(world.Config{Seed: 1})
 	w.AddNode("n", Start(cfg, Options{OnFatal: func(err error) { fatal = err }}, nil))
 	w.Run(time.Second, 0)
-	if fatal == nil || !strings.Contains(fatal.Error(), "kafka sink is not supported yet") {
+	if fatal == nil || !strings.Contains(fatal.Error(), "line 7: sink group g1: processor failover is not supported yet") {
 		t.Fatalf("got %v", fatal)
+	}
+}
+
+const validFailoverConf = `a1.sources = r1
+a1.channels = c1
+a1.sinks = k1 k2
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.sinkgroups = g1
+a1.sinkgroups.g1.sinks = k1 k2
+a1.sinkgroups.g1.processor.type = failover
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+a1.sinks.k2.type = null
+a1.sinks.k2.channel = c1
+`
+
+// TestSeedNetcatMemoryKafka runs the seed's netcat -> memory -> KafkaSink
+// file unmodified in the simulated world, with a sluice broker on the
+// seed's first broker host, m1 (m2 and m3 do not exist, as a bootstrap
+// list allows), and reads the topic back with a consumer.
+func TestSeedNetcatMemoryKafka(t *testing.T) {
+	text := readSeed(t, "seed-netcat-memory-kafka.conf")
+	cfg, err := config.Parse(text, "agent1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	w := world.New(world.Config{Seed: 11, Log: &log})
+	w.AddNode("m1", broker.Start(broker.DefaultConfig(), nil))
+	var agent *Agent
+	w.AddNode("collector", Start(cfg, Options{}, func(a *Agent) { agent = a }))
+	var client sim.Env
+	w.AddNode("client", func(env sim.Env) { client = env })
+	w.Run(time.Second, 0)
+	if agent == nil {
+		t.Fatalf("agent did not start:\n%s", log.String())
+	}
+	cl := &lineClient{}
+	cl.c = client.Net.Dial("collector:4141", sim.ConnOptions{Framing: sim.FrameStream}, cl)
+	var want []string
+	for i := 0; i < 200; i++ {
+		want = append(want, fmt.Sprintf("User action %d", i))
+		cl.send(want[i] + "\n")
+	}
+	w.Run(w.Now()+20*time.Second, 0)
+	if n := cl.count("OK"); n != 200 {
+		t.Fatalf("%d OKs for 200 lines", n)
+	}
+	co, err := kafka.NewConsumer(client, kafka.ConsumerConfig{Bootstrap: []string{"m1:9092"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := co.Assign([]kafka.TopicPartition{{Topic: "mylog", Partition: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var poll func(kafka.PollResult)
+	poll = func(r kafka.PollResult) {
+		for _, rec := range r.Records {
+			got = append(got, string(rec.Value))
+		}
+		if len(got) < len(want) {
+			co.Poll(poll)
+		}
+	}
+	co.Poll(poll)
+	w.Run(w.Now()+20*time.Second, 0)
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("topic mylog holds %d records, want the 200 lines in order; first %v\n%s", len(got), got[:min(len(got), 3)], log.String())
+	}
+	m := agent.Metrics()["SINK.k1"]
+	if m["EventDrainSuccessCount"] != "200" || m["BatchCompleteCount"] == "0" {
+		t.Fatalf("sink metrics %v", m)
 	}
 }
 

@@ -5,7 +5,8 @@
 // runs on real sockets and files (sluice agent) and in the simulated world.
 //
 // One file per component type: memory_channel.go, file_channel.go,
-// netcat_source.go, seq_source.go, logger_sink.go, null_sink.go;
+// netcat_source.go, seq_source.go, logger_sink.go, null_sink.go,
+// kafka_sink.go;
 // channel.go holds the transaction logic both channels share and agent.go
 // wires a configuration (collector/config) into running components.
 package collector

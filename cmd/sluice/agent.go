@@ -39,8 +39,9 @@ sockets and files. It takes Flume's own command line (flume-ng agent):
 --conf-file/-f, --name/-n, --conf/-c and -Dkey=value properties, and Flume's
 configuration files unmodified.
 
-Components: sources netcat and seq; channels memory and file; sinks logger
-and null; the replicating and multiplexing selectors; the timestamp, host
+Components: sources netcat and seq; channels memory and file; sinks logger,
+null and kafka (Flume's KafkaSink keys: kafka.bootstrap.servers or brokerList,
+kafka.topic or topic, requiredAcks, batchSize); the replicating and multiplexing selectors; the timestamp, host
 and static interceptors; sink groups with the default processor. A
 component sluice does not run yet is refused with its line.
 

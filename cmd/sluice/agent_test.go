@@ -283,3 +283,46 @@ func TestAgentFileChannelKillNineLosesNothing(t *testing.T) {
 			len(got), len(acked), got[:min(5, len(got))], deliver.log)
 	}
 }
+
+// TestAgentSeedKafkaSinkIntoSluiceBroker runs the seed's netcat -> memory
+// -> KafkaSink file against a real sluice broker (its brokerList and port
+// moved to this machine's) and reads the topic back with kcat.
+func TestAgentSeedKafkaSinkIntoSluiceBroker(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatal("kcat is not installed (Debian: apt-get install kcat); .ci/run installs it")
+	}
+	b := startRealBroker(t, t.TempDir(), "")
+	port := freePort(t)
+	conf := seedConfig(t, "seed-netcat-memory-kafka.conf", port)
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(text), "m1:9092,m2:9092,m3:9092", b.addr, 1)
+	if err := os.WriteFile(conf, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startRealAgent(t, "--conf-file", conf, "--name", "agent1")
+	waitListening(t, "127.0.0.1:"+port, a)
+	var lines []string
+	for i := 0; i < 100; i++ {
+		lines = append(lines, fmt.Sprintf("User login: user%03d", i))
+	}
+	if answers := sendLines(t, "127.0.0.1:"+port, lines); strings.Count(strings.Join(answers, ","), "OK") != len(lines) {
+		t.Fatalf("answers %v", answers)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		// Until the sink's first batch creates the topic, kcat finds none.
+		out, err := exec.Command("kcat", "-b", b.addr, "-C", "-t", "mylog", "-e", "-o", "beginning", "-f", "%s\n").Output()
+		got = strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if err == nil && len(got) >= len(lines) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if strings.Join(got, "|") != strings.Join(lines, "|") {
+		t.Fatalf("kcat read %d records, want the %d lines in order:\n%v\nagent:\n%s", len(got), len(lines), got, a.log)
+	}
+}

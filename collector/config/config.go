@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -356,6 +357,10 @@ func (ks keySpec) check(value string) error {
 	case valueBool:
 		if _, err := parseBool(value); err != nil {
 			return err
+		}
+	case valueString:
+		if len(ks.choices) > 0 && !slices.Contains(ks.choices, value) {
+			return fmt.Errorf("%q is not one of %s", value, strings.Join(ks.choices, ", "))
 		}
 	}
 	return nil

@@ -46,7 +46,7 @@ func TestSeedConfigsParseUnmodified(t *testing.T) {
 			}
 			if strings.Contains(name, "kafka") {
 				if sink.Type != "kafka" || sink.String("brokerList") != "m1:9092,m2:9092,m3:9092" || sink.String("topic") != "mylog" ||
-					sink.BatchSize() != 20 || sink.Int("requiredAcks") != 1 {
+					sink.BatchSize() != 20 || sink.String("requiredAcks") != "1" {
 					t.Fatalf("kafka sink %+v batch %d", sink, sink.BatchSize())
 				}
 			} else if sink.Type != "logger" {

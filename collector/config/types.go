@@ -20,6 +20,8 @@ type keySpec struct {
 	// and text is the default of a string key.
 	def  int64
 	text string
+	// choices, when set, are the values a string key may take.
+	choices []string
 }
 
 type valueKind uint8
@@ -132,8 +134,8 @@ var specs = []typeSpec{
 			"topic":                   stringKey("default-flume-topic"),
 			"flumeBatchSize":          intKey(100, 1, batchMax),
 			"batchSize":               intKey(100, 1, batchMax),
-			"kafka.producer.acks":     intKey(1, -1, 1),
-			"requiredAcks":            intKey(1, -1, 1),
+			"kafka.producer.acks":     {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
+			"requiredAcks":            {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
 		},
 		batchKeys: []string{"flumeBatchSize", "batchSize"},
 	},
