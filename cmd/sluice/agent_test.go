@@ -326,3 +326,31 @@ func TestAgentSeedKafkaSinkIntoSluiceBroker(t *testing.T) {
 		t.Fatalf("kcat read %d records, want the %d lines in order:\n%v\nagent:\n%s", len(got), len(lines), got, a.log)
 	}
 }
+
+// TestAgentBadInput: a bad file, agent or property exits 2 and says what
+// and where.
+func TestAgentBadInput(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "flume.conf")
+	text := "a1.sources = r1\na1.channels = c1\na1.sinks = k1\na1.sources.r1.type = seq\na1.sources.r1.channels = c1\n" +
+		"a1.channels.c1.type = memory\na1.sinks.k1.type = logger\na1.sinks.k1.channel = c9\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "-f", conf, "-n", "a1"}, "line 8: a1.sinks.k1.channel: unknown channel c9 (a1.channels lists c1)"},
+		{[]string{"agent", "-f", conf, "-n", "a2"}, "no agent named a2 in the file (agents: a1)"},
+		{[]string{"agent", "-f", conf, "-n", "a1", "-Dflume.monitoring.type=ganglia"}, `flume.monitoring.type "ganglia" is not supported`},
+		{[]string{"agent", "-f", filepath.Join(dir, "missing.conf"), "-n", "a1"}, "--conf-file: open"},
+		{[]string{"agent", "-n", "a1"}, `required flag(s) "conf-file" not set`},
+	}
+	for _, c := range cases {
+		code, out := run(t, dir, c.args...)
+		if code != 2 || !strings.Contains(out, c.want) {
+			t.Errorf("sluice %s: exit %d, want 2 with %q:\n%s", strings.Join(c.args, " "), code, c.want, out)
+		}
+	}
+}
