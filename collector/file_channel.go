@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"time"
 
@@ -87,6 +88,7 @@ func fileChannelConfig(c *config.Channel, resolve func(string) string) FileChann
 
 type pendingCommit struct {
 	t    *Txn
+	file sim.File
 	end  recordLoc
 	done func(error)
 }
@@ -97,7 +99,10 @@ type pendingCommit struct {
 type syncRound struct {
 	commits []*pendingCommit
 	pending int
-	err     error
+	// failed holds the files whose sync failed; dirErr a failed sync of
+	// the data directory.
+	failed map[sim.File]error
+	dirErr error
 }
 
 // pendingCommitsMax bounds the commits waiting for the next sync.
@@ -106,6 +111,18 @@ const pendingCommitsMax = 1 << 16
 // OpenFileChannel replays the channel's checkpoint and log, starts a new
 // log file, and calls ready on the loop once the channel can commit.
 func OpenFileChannel(name string, env sim.Env, cfg FileChannelConfig, ready func(*FileChannel, error)) {
+	openFileChannel(name, env, cfg, 1, ready)
+}
+
+const (
+	// openAttemptsMax bounds the replays of one open: a sync of what
+	// replay found may fail (a failed sync before a crash can still be
+	// throwing data away), and then what is on disk must be read again.
+	openAttemptsMax  = 10
+	openRetryBackoff = 100 * time.Millisecond
+)
+
+func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt int, ready func(*FileChannel, error)) {
 	f := &FileChannel{cfg: cfg, live: map[uint64]recordLoc{}}
 	f.channelCore = newChannelCore(name, env, channelLimits{
 		capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity, keepAlive: cfg.KeepAlive,
@@ -116,7 +133,14 @@ func OpenFileChannel(name string, env sim.Env, cfg FileChannelConfig, ready func
 	}
 	f.syncReplayed(func(err error) {
 		if err != nil {
-			ready(nil, fmt.Errorf("file channel %s: %w", name, err))
+			f.file.Close()
+			err = fmt.Errorf("file channel %s: %w", name, err)
+			if attempt >= openAttemptsMax {
+				ready(nil, err)
+				return
+			}
+			env.Log.Logf("%v; replaying again", err)
+			env.Clock.AfterFunc(openRetryBackoff, func() { openFileChannel(name, env, cfg, attempt+1, ready) })
 			return
 		}
 		f.newFileUnsynced = false
@@ -260,14 +284,14 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	if len(f.unsynced) == 0 || f.unsynced[len(f.unsynced)-1] != f.file {
 		f.unsynced = append(f.unsynced, f.file)
 	}
-	f.next = append(f.next, &pendingCommit{t: t, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
+	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
 	if f.round == nil {
 		f.startRound()
 	}
 }
 
 func (f *FileChannel) startRound() {
-	round := &syncRound{commits: f.next}
+	round := &syncRound{commits: f.next, failed: map[sim.File]error{}}
 	f.next = nil
 	f.round = round
 	files := f.unsynced
@@ -278,48 +302,86 @@ func (f *FileChannel) startRound() {
 	if syncDir {
 		round.pending++
 	}
-	finish := func(err error) {
-		if err != nil && round.err == nil {
-			round.err = err
-		}
+	finish := func() {
 		round.pending--
 		if round.pending == 0 {
 			f.endRound(round)
 		}
 	}
 	if syncDir {
-		f.env.FS.SyncDir(f.cfg.DataDir, finish)
+		f.syncDataDir(round, dirSyncAttemptsMax, finish)
 	}
 	for _, file := range files {
-		file.Sync(finish)
+		file.Sync(func(err error) {
+			if err != nil {
+				round.failed[file] = err
+			}
+			finish()
+		})
 	}
 	if round.pending == 0 {
 		f.env.Clock.AfterFunc(0, func() { f.endRound(round) })
 	}
 }
 
-// endRound completes a group commit: on success its commits apply in
-// order; on failure they and every commit appended since fail, since a
-// failed sync may have thrown their bytes away, and writing moves to a new
-// file.
+// dirSyncAttemptsMax bounds the tries to make a new log file's name
+// durable. A failed directory sync loses no data (the file's own sync
+// decides that), so it is worth trying again before failing commits whose
+// records may well be on disk.
+const dirSyncAttemptsMax = 3
+
+func (f *FileChannel) syncDataDir(round *syncRound, attempts int, finish func()) {
+	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
+		if err != nil && attempts > 1 {
+			f.env.Log.Logf("file channel %s: sync %s: %v; trying again", f.name, f.cfg.DataDir, err)
+			f.syncDataDir(round, attempts-1, finish)
+			return
+		}
+		round.dirErr = err
+		finish()
+	})
+}
+
+// endRound completes a group commit. A commit succeeds when the sync of
+// its file did (and the data directory's, after a new file). A failed
+// file sync may have thrown away everything unsynced in that file, so the
+// commits appended to it since the round began fail too, and when it is
+// the current file writing moves to a new one.
 func (f *FileChannel) endRound(round *syncRound) {
 	f.round = nil
-	f.closeRetired()
-	if round.err != nil {
-		failed := append(round.commits, f.next...)
-		f.next, f.unsynced = nil, nil
-		err := fmt.Errorf("file channel %s: sync: %w", f.name, round.err)
-		f.env.Log.Logf("%v; %d commits fail, writing moves to a new log file", err, len(failed))
-		if rollErr := f.roll(f.fileID + 1); rollErr != nil {
-			f.broken = fmt.Errorf("file channel %s: %w", f.name, rollErr)
+	failedErr := func(pc *pendingCommit) error {
+		if err := round.failed[pc.file]; err != nil {
+			return fmt.Errorf("file channel %s: sync: %w", f.name, err)
 		}
-		for _, pc := range failed {
-			pc.done(err)
+		if round.dirErr != nil {
+			return fmt.Errorf("file channel %s: sync %s: %w", f.name, f.cfg.DataDir, round.dirErr)
 		}
-		f.afterRound()
-		return
+		return nil
+	}
+	var later []*pendingCommit
+	var failed []*pendingCommit
+	for _, pc := range f.next {
+		if round.failed[pc.file] != nil {
+			failed = append(failed, pc)
+		} else {
+			later = append(later, pc)
+		}
+	}
+	f.next = later
+	if len(round.failed) > 0 || round.dirErr != nil {
+		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return round.failed[file] != nil })
+		if round.failed[f.file] != nil || round.dirErr != nil {
+			f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
+			if err := f.roll(f.fileID + 1); err != nil {
+				f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
+			}
+		}
 	}
 	for _, pc := range round.commits {
+		if err := failedErr(pc); err != nil {
+			pc.done(err)
+			continue
+		}
 		for _, id := range pc.t.ids {
 			f.live[id] = pc.t.loc
 		}
@@ -329,6 +391,10 @@ func (f *FileChannel) endRound(round *syncRound) {
 		f.applied = pc.end
 		pc.done(nil)
 	}
+	for _, pc := range failed {
+		pc.done(failedErr(pc))
+	}
+	f.closeRetired()
 	f.afterRound()
 }
 
@@ -338,12 +404,16 @@ func (f *FileChannel) afterRound() {
 	}
 }
 
-// closeRetired closes the old log files no sync needs any more.
+// closeRetired closes the old log files no sync needs any more: those
+// with no appends waiting for the next round.
 func (f *FileChannel) closeRetired() {
-	for _, file := range f.retired {
+	f.retired = slices.DeleteFunc(f.retired, func(file sim.File) bool {
+		if slices.Contains(f.unsynced, file) {
+			return false
+		}
 		file.Close()
-	}
-	f.retired = nil
+		return true
+	})
 }
 
 func (f *FileChannel) scheduleCheckpoint() {

@@ -21,11 +21,14 @@ func testFileChannelConfig() FileChannelConfig {
 	return cfg
 }
 
-func openFileChannel(t interface{ Fatalf(string, ...any) }, r *rig, cfg FileChannelConfig) *FileChannel {
+func openTestChannel(t interface{ Fatalf(string, ...any) }, r *rig, cfg FileChannelConfig) *FileChannel {
 	var ch *FileChannel
 	var openErr error
-	OpenFileChannel("c1", r.env, cfg, func(f *FileChannel, err error) { ch, openErr = f, err })
-	r.settle()
+	done := false
+	OpenFileChannel("c1", r.env, cfg, func(f *FileChannel, err error) { ch, openErr, done = f, err, true })
+	for i := 0; i < 100 && !done; i++ {
+		r.settle()
+	}
 	if openErr != nil || ch == nil {
 		t.Fatalf("open file channel: %v (log:\n%s)", openErr, r.log)
 	}
@@ -58,16 +61,26 @@ type fileModelRun struct {
 	nextID   uint64
 	idOf     map[string]uint64
 	problems []string
+	// failArmed says syncs may fail until the next settle: commits may
+	// then fail, and a failed sync throws away what it covered.
+	failArmed bool
+}
+
+// failSync makes the disk's next sync fail: the commits it covers must
+// fail, and their events must not come back after a restart.
+func (m *fileModelRun) failSync(t *rapid.T) {
+	m.r.w.Node(rigNode).Disk().FailSyncs(1)
+	m.failArmed = true
 }
 
 // modelRounds is how many times the model tests run rapid's default number
-// of checks, each from its own seed (a round takes well under a second);
+// of checks, each from its own seed (a round takes a fraction of a second);
 // -short runs one. Longer runs: -rapid.checks=20000.
 func modelRounds() int {
 	if testing.Short() {
 		return 1
 	}
-	return 5
+	return 20
 }
 
 func TestFileChannelModel(t *testing.T) {
@@ -81,7 +94,7 @@ func fileModelCheck(rt *rapid.T) {
 		r := newRig(rapid.Uint64().Draw(rt, "seed"))
 		cfg := testFileChannelConfig()
 		m := &fileModelRun{t: rt, r: r, cfg: cfg, nextID: 1, idOf: map[string]uint64{}}
-		m.ch = openFileChannel(rt, r, cfg)
+		m.ch = openTestChannel(rt, r, cfg)
 		rt.Repeat(map[string]func(*rapid.T){
 			"begin":      m.begin,
 			"put":        m.put,
@@ -90,6 +103,7 @@ func fileModelCheck(rt *rapid.T) {
 			"rollback":   m.rollback,
 			"settle":     func(*rapid.T) { m.settle() },
 			"checkpoint": m.checkpoint,
+			"failSync":   m.failSync,
 			"kill":       func(t *rapid.T) { m.crash(t, false) },
 			"powerLoss":  func(t *rapid.T) { m.crash(t, true) },
 			"":           m.check,
@@ -183,6 +197,8 @@ func (m *fileModelRun) returnTakes(takes []mEvent) {
 func (m *fileModelRun) settle() {
 	m.r.settle()
 	m.reap(true)
+	m.r.w.Node(rigNode).Disk().FailSyncs(0)
+	m.failArmed = false
 }
 
 // reap moves finished commits into the model; with all set, every commit
@@ -192,15 +208,19 @@ func (m *fileModelRun) reap(all bool) {
 		if !x.committing || (!all && !x.finished) {
 			continue
 		}
-		if !x.finished || x.result != nil {
+		if !x.finished || (x.result != nil && !m.failArmed) {
 			m.t.Fatalf("commit of %v not acknowledged after settling: finished %v, %v", x.puts, x.finished, x.result)
+		}
+		m.open = slices.DeleteFunc(m.open, func(o *fTxn) bool { return o == x })
+		if x.result != nil {
+			m.returnTakes(x.takes)
+			continue
 		}
 		var puts []mEvent
 		for i, body := range x.puts {
 			puts = append(puts, mEvent{id: x.ids[i], body: body})
 		}
 		m.returnTakes(puts) // keeps commit order
-		m.open = slices.DeleteFunc(m.open, func(o *fTxn) bool { return o == x })
 	}
 }
 
@@ -220,6 +240,7 @@ func (m *fileModelRun) checkpoint(t *rapid.T) {
 // page cache) and a power loss any of them; nothing else.
 func (m *fileModelRun) crash(t *rapid.T, power bool) {
 	m.reap(false)
+	m.r.w.Node(rigNode).Disk().FailSyncs(0)
 	var mustHave, mayHave []mEvent
 	mustHave = append(mustHave, m.avail...)
 	for _, x := range m.open {
@@ -235,7 +256,7 @@ func (m *fileModelRun) crash(t *rapid.T, power bool) {
 		}
 	}
 	m.r.crash(power)
-	m.ch = openFileChannel(t, m.r, m.cfg)
+	m.ch = openTestChannel(t, m.r, m.cfg)
 	if !power {
 		// A kill damages nothing: only what an earlier power loss tore
 		// may still be reported.
@@ -272,7 +293,7 @@ func (m *fileModelRun) crash(t *rapid.T, power bool) {
 			t.Fatalf("acknowledged event %s lost after restart (power loss %v); holds %v", e.body, power, got)
 		}
 	}
-	if !power {
+	if !power && !m.failArmed {
 		for _, x := range m.open {
 			if !x.committing {
 				continue
@@ -284,7 +305,7 @@ func (m *fileModelRun) crash(t *rapid.T, power bool) {
 			}
 		}
 	}
-	m.avail, m.open = got, nil
+	m.avail, m.open, m.failArmed = got, nil, false
 }
 
 func (m *fileModelRun) check(t *rapid.T) {
@@ -308,7 +329,7 @@ func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
 	r := newRig(3)
 	cfg := testFileChannelConfig()
 	cfg.MaxFileSize = 1 << 20
-	ch := openFileChannel(t, r, cfg)
+	ch := openTestChannel(t, r, cfg)
 	var records []recordLoc
 	for i := 0; i < 3; i++ {
 		tx := ch.Begin()
@@ -332,7 +353,7 @@ func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
 	b[0] ^= 0x04
 	f.WriteAt(b, pos)
 	f.Close()
-	ch = openFileChannel(t, r, cfg)
+	ch = openTestChannel(t, r, cfg)
 	if len(ch.Problems) != 1 || !strings.Contains(ch.Problems[0], "checksum mismatch") {
 		t.Fatalf("problems %v", ch.Problems)
 	}
@@ -351,7 +372,7 @@ func TestFileChannelGroupCommit(t *testing.T) {
 	r := newRig(5)
 	cfg := testFileChannelConfig()
 	cfg.MaxFileSize = 1 << 20
-	ch := openFileChannel(t, r, cfg)
+	ch := openTestChannel(t, r, cfg)
 	syncs := 0
 	ch.file = &countingFile{File: ch.file, syncs: &syncs}
 	done := 0
@@ -386,7 +407,7 @@ func TestFileChannelRemovesOldLogs(t *testing.T) {
 	r := newRig(9)
 	cfg := testFileChannelConfig()
 	cfg.CheckpointInterval = time.Hour
-	ch := openFileChannel(t, r, cfg)
+	ch := openTestChannel(t, r, cfg)
 	for i := 0; i < 40; i++ {
 		tx := ch.Begin()
 		tx.Put(Event{Body: []byte(strings.Repeat("y", 200))})
@@ -405,7 +426,7 @@ func TestFileChannelRemovesOldLogs(t *testing.T) {
 		t.Fatalf("log files before the checkpoint %v, after %v", before, after)
 	}
 	r.crash(true)
-	ch = openFileChannel(t, r, cfg)
+	ch = openTestChannel(t, r, cfg)
 	if ch.Size() != 0 || len(ch.Problems) != 0 {
 		t.Fatalf("after restart: %d events, problems %v", ch.Size(), ch.Problems)
 	}
