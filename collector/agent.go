@@ -128,6 +128,11 @@ func (a *Agent) openChannels(done func(error)) {
 		case "memory":
 			a.channels[c.Name] = NewMemoryChannel(c.Name, a.env, memoryChannelConfig(c))
 		case "file":
+			for _, key := range []string{"useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
+				if c.Has(key) {
+					a.env.Log.Logf("channel %s: %s is accepted but not used yet", c.Name, key)
+				}
+			}
 			pending++
 			name := c.Name
 			OpenFileChannel(name, a.env, fileChannelConfig(c, a.opts.ResolveDir), func(f *FileChannel, err error) {
