@@ -100,11 +100,6 @@ func (a *Agent) fatal(err error) {
 // check refuses what the configuration allows but this agent does not run
 // yet, before anything starts.
 func (a *Agent) check() error {
-	for _, g := range a.cfg.SinkGroups {
-		if g.Processor != "default" {
-			return fmt.Errorf("line %d: sink group %s: processor %s is not supported yet (only default)", g.Line, g.Name, g.Processor)
-		}
-	}
 	return nil
 }
 
@@ -149,23 +144,39 @@ func (a *Agent) openChannels(done func(error)) {
 }
 
 func (a *Agent) startComponents() error {
+	members := map[string]*sinkMember{}
 	for _, s := range a.cfg.Sinks {
-		r := &sinkRunner{env: a.env, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
-		switch s.Type {
-		case "logger":
-			r.sink = &LoggerSink{name: s.Name, log: a.opts.EventLog, maxBytesToLog: int(s.Int("maxBytesToLog"))}
-		case "null":
-			r.sink = &NullSink{name: s.Name}
-		case "kafka":
-			sink, err := NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s), &r.counters)
-			if err != nil {
-				return err
-			}
-			r.sink = sink
-		default:
-			sim.Assert(false, "sink type %s passed the configuration check", s.Type)
+		sink, err := a.newSink(s)
+		if err != nil {
+			return err
+		}
+		members[s.Name] = &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+	}
+	grouped := map[string]bool{}
+	for _, g := range a.cfg.SinkGroups {
+		r := &sinkRunner{env: a.env}
+		switch g.Processor {
+		case "failover":
+			r.policy = policyFailover
+			r.maxPenalty = time.Duration(g.Int("maxpenalty", 30000)) * time.Millisecond
+		case "load_balance":
+			r.policy = policyLoadBalance
+			r.random = g.String("selector", "round_robin") == "random"
+			r.backoffOnError = g.String("backoff", "false") == "true"
+			r.maxPenalty = time.Duration(g.Int("selector.maxTimeOut", 30000)) * time.Millisecond
+		}
+		for i, name := range g.Sinks {
+			m := members[name]
+			m.order, m.priority = i, g.Int("priority."+name, 0)
+			r.members = append(r.members, m)
+			grouped[name] = true
 		}
 		a.runners = append(a.runners, r)
+	}
+	for _, s := range a.cfg.Sinks {
+		if !grouped[s.Name] {
+			a.runners = append(a.runners, &sinkRunner{env: a.env, members: []*sinkMember{members[s.Name]}})
+		}
 	}
 	for _, s := range a.cfg.Sources {
 		src, err := a.newSource(s)
@@ -186,6 +197,19 @@ func (a *Agent) startComponents() error {
 		}
 	}
 	return nil
+}
+
+func (a *Agent) newSink(s *config.Sink) (Sink, error) {
+	switch s.Type {
+	case "logger":
+		return &LoggerSink{name: s.Name, log: a.opts.EventLog, maxBytesToLog: int(s.Int("maxBytesToLog"))}, nil
+	case "null":
+		return &NullSink{name: s.Name}, nil
+	case "kafka":
+		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
+	}
+	sim.Assert(false, "sink type %s passed the configuration check", s.Type)
+	return nil, nil
 }
 
 func (a *Agent) newSource(s *config.Source) (Source, error) {
@@ -252,7 +276,9 @@ func (a *Agent) Metrics() map[string]Metrics {
 		}
 	}
 	for _, r := range a.runners {
-		out["SINK."+r.sink.Name()] = r.counters.metrics()
+		for _, m := range r.members {
+			out["SINK."+m.sink.Name()] = m.counters.metrics()
+		}
 	}
 	return out
 }
@@ -274,7 +300,7 @@ func (a *Agent) Stop(done func()) {
 	drain = func() {
 		busy := false
 		for _, r := range a.runners {
-			if r.busy || r.ch.Size() > 0 {
+			if r.pending() {
 				busy = true
 				r.wake()
 			}
@@ -285,7 +311,6 @@ func (a *Agent) Stop(done func()) {
 		}
 		for _, r := range a.runners {
 			r.stop()
-			r.sink.Stop()
 		}
 		a.stopChannels(done)
 	}

@@ -337,7 +337,8 @@ func TestFileChannelAgentSurvivesPowerLoss(t *testing.T) {
 }
 
 func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
-	text := validFailoverConf
+	text := strings.Replace(fanOutConf, "a1.sources.r1.channels = c1 c2",
+		"a1.sources.r1.channels = c1 c2\na1.sources.r1.interceptors = f\na1.sources.r1.interceptors.f.type = regex_filter", 1)
 	cfg, err := config.Parse(text, "a1", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -346,25 +347,96 @@ func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
 	w := world.New(world.Config{Seed: 1})
 	w.AddNode("n", Start(cfg, Options{OnFatal: func(err error) { fatal = err }}, nil))
 	w.Run(time.Second, 0)
-	if fatal == nil || !strings.Contains(fatal.Error(), "line 7: sink group g1: processor failover is not supported yet") {
+	if fatal == nil || !strings.Contains(fatal.Error(), `line 8: interceptor f: type "regex_filter" is not supported yet`) {
 		t.Fatalf("got %v", fatal)
 	}
 }
 
-const validFailoverConf = `a1.sources = r1
+const failoverConf = `a1.sources = r1
 a1.channels = c1
 a1.sinks = k1 k2
 a1.sources.r1.type = seq
+a1.sources.r1.totalEvents = 200
 a1.sources.r1.channels = c1
 a1.channels.c1.type = memory
+a1.channels.c1.capacity = 1000
 a1.sinkgroups = g1
 a1.sinkgroups.g1.sinks = k1 k2
 a1.sinkgroups.g1.processor.type = failover
+a1.sinkgroups.g1.processor.priority.k1 = 10
+a1.sinkgroups.g1.processor.priority.k2 = 5
+a1.sinkgroups.g1.processor.maxpenalty = 10000
+a1.sinks.k1.type = kafka
+a1.sinks.k1.kafka.bootstrap.servers = nowhere:9092
+a1.sinks.k1.kafka.topic = t
+a1.sinks.k1.channel = c1
+a1.sinks.k2.type = logger
+a1.sinks.k2.batchSize = 50
+a1.sinks.k2.channel = c1
+`
+
+// TestFailoverSinkGroup: the preferred sink (a Kafka sink to a broker that
+// does not exist) fails its batch after the producer's delivery timeout;
+// the group rolls back and hands the same events to the next sink, which
+// delivers every one.
+func TestFailoverSinkGroup(t *testing.T) {
+	aw := newAgentWorld(t, 9, failoverConf, "a1")
+	aw.run(5 * time.Minute)
+	m := aw.agent.Metrics()
+	if m["SINK.k1"]["RollbackCount"] == "0" || m["SINK.k1"]["EventDrainSuccessCount"] != "0" ||
+		m["SINK.k2"]["EventDrainSuccessCount"] != "200" {
+		t.Fatalf("k1 %v\nk2 %v", m["SINK.k1"], m["SINK.k2"])
+	}
+	seen := map[string]bool{}
+	for _, b := range aw.bodies() {
+		seen[b] = true
+	}
+	if len(seen) != 200 {
+		t.Fatalf("%d distinct events logged, want 200", len(seen))
+	}
+}
+
+const loadBalanceConf = `a1.sources = r1
+a1.channels = c1
+a1.sinks = k1 k2 k3
+a1.sources.r1.type = seq
+a1.sources.r1.totalEvents = 3000
+a1.sources.r1.batchSize = 100
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = 10000
+a1.sinkgroups = g1
+a1.sinkgroups.g1.sinks = k1 k2 k3
+a1.sinkgroups.g1.processor.type = load_balance
+a1.sinkgroups.g1.processor.selector = round_robin
 a1.sinks.k1.type = null
 a1.sinks.k1.channel = c1
 a1.sinks.k2.type = null
 a1.sinks.k2.channel = c1
+a1.sinks.k3.type = logger
+a1.sinks.k3.batchSize = 100
+a1.sinks.k3.channel = c1
 `
+
+// TestLoadBalanceSinkGroup: round robin spreads the batches over the three
+// sinks, which together drain every event exactly once.
+func TestLoadBalanceSinkGroup(t *testing.T) {
+	aw := newAgentWorld(t, 10, loadBalanceConf, "a1")
+	aw.run(2 * time.Minute)
+	m := aw.agent.Metrics()
+	total := 0
+	for _, k := range []string{"SINK.k1", "SINK.k2", "SINK.k3"} {
+		var n int
+		fmt.Sscan(m[k]["EventDrainSuccessCount"], &n)
+		if n == 0 {
+			t.Fatalf("%s drained nothing: %v", k, m)
+		}
+		total += n
+	}
+	if total != 3000 || m["CHANNEL.c1"]["EventTakeSuccessCount"] != "3000" {
+		t.Fatalf("drained %d in all; channel %v", total, m["CHANNEL.c1"])
+	}
+}
 
 // TestSeedNetcatMemoryKafka runs the seed's netcat -> memory -> KafkaSink
 // file unmodified in the simulated world, with a sluice broker on the

@@ -74,12 +74,12 @@ a.sinks.k.channel = c
 	b.ResetTimer()
 	for step := 0; step < 1<<20; step++ {
 		w.Run(w.Now()+time.Second, 0)
-		if agent != nil && agent.runners[0].counters.EventDrainSuccessCount == int64(b.N) {
+		if agent != nil && agent.runners[0].members[0].counters.EventDrainSuccessCount == int64(b.N) {
 			break
 		}
 	}
 	b.StopTimer()
-	if got := agent.runners[0].counters.EventDrainSuccessCount; got != int64(b.N) {
+	if got := agent.runners[0].members[0].counters.EventDrainSuccessCount; got != int64(b.N) {
 		b.Fatalf("drained %d of %d", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")

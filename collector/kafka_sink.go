@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -23,7 +22,6 @@ type KafkaSink struct {
 	name     string
 	topic    string
 	producer *kafka.Producer
-	counters *SinkCounters
 }
 
 // KafkaSinkConfig is a Kafka sink's settings.
@@ -62,7 +60,7 @@ func kafkaSinkConfig(c *config.Sink) KafkaSinkConfig {
 }
 
 // NewKafkaSink starts the sink's producer on env.
-func NewKafkaSink(name string, env sim.Env, cfg KafkaSinkConfig, counters *SinkCounters) (*KafkaSink, error) {
+func NewKafkaSink(name string, env sim.Env, cfg KafkaSinkConfig) (*KafkaSink, error) {
 	p, err := kafka.NewProducer(env, kafka.ProducerConfig{
 		Bootstrap:              cfg.Bootstrap,
 		ClientID:               "sluice-agent-" + name,
@@ -72,7 +70,7 @@ func NewKafkaSink(name string, env sim.Env, cfg KafkaSinkConfig, counters *SinkC
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
-	return &KafkaSink{name: name, topic: cfg.Topic, producer: p, counters: counters}, nil
+	return &KafkaSink{name: name, topic: cfg.Topic, producer: p}, nil
 }
 
 // Name is the sink's name.
@@ -102,9 +100,6 @@ func (s *KafkaSink) Deliver(events []Event, done func(error)) {
 		}
 		err := s.producer.Send(rec, func(r kafka.Result) {
 			if r.Outcome != history.OK {
-				if errors.Is(r.Err, kafka.ErrClosed) {
-					s.counters.ConnectionFailedCount++
-				}
 				finish(fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err))
 				return
 			}

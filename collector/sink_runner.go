@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -16,23 +18,55 @@ type Sink interface {
 	Stop()
 }
 
-// sinkRunner drives one sink, as Flume's SinkRunner with the default
-// processor does: take up to batchSize events in one transaction, deliver
-// them, commit on success, roll back and back off on failure; an empty
-// channel backs off too (1 s more each time, up to 5 s, Flume's defaults).
-type sinkRunner struct {
-	env      sim.Env
+// sinkMember is one sink of a runner, with the channel it takes from.
+type sinkMember struct {
 	sink     Sink
 	ch       Channel
 	batch    int
-	backoff  time.Duration
-	timer    sim.Timer
-	busy     bool
-	stopped  bool
 	counters SinkCounters
-	// idle is called when the runner found its channel empty, for a
-	// draining stop.
-	idle func()
+	// priority orders a failover group (higher first); order breaks ties
+	// by the order the group lists its sinks.
+	priority int64
+	order    int
+	// failures counts consecutive failed batches; downUntil is when a
+	// failed sink may be tried again.
+	failures  int
+	downUntil time.Duration
+}
+
+// sinkPolicy is a sink processor: how a runner picks among its sinks.
+type sinkPolicy uint8
+
+const (
+	// policyDefault runs one sink.
+	policyDefault sinkPolicy = iota
+	// policyFailover runs the live sink of highest priority; a failed
+	// sink sits out a penalty growing from 1 s up to maxPenalty.
+	policyFailover
+	// policyLoadBalance spreads batches over the sinks, round robin or
+	// at random; with backoff a failed sink sits out a growing timeout.
+	policyLoadBalance
+)
+
+// sinkRunner drives a sink, or a sink group, as Flume's SinkRunner with
+// its sink processor does: take up to batchSize events from the sink's
+// channel in one transaction, deliver them, commit on success, roll back
+// on failure (a group then tries its next sink). An empty channel backs
+// off 1 s more each time, up to 5 s; a failure backs off from 100 ms
+// doubling up to 5 s (Flume's defaults).
+type sinkRunner struct {
+	env     sim.Env
+	members []*sinkMember
+	policy  sinkPolicy
+	// Group settings (Flume's processor.* keys).
+	maxPenalty     time.Duration
+	random         bool
+	backoffOnError bool
+	rotation       int
+	backoff        time.Duration
+	timer          sim.Timer
+	busy           bool
+	stopped        bool
 }
 
 const (
@@ -40,6 +74,7 @@ const (
 	sinkEmptyBackoffMax  = 5 * time.Second
 	sinkErrorBackoffMin  = 100 * time.Millisecond
 	sinkErrorBackoffMax  = 5 * time.Second
+	sinkFailurePenalty   = time.Second
 )
 
 func (r *sinkRunner) start() { r.schedule(0) }
@@ -54,8 +89,8 @@ func (r *sinkRunner) schedule(d time.Duration) {
 	r.timer = r.env.Clock.AfterFunc(d, r.process)
 }
 
-// wake runs the runner now if it is backing off on an empty channel, so
-// a drain does not wait out the backoff.
+// wake runs the runner now if it is backing off, so a drain does not wait
+// out the backoff.
 func (r *sinkRunner) wake() {
 	if !r.busy {
 		r.schedule(0)
@@ -67,64 +102,144 @@ func (r *sinkRunner) stop() {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
+	for _, m := range r.members {
+		m.sink.Stop()
+	}
+}
+
+// pending reports whether the runner is delivering or has events to.
+func (r *sinkRunner) pending() bool {
+	if r.busy {
+		return true
+	}
+	for _, m := range r.members {
+		if m.ch.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates lists the sinks to try for the next batch, in order.
+func (r *sinkRunner) candidates() []*sinkMember {
+	now := r.env.Clock.Mono()
+	live := make([]*sinkMember, 0, len(r.members))
+	for _, m := range r.members {
+		if r.policy == policyDefault || m.downUntil <= now || (r.policy == policyLoadBalance && !r.backoffOnError) {
+			live = append(live, m)
+		}
+	}
+	switch r.policy {
+	case policyFailover:
+		slices.SortStableFunc(live, func(a, b *sinkMember) int {
+			return cmp.Or(cmp.Compare(b.priority, a.priority), cmp.Compare(a.order, b.order))
+		})
+	case policyLoadBalance:
+		if r.random {
+			r.env.Rand.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		} else if len(live) > 0 {
+			start := r.rotation % len(live)
+			r.rotation++
+			live = append(live[start:], live[:start]...)
+		}
+	}
+	return live
 }
 
 func (r *sinkRunner) process() {
 	if r.stopped || r.busy {
 		return
 	}
-	tx := r.ch.Begin()
-	events := make([]Event, 0, min(r.batch, 1024))
-	for len(events) < r.batch {
+	r.busy = true
+	r.try(r.candidates())
+}
+
+// try runs a batch through the first candidate; on failure the next one
+// gets its turn.
+func (r *sinkRunner) try(candidates []*sinkMember) {
+	if len(candidates) == 0 {
+		// Every sink failed, or every one sits out a penalty.
+		r.busy = false
+		r.backoff = min(max(2*r.backoff, sinkErrorBackoffMin), sinkErrorBackoffMax)
+		r.schedule(r.backoff)
+		return
+	}
+	m := candidates[0]
+	r.runBatch(m, func(n int, err error) {
+		if err != nil {
+			r.penalize(m, err)
+			r.try(candidates[1:])
+			return
+		}
+		m.failures, m.downUntil = 0, 0
+		r.busy = false
+		if n == 0 {
+			r.backoff = min(r.backoff+sinkEmptyBackoffStep, sinkEmptyBackoffMax)
+			r.schedule(r.backoff)
+			return
+		}
+		r.backoff = 0
+		// On the loop again rather than in this callback, which may run
+		// inside Commit.
+		r.schedule(0)
+	})
+}
+
+func (r *sinkRunner) penalize(m *sinkMember, err error) {
+	m.failures++
+	penalty := sinkFailurePenalty << min(m.failures-1, 16)
+	if r.maxPenalty > 0 {
+		penalty = min(penalty, r.maxPenalty)
+	}
+	m.downUntil = r.env.Clock.Mono() + penalty
+	if r.policy == policyDefault {
+		r.env.Log.Logf("sink %s: delivery failed, rolled back: %v", m.sink.Name(), err)
+	} else {
+		r.env.Log.Logf("sink %s: delivery failed, rolled back; it sits out %v: %v", m.sink.Name(), penalty, err)
+	}
+}
+
+// runBatch takes up to batchSize events from the member's channel,
+// delivers them and commits; done gets the number delivered, or the
+// error after a rollback.
+func (r *sinkRunner) runBatch(m *sinkMember, done func(int, error)) {
+	tx := m.ch.Begin()
+	events := make([]Event, 0, min(m.batch, 1024))
+	for len(events) < m.batch {
 		e, ok, err := tx.Take()
 		if err != nil || !ok {
 			break
 		}
 		events = append(events, e)
 	}
-	r.counters.EventDrainAttemptCount += int64(len(events))
+	m.counters.EventDrainAttemptCount += int64(len(events))
 	switch {
 	case len(events) == 0:
-		r.counters.BatchEmptyCount++
+		m.counters.BatchEmptyCount++
 		tx.Rollback()
-		r.backoff = min(r.backoff+sinkEmptyBackoffStep, sinkEmptyBackoffMax)
-		if r.idle != nil {
-			r.idle()
-		}
-		r.schedule(r.backoff)
+		done(0, nil)
 		return
-	case len(events) < r.batch:
-		r.counters.BatchUnderflowCount++
+	case len(events) < m.batch:
+		m.counters.BatchUnderflowCount++
 	default:
-		r.counters.BatchCompleteCount++
+		m.counters.BatchCompleteCount++
 	}
-	r.busy = true
-	r.sink.Deliver(events, func(err error) {
+	m.sink.Deliver(events, func(err error) {
 		if err != nil {
-			r.fail(tx, err)
+			tx.Rollback()
+			m.counters.RollbackCount++
+			done(0, err)
 			return
 		}
 		tx.Commit(func(err error) {
 			if err != nil {
-				r.busy = false
-				r.counters.RollbackCount++
-				r.env.Log.Logf("sink %s: commit after delivery failed (the batch will be delivered again): %v", r.sink.Name(), err)
-				r.schedule(sinkErrorBackoffMin)
+				m.counters.RollbackCount++
+				r.env.Log.Logf("sink %s: commit after delivery failed (the batch will be delivered again): %v", m.sink.Name(), err)
+				done(0, err)
 				return
 			}
-			r.busy = false
-			r.counters.EventDrainSuccessCount += int64(len(events))
-			r.backoff = 0
-			r.schedule(0)
+			m.counters.EventDrainSuccessCount += int64(len(events))
+			done(len(events), nil)
 		})
 	})
-}
-
-func (r *sinkRunner) fail(tx *Txn, err error) {
-	r.busy = false
-	tx.Rollback()
-	r.counters.RollbackCount++
-	r.backoff = min(max(2*r.backoff, sinkErrorBackoffMin), sinkErrorBackoffMax)
-	r.env.Log.Logf("sink %s: delivery failed, rolled back; retrying in %v: %v", r.sink.Name(), r.backoff, err)
-	r.schedule(r.backoff)
 }

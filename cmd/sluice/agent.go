@@ -42,8 +42,9 @@ configuration files unmodified.
 Components: sources netcat and seq; channels memory and file; sinks logger,
 null and kafka (Flume's KafkaSink keys: kafka.bootstrap.servers or brokerList,
 kafka.topic or topic, requiredAcks, batchSize); the replicating and multiplexing selectors; the timestamp, host
-and static interceptors; sink groups with the default processor. A
-component sluice does not run yet is refused with its line.
+and static interceptors; sink groups with the default, failover and
+load_balance processors. A component sluice does not run yet is refused
+with its line.
 
 A file channel's checkpointDir and dataDirs are paths on this machine
 (relative ones from the working directory; "~" is the home directory).

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -229,6 +230,7 @@ func (p *parser) buildSinkGroups() {
 				p.fail(t.Line, p.full(prefix+"processor.type"), "unknown sink processor %q (known: %s)", g.Processor, strings.Join(processorTypes, ", "))
 			}
 		}
+		p.checkGroupKeys(g, prefix)
 		if g.Processor == "default" && len(g.Sinks) > 1 {
 			p.fail(prop.Line, p.full(prefix+"sinks"), "the default sink processor runs one sink; use failover or load_balance for %d", len(g.Sinks))
 		}
@@ -272,4 +274,54 @@ func (p *parser) warnUnusedChannels() {
 			p.a.Warnings = append(p.a.Warnings, fmt.Sprintf("channel %s is used by no source and no sink", c.Name))
 		}
 	}
+}
+
+// groupKeys are the sink processor keys with a checked value, below
+// "processor.".
+var groupKeys = map[string]keySpec{
+	"maxpenalty":          intKey(30000, 0, unbounded),
+	"backoff":             boolKey(false),
+	"selector":            {kind: valueString, text: "round_robin", choices: []string{"round_robin", "random"}},
+	"selector.maxTimeOut": intKey(30000, 0, unbounded),
+}
+
+func (p *parser) checkGroupKeys(g *SinkGroup, prefix string) {
+	for _, key := range sortedKeys(g.Params) {
+		prop := g.Params[key]
+		ks, ok := groupKeys[key]
+		if rest, isPriority := strings.CutPrefix(key, "priority."); isPriority {
+			ks, ok = intKey(0, -1<<31, 1<<31-1), true
+			if !slices.Contains(g.Sinks, rest) {
+				p.fail(prop.Line, p.full(prefix+"processor."+key), "sink %s is not in the group", rest)
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := ks.check(prop.Value); err != nil {
+			p.fail(prop.Line, p.full(prefix+"processor."+key), "%v", err)
+		}
+	}
+}
+
+// Int returns a processor key's value ("maxpenalty", "priority.k1"), or
+// def when the file does not set it.
+func (g *SinkGroup) Int(key string, def int64) int64 {
+	prop, ok := g.Params[key]
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(prop.Value, 10, 64)
+	if err != nil {
+		panic(fmt.Sprintf("config: sink group %s: %s %q was not checked", g.Name, key, prop.Value))
+	}
+	return n
+}
+
+// String returns a processor key's value, or def.
+func (g *SinkGroup) String(key, def string) string {
+	if prop, ok := g.Params[key]; ok {
+		return prop.Value
+	}
+	return def
 }

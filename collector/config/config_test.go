@@ -258,3 +258,17 @@ func TestUnknownAgentNamesTheKnownOnes(t *testing.T) {
 func TestDuplicateInList(t *testing.T) {
 	expectError(t, replaceLine(validBase, 3, "a1.sinks = k1 k1"), 3, "a1.sinks", "listed twice")
 }
+
+func TestSinkProcessorKeys(t *testing.T) {
+	text := validBase + "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = failover\n" +
+		"a1.sinkgroups.g1.processor.priority.k7 = 5\na1.sinkgroups.g1.processor.maxpenalty = soon\n" +
+		"a1.sinkgroups.g1.processor.selector = fastest\n"
+	expectError(t, text, 15, "a1.sinkgroups.g1.processor.priority.k7", "sink k7 is not in the group")
+	expectError(t, text, 16, "a1.sinkgroups.g1.processor.maxpenalty", "not a whole number")
+	expectError(t, text, 17, "a1.sinkgroups.g1.processor.selector", "not one of round_robin, random")
+	ok := mustParse(t, validBase+"a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = failover\n"+
+		"a1.sinkgroups.g1.processor.priority.k1 = 5\n", "a1", nil)
+	if g := ok.SinkGroups[0]; g.Int("priority.k1", 0) != 5 || g.Int("maxpenalty", 30000) != 30000 {
+		t.Fatalf("group %+v", g)
+	}
+}
