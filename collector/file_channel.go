@@ -264,6 +264,10 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 		done(fmt.Errorf("file channel %s: %d commits already wait for a sync", f.name, pendingCommitsMax))
 		return
 	}
+	if err := checkEncodable(t.puts, t.takes); err != nil {
+		done(fmt.Errorf("file channel %s: %w", f.name, err))
+		return
+	}
 	f.assignIDs(t)
 	f.recordBuf = encodeRecord(f.recordBuf, t.ids, t.puts, t.takes)
 	if f.fileSize > 0 && f.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize {

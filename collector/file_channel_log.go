@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"path"
 	"sort"
 	"strconv"
@@ -59,7 +60,29 @@ func logFileName(dir string, id uint32) string {
 	return path.Join(dir, logFilePrefix+strconv.FormatUint(uint64(id), 10))
 }
 
-// encodeRecord builds a transaction's record.
+// checkEncodable refuses a transaction the record format cannot hold, so
+// that nothing is acknowledged that replay would refuse.
+func checkEncodable(puts []Event, takes []item) error {
+	size := recordHeaderBytes + 8 + 12*len(takes)
+	for _, e := range puts {
+		if len(e.Headers) > math.MaxUint16 {
+			return fmt.Errorf("event with %d headers, beyond %d", len(e.Headers), math.MaxUint16)
+		}
+		size += 8 + 2 + 4 + len(e.Body)
+		for k, v := range e.Headers {
+			if len(k) > math.MaxUint16 {
+				return fmt.Errorf("header name of %d bytes, beyond %d", len(k), math.MaxUint16)
+			}
+			size += 2 + len(k) + 4 + len(v)
+		}
+	}
+	if size > recordBytesMax {
+		return fmt.Errorf("transaction of %d bytes, beyond the %d-byte record bound", size, recordBytesMax)
+	}
+	return nil
+}
+
+// encodeRecord builds a transaction's record; checkEncodable passed.
 func encodeRecord(buf []byte, ids []uint64, puts []Event, takes []item) []byte {
 	buf = append(buf[:0], make([]byte, recordHeaderBytes)...)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(puts)))

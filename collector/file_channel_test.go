@@ -431,3 +431,19 @@ func TestFileChannelRemovesOldLogs(t *testing.T) {
 		t.Fatalf("after restart: %d events, problems %v", ch.Size(), ch.Problems)
 	}
 }
+
+// TestFileChannelRefusesWhatItCannotRecord: a header name beyond the
+// record format's 64 KiB fails the commit rather than being acknowledged
+// and then refused by replay.
+func TestFileChannelRefusesWhatItCannotRecord(t *testing.T) {
+	r := newRig(13)
+	ch := openTestChannel(t, r, testFileChannelConfig())
+	tx := ch.Begin()
+	tx.Put(Event{Headers: map[string]string{strings.Repeat("h", 70000): "v"}, Body: []byte("x")})
+	var got error
+	tx.Commit(func(err error) { got = err })
+	r.settle()
+	if got == nil || !strings.Contains(got.Error(), "header name of 70000 bytes") || ch.Size() != 0 {
+		t.Fatalf("commit: %v, channel holds %d", got, ch.Size())
+	}
+}

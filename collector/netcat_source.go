@@ -53,20 +53,23 @@ const (
 	// waiting for a channel; a client that outruns the channel that far
 	// is cut off.
 	netcatPendingLinesMax = 1 << 16
+	netcatPendingBytesMax = 64 << 20
 	netcatBackoffMin      = 100 * time.Millisecond
 	netcatBackoffMax      = 5 * time.Second
 )
 
 type netcatConn struct {
-	id       uint64
-	src      *NetcatSource
-	c        sim.Conn
-	buf      []byte
-	pending  []Event
-	inFlight bool
-	backoff  time.Duration
-	waiting  bool
-	closed   bool
+	id      uint64
+	src     *NetcatSource
+	c       sim.Conn
+	buf     []byte
+	pending []Event
+	// pendingBytes is the size of pending's bodies.
+	pendingBytes int
+	inFlight     bool
+	backoff      time.Duration
+	waiting      bool
+	closed       bool
 	// tooLong is set when a line over max-line-length arrived: the lines
 	// before it are still committed and answered, then the connection
 	// gets its FAILED answer and ends.
@@ -160,12 +163,13 @@ func (nc *netcatConn) OnFrame(_ sim.Conn, chunk []byte) {
 		}
 		line := append([]byte(nil), nc.buf[:i]...)
 		nc.buf = nc.buf[i+1:]
-		if len(nc.pending) >= netcatPendingLinesMax {
+		if len(nc.pending) >= netcatPendingLinesMax || nc.pendingBytes+len(line) > netcatPendingBytesMax {
 			nc.src.env.Log.Logf("netcat source %s: %s has %d lines waiting for the channel; closing it", nc.src.name, nc.c.RemoteAddr(), len(nc.pending))
 			nc.close()
 			return
 		}
 		nc.pending = append(nc.pending, Event{Body: line})
+		nc.pendingBytes += len(line)
 		nc.src.counters.EventReceivedCount++
 	}
 	if len(nc.buf) == 0 {
@@ -216,6 +220,9 @@ func (nc *netcatConn) flush() {
 	nc.inFlight = true
 	nc.src.proc.process(batch, func(err error) {
 		nc.inFlight = false
+		for _, e := range nc.pending[:n] {
+			nc.pendingBytes -= len(e.Body)
+		}
 		nc.pending = nc.pending[n:]
 		if len(nc.pending) == 0 {
 			nc.pending = nil

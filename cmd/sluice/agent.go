@@ -27,9 +27,7 @@ func newAgentCommand() *cobra.Command {
 	var (
 		confFile   string
 		name       string
-		confDir    string
 		properties []string
-		noReload   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -71,17 +69,18 @@ It stops on SIGINT or SIGTERM: sources stop, sinks drain what they can
 			if err != nil {
 				return usageError("%s: %v", confFile, indentLines(err.Error()))
 			}
-			_ = confDir  // Flume reads flume-env.sh and log4j settings there; sluice needs neither
-			_ = noReload // sluice does not reload the file yet
 			return runAgent(cmd, cfg, props)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&confFile, "conf-file", "f", "", "the Flume configuration file (required)")
 	fl.StringVarP(&name, "name", "n", "", "the agent to run, as the file names it (required)")
-	fl.StringVarP(&confDir, "conf", "c", "", "Flume's configuration directory (accepted for compatibility; unused)")
+	// Flume reads flume-env.sh and its log4j settings from --conf; sluice
+	// needs neither, and never reloads the file, but takes both flags so
+	// that Flume's command lines run unchanged.
+	fl.StringP("conf", "c", "", "Flume's configuration directory (accepted for compatibility; unused)")
 	fl.StringArrayVarP(&properties, "property", "D", nil, "a Java-style property key=value (flume.monitoring.type, flume.monitoring.port; others accepted)")
-	fl.BoolVar(&noReload, "no-reload-conf", false, "do not reload the file when it changes (sluice never does yet)")
+	fl.Bool("no-reload-conf", false, "do not reload the file when it changes (sluice never does yet)")
 	cmd.MarkFlagRequired("conf-file")
 	cmd.MarkFlagRequired("name")
 	return cmd
