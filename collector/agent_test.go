@@ -173,19 +173,21 @@ a1.channels.c1.type = memory
 a1.channels.c1.capacity = 5
 a1.channels.c1.transactionCapacity = 5
 a1.channels.c1.keep-alive = 1
-a1.sinks.k1.type = logger
+a1.sinks.k1.type = kafka
+a1.sinks.k1.kafka.bootstrap.servers = nowhere:9092
+a1.sinks.k1.kafka.topic = t
+a1.sinks.k1.batchSize = 5
 a1.sinks.k1.channel = c1
 a1.sinkgroups = g1
 a1.sinkgroups.g1.sinks = k1
 `
 
-// TestFullChannelFailsAfterKeepAlive: with the sink not keeping up (its
-// runner backs off on the empty channel before the burst), a put that
-// finds the channel full fails after keep-alive with FAILED answers and
-// the ChannelWriteFail counter; later lines go through.
+// TestFullChannelFailsAfterKeepAlive: the only sink cannot deliver (its
+// broker does not exist), so the channel stays full; the first five lines
+// fill it and are answered OK, each later put fails after keep-alive with
+// a FAILED answer and the ChannelWriteFail counter.
 func TestFullChannelFailsAfterKeepAlive(t *testing.T) {
 	aw := newAgentWorld(t, 3, fullChannelConf, "a1")
-	aw.run(1500 * time.Millisecond) // the sink runner is now backing off
 	cl := aw.dial(5000)
 	for i := 0; i < 12; i++ {
 		cl.send(fmt.Sprintf("x%d\n", i))
@@ -197,14 +199,11 @@ func TestFullChannelFailsAfterKeepAlive(t *testing.T) {
 			failed++
 		}
 	}
-	if ok+failed != 12 || failed == 0 || ok < 5 {
-		t.Fatalf("%d OK, %d FAILED of 12: %q", ok, failed, cl.replies.String())
+	if ok != 5 || failed != 7 {
+		t.Fatalf("%d OK, %d FAILED of 12, want 5 and 7: %q", ok, failed, cl.replies.String())
 	}
-	if got := len(aw.bodies()); got != ok {
-		t.Fatalf("%d events logged, %d acknowledged", got, ok)
-	}
-	if w := aw.agent.Metrics()["SOURCE.r1"]["ChannelWriteFail"]; w != fmt.Sprint(failed) {
-		t.Fatalf("ChannelWriteFail %s, %d FAILED answers", w, failed)
+	if w := aw.agent.Metrics()["SOURCE.r1"]["ChannelWriteFail"]; w != "7" {
+		t.Fatalf("ChannelWriteFail %s, want 7", w)
 	}
 }
 
@@ -250,15 +249,18 @@ func TestReplicatingFanOut(t *testing.T) {
 }
 
 // TestFanOutIsNotAtomic shows Flume's known weak point, kept on purpose:
-// when one required channel is full past keep-alive, the batch fails and
-// the source retries it, duplicating it into the channel that committed.
+// when one required channel is full past keep-alive (its sink cannot
+// deliver), the batch fails and the source retries it, duplicating it into
+// the channel that committed.
 func TestFanOutIsNotAtomic(t *testing.T) {
 	text := strings.Replace(fanOutConf, "a1.channels.c1.capacity = 1000\n", "", 1)
+	text = strings.Replace(text, "a1.sinks.k1.type = null\n",
+		"a1.sinks.k1.type = kafka\na1.sinks.k1.kafka.bootstrap.servers = nowhere:9092\n", 1)
 	aw := newAgentWorld(t, 4, text, "a1")
-	aw.run(60 * time.Second)
+	aw.run(30 * time.Second)
 	m := aw.agent.Metrics()
-	if m["SOURCE.r1"]["EventAcceptedCount"] != "1000" || m["SOURCE.r1"]["ChannelWriteFail"] == "0" {
-		t.Fatalf("source metrics %v", m["SOURCE.r1"])
+	if m["SOURCE.r1"]["ChannelWriteFail"] == "0" {
+		t.Fatalf("source %v\nc1 %v", m["SOURCE.r1"], m["CHANNEL.c1"])
 	}
 	seen, dups := map[string]bool{}, 0
 	for _, b := range aw.bodies() {
@@ -267,8 +269,8 @@ func TestFanOutIsNotAtomic(t *testing.T) {
 		}
 		seen[b] = true
 	}
-	if len(seen) != 1000 || dups == 0 {
-		t.Fatalf("file channel side: %d distinct, %d duplicates; want all 1000 and some duplicates", len(seen), dups)
+	if dups == 0 {
+		t.Fatalf("file channel side: %d distinct, no duplicates; want the retried batch twice", len(seen))
 	}
 }
 

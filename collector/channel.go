@@ -17,6 +17,10 @@ type Channel interface {
 	// Size is the number of events a take could see now.
 	Size() int
 	Counters() *ChannelCounters
+	// OnPut registers f to be called whenever committed puts become
+	// visible, so that an idle sink runner need not poll. f may run
+	// inside a commit; it must not start a transaction there.
+	OnPut(f func())
 	// Stop ends the channel: the file channel writes a checkpoint, then
 	// calls done. Transactions after Stop fail.
 	Stop(done func())
@@ -61,6 +65,7 @@ type channelCore struct {
 	nextID   uint64
 	closed   bool
 	counters ChannelCounters
+	onPut    []func()
 }
 
 // commitsWaitingMax bounds the commits waiting for room.
@@ -183,7 +188,10 @@ func (t *Txn) Commit(done func(error)) {
 		t.finish(ErrChannelClosed)
 		return
 	}
-	if len(c.waiting) == 0 && c.fits(t) {
+	// A commit that does not add to what the channel holds never waits:
+	// it is often a sink's, whose takes are what make room for the
+	// waiting puts.
+	if (len(c.waiting) == 0 || t.shrinks()) && c.fits(t) {
 		c.admit(t)
 		return
 	}
@@ -193,6 +201,11 @@ func (t *Txn) Commit(done func(error)) {
 	}
 	c.waiting = append(c.waiting, t)
 	t.timer = c.env.Clock.AfterFunc(c.keepAlive, func() { c.expire(t) })
+}
+
+// shrinks reports whether committing frees at least as much as it adds.
+func (t *Txn) shrinks() bool {
+	return len(t.puts) <= len(t.takes) && t.putBytes <= t.takeBytes
 }
 
 // Rollback undoes an open transaction: its puts are dropped and its takes
@@ -243,7 +256,15 @@ func (c *channelCore) apply(t *Txn) {
 	c.takenBytes -= t.takeBytes
 	c.counters.EventPutSuccessCount += int64(len(t.puts))
 	c.counters.EventTakeSuccessCount += int64(len(t.takes))
+	if len(t.puts) > 0 {
+		for _, f := range c.onPut {
+			f()
+		}
+	}
 }
+
+// OnPut registers a listener for visible puts.
+func (c *channelCore) OnPut(f func()) { c.onPut = append(c.onPut, f) }
 
 // finish ends a committing transaction, rolling it back on error.
 func (t *Txn) finish(err error) {

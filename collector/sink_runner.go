@@ -51,9 +51,12 @@ const (
 // sinkRunner drives a sink, or a sink group, as Flume's SinkRunner with
 // its sink processor does: take up to batchSize events from the sink's
 // channel in one transaction, deliver them, commit on success, roll back
-// on failure (a group then tries its next sink). An empty channel backs
-// off 1 s more each time, up to 5 s; a failure backs off from 100 ms
-// doubling up to 5 s (Flume's defaults).
+// on failure (a group then tries its next sink). A failure backs off from
+// 100 ms doubling up to 5 s. An empty channel backs off 1 s more each
+// time, up to 5 s, as in Flume, but unlike Flume a commit of puts into
+// the channel wakes the runner at once: Flume's polling leaves a burst
+// after a quiet spell waiting up to 5 s, long enough to fill a channel
+// and fail its sources' puts.
 type sinkRunner struct {
 	env     sim.Env
 	members []*sinkMember
@@ -67,6 +70,8 @@ type sinkRunner struct {
 	timer          sim.Timer
 	busy           bool
 	stopped        bool
+	// idle is set while the runner backs off on empty channels.
+	idle bool
 }
 
 const (
@@ -77,7 +82,19 @@ const (
 	sinkFailurePenalty   = time.Second
 )
 
-func (r *sinkRunner) start() { r.schedule(0) }
+func (r *sinkRunner) start() {
+	for _, m := range r.members {
+		m.ch.OnPut(r.onPut)
+	}
+	r.schedule(0)
+}
+
+func (r *sinkRunner) onPut() {
+	if r.idle && !r.busy && !r.stopped {
+		r.idle = false
+		r.schedule(0)
+	}
+}
 
 func (r *sinkRunner) schedule(d time.Duration) {
 	if r.stopped {
@@ -150,7 +167,7 @@ func (r *sinkRunner) process() {
 	if r.stopped || r.busy {
 		return
 	}
-	r.busy = true
+	r.busy, r.idle = true, false
 	r.try(r.candidates())
 }
 
@@ -175,6 +192,7 @@ func (r *sinkRunner) try(candidates []*sinkMember) {
 		r.busy = false
 		if n == 0 {
 			r.backoff = min(r.backoff+sinkEmptyBackoffStep, sinkEmptyBackoffMax)
+			r.idle = true
 			r.schedule(r.backoff)
 			return
 		}
