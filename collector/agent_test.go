@@ -649,3 +649,23 @@ func TestKafkaSinkRetriesThroughABrokerCrash(t *testing.T) {
 	}
 	t.Logf("%d records for 600 lines (%d duplicates); sink %v", total, total-600, m)
 }
+
+// TestNetcatFloodThroughFileChannel: a client that never waits for answers
+// sends 100,000 lines in large chunks; with batches pipelined per
+// connection and group commit, every line reaches the sink and the
+// connection stays open.
+func TestNetcatFloodThroughFileChannel(t *testing.T) {
+	text := strings.Replace(fileChannelNetcatConf, "a1.sinks.k1.type = logger", "a1.sinks.k1.type = null\na1.sinks.k1.batchSize = 1000", 1)
+	text = strings.Replace(text, "a1.channels.c1.maxFileSize = 4096", "a1.channels.c1.transactionCapacity = 1000", 1)
+	aw := newAgentWorld(t, 14, text, "a1")
+	cl := aw.dial(6000)
+	chunk := strings.Repeat(strings.Repeat("x", 99)+"\n", 1000)
+	for i := 0; i < 100; i++ {
+		cl.send(chunk)
+	}
+	aw.run(30 * time.Second)
+	m := aw.agent.Metrics()
+	if cl.isDown || m["SINK.k1"]["EventDrainSuccessCount"] != "100000" || cl.count("OK") != 100000 {
+		t.Fatalf("closed %v, %d OKs; metrics %v", cl.isDown, cl.count("OK"), m)
+	}
+}

@@ -21,6 +21,15 @@ type Channel interface {
 	// visible, so that an idle sink runner need not poll. f may run
 	// inside a commit; it must not start a transaction there.
 	OnPut(f func())
+	// OnFull registers f to be called by Relieve.
+	OnFull(f func())
+	// Relieve calls the OnFull listeners when commits wait for room. A
+	// source whose batch must wait calls it from the loop (never inside a
+	// commit), so the channel's sinks run at once rather than after
+	// whatever input is queued on the node's loop.
+	Relieve()
+	// Waiting reports whether commits wait for room.
+	Waiting() bool
 	// Stop ends the channel: the file channel writes a checkpoint, then
 	// calls done. Transactions after Stop fail.
 	Stop(done func())
@@ -66,6 +75,7 @@ type channelCore struct {
 	closed   bool
 	counters ChannelCounters
 	onPut    []func()
+	onFull   []func()
 }
 
 // commitsWaitingMax bounds the commits waiting for room.
@@ -265,6 +275,22 @@ func (c *channelCore) apply(t *Txn) {
 
 // OnPut registers a listener for visible puts.
 func (c *channelCore) OnPut(f func()) { c.onPut = append(c.onPut, f) }
+
+// OnFull registers a listener for Relieve.
+func (c *channelCore) OnFull(f func()) { c.onFull = append(c.onFull, f) }
+
+// Waiting reports whether commits wait for room.
+func (c *channelCore) Waiting() bool { return len(c.waiting) > 0 }
+
+// Relieve runs the OnFull listeners if commits wait for room.
+func (c *channelCore) Relieve() {
+	if len(c.waiting) == 0 {
+		return
+	}
+	for _, f := range c.onFull {
+		f()
+	}
+}
 
 // finish ends a committing transaction, rolling it back on error.
 func (t *Txn) finish(err error) {

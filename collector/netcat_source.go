@@ -52,7 +52,7 @@ const (
 	// netcatPendingLinesMax bounds the lines one connection may have
 	// waiting for a channel; a client that outruns the channel that far
 	// is cut off.
-	netcatPendingLinesMax = 1 << 16
+	netcatPendingLinesMax = 1 << 20
 	netcatPendingBytesMax = 64 << 20
 	netcatBackoffMin      = 100 * time.Millisecond
 	netcatBackoffMax      = 5 * time.Second
@@ -66,10 +66,13 @@ type netcatConn struct {
 	pending []Event
 	// pendingBytes is the size of pending's bodies.
 	pendingBytes int
-	inFlight     bool
-	backoff      time.Duration
-	waiting      bool
-	closed       bool
+	// batches are the batches handed to the channels, oldest first; they
+	// hold the first handed lines of pending. Answers go out in order.
+	batches []*netcatBatch
+	handed  int
+	backoff time.Duration
+	waiting bool
+	closed  bool
 	// tooLong is set when a line over max-line-length arrived: the lines
 	// before it are still committed and answered, then the connection
 	// gets its FAILED answer and ends.
@@ -135,7 +138,7 @@ func (nc *netcatConn) OnClose(_ sim.Conn, err error) {
 }
 
 func (nc *netcatConn) forgetIfIdle() {
-	if nc.closed && len(nc.pending) == 0 && !nc.inFlight {
+	if nc.closed && len(nc.pending) == 0 && len(nc.batches) == 0 {
 		if _, ok := nc.src.conns[nc.id]; ok {
 			delete(nc.src.conns, nc.id)
 			nc.src.counters.OpenConnectionCount--
@@ -202,43 +205,89 @@ func (nc *netcatConn) send(s string) {
 	}
 }
 
-// flush hands the waiting lines to the channels, one batch at a time.
+// netcatBatchesPerTurn bounds the batches one connection commits in one
+// turn of the loop, so a flooding client cannot starve the others; the
+// rest waits for the next turn.
+const netcatBatchesPerTurn = 64
+
+// netcatBatchesInFlightMax bounds the batches of one connection waiting
+// for their commits: several in flight let a file channel's group commit
+// cover them with one sync.
+const netcatBatchesInFlightMax = 16
+
+// netcatBatch is one batch of a connection's lines in a channel commit.
+type netcatBatch struct {
+	n    int
+	done bool
+	err  error
+}
+
+// flush hands the waiting lines to the channels in batches. Batches whose
+// commits complete at once (a memory channel) run in a loop, so the lines
+// go out as fast as the socket brings them in.
 func (nc *netcatConn) flush() {
-	if nc.inFlight || nc.waiting {
-		return
-	}
-	if len(nc.pending) == 0 {
-		if nc.tooLong && !nc.closed {
-			nc.send(fmt.Sprintf("FAILED: Event exceeds the maximum length (%d chars, including newline)\n", nc.src.cfg.MaxLineLength))
-			nc.close()
+	for i := 0; i < netcatBatchesPerTurn; i++ {
+		if nc.waiting || len(nc.batches) >= netcatBatchesInFlightMax {
+			return
 		}
-		nc.forgetIfIdle()
-		return
+		if nc.handed == len(nc.pending) {
+			if len(nc.batches) == 0 && nc.tooLong && !nc.closed {
+				nc.send(fmt.Sprintf("FAILED: Event exceeds the maximum length (%d chars, including newline)\n", nc.src.cfg.MaxLineLength))
+				nc.close()
+			}
+			nc.forgetIfIdle()
+			return
+		}
+		n := min(len(nc.pending)-nc.handed, nc.src.proc.batchMax)
+		b := &netcatBatch{n: n}
+		nc.batches = append(nc.batches, b)
+		nc.handed += n
+		inCall := true
+		nc.src.proc.process(nc.pending[nc.handed-n:nc.handed], func(err error) {
+			b.done, b.err = true, err
+			nc.retire()
+			if !inCall {
+				// A commit that completed later (after a file channel's
+				// sync, or one that waited for room) may be reported from
+				// inside another transaction's commit: go on from the
+				// loop.
+				nc.src.env.Clock.AfterFunc(0, nc.flush)
+			}
+		})
+		inCall = false
+		if !b.done && nc.src.proc.full() {
+			// The batch waits for room: let the sinks run before the
+			// loop reads more input.
+			nc.src.proc.relieve()
+		}
 	}
-	n := min(len(nc.pending), nc.src.proc.batchMax)
-	batch := nc.pending[:n]
-	nc.inFlight = true
-	nc.src.proc.process(batch, func(err error) {
-		nc.inFlight = false
-		for _, e := range nc.pending[:n] {
+	nc.src.env.Clock.AfterFunc(0, nc.flush)
+}
+
+// retire answers the completed batches at the head, in order, and drops
+// their lines; after a failure the connection backs off before its next
+// batch.
+func (nc *netcatConn) retire() {
+	for len(nc.batches) > 0 && nc.batches[0].done {
+		b := nc.batches[0]
+		nc.batches = nc.batches[1:]
+		for _, e := range nc.pending[:b.n] {
 			nc.pendingBytes -= len(e.Body)
 		}
-		nc.pending = nc.pending[n:]
+		nc.pending = nc.pending[b.n:]
+		nc.handed -= b.n
 		if len(nc.pending) == 0 {
 			nc.pending = nil
 		}
-		nc.answer(n, err)
-		if err != nil {
+		nc.answer(b.n, b.err)
+		if b.err != nil && !nc.waiting {
 			nc.waiting = true
 			nc.backoff = min(max(2*nc.backoff, netcatBackoffMin), netcatBackoffMax)
 			nc.src.env.Clock.AfterFunc(nc.backoff, func() { nc.waiting = false; nc.flush() })
-			return
+		} else if b.err == nil {
+			nc.backoff = 0
 		}
-		nc.backoff = 0
-		// On the loop again rather than in this callback, which may run
-		// inside Commit.
-		nc.src.env.Clock.AfterFunc(0, nc.flush)
-	})
+	}
 }
 
 func (nc *netcatConn) answer(n int, err error) {

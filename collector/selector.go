@@ -115,6 +115,24 @@ func (p *channelProcessor) process(events []Event, done func(error)) {
 	finish()
 }
 
+// full reports whether any of the channels has commits waiting for room.
+func (p *channelProcessor) full() bool {
+	for _, c := range p.channels {
+		if c.Waiting() {
+			return true
+		}
+	}
+	return false
+}
+
+// relieve lets the sinks of channels with waiting commits run now; the
+// sources call it from the loop when a batch could not go in at once.
+func (p *channelProcessor) relieve() {
+	for _, c := range p.channels {
+		c.Relieve()
+	}
+}
+
 func (p *channelProcessor) commit(ch Channel, batch []Event, done func(error)) {
 	tx := ch.Begin()
 	for _, e := range batch {

@@ -72,6 +72,9 @@ type sinkRunner struct {
 	stopped        bool
 	// idle is set while the runner backs off on empty channels.
 	idle bool
+	// inTurn is set while process runs a batch; deliveredInTurn says the
+	// batch completed within it, so the next one may follow at once.
+	inTurn, deliveredInTurn bool
 }
 
 const (
@@ -85,6 +88,7 @@ const (
 func (r *sinkRunner) start() {
 	for _, m := range r.members {
 		m.ch.OnPut(r.onPut)
+		m.ch.OnFull(r.process)
 	}
 	r.schedule(0)
 }
@@ -163,12 +167,26 @@ func (r *sinkRunner) candidates() []*sinkMember {
 	return live
 }
 
+// sinkBatchesPerTurn bounds the batches a runner delivers in one turn of
+// the loop when they complete at once (a memory channel and a null or
+// logger sink), so that it keeps pace with sources that fill many batches
+// a turn, without starving the rest of the node.
+const sinkBatchesPerTurn = 64
+
 func (r *sinkRunner) process() {
-	if r.stopped || r.busy {
-		return
+	for i := 0; i < sinkBatchesPerTurn; i++ {
+		if r.stopped || r.busy {
+			return
+		}
+		r.busy, r.idle = true, false
+		r.inTurn, r.deliveredInTurn = true, false
+		r.try(r.candidates())
+		r.inTurn = false
+		if !r.deliveredInTurn {
+			return // still delivering, or backing off on its own timer
+		}
 	}
-	r.busy, r.idle = true, false
-	r.try(r.candidates())
+	r.schedule(0)
 }
 
 // try runs a batch through the first candidate; on failure the next one
@@ -197,6 +215,10 @@ func (r *sinkRunner) try(candidates []*sinkMember) {
 			return
 		}
 		r.backoff = 0
+		if r.inTurn {
+			r.deliveredInTurn = true // process goes on with the next batch
+			return
+		}
 		// On the loop again rather than in this callback, which may run
 		// inside Commit.
 		r.schedule(0)
