@@ -3,6 +3,8 @@ package collector
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"testing"
 	"time"
 
@@ -90,7 +92,8 @@ a.sinks.k.channel = c
 // group commit), with four transactions in flight, and takes them back
 // out: go test -bench FileChannelRealDisk ./collector/
 func BenchmarkFileChannelRealDisk(b *testing.B) {
-	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: b.TempDir()})
+	quiet := log.New(io.Discard, "", 0)
+	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: b.TempDir(), Log: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
