@@ -226,9 +226,6 @@ func (t *Txn) Rollback() {
 	t.ch.returnTakes(t)
 }
 
-// Len is the number of events the transaction put and took.
-func (t *Txn) Len() int { return len(t.puts) + len(t.takes) }
-
 func (c *channelCore) expire(t *Txn) {
 	for i, w := range c.waiting {
 		if w == t {

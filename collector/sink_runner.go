@@ -70,8 +70,9 @@ type sinkRunner struct {
 	timer          sim.Timer
 	busy           bool
 	stopped        bool
-	// idle is set while the runner backs off on empty channels.
-	idle bool
+	// idle is set while the runner backs off on empty channels, failing
+	// while it backs off after every sink failed.
+	idle, failing bool
 	// inTurn is set while process runs a batch; deliveredInTurn says the
 	// batch completed within it, so the next one may follow at once.
 	inTurn, deliveredInTurn bool
@@ -88,9 +89,18 @@ const (
 func (r *sinkRunner) start() {
 	for _, m := range r.members {
 		m.ch.OnPut(r.onPut)
-		m.ch.OnFull(r.process)
+		m.ch.OnFull(r.relieve)
 	}
 	r.schedule(0)
+}
+
+// relieve runs the runner now for a full channel, unless it is backing
+// off after failures: a sink that cannot deliver must not be retried on
+// every batch a source tries to put.
+func (r *sinkRunner) relieve() {
+	if !r.failing {
+		r.process()
+	}
 }
 
 func (r *sinkRunner) onPut() {
@@ -194,7 +204,7 @@ func (r *sinkRunner) process() {
 func (r *sinkRunner) try(candidates []*sinkMember) {
 	if len(candidates) == 0 {
 		// Every sink failed, or every one sits out a penalty.
-		r.busy = false
+		r.busy, r.failing = false, true
 		r.backoff = min(max(2*r.backoff, sinkErrorBackoffMin), sinkErrorBackoffMax)
 		r.schedule(r.backoff)
 		return
@@ -207,7 +217,7 @@ func (r *sinkRunner) try(candidates []*sinkMember) {
 			return
 		}
 		m.failures, m.downUntil = 0, 0
-		r.busy = false
+		r.busy, r.failing = false, false
 		if n == 0 {
 			r.backoff = min(r.backoff+sinkEmptyBackoffStep, sinkEmptyBackoffMax)
 			r.idle = true
