@@ -137,7 +137,7 @@ func TestSeedNetcatMemoryLogger(t *testing.T) {
 	m := aw.agent.Metrics()
 	if m["SOURCE.r1"]["EventAcceptedCount"] != "51" || m["SOURCE.r1"]["EventReceivedCount"] != "51" ||
 		m["CHANNEL.c1"]["EventPutSuccessCount"] != "51" || m["CHANNEL.c1"]["EventTakeSuccessCount"] != "51" ||
-		m["CHANNEL.c1"]["ChannelSize"] != "0" || m["CHANNEL.c1"]["ChannelFillPercentage"] != "0" ||
+		m["CHANNEL.c1"]["ChannelSize"] != "0" || m["CHANNEL.c1"]["ChannelFillPercentage"] != "0.0" ||
 		m["SINK.k1"]["EventDrainSuccessCount"] != "51" || m["CHANNEL.c1"]["ChannelCapacity"] != "1000" {
 		t.Fatalf("metrics %v", m)
 	}

@@ -1,8 +1,8 @@
 package collector
 
 import (
-	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The counters carry Flume's names, so that a dashboard reading Flume's
@@ -68,7 +68,7 @@ func (c *ChannelCounters) metrics() Metrics {
 		"Type":                  "CHANNEL",
 		"ChannelSize":           itoa(c.ChannelSize),
 		"ChannelCapacity":       itoa(c.ChannelCapacity),
-		"ChannelFillPercentage": fmt.Sprint(fill),
+		"ChannelFillPercentage": javaDouble(fill),
 		"EventPutAttemptCount":  itoa(c.EventPutAttemptCount),
 		"EventPutSuccessCount":  itoa(c.EventPutSuccessCount),
 		"EventTakeAttemptCount": itoa(c.EventTakeAttemptCount),
@@ -90,3 +90,13 @@ func (c *SinkCounters) metrics() Metrics {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// javaDouble formats a percentage as Java's Double.toString does for the
+// values a fill takes ("0.0", "12.5"), as Flume's JSON shows it.
+func javaDouble(f float64) string {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
