@@ -425,22 +425,3 @@ func TestWorkloadAgainstRealBroker(t *testing.T) {
 		t.Fatalf("check of the workload's history exited %d:\n%s", code, out)
 	}
 }
-
-// syncBuffer is a buffer the broker process's output is copied into while
-// a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -1,0 +1,336 @@
+package collector
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// Source is a running source.
+type Source interface {
+	Name() string
+	Start() error
+	// Stop stops taking in events; what was received still goes to the
+	// channels.
+	Stop()
+	Counters() *SourceCounters
+}
+
+// Options are what an agent needs beyond its configuration.
+type Options struct {
+	// ResolveDir maps a directory the configuration names (a file
+	// channel's checkpointDir, dataDirs) to a path on the node's file
+	// system. Nil strips a leading "~/" or "/", so absolute paths land
+	// under the node's data root.
+	ResolveDir func(string) string
+	// EventLog receives the logger sink's lines; nil means env.Log.
+	EventLog sim.Logger
+	// OnFatal is told when the agent cannot run (a port in use, a
+	// channel that cannot open); nil logs it.
+	OnFatal func(error)
+	// DrainTimeout bounds how long Stop lets sinks drain their channels.
+	DrainTimeout time.Duration
+}
+
+// Agent is a running agent: its channels, sources and sink runners.
+type Agent struct {
+	env      sim.Env
+	cfg      *config.Agent
+	opts     Options
+	channels map[string]Channel
+	order    []string
+	sources  []Source
+	runners  []*sinkRunner
+	ready    bool
+	stopping bool
+}
+
+// Start returns the start function of an agent; onStart, if not nil, is
+// given the agent once every component runs.
+func Start(cfg *config.Agent, opts Options, onStart func(*Agent)) sim.Start {
+	return func(env sim.Env) {
+		a := &Agent{env: env, cfg: cfg, opts: opts, channels: map[string]Channel{}}
+		if a.opts.ResolveDir == nil {
+			a.opts.ResolveDir = defaultResolveDir
+		}
+		if a.opts.EventLog == nil {
+			a.opts.EventLog = env.Log
+		}
+		if a.opts.DrainTimeout == 0 {
+			a.opts.DrainTimeout = 10 * time.Second
+		}
+		if err := a.check(); err != nil {
+			a.fatal(err)
+			return
+		}
+		a.openChannels(func(err error) {
+			if err != nil {
+				a.fatal(err)
+				return
+			}
+			if err := a.startComponents(); err != nil {
+				a.fatal(err)
+				return
+			}
+			a.ready = true
+			env.Log.Logf("agent %s started: %d sources, %d channels, %d sinks", cfg.Name, len(a.sources), len(a.channels), len(a.runners))
+			if onStart != nil {
+				onStart(a)
+			}
+		})
+	}
+}
+
+func defaultResolveDir(dir string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(dir, "~/"), "/")
+}
+
+func (a *Agent) fatal(err error) {
+	err = fmt.Errorf("agent %s: %w", a.cfg.Name, err)
+	if a.opts.OnFatal != nil {
+		a.opts.OnFatal(err)
+		return
+	}
+	a.env.Log.Logf("%v", err)
+}
+
+// check refuses what the configuration allows but this agent does not run
+// yet, before anything starts.
+func (a *Agent) check() error {
+	return nil
+}
+
+// openChannels opens every channel (the file channel replays its log)
+// and calls done once all are ready.
+func (a *Agent) openChannels(done func(error)) {
+	pending := 1
+	var first error
+	finish := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+		pending--
+		if pending == 0 {
+			done(first)
+		}
+	}
+	for _, c := range a.cfg.Channels {
+		a.order = append(a.order, c.Name)
+		switch c.Type {
+		case "memory":
+			a.channels[c.Name] = NewMemoryChannel(c.Name, a.env, memoryChannelConfig(c))
+		case "file":
+			for _, key := range []string{"useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
+				if c.Has(key) {
+					a.env.Log.Logf("channel %s: %s is accepted but not used yet", c.Name, key)
+				}
+			}
+			pending++
+			name := c.Name
+			OpenFileChannel(name, a.env, fileChannelConfig(c, a.opts.ResolveDir), func(f *FileChannel, err error) {
+				if err == nil {
+					a.channels[name] = f
+				}
+				finish(err)
+			})
+		default:
+			sim.Assert(false, "channel type %s passed the configuration check", c.Type)
+		}
+	}
+	finish(nil)
+}
+
+func (a *Agent) startComponents() error {
+	members := map[string]*sinkMember{}
+	for _, s := range a.cfg.Sinks {
+		sink, err := a.newSink(s)
+		if err != nil {
+			return err
+		}
+		members[s.Name] = &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+	}
+	grouped := map[string]bool{}
+	for _, g := range a.cfg.SinkGroups {
+		r := &sinkRunner{env: a.env}
+		switch g.Processor {
+		case "failover":
+			r.policy = policyFailover
+			r.maxPenalty = time.Duration(g.Int("maxpenalty", 30000)) * time.Millisecond
+		case "load_balance":
+			r.policy = policyLoadBalance
+			r.random = g.String("selector", "round_robin") == "random"
+			r.backoffOnError = g.String("backoff", "false") == "true"
+			r.maxPenalty = time.Duration(g.Int("selector.maxTimeOut", 30000)) * time.Millisecond
+		}
+		for i, name := range g.Sinks {
+			m := members[name]
+			m.order, m.priority = i, g.Int("priority."+name, 0)
+			r.members = append(r.members, m)
+			grouped[name] = true
+		}
+		a.runners = append(a.runners, r)
+	}
+	for _, s := range a.cfg.Sinks {
+		if !grouped[s.Name] {
+			a.runners = append(a.runners, &sinkRunner{env: a.env, members: []*sinkMember{members[s.Name]}})
+		}
+	}
+	for _, s := range a.cfg.Sources {
+		src, err := a.newSource(s)
+		if err != nil {
+			return err
+		}
+		a.sources = append(a.sources, src)
+	}
+	for _, r := range a.runners {
+		r.start()
+	}
+	for i, src := range a.sources {
+		if err := src.Start(); err != nil {
+			for _, started := range a.sources[:i] {
+				started.Stop()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) newSink(s *config.Sink) (Sink, error) {
+	switch s.Type {
+	case "logger":
+		return &LoggerSink{name: s.Name, log: a.opts.EventLog, maxBytesToLog: int(s.Int("maxBytesToLog"))}, nil
+	case "null":
+		return &NullSink{name: s.Name}, nil
+	case "kafka":
+		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
+	}
+	sim.Assert(false, "sink type %s passed the configuration check", s.Type)
+	return nil, nil
+}
+
+func (a *Agent) newSource(s *config.Source) (Source, error) {
+	var channels []Channel
+	var txCaps []int
+	for _, name := range s.Channels {
+		channels = append(channels, a.channels[name])
+		txCaps = append(txCaps, a.txCapacity(name))
+	}
+	proc := newChannelProcessor(a.env, s.Selector, channels, txCaps)
+	for _, ic := range s.Interceptors {
+		f, err := newInterceptor(a.env, ic)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		proc.interceptors = append(proc.interceptors, f)
+	}
+	switch s.Type {
+	case "netcat":
+		return &NetcatSource{name: s.Name, env: a.env, cfg: netcatConfig(s), proc: proc, conns: map[uint64]*netcatConn{}}, nil
+	case "seq":
+		return newSeqSource(s.Name, a.env, s, proc), nil
+	}
+	sim.Assert(false, "source type %s passed the configuration check", s.Type)
+	return nil, nil
+}
+
+func (a *Agent) txCapacity(channel string) int {
+	for _, c := range a.cfg.Channels {
+		if c.Name == channel {
+			return int(c.Int("transactionCapacity"))
+		}
+	}
+	sim.Assert(false, "no channel %s", channel)
+	return 0
+}
+
+// Ready reports whether every component runs.
+func (a *Agent) Ready() bool { return a.ready }
+
+// Source returns a source by name, or nil.
+func (a *Agent) Source(name string) Source {
+	for _, s := range a.sources {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Channel returns a channel by name, or nil.
+func (a *Agent) Channel(name string) Channel { return a.channels[name] }
+
+// Metrics is every component's counters keyed as Flume's JSON monitoring
+// keys them: "SOURCE.r1", "CHANNEL.c1", "SINK.k1".
+func (a *Agent) Metrics() map[string]Metrics {
+	out := map[string]Metrics{}
+	for _, s := range a.sources {
+		out["SOURCE."+s.Name()] = s.Counters().metrics()
+	}
+	for _, name := range a.order {
+		if c := a.channels[name]; c != nil {
+			out["CHANNEL."+name] = c.Counters().metrics()
+		}
+	}
+	for _, r := range a.runners {
+		for _, m := range r.members {
+			out["SINK."+m.sink.Name()] = m.counters.metrics()
+		}
+	}
+	return out
+}
+
+// Stop shuts the agent down gracefully: sources stop taking in events,
+// sinks drain their channels until they are empty or DrainTimeout passes,
+// then the channels stop (the file channel writes a checkpoint) and done
+// is called.
+func (a *Agent) Stop(done func()) {
+	if a.stopping {
+		return
+	}
+	a.stopping = true
+	for _, s := range a.sources {
+		s.Stop()
+	}
+	deadline := a.env.Clock.Mono() + a.opts.DrainTimeout
+	var drain func()
+	drain = func() {
+		busy := false
+		for _, r := range a.runners {
+			if r.pending() {
+				busy = true
+				r.wake()
+			}
+		}
+		if busy && a.env.Clock.Mono() < deadline {
+			a.env.Clock.AfterFunc(10*time.Millisecond, drain)
+			return
+		}
+		for _, r := range a.runners {
+			r.stop()
+		}
+		a.stopChannels(done)
+	}
+	drain()
+}
+
+func (a *Agent) stopChannels(done func()) {
+	pending := 1
+	finish := func() {
+		pending--
+		if pending == 0 {
+			a.env.Log.Logf("agent %s stopped", a.cfg.Name)
+			done()
+		}
+	}
+	for _, name := range a.order {
+		if c := a.channels[name]; c != nil {
+			pending++
+			c.Stop(finish)
+		}
+	}
+	finish()
+}

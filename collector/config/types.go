@@ -1,0 +1,179 @@
+package config
+
+import "math"
+
+// Kind is what a component is.
+type Kind string
+
+// Component kinds.
+const (
+	KindSource  Kind = "source"
+	KindChannel Kind = "channel"
+	KindSink    Kind = "sink"
+)
+
+// keySpec says what one key of a component type holds.
+type keySpec struct {
+	kind     valueKind
+	min, max int64
+	// def is the default of an integer or boolean key (booleans: 0 or 1)
+	// and text is the default of a string key.
+	def  int64
+	text string
+	// choices, when set, are the values a string key may take.
+	choices []string
+}
+
+type valueKind uint8
+
+const (
+	valueString valueKind = iota
+	valueInt
+	valueBool
+)
+
+// typeSpec is what sluice knows of one component type.
+type typeSpec struct {
+	kind Kind
+	name string
+	// aliases are Flume's class names for the type.
+	aliases []string
+	// required keys must be present; requiredOneOf needs at least one of
+	// each group (a key and its deprecated spelling).
+	required      []string
+	requiredOneOf [][]string
+	keys          map[string]keySpec
+	// batchKeys are the keys naming a batch that one channel transaction
+	// carries, which must not exceed the channel's transactionCapacity.
+	batchKeys []string
+}
+
+func intKey(def, lo, hi int64) keySpec { return keySpec{kind: valueInt, def: def, min: lo, max: hi} }
+func boolKey(def bool) keySpec {
+	if def {
+		return keySpec{kind: valueBool, def: 1}
+	}
+	return keySpec{kind: valueBool}
+}
+func stringKey(def string) keySpec { return keySpec{kind: valueString, text: def} }
+
+const (
+	unbounded = math.MaxInt64
+	// batchMax bounds every batch and transaction: a transaction's events
+	// are held in memory.
+	batchMax = 1 << 20
+)
+
+// specs are the component types sluice runs, with Flume 1.11's defaults.
+var specs = []typeSpec{
+	{
+		kind: KindSource, name: "netcat", aliases: []string{"org.apache.flume.source.NetcatSource"},
+		required: []string{"bind", "port"},
+		keys: map[string]keySpec{
+			"bind":            stringKey(""),
+			"port":            intKey(0, 0, 65535),
+			"max-line-length": intKey(512, 1, 1<<20),
+			"ack-every-event": boolKey(true),
+		},
+	},
+	{
+		kind: KindSource, name: "seq", aliases: []string{"org.apache.flume.source.SequenceGeneratorSource"},
+		keys: map[string]keySpec{
+			"batchSize":   intKey(1, 1, batchMax),
+			"totalEvents": intKey(unbounded, 0, unbounded),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
+		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
+		keys: map[string]keySpec{
+			"capacity":                     intKey(100, 1, math.MaxInt32),
+			"transactionCapacity":          intKey(100, 1, batchMax),
+			"keep-alive":                   intKey(3, 0, 3600),
+			"byteCapacity":                 intKey(0, 0, unbounded),
+			"byteCapacityBufferPercentage": intKey(20, 0, 100),
+		},
+	},
+	{
+		kind: KindChannel, name: "file", aliases: []string{"org.apache.flume.channel.file.FileChannel"},
+		keys: map[string]keySpec{
+			"checkpointDir":        stringKey("~/.flume/file-channel/checkpoint"),
+			"dataDirs":             stringKey("~/.flume/file-channel/data"),
+			"capacity":             intKey(1000000, 1, math.MaxInt32),
+			"transactionCapacity":  intKey(10000, 1, batchMax),
+			"checkpointInterval":   intKey(30000, 1, unbounded),
+			"maxFileSize":          intKey(2146435071, 1024, 2146435071),
+			"minimumRequiredSpace": intKey(524288000, 0, unbounded),
+			"keep-alive":           intKey(3, 0, 3600),
+			"useDualCheckpoints":   boolKey(false),
+			"backupCheckpointDir":  stringKey(""),
+		},
+	},
+	{
+		kind: KindSink, name: "logger", aliases: []string{"org.apache.flume.sink.LoggerSink"},
+		keys: map[string]keySpec{
+			"maxBytesToLog": intKey(16, 0, 1<<20),
+			"batchSize":     intKey(1, 1, batchMax),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
+		kind: KindSink, name: "null", aliases: []string{"org.apache.flume.sink.NullSink"},
+		keys: map[string]keySpec{
+			"batchSize": intKey(100, 1, batchMax),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
+		kind: KindSink, name: "kafka", aliases: []string{"org.apache.flume.sink.kafka.KafkaSink"},
+		requiredOneOf: [][]string{{"kafka.bootstrap.servers", "brokerList"}},
+		keys: map[string]keySpec{
+			"kafka.bootstrap.servers": stringKey(""),
+			"brokerList":              stringKey(""),
+			"kafka.topic":             stringKey(""),
+			"topic":                   stringKey("default-flume-topic"),
+			"flumeBatchSize":          intKey(100, 1, batchMax),
+			"batchSize":               intKey(100, 1, batchMax),
+			"kafka.producer.acks":     {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
+			"requiredAcks":            {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
+		},
+		batchKeys: []string{"flumeBatchSize", "batchSize"},
+	},
+}
+
+// lookupSpec finds a type by its short name or Flume class name.
+func lookupSpec(kind Kind, name string) (*typeSpec, bool) {
+	for i := range specs {
+		s := &specs[i]
+		if s.kind != kind {
+			continue
+		}
+		if s.name == name {
+			return s, true
+		}
+		for _, a := range s.aliases {
+			if a == name {
+				return s, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// TypeNames lists the short names of a kind's types, for messages.
+func TypeNames(kind Kind) []string {
+	var out []string
+	for _, s := range specs {
+		if s.kind == kind {
+			out = append(out, s.name)
+		}
+	}
+	return out
+}
+
+// Selector and sink processor types: parsed and checked; which of them run
+// is the agent's business.
+var (
+	selectorTypes  = []string{"replicating", "multiplexing"}
+	processorTypes = []string{"default", "failover", "load_balance"}
+)

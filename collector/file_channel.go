@@ -1,0 +1,529 @@
+package collector
+
+import (
+	"cmp"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// FileChannel keeps events in a write-ahead log (file_channel_log.go): a
+// commit returns only once its record is synced, concurrent commits share
+// one sync (group commit), and a restart replays the checkpoint and the log
+// after it. After a process kill or a power loss no committed event is
+// lost and no uncommitted one appears; a record whose checksum fails is
+// reported and never delivered.
+//
+// Events are held in memory as well as on disk (bounded by capacity), so
+// takes never read the disk.
+type FileChannel struct {
+	*channelCore
+	cfg FileChannelConfig
+	// file is the log file appended to, fileID its number, fileSize its
+	// length; newFileUnsynced says its name is not yet durable.
+	file            sim.File
+	fileID          uint32
+	fileSize        int64
+	newFileUnsynced bool
+	// unsynced are the files with appended bytes no sync covers yet.
+	unsynced []sim.File
+	// retired are earlier log files still open because a sync may need
+	// them; they close once synced.
+	retired []sim.File
+	// next are the commits appended since the last round began; round
+	// is the group commit in flight.
+	next  []*pendingCommit
+	round *syncRound
+	// applied is the log position up to which every record is reflected
+	// in live; live maps every event put and not finally taken to its
+	// record.
+	applied recordLoc
+	live    map[uint64]recordLoc
+	// checkpointing is set while a checkpoint is being written.
+	checkpointing   bool
+	checkpointTimer sim.Timer
+	recordBuf       []byte
+	// Problems lists what replay found damaged (checksum failures,
+	// unreadable records): reported, never delivered.
+	Problems []string
+	broken   error
+}
+
+// FileChannelConfig is a file channel's settings (Flume's names).
+type FileChannelConfig struct {
+	CheckpointDir       string
+	DataDir             string
+	Capacity            int
+	TransactionCapacity int
+	CheckpointInterval  time.Duration
+	MaxFileSize         int64
+	KeepAlive           time.Duration
+}
+
+// DefaultFileChannelConfig is Flume's defaults, under dir.
+func DefaultFileChannelConfig(dir string) FileChannelConfig {
+	return FileChannelConfig{
+		CheckpointDir: path.Join(dir, "checkpoint"), DataDir: path.Join(dir, "data"),
+		Capacity: 1000000, TransactionCapacity: 10000, CheckpointInterval: 30 * time.Second,
+		MaxFileSize: 2146435071, KeepAlive: 3 * time.Second,
+	}
+}
+
+func fileChannelConfig(c *config.Channel, resolve func(string) string) FileChannelConfig {
+	return FileChannelConfig{
+		CheckpointDir:       resolve(c.String("checkpointDir")),
+		DataDir:             resolve(c.String("dataDirs")),
+		Capacity:            int(c.Int("capacity")),
+		TransactionCapacity: int(c.Int("transactionCapacity")),
+		CheckpointInterval:  time.Duration(c.Int("checkpointInterval")) * time.Millisecond,
+		MaxFileSize:         c.Int("maxFileSize"),
+		KeepAlive:           time.Duration(c.Int("keep-alive")) * time.Second,
+	}
+}
+
+type pendingCommit struct {
+	t    *Txn
+	file sim.File
+	end  recordLoc
+	done func(error)
+}
+
+// syncRound is one group commit: syncs of every file with unsynced
+// appends (and of the data directory after a new file), covering the
+// commits appended before it began.
+type syncRound struct {
+	commits []*pendingCommit
+	pending int
+	// failed holds the files whose sync failed; dirErr a failed sync of
+	// the data directory.
+	failed map[sim.File]error
+	dirErr error
+}
+
+// pendingCommitsMax bounds the commits waiting for the next sync.
+const pendingCommitsMax = 1 << 16
+
+// OpenFileChannel replays the channel's checkpoint and log, starts a new
+// log file, and calls ready on the loop once the channel can commit.
+func OpenFileChannel(name string, env sim.Env, cfg FileChannelConfig, ready func(*FileChannel, error)) {
+	openFileChannel(name, env, cfg, 1, ready)
+}
+
+const (
+	// openAttemptsMax bounds the replays of one open: a sync of what
+	// replay found may fail (a failed sync before a crash can still be
+	// throwing data away), and then what is on disk must be read again.
+	openAttemptsMax  = 10
+	openRetryBackoff = 100 * time.Millisecond
+)
+
+func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt int, ready func(*FileChannel, error)) {
+	f := &FileChannel{cfg: cfg, live: map[uint64]recordLoc{}}
+	f.channelCore = newChannelCore(name, env, channelLimits{
+		capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity, keepAlive: cfg.KeepAlive,
+	}, f)
+	if err := f.load(); err != nil {
+		env.Clock.AfterFunc(0, func() { ready(nil, fmt.Errorf("file channel %s: %w", name, err)) })
+		return
+	}
+	f.syncReplayed(func(err error) {
+		if err != nil {
+			f.file.Close()
+			err = fmt.Errorf("file channel %s: %w", name, err)
+			if attempt >= openAttemptsMax {
+				ready(nil, err)
+				return
+			}
+			env.Log.Logf("%v; replaying again", err)
+			env.Clock.AfterFunc(openRetryBackoff, func() { openFileChannel(name, env, cfg, attempt+1, ready) })
+			return
+		}
+		f.newFileUnsynced = false
+		f.scheduleCheckpoint()
+		ready(f, nil)
+	})
+}
+
+// syncReplayed makes what replay found durable before the channel serves:
+// after a process kill the old log's last records may sit only in the page
+// cache, and events replayed from them must not vanish in a later power
+// loss once they have been delivered or built upon. It syncs every log
+// file and then the data directory (which the new log file is in).
+func (f *FileChannel) syncReplayed(done func(error)) {
+	ids, err := logFileIDs(f.env.FS, f.cfg.DataDir)
+	if err != nil {
+		f.env.Clock.AfterFunc(0, func() { done(err) })
+		return
+	}
+	pending := 1
+	var first error
+	finish := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+		pending--
+		if pending == 0 {
+			done(first)
+		}
+	}
+	for _, id := range ids {
+		if id == f.fileID {
+			continue
+		}
+		name := logFileName(f.cfg.DataDir, id)
+		file, err := f.env.FS.Open(name)
+		if err != nil {
+			first = cmp.Or(first, fmt.Errorf("open %s: %w", name, err))
+			continue
+		}
+		pending++
+		file.Sync(func(err error) {
+			file.Close()
+			if err != nil {
+				err = fmt.Errorf("sync %s: %w", name, err)
+			}
+			finish(err)
+		})
+	}
+	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("sync %s: %w", f.cfg.DataDir, err)
+		}
+		finish(err)
+	})
+}
+
+// load replays what the disk holds and opens a fresh log file after it.
+func (f *FileChannel) load() error {
+	for _, dir := range []string{f.cfg.DataDir, f.cfg.CheckpointDir} {
+		if err := f.env.FS.MkdirAll(dir); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	r, err := replay(f.env.FS, f.cfg.DataDir, f.cfg.CheckpointDir)
+	if err != nil {
+		return err
+	}
+	f.Problems = r.problems
+	for _, p := range r.problems {
+		f.env.Log.Logf("file channel %s: replay: %s", f.name, p)
+	}
+	live := r.sortedLive()
+	if len(live) > f.capacity {
+		return fmt.Errorf("replay found %d events, more than capacity %d", len(live), f.capacity)
+	}
+	for _, it := range live {
+		f.queue.pushBack(it)
+		f.queueBytes += it.ev.size()
+		f.live[it.id] = it.loc
+	}
+	f.nextID = r.nextID
+	f.env.Log.Logf("file channel %s: replayed %d records, %d events queued", f.name, r.records, len(live))
+	// Appending to a file whose tail may be torn would strand what
+	// follows the tear, so every start writes a new file.
+	return f.roll(r.lastID + 1)
+}
+
+// roll starts log file id; its name becomes durable with the next sync.
+func (f *FileChannel) roll(id uint32) error {
+	name := logFileName(f.cfg.DataDir, id)
+	file, err := f.env.FS.Create(name)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	if f.file != nil {
+		f.retired = append(f.retired, f.file)
+	}
+	f.file, f.fileID, f.fileSize, f.newFileUnsynced = file, id, 0, true
+	if f.round == nil && len(f.next) == 0 {
+		f.applied = recordLoc{file: id}
+	}
+	return nil
+}
+
+// Name is the channel's name.
+func (f *FileChannel) Name() string { return f.name }
+
+// persist appends the transaction's record and waits for a sync to cover
+// it.
+func (f *FileChannel) persist(t *Txn, done func(error)) {
+	if f.broken != nil {
+		done(f.broken)
+		return
+	}
+	if len(t.puts) == 0 && len(t.takes) == 0 {
+		done(nil)
+		return
+	}
+	if len(f.next) >= pendingCommitsMax {
+		done(fmt.Errorf("file channel %s: %d commits already wait for a sync", f.name, pendingCommitsMax))
+		return
+	}
+	if err := checkEncodable(t.puts, t.takes); err != nil {
+		done(fmt.Errorf("file channel %s: %w", f.name, err))
+		return
+	}
+	f.assignIDs(t)
+	f.recordBuf = encodeRecord(f.recordBuf, t.ids, t.puts, t.takes)
+	if f.fileSize > 0 && f.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize {
+		if err := f.roll(f.fileID + 1); err != nil {
+			done(err)
+			return
+		}
+	}
+	if _, err := f.file.Append(f.recordBuf); err != nil {
+		// A partial append may have left bytes; the next file starts
+		// clean and replay stops this one at the bad record.
+		f.roll(f.fileID + 1)
+		done(fmt.Errorf("file channel %s: append: %w", f.name, err))
+		return
+	}
+	t.loc = recordLoc{file: f.fileID, off: f.fileSize}
+	f.fileSize += int64(len(f.recordBuf))
+	if len(f.unsynced) == 0 || f.unsynced[len(f.unsynced)-1] != f.file {
+		f.unsynced = append(f.unsynced, f.file)
+	}
+	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
+	if f.round == nil {
+		f.startRound()
+	}
+}
+
+func (f *FileChannel) startRound() {
+	round := &syncRound{commits: f.next, failed: map[sim.File]error{}}
+	f.next = nil
+	f.round = round
+	files := f.unsynced
+	f.unsynced = nil
+	syncDir := f.newFileUnsynced
+	f.newFileUnsynced = false
+	round.pending = len(files)
+	if syncDir {
+		round.pending++
+	}
+	finish := func() {
+		round.pending--
+		if round.pending == 0 {
+			f.endRound(round)
+		}
+	}
+	if syncDir {
+		f.syncDataDir(round, dirSyncAttemptsMax, finish)
+	}
+	for _, file := range files {
+		file.Sync(func(err error) {
+			if err != nil {
+				round.failed[file] = err
+			}
+			finish()
+		})
+	}
+	if round.pending == 0 {
+		f.env.Clock.AfterFunc(0, func() { f.endRound(round) })
+	}
+}
+
+// dirSyncAttemptsMax bounds the tries to make a new log file's name
+// durable. A failed directory sync loses no data (the file's own sync
+// decides that), so it is worth trying again before failing commits whose
+// records may well be on disk.
+const dirSyncAttemptsMax = 3
+
+func (f *FileChannel) syncDataDir(round *syncRound, attempts int, finish func()) {
+	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
+		if err != nil && attempts > 1 {
+			f.env.Log.Logf("file channel %s: sync %s: %v; trying again", f.name, f.cfg.DataDir, err)
+			f.syncDataDir(round, attempts-1, finish)
+			return
+		}
+		round.dirErr = err
+		finish()
+	})
+}
+
+// endRound completes a group commit. A commit succeeds when the sync of
+// its file did (and the data directory's, after a new file). A failed
+// file sync may have thrown away everything unsynced in that file, so the
+// commits appended to it since the round began fail too, and when it is
+// the current file writing moves to a new one.
+func (f *FileChannel) endRound(round *syncRound) {
+	f.round = nil
+	failedErr := func(pc *pendingCommit) error {
+		if err := round.failed[pc.file]; err != nil {
+			return fmt.Errorf("file channel %s: sync: %w", f.name, err)
+		}
+		if round.dirErr != nil {
+			return fmt.Errorf("file channel %s: sync %s: %w", f.name, f.cfg.DataDir, round.dirErr)
+		}
+		return nil
+	}
+	var later []*pendingCommit
+	var failed []*pendingCommit
+	for _, pc := range f.next {
+		if round.failed[pc.file] != nil {
+			failed = append(failed, pc)
+		} else {
+			later = append(later, pc)
+		}
+	}
+	f.next = later
+	if len(round.failed) > 0 || round.dirErr != nil {
+		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return round.failed[file] != nil })
+		if round.failed[f.file] != nil || round.dirErr != nil {
+			f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
+			if err := f.roll(f.fileID + 1); err != nil {
+				f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
+			}
+		}
+	}
+	for _, pc := range round.commits {
+		if err := failedErr(pc); err != nil {
+			pc.done(err)
+			continue
+		}
+		for _, id := range pc.t.ids {
+			f.live[id] = pc.t.loc
+		}
+		for _, it := range pc.t.takes {
+			delete(f.live, it.id)
+		}
+		f.applied = pc.end
+		pc.done(nil)
+	}
+	for _, pc := range failed {
+		pc.done(failedErr(pc))
+	}
+	f.closeRetired()
+	f.afterRound()
+}
+
+func (f *FileChannel) afterRound() {
+	if len(f.next) > 0 {
+		f.startRound()
+	}
+}
+
+// closeRetired closes the old log files no sync needs any more: those
+// with no appends waiting for the next round.
+func (f *FileChannel) closeRetired() {
+	f.retired = slices.DeleteFunc(f.retired, func(file sim.File) bool {
+		if slices.Contains(f.unsynced, file) {
+			return false
+		}
+		file.Close()
+		return true
+	})
+}
+
+func (f *FileChannel) scheduleCheckpoint() {
+	f.checkpointTimer = f.env.Clock.AfterFunc(f.cfg.CheckpointInterval, func() {
+		f.writeCheckpoint(nil)
+		f.scheduleCheckpoint()
+	})
+}
+
+// writeCheckpoint records the live events as of the applied position,
+// durably (a temporary file, synced, renamed, the directory synced), then
+// removes the log files nothing live points into.
+func (f *FileChannel) writeCheckpoint(done func(error)) {
+	if f.checkpointing || f.broken != nil {
+		if done != nil {
+			done(f.broken)
+		}
+		return
+	}
+	f.checkpointing = true
+	cp := checkpoint{nextID: f.nextID, from: f.applied}
+	cp.live = make([]item, 0, len(f.live))
+	for id, loc := range f.live {
+		cp.live = append(cp.live, item{id: id, loc: loc})
+	}
+	sort.Slice(cp.live, func(i, j int) bool { return cp.live[i].id < cp.live[j].id })
+	keepFrom := cp.from.file
+	for _, it := range cp.live {
+		keepFrom = min(keepFrom, it.loc.file)
+	}
+	finish := func(err error) {
+		f.checkpointing = false
+		if err != nil {
+			f.env.Log.Logf("file channel %s: checkpoint: %v", f.name, err)
+		} else {
+			f.removeLogsBefore(keepFrom)
+		}
+		if done != nil {
+			done(err)
+		}
+	}
+	tmp := path.Join(f.cfg.CheckpointDir, checkpointTempName)
+	file, err := f.env.FS.Create(tmp)
+	if err != nil {
+		finish(fmt.Errorf("create %s: %w", tmp, err))
+		return
+	}
+	if _, err := file.Append(encodeCheckpoint(cp)); err != nil {
+		file.Close()
+		finish(fmt.Errorf("write %s: %w", tmp, err))
+		return
+	}
+	file.Sync(func(err error) {
+		file.Close()
+		if err != nil {
+			finish(fmt.Errorf("sync %s: %w", tmp, err))
+			return
+		}
+		if err := f.env.FS.Rename(tmp, path.Join(f.cfg.CheckpointDir, checkpointName)); err != nil {
+			finish(fmt.Errorf("rename %s: %w", tmp, err))
+			return
+		}
+		f.env.FS.SyncDir(f.cfg.CheckpointDir, finish)
+	})
+}
+
+// removeLogsBefore deletes log files numbered below id: the durable
+// checkpoint makes replay start at or after id and no live event lies in
+// them.
+func (f *FileChannel) removeLogsBefore(id uint32) {
+	ids, err := logFileIDs(f.env.FS, f.cfg.DataDir)
+	if err != nil {
+		f.env.Log.Logf("file channel %s: %v", f.name, err)
+		return
+	}
+	for _, old := range ids {
+		if old >= id || old >= f.fileID {
+			break
+		}
+		if err := f.env.FS.Remove(logFileName(f.cfg.DataDir, old)); err != nil {
+			f.env.Log.Logf("file channel %s: remove old log: %v", f.name, err)
+		}
+	}
+}
+
+// Checkpoint writes a checkpoint now (for tests and shutdown).
+func (f *FileChannel) Checkpoint(done func(error)) { f.writeCheckpoint(done) }
+
+// Stop refuses new transactions, lets the commits in flight finish, writes
+// a checkpoint and closes the log, then calls done.
+func (f *FileChannel) Stop(done func()) {
+	f.closed = true
+	if f.checkpointTimer != nil {
+		f.checkpointTimer.Stop()
+	}
+	var wait func()
+	wait = func() {
+		if f.round != nil || len(f.next) > 0 || f.checkpointing {
+			f.env.Clock.AfterFunc(time.Millisecond, wait)
+			return
+		}
+		f.writeCheckpoint(func(error) {
+			f.closeRetired()
+			f.file.Close()
+			done()
+		})
+	}
+	wait()
+}

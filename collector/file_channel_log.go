@@ -1,0 +1,455 @@
+package collector
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// The file channel's write-ahead log. Each committed transaction is one
+// record, appended to the current log file ("log-N" in the data directory):
+//
+//	length u32 | crc u32 (CRC-32C of the payload) | payload
+//	payload: puts u32, {id u64, headers u16, {key u16+bytes, value u32+bytes}, body u32+bytes}...,
+//	         takes u32, {id u64}...
+//
+// One record per transaction makes a transaction atomic on disk: a torn or
+// flipped record fails its checksum and is dropped whole, so no part of an
+// uncommitted or damaged transaction is ever replayed.
+//
+// The checkpoint ("checkpoint" in the checkpoint directory) lists the
+// events live at a log position, so replay reads them and then only the
+// records after that position:
+//
+//	crc u32 (CRC-32C of the rest) | version u8 | nextID u64 | file u32 | offset u64 |
+//	count u64 | {id u64, file u32, offset u64}...
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const (
+	recordHeaderBytes = 8
+	// recordBytesMax bounds one record: a transaction of
+	// transactionCapacity events must fit.
+	recordBytesMax = 256 << 20
+	// logFilesMax bounds the log files one data directory may hold.
+	logFilesMax        = 1 << 16
+	checkpointName     = "checkpoint"
+	checkpointVersion  = 1
+	logFilePrefix      = "log-"
+	checkpointTempName = "checkpoint.tmp"
+)
+
+// recordLoc is where a transaction's record starts.
+type recordLoc struct {
+	file uint32
+	off  int64
+}
+
+func (l recordLoc) String() string { return fmt.Sprintf("%s%d@%d", logFilePrefix, l.file, l.off) }
+
+func logFileName(dir string, id uint32) string {
+	return path.Join(dir, logFilePrefix+strconv.FormatUint(uint64(id), 10))
+}
+
+// checkEncodable refuses a transaction the record format cannot hold, so
+// that nothing is acknowledged that replay would refuse.
+func checkEncodable(puts []Event, takes []item) error {
+	size := recordHeaderBytes + 8 + 12*len(takes)
+	for _, e := range puts {
+		if len(e.Headers) > math.MaxUint16 {
+			return fmt.Errorf("event with %d headers, beyond %d", len(e.Headers), math.MaxUint16)
+		}
+		size += 8 + 2 + 4 + len(e.Body)
+		for k, v := range e.Headers {
+			if len(k) > math.MaxUint16 {
+				return fmt.Errorf("header name of %d bytes, beyond %d", len(k), math.MaxUint16)
+			}
+			size += 2 + len(k) + 4 + len(v)
+		}
+	}
+	if size > recordBytesMax {
+		return fmt.Errorf("transaction of %d bytes, beyond the %d-byte record bound", size, recordBytesMax)
+	}
+	return nil
+}
+
+// encodeRecord builds a transaction's record; checkEncodable passed.
+func encodeRecord(buf []byte, ids []uint64, puts []Event, takes []item) []byte {
+	buf = append(buf[:0], make([]byte, recordHeaderBytes)...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(puts)))
+	for i, e := range puts {
+		buf = binary.BigEndian.AppendUint64(buf, ids[i])
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(e.Headers)))
+		for _, k := range sortedHeaderKeys(e.Headers) {
+			v := e.Headers[k]
+			buf = binary.BigEndian.AppendUint16(buf, uint16(len(k)))
+			buf = append(buf, k...)
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
+			buf = append(buf, v...)
+		}
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Body)))
+		buf = append(buf, e.Body...)
+	}
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(takes)))
+	for _, t := range takes {
+		buf = binary.BigEndian.AppendUint64(buf, t.id)
+	}
+	payload := buf[recordHeaderBytes:]
+	binary.BigEndian.PutUint32(buf[0:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf[4:8], crc32.Checksum(payload, castagnoli))
+	return buf
+}
+
+// decodedRecord is a record's contents.
+type decodedRecord struct {
+	putIDs []uint64
+	puts   []Event
+	takes  []uint64
+}
+
+var errTruncatedRecord = errors.New("record ends early")
+
+type payloadReader struct {
+	b   []byte
+	err error
+}
+
+func (r *payloadReader) take(n int) []byte {
+	if r.err != nil || n > len(r.b) {
+		r.err = errTruncatedRecord
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+func (r *payloadReader) u16() int {
+	b := r.take(2)
+	if b == nil {
+		return 0
+	}
+	return int(binary.BigEndian.Uint16(b))
+}
+func (r *payloadReader) u32() int {
+	b := r.take(4)
+	if b == nil {
+		return 0
+	}
+	return int(binary.BigEndian.Uint32(b))
+}
+func (r *payloadReader) u64() uint64 {
+	b := r.take(8)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// decodeRecord reads a payload whose checksum matched.
+func decodeRecord(payload []byte) (decodedRecord, error) {
+	r := &payloadReader{b: payload}
+	var d decodedRecord
+	puts := r.u32()
+	for i := 0; i < puts && r.err == nil; i++ {
+		id := r.u64()
+		headers := r.u16()
+		var e Event
+		if headers > 0 {
+			e.Headers = make(map[string]string, headers)
+		}
+		for h := 0; h < headers && r.err == nil; h++ {
+			k := string(r.take(r.u16()))
+			e.Headers[k] = string(r.take(r.u32()))
+		}
+		e.Body = append([]byte(nil), r.take(r.u32())...)
+		d.putIDs = append(d.putIDs, id)
+		d.puts = append(d.puts, e)
+	}
+	takes := r.u32()
+	for i := 0; i < takes && r.err == nil; i++ {
+		d.takes = append(d.takes, r.u64())
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes after the record's contents", len(r.b))
+	}
+	return d, r.err
+}
+
+// readRecord reads and checks the record at off; the returned size is the
+// whole record's.
+func readRecord(f sim.File, off, fileSize int64) (decodedRecord, int64, error) {
+	if fileSize-off < recordHeaderBytes {
+		return decodedRecord{}, 0, fmt.Errorf("%d bytes, shorter than a record header", fileSize-off)
+	}
+	var header [recordHeaderBytes]byte
+	if _, err := f.ReadAt(header[:], off); err != nil {
+		return decodedRecord{}, 0, fmt.Errorf("read record header: %w", err)
+	}
+	n := int64(binary.BigEndian.Uint32(header[0:4]))
+	if n > recordBytesMax || off+recordHeaderBytes+n > fileSize {
+		return decodedRecord{}, 0, fmt.Errorf("record length %d runs past the file's end or the %d-byte bound", n, recordBytesMax)
+	}
+	payload := make([]byte, n)
+	if _, err := f.ReadAt(payload, off+recordHeaderBytes); err != nil && !errors.Is(err, io.EOF) {
+		return decodedRecord{}, 0, fmt.Errorf("read record: %w", err)
+	}
+	if got, want := crc32.Checksum(payload, castagnoli), binary.BigEndian.Uint32(header[4:8]); got != want {
+		return decodedRecord{}, 0, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	d, err := decodeRecord(payload)
+	if err != nil {
+		return decodedRecord{}, 0, err
+	}
+	return d, recordHeaderBytes + n, nil
+}
+
+// checkpoint is what the checkpoint file holds.
+type checkpoint struct {
+	nextID uint64
+	from   recordLoc
+	live   []item // id and loc only
+}
+
+func encodeCheckpoint(cp checkpoint) []byte {
+	buf := make([]byte, 4, 4+1+8+4+8+8+len(cp.live)*20)
+	buf = append(buf, checkpointVersion)
+	buf = binary.BigEndian.AppendUint64(buf, cp.nextID)
+	buf = binary.BigEndian.AppendUint32(buf, cp.from.file)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(cp.from.off))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(cp.live)))
+	for _, it := range cp.live {
+		buf = binary.BigEndian.AppendUint64(buf, it.id)
+		buf = binary.BigEndian.AppendUint32(buf, it.loc.file)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(it.loc.off))
+	}
+	binary.BigEndian.PutUint32(buf[0:4], crc32.Checksum(buf[4:], castagnoli))
+	return buf
+}
+
+func decodeCheckpoint(data []byte) (checkpoint, error) {
+	if len(data) < 4+1+8+4+8+8 {
+		return checkpoint{}, fmt.Errorf("%d bytes, shorter than a checkpoint", len(data))
+	}
+	if got, want := crc32.Checksum(data[4:], castagnoli), binary.BigEndian.Uint32(data[0:4]); got != want {
+		return checkpoint{}, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	r := &payloadReader{b: data[4:]}
+	if v := r.take(1); v[0] != checkpointVersion {
+		return checkpoint{}, fmt.Errorf("version %d, want %d", v[0], checkpointVersion)
+	}
+	cp := checkpoint{nextID: r.u64()}
+	cp.from.file = uint32(r.u32())
+	cp.from.off = int64(r.u64())
+	n := r.u64()
+	if n > uint64(len(r.b))/20 {
+		return checkpoint{}, fmt.Errorf("%d live events do not fit in %d bytes", n, len(r.b))
+	}
+	for i := uint64(0); i < n; i++ {
+		it := item{id: r.u64()}
+		it.loc.file = uint32(r.u32())
+		it.loc.off = int64(r.u64())
+		cp.live = append(cp.live, it)
+	}
+	return cp, r.err
+}
+
+// readWholeFile reads a small file (the checkpoint).
+func readWholeFile(fs sim.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size > recordBytesMax {
+		return nil, fmt.Errorf("%s: %d bytes is beyond the %d-byte bound", name, size, recordBytesMax)
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return data, nil
+}
+
+// logFileIDs lists the ids of the log files in dir, ascending.
+func logFileIDs(fs sim.FS, dir string) ([]uint32, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var ids []uint32
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(n, logFilePrefix)
+		if !ok {
+			continue
+		}
+		id, err := strconv.ParseUint(rest, 10, 32)
+		if err != nil || id == 0 {
+			continue
+		}
+		ids = append(ids, uint32(id))
+		if len(ids) > logFilesMax {
+			return nil, fmt.Errorf("%s holds more than %d log files", dir, logFilesMax)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// replayed is what a replay found.
+type replayed struct {
+	live   map[uint64]item
+	nextID uint64
+	lastID uint32 // the highest log file id present
+	// problems are checksum failures, unreadable records and a damaged
+	// checkpoint: reported, never delivered.
+	problems []string
+	records  int
+}
+
+// replay rebuilds a file channel's contents from its checkpoint and log.
+func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
+	r := &replayed{live: map[uint64]item{}, nextID: 1}
+	ids, err := logFileIDs(fs, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		r.lastID = ids[len(ids)-1]
+	}
+	from := recordLoc{}
+	data, err := readWholeFile(fs, path.Join(checkpointDir, checkpointName))
+	switch {
+	case errors.Is(err, sim.ErrNotExist):
+	case err != nil:
+		r.problems = append(r.problems, fmt.Sprintf("checkpoint unreadable (%v): replaying every log file", err))
+	default:
+		cp, err := decodeCheckpoint(data)
+		if err != nil {
+			r.problems = append(r.problems, fmt.Sprintf("checkpoint damaged (%v): replaying every log file", err))
+			break
+		}
+		from = cp.from
+		r.nextID = cp.nextID
+		r.loadCheckpointed(fs, dataDir, cp.live)
+	}
+	for _, id := range ids {
+		if id < from.file {
+			continue
+		}
+		start := int64(0)
+		if id == from.file {
+			start = from.off
+		}
+		if err := r.scan(fs, dataDir, id, start); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// loadCheckpointed reads the records holding the checkpoint's live events.
+func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) {
+	files := map[uint32]sim.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	records := map[recordLoc]decodedRecord{}
+	for _, it := range live {
+		d, ok := records[it.loc]
+		if !ok {
+			var err error
+			d, err = readRecordAt(fs, dataDir, files, it.loc)
+			if err != nil {
+				r.problems = append(r.problems, fmt.Sprintf("event %d in %s lost: %v", it.id, it.loc, err))
+				continue
+			}
+			records[it.loc] = d
+		}
+		found := false
+		for i, id := range d.putIDs {
+			if id == it.id {
+				r.live[id] = item{id: id, ev: d.puts[i], loc: it.loc}
+				found = true
+			}
+		}
+		if !found {
+			r.problems = append(r.problems, fmt.Sprintf("event %d lost: the record at %s does not hold it", it.id, it.loc))
+		}
+	}
+}
+
+func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc recordLoc) (decodedRecord, error) {
+	f, ok := files[loc.file]
+	if !ok {
+		var err error
+		f, err = fs.Open(logFileName(dataDir, loc.file))
+		if err != nil {
+			return decodedRecord{}, err
+		}
+		files[loc.file] = f
+	}
+	size, err := f.Size()
+	if err != nil {
+		return decodedRecord{}, err
+	}
+	d, _, err := readRecord(f, loc.off, size)
+	return d, err
+}
+
+// scan applies the records of one log file from start; a bad record ends
+// the file's replay, as nothing after it can be framed.
+func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error {
+	name := logFileName(dataDir, id)
+	f, err := fs.Open(name)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("size of %s: %w", name, err)
+	}
+	for off := start; off < size; {
+		d, n, err := readRecord(f, off, size)
+		if err != nil {
+			r.problems = append(r.problems, fmt.Sprintf("%s offset %d: %v; the %d bytes from there are not replayed", name, off, err, size-off))
+			return nil
+		}
+		loc := recordLoc{file: id, off: off}
+		for i, pid := range d.putIDs {
+			r.live[pid] = item{id: pid, ev: d.puts[i], loc: loc}
+			r.nextID = max(r.nextID, pid+1)
+		}
+		for _, tid := range d.takes {
+			delete(r.live, tid)
+		}
+		r.records++
+		off += n
+	}
+	return nil
+}
+
+// sortedLive lists the live events in id (commit) order.
+func (r *replayed) sortedLive() []item {
+	out := make([]item, 0, len(r.live))
+	for _, it := range r.live {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}

@@ -1,0 +1,480 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/sluice-sim/sluice/sim"
+)
+
+func testFileChannelConfig() FileChannelConfig {
+	cfg := DefaultFileChannelConfig("fc")
+	cfg.Capacity, cfg.TransactionCapacity = 10000, 8
+	cfg.CheckpointInterval = 700 * time.Millisecond
+	cfg.MaxFileSize = 1024
+	return cfg
+}
+
+func openTestChannel(t interface{ Fatalf(string, ...any) }, r *rig, cfg FileChannelConfig) *FileChannel {
+	var ch *FileChannel
+	var openErr error
+	done := false
+	OpenFileChannel("c1", r.env, cfg, func(f *FileChannel, err error) { ch, openErr, done = f, err, true })
+	for i := 0; i < 100 && !done; i++ {
+		r.settle()
+	}
+	if openErr != nil || ch == nil {
+		t.Fatalf("open file channel: %v (log:\n%s)", openErr, r.log)
+	}
+	return ch
+}
+
+// fTxn is a transaction of the file channel model: committing ones await
+// their sync.
+type fTxn struct {
+	tx         *Txn
+	puts       []string
+	takes      []mEvent
+	committing bool
+	ids        []uint64
+	result     error
+	finished   bool
+}
+
+// fileModelRun checks the file channel against a queue model through
+// process kills, power losses and restarts on the simulated disk. Each
+// event's model id is its commit order; bodies are unique.
+type fileModelRun struct {
+	t        *rapid.T
+	r        *rig
+	cfg      FileChannelConfig
+	ch       *FileChannel
+	avail    []mEvent
+	open     []*fTxn
+	nextBody int
+	nextID   uint64
+	idOf     map[string]uint64
+	problems []string
+	// failArmed says syncs may fail until the next settle: commits may
+	// then fail, and a failed sync throws away what it covered.
+	failArmed bool
+}
+
+// failSync makes the disk's next sync fail: the commits it covers must
+// fail, and their events must not come back after a restart.
+func (m *fileModelRun) failSync(t *rapid.T) {
+	m.r.w.Node(rigNode).Disk().FailSyncs(1)
+	m.failArmed = true
+}
+
+// modelRounds is how many times the model tests run rapid's default number
+// of checks, each from its own seed (a round takes a fraction of a second);
+// -short runs one. Longer runs: -rapid.checks=20000.
+func modelRounds() int {
+	if testing.Short() {
+		return 1
+	}
+	return 20
+}
+
+func TestFileChannelModel(t *testing.T) {
+	for i := 0; i < modelRounds(); i++ {
+		rapid.Check(t, fileModelCheck)
+	}
+}
+
+func fileModelCheck(rt *rapid.T) {
+	{
+		r := newRig(rapid.Uint64().Draw(rt, "seed"))
+		cfg := testFileChannelConfig()
+		m := &fileModelRun{t: rt, r: r, cfg: cfg, nextID: 1, idOf: map[string]uint64{}}
+		m.ch = openTestChannel(rt, r, cfg)
+		rt.Repeat(map[string]func(*rapid.T){
+			"begin":      m.begin,
+			"put":        m.put,
+			"take":       m.take,
+			"commit":     m.commit,
+			"rollback":   m.rollback,
+			"settle":     func(*rapid.T) { m.settle() },
+			"checkpoint": m.checkpoint,
+			"failSync":   m.failSync,
+			"kill":       func(t *rapid.T) { m.crash(t, false) },
+			"powerLoss":  func(t *rapid.T) { m.crash(t, true) },
+			"":           m.check,
+		})
+	}
+}
+
+func (m *fileModelRun) pickOpen(t *rapid.T) *fTxn {
+	var open []*fTxn
+	for _, x := range m.open {
+		if !x.committing {
+			open = append(open, x)
+		}
+	}
+	if len(open) == 0 {
+		t.Skip("no open transaction")
+	}
+	return rapid.SampledFrom(open).Draw(t, "txn")
+}
+
+func (m *fileModelRun) begin(t *rapid.T) {
+	if len(m.open) >= 4 {
+		t.Skip("enough transactions")
+	}
+	m.open = append(m.open, &fTxn{tx: m.ch.Begin()})
+}
+
+func (m *fileModelRun) put(t *rapid.T) {
+	x := m.pickOpen(t)
+	if len(x.puts) >= m.cfg.TransactionCapacity {
+		t.Skip("transaction full")
+	}
+	m.nextBody++
+	body := fmt.Sprintf("e%d-%s", m.nextBody, strings.Repeat("x", rapid.IntRange(0, 100).Draw(t, "pad")))
+	if err := x.tx.Put(Event{Body: []byte(body), Headers: map[string]string{"n": fmt.Sprint(m.nextBody)}}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	x.puts = append(x.puts, body)
+}
+
+func (m *fileModelRun) take(t *rapid.T) {
+	x := m.pickOpen(t)
+	if len(x.takes) >= m.cfg.TransactionCapacity {
+		t.Skip("transaction full")
+	}
+	e, ok, err := x.tx.Take()
+	if err != nil {
+		t.Fatalf("take: %v", err)
+	}
+	if len(m.avail) == 0 {
+		if ok {
+			t.Fatalf("took %q from a channel the model says is empty", e.Body)
+		}
+		return
+	}
+	if !ok || string(e.Body) != m.avail[0].body {
+		t.Fatalf("took %q (ok %v), want %q", e.Body, ok, m.avail[0].body)
+	}
+	if e.Headers["n"] == "" {
+		t.Fatalf("event %q lost its headers", e.Body)
+	}
+	x.takes = append(x.takes, m.avail[0])
+	m.avail = m.avail[1:]
+}
+
+// commit starts a commit; it completes at the next settle.
+func (m *fileModelRun) commit(t *rapid.T) {
+	x := m.pickOpen(t)
+	x.committing = true
+	for _, body := range x.puts {
+		x.ids = append(x.ids, m.nextID)
+		m.idOf[body] = m.nextID
+		m.nextID++
+	}
+	x.tx.Commit(func(err error) { x.result, x.finished = err, true })
+}
+
+func (m *fileModelRun) rollback(t *rapid.T) {
+	x := m.pickOpen(t)
+	x.tx.Rollback()
+	m.returnTakes(x.takes)
+	m.open = slices.DeleteFunc(m.open, func(o *fTxn) bool { return o == x })
+}
+
+func (m *fileModelRun) returnTakes(takes []mEvent) {
+	m.avail = append(m.avail, takes...)
+	slices.SortFunc(m.avail, func(a, b mEvent) int { return int(a.id) - int(b.id) })
+}
+
+// settle lets every commit's sync complete; each must succeed, in order.
+func (m *fileModelRun) settle() {
+	m.r.settle()
+	m.reap(true)
+	m.r.w.Node(rigNode).Disk().FailSyncs(0)
+	m.failArmed = false
+}
+
+// reap moves finished commits into the model; with all set, every commit
+// must have finished.
+func (m *fileModelRun) reap(all bool) {
+	for _, x := range slices.Clone(m.open) {
+		if !x.committing || (!all && !x.finished) {
+			continue
+		}
+		if !x.finished || (x.result != nil && !m.failArmed) {
+			m.t.Fatalf("commit of %v not acknowledged after settling: finished %v, %v", x.puts, x.finished, x.result)
+		}
+		m.open = slices.DeleteFunc(m.open, func(o *fTxn) bool { return o == x })
+		if x.result != nil {
+			m.returnTakes(x.takes)
+			continue
+		}
+		var puts []mEvent
+		for i, body := range x.puts {
+			puts = append(puts, mEvent{id: x.ids[i], body: body})
+		}
+		m.returnTakes(puts) // keeps commit order
+	}
+}
+
+func (m *fileModelRun) checkpoint(t *rapid.T) {
+	m.settle()
+	var got error = errors.New("not called")
+	m.ch.Checkpoint(func(err error) { got = err })
+	m.r.settle()
+	if got != nil {
+		t.Fatalf("checkpoint: %v", got)
+	}
+}
+
+// crash kills the process or cuts the power, restarts, replays, and
+// checks what came back: every acknowledged event still live, in order;
+// of the commits in flight, a kill keeps all (their records were in the
+// page cache) and a power loss any of them; nothing else.
+func (m *fileModelRun) crash(t *rapid.T, power bool) {
+	m.reap(false)
+	m.r.w.Node(rigNode).Disk().FailSyncs(0)
+	var mustHave, mayHave []mEvent
+	mustHave = append(mustHave, m.avail...)
+	for _, x := range m.open {
+		switch {
+		case !x.committing:
+			mustHave = append(mustHave, x.takes...)
+		default:
+			for i, body := range x.puts {
+				mayHave = append(mayHave, mEvent{id: x.ids[i], body: body})
+			}
+			// A take in flight may or may not have become durable.
+			mayHave = append(mayHave, x.takes...)
+		}
+	}
+	m.r.crash(power)
+	m.ch = openTestChannel(t, m.r, m.cfg)
+	if !power {
+		// A kill damages nothing: only what an earlier power loss tore
+		// may still be reported.
+		for _, p := range m.ch.Problems {
+			if !slices.Contains(m.problems, p) {
+				t.Fatalf("replay after a kill found new damage: %s", p)
+			}
+		}
+	}
+	m.problems = m.ch.Problems
+	var got []mEvent
+	for _, it := range m.ch.queue.snapshot() {
+		body := string(it.ev.Body)
+		got = append(got, mEvent{id: m.idOf[body], body: body})
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].id <= got[i-1].id {
+			t.Fatalf("after restart %s comes after %s, out of commit order", got[i].body, got[i-1].body)
+		}
+	}
+	allowed := map[string]bool{}
+	for _, e := range append(slices.Clone(mustHave), mayHave...) {
+		allowed[e.body] = true
+	}
+	present := map[string]bool{}
+	for _, e := range got {
+		if !allowed[e.body] {
+			t.Fatalf("after restart the channel holds %s, which was never committed or already taken", e.body)
+		}
+		present[e.body] = true
+	}
+	for _, e := range mustHave {
+		if !present[e.body] {
+			t.Fatalf("acknowledged event %s lost after restart (power loss %v); holds %v", e.body, power, got)
+		}
+	}
+	if !power && !m.failArmed {
+		for _, x := range m.open {
+			if !x.committing {
+				continue
+			}
+			for _, body := range x.puts {
+				if !present[body] {
+					t.Fatalf("event %s of a commit in flight lost by a kill, though its record was in the page cache", body)
+				}
+			}
+		}
+	}
+	m.avail, m.open, m.failArmed = got, nil, false
+}
+
+func (m *fileModelRun) check(t *rapid.T) {
+	var got []string
+	for _, it := range m.ch.queue.snapshot() {
+		got = append(got, string(it.ev.Body))
+	}
+	var want []string
+	for _, e := range m.avail {
+		want = append(want, e.body)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("channel holds %v, model %v", got, want)
+	}
+}
+
+// TestFileChannelCorruptRecordIsReportedNotDelivered flips one bit in a
+// committed record: after a restart the damage is reported, the record's
+// events are not delivered, and the records before it are.
+func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
+	r := newRig(3)
+	cfg := testFileChannelConfig()
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	var records []recordLoc
+	for i := 0; i < 3; i++ {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(fmt.Sprintf("event-%d", i))})
+		var commitErr error = errors.New("not called")
+		tx.Commit(func(err error) { commitErr = err })
+		r.settle()
+		if commitErr != nil {
+			t.Fatal(commitErr)
+		}
+		records = append(records, tx.loc)
+	}
+	r.crash(false)
+	f, err := r.env.FS.Open(logFileName(cfg.DataDir, records[1].file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	pos := records[1].off + recordHeaderBytes + 10
+	f.ReadAt(b, pos)
+	b[0] ^= 0x04
+	f.WriteAt(b, pos)
+	f.Close()
+	ch = openTestChannel(t, r, cfg)
+	if len(ch.Problems) != 1 || !strings.Contains(ch.Problems[0], "checksum mismatch") {
+		t.Fatalf("problems %v", ch.Problems)
+	}
+	var got []string
+	for _, it := range ch.queue.snapshot() {
+		got = append(got, string(it.ev.Body))
+	}
+	if !slices.Equal(got, []string{"event-0"}) {
+		t.Fatalf("after the flip the channel holds %v, want only event-0", got)
+	}
+}
+
+// TestFileChannelGroupCommit: commits that arrive while a sync is in
+// flight share the next one.
+func TestFileChannelGroupCommit(t *testing.T) {
+	r := newRig(5)
+	cfg := testFileChannelConfig()
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	syncs := 0
+	ch.file = &countingFile{File: ch.file, syncs: &syncs}
+	done := 0
+	for i := 0; i < 50; i++ {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte("x")})
+		tx.Commit(func(err error) {
+			if err == nil {
+				done++
+			}
+		})
+	}
+	r.settle()
+	if done != 50 {
+		t.Fatalf("%d of 50 commits acknowledged", done)
+	}
+	if syncs > 2 {
+		t.Fatalf("50 concurrent commits took %d syncs; group commit shares them", syncs)
+	}
+}
+
+type countingFile struct {
+	sim.File
+	syncs *int
+}
+
+func (f *countingFile) Sync(done func(error)) { *f.syncs++; f.File.Sync(done) }
+
+// TestFileChannelRemovesOldLogs: once a checkpoint is durable, log files
+// holding nothing live are deleted.
+func TestFileChannelRemovesOldLogs(t *testing.T) {
+	r := newRig(9)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	for i := 0; i < 40; i++ {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(strings.Repeat("y", 200))})
+		tx.Commit(func(error) {})
+		r.settle()
+		tx = ch.Begin()
+		tx.Take()
+		tx.Commit(func(error) {})
+		r.settle()
+	}
+	before, _ := logFileIDs(r.env.FS, cfg.DataDir)
+	ch.Checkpoint(func(error) {})
+	r.settle()
+	after, _ := logFileIDs(r.env.FS, cfg.DataDir)
+	if len(before) < 5 || len(after) != 1 {
+		t.Fatalf("log files before the checkpoint %v, after %v", before, after)
+	}
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	if ch.Size() != 0 || len(ch.Problems) != 0 {
+		t.Fatalf("after restart: %d events, problems %v", ch.Size(), ch.Problems)
+	}
+}
+
+// TestFileChannelRefusesWhatItCannotRecord: a header name beyond the
+// record format's 64 KiB fails the commit rather than being acknowledged
+// and then refused by replay.
+func TestFileChannelRefusesWhatItCannotRecord(t *testing.T) {
+	r := newRig(13)
+	ch := openTestChannel(t, r, testFileChannelConfig())
+	tx := ch.Begin()
+	tx.Put(Event{Headers: map[string]string{strings.Repeat("h", 70000): "v"}, Body: []byte("x")})
+	var got error
+	tx.Commit(func(err error) { got = err })
+	r.settle()
+	if got == nil || !strings.Contains(got.Error(), "header name of 70000 bytes") || ch.Size() != 0 {
+		t.Fatalf("commit: %v, channel holds %d", got, ch.Size())
+	}
+}
+
+// TestLogDecodersRejectGarbage: whatever bytes a damaged disk holds, the
+// record and checkpoint decoders return an error or a value, never panic,
+// and a record survives its own round trip.
+func TestLogDecodersRejectGarbage(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		junk := rapid.SliceOfN(rapid.Byte(), 0, 300).Draw(t, "junk")
+		decodeRecord(junk)
+		decodeCheckpoint(junk)
+		var puts []Event
+		var ids []uint64
+		for i, n := 0, rapid.IntRange(0, 5).Draw(t, "puts"); i < n; i++ {
+			e := Event{Body: rapid.SliceOfN(rapid.Byte(), 0, 50).Draw(t, "body")}
+			if rapid.Bool().Draw(t, "headers") {
+				e.Headers = map[string]string{"k": rapid.String().Draw(t, "v")}
+			}
+			puts, ids = append(puts, e), append(ids, uint64(i+1))
+		}
+		takes := []item{{id: rapid.Uint64().Draw(t, "take")}}
+		rec := encodeRecord(nil, ids, puts, takes)
+		d, err := decodeRecord(rec[recordHeaderBytes:])
+		if err != nil || len(d.puts) != len(puts) || d.takes[0] != takes[0].id {
+			t.Fatalf("round trip: %v, %d puts", err, len(d.puts))
+		}
+		for i := range puts {
+			if string(d.puts[i].Body) != string(puts[i].Body) || d.puts[i].Headers["k"] != puts[i].Headers["k"] {
+				t.Fatalf("put %d came back as %+v, was %+v", i, d.puts[i], puts[i])
+			}
+		}
+	})
+}
