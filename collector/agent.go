@@ -106,17 +106,7 @@ func (a *Agent) check() error {
 // openChannels opens every channel (the file channel replays its log)
 // and calls done once all are ready.
 func (a *Agent) openChannels(done func(error)) {
-	pending := 1
-	var first error
-	finish := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
-		pending--
-		if pending == 0 {
-			done(first)
-		}
-	}
+	steps := newCompletions(done)
 	for _, c := range a.cfg.Channels {
 		a.order = append(a.order, c.Name)
 		switch c.Type {
@@ -128,19 +118,19 @@ func (a *Agent) openChannels(done func(error)) {
 					a.env.Log.Logf("channel %s: %s is accepted but not used yet", c.Name, key)
 				}
 			}
-			pending++
+			steps.add()
 			name := c.Name
 			OpenFileChannel(name, a.env, fileChannelConfig(c, a.opts.ResolveDir), func(f *FileChannel, err error) {
 				if err == nil {
 					a.channels[name] = f
 				}
-				finish(err)
+				steps.finish(err)
 			})
 		default:
 			sim.Assert(false, "channel type %s passed the configuration check", c.Type)
 		}
 	}
-	finish(nil)
+	steps.finish(nil)
 }
 
 func (a *Agent) startComponents() error {

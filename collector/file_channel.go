@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"cmp"
 	"fmt"
 	"path"
 	"slices"
@@ -160,41 +159,31 @@ func (f *FileChannel) syncReplayed(done func(error)) {
 		f.env.Clock.AfterFunc(0, func() { done(err) })
 		return
 	}
-	pending := 1
-	var first error
-	finish := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
-		pending--
-		if pending == 0 {
-			done(first)
-		}
-	}
+	steps := newCompletions(done)
 	for _, id := range ids {
 		if id == f.fileID {
 			continue
 		}
 		name := logFileName(f.cfg.DataDir, id)
 		file, err := f.env.FS.Open(name)
+		steps.add()
 		if err != nil {
-			first = cmp.Or(first, fmt.Errorf("open %s: %w", name, err))
+			steps.finish(fmt.Errorf("open %s: %w", name, err))
 			continue
 		}
-		pending++
 		file.Sync(func(err error) {
 			file.Close()
 			if err != nil {
 				err = fmt.Errorf("sync %s: %w", name, err)
 			}
-			finish(err)
+			steps.finish(err)
 		})
 	}
 	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
 		if err != nil {
 			err = fmt.Errorf("sync %s: %w", f.cfg.DataDir, err)
 		}
-		finish(err)
+		steps.finish(err)
 	})
 }
 

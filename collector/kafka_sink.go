@@ -79,17 +79,7 @@ func (s *KafkaSink) Name() string { return s.name }
 // Deliver produces the batch and reports once every record's outcome is
 // known.
 func (s *KafkaSink) Deliver(events []Event, done func(error)) {
-	pending := len(events)
-	var first error
-	finish := func(err error) {
-		if err != nil && first == nil {
-			first = err
-		}
-		pending--
-		if pending == 0 {
-			done(first)
-		}
-	}
+	steps := newCompletions(done)
 	for _, e := range events {
 		rec := kafka.Record{Topic: s.topic, Value: e.Body}
 		if t, ok := e.Headers["topic"]; ok && t != "" {
@@ -98,18 +88,20 @@ func (s *KafkaSink) Deliver(events []Event, done func(error)) {
 		if k, ok := e.Headers["key"]; ok {
 			rec.Key = []byte(k)
 		}
+		steps.add()
 		err := s.producer.Send(rec, func(r kafka.Result) {
 			if r.Outcome != history.OK {
-				finish(fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err))
+				steps.finish(fmt.Errorf("produce to %s: %w", r.Record.Topic, r.Err))
 				return
 			}
-			finish(nil)
+			steps.finish(nil)
 		})
 		if err != nil {
-			finish(fmt.Errorf("kafka sink %s: %w", s.name, err))
+			steps.finish(fmt.Errorf("kafka sink %s: %w", s.name, err))
 		}
 	}
 	s.producer.Flush()
+	steps.finish(nil)
 }
 
 // Stop closes the producer.
