@@ -133,6 +133,7 @@ type swarmFlags struct {
 	params      []string
 	maxFailures int
 	seedTimeout time.Duration
+	reportDir   string
 	failuresDir string
 	jsonOut     bool
 }
@@ -180,6 +181,7 @@ usage.`,
 	fl.IntVar(&f.maxFailures, "max-failures", 0, "stop starting seeds after this many failed (0: run them all)")
 	fl.DurationVar(&f.seedTimeout, "seed-timeout", 10*time.Minute, "wall time one seed may take before its worker is killed and the seed failed (0: no limit)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
+	fl.StringVar(&f.reportDir, "report", "", "write the swarm's page (swarm.html) and coverage chart into this directory")
 	return cmd
 }
 
@@ -250,7 +252,7 @@ func runSwarm(cmd *cobra.Command, f swarmFlags) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	return printSwarm(cmd.OutOrStdout(), spec, records, len(jobs)-len(records), f.jsonOut)
+	return printSwarm(cmd.OutOrStdout(), spec, records, len(jobs)-len(records), f.jsonOut, f.reportDir)
 }
 
 // runWorkers runs the jobs on f.parallel workers and returns the records

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -148,10 +149,21 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	return s
 }
 
-func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, jsonOut bool) error {
+func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, jsonOut bool, reportDir string) error {
 	s := summarizeSwarm(spec, records)
 	s.NotRun = notRun
+	if reportDir != "" {
+		if err := writeSwarmReport(reportDir, swarmTitle(spec), s); err != nil {
+			return err
+		}
+		defer fmt.Fprintf(out, "report:    %s\n", filepath.Join(reportDir, reports.SwarmHTMLName))
+	}
 	return printSummary(out, s, jsonOut)
+}
+
+func swarmTitle(spec swarmSpec) string {
+	return fmt.Sprintf("sluice swarm: %s, seeds %d to %d", strings.Join(spec.Scenarios, ", "),
+		spec.FirstSeed, spec.FirstSeed+uint64(spec.Seeds)-1)
 }
 
 func printSummary(out io.Writer, s swarmSummary, jsonOut bool) error {
@@ -267,6 +279,7 @@ func readSwarmFile(name string) (swarmSpec, []swarmRecord, error) {
 
 func newSimMergeCommand() *cobra.Command {
 	var jsonOut bool
+	var reportDir string
 	cmd := &cobra.Command{
 		Use:   "merge FILE...",
 		Short: "Join the shards of a swarm into the summary the whole swarm prints",
@@ -285,10 +298,17 @@ shard given twice is refused and a shard missing is reported, and fails.`,
 			}
 			s := summarizeSwarm(spec, records)
 			s.Missing = missing
+			if reportDir != "" {
+				if err := writeSwarmReport(reportDir, swarmTitle(spec), s); err != nil {
+					return err
+				}
+				defer fmt.Fprintf(cmd.OutOrStdout(), "report:    %s\n", filepath.Join(reportDir, reports.SwarmHTMLName))
+			}
 			return printSummary(cmd.OutOrStdout(), s, jsonOut)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	cmd.Flags().StringVar(&reportDir, "report", "", "write the swarm's page (swarm.html) and coverage chart into this directory")
 	return cmd
 }
 
@@ -351,4 +371,40 @@ func countsText(counts map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// swarmPage turns a summary into the swarm report's page.
+func swarmPage(title string, s swarmSummary) reports.Swarm {
+	page := reports.Swarm{Title: title, Closing: fmt.Sprintf("%d seeds: %d passed, %d failed", s.Seeds, s.Passed, s.Failed)}
+	for _, sc := range s.Scenarios {
+		page.Scenarios = append(page.Scenarios, reports.SwarmScenario{
+			Name: sc.Name, Seeds: sc.Seeds, Passed: sc.Passed, Failed: sc.Failed,
+			EventsPerSec: sc.EventsPerSec, Dilation: sc.Dilation, SeedsPerCoreHour: sc.SeedsPerCoreHour,
+		})
+	}
+	for _, op := range faults.Ops() {
+		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: s.FaultSeeds[string(op)]})
+	}
+	for _, p := range sim.DeclaredProbes() {
+		page.Probes = append(page.Probes, reports.Count{Name: p.Name, Help: p.Help, Seeds: s.ProbeSeeds[p.Name]})
+	}
+	for _, r := range s.Failures {
+		page.Failures = append(page.Failures, reports.SwarmFailure{
+			Scenario: r.Scenario, Seed: r.Seed, Why: failureText(r), Reproduce: r.Reproduce, Replay: r.SavedTo,
+		})
+	}
+	return page
+}
+
+// writeSwarmReport writes the swarm's page and chart into dir.
+func writeSwarmReport(dir, title string, s swarmSummary) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	for _, file := range swarmPage(title, s).Files() {
+		if err := writeFile(filepath.Join(dir, file.Name), file.Write); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
+	return nil
 }

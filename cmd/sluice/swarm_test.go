@@ -170,3 +170,30 @@ func TestSwarmStopsAndTimesOut(t *testing.T) {
 		t.Fatalf("exit %d: %+v", code, s)
 	}
 }
+
+// TestSwarmReportPage: --report writes the swarm's page with its scenarios,
+// its coverage (kinds and probes never reached highlighted) and its
+// failures with their reproduce lines.
+func TestSwarmReportPage(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "swarm-report")
+	code, text := runStdout(t, dir, append(swarmArgs, "--report", out)...)
+	if code != 1 || !strings.Contains(text, "report:    "+filepath.Join(out, "swarm.html")) {
+		t.Fatalf("exit %d:\n%s", code, text)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "swarm.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<td>counter</td>", `<tr class="never"><td><code>corrupt</code>`,
+		"counter/sync-failed-reload", "sluice sim run --scenario counter", "24 seeds: ", `<img src="data:image/svg`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("swarm.html lacks %q", want)
+		}
+	}
+	for _, name := range []string{"swarm-coverage.png", "swarm-coverage.svg"} {
+		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
