@@ -264,14 +264,7 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 	}
 	work := make(chan int)
 	results := make(chan result)
-	args := []string{"sim", "swarm-worker", "--failures-dir", f.failuresDir,
-		"--run", spec.Run.String(), "--drain", spec.Drain.String(), "--events-max", fmt.Sprint(spec.EventsMax)}
-	for _, b := range spec.Bugs {
-		args = append(args, "--bug", b)
-	}
-	for _, name := range sortedParamNames(spec.Params) {
-		args = append(args, "--param", name+"="+spec.Params[name])
-	}
+	args := workerArgs(spec, f)
 	stop := make(chan struct{}) // closed after --max-failures failures
 	var wg sync.WaitGroup
 	for w := 0; w < min(f.parallel, max(len(jobs), 1)); w++ {
@@ -327,6 +320,20 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 		}
 	}
 	return kept, nil
+}
+
+// workerArgs is the command line of a worker process: what every seed of
+// the swarm shares.
+func workerArgs(spec swarmSpec, f swarmFlags) []string {
+	args := []string{"sim", "swarm-worker", "--failures-dir", f.failuresDir,
+		"--run", spec.Run.String(), "--drain", spec.Drain.String(), "--events-max", fmt.Sprint(spec.EventsMax)}
+	for _, b := range spec.Bugs {
+		args = append(args, "--bug", b)
+	}
+	for _, name := range sortedParamNames(spec.Params) {
+		args = append(args, "--param", name+"="+spec.Params[name])
+	}
+	return args
 }
 
 // swarmWorker is one worker process.
