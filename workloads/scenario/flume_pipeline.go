@@ -40,7 +40,7 @@ func init() {
 		Drain: 10 * time.Second,
 		Budget: Budget{
 			// About 20 times what seeds use: 5.5k events per simulated
-			// second and an estimated 3 MiB at most over 50 seeds.
+			// second and an estimated 2.1 MiB at most over 50 seeds.
 			EventsPerSecMax: 110_000,
 			MemoryBytesMax:  64 << 20,
 			// A client waits for answers and reconnects after a delay,
