@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -33,6 +34,8 @@ type Options struct {
 	OnFatal func(error)
 	// DrainTimeout bounds how long Stop lets sinks drain their channels.
 	DrainTimeout time.Duration
+	// Bugs switches planted bugs on (faults.BugFileChannelAckBeforeFsync).
+	Bugs faults.Bugs
 }
 
 // Agent is a running agent: its channels, sources and sink runners.
@@ -120,7 +123,9 @@ func (a *Agent) openChannels(done func(error)) {
 			}
 			steps.add()
 			name := c.Name
-			OpenFileChannel(name, a.env, fileChannelConfig(c, a.opts.ResolveDir), func(f *FileChannel, err error) {
+			fcfg := fileChannelConfig(c, a.opts.ResolveDir)
+			fcfg.Bugs = a.opts.Bugs
+			OpenFileChannel(name, a.env, fcfg, func(f *FileChannel, err error) {
 				if err == nil {
 					a.channels[name] = f
 				}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -62,6 +63,8 @@ type FileChannelConfig struct {
 	CheckpointInterval  time.Duration
 	MaxFileSize         int64
 	KeepAlive           time.Duration
+	// Bugs switches planted bugs on: faults.BugFileChannelAckBeforeFsync.
+	Bugs faults.Bugs
 }
 
 // DefaultFileChannelConfig is Flume's defaults, under dir.
@@ -276,6 +279,14 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	f.fileSize += int64(len(f.recordBuf))
 	if len(f.unsynced) == 0 || f.unsynced[len(f.unsynced)-1] != f.file {
 		f.unsynced = append(f.unsynced, f.file)
+	}
+	ackNow := f.cfg.Bugs.On(faults.BugFileChannelAckBeforeFsync)
+	if ackNow {
+		// The planted bug: the commit is answered before any sync
+		// covers its record; the sync's outcome reaches nobody.
+		ack := done
+		defer ack(nil)
+		done = func(error) {}
 	}
 	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
 	if f.round == nil {

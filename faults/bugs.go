@@ -30,6 +30,9 @@ const (
 	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
 	// progress, not safety, and is caught by the no-progress watchdog.
 	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
+	// BugFileChannelAckBeforeFsync is a collector bug: the agent's file
+	// channel, not the broker.
+	BugFileChannelAckBeforeFsync Bug = "file-channel-ack-before-fsync"
 )
 
 var registry = map[Bug]BugInfo{
@@ -43,6 +46,8 @@ var registry = map[Bug]BugInfo{
 	BugRaftAckBeforeSync: {BugRaftAckBeforeSync, "a controller sends raft messages and applies entries before they are durable: a correlated power loss loses committed metadata"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
+	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +
+		"a power loss of the agent loses events its clients were told were taken"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

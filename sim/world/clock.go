@@ -1,6 +1,7 @@
 package world
 
 import (
+	"math"
 	"time"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -43,7 +44,14 @@ func (c *nodeClock) setDrift(ppm float64) {
 // AfterFunc converts node time into simulated time: a node whose clock runs
 // fast sees its timers fire early in real terms.
 func (c *nodeClock) AfterFunc(d time.Duration, f func()) sim.Timer {
-	real := time.Duration(float64(d) / c.rate())
+	// Rounded up, so that the node's own clock has advanced by at least d
+	// when the timer fires: rounded down, a timer re-armed for what is
+	// left of a wait could fire with no node time passed and spin.
+	rate := c.rate()
+	real := time.Duration(math.Ceil(float64(d) / rate))
+	if time.Duration(float64(real)*rate) < d {
+		real++ // float rounding
+	}
 	t := &timer{f: f}
 	c.loop.After(real, c.node, sched.KindTimer, 0, t.fire)
 	return t

@@ -1,0 +1,116 @@
+package checkers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// pipelineExamplesMax bounds the values a pipeline verdict names.
+const pipelineExamplesMax = 5
+
+// PipelineInput is what an end-to-end accounting needs, whatever the
+// pipeline: the values each client sent, those acknowledged to it, and
+// every value the destination holds, once per copy. Values are unique per
+// event.
+type PipelineInput struct {
+	// Sent are the values offered to the pipeline, acknowledged or not.
+	Sent []string
+	// Acked are the values whose clients were told they were taken.
+	Acked []string
+	// Delivered are the values read back from the destination, once per
+	// copy it holds.
+	Delivered []string
+}
+
+// PipelineVerdict is the accounting of a pipeline run under an
+// at-least-once contract: an acknowledged event must arrive, duplicates are
+// allowed but counted, an unacknowledged event may or may not arrive.
+type PipelineVerdict struct {
+	Sent, Acked int
+	// Delivered counts the copies the destination holds; Distinct the
+	// values among them.
+	Delivered, Distinct int
+	// Lost are the acknowledged values never delivered, sorted.
+	Lost []string
+	// Duplicated counts the values delivered more than once;
+	// ExtraCopies the copies beyond the first.
+	Duplicated, ExtraCopies int
+	// UnackedDelivered counts the values delivered though their clients
+	// never heard an acknowledgement (allowed: the answer was lost).
+	UnackedDelivered int
+	// Phantoms are delivered values nobody sent, sorted: corruption, or a
+	// pipeline inventing events.
+	Phantoms []string
+}
+
+// OK reports whether the contract held: nothing acknowledged was lost and
+// nothing was invented.
+func (v PipelineVerdict) OK() bool { return len(v.Lost) == 0 && len(v.Phantoms) == 0 }
+
+// CheckPipeline accounts for every event from its client to the
+// destination.
+func CheckPipeline(in PipelineInput) PipelineVerdict {
+	copies := make(map[string]int, len(in.Delivered))
+	for _, v := range in.Delivered {
+		copies[v]++
+	}
+	sent := make(map[string]bool, len(in.Sent))
+	for _, v := range in.Sent {
+		sent[v] = true
+	}
+	acked := make(map[string]bool, len(in.Acked))
+	verdict := PipelineVerdict{Sent: len(sent), Delivered: len(in.Delivered), Distinct: len(copies)}
+	for _, v := range in.Acked {
+		if acked[v] {
+			continue
+		}
+		acked[v] = true
+		if copies[v] == 0 {
+			verdict.Lost = append(verdict.Lost, v)
+		}
+	}
+	verdict.Acked = len(acked)
+	for v, n := range copies {
+		if n > 1 {
+			verdict.Duplicated++
+			verdict.ExtraCopies += n - 1
+		}
+		switch {
+		case acked[v]:
+		case sent[v]:
+			verdict.UnackedDelivered++
+		default:
+			verdict.Phantoms = append(verdict.Phantoms, v)
+		}
+	}
+	slices.Sort(verdict.Lost)
+	slices.Sort(verdict.Phantoms)
+	return verdict
+}
+
+// String is the verdict in one line: counts, then examples of what went
+// wrong.
+func (v PipelineVerdict) String() string {
+	s := fmt.Sprintf("%d lost of %d acknowledged (%d sent); %d delivered copies of %d values, %d duplicated (%d extra copies), %d delivered unacknowledged",
+		len(v.Lost), v.Acked, v.Sent, v.Delivered, v.Distinct, v.Duplicated, v.ExtraCopies, v.UnackedDelivered)
+	if len(v.Phantoms) > 0 {
+		s += fmt.Sprintf("; %d phantom values", len(v.Phantoms))
+	}
+	if len(v.Lost) > 0 {
+		s += "; lost e.g. " + examples(v.Lost)
+	}
+	if len(v.Phantoms) > 0 {
+		s += "; phantoms e.g. " + examples(v.Phantoms)
+	}
+	return s
+}
+
+func examples(values []string) string {
+	shown := values[:min(len(values), pipelineExamplesMax)]
+	s := strings.Join(shown, ", ")
+	if len(values) > len(shown) {
+		s += fmt.Sprintf(" and %d more", len(values)-len(shown))
+	}
+	return s
+}

@@ -1,0 +1,471 @@
+package scenario
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/checkers"
+	"github.com/sluice-sim/sluice/collector"
+	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/world"
+	"github.com/sluice-sim/sluice/workloads/kafka"
+)
+
+// The flume-pipeline scenario: the seeds' pipeline, netcat -> channel ->
+// KafkaSink. Clients write unique lines over TCP into an agent's netcat
+// source, which answers OK once a line is committed to its channel; the
+// agent's Kafka sink delivers into one broker. Faults fall on the agent
+// (process, disk, clock) and on the network between every pair of nodes.
+// After the drain the topic is read back in full and every line
+// acknowledged to its client must be in it at least once.
+func init() {
+	Register(Definition{
+		Name:    "flume-pipeline",
+		Summary: "netcat clients -> a collector agent (memory or file channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
+		Bugs:    []faults.Bug{faults.BugFileChannelAckBeforeFsync},
+		Params: []Param{
+			{Name: "channel", Default: "file", Values: []string{"file", "memory"},
+				Help: "the agent's channel: file (durable: nothing acknowledged is lost) or memory (a crash loses what it holds)"},
+			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
+				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
+		},
+		Run:   20 * time.Second,
+		Drain: 10 * time.Second,
+		Budget: Budget{
+			// About 20 times what seeds use: 5.5k events per simulated
+			// second and an estimated 2.1 MiB at most over 50 seeds.
+			EventsPerSecMax: 110_000,
+			MemoryBytesMax:  64 << 20,
+			// A client waits for answers and reconnects after a delay,
+			// so it cannot spin: time alone bounds a stall.
+			StallMax: 10 * time.Second,
+		},
+		Build: buildFlumePipeline,
+	})
+}
+
+const (
+	pipelineAgent  = "agent"
+	pipelineBroker = "b1"
+	// pipelineReader is the node that reads the topic back at the end;
+	// no fault touches it.
+	pipelineReader = "reader"
+	pipelineTopic  = "flume"
+	pipelinePort   = 44444
+	// pipelineAgentRetry is how long an agent that could not start (a
+	// full disk while its file channel opened) waits before trying
+	// again, as a supervisor restarting it would.
+	pipelineAgentRetry = time.Second
+	// pipelineSettleMax bounds how long Finish waits for the agent to
+	// empty its channel before reading the topic.
+	pipelineSettleMax = 30 * time.Second
+	// pipelineReadMax bounds how long Finish reads the topic.
+	pipelineReadMax = 20 * time.Second
+	pipelinePoll    = 100 * time.Millisecond
+)
+
+var pipelineClients = []string{"c1", "c2", "c3"}
+
+// pipelineConfig is the agent's configuration file, in Flume's format.
+func pipelineConfig(channel string) string {
+	lines := []string{
+		"a1.sources = r1",
+		"a1.channels = c1",
+		"a1.sinks = k1",
+		"a1.sources.r1.type = netcat",
+		"a1.sources.r1.bind = 0.0.0.0",
+		fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
+		"a1.sources.r1.ack-every-event = true",
+		"a1.sources.r1.channels = c1",
+		"a1.channels.c1.type = " + channel,
+		"a1.channels.c1.capacity = 10000",
+		"a1.channels.c1.transactionCapacity = 100",
+	}
+	if channel == "file" {
+		lines = append(lines,
+			"a1.channels.c1.checkpointDir = flume/checkpoint",
+			"a1.channels.c1.dataDirs = flume/data",
+			"a1.channels.c1.checkpointInterval = 2000",
+			"a1.channels.c1.maxFileSize = 65536")
+	}
+	lines = append(lines,
+		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
+		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
+		"a1.sinks.k1.kafka.topic = "+pipelineTopic,
+		"a1.sinks.k1.kafka.producer.acks = all",
+		"a1.sinks.k1.batchSize = 20",
+		"a1.sinks.k1.channel = c1")
+	return strings.Join(lines, "\n") + "\n"
+}
+
+type pipelineCluster struct {
+	o       Options
+	w       *world.World
+	clients []*lineClient
+	// agent is the agent of the latest start; nil until it runs.
+	agent       *collector.Agent
+	agentStarts int
+	agentFatals []string
+	reader      sim.Env
+	delivered   []string
+	readUpTo    string
+	verdict     checkers.PipelineVerdict
+}
+
+func buildFlumePipeline(w *world.World, o Options) Cluster {
+	c := &pipelineCluster{o: o, w: w}
+	cfg, err := config.Parse(pipelineConfig(o.Param("channel")), "a1", nil)
+	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
+
+	bcfg := broker.DefaultConfig()
+	bcfg.Log.Flush = storage.FlushPolicy{Mode: storage.FlushGroupCommit}
+	w.AddNode(pipelineBroker, broker.Start(bcfg, nil))
+	w.AddNode(pipelineAgent, func(env sim.Env) { c.startAgent(env, cfg) })
+	w.AddNode(pipelineReader, func(env sim.Env) { c.reader = env })
+	// Clients stop offering lines halfway through the drain, so that
+	// what they sent has the rest of it to reach the topic.
+	stopAt := o.Run + o.Drain/2
+	for _, name := range pipelineClients {
+		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", pipelineAgent, pipelinePort), stopAt: stopAt}
+		c.clients = append(c.clients, cl)
+		w.AddNode(name, cl.start)
+	}
+	return c
+}
+
+// startAgent runs one incarnation of the agent; one that cannot start
+// tries again, as a supervisor would restart it.
+func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent) {
+	c.agent = nil
+	c.agentStarts++
+	opts := collector.Options{
+		Bugs:     c.o.Bugs,
+		EventLog: sim.LoggerFunc(func(string, ...any) {}),
+		OnFatal: func(err error) {
+			c.agentFatals = append(c.agentFatals, err.Error())
+			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
+			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg) })
+		},
+	}
+	collector.Start(cfg, opts, func(a *collector.Agent) { c.agent = a })(env)
+}
+
+func (c *pipelineCluster) Profile() faults.Profile {
+	targets := []string{pipelineAgent}
+	others := append([]string{}, pipelineClients...)
+	if c.o.Param("broker") == "crash" {
+		targets = append(targets, pipelineBroker)
+	} else {
+		others = append(others, pipelineBroker)
+	}
+	return faults.Profile{
+		Targets:      targets,
+		Clients:      others,
+		IntervalMean: 2 * time.Second,
+		DurationMax:  3 * time.Second,
+		Kinds: []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
+			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
+			faults.KindDiskFull, faults.KindClockJump, faults.KindClockDrift},
+	}
+}
+
+// Footprint estimates what the run holds, for the memory budget.
+func (c *pipelineCluster) Footprint() Footprint {
+	f := Footprint{DiskBytes: c.w.Node(pipelineAgent).Disk().UsedBytes() + c.w.Node(pipelineBroker).Disk().UsedBytes()}
+	for _, cl := range c.clients {
+		f.ClientBytes += cl.bytes
+	}
+	return f
+}
+
+// Progress reports each client's acknowledged lines, for the no-progress
+// watchdog; a client has work until it stops offering lines and every
+// line it sent was answered.
+func (c *pipelineCluster) Progress() []Activity {
+	acts := make([]Activity, len(c.clients))
+	for i, cl := range c.clients {
+		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(len(cl.acked)),
+			Waiting: !cl.stopped() || len(cl.outstanding) > 0, Attempts: cl.connects,
+			Describe: cl.describe}
+	}
+	return acts
+}
+
+// Finish lets the agent empty its channel, reads the topic back in full
+// and accounts for every line.
+func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
+	settled := c.settle(w)
+	caughtUp := c.readTopic(w)
+	var in checkers.PipelineInput
+	stats := map[string]int64{"agent_starts": int64(c.agentStarts), "agent_fatals": int64(len(c.agentFatals))}
+	for _, cl := range c.clients {
+		in.Sent = append(in.Sent, cl.sent...)
+		in.Acked = append(in.Acked, cl.acked...)
+		stats["lines_failed"] += int64(cl.failed)
+		stats["lines_unanswered"] += int64(cl.unanswered)
+		stats["client_connects"] += int64(cl.connects)
+	}
+	in.Delivered = c.delivered
+	v := checkers.CheckPipeline(in)
+	c.verdict = v
+	stats["lines_sent"] = int64(v.Sent)
+	stats["lines_acked"] = int64(v.Acked)
+	stats["records_read"] = int64(v.Delivered)
+	stats["lost"] = int64(len(v.Lost))
+	stats["duplicated"] = int64(v.Duplicated)
+	stats["phantoms"] = int64(len(v.Phantoms))
+	checks := []Check{
+		{Name: "acknowledged-delivered", OK: v.OK(), Detail: v.String()},
+		{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
+			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())},
+		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
+	}
+	return checks, stats
+}
+
+// PipelineVerdict is the accounting Finish made.
+func (c *pipelineCluster) PipelineVerdict() checkers.PipelineVerdict { return c.verdict }
+
+func (c *pipelineCluster) ackedAfterHeal() int {
+	n := 0
+	for _, cl := range c.clients {
+		n += len(cl.acked) - cl.ackedAt(c.o.Run)
+	}
+	return n
+}
+
+func (c *pipelineCluster) drainDetail(settled, caughtUp bool) string {
+	var notes []string
+	if !settled {
+		notes = append(notes, fmt.Sprintf("the agent did not empty its channel within %v (%d starts, fatal: %s)",
+			pipelineSettleMax, c.agentStarts, strings.Join(c.agentFatals[max(0, len(c.agentFatals)-1):], "")))
+	}
+	if !caughtUp {
+		notes = append(notes, "the reader did not reach the end of the topic: "+c.readUpTo)
+	}
+	if len(notes) == 0 {
+		return "the agent emptied its channel and the reader read the topic to its end (" + c.readUpTo + ")"
+	}
+	return strings.Join(notes, "; ")
+}
+
+// settle runs the world until the running agent's channel is empty.
+func (c *pipelineCluster) settle(w *world.World) bool {
+	deadline := w.Now() + pipelineSettleMax
+	for w.Now() < deadline {
+		if c.agent != nil && c.agent.Ready() && c.agent.Metrics()["CHANNEL.c1"]["ChannelSize"] == "0" {
+			return true
+		}
+		w.Run(w.Now()+pipelinePoll, 0)
+	}
+	return false
+}
+
+// readTopic reads the topic's one partition from its start to its high
+// watermark.
+func (c *pipelineCluster) readTopic(w *world.World) bool {
+	tp := kafka.TopicPartition{Topic: pipelineTopic, Partition: 0}
+	co, err := kafka.NewConsumer(c.reader, kafka.ConsumerConfig{Bootstrap: []string{pipelineBroker + ":9092"},
+		FetchMaxWait: pipelinePoll})
+	sim.Assert(err == nil, "flume-pipeline: consumer: %v", err)
+	defer co.Close()
+	if err := co.Assign([]kafka.TopicPartition{tp}); err != nil {
+		c.readUpTo = err.Error()
+		return false
+	}
+	var poll func(kafka.PollResult)
+	poll = func(r kafka.PollResult) {
+		for _, rec := range r.Records {
+			c.delivered = append(c.delivered, string(rec.Value))
+		}
+		co.Poll(poll)
+	}
+	co.Poll(poll)
+	deadline := w.Now() + pipelineReadMax
+	for w.Now() < deadline {
+		w.Run(w.Now()+pipelinePoll, 0)
+		pos, known := co.Position(tp)
+		hw := co.HighWatermark(tp)
+		c.readUpTo = fmt.Sprintf("position %d of high watermark %d", pos, hw)
+		if known && hw >= 0 && pos >= hw && len(c.delivered) >= int(hw) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineClient writes unique lines into a netcat source and counts a line
+// acknowledged only when it reads its OK. Answers come in the order of the
+// lines on a connection; a connection that ends, or answers nothing for
+// lineAnswerTimeout, leaves its unanswered lines unknown, and the client
+// connects again.
+type lineClient struct {
+	name   string
+	addr   string
+	stopAt time.Duration
+	env    sim.Env
+	conn   sim.Conn
+	// gen tells a current connection's callbacks from an abandoned one's.
+	gen         int
+	open        bool
+	outstanding []string
+	replies     []byte
+	seq         int
+	lastAnswer  time.Duration
+	sent, acked []string
+	// ackTimes are when each acknowledgement came, by Mono.
+	ackTimes           []time.Duration
+	failed, unanswered int
+	connects           int
+	lastClose          string
+	bytes              int64
+}
+
+const (
+	lineWindowMax     = 8
+	lineInterval      = 5 * time.Millisecond
+	lineAnswerTimeout = 2 * time.Second
+	lineReconnect     = 200 * time.Millisecond
+	// lineReplyBytesMax bounds an answer line: the netcat source's
+	// longest is a FAILED with its reason.
+	lineReplyBytesMax = 4096
+)
+
+func (l *lineClient) start(env sim.Env) {
+	l.env = env
+	l.connect()
+	l.tick()
+}
+
+func (l *lineClient) stopped() bool { return l.env.Clock != nil && l.env.Clock.Mono() >= l.stopAt }
+
+func (l *lineClient) connect() {
+	l.gen++
+	l.connects++
+	l.open = false
+	gen := l.gen
+	l.conn = l.env.Net.Dial(l.addr, sim.ConnOptions{Framing: sim.FrameStream}, &lineConn{l: l, gen: gen})
+	l.lastAnswer = l.env.Clock.Mono()
+}
+
+// abandon gives up on the connection: its unanswered lines stay unknown.
+func (l *lineClient) abandon(why string) {
+	l.unanswered += len(l.outstanding)
+	l.outstanding, l.replies = nil, nil
+	l.lastClose = why
+	if l.conn != nil {
+		l.conn.Close()
+		l.conn = nil
+	}
+	l.gen++
+	l.open = false
+	gen := l.gen
+	l.env.Clock.AfterFunc(lineReconnect, func() {
+		if gen == l.gen {
+			l.connect()
+		}
+	})
+}
+
+// tick offers the next line while the window has room, and gives up on a
+// connection that stopped answering.
+func (l *lineClient) tick() {
+	now := l.env.Clock.Mono()
+	if l.conn != nil && now-l.lastAnswer > lineAnswerTimeout && (len(l.outstanding) > 0 || !l.open) {
+		l.abandon(fmt.Sprintf("no answer for %v", lineAnswerTimeout))
+	}
+	if l.open && !l.stopped() && len(l.outstanding) < lineWindowMax {
+		l.seq++
+		line := fmt.Sprintf("%s-%06d", l.name, l.seq)
+		l.sent = append(l.sent, line)
+		l.bytes += int64(2 * len(line))
+		if len(l.outstanding) == 0 {
+			l.lastAnswer = now
+		}
+		l.outstanding = append(l.outstanding, line)
+		if err := l.conn.Send([]byte(line + "\n")); err != nil {
+			l.abandon("send: " + err.Error())
+		}
+	}
+	if l.stopped() && len(l.outstanding) == 0 {
+		return
+	}
+	l.env.Clock.AfterFunc(lineInterval, l.tick)
+}
+
+func (l *lineClient) onReplies(frame []byte) {
+	l.replies = append(l.replies, frame...)
+	for {
+		i := bytes.IndexByte(l.replies, '\n')
+		if i < 0 {
+			if len(l.replies) > lineReplyBytesMax {
+				l.abandon("an answer longer than " + fmt.Sprint(lineReplyBytesMax) + " bytes")
+			}
+			return
+		}
+		answer := strings.TrimSuffix(string(l.replies[:i]), "\r")
+		l.replies = l.replies[i+1:]
+		if len(l.outstanding) == 0 {
+			l.abandon("an answer to no line: " + answer)
+			return
+		}
+		line := l.outstanding[0]
+		l.outstanding = l.outstanding[1:]
+		l.lastAnswer = l.env.Clock.Mono()
+		if answer == "OK" {
+			l.acked = append(l.acked, line)
+			l.ackTimes = append(l.ackTimes, l.lastAnswer)
+		} else {
+			l.failed++
+		}
+	}
+}
+
+// ackedAt counts the lines acknowledged by t.
+func (l *lineClient) ackedAt(t time.Duration) int {
+	n, _ := slices.BinarySearch(l.ackTimes, t+1)
+	return n
+}
+
+func (l *lineClient) describe() string {
+	return fmt.Sprintf("%d lines acknowledged, %d outstanding, %d sent, %d connects; last connection ended: %s",
+		len(l.acked), len(l.outstanding), len(l.sent), l.connects, l.lastClose)
+}
+
+// lineConn is one connection's handler.
+type lineConn struct {
+	l   *lineClient
+	gen int
+}
+
+func (h *lineConn) OnOpen(sim.Conn) {
+	if h.gen == h.l.gen {
+		h.l.open = true
+		h.l.lastAnswer = h.l.env.Clock.Mono()
+	}
+}
+
+func (h *lineConn) OnFrame(_ sim.Conn, f []byte) {
+	if h.gen == h.l.gen {
+		h.l.onReplies(f)
+	}
+}
+
+func (h *lineConn) OnClose(_ sim.Conn, err error) {
+	if h.gen != h.l.gen {
+		return
+	}
+	h.l.conn = nil
+	why := "closed by the agent"
+	if err != nil {
+		why = err.Error()
+	}
+	h.l.abandon(why)
+}
