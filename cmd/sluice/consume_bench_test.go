@@ -6,6 +6,8 @@ import (
 	"io"
 	"log"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,8 +35,16 @@ const consumeBenchBatchBytes = 16 << 10
 // Records are uncompressed in batches of Kafka's default batch.size.
 //
 //	go test ./cmd/sluice -run '^$' -bench Consume -benchtime 5x
-func BenchmarkConsume(b *testing.B) {
-	sluiceAddr := startBenchBroker(b)
+func BenchmarkConsume(b *testing.B) { benchmarkConsume(b, startBenchBroker(b)) }
+
+// BenchmarkConsumeProcess is BenchmarkConsume with the broker in its own
+// process (the built binary, --flush none), so that the client's garbage
+// and the broker's are collected apart, as in production.
+//
+//	go test ./cmd/sluice -run '^$' -bench ConsumeProcess -benchtime 5x
+func BenchmarkConsumeProcess(b *testing.B) { benchmarkConsume(b, startBenchBrokerProcess(b)) }
+
+func benchmarkConsume(b *testing.B, sluiceAddr string) {
 	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bench"))
 	if err != nil {
 		b.Fatal(err)
@@ -73,6 +83,36 @@ func startBenchBroker(b *testing.B) string {
 	cfg.Listen, cfg.Advertised, cfg.DataDir = addr, addr, "."
 	cfg.NumPartitions, cfg.AutoCreateTopics = 1, true
 	node.Start(broker.Start(cfg, func(*broker.Broker) {}))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("broker did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startBenchBrokerProcess(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "broker", "--data", b.TempDir(), "--listen", addr, "--flush", "none")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
