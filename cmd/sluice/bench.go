@@ -42,6 +42,17 @@ const (
 	benchLatencySigFigs   = 3
 )
 
+// exitBenchFailed is the status of a run that could not send or read
+// every record (2 is a usage error).
+const exitBenchFailed = 1
+
+// benchFailed prints err and returns it with exitBenchFailed: main prints
+// no message for status 1.
+func benchFailed(errOut io.Writer, err error) error {
+	fmt.Fprintln(errOut, "sluice:", err)
+	return &exitError{code: exitBenchFailed, err: err}
+}
+
 // benchRecordsMax bounds --num-records and --messages: the count is held
 // in memory only as counters, but a typo of a few more zeros should fail.
 const benchRecordsMax = 1_000_000_000_000
@@ -81,6 +92,7 @@ the total as one JSON object instead of the lines.
 --producer-props takes Kafka's producer properties, as many as follow it:
 bootstrap.servers (required), acks (0, 1, all or -1; default all),
 linger.ms, batch.size, compression.type (none, gzip, snappy, lz4, zstd),
+delivery.timeout.ms (default two minutes, after which a record fails),
 enable.idempotence (default true, as in Kafka 3; only with acks=all),
 max.in.flight.requests.per.connection and client.id.`,
 		Example: `  sluice bench produce --topic perf --num-records 1000000 --record-size 100 \
@@ -96,7 +108,7 @@ max.in.flight.requests.per.connection and client.id.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
-			return runBenchProduce(cmd.Context(), cmd.OutOrStdout(), f, opts)
+			return runBenchProduce(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -113,7 +125,7 @@ max.in.flight.requests.per.connection and client.id.`,
 // producerPropsSupported are the producer properties --producer-props
 // understands; any other is refused rather than silently ignored.
 var producerPropsSupported = []string{"acks", "batch.size", "bootstrap.servers", "client.id",
-	"compression.type", "enable.idempotence", "linger.ms", "max.in.flight.requests.per.connection"}
+	"compression.type", "delivery.timeout.ms", "enable.idempotence", "linger.ms", "max.in.flight.requests.per.connection"}
 
 // clientOptions checks the flags and turns the producer properties into
 // franz-go's options.
@@ -222,6 +234,17 @@ func producerTuning(props map[string]string) ([]kgo.Opt, error) {
 	} else {
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression())) // Kafka's default
 	}
+	// Kafka's delivery.timeout.ms defaults to two minutes: a run against a
+	// broker that is down fails rather than retrying for ever.
+	deliveryMs := int64(120_000)
+	if v, ok := props["delivery.timeout.ms"]; ok {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			return nil, fmt.Errorf("delivery.timeout.ms=%s: want milliseconds above 0", v)
+		}
+		deliveryMs = ms
+	}
+	opts = append(opts, kgo.RecordDeliveryTimeout(time.Duration(deliveryMs)*time.Millisecond))
 	if v, ok := props["client.id"]; ok {
 		opts = append(opts, kgo.ClientID(v))
 	}
@@ -333,7 +356,7 @@ func printProduceTotal(w io.Writer, r produceResult) {
 		int64(r.LatencyMsP50), int64(r.LatencyMsP95), int64(r.LatencyMsP99), int64(r.LatencyMsP999))
 }
 
-func runBenchProduce(ctx context.Context, out io.Writer, f benchProduceFlags, opts []kgo.Opt) error {
+func runBenchProduce(ctx context.Context, out, errOut io.Writer, f benchProduceFlags, opts []kgo.Opt) error {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return usageError("producer: %v", err)
@@ -366,7 +389,7 @@ func runBenchProduce(ctx context.Context, out io.Writer, f benchProduceFlags, op
 		})
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
+		return benchFailed(errOut, fmt.Errorf("flush: %w", err))
 	}
 	r := s.total(f.recordSize)
 	if f.jsonOut {
@@ -379,7 +402,7 @@ func runBenchProduce(ctx context.Context, out io.Writer, f benchProduceFlags, op
 		printProduceTotal(out, r)
 	}
 	if s.failed > 0 {
-		return fmt.Errorf("%d of %d records failed; the first: %w", s.failed, f.numRecords, s.firstErr)
+		return benchFailed(errOut, fmt.Errorf("%d of %d records failed; the first: %w", s.failed, f.numRecords, s.firstErr))
 	}
 	return nil
 }
@@ -492,7 +515,7 @@ func runBenchConsume(ctx context.Context, out, errOut io.Writer, f benchConsumeF
 			}
 		})
 		if fetchErr != nil {
-			return fetchErr
+			return benchFailed(errOut, fetchErr)
 		}
 		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -525,7 +548,7 @@ func runBenchConsume(ctx context.Context, out, errOut io.Writer, f benchConsumeF
 	}
 	if timedOut {
 		fmt.Fprintf(errOut, "WARNING: Exiting before consuming the expected number of messages: timeout (%d ms) exceeded. You can use the --timeout option to increase the timeout.\n", f.timeoutMs)
-		return &exitError{code: 1, err: fmt.Errorf("consumed %d of %d records", messages, f.messages)}
+		return benchFailed(errOut, fmt.Errorf("consumed %d of %d records", messages, f.messages))
 	}
 	return nil
 }

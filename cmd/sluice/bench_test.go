@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -122,6 +123,20 @@ func TestBenchJSONAndConsumeTimeout(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "timeout (300 ms) exceeded") {
 		t.Errorf("no timeout warning: %q", errOut)
+	}
+}
+
+// A run against a broker that is not there fails with status 1 once
+// delivery.timeout.ms passed, naming how many records failed.
+func TestBenchProduceFailsWithoutABroker(t *testing.T) {
+	out, errOut, err := runSluice(t, "bench", "produce", "--topic", "t", "--num-records", "5", "--record-size", "1",
+		"--throughput", "-1", "--producer-props", "bootstrap.servers="+freeAddr(t), "delivery.timeout.ms=1500")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitBenchFailed {
+		t.Fatalf("exit %v, want status %d\n%s%s", err, exitBenchFailed, out, errOut)
+	}
+	if !strings.Contains(errOut, "5 of 5 records failed") {
+		t.Errorf("stderr does not say the records failed: %q", errOut)
 	}
 }
 
