@@ -113,7 +113,7 @@ func TestBenchJSONAndConsumeTimeout(t *testing.T) {
 		t.Errorf("--json result %+v: want 500 records, none failed, ordered percentiles", r)
 	}
 	out, errOut, err = runSluice(t, "bench", "consume", "--bootstrap-server", b.addr, "--topic", "j",
-		"--messages", "501", "--timeout", "300", "--json")
+		"--messages", "501", "--timeout", "1500", "--json")
 	if err == nil {
 		t.Fatalf("a consume of more records than the topic holds succeeded:\n%s", out)
 	}
@@ -121,7 +121,7 @@ func TestBenchJSONAndConsumeTimeout(t *testing.T) {
 	if jerr := json.Unmarshal([]byte(out), &c); jerr != nil || c.Messages != 500 {
 		t.Errorf("summary of the short consume %q (%v): want 500 messages", out, jerr)
 	}
-	if !strings.Contains(errOut, "timeout (300 ms) exceeded") {
+	if !strings.Contains(errOut, "timeout (1500 ms) exceeded") {
 		t.Errorf("no timeout warning: %q", errOut)
 	}
 }
