@@ -76,6 +76,7 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	resp, bytes, failed := w.b.readFetch(w.r)
 	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
+		w.b.fetchBuffers.putRecords(resp)
 		return false
 	}
 	w.done = true
@@ -90,7 +91,68 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	w.parked = nil
 	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
+	w.b.fetchBuffers.putRecords(resp) // the answer's frame holds a copy
 	return true
+}
+
+// fetchBuffers are the read buffers of answered fetches, reused by later
+// fetches so that reading a megabyte of records neither allocates nor
+// zeroes a megabyte. It keeps at most fetchBuffersMax buffers of at most
+// fetchBufferBytesMax each.
+type fetchBuffers struct {
+	free [][]byte
+}
+
+const (
+	fetchBuffersMax     = 4
+	fetchBufferBytesMax = 2 << 20
+)
+
+// take returns a free buffer to read into, or nil. It may be too small,
+// in which case the read allocates one of the size it needs; a read of a
+// few bytes never allocates a buffer of the whole limit.
+func (fb *fetchBuffers) take() []byte {
+	if len(fb.free) == 0 {
+		return nil
+	}
+	last := len(fb.free) - 1
+	buf := fb.free[last]
+	fb.free[last] = nil
+	fb.free = fb.free[:last]
+	return buf
+}
+
+// put keeps buf if there is room or it is larger than the smallest kept,
+// so that the buffers kept grow to the size of the reads.
+func (fb *fetchBuffers) put(buf []byte) {
+	if cap(buf) == 0 || cap(buf) > fetchBufferBytesMax {
+		return
+	}
+	if len(fb.free) < fetchBuffersMax {
+		fb.free = append(fb.free, buf[:0])
+		return
+	}
+	smallest := 0
+	for i := range fb.free {
+		if cap(fb.free[i]) < cap(fb.free[smallest]) {
+			smallest = i
+		}
+	}
+	if cap(buf) > cap(fb.free[smallest]) {
+		fb.free[smallest] = buf[:0]
+	}
+}
+
+// putRecords takes back the record buffers of a fetch answer that has
+// been encoded (or dropped).
+func (fb *fetchBuffers) putRecords(resp *kmsg.FetchResponse) {
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			sp := &resp.Topics[ti].Partitions[pi]
+			fb.put(sp.RecordBatches)
+			sp.RecordBatches = nil
+		}
+	}
 }
 
 // fetchAnswerSizeBytes estimates a fetch answer's encoded size: its
@@ -215,7 +277,11 @@ func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartit
 	if remaining < limit {
 		limit = max(remaining, 1)
 	}
-	res, err := p.log.Read(rp.FetchOffset, limit, hw)
+	scratch := b.fetchBuffers.take()
+	res, err := p.log.ReadInto(scratch, rp.FetchOffset, limit, hw)
+	if err != nil || len(res.Data) == 0 {
+		b.fetchBuffers.put(scratch)
+	}
 	if err != nil {
 		sp.ErrorCode = storageCode(err).Code
 		return 0

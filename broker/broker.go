@@ -132,6 +132,7 @@ type Broker struct {
 	listener        sim.Listener
 	pids            *producerIDs
 	stats           stats
+	fetchBuffers    fetchBuffers
 	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.

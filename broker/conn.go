@@ -222,13 +222,25 @@ func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
 	if req.key != 18 {
 		resp.SetVersion(req.version)
 	}
-	frame := make([]byte, 4, max(64, sizeBytes))
+	var frame []byte
+	if pool, ok := req.conn.c.(frameAllocator); ok {
+		frame = pool.NewFrame(max(64, sizeBytes))[:4]
+	} else {
+		frame = make([]byte, 4, max(64, sizeBytes))
+	}
 	binary.BigEndian.PutUint32(frame, uint32(req.corr))
 	if resp.IsFlexible() && resp.Key() != 18 {
 		frame = append(frame, 0) // empty tagged fields of the response header
 	}
 	frame = resp.AppendTo(frame)
 	req.conn.complete(req.seq, frame)
+}
+
+// frameAllocator is a connection that lends buffers for the frames sent on
+// it and takes them back once they are written (the real world's sockets
+// do; the simulated network hands frames to the peer, which keeps them).
+type frameAllocator interface {
+	NewFrame(capBytes int) []byte
 }
 
 // noResponse completes a request that gets no answer (acks=0 produce).

@@ -33,6 +33,7 @@ func newBrokerCommand() *cobra.Command {
 		retention    time.Duration
 		autoCreate   bool
 		bugs         []string
+		admin        string
 		limits       = broker.DefaultConfig()
 	)
 	cmd := &cobra.Command{
@@ -63,7 +64,8 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 (bounded by 30 s; a second signal ends it at once).`,
 		Example: `  sluice broker --data /var/lib/sluice --listen 127.0.0.1:9092
   kcat -b 127.0.0.1:9092 -L
-  sluice broker --data ./data --listen :9092 --advertise myhost:9092 --flush none`,
+  sluice broker --data ./data --listen :9092 --advertise myhost:9092 --flush none
+  sluice broker --data ./data --admin 127.0.0.1:9644   # curl 127.0.0.1:9644/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			policy, err := parseFlushFlag(flush)
@@ -94,7 +96,7 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 			cfg.WriteTimeout, cfg.QueuedRequestBytesMax = limits.WriteTimeout, limits.QueuedRequestBytesMax
 			cfg.ConnectionsIdleMax = limits.ConnectionsIdleMax
 			cfg.ConnectionsMax, cfg.ConnectionsPerIPMax = limits.ConnectionsMax, limits.ConnectionsPerIPMax
-			return runBroker(cmd, dataDir, cfg)
+			return runBroker(cmd, dataDir, cfg, admin)
 		},
 	}
 	fl := cmd.Flags()
@@ -117,6 +119,7 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 	fl.DurationVar(&limits.ConnectionsIdleMax, "connections-max-idle", limits.ConnectionsIdleMax, "close a connection idle this long (connections.max.idle.ms; 0: never)")
 	fl.IntVar(&limits.ConnectionsMax, "max-connections", limits.ConnectionsMax, "connections beyond this are closed at once (max.connections; 0: no cap)")
 	fl.IntVar(&limits.ConnectionsPerIPMax, "max-connections-per-ip", limits.ConnectionsPerIPMax, "connections from one address beyond this are closed at once (max.connections.per.ip; 0: no cap)")
+	fl.StringVar(&admin, "admin", "", "serve /metrics (Prometheus text format) and /debug/pprof on this address, e.g. 127.0.0.1:9644")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }
@@ -168,7 +171,7 @@ const shutdownTimeout = 30 * time.Second
 // runBroker prints it.
 const exitServeFailed = 1
 
-func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config) error {
+func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config, admin string) error {
 	stderr := cmd.ErrOrStderr()
 	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
 	failed := func(err error) error {
@@ -197,6 +200,14 @@ func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config) error {
 		running = b
 		b.ExitOnStartFailure(func(err error) { startFailed <- err })
 	}))
+	if admin != "" {
+		srv, err := serveAdmin(admin, snapshotOnLoop(node, func() *broker.Broker { return running }), logger)
+		if err != nil {
+			return failed(err)
+		}
+		defer srv.Close()
+		logger.Printf("serving /metrics and /debug/pprof at http://%s", srv.Addr)
+	}
 	select {
 	case err := <-startFailed:
 		return failed(startFailure(cfg, err))

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-sim/sluice/sim"
 )
@@ -235,6 +237,9 @@ type conn struct {
 	drained   *sync.Cond
 	nc        net.Conn
 	queue     [][]byte
+	// queuePooled says which frames of queue came from NewFrame: the
+	// writer gives those back to the pool once the socket took them.
+	queuePooled []bool
 	// pendingBytes are in queue; writingBytes in the batch being
 	// written. Both count against the connection's and the node's bounds
 	// until the socket took them.
@@ -292,6 +297,7 @@ func (c *conn) Send(frame []byte) error {
 		return err
 	}
 	c.queue = append(c.queue, frame)
+	c.queuePooled = append(c.queuePooled, frames.lend(frame))
 	c.pendingBytes += len(frame)
 	c.sendReady.Signal()
 	return nil
@@ -317,7 +323,7 @@ func (c *conn) killLocked(err error) {
 	if c.deadErr == nil {
 		c.deadErr = err
 	}
-	c.queue = nil
+	c.queue, c.queuePooled = nil, nil
 	c.nw.releaseSend(c.pendingBytes)
 	c.pendingBytes = 0
 	c.sendReady.Broadcast()
@@ -371,8 +377,8 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue = nil
+		batch, pooled := c.queue, c.queuePooled
+		c.queue, c.queuePooled = nil, nil
 		c.writingBytes, c.pendingBytes = c.pendingBytes, 0
 		c.mu.Unlock()
 
@@ -390,6 +396,11 @@ func (c *conn) writeLoop() {
 			bufs = append(bufs, f)
 		}
 		err := c.write(bufs)
+		for i, f := range batch {
+			if pooled[i] {
+				frames.put(f)
+			}
+		}
 		c.mu.Lock()
 		c.nw.releaseSend(c.writingBytes)
 		c.writingBytes = 0
@@ -422,6 +433,93 @@ func (c *conn) write(bufs net.Buffers) error {
 		}
 	}
 	return nil
+}
+
+// NewFrame returns an empty buffer of at least capBytes for a frame to
+// Send on this connection. Once the socket has taken the frame, its buffer
+// goes back to a bounded pool for later answers, so that answers of a
+// megabyte (fetches) are neither allocated nor zeroed each time. The
+// caller must not touch the frame after Send.
+func (c *conn) NewFrame(capBytes int) []byte { return frames.get(capBytes) }
+
+// framePool holds the buffers of frames sent, for NewFrame. It holds at
+// most framePoolBuffersMax buffers of at most framePoolBufferBytesMax
+// each: its idle memory is bounded, and a larger frame is allocated.
+type framePool struct {
+	mu   sync.Mutex
+	free [][]byte
+	// lent are the buffers NewFrame handed out and Send has not queued
+	// yet, by their first byte, so that only those go back to the pool: a
+	// frame the caller allocated itself may still be referenced.
+	lent map[*byte]struct{}
+}
+
+const (
+	framePoolBuffersMax     = 8
+	framePoolBufferBytesMax = 2 << 20
+	// framePoolLentMax bounds lent: a buffer that the caller outgrew
+	// (append reallocated it) is never queued, and its entry would stay.
+	framePoolLentMax = 4096
+)
+
+// frames is the process's frame pool, shared by its nodes' connections.
+var frames framePool
+
+func (p *framePool) get(capBytes int) []byte {
+	if capBytes > framePoolBufferBytesMax {
+		return make([]byte, 0, capBytes)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var buf []byte
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if cap(p.free[i]) >= capBytes {
+			buf = p.free[i][:0]
+			last := len(p.free) - 1
+			p.free[i], p.free[last] = p.free[last], nil
+			p.free = p.free[:last]
+			break
+		}
+	}
+	if buf == nil {
+		// Round up so that a buffer serves the next answers of about the
+		// same size.
+		buf = make([]byte, 0, max(64<<10, 1<<bits.Len(uint(max(capBytes, 1)-1))))
+	}
+	if p.lent == nil || len(p.lent) >= framePoolLentMax {
+		p.lent = make(map[*byte]struct{})
+	}
+	p.lent[unsafe.SliceData(buf)] = struct{}{}
+	return buf
+}
+
+// lend reports whether frame is a buffer NewFrame handed out, and takes
+// it off the lent list.
+func (p *framePool) lend(frame []byte) bool {
+	if cap(frame) == 0 {
+		return false
+	}
+	key := unsafe.SliceData(frame)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.lent[key]; !ok {
+		return false
+	}
+	delete(p.lent, key)
+	return true
+}
+
+// put returns a sent frame's buffer, dropping it when the pool is full or
+// the buffer is larger than the pool keeps.
+func (p *framePool) put(frame []byte) {
+	if cap(frame) > framePoolBufferBytesMax {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < framePoolBuffersMax {
+		p.free = append(p.free, frame[:0])
+	}
 }
 
 // readPauseQueuedBytes is how many unsent bytes a connection may have
