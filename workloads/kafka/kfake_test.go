@@ -392,6 +392,9 @@ func TestDriverUnderLeaderMoves(t *testing.T) {
 		time.Sleep(60 * time.Millisecond)
 		c.ShufflePartitionLeaders()
 	}
+	// On a loaded machine 480 ms may not be enough for the sends the
+	// check below needs: go on until they are acknowledged.
+	w.waitFor("100 acknowledged sends", 20*time.Second, func() bool { return d.Stats().OK >= 100 })
 	var report *DrainReport
 	w.do(func() { d.Drain(func(r DrainReport) { report = &r }) })
 	w.waitFor("drain", 20*time.Second, func() bool { return report != nil })
