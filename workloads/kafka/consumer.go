@@ -138,6 +138,10 @@ type consumedPart struct {
 	reset    resetTo
 	// seekTimestampMs is the timestamp of a resetToTimestamp lookup.
 	seekTimestampMs int64
+	// resetAwaitsPoll holds a reset that an answer forced during a poll
+	// until the next poll, which first records it as an assign: records
+	// from the new position in the same poll would read as a skip.
+	resetAwaitsPoll bool
 	// gen counts seeks and resets, so that an answer to a request sent
 	// before one is ignored.
 	gen      int
@@ -312,6 +316,15 @@ func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
 	return nil
 }
 
+// LogStartOffset is tp's log start offset as the latest fetch answer
+// gave it, -1 before one.
+func (co *Consumer) LogStartOffset(tp TopicPartition) int64 {
+	if cp := co.byTP[tp]; cp != nil {
+		return cp.logStart
+	}
+	return -1
+}
+
 // Position is the offset after the records of tp returned so far: while a
 // poll is in progress, its position when the poll began. False while
 // unknown.
@@ -404,6 +417,7 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 	for _, cp := range co.parts {
 		cp.returned = cp.position
 		cp.fetchedInPoll = false
+		cp.resetAwaitsPoll = false
 	}
 	ps := &pollState{done: done}
 	co.poll = ps
@@ -517,7 +531,7 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) ([]int32, map[
 // sendListOffsets looks up the positions of partitions due for a reset.
 func (co *Consumer) sendListOffsets(now time.Duration) {
 	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
-		return cp.reset != resetNothing && cp.ready(now)
+		return cp.reset != resetNothing && !cp.resetAwaitsPoll && cp.ready(now)
 	})
 	for _, leader := range leaders {
 		parts := groups[leader]
@@ -739,6 +753,7 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		cp.gen++
 		cp.position = -1
 		cp.reset = co.policyReset()
+		cp.resetAwaitsPoll = true
 		co.assignDirty = true
 		if cp.reset == resetNothing {
 			cp.err = fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange)

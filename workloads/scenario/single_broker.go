@@ -207,6 +207,12 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	bcfg.Log.Bugs = o.Bugs
 	bcfg.Log.SegmentBytes = knobs.SegmentBytes
 	bcfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
+	if knobs.RetentionBytes >= 0 {
+		bcfg.Log.RetentionBytes = knobs.RetentionBytes
+	}
+	if knobs.RetentionAge > 0 {
+		bcfg.Log.RetentionAge = knobs.RetentionAge
+	}
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
 	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
@@ -295,7 +301,11 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
-	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	opts := checkers.DefaultOptions()
+	if c.knobs.retentionOn() {
+		opts.LogStartOffsets = c.logStartOffsets()
+	}
+	report := checkers.Check(c.log.Ops, opts)
 	c.report = report
 	checks := []Check{c.drainCheck(), c.corruptReadsCheck()}
 	for _, v := range report.Verdicts {
@@ -328,6 +338,26 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["seeks_to_start"] += int64(s.SeeksToStart)
 	}
 	return checks, stats
+}
+
+// logStartOffsets are the highest log start offsets any consumer was told
+// of, per partition: retention deleted what lies below.
+func (c *singleBrokerCluster) logStartOffsets() map[history.TopicPartition]int64 {
+	starts := map[history.TopicPartition]int64{}
+	for _, name := range c.clients {
+		d := c.drivers[name]
+		if d == nil {
+			continue
+		}
+		for _, co := range d.Consumers() {
+			for _, tp := range co.Assignment() {
+				if s := co.LogStartOffset(tp); s > starts[tp] {
+					starts[tp] = s
+				}
+			}
+		}
+	}
+	return starts
 }
 
 // Footprint estimates what the run holds, for the memory budget.

@@ -27,6 +27,16 @@ type singleBrokerKnobs struct {
 	// never.
 	SeekEveryPolls  int
 	SendLeaderEpoch bool
+	// RetentionBytes and RetentionAge delete the oldest segments during
+	// the run (-1 and 0: off); the checkers then excuse unread sends
+	// below the final log start.
+	RetentionBytes int64
+	RetentionAge   time.Duration
+}
+
+// retentionOn reports whether retention may delete records in the run.
+func (k singleBrokerKnobs) retentionOn() bool {
+	return k.RetentionBytes >= 0 || k.RetentionAge > 0
 }
 
 // singleBrokerClientsMax bounds the clients a seed may draw.
@@ -34,7 +44,7 @@ const singleBrokerClientsMax = 4
 
 func fixedSingleBrokerKnobs(o Options) singleBrokerKnobs {
 	k := singleBrokerKnobs{Clients: 2, RatePerClient: 500, Concurrency: 20, Linger: 5 * time.Millisecond,
-		SegmentBytes: 256 << 10} // small segments: rolls, indexes and recovery get exercised
+		SegmentBytes: 256 << 10, RetentionBytes: -1} // small segments: rolls, indexes and recovery get exercised
 	if o.Param("faults") == "fsyncgate" {
 		// Sends pile up while the disk is slow, so that a failing sync
 		// holds several pages of each partition.
@@ -83,6 +93,12 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	k.Concurrency = max(fixed.Concurrency, min(inFlight, fsyncgateConcurrency))
 	k.SeekEveryPolls = []int{0, 50, 200}[r.IntN(3)]
 	k.SendLeaderEpoch = r.IntN(2) == 0
+	switch r.IntN(4) {
+	case 0:
+		k.RetentionBytes = k.SegmentBytes * int64(2+r.IntN(7))
+	case 1:
+		k.RetentionAge = time.Duration(1+r.IntN(5)) * time.Second
+	}
 	return k
 }
 
@@ -118,5 +134,7 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_segment_bytes":     k.SegmentBytes,
 		"knob_seek_every_polls":  int64(k.SeekEveryPolls),
 		"knob_send_leader_epoch": epoch,
+		"knob_retention_bytes":   k.RetentionBytes,
+		"knob_retention_ms":      k.RetentionAge.Milliseconds(),
 	}
 }
