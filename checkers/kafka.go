@@ -47,7 +47,7 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 	stats := map[string]int64{}
 	orders := buildVersionOrders(ix, f)
 	reads := checkReads(ix, f)
-	unseen := checkUnread(ix, reads, f)
+	unseen, deleted := checkUnread(ix, reads, opts.LogStartOffsets, f)
 	checkConsumers(ix, orders, f)
 	checkSendOrder(ix, opts.SendOrder, reads, f)
 
@@ -58,6 +58,7 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 	stats["version-order-offsets"] = offsets
 	stats["values-polled"] = reads.valuesPolled
 	stats["unseen"] = int64(unseen)
+	stats["deleted-unread"] = int64(deleted)
 	stats["lost-write"] = int64(f.count(KindLostWrite))
 	notes := []string{}
 	var excluded []string
@@ -326,13 +327,18 @@ func (ix *indexed) readExample(r polledRecord, positions ...int) Example {
 }
 
 // checkUnread reports acknowledged sends no poll returned: lost-write when
-// a poll read past their offset, unseen otherwise. It returns the unseen
-// count.
-func checkUnread(ix *indexed, rs readSummary, f *findings) int {
-	unseen := 0
+// a poll read past their offset, unseen otherwise. Sends below their
+// partition's log start in logStarts are counted as deleted instead:
+// retention removed them before anyone read them. It returns the unseen
+// and deleted counts.
+func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartition]int64, f *findings) (unseen, deleted int) {
 	for i := range ix.sends {
 		s := &ix.sends[i]
 		if s.outcome != outcomeOK || rs.polledOffset[s.value] >= 0 {
+			continue
+		}
+		if start, ok := logStarts[ix.tps[s.tp]]; ok && s.offset < start {
+			deleted++
 			continue
 		}
 		value := ix.values[s.value]
@@ -351,7 +357,7 @@ func checkUnread(ix *indexed, rs readSummary, f *findings) int {
 			value, s.offset, ix.tpName(s.tp), ix.opIndex(s.donePos))
 		f.add(KindUnseen, ex)
 	}
-	return unseen
+	return unseen, deleted
 }
 
 // lastRead is where a consumer's last poll of a partition ended.

@@ -454,3 +454,29 @@ func TestParseSendOrder(t *testing.T) {
 		t.Fatalf("an unknown send order was accepted")
 	}
 }
+
+// An unread acknowledged send below the log start retention left is
+// deleted, not lost; one at or above it is still a lost write.
+func TestLogStartExcusesOnlyDeletedSends(t *testing.T) {
+	var b builder
+	b.send(0, 0, "a", 0)
+	b.send(0, 0, "b", 1)
+	b.send(0, 0, "c", 2)
+	b.poll(10, record(0, "c", 2))
+	tp := history.TopicPartition{Topic: "t", Partition: 0}
+	opts := DefaultOptions()
+	opts.LogStartOffsets = map[history.TopicPartition]int64{tp: 1}
+	v := CheckKafka(b.h, opts)
+	if v.Valid || !slices.Equal(kinds(v), []string{KindLostWrite}) || v.Stats["lost-write"] != 1 ||
+		v.Stats["deleted-unread"] != 1 || v.Anomalies[0].Examples[0].Offset != 1 {
+		t.Fatalf("log start 1: want offset 1 lost and offset 0 deleted, got %+v", v)
+	}
+	opts.LogStartOffsets[tp] = 2
+	if v := CheckKafka(b.h, opts); !v.Valid || v.Stats["deleted-unread"] != 2 {
+		t.Fatalf("log start 2: want valid with 2 deleted, got %+v", v)
+	}
+	opts.LogStartOffsets = map[history.TopicPartition]int64{{Topic: "t", Partition: 1}: 5}
+	if v := CheckKafka(b.h, opts); v.Valid || v.Stats["lost-write"] != 2 {
+		t.Fatalf("another partition's log start: want 2 lost, got %+v", v)
+	}
+}

@@ -114,6 +114,12 @@ type Options struct {
 	// ExamplesMax bounds the examples kept per anomaly; zero means
 	// examplesMaxDefault.
 	ExamplesMax int
+	// LogStartOffsets are the partitions' log start offsets at the end of
+	// a run whose logs have retention on: an acknowledged send below its
+	// partition's that no poll returned was deleted by retention, neither
+	// lost nor unseen (counted as deleted-unread). Partitions not named
+	// keep every record.
+	LogStartOffsets map[history.TopicPartition]int64
 }
 
 const (

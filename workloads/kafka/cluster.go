@@ -108,6 +108,16 @@ func (c *cluster) leader(topic string, partition int32) int32 {
 	return p.leader
 }
 
+// leaderEpoch is a partition's leader epoch as metadata last said, -1
+// while unknown.
+func (c *cluster) leaderEpoch(topic string, partition int32) int32 {
+	t := c.topics[topic]
+	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
+		return -1
+	}
+	return t.partitions[partition].leaderEpoch
+}
+
 // refresh asks for fresh metadata, no more often than metadataMinInterval.
 func (c *cluster) refresh() {
 	c.metaWanted = true

@@ -80,6 +80,10 @@ type ConsumerConfig struct {
 	MetadataMinInterval time.Duration
 	// MetadataMaxAge refreshes metadata periodically; default 5 min.
 	MetadataMaxAge time.Duration
+	// SendLeaderEpoch sends the partition's leader epoch from metadata in
+	// fetches and offset lookups (KIP-320), so that the broker fences a
+	// consumer whose view of the leader is stale; otherwise -1, no check.
+	SendLeaderEpoch bool
 	// Bugs switches on planted client bugs (faults.BugConsumerSkipsPastHW).
 	Bugs faults.Bugs
 }
@@ -118,6 +122,9 @@ const (
 	resetNothing resetTo = iota
 	resetToEarliest
 	resetToLatest
+	// resetToTimestamp looks up the first offset whose timestamp is at or
+	// after consumedPart.seekTimestampMs.
+	resetToTimestamp
 )
 
 // consumedPart is one assigned partition.
@@ -129,6 +136,12 @@ type consumedPart struct {
 	// fetch brought in during a poll are not returned until it completes.
 	returned int64
 	reset    resetTo
+	// seekTimestampMs is the timestamp of a resetToTimestamp lookup.
+	seekTimestampMs int64
+	// resetAwaitsPoll holds a reset that an answer forced during a poll
+	// until the next poll, which first records it as an assign: records
+	// from the new position in the same poll would read as a skip.
+	resetAwaitsPoll bool
 	// gen counts seeks and resets, so that an answer to a request sent
 	// before one is ignored.
 	gen      int
@@ -268,6 +281,18 @@ func (co *Consumer) SeekToBeginning(tp TopicPartition) error {
 	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToEarliest })
 }
 
+// SeekToTimestamp moves the position to the first record whose timestamp
+// is at or after timestampMs (ListOffsets by time), or to the high
+// watermark when there is none.
+func (co *Consumer) SeekToTimestamp(tp TopicPartition, timestampMs int64) error {
+	if timestampMs < 0 {
+		return fmt.Errorf("seek %s to timestamp %d: negative", tp, timestampMs)
+	}
+	return co.seek(tp, func(cp *consumedPart) {
+		cp.position, cp.reset, cp.seekTimestampMs = -1, resetToTimestamp, timestampMs
+	})
+}
+
 // SeekToEnd moves the position to the high watermark.
 func (co *Consumer) SeekToEnd(tp TopicPartition) error {
 	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToLatest })
@@ -289,6 +314,15 @@ func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
 	cp.readMax, cp.stall = 0, noStall
 	co.assignDirty = true
 	return nil
+}
+
+// LogStartOffset is tp's log start offset as the latest fetch answer
+// gave it, -1 before one.
+func (co *Consumer) LogStartOffset(tp TopicPartition) int64 {
+	if cp := co.byTP[tp]; cp != nil {
+		return cp.logStart
+	}
+	return -1
 }
 
 // Position is the offset after the records of tp returned so far: while a
@@ -383,6 +417,7 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 	for _, cp := range co.parts {
 		cp.returned = cp.position
 		cp.fetchedInPoll = false
+		cp.resetAwaitsPoll = false
 	}
 	ps := &pollState{done: done}
 	co.poll = ps
@@ -496,7 +531,7 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) ([]int32, map[
 // sendListOffsets looks up the positions of partitions due for a reset.
 func (co *Consumer) sendListOffsets(now time.Duration) {
 	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
-		return cp.reset != resetNothing && cp.ready(now)
+		return cp.reset != resetNothing && !cp.resetAwaitsPoll && cp.ready(now)
 	})
 	for _, leader := range leaders {
 		parts := groups[leader]
@@ -506,8 +541,12 @@ func (co *Consumer) sendListOffsets(now time.Duration) {
 			cp.listing = true
 			gens[i], resets[i] = cp.gen, cp.reset
 		}
+		stamps := make([]int64, len(parts))
+		for i, cp := range parts {
+			stamps[i] = cp.seekTimestampMs
+		}
 		co.stats.ListOffsets++
-		co.listOffsets(leader, parts, resets, func(offsets []int64, codes []int16, err error) {
+		co.listOffsets(leader, parts, resets, stamps, func(offsets []int64, codes []int16, err error) {
 			for i, cp := range parts {
 				cp.listing = false
 				if co.closed || cp.gen != gens[i] || co.byTP[cp.tp] != cp {
@@ -531,6 +570,9 @@ func (co *Consumer) onListed(cp *consumedPart, offsets []int64, codes []int16, e
 			co.cl.refresh()
 		}
 		co.backoff(cp, now, fmt.Errorf("list offsets: %w", &CodeError{Code: codes[i]}))
+	case offsets[i] < 0 && cp.reset == resetToTimestamp:
+		// No record at or after the timestamp: read from the end.
+		cp.reset = resetToLatest
 	default:
 		cp.position, cp.reset = offsets[i], resetNothing
 		cp.failures, cp.retryAt = 0, 0
@@ -542,7 +584,7 @@ func (co *Consumer) onListed(cp *consumedPart, offsets []int64, codes []int16, e
 
 // listOffsets asks leader for the earliest or latest offset of parts.
 // done gets one offset and code per part, or an error for all.
-func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []resetTo,
+func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []resetTo, stampsMs []int64,
 	done func(offsets []int64, codes []int16, err error)) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
@@ -556,9 +598,13 @@ func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []re
 		p := kmsg.NewListOffsetsRequestTopicPartition()
 		p.Partition = cp.tp.Partition
 		p.Timestamp = timestampLatest
-		if resets[i] == resetToEarliest {
+		switch resets[i] {
+		case resetToEarliest:
 			p.Timestamp = timestampEarliest
+		case resetToTimestamp:
+			p.Timestamp = stampsMs[i]
 		}
+		p.CurrentLeaderEpoch = co.leaderEpoch(cp.tp)
 		t.Partitions = append(t.Partitions, p)
 	}
 	co.cl.call(leader, req, 0, false, func(resp kmsg.Response, err error) {
@@ -625,7 +671,7 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 		p.FetchOffset = cp.position
 		p.LogStartOffset = -1
 		p.PartitionMaxBytes = int32(co.cfg.PartitionMaxBytes)
-		p.CurrentLeaderEpoch = -1
+		p.CurrentLeaderEpoch = co.leaderEpoch(cp.tp)
 		t.Partitions = append(t.Partitions, p)
 		cp.fetching = true
 		gens[i] = cp.gen
@@ -648,6 +694,15 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 		co.onFetch(parts, gens, fr, err)
 		co.step()
 	})
+}
+
+// leaderEpoch is the epoch a request names for tp: the one metadata gave
+// with SendLeaderEpoch, else -1 (no check).
+func (co *Consumer) leaderEpoch(tp TopicPartition) int32 {
+	if !co.cfg.SendLeaderEpoch {
+		return -1
+	}
+	return co.cl.leaderEpoch(tp.Topic, tp.Partition)
 }
 
 func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchResponse, err error) {
@@ -698,6 +753,7 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		cp.gen++
 		cp.position = -1
 		cp.reset = co.policyReset()
+		cp.resetAwaitsPoll = true
 		co.assignDirty = true
 		if cp.reset == resetNothing {
 			cp.err = fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange)
@@ -831,7 +887,7 @@ func (co *Consumer) EndOffsets(tps []TopicPartition, done func(map[TopicPartitio
 			resets[i] = resetToLatest
 		}
 		co.stats.ListOffsets++
-		co.listOffsets(leader, group, resets, func(offsets []int64, codes []int16, err error) {
+		co.listOffsets(leader, group, resets, make([]int64, len(group)), func(offsets []int64, codes []int16, err error) {
 			for i, cp := range group {
 				switch {
 				case err != nil:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-sim/sluice/checkers/history"
@@ -43,6 +44,16 @@ type DriverConfig struct {
 	SendsMax int
 	// DrainTimeout bounds the final drain; default 30 s.
 	DrainTimeout time.Duration
+	// ValueBytes pads each value to this length (values are unique by
+	// their "process-n" prefix); zero or less than the prefix leaves it.
+	ValueBytes int
+	// SeekEveryPolls, when positive, makes each consumer move one of its
+	// partitions after about every so many polls before the drain: back
+	// to an offset inside what it read (usually inside a batch), to the
+	// timestamp of a record it read (ListOffsets by time), or to the log
+	// start. Each seek is an assign in the history, so rereading is no
+	// anomaly.
+	SeekEveryPolls int
 	// Reread makes the drain, once caught up, read every partition again
 	// from its beginning: a final read of what the log holds now, which
 	// shows records that were read once and later lost or corrupted.
@@ -64,10 +75,12 @@ type DriverStats struct {
 	// Skipped counts rate-paced sends that were due but not sent because
 	// Concurrency sends were outstanding or a round's limit was met: the
 	// client or the broker could not keep up with Rate.
-	Skipped  int
-	Polls    int
-	Polled   int
-	Producer ProducerStats
+	Skipped int
+	Polls   int
+	Polled  int
+	// Seeks counts the seeks SeekEveryPolls made, by kind.
+	SeeksInside, SeeksByTime, SeeksToStart int
+	Producer                               ProducerStats
 }
 
 // DrainReport is the outcome of a final drain.
@@ -126,6 +139,9 @@ type Driver struct {
 	rereadSeeks map[*Consumer]bool
 	drainTimer  sim.Timer
 	endOffsets  map[TopicPartition]int64
+	// seen is, per consumer and partition, a record it read lately: where
+	// the next seek inside or by time goes.
+	seen map[*Consumer]map[TopicPartition]Record
 }
 
 // NewDriver starts a driver on env: its producer starts sending and its
@@ -140,7 +156,13 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 	if cfg.Rate < 0 {
 		return nil, fmt.Errorf("driver config: rate %v", cfg.Rate)
 	}
-	d := &Driver{env: env, cfg: cfg, nextProcess: cfg.ProcessBase}
+	if cfg.ValueBytes < 0 || cfg.SeekEveryPolls < 0 {
+		return nil, fmt.Errorf("driver config: value bytes %d, seek every %d polls", cfg.ValueBytes, cfg.SeekEveryPolls)
+	}
+	if cfg.ValueBytes > 0 && cfg.Recorder != nil {
+		cfg.Recorder = paddingRecorder{next: cfg.Recorder, valueBytes: cfg.ValueBytes}
+	}
+	d := &Driver{env: env, cfg: cfg, nextProcess: cfg.ProcessBase, seen: map[*Consumer]map[TopicPartition]Record{}}
 
 	pc := cfg.Producer
 	pc.Bootstrap, pc.Recorder = cfg.Bootstrap, cfg.Recorder
@@ -296,7 +318,7 @@ func (d *Driver) sendOne() bool {
 	n := d.sends
 	rec := Record{
 		Topic: d.cfg.Topic,
-		Value: []byte(strconv.Itoa(d.producerPID) + "-" + strconv.Itoa(n)),
+		Value: d.value(n),
 	}
 	if d.cfg.Keys > 0 {
 		rec.Key = []byte("k" + strconv.Itoa(n%d.cfg.Keys))
@@ -313,6 +335,60 @@ func (d *Driver) sendOne() bool {
 	d.outstanding++
 	d.stats.Sent++
 	return true
+}
+
+// value is send n's unique value, padded to ValueBytes.
+func (d *Driver) value(n int) []byte {
+	return paddedValue(strconv.Itoa(d.producerPID)+"-"+strconv.Itoa(n), d.cfg.ValueBytes)
+}
+
+// paddedValue pads a unique prefix to size bytes after a '.', with a
+// pattern that depends on the prefix only: a reader can check the padding
+// without knowing the send, and compression finds something to compress.
+func paddedValue(prefix string, size int) []byte {
+	v := []byte(prefix)
+	if pad := size - len(v); pad > 0 {
+		v = append(v, '.')
+		for i := 1; i < pad; i++ {
+			v = append(v, byte('a'+(len(prefix)+i)%26))
+		}
+	}
+	return v
+}
+
+// paddingRecorder records padded values by their prefix, so that a
+// history of large records holds no more than one of short ones. A value
+// whose padding is not the one its prefix gives is recorded whole, and so
+// shows as a value nobody sent (phantom-value).
+type paddingRecorder struct {
+	next       history.Recorder
+	valueBytes int
+}
+
+func (r paddingRecorder) Add(op history.Op) int {
+	if op.Record != nil {
+		rec := r.trim(*op.Record)
+		op.Record = &rec
+	}
+	if len(op.Records) > 0 {
+		recs := make([]history.Record, len(op.Records))
+		for i, rec := range op.Records {
+			recs[i] = r.trim(rec)
+		}
+		op.Records = recs
+	}
+	return r.next.Add(op)
+}
+
+func (r paddingRecorder) trim(rec history.Record) history.Record {
+	dot := strings.IndexByte(rec.Value, '.')
+	if dot < 0 {
+		return rec
+	}
+	if prefix := rec.Value[:dot]; string(paddedValue(prefix, r.valueBytes)) == rec.Value {
+		rec.Value = prefix
+	}
+	return rec
 }
 
 func (d *Driver) onSent(r Result) {
@@ -344,6 +420,8 @@ func (d *Driver) pollLoop(co *Consumer) {
 		if d.rereadSeeks[co] {
 			d.seekToBeginning(co)
 		}
+		d.noteSeen(co, r.Records)
+		d.maybeSeek(co)
 		if d.phase == drainCatchingUp || d.phase == drainRereading {
 			d.checkCaughtUp()
 		}
@@ -351,6 +429,57 @@ func (d *Driver) pollLoop(co *Consumer) {
 	})
 	if err != nil && !errors.Is(err, ErrClosed) {
 		d.env.Log.Logf("kafka driver: poll: %v", err)
+	}
+}
+
+// noteSeen keeps the last record of each partition a poll returned.
+func (d *Driver) noteSeen(co *Consumer, recs []Record) {
+	if d.cfg.SeekEveryPolls == 0 || len(recs) == 0 {
+		return
+	}
+	m := d.seen[co]
+	if m == nil {
+		m = map[TopicPartition]Record{}
+		d.seen[co] = m
+	}
+	for _, r := range recs {
+		m[TopicPartition{Topic: r.Topic, Partition: r.Partition}] = r
+	}
+}
+
+// seekBackMax bounds how far back a seek inside what was read goes.
+const seekBackMax = 64
+
+// maybeSeek moves one of co's partitions, between two polls, about once
+// every SeekEveryPolls polls and only before the drain.
+func (d *Driver) maybeSeek(co *Consumer) {
+	if d.cfg.SeekEveryPolls == 0 || d.phase != drainOff || d.env.Rand.IntN(d.cfg.SeekEveryPolls) != 0 {
+		return
+	}
+	tps := co.Assignment()
+	tp := tps[d.env.Rand.IntN(len(tps))]
+	last, seen := d.seen[co][tp]
+	if !seen {
+		return
+	}
+	var err error
+	// Rereading from the start costs the whole log, so it is rare.
+	switch kind := d.env.Rand.IntN(32); {
+	case kind < 20:
+		// Into what was read: the offset lands inside a batch when the
+		// batches hold several records.
+		d.stats.SeeksInside++
+		err = co.Seek(tp, max(0, last.Offset-int64(d.env.Rand.IntN(seekBackMax))))
+	case kind < 31:
+		d.stats.SeeksByTime++
+		err = co.SeekToTimestamp(tp, max(0, last.TimestampMs-int64(d.env.Rand.IntN(1000))))
+	default:
+		d.stats.SeeksToStart++
+		err = co.SeekToBeginning(tp)
+	}
+	delete(d.seen[co], tp)
+	if err != nil {
+		d.env.Log.Logf("kafka driver: seek: %v", err)
 	}
 }
 

@@ -938,3 +938,57 @@ func TestUnknownTopicParksRecords(t *testing.T) {
 	}
 	completedOnce(t, w.history())
 }
+
+// TestConsumerSeeksInsideBatchesAndByTime: with the leader epoch sent
+// (KIP-320), a seek into the middle of a batch reads from that offset, a
+// seek by timestamp reads from the first record at or after it, and one
+// past every record reads only what comes after.
+func TestConsumerSeeksInsideBatchesAndByTime(t *testing.T) {
+	c := startKfake(t)
+	w := newWorld(t)
+	p := producerWith(t, w, c, ProducerConfig{ManualPartition: true, Linger: 50 * time.Millisecond})
+	sendAll(t, w, p, 10, valueRecord(2, "v-"), 10*time.Second)
+	tp := TopicPartition{Topic: testTopic, Partition: 2}
+	co := consumerWith(t, w, c, ConsumerConfig{Process: 1, SendLeaderEpoch: true})
+	w.do(func() { _ = co.Assign([]TopicPartition{tp}) })
+	all := consumeAll(t, w, co, 10, 10*time.Second)
+	if len(all) != 10 {
+		t.Fatalf("read %d records", len(all))
+	}
+
+	w.do(func() { _ = co.Seek(tp, 3) })
+	if got := consumeAll(t, w, co, 7, 10*time.Second); len(got) != 7 || got[0].Offset != 3 {
+		t.Fatalf("after seeking to 3: %+v", got)
+	}
+
+	stamp := all[6].TimestampMs
+	first := 0
+	for first < len(all) && all[first].TimestampMs < stamp {
+		first++
+	}
+	w.do(func() { _ = co.SeekToTimestamp(tp, stamp) })
+	if got := consumeAll(t, w, co, 10-first, 10*time.Second); len(got) != 10-first || got[0].Offset != int64(first) {
+		t.Fatalf("after seeking to time %d: %d records from %+v, want from offset %d", stamp, len(got), got[0], first)
+	}
+
+	w.do(func() { _ = co.SeekToTimestamp(tp, all[9].TimestampMs+time.Hour.Milliseconds()) })
+	w.waitFor("the position at the end", 5*time.Second, func() bool {
+		if !co.Polling() {
+			_ = co.Poll(func(PollResult) {})
+		}
+		pos, ok := co.Position(tp)
+		return ok && pos == 10
+	})
+	w.waitFor("idle", 5*time.Second, func() bool { return !co.Polling() })
+	var stats ConsumerStats
+	w.do(func() { stats = co.Stats() })
+	if stats.Resets != 0 {
+		t.Fatalf("%d resets", stats.Resets)
+	}
+	var negErr error
+	w.do(func() { negErr = co.SeekToTimestamp(tp, -5) })
+	if negErr == nil {
+		t.Fatal("a negative timestamp was accepted")
+	}
+	checkHistory(t, w.history(), checkers.DefaultOptions())
+}

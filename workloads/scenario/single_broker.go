@@ -44,6 +44,12 @@ func init() {
 				Help: "what a failed fsync does: drop the unsynced pages (drop), or, as Linux does, mark them " +
 					"clean, keep showing them and lose them at the next power loss (linux); auto: linux with " +
 					"faults=fsyncgate, drop otherwise"},
+			{Name: "workload", Default: "auto", Values: []string{"auto", "fixed", "drawn"},
+				Help: "drawn: the seed draws clients, rate, linger, batch and record sizes, compression, segment " +
+					"size, consumer seeks and leader epochs (listed as knob_* counters); fixed: two clients, " +
+					"short records; auto: drawn in a swarm, fixed otherwise"},
+			{Name: "compression", Default: "auto", Values: []string{"auto", "none", "gzip", "snappy", "lz4", "zstd"},
+				Help: "the producers' codec; auto: the workload's (none unless drawn)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 20 * time.Second,
@@ -164,11 +170,12 @@ const (
 	drainSettle = 3 * time.Second
 )
 
-var singleBrokerClients = []string{"p1", "p2"}
-
 type singleBrokerCluster struct {
 	o Options
 	w *world.World
+	// knobs is the workload; clients name its client nodes.
+	knobs   singleBrokerKnobs
+	clients []string
 	// brokers are the broker processes of each start, counters summed
 	// over them.
 	brokers []*broker.Broker
@@ -182,41 +189,49 @@ type singleBrokerCluster struct {
 func (c *singleBrokerCluster) CheckReport() checkers.Report { return c.report }
 
 func buildSingleBroker(w *world.World, o Options) Cluster {
+	knobs := singleBrokerKnobsFor(o)
 	c := &singleBrokerCluster{
 		o:       o,
 		w:       w,
+		knobs:   knobs,
 		log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
 		drivers: map[string]*kafka.Driver{},
 		drained: map[string]kafka.DrainReport{},
+	}
+	for i := range knobs.Clients {
+		c.clients = append(c.clients, "p"+strconv.Itoa(i+1))
 	}
 	bcfg := broker.DefaultConfig()
 	bcfg.NumPartitions = 3
 	bcfg.Bugs = o.Bugs
 	bcfg.Log.Bugs = o.Bugs
-	bcfg.Log.SegmentBytes = 256 << 10 // small segments: rolls, indexes and recovery get exercised
-	bcfg.Log.MaxBatchBytes = 64 << 10
+	bcfg.Log.SegmentBytes = knobs.SegmentBytes
+	bcfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
+	if knobs.RetentionBytes >= 0 {
+		bcfg.Log.RetentionBytes = knobs.RetentionBytes
+	}
+	if knobs.RetentionAge > 0 {
+		bcfg.Log.RetentionAge = knobs.RetentionAge
+	}
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
 	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
-	concurrency := 20
-	if o.Param("faults") == "fsyncgate" {
-		// Sends pile up while the disk is slow, so that a failing sync
-		// holds several pages of each partition.
-		concurrency = fsyncgateConcurrency
-	}
 	nextProcess := 0
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		cfg := kafka.DriverConfig{
-			Bootstrap:   []string{singleBrokerNode + ":9092"},
-			Topic:       singleBrokerTopic,
-			Partitions:  []int32{0, 1, 2},
-			Rate:        500,
-			Concurrency: concurrency,
-			Reread:      true,
-			Recorder:    c.log,
-			NewProcess:  func() int { nextProcess++; return nextProcess },
-			Producer:    producerConfig(o),
-			Consumer:    kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs},
+			Bootstrap:      []string{singleBrokerNode + ":9092"},
+			Topic:          singleBrokerTopic,
+			Partitions:     []int32{0, 1, 2},
+			Rate:           knobs.RatePerClient,
+			Concurrency:    knobs.Concurrency,
+			ValueBytes:     knobs.ValueBytes,
+			SeekEveryPolls: knobs.SeekEveryPolls,
+			Reread:         true,
+			Recorder:       c.log,
+			NewProcess:     func() int { nextProcess++; return nextProcess },
+			Producer:       producerConfig(o, knobs),
+			Consumer: kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs,
+				SendLeaderEpoch: knobs.SendLeaderEpoch},
 		}
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
@@ -225,7 +240,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		c.scheduleFsyncgate(w)
 	}
 	w.At(o.Run+drainSettle, func() {
-		for _, name := range singleBrokerClients {
+		for _, name := range c.clients {
 			name := name
 			if d := c.drivers[name]; d != nil {
 				d.Drain(func(r kafka.DrainReport) { c.drained[name] = r })
@@ -245,9 +260,11 @@ func flushPolicy(name string) storage.FlushPolicy {
 	return storage.FlushPolicy{Mode: storage.FlushNever}
 }
 
-func producerConfig(o Options) kafka.ProducerConfig {
+func producerConfig(o Options, k singleBrokerKnobs) kafka.ProducerConfig {
 	p := kafka.ProducerConfig{
-		Linger:                 5 * time.Millisecond,
+		Linger:                 k.Linger,
+		BatchMaxBytes:          k.BatchMaxBytes,
+		Compression:            k.Compression,
 		RequestTimeout:         2 * time.Second,
 		DeliveryTimeout:        10 * time.Second,
 		AllowAutoTopicCreation: true,
@@ -275,7 +292,7 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 	kinds["corrupt"] = append(append([]faults.Kind(nil), kinds["disk"]...), faults.KindCorrupt)
 	return faults.Profile{
 		Targets:      []string{singleBrokerNode},
-		Clients:      singleBrokerClients,
+		Clients:      c.clients,
 		IntervalMean: 2 * time.Second,
 		DurationMax:  3 * time.Second,
 		Kinds:        kinds[c.o.Param("faults")],
@@ -284,13 +301,19 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
-	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	opts := checkers.DefaultOptions()
+	if c.knobs.retentionOn() {
+		opts.LogStartOffsets = c.logStartOffsets()
+	}
+	report := checkers.Check(c.log.Ops, opts)
 	c.report = report
 	checks := []Check{c.drainCheck(), c.corruptReadsCheck()}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
-	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "broker_starts": int64(len(c.brokers))}
+	stats := c.knobs.stats()
+	stats["history_ops"] = int64(len(c.log.Ops))
+	stats["broker_starts"] = int64(len(c.brokers))
 	for _, b := range c.brokers {
 		s := b.Stats()
 		stats["broker_appends"] += s.Appends
@@ -299,7 +322,7 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 			stats["broker_requests_"+api] += n
 		}
 	}
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		d := c.drivers[name]
 		if d == nil {
 			continue
@@ -310,15 +333,38 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["sends_failed"] += int64(s.Failed)
 		stats["sends_unknown"] += int64(s.Unknown)
 		stats["polled_records"] += int64(s.Polled)
+		stats["seeks_inside"] += int64(s.SeeksInside)
+		stats["seeks_by_time"] += int64(s.SeeksByTime)
+		stats["seeks_to_start"] += int64(s.SeeksToStart)
 	}
 	return checks, stats
+}
+
+// logStartOffsets are the highest log start offsets any consumer was told
+// of, per partition: retention deleted what lies below.
+func (c *singleBrokerCluster) logStartOffsets() map[history.TopicPartition]int64 {
+	starts := map[history.TopicPartition]int64{}
+	for _, name := range c.clients {
+		d := c.drivers[name]
+		if d == nil {
+			continue
+		}
+		for _, co := range d.Consumers() {
+			for _, tp := range co.Assignment() {
+				if s := co.LogStartOffset(tp); s > starts[tp] {
+					starts[tp] = s
+				}
+			}
+		}
+	}
+	return starts
 }
 
 // Footprint estimates what the run holds, for the memory budget.
 func (c *singleBrokerCluster) Footprint() Footprint {
 	f := Footprint{HistoryOps: len(c.log.Ops), HistoryBytes: c.log.bytes,
 		DiskBytes: c.w.Node(singleBrokerNode).Disk().UsedBytes()}
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		if d := c.drivers[name]; d != nil {
 			f.ClientBytes += int64(d.Producer().BufferedBytes())
 		}
@@ -330,7 +376,7 @@ func (c *singleBrokerCluster) Footprint() Footprint {
 // consumers reads, for the no-progress watchdog.
 func (c *singleBrokerCluster) Progress() []Activity {
 	var acts []Activity
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		d := c.drivers[name]
 		if d == nil {
 			continue
@@ -357,7 +403,7 @@ func (c *singleBrokerCluster) History() history.History { return c.log.Ops }
 func (c *singleBrokerCluster) drainCheck() Check {
 	var notes []string
 	ok := true
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		r, done := c.drained[name]
 		switch {
 		case !done:
@@ -393,7 +439,7 @@ func (c *singleBrokerCluster) corruptRefusals() int {
 // consumerStat sums one counter over every consumer.
 func (c *singleBrokerCluster) consumerStat(f func(kafka.ConsumerStats) int) int {
 	n := 0
-	for _, name := range singleBrokerClients {
+	for _, name := range c.clients {
 		if d := c.drivers[name]; d != nil {
 			for _, co := range d.Consumers() {
 				n += f(co.Stats())

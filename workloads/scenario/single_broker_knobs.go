@@ -1,0 +1,140 @@
+package scenario
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/sim/sched"
+)
+
+// singleBrokerKnobs is the single-broker workload: fixed for a plain run,
+// drawn per seed for a swarm (or with workload=drawn), so that seeds
+// reach batches of many records, compressed batches, many small
+// segments, seeks inside batches and by time, and fenced leader epochs.
+type singleBrokerKnobs struct {
+	Clients int
+	// RatePerClient is sends per second of each client.
+	RatePerClient float64
+	Concurrency   int
+	Linger        time.Duration
+	BatchMaxBytes int
+	// ValueBytes pads values; zero keeps them short ("process-n").
+	ValueBytes   int
+	Compression  record.Compression
+	SegmentBytes int64
+	// SeekEveryPolls moves a consumer about every so many polls; zero
+	// never.
+	SeekEveryPolls  int
+	SendLeaderEpoch bool
+	// RetentionBytes and RetentionAge delete the oldest segments during
+	// the run (-1 and 0: off); the checkers then excuse unread sends
+	// below the final log start.
+	RetentionBytes int64
+	RetentionAge   time.Duration
+}
+
+// retentionOn reports whether retention may delete records in the run.
+func (k singleBrokerKnobs) retentionOn() bool {
+	return k.RetentionBytes >= 0 || k.RetentionAge > 0
+}
+
+// singleBrokerClientsMax bounds the clients a seed may draw.
+const singleBrokerClientsMax = 4
+
+func fixedSingleBrokerKnobs(o Options) singleBrokerKnobs {
+	k := singleBrokerKnobs{Clients: 2, RatePerClient: 500, Concurrency: 20, Linger: 5 * time.Millisecond,
+		SegmentBytes: 256 << 10, RetentionBytes: -1} // small segments: rolls, indexes and recovery get exercised
+	if o.Param("faults") == "fsyncgate" {
+		// Sends pile up while the disk is slow, so that a failing sync
+		// holds several pages of each partition.
+		k.Concurrency = fsyncgateConcurrency
+	}
+	return k
+}
+
+// singleBrokerKnobsFor picks the run's workload: drawn from the seed's
+// "workload" stream for a swarm or with workload=drawn, else fixed. An
+// explicit compression param overrides either.
+func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
+	k := fixedSingleBrokerKnobs(o)
+	mode := o.Param("workload")
+	if mode == "drawn" || (mode == "auto" && o.Swarm) {
+		k = drawSingleBrokerKnobs(sched.NewRand(o.Seed, "workload", 0), k)
+	}
+	if name := o.Param("compression"); name != "auto" {
+		c, err := record.ParseCompression(name)
+		sched.Assert(err == nil, "scenario: compression %q passed validation: %v", name, err)
+		k.Compression = c
+	}
+	return k
+}
+
+// drawSingleBrokerKnobs draws a workload. The total rate stays near the
+// fixed one's so that histories stay within what the checkers judge in
+// seconds; a long linger with enough sends in flight makes batches of
+// tens of records.
+func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKnobs {
+	k := fixed
+	k.Clients = 2 + r.IntN(singleBrokerClientsMax-1)
+	totalRate := []float64{1000, 1500, 2500}[r.IntN(3)]
+	k.RatePerClient = totalRate / float64(k.Clients)
+	k.Linger = []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond,
+		50 * time.Millisecond, 100 * time.Millisecond}[r.IntN(5)]
+	k.SegmentBytes = []int64{8 << 10, 16 << 10, 64 << 10, 256 << 10}[r.IntN(4)]
+	// A batch must fit the broker's limit, which a segment bounds, with
+	// room for the batch header; a record must fit a batch.
+	k.BatchMaxBytes = min([]int{4 << 10, 16 << 10, 48 << 10}[r.IntN(3)], k.brokerBatchMaxBytes()-batchHeadroomBytes)
+	k.ValueBytes = min([]int{0, 0, 64, 512, 4 << 10}[r.IntN(5)], k.BatchMaxBytes/2)
+	k.Compression = record.Compression(r.IntN(int(record.CompressionZstd) + 1))
+	// Enough sends in flight to fill a linger's worth of every
+	// partition's batch, and the round trip after it.
+	inFlight := int(k.RatePerClient * (k.Linger + 50*time.Millisecond).Seconds())
+	k.Concurrency = max(fixed.Concurrency, min(inFlight, fsyncgateConcurrency))
+	k.SeekEveryPolls = []int{0, 50, 200}[r.IntN(3)]
+	k.SendLeaderEpoch = r.IntN(2) == 0
+	switch r.IntN(4) {
+	case 0:
+		k.RetentionBytes = k.SegmentBytes * int64(2+r.IntN(7))
+	case 1:
+		k.RetentionAge = time.Duration(1+r.IntN(5)) * time.Second
+	}
+	return k
+}
+
+// singleBrokerBatchMaxBytes is the broker's batch limit with segments
+// large enough for it.
+const singleBrokerBatchMaxBytes = 64 << 10
+
+// batchHeadroomBytes is what a producer's batch limit leaves below the
+// broker's for the batch header and the records' overheads.
+const batchHeadroomBytes = 1 << 10
+
+// brokerBatchMaxBytes is the broker's batch limit: a segment must hold
+// the largest batch.
+func (k singleBrokerKnobs) brokerBatchMaxBytes() int {
+	return int(min(singleBrokerBatchMaxBytes, k.SegmentBytes))
+}
+
+// stats lists the knobs for the run's counters, so that a result names
+// the workload it ran.
+func (k singleBrokerKnobs) stats() map[string]int64 {
+	epoch := int64(0)
+	if k.SendLeaderEpoch {
+		epoch = 1
+	}
+	return map[string]int64{
+		"knob_clients":           int64(k.Clients),
+		"knob_rate_per_client":   int64(k.RatePerClient),
+		"knob_concurrency":       int64(k.Concurrency),
+		"knob_linger_ms":         k.Linger.Milliseconds(),
+		"knob_batch_max_bytes":   int64(k.BatchMaxBytes),
+		"knob_value_bytes":       int64(k.ValueBytes),
+		"knob_compression_codec": int64(k.Compression),
+		"knob_segment_bytes":     k.SegmentBytes,
+		"knob_seek_every_polls":  int64(k.SeekEveryPolls),
+		"knob_send_leader_epoch": epoch,
+		"knob_retention_bytes":   k.RetentionBytes,
+		"knob_retention_ms":      k.RetentionAge.Milliseconds(),
+	}
+}

@@ -1,0 +1,95 @@
+package scenario
+
+import (
+	"testing"
+
+	"github.com/sluice-sim/sluice/sim/sched"
+)
+
+// TestDrawnKnobsStayValid: every drawn workload fits the broker's limits
+// (a batch within the segment-bounded batch limit, a record within a
+// batch), and the draws cover what the fixed workload never does.
+func TestDrawnKnobsStayValid(t *testing.T) {
+	fixed := fixedSingleBrokerKnobs(withParams(1, nil))
+	seen := map[string]bool{}
+	for seed := uint64(1); seed <= 300; seed++ {
+		k := drawSingleBrokerKnobs(sched.NewRand(seed, "workload", 0), fixed)
+		switch {
+		case k.Clients < 2 || k.Clients > singleBrokerClientsMax:
+			t.Fatalf("seed %d: %d clients", seed, k.Clients)
+		case k.BatchMaxBytes+batchHeadroomBytes > k.brokerBatchMaxBytes():
+			t.Fatalf("seed %d: batch %d above broker limit %d", seed, k.BatchMaxBytes, k.brokerBatchMaxBytes())
+		case k.ValueBytes > k.BatchMaxBytes/2:
+			t.Fatalf("seed %d: value %d in batch %d", seed, k.ValueBytes, k.BatchMaxBytes)
+		case k.Concurrency < fixed.Concurrency || k.Concurrency > fsyncgateConcurrency:
+			t.Fatalf("seed %d: concurrency %d", seed, k.Concurrency)
+		}
+		seen["codec "+k.Compression.String()] = true
+		if k.Linger >= 50*1e6 && k.Concurrency > 50 {
+			seen["long linger"] = true
+		}
+		if k.SeekEveryPolls > 0 {
+			seen["seeks"] = true
+		}
+		if k.SendLeaderEpoch {
+			seen["epochs"] = true
+		}
+		if k.RetentionBytes >= 0 {
+			seen["retention by size"] = true
+		}
+		if k.RetentionAge > 0 {
+			seen["retention by age"] = true
+		}
+	}
+	for _, want := range []string{"codec none", "codec gzip", "codec snappy", "codec lz4", "codec zstd",
+		"long linger", "seeks", "epochs", "retention by size", "retention by age"} {
+		if !seen[want] {
+			t.Errorf("300 draws never gave %s", want)
+		}
+	}
+}
+
+// TestSwarmSeedRunsItsDrawnWorkload: a swarm seed runs the workload its
+// seed draws and lists it; the same seed without the swarm, or with
+// workload=fixed, runs the fixed one; compression=<codec> overrides.
+func TestSwarmSeedRunsItsDrawnWorkload(t *testing.T) {
+	d := singleBrokerDef(t)
+	const seed = 4 // draws a long linger: batches of many records
+	o := withParams(seed, map[string]string{"faults": "none"})
+	o.Swarm = true
+	res, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("swarm seed %d failed: %+v", seed, res.Failed())
+	}
+	drawn := drawSingleBrokerKnobs(sched.NewRand(seed, "workload", 0), fixedSingleBrokerKnobs(o))
+	for name, want := range drawn.stats() {
+		if got := res.Stats[name]; got != want {
+			t.Errorf("stat %s = %d, want the drawn %d", name, got, want)
+		}
+	}
+	if perBatch := float64(res.Stats["sends_ok"]) / float64(res.Stats["broker_appends"]); drawn.Linger >= 20*1e6 && perBatch < 3 {
+		t.Errorf("linger %v: %.2f records per append, want batches of several", drawn.Linger, perBatch)
+	}
+
+	fixedParams := map[string]string{"faults": "none", "workload": "fixed", "compression": "zstd"}
+	o = withParams(seed, fixedParams)
+	o.Swarm = true
+	k := singleBrokerKnobsFor(mustResolve(t, d, o))
+	want := fixedSingleBrokerKnobs(o)
+	want.Compression = 4 // zstd
+	if k != want {
+		t.Errorf("workload=fixed compression=zstd: got %+v, want %+v", k, want)
+	}
+}
+
+func mustResolve(t *testing.T, d Definition, o Options) Options {
+	t.Helper()
+	o, err := d.resolve(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
