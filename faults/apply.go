@@ -40,7 +40,7 @@ func (s Schedule) Install(t Target) (*Tally, error) {
 	if err := s.Validate(t.NodeNames()); err != nil {
 		return nil, fmt.Errorf("install fault schedule: %w", err)
 	}
-	tally := &Tally{Scheduled: len(s.Actions), Fired: map[Op]int{}, ran: make([]bool, len(s.Actions))}
+	tally := &Tally{Scheduled: len(s.Actions), Fired: map[Op]int{}, actions: s.Actions, ran: make([]bool, len(s.Actions))}
 	for i, a := range s.Actions {
 		t.At(time.Duration(a.At), func() {
 			tally.ran[i] = true
@@ -74,7 +74,8 @@ type Tally struct {
 	// run ended.
 	Warnings []string
 
-	ran []bool
+	actions []Action
+	ran     []bool
 }
 
 func (t *Tally) warn(i int, a Action, why string) {
@@ -83,8 +84,8 @@ func (t *Tally) warn(i int, a Action, why string) {
 
 // NoteUnreached records, once the run is over, the actions that never came
 // due because the run ended at end first.
-func (t *Tally) NoteUnreached(s Schedule, end time.Duration) {
-	for i, a := range s.Actions {
+func (t *Tally) NoteUnreached(end time.Duration) {
+	for i, a := range t.actions {
 		if !t.ran[i] {
 			t.warn(i, a, fmt.Sprintf("falls after the run ends at %v", end))
 		}

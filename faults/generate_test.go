@@ -37,7 +37,7 @@ func TestGeneratedActionsAllAct(t *testing.T) {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		w.Run(profile.End+time.Second, 0)
-		tally.NoteUnreached(s, w.Now())
+		tally.NoteUnreached(w.Now())
 		if len(tally.Warnings) > 0 || tally.Applied != len(s.Actions) {
 			t.Fatalf("seed %d: %d of %d actions acted:\n%v", seed, tally.Applied, len(s.Actions), tally.Warnings)
 		}

@@ -252,37 +252,28 @@ func decodeActions(data []byte) ([]json.RawMessage, error) {
 	if trimmed[0] != '{' {
 		return nil, fmt.Errorf("want a JSON object %s, found %s", scheduleShape, jsonKind(trimmed[0]))
 	}
-	var raw struct {
-		Actions *json.RawMessage `json:"actions"`
+	var list struct {
+		Actions []json.RawMessage `json:"actions"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := dec.Decode(&list); err != nil {
 		return nil, errors.New(DescribeJSONError(data, err))
 	}
 	if dec.More() {
 		line, col := lineColumn(data, int(dec.InputOffset()))
 		return nil, fmt.Errorf("line %d, column %d: text after the schedule's closing brace", line, col)
 	}
-	// A null pointer is either no field or "actions": null; only the
-	// field's absence is an error.
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return nil, errors.New(DescribeJSONError(data, err))
-	}
-	if _, ok := fields["actions"]; !ok {
-		return nil, fmt.Errorf("no \"actions\" field: want %s", scheduleShape)
-	}
-	if raw.Actions == nil {
-		return nil, nil // "actions": null, an empty schedule as older saved runs wrote it
-	}
-	// Decoded again from the whole document, so that an error's offset
-	// is the file's.
-	var list struct {
-		Actions []json.RawMessage `json:"actions"`
-	}
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, errors.New(DescribeJSONError(data, err))
+	if list.Actions == nil {
+		// Either no "actions" field, an error, or "actions": null, an
+		// empty schedule as older saved runs wrote it.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(data, &fields); err != nil {
+			return nil, errors.New(DescribeJSONError(data, err))
+		}
+		if _, ok := fields["actions"]; !ok {
+			return nil, fmt.Errorf("no \"actions\" field: want %s", scheduleShape)
+		}
 	}
 	return list.Actions, nil
 }

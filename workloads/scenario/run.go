@@ -45,7 +45,7 @@ func Run(d Definition, o Options) (Result, error) {
 	budgetChecks := runBudgeted(w, d, o, cluster, healTime(o.Run, *schedule))
 	// Actions due after this point never ran; Finish may run the world
 	// further, but not the schedule's time.
-	tally.NoteUnreached(*schedule, w.Now())
+	tally.NoteUnreached(w.Now())
 	checks, stats := cluster.Finish(w)
 	checks = append(checks, budgetChecks...)
 	r := Result{
