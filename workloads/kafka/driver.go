@@ -234,6 +234,11 @@ func (d *Driver) Producer() *Producer { return d.producer }
 // Consumers are the driver's consumers.
 func (d *Driver) Consumers() []*Consumer { return d.consumers }
 
+// Stopped reports whether the driver stopped: its drain ended, or it was
+// closed. Its clients then have no work left, whatever the log holds past
+// the end offsets its drain read (other producers may write there).
+func (d *Driver) Stopped() bool { return d.stopped }
+
 // Stats returns the driver's counters.
 func (d *Driver) Stats() DriverStats {
 	s := d.stats

@@ -389,7 +389,7 @@ func (c *singleBrokerCluster) Progress() []Activity {
 		for _, co := range d.Consumers() {
 			for _, pp := range co.Progress() {
 				acts = append(acts, Activity{Name: name + "'s consumer " + co.ClientID() + " on " + pp.TP.String(),
-					Mark: pp.ReadMax, Waiting: pp.Behind, Attempts: pp.Attempts,
+					Mark: pp.ReadMax, Waiting: pp.Behind && !d.Stopped(), Attempts: pp.Attempts,
 					Describe: func() string { return co.DescribeStall(pp.TP) }})
 			}
 		}

@@ -93,3 +93,27 @@ func mustResolve(t *testing.T, d Definition, o Options) Options {
 	}
 	return o
 }
+
+// TestDrainedClientIsNotStuck: with several producers writing to the same
+// partitions, one client can finish its drain (its consumers reached the
+// end offsets it read) while another client's last sends still land past
+// them. Its consumers then stop polling behind the high watermark by
+// design; the watchdog must not call that a stall. Swarm seed 80 drew such
+// a run and was failed by the progress check before drivers said they
+// were done.
+func TestDrainedClientIsNotStuck(t *testing.T) {
+	d := singleBrokerDef(t)
+	const seed = 80
+	o := withParams(seed, nil)
+	o.Swarm = true
+	res, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stats["knob_clients"] < 2 {
+		t.Fatalf("seed %d drew %d clients; the case needs several", seed, res.Stats["knob_clients"])
+	}
+	for _, c := range res.Failed() {
+		t.Errorf("check %s failed: %s", c.Name, c.Detail)
+	}
+}
