@@ -90,6 +90,11 @@ type Log struct {
 	// read back above the recovery point.
 	trustPageCache bool
 
+	// readEnd is where the last read stopped, so that a consumer reading
+	// on from there skips the walk from the index entry (up to an index
+	// interval of batch headers).
+	readEnd readEnd
+
 	// segments are ordered by base offset; the last is the active one.
 	// An open log always has at least one.
 	segments      []*segment

@@ -70,7 +70,7 @@ func (l *Log) ReadInto(scratch []byte, offset int64, maxBytes int, maxOffset int
 func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 	var found batchInfo
 	var corrupt error
-	err := l.walk(s, s.idx.lookup(s.base, offset, l.indexOffByOne),
+	err := l.walk(s, l.seekStart(s, offset),
 		func(d Damage) bool {
 			if offset <= d.LastOffset {
 				corrupt = corruptRead(offset, d)
@@ -89,6 +89,32 @@ func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 		return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
 	}
 	return found, corrupt
+}
+
+// readEnd is the position after the last batch a read served and the
+// offset that batch ended at.
+type readEnd struct {
+	s      *segment
+	offset int64
+	pos    int64
+}
+
+// seekStart is where a walk to offset begins: the index's entry, or where
+// the last read stopped when offset lies at or past it. The remembered
+// position is trusted only if a batch header starting exactly at the
+// remembered offset sits there: offsets grow through a segment, so no
+// earlier batch holds offset, whatever truncation, compaction or
+// reloading did since.
+func (l *Log) seekStart(s *segment, offset int64) int64 {
+	start := s.idx.lookup(s.base, offset, l.indexOffByOne)
+	e := l.readEnd
+	if e.s != s || e.offset > offset || e.pos <= start || e.pos >= s.sizeBytes || s.damageAt(e.pos) != nil {
+		return start
+	}
+	if h, err := s.header(e.pos); err != nil || h.base != e.offset {
+		return start
+	}
+	return e.pos
 }
 
 func corruptRead(offset int64, d Damage) error {
@@ -140,6 +166,9 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		res.NextOffset = b.NextOffset()
 	}
 	res.Data = buf[:n] // the capacity stays, for a caller reusing the buffer
+	if n > 0 {
+		l.readEnd = readEnd{s: s, offset: res.NextOffset, pos: first.pos + int64(n)}
+	}
 	return res, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ func newSimCommand() *cobra.Command {
   sluice sim run --scenario counter --seed 42
   sluice sim replay sluice-failures/counter-seed42.json`,
 	}
+	sim.PersistentPreRun = func(*cobra.Command, []string) { tuneGCForSimulation() }
 	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimShrinkCommand(), newSimSwarmCommand(),
 		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand())
 	requireSubcommand(sim)
@@ -363,14 +365,17 @@ func printRunSummary(out io.Writer, summary runSummary, f runFlags, ok bool) err
 // runSummary is what sim run prints for one seed.
 type runSummary struct {
 	scenario.Result
-	WallTime      time.Duration `json:"wall_time_ns"`
-	EventsPerSec  float64       `json:"events_per_sec"`
-	Dilation      float64       `json:"time_dilation"`
-	Deterministic *bool         `json:"deterministic,omitempty"`
-	Divergence    string        `json:"divergence,omitempty"`
-	Reproduce     string        `json:"reproduce"`
-	SavedTo       string        `json:"saved_to,omitempty"`
-	Report        string        `json:"report,omitempty"`
+	WallTime     time.Duration `json:"wall_time_ns"`
+	EventsPerSec float64       `json:"events_per_sec"`
+	Dilation     float64       `json:"time_dilation"`
+	// SeedsPerCoreHour is what a swarm of such runs costs: the
+	// simulator runs on one core.
+	SeedsPerCoreHour float64 `json:"seeds_per_core_hour"`
+	Deterministic    *bool   `json:"deterministic,omitempty"`
+	Divergence       string  `json:"divergence,omitempty"`
+	Reproduce        string  `json:"reproduce"`
+	SavedTo          string  `json:"saved_to,omitempty"`
+	Report           string  `json:"report,omitempty"`
 	// Reproduced says, for a replay, whether it gave the saved trace hash;
 	// ReplayNote says why not, or that the versions differ.
 	Reproduced *bool  `json:"reproduced,omitempty"`
@@ -382,6 +387,7 @@ func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Dur
 	if secs := wall.Seconds(); secs > 0 {
 		s.EventsPerSec = float64(res.Events) / secs
 		s.Dilation = res.SimTime.Seconds() / secs
+		s.SeedsPerCoreHour = time.Hour.Seconds() / secs
 	}
 	if det != nil {
 		same := det.Same()
@@ -428,7 +434,7 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "sim time   %v   wall time %v   time dilation %.0fx\n",
 		s.SimTime, s.WallTime.Round(time.Millisecond), s.Dilation)
-	fmt.Fprintf(out, "events     %d   (%.2fM events/s)\n", s.Events, s.EventsPerSec/1e6)
+	fmt.Fprintf(out, "events     %d   (%.2fM events/s, %.0f seeds/core-hour)\n", s.Events, s.EventsPerSec/1e6, s.SeedsPerCoreHour)
 	fmt.Fprintf(out, "trace hash %s\n", s.TraceHash)
 	fmt.Fprintf(out, "faults     %d of %d actions applied\n", s.FaultsApplied, len(s.Schedule.Actions))
 	for _, w := range s.FaultWarnings {
@@ -645,5 +651,27 @@ func newSimBugsCommand() *cobra.Command {
 			}
 			return reports.WriteTable(cmd.OutOrStdout(), []string{"bug", "breaks"}, rows)
 		},
+	}
+}
+
+// simGCPercent is the garbage collector's target for simulations: a
+// simulated world allocates fast and keeps little (a run's live heap is
+// tens of MiB), so at Go's default of 100 the collector took about a
+// quarter of the CPU; at 400 it takes a fraction (BenchmarkSingleBrokerSeed
+// in workloads/scenario, cpu-ns/event). simMemoryLimitBytes makes it
+// collect harder again should a run's heap grow toward it.
+const (
+	simGCPercent        = 400
+	simMemoryLimitBytes = 4 << 30
+)
+
+// tuneGCForSimulation applies simGCPercent unless the user set GOGC or
+// GOMEMLIMIT, which then win.
+func tuneGCForSimulation() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(simGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(simMemoryLimitBytes)
 	}
 }

@@ -589,9 +589,15 @@ func (p *Producer) expire(now time.Duration) {
 			p.finishFailed(ps, b, err)
 		}
 	}
-	p.failParked(func(pr *pendingRecord) bool { return now >= pr.createdMono+p.cfg.DeliveryTimeout },
-		fmt.Errorf("%w: no metadata for the topic", ErrDeliveryTimeout))
+	if len(p.parked) > 0 {
+		p.failParked(func(pr *pendingRecord) bool { return now >= pr.createdMono+p.cfg.DeliveryTimeout },
+			errNoMetadataInTime)
+	}
 }
+
+// errNoMetadataInTime fails records parked past the delivery timeout for
+// want of metadata.
+var errNoMetadataInTime = fmt.Errorf("%w: no metadata for the topic", ErrDeliveryTimeout)
 
 // failParked ends the parked records that match, which never entered the
 // history.

@@ -15,7 +15,7 @@ import (
 // make soak runs 500 through the command.
 var singleBrokerSeeds = flag.Int("single-broker-seeds", 12, "seeds of TestSingleBrokerSeedsHoldAndReplay")
 
-func singleBrokerDef(t *testing.T) Definition {
+func singleBrokerDef(t testing.TB) Definition {
 	d, err := Lookup("single-broker")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,45 @@
+package scenario
+
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkSingleBrokerSeed runs whole single-broker seeds (the default
+// workload and fault mix, checkers included) and reports the simulator's
+// speed: events per wall second and time dilation, the figures a swarm's
+// cost rests on, and CPU per event (user and system time of the process,
+// the garbage collector's threads included), which other work on a shared
+// machine disturbs far less than wall time.
+func BenchmarkSingleBrokerSeed(b *testing.B) {
+	d := singleBrokerDef(b)
+	var events uint64
+	var simulated time.Duration
+	start, cpuStart := time.Now(), processCPU(b)
+	for i := 0; i < b.N; i++ {
+		o := withParams(uint64(1+i%3), nil)
+		res, err := Run(d, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !res.OK() {
+			b.Fatalf("seed %d failed: %+v", o.Seed, res.Failed())
+		}
+		events += res.Events
+		simulated += res.SimTime
+	}
+	wall, cpu := time.Since(start), processCPU(b)-cpuStart
+	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
+	b.ReportMetric(simulated.Seconds()/wall.Seconds(), "dilation")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
+}
+
+// processCPU is the user and system time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
