@@ -149,6 +149,9 @@ type Broker struct {
 	// has been logged, so that a client retrying one does not flood the
 	// log.
 	tooLargeLogged map[string]bool
+	// recordsCompactedSeen is what the logs' compactions had removed at
+	// the last maintenance round (maintenance.go).
+	recordsCompactedSeen int64
 }
 
 // stats are the broker's counters.

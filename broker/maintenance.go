@@ -28,10 +28,23 @@ func (b *Broker) scheduleMaintenance() {
 	})
 }
 
+// probeCompacted marks a compaction that removed records: a swarm seed
+// that turns compaction on should reach it.
+var probeCompacted = sim.DeclareProbe("broker/compaction-removed-records",
+	"a log's compaction removed records superseded by newer ones of their key")
+
 func (b *Broker) maintain() {
 	var points []storage.PartitionOffset
+	var compacted int64
+	defer func() {
+		if compacted > b.recordsCompactedSeen {
+			b.env.Hit(probeCompacted)
+			b.recordsCompactedSeen = compacted
+		}
+	}()
 	for _, name := range b.topics.sortedNames() {
 		for _, p := range b.topics.get(name).partitions {
+			compacted += p.log.RecordsCompacted()
 			// An offline log logs its own reopen attempts.
 			if err := p.log.Tick(p.highWatermark()); err != nil && p.log.Err() == nil {
 				b.env.Log.Logf("partition %s-%d: %v", p.topic, p.index, err)

@@ -77,8 +77,12 @@ type indexed struct {
 	values []string
 	// sendOf maps a value id to its send, -1 for a value never sent.
 	sendOf []int32
-	sends  []sendRec
-	polls  []pollRec
+	// keyOf maps a value id to its send's key id, -1 for no key (or a
+	// value never sent); keys counts the distinct keys.
+	keyOf []int32
+	keys  int
+	sends []sendRec
+	polls []pollRec
 	// consumers is each process's polls and assigns in order, by process.
 	consumers []consumerSteps
 	malformed []Example
@@ -112,6 +116,17 @@ func indexHistory(h history.History) *indexed {
 		valueID[v] = id
 		ix.values = append(ix.values, v)
 		ix.sendOf = append(ix.sendOf, -1)
+		ix.keyOf = append(ix.keyOf, -1)
+		return id
+	}
+	keyID := map[string]int32{}
+	internKey := func(k string) int32 {
+		if id, ok := keyID[k]; ok {
+			return id
+		}
+		id := int32(ix.keys)
+		keyID[k] = id
+		ix.keys++
 		return id
 	}
 	pendingSends := map[int32]int{}
@@ -127,7 +142,7 @@ func indexHistory(h history.History) *indexed {
 		op := &h[pos]
 		switch op.F {
 		case history.Send:
-			ix.indexSend(pos, tpID, intern, pendingSends)
+			ix.indexSend(pos, tpID, intern, internKey, pendingSends)
 		case history.Poll, history.Assign:
 			ix.indexConsumerOp(pos, tpID, intern, pendingConsumer, steps)
 		default:
@@ -221,7 +236,7 @@ func (ix *indexed) malform(pos int, detail string) {
 }
 
 func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
-	intern func(string) int32, pending map[int32]int) {
+	intern, internKey func(string) int32, pending map[int32]int) {
 	op := &ix.h[pos]
 	if op.Record == nil {
 		ix.malform(pos, "send without a record")
@@ -234,6 +249,9 @@ func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
 			return
 		}
 		ix.sendOf[value] = int32(len(ix.sends))
+		if op.Record.Key != "" {
+			ix.keyOf[value] = internKey(op.Record.Key)
+		}
 		pending[value] = len(ix.sends)
 		ix.sends = append(ix.sends, sendRec{
 			value: value, tp: tpID[op.Record.TP()], process: op.Process,

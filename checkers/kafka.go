@@ -45,9 +45,10 @@ func CheckKafka(h history.History, opts Options) Verdict {
 func checkKafka(ix *indexed, opts Options) Verdict {
 	f := newFindings(opts.ExamplesMax)
 	stats := map[string]int64{}
-	orders := buildVersionOrders(ix, f)
+	superseded := supersededValues(ix, opts.Compacted)
+	orders := buildVersionOrders(ix, superseded, f)
 	reads := checkReads(ix, f)
-	unseen, deleted := checkUnread(ix, reads, opts.LogStartOffsets, f)
+	unseen, deleted, compacted := checkUnread(ix, reads, opts.LogStartOffsets, superseded, f)
 	checkConsumers(ix, orders, f)
 	checkSendOrder(ix, opts.SendOrder, reads, f)
 
@@ -59,6 +60,7 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 	stats["values-polled"] = reads.valuesPolled
 	stats["unseen"] = int64(unseen)
 	stats["deleted-unread"] = int64(deleted)
+	stats["compacted-unread"] = int64(compacted)
 	stats["lost-write"] = int64(f.count(KindLostWrite))
 	notes := []string{}
 	var excluded []string
@@ -87,6 +89,9 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 // rank of an offset in it is its "index" in Jepsen's terms.
 type versionOrder struct {
 	offsets []int64
+	// kept counts the ranks compaction may not remove (removableRanks);
+	// nil on a partition that is not compacted.
+	kept []int32
 }
 
 // rank is the position of an observed offset in the version order.
@@ -128,7 +133,7 @@ func compareObservations(a, b observation) int {
 // buildVersionOrders builds every partition's version order from ok sends
 // and ok polls, reporting offsets with two values (inconsistent-offsets)
 // and values at two offsets (duplicate).
-func buildVersionOrders(ix *indexed, f *findings) []versionOrder {
+func buildVersionOrders(ix *indexed, superseded []bool, f *findings) []versionOrder {
 	obs := make([][]observation, len(ix.tps))
 	counts := make([]int, len(ix.tps))
 	for i := range ix.sends {
@@ -161,6 +166,9 @@ func buildVersionOrders(ix *indexed, f *findings) []versionOrder {
 		pairs := distinctPairs(obs[tp])
 		obs[tp] = nil
 		orders[tp] = versionOrder{offsets: reportInconsistentOffsets(ix, int32(tp), pairs, f)}
+		if superseded != nil {
+			orders[tp].kept = removableRanks(pairs, orders[tp].offsets, superseded)
+		}
 		reportDuplicates(ix, int32(tp), pairs, f)
 	}
 	return orders
@@ -329,9 +337,11 @@ func (ix *indexed) readExample(r polledRecord, positions ...int) Example {
 // checkUnread reports acknowledged sends no poll returned: lost-write when
 // a poll read past their offset, unseen otherwise. Sends below their
 // partition's log start in logStarts are counted as deleted instead:
-// retention removed them before anyone read them. It returns the unseen
-// and deleted counts.
-func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartition]int64, f *findings) (unseen, deleted int) {
+// retention removed them before anyone read them; sends superseded on a
+// compacted partition are counted as compacted. It returns the three
+// counts.
+func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartition]int64,
+	superseded []bool, f *findings) (unseen, deleted, compacted int) {
 	for i := range ix.sends {
 		s := &ix.sends[i]
 		if s.outcome != outcomeOK || rs.polledOffset[s.value] >= 0 {
@@ -339,6 +349,10 @@ func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartiti
 		}
 		if start, ok := logStarts[ix.tps[s.tp]]; ok && s.offset < start {
 			deleted++
+			continue
+		}
+		if superseded != nil && superseded[s.value] {
+			compacted++
 			continue
 		}
 		value := ix.values[s.value]
@@ -357,7 +371,7 @@ func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartiti
 			value, s.offset, ix.tpName(s.tp), ix.opIndex(s.donePos))
 		f.add(KindUnseen, ex)
 	}
-	return unseen, deleted
+	return unseen, deleted, compacted
 }
 
 // lastRead is where a consumer's last poll of a partition ended.
@@ -416,7 +430,7 @@ func (ix *indexed) checkPollRun(p *pollRec, run []int, vo *versionOrder, last ma
 	first := p.records[run[0]]
 	if prev, ok := last[first.tp]; ok {
 		rankPrev, rankFirst := vo.rank(prev.offset), vo.rank(first.offset)
-		if delta := rankFirst - rankPrev; delta != 1 {
+		if delta := rankFirst - rankPrev; delta != 1 && !(delta > 1 && vo.compactedAway(rankPrev, rankFirst)) {
 			ex := Example{
 				Partition: ix.tpName(first.tp), Offset: first.offset,
 				Ops: []int{ix.opIndex(prev.pos), ix.opIndex(p.donePos)},
@@ -434,7 +448,7 @@ func (ix *indexed) checkPollRun(p *pollRec, run []int, vo *versionOrder, last ma
 	for i := 1; i < len(run); i++ {
 		a, b := p.records[run[i-1]], p.records[run[i]]
 		ra, rb := vo.rank(a.offset), vo.rank(b.offset)
-		if rb-ra == 1 {
+		if rb-ra == 1 || (rb-ra > 1 && vo.compactedAway(ra, rb)) {
 			continue
 		}
 		ex := Example{

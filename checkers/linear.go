@@ -87,7 +87,7 @@ type linOp struct {
 // this rule an info send, which may linearize any time after its call,
 // could jump ahead and every send below it would then be stuck until the
 // search backtracks, exponential in the concurrent polls.
-func partitionModel(order []int64, init *plog) porcupine.Model {
+func partitionModel(order []int64, init *plog, superseded []bool) porcupine.Model {
 	return porcupine.Model{
 		Init: func() any { return init },
 		Step: func(state, input, _ any) (bool, any) {
@@ -99,7 +99,7 @@ func partitionModel(order []int64, init *plog) porcupine.Model {
 				}
 				return true, l.Append(op.entry)
 			}
-			return pollFits(l, op.records), l
+			return pollFits(l, op.records, superseded), l
 		},
 		Equal: func(a, b any) bool { return a.(*plog).Equal(b.(*plog)) },
 		Hash:  func(s any) uint64 { return s.(*plog).hash },
@@ -118,19 +118,29 @@ func sendOffsets(ops []porcupine.Operation) []int64 {
 	return slices.Compact(order)
 }
 
-// pollFits reports whether records are consecutive entries of l.
-func pollFits(l *plog, records []polledRecord) bool {
+// pollFits reports whether records are consecutive entries of l, but for
+// entries between them that compaction may have removed (superseded, nil
+// when the partition is not compacted).
+func pollFits(l *plog, records []polledRecord, superseded []bool) bool {
 	at := l.Find(records[0].offset)
 	if at < 0 {
 		return false
 	}
-	for k, r := range records {
-		if at+k >= l.Len() {
-			return false
+	for _, r := range records {
+		for {
+			if at >= l.Len() {
+				return false
+			}
+			e := l.At(at)
+			if e.offset == r.offset && e.value == r.value {
+				break
+			}
+			if superseded == nil || e.offset > r.offset || !superseded[e.value] {
+				return false
+			}
+			at++
 		}
-		if e := l.At(at + k); e.offset != r.offset || e.value != r.value {
-			return false
-		}
+		at++
 	}
 	return true
 }
@@ -193,6 +203,7 @@ func checkLinearizable(ix *indexed, opts Options) Verdict {
 			"ops-modelled": 0, "windows": 0,
 		},
 	}
+	c.superseded = supersededValues(ix, opts.Compacted)
 	byTP := linearOps(ix, summariseReads(ix))
 	for _, ops := range byTP {
 		c.total += len(ops)
@@ -230,6 +241,8 @@ type linearCheck struct {
 	total int // ops over all partitions, to share the time budget
 	// visualizations hold porcupine's pages of the first illegal windows.
 	visualizations []Visualization
+	// superseded marks what compaction may have removed (compaction.go).
+	superseded []bool
 }
 
 // visualizationsMax bounds the porcupine pages one check keeps.
@@ -253,7 +266,7 @@ func (c *linearCheck) checkPartition(tp int32, ops []porcupine.Operation) {
 		} else {
 			budget := max(linearTimeoutMin,
 				time.Duration(float64(c.opts.LinearTimeout)*float64(len(w))/float64(c.total)))
-			model := partitionModel(order, prefix)
+			model := partitionModel(order, prefix, c.superseded)
 			switch porcupine.CheckOperationsTimeout(model, w, budget) {
 			case porcupine.Unknown:
 				unknown = true

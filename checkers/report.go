@@ -120,6 +120,11 @@ type Options struct {
 	// lost nor unseen (counted as deleted-unread). Partitions not named
 	// keep every record.
 	LogStartOffsets map[history.TopicPartition]int64
+	// Compacted names the partitions whose topic is compacted: a record
+	// with a newer record of its key may be missing from reads there
+	// (counted as compacted-unread), and a gap over such records is no
+	// skip. See compaction.go.
+	Compacted map[history.TopicPartition]bool
 }
 
 const (

@@ -333,8 +333,13 @@ func (l *Log) finishCompaction(c *compaction) {
 			return
 		}
 	}
+	l.recordsCompacted += c.result.RecordsRemoved
 	c.done(c.result, nil)
 }
+
+// RecordsCompacted counts the records compactions removed from the log
+// since it was opened.
+func (l *Log) RecordsCompacted() int64 { return l.recordsCompacted }
 
 // swap replaces a segment by its cleaned copy. Each step leaves a state
 // recovery accepts: the old index files go first (recovery rebuilds

@@ -127,6 +127,7 @@ type Log struct {
 
 	compaction         *compaction
 	lastCompactionMono time.Duration
+	recordsCompacted   int64
 
 	// gen counts reopens; a callback of an older generation is void.
 	gen          uint64

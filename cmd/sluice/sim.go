@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +54,7 @@ type runFlags struct {
 	jsonOut          bool
 	verbose          bool
 	logFile          string
+	cpuProfile       string
 	failuresDir      string
 	historyFile      string
 	reportDir        string
@@ -115,6 +117,7 @@ names the entry.`,
 	fl.BoolVar(&f.jsonOut, "json", false, "print results as JSON lines")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list the faults the world applied")
 	fl.StringVar(&f.logFile, "log", "", "write every process's log lines to this file ('-' for standard error)")
+	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the runs to this file (for go tool pprof)")
 	fl.StringVar(&f.failuresDir, "failures-dir", "sluice-failures", "where a failing seed's run is written for replay")
 	fl.StringVar(&f.historyFile, "history", "", "write the clients' history (JSON lines, for 'sluice check') to this file")
 	fl.StringVar(&f.reportDir, "report", "", "write a report (HTML page, latency table, PNG/SVG charts) of the run into this directory")
@@ -149,6 +152,11 @@ func runSim(cmd *cobra.Command, f runFlags) error {
 	}
 	defer closeLog()
 	opts.Log = logOut
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	out := cmd.OutOrStdout()
 	status := newStatusLine(cmd.ErrOrStderr())
 	failed := 0
@@ -674,4 +682,24 @@ func tuneGCForSimulation() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(simMemoryLimitBytes)
 	}
+}
+
+// startCPUProfile profiles the process into file until the returned stop
+// is called; with no file it does nothing.
+func startCPUProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }

@@ -771,7 +771,14 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 	cp.highWater, cp.logStart = p.HighWatermark, p.LogStartOffset
 	cp.failures, cp.retryAt = 0, 0
 	var err error
+	positionBefore, recordsBefore := cp.position, len(co.poll.records)
 	co.poll.records, err = cp.takeBatches(p.RecordBatches, co.poll.records)
+	if err == nil && len(co.poll.records) == recordsBefore && cp.position > positionBefore {
+		// Only batches without records to return (emptied by compaction,
+		// control batches): fetch on from the new position in this poll,
+		// as Kafka's fetcher does, instead of waiting out the poll.
+		cp.fetchedInPoll = false
+	}
 	if err != nil {
 		if errors.Is(err, record.ErrCorrupt) {
 			co.stats.CorruptBatches++

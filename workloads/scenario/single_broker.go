@@ -214,6 +214,10 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		bcfg.Log.RetentionAge = knobs.RetentionAge
 	}
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
+	bcfg.Log.Cleanup = knobs.cleanupPolicy()
+	if knobs.Compacted {
+		bcfg.Log.CompactionInterval = compactionInterval
+	}
 	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
 	nextProcess := 0
@@ -221,10 +225,11 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		cfg := kafka.DriverConfig{
 			Bootstrap:      []string{singleBrokerNode + ":9092"},
 			Topic:          singleBrokerTopic,
-			Partitions:     []int32{0, 1, 2},
+			Partitions:     singleBrokerPartitions,
 			Rate:           knobs.RatePerClient,
 			Concurrency:    knobs.Concurrency,
 			ValueBytes:     knobs.ValueBytes,
+			Keys:           knobs.Keys,
 			SeekEveryPolls: knobs.SeekEveryPolls,
 			Reread:         true,
 			Recorder:       c.log,
@@ -249,6 +254,9 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	})
 	return c
 }
+
+// singleBrokerPartitions are the topic's partitions, all written and read.
+var singleBrokerPartitions = []int32{0, 1, 2}
 
 func flushPolicy(name string) storage.FlushPolicy {
 	switch name {
@@ -304,6 +312,12 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	opts := checkers.DefaultOptions()
 	if c.knobs.retentionOn() {
 		opts.LogStartOffsets = c.logStartOffsets()
+	}
+	if c.knobs.Compacted {
+		opts.Compacted = map[history.TopicPartition]bool{}
+		for _, p := range singleBrokerPartitions {
+			opts.Compacted[history.TopicPartition{Topic: singleBrokerTopic, Partition: p}] = true
+		}
 	}
 	report := checkers.Check(c.log.Ops, opts)
 	c.report = report

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/sim/sched"
 )
 
@@ -32,6 +33,12 @@ type singleBrokerKnobs struct {
 	// below the final log start.
 	RetentionBytes int64
 	RetentionAge   time.Duration
+	// Compacted turns compaction on for the topic (cleanup.policy
+	// compact, or compact,delete with retention), with records keyed
+	// over Keys keys so that most have newer records of their key; the
+	// checkers then excuse what the cleaner may remove.
+	Compacted bool
+	Keys      int
 }
 
 // retentionOn reports whether retention may delete records in the run.
@@ -99,7 +106,28 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	case 1:
 		k.RetentionAge = time.Duration(1+r.IntN(5)) * time.Second
 	}
+	// Drawn last, so that the draws above are those of seeds drawn
+	// before compaction was a knob.
+	if r.IntN(4) == 0 {
+		k.Compacted = true
+		k.Keys = []int{4, 16, 64}[r.IntN(3)]
+	}
 	return k
+}
+
+// compactionInterval is how often a compacted run's broker cleans its
+// logs: often enough that a run of seconds compacts several times.
+const compactionInterval = 2 * time.Second
+
+// cleanupPolicy is the topic's cleanup.policy under the knobs.
+func (k singleBrokerKnobs) cleanupPolicy() storage.CleanupPolicy {
+	switch {
+	case k.Compacted && k.retentionOn():
+		return storage.CleanupCompactDelete
+	case k.Compacted:
+		return storage.CleanupCompact
+	}
+	return storage.CleanupDelete
 }
 
 // singleBrokerBatchMaxBytes is the broker's batch limit with segments
@@ -136,5 +164,6 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_send_leader_epoch": epoch,
 		"knob_retention_bytes":   k.RetentionBytes,
 		"knob_retention_ms":      k.RetentionAge.Milliseconds(),
+		"knob_keys":              int64(k.Keys),
 	}
 }
