@@ -37,8 +37,7 @@ import (
 )
 
 // The phases every Kafka-speaking system runs, in order, with the same
-// franz-go client and record sizes. Consume reads what the acks=1 phase
-// wrote: 16 KiB batches, as Kafka's perf-test producer writes them.
+// franz-go client and record sizes.
 const (
 	phaseProduceAcks1      = "produce-100B-acks1"
 	phaseProduceIdempotent = "produce-100B-idempotent"
@@ -66,13 +65,22 @@ const (
 	compareLargeRecordBytes = 100 << 10
 )
 
-// Producer batching: Kafka's defaults (batch.size 16 KiB, linger.ms 5 since
-// Kafka 4) for small records; a 100 KiB record does not fit a 16 KiB batch,
-// so large records go in batches of 1 MiB, within message.max.bytes.
+// compareLingerMs is the producers' linger.ms: Kafka's default since
+// Kafka 4, and what sluice bench's example passes.
+const compareLingerMs = 5
+
+// compareConsumeBatchBytes is the batch size of the topic the consume phase
+// reads: Kafka's default batch.size, the batches a perf-test producer
+// writes, as BenchmarkConsume reads them.
+const compareConsumeBatchBytes = 16 << 10
+
+// compareConsumeTopic is the topic filled, untimed, for the consume phase.
+const compareConsumeTopic = "consume-100B"
+
+// Every Kafka-speaking server first takes an untimed tenth of --records.
 const (
-	compareSmallBatchBytes = 16 << 10
-	compareLargeBatchBytes = 1 << 20
-	compareLingerMs        = 5
+	compareWarmUpTopic = "warm-up"
+	compareWarmUpShare = 10
 )
 
 // Limits on the flags, so that a typo fails instead of running for a day.
@@ -122,23 +130,26 @@ func compareSystems() []compareSystem {
 	return []compareSystem{
 		{name: systemSluiceGroup, title: "sluice --flush group",
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
-				return c.runKafka(ctx, c.startSluice("group"))
+				return c.runKafka(ctx, c.startSluice("group"), true)
 			}},
 		{name: systemSluiceNone, title: "sluice --flush none", skip: "sluice-none",
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
-				return c.runKafka(ctx, c.startSluice("none"))
+				return c.runKafka(ctx, c.startSluice("none"), true)
 			}},
 		{name: "kfake", title: "kfake (memory)", skip: "kfake",
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
-				return c.runKafka(ctx, c.startKfake(false, false))
+				return c.runKafka(ctx, c.startKfake(false, false), true)
 			}},
 		{name: "kfake-disk", title: "kfake (data dir)", skip: "kfake-disk",
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
-				return c.runKafka(ctx, c.startKfake(true, false))
+				return c.runKafka(ctx, c.startKfake(true, false), true)
 			}},
 		{name: "kfake-sync", title: "kfake (data dir, synced writes)", skip: "kfake-sync",
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
-				return c.runKafka(ctx, c.startKfake(true, true))
+				// Synced writes change kfake's writes, not its reads (those
+				// are kfake's with a data directory), and filling its
+				// consume topic would take most of a round.
+				return c.runKafka(ctx, c.startKfake(true, true), false)
 			}},
 		{name: "redis-everysec", title: "Redis Streams (AOF everysec)", skip: "redis", tools: redisTools,
 			run: func(ctx context.Context, c *comparer) (map[string]compareSample, error) {
@@ -170,13 +181,14 @@ type compareFlags struct {
 	rounds       int
 	records      int64
 	largeRecords int64
+	batchBytes   int
 	out          string
 	jsonOut      bool
 	skip         []string
 }
 
 func newCompareCommand() *cobra.Command {
-	f := compareFlags{rounds: 3, records: 1_000_000, largeRecords: 2_000, out: "compare-out"}
+	f := compareFlags{rounds: 5, records: 1_000_000, largeRecords: 4_000, out: "compare-out"}
 	cmd := &cobra.Command{
 		Use:   "compare",
 		Short: "Measure sluice side by side with kfake, Redis Streams and fio on this machine",
@@ -186,17 +198,23 @@ to it. Every Kafka-speaking system is its own process, started fresh each
 round on a new temporary directory, and measured with the same franz-go
 client (sluice bench's producer and consumer) in four phases:
 
-  produce 100 B, acks=1                  --records records, batch.size 16 KiB, linger.ms 5
-  produce 100 B, acks=all, idempotent    the same
-  consume 100 B                          what the acks=1 phase wrote
-  produce 100 KiB, acks=all              --large-records records, batch.size 1 MiB
+  produce 100 B, acks=1                --records records, linger.ms 5
+  produce 100 B, acks=all, idempotent  --records records, linger.ms 5
+  consume 100 B                        --records records, written untimed
+                                       in 16 KiB batches (Kafka's batch.size)
+  produce 100 KiB, acks=all            --large-records records, linger.ms 5
+
+The producers batch up to franz-go's default of about 1 MB, or
+--batch-bytes (16384 is the Java client's default). Each server first
+takes an untimed tenth of --records, so that no phase times a cold start.
 
 The systems: sluice with --flush group (fsync before acknowledging, group
 commit: the reference of every ratio) and --flush none; franz-go's kfake in
 memory, with a data directory, and with a data directory and synced writes
-(an fsync per batch); Redis Streams from Debian's redis-server with AOF
-appendfsync everysec and always, loaded by redis-benchmark with pipelined
-100-byte XADDs (produce 100 B, acks=1 only); and fio writing the 100 KiB
+(an fsync per batch; its reads are those of the data directory, so it
+skips the consume phase); Redis Streams from Debian's redis-server with AOF
+appendfsync everysec and always, loaded by redis-benchmark with 100-byte
+XADDs (16 clients, 64 pipelined each) (produce 100 B, acks=1 only); and fio writing the 100 KiB
 phase's bytes sequentially in 1 MiB writes with an fsync after each
 (produce 100 KiB only).
 
@@ -223,6 +241,7 @@ starts, naming the Debian package; --skip leaves systems out.`,
 	fl.IntVar(&f.rounds, "rounds", f.rounds, "rounds: each measures every system once, in a rotated order")
 	fl.Int64Var(&f.records, "records", f.records, "100-byte records each small-record phase produces and consumes")
 	fl.Int64Var(&f.largeRecords, "large-records", f.largeRecords, "100 KiB records the large-record phase produces")
+	fl.IntVar(&f.batchBytes, "batch-bytes", 0, "the producers' batch.size; 0 keeps franz-go's default (1,000,012 bytes)")
 	fl.StringVar(&f.out, "out", f.out, "directory for compare.txt, compare.json, ratios.png and ratios.svg")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON instead of the table")
 	fl.StringSliceVar(&f.skip, "skip", nil, "systems to leave out: "+strings.Join(compareSkipWords(), ", "))
@@ -240,6 +259,8 @@ func (f compareFlags) check() ([]compareSystem, error) {
 		return nil, usageError("--records %d: want 1 to %d", f.records, compareRecordsMax)
 	case f.largeRecords < 1 || f.largeRecords > compareRecordsMax/100:
 		return nil, usageError("--large-records %d: want 1 to %d", f.largeRecords, compareRecordsMax/100)
+	case f.batchBytes < 0 || f.batchBytes > benchRecordBytesMax:
+		return nil, usageError("--batch-bytes %d: want 0 (the client's default) to %d", f.batchBytes, benchRecordBytesMax)
 	case f.out == "":
 		return nil, usageError("--out: want a directory")
 	}
@@ -332,8 +353,12 @@ func (c *comparer) logSample(phase string, s compareSample) {
 			title = p.title
 		}
 	}
+	records := "—"
+	if s.recordsPerSec > 0 {
+		records = formatCount(s.recordsPerSec)
+	}
 	fmt.Fprintf(c.progress, "round %d/%d  %-32s %-42s %12s records/s %9.1f MB/s\n", c.round, c.flags.rounds,
-		c.system, title, formatCount(s.recordsPerSec), s.bytesPerSec/(1<<20))
+		c.system, title, records, s.bytesPerSec/(1<<20))
 }
 
 // kafkaServer starts a Kafka-speaking server on a fresh directory and
@@ -462,8 +487,9 @@ func (p *compareProcess) logTail() string {
 	return string(b)
 }
 
-// runKafka starts a Kafka-speaking server and runs the four phases on it.
-func (c *comparer) runKafka(ctx context.Context, start kafkaServer) (map[string]compareSample, error) {
+// runKafka starts a Kafka-speaking server and runs the phases on it: all
+// four, or the three produce phases when consume is false.
+func (c *comparer) runKafka(ctx context.Context, start kafkaServer, consume bool) (map[string]compareSample, error) {
 	dir, err := os.MkdirTemp("", "sluice-compare-")
 	if err != nil {
 		return nil, fmt.Errorf("create a directory for the server: %w", err)
@@ -477,24 +503,40 @@ func (c *comparer) runKafka(ctx context.Context, start kafkaServer) (map[string]
 	if err := createCompareTopics(ctx, addr); err != nil {
 		return nil, err
 	}
+	// A fresh process grows its heap and buffers on its first requests;
+	// an untimed warm-up keeps that out of the first phase.
+	warmUp := max(c.flags.records/compareWarmUpShare, 1)
+	if _, err := compareProduce(ctx, addr, compareWarmUpTopic, warmUp, compareSmallRecordBytes, c.flags.batchBytes, false); err != nil {
+		return nil, fmt.Errorf("warm up: %w", err)
+	}
 	got := map[string]compareSample{}
-	small, large := c.flags.records, c.flags.largeRecords
+	small, large, batch := c.flags.records, c.flags.largeRecords, c.flags.batchBytes
 	steps := []struct {
 		phase string
 		run   func() (compareSample, error)
 	}{
 		{phaseProduceAcks1, func() (compareSample, error) {
-			return compareProduce(ctx, addr, phaseProduceAcks1, small, compareSmallRecordBytes, compareSmallBatchBytes, false)
+			return compareProduce(ctx, addr, phaseProduceAcks1, small, compareSmallRecordBytes, batch, false)
 		}},
 		{phaseProduceIdempotent, func() (compareSample, error) {
-			return compareProduce(ctx, addr, phaseProduceIdempotent, small, compareSmallRecordBytes, compareSmallBatchBytes, true)
+			return compareProduce(ctx, addr, phaseProduceIdempotent, small, compareSmallRecordBytes, batch, true)
 		}},
-		{phaseConsume, func() (compareSample, error) { return compareConsume(ctx, addr, phaseProduceAcks1, small) }},
+		{phaseConsume, func() (compareSample, error) {
+			// The fill is not timed: only the consumer is.
+			_, err := compareProduce(ctx, addr, compareConsumeTopic, small, compareSmallRecordBytes, compareConsumeBatchBytes, false)
+			if err != nil {
+				return compareSample{}, fmt.Errorf("fill %s: %w", compareConsumeTopic, err)
+			}
+			return compareConsume(ctx, addr, compareConsumeTopic, small)
+		}},
 		{phaseProduceLarge, func() (compareSample, error) {
-			return compareProduce(ctx, addr, phaseProduceLarge, large, compareLargeRecordBytes, compareLargeBatchBytes, true)
+			return compareProduce(ctx, addr, phaseProduceLarge, large, compareLargeRecordBytes, batch, true)
 		}},
 	}
 	for _, step := range steps {
+		if step.phase == phaseConsume && !consume {
+			continue
+		}
 		s, err := step.run()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", step.phase, err)
@@ -515,7 +557,7 @@ func createCompareTopics(ctx context.Context, addr string) error {
 	defer cl.Close()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 10_000
-	for _, name := range []string{phaseProduceAcks1, phaseProduceIdempotent, phaseProduceLarge} {
+	for _, name := range []string{compareWarmUpTopic, phaseProduceAcks1, phaseProduceIdempotent, compareConsumeTopic, phaseProduceLarge} {
 		t := kmsg.NewCreateTopicsRequestTopic()
 		t.Topic, t.NumPartitions, t.ReplicationFactor = name, 1, 1
 		req.Topics = append(req.Topics, t)
@@ -534,13 +576,17 @@ func createCompareTopics(ctx context.Context, addr string) error {
 	return nil
 }
 
-// compareProduce runs sluice bench produce's code on one phase's topic.
+// compareProduce runs sluice bench produce's code on one phase's topic;
+// batchBytes 0 keeps the client's default batch size.
 func compareProduce(ctx context.Context, addr, topic string, records int64, recordBytes, batchBytes int, idempotent bool) (compareSample, error) {
 	props := []string{"bootstrap.servers=" + addr, "acks=1", "enable.idempotence=false"}
 	if idempotent {
 		props = []string{"bootstrap.servers=" + addr, "acks=all", "enable.idempotence=true"}
 	}
-	props = append(props, "linger.ms="+strconv.Itoa(compareLingerMs), "batch.size="+strconv.Itoa(batchBytes))
+	props = append(props, "linger.ms="+strconv.Itoa(compareLingerMs))
+	if batchBytes > 0 {
+		props = append(props, "batch.size="+strconv.Itoa(batchBytes))
+	}
 	f := benchProduceFlags{topic: topic, numRecords: records, recordSize: recordBytes, throughput: -1,
 		props: props, reportIntervalMs: int64(compareMeasureTimeout / time.Millisecond), jsonOut: true}
 	opts, err := f.clientOptions()
@@ -670,6 +716,9 @@ type compareResult struct {
 	RecordBytes      int          `json:"record_bytes"`
 	LargeRecords     int64        `json:"large_records"`
 	LargeRecordBytes int          `json:"large_record_bytes"`
+	BatchBytes       int          `json:"batch_bytes"` // 0: the client's default
+	LingerMs         int          `json:"linger_ms"`
+	ConsumeBatchSize int          `json:"consume_batch_bytes"`
 	CPUs             int          `json:"cpus"`
 	LoadAverage      string       `json:"load_average"`
 	ElapsedSec       float64      `json:"elapsed_sec"`
@@ -693,7 +742,8 @@ type compareRow struct {
 
 func newCompareResult(f compareFlags, systems []compareSystem) compareResult {
 	r := compareResult{Rounds: f.rounds, Records: f.records, RecordBytes: compareSmallRecordBytes,
-		LargeRecords: f.largeRecords, LargeRecordBytes: compareLargeRecordBytes, CPUs: runtime.NumCPU(),
+		LargeRecords: f.largeRecords, LargeRecordBytes: compareLargeRecordBytes, BatchBytes: f.batchBytes,
+		LingerMs: compareLingerMs, ConsumeBatchSize: compareConsumeBatchBytes, CPUs: runtime.NumCPU(),
 		LoadAverage: loadAverage(), Skipped: []string{}}
 	for _, s := range compareSystems() {
 		if !slices.ContainsFunc(systems, func(t compareSystem) bool { return t.name == s.name }) {
@@ -821,8 +871,12 @@ func writeCompareTable(w io.Writer, r compareResult) error {
 			strconv.FormatFloat(row.MBPerSecMedian, 'f', 1, 64), strings.Join(rounds, " "),
 			formatRatio(row.RatioGroup), formatRatio(row.RatioNone)})
 	}
-	fmt.Fprintf(w, "sluice compare: medians of %d round(s), %d × %d B and %d × %d KiB records, %d CPUs, load average %s at the start, %.0f s\n",
-		r.Rounds, r.Records, r.RecordBytes, r.LargeRecords, r.LargeRecordBytes>>10, r.CPUs, r.LoadAverage, r.ElapsedSec)
+	batch := "franz-go's default"
+	if r.BatchBytes > 0 {
+		batch = strconv.Itoa(r.BatchBytes) + " B"
+	}
+	fmt.Fprintf(w, "sluice compare: medians of %d round(s); %d × %d B and %d × %d KiB records; batch.size %s, linger.ms %d; %d CPUs, load average %s at the start; %.0f s\n",
+		r.Rounds, r.Records, r.RecordBytes, r.LargeRecords, r.LargeRecordBytes>>10, batch, r.LingerMs, r.CPUs, r.LoadAverage, r.ElapsedSec)
 	// Headers are written as they should read (auto-formatting would
 	// print "RECORDS / S"); numbers are right-aligned.
 	align := tw.MakeAlign(len(header), tw.AlignRight).Set(0, tw.AlignLeft).Set(1, tw.AlignLeft)
