@@ -55,7 +55,7 @@ var comparePhases = []comparePhase{
 	{phaseProduceAcks1, "produce 100 B, acks=1"},
 	{phaseProduceIdempotent, "produce 100 B, acks=all, idempotent"},
 	{phaseConsume, "consume 100 B"},
-	{phaseProduceLarge, "produce 100 KiB, acks=all (group commit)"},
+	{phaseProduceLarge, "produce 100 KiB, acks=all"},
 }
 
 // Record sizes: Kafka's perf tests' usual small record, and a large one
