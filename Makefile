@@ -4,7 +4,7 @@ SLUICE    := bin/sluice
 PKGS      := ./...
 SEED      ?= 31
 
-.PHONY: all build demo test lint vet fmt-check race bench soak clean
+.PHONY: all build demo test lint vet fmt-check race bench soak compare clean
 
 all: build
 
@@ -37,6 +37,25 @@ fmt-check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+# sluice side by side with its peers on this machine (franz-go's kfake,
+# Redis Streams, fio), alternating rounds, medians and ratios: a table, a
+# bar chart and JSON in $(COMPARE_OUT). A benchmark, so CI does not run it.
+# Installs the Debian packages it drives when they are missing.
+COMPARE_OUT   ?= compare-out
+COMPARE_FLAGS ?=
+compare: build
+	@need=""; \
+	command -v redis-server >/dev/null 2>&1 || need="$$need redis-server"; \
+	command -v redis-benchmark >/dev/null 2>&1 || need="$$need redis-tools"; \
+	command -v fio >/dev/null 2>&1 || need="$$need fio"; \
+	if [ -n "$$need" ]; then \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+	  echo "installing$$need"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need >/dev/null; \
+	fi
+	$(SLUICE) compare --out $(COMPARE_OUT) $(COMPARE_FLAGS)
+
 # Long runs kept out of make test: many seeds, each run twice.
 soak: build
 	$(SLUICE) sim run --scenario counter --seed 1 --seeds 1000 --check-determinism
@@ -45,4 +64,4 @@ soak: build
 	$(SLUICE) sim swarm --scenario all --seeds 1000 --parallel 2 --check-determinism --sample 20
 
 clean:
-	rm -rf bin sluice-failures reports-out
+	rm -rf bin sluice-failures reports-out compare-out
