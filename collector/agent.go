@@ -145,7 +145,11 @@ func (a *Agent) startComponents() error {
 		if err != nil {
 			return err
 		}
-		members[s.Name] = &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+		m := &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+		if c, ok := sink.(interface{ setCounters(*SinkCounters) }); ok {
+			c.setCounters(&m.counters)
+		}
+		members[s.Name] = m
 	}
 	grouped := map[string]bool{}
 	for _, g := range a.cfg.SinkGroups {
@@ -202,6 +206,8 @@ func (a *Agent) newSink(s *config.Sink) (Sink, error) {
 		return &NullSink{name: s.Name}, nil
 	case "kafka":
 		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
+	case "avro":
+		return NewAvroSink(s.Name, a.env, avroSinkConfig(s)), nil
 	}
 	sim.Assert(false, "sink type %s passed the configuration check", s.Type)
 	return nil, nil
@@ -227,6 +233,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return &NetcatSource{name: s.Name, env: a.env, cfg: netcatConfig(s), proc: proc, conns: map[uint64]*netcatConn{}}, nil
 	case "seq":
 		return newSeqSource(s.Name, a.env, s, proc), nil
+	case "avro":
+		return newAvroSource(s.Name, a.env, s, proc), nil
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -85,6 +85,16 @@ var specs = []typeSpec{
 		batchKeys: []string{"batchSize"},
 	},
 	{
+		kind: KindSource, name: "avro", aliases: []string{"org.apache.flume.source.AvroSource"},
+		required: []string{"bind", "port"},
+		keys: map[string]keySpec{
+			"bind":             stringKey(""),
+			"port":             intKey(0, 0, 65535),
+			"threads":          intKey(0, 0, 1<<16),
+			"compression-type": {kind: valueString, text: "none", choices: []string{"none"}},
+		},
+	},
+	{
 		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
 		keys: map[string]keySpec{
 			"capacity":                     intKey(100, 1, math.MaxInt32),
@@ -123,6 +133,20 @@ var specs = []typeSpec{
 			"batchSize": intKey(100, 1, batchMax),
 		},
 		batchKeys: []string{"batchSize"},
+	},
+	{
+		kind: KindSink, name: "avro", aliases: []string{"org.apache.flume.sink.AvroSink"},
+		required: []string{"hostname", "port"},
+		keys: map[string]keySpec{
+			"hostname":                  stringKey(""),
+			"port":                      intKey(0, 1, 65535),
+			"batch-size":                intKey(100, 1, batchMax),
+			"connect-timeout":           intKey(20000, 1, unbounded),
+			"request-timeout":           intKey(20000, 1, unbounded),
+			"reset-connection-interval": intKey(0, 0, unbounded),
+			"compression-type":          {kind: valueString, text: "none", choices: []string{"none"}},
+		},
+		batchKeys: []string{"batch-size"},
 	},
 	{
 		kind: KindSink, name: "kafka", aliases: []string{"org.apache.flume.sink.kafka.KafkaSink"},
