@@ -235,6 +235,14 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newSeqSource(s.Name, a.env, s, proc), nil
 	case "avro":
 		return newAvroSource(s.Name, a.env, s, proc), nil
+	case "http":
+		return newHTTPSource(s.Name, a.env, s, proc), nil
+	case "syslogtcp":
+		return newSyslogTCPSource(s.Name, a.env, s, proc), nil
+	case "syslogudp":
+		return newSyslogUDPSource(s.Name, a.env, s, proc), nil
+	case "netcatudp":
+		return newNetcatUDPSource(s.Name, a.env, s, proc), nil
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -95,6 +95,45 @@ var specs = []typeSpec{
 		},
 	},
 	{
+		kind: KindSource, name: "http", aliases: []string{"org.apache.flume.source.http.HTTPSource"},
+		required: []string{"port"},
+		keys: map[string]keySpec{
+			"bind":      stringKey("0.0.0.0"),
+			"port":      intKey(0, 0, 65535),
+			"handler":   {kind: valueString, text: "org.apache.flume.source.http.JSONHandler", choices: []string{"org.apache.flume.source.http.JSONHandler"}},
+			"enableSSL": {kind: valueBool},
+			"ssl":       {kind: valueBool},
+		},
+	},
+	{
+		kind: KindSource, name: "syslogtcp", aliases: []string{"org.apache.flume.source.SyslogTcpSource"},
+		required: []string{"host", "port"},
+		keys: map[string]keySpec{
+			"host":       stringKey(""),
+			"port":       intKey(0, 0, 65535),
+			"eventSize":  intKey(2500, 1, 1<<20),
+			"keepFields": boolKey(false),
+		},
+	},
+	{
+		kind: KindSource, name: "syslogudp", aliases: []string{"org.apache.flume.source.SyslogUDPSource"},
+		required: []string{"host", "port"},
+		keys: map[string]keySpec{
+			"host":       stringKey(""),
+			"port":       intKey(0, 0, 65535),
+			"keepFields": boolKey(false),
+		},
+	},
+	{
+		kind: KindSource, name: "netcatudp", aliases: []string{"org.apache.flume.source.NetcatUdpSource"},
+		required: []string{"bind", "port"},
+		keys: map[string]keySpec{
+			"bind":                stringKey(""),
+			"port":                intKey(0, 0, 65535),
+			"remoteAddressHeader": stringKey(""),
+		},
+	},
+	{
 		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
 		keys: map[string]keySpec{
 			"capacity":                     intKey(100, 1, math.MaxInt32),
