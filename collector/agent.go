@@ -243,6 +243,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newSyslogUDPSource(s.Name, a.env, s, proc), nil
 	case "netcatudp":
 		return newNetcatUDPSource(s.Name, a.env, s, proc), nil
+	case "spooldir":
+		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil
