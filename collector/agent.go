@@ -245,6 +245,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newNetcatUDPSource(s.Name, a.env, s, proc), nil
 	case "spooldir":
 		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+	case "TAILDIR":
+		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

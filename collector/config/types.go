@@ -159,6 +159,26 @@ var specs = []typeSpec{
 		batchKeys: []string{"batchSize"},
 	},
 	{
+		kind: KindSource, name: "TAILDIR", aliases: []string{"taildir", "org.apache.flume.source.taildir.TaildirSource"},
+		required: []string{"filegroups"},
+		keys: map[string]keySpec{
+			"filegroups":            stringKey(""),
+			"positionFile":          stringKey("~/.flume/taildir_position.json"),
+			"batchSize":             intKey(100, 1, batchMax),
+			"writePosInterval":      intKey(3000, 1, unbounded),
+			"skipToEnd":             boolKey(false),
+			"idleTimeout":           intKey(120000, 0, unbounded),
+			"backoffSleepIncrement": intKey(1000, 1, unbounded),
+			"maxBackoffSleep":       intKey(5000, 1, unbounded),
+			"cachePatternMatching":  boolKey(true),
+			"fileHeader":            boolKey(false),
+			"fileHeaderKey":         stringKey("file"),
+			"byteOffsetHeader":      boolKey(false),
+			"maxBatchCount":         intKey(unbounded, 1, unbounded),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
 		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
 		keys: map[string]keySpec{
 			"capacity":                     intKey(100, 1, math.MaxInt32),
