@@ -208,6 +208,13 @@ func (a *Agent) newSink(s *config.Sink) (Sink, error) {
 		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
 	case "avro":
 		return NewAvroSink(s.Name, a.env, avroSinkConfig(s)), nil
+	case "file_roll":
+		return NewFileRollSink(s.Name, a.env, fileRollConfig(s, a.opts.ResolveDir))
+	case "hdfs":
+		if t := s.String("hdfs.fileType"); t != "DataStream" {
+			a.env.Log.Logf("sink %s: hdfs.fileType %s is written as DataStream (text lines)", s.Name, t)
+		}
+		return NewHDFSSink(s.Name, a.env, hdfsConfig(s, a.opts.ResolveDir)), nil
 	}
 	sim.Assert(false, "sink type %s passed the configuration check", s.Type)
 	return nil, nil
