@@ -131,6 +131,20 @@ func (a *Agent) openChannels(done func(error)) {
 				}
 				steps.finish(err)
 			})
+		case "SPILLABLEMEMORY":
+			for _, key := range []string{"byteCapacity", "overflowTimeout", "overflowDeactivationThreshold", "useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
+				if c.Has(key) {
+					a.env.Log.Logf("channel %s: %s is accepted but not used yet", c.Name, key)
+				}
+			}
+			steps.add()
+			name := c.Name
+			OpenSpillableChannel(name, a.env, spillableChannelConfig(c, a.opts.ResolveDir), func(s *SpillableChannel, err error) {
+				if err == nil {
+					a.channels[name] = s
+				}
+				steps.finish(err)
+			})
 		default:
 			sim.Assert(false, "channel type %s passed the configuration check", c.Type)
 		}

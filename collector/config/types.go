@@ -204,6 +204,27 @@ var specs = []typeSpec{
 		},
 	},
 	{
+		kind: KindChannel, name: "SPILLABLEMEMORY", aliases: []string{"spillablememory", "org.apache.flume.channel.SpillableMemoryChannel"},
+		keys: map[string]keySpec{
+			"memoryCapacity":                intKey(10000, 0, math.MaxInt32),
+			"overflowCapacity":              intKey(100000000, 0, math.MaxInt32),
+			"overflowTimeout":               intKey(3, 0, 3600),
+			"overflowDeactivationThreshold": intKey(5, 0, 100),
+			"byteCapacityBufferPercentage":  intKey(20, 0, 100),
+			"byteCapacity":                  intKey(0, 0, unbounded),
+			"avgEventSize":                  intKey(500, 1, unbounded),
+			"transactionCapacity":           intKey(100, 1, batchMax),
+			"keep-alive":                    intKey(3, 0, 3600),
+			"checkpointDir":                 stringKey("~/.flume/file-channel/checkpoint"),
+			"dataDirs":                      stringKey("~/.flume/file-channel/data"),
+			"checkpointInterval":            intKey(30000, 1, unbounded),
+			"maxFileSize":                   intKey(2146435071, 1024, 2146435071),
+			"minimumRequiredSpace":          intKey(524288000, 0, unbounded),
+			"useDualCheckpoints":            boolKey(false),
+			"backupCheckpointDir":           stringKey(""),
+		},
+	},
+	{
 		kind: KindSink, name: "logger", aliases: []string{"org.apache.flume.sink.LoggerSink"},
 		keys: map[string]keySpec{
 			"maxBytesToLog": intKey(16, 0, 1<<20),
