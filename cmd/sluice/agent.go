@@ -45,7 +45,8 @@ and syslogudp; channels memory, file and SPILLABLEMEMORY; sinks logger, null,
 file_roll, hdfs (writing to this machine's files), avro (to another sluice
 agent) and kafka (Flume's KafkaSink keys: kafka.bootstrap.servers or
 brokerList, kafka.topic or topic, requiredAcks, batchSize); the replicating
-and multiplexing selectors; the timestamp, host and static interceptors; sink
+and multiplexing selectors; the timestamp, host, static, uuid,
+remove_header, search_replace, regex_filter and regex_extractor interceptors; sink
 groups with the default, failover and load_balance processors. A component
 sluice does not run yet is refused with its line.
 
