@@ -53,7 +53,8 @@ sluice does not run yet is refused with its line.
 A file channel's checkpointDir and dataDirs are paths on this machine
 (relative ones from the working directory; "~" is the home directory).
 -Dflume.monitoring.type=http -Dflume.monitoring.port=PORT serves the
-counters as JSON at /metrics, as Flume does. The logger sink writes to
+counters as JSON at /metrics, as Flume does, and in Prometheus's text
+format to scrapers (or with ?format=prometheus). The logger sink writes to
 standard error.
 
 The file is read again every 30 s (--reload-interval; --no-reload-conf
@@ -66,7 +67,8 @@ It stops on SIGINT or SIGTERM: sources stop, sinks drain what they can
 (at most 10 s), file channels write a checkpoint.`,
 		Example: `  sluice agent --conf conf --conf-file flume.conf --name agent1 -Dflume.root.logger=INFO,console
   sluice agent -f flume.conf -n a1 -Dflume.monitoring.type=http -Dflume.monitoring.port=34545
-  curl localhost:34545/metrics`,
+  curl localhost:34545/metrics
+  curl 'localhost:34545/metrics?format=prometheus'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			props, err := parseProperties(properties)
@@ -179,7 +181,7 @@ func runAgent(cmd *cobra.Command, cfg *config.Agent, props map[string]string, re
 	}
 
 	if port, ok := props["flume.monitoring.port"]; ok {
-		srv, err := serveMetrics(port, func() map[string]collector.Metrics {
+		srv, err := serveMetrics(port, cfg.Name, func() map[string]collector.Metrics {
 			var m map[string]collector.Metrics
 			node.Call(func() { m = sup.metrics() })
 			return m
@@ -211,16 +213,21 @@ func runAgent(cmd *cobra.Command, cfg *config.Agent, props map[string]string, re
 }
 
 // serveMetrics serves Flume's JSON monitoring: {"SOURCE.r1": {...}, ...}.
-func serveMetrics(port string, metrics func() map[string]collector.Metrics) (*http.Server, error) {
+func serveMetrics(port, agent string, metrics func() map[string]collector.Metrics) (*http.Server, error) {
 	l, err := net.Listen("tcp", ":"+port)
 	if err != nil {
 		return nil, fmt.Errorf("monitoring port %s: %w", port, err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		m := metrics()
 		if m == nil {
 			http.Error(w, "agent not started yet", http.StatusServiceUnavailable)
+			return
+		}
+		if wantsPrometheus(r) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			writeAgentPrometheus(w, agent, m)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
