@@ -222,6 +222,8 @@ func (a *Agent) newSink(s *config.Sink) (Sink, error) {
 		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
 	case "avro":
 		return NewAvroSink(s.Name, a.env, avroSinkConfig(s)), nil
+	case "http":
+		return NewHTTPSink(s.Name, a.env, httpSinkConfig(s))
 	case "file_roll":
 		return NewFileRollSink(s.Name, a.env, fileRollConfig(s, a.opts.ResolveDir))
 	case "hdfs":

@@ -9,7 +9,8 @@
 // netcat_udp_source.go, seq_source.go, avro_source.go, http_source.go,
 // spooldir_source.go, taildir_source.go, syslog_tcp_source.go,
 // syslog_udp_source.go; sinks logger_sink.go, null_sink.go,
-// file_roll_sink.go, hdfs_sink.go, avro_sink.go, kafka_sink.go.
+// http_sink.go, file_roll_sink.go, hdfs_sink.go, avro_sink.go,
+// kafka_sink.go.
 // channel.go holds the transaction logic the channels share and agent.go
 // wires a configuration (collector/config) into running components.
 package collector

@@ -42,7 +42,7 @@ configuration files unmodified.
 Components: sources netcat, netcatudp, seq, avro (from another sluice
 agent's avro sink), http (Flume's JSONHandler), spooldir, TAILDIR, syslogtcp
 and syslogudp; channels memory, file and SPILLABLEMEMORY; sinks logger, null,
-file_roll, hdfs (writing to this machine's files), avro (to another sluice
+http, file_roll, hdfs (writing to this machine's files), avro (to another sluice
 agent) and kafka (Flume's KafkaSink keys: kafka.bootstrap.servers or
 brokerList, kafka.topic or topic, requiredAcks, batchSize); the replicating
 and multiplexing selectors; the timestamp, host, static, uuid,

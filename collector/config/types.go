@@ -296,6 +296,22 @@ var specs = []typeSpec{
 		batchKeys: []string{"hdfs.batchSize"},
 	},
 	{
+		kind: KindSink, name: "http", aliases: []string{"org.apache.flume.sink.http.HttpSink"},
+		required: []string{"endpoint"},
+		keys: map[string]keySpec{
+			"endpoint":                stringKey(""),
+			"connectTimeout":          intKey(5000, 1, unbounded),
+			"requestTimeout":          intKey(5000, 1, unbounded),
+			"contentTypeHeader":       stringKey("text/plain"),
+			"acceptHeader":            stringKey("text/plain"),
+			"defaultBackoff":          boolKey(true),
+			"defaultRollback":         boolKey(true),
+			"defaultIncrementMetrics": boolKey(false),
+			"batchSize":               intKey(1, 1, batchMax),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
 		kind: KindSink, name: "kafka", aliases: []string{"org.apache.flume.sink.kafka.KafkaSink"},
 		requiredOneOf: [][]string{{"kafka.bootstrap.servers", "brokerList"}},
 		keys: map[string]keySpec{
