@@ -134,7 +134,7 @@ func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
 	ac.inFlight++
 	s.counters.AppendBatchReceivedCount++
 	s.counters.EventReceivedCount += int64(len(events))
-	s.commitChunks(events, func(err error) {
+	commitInChunks(s.env, s.proc, events, func(err error) {
 		ac.inFlight--
 		if err != nil {
 			s.counters.ChannelWriteFail++
@@ -149,13 +149,6 @@ func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
 			}
 		}
 	})
-}
-
-// commitChunks commits events in transactions of at most the channels'
-// transactionCapacity, one after another, and reports the first failure
-// or success once all committed.
-func (s *AvroSource) commitChunks(events []Event, done func(error)) {
-	commitInChunks(s.env, s.proc, events, done)
 }
 
 // commitInChunks puts events into a source's channels in transactions of

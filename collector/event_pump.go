@@ -14,7 +14,6 @@ type eventPump struct {
 	counters *SourceCounters
 	queue    []Event
 	busy     bool
-	stopped  bool
 }
 
 // eventPumpQueueMax bounds the events waiting for a channel.
