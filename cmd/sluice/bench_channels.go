@@ -24,6 +24,7 @@ import (
 
 type benchChannelsFlags struct {
 	events      int
+	takers      int
 	eventSizes  string
 	channels    string
 	batch       int
@@ -41,7 +42,8 @@ func newBenchChannelsCommand() *cobra.Command {
 the real clock and disk: a producer commits transactions of --batch puts
 (up to --in-flight commits at once, so the file channel's group commit can
 share a sync among them), a consumer takes and commits transactions of
---batch takes, and the channel never holds more than its capacity (10,000
+--batch takes (--takers of them in flight at once, as several sinks on one
+channel would), and the channel never holds more than its capacity (10,000
 events). Each event's latency runs from the start of its put's commit to
 its take's commit; the file channel syncs both.
 
@@ -51,6 +53,7 @@ prints the same rows as JSON. The file channel writes under --dir (a new
 temporary directory when not given, removed afterwards).`,
 		Example: `  sluice bench channels
   sluice bench channels --events 1000000 --event-size 1024 --channels memory,file
+  sluice bench channels --event-size 1024 --takers 16
   sluice bench channels --json --dir /mnt/fast/bench`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,6 +72,8 @@ temporary directory when not given, removed afterwards).`,
 				return usageError("--batch %d: want 1..%d", f.batch, benchChannelCapacity)
 			case f.inFlightMax < 1 || f.inFlightMax > 1024:
 				return usageError("--in-flight %d: want 1..1024", f.inFlightMax)
+			case f.takers < 1 || f.takers > 1024:
+				return usageError("--takers %d: want 1..1024", f.takers)
 			}
 			return runBenchChannels(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, kinds, sizes)
 		},
@@ -79,6 +84,7 @@ temporary directory when not given, removed afterwards).`,
 	fl.StringVar(&f.channels, "channels", "memory,file", "channel types to measure: memory, file, spillable")
 	fl.IntVar(&f.batch, "batch", 100, "events per transaction (a source's and a sink's batchSize)")
 	fl.IntVar(&f.inFlightMax, "in-flight", 16, "put commits in flight at once")
+	fl.IntVar(&f.takers, "takers", 1, "take commits in flight at once (as several sinks on one channel)")
 	fl.StringVar(&f.dir, "dir", "", "directory for the file channels (default: a new temporary directory)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON")
 	return cmd
@@ -144,7 +150,7 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 	for _, size := range sizes {
 		for _, kind := range kinds {
 			runDir := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", kind, size, time.Now().UnixNano()))
-			r, err := benchOneChannel(ctx, kind, size, f.events, f.batch, f.inFlightMax, runDir)
+			r, err := benchOneChannel(ctx, kind, size, f.events, f.batch, f.inFlightMax, f.takers, runDir)
 			os.RemoveAll(runDir)
 			if err != nil {
 				return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events: %w", kind, size, err))
@@ -182,13 +188,13 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 }
 
 // benchOneChannel runs one channel on a real node and measures it.
-func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFlight int, dir string) (channelBenchResult, error) {
+func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFlight, takers int, dir string) (channelBenchResult, error) {
 	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: dir, Log: log.New(io.Discard, "", 0)})
 	if err != nil {
 		return channelBenchResult{}, err
 	}
 	result := make(chan error, 1)
-	b := &channelBench{kind: kind, n: events, batch: batch, inFlightMax: inFlight, body: make([]byte, size),
+	b := &channelBench{kind: kind, n: events, batch: batch, inFlightMax: inFlight, takersMax: takers, body: make([]byte, size),
 		hist: hdrhistogram.New(benchLatencyUsLowest, benchLatencyUsHighest, benchLatencySigFigs),
 		done: func(err error) { result <- err }}
 	node.Start(b.start)
@@ -230,11 +236,15 @@ type channelBench struct {
 	done        func(error)
 
 	// sentAt holds, per batch put, when its commit began.
-	sentAt    []time.Duration
-	put       int
-	inFlight  int
-	taken     int
-	taking    bool
+	sentAt   []time.Duration
+	put      int
+	inFlight int
+	taken    int
+	// takers is the take commits in flight, at most takersMax; claimed
+	// counts the events taken so far, committed or not.
+	takers    int
+	takersMax int
+	claimed   int
 	failed    bool
 	began     time.Duration
 	elapsed   time.Duration
@@ -315,7 +325,7 @@ func (b *channelBench) scheduleDrain() {
 // drain commits one batch of takes and records each event's latency.
 func (b *channelBench) drain() {
 	b.drainSoon = false
-	if b.taking || b.failed {
+	if b.takers >= b.takersMax || b.failed || b.claimed >= b.n {
 		return
 	}
 	tx := b.ch.Begin()
@@ -335,16 +345,21 @@ func (b *channelBench) drain() {
 		tx.Rollback()
 		return
 	}
-	b.taking = true
+	first := b.claimed
+	b.claimed += k
+	b.takers++
+	if b.takers < b.takersMax {
+		b.scheduleDrain() // another taker may start on what is left
+	}
 	tx.Commit(func(err error) {
-		b.taking = false
+		b.takers--
 		if err != nil {
 			b.fail(fmt.Errorf("take commit: %w", err))
 			return
 		}
 		now := b.env.Clock.Mono()
 		for i := 0; i < k; i++ {
-			sent := b.sentAt[(b.taken+i)/b.batch]
+			sent := b.sentAt[(first+i)/b.batch]
 			b.hist.RecordValue(max(int64((now-sent)/time.Microsecond), benchLatencyUsLowest))
 		}
 		b.taken += k

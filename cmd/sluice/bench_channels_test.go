@@ -13,7 +13,7 @@ import (
 // every event moved, percentiles in order.
 func TestBenchChannelsJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
-	f := benchChannelsFlags{events: 3000, batch: 100, inFlightMax: 16, dir: t.TempDir(), jsonOut: true}
+	f := benchChannelsFlags{events: 3000, batch: 100, inFlightMax: 16, takers: 2, dir: t.TempDir(), jsonOut: true}
 	if err := runBenchChannels(context.Background(), &out, &errOut, f, []string{"memory", "file", "spillable"}, []int{100, 1024}); err != nil {
 		t.Fatalf("%v: %s", err, errOut.String())
 	}
@@ -58,7 +58,7 @@ func BenchmarkChannelsRealDisk(b *testing.B) {
 		for _, kind := range []string{"memory", "file"} {
 			b.Run(fmt.Sprintf("%s-%dB", kind, size), func(b *testing.B) {
 				b.SetBytes(int64(size))
-				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, 16, b.TempDir())
+				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, 16, 1, b.TempDir())
 				if err != nil {
 					b.Fatal(err)
 				}
