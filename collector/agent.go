@@ -131,6 +131,20 @@ func (a *Agent) openChannels(done func(error)) {
 				}
 				steps.finish(err)
 			})
+		case "SPILLABLEMEMORY":
+			for _, key := range []string{"byteCapacity", "overflowTimeout", "overflowDeactivationThreshold", "useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
+				if c.Has(key) {
+					a.env.Log.Logf("channel %s: %s is accepted but not used yet", c.Name, key)
+				}
+			}
+			steps.add()
+			name := c.Name
+			OpenSpillableChannel(name, a.env, spillableChannelConfig(c, a.opts.ResolveDir), func(s *SpillableChannel, err error) {
+				if err == nil {
+					a.channels[name] = s
+				}
+				steps.finish(err)
+			})
 		default:
 			sim.Assert(false, "channel type %s passed the configuration check", c.Type)
 		}
@@ -145,7 +159,11 @@ func (a *Agent) startComponents() error {
 		if err != nil {
 			return err
 		}
-		members[s.Name] = &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+		m := &sinkMember{sink: sink, ch: a.channels[s.Channel], batch: int(s.BatchSize())}
+		if c, ok := sink.(interface{ setCounters(*SinkCounters) }); ok {
+			c.setCounters(&m.counters)
+		}
+		members[s.Name] = m
 	}
 	grouped := map[string]bool{}
 	for _, g := range a.cfg.SinkGroups {
@@ -202,6 +220,17 @@ func (a *Agent) newSink(s *config.Sink) (Sink, error) {
 		return &NullSink{name: s.Name}, nil
 	case "kafka":
 		return NewKafkaSink(s.Name, a.env, kafkaSinkConfig(s))
+	case "avro":
+		return NewAvroSink(s.Name, a.env, avroSinkConfig(s)), nil
+	case "http":
+		return NewHTTPSink(s.Name, a.env, httpSinkConfig(s))
+	case "file_roll":
+		return NewFileRollSink(s.Name, a.env, fileRollConfig(s, a.opts.ResolveDir))
+	case "hdfs":
+		if t := s.String("hdfs.fileType"); t != "DataStream" {
+			a.env.Log.Logf("sink %s: hdfs.fileType %s is written as DataStream (text lines)", s.Name, t)
+		}
+		return NewHDFSSink(s.Name, a.env, hdfsConfig(s, a.opts.ResolveDir)), nil
 	}
 	sim.Assert(false, "sink type %s passed the configuration check", s.Type)
 	return nil, nil
@@ -227,6 +256,20 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return &NetcatSource{name: s.Name, env: a.env, cfg: netcatConfig(s), proc: proc, conns: map[uint64]*netcatConn{}}, nil
 	case "seq":
 		return newSeqSource(s.Name, a.env, s, proc), nil
+	case "avro":
+		return newAvroSource(s.Name, a.env, s, proc), nil
+	case "http":
+		return newHTTPSource(s.Name, a.env, s, proc), nil
+	case "syslogtcp":
+		return newSyslogTCPSource(s.Name, a.env, s, proc), nil
+	case "syslogudp":
+		return newSyslogUDPSource(s.Name, a.env, s, proc), nil
+	case "netcatudp":
+		return newNetcatUDPSource(s.Name, a.env, s, proc), nil
+	case "spooldir":
+		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+	case "TAILDIR":
+		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -340,7 +340,7 @@ func TestFileChannelAgentSurvivesPowerLoss(t *testing.T) {
 
 func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
 	text := strings.Replace(fanOutConf, "a1.sources.r1.channels = c1 c2",
-		"a1.sources.r1.channels = c1 c2\na1.sources.r1.interceptors = f\na1.sources.r1.interceptors.f.type = regex_filter", 1)
+		"a1.sources.r1.channels = c1 c2\na1.sources.r1.interceptors = f\na1.sources.r1.interceptors.f.type = com.example.Custom$Builder", 1)
 	cfg, err := config.Parse(text, "a1", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func TestUnsupportedComponentsAreRefusedWithTheirLine(t *testing.T) {
 	w := world.New(world.Config{Seed: 1})
 	w.AddNode("n", Start(cfg, Options{OnFatal: func(err error) { fatal = err }}, nil))
 	w.Run(time.Second, 0)
-	if fatal == nil || !strings.Contains(fatal.Error(), `line 8: interceptor f: type "regex_filter" is not supported yet`) {
+	if fatal == nil || !strings.Contains(fatal.Error(), `line 8: interceptor f: type "com.example.Custom$Builder" is not supported`) {
 		t.Fatalf("got %v", fatal)
 	}
 }

@@ -4,10 +4,14 @@
 // over the sim.Env seams (no goroutines, locks or direct I/O), so one agent
 // runs on real sockets and files (sluice agent) and in the simulated world.
 //
-// One file per component type: memory_channel.go, file_channel.go,
-// netcat_source.go, seq_source.go, logger_sink.go, null_sink.go,
-// kafka_sink.go;
-// channel.go holds the transaction logic both channels share and agent.go
+// One file per component type: channels memory_channel.go,
+// file_channel.go, spillable_channel.go; sources netcat_source.go,
+// netcat_udp_source.go, seq_source.go, avro_source.go, http_source.go,
+// spooldir_source.go, taildir_source.go, syslog_tcp_source.go,
+// syslog_udp_source.go; sinks logger_sink.go, null_sink.go,
+// http_sink.go, file_roll_sink.go, hdfs_sink.go, avro_sink.go,
+// kafka_sink.go.
+// channel.go holds the transaction logic the channels share and agent.go
 // wires a configuration (collector/config) into running components.
 package collector
 

@@ -74,8 +74,14 @@ func (p *channelProcessor) process(events []Event, done func(error)) {
 	perChannel := make([][]Event, len(p.channels))
 	required := make([]bool, len(p.channels))
 	for _, e := range events {
+		kept := true
 		for _, ic := range p.interceptors {
-			e = ic(e)
+			if e, kept = ic(e); !kept {
+				break
+			}
+		}
+		if !kept {
+			continue // dropped by an interceptor (regex_filter)
 		}
 		req, opt := p.route(e)
 		for _, name := range req {

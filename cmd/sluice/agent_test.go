@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -194,6 +195,22 @@ func TestAgentRunsSeedNetcatMemoryLogger(t *testing.T) {
 	if metrics["SOURCE.r1"]["EventAcceptedCount"] != n || metrics["CHANNEL.c1"]["EventTakeSuccessCount"] != n ||
 		metrics["SINK.k1"]["EventDrainSuccessCount"] != n || metrics["CHANNEL.c1"]["ChannelCapacity"] != "1000" {
 		t.Fatalf("/metrics: %v", metrics)
+	}
+
+	resp, err = http.Get("http://127.0.0.1:" + monitor + "/metrics?format=prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"# TYPE flume_channel_channel_size gauge\nflume_channel_channel_size{agent=\"agent1\",name=\"c1\"} 0\n",
+		"# TYPE flume_channel_event_put_success_count counter\nflume_channel_event_put_success_count{agent=\"agent1\",name=\"c1\"} " + n + "\n",
+		"flume_sink_event_drain_success_count{agent=\"agent1\",name=\"k1\"} " + n + "\n",
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Fatalf("Prometheus format lacks %q:\n%s", want, prom)
+		}
 	}
 
 	a.cmd.Process.Signal(syscall.SIGTERM)

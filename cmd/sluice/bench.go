@@ -28,9 +28,10 @@ figures compare line for line. The client is franz-go; any broker speaking
 Kafka's protocol can be measured, sluice's or Kafka's.`,
 		Example: `  sluice bench produce --topic perf --num-records 1000000 --record-size 100 \
     --throughput -1 --producer-props bootstrap.servers=localhost:9092 acks=all linger.ms=5
-  sluice bench consume --bootstrap-server localhost:9092 --topic perf --messages 1000000`,
+  sluice bench consume --bootstrap-server localhost:9092 --topic perf --messages 1000000
+  sluice bench channels --events 1000000 --event-size 100,1024`,
 	}
-	cmd.AddCommand(newBenchProduceCommand(), newBenchConsumeCommand())
+	cmd.AddCommand(newBenchProduceCommand(), newBenchConsumeCommand(), newBenchChannelsCommand())
 	return cmd
 }
 
@@ -434,8 +435,9 @@ rebalance time is 0. A MB is 2^20 bytes of keys and values. If no record
 comes for --timeout milliseconds before --messages arrived, it prints the
 summary of what came and fails. --json prints the summary as one JSON
 object.`,
-		Example: `  sluice bench consume --bootstrap-server localhost:9092 --topic perf --messages 1000000`,
-		Args:    cobra.NoArgs,
+		Example: `  sluice bench consume --bootstrap-server localhost:9092 --topic perf --messages 1000000
+  sluice bench channels --events 1000000 --event-size 100,1024`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case f.bootstrap == "":

@@ -36,13 +36,20 @@ func (p *parser) buildChannels() map[string]*Channel {
 			continue
 		}
 		ch := &Channel{Component: c}
-		if ch.Int("transactionCapacity") > ch.Int("capacity") {
+		capacityKey, capacity := "capacity", int64(0)
+		if ch.Type == "SPILLABLEMEMORY" {
+			// Its capacity is memory and overflow together.
+			capacityKey, capacity = "memoryCapacity", ch.Int("memoryCapacity")+ch.Int("overflowCapacity")
+		} else {
+			capacity = ch.Int("capacity")
+		}
+		if ch.Int("transactionCapacity") > capacity {
 			prop := ch.Params["transactionCapacity"]
 			if prop.Line == 0 {
-				prop = ch.Params["capacity"]
+				prop = ch.Params[capacityKey]
 			}
 			p.fail(prop.Line, p.full("channels."+name+".transactionCapacity"),
-				"transactionCapacity %d is larger than capacity %d", ch.Int("transactionCapacity"), ch.Int("capacity"))
+				"transactionCapacity %d is larger than capacity %d", ch.Int("transactionCapacity"), capacity)
 		}
 		if ch.Type == "file" && strings.Contains(ch.String("dataDirs"), ",") {
 			prop := ch.Params["dataDirs"]

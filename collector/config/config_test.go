@@ -272,3 +272,41 @@ func TestSinkProcessorKeys(t *testing.T) {
 		t.Fatalf("group %+v", g)
 	}
 }
+
+// TestNewComponentErrors checks the line and key named for the hop, file,
+// http and syslog components and the spillable channel.
+func TestNewComponentErrors(t *testing.T) {
+	// The avro sink's batch key is batch-size, checked against the channel.
+	expectError(t, replaceLine(validBase, 10, "a1.sinks.k1.type = avro\na1.sinks.k1.hostname = next\na1.sinks.k1.port = 4545\na1.sinks.k1.batch-size = 51"),
+		13, "a1.sinks.k1.batch-size", "larger than channel c1's transactionCapacity 50")
+	expectError(t, replaceLine(validBase, 10, "a1.sinks.k1.type = avro\na1.sinks.k1.port = 4545"), 3, "a1.sinks.k1.hostname", "missing required key")
+	expectError(t, replaceLine(validBase, 10, "a1.sinks.k1.type = hdfs\na1.sinks.k1.hdfs.path = /x\na1.sinks.k1.hdfs.roundUnit = day"),
+		12, "a1.sinks.k1.hdfs.roundUnit", `"day" is not one of second, minute, hour`)
+	expectError(t, replaceLine(validBase, 10, "a1.sinks.k1.type = file_roll"), 3, "a1.sinks.k1.sink.directory", "missing required key")
+	expectError(t, replaceLine(validBase, 10, "a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = /out\na1.sinks.k1.sink.rollInterval = soon"),
+		12, "a1.sinks.k1.sink.rollInterval", "not a whole number")
+	// Sources: replace the netcat source's type line and its keys.
+	src := func(lines string) string {
+		text := replaceLine(validBase, 4, lines)
+		text = replaceLine(text, 5+strings.Count(lines, "\n"), "")
+		return replaceLine(text, 6+strings.Count(lines, "\n"), "")
+	}
+	expectError(t, src("a1.sources.r1.type = spooldir"), 1, "a1.sources.r1.spoolDir", "missing required key")
+	expectError(t, src("a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = /in\na1.sources.r1.deletePolicy = later"),
+		6, "a1.sources.r1.deletePolicy", `"later" is not one of never, immediate`)
+	expectError(t, src("a1.sources.r1.type = TAILDIR"), 1, "a1.sources.r1.filegroups", "missing required key")
+	expectError(t, src("a1.sources.r1.type = TAILDIR\na1.sources.r1.filegroups = f1\na1.sources.r1.batchSize = 51"),
+		6, "a1.sources.r1.batchSize", "larger than channel c1's transactionCapacity 50")
+	expectError(t, src("a1.sources.r1.type = http\na1.sources.r1.port = http"), 5, "a1.sources.r1.port", "not a whole number")
+	expectError(t, src("a1.sources.r1.type = syslogtcp\na1.sources.r1.port = 514"), 1, "a1.sources.r1.host", "missing required key")
+	expectError(t, src("a1.sources.r1.type = syslogudp\na1.sources.r1.host = 0.0.0.0\na1.sources.r1.port = 514\na1.sources.r1.keepFields = maybe"),
+		7, "a1.sources.r1.keepFields", "not true or false")
+	expectError(t, src("a1.sources.r1.type = avro\na1.sources.r1.bind = 0.0.0.0"), 1, "a1.sources.r1.port", "missing required key")
+	// The spillable channel's capacity is memory and overflow together.
+	expectError(t, replaceLine(validBase, 8, "a1.channels.c1.type = SPILLABLEMEMORY\na1.channels.c1.memoryCapacity = 10\na1.channels.c1.overflowCapacity = 20"),
+		11, "a1.channels.c1.transactionCapacity", "larger than capacity 30")
+	a := mustParse(t, replaceLine(validBase, 8, "a1.channels.c1.type = org.apache.flume.channel.SpillableMemoryChannel"), "a1", nil)
+	if c := a.Channels[0]; c.Type != "SPILLABLEMEMORY" || c.Int("memoryCapacity") != 10000 || c.Int("overflowCapacity") != 100000000 {
+		t.Fatalf("spillable defaults: %+v", c)
+	}
+}

@@ -24,7 +24,10 @@ import (
 // agent's Kafka sink delivers into one broker. Faults fall on the agent
 // (process, disk, clock) and on the network between every pair of nodes.
 // After the drain the topic is read back in full and every line
-// acknowledged to its client must be in it at least once.
+// acknowledged to its client must be in it at least once. With hop=on the
+// clients write into an edge agent instead, whose avro sink hands batches
+// to the Kafka agent's avro source (Flume's multi-hop flow); faults fall
+// on both agents.
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
@@ -35,6 +38,8 @@ func init() {
 				Help: "the agent's channel: file (durable: nothing acknowledged is lost) or memory (a crash loses what it holds)"},
 			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
+			{Name: "hop", Default: "off", Values: []string{"off", "on"},
+				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -52,8 +57,11 @@ func init() {
 }
 
 const (
-	pipelineAgent  = "agent"
-	pipelineBroker = "b1"
+	pipelineAgent = "agent"
+	// pipelineEdge is the first agent with hop=on.
+	pipelineEdge    = "edge"
+	pipelineHopPort = 4545
+	pipelineBroker  = "b1"
 	// pipelineReader is the node that reads the topic back at the end;
 	// no fault touches it.
 	pipelineReader = "reader"
@@ -73,8 +81,40 @@ const (
 
 var pipelineClients = []string{"c1", "c2", "c3"}
 
-// pipelineConfig is the agent's configuration file, in Flume's format.
-func pipelineConfig(channel string) string {
+// pipelineConfig is the Kafka agent's configuration file, in Flume's
+// format: its source is the netcat clients', or with hop the edge agent's.
+func pipelineConfig(channel string, hop bool) string {
+	lines := []string{
+		"a1.sources = r1",
+		"a1.channels = c1",
+		"a1.sinks = k1",
+	}
+	if hop {
+		lines = append(lines,
+			"a1.sources.r1.type = avro",
+			"a1.sources.r1.bind = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelineHopPort))
+	} else {
+		lines = append(lines,
+			"a1.sources.r1.type = netcat",
+			"a1.sources.r1.bind = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
+			"a1.sources.r1.ack-every-event = true")
+	}
+	lines = append(lines, pipelineChannel(channel)...)
+	lines = append(lines,
+		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
+		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
+		"a1.sinks.k1.kafka.topic = "+pipelineTopic,
+		"a1.sinks.k1.kafka.producer.acks = all",
+		"a1.sinks.k1.batchSize = 20",
+		"a1.sinks.k1.channel = c1")
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// pipelineEdgeConfig is the edge agent's file with hop=on: netcat ->
+// channel -> avro sink to the Kafka agent.
+func pipelineEdgeConfig(channel string) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
@@ -83,6 +123,21 @@ func pipelineConfig(channel string) string {
 		"a1.sources.r1.bind = 0.0.0.0",
 		fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
 		"a1.sources.r1.ack-every-event = true",
+	}
+	lines = append(lines, pipelineChannel(channel)...)
+	lines = append(lines,
+		"a1.sinks.k1.type = avro",
+		"a1.sinks.k1.hostname = "+pipelineAgent,
+		fmt.Sprintf("a1.sinks.k1.port = %d", pipelineHopPort),
+		"a1.sinks.k1.batch-size = 50",
+		"a1.sinks.k1.request-timeout = 3000",
+		"a1.sinks.k1.channel = c1")
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// pipelineChannel is an agent's channel c1 and its source's link to it.
+func pipelineChannel(channel string) []string {
+	lines := []string{
 		"a1.sources.r1.channels = c1",
 		"a1.channels.c1.type = " + channel,
 		"a1.channels.c1.capacity = 10000",
@@ -95,22 +150,18 @@ func pipelineConfig(channel string) string {
 			"a1.channels.c1.checkpointInterval = 2000",
 			"a1.channels.c1.maxFileSize = 65536")
 	}
-	lines = append(lines,
-		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
-		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
-		"a1.sinks.k1.kafka.topic = "+pipelineTopic,
-		"a1.sinks.k1.kafka.producer.acks = all",
-		"a1.sinks.k1.batchSize = 20",
-		"a1.sinks.k1.channel = c1")
-	return strings.Join(lines, "\n") + "\n"
+	return lines
 }
 
 type pipelineCluster struct {
 	o       Options
 	w       *world.World
 	clients []*lineClient
-	// agent is the agent of the latest start; nil until it runs.
+	// agent is the Kafka agent of the latest start, edge the edge agent
+	// (hop=on); nil until they run.
 	agent       *collector.Agent
+	edge        *collector.Agent
+	hop         bool
 	agentStarts int
 	agentFatals []string
 	reader      sim.Env
@@ -120,30 +171,37 @@ type pipelineCluster struct {
 }
 
 func buildFlumePipeline(w *world.World, o Options) Cluster {
-	c := &pipelineCluster{o: o, w: w}
-	cfg, err := config.Parse(pipelineConfig(o.Param("channel")), "a1", nil)
+	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on"}
+	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
+	entry := pipelineAgent
 
 	bcfg := broker.DefaultConfig()
 	bcfg.Log.Flush = storage.FlushPolicy{Mode: storage.FlushGroupCommit}
 	w.AddNode(pipelineBroker, broker.Start(bcfg, nil))
-	w.AddNode(pipelineAgent, func(env sim.Env) { c.startAgent(env, cfg) })
+	w.AddNode(pipelineAgent, func(env sim.Env) { c.startAgent(env, cfg, &c.agent) })
+	if c.hop {
+		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel")), "a1", nil)
+		sim.Assert(err == nil, "flume-pipeline: edge configuration: %v", err)
+		w.AddNode(pipelineEdge, func(env sim.Env) { c.startAgent(env, edgeCfg, &c.edge) })
+		entry = pipelineEdge
+	}
 	w.AddNode(pipelineReader, func(env sim.Env) { c.reader = env })
 	// Clients stop offering lines halfway through the drain, so that
 	// what they sent has the rest of it to reach the topic.
 	stopAt := o.Run + o.Drain/2
 	for _, name := range pipelineClients {
-		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", pipelineAgent, pipelinePort), stopAt: stopAt}
+		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt}
 		c.clients = append(c.clients, cl)
 		w.AddNode(name, cl.start)
 	}
 	return c
 }
 
-// startAgent runs one incarnation of the agent; one that cannot start
-// tries again, as a supervisor would restart it.
-func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent) {
-	c.agent = nil
+// startAgent runs one incarnation of an agent into *slot; one that
+// cannot start tries again, as a supervisor would restart it.
+func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **collector.Agent) {
+	*slot = nil
 	c.agentStarts++
 	opts := collector.Options{
 		Bugs:     c.o.Bugs,
@@ -151,14 +209,17 @@ func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent) {
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
-			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg) })
+			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot) })
 		},
 	}
-	collector.Start(cfg, opts, func(a *collector.Agent) { c.agent = a })(env)
+	collector.Start(cfg, opts, func(a *collector.Agent) { *slot = a })(env)
 }
 
 func (c *pipelineCluster) Profile() faults.Profile {
 	targets := []string{pipelineAgent}
+	if c.hop {
+		targets = append(targets, pipelineEdge)
+	}
 	others := append([]string{}, pipelineClients...)
 	if c.o.Param("broker") == "crash" {
 		targets = append(targets, pipelineBroker)
@@ -179,6 +240,9 @@ func (c *pipelineCluster) Profile() faults.Profile {
 // Footprint estimates what the run holds, for the memory budget.
 func (c *pipelineCluster) Footprint() Footprint {
 	f := Footprint{DiskBytes: c.w.Node(pipelineAgent).Disk().UsedBytes() + c.w.Node(pipelineBroker).Disk().UsedBytes()}
+	if c.hop {
+		f.DiskBytes += c.w.Node(pipelineEdge).Disk().UsedBytes()
+	}
 	for _, cl := range c.clients {
 		f.ClientBytes += cl.bytes
 	}
@@ -256,11 +320,14 @@ func (c *pipelineCluster) drainDetail(settled, caughtUp bool) string {
 	return strings.Join(notes, "; ")
 }
 
-// settle runs the world until the running agent's channel is empty.
+// settle runs the world until the running agents' channels are empty.
 func (c *pipelineCluster) settle(w *world.World) bool {
+	empty := func(a *collector.Agent) bool {
+		return a != nil && a.Ready() && a.Metrics()["CHANNEL.c1"]["ChannelSize"] == "0"
+	}
 	deadline := w.Now() + pipelineSettleMax
 	for w.Now() < deadline {
-		if c.agent != nil && c.agent.Ready() && c.agent.Metrics()["CHANNEL.c1"]["ChannelSize"] == "0" {
+		if empty(c.agent) && (!c.hop || empty(c.edge)) {
 			return true
 		}
 		w.Run(w.Now()+pipelinePoll, 0)

@@ -115,3 +115,28 @@ func TestFlumePipelineRejectsUnknownChannel(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestFlumePipelineHopLosesNothing: with hop=on and file channels, lines
+// acknowledged by the edge agent reach the topic through the avro hop
+// while both agents crash; the seeds did crash them.
+func TestFlumePipelineHopLosesNothing(t *testing.T) {
+	const seeds = 6
+	crashes := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		o := pipelineOptions(seed, "file")
+		o.Params["hop"] = "on"
+		res := runPipeline(t, o)
+		if !res.OK() {
+			t.Fatalf("seed %d: %v", seed, res.Failed())
+		}
+		if res.Stats["lines_acked"] == 0 || res.Stats["records_read"] < res.Stats["lines_acked"] {
+			t.Fatalf("seed %d: %d acknowledged, %d read back", seed, res.Stats["lines_acked"], res.Stats["records_read"])
+		}
+		if crashed(res) {
+			crashes++
+		}
+	}
+	if crashes < seeds/2 {
+		t.Fatalf("only %d of %d seeds crashed an agent: the test shows little", crashes, seeds)
+	}
+}

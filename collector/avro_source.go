@@ -1,0 +1,182 @@
+package collector
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// AvroSource receives batches from another agent's avro sink (the hop
+// protocol of hop_protocol.go) and answers each only after every one of
+// its events is committed to the channels, so an acknowledged batch is in
+// this agent's channels and an unacknowledged one is retried by the
+// sender: a crash between the commit and the ack duplicates, never loses.
+// A batch larger than the channels' transactionCapacity is committed in
+// several transactions and acknowledged when all of them are.
+type AvroSource struct {
+	name     string
+	env      sim.Env
+	bind     string
+	port     int
+	proc     *channelProcessor
+	listener sim.Listener
+	conns    map[*avroConn]bool
+	stopped  bool
+	counters SourceCounters
+}
+
+// avroBatchesInFlightMax bounds the batches one connection may have
+// waiting for their commits; a sender sends one at a time, so one that
+// sends more is misbehaving and is cut off.
+const avroBatchesInFlightMax = 16
+
+type avroConn struct {
+	src      *AvroSource
+	c        sim.Conn
+	inFlight int
+	closed   bool
+}
+
+func newAvroSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *AvroSource {
+	return &AvroSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc, conns: map[*avroConn]bool{}}
+}
+
+// Name is the source's name.
+func (s *AvroSource) Name() string { return s.name }
+
+// Counters are the source's counters.
+func (s *AvroSource) Counters() *SourceCounters { return &s.counters }
+
+// Start listens on bind:port.
+func (s *AvroSource) Start() error {
+	addr := joinHostPort(s.bind, s.port)
+	l, err := s.env.Net.Listen(addr, sim.ConnOptions{Framing: sim.FrameLength32, MaxFrameBytes: hopFrameBytesMax}, s.accept)
+	if err != nil {
+		return fmt.Errorf("avro source %s: listen on %s: %w", s.name, addr, err)
+	}
+	s.listener = l
+	s.env.Log.Logf("avro source %s listening on %s", s.name, l.Addr())
+	return nil
+}
+
+// Addr is the address the source listens on.
+func (s *AvroSource) Addr() string { return s.listener.Addr() }
+
+// Stop closes the port and the connections; batches being committed
+// finish, but their acks are not sent, so the senders retry them.
+func (s *AvroSource) Stop() {
+	s.stopped = true
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	for _, ac := range sortedAvroConns(s.conns) {
+		ac.close()
+	}
+}
+
+// sortedAvroConns orders connections by remote address, so that what
+// closing them does is the same in every run.
+func sortedAvroConns(m map[*avroConn]bool) []*avroConn {
+	out := make([]*avroConn, 0, len(m))
+	for ac := range m {
+		out = append(out, ac)
+	}
+	slices.SortFunc(out, func(a, b *avroConn) int { return strings.Compare(a.c.RemoteAddr(), b.c.RemoteAddr()) })
+	return out
+}
+
+func (s *AvroSource) accept(c sim.Conn) sim.ConnHandler {
+	ac := &avroConn{src: s, c: c}
+	s.conns[ac] = true
+	s.counters.OpenConnectionCount++
+	return ac
+}
+
+func (ac *avroConn) OnOpen(sim.Conn) {}
+
+func (ac *avroConn) OnClose(sim.Conn, error) { ac.forget() }
+
+func (ac *avroConn) close() {
+	if !ac.closed {
+		ac.c.Close()
+	}
+	ac.forget()
+}
+
+func (ac *avroConn) forget() {
+	ac.closed = true
+	if ac.src.conns[ac] {
+		delete(ac.src.conns, ac)
+		ac.src.counters.OpenConnectionCount--
+	}
+}
+
+func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
+	s := ac.src
+	if ac.closed || s.stopped {
+		return
+	}
+	id, events, err := decodeHopBatch(frame)
+	if err != nil {
+		s.env.Log.Logf("avro source %s: %s: %v; closing the connection", s.name, ac.c.RemoteAddr(), err)
+		ac.close()
+		return
+	}
+	if ac.inFlight >= avroBatchesInFlightMax {
+		s.env.Log.Logf("avro source %s: %s has %d batches in flight; closing the connection", s.name, ac.c.RemoteAddr(), ac.inFlight)
+		ac.close()
+		return
+	}
+	ac.inFlight++
+	s.counters.AppendBatchReceivedCount++
+	s.counters.EventReceivedCount += int64(len(events))
+	commitInChunks(s.env, s.proc, events, func(err error) {
+		ac.inFlight--
+		if err != nil {
+			s.counters.ChannelWriteFail++
+			s.env.Log.Logf("avro source %s: batch of %d events not accepted: %v", s.name, len(events), err)
+		} else {
+			s.counters.AppendBatchAcceptedCount++
+			s.counters.EventAcceptedCount += int64(len(events))
+		}
+		if !ac.closed {
+			if err := ac.c.Send(encodeHopAck(id, err)); err != nil {
+				ac.close()
+			}
+		}
+	})
+}
+
+// commitInChunks puts events into a source's channels in transactions of
+// at most the processor's batch limit, in order, stopping at the first
+// that fails. The next chunk starts from the loop, since a commit may
+// complete inside another transaction's commit.
+func commitInChunks(env sim.Env, proc *channelProcessor, events []Event, done func(error)) {
+	if len(events) == 0 {
+		done(nil)
+		return
+	}
+	n := min(len(events), proc.batchMax)
+	proc.process(events[:n], func(err error) {
+		if err != nil || n == len(events) {
+			done(err)
+			return
+		}
+		env.Clock.AfterFunc(0, func() { commitInChunks(env, proc, events[n:], done) })
+	})
+	if proc.full() {
+		proc.relieve()
+	}
+}
+
+// joinHostPort joins a host and port, bracketing an IPv6 host.
+func joinHostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
