@@ -16,10 +16,21 @@ var servedRanges = map[int16][2]int16{
 	1:  {4, 12}, // Fetch
 	2:  {1, 6},  // ListOffsets
 	3:  {0, 12}, // Metadata
+	8:  {0, 8},  // OffsetCommit
+	9:  {0, 8},  // OffsetFetch
+	10: {0, 4},  // FindCoordinator
+	11: {0, 9},  // JoinGroup
+	12: {0, 4},  // Heartbeat
+	13: {0, 5},  // LeaveGroup
+	14: {0, 5},  // SyncGroup
+	15: {0, 5},  // DescribeGroups
+	16: {0, 5},  // ListGroups
 	18: {0, 3},  // ApiVersions
 	19: {0, 7},  // CreateTopics
 	20: {0, 5},  // DeleteTopics
 	22: {0, 4},  // InitProducerId
+	42: {0, 2},  // DeleteGroups
+	47: {0, 0},  // OffsetDelete
 }
 
 // checkAdvertised fails unless keys lists exactly servedRanges, sorted by

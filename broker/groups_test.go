@@ -1,0 +1,132 @@
+package broker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker"
+)
+
+// findCoordinator asks for a group's coordinator until it is available.
+func (r *rig) findCoordinator(groupID string) kmsg.FindCoordinatorResponseCoordinator {
+	r.t.Helper()
+	for range 50 {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.Version = 4
+		req.CoordinatorKeys = []string{groupID}
+		c := r.roundTrip(req).(*kmsg.FindCoordinatorResponse).Coordinators[0]
+		if c.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+			return c
+		}
+		r.runFor(100 * time.Millisecond)
+	}
+	r.t.Fatalf("no coordinator for %s", groupID)
+	return kmsg.FindCoordinatorResponseCoordinator{}
+}
+
+func fewGroupPartitions(cfg *broker.Config) {
+	groupCommit(cfg)
+	cfg.Groups.Partitions = 5
+	cfg.Groups.InitialRebalanceDelay = 0
+}
+
+// joinAndSync makes a one-member group and returns its member id and
+// generation.
+func (r *rig) joinAndSync(groupID string) (string, int32) {
+	r.t.Helper()
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 9
+	join.Group, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis, join.ProtocolType = groupID, 10_000, 10_000, "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
+	first := r.roundTrip(join).(*kmsg.JoinGroupResponse)
+	expectCode(r.t, "first join", first.ErrorCode, kerr.MemberIDRequired)
+	join.MemberID = first.MemberID
+	joined := r.roundTrip(join).(*kmsg.JoinGroupResponse)
+	expectCode(r.t, "join", joined.ErrorCode, nil)
+	if joined.LeaderID != first.MemberID || joined.Generation != 1 || len(joined.Members) != 1 {
+		r.t.Fatalf("join answer: %+v", joined)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version = 5
+	sync.Group, sync.MemberID, sync.Generation = groupID, joined.MemberID, joined.Generation
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: joined.MemberID, MemberAssignment: []byte("all")}}
+	synced := r.roundTrip(sync).(*kmsg.SyncGroupResponse)
+	expectCode(r.t, "sync", synced.ErrorCode, nil)
+	if string(synced.MemberAssignment) != "all" {
+		r.t.Fatalf("assignment %q", synced.MemberAssignment)
+	}
+	return joined.MemberID, joined.Generation
+}
+
+func (r *rig) commitOffset(groupID, memberID string, generation int32, topic string, partition int32, offset int64) int16 {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version = 8
+	req.Group, req.MemberID, req.Generation = groupID, memberID, generation
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, offset
+	rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
+	req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
+	return r.roundTrip(req).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+}
+
+func (r *rig) committedOffset(groupID, topic string, partition int32) (int64, int16) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version = 5
+	req.Group = groupID
+	req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: topic, Partitions: []int32{partition}}}
+	resp := r.roundTrip(req).(*kmsg.OffsetFetchResponse)
+	if resp.ErrorCode != 0 {
+		return -1, resp.ErrorCode
+	}
+	return resp.Topics[0].Partitions[0].Offset, 0
+}
+
+func (r *rig) heartbeat(groupID, memberID string, generation int32) int16 {
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Version = 4
+	req.Group, req.MemberID, req.Generation = groupID, memberID, generation
+	return r.roundTrip(req).(*kmsg.HeartbeatResponse).ErrorCode
+}
+
+// TestGroupCoordinatorSurvivesRestart: the first FindCoordinator creates
+// __consumer_offsets; a group's membership and committed offsets are in
+// its log, and a restarted broker serves them again.
+func TestGroupCoordinatorSurvivesRestart(t *testing.T) {
+	r := newRig(t, 90, fewGroupPartitions)
+	r.createTopic("orders", 2)
+	c := r.findCoordinator("readers")
+	expectCode(t, "find coordinator", c.ErrorCode, nil)
+	if c.NodeID != 1 || c.Key != "readers" {
+		t.Fatalf("coordinator %+v", c)
+	}
+	if md := r.metadata("__consumer_offsets")["__consumer_offsets"]; len(md.Partitions) != 5 {
+		t.Fatalf("__consumer_offsets has %d partitions, want 5", len(md.Partitions))
+	}
+	member, generation := r.joinAndSync("readers")
+	expectCode(t, "commit", r.commitOffset("readers", member, generation, "orders", 1, 42), nil)
+	expectCode(t, "commit to a missing partition", r.commitOffset("readers", member, generation, "orders", 7, 1), kerr.UnknownTopicOrPartition)
+	expectCode(t, "stale commit", r.commitOffset("readers", member, generation-1, "orders", 1, 50), kerr.IllegalGeneration)
+	if off, code := r.committedOffset("readers", "orders", 1); off != 42 || code != 0 {
+		t.Fatalf("committed %d (%s), want 42", off, errName(code))
+	}
+
+	r.killCycle()
+	r.runFor(100 * time.Millisecond) // the partitions load one chunk per loop turn
+	if off, code := r.committedOffset("readers", "orders", 1); off != 42 || code != 0 {
+		t.Fatalf("after a restart: committed %d (%s), want 42", off, errName(code))
+	}
+	expectCode(t, "heartbeat after a restart", r.heartbeat("readers", member, generation), nil)
+	// Silent past its session, the member is gone and the group empty.
+	r.runFor(11 * time.Second)
+	expectCode(t, "heartbeat after the session", r.heartbeat("readers", member, generation), kerr.UnknownMemberID)
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Groups = []string{"readers"}
+	if g := r.roundTrip(describe).(*kmsg.DescribeGroupsResponse).Groups[0]; g.State != "Empty" {
+		t.Fatalf("group state %s, want Empty", g.State)
+	}
+}
