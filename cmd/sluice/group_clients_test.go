@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// These tests consume through consumer groups from a real sluice broker
+// with real clients: franz-go's group consumer, kcat -G (librdkafka) and
+// kafka-python's KafkaConsumer.
+
+// groupBrokerArgs make a broker whose groups start at once (no initial
+// rebalance delay) with a small __consumer_offsets.
+var groupBrokerArgs = []string{"--group-initial-rebalance-delay", "0", "--offsets-topic-partitions", "5"}
+
+// groupMember is a franz-go group consumer that records what it reads and
+// commits after each poll.
+type groupMember struct {
+	name string
+	cl   *kgo.Client
+	mu   sync.Mutex
+	// read holds the offsets read, by partition.
+	read     map[int32][]int64
+	assigned map[int32]bool
+	done     chan struct{}
+}
+
+func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupMember {
+	t.Helper()
+	m := &groupMember{name: name, read: map[int32][]int64{}, assigned: map[int32]bool{}, done: make(chan struct{})}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, p := range a[topic] {
+				m.assigned[p] = true
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, r map[string][]int32) {
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+				t.Logf("%s: commit on revoke: %v", name, err)
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, p := range r[topic] {
+				delete(m.assigned, p)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, p := range r[topic] {
+				delete(m.assigned, p)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cl = cl
+	go m.poll(t)
+	return m
+}
+
+func (m *groupMember) poll(t *testing.T) {
+	defer close(m.done)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fetches := m.cl.PollFetches(ctx)
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+		recs := fetches.Records()
+		m.mu.Lock()
+		for _, r := range recs {
+			m.read[r.Partition] = append(m.read[r.Partition], r.Offset)
+		}
+		m.mu.Unlock()
+		if len(recs) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := m.cl.CommitRecords(ctx, recs...); err != nil {
+				t.Logf("%s: commit: %v", m.name, err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (m *groupMember) partitions() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ps []int32
+	for p := range m.assigned {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+func (m *groupMember) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, offs := range m.read {
+		n += len(offs)
+	}
+	return n
+}
+
+func (m *groupMember) leave() {
+	m.cl.Close() // leaves the group after committing nothing more
+	<-m.done
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// produceN writes n records to each partition of topic, values "<p>-<i>".
+func produceN(t *testing.T, addr, topic string, partitions int32, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for p := range partitions {
+		for i := range n {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, i)})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// committed returns a group's committed offset per partition of topic.
+func committed(t *testing.T, addr, groupID, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	offsets, err := kadm.NewClient(cl).FetchOffsets(ctx, groupID)
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", groupID, err)
+	}
+	out := map[int32]int64{}
+	for p, o := range offsets[topic] {
+		if o.Err != nil {
+			t.Fatalf("offset of %s-%d: %v", topic, p, o.Err)
+		}
+		out[p] = o.At
+	}
+	return out
+}
+
+func wantCommitted(t *testing.T, what string, got map[int32]int64, partitions int32, want int64) {
+	t.Helper()
+	for p := range partitions {
+		if got[p] != want {
+			t.Fatalf("%s: committed offsets %v, want %d on each of %d partitions", what, got, want, partitions)
+		}
+	}
+}
+
+// TestFranzGoGroupSharesLeavesAndKeepsOffsetsAcrossRestart: two franz-go
+// group members split a 4-partition topic, each partition read by exactly
+// one of them; when one leaves the other takes its partitions and goes on
+// from its commits; the committed offsets survive a kill -9 of the broker.
+func TestFranzGoGroupSharesLeavesAndKeepsOffsetsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := startRealBroker(t, dir, "", groupBrokerArgs...)
+	const topic, groupID, partitions = "events", "readers", 4
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+
+	a := startGroupMember(t, "a", b.addr, groupID, topic)
+	waitFor(t, "a assigned every partition", 20*time.Second, func() bool { return len(a.partitions()) == partitions })
+	bm := startGroupMember(t, "b", b.addr, groupID, topic)
+	waitFor(t, "the partitions split between a and b", 30*time.Second, func() bool {
+		return len(a.partitions()) == 2 && len(bm.partitions()) == 2
+	})
+	produceN(t, b.addr, topic, partitions, 100)
+	waitFor(t, "400 records read", 30*time.Second, func() bool { return a.count()+bm.count() == 400 })
+	for _, m := range []*groupMember{a, bm} {
+		for _, p := range m.partitions() {
+			if len(m.read[p]) != 100 {
+				t.Errorf("%s read %d records of its partition %d, want 100", m.name, len(m.read[p]), p)
+			}
+		}
+	}
+	waitFor(t, "every record committed", 20*time.Second, func() bool {
+		got := committed(t, b.addr, groupID, topic)
+		return got[0] == 100 && got[1] == 100 && got[2] == 100 && got[3] == 100
+	})
+
+	bParts := bm.partitions()
+	bm.leave()
+	waitFor(t, "a takes b's partitions", 30*time.Second, func() bool { return len(a.partitions()) == partitions })
+	before := a.count()
+	produceN(t, b.addr, topic, partitions, 50)
+	waitFor(t, "a reads the next 200", 30*time.Second, func() bool { return a.count() == before+200 })
+	for _, p := range bParts {
+		if offs := a.read[p]; len(offs) != 50 || offs[0] != 100 {
+			t.Fatalf("a read %d records of b's partition %d starting at %v: want the 50 after b's commit at 100", len(offs), p, offs[:min(1, len(offs))])
+		}
+	}
+	waitFor(t, "every record committed", 20*time.Second, func() bool {
+		got := committed(t, b.addr, groupID, topic)
+		return got[0] == 150 && got[1] == 150 && got[2] == 150 && got[3] == 150
+	})
+	a.leave()
+
+	b.kill()
+	b = startRealBroker(t, dir, b.addr, groupBrokerArgs...)
+	wantCommitted(t, "after kill -9 and restart", committed(t, b.addr, groupID, topic), partitions, 150)
+	// A new member starts from the committed offsets: it reads only what
+	// is produced now.
+	c := startGroupMember(t, "c", b.addr, groupID, topic)
+	defer c.leave()
+	waitFor(t, "c assigned", 20*time.Second, func() bool { return len(c.partitions()) == partitions })
+	produceN(t, b.addr, topic, partitions, 1)
+	waitFor(t, "c reads the 4 new records", 20*time.Second, func() bool { return c.count() >= 4 })
+	time.Sleep(300 * time.Millisecond)
+	for p, offs := range c.read {
+		if len(offs) != 1 || offs[0] != 150 {
+			t.Fatalf("after the restart the group read %v of partition %d, want only offset 150", offs, p)
+		}
+	}
+}
+
+// TestKcatGroupConsumesAndCommits: kcat -G (librdkafka's balanced
+// consumer) reads a topic through a group, commits, and a second run of
+// the same group reads only what came after.
+func TestKcatGroupConsumesAndCommits(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", "--group-initial-rebalance-delay", "0")
+	const topic, groupID, partitions = "orders", "mygroup", 4
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+	produceN(t, b.addr, topic, partitions, 25)
+
+	read := kcatGroup(t, b.addr, groupID, topic)
+	if len(read) != 100 {
+		t.Fatalf("kcat -G read %d records, want 100", len(read))
+	}
+	wantValues(t, read, partitions, 0, 25)
+	wantCommitted(t, "after kcat -G", committed(t, b.addr, groupID, topic), partitions, 25)
+
+	produceN(t, b.addr, topic, partitions, 30) // values <p>-0..29 again, at offsets 25..54
+	again := kcatGroup(t, b.addr, groupID, topic)
+	if len(again) != 120 {
+		t.Fatalf("second kcat -G read %d records, want the 120 new ones", len(again))
+	}
+	wantCommitted(t, "after the second kcat -G", committed(t, b.addr, groupID, topic), partitions, 55)
+}
+
+// kcatGroup runs kcat -G until it has read every assigned partition to
+// its end, and returns the values read.
+func kcatGroup(t *testing.T, addr, groupID, topic string) []string {
+	t.Helper()
+	out := kcat(t, "", "-b", addr, "-G", groupID, "-e", "-q", "-f", "%s\n",
+		"-X", "auto.offset.reset=earliest", topic)
+	var values []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line != "" {
+			values = append(values, line)
+		}
+	}
+	return values
+}
+
+func wantValues(t *testing.T, values []string, partitions int32, from, to int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, v := range values {
+		seen[v]++
+	}
+	for p := range partitions {
+		for i := from; i < to; i++ {
+			if v := fmt.Sprintf("%d-%d", p, i); seen[v] != 1 {
+				t.Fatalf("value %s read %d times, want once", v, seen[v])
+			}
+		}
+	}
+}
+
+// TestKafkaPythonGroupConsumer: kafka-python's KafkaConsumer with a
+// group_id reads a topic, commits, and a second consumer of the group
+// reads only what came after. Debian's python3-kafka (.ci/run installs it).
+func TestKafkaPythonGroupConsumer(t *testing.T) {
+	python := "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import kafka").Run(); err != nil {
+		t.Fatal("kafka-python is not installed (Debian: apt-get install python3-kafka); .ci/run installs it")
+	}
+	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
+	const topic, groupID, partitions = "clicks", "py", 2
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+	produceN(t, b.addr, topic, partitions, 10)
+
+	script := `
+import sys
+from kafka import KafkaConsumer
+c = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id=sys.argv[3],
+                  auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=4000)
+n = 0
+for msg in c:
+    print(msg.value.decode())
+    n += 1
+c.commit()
+c.close()
+`
+	run := func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, python, "-c", script, b.addr, topic, groupID).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kafka-python consumer: %v\n%s", err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	first := run()
+	if len(first) != 20 {
+		t.Fatalf("kafka-python read %d records, want 20: %v", len(first), first)
+	}
+	wantValues(t, first, partitions, 0, 10)
+	wantCommitted(t, "after kafka-python", committed(t, b.addr, groupID, topic), partitions, 10)
+	produceN(t, b.addr, topic, partitions, 3)
+	if second := run(); len(second) != 6 {
+		t.Fatalf("second kafka-python consumer read %v, want the 6 new records", second)
+	}
+}
