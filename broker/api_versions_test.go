@@ -29,8 +29,11 @@ var servedRanges = map[int16][2]int16{
 	19: {0, 7},  // CreateTopics
 	20: {0, 5},  // DeleteTopics
 	22: {0, 4},  // InitProducerId
+	32: {0, 4},  // DescribeConfigs
+	37: {0, 3},  // CreatePartitions
 	42: {0, 2},  // DeleteGroups
 	47: {0, 0},  // OffsetDelete
+	60: {0, 1},  // DescribeCluster
 }
 
 // checkAdvertised fails unless keys lists exactly servedRanges, sorted by

@@ -130,3 +130,55 @@ func TestGroupCoordinatorSurvivesRestart(t *testing.T) {
 		t.Fatalf("group state %s, want Empty", g.State)
 	}
 }
+
+// TestAdminAPIs: CreatePartitions raises a partition count durably,
+// DescribeConfigs gives a topic's effective configs and the broker's,
+// DescribeCluster names this broker.
+func TestAdminAPIs(t *testing.T) {
+	r := newRig(t, 91, groupCommit)
+	r.createTopics(false, newTopicSpec("orders", 2, "retention.ms", "60000"))
+
+	more := kmsg.NewPtrCreatePartitionsRequest()
+	more.Version = 3
+	more.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "orders", Count: 5}, {Topic: "nope", Count: 2}}
+	answer := r.roundTrip(more).(*kmsg.CreatePartitionsResponse)
+	expectCode(t, "create partitions", answer.Topics[0].ErrorCode, nil)
+	expectCode(t, "create partitions of an unknown topic", answer.Topics[1].ErrorCode, kerr.UnknownTopicOrPartition)
+	fewer := kmsg.NewPtrCreatePartitionsRequest()
+	fewer.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: "orders", Count: 3}}
+	expectCode(t, "lower the count", r.roundTrip(fewer).(*kmsg.CreatePartitionsResponse).Topics[0].ErrorCode, kerr.InvalidPartitions)
+	r.killCycle()
+	if n := len(r.metadata("orders")["orders"].Partitions); n != 5 {
+		t.Fatalf("%d partitions after a restart, want 5", n)
+	}
+	r.runFor(100 * time.Millisecond) // a restarted log syncs what recovery read before it takes writes
+	expectCode(t, "produce to a new partition", r.produce("orders", 4, buildBatch(t, plain, 1000, "x")).ErrorCode, nil)
+
+	describe := kmsg.NewPtrDescribeConfigsRequest()
+	describe.Version = 4
+	describe.Resources = []kmsg.DescribeConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders", ConfigNames: []string{"retention.ms", "cleanup.policy"}},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1", ConfigNames: []string{"offsets.topic.num.partitions"}},
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "nope"},
+	}
+	res := r.roundTrip(describe).(*kmsg.DescribeConfigsResponse).Resources
+	got := map[string]string{}
+	for _, rc := range res[0].Configs {
+		got[rc.Name] = *rc.Value + "/" + rc.Source.String()
+	}
+	if got["retention.ms"] != "60000/DYNAMIC_TOPIC_CONFIG" || got["cleanup.policy"] != "delete/DEFAULT_CONFIG" || len(got) != 2 {
+		t.Fatalf("topic configs %v", got)
+	}
+	if c := res[1].Configs; len(c) != 1 || *c[0].Value != "50" || !c[0].ReadOnly {
+		t.Fatalf("broker configs %+v", c)
+	}
+	expectCode(t, "configs of an unknown topic", res[2].ErrorCode, kerr.UnknownTopicOrPartition)
+
+	cluster := kmsg.NewPtrDescribeClusterRequest()
+	cluster.Version = 1
+	cluster.EndpointType = 1
+	c := r.roundTrip(cluster).(*kmsg.DescribeClusterResponse)
+	if c.ErrorCode != 0 || len(c.Brokers) != 1 || c.Brokers[0].NodeID != 1 || c.ClusterID != "sluice" {
+		t.Fatalf("describe cluster: %+v", c)
+	}
+}
