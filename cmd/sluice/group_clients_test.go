@@ -22,9 +22,9 @@ import (
 // rebalance delay) with a small __consumer_offsets.
 var groupBrokerArgs = []string{"--group-initial-rebalance-delay", "0", "--offsets-topic-partitions", "5"}
 
-// groupMember is a franz-go group consumer that records what it reads and
+// groupConsumer is a franz-go group consumer that records what it reads and
 // commits after each poll.
-type groupMember struct {
+type groupConsumer struct {
 	name string
 	cl   *kgo.Client
 	mu   sync.Mutex
@@ -34,9 +34,9 @@ type groupMember struct {
 	done     chan struct{}
 }
 
-func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupMember {
+func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupConsumer {
 	t.Helper()
-	m := &groupMember{name: name, read: map[int32][]int64{}, assigned: map[int32]bool{}, done: make(chan struct{})}
+	m := &groupConsumer{name: name, read: map[int32][]int64{}, assigned: map[int32]bool{}, done: make(chan struct{})}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
@@ -71,7 +71,7 @@ func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupMem
 	return m
 }
 
-func (m *groupMember) poll(t *testing.T) {
+func (m *groupConsumer) poll(t *testing.T) {
 	defer close(m.done)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -96,7 +96,7 @@ func (m *groupMember) poll(t *testing.T) {
 	}
 }
 
-func (m *groupMember) partitions() []int32 {
+func (m *groupConsumer) partitions() []int32 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var ps []int32
@@ -107,7 +107,7 @@ func (m *groupMember) partitions() []int32 {
 	return ps
 }
 
-func (m *groupMember) count() int {
+func (m *groupConsumer) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -117,7 +117,7 @@ func (m *groupMember) count() int {
 	return n
 }
 
-func (m *groupMember) leave() {
+func (m *groupConsumer) leave() {
 	m.cl.Close() // leaves the group after committing nothing more
 	<-m.done
 }
@@ -210,7 +210,7 @@ func TestFranzGoGroupSharesLeavesAndKeepsOffsetsAcrossRestart(t *testing.T) {
 	})
 	produceN(t, b.addr, topic, partitions, 100)
 	waitFor(t, "400 records read", 30*time.Second, func() bool { return a.count()+bm.count() == 400 })
-	for _, m := range []*groupMember{a, bm} {
+	for _, m := range []*groupConsumer{a, bm} {
 		for _, p := range m.partitions() {
 			if len(m.read[p]) != 100 {
 				t.Errorf("%s read %d records of its partition %d, want 100", m.name, len(m.read[p]), p)
