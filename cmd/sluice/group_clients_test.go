@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,4 +366,64 @@ c.close()
 	if second := run(); len(second) != 6 {
 		t.Fatalf("second kafka-python consumer read %v, want the 6 new records", second)
 	}
+}
+
+// TestTwoKcatConsumersShareAGroup: two kcat -G consumers in one group
+// split a 4-partition topic, each partition read by exactly one of them,
+// and commit what they read when stopped.
+func TestTwoKcatConsumersShareAGroup(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
+	const topic, groupID, partitions = "shared", "pair", 4
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createTopic(t, cl, topic, partitions)
+	path, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed (Debian: apt-get install kcat); .ci/run installs it")
+	}
+	var outs [2]*syncBuffer
+	var cmds [2]*exec.Cmd
+	for i := range cmds {
+		outs[i] = &syncBuffer{}
+		cmds[i] = exec.Command(path, "-b", b.addr, "-G", groupID, "-q", "-u", "-f", "%s\n", "-X", "auto.offset.reset=earliest", topic)
+		cmds[i].Stdout = outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmds[i].Process.Kill()
+	}
+	adm := kadm.NewClient(cl)
+	waitFor(t, "both kcat consumers in a stable group", 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		groups, err := adm.DescribeGroups(ctx, groupID)
+		return err == nil && groups[groupID].State == "Stable" && len(groups[groupID].Members) == 2
+	})
+	produceN(t, b.addr, topic, partitions, 25)
+	lines := func(i int) []string { return strings.Fields(outs[i].String()) }
+	waitFor(t, "100 records read", 30*time.Second, func() bool { return len(lines(0))+len(lines(1)) == 100 })
+	owner := map[string]int{}
+	for i := range cmds {
+		mine := map[string]bool{}
+		for _, v := range lines(i) {
+			p, _, _ := strings.Cut(v, "-")
+			mine[p] = true
+			if o, ok := owner[p]; ok && o != i {
+				t.Fatalf("partition %s read by both consumers", p)
+			}
+			owner[p] = i
+		}
+		if len(mine) != 2 {
+			t.Fatalf("consumer %d read partitions %v, want 2 of the 4", i, mine)
+		}
+	}
+	wantValues(t, append(lines(0), lines(1)...), partitions, 0, 25)
+	for i := range cmds {
+		cmds[i].Process.Signal(syscall.SIGTERM) // kcat closes its consumer: a last commit, then leave
+		cmds[i].Wait()
+	}
+	wantCommitted(t, "after both kcat consumers stopped", committed(t, b.addr, groupID, topic), partitions, 25)
 }
