@@ -30,8 +30,10 @@ var servedRanges = map[int16][2]int16{
 	20: {0, 5},  // DeleteTopics
 	22: {0, 4},  // InitProducerId
 	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
 	37: {0, 3},  // CreatePartitions
 	42: {0, 2},  // DeleteGroups
+	44: {0, 1},  // IncrementalAlterConfigs
 	47: {0, 0},  // OffsetDelete
 	60: {0, 1},  // DescribeCluster
 }

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,67 @@ func TestAdminAPIs(t *testing.T) {
 	c := r.roundTrip(cluster).(*kmsg.DescribeClusterResponse)
 	if c.ErrorCode != 0 || len(c.Brokers) != 1 || c.Brokers[0].NodeID != 1 || c.ClusterID != "sluice" {
 		t.Fatalf("describe cluster: %+v", c)
+	}
+}
+
+// TestAlterConfigs: IncrementalAlterConfigs sets, appends to and deletes
+// topic configs, AlterConfigs replaces them; both survive a restart and
+// bad values are refused naming the config.
+func TestAlterConfigs(t *testing.T) {
+	r := newRig(t, 92, groupCommit)
+	r.createTopics(false, newTopicSpec("orders", 1, "retention.ms", "60000"))
+	topicConfigs := func() map[string]string {
+		describe := kmsg.NewPtrDescribeConfigsRequest()
+		describe.Version = 4
+		describe.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders"}}
+		set := map[string]string{}
+		for _, c := range r.roundTrip(describe).(*kmsg.DescribeConfigsResponse).Resources[0].Configs {
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				set[c.Name] = *c.Value
+			}
+		}
+		return set
+	}
+	str := func(s string) *string { return &s }
+	incremental := func(configs ...kmsg.IncrementalAlterConfigsRequestResourceConfig) kmsg.IncrementalAlterConfigsResponseResource {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Version = 1
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders", Configs: configs}}
+		return r.roundTrip(req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+	}
+	res := incremental(
+		kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "segment.bytes", Op: kmsg.IncrementalAlterConfigOpSet, Value: str("10485760")},
+		kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "cleanup.policy", Op: kmsg.IncrementalAlterConfigOpAppend, Value: str("compact")},
+		kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpDelete})
+	expectCode(t, "incremental alter", res.ErrorCode, nil)
+	want := map[string]string{"segment.bytes": "10485760", "cleanup.policy": "delete,compact"}
+	if got := topicConfigs(); len(got) != 2 || got["segment.bytes"] != want["segment.bytes"] || got["cleanup.policy"] != want["cleanup.policy"] {
+		t.Fatalf("configs %v, want %v", got, want)
+	}
+	for _, c := range []kmsg.IncrementalAlterConfigsRequestResourceConfig{
+		{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: str("soon")},
+		{Name: "segment.bytes", Op: kmsg.IncrementalAlterConfigOpSet, Value: str("1000")}, // smaller than a batch may be
+		{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpAppend, Value: str("1")},
+	} {
+		bad := incremental(c)
+		expectCode(t, "a bad value of "+c.Name, bad.ErrorCode, kerr.InvalidConfig)
+		if bad.ErrorMessage == nil || !strings.Contains(*bad.ErrorMessage, c.Name) && !strings.Contains(*bad.ErrorMessage, "segment bytes") {
+			t.Fatalf("error message %v does not name the config", bad.ErrorMessage)
+		}
+	}
+
+	replace := kmsg.NewPtrAlterConfigsRequest()
+	replace.Resources = []kmsg.AlterConfigsRequestResource{
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "orders", Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: str("1000")}}},
+		{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "nope"},
+		{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "1"},
+	}
+	answer := r.roundTrip(replace).(*kmsg.AlterConfigsResponse).Resources
+	expectCode(t, "alter", answer[0].ErrorCode, nil)
+	expectCode(t, "alter an unknown topic", answer[1].ErrorCode, kerr.UnknownTopicOrPartition)
+	expectCode(t, "alter broker configs", answer[2].ErrorCode, kerr.InvalidRequest)
+	r.killCycle()
+	if got := topicConfigs(); len(got) != 1 || got["retention.ms"] != "1000" {
+		t.Fatalf("configs after a restart %v, want only retention.ms=1000", got)
 	}
 }
