@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -426,4 +427,93 @@ func TestTwoKcatConsumersShareAGroup(t *testing.T) {
 		cmds[i].Wait()
 	}
 	wantCommitted(t, "after both kcat consumers stopped", committed(t, b.addr, groupID, topic), partitions, 25)
+}
+
+// saramaHandler records what a sarama group member reads and marks it
+// consumed, so the group commits it.
+type saramaHandler struct {
+	mu   sync.Mutex
+	read []string
+}
+
+func (h *saramaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for msg := range c.Messages() {
+		h.mu.Lock()
+		h.read = append(h.read, string(msg.Value))
+		h.mu.Unlock()
+		s.MarkMessage(msg, "")
+	}
+	return nil
+}
+
+func (h *saramaHandler) values() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.read...)
+}
+
+// consumeWithSarama runs a sarama group member until it has read want
+// records, then closes it (committing what it marked).
+func consumeWithSarama(t *testing.T, addr, groupID, topic string, want int) []string {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	group, err := sarama.NewConsumerGroup([]string{addr}, groupID, cfg)
+	if err != nil {
+		t.Fatalf("sarama consumer group: %v", err)
+	}
+	h := &saramaHandler{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{topic}, h); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	waitFor(t, fmt.Sprintf("sarama reads %d records", want), 30*time.Second, func() bool { return len(h.values()) >= want })
+	time.Sleep(300 * time.Millisecond) // a few more auto-commit intervals; nothing more should arrive
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sarama consume: %v", err)
+	}
+	if err := group.Close(); err != nil {
+		t.Fatalf("sarama close: %v", err)
+	}
+	return h.values()
+}
+
+// TestSaramaConsumerGroupCommitsAndResumes: sarama's consumer group reads
+// a topic and commits; a new member of the group reads only what came
+// after.
+func TestSaramaConsumerGroupCommitsAndResumes(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
+	const topic, groupID, partitions = "sarama-in", "sarama-readers", 4
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+	produceN(t, b.addr, topic, partitions, 20)
+	first := consumeWithSarama(t, b.addr, groupID, topic, 80)
+	if len(first) != 80 {
+		t.Fatalf("sarama read %d records, want 80", len(first))
+	}
+	wantValues(t, first, partitions, 0, 20)
+	wantCommitted(t, "after sarama", committed(t, b.addr, groupID, topic), partitions, 20)
+	produceN(t, b.addr, topic, partitions, 5)
+	again := consumeWithSarama(t, b.addr, groupID, topic, 20)
+	if len(again) != 20 {
+		t.Fatalf("the second sarama member read %d records, want the 20 new ones", len(again))
+	}
+	wantValues(t, again, partitions, 0, 5) // produceN numbers each call's values from 0
+	wantCommitted(t, "after the second sarama member", committed(t, b.addr, groupID, topic), partitions, 25)
 }
