@@ -164,11 +164,14 @@ func (h *harness) heartbeat(group, memberID string, generation int32, instance *
 	return h.replies[to].(*kmsg.HeartbeatResponse).ErrorCode
 }
 
-func (h *harness) leave(group, memberID string) int16 {
+func (h *harness) leave(group, memberID string) int16 { return h.leaveAs(group, memberID, nil) }
+
+// leaveAs leaves as a member id, or as a static member's instance id.
+func (h *harness) leaveAs(group, memberID string, instance *string) int16 {
 	req := kmsg.NewPtrLeaveGroupRequest()
 	req.Version = 3
 	req.Group = group
-	req.Members = []kmsg.LeaveGroupRequestMember{{MemberID: memberID}}
+	req.Members = []kmsg.LeaveGroupRequestMember{{MemberID: memberID, InstanceID: instance}}
 	to := h.to()
 	h.apply(h.c.LeaveGroup(h.now, to, req))
 	return h.replies[to].(*kmsg.LeaveGroupResponse).Members[0].ErrorCode

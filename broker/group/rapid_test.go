@@ -15,6 +15,10 @@ type modelMember struct {
 	leader     bool
 	members    []string // the generation's members, when leader
 	join, sync ReplyTo
+	// instance is the group.instance.id of a static member; pastIDs are
+	// the member ids it had before, whose assignment it may inherit.
+	instance *string
+	pastIDs  []string
 }
 
 // groupMachine drives one group with up to four members through joins,
@@ -46,6 +50,10 @@ func (m *groupMachine) collect(t *rapid.T) {
 			r := m.h.joinReply(mm.join)
 			mm.join = 0
 			if r.ErrorCode == 0 {
+				if mm.id != r.MemberID && mm.id != "" {
+					mm.pastIDs = append(mm.pastIDs, mm.id)
+				}
+				mm.id = r.MemberID // a static member's id changes when it rejoins
 				mm.generation, mm.leader = r.Generation, r.LeaderID == mm.id
 				mm.members = nil
 				for _, x := range r.Members {
@@ -58,6 +66,11 @@ func (m *groupMachine) collect(t *rapid.T) {
 			mm.sync = 0
 			if r.ErrorCode == 0 {
 				want, ok := m.assigned[mm.generation][mm.id]
+				for _, past := range mm.pastIDs { // a static member keeps its instance's assignment
+					if a, found := m.assigned[mm.generation][past]; !ok && found && string(r.MemberAssignment) == a {
+						want, ok = a, true
+					}
+				}
 				if !ok || string(r.MemberAssignment) != want {
 					t.Fatalf("member %s got assignment %q in generation %d, the leader gave it %q", mm.id, r.MemberAssignment, mm.generation, want)
 				}
@@ -80,6 +93,43 @@ func (m *groupMachine) Join(t *rapid.T) {
 	id, to := m.h.newMember("g")
 	m.members = append(m.members, &modelMember{id: id, join: to})
 	m.collect(t)
+}
+
+// StaticJoin joins (or rejoins, as after a client restart) the one static
+// member: it gets a new member id at once, and its old id is fenced.
+func (m *groupMachine) StaticJoin(t *rapid.T) {
+	var mm *modelMember
+	for _, x := range m.members {
+		if x.instance != nil {
+			mm = x
+		}
+	}
+	if mm == nil {
+		if len(m.members) >= 4 {
+			t.Skip("full")
+		}
+		instance := "static-1"
+		mm = &modelMember{instance: &instance}
+		m.members = append(m.members, mm)
+	}
+	if mm.join != 0 {
+		t.Skip("already joining")
+	}
+	old := mm.id
+	if old != "" {
+		mm.pastIDs = append(mm.pastIDs, old)
+	}
+	mm.id = "" // a restarted client knows its instance id only
+	mm.join = m.h.join(joinRequest("g", "", mm.instance))
+	m.collect(t)
+	if old != "" {
+		if code := m.h.heartbeat("g", old, mm.generation, mm.instance); code == 0 {
+			t.Fatalf("the replaced static member id %s still heartbeats", old)
+		}
+		if code := m.h.commit("g", old, mm.generation, "t", 0, 1); code == 0 {
+			t.Fatalf("the replaced static member id %s still commits", old)
+		}
+	}
 }
 
 func (m *groupMachine) Rejoin(t *rapid.T) {
@@ -134,7 +184,7 @@ func (m *groupMachine) Commit(t *rapid.T) {
 
 func (m *groupMachine) Leave(t *rapid.T) {
 	mm := m.pick(t)
-	m.h.leave("g", mm.id)
+	m.h.leaveAs("g", mm.id, mm.instance)
 	m.collect(t)
 	for i, x := range m.members {
 		if x == mm {
