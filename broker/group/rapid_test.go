@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,10 +16,8 @@ type modelMember struct {
 	leader     bool
 	members    []string // the generation's members, when leader
 	join, sync ReplyTo
-	// instance is the group.instance.id of a static member; pastIDs are
-	// the member ids it had before, whose assignment it may inherit.
+	// instance is the group.instance.id of a static member.
 	instance *string
-	pastIDs  []string
 }
 
 // groupMachine drives one group with up to four members through joins,
@@ -34,6 +33,10 @@ type groupMachine struct {
 	assigned map[int32]map[string]string
 	// generation is the last generation the log recorded.
 	generation int32
+	// staticIDs are every member id the static instance has had: a new
+	// one may inherit the assignment of any (a reload restores members
+	// whose leave the log never recorded).
+	staticIDs []string
 }
 
 func (m *groupMachine) init(t *rapid.T) {
@@ -50,10 +53,10 @@ func (m *groupMachine) collect(t *rapid.T) {
 			r := m.h.joinReply(mm.join)
 			mm.join = 0
 			if r.ErrorCode == 0 {
-				if mm.id != r.MemberID && mm.id != "" {
-					mm.pastIDs = append(mm.pastIDs, mm.id)
-				}
 				mm.id = r.MemberID // a static member's id changes when it rejoins
+				if mm.instance != nil && !slices.Contains(m.staticIDs, mm.id) {
+					m.staticIDs = append(m.staticIDs, mm.id)
+				}
 				mm.generation, mm.leader = r.Generation, r.LeaderID == mm.id
 				mm.members = nil
 				for _, x := range r.Members {
@@ -66,9 +69,11 @@ func (m *groupMachine) collect(t *rapid.T) {
 			mm.sync = 0
 			if r.ErrorCode == 0 {
 				want, ok := m.assigned[mm.generation][mm.id]
-				for _, past := range mm.pastIDs { // a static member keeps its instance's assignment
-					if a, found := m.assigned[mm.generation][past]; !ok && found && string(r.MemberAssignment) == a {
-						want, ok = a, true
+				if mm.instance != nil { // a static member keeps its instance's assignment
+					for _, past := range m.staticIDs {
+						if a, found := m.assigned[mm.generation][past]; !ok && found && string(r.MemberAssignment) == a {
+							want, ok = a, true
+						}
 					}
 				}
 				if !ok || string(r.MemberAssignment) != want {
@@ -116,9 +121,6 @@ func (m *groupMachine) StaticJoin(t *rapid.T) {
 		t.Skip("already joining")
 	}
 	old := mm.id
-	if old != "" {
-		mm.pastIDs = append(mm.pastIDs, old)
-	}
 	mm.id = "" // a restarted client knows its instance id only
 	mm.join = m.h.join(joinRequest("g", "", mm.instance))
 	m.collect(t)
