@@ -245,3 +245,55 @@ func TestAlterConfigs(t *testing.T) {
 		t.Fatalf("configs after a restart %v, want only retention.ms=1000", got)
 	}
 }
+
+// TestOffsetDeleteAndDeleteGroups: a group's offsets of a topic its
+// members subscribe to stay; of another topic they go; an empty group is
+// deleted with its offsets, and none of it comes back after a restart.
+func TestOffsetDeleteAndDeleteGroups(t *testing.T) {
+	r := newRig(t, 93, fewGroupPartitions)
+	r.createTopic("orders", 1)
+	r.createTopic("old", 1)
+	r.findCoordinator("g")
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 3 // before KIP-394: a member at once, without a second join
+	join.Group, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis, join.ProtocolType = "g", 10_000, 10_000, "consumer"
+	meta := kmsg.ConsumerMemberMetadata{Topics: []string{"orders"}}
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	joined := r.roundTrip(join).(*kmsg.JoinGroupResponse)
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "g", joined.MemberID, joined.Generation
+	expectCode(t, "sync", r.roundTrip(sync).(*kmsg.SyncGroupResponse).ErrorCode, nil)
+	expectCode(t, "commit orders", r.commitOffset("g", joined.MemberID, joined.Generation, "orders", 0, 5), nil)
+	expectCode(t, "commit old", r.commitOffset("g", joined.MemberID, joined.Generation, "old", 0, 7), nil)
+
+	del := kmsg.NewPtrOffsetDeleteRequest()
+	del.Group = "g"
+	del.Topics = []kmsg.OffsetDeleteRequestTopic{
+		{Topic: "orders", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}},
+		{Topic: "old", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}},
+	}
+	answer := r.roundTrip(del).(*kmsg.OffsetDeleteResponse)
+	expectCode(t, "offset delete", answer.ErrorCode, nil)
+	expectCode(t, "delete a subscribed topic's offset", answer.Topics[0].Partitions[0].ErrorCode, kerr.GroupSubscribedToTopic)
+	expectCode(t, "delete another topic's offset", answer.Topics[1].Partitions[0].ErrorCode, nil)
+	if off, _ := r.committedOffset("g", "old", 0); off != -1 {
+		t.Fatalf("deleted offset is %d", off)
+	}
+
+	deleteGroups := kmsg.NewPtrDeleteGroupsRequest()
+	deleteGroups.Groups = []string{"g"}
+	expectCode(t, "delete a group with a member", r.roundTrip(deleteGroups).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, kerr.NonEmptyGroup)
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group, leave.MemberID = "g", joined.MemberID
+	expectCode(t, "leave", r.roundTrip(leave).(*kmsg.LeaveGroupResponse).ErrorCode, nil)
+	expectCode(t, "delete the empty group", r.roundTrip(deleteGroups).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode, nil)
+	r.killCycle()
+	r.runFor(100 * time.Millisecond)
+	if off, code := r.committedOffset("g", "orders", 0); off != -1 || code != 0 {
+		t.Fatalf("a deleted group's offset after a restart: %d (%s)", off, errName(code))
+	}
+	list := kmsg.NewPtrListGroupsRequest()
+	if groups := r.roundTrip(list).(*kmsg.ListGroupsResponse).Groups; len(groups) != 0 {
+		t.Fatalf("groups after deleting the only one: %+v", groups)
+	}
+}
