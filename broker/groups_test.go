@@ -117,7 +117,12 @@ func TestGroupCoordinatorSurvivesRestart(t *testing.T) {
 	}
 
 	r.killCycle()
-	r.runFor(100 * time.Millisecond) // the partitions load one chunk per loop turn
+	// The partitions load one chunk per loop turn, once what recovery
+	// read is on disk; until then the group's partition is not served.
+	if _, code := r.committedOffset("readers", "orders", 1); code != kerr.CoordinatorLoadInProgress.Code {
+		t.Fatalf("fetch right after a restart: %s, want COORDINATOR_LOAD_IN_PROGRESS", errName(code))
+	}
+	r.runFor(100 * time.Millisecond)
 	if off, code := r.committedOffset("readers", "orders", 1); off != 42 || code != 0 {
 		t.Fatalf("after a restart: committed %d (%s), want 42", off, errName(code))
 	}
