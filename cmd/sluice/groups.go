@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -176,7 +177,7 @@ func (s *adminSession) describeGroup(w io.Writer, groupID string) error {
 	}
 	out := describedGroupOut{Group: groupID, State: g.State, Protocol: g.Protocol, Members: []groupMember{}, Partitions: []groupPartition{}}
 	for _, m := range g.Members {
-		gm := groupMember{ConsumerID: m.MemberID, Host: m.ClientHost, ClientID: m.ClientID}
+		gm := groupMember{ConsumerID: m.MemberID, Host: m.ClientHost, ClientID: m.ClientID, Assignment: []string{}}
 		if m.InstanceID != nil {
 			gm.InstanceID = *m.InstanceID
 		}
@@ -228,7 +229,24 @@ func writeGroupTables(w io.Writer, g describedGroupOut) error {
 		rows = append(rows, []string{g.Group, p.Topic, strconv.Itoa(int(p.Partition)), committed,
 			strconv.FormatInt(p.LogEnd, 10), lag, consumer, host, client})
 	}
-	return writeAdminTable(w, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"}, rows)
+	if err := writeAdminTable(w, []string{"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"}, rows); err != nil {
+		return err
+	}
+	if len(g.Members) == 0 {
+		return nil
+	}
+	// The members view (kafka-consumer-groups.sh --members --verbose): a
+	// member assigned nothing shows here only.
+	var members [][]string
+	for _, m := range g.Members {
+		instance := m.InstanceID
+		if instance == "" {
+			instance = "-"
+		}
+		members = append(members, []string{g.Group, m.ConsumerID, instance, m.Host, m.ClientID,
+			strconv.Itoa(len(m.Assignment)), strings.Join(m.Assignment, ",")})
+	}
+	return writeAdminTable(w, []string{"GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"}, members)
 }
 
 func sortedSet(set map[string]bool) []string {

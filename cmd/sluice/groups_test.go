@@ -32,7 +32,8 @@ func TestGroupsCommand(t *testing.T) {
 		t.Fatalf("--list: %s", out)
 	}
 	out := wantRun(t, 0, "Group readers: Stable", cmd("--describe", "--group", "readers")...)
-	for _, want := range []string{"CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "│ readers │ orders │ 1         │ 10             │ 10             │ 0   │"} {
+	for _, want := range []string{"CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "│ readers │ orders │ 1         │ 10             │ 10             │ 0   │",
+		"#PARTITIONS", "orders-0,orders-1"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("--describe lacks %q:\n%s", want, out)
 		}
