@@ -86,10 +86,10 @@ type Config struct {
 	// max.connections.per.ip: a connection beyond either is closed at once.
 	ConnectionsMax      int
 	ConnectionsPerIPMax int
+	Bugs                faults.Bugs
 	// Groups configures the group coordinator: offsets.topic.num.partitions
 	// and the group.* configs.
 	Groups group.Config
-	Bugs   faults.Bugs
 }
 
 // DefaultConfig is Kafka's defaults for one broker.
