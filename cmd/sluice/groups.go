@@ -13,7 +13,7 @@ import (
 
 type groupsOptions struct {
 	adminFlags
-	list, describe, reset         bool
+	list, describe, reset, del    bool
 	group                         string
 	topics                        []string
 	allTopics                     bool
@@ -31,12 +31,14 @@ kafka-consumer-groups.sh: --list; --describe --group G, which prints per
 partition the committed offset, the log end offset, the lag between them and
 the member that owns it; --reset-offsets --group G (--topic T or
 --all-topics) with --to-earliest, --to-latest or --to-offset N, which shows
-the plan and commits it only with --execute. A group's offsets can be reset
+the plan and commits it only with --execute; --delete --group G deletes a
+group and its offsets. A group's offsets can be reset, and a group deleted,
 only while it has no members. --json prints the same for scripts.`,
 		Example: `  sluice groups --bootstrap-server localhost:9092 --list
   sluice groups --bootstrap-server localhost:9092 --describe --group readers
   sluice groups --bootstrap-server localhost:9092 --reset-offsets --group readers --topic orders --to-earliest --execute
-  sluice groups --bootstrap-server localhost:9092 --reset-offsets --group readers --all-topics --to-offset 100`,
+  sluice groups --bootstrap-server localhost:9092 --reset-offsets --group readers --all-topics --to-offset 100
+  sluice groups --bootstrap-server localhost:9092 --delete --group readers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return adminResult(cmd.ErrOrStderr(), runGroups(cmd.OutOrStdout(), &o))
@@ -47,6 +49,7 @@ only while it has no members. --json prints the same for scripts.`,
 	fl.BoolVar(&o.list, "list", false, "list the groups")
 	fl.BoolVar(&o.describe, "describe", false, "describe --group: members, assignment, committed offsets and lag")
 	fl.BoolVar(&o.reset, "reset-offsets", false, "reset the committed offsets of --group")
+	fl.BoolVar(&o.del, "delete", false, "delete --group with its committed offsets (it must have no members)")
 	fl.StringVar(&o.group, "group", "", "the group to act on")
 	fl.StringArrayVar(&o.topics, "topic", nil, "topic whose offsets --reset-offsets resets (repeatable)")
 	fl.BoolVar(&o.allTopics, "all-topics", false, "--reset-offsets every topic the group has committed offsets for")
@@ -59,16 +62,16 @@ only while it has no members. --json prints the same for scripts.`,
 
 func runGroups(w io.Writer, o *groupsOptions) error {
 	actions := 0
-	for _, on := range []bool{o.list, o.describe, o.reset} {
+	for _, on := range []bool{o.list, o.describe, o.reset, o.del} {
 		if on {
 			actions++
 		}
 	}
 	if actions != 1 {
-		return usageError("give exactly one of --list, --describe, --reset-offsets (see sluice groups --help)")
+		return usageError("give exactly one of --list, --describe, --reset-offsets, --delete (see sluice groups --help)")
 	}
-	if (o.describe || o.reset) && o.group == "" {
-		return usageError("--group is required with --describe and --reset-offsets")
+	if (o.describe || o.reset || o.del) && o.group == "" {
+		return usageError("--group is required with --describe, --reset-offsets and --delete")
 	}
 	if o.reset {
 		targets := 0
@@ -94,6 +97,8 @@ func runGroups(w io.Writer, o *groupsOptions) error {
 		return s.listGroups(w)
 	case o.describe:
 		return s.describeGroup(w, o.group)
+	case o.del:
+		return s.deleteGroup(w, o.group)
 	}
 	return s.resetOffsets(w, o)
 }
@@ -352,4 +357,23 @@ func (s *adminSession) resetOffsets(w io.Writer, o *groupsOptions) error {
 		fmt.Fprintln(w, "Not committed: this is the plan. Add --execute to reset the offsets.")
 	}
 	return nil
+}
+
+func (s *adminSession) deleteGroup(w io.Writer, groupID string) error {
+	resps, err := s.adm.DeleteGroups(s.ctx, groupID)
+	if err != nil {
+		return s.brokerError("delete group "+groupID, err)
+	}
+	r, ok := resps[groupID]
+	if !ok {
+		return fmt.Errorf("delete group %s on %s: no answer for the group", groupID, s.flags.bootstrap)
+	}
+	if r.Err != nil {
+		return fmt.Errorf("delete group %s on %s: %w", groupID, s.flags.bootstrap, r.Err)
+	}
+	if s.flags.json {
+		return printJSON(w, map[string]any{"deleted": groupID})
+	}
+	_, err = fmt.Fprintf(w, "Deleted group %s.\n", groupID)
+	return err
 }

@@ -71,8 +71,14 @@ func TestGroupsCommand(t *testing.T) {
 	}
 	// A consumer of the group starts again from the reset offsets.
 	again := startGroupMember(t, "again", b.addr, "readers", "orders")
-	defer again.leave()
 	waitFor(t, "the 20 records read again", 20*time.Second, func() bool { return again.count() == 20 })
+	wantRun(t, 1, "delete group readers on "+b.addr+": NON_EMPTY_GROUP", cmd("--delete", "--group", "readers")...)
+	again.leave()
+	wantRun(t, 0, "Deleted group readers.", cmd("--delete", "--group", "readers")...)
+	if got := committed(t, b.addr, "readers", "orders"); len(got) != 0 {
+		t.Fatalf("a deleted group's offsets: %v", got)
+	}
+	wantRun(t, 1, "delete group readers on "+b.addr+": GROUP_ID_NOT_FOUND", cmd("--delete", "--group", "readers")...)
 
 	wantRun(t, 1, "describe group nope on "+b.addr+": the group does not exist", cmd("--describe", "--group", "nope")...)
 	wantRun(t, 1, "topic nope on "+b.addr+": UNKNOWN_TOPIC_OR_PARTITION",
