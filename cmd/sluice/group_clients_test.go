@@ -517,3 +517,48 @@ func TestSaramaConsumerGroupCommitsAndResumes(t *testing.T) {
 	wantValues(t, again, partitions, 0, 5) // produceN numbers each call's values from 0
 	wantCommitted(t, "after the second sarama member", committed(t, b.addr, groupID, topic), partitions, 25)
 }
+
+// TestKilledKcatMemberIsReplacedAfterItsSession: a kcat -G member killed
+// with SIGKILL never leaves; once its session times out the coordinator
+// hands its partitions to a new member, which resumes from the committed
+// offsets: nothing committed is read again and nothing is skipped.
+func TestKilledKcatMemberIsReplacedAfterItsSession(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
+	const topic, groupID, partitions = "handover", "survivors", 2
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+	path, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed (Debian: apt-get install kcat); .ci/run installs it")
+	}
+	produceN(t, b.addr, topic, partitions, 50)
+	first := &syncBuffer{}
+	killed := exec.Command(path, "-b", b.addr, "-G", groupID, "-q", "-u", "-f", "%s\n",
+		"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000", "-X", "auto.commit.interval.ms=100", topic)
+	killed.Stdout = first
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer killed.Process.Kill()
+	waitFor(t, "the first member reads 100", 30*time.Second, func() bool { return len(strings.Fields(first.String())) == 100 })
+	waitFor(t, "the first member commits them", 20*time.Second, func() bool {
+		got := committed(t, b.addr, groupID, topic)
+		return got[0] == 50 && got[1] == 50
+	})
+	killed.Process.Signal(syscall.SIGKILL)
+	killed.Wait()
+	produceN(t, b.addr, topic, partitions, 20) // values <p>-0..19 again, at offsets 50..69
+
+	began := time.Now()
+	second := kcatGroup(t, b.addr, groupID, topic)
+	if len(second) != 40 {
+		t.Fatalf("the new member read %d records, want the 40 after the committed offsets", len(second))
+	}
+	wantValues(t, second, partitions, 0, 20)
+	wantCommitted(t, "after the new member", committed(t, b.addr, groupID, topic), partitions, 70)
+	t.Logf("the new member was assigned and done in %v (the killed member's session is 6 s)", time.Since(began).Round(100*time.Millisecond))
+}
