@@ -15,8 +15,10 @@
 package group
 
 import (
+	"container/heap"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -112,6 +114,13 @@ type Coordinator struct {
 	groups     map[string]*group
 	// loadErrors counts records a load could not read (skipped).
 	loadErrors int
+	// deadlines holds each group's next deadline, so that finding the
+	// earliest costs a heap look-up, not a walk over every group after
+	// every request. Entries go stale when a group changes; touched lists
+	// the groups changed since the heap was last brought up to date.
+	deadlines     deadlineHeap
+	deadlineSeq   uint64
+	touchedGroups []*group
 }
 
 // New returns a coordinator that owns no partition yet.
@@ -173,6 +182,7 @@ func (c *Coordinator) Load(partition int32, key, value []byte, now Now) {
 		g = newGroup(d.group, partition, now)
 		c.groups[d.group] = g
 	}
+	c.touch(g)
 	switch {
 	case d.isOffset && d.offset == nil:
 		delete(g.offsets, topicPartition{d.topic, d.partition})
@@ -242,29 +252,97 @@ func (c *Coordinator) sortedGroupIDs() []string {
 // NextDeadline is the earliest time Tick has work: a session or rebalance
 // timeout, or the end of an initial rebalance delay.
 func (c *Coordinator) NextDeadline() (time.Duration, bool) {
-	var next time.Duration
-	found := false
-	for _, g := range c.groups {
-		if d, ok := g.nextDeadline(); ok && (!found || d < next) {
-			next, found = d, true
+	c.flushTouched()
+	for len(c.deadlines) > 0 {
+		if top := c.deadlines[0]; c.current(top) {
+			return top.at, true
 		}
+		heap.Pop(&c.deadlines)
 	}
-	return next, found
+	return 0, false
 }
 
 // Tick expires sessions, completes rebalances whose time has come and
 // fences members that did not rejoin or sync in time.
 func (c *Coordinator) Tick(now Now) []Output {
+	c.flushTouched()
+	var due []*group
+	for len(c.deadlines) > 0 && (c.deadlines[0].at <= now.Mono || !c.current(c.deadlines[0])) {
+		e := heap.Pop(&c.deadlines).(deadlineEntry)
+		if c.current(e) {
+			due = append(due, e.g)
+		}
+	}
+	slices.SortFunc(due, func(a, b *group) int { return strings.Compare(a.id, b.id) })
 	var outs []Output
-	for _, id := range c.sortedGroupIDs() {
-		g := c.groups[id]
-		if d, ok := g.nextDeadline(); ok && d <= now.Mono {
-			if out := c.tickGroup(g, now); len(out.Replies) > 0 || len(out.Records) > 0 {
-				outs = append(outs, out)
-			}
+	for _, g := range due {
+		out := c.tickGroup(g, now)
+		c.touch(g)
+		if len(out.Replies) > 0 || len(out.Records) > 0 {
+			outs = append(outs, out)
 		}
 	}
 	return outs
+}
+
+// deadlineEntry is a group's deadline as of seq; a later change of the
+// group makes it stale.
+type deadlineEntry struct {
+	at  time.Duration
+	g   *group
+	seq uint64
+}
+
+type deadlineHeap []deadlineEntry
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h deadlineHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *deadlineHeap) Push(x any)        { *h = append(*h, x.(deadlineEntry)) }
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// current says whether a heap entry is its group's latest and the group
+// still exists.
+func (c *Coordinator) current(e deadlineEntry) bool {
+	return e.g.deadlineSeq == e.seq && c.groups[e.g.id] == e.g
+}
+
+// touch notes that a group may have changed its next deadline.
+func (c *Coordinator) touch(g *group) {
+	if !g.touched {
+		g.touched = true
+		c.touchedGroups = append(c.touchedGroups, g)
+	}
+}
+
+// flushTouched brings the heap up to date with the touched groups; a heap
+// grown mostly stale is rebuilt, so it holds at most a few entries per
+// group.
+func (c *Coordinator) flushTouched() {
+	for _, g := range c.touchedGroups {
+		g.touched = false
+		c.deadlineSeq++
+		g.deadlineSeq = c.deadlineSeq
+		if at, ok := g.nextDeadline(); ok && c.groups[g.id] == g {
+			heap.Push(&c.deadlines, deadlineEntry{at: at, g: g, seq: g.deadlineSeq})
+		}
+	}
+	c.touchedGroups = c.touchedGroups[:0]
+	if len(c.deadlines) > 2*len(c.groups)+64 {
+		live := c.deadlines[:0]
+		for _, e := range c.deadlines {
+			if c.current(e) {
+				live = append(live, e)
+			}
+		}
+		c.deadlines = live
+		heap.Init(&c.deadlines)
+	}
 }
 
 // Groups lists the served groups by id (for tools and tests).
@@ -291,6 +369,9 @@ func (c *Coordinator) group(id string, create bool, now Now) (*group, *kerr.Erro
 		}
 		g = newGroup(id, c.Partition(id), now)
 		c.groups[id] = g
+	}
+	if g != nil {
+		c.touch(g) // whatever the request does to it, its deadline is looked at again
 	}
 	return g, nil
 }

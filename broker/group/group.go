@@ -133,6 +133,10 @@ type group struct {
 	// syncDeadline ends a CompletingRebalance whose leader did not sync.
 	syncDeadline     time.Duration
 	stateTimestampMs int64
+	// deadlineSeq names the group's current entry in the coordinator's
+	// deadline heap; touched says it is listed to be brought up to date.
+	deadlineSeq uint64
+	touched     bool
 }
 
 func newGroup(id string, partition int32, now Now) *group {

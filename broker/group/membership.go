@@ -348,6 +348,7 @@ func (c *Coordinator) completeSync(g *group, now Now, assignments []kmsg.SyncGro
 			// serve a generation a restart would not know. Its replies go
 			// out when members rejoin.
 			c.prepareRebalance(g, now)
+			c.touch(g)
 		}
 	}
 	return out

@@ -233,6 +233,17 @@ func (m *groupMachine) Reload(t *rapid.T) {
 }
 
 func (m *groupMachine) Check(t *rapid.T) {
+	// The deadline heap agrees with a walk over every group.
+	var want time.Duration
+	found := false
+	for _, g := range m.h.c.groups {
+		if d, ok := g.nextDeadline(); ok && (!found || d < want) {
+			want, found = d, true
+		}
+	}
+	if got, ok := m.h.c.NextDeadline(); ok != found || got != want {
+		t.Fatalf("next deadline %v (%v), every group says %v (%v)", got, ok, want, found)
+	}
 	for p, want := range m.committed {
 		got, ok := m.h.c.Committed("g", "t", p)
 		if !ok || got.Offset != want {
