@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"os/exec"
 	"sort"
 	"strings"
@@ -14,6 +17,10 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/sim/osenv"
 )
 
 // These tests consume through consumer groups from a real sluice broker
@@ -561,4 +568,78 @@ func TestKilledKcatMemberIsReplacedAfterItsSession(t *testing.T) {
 	wantValues(t, second, partitions, 0, 20)
 	wantCommitted(t, "after the new member", committed(t, b.addr, groupID, topic), partitions, 70)
 	t.Logf("the new member was assigned and done in %v (the killed member's session is 6 s)", time.Since(began).Round(100*time.Millisecond))
+}
+
+// BenchmarkOffsetCommit: one synchronous commit of one partition's offset
+// (kadm, outside any group's generation) to an in-process sluice broker,
+// per operation, under group commit (each commit waits for its fsync) and
+// with --flush none.
+func BenchmarkOffsetCommit(b *testing.B) {
+	for _, flush := range []storage.FlushMode{storage.FlushGroupCommit, storage.FlushNever} {
+		b.Run("flush="+flush.String(), func(b *testing.B) {
+			addr := startGroupBenchBroker(b, flush)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+			ctx := context.Background()
+			if _, err := adm.CreateTopic(ctx, 1, 1, nil, "bench"); err != nil {
+				b.Fatal(err)
+			}
+			commit := func(at int64) {
+				offsets := kadm.Offsets{}
+				offsets.Add(kadm.Offset{Topic: "bench", Partition: 0, At: at, LeaderEpoch: -1})
+				resp, err := adm.CommitOffsets(ctx, "bench-group", offsets)
+				if err == nil {
+					err = resp.Error()
+				}
+				if err != nil {
+					b.Fatalf("commit: %v", err)
+				}
+			}
+			commit(0) // creates __consumer_offsets and finds the coordinator
+			b.ResetTimer()
+			for i := range b.N {
+				commit(int64(i))
+			}
+		})
+	}
+}
+
+// startGroupBenchBroker runs a broker in this process with a flush policy
+// and a small __consumer_offsets.
+func startGroupBenchBroker(b *testing.B, flush storage.FlushMode) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: b.TempDir(), Log: log.New(io.Discard, "", 0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); node.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	cfg := broker.DefaultConfig()
+	cfg.Listen, cfg.Advertised, cfg.DataDir = addr, addr, "."
+	cfg.Log.Flush = storage.FlushPolicy{Mode: flush}
+	cfg.Groups.Partitions = 5
+	node.Start(broker.Start(cfg, func(*broker.Broker) {}))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("broker did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
