@@ -15,7 +15,7 @@ func init() { serve(16, 0, 5, handleListGroups) }
 
 func handleListGroups(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.ListGroupsRequest)
-	if b.groups.state == nil {
+	if !b.groups.serving() {
 		req.respond(r.ResponseKind())
 		return
 	}

@@ -39,6 +39,8 @@ var probeOffsetsLoaded = sim.DeclareProbe("broker/offsets-loaded",
 type coordinator struct {
 	b     *Broker
 	state *group.Coordinator
+	// topic is the __consumer_offsets the state was loaded from.
+	topic *topic
 	// waiting are the requests whose answers the coordinator owes.
 	waiting   map[group.ReplyTo]*request
 	nextReply group.ReplyTo
@@ -65,8 +67,11 @@ func (co *coordinator) now() group.Now {
 // ensure returns whether the coordinator serves; if __consumer_offsets
 // does not exist yet it starts creating it.
 func (co *coordinator) ensure() bool {
-	if co.state != nil {
+	if co.serving() {
 		return true
+	}
+	if co.state != nil {
+		co.forget()
 	}
 	if co.creating {
 		return false
@@ -85,6 +90,22 @@ func (co *coordinator) ensure() bool {
 	return false
 }
 
+// serving says whether the coordinator has state for the current
+// __consumer_offsets, without creating it.
+func (co *coordinator) serving() bool {
+	return co.state != nil && co.b.topics.get(group.OffsetsTopic) == co.topic
+}
+
+// forget drops the state of a __consumer_offsets that was deleted (Kafka
+// refuses to delete it; here a new one is made on the next request).
+func (co *coordinator) forget() {
+	co.b.env.Log.Logf("group coordinator: %s was deleted; its groups and offsets are gone", group.OffsetsTopic)
+	for p := range co.state.Config().Partitions {
+		co.send(co.state.Unload(p))
+	}
+	co.state, co.topic = nil, nil
+}
+
 // load reads every partition of __consumer_offsets back into a new state
 // machine, one chunk per loop turn; requests meanwhile are answered
 // COORDINATOR_LOAD_IN_PROGRESS.
@@ -101,7 +122,7 @@ func (co *coordinator) load(t *topic) {
 		_, e := co.b.lookupPartition(topic, partition)
 		return e == nil
 	}
-	co.state = group.New(cfg)
+	co.state, co.topic = group.New(cfg), t
 	for i := range t.partitions {
 		co.state.BeginLoad(int32(i))
 	}
@@ -109,7 +130,7 @@ func (co *coordinator) load(t *topic) {
 }
 
 func (co *coordinator) loadChunk(t *topic, index int, offset int64) {
-	if co.b.groups != co || co.b.topics == nil || co.b.topics.get(group.OffsetsTopic) != t {
+	if co.b.groups != co || co.b.topics == nil || co.topic != t || co.b.topics.get(group.OffsetsTopic) != t {
 		return // the broker restarted or the topic went away
 	}
 	p := t.partitions[index]
@@ -274,7 +295,7 @@ func (co *coordinator) arm() {
 	co.timerAt = at
 	co.timer = co.b.env.Clock.AfterFunc(at-co.b.env.Clock.Mono(), func() {
 		co.timer = nil
-		if co.b.groups != co || !co.b.ready {
+		if co.b.groups != co || !co.b.ready || co.state == nil {
 			return
 		}
 		for _, out := range co.state.Tick(co.now()) {

@@ -366,3 +366,31 @@ func TestAcknowledgedCommitsSurvivePowerLoss(t *testing.T) {
 		t.Fatal("no run lost an unacknowledged commit")
 	}
 }
+
+// TestDeletedOffsetsTopicIsMadeAgain: deleting __consumer_offsets (Kafka
+// refuses to) drops every group and offset; the next FindCoordinator
+// makes the topic again and groups work on it.
+func TestDeletedOffsetsTopicIsMadeAgain(t *testing.T) {
+	r := newRig(t, 94, fewGroupPartitions)
+	r.createTopic("orders", 1)
+	r.findCoordinator("g")
+	member, generation := r.joinAndSync("g")
+	expectCode(t, "commit", r.commitOffset("g", member, generation, "orders", 0, 3), nil)
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"__consumer_offsets"}
+	expectCode(t, "delete __consumer_offsets", r.roundTrip(del).(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode, nil)
+	list := kmsg.NewPtrListGroupsRequest()
+	if groups := r.roundTrip(list).(*kmsg.ListGroupsResponse).Groups; len(groups) != 0 {
+		t.Fatalf("groups listed after their topic was deleted: %+v", groups)
+	}
+	expectCode(t, "coordinator found again", r.findCoordinator("g").ErrorCode, nil)
+	if off, code := r.committedOffset("g", "orders", 0); off != -1 || code != 0 {
+		t.Fatalf("offset %d (%s) after the topic was made again, want none", off, errName(code))
+	}
+	expectCode(t, "heartbeat of a member of the deleted state", r.heartbeat("g", member, generation), kerr.UnknownMemberID)
+	member, generation = r.joinAndSync("g")
+	expectCode(t, "commit to the new topic", r.commitOffset("g", member, generation, "orders", 0, 4), nil)
+	if off, _ := r.committedOffset("g", "orders", 0); off != 4 {
+		t.Fatalf("offset %d, want 4", off)
+	}
+}
