@@ -150,6 +150,7 @@ func (b *Broker) brokerConfigs() []describedConfig {
 		ro("min.insync.replicas", strconv.Itoa(c.MinInsyncReplicas), kmsg.ConfigTypeInt),
 		ro("node.id", strconv.Itoa(int(c.NodeID)), kmsg.ConfigTypeInt),
 		ro("num.partitions", strconv.Itoa(int(c.NumPartitions)), kmsg.ConfigTypeInt),
+		ro("offsets.retention.minutes", strconv.FormatInt(int64(c.Groups.OffsetsRetention/time.Minute), 10), kmsg.ConfigTypeInt),
 		ro("offsets.topic.num.partitions", strconv.Itoa(int(c.Groups.Partitions)), kmsg.ConfigTypeInt),
 	}
 }

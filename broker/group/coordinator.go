@@ -45,6 +45,10 @@ type Config struct {
 	OffsetsMax int
 	// MetadataBytesMax is offset.metadata.max.bytes.
 	MetadataBytesMax int
+	// OffsetsRetention is offsets.retention.minutes: a group without
+	// members loses its offsets, and then itself, this long after it
+	// emptied or last committed, whichever is later (KIP-211).
+	OffsetsRetention time.Duration
 	// MemberSuffix returns the random part of a new member id (Kafka uses
 	// a UUID); the broker draws it from the node's seeded stream.
 	MemberSuffix func() string
@@ -64,6 +68,7 @@ func DefaultConfig() Config {
 		GroupsMax:             100_000,
 		OffsetsMax:            100_000,
 		MetadataBytesMax:      4096,
+		OffsetsRetention:      7 * 24 * time.Hour,
 	}
 }
 
@@ -179,7 +184,7 @@ func (c *Coordinator) Load(partition int32, key, value []byte, now Now) {
 		if (d.isOffset && d.offset == nil) || (!d.isOffset && d.metadata == nil) || len(c.groups) >= c.cfg.GroupsMax {
 			return
 		}
-		g = newGroup(d.group, partition, now)
+		g = newGroup(d.group, partition, now, c.cfg.OffsetsRetention)
 		c.groups[d.group] = g
 	}
 	c.touch(g)
@@ -277,12 +282,27 @@ func (c *Coordinator) Tick(now Now) []Output {
 	var outs []Output
 	for _, g := range due {
 		out := c.tickGroup(g, now)
+		if g.expired(now, c.cfg.OffsetsRetention) {
+			out = merge(out, c.expire(g))
+		}
 		c.touch(g)
 		if len(out.Replies) > 0 || len(out.Records) > 0 {
 			outs = append(outs, out)
 		}
 	}
 	return outs
+}
+
+// expire removes an empty group whose offsets outlived their retention,
+// with tombstones for its offsets and metadata.
+func (c *Coordinator) expire(g *group) Output {
+	var out Output
+	for _, tp := range sortedOffsets(g.offsets) {
+		out.Records = append(out.Records, Record{Partition: g.partition, Key: offsetCommitKey(g.id, tp.topic, tp.partition)})
+	}
+	out.Records = append(out.Records, Record{Partition: g.partition, Key: groupKey(g.id)})
+	delete(c.groups, g.id)
+	return out
 }
 
 // deadlineEntry is a group's deadline as of seq; a later change of the
@@ -367,7 +387,7 @@ func (c *Coordinator) group(id string, create bool, now Now) (*group, *kerr.Erro
 		if len(c.groups) >= c.cfg.GroupsMax {
 			return nil, kerr.CoordinatorNotAvailable
 		}
-		g = newGroup(id, c.Partition(id), now)
+		g = newGroup(id, c.Partition(id), now, c.cfg.OffsetsRetention)
 		c.groups[id] = g
 	}
 	if g != nil {

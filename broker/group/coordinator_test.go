@@ -378,3 +378,39 @@ func TestDeleteGroups(t *testing.T) {
 		t.Errorf("the busy group: %d", got)
 	}
 }
+
+func TestEmptyGroupOffsetsExpireAfterRetention(t *testing.T) {
+	cfg := testConfig()
+	cfg.OffsetsRetention = time.Hour
+	h := newHarness(t, cfg)
+	ids := stableGroup(t, h, "busy", 1)
+	h.commit("busy", ids[0], 1, "t", 0, 9)
+	h.commit("idle", "", -1, "t", 0, 3)
+	for i := range 2 * 60 * 60 / 5 { // two hours of heartbeats every 5 s
+		h.advance(5 * time.Second)
+		if got := h.heartbeat("busy", ids[0], 1, nil); got != 0 {
+			t.Fatalf("heartbeat: %d", got)
+		}
+		switch i {
+		case 59 * 60 / 5:
+			h.commit("idle", "", -1, "t", 1, 4) // a commit restarts the clock
+		case 118 * 60 / 5: // 59 min after that commit, 118 after the first
+			if got, _ := h.fetched("idle", "t", 0); got != 3 {
+				t.Fatalf("the idle group's offset expired an hour after its first commit, not its last: %d", got)
+			}
+		}
+	}
+	if got, _ := h.fetched("busy", "t", 0); got != 9 {
+		t.Errorf("a group with members lost its offset: %d", got)
+	}
+	if got, _ := h.fetched("idle", "t", 0); got != -1 {
+		t.Errorf("an empty group's offset outlived its retention: %d", got)
+	}
+	h.reload() // the expiry is in the log: tombstones
+	if got, _ := h.fetched("idle", "t", 1); got != -1 {
+		t.Errorf("an expired offset came back after a reload: %d", got)
+	}
+	if got, _ := h.fetched("busy", "t", 0); got != 9 {
+		t.Errorf("busy group after a reload: %d", got)
+	}
+}

@@ -133,15 +133,20 @@ type group struct {
 	// syncDeadline ends a CompletingRebalance whose leader did not sync.
 	syncDeadline     time.Duration
 	stateTimestampMs int64
+	// idleSince is when the group last emptied or committed: an empty
+	// group's offsets expire OffsetsRetention after it.
+	idleSince time.Duration
+	// retention is the coordinator's OffsetsRetention, for nextDeadline.
+	retention time.Duration
 	// deadlineSeq names the group's current entry in the coordinator's
 	// deadline heap; touched says it is listed to be brought up to date.
 	deadlineSeq uint64
 	touched     bool
 }
 
-func newGroup(id string, partition int32, now Now) *group {
+func newGroup(id string, partition int32, now Now, retention time.Duration) *group {
 	return &group{id: id, partition: partition, pending: map[string]time.Duration{},
-		offsets: map[topicPartition]Offset{}, stateTimestampMs: now.WallMs}
+		offsets: map[topicPartition]Offset{}, stateTimestampMs: now.WallMs, idleSince: now.Mono, retention: retention}
 }
 
 func (g *group) member(id string) *member {
@@ -238,6 +243,9 @@ func (g *group) nextDeadline() (time.Duration, bool) {
 			consider(m.expires)
 		}
 	}
+	if g.state == Empty && g.retention > 0 {
+		consider(g.idleSince + g.retention)
+	}
 	switch g.state {
 	case PreparingRebalance:
 		consider(g.joinDeadline)
@@ -267,6 +275,15 @@ func (g *group) allJoined() bool {
 func (g *group) setState(s State, now Now) {
 	g.state = s
 	g.stateTimestampMs = now.WallMs
+	if s == Empty {
+		g.idleSince = now.Mono
+	}
+}
+
+// expired says whether an empty group's offsets have outlived their
+// retention.
+func (g *group) expired(now Now, retention time.Duration) bool {
+	return g.state == Empty && retention > 0 && now.Mono >= g.idleSince+retention
 }
 
 // restore rebuilds a group from its metadata record: a group with members
@@ -289,6 +306,7 @@ func (g *group) restore(v *kmsg.GroupMetadataValue, now Now) {
 	if len(g.members) > 0 {
 		g.state = Stable
 	}
+	g.idleSince = now.Mono // retention counts again from a load
 }
 
 // restoreEmpty applies a group tombstone: the group's metadata is gone.

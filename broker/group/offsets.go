@@ -66,6 +66,8 @@ func (c *Coordinator) OffsetCommit(now Now, to ReplyTo, req *kmsg.OffsetCommitRe
 				*a.code = kerr.CoordinatorNotAvailable.Code
 			case c.groups[g.id] == g: // the group may have been deleted meanwhile
 				g.offsets[a.tp] = a.offset
+				g.idleSince = max(g.idleSince, now.Mono)
+				c.touch(g)
 			}
 		}
 	}

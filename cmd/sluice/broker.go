@@ -101,6 +101,7 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 				return usageError("--offsets-topic-partitions %d: want at least 1", limits.Groups.Partitions)
 			}
 			cfg.Groups.Partitions, cfg.Groups.InitialRebalanceDelay = limits.Groups.Partitions, limits.Groups.InitialRebalanceDelay
+			cfg.Groups.OffsetsRetention = limits.Groups.OffsetsRetention
 			return runBroker(cmd, dataDir, cfg, admin)
 		},
 	}
@@ -126,6 +127,7 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 	fl.IntVar(&limits.ConnectionsPerIPMax, "max-connections-per-ip", limits.ConnectionsPerIPMax, "connections from one address beyond this are closed at once (max.connections.per.ip; 0: no cap)")
 	fl.Int32Var(&limits.Groups.Partitions, "offsets-topic-partitions", limits.Groups.Partitions, "partitions of __consumer_offsets, made on the first FindCoordinator (offsets.topic.num.partitions)")
 	fl.DurationVar(&limits.Groups.InitialRebalanceDelay, "group-initial-rebalance-delay", limits.Groups.InitialRebalanceDelay, "how long an empty group's first rebalance waits for more members (group.initial.rebalance.delay.ms)")
+	fl.DurationVar(&limits.Groups.OffsetsRetention, "offsets-retention", limits.Groups.OffsetsRetention, "an empty group's offsets, and the group, are deleted this long after it emptied or last committed (offsets.retention.minutes; 0: never)")
 	fl.StringVar(&admin, "admin", "", "serve /metrics (Prometheus text format) and /debug/pprof on this address, e.g. 127.0.0.1:9644")
 	cmd.MarkFlagRequired("data")
 	return cmd
