@@ -1,6 +1,7 @@
 package group
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -412,5 +413,41 @@ func TestEmptyGroupOffsetsExpireAfterRetention(t *testing.T) {
 	}
 	if got, _ := h.fetched("busy", "t", 0); got != 9 {
 		t.Errorf("busy group after a reload: %d", got)
+	}
+}
+
+func TestStaticLeaderRejoinsWithoutRebalance(t *testing.T) {
+	for _, version := range []int16{5, 9} {
+		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
+			h := newHarness(t, testConfig())
+			inst := "leader"
+			leaderJoin := h.join(joinRequest("g", "", &inst))
+			followerID, followerJoin := h.newMember("g")
+			h.advance(time.Second)
+			leaderID := h.joinReply(leaderJoin).MemberID
+			if h.joinReply(followerJoin).LeaderID != leaderID {
+				t.Fatal("the static member is not the leader")
+			}
+			h.sync("g", leaderID, 1, map[string]string{leaderID: "x", followerID: "y"})
+			h.sync("g", followerID, 1, nil)
+
+			rejoin := joinRequest("g", "", &inst)
+			rejoin.Version = version
+			r := h.joinReply(h.join(rejoin))
+			switch {
+			case r.ErrorCode != 0 || r.Generation != 1 || r.MemberID == leaderID:
+				t.Fatalf("rejoin: %+v", r)
+			case version >= 9 && (!r.SkipAssignment || r.LeaderID != r.MemberID || len(r.Members) != 2):
+				t.Fatalf("v9 rejoin of the leader: skip %v, leader %s, %d members", r.SkipAssignment, r.LeaderID, len(r.Members))
+			case version < 9 && (r.LeaderID != leaderID || len(r.Members) != 0):
+				t.Fatalf("v%d rejoin of the leader: leader %s (want the old id %s), %d members", version, r.LeaderID, leaderID, len(r.Members))
+			}
+			if got := h.syncReply(h.sync("g", r.MemberID, 1, nil)); got.ErrorCode != 0 || string(got.MemberAssignment) != "x" {
+				t.Fatalf("the leader's sync: %+v", got)
+			}
+			if got := h.heartbeat("g", followerID, 1, nil); got != 0 {
+				t.Fatalf("the follower saw a rebalance: %d", got)
+			}
+		})
 	}
 }

@@ -53,7 +53,14 @@ func (c *Coordinator) JoinGroup(now Now, to ReplyTo, client Client, req *kmsg.Jo
 // joinUnknown serves a join without a member id: a new member, a member
 // id handed out first (v4+, KIP-394), or a static member coming back.
 func (c *Coordinator) joinUnknown(g *group, now Now, m *member, version int16) Output {
-	m.id = m.clientID + "-" + c.cfg.MemberSuffix()
+	// Kafka's member ids: the client id, or a static member's instance id
+	// (which clients use to tell a restarted leader, KIP-345), then a
+	// random part.
+	prefix := m.clientID
+	if m.instanceID != nil {
+		prefix = *m.instanceID
+	}
+	m.id = prefix + "-" + c.cfg.MemberSuffix()
 	if m.instanceID != nil {
 		if old := g.staticMember(*m.instanceID); old != nil {
 			return c.replaceStatic(g, now, old, m)
@@ -133,13 +140,14 @@ func (c *Coordinator) joinKnown(g *group, now Now, m *member, memberID string) O
 }
 
 // replaceStatic gives a returning static member (KIP-345) a new member id
-// and fences the old one. In a stable group a follower gets the current
-// generation without a rebalance; a leader or a change of protocols
-// rebalances.
+// and fences the old one. In a stable group whose protocol would not
+// change it gets the current generation and assignment without a
+// rebalance, as Kafka does; a returning leader is told to skip the
+// assignment (v9, KIP-814) or, before v9, is given the old leader id so
+// that it does not assign.
 func (c *Coordinator) replaceStatic(g *group, now Now, old, m *member) Output {
 	out := Output{Replies: old.answerWaiting(kerr.FencedInstanceID)}
-	wasLeader := g.leader == old.id
-	changed := !sameProtocols(old.protocols, m.protocols)
+	oldID, wasLeader := old.id, g.leader == old.id
 	old.id, old.clientID, old.clientHost = m.id, m.clientID, m.clientHost
 	old.protocols, old.sessionTimeout, old.rebalanceTimeout = m.protocols, m.sessionTimeout, m.rebalanceTimeout
 	old.expires = now.Mono + old.sessionTimeout
@@ -150,9 +158,15 @@ func (c *Coordinator) replaceStatic(g *group, now Now, old, m *member) Output {
 	switch {
 	case g.state == PreparingRebalance:
 		return merge(out, c.maybeCompleteJoin(g, now))
-	case g.state == Stable && !changed && !wasLeader:
+	case g.state == Stable && g.selectProtocol() == g.protocol:
 		old.join = nil
-		out.Replies = append(out.Replies, Reply{To: m.join.to, Response: g.joinAnswer(old, m.join.resp)})
+		resp := g.joinAnswer(old, m.join.resp)
+		if wasLeader && resp.Version >= 9 {
+			resp.SkipAssignment = true
+		} else if wasLeader {
+			resp.LeaderID, resp.Members = oldID, nil
+		}
+		out.Replies = append(out.Replies, Reply{To: m.join.to, Response: resp})
 		// The new member id must survive a coordinator restart.
 		out.Records = append(out.Records, g.metadataRecord())
 		return out

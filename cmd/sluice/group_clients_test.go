@@ -40,14 +40,16 @@ type groupConsumer struct {
 	// read holds the offsets read, by partition.
 	read     map[int32][]int64
 	assigned map[int32]bool
-	done     chan struct{}
+	// revocations counts the rebalances that took partitions away.
+	revocations int
+	done        chan struct{}
 }
 
-func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupConsumer {
+func startGroupMember(t *testing.T, name, addr, groupID, topic string, extra ...kgo.Opt) *groupConsumer {
 	t.Helper()
 	m := &groupConsumer{name: name, read: map[int32][]int64{}, assigned: map[int32]bool{}, done: make(chan struct{})}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+	opts := append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
@@ -61,6 +63,9 @@ func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupCon
 			}
 			m.mu.Lock()
 			defer m.mu.Unlock()
+			if len(r[topic]) > 0 {
+				m.revocations++
+			}
 			for _, p := range r[topic] {
 				delete(m.assigned, p)
 			}
@@ -68,10 +73,12 @@ func startGroupMember(t *testing.T, name, addr, groupID, topic string) *groupCon
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
+			m.revocations++
 			for _, p := range r[topic] {
 				delete(m.assigned, p)
 			}
-		}))
+		})}, extra...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -641,5 +648,55 @@ func startGroupBenchBroker(b *testing.B, flush storage.FlushMode) string {
 			b.Fatalf("broker did not listen on %s: %v", addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFranzGoStaticMemberRestartsWithoutRebalance: a static member
+// (group.instance.id, KIP-345) that restarts within its session gets its
+// partitions back under a new member id, and the other member keeps its
+// own without a rebalance.
+func TestFranzGoStaticMemberRestartsWithoutRebalance(t *testing.T) {
+	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
+	const topic, groupID, partitions = "static", "statics", 4
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, cl, topic, partitions)
+	cl.Close()
+	// The range balancer: franz-go's cooperative-sticky leader recomputes
+	// its plan after a restart (KIP-814) and may ask for a rebalance of
+	// its own; range gives the same plan, so any rebalance would be the
+	// coordinator's.
+	rangeOnly := kgo.Balancers(kgo.RangeBalancer())
+	a := startGroupMember(t, "a", b.addr, groupID, topic, kgo.InstanceID("a"), rangeOnly)
+	waitFor(t, "a assigned every partition", 20*time.Second, func() bool { return len(a.partitions()) == partitions })
+	other := startGroupMember(t, "other", b.addr, groupID, topic, rangeOnly)
+	defer other.leave()
+	waitFor(t, "the partitions split", 30*time.Second, func() bool {
+		return len(a.partitions()) == 2 && len(other.partitions()) == 2
+	})
+	aParts, otherParts := a.partitions(), other.partitions()
+	_, generationBefore := other.cl.GroupMetadata()
+	other.mu.Lock()
+	revocationsBefore := other.revocations
+	other.mu.Unlock()
+
+	a.leave() // a static member does not leave the group when it closes
+	again := startGroupMember(t, "a again", b.addr, groupID, topic, kgo.InstanceID("a"), rangeOnly)
+	defer again.leave()
+	waitFor(t, "a back with its partitions", 20*time.Second, func() bool { return len(again.partitions()) == 2 })
+	time.Sleep(2 * time.Second) // several heartbeats: a rebalance would show by now
+	if got := again.partitions(); fmt.Sprint(got) != fmt.Sprint(aParts) {
+		t.Fatalf("the restarted static member got %v, had %v", got, aParts)
+	}
+	now := other.partitions()
+	other.mu.Lock()
+	revocations := other.revocations
+	other.mu.Unlock()
+	_, generation := other.cl.GroupMetadata()
+	if generation != generationBefore || revocations != revocationsBefore || fmt.Sprint(now) != fmt.Sprint(otherParts) {
+		t.Fatalf("the other member was rebalanced: generation %d (before %d), %d revocations (before %d), partitions %v (had %v)",
+			generation, generationBefore, revocations, revocationsBefore, now, otherParts)
 	}
 }
