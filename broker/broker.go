@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/group"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
@@ -86,6 +87,9 @@ type Config struct {
 	ConnectionsMax      int
 	ConnectionsPerIPMax int
 	Bugs                faults.Bugs
+	// Groups configures the group coordinator: offsets.topic.num.partitions
+	// and the group.* configs.
+	Groups group.Config
 }
 
 // DefaultConfig is Kafka's defaults for one broker.
@@ -109,6 +113,7 @@ func DefaultConfig() Config {
 		ConnectionsIdleMax:     10 * time.Minute,
 		ConnectionsMax:         4096,
 		ConnectionsPerIPMax:    1024,
+		Groups:                 group.DefaultConfig(),
 	}
 }
 
@@ -152,6 +157,8 @@ type Broker struct {
 	// recordsCompactedSeen is what the logs' compactions had removed at
 	// the last maintenance round (maintenance.go).
 	recordsCompactedSeen int64
+	// groups is the group coordinator (coordinator.go).
+	groups *coordinator
 }
 
 // stats are the broker's counters.
@@ -272,6 +279,7 @@ func (b *Broker) serve() {
 		b.env.Log.Logf("%s", tally.summary(b.env.Clock.Mono()))
 	}
 	b.topics = reg
+	b.startCoordinator()
 	b.pids, err = loadProducerIDs(b.env.FS, b.cfg.DataDir)
 	if err != nil {
 		b.fatal(err)

@@ -114,7 +114,7 @@ func TestMalformedRequestsCloseTheConnection(t *testing.T) {
 	}{
 		{"shorter than a header", []byte{0, 3, 0, 12, 0}, "shorter than a request header"},
 		{"truncated client id", append(binary.BigEndian.AppendUint16(nil, 3), 0, 12, 0, 0, 0, 1, 0, 9, 'x'), "truncated request header"},
-		{"unserved key", append(header(int16(kmsg.OffsetFetch), 1, 1, false), 0, 0, 0, 0, 0, 0), "not served"},
+		{"unserved key", append(header(int16(kmsg.DescribeACLs), 1, 1, false), 0, 0, 0, 0, 0, 0), "not served"},
 		{"unknown key", header(999, 0, 1, false), "not served"},
 		{"produce below served versions", append(header(0, 2, 1, false), produceBody...), "outside the served"},
 		{"fetch above served versions", append(header(1, 13, 1, true), fetchRequest("orders", 0, 0, 0, 0).AppendTo(nil)...), "outside the served"},

@@ -41,8 +41,9 @@ func newBrokerCommand() *cobra.Command {
 		Short: "Serve Kafka's protocol on a real socket, with a log directory on real files",
 		Long: `Run one broker node over real sockets and files. It speaks Kafka's wire
 protocol (ApiVersions, Metadata, CreateTopics, DeleteTopics, Produce, Fetch,
-ListOffsets, InitProducerId), so kcat, franz-go and sarama can use it, and it
-keeps partitions in Kafka's on-disk format under --data.
+ListOffsets, InitProducerId, and consumer groups with committed offsets in
+__consumer_offsets), so kcat, franz-go and sarama can use it, and it keeps
+partitions in Kafka's on-disk format under --data.
 
 --flush says when it fsyncs: 'group' (before acknowledging a write; the
 default here), 'none' (never: Kafka's default, relying on replication),
@@ -96,6 +97,11 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 			cfg.WriteTimeout, cfg.QueuedRequestBytesMax = limits.WriteTimeout, limits.QueuedRequestBytesMax
 			cfg.ConnectionsIdleMax = limits.ConnectionsIdleMax
 			cfg.ConnectionsMax, cfg.ConnectionsPerIPMax = limits.ConnectionsMax, limits.ConnectionsPerIPMax
+			if limits.Groups.Partitions < 1 {
+				return usageError("--offsets-topic-partitions %d: want at least 1", limits.Groups.Partitions)
+			}
+			cfg.Groups.Partitions, cfg.Groups.InitialRebalanceDelay = limits.Groups.Partitions, limits.Groups.InitialRebalanceDelay
+			cfg.Groups.OffsetsRetention = limits.Groups.OffsetsRetention
 			return runBroker(cmd, dataDir, cfg, admin)
 		},
 	}
@@ -119,6 +125,9 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 	fl.DurationVar(&limits.ConnectionsIdleMax, "connections-max-idle", limits.ConnectionsIdleMax, "close a connection idle this long (connections.max.idle.ms; 0: never)")
 	fl.IntVar(&limits.ConnectionsMax, "max-connections", limits.ConnectionsMax, "connections beyond this are closed at once (max.connections; 0: no cap)")
 	fl.IntVar(&limits.ConnectionsPerIPMax, "max-connections-per-ip", limits.ConnectionsPerIPMax, "connections from one address beyond this are closed at once (max.connections.per.ip; 0: no cap)")
+	fl.Int32Var(&limits.Groups.Partitions, "offsets-topic-partitions", limits.Groups.Partitions, "partitions of __consumer_offsets, made on the first FindCoordinator (offsets.topic.num.partitions)")
+	fl.DurationVar(&limits.Groups.InitialRebalanceDelay, "group-initial-rebalance-delay", limits.Groups.InitialRebalanceDelay, "how long an empty group's first rebalance waits for more members (group.initial.rebalance.delay.ms)")
+	fl.DurationVar(&limits.Groups.OffsetsRetention, "offsets-retention", limits.Groups.OffsetsRetention, "an empty group's offsets, and the group, are deleted this long after it emptied or last committed (offsets.retention.minutes; 0: never)")
 	fl.StringVar(&admin, "admin", "", "serve /metrics (Prometheus text format) and /debug/pprof on this address, e.g. 127.0.0.1:9644")
 	cmd.MarkFlagRequired("data")
 	return cmd
