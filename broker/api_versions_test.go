@@ -20,6 +20,7 @@ var servedRanges = map[int16][2]int16{
 	19: {0, 7},  // CreateTopics
 	20: {0, 5},  // DeleteTopics
 	22: {0, 4},  // InitProducerId
+	23: {0, 4},  // OffsetForLeaderEpoch
 }
 
 // checkAdvertised fails unless keys lists exactly servedRanges, sorted by

@@ -85,7 +85,11 @@ type Config struct {
 	// max.connections.per.ip: a connection beyond either is closed at once.
 	ConnectionsMax      int
 	ConnectionsPerIPMax int
-	Bugs                faults.Bugs
+	// Cluster is the broker's cluster membership (cluster.go); its zero
+	// value, with no controllers, is a single broker keeping its topics
+	// in topics.json.
+	Cluster ClusterConfig
+	Bugs    faults.Bugs
 }
 
 // DefaultConfig is Kafka's defaults for one broker.
@@ -109,6 +113,7 @@ func DefaultConfig() Config {
 		ConnectionsIdleMax:     10 * time.Minute,
 		ConnectionsMax:         4096,
 		ConnectionsPerIPMax:    1024,
+		Cluster:                DefaultClusterConfig(),
 	}
 }
 
@@ -149,6 +154,8 @@ type Broker struct {
 	// has been logged, so that a client retrying one does not flood the
 	// log.
 	tooLargeLogged map[string]bool
+	// cluster is the broker's cluster membership; nil for a single broker.
+	cluster *clusterMember
 }
 
 // stats are the broker's counters.
@@ -258,7 +265,7 @@ func (b *Broker) serve() {
 	}
 	b.loadRecoveryPoints()
 	b.startRecovery = &recoveryTally{startMono: b.env.Clock.Mono()}
-	reg, err := loadTopics(b)
+	reg, err := b.loadRegistry()
 	tally := b.startRecovery
 	b.startRecovery = nil
 	if err != nil {
@@ -288,6 +295,7 @@ func (b *Broker) serve() {
 	b.ready, b.lifecycle.served = true, true
 	b.env.Log.Logf("broker %d serving on %s, %d topics", b.cfg.NodeID, b.cfg.Listen, len(b.topics.byName))
 	b.scheduleMaintenance()
+	b.joinCluster()
 }
 
 // Stats are a broker's counters since it started.
@@ -319,6 +327,7 @@ const restartDelay = time.Second
 // reading its log directory afresh. A broker told to exit on a start
 // failure (ExitOnStartFailure) that never served ends instead.
 func (b *Broker) fatal(err error) {
+	b.leaveCluster()
 	b.stopServing()
 	if b.topics != nil {
 		b.topics.closeAll()

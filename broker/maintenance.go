@@ -31,7 +31,7 @@ func (b *Broker) scheduleMaintenance() {
 func (b *Broker) maintain() {
 	var points []storage.PartitionOffset
 	for _, name := range b.topics.sortedNames() {
-		for _, p := range b.topics.get(name).partitions {
+		for _, p := range b.topics.get(name).hosted() {
 			// An offline log logs its own reopen attempts.
 			if err := p.log.Tick(p.highWatermark()); err != nil && p.log.Err() == nil {
 				b.env.Log.Logf("partition %s-%d: %v", p.topic, p.index, err)

@@ -46,6 +46,7 @@ func (b *Broker) Stop(done func(error)) {
 		return
 	}
 	b.lifecycle.stopping = true
+	b.leaveCluster()
 	b.stopServing()
 	if b.topics == nil {
 		b.env.Clock.AfterFunc(0, func() { done(nil) })
@@ -77,7 +78,7 @@ func (b *Broker) flushAll(done func(error)) {
 		}
 	}
 	for _, name := range b.topics.allNames() {
-		for _, p := range b.topics.byName[name].partitions {
+		for _, p := range b.topics.byName[name].hosted() {
 			if p == nil {
 				continue
 			}
@@ -108,7 +109,7 @@ func (b *Broker) afterCheckpoint(f func()) {
 func (b *Broker) writeFinalCheckpoint(done func(error)) {
 	var points []storage.PartitionOffset
 	for _, name := range b.topics.sortedNames() {
-		for _, p := range b.topics.get(name).partitions {
+		for _, p := range b.topics.get(name).hosted() {
 			if p == nil {
 				continue
 			}
