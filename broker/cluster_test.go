@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,6 +28,10 @@ import (
 // workloads/kafka, which follows leaders through metadata.
 
 const clusterTopic = "replicated"
+
+// showClusterLogs prints the world log of every cluster test, not only
+// of those that fail (go test -run TestCluster -args -cluster.logs).
+var showClusterLogs = flag.Bool("cluster.logs", false, "print the world log of every cluster test")
 
 type clusterRig struct {
 	*rig
@@ -70,7 +75,7 @@ func newClusterRig(t *testing.T, seed uint64, bugs faults.Bugs, tune func(*broke
 	c.w.AddNode(clientNode, func(env sim.Env) { c.client = env })
 	c.w.Run(0, 0)
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || *showClusterLogs {
 			out := logs.String()
 			if len(out) > 4*logTailBytesMax {
 				out = "...\n" + out[len(out)-4*logTailBytesMax:]
@@ -311,9 +316,6 @@ func TestClusterLeaderCrash(t *testing.T) {
 	t.Logf("%d sends, %d acknowledged, %d records read from broker %d; broker %d restarted and in the ISR %v",
 		sent, len(acked), len(recs), leader, victim, c.partitionState().ISR)
 	c.runFor(2 * time.Second)
-	if testing.Verbose() {
-		t.Logf("world log:\n%s", c.logs.String())
-	}
 	for id := int32(1); id <= 3; id++ {
 		if got := c.brokers[id].ReplicaLog(clusterTopic, 0); !slices.Equal(got, c.brokers[leader].ReplicaLog(clusterTopic, 0)) {
 			t.Fatalf("broker %d's log differs from the leader's:\n%v\n%v", id, got, c.brokers[leader].ReplicaLog(clusterTopic, 0))
@@ -442,5 +444,199 @@ func TestClusterNoEpochTruncationBugDiverges(t *testing.T) {
 	c.runFor(5 * time.Second)
 	if slices.Equal(c.brokers[old].ReplicaLog(clusterTopic, 0), c.brokers[leader].ReplicaLog(clusterTopic, 0)) {
 		t.Fatalf("with no epoch truncation broker %d's log still matches the leader's", old)
+	}
+}
+
+// blockBetweenBrokers cuts the links between one broker and the other
+// brokers, both ways; the controllers and the client still reach it.
+func (c *clusterRig) blockBetweenBrokers(id int32) {
+	c.t.Helper()
+	for other := int32(1); other <= 3; other++ {
+		if other == id {
+			continue
+		}
+		if err := c.w.Block(brokerName(id), brokerName(other)); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := c.w.Block(brokerName(other), brokerName(id)); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// ackedThenLeaderDies writes one acks=all batch to a leader its followers
+// cannot reach, kills the leader at once, heals, and waits for a new
+// leader. It returns the produce answer and whether the value is readable
+// from the new leader.
+func (c *clusterRig) ackedThenLeaderDies() (kmsg.ProduceResponseTopicPartition, bool) {
+	c.t.Helper()
+	c.createReplicated()
+	old := c.partitionState().Leader
+	sp := c.produceTo(old, -1, "agreed")
+	expectCode(c.t, "acks=all produce", sp.ErrorCode, nil)
+	c.runFor(time.Second)
+	c.blockBetweenBrokers(old)
+	tc := c.dialTo(brokerName(old) + ":9092")
+	req := produceRequest(clusterTopic, 0, -1, buildBatch(c.t, plain, c.w.Now().Milliseconds(), "at-risk"))
+	req.TimeoutMillis = 5_000
+	pending := tc.send(req)
+	c.runFor(200 * time.Millisecond)
+	if err := c.w.Kill(brokerName(old)); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.w.Heal(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.runUntil("a new leader", 20*time.Second, func() bool {
+		l := c.partitionState().Leader
+		return l != old && l != metadata.NoLeader
+	})
+	answer := kmsg.NewProduceResponseTopicPartition()
+	answer.ErrorCode = kerr.NetworkException.Code // the kill cut the connection: no answer
+	if pending.done {
+		answer = producePartition(c.t, pending.resp)
+	}
+	for _, rec := range c.readFrom(c.partitionState().Leader) {
+		if rec.value == "at-risk" {
+			return answer, true
+		}
+	}
+	return answer, false
+}
+
+// TestClusterAcksAllWaitsForISR: a leader whose followers cannot fetch
+// does not acknowledge an acks=all write; with either planted bug
+// (ack-before-isr, hw-from-leader-only) it does, and the write is lost
+// when that leader dies, which the read from the new leader shows.
+func TestClusterAcksAllWaitsForISR(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bugs faults.Bugs
+	}{
+		{"correct", nil},
+		{string(faults.BugAckBeforeISR), faults.Bugs{faults.BugAckBeforeISR: true}},
+		{string(faults.BugHWFromLeaderOnly), faults.Bugs{faults.BugHWFromLeaderOnly: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClusterRig(t, 11, tc.bugs, nil)
+			answer, readable := c.ackedThenLeaderDies()
+			acked := answer.ErrorCode == 0
+			switch {
+			case tc.bugs == nil && acked && !readable:
+				t.Fatalf("an acknowledged write was lost with the leader")
+			case tc.bugs == nil && acked:
+				t.Fatalf("the leader acknowledged a write its followers could not have fetched")
+			case tc.bugs != nil && !(acked && !readable):
+				t.Fatalf("with %s: acknowledged %v (%s), readable from the new leader %v; want an acknowledged write lost",
+					tc.name, acked, errName(answer.ErrorCode), readable)
+			}
+		})
+	}
+}
+
+// fetchAt fetches partition 0 at offset 0 from a broker, naming a leader
+// epoch (-1: none), and returns the partition's error.
+func (c *clusterRig) fetchAt(id int32, epoch int32) int16 {
+	c.t.Helper()
+	tc := c.dialTo(brokerName(id) + ":9092")
+	defer tc.c.Close()
+	req := fetchRequest(clusterTopic, 0, 0, 0, 0)
+	req.Topics[0].Partitions[0].CurrentLeaderEpoch = epoch
+	return fetchPartition(c.t, c.wait(tc.send(req))).ErrorCode
+}
+
+// TestClusterMetadataFencingAndMinISR: Metadata names every broker and the
+// partition's leader, replicas and ISR; followers refuse produce and
+// consumer fetches; stale and future leader epochs are fenced; with the
+// ISR below min.insync.replicas acks=all is refused and acks=1 is not.
+func TestClusterMetadataFencingAndMinISR(t *testing.T) {
+	c := newClusterRig(t, 5, nil, nil)
+	c.createReplicated()
+	ps := c.partitionState()
+	md := c.metadataWith(metadataRequest(metadataVersion, false, clusterTopic))[clusterTopic]
+	resp := c.roundTrip(metadataRequest(metadataVersion, false)).(*kmsg.MetadataResponse)
+	if len(resp.Brokers) != 3 {
+		t.Fatalf("metadata names %d brokers, want 3: %+v", len(resp.Brokers), resp.Brokers)
+	}
+	if len(md.Partitions) != 1 || md.Partitions[0].Leader != ps.Leader || len(md.Partitions[0].Replicas) != 3 ||
+		len(md.Partitions[0].ISR) != 3 || md.Partitions[0].LeaderEpoch != ps.LeaderEpoch {
+		t.Fatalf("metadata partition %+v, image %+v", md.Partitions, ps)
+	}
+	leader := ps.Leader
+	follower := ps.Replicas[0]
+	if follower == leader {
+		follower = ps.Replicas[1]
+	}
+	expectCode(t, "consumer fetch at a follower", int16(c.fetchAt(follower, -1)), kerr.NotLeaderForPartition)
+	expectCode(t, "produce at a follower", c.produceTo(follower, -1, "x").ErrorCode, kerr.NotLeaderForPartition)
+	expectCode(t, "fetch with a future epoch", c.fetchAt(leader, ps.LeaderEpoch+1), kerr.UnknownLeaderEpoch)
+	expectCode(t, "fetch with the current epoch", c.fetchAt(leader, ps.LeaderEpoch), nil)
+
+	if err := c.w.Kill(brokerName(leader)); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntil("a new leader", 20*time.Second, func() bool {
+		l := c.partitionState().Leader
+		return l != leader && l != metadata.NoLeader
+	})
+	next := c.partitionState()
+	expectCode(t, "fetch with the deposed leader's epoch", c.fetchAt(next.Leader, ps.LeaderEpoch), kerr.FencedLeaderEpoch)
+	expectCode(t, "acks=all with an ISR of two", c.produceTo(next.Leader, -1, "two").ErrorCode, nil)
+
+	for _, id := range next.ISR {
+		if id != next.Leader {
+			if err := c.w.Kill(brokerName(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.runUntil("an ISR of one", 20*time.Second, func() bool { return len(c.partitionState().ISR) == 1 })
+	expectCode(t, "acks=all with an ISR of one", c.produceTo(next.Leader, -1, "one").ErrorCode, kerr.NotEnoughReplicas)
+	expectCode(t, "acks=1 with an ISR of one", c.produceTo(next.Leader, 1, "one").ErrorCode, nil)
+}
+
+// TestClusterISRShrinksAndExpands: a follower that cannot fetch (its link
+// to the leader cut, its controller session alive) leaves the ISR after
+// replica.lag.time.max.ms through the leader's AlterPartition, writes go
+// on with the two left, and once the link heals it catches up and joins
+// the ISR again.
+func TestClusterISRShrinksAndExpands(t *testing.T) {
+	c := newClusterRig(t, 9, nil, nil)
+	c.createReplicated()
+	ps := c.partitionState()
+	lagger := ps.Replicas[0]
+	if lagger == ps.Leader {
+		lagger = ps.Replicas[1]
+	}
+	for _, pair := range [][2]string{{brokerName(ps.Leader), brokerName(lagger)}, {brokerName(lagger), brokerName(ps.Leader)}} {
+		if err := c.w.Block(pair[0], pair[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := c.now()
+	c.runUntil("the lagging follower out of the ISR", 10*time.Second, func() bool {
+		return !slices.Contains(c.partitionState().ISR, lagger)
+	})
+	if waited := c.now() - cut; waited < 2*time.Second {
+		t.Fatalf("the follower left the ISR after %v, before replica.lag.time.max.ms (2s)", waited)
+	}
+	if br := c.image().Brokers[lagger]; br == nil || br.Fenced {
+		t.Fatalf("broker %d was fenced: the shrink should come from the leader, not the session", lagger)
+	}
+	if !c.logged(fmt.Sprintf("fell behind for more than 2s")) {
+		t.Fatalf("the leader did not log asking to shrink the ISR")
+	}
+	for i := range 3 {
+		expectCode(t, "acks=all with an ISR of two", c.produceTo(ps.Leader, -1, fmt.Sprintf("during-%d", i)).ErrorCode, nil)
+	}
+	if err := c.w.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntil("the follower back in the ISR", 10*time.Second, func() bool {
+		return slices.Contains(c.partitionState().ISR, lagger)
+	})
+	c.runFor(time.Second)
+	if got, want := c.brokers[lagger].ReplicaLog(clusterTopic, 0), c.brokers[ps.Leader].ReplicaLog(clusterTopic, 0); !slices.Equal(got, want) {
+		t.Fatalf("the rejoined follower's log differs:\n%v\n%v", got, want)
 	}
 }
