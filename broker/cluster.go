@@ -54,7 +54,10 @@ type clusterMember struct {
 	applied bool
 	// topicWaits are answers held until the image shows a topic.
 	topicWaits []*topicWait
-	stopped    bool
+	// failedTopics are the topic ids whose partitions failed to open,
+	// logged once each.
+	failedTopics map[string]bool
+	stopped      bool
 }
 
 // topicWait is an answer held until the image holds a topic (or not).
@@ -74,7 +77,7 @@ func (b *Broker) loadRegistry() (*topicRegistry, error) {
 	if len(b.cfg.Cluster.Controllers) == 0 {
 		return loadTopics(b)
 	}
-	b.cluster = &clusterMember{b: b, fetchers: map[int32]*replicaFetcher{}}
+	b.cluster = &clusterMember{b: b, fetchers: map[int32]*replicaFetcher{}, failedTopics: map[string]bool{}}
 	return &topicRegistry{b: b, byName: make(map[string]*topic)}, nil
 }
 
@@ -148,7 +151,12 @@ func (m *clusterMember) applyImage() {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if err := m.applyTopic(s.Topics[name]); err != nil {
+		if err := m.applyTopic(s.Topics[name]); err != nil && !m.failedTopics[s.Topics[name].ID] {
+			// Logged once: the next image tries again, and would
+			// repeat the line every fetch.
+			if len(m.failedTopics) < topicsMax {
+				m.failedTopics[s.Topics[name].ID] = true
+			}
 			b.env.Log.Logf("broker %d: topic %s: %v", b.cfg.NodeID, name, err)
 		}
 	}
