@@ -66,7 +66,7 @@ var leaderCrashBrokerIDs = []int32{1, 2, 3}
 type leaderCrashCluster struct {
 	*singleBrokerCluster
 	// latest is each broker's latest start.
-	latest map[int32]*broker.Broker
+	latest  map[int32]*broker.Broker
 	crashes int
 	// healedAt is when every partition was first seen led with a whole
 	// ISR after the run; -1 until then. healNote says what was missing at
@@ -278,4 +278,3 @@ func (c *leaderCrashCluster) Footprint() Footprint {
 	}
 	return f
 }
-
