@@ -21,7 +21,8 @@ import (
 // mode, a three-partition topic with three replicas and
 // min.insync.replicas 2, and two clients producing with acks=all and
 // idempotence while reading every partition back. Every few seconds the
-// leader of a partition is killed and restarted a little later. After
+// leader of a partition is killed (or powered off, or every broker is)
+// and restarted a little later. After
 // the run the cluster must heal (every partition led, its ISR whole), the
 // consumers drain, and the history pass the Jepsen checks: no
 // acknowledged write lost or duplicated, offsets in order.
@@ -32,8 +33,10 @@ func init() {
 			"the leader of a partition killed (or powered off) and restarted every few seconds",
 		Bugs: []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation},
 		Params: []Param{
-			{Name: "crash", Default: "kill", Values: []string{"kill", "power"},
-				Help: "how the leader dies: kill -9 (the page cache survives) or a power loss (unsynced writes are lost)"},
+			{Name: "crash", Default: "kill", Values: []string{"kill", "power", "power-all"},
+				Help: "how the leader dies: kill -9 (the page cache survives), a power loss (unsynced writes are lost), " +
+					"or a power loss of every broker at once (with flush=none acknowledged writes may be lost: " +
+					"nothing was on any disk; with flush=group none may)"},
 			{Name: "flush", Default: "none", Values: []string{"none", "group"},
 				Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
 		},
@@ -155,15 +158,25 @@ func (c *leaderCrashCluster) plantCrashes(w *world.World, r *rand.Rand, at, end 
 			c.plantCrashes(w, r, at, end) // no leader to kill yet
 			return
 		}
-		node := quorumBrokerNode(leader)
+		nodes := []string{quorumBrokerNode(leader)}
+		if c.o.Param("crash") == "power-all" {
+			nodes = nil
+			for _, id := range leaderCrashBrokerIDs {
+				nodes = append(nodes, quorumBrokerNode(id))
+			}
+		}
 		c.crashes++
-		if c.o.Param("crash") == "power" {
-			worldAction(w.PowerLoss(node))
-		} else {
-			worldAction(w.Kill(node))
+		for _, node := range nodes {
+			if c.o.Param("crash") == "kill" {
+				worldAction(w.Kill(node))
+			} else {
+				worldAction(w.PowerLoss(node))
+			}
 		}
 		w.At(at+down, func() {
-			worldAction(w.Restart(node))
+			for _, node := range nodes {
+				worldAction(w.Restart(node))
+			}
 			c.plantCrashes(w, r, at+down+leaderCrashSettle, end)
 		})
 	})

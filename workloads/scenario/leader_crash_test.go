@@ -69,3 +69,30 @@ func TestLeaderCrashCatchesAckBeforeISR(t *testing.T) {
 	}
 	t.Fatalf("ack-before-isr lost no acknowledged write in 5 seeds")
 }
+
+// TestLeaderCrashPowerLossOfAllByFlushPolicy: a power loss of every broker
+// at once loses acknowledged writes when brokers rely on replication
+// alone (flush=none: nothing was on any disk), and loses none under group
+// commit, where the leader counts only what is on its disk and followers
+// sync what they fetched before they fetch again.
+func TestLeaderCrashPowerLossOfAllByFlushPolicy(t *testing.T) {
+	d := leaderCrashDef(t)
+	r, err := Run(d, leaderCrashShort(1, map[string]string{"crash": "power-all", "flush": "none"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := false
+	for _, c := range r.Failed() {
+		lost = lost || (c.Name == "kafka" && strings.Contains(c.Detail, "lost-write"))
+	}
+	if !lost {
+		t.Fatalf("flush=none: a power loss of every broker lost no acknowledged write: %+v", r.Checks)
+	}
+	r, err = Run(d, leaderCrashShort(1, map[string]string{"crash": "power-all", "flush": "group"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Stats["leader_crashes"] == 0 {
+		t.Fatalf("flush=group: %+v (crashes %d)", r.Failed(), r.Stats["leader_crashes"])
+	}
+}
