@@ -406,3 +406,57 @@ func splitAddr(addr string) (string, int32, bool) {
 	}
 	return host, n, true
 }
+
+// controlledShutdownMax bounds how long a stopping broker waits for the
+// controller to move its leaderships away.
+const controlledShutdownMax = 5 * time.Second
+
+// controlledShutdown asks the controller to move this broker's
+// leaderships to other ISR members and fence it, then waits until the
+// image shows it leads nothing (or controlledShutdownMax passes) before
+// calling next. A single broker, or one not yet registered, goes on at
+// once.
+func (b *Broker) controlledShutdown(next func()) {
+	m := b.cluster
+	if m == nil || m.stopped || m.member == nil || m.member.Epoch() == 0 {
+		b.env.Clock.AfterFunc(0, next)
+		return
+	}
+	finished := false
+	finish := func() {
+		if !finished {
+			finished = true
+			next()
+		}
+	}
+	b.env.Clock.AfterFunc(controlledShutdownMax, finish)
+	m.member.ControlledShutdown(func(err error) {
+		if err != nil {
+			b.env.Log.Logf("broker %d: controlled shutdown: %v", b.cfg.NodeID, err)
+			finish()
+			return
+		}
+		m.awaitNoLeaderships(finish)
+	})
+}
+
+// awaitNoLeaderships calls done once the image shows this broker leading
+// no partition, looking again as images arrive.
+func (m *clusterMember) awaitNoLeaderships(done func()) {
+	if m.stopped {
+		return
+	}
+	s := m.member.Image().State()
+	for _, t := range s.Topics {
+		for _, p := range t.Partitions {
+			if p.Leader == m.b.cfg.NodeID {
+				m.b.env.Clock.AfterFunc(memberLookInterval, func() { m.awaitNoLeaderships(done) })
+				return
+			}
+		}
+	}
+	done()
+}
+
+// memberLookInterval paces looks at the image while waiting for it.
+const memberLookInterval = 50 * time.Millisecond

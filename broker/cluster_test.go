@@ -640,3 +640,47 @@ func TestClusterISRShrinksAndExpands(t *testing.T) {
 		t.Fatalf("the rejoined follower's log differs:\n%v\n%v", got, want)
 	}
 }
+
+// TestClusterNotEnoughReplicasAfterAppend: an acks=all write held for
+// followers that cannot fetch is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// once the leader has shrunk the ISR below min.insync.replicas (the high
+// watermark then passes the write, but fewer replicas than asked hold it).
+func TestClusterNotEnoughReplicasAfterAppend(t *testing.T) {
+	c := newClusterRig(t, 13, nil, nil)
+	c.createReplicated()
+	leader := c.partitionState().Leader
+	c.blockBetweenBrokers(leader)
+	sp := c.produceTo(leader, -1, "held")
+	expectCode(t, "acks=all while the followers cannot fetch", sp.ErrorCode, kerr.NotEnoughReplicasAfterAppend)
+	c.runUntil("the image to show the shrunk ISR", time.Second, func() bool {
+		isr := c.partitionState().ISR
+		return len(isr) == 1 && isr[0] == leader
+	})
+}
+
+// TestClusterControlledShutdown: a leader stopped cleanly first has the
+// controller move its leadership to another ISR member, so writes go on
+// at once with no wait for its session to expire.
+func TestClusterControlledShutdown(t *testing.T) {
+	c := newClusterRig(t, 17, nil, nil)
+	c.createReplicated()
+	leader := c.partitionState().Leader
+	stopped, at := false, c.now()
+	var stopErr error
+	c.w.At(c.now(), func() { c.brokers[leader].Stop(func(err error) { stopped, stopErr = true, err }) })
+	c.runUntil("the leader stopped", 10*time.Second, func() bool { return stopped })
+	if stopErr != nil {
+		t.Fatalf("stop: %v", stopErr)
+	}
+	if took := c.now() - at; took >= 5*time.Second {
+		t.Fatalf("stopping took %v: the leadership did not move before the bound", took)
+	}
+	ps := c.partitionState()
+	if ps.Leader == leader || ps.Leader == metadata.NoLeader {
+		t.Fatalf("after the controlled shutdown of broker %d the leader is %d", leader, ps.Leader)
+	}
+	if br := c.image().Brokers[leader]; br == nil || !br.ShuttingDown {
+		t.Fatalf("broker %d is not shutting down in the image: %+v", leader, br)
+	}
+	expectCode(t, "acks=all to the new leader", c.produceTo(ps.Leader, -1, "after").ErrorCode, nil)
+}

@@ -151,3 +151,16 @@ func (m *Member) CaughtUp() bool {
 	through := m.image.Next() - 1
 	return m.epoch > 0 && through >= m.epoch && through >= m.committed
 }
+
+// ControlledShutdown asks the controller to move this broker's
+// leaderships to other ISR members and fence it (Kafka's controlled
+// shutdown); heartbeats stop. done hears the answer.
+func (m *Member) ControlledShutdown(done func(error)) {
+	m.shutdown = true
+	m.client.Do(Request{Op: OpControlledShutdown, BrokerID: m.id, BrokerEpoch: m.epoch}, func(r Response, err error) {
+		if err == nil && r.Code != metadata.CodeNone {
+			err = fmt.Errorf("controller refused: %s", r.Code)
+		}
+		done(err)
+	})
+}
