@@ -58,6 +58,9 @@ type clusterMember struct {
 	// logged once each.
 	failedTopics map[string]bool
 	stopped      bool
+	// restarting is set once a partition lost data and the broker is
+	// about to start over.
+	restarting bool
 }
 
 // topicWait is an answer held until the image holds a topic (or not).

@@ -684,3 +684,34 @@ func TestClusterControlledShutdown(t *testing.T) {
 	}
 	expectCode(t, "acks=all to the new leader", c.produceTo(ps.Leader, -1, "after").ErrorCode, nil)
 }
+
+// TestClusterFailedFsyncOnLeaderLosesNothing: under group commit a leader
+// whose fsyncs fail reopens its log without what was not on disk; it must
+// not go on leading from the shorter log (its followers would truncate to
+// match it), so it starts over and the others lead, and every
+// acknowledged write survives.
+func TestClusterFailedFsyncOnLeaderLosesNothing(t *testing.T) {
+	c := newClusterRig(t, 4, nil, groupCommit)
+	c.createReplicated()
+	p := c.startProducer()
+	var results []kafka.Result
+	sent := 0
+	start := c.now()
+	c.sendEvery(p, 2*time.Millisecond, start+6*time.Second, &results, &sent)
+	c.runFor(2 * time.Second)
+	victim := c.partitionState().Leader
+	if err := c.w.FailSyncs(brokerName(victim), 3); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntil("every send settled", 60*time.Second, func() bool { return len(results) == sent && c.now() > start+6*time.Second })
+	if err := c.w.DiskHeal(brokerName(victim)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.logged(fmt.Sprintf("broker %d stopping: partition replicated-0: the log reopened after a failed fsync", victim)) {
+		t.Fatalf("broker %d did not start over after its log reopened", victim)
+	}
+	c.runUntil("the ISR whole again", 30*time.Second, func() bool { return len(c.partitionState().ISR) == 3 })
+	acked := c.acked(results)
+	recs := c.checkAckedReadable(c.partitionState().Leader, acked)
+	t.Logf("%d sends, %d acknowledged, %d read", sent, len(acked), len(recs))
+}

@@ -122,7 +122,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 		// The image says who leads and at which epoch (becomeLeader,
 		// becomeFollower); until then the partition serves nobody.
 		p.leaderEpoch = -1
-		p.replica = newReplicaState(t, b.env.Clock.Mono())
+		p.replica = newReplicaState(t, b.env.Clock.Mono(), lg.Reopens())
 		return p, nil
 	}
 	// Epochs count from 0; the first start leads at 0.
@@ -250,6 +250,9 @@ func (b *Broker) lookupPartition(topicName string, index int32) (*partition, *ke
 	}
 	if t.partitions[index] == nil {
 		return nil, kerr.NotLeaderForPartition
+	}
+	if t.partitions[index].lostData() {
+		return nil, kerr.KafkaStorageError
 	}
 	return t.partitions[index], nil
 }

@@ -125,6 +125,7 @@ func (f *replicaFetcher) kick() {
 	wake := time.Duration(-1)
 	for _, p := range f.parts {
 		switch {
+		case p.lostData():
 		case p.replica.backoffUntil > now:
 			if wake < 0 || p.replica.backoffUntil < wake {
 				wake = p.replica.backoffUntil
@@ -199,7 +200,8 @@ func appendEpochPartition(topics []kmsg.OffsetForLeaderEpochRequestTopic, name s
 // is still fetched here, under the same epoch, from the same log end.
 func (f *replicaFetcher) current(s sentPartition) bool {
 	p := s.p
-	return slices.Contains(f.parts, p) && p.replica.fetcher == f && p.leaderEpoch == s.epoch && p.log.EndOffset() == s.offset
+	return slices.Contains(f.parts, p) && p.replica.fetcher == f && p.leaderEpoch == s.epoch &&
+		!p.lostData() && p.log.EndOffset() == s.offset
 }
 
 func findSent(sent []sentPartition, topicName string, index int32) (sentPartition, bool) {

@@ -79,6 +79,10 @@ type replicaState struct {
 	// backoffUntil pauses fetching after an error the next image may
 	// resolve (a leader that does not know it leads yet).
 	backoffUntil time.Duration
+	// reopens is the log's reopen count when the partition opened; a
+	// reopen after a failed fsync may have dropped data the cluster
+	// counts on (lostData).
+	reopens int
 }
 
 // followerState is what a leader knows of one follower.
@@ -102,8 +106,28 @@ type ackWait struct {
 	timer  sim.Timer
 }
 
-func newReplicaState(t *topic, now time.Duration) replicaState {
-	return replicaState{leaderID: metadata.NoLeader, minInsync: t.minInsync, leaderSince: now}
+func newReplicaState(t *topic, now time.Duration, reopens int) replicaState {
+	return replicaState{leaderID: metadata.NoLeader, minInsync: t.minInsync, leaderSince: now, reopens: reopens}
+}
+
+// lostData reports whether the log reopened after a failed fsync. The
+// reopen drops what was not on disk, and in a cluster that may be data the
+// leader counted toward the high watermark or a follower reported having:
+// serving on from the shorter log would let the others truncate
+// acknowledged writes to match it. So, as Kafka takes a failed log
+// directory offline, the broker stops and starts again (re-registering,
+// which takes it out of every ISR and leadership), and until then the
+// partition serves nobody.
+func (p *partition) lostData() bool {
+	if p.b.cluster == nil || p.log.Reopens() == p.replica.reopens {
+		return false
+	}
+	if !p.b.cluster.restarting {
+		p.b.cluster.restarting = true
+		err := fmt.Errorf("partition %s-%d: the log reopened after a failed fsync and may have lost replicated data", p.topic, p.index)
+		p.b.env.Clock.AfterFunc(0, func() { p.b.fatal(err) })
+	}
+	return true
 }
 
 // topicMinInsync is a topic's min.insync.replicas.
@@ -207,7 +231,7 @@ func (r *replicaState) hwMembers() []int32 {
 // follower that has not fetched since this leadership began holds it.
 func (p *partition) advanceHighWatermark() {
 	r := &p.replica
-	if r.role != roleLeader {
+	if r.role != roleLeader || p.lostData() {
 		return
 	}
 	hw := p.leaderEnd()

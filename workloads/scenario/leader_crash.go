@@ -27,30 +27,58 @@ import (
 // consumers drain, and the history pass the Jepsen checks: no
 // acknowledged write lost or duplicated, offsets in order.
 func init() {
+	params := []Param{
+		{Name: "flush", Default: "none", Values: []string{"none", "group"},
+			Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
+	}
+	budget := Budget{
+		EventsPerSecMax:  400_000,
+		MemoryBytesMax:   512 << 20,
+		StallMax:         10 * time.Second,
+		StallAttemptsMax: 20,
+	}
+	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation}
 	Register(Definition{
 		Name: "leader-crash",
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
 			"the leader of a partition killed (or powered off) and restarted every few seconds",
-		Bugs: []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation},
-		Params: []Param{
-			{Name: "crash", Default: "kill", Values: []string{"kill", "power", "power-all"},
-				Help: "how the leader dies: kill -9 (the page cache survives), a power loss (unsynced writes are lost), " +
-					"or a power loss of every broker at once (with flush=none acknowledged writes may be lost: " +
-					"nothing was on any disk; with flush=group none may)"},
-			{Name: "flush", Default: "none", Values: []string{"none", "group"},
-				Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
-		},
-		Run:   20 * time.Second,
-		Drain: 20 * time.Second,
-		Budget: Budget{
-			EventsPerSecMax:  400_000,
-			MemoryBytesMax:   512 << 20,
-			StallMax:         10 * time.Second,
-			StallAttemptsMax: 20,
-		},
-		Build: buildLeaderCrash,
+		Bugs: bugs,
+		Params: append([]Param{{Name: "crash", Default: "kill", Values: []string{"kill", "power", "power-all"},
+			Help: "how the leader dies: kill -9 (the page cache survives), a power loss (unsynced writes are lost), " +
+				"or a power loss of every broker at once (with flush=none acknowledged writes may be lost: " +
+				"nothing was on any disk; with flush=group none may)"}}, params...),
+		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterLeaderCrash) },
+	})
+	Register(Definition{
+		Name: "isolated-leader",
+		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
+			"the leader of a partition cut off from the other brokers and the controllers (clients still reach it) for seconds at a time",
+		Bugs: bugs, Params: params,
+		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterIsolatedLeader) },
+	})
+	Register(Definition{
+		Name: "cluster-swarm",
+		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
+			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
+			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
+		Bugs: bugs,
+		Params: []Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
+			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
+		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSwarm) },
 	})
 }
+
+// clusterMode is what a broker-cluster scenario does to the cluster.
+type clusterMode uint8
+
+const (
+	clusterLeaderCrash clusterMode = iota
+	clusterIsolatedLeader
+	clusterSwarm
+)
 
 const (
 	leaderCrashTopic = "jepsen"
@@ -68,6 +96,7 @@ var leaderCrashBrokerIDs = []int32{1, 2, 3}
 
 type leaderCrashCluster struct {
 	*singleBrokerCluster
+	mode clusterMode
 	// latest is each broker's latest start.
 	latest  map[int32]*broker.Broker
 	crashes int
@@ -78,9 +107,9 @@ type leaderCrashCluster struct {
 	healNote string
 }
 
-func buildLeaderCrash(w *world.World, o Options) Cluster {
+func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	knobs := fixedSingleBrokerKnobs(o)
-	c := &leaderCrashCluster{
+	c := &leaderCrashCluster{mode: mode,
 		singleBrokerCluster: &singleBrokerCluster{o: o, w: w, knobs: knobs,
 			log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
 			drivers: map[string]*kafka.Driver{}, drained: map[string]kafka.DrainReport{}},
@@ -131,7 +160,12 @@ func buildLeaderCrash(w *world.World, o Options) Cluster {
 		}
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
 	}
-	c.plantCrashes(w, sched.NewRand(o.Seed, "leader-crash", 0), time.Duration(faultsStart)+time.Second, o.Run-2*time.Second)
+	switch mode {
+	case clusterLeaderCrash:
+		c.plantCrashes(w, sched.NewRand(o.Seed, "leader-crash", 0), time.Duration(faultsStart)+time.Second, o.Run-2*time.Second)
+	case clusterIsolatedLeader:
+		c.plantIsolations(w, sched.NewRand(o.Seed, "isolated-leader", 0), time.Duration(faultsStart)+time.Second, o.Run-2*time.Second)
+	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
 			if d := c.drivers[name]; d != nil {
@@ -178,6 +212,42 @@ func (c *leaderCrashCluster) plantCrashes(w *world.World, r *rand.Rand, at, end 
 				worldAction(w.Restart(node))
 			}
 			c.plantCrashes(w, r, at+down+leaderCrashSettle, end)
+		})
+	})
+}
+
+// plantIsolations cuts the leader of a partition off from the other
+// brokers and the controllers at about at, heals two to five seconds
+// later (past the controller's session timeout, so another leader is
+// elected), and plants the next isolation after that.
+func (c *leaderCrashCluster) plantIsolations(w *world.World, r *rand.Rand, at, end time.Duration) {
+	at += time.Duration(r.ExpFloat64() * float64(leaderCrashIntervalMean))
+	if at >= end {
+		return
+	}
+	partition := r.IntN(3)
+	cut := time.Duration(2000+r.IntN(3000)) * time.Millisecond
+	w.At(at, func() {
+		leader := c.leaderOf(partition)
+		if leader == metadata.NoLeader {
+			c.plantIsolations(w, r, at, end)
+			return
+		}
+		var outside []string
+		for _, id := range leaderCrashBrokerIDs {
+			if id != leader {
+				outside = append(outside, quorumBrokerNode(id))
+			}
+		}
+		outside = append(outside, "ctl1", "ctl2", "ctl3")
+		c.crashes++
+		for _, other := range outside {
+			worldAction(w.Block(quorumBrokerNode(leader), other))
+			worldAction(w.Block(other, quorumBrokerNode(leader)))
+		}
+		w.At(at+cut, func() {
+			worldAction(w.Heal())
+			c.plantIsolations(w, r, at+cut+leaderCrashSettle, end)
 		})
 	})
 }
@@ -239,9 +309,16 @@ func (c *leaderCrashCluster) watchHeal(w *world.World, from time.Duration) {
 }
 
 func (c *leaderCrashCluster) Profile() faults.Profile {
-	// The crashes are planted; nothing is drawn.
-	return faults.Profile{Targets: []string{"b1", "b2", "b3"}, Clients: c.clients,
+	p := faults.Profile{Targets: []string{"b1", "b2", "b3"}, Clients: c.clients,
 		IntervalMean: leaderCrashIntervalMean, DurationMax: 3 * time.Second}
+	if c.mode == clusterSwarm {
+		p.Targets = append(p.Targets, "ctl1", "ctl2", "ctl3")
+		p.IntervalMean = 2 * time.Second
+		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindClockJump, faults.KindClockDrift}
+	}
+	// Otherwise the faults are planted; nothing is drawn.
+	return p
 }
 
 // Finish judges the history and the cluster's recovery.
@@ -258,7 +335,7 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
-	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "leader_crashes": int64(c.crashes),
+	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes),
 		"broker_starts": int64(len(c.brokers))}
 	if t := c.image().Topics[leaderCrashTopic]; t != nil {
 		for _, p := range t.Partitions {
