@@ -50,14 +50,26 @@ func init() {
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterLeaderCrash) },
 	})
-	Register(Definition{
-		Name: "isolated-leader",
-		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
-			"the leader of a partition cut off from the other brokers and the controllers (clients still reach it) for seconds at a time",
-		Bugs: bugs, Params: params,
-		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
-		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterIsolatedLeader) },
-	})
+	for _, planted := range []struct {
+		mode    clusterMode
+		summary string
+	}{
+		{clusterIsolatedLeader, "the leader of a partition cut off from the other brokers and the controllers " +
+			"(clients still reach it) for two to five seconds at a time"},
+		{clusterControllerCrash, "the active controller killed and restarted every few seconds"},
+		{clusterRollingRestart, "brokers stopped cleanly (controlled shutdown) and restarted one at a time"},
+		{clusterPauses, "the leader of a partition paused for up to four seconds at a time"},
+		{clusterClockJump, "the clock of a partition's leader jumped by up to a minute either way"},
+	} {
+		mode := planted.mode
+		Register(Definition{
+			Name:    clusterModeNames[mode],
+			Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " + planted.summary,
+			Bugs:    bugs, Params: params,
+			Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+			Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, mode) },
+		})
+	}
 	Register(Definition{
 		Name: "cluster-swarm",
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
@@ -71,14 +83,36 @@ func init() {
 	})
 }
 
+// brokerClusterScenario reports whether a scenario is one of these.
+func brokerClusterScenario(name string) bool {
+	for _, n := range clusterModeNames {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 // clusterMode is what a broker-cluster scenario does to the cluster.
 type clusterMode uint8
 
 const (
 	clusterLeaderCrash clusterMode = iota
 	clusterIsolatedLeader
+	clusterControllerCrash
+	clusterRollingRestart
+	clusterPauses
+	clusterClockJump
 	clusterSwarm
 )
+
+// clusterModeNames are the scenarios' names; each planted mode draws its
+// episodes from the seed's stream of that name.
+var clusterModeNames = map[clusterMode]string{
+	clusterLeaderCrash: "leader-crash", clusterIsolatedLeader: "isolated-leader",
+	clusterControllerCrash: "controller-crash", clusterRollingRestart: "rolling-restart",
+	clusterPauses: "pauses", clusterClockJump: "clock-jump", clusterSwarm: "cluster-swarm",
+}
 
 const (
 	leaderCrashTopic = "jepsen"
@@ -97,8 +131,9 @@ var leaderCrashBrokerIDs = []int32{1, 2, 3}
 type leaderCrashCluster struct {
 	*singleBrokerCluster
 	mode clusterMode
-	// latest is each broker's latest start.
+	// latest is each broker's latest start; ctrls each controller's.
 	latest  map[int32]*broker.Broker
+	ctrls   map[string]*controller.Controller
 	crashes int
 	// healedAt is when every partition was first seen led with a whole
 	// ISR after the run; -1 until then. healNote says what was missing at
@@ -113,7 +148,7 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		singleBrokerCluster: &singleBrokerCluster{o: o, w: w, knobs: knobs,
 			log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
 			drivers: map[string]*kafka.Driver{}, drained: map[string]kafka.DrainReport{}},
-		latest: map[int32]*broker.Broker{}, healedAt: -1,
+		latest: map[int32]*broker.Broker{}, ctrls: map[string]*controller.Controller{}, healedAt: -1,
 	}
 	var voters []controller.Voter
 	var addrs []string
@@ -124,7 +159,8 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	}
 	for i, v := range voters {
 		cfg := controller.DefaultConfig(v.ID, voters, quorumPort)
-		w.AddNode(fmt.Sprintf("ctl%d", i+1), controller.Process(cfg, func(*controller.Controller) {}))
+		name := fmt.Sprintf("ctl%d", i+1)
+		w.AddNode(name, controller.Process(cfg, func(ctl *controller.Controller) { c.ctrls[name] = ctl }))
 	}
 	var bootstrap []string
 	for _, id := range leaderCrashBrokerIDs {
@@ -160,11 +196,21 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		}
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
 	}
+	r := sched.NewRand(o.Seed, clusterModeNames[mode], 0)
+	from, until := time.Duration(faultsStart)+time.Second, o.Run-2*time.Second
 	switch mode {
 	case clusterLeaderCrash:
-		c.plantCrashes(w, sched.NewRand(o.Seed, "leader-crash", 0), time.Duration(faultsStart)+time.Second, o.Run-2*time.Second)
+		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashLeader)
 	case clusterIsolatedLeader:
-		c.plantIsolations(w, sched.NewRand(o.Seed, "isolated-leader", 0), time.Duration(faultsStart)+time.Second, o.Run-2*time.Second)
+		c.plant(w, r, from, until, 2*time.Second, 5*time.Second, c.isolateLeader)
+	case clusterControllerCrash:
+		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashController)
+	case clusterRollingRestart:
+		c.plant(w, r, from, until, 500*time.Millisecond, 2*time.Second, c.restartBroker)
+	case clusterPauses:
+		c.plant(w, r, from, until, 500*time.Millisecond, 4*time.Second, c.pauseLeader)
+	case clusterClockJump:
+		c.plant(w, r, from, until, time.Second, 2*time.Second, c.jumpLeaderClock)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
@@ -177,79 +223,149 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	return c
 }
 
-// plantCrashes kills the leader of a partition at about at, restarts it
-// one to three seconds later, and plants the next crash after that.
-func (c *leaderCrashCluster) plantCrashes(w *world.World, r *rand.Rand, at, end time.Duration) {
+// episode acts on the cluster at the start of an episode, given a target
+// drawn from 0..2 (a partition or a broker), and returns what undoes it
+// when the episode ends; ok is false when there is nothing to act on yet
+// (no leader elected).
+type episode func(w *world.World, target int) (undo func(), ok bool)
+
+// plant runs an episode at about at (exponential pauses of
+// leaderCrashIntervalMean), lasting between durMin and durMax, then plants
+// the next after leaderCrashSettle, until end. Draws come from r, the
+// scenario's own stream, so the episodes are the seed's.
+func (c *leaderCrashCluster) plant(w *world.World, r *rand.Rand, at, end, durMin, durMax time.Duration, act episode) {
 	at += time.Duration(r.ExpFloat64() * float64(leaderCrashIntervalMean))
 	if at >= end {
 		return
 	}
-	partition := r.IntN(3)
-	down := time.Duration(1000+r.IntN(2000)) * time.Millisecond
+	target := r.IntN(3)
+	dur := durMin + time.Duration(r.Int64N(int64(durMax-durMin)/int64(time.Millisecond)))*time.Millisecond
 	w.At(at, func() {
-		leader := c.leaderOf(partition)
-		if leader == metadata.NoLeader {
-			c.plantCrashes(w, r, at, end) // no leader to kill yet
+		undo, ok := act(w, target)
+		if !ok {
+			c.plant(w, r, at, end, durMin, durMax, act)
 			return
 		}
-		nodes := []string{quorumBrokerNode(leader)}
-		if c.o.Param("crash") == "power-all" {
-			nodes = nil
-			for _, id := range leaderCrashBrokerIDs {
-				nodes = append(nodes, quorumBrokerNode(id))
-			}
-		}
 		c.crashes++
-		for _, node := range nodes {
-			if c.o.Param("crash") == "kill" {
-				worldAction(w.Kill(node))
-			} else {
-				worldAction(w.PowerLoss(node))
-			}
-		}
-		w.At(at+down, func() {
-			for _, node := range nodes {
-				worldAction(w.Restart(node))
-			}
-			c.plantCrashes(w, r, at+down+leaderCrashSettle, end)
+		w.At(at+dur, func() {
+			undo()
+			c.plant(w, r, at+dur+leaderCrashSettle, end, durMin, durMax, act)
 		})
 	})
 }
 
-// plantIsolations cuts the leader of a partition off from the other
-// brokers and the controllers at about at, heals two to five seconds
-// later (past the controller's session timeout, so another leader is
-// elected), and plants the next isolation after that.
-func (c *leaderCrashCluster) plantIsolations(w *world.World, r *rand.Rand, at, end time.Duration) {
-	at += time.Duration(r.ExpFloat64() * float64(leaderCrashIntervalMean))
-	if at >= end {
-		return
+// crashLeader kills (or powers off) the leader of a partition, or with
+// crash=power-all every broker, restarting them when the episode ends.
+func (c *leaderCrashCluster) crashLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
 	}
-	partition := r.IntN(3)
-	cut := time.Duration(2000+r.IntN(3000)) * time.Millisecond
-	w.At(at, func() {
-		leader := c.leaderOf(partition)
-		if leader == metadata.NoLeader {
-			c.plantIsolations(w, r, at, end)
-			return
-		}
-		var outside []string
+	nodes := []string{quorumBrokerNode(leader)}
+	if c.o.Param("crash") == "power-all" {
+		nodes = nil
 		for _, id := range leaderCrashBrokerIDs {
-			if id != leader {
-				outside = append(outside, quorumBrokerNode(id))
-			}
+			nodes = append(nodes, quorumBrokerNode(id))
 		}
-		outside = append(outside, "ctl1", "ctl2", "ctl3")
-		c.crashes++
-		for _, other := range outside {
-			worldAction(w.Block(quorumBrokerNode(leader), other))
-			worldAction(w.Block(other, quorumBrokerNode(leader)))
+	}
+	for _, node := range nodes {
+		if c.o.Param("crash") == "power" || c.o.Param("crash") == "power-all" {
+			worldAction(w.PowerLoss(node))
+		} else {
+			worldAction(w.Kill(node))
 		}
-		w.At(at+cut, func() {
-			worldAction(w.Heal())
-			c.plantIsolations(w, r, at+cut+leaderCrashSettle, end)
-		})
+	}
+	return func() {
+		for _, node := range nodes {
+			worldAction(w.Restart(node))
+		}
+	}, true
+}
+
+// isolateLeader cuts the leader of a partition off from the other brokers
+// and the controllers; clients still reach it.
+func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	var outside []string
+	for _, id := range leaderCrashBrokerIDs {
+		if id != leader {
+			outside = append(outside, quorumBrokerNode(id))
+		}
+	}
+	outside = append(outside, "ctl1", "ctl2", "ctl3")
+	for _, other := range outside {
+		worldAction(w.Block(quorumBrokerNode(leader), other))
+		worldAction(w.Block(other, quorumBrokerNode(leader)))
+	}
+	return func() { worldAction(w.Heal()) }, true
+}
+
+// crashController kills the active controller (or, with none active, the
+// one drawn), restarting it when the episode ends.
+func (c *leaderCrashCluster) crashController(w *world.World, target int) (func(), bool) {
+	node := fmt.Sprintf("ctl%d", target+1)
+	for i := range 3 {
+		name := fmt.Sprintf("ctl%d", i+1)
+		if ctl := c.ctrls[name]; ctl != nil && w.Node(name).Up() && ctl.Active() {
+			node = name
+		}
+	}
+	if !w.Node(node).Up() {
+		return nil, false
+	}
+	worldAction(w.Kill(node))
+	return func() { worldAction(w.Restart(node)) }, true
+}
+
+// restartBroker stops a broker cleanly (a controlled shutdown moves its
+// leaderships first), ends its process, and starts it again when the
+// episode ends: one step of a rolling restart.
+func (c *leaderCrashCluster) restartBroker(w *world.World, target int) (func(), bool) {
+	id := leaderCrashBrokerIDs[target]
+	node := quorumBrokerNode(id)
+	b := c.latest[id]
+	if b == nil || !w.Node(node).Up() || !b.Serving() {
+		return nil, false
+	}
+	b.Stop(func(error) {
+		if w.Node(node).Up() {
+			worldAction(w.Kill(node))
+		}
 	})
+	return func() {
+		if !w.Node(node).Up() {
+			worldAction(w.Restart(node))
+		}
+	}, true
+}
+
+// pauseLeader pauses the leader of a partition (a long GC, a stopped VM).
+func (c *leaderCrashCluster) pauseLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	node := quorumBrokerNode(leader)
+	worldAction(w.Pause(node))
+	return func() { worldAction(w.Resume(node)) }, true
+}
+
+// jumpLeaderClock moves the clock of a partition's leader by up to a
+// minute either way; the episode's end leaves it where it went.
+func (c *leaderCrashCluster) jumpLeaderClock(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	jump := time.Duration(partition-1) * 37 * time.Second
+	if jump == 0 {
+		jump = 13 * time.Second
+	}
+	worldAction(w.ClockJump(quorumBrokerNode(leader), jump))
+	return func() {}, true
 }
 
 // image is the most advanced metadata image among the running brokers.
