@@ -35,6 +35,9 @@ type ClusterConfig struct {
 	// ReplicaFetchBackoff is replica.fetch.backoff.ms: the pause after a
 	// failed fetch.
 	ReplicaFetchBackoff time.Duration
+	// UncleanLeaderElection is unclean.leader.election.enable for the
+	// topics this broker creates without the topic config.
+	UncleanLeaderElection bool
 }
 
 // DefaultClusterConfig is Kafka's defaults, without controllers.
@@ -272,6 +275,9 @@ func (m *clusterMember) createTopic(name string, partitions int32, rf int16, con
 	}
 	req := controller.Request{Op: controller.OpCreateTopic, Topic: name, Partitions: partitions,
 		ReplicationFactor: rf, Configs: configs, Unclean: configs["unclean.leader.election.enable"] == "true"}
+	if _, set := configs["unclean.leader.election.enable"]; !set {
+		req.Unclean = m.b.cfg.Cluster.UncleanLeaderElection
+	}
 	m.member.Client().Do(req, func(resp controller.Response, err error) {
 		switch {
 		case err != nil:

@@ -65,7 +65,7 @@ func init() {
 		Register(Definition{
 			Name:    clusterModeNames[mode],
 			Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " + planted.summary,
-			Bugs:    bugs, Params: params,
+			Bugs:    bugs, Params: clusterParams(mode, params),
 			Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 			Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, mode) },
 		})
@@ -81,6 +81,22 @@ func init() {
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSwarm) },
 	})
+}
+
+// clusterParams are a planted scenario's knobs: isolated-leader also
+// offers unclean election and a smaller min.insync.replicas, the settings
+// of Jepsen's finding of lost writes in Kafka.
+func clusterParams(mode clusterMode, params []Param) []Param {
+	if mode != clusterIsolatedLeader {
+		return params
+	}
+	return append([]Param{
+		{Name: "unclean.leader.election.enable", Default: "false", Values: []string{"false", "true"},
+			Help: "true: the isolation comes in two steps, first from the other brokers (the leader shrinks the ISR to " +
+				"itself) then from the controllers, which elect an out-of-sync replica: with min.insync.replicas=1 " +
+				"the writes the leader acknowledged alone are lost, as Jepsen found"},
+		{Name: "min.insync.replicas", Default: "2", Values: []string{"2", "1"}, Help: "the brokers' min.insync.replicas"},
+	}, params...)
 }
 
 // brokerClusterScenario reports whether a scenario is one of these.
@@ -128,6 +144,10 @@ const (
 
 var leaderCrashBrokerIDs = []int32{1, 2, 3}
 
+// clusterReplicaLagTimeMax is the brokers' replica.lag.time.max.ms, short
+// for runs of seconds.
+const clusterReplicaLagTimeMax = 5 * time.Second
+
 type leaderCrashCluster struct {
 	*singleBrokerCluster
 	mode clusterMode
@@ -168,13 +188,17 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		cfg.NodeID = id
 		cfg.NumPartitions = 3
 		cfg.MinInsyncReplicas = 2
+		if o.Param("min.insync.replicas") == "1" {
+			cfg.MinInsyncReplicas = 1
+		}
+		cfg.Cluster.UncleanLeaderElection = o.Param("unclean.leader.election.enable") == "true"
 		cfg.Bugs, cfg.Log.Bugs = o.Bugs, o.Bugs
 		cfg.Log.SegmentBytes = knobs.SegmentBytes
 		cfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
 		cfg.Log.Flush = flushPolicy(o.Param("flush"))
 		cfg.Cluster.Controllers = addrs
 		cfg.Cluster.DefaultReplicationFactor = 3
-		cfg.Cluster.ReplicaLagTimeMax = 5 * time.Second
+		cfg.Cluster.ReplicaLagTimeMax = clusterReplicaLagTimeMax
 		cfg.Cluster.ReplicaFetchBackoff = 100 * time.Millisecond
 		id := id
 		w.AddNode(quorumBrokerNode(id), broker.Start(cfg, func(b *broker.Broker) {
@@ -202,6 +226,10 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	case clusterLeaderCrash:
 		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashLeader)
 	case clusterIsolatedLeader:
+		if o.Param("unclean.leader.election.enable") == "true" {
+			c.plant(w, r, from, until, uncleanIsolationLead+4*time.Second, uncleanIsolationLead+6*time.Second, c.isolateLeader)
+			break
+		}
 		c.plant(w, r, from, until, 2*time.Second, 5*time.Second, c.isolateLeader)
 	case clusterControllerCrash:
 		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashController)
@@ -295,13 +323,30 @@ func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(
 			outside = append(outside, quorumBrokerNode(id))
 		}
 	}
-	outside = append(outside, "ctl1", "ctl2", "ctl3")
-	for _, other := range outside {
-		worldAction(w.Block(quorumBrokerNode(leader), other))
-		worldAction(w.Block(other, quorumBrokerNode(leader)))
+	cut := func(others []string) {
+		for _, other := range others {
+			worldAction(w.Block(quorumBrokerNode(leader), other))
+			worldAction(w.Block(other, quorumBrokerNode(leader)))
+		}
 	}
+	controllers := []string{"ctl1", "ctl2", "ctl3"}
+	if c.o.Param("unclean.leader.election.enable") == "true" {
+		// First the other brokers only: the leader, still heard by
+		// the controllers, shrinks the ISR to itself; then the
+		// controllers too, which fence it and elect an out-of-sync
+		// replica.
+		cut(outside)
+		w.At(w.Now()+uncleanIsolationLead, func() { cut(controllers) })
+		return func() { worldAction(w.Heal()) }, true
+	}
+	cut(append(outside, controllers...))
 	return func() { worldAction(w.Heal()) }, true
 }
+
+// uncleanIsolationLead is how long an isolated leader is cut off from the
+// other brokers only, when unclean election is on: past
+// replica.lag.time.max.ms, so that it shrinks the ISR to itself.
+const uncleanIsolationLead = clusterReplicaLagTimeMax + 2*time.Second
 
 // crashController kills the active controller (or, with none active, the
 // one drawn), restarting it when the episode ends.

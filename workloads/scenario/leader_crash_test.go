@@ -123,3 +123,38 @@ func TestClusterSwarmAndIsolatedLeaderHold(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolatedLeaderUncleanElectionLosesWrites reproduces Jepsen's finding
+// in Kafka: a leader cut off from its followers shrinks the ISR to itself
+// and, with min.insync.replicas=1, acknowledges writes alone; cut off from
+// the controllers too, it is replaced by an out-of-sync replica when
+// unclean election is on, and the writes it acknowledged are gone, which
+// the Kafka checker reports. With unclean election off the same episode
+// loses nothing: the partition waits for its last in-sync replica.
+func TestIsolatedLeaderUncleanElectionLosesWrites(t *testing.T) {
+	d, err := Lookup("isolated-leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(unclean string) Result {
+		o := short(1)
+		o.Run, o.Drain = 20*time.Second, 15*time.Second
+		o.Params = map[string]string{"unclean.leader.election.enable": unclean, "min.insync.replicas": "1"}
+		r, err := Run(d, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := run("false"); !r.OK() {
+		t.Fatalf("unclean election off: %+v", r.Failed())
+	}
+	r := run("true")
+	for _, c := range r.Failed() {
+		if c.Name == "kafka" {
+			t.Logf("unclean election on: %s", c.Detail)
+			return
+		}
+	}
+	t.Fatalf("unclean election on lost nothing the Kafka checker saw: %+v", r.Checks)
+}
