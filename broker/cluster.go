@@ -247,8 +247,8 @@ func (p *partition) stopFetching() {
 	p.replica.fetcher = nil
 }
 
-// isrCheckInterval is how often leaders look for followers to drop from
-// the ISR, as a fraction of replica.lag.time.max.ms.
+// isrCheckDivisor sets how often leaders look for followers to drop from
+// the ISR: every replica.lag.time.max.ms divided by it.
 const isrCheckDivisor = 4
 
 func (m *clusterMember) scheduleISRCheck() {

@@ -317,8 +317,8 @@ func (p *partition) failAcks(code *kerr.Error) {
 }
 
 // noteFollowerFetch records a follower's fetch at offset: its log end,
-// whether it is caught up, and whether it may join the ISR. It reports
-// whether the high watermark moved.
+// whether it is caught up, and whether it may join the ISR; then it moves
+// the high watermark if it can.
 func (p *partition) noteFollowerFetch(replica int32, offset int64) {
 	r := &p.replica
 	if r.role != roleLeader || replica == p.b.cfg.NodeID || !slices.Contains(r.replicas, replica) {
