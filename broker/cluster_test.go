@@ -715,3 +715,51 @@ func TestClusterFailedFsyncOnLeaderLosesNothing(t *testing.T) {
 	recs := c.checkAckedReadable(c.partitionState().Leader, acked)
 	t.Logf("%d sends, %d acknowledged, %d read", sent, len(acked), len(recs))
 }
+
+// TestClusterISRShrinksOnlyThroughController: with min.insync.replicas 1,
+// a leader whose followers cannot fetch shrinks the ISR to itself and
+// acknowledges writes alone. Done through the controller, the ISR the
+// controller keeps names only the leader, so when the leader dies no
+// other replica may lead, and the write is there when it returns. With
+// the planted bug isr-shrink-local the leader shrinks on its own word;
+// the controller elects a follower that lacks the acknowledged write.
+func TestClusterISRShrinksOnlyThroughController(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bugs faults.Bugs
+	}{{"correct", nil}, {string(faults.BugISRShrinkLocal), faults.Bugs{faults.BugISRShrinkLocal: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClusterRig(t, 19, tc.bugs, nil)
+			spec := newTopicSpec(clusterTopic, 1, "min.insync.replicas", "1")
+			spec.ReplicationFactor = 3
+			expectCode(t, "create", c.createTopics(false, spec)[0].ErrorCode, nil)
+			c.runUntil("every replica in the ISR", 10*time.Second, func() bool { return len(c.partitionState().ISR) == 3 })
+			leader := c.partitionState().Leader
+			c.blockBetweenBrokers(leader)
+			c.runFor(4 * time.Second) // past replica.lag.time.max.ms (2s)
+			expectCode(t, "acks=all with the leader alone in the ISR", c.produceTo(leader, -1, "alone").ErrorCode, nil)
+			if err := c.w.Kill(brokerName(leader)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.w.Heal(); err != nil {
+				t.Fatal(err)
+			}
+			c.runFor(5 * time.Second)
+			if err := c.w.Restart(brokerName(leader)); err != nil {
+				t.Fatal(err)
+			}
+			c.runUntil("a leader", 20*time.Second, func() bool { return c.partitionState().Leader != metadata.NoLeader })
+			c.runFor(2 * time.Second)
+			readable := false
+			for _, rec := range c.readFrom(c.partitionState().Leader) {
+				readable = readable || rec.value == "alone"
+			}
+			switch {
+			case tc.bugs == nil && !readable:
+				t.Fatalf("the write the leader acknowledged alone was lost")
+			case tc.bugs != nil && readable:
+				t.Fatalf("with isr-shrink-local the acknowledged write survived: the bug was not caught")
+			}
+		})
+	}
+}

@@ -369,7 +369,14 @@ func (p *partition) shrinkISR(lagMax time.Duration) {
 		}
 		keep = append(keep, id)
 	}
-	if len(dropped) > 0 {
+	switch {
+	case len(dropped) == 0:
+	case p.b.cfg.Bugs.On(faults.BugISRShrinkLocal):
+		// The planted bug: the leader drops them on its own word; the
+		// controller still counts them in sync and may elect one.
+		r.isr = keep
+		p.dataArrived()
+	default:
 		p.alterISR(keep, fmt.Sprintf("%v fell behind for more than %v", dropped, lagMax))
 	}
 }

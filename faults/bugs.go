@@ -31,6 +31,7 @@ const (
 	BugHWFromLeaderOnly  Bug = "hw-from-leader-only"
 	BugAckBeforeISR      Bug = "ack-before-isr"
 	BugNoEpochTruncation Bug = "no-epoch-truncation"
+	BugISRShrinkLocal    Bug = "isr-shrink-local"
 	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
 	// progress, not safety, and is caught by the no-progress watchdog.
 	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
@@ -54,6 +55,8 @@ var registry = map[Bug]BugInfo{
 		"a leader crash loses acknowledged writes"},
 	BugNoEpochTruncation: {BugNoEpochTruncation, "a follower keeps its unreplicated tail instead of truncating by leader epoch: " +
 		"replicas diverge after a leader change"},
+	BugISRShrinkLocal: {BugISRShrinkLocal, "a partition leader drops lagging followers from its ISR without the controller: " +
+		"it acknowledges writes they lack, and the controller, still counting them in sync, elects one of them"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +
