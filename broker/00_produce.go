@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,10 +17,14 @@ import (
 //
 // v3 is the first version carrying RecordBatch v2, the only format the log
 // holds; v9 is the first flexible one. Each partition's data must be
-// exactly one batch. acks=0 gets no response; acks=1 and acks=-1 are
-// answered once the batch is appended and, with group commit, on disk
-// (a single broker is its partitions' whole ISR). Transactions are not
-// served.
+// exactly one batch. acks=0 gets no response; acks=1 is answered once the
+// batch is appended and, with group commit, on disk. A single broker is
+// its partitions' whole ISR and answers acks=-1 as acks=1; in a cluster
+// only the leader takes writes, acks=-1 is answered once the high
+// watermark passes the batch (every ISR member has it) or the request's
+// timeout ends (REQUEST_TIMED_OUT), and is refused before the append when
+// the ISR is smaller than min.insync.replicas (NOT_ENOUGH_REPLICAS).
+// Transactions are not served.
 func init() { serve(0, 3, 9, handleProduce) }
 
 // produceBatchesMax bounds the batches split out of one partition's data
@@ -82,12 +87,12 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	if r.TransactionID != nil {
 		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
 	}
-	p, kerrv := b.lookupPartition(topicName, rp.Partition)
+	p, kerrv := b.lookupLeader(topicName, rp.Partition)
 	if kerrv != nil {
-		return fail(kerrv, "no partition %s-%d", topicName, rp.Partition)
+		return fail(kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
 	}
-	if r.Acks == -1 && b.cfg.MinInsyncReplicas > 1 {
-		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR is 1", b.cfg.MinInsyncReplicas)
+	if isr, minISR := b.insyncReplicas(p); r.Acks == -1 && isr < minISR {
+		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
 	}
 	batches, err := record.Split(rp.Records, produceBatchesMax)
 	if err != nil || len(batches) != 1 {
@@ -102,6 +107,23 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	}
 	b.stats.appends++
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
+	if b.cluster != nil && r.Acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
+		p.dataArrived() // followers waiting on the leader fetch it
+		if p.groupCommit && res.LastOffset >= p.log.FlushedOffset() {
+			// The leader counts toward the high watermark what is on
+			// its disk.
+			p.log.Flush(func(error) { p.dataArrived() })
+		}
+		timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
+		return func(done func()) {
+			p.awaitISR(res.LastOffset+1, timeout, func(code *kerr.Error) {
+				if code != nil {
+					fail(code, "waiting for the ISR to replicate offset %d", res.LastOffset)
+				}
+				done()
+			})
+		}
+	}
 	if !p.groupCommit {
 		p.dataArrived()
 		return nil
@@ -124,6 +146,15 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 			done() // the planted bug: acknowledge before the flush completes
 		}
 	}
+}
+
+// insyncReplicas is the ISR's size and the partition's
+// min.insync.replicas.
+func (b *Broker) insyncReplicas(p *partition) (int, int) {
+	if b.cluster == nil {
+		return 1, b.cfg.MinInsyncReplicas
+	}
+	return len(p.replica.isr), p.replica.minInsync
 }
 
 // tooLargeTopicsLoggedMax bounds the topics remembered as logged; past it

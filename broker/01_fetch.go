@@ -12,8 +12,11 @@ import (
 // Fetch: v4-12.
 //
 // v4 is the first version returning RecordBatch v2; v12 the last naming
-// topics (v13 switches to topic ids). Consumers only (replica id -1);
-// fetch sessions are not offered (the session id answered is 0, so
+// topics (v13 switches to topic ids). Consumers (replica id -1) and, in a
+// cluster, followers (replica id = their broker id) fetch from the
+// leader: a follower's fetch offset is its log end, which the leader
+// records (replication.go), and it reads past the high watermark; fetch
+// sessions are not offered (the session id answered is 0, so
 // clients send full fetches). A fetch with less than min_bytes available
 // waits up to max_wait for more, woken when a partition it reads gains
 // data. Reads stop at the high watermark; at least one whole batch is
@@ -45,10 +48,13 @@ type fetchWait struct {
 func handleFetch(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.FetchRequest)
 	if r.ReplicaID >= 0 {
-		resp := r.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.UnsupportedVersion.Code // replication is not served by this broker yet
-		req.respond(resp)
-		return
+		if b.cluster == nil {
+			resp := r.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = kerr.UnsupportedVersion.Code // a single broker has no followers
+			req.respond(resp)
+			return
+		}
+		b.noteFollowerFetches(r)
 	}
 	w := &fetchWait{b: b, req: req, r: r}
 	if w.attempt(false) {
@@ -214,7 +220,7 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			sp.Partition = rp.Partition
 			// Empty, not null: librdkafka rejects a null record set.
 			sp.RecordBatches = []byte{}
-			n := b.readPartition(rt.Topic, rp, remaining, first && total == 0, &sp)
+			n := b.readPartition(rt.Topic, rp, r.ReplicaID >= 0, remaining, first && total == 0, &sp)
 			if sp.ErrorCode != 0 {
 				failed = true
 			}
@@ -251,9 +257,9 @@ func (b *Broker) fetchBytesAllowed(r *kmsg.FetchRequest) int {
 // readPartition fills one partition's answer and returns the bytes it
 // holds. Once the request's byte budget is spent, later partitions get
 // no records (but the first non-empty one gets a batch whatever its size).
-func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartition, remaining int, first bool, sp *kmsg.FetchResponseTopicPartition) int {
+func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartition, replica bool, remaining int, first bool, sp *kmsg.FetchResponseTopicPartition) int {
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-	p, kerrv := b.lookupPartition(topicName, rp.Partition)
+	p, kerrv := b.lookupLeader(topicName, rp.Partition)
 	if kerrv != nil {
 		sp.ErrorCode = kerrv.Code
 		return 0
@@ -279,8 +285,12 @@ func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartit
 	if remaining < limit {
 		limit = max(remaining, 1)
 	}
+	readTo := hw
+	if replica {
+		readTo = p.log.EndOffset() // a follower takes everything the leader has
+	}
 	scratch := b.fetchBuffers.take()
-	res, err := p.log.ReadInto(scratch, rp.FetchOffset, limit, hw)
+	res, err := p.log.ReadInto(scratch, rp.FetchOffset, limit, readTo)
 	if err != nil || len(res.Data) == 0 {
 		b.fetchBuffers.put(scratch)
 	}
@@ -293,4 +303,22 @@ func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartit
 	}
 	b.stats.fetchedBytes += int64(len(res.Data))
 	return len(res.Data)
+}
+
+// noteFollowerFetches records, before the read, where a follower's fetch
+// says its logs end: the leader's high watermark and ISR follow from it.
+func (b *Broker) noteFollowerFetches(r *kmsg.FetchRequest) {
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			p, kerrv := b.lookupLeader(rt.Topic, rp.Partition)
+			if kerrv != nil || rp.CurrentLeaderEpoch != p.leaderEpoch {
+				continue
+			}
+			before := p.replica.hw
+			p.noteFollowerFetch(r.ReplicaID, rp.FetchOffset)
+			if p.replica.hw != before {
+				p.wakeWaiters()
+			}
+		}
+	}
 }

@@ -37,7 +37,7 @@ func handleListOffsets(b *Broker, req *request) {
 
 func (b *Broker) listOffset(topicName string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-	p, kerrv := b.lookupPartition(topicName, rp.Partition)
+	p, kerrv := b.lookupLeader(topicName, rp.Partition)
 	if kerrv != nil {
 		sp.ErrorCode = kerrv.Code
 		return

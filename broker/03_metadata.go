@@ -1,16 +1,24 @@
 package broker
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/metadata"
 )
 
 // Metadata: v0-12.
 //
-// One broker leads every partition, with itself as the only replica and
-// in-sync replica. Topics the client names that do not exist are created
-// when auto-creation is on and the request allows it (v4+; always before
-// v4, as Kafka did), with NumPartitions partitions.
+// A single broker leads every partition, with itself as the only replica
+// and in-sync replica. In a cluster the answer is the broker's metadata
+// image: every live (unfenced) broker, and each partition's leader (none:
+// LEADER_NOT_AVAILABLE), leader epoch, replicas, ISR and offline replicas.
+// Topics the client names that do not exist are created when
+// auto-creation is on and the request allows it (v4+; always before v4,
+// as Kafka did), with NumPartitions partitions (in a cluster through the
+// controller, with default.replication.factor replicas).
 func init() { serve(3, 0, 12, handleMetadata) }
 
 func handleMetadata(b *Broker, req *request) {
@@ -19,6 +27,10 @@ func handleMetadata(b *Broker, req *request) {
 	resp.ClusterID = &b.cfg.ClusterID
 	resp.ControllerID = b.cfg.NodeID
 	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: b.cfg.NodeID, Host: b.host, Port: b.port}}
+	if b.cluster != nil {
+		b.cluster.answerMetadata(req, r, resp)
+		return
+	}
 
 	// v0: an empty list means every topic; v1+: null means every topic.
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
@@ -79,6 +91,100 @@ func (b *Broker) topicMetadata(name string) kmsg.MetadataResponseTopic {
 		mp.LeaderEpoch = p.leaderEpoch
 		mp.Replicas = nodes
 		mp.ISR = nodes
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// answerMetadata answers from the image, creating missing topics through
+// the controller first when the request allows it.
+func (m *clusterMember) answerMetadata(req *request, r *kmsg.MetadataRequest, resp *kmsg.MetadataResponse) {
+	b := m.b
+	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
+	autoCreate := b.cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
+	pending := 1
+	finish := func(metadata.Code) {
+		pending--
+		if pending > 0 {
+			return
+		}
+		m.fillMetadata(resp, r, all)
+		req.respond(resp)
+	}
+	if !all && autoCreate && m.member != nil {
+		s := m.member.Image().State()
+		for _, rt := range r.Topics {
+			if rt.Topic == nil || s.Topics[*rt.Topic] != nil || validateTopicName(*rt.Topic) != nil {
+				continue
+			}
+			pending++
+			m.createTopic(*rt.Topic, b.cfg.NumPartitions, b.cfg.Cluster.DefaultReplicationFactor, nil, finish)
+		}
+	}
+	finish(metadata.CodeNone)
+}
+
+// fillMetadata writes the image's brokers and the topics asked for.
+func (m *clusterMember) fillMetadata(resp *kmsg.MetadataResponse, r *kmsg.MetadataRequest, all bool) {
+	if m.member == nil {
+		resp.Brokers = nil
+		return
+	}
+	s := m.member.Image().State()
+	resp.Brokers = nil
+	for _, id := range s.BrokerIDs() {
+		br := s.Brokers[id]
+		host, port, ok := splitAddr(br.Addr)
+		if br.Fenced || !ok {
+			continue
+		}
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: id, Host: host, Port: port})
+	}
+	var names []string
+	if all {
+		for name := range s.Topics {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+	} else {
+		for _, rt := range r.Topics {
+			if rt.Topic != nil {
+				names = append(names, *rt.Topic)
+			}
+		}
+	}
+	for _, name := range names {
+		resp.Topics = append(resp.Topics, imageTopicMetadata(s, name))
+	}
+}
+
+func imageTopicMetadata(s *metadata.State, name string) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = kmsg.StringPtr(name)
+	t := s.Topics[name]
+	if t == nil {
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		if validateTopicName(name) != nil {
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		}
+		return mt
+	}
+	if id, err := parseTopicID(t.ID); err == nil {
+		mt.TopicID = id
+	}
+	for i, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = int32(i)
+		mp.Leader, mp.LeaderEpoch = p.Leader, p.LeaderEpoch
+		mp.Replicas, mp.ISR = slices.Clone(p.Replicas), slices.Clone(p.ISR)
+		for _, id := range p.Replicas {
+			if br := s.Brokers[id]; br == nil || br.Fenced {
+				mp.OfflineReplicas = append(mp.OfflineReplicas, id)
+			}
+		}
+		if p.Leader == metadata.NoLeader {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

@@ -5,14 +5,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/metadata"
 )
 
 // CreateTopics: v0-7.
 //
-// Creates topics with a partition count (-1: num.partitions) and a
-// replication factor of 1 or -1 (a single broker has no second replica)
-// and the topic configs in topicConfigKeys. The answer waits until the
-// topics are durably recorded. validate_only checks without creating.
+// Creates topics with a partition count (-1: num.partitions), a
+// replication factor (-1: default.replication.factor; a single broker
+// has no second replica) and the topic configs in topicConfigKeys. The
+// answer waits until the topics are durably recorded: in topics.json, or
+// in a cluster in the controller's log and this broker's image.
+// validate_only checks without creating.
 func init() { serve(19, 0, 7, handleCreateTopics) }
 
 func handleCreateTopics(b *Broker, req *request) {
@@ -42,11 +46,29 @@ func handleCreateTopics(b *Broker, req *request) {
 			fail(kerrv, msg)
 			continue
 		}
-		resp.Topics[i].NumPartitions, resp.Topics[i].ReplicationFactor = partitions, 1
+		rf := int16(1)
+		if b.cluster != nil {
+			rf = rt.ReplicationFactor
+			if rf == -1 {
+				rf = b.cfg.Cluster.DefaultReplicationFactor
+			}
+		}
+		resp.Topics[i].NumPartitions, resp.Topics[i].ReplicationFactor = partitions, rf
 		if r.ValidateOnly {
 			continue
 		}
 		pending++
+		if b.cluster != nil {
+			b.cluster.createTopic(rt.Topic, partitions, rf, configs, func(code metadata.Code) {
+				if code != metadata.CodeNone {
+					fail(controllerError(code), "the controller refused: "+code.String())
+				} else if t := b.cluster.member.Image().State().Topics[rt.Topic]; t != nil {
+					resp.Topics[i].TopicID, _ = parseTopicID(t.ID)
+				}
+				finish()
+			})
+			continue
+		}
 		b.createTopic(rt.Topic, partitions, configs, func(err error) {
 			if err != nil {
 				fail(kerr.KafkaStorageError, err.Error())
@@ -67,7 +89,7 @@ func (b *Broker) checkNewTopic(rt kmsg.CreateTopicsRequestTopic, seen map[string
 	if err := validateTopicName(rt.Topic); err != nil {
 		return 0, nil, kerr.InvalidTopicException, err.Error()
 	}
-	if b.topics.byName[rt.Topic] != nil {
+	if b.topicExists(rt.Topic) {
 		return 0, nil, kerr.TopicAlreadyExists, fmt.Sprintf("topic %s already exists", rt.Topic)
 	}
 	if len(rt.ReplicaAssignment) > 0 {
@@ -80,7 +102,11 @@ func (b *Broker) checkNewTopic(rt kmsg.CreateTopicsRequestTopic, seen map[string
 	if partitions < 1 || partitions > partitionsMax {
 		return 0, nil, kerr.InvalidPartitions, fmt.Sprintf("%d partitions, want 1 to %d", partitions, partitionsMax)
 	}
-	if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
+	if b.cluster != nil {
+		if rt.ReplicationFactor == 0 || rt.ReplicationFactor < -1 {
+			return 0, nil, kerr.InvalidReplicationFactor, fmt.Sprintf("replication factor %d", rt.ReplicationFactor)
+		}
+	} else if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
 		return 0, nil, kerr.InvalidReplicationFactor,
 			fmt.Sprintf("replication factor %d is larger than the 1 available broker", rt.ReplicationFactor)
 	}
@@ -117,4 +143,22 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if err := b.topics.create(rec, logged); err != nil {
 		logged(err)
 	}
+}
+
+// topicExists reports whether a topic of that name exists (in a cluster,
+// in the image).
+func (b *Broker) topicExists(name string) bool {
+	if b.cluster != nil {
+		return b.cluster.member != nil && b.cluster.member.Image().State().Topics[name] != nil
+	}
+	return b.topics.byName[name] != nil
+}
+
+// controllerError is the Kafka error of a controller's refusal (the codes
+// are Kafka's).
+func controllerError(code metadata.Code) *kerr.Error {
+	if e, ok := kerr.ErrorForCode(int16(code)).(*kerr.Error); ok {
+		return e
+	}
+	return kerr.UnknownServerError
 }

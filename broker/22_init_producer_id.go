@@ -35,7 +35,16 @@ func handleInitProducerID(b *Broker, req *request) {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		} else {
 			resp.ProducerID, resp.ProducerEpoch = id, 0
+			if b.cluster != nil {
+				// Each broker hands out ids of its own range, so that
+				// two brokers never give out one id.
+				resp.ProducerID = int64(b.cfg.NodeID)<<clusterProducerIDBits | id
+			}
 		}
 		req.respond(resp)
 	})
 }
+
+// clusterProducerIDBits is how many low bits of a producer id a cluster
+// member's own counter fills; the broker id is above them.
+const clusterProducerIDBits = 40

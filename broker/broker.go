@@ -86,7 +86,11 @@ type Config struct {
 	// max.connections.per.ip: a connection beyond either is closed at once.
 	ConnectionsMax      int
 	ConnectionsPerIPMax int
-	Bugs                faults.Bugs
+	// Cluster is the broker's cluster membership (cluster.go); its zero
+	// value, with no controllers, is a single broker keeping its topics
+	// in topics.json.
+	Cluster ClusterConfig
+	Bugs    faults.Bugs
 	// Groups configures the group coordinator: offsets.topic.num.partitions
 	// and the group.* configs.
 	Groups group.Config
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 		ConnectionsMax:         4096,
 		ConnectionsPerIPMax:    1024,
 		Groups:                 group.DefaultConfig(),
+		Cluster:                DefaultClusterConfig(),
 	}
 }
 
@@ -159,6 +164,8 @@ type Broker struct {
 	recordsCompactedSeen int64
 	// groups is the group coordinator (coordinator.go).
 	groups *coordinator
+	// cluster is the broker's cluster membership; nil for a single broker.
+	cluster *clusterMember
 }
 
 // stats are the broker's counters.
@@ -268,7 +275,7 @@ func (b *Broker) serve() {
 	}
 	b.loadRecoveryPoints()
 	b.startRecovery = &recoveryTally{startMono: b.env.Clock.Mono()}
-	reg, err := loadTopics(b)
+	reg, err := b.loadRegistry()
 	tally := b.startRecovery
 	b.startRecovery = nil
 	if err != nil {
@@ -299,6 +306,7 @@ func (b *Broker) serve() {
 	b.ready, b.lifecycle.served = true, true
 	b.env.Log.Logf("broker %d serving on %s, %d topics", b.cfg.NodeID, b.cfg.Listen, len(b.topics.byName))
 	b.scheduleMaintenance()
+	b.joinCluster()
 }
 
 // Stats are a broker's counters since it started.
@@ -330,6 +338,7 @@ const restartDelay = time.Second
 // reading its log directory afresh. A broker told to exit on a start
 // failure (ExitOnStartFailure) that never served ends instead.
 func (b *Broker) fatal(err error) {
+	b.leaveCluster()
 	b.stopServing()
 	if b.topics != nil {
 		b.topics.closeAll()

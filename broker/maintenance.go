@@ -43,7 +43,7 @@ func (b *Broker) maintain() {
 		}
 	}()
 	for _, name := range b.topics.sortedNames() {
-		for _, p := range b.topics.get(name).partitions {
+		for _, p := range b.topics.get(name).hosted() {
 			compacted += p.log.RecordsCompacted()
 			// An offline log logs its own reopen attempts.
 			if err := p.log.Tick(p.highWatermark()); err != nil && p.log.Err() == nil {

@@ -18,7 +18,8 @@ import (
 // for data.
 const fetchWaitersMax = 10_000
 
-// partition is one partition this broker leads.
+// partition is one partition this broker leads or, in a cluster, one it
+// holds a replica of.
 type partition struct {
 	b     *Broker
 	topic string
@@ -32,6 +33,9 @@ type partition struct {
 	// disk (the high watermark is the flushed offset).
 	groupCommit bool
 	waiters     []*fetchWait
+	// replica is this broker's part in the partition's replication;
+	// unused by a single broker (replication.go).
+	replica replicaState
 }
 
 func (t *topic) openPartitions(b *Broker) error {
@@ -114,6 +118,13 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	hitRecoveryProbes(b.env, report)
 	p := &partition{b: b, topic: t.Name, index: index, log: lg,
 		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
+	if b.cluster != nil {
+		// The image says who leads and at which epoch (becomeLeader,
+		// becomeFollower); until then the partition serves nobody.
+		p.leaderEpoch = -1
+		p.replica = newReplicaState(t, b.env.Clock.Mono(), lg.Reopens())
+		return p, nil
+	}
 	// Epochs count from 0; the first start leads at 0.
 	p.leaderEpoch = b.starts - 1
 	if epochs := lg.Epochs(); len(epochs) > 0 {
@@ -172,6 +183,7 @@ func (t *topic) close() {
 }
 
 func (p *partition) close() {
+	p.leaveReplication()
 	for _, w := range slices.Clone(p.waiters) {
 		w.finish()
 	}
@@ -185,15 +197,26 @@ func (p *partition) close() {
 // what is on disk, otherwise everything appended (one broker is the whole
 // ISR).
 func (p *partition) highWatermark() int64 {
+	if p.b.cluster != nil {
+		return p.replica.hw
+	}
 	if p.groupCommit {
 		return min(p.log.FlushedOffset(), p.log.EndOffset())
 	}
 	return p.log.EndOffset()
 }
 
-// dataArrived wakes the fetches waiting on this partition; one that still
-// has too little parks again.
+// dataArrived wakes the fetches waiting on this partition (a leader in a
+// cluster first sees whether its high watermark moved); one that still has
+// too little parks again.
 func (p *partition) dataArrived() {
+	if p.b.cluster != nil {
+		p.advanceHighWatermark()
+	}
+	p.wakeWaiters()
+}
+
+func (p *partition) wakeWaiters() {
 	waiters := p.waiters
 	p.waiters = nil
 	for _, w := range waiters {
@@ -218,13 +241,30 @@ func (p *partition) addWaiter(w *fetchWait) bool {
 	return true
 }
 
-// lookupPartition finds a partition clients may use.
+// lookupPartition finds a partition clients may use: in a cluster, one
+// this broker holds a replica of.
 func (b *Broker) lookupPartition(topicName string, index int32) (*partition, *kerr.Error) {
 	t := b.topics.get(topicName)
 	if t == nil || index < 0 || index >= int32(len(t.partitions)) {
 		return nil, kerr.UnknownTopicOrPartition
 	}
+	if t.partitions[index] == nil {
+		return nil, kerr.NotLeaderForPartition
+	}
+	if t.partitions[index].lostData() {
+		return nil, kerr.KafkaStorageError
+	}
 	return t.partitions[index], nil
+}
+
+// lookupLeader finds a partition this broker leads: produce, consumers'
+// fetches and offset lookups are served by the leader only.
+func (b *Broker) lookupLeader(topicName string, index int32) (*partition, *kerr.Error) {
+	p, kerrv := b.lookupPartition(topicName, index)
+	if kerrv == nil && b.cluster != nil && p.replica.role != roleLeader {
+		return nil, kerr.NotLeaderForPartition
+	}
+	return p, kerrv
 }
 
 // storageCode maps a log error to the Kafka error a client gets.

@@ -39,13 +39,22 @@ func (b *Broker) ExitOnStartFailure(exit func(error)) {
 // checkpoint (so that the next start re-scans nothing) and closes the
 // logs, then calls done with the first error met (nil when all went
 // well). done runs on the loop, after Stop returns. A broker that has not
-// opened its logs yet only stops. Stop may be called once.
+// opened its logs yet only stops. A cluster member first asks the
+// controller for a controlled shutdown, so that its leaderships move to
+// other ISR members before it stops serving (waiting at most
+// controlledShutdownMax). Stop may be called once.
 func (b *Broker) Stop(done func(error)) {
 	if b.lifecycle.stopping {
 		b.env.Clock.AfterFunc(0, func() { done(errors.New("broker already stopped")) })
 		return
 	}
 	b.lifecycle.stopping = true
+	b.controlledShutdown(func() { b.stopClean(done) })
+}
+
+// stopClean is Stop once the cluster (if any) has let the broker go.
+func (b *Broker) stopClean(done func(error)) {
+	b.leaveCluster()
 	b.stopServing()
 	if b.topics == nil {
 		b.env.Clock.AfterFunc(0, func() { done(nil) })
@@ -77,7 +86,7 @@ func (b *Broker) flushAll(done func(error)) {
 		}
 	}
 	for _, name := range b.topics.allNames() {
-		for _, p := range b.topics.byName[name].partitions {
+		for _, p := range b.topics.byName[name].hosted() {
 			if p == nil {
 				continue
 			}
@@ -108,7 +117,7 @@ func (b *Broker) afterCheckpoint(f func()) {
 func (b *Broker) writeFinalCheckpoint(done func(error)) {
 	var points []storage.PartitionOffset
 	for _, name := range b.topics.sortedNames() {
-		for _, p := range b.topics.get(name).partitions {
+		for _, p := range b.topics.get(name).hosted() {
 			if p == nil {
 				continue
 			}

@@ -28,6 +28,12 @@ func topicLogConfig(defaults storage.Config, configs map[string]string) (storage
 }
 
 func applyTopicConfig(cfg *storage.Config, key, value string) error {
+	if key == "unclean.leader.election.enable" {
+		if value != "true" && value != "false" {
+			return fmt.Errorf("not true or false")
+		}
+		return nil // the controller's, when it elects a leader
+	}
 	if key == "cleanup.policy" {
 		p, err := storage.ParseCleanupPolicy(value)
 		cfg.Cleanup = p

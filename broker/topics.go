@@ -50,10 +50,14 @@ type topic struct {
 	// durable is set once topics.json records the topic: until then no
 	// client may see it, or an acknowledged write could vanish with a
 	// topic a crash forgot.
-	durable    bool
-	id         [16]byte
+	durable bool
+	id      [16]byte
+	// partitions are indexed by partition number; in a cluster, those
+	// this broker holds no replica of are nil.
 	partitions []*partition
 	logConfig  storage.Config
+	// minInsync is the topic's min.insync.replicas.
+	minInsync int
 }
 
 var legalTopicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
@@ -131,7 +135,7 @@ func (reg *topicRegistry) build(rec topicRecord) (*topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &topic{topicRecord: rec, logConfig: cfg}
+	t := &topic{topicRecord: rec, logConfig: cfg, minInsync: topicMinInsync(rec.Configs, reg.b.cfg.MinInsyncReplicas)}
 	id, err := parseTopicID(rec.ID)
 	if err != nil {
 		return nil, err
@@ -381,6 +385,7 @@ var topicConfigKeys = []string{
 	"cleanup.policy", "delete.retention.ms", "flush.messages", "flush.ms",
 	"index.interval.bytes", "max.message.bytes", "min.insync.replicas",
 	"retention.bytes", "retention.ms", "segment.bytes", "segment.ms",
+	"unclean.leader.election.enable",
 }
 
 func isTopicConfigKey(k string) bool { return slices.Contains(topicConfigKeys, k) }

@@ -27,6 +27,11 @@ const (
 	BugIndexOffByOne     Bug = "index-off-by-one"
 	BugTrustPageCache    Bug = "trust-page-cache"
 	BugRaftAckBeforeSync Bug = "raft-ack-before-sync"
+	// Replication bugs of a broker cluster.
+	BugHWFromLeaderOnly  Bug = "hw-from-leader-only"
+	BugAckBeforeISR      Bug = "ack-before-isr"
+	BugNoEpochTruncation Bug = "no-epoch-truncation"
+	BugISRShrinkLocal    Bug = "isr-shrink-local"
 	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
 	// progress, not safety, and is caught by the no-progress watchdog.
 	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
@@ -44,6 +49,14 @@ var registry = map[Bug]BugInfo{
 	BugTrustPageCache: {BugTrustPageCache, "log recovery trusts what it reads back above the recovery point to be written by the next fsync: " +
 		"after a failed fsync (Linux marks the pages clean) a power loss loses data the broker acknowledged"},
 	BugRaftAckBeforeSync: {BugRaftAckBeforeSync, "a controller sends raft messages and applies entries before they are durable: a correlated power loss loses committed metadata"},
+	BugHWFromLeaderOnly: {BugHWFromLeaderOnly, "a partition leader moves its high watermark to its own log end without waiting for the ISR: " +
+		"consumers read, and acks=all acknowledges, writes a leader crash then loses"},
+	BugAckBeforeISR: {BugAckBeforeISR, "acks=all is answered once the leader appended, without waiting for the ISR: " +
+		"a leader crash loses acknowledged writes"},
+	BugNoEpochTruncation: {BugNoEpochTruncation, "a follower keeps its unreplicated tail instead of truncating by leader epoch: " +
+		"replicas diverge after a leader change"},
+	BugISRShrinkLocal: {BugISRShrinkLocal, "a partition leader drops lagging followers from its ISR without the controller: " +
+		"it acknowledges writes they lack, and the controller, still counting them in sync, elects one of them"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +

@@ -160,7 +160,7 @@ func (a *api) serve(conn sim.Conn, req Request) {
 	case OpCreateTopic:
 		a.proposeFor(conn, req, metadata.Record{Kind: metadata.KindCreateTopic, Topic: req.Topic,
 			TopicID: a.newTopicID(), Partitions: req.Partitions, ReplicationFactor: req.ReplicationFactor,
-			Unclean: req.Unclean})
+			Unclean: req.Unclean, Configs: req.Configs})
 	case OpDeleteTopic:
 		a.proposeFor(conn, req, metadata.Record{Kind: metadata.KindDeleteTopic, Topic: req.Topic, TopicID: req.TopicID})
 	default:

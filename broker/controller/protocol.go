@@ -46,6 +46,8 @@ type Request struct {
 	Partitions        int32  `json:"partitions,omitempty"`
 	ReplicationFactor int16  `json:"replication_factor,omitempty"`
 	Unclean           bool   `json:"unclean,omitempty"`
+	// Configs are a new topic's configs.
+	Configs map[string]string `json:"configs,omitempty"`
 
 	Partition      int32   `json:"partition,omitempty"`
 	LeaderEpoch    int32   `json:"leader_epoch,omitempty"`

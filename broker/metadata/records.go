@@ -52,6 +52,9 @@ type Record struct {
 	ReplicationFactor int16  `json:"rf,omitempty"`
 	// Unclean is the topic's unclean.leader.election.enable.
 	Unclean bool `json:"unclean,omitempty"`
+	// Configs are the topic's configs (min.insync.replicas, retention,
+	// ...), kept for the brokers that host its partitions.
+	Configs map[string]string `json:"cfg,omitempty"`
 
 	Partition      int32   `json:"p,omitempty"`
 	LeaderEpoch    int32   `json:"le,omitempty"`

@@ -3,6 +3,7 @@ package metadata
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -49,10 +50,12 @@ func (p Partition) Clone() Partition {
 
 // Topic is a topic and its partitions.
 type Topic struct {
-	Name       string      `json:"name"`
-	ID         string      `json:"id"`
-	Unclean    bool        `json:"unclean,omitempty"`
-	Partitions []Partition `json:"partitions"`
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Unclean bool   `json:"unclean,omitempty"`
+	// Configs are the topic configs it was created with.
+	Configs    map[string]string `json:"configs,omitempty"`
+	Partitions []Partition       `json:"partitions"`
 }
 
 // Limits on what the state machine accepts, so that a bad request cannot
@@ -267,7 +270,7 @@ func (s *State) createTopic(offset int64, r Record) Result {
 	if r.ReplicationFactor <= 0 || int(r.ReplicationFactor) > len(eligible) {
 		return Result{Code: CodeInvalidReplicationFactor}
 	}
-	t := &Topic{Name: r.Topic, ID: r.TopicID, Unclean: r.Unclean}
+	t := &Topic{Name: r.Topic, ID: r.TopicID, Unclean: r.Unclean, Configs: maps.Clone(r.Configs)}
 	for _, replicas := range Assign(eligible, int(r.Partitions), int(r.ReplicationFactor), offset) {
 		t.Partitions = append(t.Partitions, Partition{
 			Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0],

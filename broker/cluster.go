@@ -1,0 +1,471 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluice-sim/sluice/broker/controller"
+	"github.com/sluice-sim/sluice/broker/metadata"
+)
+
+// A broker in cluster mode is a member of a controller quorum's cluster:
+// it registers and heartbeats through a controller.Member (the code the
+// quorum's Agent runs too), follows the metadata log into an Image, and
+// applies the image: its topics are the image's, and for every partition
+// it holds a replica of it becomes leader or follower at the image's leader
+// epoch. Topics are created and deleted through the controller; no
+// topics.json is kept.
+
+// ClusterConfig configures cluster mode.
+type ClusterConfig struct {
+	// Controllers are the quorum's addresses (controller.quorum.voters);
+	// empty means a single broker.
+	Controllers []string
+	// DefaultReplicationFactor is default.replication.factor: the
+	// replication factor of auto-created topics and of CreateTopics asking
+	// for -1.
+	DefaultReplicationFactor int16
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: a follower that has
+	// not caught up for this long leaves the ISR.
+	ReplicaLagTimeMax time.Duration
+	// ReplicaFetchWaitMax is replica.fetch.wait.max.ms: how long a
+	// leader holds a follower's fetch that finds nothing new.
+	ReplicaFetchWaitMax time.Duration
+	// ReplicaFetchBackoff is replica.fetch.backoff.ms: the pause after a
+	// failed fetch.
+	ReplicaFetchBackoff time.Duration
+	// UncleanLeaderElection is unclean.leader.election.enable for the
+	// topics this broker creates without the topic config.
+	UncleanLeaderElection bool
+}
+
+// DefaultClusterConfig is Kafka's defaults, without controllers.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{DefaultReplicationFactor: 1, ReplicaLagTimeMax: 30 * time.Second,
+		ReplicaFetchWaitMax: 500 * time.Millisecond, ReplicaFetchBackoff: time.Second}
+}
+
+// clusterMember is the broker's membership and its replica fetchers.
+type clusterMember struct {
+	b      *Broker
+	member *controller.Member
+	// fetchers fetch from each leader this broker follows, by broker id.
+	fetchers map[int32]*replicaFetcher
+	// applied is set once the image has been applied caught up at least
+	// once: stray directories are removed then.
+	applied bool
+	// topicWaits are answers held until the image shows a topic.
+	topicWaits []*topicWait
+	// failedTopics are the topic ids whose partitions failed to open,
+	// logged once each.
+	failedTopics map[string]bool
+	stopped      bool
+	// restarting is set once a partition lost data and the broker is
+	// about to start over.
+	restarting bool
+}
+
+// topicWait is an answer held until the image holds a topic (or not).
+type topicWait struct {
+	name    string
+	present bool
+	until   time.Duration
+	done    func(bool)
+}
+
+// topicWaitsMax bounds the answers held for topic changes.
+const topicWaitsMax = 4096
+
+// loadRegistry is the topics a start begins with: a single broker's from
+// topics.json, a cluster member's none until the image gives them.
+func (b *Broker) loadRegistry() (*topicRegistry, error) {
+	if len(b.cfg.Cluster.Controllers) == 0 {
+		return loadTopics(b)
+	}
+	b.cluster = &clusterMember{b: b, fetchers: map[int32]*replicaFetcher{}, failedTopics: map[string]bool{}}
+	return &topicRegistry{b: b, byName: make(map[string]*topic)}, nil
+}
+
+// joinCluster starts the membership once the broker serves.
+func (b *Broker) joinCluster() {
+	m := b.cluster
+	if m == nil {
+		return
+	}
+	m.member = controller.NewMember(b.env, b.cfg.NodeID, fmt.Sprintf("%s:%d", b.host, b.port), b.cfg.Cluster.Controllers, m.applyImage)
+	m.member.Start()
+	m.scheduleISRCheck()
+}
+
+// leaveCluster stops the membership and every fetcher (the broker is
+// stopping or starting over).
+func (b *Broker) leaveCluster() {
+	m := b.cluster
+	if m == nil || m.stopped {
+		return
+	}
+	m.stopped = true
+	if m.member != nil {
+		m.member.Stop()
+	}
+	for _, id := range sortedFetcherIDs(m.fetchers) {
+		m.fetchers[id].stop()
+	}
+	m.fetchers = map[int32]*replicaFetcher{}
+	for _, w := range m.topicWaits {
+		w.done(false)
+	}
+	m.topicWaits = nil
+}
+
+func sortedFetcherIDs(fetchers map[int32]*replicaFetcher) []int32 {
+	ids := make([]int32, 0, len(fetchers))
+	for id := range fetchers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Member is the broker's cluster membership, nil for a single broker or
+// before it serves.
+func (b *Broker) Member() *controller.Member {
+	if b.cluster == nil {
+		return nil
+	}
+	return b.cluster.member
+}
+
+// applyImage brings the topics and every hosted partition's role in line
+// with the image, once the image has caught up with the controller: a
+// partial image may describe leaderships the cluster has moved past.
+func (m *clusterMember) applyImage() {
+	b := m.b
+	if m.stopped || b.topics == nil || !m.member.CaughtUp() {
+		return
+	}
+	s := m.member.Image().State()
+	for _, name := range b.topics.allNames() {
+		if t := s.Topics[name]; t == nil || b.topics.byName[name].ID != t.ID {
+			b.topics.dropClusterTopic(name)
+		}
+	}
+	names := make([]string, 0, len(s.Topics))
+	for name := range s.Topics {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := m.applyTopic(s.Topics[name]); err != nil && !m.failedTopics[s.Topics[name].ID] {
+			// Logged once: the next image tries again, and would
+			// repeat the line every fetch.
+			if len(m.failedTopics) < topicsMax {
+				m.failedTopics[s.Topics[name].ID] = true
+			}
+			b.env.Log.Logf("broker %d: topic %s: %v", b.cfg.NodeID, name, err)
+		}
+	}
+	if !m.applied {
+		m.applied = true
+		if err := b.topics.removeStrays(); err != nil {
+			b.env.Log.Logf("broker %d: %v", b.cfg.NodeID, err)
+		}
+	}
+	m.releaseTopicWaits(s)
+}
+
+// applyTopic opens the partitions of t this broker holds a replica of
+// and gives each its role.
+func (m *clusterMember) applyTopic(mt *metadata.Topic) error {
+	b := m.b
+	t := b.topics.byName[mt.Name]
+	if t == nil {
+		var err error
+		if t, err = b.topics.addClusterTopic(mt); err != nil {
+			return err
+		}
+	}
+	for i, part := range mt.Partitions {
+		if !slices.Contains(part.Replicas, b.cfg.NodeID) {
+			continue
+		}
+		p := t.partitions[i]
+		if p == nil {
+			var err error
+			if p, err = openPartition(b, t, int32(i)); err != nil {
+				return err
+			}
+			p.replica.topicID = mt.ID
+			t.partitions[i] = p
+		}
+		m.applyPartition(p, part)
+	}
+	return nil
+}
+
+// applyPartition moves a partition to the role the image gives it.
+func (m *clusterMember) applyPartition(p *partition, part metadata.Partition) {
+	r := &p.replica
+	me := m.b.cfg.NodeID
+	switch {
+	case part.Leader == me && (r.role != roleLeader || p.leaderEpoch != part.LeaderEpoch):
+		p.becomeLeader(part)
+	case part.Leader != me && (r.role == roleLeader || p.leaderEpoch != part.LeaderEpoch || r.leaderID != part.Leader):
+		p.becomeFollower(part)
+	case r.role == roleFollower && r.fetcher == nil:
+		m.follow(p, part.Leader) // its leader's address was unknown before
+		p.updateISR(part)
+	default:
+		p.updateISR(part)
+	}
+}
+
+// follow hands a follower partition to the fetcher of its leader.
+func (m *clusterMember) follow(p *partition, leader int32) {
+	br := m.member.Image().State().Brokers[leader]
+	if br == nil || m.stopped {
+		return
+	}
+	f := m.fetchers[leader]
+	if f != nil && f.addr != br.Addr {
+		f.stop()
+		f = nil
+	}
+	if f == nil {
+		f = newReplicaFetcher(m.b, leader, br.Addr)
+		m.fetchers[leader] = f
+	}
+	f.add(p)
+}
+
+// stopFetching takes a partition off its fetcher.
+func (p *partition) stopFetching() {
+	if f := p.replica.fetcher; f != nil {
+		f.remove(p)
+	}
+	p.replica.fetcher = nil
+}
+
+// isrCheckDivisor sets how often leaders look for followers to drop from
+// the ISR: every replica.lag.time.max.ms divided by it.
+const isrCheckDivisor = 4
+
+func (m *clusterMember) scheduleISRCheck() {
+	lagMax := m.b.cfg.Cluster.ReplicaLagTimeMax
+	m.b.env.Clock.AfterFunc(max(lagMax/isrCheckDivisor, 10*time.Millisecond), func() {
+		if m.stopped || m.b.topics == nil {
+			return
+		}
+		for _, name := range m.b.topics.sortedNames() {
+			for _, p := range m.b.topics.get(name).hosted() {
+				p.shrinkISR(lagMax)
+			}
+		}
+		m.scheduleISRCheck()
+	})
+}
+
+// createTopic asks the controller for a topic and calls done once the
+// image holds it (nil), or with the controller's refusal.
+func (m *clusterMember) createTopic(name string, partitions int32, rf int16, configs map[string]string, done func(metadata.Code)) {
+	if m.member == nil || m.stopped {
+		done(metadata.CodeRequestTimedOut)
+		return
+	}
+	req := controller.Request{Op: controller.OpCreateTopic, Topic: name, Partitions: partitions,
+		ReplicationFactor: rf, Configs: configs, Unclean: configs["unclean.leader.election.enable"] == "true"}
+	if _, set := configs["unclean.leader.election.enable"]; !set {
+		req.Unclean = m.b.cfg.Cluster.UncleanLeaderElection
+	}
+	m.member.Client().Do(req, func(resp controller.Response, err error) {
+		switch {
+		case err != nil:
+			done(metadata.CodeRequestTimedOut)
+		case resp.Code != metadata.CodeNone:
+			done(resp.Code)
+		default:
+			m.awaitTopic(name, true, func(ok bool) {
+				if ok {
+					done(metadata.CodeNone)
+				} else {
+					done(metadata.CodeRequestTimedOut)
+				}
+			})
+		}
+	})
+}
+
+// deleteTopic asks the controller to delete a topic and calls done once
+// the image no longer holds it.
+func (m *clusterMember) deleteTopic(name string, done func(metadata.Code)) {
+	if m.member == nil || m.stopped {
+		done(metadata.CodeRequestTimedOut)
+		return
+	}
+	m.member.Client().Do(controller.Request{Op: controller.OpDeleteTopic, Topic: name}, func(resp controller.Response, err error) {
+		switch {
+		case err != nil:
+			done(metadata.CodeRequestTimedOut)
+		case resp.Code != metadata.CodeNone:
+			done(resp.Code)
+		default:
+			m.awaitTopic(name, false, func(ok bool) {
+				if ok {
+					done(metadata.CodeNone)
+				} else {
+					done(metadata.CodeRequestTimedOut)
+				}
+			})
+		}
+	})
+}
+
+// topicWaitMax bounds how long an answer waits for the image to show a
+// topic change the controller acknowledged.
+const topicWaitMax = 5 * time.Second
+
+func (m *clusterMember) awaitTopic(name string, present bool, done func(bool)) {
+	if m.stopped || len(m.topicWaits) >= topicWaitsMax {
+		done(false)
+		return
+	}
+	m.topicWaits = append(m.topicWaits, &topicWait{name: name, present: present,
+		until: m.b.env.Clock.Mono() + topicWaitMax, done: done})
+	m.releaseTopicWaits(m.member.Image().State())
+}
+
+func (m *clusterMember) releaseTopicWaits(s *metadata.State) {
+	now := m.b.env.Clock.Mono()
+	var keep []*topicWait
+	var ready []*topicWait
+	for _, w := range m.topicWaits {
+		if (s.Topics[w.name] != nil) == w.present || now >= w.until {
+			ready = append(ready, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	m.topicWaits = keep
+	for _, w := range ready {
+		w.done((s.Topics[w.name] != nil) == w.present)
+	}
+}
+
+// addClusterTopic adds a topic the image names; its partitions open as
+// the image gives this broker replicas of them.
+func (reg *topicRegistry) addClusterTopic(mt *metadata.Topic) (*topic, error) {
+	if len(reg.byName) >= topicsMax {
+		return nil, fmt.Errorf("the broker holds %d topics already", topicsMax)
+	}
+	t, err := reg.build(topicRecord{Name: mt.Name, ID: mt.ID, Partitions: int32(len(mt.Partitions)), Configs: mt.Configs})
+	if err != nil {
+		return nil, err
+	}
+	t.partitions = make([]*partition, len(mt.Partitions))
+	t.durable = true
+	reg.byName[mt.Name] = t
+	return t, nil
+}
+
+// dropClusterTopic forgets a topic the image no longer holds and deletes
+// its partition directories.
+func (reg *topicRegistry) dropClusterTopic(name string) {
+	t := reg.byName[name]
+	delete(reg.byName, name)
+	t.close()
+	reg.forgetRecoveryPoints(name, t.Partitions)
+	fs := reg.b.env.FS
+	for i, p := range t.partitions {
+		if p == nil {
+			continue
+		}
+		dir := partitionDir(reg.b.cfg.DataDir, name, int32(i))
+		if err := fs.RemoveAll(dir); err != nil {
+			reg.b.env.Log.Logf("delete %s: %v", dir, err)
+		}
+	}
+	reg.b.env.Log.Logf("broker %d: topic %s deleted", reg.b.cfg.NodeID, name)
+}
+
+// hosted lists the partitions of t this broker holds: all of them for a
+// single broker, its replicas in a cluster.
+func (t *topic) hosted() []*partition {
+	out := make([]*partition, 0, len(t.partitions))
+	for _, p := range t.partitions {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// splitAddr parses a registered broker address into host and port.
+func splitAddr(addr string) (string, int32, bool) {
+	host, port, ok := splitHostPort(addr)
+	if !ok {
+		return "", 0, false
+	}
+	var n int32
+	for _, c := range port {
+		if c < '0' || c > '9' || n > 1<<20 {
+			return "", 0, false
+		}
+		n = n*10 + c - '0'
+	}
+	return host, n, true
+}
+
+// controlledShutdownMax bounds how long a stopping broker waits for the
+// controller to move its leaderships away.
+const controlledShutdownMax = 5 * time.Second
+
+// controlledShutdown asks the controller to move this broker's
+// leaderships to other ISR members and fence it, then waits until the
+// image shows it leads nothing (or controlledShutdownMax passes) before
+// calling next. A single broker, or one not yet registered, goes on at
+// once.
+func (b *Broker) controlledShutdown(next func()) {
+	m := b.cluster
+	if m == nil || m.stopped || m.member == nil || m.member.Epoch() == 0 {
+		b.env.Clock.AfterFunc(0, next)
+		return
+	}
+	finished := false
+	finish := func() {
+		if !finished {
+			finished = true
+			next()
+		}
+	}
+	b.env.Clock.AfterFunc(controlledShutdownMax, finish)
+	m.member.ControlledShutdown(func(err error) {
+		if err != nil {
+			b.env.Log.Logf("broker %d: controlled shutdown: %v", b.cfg.NodeID, err)
+			finish()
+			return
+		}
+		m.awaitNoLeaderships(finish)
+	})
+}
+
+// awaitNoLeaderships calls done once the image shows this broker leading
+// no partition, looking again as images arrive.
+func (m *clusterMember) awaitNoLeaderships(done func()) {
+	if m.stopped {
+		return
+	}
+	s := m.member.Image().State()
+	for _, t := range s.Topics {
+		for _, p := range t.Partitions {
+			if p.Leader == m.b.cfg.NodeID {
+				m.b.env.Clock.AfterFunc(memberLookInterval, func() { m.awaitNoLeaderships(done) })
+				return
+			}
+		}
+	}
+	done()
+}
+
+// memberLookInterval paces looks at the image while waiting for it.
+const memberLookInterval = 50 * time.Millisecond

@@ -1,0 +1,467 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim"
+)
+
+// A replica fetcher is the follower's side of replication: one per leader
+// this broker follows, on the node's loop like everything else. It first
+// cuts each new partition's log back to where it agrees with the leader's
+// (OffsetForLeaderEpoch, KIP-101/279: the leader's end offset for the
+// follower's latest epoch, never the high watermark alone), then fetches
+// from its log end with Fetch carrying this broker's id, appends what comes
+// as it came (offsets, leader epochs and producer ids as the leader wrote
+// them, so producer state follows the log), and takes the high watermark
+// the leader sends. One request is in flight at a time; the leader holds a
+// fetch that finds nothing for replica.fetch.wait.max.ms.
+
+// probeEpochTruncation marks a follower cutting an unreplicated tail.
+var probeEpochTruncation = sim.DeclareProbe("broker/epoch-truncation",
+	"a follower cut its log back to where it agrees with its leader, by leader epoch")
+
+// Versions the fetcher speaks.
+const (
+	replicaFetchVersion       = 12
+	replicaEpochOffsetVersion = 4
+	// replicaBatchesMax bounds the batches taken from one partition's
+	// part of a fetch answer.
+	replicaBatchesMax = 1 << 16
+	// replicaRequestSlack is how much longer than the leader may hold a
+	// fetch the fetcher waits before it gives up on the connection.
+	replicaRequestSlack = 5 * time.Second
+)
+
+type replicaFetcher struct {
+	b      *Broker
+	leader int32
+	addr   string
+	conn   sim.Conn
+	// parts are the partitions fetched, sorted by topic and index.
+	parts []*partition
+	// inFlight is the request awaiting its answer, if any.
+	inFlight *fetcherCall
+	corrNext int32
+	retry    sim.Timer
+	flushing int
+	stopped  bool
+}
+
+type fetcherCall struct {
+	req   kmsg.Request
+	corr  int32
+	timer sim.Timer
+	done  func(kmsg.Response, error)
+}
+
+// sentPartition is what a request asked for one partition, to match the
+// answer against the partition as it is when the answer comes.
+type sentPartition struct {
+	p      *partition
+	epoch  int32
+	offset int64
+}
+
+func newReplicaFetcher(b *Broker, leader int32, addr string) *replicaFetcher {
+	return &replicaFetcher{b: b, leader: leader, addr: addr}
+}
+
+func partitionLess(a, b *partition) int {
+	if c := strings.Compare(a.topic, b.topic); c != 0 {
+		return c
+	}
+	return int(a.index) - int(b.index)
+}
+
+// add starts fetching a partition (after cutting its log).
+func (f *replicaFetcher) add(p *partition) {
+	if !slices.Contains(f.parts, p) {
+		i, _ := slices.BinarySearchFunc(f.parts, p, partitionLess)
+		f.parts = slices.Insert(f.parts, i, p)
+	}
+	p.replica.fetcher = f
+	p.replica.truncated = false
+	p.replica.backoffUntil = 0
+	f.kick()
+}
+
+func (f *replicaFetcher) remove(p *partition) {
+	f.parts = slices.DeleteFunc(f.parts, func(q *partition) bool { return q == p })
+}
+
+func (f *replicaFetcher) stop() {
+	f.stopped = true
+	for _, p := range f.parts {
+		p.replica.fetcher = nil
+	}
+	f.parts = nil
+	if f.retry != nil {
+		f.retry.Stop()
+	}
+	f.dropConn()
+}
+
+// kick sends the next request when none is in flight: epoch lookups for
+// partitions not yet cut, else a fetch for the rest.
+func (f *replicaFetcher) kick() {
+	if f.stopped || f.inFlight != nil || f.retry != nil || f.flushing > 0 || len(f.parts) == 0 {
+		return
+	}
+	now := f.b.env.Clock.Mono()
+	var uncut, ready []*partition
+	wake := time.Duration(-1)
+	for _, p := range f.parts {
+		switch {
+		case p.lostData():
+		case p.replica.backoffUntil > now:
+			if wake < 0 || p.replica.backoffUntil < wake {
+				wake = p.replica.backoffUntil
+			}
+		case !p.replica.truncated:
+			uncut = append(uncut, p)
+		default:
+			ready = append(ready, p)
+		}
+	}
+	switch {
+	case len(uncut) > 0:
+		f.askEpochs(uncut)
+	case len(ready) > 0:
+		f.fetch(ready)
+	case wake >= 0:
+		f.retryAfter(wake - now)
+	}
+}
+
+func (f *replicaFetcher) retryAfter(d time.Duration) {
+	f.retry = f.b.env.Clock.AfterFunc(d, func() {
+		f.retry = nil
+		f.kick()
+	})
+}
+
+// askEpochs asks the leader where each partition's latest epoch ends.
+func (f *replicaFetcher) askEpochs(parts []*partition) {
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(replicaEpochOffsetVersion)
+	req.ReplicaID = f.b.cfg.NodeID
+	var sent []sentPartition
+	for _, p := range parts {
+		latest := p.log.LatestEpoch()
+		if latest < 0 {
+			// An empty log (or one no leader ever wrote an epoch
+			// into) has nothing to disagree about.
+			p.replica.truncated = true
+			continue
+		}
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p.index, p.leaderEpoch, latest
+		req.Topics = appendEpochPartition(req.Topics, p.topic, rp)
+		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
+	}
+	if len(sent) == 0 {
+		f.kick()
+		return
+	}
+	f.send(req, func(resp kmsg.Response, err error) {
+		if err != nil {
+			f.failed(err)
+			return
+		}
+		f.cutLogs(sent, resp.(*kmsg.OffsetForLeaderEpochResponse))
+		f.kick()
+	})
+}
+
+func appendEpochPartition(topics []kmsg.OffsetForLeaderEpochRequestTopic, name string, rp kmsg.OffsetForLeaderEpochRequestTopicPartition) []kmsg.OffsetForLeaderEpochRequestTopic {
+	if n := len(topics); n > 0 && topics[n-1].Topic == name {
+		topics[n-1].Partitions = append(topics[n-1].Partitions, rp)
+		return topics
+	}
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic, rt.Partitions = name, []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}
+	return append(topics, rt)
+}
+
+// current reports whether an answer about s still applies: the partition
+// is still fetched here, under the same epoch, from the same log end.
+func (f *replicaFetcher) current(s sentPartition) bool {
+	p := s.p
+	return slices.Contains(f.parts, p) && p.replica.fetcher == f && p.leaderEpoch == s.epoch &&
+		!p.lostData() && p.log.EndOffset() == s.offset
+}
+
+func findSent(sent []sentPartition, topicName string, index int32) (sentPartition, bool) {
+	for _, s := range sent {
+		if s.p.topic == topicName && s.p.index == index {
+			return s, true
+		}
+	}
+	return sentPartition{}, false
+}
+
+// cutLogs truncates each partition to where its log agrees with the
+// leader's: the leader's end for the largest epoch both know, or the
+// follower's own end for that epoch if smaller.
+func (f *replicaFetcher) cutLogs(sent []sentPartition, resp *kmsg.OffsetForLeaderEpochResponse) {
+	now := f.b.env.Clock.Mono()
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			s, ok := findSent(sent, rt.Topic, rp.Partition)
+			if !ok || !f.current(s) {
+				continue
+			}
+			p := s.p
+			if rp.ErrorCode != 0 {
+				p.replica.backoffUntil = now + f.b.cfg.Cluster.ReplicaFetchBackoff
+				continue
+			}
+			target := p.replica.hw // KIP-101's fallback when the leader knows no epoch
+			if rp.LeaderEpoch >= 0 && rp.EndOffset >= 0 {
+				target = rp.EndOffset
+				if _, own := p.log.EndOffsetForEpoch(rp.LeaderEpoch); own >= 0 {
+					target = min(target, own)
+				}
+			}
+			f.cut(p, target, fmt.Sprintf("the leader's epoch %d ends at %d", rp.LeaderEpoch, rp.EndOffset))
+		}
+	}
+}
+
+// cut truncates a follower's log to target (if it ends past it) and
+// marks it ready to fetch.
+func (f *replicaFetcher) cut(p *partition, target int64, why string) {
+	end := p.log.EndOffset()
+	if target < end && !f.b.cfg.Bugs.On(faults.BugNoEpochTruncation) {
+		if err := p.log.TruncateTo(target); err != nil {
+			f.b.env.Log.Logf("partition %s-%d: truncate to %d: %v", p.topic, p.index, target, err)
+			p.replica.backoffUntil = f.b.env.Clock.Mono() + f.b.cfg.Cluster.ReplicaFetchBackoff
+			return
+		}
+		f.b.env.Hit(probeEpochTruncation)
+		f.b.env.Log.Logf("partition %s-%d: truncated from %d to %d as follower of %d at epoch %d: %s",
+			p.topic, p.index, end, p.log.EndOffset(), f.leader, p.leaderEpoch, why)
+	}
+	p.replica.hw = min(p.replica.hw, p.log.EndOffset())
+	p.replica.truncated = true
+}
+
+// fetch asks the leader for what follows each partition's log end.
+func (f *replicaFetcher) fetch(parts []*partition) {
+	cfg := f.b.cfg
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(replicaFetchVersion)
+	req.ReplicaID = cfg.NodeID
+	req.MaxWaitMillis = int32(cfg.Cluster.ReplicaFetchWaitMax / time.Millisecond)
+	req.MinBytes, req.MaxBytes = 1, int32(min(cfg.FetchMaxBytes, 1<<30))
+	req.SessionEpoch = -1
+	var sent []sentPartition
+	for _, p := range parts {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset = p.index, p.leaderEpoch, p.log.EndOffset()
+		rp.LastFetchedEpoch, rp.LogStartOffset = -1, p.log.StartOffset()
+		rp.PartitionMaxBytes = int32(min(cfg.FetchPartitionMaxBytes, 1<<30))
+		if n := len(req.Topics); n > 0 && req.Topics[n-1].Topic == p.topic {
+			req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, rp)
+		} else {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.Partitions = p.topic, []kmsg.FetchRequestTopicPartition{rp}
+			req.Topics = append(req.Topics, rt)
+		}
+		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
+	}
+	f.send(req, func(resp kmsg.Response, err error) {
+		if err != nil {
+			f.failed(err)
+			return
+		}
+		fr := resp.(*kmsg.FetchResponse)
+		if fr.ErrorCode != 0 {
+			f.failed(fmt.Errorf("fetch from broker %d: %w", f.leader, kerr.ErrorForCode(fr.ErrorCode)))
+			return
+		}
+		var flush []*partition
+		for _, rt := range fr.Topics {
+			for i := range rt.Partitions {
+				sp := &rt.Partitions[i]
+				if s, ok := findSent(sent, rt.Topic, sp.Partition); ok && f.current(s) && f.take(s.p, sp) && s.p.groupCommit {
+					flush = append(flush, s.p)
+				}
+			}
+		}
+		f.flushThenKick(flush)
+	})
+}
+
+// take applies one partition's part of a fetch answer and reports whether
+// it appended anything.
+func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition) bool {
+	now := f.b.env.Clock.Mono()
+	switch sp.ErrorCode {
+	case 0:
+	case kerr.OffsetOutOfRange.Code:
+		if sp.LogStartOffset > p.log.EndOffset() {
+			if err := p.log.TruncateFullyAndStartAt(sp.LogStartOffset); err != nil {
+				f.b.env.Log.Logf("partition %s-%d: start over at %d: %v", p.topic, p.index, sp.LogStartOffset, err)
+			}
+			return false
+		}
+		p.replica.truncated = false // the leader's log ends below ours: cut again
+		return false
+	default:
+		p.replica.backoffUntil = now + f.b.cfg.Cluster.ReplicaFetchBackoff
+		return false
+	}
+	appended := false
+	if len(sp.RecordBatches) > 0 {
+		batches, err := record.Split(sp.RecordBatches, replicaBatchesMax)
+		if err != nil && !errors.Is(err, record.ErrPartial) {
+			f.b.env.Log.Logf("partition %s-%d: fetched from %d: %v", p.topic, p.index, f.leader, err)
+		}
+		for _, batch := range batches {
+			if batch.LastOffset() < p.log.EndOffset() {
+				continue
+			}
+			if err := p.log.AppendReplica(batch); err != nil {
+				f.b.env.Log.Logf("partition %s-%d: replicate from %d: %v", p.topic, p.index, f.leader, err)
+				p.replica.backoffUntil = now + f.b.cfg.Cluster.ReplicaFetchBackoff
+				if errors.Is(err, storage.ErrInvalidAppend) {
+					p.replica.truncated = false
+				}
+				break
+			}
+			appended = true
+		}
+	}
+	if sp.HighWatermark >= 0 {
+		p.replica.hw = min(sp.HighWatermark, p.log.EndOffset())
+	}
+	return appended
+}
+
+// flushThenKick syncs what group-commit followers appended before the
+// next fetch, so that the log end a follower reports is on its disk.
+func (f *replicaFetcher) flushThenKick(parts []*partition) {
+	if len(parts) == 0 {
+		f.kick()
+		return
+	}
+	f.flushing = len(parts)
+	for _, p := range parts {
+		p.log.Flush(func(err error) {
+			if err != nil {
+				f.b.env.Log.Logf("partition %s-%d: flush replicated data: %v", p.topic, p.index, err)
+			}
+			f.flushing--
+			if f.flushing == 0 {
+				f.kick()
+			}
+		})
+	}
+}
+
+// failed drops the connection and tries again after the backoff.
+func (f *replicaFetcher) failed(err error) {
+	if f.stopped {
+		return
+	}
+	f.dropConn()
+	if f.retry == nil {
+		f.retryAfter(f.b.cfg.Cluster.ReplicaFetchBackoff)
+	}
+}
+
+func (f *replicaFetcher) dropConn() {
+	call := f.inFlight
+	f.inFlight = nil
+	if call != nil {
+		call.timer.Stop()
+	}
+	if f.conn != nil {
+		conn := f.conn
+		f.conn = nil
+		conn.Close()
+	}
+}
+
+// send sends one request and arranges for done to hear its answer or the
+// connection's failure.
+func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error)) {
+	if f.conn == nil {
+		f.conn = f.b.env.Net.Dial(f.addr, sim.ConnOptions{}, (*fetcherConn)(f))
+	}
+	f.corrNext++
+	call := &fetcherCall{req: req, corr: f.corrNext, done: done}
+	frame := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(call.corr))
+	clientID := fmt.Sprintf("broker-%d-fetcher", f.b.cfg.NodeID)
+	frame = binary.BigEndian.AppendUint16(frame, uint16(len(clientID)))
+	frame = append(frame, clientID...)
+	if req.IsFlexible() {
+		frame = append(frame, 0)
+	}
+	frame = req.AppendTo(frame)
+	f.inFlight = call
+	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, func() {
+		if f.inFlight == call {
+			f.failed(fmt.Errorf("broker %d did not answer: %w", f.leader, sim.ErrTimeout))
+		}
+	})
+	if err := f.conn.Send(frame); err != nil {
+		f.failed(fmt.Errorf("send to broker %d: %w", f.leader, err))
+	}
+}
+
+// fetcherConn is the fetcher seen as its connection's handler.
+type fetcherConn replicaFetcher
+
+func (h *fetcherConn) OnOpen(sim.Conn) {}
+
+func (h *fetcherConn) OnClose(conn sim.Conn, err error) {
+	f := (*replicaFetcher)(h)
+	if conn == f.conn {
+		f.conn = nil
+		f.failed(fmt.Errorf("connection to broker %d: %w", f.leader, err))
+	}
+}
+
+func (h *fetcherConn) OnFrame(conn sim.Conn, frame []byte) {
+	f := (*replicaFetcher)(h)
+	call := f.inFlight
+	if conn != f.conn || call == nil {
+		return
+	}
+	if len(frame) < 4 || int32(binary.BigEndian.Uint32(frame)) != call.corr {
+		f.failed(fmt.Errorf("broker %d answered out of turn", f.leader))
+		return
+	}
+	resp := call.req.ResponseKind()
+	resp.SetVersion(call.req.GetVersion())
+	body := frame[4:]
+	if resp.IsFlexible() {
+		rd := kbin.Reader{Src: body}
+		kmsg.SkipTags(&rd)
+		body = rd.Src
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		f.failed(fmt.Errorf("parse %s from broker %d: %w", kmsg.NameForKey(call.req.Key()), f.leader, err))
+		return
+	}
+	f.inFlight = nil
+	call.timer.Stop()
+	call.done(resp, nil)
+}

@@ -1,0 +1,531 @@
+package scenario
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/controller"
+	"github.com/sluice-sim/sluice/broker/metadata"
+	"github.com/sluice-sim/sluice/checkers"
+	"github.com/sluice-sim/sluice/checkers/history"
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/sim/sched"
+	"github.com/sluice-sim/sluice/sim/world"
+	"github.com/sluice-sim/sluice/workloads/kafka"
+)
+
+// The leader-crash scenario: three controllers, three brokers in cluster
+// mode, a three-partition topic with three replicas and
+// min.insync.replicas 2, and two clients producing with acks=all and
+// idempotence while reading every partition back. Every few seconds the
+// leader of a partition is killed (or powered off, or every broker is)
+// and restarted a little later. After
+// the run the cluster must heal (every partition led, its ISR whole), the
+// consumers drain, and the history pass the Jepsen checks: no
+// acknowledged write lost or duplicated, offsets in order.
+func init() {
+	params := []Param{
+		{Name: "flush", Default: "none", Values: []string{"none", "group"},
+			Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
+	}
+	budget := Budget{
+		EventsPerSecMax:  400_000,
+		MemoryBytesMax:   512 << 20,
+		StallMax:         10 * time.Second,
+		StallAttemptsMax: 20,
+	}
+	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugISRShrinkLocal}
+	Register(Definition{
+		Name: "leader-crash",
+		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
+			"the leader of a partition killed (or powered off) and restarted every few seconds",
+		Bugs: bugs,
+		Params: append([]Param{{Name: "crash", Default: "kill", Values: []string{"kill", "power", "power-all"},
+			Help: "how the leader dies: kill -9 (the page cache survives), a power loss (unsynced writes are lost), " +
+				"or a power loss of every broker at once (with flush=none acknowledged writes may be lost: " +
+				"nothing was on any disk; with flush=group none may)"}}, params...),
+		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterLeaderCrash) },
+	})
+	for _, planted := range []struct {
+		mode    clusterMode
+		summary string
+	}{
+		{clusterIsolatedLeader, "the leader of a partition cut off from the other brokers and the controllers " +
+			"(clients still reach it) for two to five seconds at a time"},
+		{clusterControllerCrash, "the active controller killed and restarted every few seconds"},
+		{clusterRollingRestart, "brokers stopped cleanly (controlled shutdown) and restarted one at a time"},
+		{clusterPauses, "the leader of a partition paused for up to four seconds at a time"},
+		{clusterClockJump, "the clock of a partition's leader jumped by up to a minute either way"},
+	} {
+		mode := planted.mode
+		Register(Definition{
+			Name:    clusterModeNames[mode],
+			Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " + planted.summary,
+			Bugs:    bugs, Params: clusterParams(mode, params),
+			Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+			Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, mode) },
+		})
+	}
+	Register(Definition{
+		Name: "cluster-swarm",
+		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
+			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
+			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
+		Bugs: bugs,
+		Params: []Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
+			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
+		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSwarm) },
+	})
+}
+
+// clusterParams are a planted scenario's knobs: isolated-leader also
+// offers unclean election and a smaller min.insync.replicas, the settings
+// of Jepsen's finding of lost writes in Kafka.
+func clusterParams(mode clusterMode, params []Param) []Param {
+	if mode != clusterIsolatedLeader {
+		return params
+	}
+	return append([]Param{
+		{Name: "unclean.leader.election.enable", Default: "false", Values: []string{"false", "true"},
+			Help: "true: the isolation comes in two steps, first from the other brokers (the leader shrinks the ISR to " +
+				"itself) then from the controllers, which elect an out-of-sync replica: with min.insync.replicas=1 " +
+				"the writes the leader acknowledged alone are lost, as Jepsen found"},
+		{Name: "min.insync.replicas", Default: "2", Values: []string{"2", "1"}, Help: "the brokers' min.insync.replicas"},
+	}, params...)
+}
+
+// brokerClusterScenario reports whether a scenario is one of these.
+func brokerClusterScenario(name string) bool {
+	for _, n := range clusterModeNames {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterMode is what a broker-cluster scenario does to the cluster.
+type clusterMode uint8
+
+const (
+	clusterLeaderCrash clusterMode = iota
+	clusterIsolatedLeader
+	clusterControllerCrash
+	clusterRollingRestart
+	clusterPauses
+	clusterClockJump
+	clusterSwarm
+)
+
+// clusterModeNames are the scenarios' names; each planted mode draws its
+// episodes from the seed's stream of that name.
+var clusterModeNames = map[clusterMode]string{
+	clusterLeaderCrash: "leader-crash", clusterIsolatedLeader: "isolated-leader",
+	clusterControllerCrash: "controller-crash", clusterRollingRestart: "rolling-restart",
+	clusterPauses: "pauses", clusterClockJump: "clock-jump", clusterSwarm: "cluster-swarm",
+}
+
+const (
+	leaderCrashTopic = "jepsen"
+	// leaderCrashIntervalMean is the mean pause between crashes.
+	leaderCrashIntervalMean = 3 * time.Second
+	// leaderCrashSettle is the least time from a restart to the next
+	// crash: the broker starts, catches up and rejoins the ISR.
+	leaderCrashSettle = 3 * time.Second
+	// leaderCrashHealMax bounds the time from the end of the run to a
+	// healed cluster.
+	leaderCrashHealMax = 15 * time.Second
+)
+
+var leaderCrashBrokerIDs = []int32{1, 2, 3}
+
+// clusterReplicaLagTimeMax is the brokers' replica.lag.time.max.ms, short
+// for runs of seconds.
+const clusterReplicaLagTimeMax = 5 * time.Second
+
+type leaderCrashCluster struct {
+	*singleBrokerCluster
+	mode clusterMode
+	// latest is each broker's latest start; ctrls each controller's.
+	latest  map[int32]*broker.Broker
+	ctrls   map[string]*controller.Controller
+	crashes int
+	// healedAt is when every partition was first seen led with a whole
+	// ISR after the run; -1 until then. healNote says what was missing at
+	// the last look.
+	healedAt time.Duration
+	healNote string
+}
+
+func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
+	knobs := fixedSingleBrokerKnobs(o)
+	c := &leaderCrashCluster{mode: mode,
+		singleBrokerCluster: &singleBrokerCluster{o: o, w: w, knobs: knobs,
+			log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
+			drivers: map[string]*kafka.Driver{}, drained: map[string]kafka.DrainReport{}},
+		latest: map[int32]*broker.Broker{}, ctrls: map[string]*controller.Controller{}, healedAt: -1,
+	}
+	var voters []controller.Voter
+	var addrs []string
+	for i := range 3 {
+		name := fmt.Sprintf("ctl%d", i+1)
+		voters = append(voters, controller.Voter{ID: uint64(i + 1), Addr: name + quorumPort})
+		addrs = append(addrs, name+quorumPort)
+	}
+	for i, v := range voters {
+		cfg := controller.DefaultConfig(v.ID, voters, quorumPort)
+		name := fmt.Sprintf("ctl%d", i+1)
+		w.AddNode(name, controller.Process(cfg, func(ctl *controller.Controller) { c.ctrls[name] = ctl }))
+	}
+	var bootstrap []string
+	for _, id := range leaderCrashBrokerIDs {
+		cfg := broker.DefaultConfig()
+		cfg.NodeID = id
+		cfg.NumPartitions = 3
+		cfg.MinInsyncReplicas = 2
+		if o.Param("min.insync.replicas") == "1" {
+			cfg.MinInsyncReplicas = 1
+		}
+		cfg.Cluster.UncleanLeaderElection = o.Param("unclean.leader.election.enable") == "true"
+		cfg.Bugs, cfg.Log.Bugs = o.Bugs, o.Bugs
+		cfg.Log.SegmentBytes = knobs.SegmentBytes
+		cfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
+		cfg.Log.Flush = flushPolicy(o.Param("flush"))
+		cfg.Cluster.Controllers = addrs
+		cfg.Cluster.DefaultReplicationFactor = 3
+		cfg.Cluster.ReplicaLagTimeMax = clusterReplicaLagTimeMax
+		cfg.Cluster.ReplicaFetchBackoff = 100 * time.Millisecond
+		id := id
+		w.AddNode(quorumBrokerNode(id), broker.Start(cfg, func(b *broker.Broker) {
+			c.latest[id] = b
+			c.brokers = append(c.brokers, b)
+		}))
+		bootstrap = append(bootstrap, quorumBrokerNode(id)+":9092")
+	}
+	nextProcess := 0
+	for i := range knobs.Clients {
+		name := "p" + strconv.Itoa(i+1)
+		c.clients = append(c.clients, name)
+		cfg := kafka.DriverConfig{
+			Bootstrap: bootstrap, Topic: leaderCrashTopic, Partitions: []int32{0, 1, 2},
+			Rate: knobs.RatePerClient, Concurrency: knobs.Concurrency, Reread: true, Recorder: c.log,
+			NewProcess: func() int { nextProcess++; return nextProcess },
+			Producer:   producerConfig(o, knobs),
+			Consumer:   kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs},
+		}
+		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
+	}
+	r := sched.NewRand(o.Seed, clusterModeNames[mode], 0)
+	from, until := time.Duration(faultsStart)+time.Second, o.Run-2*time.Second
+	switch mode {
+	case clusterLeaderCrash:
+		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashLeader)
+	case clusterIsolatedLeader:
+		if o.Param("unclean.leader.election.enable") == "true" {
+			c.plant(w, r, from, until, uncleanIsolationLead+4*time.Second, uncleanIsolationLead+6*time.Second, c.isolateLeader)
+			break
+		}
+		c.plant(w, r, from, until, 2*time.Second, 5*time.Second, c.isolateLeader)
+	case clusterControllerCrash:
+		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashController)
+	case clusterRollingRestart:
+		c.plant(w, r, from, until, 500*time.Millisecond, 2*time.Second, c.restartBroker)
+	case clusterPauses:
+		c.plant(w, r, from, until, 500*time.Millisecond, 4*time.Second, c.pauseLeader)
+	case clusterClockJump:
+		c.plant(w, r, from, until, time.Second, 2*time.Second, c.jumpLeaderClock)
+	}
+	w.At(o.Run+drainSettle, func() {
+		for _, name := range c.clients {
+			if d := c.drivers[name]; d != nil {
+				d.Drain(func(r kafka.DrainReport) { c.drained[name] = r })
+			}
+		}
+	})
+	c.watchHeal(w, o.Run)
+	return c
+}
+
+// episode acts on the cluster at the start of an episode, given a target
+// drawn from 0..2 (a partition or a broker), and returns what undoes it
+// when the episode ends; ok is false when there is nothing to act on yet
+// (no leader elected).
+type episode func(w *world.World, target int) (undo func(), ok bool)
+
+// plant runs an episode at about at (exponential pauses of
+// leaderCrashIntervalMean), lasting between durMin and durMax, then plants
+// the next after leaderCrashSettle, until end. Draws come from r, the
+// scenario's own stream, so the episodes are the seed's.
+func (c *leaderCrashCluster) plant(w *world.World, r *rand.Rand, at, end, durMin, durMax time.Duration, act episode) {
+	at += time.Duration(r.ExpFloat64() * float64(leaderCrashIntervalMean))
+	if at >= end {
+		return
+	}
+	target := r.IntN(3)
+	dur := durMin + time.Duration(r.Int64N(int64(durMax-durMin)/int64(time.Millisecond)))*time.Millisecond
+	w.At(at, func() {
+		undo, ok := act(w, target)
+		if !ok {
+			c.plant(w, r, at, end, durMin, durMax, act)
+			return
+		}
+		c.crashes++
+		w.At(at+dur, func() {
+			undo()
+			c.plant(w, r, at+dur+leaderCrashSettle, end, durMin, durMax, act)
+		})
+	})
+}
+
+// crashLeader kills (or powers off) the leader of a partition, or with
+// crash=power-all every broker, restarting them when the episode ends.
+func (c *leaderCrashCluster) crashLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	nodes := []string{quorumBrokerNode(leader)}
+	if c.o.Param("crash") == "power-all" {
+		nodes = nil
+		for _, id := range leaderCrashBrokerIDs {
+			nodes = append(nodes, quorumBrokerNode(id))
+		}
+	}
+	for _, node := range nodes {
+		if c.o.Param("crash") == "power" || c.o.Param("crash") == "power-all" {
+			worldAction(w.PowerLoss(node))
+		} else {
+			worldAction(w.Kill(node))
+		}
+	}
+	return func() {
+		for _, node := range nodes {
+			worldAction(w.Restart(node))
+		}
+	}, true
+}
+
+// isolateLeader cuts the leader of a partition off from the other brokers
+// and the controllers; clients still reach it.
+func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	var outside []string
+	for _, id := range leaderCrashBrokerIDs {
+		if id != leader {
+			outside = append(outside, quorumBrokerNode(id))
+		}
+	}
+	cut := func(others []string) {
+		for _, other := range others {
+			worldAction(w.Block(quorumBrokerNode(leader), other))
+			worldAction(w.Block(other, quorumBrokerNode(leader)))
+		}
+	}
+	controllers := []string{"ctl1", "ctl2", "ctl3"}
+	if c.o.Param("unclean.leader.election.enable") == "true" {
+		// First the other brokers only: the leader, still heard by
+		// the controllers, shrinks the ISR to itself; then the
+		// controllers too, which fence it and elect an out-of-sync
+		// replica.
+		cut(outside)
+		w.At(w.Now()+uncleanIsolationLead, func() { cut(controllers) })
+		return func() { worldAction(w.Heal()) }, true
+	}
+	cut(append(outside, controllers...))
+	return func() { worldAction(w.Heal()) }, true
+}
+
+// uncleanIsolationLead is how long an isolated leader is cut off from the
+// other brokers only, when unclean election is on: past
+// replica.lag.time.max.ms, so that it shrinks the ISR to itself.
+const uncleanIsolationLead = clusterReplicaLagTimeMax + 2*time.Second
+
+// crashController kills the active controller (or, with none active, the
+// one drawn), restarting it when the episode ends.
+func (c *leaderCrashCluster) crashController(w *world.World, target int) (func(), bool) {
+	node := fmt.Sprintf("ctl%d", target+1)
+	for i := range 3 {
+		name := fmt.Sprintf("ctl%d", i+1)
+		if ctl := c.ctrls[name]; ctl != nil && w.Node(name).Up() && ctl.Active() {
+			node = name
+		}
+	}
+	if !w.Node(node).Up() {
+		return nil, false
+	}
+	worldAction(w.Kill(node))
+	return func() { worldAction(w.Restart(node)) }, true
+}
+
+// restartBroker stops a broker cleanly (a controlled shutdown moves its
+// leaderships first), ends its process, and starts it again when the
+// episode ends: one step of a rolling restart.
+func (c *leaderCrashCluster) restartBroker(w *world.World, target int) (func(), bool) {
+	id := leaderCrashBrokerIDs[target]
+	node := quorumBrokerNode(id)
+	b := c.latest[id]
+	if b == nil || !w.Node(node).Up() || !b.Serving() {
+		return nil, false
+	}
+	b.Stop(func(error) {
+		if w.Node(node).Up() {
+			worldAction(w.Kill(node))
+		}
+	})
+	return func() {
+		if !w.Node(node).Up() {
+			worldAction(w.Restart(node))
+		}
+	}, true
+}
+
+// pauseLeader pauses the leader of a partition (a long GC, a stopped VM).
+func (c *leaderCrashCluster) pauseLeader(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	node := quorumBrokerNode(leader)
+	worldAction(w.Pause(node))
+	return func() { worldAction(w.Resume(node)) }, true
+}
+
+// jumpLeaderClock moves the clock of a partition's leader by up to a
+// minute either way; the episode's end leaves it where it went.
+func (c *leaderCrashCluster) jumpLeaderClock(w *world.World, partition int) (func(), bool) {
+	leader := c.leaderOf(partition)
+	if leader == metadata.NoLeader {
+		return nil, false
+	}
+	jump := time.Duration(partition-1) * 37 * time.Second
+	if jump == 0 {
+		jump = 13 * time.Second
+	}
+	worldAction(w.ClockJump(quorumBrokerNode(leader), jump))
+	return func() {}, true
+}
+
+// image is the most advanced metadata image among the running brokers.
+func (c *leaderCrashCluster) image() *metadata.State {
+	var best *metadata.Image
+	for _, id := range leaderCrashBrokerIDs {
+		b := c.latest[id]
+		if b == nil || !c.w.Node(quorumBrokerNode(id)).Up() || b.Member() == nil {
+			continue
+		}
+		if im := b.Member().Image(); best == nil || im.Next() > best.Next() {
+			best = im
+		}
+	}
+	if best == nil {
+		return metadata.NewState()
+	}
+	return best.State()
+}
+
+func (c *leaderCrashCluster) leaderOf(partition int) int32 {
+	t := c.image().Topics[leaderCrashTopic]
+	if t == nil || partition >= len(t.Partitions) {
+		return metadata.NoLeader
+	}
+	return t.Partitions[partition].Leader
+}
+
+// healthy says what keeps the cluster from being healed: a partition
+// without a leader or with a short ISR, or a broker down; "" when none.
+func (c *leaderCrashCluster) healthy() string {
+	t := c.image().Topics[leaderCrashTopic]
+	if t == nil {
+		return "no topic " + leaderCrashTopic
+	}
+	for i, p := range t.Partitions {
+		if p.Leader == metadata.NoLeader || len(p.ISR) != len(p.Replicas) {
+			return fmt.Sprintf("partition %d: leader %d, ISR %v of %v", i, p.Leader, p.ISR, p.Replicas)
+		}
+	}
+	return ""
+}
+
+// watchHeal looks, from the end of the run, for the first moment the
+// cluster is healed.
+func (c *leaderCrashCluster) watchHeal(w *world.World, from time.Duration) {
+	w.At(from, func() {
+		if c.healedAt >= 0 {
+			return
+		}
+		if c.healNote = c.healthy(); c.healNote == "" {
+			c.healedAt = w.Now()
+			return
+		}
+		c.watchHeal(w, w.Now()+50*time.Millisecond)
+	})
+}
+
+func (c *leaderCrashCluster) Profile() faults.Profile {
+	p := faults.Profile{Targets: []string{"b1", "b2", "b3"}, Clients: c.clients,
+		IntervalMean: leaderCrashIntervalMean, DurationMax: 3 * time.Second}
+	if c.mode == clusterSwarm {
+		p.Targets = append(p.Targets, "ctl1", "ctl2", "ctl3")
+		p.IntervalMean = 2 * time.Second
+		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindClockJump, faults.KindClockDrift}
+	}
+	// Otherwise the faults are planted; nothing is drawn.
+	return p
+}
+
+// Finish judges the history and the cluster's recovery.
+func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) {
+	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	c.report = report
+	healed := Check{Name: "healed", OK: c.healedAt >= 0 && c.healedAt-c.o.Run <= leaderCrashHealMax}
+	if c.healedAt >= 0 {
+		healed.Detail = fmt.Sprintf("every partition led with its whole ISR %v after the run", c.healedAt-c.o.Run)
+	} else {
+		healed.Detail = "not healed: " + c.healNote
+	}
+	checks := []Check{healed, c.drainCheck(), c.corruptReadsCheck()}
+	for _, v := range report.Verdicts {
+		checks = append(checks, verdictCheck(v))
+	}
+	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes),
+		"broker_starts": int64(len(c.brokers))}
+	if t := c.image().Topics[leaderCrashTopic]; t != nil {
+		for _, p := range t.Partitions {
+			stats["leader_epochs"] += int64(p.LeaderEpoch)
+		}
+	}
+	for _, b := range c.brokers {
+		s := b.Stats()
+		stats["broker_appends"] += s.Appends
+	}
+	for _, name := range c.clients {
+		if d := c.drivers[name]; d != nil {
+			s := d.Stats()
+			stats["sends"] += int64(s.Sent)
+			stats["sends_ok"] += int64(s.OK)
+			stats["sends_failed"] += int64(s.Failed)
+			stats["sends_unknown"] += int64(s.Unknown)
+			stats["polled_records"] += int64(s.Polled)
+		}
+	}
+	return checks, stats
+}
+
+// Footprint estimates what the run holds, for the memory budget.
+func (c *leaderCrashCluster) Footprint() Footprint {
+	f := c.singleBrokerCluster.Footprint()
+	f.DiskBytes = 0
+	for _, id := range leaderCrashBrokerIDs {
+		f.DiskBytes += c.w.Node(quorumBrokerNode(id)).Disk().UsedBytes()
+	}
+	return f
+}
