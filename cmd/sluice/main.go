@@ -66,7 +66,7 @@ ordering, no-loss and no-duplicate guarantees) or for real, on sockets and files
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v (see %s --help)", err, c.CommandPath())
 	})
-	root.AddCommand(newSimCommand(), newBrokerCommand(), newWorkloadCommand(), newCheckCommand(), newVersionCommand(), newAgentCommand(), newBenchCommand())
+	root.AddCommand(newSimCommand(), newBrokerCommand(), newWorkloadCommand(), newCheckCommand(), newVersionCommand(), newAgentCommand(), newBenchCommand(), newClusterCommand())
 	return root
 }
 
