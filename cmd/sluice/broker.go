@@ -275,7 +275,7 @@ func runNode(cmd *cobra.Command, nc nodeConfig, admin string) error {
 		return usageError("%v", err)
 	}
 	defer stopController()
-	logger.Printf("controller %d serving the quorum on %s", nc.controller.ID, nc.controller.Listen)
+	logger.Printf("controller %d starting: quorum listener %s, voters %s", nc.controller.ID, nc.controller.Listen, votersText(nc.controller.Voters))
 	if nc.brokerRole {
 		stopSignals() // the broker takes the signals from here
 		return runBroker(cmd, nc.dataDir, nc.broker, admin)
@@ -283,6 +283,14 @@ func runNode(cmd *cobra.Command, nc nodeConfig, admin string) error {
 	<-signals.Done()
 	logger.Printf("controller %d stopping", nc.controller.ID)
 	return nil
+}
+
+func votersText(voters []controller.Voter) string {
+	var parts []string
+	for _, v := range voters {
+		parts = append(parts, fmt.Sprintf("%d@%s", v.ID, v.Addr))
+	}
+	return strings.Join(parts, ",")
 }
 
 // hostController runs a controller on a loop of its own, its files under

@@ -183,17 +183,32 @@ func (p clusterPlan) nodes() ([]clusterNode, error) {
 	return nodes, nil
 }
 
-// freeLoopbackPorts holds count listeners at once, so that the ports
-// differ, and hands back their addresses.
+// Ports are taken below the kernel's ephemeral range (32768 and up on
+// Linux): a port found free there can be taken, before the node binds
+// it, as the source port of another node's outgoing connection.
+const (
+	clusterPortLow  = 20000
+	clusterPortHigh = 32000
+)
+
+// freeLoopbackPorts finds count free loopback ports, starting at a place
+// drawn from the pid so that clusters started side by side rarely probe
+// the same ports; it holds them all at once so that they differ.
 func freeLoopbackPorts(count int) ([]string, error) {
 	var addrs []string
-	for range count {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	span := clusterPortHigh - clusterPortLow
+	start := os.Getpid() * 7919 % span
+	for i := 0; i < span && len(addrs) < count; i++ {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(clusterPortLow+(start+i)%span))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("find a free loopback port: %w", err)
+			continue
 		}
 		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
+		addrs = append(addrs, addr)
+	}
+	if len(addrs) < count {
+		return nil, fmt.Errorf("found %d free loopback ports in [%d, %d), want %d", len(addrs), clusterPortLow, clusterPortHigh, count)
 	}
 	return addrs, nil
 }

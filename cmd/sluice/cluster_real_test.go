@@ -537,3 +537,62 @@ func endOffsets(t *testing.T, bootstrap string) map[int32]int64 {
 	}
 	return ends
 }
+
+// TestClusterUpSeparateControllersStopsOnSigterm runs controllers as
+// processes of their own and stops the cluster with SIGTERM to the
+// supervisor: every node stops cleanly and cluster.json goes away.
+func TestClusterUpSeparateControllersStopsOnSigterm(t *testing.T) {
+	c := startLocalCluster(t, "--brokers", "2", "--controllers", "1")
+	roles := []string{}
+	for _, n := range c.file.Nodes {
+		roles = append(roles, fmt.Sprintf("%d:%s", n.ID, n.Role))
+	}
+	if got := strings.Join(roles, " "); got != "1:broker 2:broker 3:controller" {
+		t.Fatalf("nodes %s, want brokers 1 and 2 and controller 3", got)
+	}
+	meta := kcat(t, "", "-L", "-b", c.file.Bootstrap)
+	if !strings.Contains(meta, " 2 brokers:") {
+		t.Fatalf("kcat -L does not list two brokers:\n%s", meta)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(clusterWaitMax):
+		t.Fatalf("cluster up did not stop within %v of SIGTERM", clusterWaitMax)
+	}
+	if !c.cmd.ProcessState.Success() || !strings.Contains(c.stderr.String(), "terminated: stopping the cluster") {
+		t.Fatalf("cluster up exited %v:\n%s", c.cmd.ProcessState, c.stderr)
+	}
+	for _, n := range c.file.Nodes {
+		if processAlive(n.PID) {
+			t.Fatalf("node %d (pid %d) still runs", n.ID, n.PID)
+		}
+		if log := logTail(n.Log); !strings.Contains(log, "stopped cleanly") && !strings.Contains(log, "controller 3 stopping") {
+			t.Fatalf("node %d did not stop cleanly:\n%s", n.ID, log)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, clusterFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cluster.json left behind: %v", err)
+	}
+}
+
+func TestClusterBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cluster"}, "sluice cluster needs a subcommand (known: down, up)"},
+		{[]string{"cluster", "up"}, `required flag(s) "data" not set`},
+		{[]string{"cluster", "up", "--data", dir, "--brokers", "0"}, "--brokers 0: want 1 to 32"},
+		{[]string{"cluster", "up", "--data", dir, "--replication-factor", "4"}, "--replication-factor 4: want 1 to the broker count 3"},
+		{[]string{"cluster", "up", "--data", dir, "--flush", "sometimes"}, `--flush: unknown policy "sometimes"`},
+		{[]string{"cluster", "down", "--data", dir}, "no cluster.json in " + dir + ": no cluster runs from there"},
+	}
+	for _, c := range cases {
+		code, out := run(t, dir, c.args...)
+		if code != exitUsage || !strings.Contains(out, c.want) {
+			t.Errorf("sluice %v: exit %d with %q; want %d and %q", c.args, code, out, exitUsage, c.want)
+		}
+	}
+}
