@@ -260,8 +260,6 @@ func runNode(cmd *cobra.Command, nc nodeConfig, admin string) error {
 	}
 	stderr := cmd.ErrOrStderr()
 	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
-	signals, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
 	if !nc.brokerRole || nc.metadataDir != nc.dataDir {
 		lock, err := lockDataDir(nc.metadataDir, nc.controller.Listen)
 		if err != nil {
@@ -277,9 +275,10 @@ func runNode(cmd *cobra.Command, nc nodeConfig, admin string) error {
 	defer stopController()
 	logger.Printf("controller %d starting: quorum listener %s, voters %s", nc.controller.ID, nc.controller.Listen, votersText(nc.controller.Voters))
 	if nc.brokerRole {
-		stopSignals() // the broker takes the signals from here
-		return runBroker(cmd, nc.dataDir, nc.broker, admin)
+		return runBroker(cmd, nc.dataDir, nc.broker, admin) // it takes the signals
 	}
+	signals, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	<-signals.Done()
 	logger.Printf("controller %d stopping", nc.controller.ID)
 	return nil
