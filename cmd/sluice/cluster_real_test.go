@@ -140,7 +140,10 @@ func TestClusterUpKillLeaderLosesNoAcknowledgedRecord(t *testing.T) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.file.Bootstrap, ",")...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(clusterTopic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
+		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+		// Look for the new leader soon after the old one dies, not after
+		// franz-go's default 5 s.
+		kgo.MetadataMinAge(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
