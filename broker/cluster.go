@@ -35,9 +35,8 @@ type ClusterConfig struct {
 	// ReplicaFetchBackoff is replica.fetch.backoff.ms: the pause after a
 	// failed fetch.
 	ReplicaFetchBackoff time.Duration
-	// UncleanLeaderElection is the broker-wide
-	// unclean.leader.election.enable: the default of topics created
-	// without the topic config.
+	// UncleanLeaderElection is unclean.leader.election.enable for the
+	// topics this broker creates without the topic config.
 	UncleanLeaderElection bool
 }
 
@@ -275,7 +274,10 @@ func (m *clusterMember) createTopic(name string, partitions int32, rf int16, con
 		return
 	}
 	req := controller.Request{Op: controller.OpCreateTopic, Topic: name, Partitions: partitions,
-		ReplicationFactor: rf, Configs: configs, Unclean: uncleanElection(configs, m.b.cfg.Cluster.UncleanLeaderElection)}
+		ReplicationFactor: rf, Configs: configs, Unclean: configs["unclean.leader.election.enable"] == "true"}
+	if _, set := configs["unclean.leader.election.enable"]; !set {
+		req.Unclean = m.b.cfg.Cluster.UncleanLeaderElection
+	}
 	m.member.Client().Do(req, func(resp controller.Response, err error) {
 		switch {
 		case err != nil:
@@ -292,15 +294,6 @@ func (m *clusterMember) createTopic(name string, partitions int32, rf int16, con
 			})
 		}
 	})
-}
-
-// uncleanElection is a topic's unclean.leader.election.enable, the
-// broker's when the topic does not say.
-func uncleanElection(configs map[string]string, brokerDefault bool) bool {
-	if v, ok := configs["unclean.leader.election.enable"]; ok {
-		return v == "true"
-	}
-	return brokerDefault
 }
 
 // deleteTopic asks the controller to delete a topic and calls done once
