@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/controller"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
@@ -23,6 +24,7 @@ import (
 
 func newBrokerCommand() *cobra.Command {
 	var (
+		configPath   string
 		dataDir      string
 		listen       string
 		advertise    string
@@ -56,6 +58,22 @@ batch size (16 KiB in the Java client, about 1 MB in franz-go and librdkafka) ca
 reach: the client sees MESSAGE_TOO_LARGE and the broker logs the reason once
 per topic.
 
+--config reads Kafka's server.properties: node.id (or broker.id),
+process.roles (broker, controller, or broker,controller: both side by side
+in one process), controller.quorum.voters (1@host:port,2@host:port,...),
+listeners and advertised.listeners (the controller's listener is the one
+controller.listener.names names), log.dirs (one directory),
+metadata.log.dir, num.partitions, default.replication.factor,
+min.insync.replicas, unclean.leader.election.enable,
+log.flush.interval.messages, log.flush.interval.ms, log.segment.bytes,
+log.retention.ms/minutes/hours/bytes, and the replica.* and connection
+limits. A file without process.roles is one broker on its own. Unknown keys
+are warned about and ignored (a ZooKeeper-era file runs); a bad value stops
+the start with exit status 2, naming the key and its line. Flags given on
+the command line win over the file. Without a flush key the broker keeps
+sluice's group commit; set log.flush.interval.messages=9223372036854775807
+(Kafka's default) or --flush none for Kafka's no-fsync behaviour.
+
 --data is locked while the broker runs (a .lock file in it): a second broker
 on the same directory exits with status 1, naming the holder. So does a
 broker whose --listen address is taken.
@@ -66,25 +84,57 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 		Example: `  sluice broker --data /var/lib/sluice --listen 127.0.0.1:9092
   kcat -b 127.0.0.1:9092 -L
   sluice broker --data ./data --listen :9092 --advertise myhost:9092 --flush none
-  sluice broker --data ./data --admin 127.0.0.1:9644   # curl 127.0.0.1:9644/metrics`,
+  sluice broker --data ./data --admin 127.0.0.1:9644   # curl 127.0.0.1:9644/metrics
+  sluice broker --config config/server.properties
+  sluice broker --config server.properties --listen 127.0.0.1:19092   # the flag wins`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			policy, err := parseFlushFlag(flush)
-			if err != nil {
-				return usageError("--flush: %v", err)
+			nc := nodeConfig{broker: defaultBrokerConfig(), brokerRole: true}
+			if configPath != "" {
+				var warnings []string
+				var err error
+				nc, warnings, err = readServerPropertiesFile(configPath)
+				for _, w := range warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "sluice: warning:", w)
+				}
+				if err != nil {
+					return usageError("--config: %v", err)
+				}
+			}
+			// Without a file every flag applies (its default is the
+			// default); with one, only the flags given win over it.
+			given := func(name string) bool { return configPath == "" || cmd.Flags().Changed(name) }
+			cfg := &nc.broker
+			if given("flush") {
+				policy, err := parseFlushFlag(flush)
+				if err != nil {
+					return usageError("--flush: %v", err)
+				}
+				cfg.Log.Flush = policy
 			}
 			planted, err := faults.ParseBugs(bugs)
 			if err != nil {
 				return usageError("--bug: %v", err)
 			}
-			cfg := broker.DefaultConfig()
-			cfg.NodeID, cfg.Listen, cfg.Advertised = nodeID, listen, advertise
-			if cfg.Advertised == "" {
-				cfg.Advertised = defaultAdvertised(listen)
-			}
-			cfg.NumPartitions, cfg.AutoCreateTopics, cfg.DataDir = partitions, autoCreate, "."
-			cfg.Log.Flush = policy
 			cfg.Bugs, cfg.Log.Bugs = planted, planted
+			if given("data") {
+				nc.dataDir = dataDir
+			}
+			if given("node-id") {
+				cfg.NodeID = nodeID
+			}
+			if given("listen") {
+				cfg.Listen, cfg.Advertised = listen, defaultAdvertised(listen)
+			}
+			if cmd.Flags().Changed("advertise") {
+				cfg.Advertised = advertise
+			}
+			if given("num-partitions") {
+				cfg.NumPartitions = partitions
+			}
+			if given("auto-create-topics") {
+				cfg.AutoCreateTopics = autoCreate
+			}
 			if segmentBytes > 0 {
 				cfg.Log.SegmentBytes = segmentBytes
 				cfg.Log.MaxBatchBytes = int(min(int64(cfg.Log.MaxBatchBytes), segmentBytes/2))
@@ -92,21 +142,21 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 			if retention != 0 {
 				cfg.Log.RetentionAge = retention
 			}
-			cfg.FetchMaxBytes, cfg.FetchPartitionMaxBytes = limits.FetchMaxBytes, limits.FetchPartitionMaxBytes
-			cfg.SendQueueBytesMax, cfg.ConnSendQueueBytesMax = limits.SendQueueBytesMax, limits.ConnSendQueueBytesMax
-			cfg.WriteTimeout, cfg.QueuedRequestBytesMax = limits.WriteTimeout, limits.QueuedRequestBytesMax
-			cfg.ConnectionsIdleMax = limits.ConnectionsIdleMax
-			cfg.ConnectionsMax, cfg.ConnectionsPerIPMax = limits.ConnectionsMax, limits.ConnectionsPerIPMax
+			applyLimitFlags(given, cfg, limits)
 			if limits.Groups.Partitions < 1 {
 				return usageError("--offsets-topic-partitions %d: want at least 1", limits.Groups.Partitions)
 			}
 			cfg.Groups.Partitions, cfg.Groups.InitialRebalanceDelay = limits.Groups.Partitions, limits.Groups.InitialRebalanceDelay
 			cfg.Groups.OffsetsRetention = limits.Groups.OffsetsRetention
-			return runBroker(cmd, dataDir, cfg, admin)
+			if nc.brokerRole && nc.dataDir == "" {
+				return usageError("no log directory: give --data, or log.dirs in --config")
+			}
+			return runNode(cmd, nc, admin)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&dataDir, "data", "", "log directory (required)")
+	fl.StringVar(&configPath, "config", "", "Kafka's server.properties: node.id, process.roles, controller.quorum.voters, listeners, log.dirs, ... (flags given win over it)")
+	fl.StringVar(&dataDir, "data", "", "log directory (log.dirs; required without --config)")
 	fl.StringVar(&listen, "listen", ":9092", "address to serve on")
 	fl.StringVar(&advertise, "advertise", "", "host:port clients are told to connect to (default: the listen address, localhost for a wildcard)")
 	fl.Int32Var(&nodeID, "node-id", 1, "broker id (node.id)")
@@ -129,8 +179,38 @@ and writes the recovery-point checkpoint, so the next start re-scans nothing
 	fl.DurationVar(&limits.Groups.InitialRebalanceDelay, "group-initial-rebalance-delay", limits.Groups.InitialRebalanceDelay, "how long an empty group's first rebalance waits for more members (group.initial.rebalance.delay.ms)")
 	fl.DurationVar(&limits.Groups.OffsetsRetention, "offsets-retention", limits.Groups.OffsetsRetention, "an empty group's offsets, and the group, are deleted this long after it emptied or last committed (offsets.retention.minutes; 0: never)")
 	fl.StringVar(&admin, "admin", "", "serve /metrics (Prometheus text format) and /debug/pprof on this address, e.g. 127.0.0.1:9644")
-	cmd.MarkFlagRequired("data")
 	return cmd
+}
+
+// applyLimitFlags copies the connection and answer limits given as flags.
+func applyLimitFlags(given func(string) bool, cfg *broker.Config, limits broker.Config) {
+	if given("fetch-max-bytes") {
+		cfg.FetchMaxBytes = limits.FetchMaxBytes
+	}
+	if given("fetch-partition-max-bytes") {
+		cfg.FetchPartitionMaxBytes = limits.FetchPartitionMaxBytes
+	}
+	if given("send-queue-bytes-max") {
+		cfg.SendQueueBytesMax = limits.SendQueueBytesMax
+	}
+	if given("connection-send-queue-bytes-max") {
+		cfg.ConnSendQueueBytesMax = limits.ConnSendQueueBytesMax
+	}
+	if given("write-timeout") {
+		cfg.WriteTimeout = limits.WriteTimeout
+	}
+	if given("queued-request-bytes-max") {
+		cfg.QueuedRequestBytesMax = limits.QueuedRequestBytesMax
+	}
+	if given("connections-max-idle") {
+		cfg.ConnectionsIdleMax = limits.ConnectionsIdleMax
+	}
+	if given("max-connections") {
+		cfg.ConnectionsMax = limits.ConnectionsMax
+	}
+	if given("max-connections-per-ip") {
+		cfg.ConnectionsPerIPMax = limits.ConnectionsPerIPMax
+	}
 }
 
 func parseFlushFlag(s string) (storage.FlushPolicy, error) {
@@ -179,6 +259,70 @@ const shutdownTimeout = 30 * time.Second
 // prints no message for status 1 (a check prints its own verdict), so
 // runBroker prints it.
 const exitServeFailed = 1
+
+// runNode runs what the node's roles say: a controller, a broker, or both
+// side by side (each on its own loop). The broker stops first, so that
+// its controlled shutdown still finds this controller serving.
+func runNode(cmd *cobra.Command, nc nodeConfig, admin string) error {
+	if !nc.controllerRole {
+		return runBroker(cmd, nc.dataDir, nc.broker, admin)
+	}
+	stderr := cmd.ErrOrStderr()
+	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	if !nc.brokerRole || nc.metadataDir != nc.dataDir {
+		lock, err := lockDataDir(nc.metadataDir, nc.controller.Listen)
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice:", err)
+			return &exitError{code: exitServeFailed, err: err}
+		}
+		defer lock.release()
+	}
+	stopController, err := hostController(nc.controller, nc.metadataDir, logger)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer stopController()
+	logger.Printf("controller %d starting: quorum listener %s, voters %s", nc.controller.ID, nc.controller.Listen, votersText(nc.controller.Voters))
+	if nc.brokerRole {
+		return runBroker(cmd, nc.dataDir, nc.broker, admin) // it takes the signals
+	}
+	signals, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	<-signals.Done()
+	logger.Printf("controller %d stopping", nc.controller.ID)
+	return nil
+}
+
+func votersText(voters []controller.Voter) string {
+	var parts []string
+	for _, v := range voters {
+		parts = append(parts, fmt.Sprintf("%d@%s", v.ID, v.Addr))
+	}
+	return strings.Join(parts, ",")
+}
+
+// hostController runs a controller on a loop of its own, its files under
+// dir; stop stops it and ends the loop.
+func hostController(cfg controller.Config, dir string, logger *log.Logger) (stop func(), err error) {
+	node, err := osenv.NewNode(osenv.Options{Name: fmt.Sprintf("controller-%d", cfg.ID), DataDir: dir, Log: logger})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); node.Run(ctx) }()
+	var running *controller.Controller // touched only on the loop
+	node.Start(controller.Process(cfg, func(c *controller.Controller) { running = c }))
+	return func() {
+		node.Call(func() {
+			if running != nil {
+				running.Stop()
+			}
+		})
+		cancel()
+		<-done
+	}, nil
+}
 
 func runBroker(cmd *cobra.Command, dataDir string, cfg broker.Config, admin string) error {
 	stderr := cmd.ErrOrStderr()

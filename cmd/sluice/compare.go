@@ -473,18 +473,11 @@ func (p *compareProcess) stop() {
 	<-p.exited
 }
 
-// logTailBytesMax bounds the log an error quotes.
-const logTailBytesMax = 4 << 10
-
 func (p *compareProcess) logTail() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
+	if tail := logTail(p.logPath); tail != "" {
+		return tail
 	}
-	if len(b) > logTailBytesMax {
-		b = b[len(b)-logTailBytesMax:]
-	}
-	return string(b)
+	return "(no log)"
 }
 
 // runKafka starts a Kafka-speaking server and runs the phases on it: all

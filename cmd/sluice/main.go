@@ -67,7 +67,7 @@ ordering, no-loss and no-duplicate guarantees) or for real, on sockets and files
 		return usageError("%v (see %s --help)", err, c.CommandPath())
 	})
 	root.AddCommand(newSimCommand(), newBrokerCommand(), newWorkloadCommand(), newCheckCommand(), newVersionCommand(), newAgentCommand(), newBenchCommand(),
-		newCompareCommand(), newTopicsCommand(), newGroupsCommand())
+		newCompareCommand(), newTopicsCommand(), newGroupsCommand(), newClusterCommand())
 	return root
 }
 
