@@ -2,7 +2,10 @@
 GO        ?= go
 SLUICE    := bin/sluice
 PKGS      := ./...
-SEED      ?= 31
+SCENARIO  ?= cluster-swarm
+SEED      ?= 11
+# The broker-cluster scenarios, for make soak's 1050 cluster seeds.
+CLUSTER_SCENARIOS := leader-crash,isolated-leader,controller-crash,rolling-restart,pauses,clock-jump,cluster-swarm
 
 .PHONY: all build demo test lint vet fmt-check race bench soak compare clean
 
@@ -12,11 +15,13 @@ build:
 	$(GO) build -o $(SLUICE) ./cmd/sluice
 
 # The main job: a seeded fault scenario on the default embedded cluster
-# (one broker, two producer/consumer clients, crashes, power loss, torn
-# writes, failing and full disks, partitions), run twice to prove the seed
-# replays, ending in a report of the checks and the faults applied.
+# (three controllers and three brokers, a topic of three replicas with
+# min.insync.replicas 2, idempotent acks=all producers and consumers; kills,
+# power losses, failing and slow disks, partitions, pauses, clock jumps),
+# run twice to prove the seed replays, ending in a report of the checks and
+# the faults applied.
 demo: build
-	$(SLUICE) sim run --scenario single-broker --seed $(SEED) --check-determinism --verbose --report reports-out
+	$(SLUICE) sim run --scenario $(SCENARIO) --seed $(SEED) --check-determinism --verbose --report reports-out
 
 # Everything CI runs. Keep it well under 15 minutes on two cores.
 test: fmt-check vet lint
@@ -61,6 +66,7 @@ soak: build
 	$(SLUICE) sim run --scenario counter --seed 1 --seeds 1000 --check-determinism
 	$(SLUICE) sim run --scenario single-broker --seed 1 --seeds 500 --check-determinism
 	$(SLUICE) sim run --scenario controller-quorum --seed 1 --seeds 500 --check-determinism
+	$(SLUICE) sim swarm --scenario $(CLUSTER_SCENARIOS) --seeds 150 --parallel 2 --check-determinism --sample 20
 	$(SLUICE) sim swarm --scenario all --seeds 1000 --parallel 2 --check-determinism --sample 20
 
 clean:

@@ -382,20 +382,24 @@ func TestReadmeExamplesHold(t *testing.T) {
 }
 
 // TestDemoSeedShowsTheFaults: make demo's seed must pass and apply what a
-// demo promises: a power loss, a kill and a failing disk.
+// demo promises: a power loss, a kill, a failing disk and a partition.
 func TestDemoSeedShowsTheFaults(t *testing.T) {
 	makefile, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seed string
+	var seed, scenario string
 	for _, line := range strings.Split(string(makefile), "\n") {
-		if name, value, ok := strings.Cut(line, "?="); ok && strings.TrimSpace(name) == "SEED" {
+		name, value, ok := strings.Cut(line, "?=")
+		switch name = strings.TrimSpace(name); {
+		case ok && name == "SEED":
 			seed = strings.TrimSpace(value)
+		case ok && name == "SCENARIO":
+			scenario = strings.TrimSpace(value)
 		}
 	}
-	if seed == "" {
-		t.Fatal("the Makefile sets no SEED")
+	if seed == "" || scenario == "" {
+		t.Fatalf("the Makefile sets no SEED or SCENARIO (%q, %q)", seed, scenario)
 	}
 	var s struct {
 		FaultsFired map[string]int `json:"faults_fired"`
@@ -404,11 +408,11 @@ func TestDemoSeedShowsTheFaults(t *testing.T) {
 			OK   bool   `json:"ok"`
 		} `json:"checks"`
 	}
-	code, out := run(t, t.TempDir(), "sim", "run", "--scenario", "single-broker", "--seed", seed, "--json")
+	code, out := run(t, t.TempDir(), "sim", "run", "--scenario", scenario, "--seed", seed, "--json")
 	if err := json.Unmarshal([]byte(out), &s); err != nil || code != 0 {
 		t.Fatalf("demo seed %s exited %d: %v\n%s", seed, code, err, out)
 	}
-	for _, op := range []string{"power-loss", "kill", "fail-syncs"} {
+	for _, op := range []string{"power-loss", "kill", "fail-syncs", "partition"} {
 		if s.FaultsFired[op] == 0 {
 			t.Errorf("demo seed %s applies no %s: %v", seed, op, s.FaultsFired)
 		}
