@@ -2,15 +2,28 @@ package sched
 
 import "time"
 
+// event is one scheduled callback, 48 bytes: the heap moves events by
+// value, so their size is much of what a sift costs.
 type event struct {
-	at     time.Duration
+	at time.Duration
+	// seq orders events of the same time: the loop's sequence number
+	// shifted left by seqKindBits, with the kind in the low bits.
 	seq    uint64
-	fn     func()
-	node   *Node
+	run    Runner
 	detail uint64
-	inc    uint32
-	kind   Kind
+	// node is the owning node's index in the loop, or worldNode.
+	node int32
+	inc  uint32
 }
+
+// seqKindBits is where an event's sequence number leaves room for its
+// kind: 2^56 events is far past any run's budget.
+const seqKindBits = 8
+
+// worldNode marks an event that belongs to no node.
+const worldNode = -1
+
+func (ev *event) kind() Kind { return Kind(ev.seq & (1<<seqKindBits - 1)) }
 
 func (a *event) before(b *event) bool {
 	if a.at != b.at {

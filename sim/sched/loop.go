@@ -62,20 +62,69 @@ func (l *Loop) AddNode(name string) *Node {
 // incarnation and is dropped if the node crashes first, and deferred while
 // the node is paused. kind and detail identify the event in the trace.
 func (l *Loop) At(at time.Duration, n *Node, kind Kind, detail uint64, fn func()) {
-	if at < l.now {
-		at = l.now
-	}
-	l.seq++
-	ev := event{at: at, seq: l.seq, fn: fn, node: n, kind: kind, detail: detail}
-	if n != nil {
-		ev.inc = n.inc
-	}
-	l.queue.push(ev)
+	// A func is pointer-shaped: boxing it in the interface allocates
+	// nothing.
+	l.schedule(at, n, kind, detail, funcRunner(fn))
 }
 
 // After schedules fn to run d from now; see At.
 func (l *Loop) After(d time.Duration, n *Node, kind Kind, detail uint64, fn func()) {
 	l.At(l.now+d, n, kind, detail, fn)
+}
+
+// AfterTimer schedules f to run d from now on node n as a timer (see At),
+// returning the Timer that can stop it. The timer is the event's callback
+// itself, so a timer costs one allocation.
+func (l *Loop) AfterTimer(d time.Duration, n *Node, f func()) *Timer {
+	t := &Timer{f: f}
+	l.schedule(l.now+d, n, KindTimer, 0, t)
+	return t
+}
+
+func (l *Loop) schedule(at time.Duration, n *Node, kind Kind, detail uint64, r Runner) {
+	if at < l.now {
+		at = l.now
+	}
+	l.seq++
+	ev := event{at: at, seq: l.seq<<seqKindBits | uint64(kind), run: r, node: worldNode, detail: detail}
+	if n != nil {
+		ev.node = n.ID
+		ev.inc = n.inc
+	}
+	l.queue.push(ev)
+}
+
+// Runner is an event's callback.
+type Runner interface{ Run() }
+
+type funcRunner func()
+
+func (f funcRunner) Run() { f() }
+
+// Timer is a callback scheduled by AfterTimer. It implements sim.Timer.
+type Timer struct {
+	f       func()
+	stopped bool
+	fired   bool
+}
+
+// Run is the timer's event: it calls f unless the timer was stopped.
+func (t *Timer) Run() {
+	if t.stopped {
+		return
+	}
+	t.fired = true
+	t.f()
+}
+
+// Stop prevents the call if it has not happened yet and reports whether it
+// did so.
+func (t *Timer) Stop() bool {
+	if t.fired || t.stopped {
+		return false
+	}
+	t.stopped = true
+	return true
 }
 
 // Stop makes Run return after the current event.
@@ -121,8 +170,9 @@ func (l *Loop) step() {
 	ev := l.queue.pop()
 	l.now = ev.at
 	l.dispatched++
-	n := ev.node
-	if n != nil {
+	var n *Node
+	if ev.node != worldNode {
+		n = l.nodes[ev.node]
 		if ev.inc != n.inc || !n.up {
 			return // the incarnation it belonged to has crashed
 		}
@@ -131,8 +181,8 @@ func (l *Loop) step() {
 			return
 		}
 	}
-	l.trace.add(l.now, n, ev.kind, ev.detail, "")
-	ev.fn()
+	l.trace.add(l.now, n, ev.kind(), ev.detail, "")
+	ev.run.Run()
 }
 
 // Node is one simulated machine as the loop sees it.
@@ -192,7 +242,7 @@ func (n *Node) Resume() {
 	parked := n.parked
 	n.parked = nil
 	for _, ev := range parked {
-		n.loop.At(n.loop.now, n, ev.kind, ev.detail, ev.fn)
+		n.loop.schedule(n.loop.now, n, ev.kind(), ev.detail, ev.run)
 	}
 }
 
