@@ -91,3 +91,43 @@ func (h *eventHeap) pop() event {
 	items[i] = moving
 	return top
 }
+
+// removeAll drops the events drop selects and restores the heap order
+// (Floyd's bottom-up build, linear in the queue). The heap's shape never
+// shows in the order events come out, so neither does a sweep.
+func (h *eventHeap) removeAll(drop func(*event) bool) {
+	kept := h.items[:0]
+	for i := range h.items {
+		if !drop(&h.items[i]) {
+			kept = append(kept, h.items[i])
+		}
+	}
+	clear(h.items[len(kept):]) // let the closures be collected
+	h.items = kept
+	for i := (len(kept) - 2) / heapArity; i >= 0 && len(kept) > 1; i-- {
+		h.siftDown(i)
+	}
+}
+
+func (h *eventHeap) siftDown(i int) {
+	items := h.items
+	moving := items[i]
+	for {
+		first := heapArity*i + 1
+		if first >= len(items) {
+			break
+		}
+		least := first
+		for c := first + 1; c < first+heapArity && c < len(items); c++ {
+			if items[c].before(&items[least]) {
+				least = c
+			}
+		}
+		if !items[least].before(&moving) {
+			break
+		}
+		items[i] = items[least]
+		i = least
+	}
+	items[i] = moving
+}

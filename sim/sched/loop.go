@@ -22,7 +22,10 @@ type Loop struct {
 	nodes []*Node
 	// dispatched counts events popped and run (or dropped as stale).
 	dispatched uint64
-	stopped    bool
+	// withdrawn estimates how many queued events are stopped timers;
+	// past half the queue they are swept out (see Timer.Stop).
+	withdrawn int
+	stopped   bool
 }
 
 // New returns an empty loop at time zero.
@@ -76,7 +79,7 @@ func (l *Loop) After(d time.Duration, n *Node, kind Kind, detail uint64, fn func
 // returning the Timer that can stop it. The timer is the event's callback
 // itself, so a timer costs one allocation.
 func (l *Loop) AfterTimer(d time.Duration, n *Node, f func()) *Timer {
-	t := &Timer{f: f}
+	t := &Timer{f: f, loop: l}
 	l.schedule(l.now+d, n, KindTimer, 0, t)
 	return t
 }
@@ -102,17 +105,23 @@ type funcRunner func()
 func (f funcRunner) Run() { f() }
 
 // Timer is a callback scheduled by AfterTimer. It implements sim.Timer.
+//
+// A stopped timer's event is withdrawn: the loop neither runs it nor
+// counts it nor feeds it to the trace, exactly as if it had been taken out
+// of the queue when stopped, and when stopped timers are more than half of
+// a large queue they are swept out of it. Clients stop most of their
+// timers (a request's timeout, once answered), so this keeps a third of a
+// run's events and most of its queue away from the heap.
 type Timer struct {
 	f       func()
+	loop    *Loop
 	stopped bool
 	fired   bool
 }
 
-// Run is the timer's event: it calls f unless the timer was stopped.
+// Run is the timer's event.
 func (t *Timer) Run() {
-	if t.stopped {
-		return
-	}
+	Assert(!t.stopped, "a stopped timer ran")
 	t.fired = true
 	t.f()
 }
@@ -124,7 +133,29 @@ func (t *Timer) Stop() bool {
 		return false
 	}
 	t.stopped = true
+	t.loop.withdraw()
 	return true
+}
+
+// sweepQueueMin is the queue length below which withdrawn timers are left
+// for the loop to skip: sweeping a short queue saves nothing.
+const sweepQueueMin = 1024
+
+func (l *Loop) withdraw() {
+	l.withdrawn++
+	if len(l.queue.items) < sweepQueueMin || 2*l.withdrawn <= len(l.queue.items) {
+		return
+	}
+	l.queue.removeAll(withdrawn)
+	// Timers parked by a paused node are not in the queue and may still
+	// be stopped; the count is an estimate, so starting it again at zero
+	// only delays the next sweep.
+	l.withdrawn = 0
+}
+
+func withdrawn(ev *event) bool {
+	t, ok := ev.run.(*Timer)
+	return ok && t.stopped
 }
 
 // Stop makes Run return after the current event.
@@ -159,30 +190,38 @@ func (l *Loop) Run(lim Limits) {
 
 // Step dispatches one event and reports whether there was one.
 func (l *Loop) Step() bool {
-	if len(l.queue.items) == 0 {
-		return false
+	for len(l.queue.items) > 0 {
+		if l.step() {
+			return true
+		}
 	}
-	l.step()
-	return true
+	return false
 }
 
-func (l *Loop) step() {
+// step takes the first event off the queue and dispatches it, unless it is
+// a withdrawn timer (see Timer), which it drops and reports false for.
+func (l *Loop) step() bool {
 	ev := l.queue.pop()
+	if withdrawn(&ev) {
+		l.withdrawn = max(l.withdrawn-1, 0)
+		return false
+	}
 	l.now = ev.at
 	l.dispatched++
 	var n *Node
 	if ev.node != worldNode {
 		n = l.nodes[ev.node]
 		if ev.inc != n.inc || !n.up {
-			return // the incarnation it belonged to has crashed
+			return true // the incarnation it belonged to has crashed
 		}
 		if n.paused {
 			n.parked = append(n.parked, ev)
-			return
+			return true
 		}
 	}
 	l.trace.add(l.now, n, ev.kind(), ev.detail, "")
 	ev.run.Run()
+	return true
 }
 
 // Node is one simulated machine as the loop sees it.

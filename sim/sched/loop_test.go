@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -101,5 +102,56 @@ func TestEventsMaxBoundsRun(t *testing.T) {
 	l.Run(Limits{Until: time.Hour, EventsMax: 1000})
 	if l.Dispatched() != 1000 {
 		t.Fatalf("dispatched %d, want 1000", l.Dispatched())
+	}
+}
+
+// TestStoppedTimersAreWithdrawn: a stopped timer neither runs nor counts
+// nor reaches the trace, whether the loop meets it in the queue or a sweep
+// removes it, and the timers left run in (time, sequence) order.
+func TestStoppedTimersAreWithdrawn(t *testing.T) {
+	for _, timers := range []int{10, 4 * sweepQueueMin} {
+		l := New()
+		n := l.AddNode("n1")
+		n.Boot()
+		var ran []int
+		all := make([]*Timer, timers)
+		for i := range all {
+			// Times repeat, so that order within a time is tested too.
+			all[i] = l.AfterTimer(time.Duration(i%7), n, func() { ran = append(ran, i) })
+		}
+		stopped := 0
+		for i, tm := range all {
+			if i%3 != 0 {
+				if !tm.Stop() {
+					t.Fatalf("timers=%d: Stop of pending timer %d reported false", timers, i)
+				}
+				stopped++
+			}
+		}
+		if timers > sweepQueueMin && l.Pending() >= timers {
+			t.Fatalf("timers=%d: no sweep: %d pending", timers, l.Pending())
+		}
+		before := l.Trace().Count()
+		l.Run(Limits{Until: time.Second})
+		var want []int
+		for at := 0; at < 7; at++ {
+			for i := at; i < timers; i += 7 {
+				if i%3 == 0 {
+					want = append(want, i)
+				}
+			}
+		}
+		if !slices.Equal(ran, want) {
+			t.Fatalf("timers=%d: ran %v, want %v", timers, ran, want)
+		}
+		if got := l.Dispatched(); got != uint64(timers-stopped) {
+			t.Fatalf("timers=%d: dispatched %d, want %d", timers, got, timers-stopped)
+		}
+		if got := l.Trace().Count() - before; got != uint64(timers-stopped) {
+			t.Fatalf("timers=%d: traced %d, want %d", timers, got, timers-stopped)
+		}
+		if all[0].Stop() {
+			t.Fatalf("timers=%d: Stop of a fired timer reported true", timers)
+		}
 	}
 }
