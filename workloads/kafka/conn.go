@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -79,7 +80,15 @@ type brokerConn struct {
 	handshakeTime sim.Timer
 	// onDead tells the owner the connection is gone, once.
 	onDead func(bc *brokerConn, err error)
+	// frameScratch is where a request is encoded before it is copied
+	// into a frame of its exact size: encoding into a fresh slice grew
+	// it several times over per request.
+	frameScratch []byte
 }
+
+// frameScratchKeepBytesMax bounds the scratch a connection keeps between
+// requests, so that one large produce does not pin its size.
+const frameScratchKeepBytesMax = 64 << 10
 
 func dialBroker(env sim.Env, cfg *connConfig, node int32, addr string, onDead func(*brokerConn, error)) *brokerConn {
 	bc := &brokerConn{env: env, cfg: cfg, node: node, addr: addr, onDead: onDead}
@@ -239,7 +248,12 @@ func (bc *brokerConn) pump() {
 func (bc *brokerConn) write(c *call) bool {
 	bc.corrNext++
 	c.correlationID = bc.corrNext
-	frame := appendRequestFrame(nil, c.req, c.correlationID, bc.cfg.clientID)
+	bc.frameScratch = appendRequestFrame(bc.frameScratch[:0], c.req, c.correlationID, bc.cfg.clientID)
+	// The connection keeps the frame until it is delivered.
+	frame := slices.Clone(bc.frameScratch)
+	if cap(bc.frameScratch) > frameScratchKeepBytesMax {
+		bc.frameScratch = nil
+	}
 	if err := bc.conn.Send(frame); err != nil {
 		if c != bc.handshake && !c.noResponse {
 			// The frame may be partly on the wire: its fate is unknown,

@@ -276,6 +276,8 @@ type Producer struct {
 	flushing    bool
 	closed      bool
 	wakePending bool
+	// onWake is wake's callback, bound once: every send may wake.
+	onWake      func()
 	timer       deadline
 	completions []completion
 	stats       ProducerStats
@@ -306,6 +308,11 @@ func NewProducer(env sim.Env, cfg ProducerConfig) (*Producer, error) {
 		producerID: -1,
 	}
 	p.producerEpoch = -1
+	p.timer.fire = p.pump
+	p.onWake = func() {
+		p.wakePending = false
+		p.pump()
+	}
 	p.cl = newCluster(env, clusterConfig{
 		bootstrap: c.Bootstrap,
 		conn: connConfig{
@@ -431,10 +438,7 @@ func (p *Producer) wake() {
 		return
 	}
 	p.wakePending = true
-	p.env.Clock.AfterFunc(0, func() {
-		p.wakePending = false
-		p.pump()
-	})
+	p.env.Clock.AfterFunc(0, p.onWake)
 }
 
 func (p *Producer) onMetadata() {
@@ -1072,5 +1076,5 @@ func (p *Producer) armTimer(now time.Duration) {
 	if p.idempotent && p.identity == identityNone {
 		soon.consider(p.identityRetry)
 	}
-	p.timer.arm(p.env.Clock, now, soon.at, p.pump)
+	p.timer.arm(p.env.Clock, now, soon.at)
 }
