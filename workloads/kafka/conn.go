@@ -127,6 +127,15 @@ func (bc *brokerConn) enqueue(c *call) {
 	}
 }
 
+// popFront drops q's first call, shifting the rest down: q[1:] would lose
+// the front of the array for good, so that every few appends reallocated
+// it. Both queues are short (inFlightMax, connQueuedMax).
+func popFront(q []*call) []*call {
+	n := copy(q, q[1:])
+	q[n] = nil
+	return q[:n]
+}
+
 // later runs f once the current callback returns.
 func (bc *brokerConn) later(f func()) { bc.env.Clock.AfterFunc(0, f) }
 
@@ -163,8 +172,7 @@ func (bc *brokerConn) OnFrame(_ sim.Conn, frame []byte) {
 		bc.kill(fmt.Errorf("broker %d: %w", bc.node, err))
 		return
 	}
-	bc.sent[0] = nil
-	bc.sent = bc.sent[1:]
+	bc.sent = popFront(bc.sent)
 	c.timer.Stop()
 	bc.pump()
 	c.done(resp, nil)
@@ -224,8 +232,7 @@ func (bc *brokerConn) OnClose(_ sim.Conn, err error) {
 func (bc *brokerConn) pump() {
 	for bc.state == connReady && len(bc.queued) > 0 && len(bc.sent) < bc.cfg.inFlightMax {
 		c := bc.queued[0]
-		bc.queued[0] = nil
-		bc.queued = bc.queued[1:]
+		bc.queued = popFront(bc.queued)
 		v, err := bc.versions.negotiate(kmsg.Key(c.req.Key()))
 		if err != nil {
 			bc.later(func() { c.done(nil, fmt.Errorf("broker %d: %w: %w", bc.node, err, errNotSent)) })

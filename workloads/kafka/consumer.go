@@ -889,6 +889,7 @@ func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record,
 	if err != nil {
 		return records, err
 	}
+	records = slices.Grow(records, len(decoded))
 	for i := range decoded {
 		r := &decoded[i]
 		if r.Offset < cp.position {
