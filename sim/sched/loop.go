@@ -18,8 +18,17 @@ type Loop struct {
 	now   time.Duration
 	seq   uint64
 	queue eventHeap
-	trace Trace
-	nodes []*Node
+	// ready holds, in order, the events scheduled for the current
+	// instant from the current instant: callbacks that run "as soon as
+	// this one returns" are a fifth of a run's events, and a FIFO serves
+	// them without the heap's sifts. Their sequence numbers are above
+	// every queued event of this instant (those were scheduled from
+	// earlier instants), so the queue's events of this instant go first,
+	// then ready's in order, and ready is empty whenever time moves on.
+	ready     []event
+	readyHead int
+	trace     Trace
+	nodes     []*Node
 	// dispatched counts events popped and run (or dropped as stale).
 	dispatched uint64
 	// withdrawn estimates how many queued events are stopped timers;
@@ -45,7 +54,44 @@ func (l *Loop) Trace() *Trace { return &l.trace }
 func (l *Loop) Dispatched() uint64 { return l.dispatched }
 
 // Pending is the number of events waiting.
-func (l *Loop) Pending() int { return len(l.queue.items) }
+func (l *Loop) Pending() int { return len(l.queue.items) + len(l.ready) - l.readyHead }
+
+// readyEvents are the events of ready not yet taken.
+func (l *Loop) readyEvents() []event { return l.ready[l.readyHead:] }
+
+// nextAt is the time of the next event; false when there is none.
+func (l *Loop) nextAt() (time.Duration, bool) {
+	if l.readyHead < len(l.ready) {
+		return l.now, true
+	}
+	if len(l.queue.items) > 0 {
+		return l.queue.items[0].at, true
+	}
+	return 0, false
+}
+
+// take removes the next event in (time, sequence) order.
+func (l *Loop) take() event {
+	if l.readyHead == len(l.ready) || (len(l.queue.items) > 0 && l.queue.items[0].at <= l.now) {
+		return l.queue.pop()
+	}
+	ev := l.ready[l.readyHead]
+	l.ready[l.readyHead] = event{} // let the callback be collected
+	l.readyHead++
+	switch {
+	case l.readyHead == len(l.ready):
+		l.ready, l.readyHead = l.ready[:0], 0
+	case l.readyHead >= readyCompactMin && 2*l.readyHead >= len(l.ready):
+		n := copy(l.ready, l.ready[l.readyHead:])
+		clear(l.ready[n:])
+		l.ready, l.readyHead = l.ready[:n], 0
+	}
+	return ev
+}
+
+// readyCompactMin is how many taken events ready lets pile up at its
+// front before moving the rest down, in a long chain of one instant.
+const readyCompactMin = 1024
 
 // Nodes returns the registered nodes in registration order.
 func (l *Loop) Nodes() []*Node { return l.nodes }
@@ -93,6 +139,10 @@ func (l *Loop) schedule(at time.Duration, n *Node, kind Kind, detail uint64, r R
 	if n != nil {
 		ev.node = n.ID
 		ev.inc = n.inc
+	}
+	if at == l.now {
+		l.ready = append(l.ready, ev)
+		return
 	}
 	l.queue.push(ev)
 }
@@ -143,10 +193,18 @@ const sweepQueueMin = 1024
 
 func (l *Loop) withdraw() {
 	l.withdrawn++
-	if len(l.queue.items) < sweepQueueMin || 2*l.withdrawn <= len(l.queue.items) {
+	if l.Pending() < sweepQueueMin || 2*l.withdrawn <= l.Pending() {
 		return
 	}
 	l.queue.removeAll(withdrawn)
+	kept := l.ready[:0]
+	for _, ev := range l.readyEvents() {
+		if !withdrawn(&ev) {
+			kept = append(kept, ev)
+		}
+	}
+	clear(l.ready[len(kept):])
+	l.ready, l.readyHead = kept, 0
 	// Timers parked by a paused node are not in the queue and may still
 	// be stopped; the count is an estimate, so starting it again at zero
 	// only delays the next sweep.
@@ -174,11 +232,15 @@ type Limits struct {
 // events have run. Simulated time is then lim.Until if the queue ran past it.
 func (l *Loop) Run(lim Limits) {
 	l.stopped = false
-	for !l.stopped && len(l.queue.items) > 0 {
+	for !l.stopped {
+		at, ok := l.nextAt()
+		if !ok {
+			break
+		}
 		if lim.EventsMax > 0 && l.dispatched >= lim.EventsMax {
 			return
 		}
-		if l.queue.items[0].at > lim.Until {
+		if at > lim.Until {
 			break
 		}
 		l.step()
@@ -190,7 +252,7 @@ func (l *Loop) Run(lim Limits) {
 
 // Step dispatches one event and reports whether there was one.
 func (l *Loop) Step() bool {
-	for len(l.queue.items) > 0 {
+	for l.Pending() > 0 {
 		if l.step() {
 			return true
 		}
@@ -201,7 +263,7 @@ func (l *Loop) Step() bool {
 // step takes the first event off the queue and dispatches it, unless it is
 // a withdrawn timer (see Timer), which it drops and reports false for.
 func (l *Loop) step() bool {
-	ev := l.queue.pop()
+	ev := l.take()
 	if withdrawn(&ev) {
 		l.withdrawn = max(l.withdrawn-1, 0)
 		return false

@@ -1,9 +1,12 @@
 package sched
 
 import (
+	"cmp"
 	"slices"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 )
 
 func TestOrderByTimeThenSequence(t *testing.T) {
@@ -154,4 +157,63 @@ func TestStoppedTimersAreWithdrawn(t *testing.T) {
 			t.Fatalf("timers=%d: Stop of a fired timer reported true", timers)
 		}
 	}
+}
+
+// TestEventsRunInTimeThenSequenceOrder: whatever callbacks schedule (at
+// the current instant, which the ready FIFO serves, or later, which the
+// heap does; from inside a run or between runs), events run in the order
+// of their (time, sequence) as one sorted queue would run them.
+func TestEventsRunInTimeThenSequenceOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		l := New()
+		n := l.AddNode("n")
+		n.Boot()
+		type key struct {
+			at  time.Duration
+			seq int
+		}
+		var scheduled []key // by id
+		var ran []int
+		seq := 0
+		var add func(d time.Duration, depth int)
+		add = func(d time.Duration, depth int) {
+			id := len(scheduled)
+			seq++
+			scheduled = append(scheduled, key{l.Now() + d, seq})
+			// The children are drawn now, so that the program is fixed
+			// whatever order the loop runs it in.
+			var children []time.Duration
+			if depth < 4 {
+				for range rapid.IntRange(0, 3).Draw(t, "children") {
+					children = append(children, time.Duration(rapid.SampledFrom([]int{0, 0, 1, 2, 5}).Draw(t, "delay")))
+				}
+			}
+			l.After(d, n, KindTimer, 0, func() {
+				ran = append(ran, id)
+				for _, c := range children {
+					add(c, depth+1)
+				}
+			})
+		}
+		for range rapid.IntRange(1, 4).Draw(t, "rounds") {
+			for range rapid.IntRange(1, 4).Draw(t, "roots") {
+				add(time.Duration(rapid.IntRange(0, 3).Draw(t, "root delay")), 0)
+			}
+			l.Run(Limits{Until: l.Now() + time.Duration(rapid.IntRange(0, 6).Draw(t, "run for"))})
+		}
+		l.Run(Limits{Until: 1 << 40})
+		want := make([]int, len(scheduled))
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortFunc(want, func(a, b int) int {
+			if c := cmp.Compare(scheduled[a].at, scheduled[b].at); c != 0 {
+				return c
+			}
+			return cmp.Compare(scheduled[a].seq, scheduled[b].seq)
+		})
+		if !slices.Equal(ran, want) {
+			t.Fatalf("ran %v, want %v", ran, want)
+		}
+	})
 }
