@@ -678,6 +678,9 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
 			t := kmsg.NewFetchRequestTopic()
 			t.Topic = cp.tp.Topic
+			// Room for the rest of parts: one allocation, not one
+			// per doubling.
+			t.Partitions = make([]kmsg.FetchRequestTopicPartition, 0, len(parts)-i)
 			req.Topics = append(req.Topics, t)
 		}
 		t := &req.Topics[len(req.Topics)-1]
