@@ -116,6 +116,12 @@ func (l *Loop) At(at time.Duration, n *Node, kind Kind, detail uint64, fn func()
 	l.schedule(at, n, kind, detail, funcRunner(fn))
 }
 
+// AtRunner is At for a Runner: a caller whose callback is a method of a
+// struct it allocates anyway saves the closure.
+func (l *Loop) AtRunner(at time.Duration, n *Node, kind Kind, detail uint64, r Runner) {
+	l.schedule(at, n, kind, detail, r)
+}
+
 // After schedules fn to run d from now; see At.
 func (l *Loop) After(d time.Duration, n *Node, kind Kind, detail uint64, fn func()) {
 	l.At(l.now+d, n, kind, detail, fn)
