@@ -104,7 +104,9 @@ type pendingConsumerOp struct {
 func indexHistory(h history.History) *indexed {
 	ix := &indexed{h: h, stats: map[string]int64{}}
 	tpID := ix.internPartitions()
-	valueID := map[string]int32{}
+	// Sized for a history of sends and their completions, at most one
+	// value per two ops, so that interning does not keep rehashing.
+	valueID := make(map[string]int32, len(h)/2)
 	intern := func(v string) int32 {
 		if id, ok := valueID[v]; ok {
 			return id
@@ -192,29 +194,56 @@ func outcomeName(o outcome) string {
 
 // internPartitions gives every partition the history names a dense id in
 // sorted order, so that everything keyed by id iterates deterministically.
-func (ix *indexed) internPartitions() map[history.TopicPartition]int32 {
+func (ix *indexed) internPartitions() *tpIDs {
 	seen := map[history.TopicPartition]struct{}{}
+	var last history.TopicPartition
+	see := func(tp history.TopicPartition) {
+		// Runs of one partition are the rule: the map is asked once a run.
+		if len(seen) == 0 || tp != last {
+			seen[tp] = struct{}{}
+			last = tp
+		}
+	}
 	for i := range ix.h {
 		op := &ix.h[i]
 		if op.Record != nil {
-			seen[op.Record.TP()] = struct{}{}
+			see(op.Record.TP())
 		}
-		for _, r := range op.Records {
-			seen[r.TP()] = struct{}{}
+		for j := range op.Records {
+			see(op.Records[j].TP())
 		}
 		for _, tp := range op.Assign {
-			seen[tp] = struct{}{}
+			see(tp)
 		}
 	}
 	for tp := range seen {
 		ix.tps = append(ix.tps, tp)
 	}
 	slices.SortFunc(ix.tps, compareTP)
-	ids := make(map[history.TopicPartition]int32, len(ix.tps))
+	ids := &tpIDs{ids: make(map[history.TopicPartition]int32, len(ix.tps))}
 	for i, tp := range ix.tps {
-		ids[tp] = int32(i)
+		ids.ids[tp] = int32(i)
 	}
 	return ids
+}
+
+// tpIDs maps partitions to their ids, remembering the last one asked for:
+// a poll's records and a producer's sends come in runs of one partition,
+// and hashing a topic name per record showed in profiles.
+type tpIDs struct {
+	ids    map[history.TopicPartition]int32
+	last   history.TopicPartition
+	lastID int32
+	asked  bool
+}
+
+// of is tp's id; 0 for a partition never interned, as a map lookup gives.
+func (t *tpIDs) of(tp history.TopicPartition) int32 {
+	if t.asked && tp == t.last {
+		return t.lastID
+	}
+	t.last, t.lastID, t.asked = tp, t.ids[tp], true
+	return t.lastID
 }
 
 func compareTP(a, b history.TopicPartition) int {
@@ -235,7 +264,7 @@ func (ix *indexed) malform(pos int, detail string) {
 	})
 }
 
-func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
+func (ix *indexed) indexSend(pos int, tpID *tpIDs,
 	intern, internKey func(string) int32, pending map[int32]int) {
 	op := &ix.h[pos]
 	if op.Record == nil {
@@ -254,7 +283,7 @@ func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
 		}
 		pending[value] = len(ix.sends)
 		ix.sends = append(ix.sends, sendRec{
-			value: value, tp: tpID[op.Record.TP()], process: op.Process,
+			value: value, tp: tpID.of(op.Record.TP()), process: op.Process,
 			invokePos: pos, donePos: -1, outcome: outcomePending, offset: -1,
 		})
 		return
@@ -278,11 +307,11 @@ func (ix *indexed) indexSend(pos int, tpID map[history.TopicPartition]int32,
 	}
 	// The completion's partition wins: a client may pick the partition
 	// only when it sends.
-	s.tp = tpID[op.Record.TP()]
+	s.tp = tpID.of(op.Record.TP())
 	s.offset = op.Record.Offset
 }
 
-func (ix *indexed) indexConsumerOp(pos int, tpID map[history.TopicPartition]int32,
+func (ix *indexed) indexConsumerOp(pos int, tpID *tpIDs,
 	intern func(string) int32, pending map[int]pendingConsumerOp, steps map[int][]consumerStep) {
 	op := &ix.h[pos]
 	if op.Type == history.Invoke {
@@ -325,7 +354,7 @@ func (ix *indexed) indexConsumerOp(pos int, tpID map[history.TopicPartition]int3
 			continue
 		}
 		poll.records = append(poll.records, polledRecord{
-			tp: tpID[r.TP()], value: intern(r.Value), offset: r.Offset,
+			tp: tpID.of(r.TP()), value: intern(r.Value), offset: r.Offset,
 		})
 	}
 }

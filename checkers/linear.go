@@ -145,54 +145,67 @@ func pollFits(l *plog, records []polledRecord, superseded []bool) bool {
 	return true
 }
 
-// linearOps splits the history into per-partition porcupine operations.
+// linearOps splits the history into per-partition porcupine operations,
+// each partition's in history order (sends and polls merged by their
+// invoke positions, which are distinct), the order linearWindows sorts
+// them into: it then finds them sorted and sorts nothing.
 func linearOps(ix *indexed, reads readSummary) [][]porcupine.Operation {
 	byTP := make([][]porcupine.Operation, len(ix.tps))
-	for i := range ix.sends {
-		s := &ix.sends[i]
-		op := &linOp{kind: linSend, invokePos: s.invokePos, donePos: s.donePos}
-		ret := int64(math.MaxInt64)
-		switch {
-		case s.outcome == outcomeOK:
-			op.entry = logEntry{offset: s.offset, value: s.value}
-			ret = int64(s.donePos)
-		case s.outcome == outcomeFail:
-			continue
-		case reads.polledOffset[s.value] >= 0:
-			op.entry = logEntry{offset: reads.polledOffset[s.value], value: s.value}
-		default:
-			continue
-		}
-		byTP[s.tp] = append(byTP[s.tp], porcupine.Operation{
-			ClientId: s.process, Input: op, Call: int64(s.invokePos), Return: ret,
-		})
-	}
-	for i := range ix.polls {
-		p := &ix.polls[i]
-		if p.outcome != outcomeOK {
-			continue
-		}
-		// Records of one partition keep their order; partitions are taken
-		// in id order so that op order is deterministic.
-		runs := map[int32][]polledRecord{}
-		var tps []int32
-		for _, r := range p.records {
-			if _, ok := runs[r.tp]; !ok {
-				tps = append(tps, r.tp)
-			}
-			runs[r.tp] = append(runs[r.tp], r)
-		}
-		slices.Sort(tps)
-		for _, tp := range tps {
-			byTP[tp] = append(byTP[tp], porcupine.Operation{
-				ClientId: p.process,
-				Input: &linOp{kind: linPoll, records: runs[tp],
-					invokePos: p.invokePos, donePos: p.donePos},
-				Call: int64(p.invokePos), Return: int64(p.donePos),
-			})
+	si, pi := 0, 0
+	for si < len(ix.sends) || pi < len(ix.polls) {
+		if pi == len(ix.polls) || (si < len(ix.sends) && ix.sends[si].invokePos < ix.polls[pi].invokePos) {
+			addSendOp(byTP, &ix.sends[si], reads)
+			si++
+		} else {
+			addPollOps(byTP, &ix.polls[pi])
+			pi++
 		}
 	}
 	return byTP
+}
+
+func addSendOp(byTP [][]porcupine.Operation, s *sendRec, reads readSummary) {
+	op := &linOp{kind: linSend, invokePos: s.invokePos, donePos: s.donePos}
+	ret := int64(math.MaxInt64)
+	switch {
+	case s.outcome == outcomeOK:
+		op.entry = logEntry{offset: s.offset, value: s.value}
+		ret = int64(s.donePos)
+	case s.outcome == outcomeFail:
+		return
+	case reads.polledOffset[s.value] >= 0:
+		op.entry = logEntry{offset: reads.polledOffset[s.value], value: s.value}
+	default:
+		return
+	}
+	byTP[s.tp] = append(byTP[s.tp], porcupine.Operation{
+		ClientId: s.process, Input: op, Call: int64(s.invokePos), Return: ret,
+	})
+}
+
+func addPollOps(byTP [][]porcupine.Operation, p *pollRec) {
+	if p.outcome != outcomeOK {
+		return
+	}
+	// Records of one partition keep their order; partitions are taken
+	// in id order so that op order is deterministic.
+	runs := map[int32][]polledRecord{}
+	var tps []int32
+	for _, r := range p.records {
+		if _, ok := runs[r.tp]; !ok {
+			tps = append(tps, r.tp)
+		}
+		runs[r.tp] = append(runs[r.tp], r)
+	}
+	slices.Sort(tps)
+	for _, tp := range tps {
+		byTP[tp] = append(byTP[tp], porcupine.Operation{
+			ClientId: p.process,
+			Input: &linOp{kind: linPoll, records: runs[tp],
+				invokePos: p.invokePos, donePos: p.donePos},
+			Call: int64(p.invokePos), Return: int64(p.donePos),
+		})
+	}
 }
 
 func checkLinearizable(ix *indexed, opts Options) Verdict {
@@ -346,12 +359,16 @@ func linearWindows(ops []porcupine.Operation, order []int64) [][]porcupine.Opera
 			ops[i].Return = bound
 		}
 	}
-	slices.SortFunc(ops, func(a, b porcupine.Operation) int {
+	byCall := func(a, b porcupine.Operation) int {
 		if c := cmp.Compare(a.Call, b.Call); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Return, b.Return)
-	})
+	}
+	// linearOps gives them sorted: checking is linear, sorting is not.
+	if !slices.IsSortedFunc(ops, byCall) {
+		slices.SortFunc(ops, byCall)
+	}
 	var windows [][]porcupine.Operation
 	start := 0
 	reach := int64(math.MinInt64)

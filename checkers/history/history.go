@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 )
 
 // Type is an operation's phase or outcome.
@@ -69,7 +71,11 @@ type TopicPartition struct {
 	Partition int32  `json:"partition"`
 }
 
-func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+// String is "topic-partition". Progress reports and checkers name
+// partitions often enough that fmt's cost shows.
+func (tp TopicPartition) String() string {
+	return tp.Topic + "-" + strconv.Itoa(int(tp.Partition))
+}
 
 // Record is a record sent or polled. Values are unique per history so that
 // a checker can tell records apart.
@@ -160,6 +166,9 @@ type Recorder interface {
 	Add(op Op) int
 }
 
+// opsGrowMin is the least room a Log makes when it grows.
+const opsGrowMin = 1024
+
 // Log is an in-memory Recorder.
 type Log struct {
 	// Now reads the reference clock in nanoseconds.
@@ -171,6 +180,11 @@ type Log struct {
 func (l *Log) Add(op Op) int {
 	op.Index = len(l.Ops)
 	op.Time = l.Now()
+	if len(l.Ops) == cap(l.Ops) {
+		// Doubling: append grows a large slice by a quarter, and an Op
+		// is large, so a long history was copied about four times over.
+		l.Ops = slices.Grow(l.Ops, max(len(l.Ops), opsGrowMin))
+	}
 	l.Ops = append(l.Ops, op)
 	return op.Index
 }

@@ -2,15 +2,28 @@ package sched
 
 import "time"
 
+// event is one scheduled callback, 48 bytes: the heap moves events by
+// value, so their size is much of what a sift costs.
 type event struct {
-	at     time.Duration
+	at time.Duration
+	// seq orders events of the same time: the loop's sequence number
+	// shifted left by seqKindBits, with the kind in the low bits.
 	seq    uint64
-	fn     func()
-	node   *Node
+	run    Runner
 	detail uint64
-	inc    uint32
-	kind   Kind
+	// node is the owning node's index in the loop, or worldNode.
+	node int32
+	inc  uint32
 }
+
+// seqKindBits is where an event's sequence number leaves room for its
+// kind: 2^56 events is far past any run's budget.
+const seqKindBits = 8
+
+// worldNode marks an event that belongs to no node.
+const worldNode = -1
+
+func (ev *event) kind() Kind { return Kind(ev.seq & (1<<seqKindBits - 1)) }
 
 func (a *event) before(b *event) bool {
 	if a.at != b.at {
@@ -77,4 +90,44 @@ func (h *eventHeap) pop() event {
 	}
 	items[i] = moving
 	return top
+}
+
+// removeAll drops the events drop selects and restores the heap order
+// (Floyd's bottom-up build, linear in the queue). The heap's shape never
+// shows in the order events come out, so neither does a sweep.
+func (h *eventHeap) removeAll(drop func(*event) bool) {
+	kept := h.items[:0]
+	for i := range h.items {
+		if !drop(&h.items[i]) {
+			kept = append(kept, h.items[i])
+		}
+	}
+	clear(h.items[len(kept):]) // let the closures be collected
+	h.items = kept
+	for i := (len(kept) - 2) / heapArity; i >= 0 && len(kept) > 1; i-- {
+		h.siftDown(i)
+	}
+}
+
+func (h *eventHeap) siftDown(i int) {
+	items := h.items
+	moving := items[i]
+	for {
+		first := heapArity*i + 1
+		if first >= len(items) {
+			break
+		}
+		least := first
+		for c := first + 1; c < first+heapArity && c < len(items); c++ {
+			if items[c].before(&items[least]) {
+				least = c
+			}
+		}
+		if !items[least].before(&moving) {
+			break
+		}
+		items[i] = items[least]
+		i = least
+	}
+	items[i] = moving
 }

@@ -1,8 +1,12 @@
 package sched
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 )
 
 func TestOrderByTimeThenSequence(t *testing.T) {
@@ -102,4 +106,114 @@ func TestEventsMaxBoundsRun(t *testing.T) {
 	if l.Dispatched() != 1000 {
 		t.Fatalf("dispatched %d, want 1000", l.Dispatched())
 	}
+}
+
+// TestStoppedTimersAreWithdrawn: a stopped timer neither runs nor counts
+// nor reaches the trace, whether the loop meets it in the queue or a sweep
+// removes it, and the timers left run in (time, sequence) order.
+func TestStoppedTimersAreWithdrawn(t *testing.T) {
+	for _, timers := range []int{10, 4 * sweepQueueMin} {
+		l := New()
+		n := l.AddNode("n1")
+		n.Boot()
+		var ran []int
+		all := make([]*Timer, timers)
+		for i := range all {
+			// Times repeat, so that order within a time is tested too.
+			all[i] = l.AfterTimer(time.Duration(i%7), n, func() { ran = append(ran, i) })
+		}
+		stopped := 0
+		for i, tm := range all {
+			if i%3 != 0 {
+				if !tm.Stop() {
+					t.Fatalf("timers=%d: Stop of pending timer %d reported false", timers, i)
+				}
+				stopped++
+			}
+		}
+		if timers > sweepQueueMin && l.Pending() >= timers {
+			t.Fatalf("timers=%d: no sweep: %d pending", timers, l.Pending())
+		}
+		before := l.Trace().Count()
+		l.Run(Limits{Until: time.Second})
+		var want []int
+		for at := 0; at < 7; at++ {
+			for i := at; i < timers; i += 7 {
+				if i%3 == 0 {
+					want = append(want, i)
+				}
+			}
+		}
+		if !slices.Equal(ran, want) {
+			t.Fatalf("timers=%d: ran %v, want %v", timers, ran, want)
+		}
+		if got := l.Dispatched(); got != uint64(timers-stopped) {
+			t.Fatalf("timers=%d: dispatched %d, want %d", timers, got, timers-stopped)
+		}
+		if got := l.Trace().Count() - before; got != uint64(timers-stopped) {
+			t.Fatalf("timers=%d: traced %d, want %d", timers, got, timers-stopped)
+		}
+		if all[0].Stop() {
+			t.Fatalf("timers=%d: Stop of a fired timer reported true", timers)
+		}
+	}
+}
+
+// TestEventsRunInTimeThenSequenceOrder: whatever callbacks schedule (at
+// the current instant, which the ready FIFO serves, or later, which the
+// heap does; from inside a run or between runs), events run in the order
+// of their (time, sequence) as one sorted queue would run them.
+func TestEventsRunInTimeThenSequenceOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		l := New()
+		n := l.AddNode("n")
+		n.Boot()
+		type key struct {
+			at  time.Duration
+			seq int
+		}
+		var scheduled []key // by id
+		var ran []int
+		seq := 0
+		var add func(d time.Duration, depth int)
+		add = func(d time.Duration, depth int) {
+			id := len(scheduled)
+			seq++
+			scheduled = append(scheduled, key{l.Now() + d, seq})
+			// The children are drawn now, so that the program is fixed
+			// whatever order the loop runs it in.
+			var children []time.Duration
+			if depth < 4 {
+				for range rapid.IntRange(0, 3).Draw(t, "children") {
+					children = append(children, time.Duration(rapid.SampledFrom([]int{0, 0, 1, 2, 5}).Draw(t, "delay")))
+				}
+			}
+			l.After(d, n, KindTimer, 0, func() {
+				ran = append(ran, id)
+				for _, c := range children {
+					add(c, depth+1)
+				}
+			})
+		}
+		for range rapid.IntRange(1, 4).Draw(t, "rounds") {
+			for range rapid.IntRange(1, 4).Draw(t, "roots") {
+				add(time.Duration(rapid.IntRange(0, 3).Draw(t, "root delay")), 0)
+			}
+			l.Run(Limits{Until: l.Now() + time.Duration(rapid.IntRange(0, 6).Draw(t, "run for"))})
+		}
+		l.Run(Limits{Until: 1 << 40})
+		want := make([]int, len(scheduled))
+		for i := range want {
+			want[i] = i
+		}
+		slices.SortFunc(want, func(a, b int) int {
+			if c := cmp.Compare(scheduled[a].at, scheduled[b].at); c != 0 {
+				return c
+			}
+			return cmp.Compare(scheduled[a].seq, scheduled[b].seq)
+		})
+		if !slices.Equal(ran, want) {
+			t.Fatalf("ran %v, want %v", ran, want)
+		}
+	})
 }

@@ -281,15 +281,34 @@ func (d *Disk) schedule(bytes int64, detail uint64, effect func() error, done fu
 	service = time.Duration(float64(service) * d.slowFactor)
 	at := max(now, d.busyUntil) + service
 	d.busyUntil = at
-	gen := d.powerGen
-	result := errPowerLost
-	d.loop.At(at, nil, sched.KindSync, detail, func() {
-		if d.powerGen == gen {
-			result = effect()
-		}
-	})
-	d.loop.At(at, d.node, sched.KindSync, detail, func() { done(result) })
+	op := &syncOp{d: d, gen: d.powerGen, effect: effect, done: done, result: errPowerLost}
+	d.loop.AtRunner(at, nil, sched.KindSync, detail, (*syncEffect)(op))
+	d.loop.AtRunner(at, d.node, sched.KindSync, detail, (*syncDone)(op))
 }
+
+// syncOp is one scheduled sync. Its two events are two views of one
+// allocation (where closures and the result they shared were three).
+type syncOp struct {
+	d      *Disk
+	gen    uint64
+	effect func() error
+	done   func(error)
+	result error
+}
+
+// syncEffect is the device finishing the sync, unless power was lost since.
+type syncEffect syncOp
+
+func (op *syncEffect) Run() {
+	if op.d.powerGen == op.gen {
+		op.result = op.effect()
+	}
+}
+
+// syncDone hands the result to the node.
+type syncDone syncOp
+
+func (op *syncDone) Run() { op.done(op.result) }
 
 // takeSyncFailure reports whether the sync being called is one of those
 // FailSyncs asked for.

@@ -2,6 +2,7 @@ package simdisk
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -169,11 +170,17 @@ func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte 
 	buf := ino.cur.sectors[s]
 	delete(ino.lost, s) // dirty again: the next sync writes all of it
 	if !dirty || !e.owned || buf == nil {
-		fresh := make([]byte, ino.sectorBytes)
-		if buf != nil && !whole {
-			copy(fresh, buf)
+		if buf != nil && !whole && int64(len(buf)) == ino.sectorBytes {
+			// Cloned, not made and copied into: make zeroes the
+			// sector first, and appends after every sync copy one.
+			buf = slices.Clone(buf)
+		} else {
+			fresh := make([]byte, ino.sectorBytes)
+			if buf != nil && !whole {
+				copy(fresh, buf)
+			}
+			buf = fresh
 		}
-		buf = fresh
 		ino.cur.sectors[s] = buf
 	}
 	if !dirty {

@@ -52,29 +52,5 @@ func (c *nodeClock) AfterFunc(d time.Duration, f func()) sim.Timer {
 	if time.Duration(float64(real)*rate) < d {
 		real++ // float rounding
 	}
-	t := &timer{f: f}
-	c.loop.After(real, c.node, sched.KindTimer, 0, t.fire)
-	return t
-}
-
-type timer struct {
-	f       func()
-	stopped bool
-	fired   bool
-}
-
-func (t *timer) fire() {
-	if t.stopped {
-		return
-	}
-	t.fired = true
-	t.f()
-}
-
-func (t *timer) Stop() bool {
-	if t.fired || t.stopped {
-		return false
-	}
-	t.stopped = true
-	return true
+	return c.loop.AfterTimer(real, c.node, f)
 }

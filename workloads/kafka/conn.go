@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -79,7 +80,15 @@ type brokerConn struct {
 	handshakeTime sim.Timer
 	// onDead tells the owner the connection is gone, once.
 	onDead func(bc *brokerConn, err error)
+	// frameScratch is where a request is encoded before it is copied
+	// into a frame of its exact size: encoding into a fresh slice grew
+	// it several times over per request.
+	frameScratch []byte
 }
+
+// frameScratchKeepBytesMax bounds the scratch a connection keeps between
+// requests, so that one large produce does not pin its size.
+const frameScratchKeepBytesMax = 64 << 10
 
 func dialBroker(env sim.Env, cfg *connConfig, node int32, addr string, onDead func(*brokerConn, error)) *brokerConn {
 	bc := &brokerConn{env: env, cfg: cfg, node: node, addr: addr, onDead: onDead}
@@ -118,6 +127,15 @@ func (bc *brokerConn) enqueue(c *call) {
 	}
 }
 
+// popFront drops q's first call, shifting the rest down: q[1:] would lose
+// the front of the array for good, so that every few appends reallocated
+// it. Both queues are short (inFlightMax, connQueuedMax).
+func popFront(q []*call) []*call {
+	n := copy(q, q[1:])
+	q[n] = nil
+	return q[:n]
+}
+
 // later runs f once the current callback returns.
 func (bc *brokerConn) later(f func()) { bc.env.Clock.AfterFunc(0, f) }
 
@@ -154,8 +172,7 @@ func (bc *brokerConn) OnFrame(_ sim.Conn, frame []byte) {
 		bc.kill(fmt.Errorf("broker %d: %w", bc.node, err))
 		return
 	}
-	bc.sent[0] = nil
-	bc.sent = bc.sent[1:]
+	bc.sent = popFront(bc.sent)
 	c.timer.Stop()
 	bc.pump()
 	c.done(resp, nil)
@@ -215,8 +232,7 @@ func (bc *brokerConn) OnClose(_ sim.Conn, err error) {
 func (bc *brokerConn) pump() {
 	for bc.state == connReady && len(bc.queued) > 0 && len(bc.sent) < bc.cfg.inFlightMax {
 		c := bc.queued[0]
-		bc.queued[0] = nil
-		bc.queued = bc.queued[1:]
+		bc.queued = popFront(bc.queued)
 		v, err := bc.versions.negotiate(kmsg.Key(c.req.Key()))
 		if err != nil {
 			bc.later(func() { c.done(nil, fmt.Errorf("broker %d: %w: %w", bc.node, err, errNotSent)) })
@@ -239,7 +255,12 @@ func (bc *brokerConn) pump() {
 func (bc *brokerConn) write(c *call) bool {
 	bc.corrNext++
 	c.correlationID = bc.corrNext
-	frame := appendRequestFrame(nil, c.req, c.correlationID, bc.cfg.clientID)
+	bc.frameScratch = appendRequestFrame(bc.frameScratch[:0], c.req, c.correlationID, bc.cfg.clientID)
+	// The connection keeps the frame until it is delivered.
+	frame := slices.Clone(bc.frameScratch)
+	if cap(bc.frameScratch) > frameScratchKeepBytesMax {
+		bc.frameScratch = nil
+	}
 	if err := bc.conn.Send(frame); err != nil {
 		if c != bc.handshake && !c.noResponse {
 			// The frame may be partly on the wire: its fate is unknown,

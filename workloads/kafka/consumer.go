@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -188,8 +189,10 @@ type Consumer struct {
 	assignDirty bool
 	poll        *pollState
 	wake        deadline
-	closed      bool
-	stats       ConsumerStats
+	// stepFn is step, bound once: polls schedule it often.
+	stepFn func()
+	closed bool
+	stats  ConsumerStats
 }
 
 // ConsumerStats count what a consumer did.
@@ -220,6 +223,8 @@ func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
 		cfg:  c,
 		byTP: map[TopicPartition]*consumedPart{},
 	}
+	co.stepFn = co.step
+	co.wake.fire = co.stepFn
 	co.cl = newCluster(env, clusterConfig{
 		bootstrap: c.Bootstrap,
 		conn: connConfig{
@@ -425,7 +430,7 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 		ps.expired = true
 		co.step()
 	})
-	co.env.Clock.AfterFunc(0, co.step)
+	co.env.Clock.AfterFunc(0, co.stepFn)
 	return nil
 }
 
@@ -489,7 +494,7 @@ func (co *Consumer) armWake(now time.Duration) {
 	for _, cp := range co.parts {
 		soon.consider(cp.retryAt)
 	}
-	co.wake.arm(co.env.Clock, now, soon.at, co.step)
+	co.wake.arm(co.env.Clock, now, soon.at)
 }
 
 // ready reports whether cp may be asked about now.
@@ -507,9 +512,10 @@ func (co *Consumer) backoff(cp *consumedPart, now time.Duration, cause error) {
 
 // groupByLeader groups the partitions that match by leader, in leader
 // order. Partitions without a known leader ask for metadata.
-func (co *Consumer) groupByLeader(match func(*consumedPart) bool) ([]int32, map[int32][]*consumedPart) {
-	groups := map[int32][]*consumedPart{}
-	var leaders []int32
+func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup {
+	// A slice searched linearly, not a map: a client talks to a handful
+	// of brokers, and this runs on every fetch.
+	var groups []leaderGroup
 	for _, cp := range co.parts {
 		if !match(cp) {
 			continue
@@ -519,22 +525,30 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) ([]int32, map[
 			co.cl.refresh()
 			continue
 		}
-		if _, ok := groups[leader]; !ok {
-			leaders = append(leaders, leader)
+		i := slices.IndexFunc(groups, func(g leaderGroup) bool { return g.leader == leader })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, leaderGroup{leader: leader})
 		}
-		groups[leader] = append(groups[leader], cp)
+		groups[i].parts = append(groups[i].parts, cp)
 	}
-	slices.Sort(leaders)
-	return leaders, groups
+	slices.SortFunc(groups, func(a, b leaderGroup) int { return cmp.Compare(a.leader, b.leader) })
+	return groups
+}
+
+// leaderGroup is the partitions led by one broker.
+type leaderGroup struct {
+	leader int32
+	parts  []*consumedPart
 }
 
 // sendListOffsets looks up the positions of partitions due for a reset.
 func (co *Consumer) sendListOffsets(now time.Duration) {
-	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
+	groups := co.groupByLeader(func(cp *consumedPart) bool {
 		return cp.reset != resetNothing && !cp.resetAwaitsPoll && cp.ready(now)
 	})
-	for _, leader := range leaders {
-		parts := groups[leader]
+	for _, g := range groups {
+		leader, parts := g.leader, g.parts
 		gens := make([]int, len(parts))
 		resets := make([]resetTo, len(parts))
 		for i, cp := range parts {
@@ -638,14 +652,15 @@ func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []re
 // sendFetches sends one fetch to each leader of partitions with a known
 // position and no fetch in flight.
 func (co *Consumer) sendFetches(now time.Duration) {
-	leaders, groups := co.groupByLeader(func(cp *consumedPart) bool {
+	groups := co.groupByLeader(func(cp *consumedPart) bool {
 		return cp.reset == resetNothing && cp.position >= 0 && !cp.fetchedInPoll && cp.ready(now)
 	})
-	for _, leader := range leaders {
+	for _, g := range groups {
+		leader := g.leader
 		if !co.cl.hasRoom(leader) {
 			continue
 		}
-		co.sendFetch(leader, groups[leader])
+		co.sendFetch(leader, g.parts)
 	}
 }
 
@@ -663,6 +678,9 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
 			t := kmsg.NewFetchRequestTopic()
 			t.Topic = cp.tp.Topic
+			// Room for the rest of parts: one allocation, not one
+			// per doubling.
+			t.Partitions = make([]kmsg.FetchRequestTopicPartition, 0, len(parts)-i)
 			req.Topics = append(req.Topics, t)
 		}
 		t := &req.Topics[len(req.Topics)-1]
@@ -718,24 +736,61 @@ func (co *Consumer) onFetch(parts []*consumedPart, gens []int, resp *kmsg.FetchR
 		}
 		return
 	}
-	got := map[TopicPartition]*kmsg.FetchResponseTopicPartition{}
-	for ti := range resp.Topics {
-		t := &resp.Topics[ti]
-		for pi := range t.Partitions {
-			got[TopicPartition{Topic: t.Topic, Partition: t.Partitions[pi].Partition}] = &t.Partitions[pi]
-		}
-	}
+	got := indexFetchResponse(resp, len(parts))
 	for i, cp := range parts {
 		if cp.gen != gens[i] || co.byTP[cp.tp] != cp {
 			continue // sought or unassigned since
 		}
-		p := got[cp.tp]
+		p := got.find(resp, cp.tp)
 		if p == nil {
 			co.backoff(cp, now, fmt.Errorf("fetch: %s missing from the response", cp.tp))
 			continue
 		}
 		co.onFetchPartition(cp, p, now)
 	}
+}
+
+// fetchIndexPartsMin is the partition count from which a fetch response is
+// indexed by a map; below it, a linear search is cheaper than the map.
+const fetchIndexPartsMin = 8
+
+// fetchIndex finds a fetch response's partitions.
+type fetchIndex map[TopicPartition]*kmsg.FetchResponseTopicPartition
+
+func indexFetchResponse(resp *kmsg.FetchResponse, parts int) fetchIndex {
+	if parts < fetchIndexPartsMin {
+		return nil
+	}
+	got := fetchIndex{}
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			tp := TopicPartition{Topic: t.Topic, Partition: t.Partitions[pi].Partition}
+			got[tp] = &t.Partitions[pi]
+		}
+	}
+	return got
+}
+
+// find is resp's entry for tp, the last one if it is named twice, as the
+// map kept; nil when missing.
+func (ix fetchIndex) find(resp *kmsg.FetchResponse, tp TopicPartition) *kmsg.FetchResponseTopicPartition {
+	if ix != nil {
+		return ix[tp]
+	}
+	var found *kmsg.FetchResponseTopicPartition
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		if t.Topic != tp.Topic {
+			continue
+		}
+		for pi := range t.Partitions {
+			if t.Partitions[pi].Partition == tp.Partition {
+				found = &t.Partitions[pi]
+			}
+		}
+	}
+	return found
 }
 
 func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopicPartition, now time.Duration) {
@@ -837,6 +892,7 @@ func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record,
 	if err != nil {
 		return records, err
 	}
+	records = slices.Grow(records, len(decoded))
 	for i := range decoded {
 		r := &decoded[i]
 		if r.Offset < cp.position {

@@ -12,20 +12,28 @@ import (
 type deadline struct {
 	timer  sim.Timer
 	atMono time.Duration
+	// fire is what the timer runs, set once by the owner; onTimer wraps
+	// it, bound once: arming is frequent, and a closure or method value
+	// made per arm was a fair part of a client's allocations.
+	fire    func()
+	onTimer func()
 }
 
 // arm makes fire run at monotonic time at (a value ≤ now or < 0 means no
 // deadline and leaves any armed timer alone, as it will fire harmlessly).
-func (d *deadline) arm(clock sim.Clock, now, at time.Duration, fire func()) {
+func (d *deadline) arm(clock sim.Clock, now, at time.Duration) {
 	if at <= now || (d.timer != nil && d.atMono == at) {
 		return
 	}
 	d.stop()
 	d.atMono = at
-	d.timer = clock.AfterFunc(at-now, func() {
-		d.timer = nil
-		fire()
-	})
+	if d.onTimer == nil {
+		d.onTimer = func() {
+			d.timer = nil
+			d.fire()
+		}
+	}
+	d.timer = clock.AfterFunc(at-now, d.onTimer)
 }
 
 // stop cancels the armed timer, if any.

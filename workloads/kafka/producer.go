@@ -201,6 +201,10 @@ type pendingRecord struct {
 	done        func(Result)
 	sizeBytes   int
 	createdMono time.Duration
+	// invoked is the record as the history's invoke op has it, whose
+	// strings the completion reuses; invokeRecorded says it is set.
+	invoked        history.Record
+	invokeRecorded bool
 }
 
 // batch is the records of one partition sent together. Once sent it is
@@ -276,6 +280,8 @@ type Producer struct {
 	flushing    bool
 	closed      bool
 	wakePending bool
+	// onWake is wake's callback, bound once: every send may wake.
+	onWake      func()
 	timer       deadline
 	completions []completion
 	stats       ProducerStats
@@ -306,6 +312,11 @@ func NewProducer(env sim.Env, cfg ProducerConfig) (*Producer, error) {
 		producerID: -1,
 	}
 	p.producerEpoch = -1
+	p.timer.fire = p.pump
+	p.onWake = func() {
+		p.wakePending = false
+		p.pump()
+	}
 	p.cl = newCluster(env, clusterConfig{
 		bootstrap: c.Bootstrap,
 		conn: connConfig{
@@ -431,10 +442,7 @@ func (p *Producer) wake() {
 		return
 	}
 	p.wakePending = true
-	p.env.Clock.AfterFunc(0, func() {
-		p.wakePending = false
-		p.pump()
-	})
+	p.env.Clock.AfterFunc(0, p.onWake)
 }
 
 func (p *Producer) onMetadata() {
@@ -470,7 +478,8 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	}
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
-		hr := pr.rec.historyRecord()
+		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(), true
+		hr := pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
 			Type: history.Invoke, F: history.Send, Record: &hr})
 	}
@@ -625,8 +634,9 @@ type produceBuild struct {
 // drain sends one request to each leader with a batch ready and room on
 // its connection. It reports whether it sent anything.
 func (p *Producer) drain(now time.Duration) bool {
+	// Builds are found by a linear search, not a map: a producer talks
+	// to a handful of brokers, and this runs on every wake.
 	var builds []*produceBuild
-	byLeader := map[int32]*produceBuild{}
 	for _, ps := range p.parts {
 		if len(ps.batches) == 0 {
 			continue
@@ -644,15 +654,15 @@ func (p *Producer) drain(now time.Duration) bool {
 			p.cl.refresh()
 			continue
 		}
-		build := byLeader[leader]
-		if build == nil {
+		i := slices.IndexFunc(builds, func(b *produceBuild) bool { return b.leader == leader })
+		if i < 0 {
 			if !p.cl.hasRoom(leader) {
 				continue
 			}
-			build = &produceBuild{leader: leader}
-			byLeader[leader] = build
-			builds = append(builds, build)
+			i = len(builds)
+			builds = append(builds, &produceBuild{leader: leader})
 		}
+		build := builds[i]
 		if len(build.batches) > 0 && build.bytes+b.sizeBytes > p.cfg.RequestMaxBytes {
 			continue
 		}
@@ -953,7 +963,14 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 			p.stats.Unknown++
 		}
 		if p.cfg.Recorder != nil {
-			hr := r.historyRecord()
+			var hr history.Record
+			if pr.invokeRecorded {
+				// The same record: its strings are not built again.
+				hr = pr.invoked
+				hr.Offset = r.Offset
+			} else {
+				hr = r.historyRecord()
+			}
 			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: &hr}
 			if err != nil {
 				op.Error = err.Error()
@@ -1072,5 +1089,5 @@ func (p *Producer) armTimer(now time.Duration) {
 	if p.idempotent && p.identity == identityNone {
 		soon.consider(p.identityRetry)
 	}
-	p.timer.arm(p.env.Clock, now, soon.at, p.pump)
+	p.timer.arm(p.env.Clock, now, soon.at)
 }
