@@ -43,9 +43,20 @@ func TestSessionsFenceSilentBrokers(t *testing.T) {
 			}
 		}
 		w.AddNode("ctl1", Process(cfg, func(c *Controller) { ctl = c }))
+		// The model starts once the quorum of one has elected itself: its
+		// election timer is drawn from the seed, and a registration
+		// proposed before it leads would not commit in the 20 ms assumed.
+		start := time.Duration(0)
+		for start < electionWaitMax && (ctl == nil || !ctl.Active()) {
+			start += 10 * time.Millisecond
+			w.Run(start, 0)
+		}
+		if ctl == nil || !ctl.Active() {
+			rt.Fatalf("the controller did not lead within %v", electionWaitMax)
+		}
 		beats := map[int32][]time.Duration{}
 		for id := int32(1); id <= 3; id++ {
-			registeredAt := time.Second
+			registeredAt := start + 100*time.Millisecond
 			w.At(registeredAt, func() {
 				ctl.propose(metadata.Record{Kind: metadata.KindRegisterBroker, BrokerID: id, Incarnation: "1"})
 			})
@@ -83,6 +94,9 @@ func TestSessionsFenceSilentBrokers(t *testing.T) {
 		}
 	})
 }
+
+// electionWaitMax bounds how long a quorum of one takes to lead.
+const electionWaitMax = 10 * time.Second
 
 // checkGap judges one gap between heartbeats prev and next against the
 // fences and unfences applied.
