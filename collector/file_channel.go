@@ -150,6 +150,7 @@ func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt in
 	f.channelCore = newChannelCore(name, env, channelLimits{
 		capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity, keepAlive: cfg.KeepAlive,
 	}, f)
+	f.bugs = cfg.Bugs
 	if err := f.load(); err != nil {
 		env.Clock.AfterFunc(0, func() { ready(nil, fmt.Errorf("file channel %s: %w", name, err)) })
 		return
