@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/checkers"
@@ -33,8 +35,8 @@ import (
 // to the Kafka agent's avro source (Flume's multi-hop flow); faults fall
 // on both agents. With source=taildir a writer on the entry agent's node
 // appends lines to a log file its TAILDIR source follows, and a line
-// counts as acknowledged once a sync of the file covering it returned
-// (the "synced in its log file"). Syncs of that node's disk never
+// counts as acknowledged once a sync of the file covering it returned.
+// Syncs of that node's disk never
 // fail in this variant: after a failed sync a later one can succeed over
 // a hole, and no writer can tell which of its lines survived. Each
 // client's lines (or the writer's) must arrive in the order they were
@@ -42,12 +44,12 @@ import (
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
-		Summary: "netcat clients -> a collector agent (memory or file channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
+		Summary: "netcat clients or a tailed log -> a collector agent (memory, file or spillable channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
 			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders},
 		Params: []Param{
-			{Name: "channel", Default: "file", Values: []string{"file", "memory"},
-				Help: "the agent's channel: file (durable: nothing acknowledged is lost) or memory (a crash loses what it holds)"},
+			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable"},
+				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds) or spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk)"},
 			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
@@ -183,7 +185,14 @@ func pipelineChannel(channel, source string, entry bool) []string {
 		fmt.Sprintf("a1.channels.c1.capacity = %d", capacity),
 		"a1.channels.c1.transactionCapacity = 100",
 	}
-	if channel == "file" {
+	if channel == "spillable" {
+		// The first hundred events in memory, the rest on disk: a sink
+		// that cannot deliver for a moment makes the channel overflow.
+		lines[1] = "a1.channels.c1.type = SPILLABLEMEMORY"
+		lines[2] = "a1.channels.c1.memoryCapacity = 100"
+		lines = append(lines, fmt.Sprintf("a1.channels.c1.overflowCapacity = %d", capacity-100))
+	}
+	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
 			"a1.channels.c1.checkpointDir = flume/checkpoint",
 			"a1.channels.c1.dataDirs = flume/data",
@@ -377,6 +386,9 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
 	stats["reordered"] = int64(v.Reordered)
+	for name, us := range c.ackLatencyPercentiles() {
+		stats[name] = us
+	}
 	order := "every client's lines arrived in the order they were acknowledged"
 	if !v.InOrder() {
 		order = fmt.Sprintf("%d lines arrived ahead of a line acknowledged before them, e.g. %s",
@@ -390,6 +402,38 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
 	}
 	return checks, stats
+}
+
+// ackLatencyQuantiles name the percentiles of the time from a line's
+// send (or append) to its acknowledgement that Finish reports, in µs.
+var ackLatencyQuantiles = []struct {
+	stat       string
+	percentile float64
+}{{"ack_latency_p50_us", 50}, {"ack_latency_p99_us", 99}, {"ack_latency_p999_us", 99.9}}
+
+// ackLatencyPercentiles summarizes every acknowledged line's latency
+// (HdrHistogram, 3 significant figures, 1 µs to an hour).
+func (c *pipelineCluster) ackLatencyPercentiles() map[string]int64 {
+	h := hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)
+	record := func(latencies []time.Duration) {
+		for _, d := range latencies {
+			h.RecordValue(max(int64(d/time.Microsecond), 1))
+		}
+	}
+	for _, cl := range c.clients {
+		record(cl.ackLatencies)
+	}
+	if c.writer != nil {
+		record(c.writer.ackLatencies)
+	}
+	out := map[string]int64{}
+	if h.TotalCount() == 0 {
+		return out
+	}
+	for _, q := range ackLatencyQuantiles {
+		out[q.stat] = h.ValueAtQuantile(q.percentile)
+	}
+	return out
 }
 
 // PipelineVerdict is the accounting Finish made.
@@ -485,16 +529,19 @@ type lineClient struct {
 	gen         int
 	open        bool
 	outstanding []string
+	// sentAt is when each outstanding line was sent.
+	sentAt      []time.Duration
 	replies     []byte
 	seq         int
 	lastAnswer  time.Duration
 	sent, acked []string
-	// ackTimes are when each acknowledgement came, by Mono.
-	ackTimes           []time.Duration
-	failed, unanswered int
-	connects           int
-	lastClose          string
-	bytes              int64
+	// ackTimes are when each acknowledgement came, by Mono;
+	// ackLatencies how long after its line was sent.
+	ackTimes, ackLatencies []time.Duration
+	failed, unanswered     int
+	connects               int
+	lastClose              string
+	bytes                  int64
 }
 
 const (
@@ -527,7 +574,7 @@ func (l *lineClient) connect() {
 // abandon gives up on the connection: its unanswered lines stay unknown.
 func (l *lineClient) abandon(why string) {
 	l.unanswered += len(l.outstanding)
-	l.outstanding, l.replies = nil, nil
+	l.outstanding, l.sentAt, l.replies = nil, nil, nil
 	l.lastClose = why
 	if l.conn != nil {
 		l.conn.Close()
@@ -559,6 +606,7 @@ func (l *lineClient) tick() {
 			l.lastAnswer = now
 		}
 		l.outstanding = append(l.outstanding, line)
+		l.sentAt = append(l.sentAt, now)
 		if err := l.conn.Send([]byte(line + "\n")); err != nil {
 			l.abandon("send: " + err.Error())
 		}
@@ -585,12 +633,13 @@ func (l *lineClient) onReplies(frame []byte) {
 			l.abandon("an answer to no line: " + answer)
 			return
 		}
-		line := l.outstanding[0]
-		l.outstanding = l.outstanding[1:]
+		line, sentAt := l.outstanding[0], l.sentAt[0]
+		l.outstanding, l.sentAt = l.outstanding[1:], l.sentAt[1:]
 		l.lastAnswer = l.env.Clock.Mono()
 		if answer == "OK" {
 			l.acked = append(l.acked, line)
 			l.ackTimes = append(l.ackTimes, l.lastAnswer)
+			l.ackLatencies = append(l.ackLatencies, l.lastAnswer-sentAt)
 		} else {
 			l.failed++
 		}
@@ -657,13 +706,16 @@ type logWriter struct {
 	starts, seq int
 	writing     bool
 	syncing     bool
-	// unsynced are the lines appended since the last sync began.
-	unsynced    []string
-	sent, acked []string
-	ackTimes    []time.Duration
-	failed      int
-	bytes       int64
-	lastErr     string
+	// unsynced are the lines appended since the last sync began,
+	// appendedAt when.
+	unsynced     []string
+	appendedAt   []time.Duration
+	ackLatencies []time.Duration
+	sent, acked  []string
+	ackTimes     []time.Duration
+	failed       int
+	bytes        int64
+	lastErr      string
 }
 
 const (
@@ -680,7 +732,7 @@ func (l *logWriter) start(env sim.Env) {
 	l.env = env
 	l.starts++
 	l.seq = 0
-	l.file, l.writing, l.syncing, l.unsynced = nil, false, false, nil
+	l.file, l.writing, l.syncing, l.unsynced, l.appendedAt = nil, false, false, nil, nil
 	if err := l.open(); err != nil {
 		l.lastErr = err.Error()
 		env.Log.Logf("log writer: %v", err)
@@ -772,6 +824,7 @@ func (l *logWriter) tick() {
 	}
 	l.size += int64(len(line) + 1)
 	l.unsynced = append(l.unsynced, line)
+	l.appendedAt = append(l.appendedAt, l.env.Clock.Mono())
 	l.sync()
 }
 
@@ -781,8 +834,8 @@ func (l *logWriter) sync() {
 		return
 	}
 	l.syncing = true
-	lines, boot := l.unsynced, l.starts
-	l.unsynced = nil
+	lines, appended, boot := l.unsynced, l.appendedAt, l.starts
+	l.unsynced, l.appendedAt = nil, nil
 	l.file.Sync(func(err error) {
 		if boot != l.starts {
 			return
@@ -793,9 +846,10 @@ func (l *logWriter) sync() {
 			l.lastErr = err.Error()
 		} else {
 			now := l.env.Clock.Mono()
-			for _, line := range lines {
+			for i, line := range lines {
 				l.acked = append(l.acked, line)
 				l.ackTimes = append(l.ackTimes, now)
+				l.ackLatencies = append(l.ackLatencies, now-appended[i])
 			}
 		}
 		l.sync()
