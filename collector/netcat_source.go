@@ -289,7 +289,7 @@ func (nc *netcatConn) retire() {
 		if len(nc.pending) == 0 {
 			nc.pending = nil
 		}
-		nc.answer(b, b.err)
+		nc.answer(b)
 		if b.err != nil && !nc.waiting {
 			nc.waiting = true
 			nc.backoff = min(max(2*nc.backoff, netcatBackoffMin), netcatBackoffMax)
@@ -300,8 +300,8 @@ func (nc *netcatConn) retire() {
 	}
 }
 
-func (nc *netcatConn) answer(b *netcatBatch, err error) {
-	n := b.n
+func (nc *netcatConn) answer(b *netcatBatch) {
+	n, err := b.n, b.err
 	if err != nil {
 		nc.src.counters.ChannelWriteFail += int64(n)
 		nc.src.env.Log.Logf("netcat source %s: %d events not accepted: %v", nc.src.name, n, err)
