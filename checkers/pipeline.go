@@ -21,6 +21,12 @@ type PipelineInput struct {
 	// Delivered are the values read back from the destination, once per
 	// copy it holds.
 	Delivered []string
+	// AckOrder holds, per client, its acknowledged values in the order
+	// the acknowledgements came; nil skips the order check. A pipeline
+	// that keeps commit order (Flume's channels return a rolled-back take
+	// to their front) delivers each client's values, by their first
+	// copies, in this order.
+	AckOrder [][]string
 }
 
 // PipelineVerdict is the accounting of a pipeline run under an
@@ -42,6 +48,43 @@ type PipelineVerdict struct {
 	// Phantoms are delivered values nobody sent, sorted: corruption, or a
 	// pipeline inventing events.
 	Phantoms []string
+	// Reordered counts the acknowledged values whose first copy arrived
+	// before the first copy of a value acknowledged earlier to the same
+	// client; ReorderedExamples names a few ("b before a").
+	Reordered         int
+	ReorderedExamples []string
+}
+
+// InOrder reports whether every client's values arrived in the order
+// they were acknowledged.
+func (v PipelineVerdict) InOrder() bool { return v.Reordered == 0 }
+
+// checkOrder counts, per client, the values delivered ahead of one
+// acknowledged before them. Lost values are left to the loss count.
+func (v *PipelineVerdict) checkOrder(order [][]string, delivered []string) {
+	first := make(map[string]int, len(delivered))
+	for i, d := range delivered {
+		if _, ok := first[d]; !ok {
+			first[d] = i
+		}
+	}
+	for _, values := range order {
+		latest, latestValue := -1, ""
+		for _, val := range values {
+			at, ok := first[val]
+			if !ok {
+				continue
+			}
+			if at < latest {
+				v.Reordered++
+				if len(v.ReorderedExamples) < pipelineExamplesMax {
+					v.ReorderedExamples = append(v.ReorderedExamples, val+" before "+latestValue)
+				}
+				continue
+			}
+			latest, latestValue = at, val
+		}
+	}
 }
 
 // OK reports whether the contract held: nothing acknowledged was lost and
@@ -86,6 +129,7 @@ func CheckPipeline(in PipelineInput) PipelineVerdict {
 	}
 	slices.Sort(verdict.Lost)
 	slices.Sort(verdict.Phantoms)
+	verdict.checkOrder(in.AckOrder, in.Delivered)
 	return verdict
 }
 
@@ -102,6 +146,9 @@ func (v PipelineVerdict) String() string {
 	}
 	if len(v.Phantoms) > 0 {
 		s += "; phantoms e.g. " + examples(v.Phantoms)
+	}
+	if v.Reordered > 0 {
+		s += fmt.Sprintf("; %d delivered out of acknowledgement order, e.g. %s", v.Reordered, strings.Join(v.ReorderedExamples, ", "))
 	}
 	return s
 }

@@ -56,3 +56,28 @@ func TestPipelineNamesFewLostValues(t *testing.T) {
 		t.Fatalf("%s", v)
 	}
 }
+
+// TestPipelineOrderPerClient: a client's values must arrive, by their
+// first copies, in the order they were acknowledged; a later duplicate of
+// an earlier value and another client's values in between are fine, a
+// lost value is counted as lost, not as reordered.
+func TestPipelineOrderPerClient(t *testing.T) {
+	in := PipelineInput{
+		Sent:      []string{"a1", "a2", "a3", "b1", "b2"},
+		Acked:     []string{"a1", "a2", "a3", "b1", "b2"},
+		Delivered: []string{"a1", "b1", "a2", "a1", "b2", "a3"},
+		AckOrder:  [][]string{{"a1", "a2", "a3"}, {"b1", "b2"}},
+	}
+	if v := CheckPipeline(in); !v.InOrder() || !v.OK() {
+		t.Fatalf("in order: %s", v)
+	}
+	in.Delivered = []string{"a2", "b1", "a1", "a3", "b2"}
+	v := CheckPipeline(in)
+	if v.InOrder() || v.Reordered != 1 || v.ReorderedExamples[0] != "a2 before a1" || !strings.Contains(v.String(), "1 delivered out of acknowledgement order") {
+		t.Fatalf("a2 before a1: %+v", v)
+	}
+	in.Delivered = []string{"a1", "a3", "b1", "b2"}
+	if v := CheckPipeline(in); !v.InOrder() || len(v.Lost) != 1 {
+		t.Fatalf("a2 lost: %+v", v)
+	}
+}

@@ -34,7 +34,9 @@ type Options struct {
 	OnFatal func(error)
 	// DrainTimeout bounds how long Stop lets sinks drain their channels.
 	DrainTimeout time.Duration
-	// Bugs switches planted bugs on (faults.BugFileChannelAckBeforeFsync).
+	// Bugs switches planted bugs on (faults.BugFileChannelAckBeforeFsync,
+	// BugSourceAckBeforeCommit, BugTaildirPositionBeforeCommit,
+	// BugTakeRollbackReorders).
 	Bugs faults.Bugs
 }
 
@@ -114,7 +116,9 @@ func (a *Agent) openChannels(done func(error)) {
 		a.order = append(a.order, c.Name)
 		switch c.Type {
 		case "memory":
-			a.channels[c.Name] = NewMemoryChannel(c.Name, a.env, memoryChannelConfig(c))
+			m := NewMemoryChannel(c.Name, a.env, memoryChannelConfig(c))
+			m.bugs = a.opts.Bugs
+			a.channels[c.Name] = m
 		case "file":
 			for _, key := range []string{"useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
 				if c.Has(key) {
@@ -141,6 +145,7 @@ func (a *Agent) openChannels(done func(error)) {
 			name := c.Name
 			OpenSpillableChannel(name, a.env, spillableChannelConfig(c, a.opts.ResolveDir), func(s *SpillableChannel, err error) {
 				if err == nil {
+					s.bugs = a.opts.Bugs
 					a.channels[name] = s
 				}
 				steps.finish(err)
@@ -244,6 +249,7 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		txCaps = append(txCaps, a.txCapacity(name))
 	}
 	proc := newChannelProcessor(a.env, s.Selector, channels, txCaps)
+	proc.bugs = a.opts.Bugs
 	for _, ic := range s.Interceptors {
 		f, err := newInterceptor(a.env, ic)
 		if err != nil {

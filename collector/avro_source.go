@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -134,6 +135,14 @@ func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
 	ac.inFlight++
 	s.counters.AppendBatchReceivedCount++
 	s.counters.EventReceivedCount += int64(len(events))
+	ackedEarly := s.proc.bugs.On(faults.BugSourceAckBeforeCommit)
+	if ackedEarly {
+		// The planted bug: the sender hears success before the commit,
+		// so it takes the batch off its channel.
+		if err := ac.c.Send(encodeHopAck(id, nil)); err != nil {
+			ac.close()
+		}
+	}
 	commitInChunks(s.env, s.proc, events, func(err error) {
 		ac.inFlight--
 		if err != nil {
@@ -143,7 +152,7 @@ func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
 			s.counters.AppendBatchAcceptedCount++
 			s.counters.EventAcceptedCount += int64(len(events))
 		}
-		if !ac.closed {
+		if !ac.closed && !ackedEarly {
 			if err := ac.c.Send(encodeHopAck(id, err)); err != nil {
 				ac.close()
 			}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -76,6 +77,8 @@ type channelCore struct {
 	counters ChannelCounters
 	onPut    []func()
 	onFull   []func()
+	// bugs are the planted bugs switched on (faults.BugTakeRollbackReorders).
+	bugs faults.Bugs
 }
 
 // commitsWaitingMax bounds the commits waiting for room.
@@ -308,7 +311,11 @@ func (c *channelCore) returnTakes(t *Txn) {
 	if len(t.takes) == 0 {
 		return
 	}
-	c.queue.returnFront(t.takes)
+	if c.bugs.On(faults.BugTakeRollbackReorders) {
+		c.queue.returnBack(t.takes)
+	} else {
+		c.queue.returnFront(t.takes)
+	}
 	c.taken -= len(t.takes)
 	c.takenBytes -= t.takeBytes
 	c.queueBytes += t.takeBytes
@@ -398,6 +405,15 @@ func (q *itemQueue) returnFront(back []item) {
 		}
 	}
 	q.items, q.head = merged, 0
+}
+
+// returnBack is the planted bug faults.BugTakeRollbackReorders: taken
+// items go behind everything queued, out of commit order. They keep their
+// ids (a file channel's log knows them by those), so the queue is no
+// longer sorted by id; every id committed later is still larger than
+// theirs, so pushBack's order check holds.
+func (q *itemQueue) returnBack(back []item) {
+	q.items = append(q.items, back...)
 }
 
 // snapshot lists the queued items in order.

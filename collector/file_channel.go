@@ -35,10 +35,21 @@ type FileChannel struct {
 	// retired are earlier log files still open because a sync may need
 	// them; they close once synced.
 	retired []sim.File
-	// next are the commits appended since the last round began; round
-	// is the group commit in flight.
-	next  []*pendingCommit
-	round *syncRound
+	// next are the commits appended since the last round began. rounds
+	// are the group commits begun and not yet ended, oldest first: they
+	// end in this order, so commits complete in the order they were
+	// appended and the queue stays in commit order. syncing counts the
+	// rounds whose syncs have not all returned.
+	next    []*pendingCommit
+	rounds  []*syncRound
+	syncing int
+	// roundSoon says a round is to be considered after this turn.
+	roundSoon bool
+	// poisoned holds the log files a sync failed on: a failed sync may
+	// have thrown away whatever was appended to the file before it, so
+	// every commit on such a file that ends later fails too, whichever
+	// round's sync covered it.
+	poisoned map[sim.File]error
 	// applied is the log position up to which every record is reflected
 	// in live; live maps every event put and not finally taken to its
 	// record.
@@ -97,18 +108,28 @@ type pendingCommit struct {
 
 // syncRound is one group commit: syncs of every file with unsynced
 // appends (and of the data directory after a new file), covering the
-// commits appended before it began.
+// commits appended before it began. Up to syncRoundsInFlightMax rounds
+// sync at once: a sync's cost is mostly fixed, and a device serves
+// several at once nearly as fast as one, so a commit arriving while a
+// round syncs starts its own at once instead of waiting for it.
 type syncRound struct {
 	commits []*pendingCommit
+	files   []sim.File
+	syncDir bool
 	pending int
+	synced  bool
 	// failed holds the files whose sync failed; dirErr a failed sync of
 	// the data directory.
 	failed map[sim.File]error
 	dirErr error
 }
 
-// pendingCommitsMax bounds the commits waiting for the next sync.
-const pendingCommitsMax = 1 << 16
+const (
+	// pendingCommitsMax bounds the commits waiting for the next sync.
+	pendingCommitsMax = 1 << 16
+	// syncRoundsInFlightMax bounds the group commits syncing at once.
+	syncRoundsInFlightMax = 4
+)
 
 // OpenFileChannel replays the channel's checkpoint and log, starts a new
 // log file, and calls ready on the loop once the channel can commit.
@@ -125,10 +146,11 @@ const (
 )
 
 func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt int, ready func(*FileChannel, error)) {
-	f := &FileChannel{cfg: cfg, live: map[uint64]recordLoc{}}
+	f := &FileChannel{cfg: cfg, live: map[uint64]recordLoc{}, poisoned: map[sim.File]error{}}
 	f.channelCore = newChannelCore(name, env, channelLimits{
 		capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity, keepAlive: cfg.KeepAlive,
 	}, f)
+	f.bugs = cfg.Bugs
 	if err := f.load(); err != nil {
 		env.Clock.AfterFunc(0, func() { ready(nil, fmt.Errorf("file channel %s: %w", name, err)) })
 		return
@@ -232,7 +254,7 @@ func (f *FileChannel) roll(id uint32) error {
 		f.retired = append(f.retired, f.file)
 	}
 	f.file, f.fileID, f.fileSize, f.newFileUnsynced = file, id, 0, true
-	if f.round == nil && len(f.next) == 0 {
+	if len(f.rounds) == 0 && len(f.next) == 0 {
 		f.applied = recordLoc{file: id}
 	}
 	return nil
@@ -289,33 +311,51 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 		done = func(error) {}
 	}
 	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
-	if f.round == nil {
-		f.startRound()
+	if !f.roundSoon {
+		// The round begins after this turn of the loop, so that the
+		// commits the turn makes share its sync.
+		f.roundSoon = true
+		f.env.Clock.AfterFunc(0, func() {
+			f.roundSoon = false
+			f.maybeStartRound()
+		})
 	}
 }
 
-func (f *FileChannel) startRound() {
-	round := &syncRound{commits: f.next, failed: map[sim.File]error{}}
+// maybeStartRound begins a group commit of the commits appended since the
+// last one, when fewer than syncRoundsInFlightMax are syncing. No round
+// begins while one syncs the data directory: a later round's commits on
+// the new file depend on that sync, and ending rounds in order would not
+// fail them when it failed.
+func (f *FileChannel) maybeStartRound() {
+	if len(f.next) == 0 || f.syncing >= syncRoundsInFlightMax {
+		return
+	}
+	for _, r := range f.rounds {
+		if r.syncDir && !r.synced {
+			return
+		}
+	}
+	round := &syncRound{commits: f.next, files: f.unsynced, syncDir: f.newFileUnsynced, failed: map[sim.File]error{}}
 	f.next = nil
-	f.round = round
-	files := f.unsynced
 	f.unsynced = nil
-	syncDir := f.newFileUnsynced
 	f.newFileUnsynced = false
-	round.pending = len(files)
-	if syncDir {
+	f.rounds = append(f.rounds, round)
+	f.syncing++
+	round.pending = len(round.files)
+	if round.syncDir {
 		round.pending++
 	}
 	finish := func() {
 		round.pending--
 		if round.pending == 0 {
-			f.endRound(round)
+			f.roundSynced(round)
 		}
 	}
-	if syncDir {
+	if round.syncDir {
 		f.syncDataDir(round, dirSyncAttemptsMax, finish)
 	}
-	for _, file := range files {
+	for _, file := range round.files {
 		file.Sync(func(err error) {
 			if err != nil {
 				round.failed[file] = err
@@ -324,8 +364,23 @@ func (f *FileChannel) startRound() {
 		})
 	}
 	if round.pending == 0 {
-		f.env.Clock.AfterFunc(0, func() { f.endRound(round) })
+		f.env.Clock.AfterFunc(0, func() { f.roundSynced(round) })
 	}
+}
+
+// roundSynced ends, oldest first, every round whose syncs have all
+// returned and that no unfinished round precedes, then begins the next.
+func (f *FileChannel) roundSynced(round *syncRound) {
+	round.synced = true
+	f.syncing--
+	for len(f.rounds) > 0 && f.rounds[0].synced {
+		head := f.rounds[0]
+		f.rounds[0] = nil
+		f.rounds = f.rounds[1:]
+		f.endRound(head)
+	}
+	f.closeRetired()
+	f.maybeStartRound()
 }
 
 // dirSyncAttemptsMax bounds the tries to make a new log file's name
@@ -347,14 +402,20 @@ func (f *FileChannel) syncDataDir(round *syncRound, attempts int, finish func())
 }
 
 // endRound completes a group commit. A commit succeeds when the sync of
-// its file did (and the data directory's, after a new file). A failed
-// file sync may have thrown away everything unsynced in that file, so the
-// commits appended to it since the round began fail too, and when it is
-// the current file writing moves to a new one.
+// its file did (and the data directory's, after a new file) and no sync
+// of its file failed before. A failed file sync may have thrown away
+// everything unsynced in that file, so the file is poisoned: the commits
+// appended to it that end later fail too (those of rounds still in flight
+// and those waiting for one), and when it is the current file writing
+// moves to a new one.
 func (f *FileChannel) endRound(round *syncRound) {
-	f.round = nil
+	for _, file := range round.files {
+		if err := round.failed[file]; err != nil && f.poisoned[file] == nil {
+			f.poisoned[file] = err
+		}
+	}
 	failedErr := func(pc *pendingCommit) error {
-		if err := round.failed[pc.file]; err != nil {
+		if err := f.poisoned[pc.file]; err != nil {
 			return fmt.Errorf("file channel %s: sync: %w", f.name, err)
 		}
 		if round.dirErr != nil {
@@ -365,7 +426,7 @@ func (f *FileChannel) endRound(round *syncRound) {
 	var later []*pendingCommit
 	var failed []*pendingCommit
 	for _, pc := range f.next {
-		if round.failed[pc.file] != nil {
+		if f.poisoned[pc.file] != nil {
 			failed = append(failed, pc)
 		} else {
 			later = append(later, pc)
@@ -373,8 +434,8 @@ func (f *FileChannel) endRound(round *syncRound) {
 	}
 	f.next = later
 	if len(round.failed) > 0 || round.dirErr != nil {
-		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return round.failed[file] != nil })
-		if round.failed[f.file] != nil || round.dirErr != nil {
+		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return f.poisoned[file] != nil })
+		if f.poisoned[f.file] != nil || round.dirErr != nil {
 			f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
 			if err := f.roll(f.fileID + 1); err != nil {
 				f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
@@ -398,24 +459,23 @@ func (f *FileChannel) endRound(round *syncRound) {
 	for _, pc := range failed {
 		pc.done(failedErr(pc))
 	}
-	f.closeRetired()
-	f.afterRound()
-}
-
-func (f *FileChannel) afterRound() {
-	if len(f.next) > 0 {
-		f.startRound()
-	}
 }
 
 // closeRetired closes the old log files no sync needs any more: those
-// with no appends waiting for the next round.
+// with no appends waiting for the next round and none in a round that
+// has not ended.
 func (f *FileChannel) closeRetired() {
 	f.retired = slices.DeleteFunc(f.retired, func(file sim.File) bool {
 		if slices.Contains(f.unsynced, file) {
 			return false
 		}
+		for _, r := range f.rounds {
+			if slices.Contains(r.files, file) {
+				return false
+			}
+		}
 		file.Close()
+		delete(f.poisoned, file)
 		return true
 	})
 }
@@ -515,7 +575,7 @@ func (f *FileChannel) Stop(done func()) {
 	}
 	var wait func()
 	wait = func() {
-		if f.round != nil || len(f.next) > 0 || f.checkpointing {
+		if len(f.rounds) > 0 || len(f.next) > 0 || f.checkpointing {
 			f.env.Clock.AfterFunc(time.Millisecond, wait)
 			return
 		}

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/simdisk"
+	"github.com/sluice-sim/sluice/sim/world"
 )
 
 func testFileChannelConfig() FileChannelConfig {
@@ -391,6 +394,84 @@ func TestFileChannelGroupCommit(t *testing.T) {
 	}
 	if syncs > 2 {
 		t.Fatalf("50 concurrent commits took %d syncs; group commit shares them", syncs)
+	}
+}
+
+// TestFileChannelSyncRoundsOverlap: a commit made while a group commit
+// syncs begins a round of its own at once, up to syncRoundsInFlightMax,
+// rather than waiting for that sync; commits still complete in the order
+// they were made.
+func TestFileChannelSyncRoundsOverlap(t *testing.T) {
+	r := newRig(7)
+	cfg := testFileChannelConfig()
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	const commits = 8
+	var order []int
+	peak := 0
+	for i := 0; i < commits; i++ {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(fmt.Sprint(i))})
+		tx.Commit(func(err error) {
+			if err != nil {
+				t.Fatalf("commit %d: %v", i, err)
+			}
+			order = append(order, i)
+		})
+		// Long enough for the round to begin, far shorter than a sync.
+		r.advance(time.Microsecond)
+		peak = max(peak, ch.syncing)
+	}
+	r.settle()
+	if len(order) != commits || !slices.IsSorted(order) {
+		t.Fatalf("commits completed in the order %v", order)
+	}
+	if peak < 2 || peak > syncRoundsInFlightMax {
+		t.Fatalf("at most %d rounds synced at once; want 2..%d", peak, syncRoundsInFlightMax)
+	}
+}
+
+// TestFileChannelFailedSyncFailsLaterRounds: when a round's sync fails,
+// a later round's commit on the same file fails too though its own sync
+// succeeded (on Linux a failed sync marks the dirty pages clean, so the
+// next one finds nothing to write and succeeds), and writing moves to a
+// new file where commits succeed again.
+func TestFileChannelFailedSyncFailsLaterRounds(t *testing.T) {
+	disk := simdisk.DefaultConfig()
+	disk.SyncFailure = simdisk.SyncFailureLinux
+	r := &rig{log: &bytes.Buffer{}}
+	r.w = world.New(world.Config{Seed: 9, Log: r.log, Disk: disk})
+	r.w.AddNode(rigNode, func(env sim.Env) { r.env = env; r.boots++ })
+	r.advance(time.Millisecond)
+	cfg := testFileChannelConfig()
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	results := map[string]error{}
+	commit := func(body string) {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(body)})
+		tx.Commit(func(err error) { results[body] = err })
+	}
+	r.w.Node(rigNode).Disk().FailSyncs(1)
+	commit("a")
+	r.advance(time.Microsecond)
+	commit("b")
+	r.advance(time.Microsecond)
+	if ch.syncing != 2 {
+		t.Fatalf("%d rounds syncing; the test needs a's and b's both in flight", ch.syncing)
+	}
+	file := ch.fileID
+	r.settle()
+	if len(results) != 2 || results["a"] == nil || results["b"] == nil {
+		t.Fatalf("after a failed sync: %v", results)
+	}
+	commit("c")
+	r.settle()
+	if results["c"] != nil || ch.fileID == file {
+		t.Fatalf("c: %v, still writing log file %d", results["c"], file)
+	}
+	if got := ch.queue.snapshot(); len(got) != 1 || string(got[0].ev.Body) != "c" {
+		t.Fatalf("the channel holds %v, want only c", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -220,6 +221,9 @@ type netcatBatch struct {
 	n    int
 	done bool
 	err  error
+	// answered says the lines were answered when handed over, the
+	// planted bug faults.BugSourceAckBeforeCommit.
+	answered bool
 }
 
 // flush hands the waiting lines to the channels in batches. Batches whose
@@ -242,6 +246,12 @@ func (nc *netcatConn) flush() {
 		b := &netcatBatch{n: n}
 		nc.batches = append(nc.batches, b)
 		nc.handed += n
+		if nc.src.proc.bugs.On(faults.BugSourceAckBeforeCommit) && nc.src.cfg.AckEveryEvent {
+			// The planted bug: OK before the commit, which may yet fail
+			// or die with the process.
+			b.answered = true
+			nc.send(strings.Repeat("OK\n", n))
+		}
 		inCall := true
 		nc.src.proc.process(nc.pending[nc.handed-n:nc.handed], func(err error) {
 			b.done, b.err = true, err
@@ -279,7 +289,7 @@ func (nc *netcatConn) retire() {
 		if len(nc.pending) == 0 {
 			nc.pending = nil
 		}
-		nc.answer(b.n, b.err)
+		nc.answer(b)
 		if b.err != nil && !nc.waiting {
 			nc.waiting = true
 			nc.backoff = min(max(2*nc.backoff, netcatBackoffMin), netcatBackoffMax)
@@ -290,14 +300,15 @@ func (nc *netcatConn) retire() {
 	}
 }
 
-func (nc *netcatConn) answer(n int, err error) {
+func (nc *netcatConn) answer(b *netcatBatch) {
+	n, err := b.n, b.err
 	if err != nil {
 		nc.src.counters.ChannelWriteFail += int64(n)
 		nc.src.env.Log.Logf("netcat source %s: %d events not accepted: %v", nc.src.name, n, err)
 	} else {
 		nc.src.counters.EventAcceptedCount += int64(n)
 	}
-	if !nc.src.cfg.AckEveryEvent {
+	if !nc.src.cfg.AckEveryEvent || b.answered {
 		return
 	}
 	reply := "OK\n"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -21,6 +22,9 @@ type channelProcessor struct {
 	// batchMax is the largest batch every channel's transaction can hold.
 	batchMax     int
 	interceptors []interceptor
+	// bugs are the planted bugs the agent runs with
+	// (faults.BugSourceAckBeforeCommit, BugTaildirPositionBeforeCommit).
+	bugs faults.Bugs
 }
 
 func newChannelProcessor(env sim.Env, sel config.Selector, channels []Channel, txCapacities []int) *channelProcessor {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -327,6 +328,15 @@ func (s *TaildirSource) commit(tf *tailFile, events []Event, end int64) {
 	s.busy = true
 	s.counters.EventReceivedCount += int64(len(events))
 	s.counters.AppendBatchReceivedCount++
+	if s.proc.bugs.On(faults.BugTaildirPositionBeforeCommit) {
+		// The planted bug: the position file says the batch is done
+		// before its commit is, so a restart skips it if the commit
+		// never completes.
+		committed := tf.pos
+		tf.pos, s.dirty = end, true
+		s.writePositions()
+		tf.pos = committed
+	}
 	s.proc.process(events, func(err error) {
 		s.busy = false
 		if err != nil {

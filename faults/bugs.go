@@ -38,6 +38,10 @@ const (
 	// BugFileChannelAckBeforeFsync is a collector bug: the agent's file
 	// channel, not the broker.
 	BugFileChannelAckBeforeFsync Bug = "file-channel-ack-before-fsync"
+	// The collector's bugs beyond its file channel.
+	BugTaildirPositionBeforeCommit Bug = "taildir-position-before-commit"
+	BugSourceAckBeforeCommit       Bug = "source-ack-before-commit"
+	BugTakeRollbackReorders        Bug = "take-rollback-reorders"
 )
 
 var registry = map[Bug]BugInfo{
@@ -61,6 +65,12 @@ var registry = map[Bug]BugInfo{
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +
 		"a power loss of the agent loses events its clients were told were taken"},
+	BugTaildirPositionBeforeCommit: {BugTaildirPositionBeforeCommit, "the collector's TAILDIR source writes a batch's end to its position file before the channel commit: " +
+		"a crash while the commit is in flight skips those lines for good"},
+	BugSourceAckBeforeCommit: {BugSourceAckBeforeCommit, "the collector's netcat and avro sources acknowledge a batch when they hand it to the channel, before its commit: " +
+		"a crash while the commit is in flight loses events their senders were told were taken"},
+	BugTakeRollbackReorders: {BugTakeRollbackReorders, "a rolled-back take returns its events to the back of the collector's channel instead of the front: " +
+		"a sink that fails delivers events out of the order they were committed"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

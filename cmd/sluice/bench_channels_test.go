@@ -55,10 +55,14 @@ func TestBenchChannelsCommand(t *testing.T) {
 // real disk: go test -bench ChannelsRealDisk -run '^$' ./cmd/sluice/
 func BenchmarkChannelsRealDisk(b *testing.B) {
 	for _, size := range []int{100, 1024} {
-		for _, kind := range []string{"memory", "file"} {
-			b.Run(fmt.Sprintf("%s-%dB", kind, size), func(b *testing.B) {
+		for _, run := range []struct {
+			kind   string
+			takers int
+		}{{"memory", 1}, {"file", 1}, {"file", 16}} {
+			kind := run.kind
+			b.Run(fmt.Sprintf("%s-%dB-%dtakers", kind, size, run.takers), func(b *testing.B) {
 				b.SetBytes(int64(size))
-				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, 16, 1, b.TempDir())
+				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, 16, run.takers, b.TempDir())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -30,7 +30,8 @@ func newSimCommand() *cobra.Command {
 	}
 	sim.PersistentPreRun = func(*cobra.Command, []string) { tuneGCForSimulation() }
 	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimShrinkCommand(), newSimSwarmCommand(),
-		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand())
+		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand(),
+		newSimCompareChannelsCommand())
 	requireSubcommand(sim)
 	return sim
 }

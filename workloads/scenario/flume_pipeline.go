@@ -2,10 +2,16 @@ package scenario
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/broker/storage"
@@ -27,19 +33,29 @@ import (
 // acknowledged to its client must be in it at least once. With hop=on the
 // clients write into an edge agent instead, whose avro sink hands batches
 // to the Kafka agent's avro source (Flume's multi-hop flow); faults fall
-// on both agents.
+// on both agents. With source=taildir a writer on the entry agent's node
+// appends lines to a log file its TAILDIR source follows, and a line
+// counts as acknowledged once a sync of the file covering it returned.
+// Syncs of that node's disk never
+// fail in this variant: after a failed sync a later one can succeed over
+// a hole, and no writer can tell which of its lines survived. Each
+// client's lines (or the writer's) must arrive in the order they were
+// acknowledged.
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
-		Summary: "netcat clients -> a collector agent (memory or file channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
-		Bugs:    []faults.Bug{faults.BugFileChannelAckBeforeFsync},
+		Summary: "netcat clients or a tailed log -> a collector agent (memory, file or spillable channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
+		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
+			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders},
 		Params: []Param{
-			{Name: "channel", Default: "file", Values: []string{"file", "memory"},
-				Help: "the agent's channel: file (durable: nothing acknowledged is lost) or memory (a crash loses what it holds)"},
+			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable"},
+				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds) or spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk)"},
 			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
+			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir"},
+				Help: "the entry agent's source: netcat (TCP clients) or taildir (a writer on the agent's node appends and syncs a log file; no failing syncs)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -77,13 +93,16 @@ const (
 	// pipelineReadMax bounds how long Finish reads the topic.
 	pipelineReadMax = 20 * time.Second
 	pipelinePoll    = 100 * time.Millisecond
+	// pipelineLogFile is the file the writer appends with
+	// source=taildir, on the entry agent's node.
+	pipelineLogFile = "logs/app.log"
 )
 
 var pipelineClients = []string{"c1", "c2", "c3"}
 
 // pipelineConfig is the Kafka agent's configuration file, in Flume's
-// format: its source is the netcat clients', or with hop the edge agent's.
-func pipelineConfig(channel string, hop bool) string {
+// format: its source is the entry source, or with hop the edge agent's.
+func pipelineConfig(channel, source string, hop bool) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
@@ -95,13 +114,9 @@ func pipelineConfig(channel string, hop bool) string {
 			"a1.sources.r1.bind = 0.0.0.0",
 			fmt.Sprintf("a1.sources.r1.port = %d", pipelineHopPort))
 	} else {
-		lines = append(lines,
-			"a1.sources.r1.type = netcat",
-			"a1.sources.r1.bind = 0.0.0.0",
-			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
-			"a1.sources.r1.ack-every-event = true")
+		lines = append(lines, pipelineEntrySource(source)...)
 	}
-	lines = append(lines, pipelineChannel(channel)...)
+	lines = append(lines, pipelineChannel(channel, source, !hop)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
@@ -112,19 +127,38 @@ func pipelineConfig(channel string, hop bool) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// pipelineEdgeConfig is the edge agent's file with hop=on: netcat ->
-// channel -> avro sink to the Kafka agent.
-func pipelineEdgeConfig(channel string) string {
-	lines := []string{
-		"a1.sources = r1",
-		"a1.channels = c1",
-		"a1.sinks = k1",
+// pipelineEntrySource is the source the pipeline's input enters by.
+func pipelineEntrySource(source string) []string {
+	if source == "taildir" {
+		return []string{
+			"a1.sources.r1.type = TAILDIR",
+			"a1.sources.r1.filegroups = f1",
+			"a1.sources.r1.filegroups.f1 = /" + strings.ReplaceAll(pipelineLogFile, ".", `\.`),
+			"a1.sources.r1.positionFile = flume/taildir_position.json",
+			"a1.sources.r1.batchSize = 20",
+			"a1.sources.r1.writePosInterval = 500",
+			"a1.sources.r1.backoffSleepIncrement = 20",
+			"a1.sources.r1.maxBackoffSleep = 200",
+		}
+	}
+	return []string{
 		"a1.sources.r1.type = netcat",
 		"a1.sources.r1.bind = 0.0.0.0",
 		fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
 		"a1.sources.r1.ack-every-event = true",
 	}
-	lines = append(lines, pipelineChannel(channel)...)
+}
+
+// pipelineEdgeConfig is the edge agent's file with hop=on: the entry
+// source -> channel -> avro sink to the Kafka agent.
+func pipelineEdgeConfig(channel, source string) string {
+	lines := []string{
+		"a1.sources = r1",
+		"a1.channels = c1",
+		"a1.sinks = k1",
+	}
+	lines = append(lines, pipelineEntrySource(source)...)
+	lines = append(lines, pipelineChannel(channel, source, true)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = avro",
 		"a1.sinks.k1.hostname = "+pipelineAgent,
@@ -136,14 +170,29 @@ func pipelineEdgeConfig(channel string) string {
 }
 
 // pipelineChannel is an agent's channel c1 and its source's link to it.
-func pipelineChannel(channel string) []string {
+// The TAILDIR source's channel is small, so that a sink that cannot
+// deliver fills it within a fault's length and the source's commits wait
+// for room: crashes then find lines read and not yet committed, the
+// moment a source must not have recorded them as done.
+func pipelineChannel(channel, source string, entry bool) []string {
+	capacity := 10000
+	if entry && source == "taildir" {
+		capacity = 500
+	}
 	lines := []string{
 		"a1.sources.r1.channels = c1",
 		"a1.channels.c1.type = " + channel,
-		"a1.channels.c1.capacity = 10000",
+		fmt.Sprintf("a1.channels.c1.capacity = %d", capacity),
 		"a1.channels.c1.transactionCapacity = 100",
 	}
-	if channel == "file" {
+	if channel == "spillable" {
+		// The first hundred events in memory, the rest on disk: a sink
+		// that cannot deliver for a moment makes the channel overflow.
+		lines[1] = "a1.channels.c1.type = SPILLABLEMEMORY"
+		lines[2] = "a1.channels.c1.memoryCapacity = 100"
+		lines = append(lines, fmt.Sprintf("a1.channels.c1.overflowCapacity = %d", capacity-100))
+	}
+	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
 			"a1.channels.c1.checkpointDir = flume/checkpoint",
 			"a1.channels.c1.dataDirs = flume/data",
@@ -157,6 +206,8 @@ type pipelineCluster struct {
 	o       Options
 	w       *world.World
 	clients []*lineClient
+	// writer appends the log file with source=taildir; nil otherwise.
+	writer *logWriter
 	// agent is the Kafka agent of the latest start, edge the edge agent
 	// (hop=on); nil until they run.
 	agent       *collector.Agent
@@ -172,24 +223,45 @@ type pipelineCluster struct {
 
 func buildFlumePipeline(w *world.World, o Options) Cluster {
 	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on"}
-	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), c.hop), "a1", nil)
+	source := o.Param("source")
+	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
 	entry := pipelineAgent
+	if c.hop {
+		entry = pipelineEdge
+	}
+	// Clients stop offering lines halfway through the drain, so that
+	// what they sent has the rest of it to reach the topic.
+	stopAt := o.Run + o.Drain/2
+	if source == "taildir" {
+		c.writer = &logWriter{stopAt: stopAt}
+	}
+	// startOn starts an agent, and on the entry node the log writer
+	// first, so that both come back with the node.
+	startOn := func(node string, cfg *config.Agent, slot **collector.Agent) sim.Start {
+		return func(env sim.Env) {
+			var onReady func()
+			if c.writer != nil && node == entry {
+				c.writer.start(env)
+				onReady = c.writer.resume
+			}
+			c.startAgent(env, cfg, slot, onReady)
+		}
+	}
 
 	bcfg := broker.DefaultConfig()
 	bcfg.Log.Flush = storage.FlushPolicy{Mode: storage.FlushGroupCommit}
 	w.AddNode(pipelineBroker, broker.Start(bcfg, nil))
-	w.AddNode(pipelineAgent, func(env sim.Env) { c.startAgent(env, cfg, &c.agent) })
+	w.AddNode(pipelineAgent, startOn(pipelineAgent, cfg, &c.agent))
 	if c.hop {
-		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel")), "a1", nil)
+		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel"), source), "a1", nil)
 		sim.Assert(err == nil, "flume-pipeline: edge configuration: %v", err)
-		w.AddNode(pipelineEdge, func(env sim.Env) { c.startAgent(env, edgeCfg, &c.edge) })
-		entry = pipelineEdge
+		w.AddNode(pipelineEdge, startOn(pipelineEdge, edgeCfg, &c.edge))
 	}
 	w.AddNode(pipelineReader, func(env sim.Env) { c.reader = env })
-	// Clients stop offering lines halfway through the drain, so that
-	// what they sent has the rest of it to reach the topic.
-	stopAt := o.Run + o.Drain/2
+	if c.writer != nil {
+		return c
+	}
 	for _, name := range pipelineClients {
 		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt}
 		c.clients = append(c.clients, cl)
@@ -200,7 +272,8 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 
 // startAgent runs one incarnation of an agent into *slot; one that
 // cannot start tries again, as a supervisor would restart it.
-func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **collector.Agent) {
+// onReady, if not nil, is called once it runs.
+func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **collector.Agent, onReady func()) {
 	*slot = nil
 	c.agentStarts++
 	opts := collector.Options{
@@ -209,10 +282,15 @@ func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **coll
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
-			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot) })
+			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot, onReady) })
 		},
 	}
-	collector.Start(cfg, opts, func(a *collector.Agent) { *slot = a })(env)
+	collector.Start(cfg, opts, func(a *collector.Agent) {
+		*slot = a
+		if onReady != nil {
+			onReady()
+		}
+	})(env)
 }
 
 func (c *pipelineCluster) Profile() faults.Profile {
@@ -220,20 +298,28 @@ func (c *pipelineCluster) Profile() faults.Profile {
 	if c.hop {
 		targets = append(targets, pipelineEdge)
 	}
-	others := append([]string{}, pipelineClients...)
+	var others []string
+	if c.writer == nil {
+		others = append(others, pipelineClients...)
+	}
 	if c.o.Param("broker") == "crash" {
 		targets = append(targets, pipelineBroker)
 	} else {
 		others = append(others, pipelineBroker)
+	}
+	kinds := []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
+		faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
+		faults.KindDiskFull, faults.KindClockJump, faults.KindClockDrift}
+	if c.writer != nil {
+		// See init.
+		kinds = slices.DeleteFunc(kinds, func(k faults.Kind) bool { return k == faults.KindFailSyncs })
 	}
 	return faults.Profile{
 		Targets:      targets,
 		Clients:      others,
 		IntervalMean: 2 * time.Second,
 		DurationMax:  3 * time.Second,
-		Kinds: []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
-			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
-			faults.KindDiskFull, faults.KindClockJump, faults.KindClockDrift},
+		Kinds:        kinds,
 	}
 }
 
@@ -245,6 +331,9 @@ func (c *pipelineCluster) Footprint() Footprint {
 	}
 	for _, cl := range c.clients {
 		f.ClientBytes += cl.bytes
+	}
+	if c.writer != nil {
+		f.ClientBytes += c.writer.bytes
 	}
 	return f
 }
@@ -259,6 +348,10 @@ func (c *pipelineCluster) Progress() []Activity {
 			Waiting: !cl.stopped() || len(cl.outstanding) > 0, Attempts: cl.connects,
 			Describe: cl.describe}
 	}
+	if wr := c.writer; wr != nil {
+		acts = append(acts, Activity{Name: "log writer", Mark: int64(len(wr.acked)),
+			Waiting: !wr.stopped(), Attempts: wr.starts, Describe: wr.describe})
+	}
 	return acts
 }
 
@@ -272,9 +365,16 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	for _, cl := range c.clients {
 		in.Sent = append(in.Sent, cl.sent...)
 		in.Acked = append(in.Acked, cl.acked...)
+		in.AckOrder = append(in.AckOrder, cl.acked)
 		stats["lines_failed"] += int64(cl.failed)
 		stats["lines_unanswered"] += int64(cl.unanswered)
 		stats["client_connects"] += int64(cl.connects)
+	}
+	if wr := c.writer; wr != nil {
+		in.Sent = append(in.Sent, wr.sent...)
+		in.Acked = append(in.Acked, wr.acked...)
+		in.AckOrder = append(in.AckOrder, wr.acked)
+		stats["lines_failed"] += int64(wr.failed)
 	}
 	in.Delivered = c.delivered
 	v := checkers.CheckPipeline(in)
@@ -285,13 +385,55 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["lost"] = int64(len(v.Lost))
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
+	stats["reordered"] = int64(v.Reordered)
+	for name, us := range c.ackLatencyPercentiles() {
+		stats[name] = us
+	}
+	order := "every client's lines arrived in the order they were acknowledged"
+	if !v.InOrder() {
+		order = fmt.Sprintf("%d lines arrived ahead of a line acknowledged before them, e.g. %s",
+			v.Reordered, strings.Join(v.ReorderedExamples, ", "))
+	}
 	checks := []Check{
 		{Name: "acknowledged-delivered", OK: v.OK(), Detail: v.String()},
+		{Name: "client-order", OK: v.InOrder(), Detail: order},
 		{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
 			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())},
 		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
 	}
 	return checks, stats
+}
+
+// ackLatencyQuantiles name the percentiles of the time from a line's
+// send (or append) to its acknowledgement that Finish reports, in µs.
+var ackLatencyQuantiles = []struct {
+	stat       string
+	percentile float64
+}{{"ack_latency_p50_us", 50}, {"ack_latency_p99_us", 99}, {"ack_latency_p999_us", 99.9}}
+
+// ackLatencyPercentiles summarizes every acknowledged line's latency
+// (HdrHistogram, 3 significant figures, 1 µs to an hour).
+func (c *pipelineCluster) ackLatencyPercentiles() map[string]int64 {
+	h := hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)
+	record := func(latencies []time.Duration) {
+		for _, d := range latencies {
+			h.RecordValue(max(int64(d/time.Microsecond), 1))
+		}
+	}
+	for _, cl := range c.clients {
+		record(cl.ackLatencies)
+	}
+	if c.writer != nil {
+		record(c.writer.ackLatencies)
+	}
+	out := map[string]int64{}
+	if h.TotalCount() == 0 {
+		return out
+	}
+	for _, q := range ackLatencyQuantiles {
+		out[q.stat] = h.ValueAtQuantile(q.percentile)
+	}
+	return out
 }
 
 // PipelineVerdict is the accounting Finish made.
@@ -301,6 +443,10 @@ func (c *pipelineCluster) ackedAfterHeal() int {
 	n := 0
 	for _, cl := range c.clients {
 		n += len(cl.acked) - cl.ackedAt(c.o.Run)
+	}
+	if wr := c.writer; wr != nil {
+		after, _ := slices.BinarySearch(wr.ackTimes, c.o.Run+1)
+		n += len(wr.acked) - after
 	}
 	return n
 }
@@ -383,16 +529,19 @@ type lineClient struct {
 	gen         int
 	open        bool
 	outstanding []string
+	// sentAt is when each outstanding line was sent.
+	sentAt      []time.Duration
 	replies     []byte
 	seq         int
 	lastAnswer  time.Duration
 	sent, acked []string
-	// ackTimes are when each acknowledgement came, by Mono.
-	ackTimes           []time.Duration
-	failed, unanswered int
-	connects           int
-	lastClose          string
-	bytes              int64
+	// ackTimes are when each acknowledgement came, by Mono;
+	// ackLatencies how long after its line was sent.
+	ackTimes, ackLatencies []time.Duration
+	failed, unanswered     int
+	connects               int
+	lastClose              string
+	bytes                  int64
 }
 
 const (
@@ -425,7 +574,7 @@ func (l *lineClient) connect() {
 // abandon gives up on the connection: its unanswered lines stay unknown.
 func (l *lineClient) abandon(why string) {
 	l.unanswered += len(l.outstanding)
-	l.outstanding, l.replies = nil, nil
+	l.outstanding, l.sentAt, l.replies = nil, nil, nil
 	l.lastClose = why
 	if l.conn != nil {
 		l.conn.Close()
@@ -457,6 +606,7 @@ func (l *lineClient) tick() {
 			l.lastAnswer = now
 		}
 		l.outstanding = append(l.outstanding, line)
+		l.sentAt = append(l.sentAt, now)
 		if err := l.conn.Send([]byte(line + "\n")); err != nil {
 			l.abandon("send: " + err.Error())
 		}
@@ -483,12 +633,13 @@ func (l *lineClient) onReplies(frame []byte) {
 			l.abandon("an answer to no line: " + answer)
 			return
 		}
-		line := l.outstanding[0]
-		l.outstanding = l.outstanding[1:]
+		line, sentAt := l.outstanding[0], l.sentAt[0]
+		l.outstanding, l.sentAt = l.outstanding[1:], l.sentAt[1:]
 		l.lastAnswer = l.env.Clock.Mono()
 		if answer == "OK" {
 			l.acked = append(l.acked, line)
 			l.ackTimes = append(l.ackTimes, l.lastAnswer)
+			l.ackLatencies = append(l.ackLatencies, l.lastAnswer-sentAt)
 		} else {
 			l.failed++
 		}
@@ -535,4 +686,176 @@ func (h *lineConn) OnClose(_ sim.Conn, err error) {
 		why = err.Error()
 	}
 	h.l.abandon(why)
+}
+
+// logWriter appends unique lines to the log file a TAILDIR source
+// follows, as an application on the agent's node would, and syncs them in
+// groups; a line counts as acknowledged once a sync covering it returned.
+// It runs again with every boot of its node, naming its lines by the
+// boot: it first cuts the file at its first line that is not whole (a
+// power loss keeps, drops or tears what was not synced), then waits for
+// the agent to run, so that the source sees a file cut below its position
+// before the file grows past it again.
+type logWriter struct {
+	stopAt time.Duration
+	env    sim.Env
+	file   sim.File
+	size   int64
+	// starts counts the boots; a sync answered to an earlier boot is
+	// ignored.
+	starts, seq int
+	writing     bool
+	syncing     bool
+	// unsynced are the lines appended since the last sync began,
+	// appendedAt when.
+	unsynced     []string
+	appendedAt   []time.Duration
+	ackLatencies []time.Duration
+	sent, acked  []string
+	ackTimes     []time.Duration
+	failed       int
+	bytes        int64
+	lastErr      string
+}
+
+const (
+	// logWriterInterval paces the lines: about as many as the three
+	// netcat clients offer.
+	logWriterInterval = 2 * time.Millisecond
+	// logWriterFileBytesMax bounds the log file the writer reads back.
+	logWriterFileBytesMax = 64 << 20
+)
+
+var logWriterLine = regexp.MustCompile(`^w[0-9]+-[0-9]{6}$`)
+
+func (l *logWriter) start(env sim.Env) {
+	l.env = env
+	l.starts++
+	l.seq = 0
+	l.file, l.writing, l.syncing, l.unsynced, l.appendedAt = nil, false, false, nil, nil
+	if err := l.open(); err != nil {
+		l.lastErr = err.Error()
+		env.Log.Logf("log writer: %v", err)
+	}
+}
+
+// resume starts appending, once the agent runs.
+func (l *logWriter) resume() {
+	if !l.writing {
+		l.writing = true
+		l.env.Clock.AfterFunc(logWriterInterval, l.tick)
+	}
+}
+
+func (l *logWriter) stopped() bool { return l.env.Clock != nil && l.env.Clock.Mono() >= l.stopAt }
+
+// open opens the log file, creating it, and cuts it before its first line
+// that is not whole.
+func (l *logWriter) open() error {
+	fs := l.env.FS
+	if err := fs.MkdirAll(path.Dir(pipelineLogFile)); err != nil {
+		return fmt.Errorf("create %s: %w", path.Dir(pipelineLogFile), err)
+	}
+	f, err := fs.Open(pipelineLogFile)
+	if errors.Is(err, sim.ErrNotExist) {
+		f, err = fs.Create(pipelineLogFile)
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", pipelineLogFile, err)
+	}
+	size, err := f.Size()
+	if err == nil && size > logWriterFileBytesMax {
+		err = fmt.Errorf("%d bytes, beyond %d", size, logWriterFileBytesMax)
+	}
+	data := make([]byte, max(size, 0))
+	if err == nil {
+		if _, rerr := f.ReadAt(data, 0); rerr != nil && !errors.Is(rerr, io.EOF) {
+			err = rerr
+		}
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("read %s: %w", pipelineLogFile, err)
+	}
+	keep := int64(0)
+	for rest := data; ; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 || !logWriterLine.Match(rest[:i]) {
+			break
+		}
+		keep += int64(i + 1)
+		rest = rest[i+1:]
+	}
+	if keep < size {
+		if err := f.Truncate(keep); err != nil {
+			f.Close()
+			return fmt.Errorf("cut %s at byte %d: %w", pipelineLogFile, keep, err)
+		}
+	}
+	l.file, l.size = f, keep
+	return nil
+}
+
+func (l *logWriter) tick() {
+	if l.stopped() {
+		return
+	}
+	l.env.Clock.AfterFunc(logWriterInterval, l.tick)
+	if l.file == nil {
+		if err := l.open(); err != nil {
+			l.lastErr = err.Error()
+			return
+		}
+	}
+	l.seq++
+	line := fmt.Sprintf("w%d-%06d", l.starts, l.seq)
+	l.sent = append(l.sent, line)
+	l.bytes += int64(2 * len(line))
+	if _, err := l.file.Append([]byte(line + "\n")); err != nil {
+		l.failed++
+		l.lastErr = err.Error()
+		// Cut what a short append left, or the next line would run on
+		// from it.
+		if err := l.file.Truncate(l.size); err != nil {
+			l.file.Close()
+			l.file = nil
+		}
+		return
+	}
+	l.size += int64(len(line) + 1)
+	l.unsynced = append(l.unsynced, line)
+	l.appendedAt = append(l.appendedAt, l.env.Clock.Mono())
+	l.sync()
+}
+
+// sync makes the lines appended so far durable, one sync at a time.
+func (l *logWriter) sync() {
+	if l.syncing || len(l.unsynced) == 0 || l.file == nil {
+		return
+	}
+	l.syncing = true
+	lines, appended, boot := l.unsynced, l.appendedAt, l.starts
+	l.unsynced, l.appendedAt = nil, nil
+	l.file.Sync(func(err error) {
+		if boot != l.starts {
+			return
+		}
+		l.syncing = false
+		if err != nil {
+			l.failed += len(lines)
+			l.lastErr = err.Error()
+		} else {
+			now := l.env.Clock.Mono()
+			for i, line := range lines {
+				l.acked = append(l.acked, line)
+				l.ackTimes = append(l.ackTimes, now)
+				l.ackLatencies = append(l.ackLatencies, now-appended[i])
+			}
+		}
+		l.sync()
+	})
+}
+
+func (l *logWriter) describe() string {
+	return fmt.Sprintf("%d lines synced, %d failed, %d boots; last error: %s", len(l.acked), l.failed, l.starts, l.lastErr)
 }

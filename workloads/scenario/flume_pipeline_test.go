@@ -140,3 +140,96 @@ func TestFlumePipelineHopLosesNothing(t *testing.T) {
 		t.Fatalf("only %d of %d seeds crashed an agent: the test shows little", crashes, seeds)
 	}
 }
+
+// catchPlantedBug runs seeds with bug on until one fails the named check,
+// within 200 seeds, and shows the same seed passes it with the bug off.
+// It returns the failing run.
+func catchPlantedBug(t *testing.T, bug faults.Bug, check string, params map[string]string) Result {
+	t.Helper()
+	const seedsMax = 200
+	with := func(seed uint64, bugs ...faults.Bug) Result {
+		o := pipelineOptions(seed, "file", bugs...)
+		for k, v := range params {
+			o.Params[k] = v
+		}
+		return runPipeline(t, o)
+	}
+	for seed := uint64(1); seed <= seedsMax; seed++ {
+		res := with(seed, bug)
+		c := checkNamed(t, res, check)
+		if c.OK {
+			continue
+		}
+		if clean := checkNamed(t, with(seed), check); !clean.OK {
+			t.Fatalf("seed %d fails %s without %s too: %s", seed, check, bug, clean.Detail)
+		}
+		t.Logf("%s caught at seed %d: %s", bug, seed, c.Detail)
+		return res
+	}
+	t.Fatalf("%s not caught by %s in %d seeds", bug, check, seedsMax)
+	return Result{}
+}
+
+// TestFlumePipelineTaildirLosesNothing: with source=taildir every line
+// the writer synced reaches the topic, in order, through kills and power
+// losses of the node it shares with the agent.
+func TestFlumePipelineTaildirLosesNothing(t *testing.T) {
+	const seeds = 8
+	crashes := 0
+	for seed := uint64(1); seed <= seeds; seed++ {
+		o := pipelineOptions(seed, "file")
+		o.Params["source"] = "taildir"
+		res := runPipeline(t, o)
+		if !res.OK() {
+			t.Fatalf("seed %d: %v", seed, res.Failed())
+		}
+		if res.Stats["lines_acked"] == 0 || res.Stats["records_read"] < res.Stats["lines_acked"] {
+			t.Fatalf("seed %d: %d synced, %d read back", seed, res.Stats["lines_acked"], res.Stats["records_read"])
+		}
+		if crashed(res) {
+			crashes++
+		}
+	}
+	if crashes < seeds/2 {
+		t.Fatalf("only %d of %d seeds crashed the agent: the test shows little", crashes, seeds)
+	}
+}
+
+// TestFlumePipelineCatchesTaildirPositionBeforeCommit: a TAILDIR source
+// that records a batch as read before its commit skips it when the agent
+// dies with the commit waiting; the accounting finds the synced lines
+// missing.
+func TestFlumePipelineCatchesTaildirPositionBeforeCommit(t *testing.T) {
+	res := catchPlantedBug(t, faults.BugTaildirPositionBeforeCommit, "acknowledged-delivered", map[string]string{"source": "taildir"})
+	if !crashed(res) {
+		t.Fatalf("lines lost without a crash of the agent: %v", res.Schedule.Actions)
+	}
+}
+
+// TestFlumePipelineCatchesSourceAckBeforeCommit: a netcat source that
+// answers OK before the commit loses acknowledged lines.
+func TestFlumePipelineCatchesSourceAckBeforeCommit(t *testing.T) {
+	res := catchPlantedBug(t, faults.BugSourceAckBeforeCommit, "acknowledged-delivered", nil)
+	if res.Stats["lost"] == 0 {
+		t.Fatalf("caught without a loss: %v", res.Stats)
+	}
+}
+
+// TestFlumePipelineCatchesSourceAckBeforeCommitAtHop: with hop=on the
+// bug is in both the edge's netcat source and the Kafka agent's avro
+// source, whose early acknowledgement lets the edge take batches off its
+// channel that the Kafka agent never committed.
+func TestFlumePipelineCatchesSourceAckBeforeCommitAtHop(t *testing.T) {
+	catchPlantedBug(t, faults.BugSourceAckBeforeCommit, "acknowledged-delivered", map[string]string{"hop": "on"})
+}
+
+// TestFlumePipelineCatchesTakeRollbackReorders: a channel that puts a
+// rolled-back take behind what it holds sends the batch an avro sink
+// failed to hand over after later lines; the per-client order check finds
+// them.
+func TestFlumePipelineCatchesTakeRollbackReorders(t *testing.T) {
+	res := catchPlantedBug(t, faults.BugTakeRollbackReorders, "client-order", map[string]string{"hop": "on"})
+	if res.Stats["reordered"] == 0 {
+		t.Fatalf("caught without a reordered line: %v", res.Stats)
+	}
+}
