@@ -30,6 +30,14 @@ import (
 type Config struct {
 	// Partitions is offsets.topic.num.partitions.
 	Partitions int32
+	// ReplicationFactor is offsets.topic.replication.factor: the replicas
+	// of __consumer_offsets in a cluster, capped by the live brokers'
+	// count when the topic is made.
+	ReplicationFactor int16
+	// CommitTimeout is offsets.commit.timeout.ms: in a cluster, how long a
+	// group's records may wait for the ISR to replicate them before the
+	// answer that depends on them fails.
+	CommitTimeout time.Duration
 	// SessionTimeoutMin and SessionTimeoutMax are
 	// group.min.session.timeout.ms and group.max.session.timeout.ms.
 	SessionTimeoutMin time.Duration
@@ -61,6 +69,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Partitions:            50,
+		ReplicationFactor:     3,
+		CommitTimeout:         5 * time.Second,
 		SessionTimeoutMin:     6 * time.Second,
 		SessionTimeoutMax:     30 * time.Minute,
 		InitialRebalanceDelay: 3 * time.Second,

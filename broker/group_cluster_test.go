@@ -1,0 +1,160 @@
+package broker_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/group"
+	"github.com/sluice-sim/sluice/broker/metadata"
+)
+
+// Consumer groups in cluster mode: the coordinator of a group is the
+// leader of its __consumer_offsets partition, its records count once the
+// ISR has them, and a new leader reloads the partition before it answers.
+
+const offsetsTopicPartitions = 5
+
+func clusterGroups(cfg *broker.Config) {
+	cfg.Groups.Partitions = offsetsTopicPartitions
+	cfg.Groups.InitialRebalanceDelay = 0
+}
+
+// talkTo points the rig's request helpers (roundTrip and those built on
+// it) at the broker with id.
+func (c *clusterRig) talkTo(id int32) {
+	if c.admin != nil && !c.admin.closed {
+		c.admin.c.Close()
+	}
+	c.admin = c.dialTo(brokerName(id) + ":9092")
+}
+
+// offsetsPartition is a group's __consumer_offsets partition in the image.
+func (c *clusterRig) offsetsPartition(groupID string) (int32, metadata.Partition) {
+	t := c.image().Topics[group.OffsetsTopic]
+	if t == nil {
+		return -1, metadata.Partition{Leader: metadata.NoLeader}
+	}
+	index := group.PartitionFor(groupID, int32(len(t.Partitions)))
+	return index, t.Partitions[index]
+}
+
+// committedWhenLoaded fetches a group's committed offset from the broker
+// talked to, asking again while it answers COORDINATOR_LOAD_IN_PROGRESS;
+// it returns whether that answer came at least once.
+func (c *clusterRig) committedWhenLoaded(groupID, topic string, partition int32) (int64, int16, bool) {
+	c.t.Helper()
+	sawLoading := false
+	for range 100 {
+		offset, code := c.committedOffset(groupID, topic, partition)
+		if code != kerr.CoordinatorLoadInProgress.Code {
+			return offset, code, sawLoading
+		}
+		sawLoading = true
+		c.runFor(50 * time.Millisecond)
+	}
+	c.t.Fatalf("%s: still loading after 5s", groupID)
+	return -1, 0, sawLoading
+}
+
+func (c *clusterRig) listGroups() []string {
+	var ids []string
+	for _, g := range c.roundTrip(kmsg.NewPtrListGroupsRequest()).(*kmsg.ListGroupsResponse).Groups {
+		ids = append(ids, g.Group)
+	}
+	return ids
+}
+
+// TestClusterGroupCoordinatorFailover: __consumer_offsets is made through
+// the controller with three compacted replicas; the coordinator is the
+// leader of the group's partition and the other brokers answer
+// NOT_COORDINATOR; a commit is answered only once the followers hold it.
+// When the coordinator's broker is killed, the new leader of the partition
+// loads it and serves the committed offset and the group's member.
+func TestClusterGroupCoordinatorFailover(t *testing.T) {
+	c := newClusterRig(t, 23, nil, clusterGroups)
+	spec := newTopicSpec("orders", 2)
+	spec.ReplicationFactor = 3
+	expectCode(t, "create orders", c.createTopics(false, spec)[0].ErrorCode, nil)
+
+	const groupID = "readers"
+	found := c.findCoordinator(groupID)
+	expectCode(t, "find coordinator", found.ErrorCode, nil)
+	index, part := c.offsetsPartition(groupID)
+	ot := c.image().Topics[group.OffsetsTopic]
+	if len(ot.Partitions) != offsetsTopicPartitions || len(part.Replicas) != 3 || ot.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("%s in the image: %d partitions, replicas %v, configs %v", group.OffsetsTopic, len(ot.Partitions), part.Replicas, ot.Configs)
+	}
+	coord := part.Leader
+	if found.NodeID != coord || found.Host != brokerName(coord) || found.Port != 9092 {
+		t.Fatalf("FindCoordinator named %d at %s:%d; the leader of %s-%d is %d", found.NodeID, found.Host, found.Port, group.OffsetsTopic, index, coord)
+	}
+	c.runUntil("every replica of the group's partition in the ISR", 10*time.Second, func() bool {
+		_, p := c.offsetsPartition(groupID)
+		return len(p.ISR) == 3
+	})
+
+	c.talkTo(coord)
+	member, generation := c.joinAndSync(groupID)
+	expectCode(t, "commit", c.commitOffset(groupID, member, generation, "orders", 1, 42), nil)
+	// acks=all: the answer came once every ISR member had the record.
+	_, _, _, leaderEnd := c.brokers[coord].ReplicaRole(group.OffsetsTopic, index)
+	for _, id := range part.Replicas {
+		if _, _, _, end := c.brokers[id].ReplicaRole(group.OffsetsTopic, index); end < leaderEnd {
+			t.Fatalf("the commit was answered while broker %d held %s-%d to %d, the leader to %d", id, group.OffsetsTopic, index, end, leaderEnd)
+		}
+	}
+	if off, code := c.committedOffset(groupID, "orders", 1); off != 42 || code != 0 {
+		t.Fatalf("committed %d (%s), want 42", off, errName(code))
+	}
+	if got := c.listGroups(); !slices.Equal(got, []string{groupID}) {
+		t.Fatalf("the coordinator lists %v", got)
+	}
+
+	other := coord%3 + 1
+	c.talkTo(other)
+	if _, code := c.committedOffset(groupID, "orders", 1); code != kerr.NotCoordinator.Code {
+		t.Fatalf("OffsetFetch at broker %d, not the coordinator: %s, want NOT_COORDINATOR", other, errName(code))
+	}
+	expectCode(t, "heartbeat at a broker that does not coordinate", c.heartbeat(groupID, member, generation), kerr.NotCoordinator)
+	if got := c.listGroups(); len(got) != 0 {
+		t.Fatalf("broker %d lists %v, groups it does not coordinate", other, got)
+	}
+
+	if err := c.w.Kill(brokerName(coord)); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntil("a new leader of the group's partition", 20*time.Second, func() bool {
+		_, p := c.offsetsPartition(groupID)
+		return p.Leader != coord && p.Leader != metadata.NoLeader
+	})
+	_, part = c.offsetsPartition(groupID)
+	next := part.Leader
+	c.talkTo(next)
+	found = c.findCoordinator(groupID)
+	if found.ErrorCode != 0 || found.NodeID != next {
+		t.Fatalf("after the failover FindCoordinator named %d (%s), want the new leader %d", found.NodeID, errName(found.ErrorCode), next)
+	}
+	off, code, sawLoading := c.committedWhenLoaded(groupID, "orders", 1)
+	if off != 42 || code != 0 {
+		t.Fatalf("the new coordinator %d: committed %d (%s), want 42", next, off, errName(code))
+	}
+	if !c.logged(fmt.Sprintf("group coordinator: loading %s-%d as its leader", group.OffsetsTopic, index)) {
+		t.Fatalf("broker %d did not log loading %s-%d", next, group.OffsetsTopic, index)
+	}
+	if n := c.w.Probes()["broker/offsets-loaded"]; n == 0 {
+		t.Fatalf("the offsets-loaded probe was not hit")
+	}
+	// The member came back with the group, its session starting at the load.
+	expectCode(t, "heartbeat at the new coordinator", c.heartbeat(groupID, member, generation), nil)
+	expectCode(t, "commit at the new coordinator", c.commitOffset(groupID, member, generation, "orders", 1, 50), nil)
+	if off, code := c.committedOffset(groupID, "orders", 1); off != 50 || code != 0 {
+		t.Fatalf("after a commit at the new coordinator: %d (%s), want 50", off, errName(code))
+	}
+	t.Logf("%s-%d moved from broker %d to %d; load-in-progress answered: %v", group.OffsetsTopic, index, coord, next, sawLoading)
+}
