@@ -9,9 +9,10 @@
 // partition, calls Output.Done with whether that worked, and only then
 // sends Output.Replies: an answer that depends on a record (a commit, a
 // completed SyncGroup) never reaches a client before the record is in the
-// log. On start the broker reads each partition back through Load, and
-// until EndLoad the groups of that partition are answered
-// COORDINATOR_LOAD_IN_PROGRESS.
+// log. When the broker starts, or becomes the leader of a partition, it
+// reads the partition back through Load, and until EndLoad the groups of
+// that partition are answered COORDINATOR_LOAD_IN_PROGRESS; when it stops
+// leading it, Unload gives them up.
 package group
 
 import (
