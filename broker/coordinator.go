@@ -48,10 +48,8 @@ type coordinator struct {
 	// topic is the __consumer_offsets the state follows.
 	topic *topic
 	// owned are the partitions this broker coordinates, loading or
-	// loaded; loads are those still to load, in order, the first being
-	// read (one at a time, as Kafka's loader thread does).
+	// loaded.
 	owned     map[int32]*ownedPartition
-	loads     []*ownedPartition
 	waiting   map[group.ReplyTo]*request
 	nextReply group.ReplyTo
 	timer     sim.Timer
@@ -177,10 +175,10 @@ func (co *coordinator) followPartition(index int32, p *partition) {
 	case leads && op == nil:
 		co.beginLoad(index, p)
 	case leads && (op.p != p || op.epoch != p.leaderEpoch):
-		co.unload(index)
+		co.unload(index, fmt.Sprintf("it leads again at epoch %d", p.leaderEpoch))
 		co.beginLoad(index, p)
 	case !leads && op != nil:
-		co.unload(index)
+		co.unload(index, "no longer its leader")
 	}
 }
 
@@ -189,7 +187,7 @@ func (co *coordinator) followPartition(index int32, p *partition) {
 func (co *coordinator) forget() {
 	co.b.env.Log.Logf("group coordinator: %s was deleted; its groups and offsets are gone", group.OffsetsTopic)
 	for _, index := range co.ownedIndexes() {
-		co.unload(index)
+		co.unload(index, "the topic was deleted")
 	}
 	co.state, co.topic = nil, nil
 }
@@ -223,9 +221,10 @@ func (co *coordinator) newState(t *topic) {
 }
 
 // beginLoad makes this broker the coordinator of a partition's groups:
-// they are read back from its log, one chunk per loop turn, after the
-// loads queued before it; requests meanwhile are answered
-// COORDINATOR_LOAD_IN_PROGRESS.
+// they are read back from its log, one chunk per loop turn; requests
+// meanwhile are answered COORDINATOR_LOAD_IN_PROGRESS. Partitions load
+// side by side, so that one waiting for its high watermark holds up no
+// other.
 func (co *coordinator) beginLoad(index int32, p *partition) {
 	op := &ownedPartition{index: index, p: p, epoch: p.leaderEpoch}
 	co.owned[index] = op
@@ -233,38 +232,21 @@ func (co *coordinator) beginLoad(index int32, p *partition) {
 	if co.b.cluster != nil {
 		co.b.env.Log.Logf("group coordinator: loading %s-%d as its leader at epoch %d", group.OffsetsTopic, index, op.epoch)
 	}
-	co.loads = append(co.loads, op)
-	if len(co.loads) == 1 {
-		co.loadChunk(op, p.log.StartOffset())
-	}
+	co.loadChunk(op, p.log.StartOffset())
 }
 
 // unload gives a partition's groups up: requests waiting on them are
 // answered NOT_COORDINATOR, and its load, if unfinished, stops.
-func (co *coordinator) unload(index int32) {
+func (co *coordinator) unload(index int32, why string) {
 	op := co.owned[index]
 	if op == nil {
 		return
 	}
 	delete(co.owned, index)
-	wasLoading := len(co.loads) > 0 && co.loads[0] == op
-	co.loads = slices.DeleteFunc(co.loads, func(x *ownedPartition) bool { return x == op })
 	if co.b.cluster != nil {
-		co.b.env.Log.Logf("group coordinator: unloading %s-%d: no longer its leader", group.OffsetsTopic, index)
+		co.b.env.Log.Logf("group coordinator: unloading %s-%d: %s", group.OffsetsTopic, index, why)
 	}
 	co.send(co.state.Unload(index))
-	if wasLoading {
-		co.startNextLoad()
-	}
-}
-
-// startNextLoad starts the first queued load on the next loop turn.
-func (co *coordinator) startNextLoad() {
-	if len(co.loads) == 0 {
-		return
-	}
-	next := co.loads[0]
-	co.b.env.Clock.AfterFunc(0, func() { co.loadChunk(next, next.p.log.StartOffset()) })
 }
 
 // current says whether op is still this broker's coordination of its
@@ -301,8 +283,6 @@ func (co *coordinator) loadChunk(op *ownedPartition, offset int64) {
 		op.loaded = true
 		co.arm()
 	}
-	co.loads = slices.DeleteFunc(co.loads, func(x *ownedPartition) bool { return x == op })
-	co.startNextLoad()
 }
 
 // readChunk applies the records of one read; it returns the offset to read

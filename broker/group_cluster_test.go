@@ -78,36 +78,24 @@ func (c *clusterRig) listGroups() []string {
 // loads it and serves the committed offset and the group's member.
 func TestClusterGroupCoordinatorFailover(t *testing.T) {
 	c := newClusterRig(t, 23, nil, clusterGroups)
-	spec := newTopicSpec("orders", 2)
-	spec.ReplicationFactor = 3
-	expectCode(t, "create orders", c.createTopics(false, spec)[0].ErrorCode, nil)
-
 	const groupID = "readers"
-	found := c.findCoordinator(groupID)
-	expectCode(t, "find coordinator", found.ErrorCode, nil)
-	index, part := c.offsetsPartition(groupID)
-	ot := c.image().Topics[group.OffsetsTopic]
-	if len(ot.Partitions) != offsetsTopicPartitions || len(part.Replicas) != 3 || ot.Configs["cleanup.policy"] != "compact" {
-		t.Fatalf("%s in the image: %d partitions, replicas %v, configs %v", group.OffsetsTopic, len(ot.Partitions), part.Replicas, ot.Configs)
-	}
-	coord := part.Leader
-	if found.NodeID != coord || found.Host != brokerName(coord) || found.Port != 9092 {
-		t.Fatalf("FindCoordinator named %d at %s:%d; the leader of %s-%d is %d", found.NodeID, found.Host, found.Port, group.OffsetsTopic, index, coord)
-	}
-	c.runUntil("every replica of the group's partition in the ISR", 10*time.Second, func() bool {
-		_, p := c.offsetsPartition(groupID)
-		return len(p.ISR) == 3
-	})
-
-	c.talkTo(coord)
-	member, generation := c.joinAndSync(groupID)
-	expectCode(t, "commit", c.commitOffset(groupID, member, generation, "orders", 1, 42), nil)
-	// acks=all: the answer came once every ISR member had the record.
+	coord, index, member, generation := c.setUpGroup(groupID)
+	// acks=all: the commit was answered once every ISR member had it.
+	_, part := c.offsetsPartition(groupID)
 	_, _, _, leaderEnd := c.brokers[coord].ReplicaRole(group.OffsetsTopic, index)
 	for _, id := range part.Replicas {
 		if _, _, _, end := c.brokers[id].ReplicaRole(group.OffsetsTopic, index); end < leaderEnd {
 			t.Fatalf("the commit was answered while broker %d held %s-%d to %d, the leader to %d", id, group.OffsetsTopic, index, end, leaderEnd)
 		}
+	}
+	ot := c.image().Topics[group.OffsetsTopic]
+	if len(ot.Partitions) != offsetsTopicPartitions || len(part.Replicas) != 3 || ot.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("%s in the image: %d partitions, replicas %v, configs %v", group.OffsetsTopic, len(ot.Partitions), part.Replicas, ot.Configs)
+	}
+	found := c.findCoordinator(groupID)
+	if found.ErrorCode != 0 || found.NodeID != coord || found.Host != brokerName(coord) || found.Port != 9092 {
+		t.Fatalf("FindCoordinator named %d at %s:%d (%s); the leader of %s-%d is %d",
+			found.NodeID, found.Host, found.Port, errName(found.ErrorCode), group.OffsetsTopic, index, coord)
 	}
 	if off, code := c.committedOffset(groupID, "orders", 1); off != 42 || code != 0 {
 		t.Fatalf("committed %d (%s), want 42", off, errName(code))
@@ -157,4 +145,70 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 		t.Fatalf("after a commit at the new coordinator: %d (%s), want 50", off, errName(code))
 	}
 	t.Logf("%s-%d moved from broker %d to %d; load-in-progress answered: %v", group.OffsetsTopic, index, coord, next, sawLoading)
+}
+
+// setUpGroup creates the topic the group commits to, finds the group's
+// coordinator, joins a member there and commits offset 42; it returns the
+// coordinator, the group's __consumer_offsets partition, the member and
+// its generation.
+func (c *clusterRig) setUpGroup(groupID string) (int32, int32, string, int32) {
+	c.t.Helper()
+	spec := newTopicSpec("orders", 2)
+	spec.ReplicationFactor = 3
+	expectCode(c.t, "create orders", c.createTopics(false, spec)[0].ErrorCode, nil)
+	expectCode(c.t, "find coordinator", c.findCoordinator(groupID).ErrorCode, nil)
+	c.runUntil("every replica of the group's partition in the ISR", 10*time.Second, func() bool {
+		_, p := c.offsetsPartition(groupID)
+		return len(p.ISR) == 3
+	})
+	index, part := c.offsetsPartition(groupID)
+	c.talkTo(part.Leader)
+	member, generation := c.joinAndSync(groupID)
+	expectCode(c.t, "commit", c.commitOffset(groupID, member, generation, "orders", 1, 42), nil)
+	return part.Leader, index, member, generation
+}
+
+// TestClusterGroupCoordinatorCutOff: a coordinator cut off from the other
+// brokers and the controllers still believes it leads, but a commit there
+// is not acknowledged, since no follower can replicate it; the rest of
+// the cluster elects a new leader of the partition, which serves the last
+// acknowledged offset. Once the network heals, the deposed coordinator
+// learns it no longer leads, unloads the partition and answers
+// NOT_COORDINATOR.
+func TestClusterGroupCoordinatorCutOff(t *testing.T) {
+	c := newClusterRig(t, 29, nil, clusterGroups)
+	const groupID = "readers"
+	coord, index, member, generation := c.setUpGroup(groupID)
+
+	c.blockBroker(coord)
+	code := c.commitOffset(groupID, member, generation, "orders", 1, 43)
+	if code == 0 {
+		t.Fatalf("a coordinator cut off from its followers acknowledged a commit")
+	}
+	c.runUntil("a new leader of the group's partition", 20*time.Second, func() bool {
+		_, p := c.offsetsPartition(groupID)
+		return p.Leader != coord && p.Leader != metadata.NoLeader
+	})
+	_, part := c.offsetsPartition(groupID)
+	c.talkTo(part.Leader)
+	if off, code, _ := c.committedWhenLoaded(groupID, "orders", 1); off != 42 || code != 0 {
+		t.Fatalf("the new coordinator %d: committed %d (%s), want 42", part.Leader, off, errName(code))
+	}
+
+	if err := c.w.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	c.runUntil("the deposed coordinator following", 20*time.Second, func() bool {
+		role, _, _, _ := c.brokers[coord].ReplicaRole(group.OffsetsTopic, index)
+		return role == "follower"
+	})
+	if !c.logged(brokerName(coord), fmt.Sprintf("group coordinator: unloading %s-%d: no longer its leader", group.OffsetsTopic, index)) {
+		t.Fatalf("broker %d follows %s-%d but did not unload it", coord, group.OffsetsTopic, index)
+	}
+	c.talkTo(coord)
+	if _, code := c.committedOffset(groupID, "orders", 1); code != kerr.NotCoordinator.Code {
+		t.Fatalf("OffsetFetch at the deposed coordinator: %s, want NOT_COORDINATOR", errName(code))
+	}
+	expectCode(t, "heartbeat at the deposed coordinator", c.heartbeat(groupID, member, generation), kerr.NotCoordinator)
+	t.Logf("the cut-off coordinator %d answered the commit %s; broker %d took over", coord, errName(code), part.Leader)
 }
