@@ -114,6 +114,7 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 		t.Fatalf("broker %d lists %v, groups it does not coordinate", other, got)
 	}
 
+	killedAt := c.now()
 	if err := c.w.Kill(brokerName(coord)); err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +133,7 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 	if off != 42 || code != 0 {
 		t.Fatalf("the new coordinator %d: committed %d (%s), want 42", next, off, errName(code))
 	}
+	servedAfter := c.now() - killedAt
 	if !c.logged(fmt.Sprintf("group coordinator: loading %s-%d as its leader", group.OffsetsTopic, index)) {
 		t.Fatalf("broker %d did not log loading %s-%d", next, group.OffsetsTopic, index)
 	}
@@ -144,7 +146,8 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 	if off, code := c.committedOffset(groupID, "orders", 1); off != 50 || code != 0 {
 		t.Fatalf("after a commit at the new coordinator: %d (%s), want 50", off, errName(code))
 	}
-	t.Logf("%s-%d moved from broker %d to %d; load-in-progress answered: %v", group.OffsetsTopic, index, coord, next, sawLoading)
+	t.Logf("%s-%d moved from broker %d to %d, which served the committed offset %v (simulated) after the kill; load-in-progress answered: %v",
+		group.OffsetsTopic, index, coord, next, servedAfter, sawLoading)
 }
 
 // setUpGroup creates the topic the group commits to, finds the group's
