@@ -110,6 +110,7 @@ func TestClusterGroupCoordinatorFailover(t *testing.T) {
 		t.Fatalf("OffsetFetch at broker %d, not the coordinator: %s, want NOT_COORDINATOR", other, errName(code))
 	}
 	expectCode(t, "heartbeat at a broker that does not coordinate", c.heartbeat(groupID, member, generation), kerr.NotCoordinator)
+	c.expectNotCoordinator(groupID, member, generation)
 	if got := c.listGroups(); len(got) != 0 {
 		t.Fatalf("broker %d lists %v, groups it does not coordinate", other, got)
 	}
@@ -214,4 +215,37 @@ func TestClusterGroupCoordinatorCutOff(t *testing.T) {
 	}
 	expectCode(t, "heartbeat at the deposed coordinator", c.heartbeat(groupID, member, generation), kerr.NotCoordinator)
 	t.Logf("the cut-off coordinator %d answered the commit %s; broker %d took over", coord, errName(code), part.Leader)
+}
+
+// expectNotCoordinator sends every other group request for groupID to the
+// broker talked to and expects NOT_COORDINATOR from each.
+func (c *clusterRig) expectNotCoordinator(groupID, member string, generation int32) {
+	c.t.Helper()
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.MemberID, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis, join.ProtocolType = groupID, member, 10_000, 10_000, "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = groupID, member, generation
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version = 5
+	leave.Group, leave.Members = groupID, []kmsg.LeaveGroupRequestMember{{MemberID: member}}
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Groups = []string{groupID}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{groupID}
+	offsetDelete := kmsg.NewPtrOffsetDeleteRequest()
+	offsetDelete.Group = groupID
+	offsetDelete.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "orders", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 1}}}}
+	codes := map[string]int16{
+		"JoinGroup":      c.roundTrip(join).(*kmsg.JoinGroupResponse).ErrorCode,
+		"SyncGroup":      c.roundTrip(sync).(*kmsg.SyncGroupResponse).ErrorCode,
+		"LeaveGroup":     c.roundTrip(leave).(*kmsg.LeaveGroupResponse).ErrorCode,
+		"OffsetCommit":   c.commitOffset(groupID, member, generation, "orders", 1, 7),
+		"DescribeGroups": c.roundTrip(describe).(*kmsg.DescribeGroupsResponse).Groups[0].ErrorCode,
+		"DeleteGroups":   c.roundTrip(del).(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode,
+		"OffsetDelete":   c.roundTrip(offsetDelete).(*kmsg.OffsetDeleteResponse).ErrorCode,
+	}
+	for _, name := range []string{"JoinGroup", "SyncGroup", "LeaveGroup", "OffsetCommit", "DescribeGroups", "DeleteGroups", "OffsetDelete"} {
+		expectCode(c.t, name+" at a broker that does not coordinate", codes[name], kerr.NotCoordinator)
+	}
 }
