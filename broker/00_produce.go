@@ -108,15 +108,9 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	b.stats.appends++
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
 	if b.cluster != nil && r.Acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
-		p.dataArrived() // followers waiting on the leader fetch it
-		if p.groupCommit && res.LastOffset >= p.log.FlushedOffset() {
-			// The leader counts toward the high watermark what is on
-			// its disk.
-			p.log.Flush(func(error) { p.dataArrived() })
-		}
 		timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
 		return func(done func()) {
-			p.awaitISR(res.LastOffset+1, timeout, func(code *kerr.Error) {
+			p.awaitReplicated(res.LastOffset, timeout, func(code *kerr.Error) {
 				if code != nil {
 					fail(code, "waiting for the ISR to replicate offset %d", res.LastOffset)
 				}

@@ -3,17 +3,17 @@ package broker
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/sluice-sim/sluice/broker/group"
 )
 
 // FindCoordinator: v0-4.
 //
 // The coordinator of a group is the leader of its __consumer_offsets
-// partition (Java's hashCode of the group id modulo the partition count);
-// a single broker leads them all. The first request creates
-// __consumer_offsets and is answered COORDINATOR_NOT_AVAILABLE until the
-// topic is durable, as Kafka does. v4 batches keys. Transaction
+// partition (Java's hashCode of the group id modulo the partition count):
+// a single broker leads them all; in a cluster the image names the leader,
+// and a partition without one is COORDINATOR_NOT_AVAILABLE. The first
+// request creates __consumer_offsets (in a cluster through the controller)
+// and is answered COORDINATOR_NOT_AVAILABLE until the topic exists, as
+// Kafka does. v4 batches keys. Transaction
 // coordinators are not served (transactions are not).
 func init() { serve(10, 0, 4, handleFindCoordinator) }
 
@@ -26,7 +26,6 @@ func handleFindCoordinator(b *Broker, req *request) {
 	if r.Version < 4 {
 		keys = []string{r.CoordinatorKey}
 	}
-	ready := r.CoordinatorType != coordinatorTypeGroup || b.groups.ensure()
 	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
@@ -36,14 +35,14 @@ func handleFindCoordinator(b *Broker, req *request) {
 			e = kerr.CoordinatorNotAvailable
 			msg := "transactions are not served"
 			c.ErrorMessage = &msg
-		case !ready:
-			e = kerr.CoordinatorNotAvailable
-			msg := "creating " + group.OffsetsTopic
-			c.ErrorMessage = &msg
 		case key == "" && r.Version >= 4:
 			e = kerr.InvalidRequest
 		default:
-			c.NodeID, c.Host, c.Port = b.cfg.NodeID, b.host, b.port
+			var why string
+			c.NodeID, c.Host, c.Port, why = b.groups.locate(key)
+			if why != "" {
+				e, c.ErrorMessage = kerr.CoordinatorNotAvailable, &why
+			}
 		}
 		if e != nil {
 			c.ErrorCode = e.Code

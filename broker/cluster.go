@@ -173,6 +173,12 @@ func (m *clusterMember) applyImage() {
 		}
 	}
 	m.releaseTopicWaits(s)
+	// Leaderships of __consumer_offsets partitions may have moved: the
+	// coordinator loads the ones this broker leads now and unloads the
+	// rest.
+	if b.groups != nil {
+		b.groups.follow()
+	}
 }
 
 // applyTopic opens the partitions of t this broker holds a replica of

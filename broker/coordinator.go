@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -9,17 +10,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-sim/sluice/broker/group"
+	"github.com/sluice-sim/sluice/broker/metadata"
 	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/sim"
 )
 
 // The group coordinator's place in the broker: broker/group decides, this
 // file feeds it requests and time, appends the records it returns to
-// __consumer_offsets, and sends its answers once they are appended. A
-// single broker leads every __consumer_offsets partition, so it
-// coordinates every group; once partitions move between brokers, a broker
-// loads a partition when it becomes its leader and unloads it when it
-// stops.
+// __consumer_offsets, and sends its answers once they count. The
+// coordinator of a group is the leader of the group's __consumer_offsets
+// partition. A single broker leads them all and loads every partition when
+// it starts; a cluster member loads a partition when the image makes it
+// the leader (at each new leader epoch) and unloads it when it stops
+// leading, and its records count once the high watermark passes them
+// (acks=all), as Kafka's offsets.commit.required.acks asks.
 
 // offsetsTopicConfigs are Kafka's for __consumer_offsets: compacted, with
 // offsets.topic.segment.bytes.
@@ -30,7 +35,8 @@ var offsetsTopicConfigs = map[string]string{"cleanup.policy": "compact", "segmen
 const offsetsLoadChunkBytes = 1 << 20
 
 // offsetsLoadRetryDelay is how long a load waits for a partition's
-// recovered tail to reach disk before looking again.
+// high watermark to reach its log end (what recovery kept reaching disk,
+// or a new leader's followers catching up) before looking again.
 const offsetsLoadRetryDelay = 10 * time.Millisecond
 
 var probeOffsetsLoaded = sim.DeclareProbe("broker/offsets-loaded",
@@ -39,9 +45,11 @@ var probeOffsetsLoaded = sim.DeclareProbe("broker/offsets-loaded",
 type coordinator struct {
 	b     *Broker
 	state *group.Coordinator
-	// topic is the __consumer_offsets the state was loaded from.
+	// topic is the __consumer_offsets the state follows.
 	topic *topic
-	// waiting are the requests whose answers the coordinator owes.
+	// owned are the partitions this broker coordinates, loading or
+	// loaded.
+	owned     map[int32]*ownedPartition
 	waiting   map[group.ReplyTo]*request
 	nextReply group.ReplyTo
 	timer     sim.Timer
@@ -50,14 +58,22 @@ type coordinator struct {
 	creating bool
 }
 
-// startCoordinator is called when the broker starts serving: groups and
-// offsets are reloaded from __consumer_offsets if it exists; otherwise
-// the topic is made on the first FindCoordinator, as Kafka makes it.
+// ownedPartition is a __consumer_offsets partition this broker
+// coordinates, under one leadership: a new leader epoch is a new one.
+type ownedPartition struct {
+	index  int32
+	p      *partition
+	epoch  int32
+	loaded bool
+}
+
+// startCoordinator is called when the broker starts serving: a single
+// broker reloads groups and offsets from __consumer_offsets if it exists;
+// a cluster member does as the image gives it leaderships. Otherwise the
+// topic is made on the first FindCoordinator, as Kafka makes it.
 func (b *Broker) startCoordinator() {
-	b.groups = &coordinator{b: b, waiting: map[group.ReplyTo]*request{}}
-	if t := b.topics.get(group.OffsetsTopic); t != nil {
-		b.groups.load(t)
-	}
+	b.groups = &coordinator{b: b, waiting: map[group.ReplyTo]*request{}, owned: map[int32]*ownedPartition{}}
+	b.groups.follow()
 }
 
 func (co *coordinator) now() group.Now {
@@ -73,43 +89,120 @@ func (co *coordinator) ensure() bool {
 	if co.state != nil {
 		co.forget()
 	}
-	if co.creating {
-		return false
-	}
-	co.creating = true
+	co.create()
+	return false
+}
+
+// create asks for __consumer_offsets: a single broker records it, a
+// cluster member asks the controller, with offsets.topic.replication.factor
+// replicas at most the live brokers' count. The topic is followed once the
+// registry (or the applied image) holds it.
+func (co *coordinator) create() {
 	b := co.b
-	b.createTopic(group.OffsetsTopic, b.cfg.Groups.Partitions, offsetsTopicConfigs, func(err error) {
-		co.creating = false
-		if err != nil || b.groups != co {
-			return
+	if co.creating || b.topics == nil {
+		return
+	}
+	cfg := b.cfg.Groups
+	if b.cluster == nil {
+		co.creating = true
+		b.createTopic(group.OffsetsTopic, cfg.Partitions, offsetsTopicConfigs, func(err error) {
+			co.creating = false
+			if err == nil && b.groups == co && b.topics != nil {
+				co.follow()
+			}
+		})
+		return
+	}
+	m := b.cluster
+	if m.member == nil || m.stopped {
+		return
+	}
+	s := m.member.Image().State()
+	if s.Topics[group.OffsetsTopic] != nil {
+		return // made already: the image applied next brings it
+	}
+	live := int16(0)
+	for _, br := range s.Brokers {
+		if !br.Fenced {
+			live++
 		}
-		if t := b.topics.get(group.OffsetsTopic); t != nil {
-			co.load(t)
+	}
+	rf := max(min(cfg.ReplicationFactor, live), 1)
+	co.creating = true
+	m.createTopic(group.OffsetsTopic, cfg.Partitions, rf, offsetsTopicConfigs, func(code metadata.Code) {
+		co.creating = false
+		if code != metadata.CodeNone && code != metadata.CodeTopicAlreadyExists {
+			b.env.Log.Logf("group coordinator: create %s with %d replicas: %s", group.OffsetsTopic, rf, code)
 		}
 	})
-	return false
 }
 
 // serving says whether the coordinator has state for the current
 // __consumer_offsets, without creating it.
 func (co *coordinator) serving() bool {
-	return co.state != nil && co.b.topics.get(group.OffsetsTopic) == co.topic
+	return co.state != nil && co.b.topics != nil && co.b.topics.get(group.OffsetsTopic) == co.topic
+}
+
+// follow brings the coordinator in line with __consumer_offsets as the
+// broker holds it: state for the topic, and a load of every partition
+// this broker leads that it does not yet coordinate at that leader epoch,
+// an unload of every one it no longer leads. It runs at the start, once a
+// single broker has made the topic, and after every image a cluster
+// member applies.
+func (co *coordinator) follow() {
+	if co.b.topics == nil {
+		return
+	}
+	t := co.b.topics.get(group.OffsetsTopic)
+	if co.state != nil && co.topic != t {
+		co.forget()
+	}
+	if t == nil {
+		return
+	}
+	if co.state == nil {
+		co.newState(t)
+	}
+	for i, p := range t.partitions {
+		co.followPartition(int32(i), p)
+	}
+}
+
+func (co *coordinator) followPartition(index int32, p *partition) {
+	leads := p != nil && (co.b.cluster == nil || p.replica.role == roleLeader)
+	op := co.owned[index]
+	switch {
+	case leads && op == nil:
+		co.beginLoad(index, p)
+	case leads && (op.p != p || op.epoch != p.leaderEpoch):
+		co.unload(index, fmt.Sprintf("it leads again at epoch %d", p.leaderEpoch))
+		co.beginLoad(index, p)
+	case !leads && op != nil:
+		co.unload(index, "no longer its leader")
+	}
 }
 
 // forget drops the state of a __consumer_offsets that was deleted (Kafka
 // refuses to delete it; here a new one is made on the next request).
 func (co *coordinator) forget() {
 	co.b.env.Log.Logf("group coordinator: %s was deleted; its groups and offsets are gone", group.OffsetsTopic)
-	for p := range co.state.Config().Partitions {
-		co.send(co.state.Unload(p))
+	for _, index := range co.ownedIndexes() {
+		co.unload(index, "the topic was deleted")
 	}
 	co.state, co.topic = nil, nil
 }
 
-// load reads every partition of __consumer_offsets back into a new state
-// machine, one chunk per loop turn; requests meanwhile are answered
-// COORDINATOR_LOAD_IN_PROGRESS.
-func (co *coordinator) load(t *topic) {
+func (co *coordinator) ownedIndexes() []int32 {
+	indexes := make([]int32, 0, len(co.owned))
+	for i := range co.owned {
+		indexes = append(indexes, i)
+	}
+	slices.Sort(indexes)
+	return indexes
+}
+
+// newState makes a state machine for t that owns no partition yet.
+func (co *coordinator) newState(t *topic) {
 	cfg := co.b.cfg.Groups
 	if int32(len(t.partitions)) != cfg.Partitions {
 		co.b.env.Log.Logf("group coordinator: %s has %d partitions, configured %d: using the topic's",
@@ -119,44 +212,76 @@ func (co *coordinator) load(t *topic) {
 	env := co.b.env
 	cfg.MemberSuffix = func() string { return strconv.FormatUint(env.Rand.Uint64(), 36) }
 	cfg.PartitionExists = func(topic string, partition int32) bool {
-		_, e := co.b.lookupPartition(topic, partition)
-		return e == nil
+		// Every broker knows every topic (in a cluster from the image),
+		// whether or not it holds a replica of the partition.
+		t := co.b.topics.get(topic)
+		return t != nil && partition >= 0 && partition < int32(len(t.partitions))
 	}
 	co.state, co.topic = group.New(cfg), t
-	for i := range t.partitions {
-		co.state.BeginLoad(int32(i))
-	}
-	co.loadChunk(t, 0, t.partitions[0].log.StartOffset())
 }
 
-func (co *coordinator) loadChunk(t *topic, index int, offset int64) {
-	if co.b.groups != co || co.b.topics == nil || co.topic != t || co.b.topics.get(group.OffsetsTopic) != t {
-		return // the broker restarted or the topic went away
+// beginLoad makes this broker the coordinator of a partition's groups:
+// they are read back from its log, one chunk per loop turn; requests
+// meanwhile are answered COORDINATOR_LOAD_IN_PROGRESS. Partitions load
+// side by side, so that one waiting for its high watermark holds up no
+// other.
+func (co *coordinator) beginLoad(index int32, p *partition) {
+	op := &ownedPartition{index: index, p: p, epoch: p.leaderEpoch}
+	co.owned[index] = op
+	co.state.BeginLoad(index)
+	if co.b.cluster != nil {
+		co.b.env.Log.Logf("group coordinator: loading %s-%d as its leader at epoch %d", group.OffsetsTopic, index, op.epoch)
 	}
-	p := t.partitions[index]
+	co.loadChunk(op, p.log.StartOffset())
+}
+
+// unload gives a partition's groups up: requests waiting on them are
+// answered NOT_COORDINATOR, and its load, if unfinished, stops.
+func (co *coordinator) unload(index int32, why string) {
+	op := co.owned[index]
+	if op == nil {
+		return
+	}
+	delete(co.owned, index)
+	if co.b.cluster != nil {
+		co.b.env.Log.Logf("group coordinator: unloading %s-%d: %s", group.OffsetsTopic, index, why)
+	}
+	co.send(co.state.Unload(index))
+}
+
+// current says whether op is still this broker's coordination of its
+// partition under a broker that serves.
+func (co *coordinator) current(op *ownedPartition) bool {
+	return co.b.groups == co && co.b.topics != nil && co.owned[op.index] == op
+}
+
+func (co *coordinator) loadChunk(op *ownedPartition, offset int64) {
+	if !co.current(op) {
+		return // the broker restarted, the topic went away, or the leadership moved
+	}
+	p := op.p
 	if offset >= p.highWatermark() && p.highWatermark() < p.log.EndOffset() {
-		// What recovery kept above the flushed offset is being synced; a
-		// group must not be served from records a power loss could take.
-		co.b.env.Clock.AfterFunc(offsetsLoadRetryDelay, func() { co.loadChunk(t, index, offset) })
+		// What recovery kept above the flushed offset is being synced,
+		// or a new leader's followers have yet to reach its log end: a
+		// group must not be served from records that may not last.
+		co.b.env.Clock.AfterFunc(offsetsLoadRetryDelay, func() { co.loadChunk(op, offset) })
 		return
 	}
 	next, err := co.readChunk(p, offset)
 	switch {
 	case err != nil:
 		co.b.env.Log.Logf("group coordinator: load %s-%d at offset %d: %v; groups of this partition are not served",
-			group.OffsetsTopic, index, offset, err)
+			group.OffsetsTopic, op.index, offset, err)
 	case next > offset:
-		co.b.env.Clock.AfterFunc(0, func() { co.loadChunk(t, index, next) })
+		co.b.env.Clock.AfterFunc(0, func() { co.loadChunk(op, next) })
 		return
 	default:
 		if offset > p.log.StartOffset() {
 			co.b.env.Hit(probeOffsetsLoaded)
 		}
-		co.state.EndLoad(int32(index))
+		co.state.EndLoad(op.index)
+		op.loaded = true
 		co.arm()
-	}
-	if index+1 < len(t.partitions) {
-		co.b.env.Clock.AfterFunc(0, func() { co.loadChunk(t, index+1, t.partitions[index+1].log.StartOffset()) })
 	}
 }
 
@@ -250,9 +375,14 @@ func (co *coordinator) appendRecords(records []group.Record, done func(bool)) {
 }
 
 func (co *coordinator) appendBatch(index int32, records []group.Record, done func(bool)) {
-	p, e := co.b.lookupPartition(group.OffsetsTopic, index)
-	if e != nil {
+	op := co.owned[index]
+	if op == nil || !op.loaded || op.p.lostData() {
 		done(false)
+		return
+	}
+	p := op.p
+	if co.b.cluster != nil && (p.replica.role != roleLeader || p.leaderEpoch != op.epoch) {
+		done(false) // the leadership is over; the next image unloads the partition
 		return
 	}
 	nowMs := co.b.env.Clock.Now().UnixMilli()
@@ -261,12 +391,19 @@ func (co *coordinator) appendBatch(index int32, records []group.Record, done fun
 		recs[i] = record.Record{Offset: int64(i), Timestamp: nowMs, Key: r.Key, Value: r.Value}
 	}
 	batch, err := record.NewBuilder().Build(recs)
+	var res storage.AppendResult
 	if err == nil {
-		_, err = p.log.Append(batch, p.leaderEpoch)
+		res, err = p.log.Append(batch, p.leaderEpoch)
 	}
 	if err != nil {
 		co.b.env.Log.Logf("group coordinator: append to %s-%d: %v", group.OffsetsTopic, index, err)
 		done(false)
+		return
+	}
+	if co.b.cluster != nil {
+		// Kafka's offsets.commit.required.acks: the records count once
+		// every ISR member has them.
+		p.awaitReplicated(res.LastOffset, co.state.Config().CommitTimeout, func(e *kerr.Error) { done(e == nil) })
 		return
 	}
 	if !p.groupCommit {
@@ -319,6 +456,41 @@ func (b *Broker) groupRequest(req *request, groupID string, errorResponse func(e
 		return
 	}
 	co.call(req, func(now group.Now, to group.ReplyTo) group.Output { return step(co.state, now, to) })
+}
+
+// locate names a group's coordinator: the leader of the group's
+// __consumer_offsets partition (in a cluster, as the image has it), or why
+// there is none yet (COORDINATOR_NOT_AVAILABLE). The first look creates
+// the topic.
+func (co *coordinator) locate(groupID string) (nodeID int32, host string, port int32, why string) {
+	b := co.b
+	if b.cluster == nil {
+		if !co.ensure() {
+			return -1, "", -1, "creating " + group.OffsetsTopic
+		}
+		return b.cfg.NodeID, b.host, b.port, ""
+	}
+	m := b.cluster
+	if m.member == nil {
+		return -1, "", -1, "the broker has not joined the cluster yet"
+	}
+	s := m.member.Image().State()
+	t := s.Topics[group.OffsetsTopic]
+	if t == nil || len(t.Partitions) == 0 {
+		co.ensure()
+		return -1, "", -1, "creating " + group.OffsetsTopic
+	}
+	index := group.PartitionFor(groupID, int32(len(t.Partitions)))
+	leader := t.Partitions[index].Leader
+	br := s.Brokers[leader]
+	if leader == metadata.NoLeader || br == nil || br.Fenced {
+		return -1, "", -1, fmt.Sprintf("%s-%d has no leader", group.OffsetsTopic, index)
+	}
+	host, port, ok := splitAddr(br.Addr)
+	if !ok {
+		return -1, "", -1, fmt.Sprintf("broker %d's address %q is not host:port", leader, br.Addr)
+	}
+	return leader, host, port, ""
 }
 
 // clientOf is who sent a request, as JoinGroup records it.

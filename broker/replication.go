@@ -254,6 +254,20 @@ func (p *partition) advanceHighWatermark() {
 	p.releaseAcks()
 }
 
+// awaitReplicated holds the answer to an acks=all append whose last
+// offset is lastOffset: it wakes the followers waiting on the leader,
+// counts the leader's own copy once on disk under group commit, and calls
+// done once the high watermark passes the append (nil) or with the reason
+// it will not (awaitISR). Produce and the group coordinator both wait
+// through it.
+func (p *partition) awaitReplicated(lastOffset int64, timeout time.Duration, done func(*kerr.Error)) {
+	p.dataArrived()
+	if p.groupCommit && lastOffset >= p.log.FlushedOffset() {
+		p.log.Flush(func(error) { p.dataArrived() })
+	}
+	p.awaitISR(lastOffset+1, timeout, done)
+}
+
 // awaitISR holds an acks=all answer until the high watermark reaches
 // offset (the end of the appended batch) or timeout passes.
 func (p *partition) awaitISR(offset int64, timeout time.Duration, done func(*kerr.Error)) {

@@ -9,9 +9,10 @@
 // partition, calls Output.Done with whether that worked, and only then
 // sends Output.Replies: an answer that depends on a record (a commit, a
 // completed SyncGroup) never reaches a client before the record is in the
-// log. On start the broker reads each partition back through Load, and
-// until EndLoad the groups of that partition are answered
-// COORDINATOR_LOAD_IN_PROGRESS.
+// log. When the broker starts, or becomes the leader of a partition, it
+// reads the partition back through Load, and until EndLoad the groups of
+// that partition are answered COORDINATOR_LOAD_IN_PROGRESS; when it stops
+// leading it, Unload gives them up.
 package group
 
 import (
@@ -30,6 +31,14 @@ import (
 type Config struct {
 	// Partitions is offsets.topic.num.partitions.
 	Partitions int32
+	// ReplicationFactor is offsets.topic.replication.factor: the replicas
+	// of __consumer_offsets in a cluster, capped by the live brokers'
+	// count when the topic is made.
+	ReplicationFactor int16
+	// CommitTimeout is offsets.commit.timeout.ms: in a cluster, how long a
+	// group's records may wait for the ISR to replicate them before the
+	// answer that depends on them fails.
+	CommitTimeout time.Duration
 	// SessionTimeoutMin and SessionTimeoutMax are
 	// group.min.session.timeout.ms and group.max.session.timeout.ms.
 	SessionTimeoutMin time.Duration
@@ -61,6 +70,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Partitions:            50,
+		ReplicationFactor:     3,
+		CommitTimeout:         5 * time.Second,
 		SessionTimeoutMin:     6 * time.Second,
 		SessionTimeoutMax:     30 * time.Minute,
 		InitialRebalanceDelay: 3 * time.Second,

@@ -199,6 +199,15 @@ var serverKeys = map[string]serverKey{
 	"unclean.leader.election.enable": func(nc *nodeConfig, _ *serverSettings, v string) error {
 		return boolValue(v, &nc.broker.Cluster.UncleanLeaderElection)
 	},
+	"offsets.topic.num.partitions": func(nc *nodeConfig, _ *serverSettings, v string) error {
+		return int32In(v, 1, math.MaxInt32, &nc.broker.Groups.Partitions)
+	},
+	"offsets.topic.replication.factor": func(nc *nodeConfig, _ *serverSettings, v string) error {
+		var n int64
+		err := intIn(v, 1, math.MaxInt16, &n)
+		nc.broker.Groups.ReplicationFactor = int16(n)
+		return err
+	},
 	"auto.create.topics.enable": func(nc *nodeConfig, _ *serverSettings, v string) error {
 		return boolValue(v, &nc.broker.AutoCreateTopics)
 	},

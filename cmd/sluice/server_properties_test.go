@@ -60,6 +60,8 @@ log.retention.hours=168
 log.retention.minutes=60
 log.retention.bytes=-1
 replica.lag.time.max.ms=10000
+offsets.topic.num.partitions=10
+offsets.topic.replication.factor=2
 `
 	nc, warnings, err := parseServerProperties("server.properties", text)
 	if err != nil {
@@ -93,6 +95,8 @@ replica.lag.time.max.ms=10000
 		{"retention (minutes win over hours)", b.Log.RetentionAge, time.Hour},
 		{"retention bytes", b.Log.RetentionBytes, int64(-1)},
 		{"lag", b.Cluster.ReplicaLagTimeMax, 10 * time.Second},
+		{"offsets topic partitions", b.Groups.Partitions, int32(10)},
+		{"offsets topic replication factor", b.Groups.ReplicationFactor, int16(2)},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
