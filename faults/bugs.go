@@ -33,6 +33,9 @@ const (
 	// BugFileChannelAckBeforeFsync is a collector bug: the agent's file
 	// channel, not the broker.
 	BugFileChannelAckBeforeFsync Bug = "file-channel-ack-before-fsync"
+	// BugCommitBeforeProcess is a client bug: the simulated group
+	// consumer's, not the coordinator's.
+	BugCommitBeforeProcess Bug = "commit-before-process"
 )
 
 var registry = map[Bug]BugInfo{
@@ -48,6 +51,8 @@ var registry = map[Bug]BugInfo{
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +
 		"a power loss of the agent loses events its clients were told were taken"},
+	BugCommitBeforeProcess: {BugCommitBeforeProcess, "a group member commits the offsets of what it polled before it has processed it: " +
+		"killed in between, the records are lost to the group, whose next owner starts past them"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.
