@@ -39,6 +39,12 @@ type groupState struct {
 	// commits completed ok; maxCommitted the highest since the last reset.
 	committed    map[history.TopicPartition]int64
 	maxCommitted map[history.TopicPartition]int64
+	// before is, per process with a commit in flight, the highest offset
+	// per partition that commits completed before it was invoked: only
+	// those it must not go below. A commit that overlaps another may
+	// take effect in either order (a member paused with its answer in
+	// flight hears of it long after).
+	before map[int]map[history.TopicPartition]int64
 	// readAt maps a partition's offsets to the history position of the
 	// first poll of the group that returned them.
 	readAt map[history.TopicPartition]map[int64]int
@@ -72,7 +78,8 @@ func CheckGroups(h history.History, opts Options) Verdict {
 		if g == nil {
 			g = &groupState{name: name, owners: map[int32]map[history.TopicPartition]int{},
 				committed: map[history.TopicPartition]int64{}, maxCommitted: map[history.TopicPartition]int64{},
-				readAt: map[history.TopicPartition]map[int64]int{}, starts: map[int]*takeover{}}
+				readAt: map[history.TopicPartition]map[int64]int{}, starts: map[int]*takeover{},
+				before: map[int]map[history.TopicPartition]int64{}}
 			groups[name] = g
 			names = append(names, name)
 		}
@@ -80,10 +87,16 @@ func CheckGroups(h history.History, opts Options) Verdict {
 	}
 	for pos := range h {
 		op := &h[pos]
-		if op.Group == "" || op.Type != history.OK {
+		if op.Group == "" {
 			continue
 		}
 		g := groupOf(op.Group)
+		if op.F == history.Commit && op.Type == history.Invoke {
+			g.onCommitInvoke(op)
+		}
+		if op.Type != history.OK {
+			continue
+		}
 		switch op.F {
 		case history.Assign:
 			g.onAssign(h, pos, f)
@@ -172,13 +185,28 @@ func (g *groupState) onAssign(h history.History, pos int, f *findings) {
 	g.starts[op.Process] = t
 }
 
+// onCommitInvoke notes what the commit must not go below: the highest
+// offsets committed before it began.
+func (g *groupState) onCommitInvoke(op *history.Op) {
+	floor := map[history.TopicPartition]int64{}
+	for _, o := range op.Offsets {
+		if c, ok := g.maxCommitted[o.TP()]; ok {
+			floor[o.TP()] = c
+		}
+	}
+	g.before[op.Process] = floor
+}
+
 func (g *groupState) onCommit(h history.History, pos int, f *findings) {
 	op := &h[pos]
+	floor := g.before[op.Process]
+	delete(g.before, op.Process)
 	for _, o := range op.Offsets {
 		tp := o.TP()
-		if last, ok := g.committed[tp]; ok && o.Offset < last && !op.Reset {
+		if last, ok := floor[tp]; ok && o.Offset < last && !op.Reset {
 			f.add(KindCommitBackwards, Example{Partition: tp.String(), Offset: o.Offset, Ops: []int{op.Index},
-				Detail: fmt.Sprintf("group %s: process %d committed %d after %d", g.name, op.Process, o.Offset, last)})
+				Detail: fmt.Sprintf("group %s: process %d committed %d, begun after %d was committed",
+					g.name, op.Process, o.Offset, last)})
 		}
 		g.committed[tp] = o.Offset
 		if op.Reset {

@@ -98,6 +98,18 @@ func TestGroupsCommitBackwards(t *testing.T) {
 	if got := groupKinds(t, b, false); !slices.Equal(got, []string{KindCommitBackwards}) {
 		t.Fatalf("got %v", got)
 	}
+	// A commit begun before another completed may have taken effect
+	// first: member 1 paused with its answer in flight.
+	b = groupBase()
+	offs := []history.Offset{{Topic: topic, Partition: 0, Offset: 3}}
+	b.add(history.Op{Process: 1, Type: history.Invoke, F: history.Commit, Offsets: offs, Group: testGroup, Generation: 1})
+	b.groupAssign(2, 2, 0)
+	b.groupPoll(2, record(0, "c", 2), record(0, "d", 3))
+	b.commit(2, 2, history.OK, false, 0, 4)
+	b.add(history.Op{Process: 1, Type: history.OK, F: history.Commit, Offsets: offs, Group: testGroup, Generation: 1})
+	if got := groupKinds(t, b, false); len(got) != 0 {
+		t.Fatalf("overlapping commits reported %v", got)
+	}
 	// A reset may move it back; a failed commit does not count.
 	b = groupBase()
 	b.commit(1, 1, history.Fail, false, 0, 0)
