@@ -119,6 +119,17 @@ func CheckGroups(h history.History, opts Options) Verdict {
 		Stats: stats, Notes: []string{}}
 }
 
+// hasGroups reports whether h has group members' ops: only then does
+// Check add the groups verdict, so reports of other histories keep theirs.
+func hasGroups(h history.History) bool {
+	for i := range h {
+		if h[i].Group != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // knownOffsets is every partition's offsets known to hold a record: an
 // acknowledged send's or a polled record's, with its value.
 func knownOffsets(h history.History) map[history.TopicPartition]map[int64]string {

@@ -87,7 +87,6 @@ type groupCluster struct {
 	brokers  []*broker.Broker
 	episodes map[string]int
 	report   checkers.Report
-	groups   checkers.Verdict
 }
 
 // groupSends is the producer's loop state.
@@ -279,11 +278,7 @@ func (c *groupCluster) Profile() faults.Profile {
 func (c *groupCluster) History() history.History { return c.log.Ops }
 
 // CheckReport is what the checkers found.
-func (c *groupCluster) CheckReport() checkers.Report {
-	r := c.report
-	r.Verdicts = append(append([]checkers.Verdict(nil), r.Verdicts...), c.groups)
-	return r
-}
+func (c *groupCluster) CheckReport() checkers.Report { return c.report }
 
 // Footprint estimates what the run holds, for the memory budget.
 func (c *groupCluster) Footprint() Footprint {
@@ -301,10 +296,16 @@ func (c *groupCluster) Footprint() Footprint {
 func (c *groupCluster) Finish(*world.World) ([]Check, map[string]int64) {
 	opts := checkers.DefaultOptions()
 	c.report = checkers.Check(c.log.Ops, opts)
-	c.groups = checkers.CheckGroups(c.log.Ops, opts)
 	checks := []Check{c.drainCheck()}
-	for _, v := range append(c.report.Verdicts, c.groups) {
+	groups := checkers.Verdict{Checker: checkers.CheckerGroups, Notes: []string{"no group ops"}}
+	for _, v := range c.report.Verdicts {
 		checks = append(checks, verdictCheck(v))
+		if v.Checker == checkers.CheckerGroups {
+			groups = v
+		}
+	}
+	if groups.Stats == nil {
+		checks = append(checks, Check{Name: checkers.CheckerGroups, Detail: "the history has no group ops"})
 	}
 	stats := map[string]int64{
 		"history_ops": int64(len(c.log.Ops)), "broker_starts": int64(len(c.brokers)),
@@ -330,7 +331,7 @@ func (c *groupCluster) Finish(*world.World) ([]Check, map[string]int64) {
 		stats["member_lost"] += int64(s.Lost)
 		stats["member_revocations"] += int64(s.CooperativeRevocations)
 	}
-	for k, v := range c.groups.Stats {
+	for k, v := range groups.Stats {
 		stats["groups_"+strings.ReplaceAll(k, "-", "_")] = v
 	}
 	return checks, stats
