@@ -312,11 +312,7 @@ func (c *groupCluster) Finish(*world.World) ([]Check, map[string]int64) {
 		"sends": int64(c.sends.next), "sends_ok": int64(c.sends.ok), "sends_failed": int64(c.sends.failed),
 		"sends_unknown": int64(c.sends.info), "members_started": int64(len(c.all)),
 	}
-	for i, name := range kafka.Assignors {
-		if name == c.assignor {
-			stats["assignor_"+strconv.Itoa(i)+"_"+strings.ReplaceAll(name, "-", "_")] = 1
-		}
-	}
+	stats["assignor_"+strings.ReplaceAll(c.assignor, "-", "_")] = 1
 	for kind, n := range c.episodes {
 		stats["episodes_"+kind] = int64(n)
 	}
