@@ -76,6 +76,7 @@ type groupCluster struct {
 	assignor string
 	members  []string
 	log      *meteredLog
+	tally    *groupTally
 	process  int
 	producer *kafka.Producer
 	sends    groupSends
@@ -89,6 +90,43 @@ type groupCluster struct {
 	report   checkers.Report
 }
 
+// groupTally follows the history as it is written: per partition, the
+// end of the acknowledged records and the group's last committed offset,
+// for the drain check and the no-progress watchdog without a walk over
+// the history.
+type groupTally struct {
+	next      history.Recorder
+	acked     [groupPartitions]int64
+	committed [groupPartitions]int64
+}
+
+// Add implements history.Recorder.
+func (t *groupTally) Add(op history.Op) int {
+	switch {
+	case op.F == history.Send && op.Type == history.OK && op.Record != nil:
+		if p := op.Record.Partition; p >= 0 && p < groupPartitions {
+			t.acked[p] = max(t.acked[p], op.Record.Offset+1)
+		}
+	case op.F == history.Commit && op.Type == history.OK:
+		for _, o := range op.Offsets {
+			if o.Partition >= 0 && o.Partition < groupPartitions {
+				t.committed[o.Partition] = o.Offset
+			}
+		}
+	}
+	return t.next.Add(op)
+}
+
+// behind reports whether some partition holds acknowledged records the
+// group has not committed past; mark grows with the group's commits.
+func (t *groupTally) behind() (behind bool, mark int64) {
+	for p := range t.acked {
+		behind = behind || t.committed[p] < t.acked[p]
+		mark += t.committed[p]
+	}
+	return behind, mark
+}
+
 // groupSends is the producer's loop state.
 type groupSends struct {
 	next, outstanding int
@@ -99,6 +137,7 @@ type groupSends struct {
 func buildGroupRebalance(w *world.World, o Options) Cluster {
 	c := &groupCluster{o: o, w: w, current: map[string]*kafka.GroupConsumer{}, envs: map[string]sim.Env{}, episodes: map[string]int{},
 		log: &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}}}
+	c.tally = &groupTally{next: c.log}
 	r := sched.NewRand(o.Seed, "group-churn", 0)
 	c.assignor = o.Param("assignor")
 	if c.assignor == "auto" {
@@ -194,7 +233,7 @@ func (c *groupCluster) newMember(name string, env sim.Env) {
 	c.process++
 	g, err := kafka.NewGroupConsumer(env, kafka.GroupConsumerConfig{
 		Consumer: kafka.ConsumerConfig{Bootstrap: []string{groupBrokerNode + ":9092"}, ClientID: name,
-			Process: c.process, Recorder: c.log, FetchMaxWait: 100 * time.Millisecond,
+			Process: c.process, Recorder: c.tally, FetchMaxWait: 100 * time.Millisecond,
 			RequestTimeout: 3 * time.Second},
 		Group: groupName, Topics: []string{groupTopic}, Assignor: c.assignor,
 		SessionTimeout: groupSession, RebalanceTimeout: 4 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
@@ -336,27 +375,30 @@ func (c *groupCluster) Finish(*world.World) ([]Check, map[string]int64) {
 // drainCheck: for every partition, the group's last committed offset
 // reaches past the last acknowledged record.
 func (c *groupCluster) drainCheck() Check {
-	end := map[int32]int64{}
-	committed := map[int32]int64{}
-	for i := range c.log.Ops {
-		op := &c.log.Ops[i]
-		switch {
-		case op.F == history.Send && op.Type == history.OK && op.Record != nil:
-			end[op.Record.Partition] = max(end[op.Record.Partition], op.Record.Offset+1)
-		case op.F == history.Commit && op.Type == history.OK:
-			for _, o := range op.Offsets {
-				committed[o.Partition] = o.Offset
-			}
-		}
-	}
 	var behind []string
-	for p := range int32(groupPartitions) {
-		if committed[p] < end[p] {
-			behind = append(behind, fmt.Sprintf("%s-%d committed %d of %d", groupTopic, p, committed[p], end[p]))
+	for p := range groupPartitions {
+		if c.tally.committed[p] < c.tally.acked[p] {
+			behind = append(behind, fmt.Sprintf("%s-%d committed %d of %d", groupTopic, p, c.tally.committed[p], c.tally.acked[p]))
 		}
 	}
 	if len(behind) > 0 {
 		return Check{Name: "drained", OK: false, Detail: strings.Join(behind, "; ")}
 	}
 	return Check{Name: "drained", OK: true, Detail: "the group committed every partition to its end after the faults healed"}
+}
+
+// Progress reports the producer's sends and the group's commits to the
+// no-progress watchdog: once the faults heal, a group that has records to
+// read and commits nothing for the scenario's stall bound is stuck.
+func (c *groupCluster) Progress() []Activity {
+	var acts []Activity
+	if p := c.producer; p != nil {
+		pp := p.Progress()
+		acts = append(acts, Activity{Name: groupProducerNode + "'s producer", Mark: int64(pp.Written),
+			Waiting: pp.Pending > 0 || pp.FailedSinceWritten > 0, Attempts: pp.Attempts, Describe: p.DescribeStall})
+	}
+	behind, mark := c.tally.behind()
+	acts = append(acts, Activity{Name: "group " + groupName, Mark: mark, Waiting: behind,
+		Describe: func() string { return c.drainCheck().Detail }})
+	return acts
 }
