@@ -172,7 +172,7 @@ func buildGroupRebalance(w *world.World, o Options) Cluster {
 func (c *groupCluster) startProducer(env sim.Env) {
 	c.process++
 	p, err := kafka.NewProducer(env, kafka.ProducerConfig{
-		Bootstrap: []string{groupBrokerNode + ":9092"}, Process: c.process, Recorder: c.log,
+		Bootstrap: []string{groupBrokerNode + ":9092"}, Process: c.process, Recorder: c.tally,
 		ManualPartition: true, AllowAutoTopicCreation: true, Linger: 5 * time.Millisecond,
 		RequestTimeout: 2 * time.Second, DeliveryTimeout: 10 * time.Second,
 	})
