@@ -66,8 +66,9 @@ type Op struct {
 	Records []Record `json:"records,omitempty"`
 	// Assign is the assignment an assign op installs.
 	Assign []TopicPartition `json:"assign,omitempty"`
-	// Group and Generation place a group member's assign or commit; a
-	// consumer outside any group leaves them empty.
+	// Group names the group of a group member's ops; its assigns and
+	// commits (and polls, for reading) carry the Generation they belong
+	// to. A consumer outside any group leaves both empty.
 	Group      string `json:"group,omitempty"`
 	Generation int32  `json:"generation,omitempty"`
 	// Offsets are what a commit commits.
