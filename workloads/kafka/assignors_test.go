@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 func tps(topic string, parts ...int32) []TopicPartition {
@@ -151,4 +153,76 @@ func TestGroupAssignorsCoverEveryPartition(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGroupAssignorStickyProperties: for any group (members subscribed to
+// the one topic, owning disjoint partitions, some gone), every round of
+// cooperative-sticky gives no partition to two members and none to a
+// member while another owns it; members revoking what they lose, the
+// group reaches a balanced assignment of every partition by the second
+// round, and a member never loses a partition it was given in round one.
+func TestGroupAssignorStickyProperties(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		parts := rapid.Int32Range(1, 24).Draw(t, "partitions")
+		n := rapid.IntRange(1, 6).Draw(t, "members")
+		members := make([]memberSubscription, n)
+		for i := range members {
+			members[i] = memberSubscription{id: fmt.Sprintf("m%d", rapid.IntRange(0, 99).Draw(t, "id")*10+i), topics: []string{"t"}}
+		}
+		for p := range parts {
+			if owner := rapid.IntRange(-1, n-1).Draw(t, "owner"); owner >= 0 {
+				members[owner].owned = append(members[owner].owned, TopicPartition{Topic: "t", Partition: p})
+			}
+		}
+		var first assignment
+		for round := 1; round <= 2; round++ {
+			a, err := assign(AssignorCooperativeSticky, members, map[string]int32{"t": parts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner := map[TopicPartition]string{}
+			for _, m := range members {
+				for _, tp := range m.owned {
+					owner[tp] = m.id
+				}
+			}
+			for tp, count := range owners(a) {
+				if count > 1 {
+					t.Fatalf("round %d: %s given %d times: %v", round, tp, count, a)
+				}
+			}
+			for id, tps := range a {
+				for _, tp := range tps {
+					if o, ok := owner[tp]; ok && o != id {
+						t.Fatalf("round %d: %s given to %s while %s owns it", round, tp, id, o)
+					}
+				}
+			}
+			if round == 1 {
+				first = a
+			}
+			for i := range members {
+				members[i].owned = a[members[i].id]
+			}
+		}
+		final := assignment{}
+		for _, m := range members {
+			final[m.id] = m.owned
+			for _, tp := range first[m.id] {
+				if !slices.Contains(m.owned, tp) {
+					t.Fatalf("%s lost %s it was given in round one", m.id, tp)
+				}
+			}
+		}
+		counts := owners(final)
+		if len(counts) != int(parts) {
+			t.Fatalf("after two rounds %d of %d partitions are assigned: %v", len(counts), parts, final)
+		}
+		lo, hi := int(parts)/n, (int(parts)+n-1)/n
+		for id, tps := range final {
+			if len(tps) < lo || len(tps) > hi {
+				t.Fatalf("%s holds %d, want %d..%d: %v", id, len(tps), lo, hi, final)
+			}
+		}
+	})
 }
