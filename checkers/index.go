@@ -147,6 +147,9 @@ func indexHistory(h history.History) *indexed {
 			ix.indexSend(pos, tpID, intern, internKey, pendingSends)
 		case history.Poll, history.Assign:
 			ix.indexConsumerOp(pos, tpID, intern, pendingConsumer, steps)
+		case history.Commit:
+			// Commits are the group checkers' (groups.go); they neither
+			// read nor write records.
 		default:
 			ix.malform(pos, fmt.Sprintf("unknown f %q", op.F))
 		}

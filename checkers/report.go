@@ -248,6 +248,9 @@ func Check(h history.History, opts Options) Report {
 	if !opts.LinearSkip {
 		verdicts = append(verdicts, checkLinearizable(ix, opts))
 	}
+	if hasGroups(h) {
+		verdicts = append(verdicts, CheckGroups(h, opts))
+	}
 	return newReport(verdicts)
 }
 

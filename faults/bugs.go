@@ -42,6 +42,9 @@ const (
 	BugTaildirPositionBeforeCommit Bug = "taildir-position-before-commit"
 	BugSourceAckBeforeCommit       Bug = "source-ack-before-commit"
 	BugTakeRollbackReorders        Bug = "take-rollback-reorders"
+	// BugCommitBeforeProcess is a client bug: the simulated group
+	// consumer's, not the coordinator's.
+	BugCommitBeforeProcess Bug = "commit-before-process"
 )
 
 var registry = map[Bug]BugInfo{
@@ -71,6 +74,8 @@ var registry = map[Bug]BugInfo{
 		"a crash while the commit is in flight loses events their senders were told were taken"},
 	BugTakeRollbackReorders: {BugTakeRollbackReorders, "a rolled-back take returns its events to the back of the collector's channel instead of the front: " +
 		"a sink that fails delivers events out of the order they were committed"},
+	BugCommitBeforeProcess: {BugCommitBeforeProcess, "a group member commits the offsets of what it polled before it has processed it: " +
+		"killed in between, the records are lost to the group, whose next owner starts past them"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

@@ -40,8 +40,14 @@ const (
 	// order returned.
 	Poll F = "poll"
 	// Assign replaces the consumer's assignment (Assign lists it); polls
-	// after an assign may start anywhere.
+	// after an assign may start anywhere. A group member's assign also
+	// names its Group and the Generation the assignment belongs to.
 	Assign F = "assign"
+	// Commit commits a group's offsets (Offsets: the next offset to read
+	// per partition) for Group in Generation. Ok means the coordinator
+	// recorded them; Reset marks an administrative reset, the one way a
+	// committed offset may move backwards.
+	Commit F = "commit"
 )
 
 // Op is one line of a history.
@@ -62,8 +68,27 @@ type Op struct {
 	Records []Record `json:"records,omitempty"`
 	// Assign is the assignment an assign op installs.
 	Assign []TopicPartition `json:"assign,omitempty"`
-	Error  string           `json:"error,omitempty"`
+	// Group names the group of a group member's ops; its assigns and
+	// commits (and polls, for reading) carry the Generation they belong
+	// to. A consumer outside any group leaves both empty.
+	Group      string `json:"group,omitempty"`
+	Generation int32  `json:"generation,omitempty"`
+	// Offsets are what a commit commits.
+	Offsets []Offset `json:"offsets,omitempty"`
+	// Reset marks a commit that moves offsets on purpose (a reset).
+	Reset bool   `json:"reset,omitempty"`
+	Error string `json:"error,omitempty"`
 }
+
+// Offset is a committed position: the next offset to read of a partition.
+type Offset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// TP is the offset's partition.
+func (o Offset) TP() TopicPartition { return TopicPartition{o.Topic, o.Partition} }
 
 // TopicPartition names a partition.
 type TopicPartition struct {
@@ -140,6 +165,10 @@ func (op Op) validate() error {
 			return fmt.Errorf("field record: a send needs one")
 		}
 	case Poll, Assign:
+	case Commit:
+		if op.Group == "" {
+			return fmt.Errorf("field group: a commit needs one")
+		}
 	default:
 		return fmt.Errorf("field f: unknown %q", op.F)
 	}

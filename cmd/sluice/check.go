@@ -33,10 +33,15 @@ The history format is Jepsen's, as JSON lines: every operation is an
 "invoke" line and later a completion line of the same process, "ok", "fail"
 (it definitely did not happen) or "info" (it may have happened: a timeout).
 Fields: index (0, 1, 2, ... in file order), time (nanoseconds on one clock
-for every process), process, type, f ("send", "poll" or "assign"), record (a
-send's topic, partition, value and offset: -1 on invoke, the offset the
-broker assigned on ok), records (what a poll's ok returned), assign (the
-partitions an assign installs), error. Values must be unique. A send
+for every process), process, type, f ("send", "poll", "assign" or
+"commit"), record (a send's topic, partition, value and offset: -1 on
+invoke, the offset the broker assigned on ok), records (what a poll's ok
+returned), assign (the partitions an assign installs), group and
+generation (a consumer group member's ops), offsets (what a commit
+commits), reset (a commit moving offsets back on purpose), error. Values
+must be unique. A history with group members also gets the "groups"
+verdict (one owner per partition per generation, commits never backwards,
+at least once across rebalances). A send
 acknowledged at offset 0 and read back by a consumer:
 
   {"index":0,"time":1000000,"process":0,"type":"invoke","f":"send","record":{"topic":"t","partition":0,"value":"0-1","offset":-1}}

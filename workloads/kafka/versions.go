@@ -28,6 +28,16 @@ var ourVersions = map[kmsg.Key]versionRange{
 	kmsg.Metadata:       {1, 12},
 	kmsg.InitProducerID: {0, 5},
 	kmsg.ApiVersions:    {0, 3},
+	// The group consumer's (group_consumer.go): FindCoordinator before
+	// v4's batched keys, JoinGroup from v4's MEMBER_ID_REQUIRED,
+	// OffsetFetch before v8's many groups.
+	kmsg.FindCoordinator: {1, 3},
+	kmsg.JoinGroup:       {4, 9},
+	kmsg.SyncGroup:       {1, 5},
+	kmsg.Heartbeat:       {1, 4},
+	kmsg.LeaveGroup:      {1, 5},
+	kmsg.OffsetCommit:    {2, 8},
+	kmsg.OffsetFetch:     {1, 7},
 }
 
 // apiVersionsAsk is the ApiVersions version a connection opens with. A
