@@ -284,22 +284,7 @@ func (m *clusterMember) createTopic(name string, partitions int32, rf int16, con
 	if _, set := configs["unclean.leader.election.enable"]; !set {
 		req.Unclean = m.b.cfg.Cluster.UncleanLeaderElection
 	}
-	m.member.Client().Do(req, func(resp controller.Response, err error) {
-		switch {
-		case err != nil:
-			done(metadata.CodeRequestTimedOut)
-		case resp.Code != metadata.CodeNone:
-			done(resp.Code)
-		default:
-			m.awaitTopic(name, true, func(ok bool) {
-				if ok {
-					done(metadata.CodeNone)
-				} else {
-					done(metadata.CodeRequestTimedOut)
-				}
-			})
-		}
-	})
+	m.changeTopic(req, true, done)
 }
 
 // deleteTopic asks the controller to delete a topic and calls done once
@@ -309,14 +294,20 @@ func (m *clusterMember) deleteTopic(name string, done func(metadata.Code)) {
 		done(metadata.CodeRequestTimedOut)
 		return
 	}
-	m.member.Client().Do(controller.Request{Op: controller.OpDeleteTopic, Topic: name}, func(resp controller.Response, err error) {
+	m.changeTopic(controller.Request{Op: controller.OpDeleteTopic, Topic: name}, false, done)
+}
+
+// changeTopic sends a topic change to the controller and calls done once
+// the image shows the topic present (or absent, for a deletion).
+func (m *clusterMember) changeTopic(req controller.Request, present bool, done func(metadata.Code)) {
+	m.member.Client().Do(req, func(resp controller.Response, err error) {
 		switch {
 		case err != nil:
 			done(metadata.CodeRequestTimedOut)
 		case resp.Code != metadata.CodeNone:
 			done(resp.Code)
 		default:
-			m.awaitTopic(name, false, func(ok bool) {
+			m.awaitTopic(req.Topic, present, func(ok bool) {
 				if ok {
 					done(metadata.CodeNone)
 				} else {
