@@ -10,8 +10,8 @@ import (
 )
 
 // TestStateMachineProperties applies random records (registrations,
-// restarts, fencing, shutdowns, topic creation and deletion, ISR changes,
-// preferred elections) and checks after each one the invariants brokers rely
+// restarts, fencing, shutdowns, topic creation and deletion, config
+// changes, added partitions, ISR changes, preferred elections) and checks after each one the invariants brokers rely
 // on, against a model of what came before:
 //
 //   - every ISR is a non-empty subset of its replica set without repeats;
@@ -23,6 +23,8 @@ import (
 //     a partition moves its partition epoch;
 //   - a new leader comes from the previous ISR, unless the topic allows
 //     unclean election (and then it is alone in the ISR);
+//   - a topic's partitions are never fewer, and a new partition starts at
+//     epoch 0 led by its first replica with every replica in sync;
 //   - the state survives encoding, and an Image fed the same records in
 //     arbitrary deltas ends equal to it.
 func TestStateMachineProperties(t *testing.T) {
@@ -77,7 +79,7 @@ func drawRecord(rt *rapid.T, s *State, incarnation map[int32]int, label string) 
 		epoch-- // a message from a previous life
 	}
 	topic := rapid.SampledFrom(modelTopics).Draw(rt, label+"/topic")
-	switch kind := rapid.IntRange(0, 8).Draw(rt, label+"/kind"); kind {
+	switch kind := rapid.IntRange(0, 10).Draw(rt, label+"/kind"); kind {
 	case 0:
 		if rapid.Bool().Draw(rt, label+"/restart") {
 			incarnation[broker]++
@@ -98,6 +100,13 @@ func drawRecord(rt *rapid.T, s *State, incarnation map[int32]int, label string) 
 		return Record{Kind: KindDeleteTopic, Topic: topic}
 	case 7:
 		return drawAlter(rt, s, topic, label)
+	case 9:
+		unclean := rapid.Bool().Draw(rt, label+"/unclean")
+		return Record{Kind: KindAlterTopicConfigs, Topic: topic, Unclean: unclean,
+			Configs: map[string]string{"unclean.leader.election.enable": fmt.Sprint(unclean)}}
+	case 10:
+		count := int32(rapid.IntRange(0, 6).Draw(rt, label+"/partitions"))
+		return Record{Kind: KindCreatePartitions, Topic: topic, Partitions: count}
 	default:
 		return Record{Kind: KindElectPreferred, Elect: s.Imbalanced()}
 	}
@@ -155,9 +164,27 @@ func checkInvariants(rt *rapid.T, s *State, before map[string]partitionView, bro
 		for i, p := range t.Partitions {
 			key := fmt.Sprintf("%s/%d", t.ID, i)
 			checkPartition(rt, s, key, p)
-			if old, ok := before[key]; ok {
+			old, ok := before[key]
+			if !ok && i > 0 && (p.LeaderEpoch != 0 || p.PartitionEpoch != 0 || p.Leader != p.Replicas[0] || !slices.Equal(p.ISR, p.Replicas)) {
+				if _, existed := before[fmt.Sprintf("%s/0", t.ID)]; existed {
+					rt.Fatalf("%s: a new partition of an existing topic starts as %+v", key, p)
+				}
+			}
+			if ok {
+				// A config record may have just allowed unclean election.
+				old.unclean = old.unclean || t.Unclean
 				checkTransition(rt, key, old, p)
 			}
+		}
+	}
+	for key, old := range before {
+		if s.TopicByID(old.topic.ID) == nil {
+			continue
+		}
+		var i int
+		fmt.Sscanf(key[len(old.topic.ID)+1:], "%d", &i)
+		if i >= len(s.TopicByID(old.topic.ID).Partitions) {
+			rt.Fatalf("%s: the partition went away while its topic lives", key)
 		}
 	}
 }

@@ -27,6 +27,12 @@ const (
 	KindDeleteTopic        Kind = "delete-topic"
 	KindAlterPartition     Kind = "alter-partition"
 	KindElectPreferred     Kind = "elect-preferred"
+	// KindAlterTopicConfigs replaces a topic's whole config map (Kafka's
+	// ConfigRecord, one record for the topic's new set).
+	KindAlterTopicConfigs Kind = "alter-topic-configs"
+	// KindCreatePartitions raises a topic's partition count to Partitions
+	// (Kafka's PartitionRecords for the new partitions).
+	KindCreatePartitions Kind = "create-partitions"
 	// KindNoop carries nothing; tests and the controller's own liveness
 	// proposals use it.
 	KindNoop Kind = "noop"

@@ -53,7 +53,8 @@ type Topic struct {
 	Name    string `json:"name"`
 	ID      string `json:"id"`
 	Unclean bool   `json:"unclean,omitempty"`
-	// Configs are the topic configs it was created with.
+	// Configs are the topic's configs: those it was created with, then
+	// each whole set an alter-topic-configs record gave it.
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []Partition       `json:"partitions"`
 }
@@ -66,6 +67,8 @@ const (
 	topicsMax             = 100_000
 	// topicNameBytesMax is Kafka's limit on a topic name.
 	topicNameBytesMax = 249
+	// topicConfigsMax bounds a topic's config map.
+	topicConfigsMax = 1_000
 )
 
 // State is the metadata the log describes. Offset is the offset of the last
@@ -111,6 +114,10 @@ func (s *State) Apply(offset int64, r Record) Result {
 		return s.alterPartition(r)
 	case KindElectPreferred:
 		return s.electPreferred(r)
+	case KindAlterTopicConfigs:
+		return s.alterTopicConfigs(r)
+	case KindCreatePartitions:
+		return s.createPartitions(offset, r)
 	case KindNoop:
 		return Result{}
 	}
@@ -304,6 +311,64 @@ func (s *State) deleteTopic(r Record) Result {
 	}
 	delete(s.Topics, name)
 	delete(s.topicNames, t.ID)
+	return Result{TopicID: t.ID}
+}
+
+// topicNamed finds a record's topic by id when it names one, else by name.
+func (s *State) topicNamed(r Record) *Topic {
+	if r.TopicID != "" {
+		return s.TopicByID(r.TopicID)
+	}
+	return s.Topics[r.Topic]
+}
+
+// alterTopicConfigs replaces a topic's configs with the record's whole
+// map. A topic that now allows unclean election gets leaders for its
+// leaderless partitions at once, as Kafka does when the config is set.
+func (s *State) alterTopicConfigs(r Record) Result {
+	t := s.topicNamed(r)
+	if t == nil {
+		return Result{Code: CodeUnknownTopicOrPartition}
+	}
+	if len(r.Configs) > topicConfigsMax {
+		return Result{Code: CodeInvalidRequest}
+	}
+	// A new map: readers of an image may hold the old one.
+	t.Configs = maps.Clone(r.Configs)
+	t.Unclean = r.Unclean
+	if t.Unclean {
+		s.electLeaderless()
+	}
+	return Result{TopicID: t.ID}
+}
+
+// createPartitions adds partitions to a topic up to the record's count.
+// The new partitions' replicas are placed as a new topic's would be (the
+// replication factor of its first partition, over the eligible brokers,
+// from the record's offset), led by their first replica with the whole
+// replica set in sync, at epoch 0: they hold no data yet.
+func (s *State) createPartitions(offset int64, r Record) Result {
+	t := s.topicNamed(r)
+	if t == nil {
+		return Result{Code: CodeUnknownTopicOrPartition}
+	}
+	old := len(t.Partitions)
+	if int(r.Partitions) <= old || r.Partitions > partitionsPerTopicMax {
+		return Result{Code: CodeInvalidPartitions, TopicID: t.ID}
+	}
+	eligible := s.eligibleBrokers()
+	rf := len(t.Partitions[0].Replicas)
+	if rf > len(eligible) {
+		return Result{Code: CodeInvalidReplicationFactor, TopicID: t.ID}
+	}
+	assigned := Assign(eligible, int(r.Partitions), rf, offset)
+	// A new slice: readers of an image may hold the old one.
+	partitions := make([]Partition, old, r.Partitions)
+	copy(partitions, t.Partitions)
+	for _, replicas := range assigned[old:] {
+		partitions = append(partitions, Partition{Replicas: replicas, ISR: slices.Clone(replicas), Leader: replicas[0]})
+	}
+	t.Partitions = partitions
 	return Result{TopicID: t.ID}
 }
 

@@ -251,3 +251,132 @@ func TestImageRefusesGaps(t *testing.T) {
 		t.Fatalf("a repeated delta: %v, next %d", err, im.Next())
 	}
 }
+
+func TestAlterTopicConfigsReplacesTheMap(t *testing.T) {
+	l := newLog(t)
+	epochs := l.brokers(2)
+	l.apply(Record{Kind: KindCreateTopic, Topic: "t", TopicID: "tid", Partitions: 1, ReplicationFactor: 2,
+		Configs: map[string]string{"retention.ms": "1000", "segment.bytes": "4096"}})
+	held := l.s.Topics["t"].Configs
+	res := l.apply(Record{Kind: KindAlterTopicConfigs, Topic: "t", Configs: map[string]string{"retention.ms": "2000"}})
+	if res.Code != CodeNone || res.TopicID != "tid" {
+		t.Fatalf("alter: %+v", res)
+	}
+	if got := l.s.Topics["t"].Configs; len(got) != 1 || got["retention.ms"] != "2000" {
+		t.Fatalf("configs after the alter: %v, want only retention.ms=2000", got)
+	}
+	if held["retention.ms"] != "1000" || held["segment.bytes"] != "4096" {
+		t.Fatalf("the map an image reader held changed: %v", held)
+	}
+	if r := l.apply(Record{Kind: KindAlterTopicConfigs, Topic: "missing", Configs: map[string]string{}}); r.Code != CodeUnknownTopicOrPartition {
+		t.Fatalf("alter of an unknown topic: %v", r.Code)
+	}
+	if r := l.apply(Record{Kind: KindAlterTopicConfigs, TopicID: "nope", Topic: "t"}); r.Code != CodeUnknownTopicOrPartition {
+		t.Fatalf("alter naming an unknown topic id: %v", r.Code)
+	}
+	// Allowing unclean election elects an out-of-sync replica at once.
+	p := l.partition("t", 0)
+	leader, follower := p.Replicas[0], p.Replicas[1]
+	l.apply(Record{Kind: KindAlterPartition, BrokerID: leader, BrokerEpoch: epochs[leader], TopicID: "tid",
+		LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: []int32{leader}})
+	l.apply(Record{Kind: KindFenceBroker, BrokerID: leader, BrokerEpoch: epochs[leader]})
+	if got := l.partition("t", 0); got.Leader != NoLeader {
+		t.Fatalf("a clean topic elected outside the ISR: %+v", got)
+	}
+	l.apply(Record{Kind: KindAlterTopicConfigs, Topic: "t", Unclean: true,
+		Configs: map[string]string{"unclean.leader.election.enable": "true"}})
+	if got := l.partition("t", 0); got.Leader != follower || !slices.Equal(got.ISR, []int32{follower}) || !l.s.Topics["t"].Unclean {
+		t.Fatalf("after allowing unclean election: %+v", got)
+	}
+}
+
+func TestCreatePartitionsAddsAssignedPartitions(t *testing.T) {
+	l := newLog(t)
+	epochs := l.brokers(3)
+	l.apply(Record{Kind: KindCreateTopic, Topic: "t", TopicID: "tid", Partitions: 3, ReplicationFactor: 2})
+	first := l.partition("t", 0).Clone()
+	held := l.s.Topics["t"].Partitions
+	offset := l.next
+	res := l.apply(Record{Kind: KindCreatePartitions, Topic: "t", Partitions: 5})
+	if res.Code != CodeNone || res.TopicID != "tid" {
+		t.Fatalf("create partitions: %+v", res)
+	}
+	parts := l.s.Topics["t"].Partitions
+	if len(parts) != 5 || len(held) != 3 {
+		t.Fatalf("%d partitions after raising to 5 (an image reader's slice has %d)", len(parts), len(held))
+	}
+	want := Assign([]int32{1, 2, 3}, 5, 2, offset)
+	for i := 3; i < 5; i++ {
+		p := parts[i]
+		if !slices.Equal(p.Replicas, want[i]) || !slices.Equal(p.ISR, p.Replicas) || p.Leader != p.Replicas[0] ||
+			p.LeaderEpoch != 0 || p.PartitionEpoch != 0 {
+			t.Fatalf("new partition %d: %+v, want replicas %v led by the first, all in sync, epochs 0", i, p, want[i])
+		}
+	}
+	if got := l.partition("t", 0); !slices.Equal(got.Replicas, first.Replicas) || got.LeaderEpoch != first.LeaderEpoch {
+		t.Fatalf("an existing partition changed: %+v, was %+v", got, first)
+	}
+	cases := []struct {
+		name string
+		r    Record
+		want Code
+	}{
+		{"unknown topic", Record{Kind: KindCreatePartitions, Topic: "missing", Partitions: 9}, CodeUnknownTopicOrPartition},
+		{"the same count", Record{Kind: KindCreatePartitions, Topic: "t", Partitions: 5}, CodeInvalidPartitions},
+		{"fewer", Record{Kind: KindCreatePartitions, Topic: "t", Partitions: 2}, CodeInvalidPartitions},
+		{"too many", Record{Kind: KindCreatePartitions, Topic: "t", Partitions: partitionsPerTopicMax + 1}, CodeInvalidPartitions},
+	}
+	for _, c := range cases {
+		if got := l.apply(c.r).Code; got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	// With two brokers fenced, one is left for a replication factor of 2.
+	l.apply(Record{Kind: KindFenceBroker, BrokerID: 1, BrokerEpoch: epochs[1]})
+	l.apply(Record{Kind: KindFenceBroker, BrokerID: 2, BrokerEpoch: epochs[2]})
+	if got := l.apply(Record{Kind: KindCreatePartitions, Topic: "t", Partitions: 6}).Code; got != CodeInvalidReplicationFactor {
+		t.Fatalf("adding a partition with too few eligible brokers: %v", got)
+	}
+	if n := len(l.s.Topics["t"].Partitions); n != 5 {
+		t.Fatalf("a refused record changed the count to %d", n)
+	}
+}
+
+func TestImageAppliesConfigAndPartitionRecords(t *testing.T) {
+	l := newLog(t)
+	l.brokers(3)
+	l.apply(Record{Kind: KindCreateTopic, Topic: "t", TopicID: "tid", Partitions: 1, ReplicationFactor: 3})
+	l.apply(Record{Kind: KindAlterTopicConfigs, Topic: "t", Configs: map[string]string{"retention.ms": "5"}})
+	l.apply(Record{Kind: KindCreatePartitions, Topic: "t", Partitions: 4})
+	// Replay the same records into an image, split across two deltas.
+	records := []Record{
+		{Kind: KindCreateTopic, Topic: "t", TopicID: "tid", Partitions: 1, ReplicationFactor: 3},
+		{Kind: KindAlterTopicConfigs, Topic: "t", Configs: map[string]string{"retention.ms": "5"}},
+		{Kind: KindCreatePartitions, Topic: "t", Partitions: 4},
+	}
+	im := NewImage()
+	var entries []OffsetEntry
+	offset := int64(1)
+	for id := int32(1); id <= 3; id++ {
+		reg := Record{Kind: KindRegisterBroker, BrokerID: id, Addr: "b", Incarnation: "i1"}
+		entries = append(entries, OffsetEntry{Offset: offset, Data: reg.Encode()})
+		entries = append(entries, OffsetEntry{Offset: offset + 1, Data: Record{Kind: KindUnfenceBroker, BrokerID: id, BrokerEpoch: offset}.Encode()})
+		offset += 2
+	}
+	for _, r := range records {
+		entries = append(entries, OffsetEntry{Offset: offset, Data: r.Encode()})
+		offset++
+	}
+	if err := im.Apply(Delta{From: 1, Through: 7, Records: entries[:7]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Apply(Delta{From: 8, Through: offset - 1, Records: entries[7:]}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(im.State().Encode(), l.s.Encode()) {
+		t.Fatalf("image and state differ:\n%s\n%s", im.State().Encode(), l.s.Encode())
+	}
+	if got := im.State().Topics["t"]; len(got.Partitions) != 4 || got.Configs["retention.ms"] != "5" {
+		t.Fatalf("image topic %+v", got)
+	}
+}
