@@ -163,9 +163,46 @@ func (a *api) serve(conn sim.Conn, req Request) {
 			Unclean: req.Unclean, Configs: req.Configs})
 	case OpDeleteTopic:
 		a.proposeFor(conn, req, metadata.Record{Kind: metadata.KindDeleteTopic, Topic: req.Topic, TopicID: req.TopicID})
+	case OpAlterTopicConfigs:
+		if code := a.checkTopicChange(req); code != metadata.CodeNone {
+			a.respond(conn, Response{ID: req.ID, Code: code})
+			return
+		}
+		a.proposeFor(conn, req, metadata.Record{Kind: metadata.KindAlterTopicConfigs, Topic: req.Topic,
+			TopicID: req.TopicID, Configs: req.Configs, Unclean: req.Unclean})
+	case OpCreatePartitions:
+		if code := a.checkTopicChange(req); code != metadata.CodeNone {
+			a.respond(conn, Response{ID: req.ID, Code: code})
+			return
+		}
+		a.proposeFor(conn, req, metadata.Record{Kind: metadata.KindCreatePartitions, Topic: req.Topic,
+			TopicID: req.TopicID, Partitions: req.Partitions})
 	default:
 		a.respond(conn, Response{ID: req.ID, Code: metadata.CodeInvalidRequest})
 	}
+}
+
+// topicConfigsMax bounds the configs one request may set on a topic.
+const topicConfigsMax = 1_000
+
+// checkTopicChange refuses, before proposing, a config change or partition
+// increase the state would refuse: a record for it would only fill the log.
+// The state machine checks again when it applies the record, since the
+// topic may change between the two.
+func (a *api) checkTopicChange(req Request) metadata.Code {
+	t := a.c.state.Topics[req.Topic]
+	if req.TopicID != "" {
+		t = a.c.state.TopicByID(req.TopicID)
+	}
+	switch {
+	case t == nil:
+		return metadata.CodeUnknownTopicOrPartition
+	case req.Op == OpAlterTopicConfigs && len(req.Configs) > topicConfigsMax:
+		return metadata.CodeInvalidRequest
+	case req.Op == OpCreatePartitions && int(req.Partitions) <= len(t.Partitions):
+		return metadata.CodeInvalidPartitions
+	}
+	return metadata.CodeNone
 }
 
 // leaderHint is the leader's address, if another controller leads.

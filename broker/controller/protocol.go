@@ -25,6 +25,11 @@ const (
 	OpCreateTopic        Op = "create-topic"
 	OpDeleteTopic        Op = "delete-topic"
 	OpFetchMetadata      Op = "fetch-metadata"
+	// OpAlterTopicConfigs replaces a topic's whole config set (Configs,
+	// with Unclean its unclean.leader.election.enable).
+	OpAlterTopicConfigs Op = "alter-topic-configs"
+	// OpCreatePartitions raises a topic's partition count to Partitions.
+	OpCreatePartitions Op = "create-partitions"
 )
 
 // Request is one request to a controller.
@@ -41,12 +46,14 @@ type Request struct {
 	// registration.
 	MetadataOffset int64 `json:"metadata_offset,omitempty"`
 
-	Topic             string `json:"topic,omitempty"`
-	TopicID           string `json:"topic_id,omitempty"`
-	Partitions        int32  `json:"partitions,omitempty"`
-	ReplicationFactor int16  `json:"replication_factor,omitempty"`
-	Unclean           bool   `json:"unclean,omitempty"`
-	// Configs are a new topic's configs.
+	Topic   string `json:"topic,omitempty"`
+	TopicID string `json:"topic_id,omitempty"`
+	// Partitions is a new topic's partition count, or the count
+	// CreatePartitions raises a topic to.
+	Partitions        int32 `json:"partitions,omitempty"`
+	ReplicationFactor int16 `json:"replication_factor,omitempty"`
+	Unclean           bool  `json:"unclean,omitempty"`
+	// Configs are a new topic's configs, or an altered topic's new set.
 	Configs map[string]string `json:"configs,omitempty"`
 
 	Partition      int32   `json:"partition,omitempty"`
