@@ -18,7 +18,8 @@ import (
 // values: set on the topic (DYNAMIC_TOPIC_CONFIG) or the broker's
 // defaults (DEFAULT_CONFIG); and this broker's own configs, read-only
 // (STATIC_BROKER_CONFIG). Synonyms (v1) and documentation (v3) are not
-// given; v3 adds each config's type, v4 is flexible.
+// given; v3 adds each config's type, v4 is flexible. In a cluster a
+// topic's configs are those of this broker's metadata image.
 func init() { serve(32, 0, 4, handleDescribeConfigs) }
 
 // describedConfig is one config of a resource.
@@ -40,6 +41,9 @@ func handleDescribeConfigs(b *Broker, req *request) {
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			t := b.topics.get(rr.ResourceName)
+			if b.cluster != nil {
+				t = b.cluster.topicView(rr.ResourceName)
+			}
 			if t == nil {
 				res.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				msg := "topic " + rr.ResourceName + " does not exist"

@@ -9,7 +9,9 @@ import (
 //
 // Replaces a topic's whole set of configs (a config left out returns to
 // the broker's default), recorded in topics.json before it applies to the
-// topic's logs. Broker configs are fixed at start. validate_only checks
+// topic's logs; in a cluster, recorded by the controller in the metadata
+// log, applied by every broker from its image, and answered once this
+// broker's image holds it. Broker configs are fixed at start. validate_only checks
 // without changing. v2 is flexible.
 func init() { serve(33, 0, 2, handleAlterConfigs) }
 

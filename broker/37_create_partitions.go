@@ -6,15 +6,19 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/metadata"
 )
 
 // CreatePartitions: v0-3.
 //
 // Raises a topic's partition count (never lowers it: INVALID_PARTITIONS).
 // The new partitions are served once topics.json records the new count;
-// until then clients see the old one. Manual assignments are refused (one
-// broker holds every replica); validate_only checks without changing. v2
-// is flexible; v3 is v2 again.
+// until then clients see the old one. In a cluster the controller records
+// the count and the new partitions' replicas in the metadata log, every
+// broker opens its replicas from its image, and the answer waits for this
+// broker's image to hold them. Manual assignments are refused;
+// validate_only checks without changing. v2 is flexible; v3 is v2 again.
 func init() { serve(37, 0, 3, handleCreatePartitions) }
 
 func handleCreatePartitions(b *Broker, req *request) {
@@ -46,6 +50,15 @@ func handleCreatePartitions(b *Broker, req *request) {
 			continue
 		}
 		pending++
+		if b.cluster != nil {
+			b.cluster.createPartitions(rt.Topic, rt.Count, func(code metadata.Code) {
+				if code != metadata.CodeNone {
+					fail(controllerError(code), "the controller refused: "+code.String())
+				}
+				finish()
+			})
+			continue
+		}
 		b.addPartitions(t, rt.Count, func(err error) {
 			if err != nil {
 				fail(kerr.KafkaStorageError, err.Error())
@@ -58,6 +71,12 @@ func handleCreatePartitions(b *Broker, req *request) {
 
 func (b *Broker) checkNewPartitions(rt kmsg.CreatePartitionsRequestTopic, seen map[string]bool) (*topic, *kerr.Error, string) {
 	t := b.topics.get(rt.Topic)
+	if b.cluster != nil {
+		t = b.cluster.topicView(rt.Topic)
+		if t != nil {
+			t.partitions = make([]*partition, t.Partitions)
+		}
+	}
 	switch {
 	case seen[rt.Topic]:
 		return nil, kerr.InvalidRequest, "topic named twice in one request"

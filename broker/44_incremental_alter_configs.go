@@ -12,8 +12,9 @@ import (
 //
 // Changes some of a topic's configs: SET, DELETE (back to the default),
 // and APPEND and SUBTRACT for the list config cleanup.policy. Recorded in
-// topics.json before it applies to the topic's logs; broker configs are
-// fixed at start. validate_only checks without changing. v1 is flexible.
+// topics.json before it applies to the topic's logs; in a cluster the
+// whole new set goes to the controller, as AlterConfigs does. Broker
+// configs are fixed at start. validate_only checks without changing. v1 is flexible.
 func init() { serve(44, 0, 1, handleIncrementalAlterConfigs) }
 
 func handleIncrementalAlterConfigs(b *Broker, req *request) {

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"maps"
+	"path"
 	"slices"
 	"time"
 
@@ -14,8 +16,8 @@ import (
 // quorum's Agent runs too), follows the metadata log into an Image, and
 // applies the image: its topics are the image's, and for every partition
 // it holds a replica of it becomes leader or follower at the image's leader
-// epoch. Topics are created and deleted through the controller; no
-// topics.json is kept.
+// epoch. Topics are created, deleted, reconfigured and given partitions
+// through the controller; no topics.json is kept.
 
 // ClusterConfig configures cluster mode.
 type ClusterConfig struct {
@@ -66,12 +68,12 @@ type clusterMember struct {
 	restarting bool
 }
 
-// topicWait is an answer held until the image holds a topic (or not).
+// topicWait is an answer held until the image shows a topic change: a
+// topic present (or absent), or a record applied.
 type topicWait struct {
-	name    string
-	present bool
-	until   time.Duration
-	done    func(bool)
+	ready func(*metadata.State) bool
+	until time.Duration
+	done  func(bool)
 }
 
 // topicWaitsMax bounds the answers held for topic changes.
@@ -182,7 +184,8 @@ func (m *clusterMember) applyImage() {
 }
 
 // applyTopic opens the partitions of t this broker holds a replica of
-// and gives each its role.
+// and gives each its role, after bringing the topic's configs and
+// partition count in line with the image.
 func (m *clusterMember) applyTopic(mt *metadata.Topic) error {
 	b := m.b
 	t := b.topics.byName[mt.Name]
@@ -191,6 +194,9 @@ func (m *clusterMember) applyTopic(mt *metadata.Topic) error {
 		if t, err = b.topics.addClusterTopic(mt); err != nil {
 			return err
 		}
+	}
+	if err := m.applyTopicChanges(t, mt); err != nil {
+		return err
 	}
 	for i, part := range mt.Partitions {
 		if !slices.Contains(part.Replicas, b.cfg.NodeID) {
@@ -208,6 +214,87 @@ func (m *clusterMember) applyTopic(mt *metadata.Topic) error {
 		m.applyPartition(p, part)
 	}
 	return nil
+}
+
+// applyTopicChanges applies to a topic the configs and partition count
+// the metadata log changed since it was added: the new configs to every
+// open log, the new partitions as room for their replicas.
+func (m *clusterMember) applyTopicChanges(t *topic, mt *metadata.Topic) error {
+	b := m.b
+	if !maps.Equal(t.Configs, mt.Configs) {
+		cfg, err := topicLogConfig(b.cfg.Log, mt.Configs)
+		if err != nil {
+			return fmt.Errorf("configs %v: %w", mt.Configs, err)
+		}
+		b.applyTopicConfigs(t, maps.Clone(mt.Configs), cfg)
+		b.env.Log.Logf("broker %d: topic %s configs now %v", b.cfg.NodeID, t.Name, sortedConfigs(mt.Configs))
+	}
+	for i := int32(len(t.partitions)); i < int32(len(mt.Partitions)); i++ {
+		// A recovery point read at start may belong to an earlier topic
+		// of the same name.
+		delete(b.recoveryPoints, path.Base(partitionDir("", t.Name, i)))
+		t.partitions = append(t.partitions, nil)
+	}
+	t.Partitions = int32(len(t.partitions))
+	return nil
+}
+
+func sortedConfigs(configs map[string]string) []string {
+	out := make([]string, 0, len(configs))
+	for _, k := range slices.Sorted(maps.Keys(configs)) {
+		out = append(out, k+"="+configs[k])
+	}
+	return out
+}
+
+// topicView is a topic as the image holds it, for the admin requests that
+// read or change it through the controller; nil if the image holds none.
+// It is not registered: the broker's own copy follows the image.
+func (m *clusterMember) topicView(name string) *topic {
+	if m.member == nil {
+		return nil
+	}
+	mt := m.member.Image().State().Topics[name]
+	if mt == nil {
+		return nil
+	}
+	t, err := m.b.topics.build(topicRecord{Name: mt.Name, ID: mt.ID, Partitions: int32(len(mt.Partitions)), Configs: maps.Clone(mt.Configs)})
+	if err != nil {
+		m.b.env.Log.Logf("broker %d: topic %s in the image: %v", m.b.cfg.NodeID, name, err)
+		return nil
+	}
+	return t
+}
+
+// uncleanFor is a topic's unclean.leader.election.enable given its
+// configs: the topic's own, else this broker's default.
+func (m *clusterMember) uncleanFor(configs map[string]string) bool {
+	if v, set := configs["unclean.leader.election.enable"]; set {
+		return v == "true"
+	}
+	return m.b.cfg.Cluster.UncleanLeaderElection
+}
+
+// alterTopicConfigs asks the controller to replace a topic's configs and
+// calls done once this broker's image holds (and the broker has applied)
+// the change, or with the controller's refusal.
+func (m *clusterMember) alterTopicConfigs(name string, configs map[string]string, done func(metadata.Code)) {
+	if m.member == nil || m.stopped {
+		done(metadata.CodeRequestTimedOut)
+		return
+	}
+	req := controller.Request{Op: controller.OpAlterTopicConfigs, Topic: name, Configs: configs, Unclean: m.uncleanFor(configs)}
+	m.askController(req, done, appliedThrough)
+}
+
+// createPartitions asks the controller to raise a topic's partition count
+// and calls done once this broker's image holds the new partitions.
+func (m *clusterMember) createPartitions(name string, count int32, done func(metadata.Code)) {
+	if m.member == nil || m.stopped {
+		done(metadata.CodeRequestTimedOut)
+		return
+	}
+	m.askController(controller.Request{Op: controller.OpCreatePartitions, Topic: name, Partitions: count}, done, appliedThrough)
 }
 
 // applyPartition moves a partition to the role the image gives it.
@@ -280,10 +367,7 @@ func (m *clusterMember) createTopic(name string, partitions int32, rf int16, con
 		return
 	}
 	req := controller.Request{Op: controller.OpCreateTopic, Topic: name, Partitions: partitions,
-		ReplicationFactor: rf, Configs: configs, Unclean: configs["unclean.leader.election.enable"] == "true"}
-	if _, set := configs["unclean.leader.election.enable"]; !set {
-		req.Unclean = m.b.cfg.Cluster.UncleanLeaderElection
-	}
+		ReplicationFactor: rf, Configs: configs, Unclean: m.uncleanFor(configs)}
 	m.changeTopic(req, true, done)
 }
 
@@ -300,6 +384,16 @@ func (m *clusterMember) deleteTopic(name string, done func(metadata.Code)) {
 // changeTopic sends a topic change to the controller and calls done once
 // the image shows the topic present (or absent, for a deletion).
 func (m *clusterMember) changeTopic(req controller.Request, present bool, done func(metadata.Code)) {
+	m.askController(req, done, func(controller.Response) func(*metadata.State) bool {
+		return func(s *metadata.State) bool { return (s.Topics[req.Topic] != nil) == present }
+	})
+}
+
+// askController sends a request to the controller and, once it is
+// accepted, calls done when the image satisfies what readyFor builds
+// from the answer (or with the controller's refusal).
+func (m *clusterMember) askController(req controller.Request, done func(metadata.Code),
+	readyFor func(controller.Response) func(*metadata.State) bool) {
 	m.member.Client().Do(req, func(resp controller.Response, err error) {
 		switch {
 		case err != nil:
@@ -307,7 +401,7 @@ func (m *clusterMember) changeTopic(req controller.Request, present bool, done f
 		case resp.Code != metadata.CodeNone:
 			done(resp.Code)
 		default:
-			m.awaitTopic(req.Topic, present, func(ok bool) {
+			m.awaitImage(readyFor(resp), func(ok bool) {
 				if ok {
 					done(metadata.CodeNone)
 				} else {
@@ -318,17 +412,23 @@ func (m *clusterMember) changeTopic(req controller.Request, present bool, done f
 	})
 }
 
+// appliedThrough is the readiness of a change the controller answered
+// for: the image holds the record that made it (and the broker has
+// applied the image, since waits are released after that).
+func appliedThrough(resp controller.Response) func(*metadata.State) bool {
+	return func(s *metadata.State) bool { return s.Offset >= resp.Offset }
+}
+
 // topicWaitMax bounds how long an answer waits for the image to show a
 // topic change the controller acknowledged.
 const topicWaitMax = 5 * time.Second
 
-func (m *clusterMember) awaitTopic(name string, present bool, done func(bool)) {
+func (m *clusterMember) awaitImage(ready func(*metadata.State) bool, done func(bool)) {
 	if m.stopped || len(m.topicWaits) >= topicWaitsMax {
 		done(false)
 		return
 	}
-	m.topicWaits = append(m.topicWaits, &topicWait{name: name, present: present,
-		until: m.b.env.Clock.Mono() + topicWaitMax, done: done})
+	m.topicWaits = append(m.topicWaits, &topicWait{ready: ready, until: m.b.env.Clock.Mono() + topicWaitMax, done: done})
 	m.releaseTopicWaits(m.member.Image().State())
 }
 
@@ -337,7 +437,7 @@ func (m *clusterMember) releaseTopicWaits(s *metadata.State) {
 	var keep []*topicWait
 	var ready []*topicWait
 	for _, w := range m.topicWaits {
-		if (s.Topics[w.name] != nil) == w.present || now >= w.until {
+		if w.ready(s) || now >= w.until {
 			ready = append(ready, w)
 		} else {
 			keep = append(keep, w)
@@ -345,7 +445,7 @@ func (m *clusterMember) releaseTopicWaits(s *metadata.State) {
 	}
 	m.topicWaits = keep
 	for _, w := range ready {
-		w.done((s.Topics[w.name] != nil) == w.present)
+		w.done(w.ready(s))
 	}
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sluice-sim/sluice/broker/record"
 )
@@ -45,4 +46,19 @@ func (b *Broker) ReplicaRole(topicName string, index int32) (role string, epoch 
 	}
 	p := t.partitions[index]
 	return p.replica.role.String(), p.leaderEpoch, p.highWatermark(), p.log.EndOffset()
+}
+
+// PartitionRetention is the retention (retention.ms) this broker last
+// applied to the logs of a topic, and whether it holds a replica of the
+// partition; the broker reconfigures every open log of the topic with the
+// same config.
+func (b *Broker) PartitionRetention(topicName string, index int32) (time.Duration, bool) {
+	if b.topics == nil {
+		return 0, false
+	}
+	t := b.topics.byName[topicName]
+	if t == nil || index < 0 || int(index) >= len(t.partitions) || t.partitions[index] == nil {
+		return 0, false
+	}
+	return t.logConfig.RetentionAge, true
 }

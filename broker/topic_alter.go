@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/metadata"
 	"github.com/sluice-sim/sluice/broker/storage"
 )
 
@@ -24,13 +25,18 @@ func alterFailed(e *kerr.Error, format string, args ...any) alterOutcome {
 }
 
 // alterTopicResource checks a resource of an alter request and returns its
-// topic; a broker's configs are fixed at start.
+// topic; a broker's configs are fixed at start. In a cluster the topic is
+// the image's (its configs as the metadata log last set them), not
+// registered here: the change goes through the controller.
 func (b *Broker) alterTopicResource(kind kmsg.ConfigResourceType, name string) (*topic, *alterOutcome) {
 	if kind != kmsg.ConfigResourceTypeTopic {
 		o := alterFailed(kerr.InvalidRequest, "only topic configs can be altered; broker configs are set at start")
 		return nil, &o
 	}
 	t := b.topics.get(name)
+	if b.cluster != nil {
+		t = b.cluster.topicView(name)
+	}
 	if t == nil {
 		o := alterFailed(kerr.UnknownTopicOrPartition, "topic %s does not exist", name)
 		return nil, &o
@@ -58,8 +64,20 @@ func (b *Broker) checkTopicConfigs(configs map[string]string) (storage.Config, *
 }
 
 // setTopicConfigs records a topic's new configs durably, then applies
-// them to its partitions' logs.
+// them to its partitions' logs. In a cluster the controller records them
+// in the metadata log, and every broker applies them from its image; the
+// answer waits for this broker's.
 func (b *Broker) setTopicConfigs(t *topic, configs map[string]string, cfg storage.Config, done func(alterOutcome)) {
+	if b.cluster != nil {
+		b.cluster.alterTopicConfigs(t.Name, configs, func(code metadata.Code) {
+			if code != metadata.CodeNone {
+				done(alterFailed(controllerError(code), "alter configs of topic %s: the controller refused: %v", t.Name, code))
+				return
+			}
+			done(alterOutcome{})
+		})
+		return
+	}
 	old := t.Configs
 	t.Configs = configs
 	b.topics.persist(func(err error) {
@@ -72,16 +90,25 @@ func (b *Broker) setTopicConfigs(t *topic, configs map[string]string, cfg storag
 			done(alterFailed(kerr.KafkaStorageError, "record configs of topic %s: %v", t.Name, err))
 			return
 		}
-		t.logConfig = cfg
-		for _, p := range t.partitions {
-			if err := p.log.Reconfigure(cfg); err != nil {
-				b.env.Log.Logf("topic %s: apply configs to partition %d: %v", t.Name, p.index, err)
-			}
-			p.groupCommit = cfg.Flush.Mode == storage.FlushGroupCommit
-			p.dataArrived() // leaving group commit exposes what was appended
-		}
+		b.applyTopicConfigs(t, configs, cfg)
 		done(alterOutcome{})
 	})
+}
+
+// applyTopicConfigs gives a topic its new configs and applies them to the
+// logs of the partitions this broker holds.
+func (b *Broker) applyTopicConfigs(t *topic, configs map[string]string, cfg storage.Config) {
+	t.Configs = configs
+	t.logConfig = cfg
+	t.minInsync = topicMinInsync(configs, b.cfg.MinInsyncReplicas)
+	for _, p := range t.hosted() {
+		if err := p.log.Reconfigure(cfg); err != nil {
+			b.env.Log.Logf("topic %s: apply configs to partition %d: %v", t.Name, p.index, err)
+		}
+		p.replica.minInsync = t.minInsync
+		p.groupCommit = cfg.Flush.Mode == storage.FlushGroupCommit
+		p.dataArrived() // leaving group commit exposes what was appended
+	}
 }
 
 // answerAlters runs each resource's change and answers once all are done.

@@ -263,7 +263,7 @@ func (a *api) applied(r metadata.Record, result metadata.Result) {
 	}
 	delete(a.pending, r.Req)
 	resp := Response{ID: p.req.ID, Code: result.Code, BrokerEpoch: result.BrokerEpoch,
-		TopicID: result.TopicID, Partition: result.Partition}
+		TopicID: result.TopicID, Partition: result.Partition, Offset: a.c.state.Offset}
 	a.respond(p.conn, resp)
 }
 

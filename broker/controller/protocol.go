@@ -76,6 +76,9 @@ type Response struct {
 	Fenced      bool                `json:"fenced,omitempty"`
 	TopicID     string              `json:"topic_id,omitempty"`
 	Partition   *metadata.Partition `json:"partition,omitempty"`
+	// Offset is the offset of the record a proposed request was answered
+	// by, so a broker can wait until its image holds it.
+	Offset int64 `json:"offset,omitempty"`
 	// Delta and Committed answer a metadata fetch: Committed is the
 	// offset through which the log is committed and applied.
 	Delta     *metadata.Delta `json:"delta,omitempty"`
