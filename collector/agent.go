@@ -276,6 +276,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	case "TAILDIR":
 		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+	case "kafka":
+		return newKafkaSource(s.Name, a.env, s, proc, a.opts.Bugs)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -179,6 +179,22 @@ var specs = []typeSpec{
 		batchKeys: []string{"batchSize"},
 	},
 	{
+		kind: KindSource, name: "kafka", aliases: []string{"org.apache.flume.source.kafka.KafkaSource"},
+		required:      []string{"kafka.bootstrap.servers"},
+		requiredOneOf: [][]string{{"kafka.topics", "kafka.topics.regex"}},
+		keys: map[string]keySpec{
+			"kafka.bootstrap.servers":           stringKey(""),
+			"kafka.topics":                      stringKey(""),
+			"kafka.topics.regex":                stringKey(""),
+			"kafka.consumer.group.id":           stringKey("flume"),
+			"batchSize":                         intKey(1000, 1, batchMax),
+			"batchDurationMillis":               intKey(1000, 1, unbounded),
+			"kafka.consumer.auto.offset.reset":  {kind: valueString, text: "latest", choices: []string{"earliest", "latest", "none"}},
+			"kafka.consumer.session.timeout.ms": intKey(10000, 1, unbounded),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
 		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
 		keys: map[string]keySpec{
 			"capacity":                     intKey(100, 1, math.MaxInt32),

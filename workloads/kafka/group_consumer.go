@@ -46,6 +46,13 @@ type GroupConsumerConfig struct {
 	ProcessTimeMax time.Duration
 	// Bugs switches on planted client bugs (faults.BugCommitBeforeProcess).
 	Bugs faults.Bugs
+	// Handle, when set, is the application: each poll's records go to it
+	// instead of a simulated processing time, and the member commits
+	// their positions only once it calls done(nil). done(err) moves the
+	// positions back to the poll's first records and commits nothing, so
+	// the next poll reads them again (the collector's kafka source puts
+	// them into its channels first).
+	Handle func(records []Record, done func(error))
 }
 
 func (cfg *GroupConsumerConfig) withDefaults() (GroupConsumerConfig, error) {
@@ -639,6 +646,10 @@ func (g *GroupConsumer) poll() {
 		if g.closed {
 			return
 		}
+		if g.cfg.Handle != nil {
+			g.handOn(res, gen)
+			return
+		}
 		processed := func(then func()) {
 			g.env.Clock.AfterFunc(g.processTime(), func() {
 				g.stats.Records += len(res.Records)
@@ -657,6 +668,50 @@ func (g *GroupConsumer) poll() {
 		processed(func() { g.commit(g.owned, g.done) })
 	})
 	sim.Assert(err == nil, "group consumer poll: %v", err)
+}
+
+// handOn gives a poll's records to the application and commits their
+// positions once it has them; on its failure the positions go back to the
+// poll's first records, uncommitted.
+func (g *GroupConsumer) handOn(res PollResult, gen int32) {
+	g.cfg.Handle(res.Records, func(err error) {
+		if g.closed {
+			return
+		}
+		if err != nil {
+			g.rewind(res.Records)
+			g.record(history.Op{Type: history.Fail, F: history.Poll, Error: err.Error(), Generation: gen})
+			g.backoff(fmt.Errorf("handle %d records: %w", len(res.Records), err))
+			g.done()
+			return
+		}
+		g.stats.Records += len(res.Records)
+		recs := make([]history.Record, len(res.Records))
+		for i := range res.Records {
+			recs[i] = res.Records[i].historyRecord()
+		}
+		g.record(history.Op{Type: history.OK, F: history.Poll, Records: recs, Generation: gen})
+		g.commit(g.owned, g.done)
+	})
+}
+
+// rewind moves each owned partition's position back to its first record
+// in records.
+func (g *GroupConsumer) rewind(records []Record) {
+	first := map[TopicPartition]int64{}
+	for _, r := range records {
+		tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		if off, ok := first[tp]; !ok || r.Offset < off {
+			first[tp] = r.Offset
+		}
+	}
+	for _, tp := range g.owned {
+		if off, ok := first[tp]; ok {
+			err := g.co.Seek(tp, off)
+			sim.Assert(err == nil, "group consumer rewind between polls: %v", err)
+		}
+	}
+	g.co.assignDirty = false // a rewind is the member's own move, not a reset
 }
 
 func (g *GroupConsumer) processTime() time.Duration {
