@@ -135,6 +135,14 @@ func (a *Agent) openChannels(done func(error)) {
 				}
 				steps.finish(err)
 			})
+		case "kafka":
+			k, err := OpenKafkaChannel(c.Name, a.env, kafkaChannelConfig(c))
+			if err != nil {
+				steps.add()
+				steps.finish(err)
+				continue
+			}
+			a.channels[c.Name] = k
 		case "SPILLABLEMEMORY":
 			for _, key := range []string{"byteCapacity", "overflowTimeout", "overflowDeactivationThreshold", "useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
 				if c.Has(key) {

@@ -53,7 +53,9 @@ type kafkaPipeline struct {
 	// killArmed counts kills waiting for a poll to fall in.
 	killArmed int
 	kills     int
-	rand      *mathrand.Rand
+	// seen is how many distinct records the sink had at each kill.
+	seen []int
+	rand *mathrand.Rand
 }
 
 func newKafkaPipeline(t *testing.T, seed uint64, text string, bugs faults.Bugs) *kafkaPipeline {
@@ -138,7 +140,7 @@ func (p *kafkaPipeline) lost(t *testing.T) []string {
 }
 
 // killWhileBusyAfter arms a kill of the agent: the first poll its kafka
-// source is handed after at is followed, a drawn fraction of a millisecond
+// source is handed after at is followed, a drawn fraction of half a millisecond
 // later, by the kill if the source is still putting it (else the kill is
 // armed again); the agent restarts 200 ms after.
 func (p *kafkaPipeline) killWhileBusyAfter(at time.Duration) {
@@ -146,11 +148,13 @@ func (p *kafkaPipeline) killWhileBusyAfter(at time.Duration) {
 }
 
 func (p *kafkaPipeline) onHandle(src *KafkaSource) {
-	if p.killArmed == 0 {
+	// A kill waits for the sink to have made progress since the last one,
+	// so that every kill finds the agent delivering.
+	if p.killArmed == 0 || (len(p.seen) > 0 && len(p.logged) <= p.seen[len(p.seen)-1]) {
 		return
 	}
 	p.killArmed--
-	p.w.At(p.w.Now()+time.Duration(p.rand.Int64N(int64(3*time.Millisecond))), func() {
+	p.w.At(p.w.Now()+time.Duration(p.rand.Int64N(int64(500*time.Microsecond))), func() {
 		if !src.busy() || p.agent == nil {
 			p.killArmed++
 			return
@@ -160,6 +164,7 @@ func (p *kafkaPipeline) onHandle(src *KafkaSource) {
 		}
 		p.agent = nil
 		p.kills++
+		p.seen = append(p.seen, len(p.logged))
 		p.w.At(p.w.Now()+200*time.Millisecond, func() {
 			if err := p.w.Restart("collector"); err != nil {
 				panic(err)
@@ -168,29 +173,32 @@ func (p *kafkaPipeline) onHandle(src *KafkaSource) {
 	})
 }
 
-// runKafkaSourceKills produces 1000 records in bursts of 50 over 60 s
+// runKafkaSourceKills produces 1000 records in bursts of 50 over 100 s
 // while the agent is killed four times, each time while its source puts a
 // poll's records (each restart waits for the group to drop the dead
 // member, a session timeout), then lets it drain; it returns the pipeline.
 func runKafkaSourceKills(t *testing.T, seed uint64, bugs faults.Bugs) *kafkaPipeline {
 	t.Helper()
-	p := newKafkaPipeline(t, seed, kafkaSourceConf, bugs)
+	return runKafkaPipelineKills(t, seed, kafkaSourceConf, bugs)
+}
+
+func runKafkaPipelineKills(t *testing.T, seed uint64, conf string, bugs faults.Bugs) *kafkaPipeline {
+	t.Helper()
+	p := newKafkaPipeline(t, seed, conf, bugs)
 	start := p.w.Now()
 	for burst := 0; burst < 20; burst++ {
-		p.w.At(start+time.Duration(burst)*3*time.Second, func() { p.produce("events", burst*50, 50, 0) })
+		p.w.At(start+time.Duration(burst)*5*time.Second, func() { p.produce("events", burst*50, 50, 0) })
 	}
 	jitter := time.Duration(seed%7) * 37 * time.Millisecond
-	var seen []int
 	for i := 0; i < 4; i++ {
-		at := start + time.Duration(8+12*i)*time.Second + jitter
-		p.w.At(at, func() { seen = append(seen, len(p.logged)) })
-		p.killWhileBusyAfter(at)
+		p.killWhileBusyAfter(start + time.Duration(8+15*i)*time.Second + jitter)
 	}
-	p.w.Run(start+120*time.Second, 0)
+	p.w.Run(start+180*time.Second, 0)
 	// Every kill must find the agent delivering, or the test proves nothing.
+	seen := p.seen
 	for i := range seen {
 		if seen[i] == 0 || seen[i] >= 1000 || (i > 0 && seen[i] <= seen[i-1]) {
-			t.Fatalf("seed %d: distinct records delivered before the kills %v: the agent was not delivering between them\n%s", seed, seen, p.log.String())
+			t.Fatalf("seed %d: distinct records delivered at the kills %v: the agent was not delivering between them\n%s", seed, seen, p.log.String())
 		}
 	}
 	if p.kills != 4 || p.starts != 5 || p.agent == nil {

@@ -241,6 +241,24 @@ var specs = []typeSpec{
 		},
 	},
 	{
+		kind: KindChannel, name: "kafka", aliases: []string{"org.apache.flume.channel.kafka.KafkaChannel"},
+		required: []string{"kafka.bootstrap.servers"},
+		keys: map[string]keySpec{
+			"kafka.bootstrap.servers":           stringKey(""),
+			"kafka.topic":                       stringKey("flume-channel"),
+			"kafka.consumer.group.id":           stringKey("flume"),
+			"parseAsFlumeEvent":                 boolKey(true),
+			"pollTimeout":                       intKey(500, 1, unbounded),
+			"kafka.consumer.session.timeout.ms": intKey(10000, 1, unbounded),
+			"kafka.consumer.auto.offset.reset":  {kind: valueString, text: "earliest", choices: []string{"earliest"}},
+			// Not Flume's: the topic has no capacity, but sluice's
+			// channels bound what they hold in memory (the read-ahead and
+			// the puts in flight) and what one transaction carries.
+			"capacity":            intKey(math.MaxInt32, 1, math.MaxInt32),
+			"transactionCapacity": intKey(10000, 1, batchMax),
+		},
+	},
+	{
 		kind: KindSink, name: "logger", aliases: []string{"org.apache.flume.sink.LoggerSink"},
 		keys: map[string]keySpec{
 			"maxBytesToLog": intKey(16, 0, 1<<20),

@@ -707,6 +707,10 @@ func (g *GroupConsumer) rewind(records []Record) {
 	}
 	for _, tp := range g.owned {
 		if off, ok := first[tp]; ok {
+			// What the application committed as it went is not read again.
+			if c, ok := g.committed[tp]; ok && c > off {
+				off = c
+			}
 			err := g.co.Seek(tp, off)
 			sim.Assert(err == nil, "group consumer rewind between polls: %v", err)
 		}
@@ -736,6 +740,34 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 		then()
 		return
 	}
+	g.sendCommit(offsets, func(error) { then() })
+}
+
+// CommitOffsets commits offsets (each partition's next offset to read) in
+// the member's generation, for an application that commits as it goes
+// rather than per poll (the collector's kafka channel, at each take
+// commit); done(nil) once the coordinator took them. It may run while a
+// poll is handed on; outside a generation it fails.
+func (g *GroupConsumer) CommitOffsets(offsets []history.Offset, done func(error)) {
+	switch {
+	case g.closed:
+		g.env.Clock.AfterFunc(0, func() { done(ErrClosed) })
+	case g.generation < 0 || g.coord == nil || g.lost:
+		g.env.Clock.AfterFunc(0, func() { done(fmt.Errorf("commit offsets of group %s: %w", g.cfg.Group, errNoGeneration)) })
+	case len(offsets) == 0:
+		g.env.Clock.AfterFunc(0, func() { done(nil) })
+	default:
+		g.sendCommit(offsets, done)
+	}
+}
+
+// errNoGeneration is a commit asked for while the member is in no
+// generation (joining, or its generation lost).
+var errNoGeneration = errors.New("not a member of the current generation")
+
+// sendCommit sends OffsetCommit for offsets in the member's generation and
+// records it; done gets nil when it took effect.
+func (g *GroupConsumer) sendCommit(offsets []history.Offset, done func(error)) {
 	g.stats.Commits++
 	gen := g.generation
 	g.record(history.Op{Type: history.Invoke, F: history.Commit, Offsets: offsets, Generation: gen})
@@ -767,7 +799,7 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 				if code == codeRequestTimedOut {
 					end.Type = history.Info
 				}
-				g.codeErr(code)
+				err = g.codeErr(code)
 			}
 		}
 		g.record(end)
@@ -776,8 +808,13 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 			for _, o := range offsets {
 				g.committed[o.TP()] = o.Offset
 			}
+			done(nil)
+			return
 		}
-		then()
+		if err == nil {
+			err = errors.New(end.Error)
+		}
+		done(fmt.Errorf("commit offsets of group %s: %w", g.cfg.Group, err))
 	})
 }
 
