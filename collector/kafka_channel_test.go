@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-sim/sluice/broker"
+	"pgregory.net/rapid"
 )
 
 // kafkaChannelRig is a broker (m1) and a node running a kafka channel,
@@ -25,7 +26,13 @@ func newKafkaChannelRig(t *testing.T, seed uint64) *kafkaChannelRig {
 	return k
 }
 
-func (k *kafkaChannelRig) open(t *testing.T) {
+// failer is what open needs of a test: a *testing.T or a *rapid.T.
+type failer interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func (k *kafkaChannelRig) open(t failer) {
 	t.Helper()
 	ch, err := OpenKafkaChannel("c1", k.env, KafkaChannelConfig{
 		Bootstrap: []string{"m1:9092"}, Topic: "flume-channel", Group: "flume", ParseAsFlumeEvent: true,
@@ -169,3 +176,186 @@ func TestKafkaChannelDeliversThroughAgentKills(t *testing.T) {
 		t.Logf("seed %d: 1000 records, %d delivered (%d duplicates); channel %v", seed, total, total-1000, p.agent.Metrics()["CHANNEL.c1"])
 	}
 }
+
+// kafkaModelRun checks a kafka channel against a model of its topic and
+// group: topic holds the committed puts' labels in commit order (one
+// partition); avail are the topic positions a take may give, smallest
+// first; committed are those whose take committed. Each step completes
+// (the simulated time it needs passes) before the next.
+type kafkaModelRun struct {
+	t         *rapid.T
+	k         *kafkaChannelRig
+	topic     []int
+	avail     []int
+	committed map[int]bool
+	put       int // labels given to puts so far
+	open      []*kafkaModelTxn
+}
+
+type kafkaModelTxn struct {
+	tx    *Txn
+	puts  []int
+	takes []int
+}
+
+// TestKafkaChannelModel: random puts, takes, commits, rollbacks and node
+// crashes against the model.
+func TestKafkaChannelModel(t *testing.T) {
+	defer func() { t.Logf("%+v", kafkaModelStats) }()
+	rapid.Check(t, func(rt *rapid.T) {
+		k := &kafkaChannelRig{rig: newRig(rapid.Uint64().Draw(rt, "seed"))}
+		k.w.AddNode("m1", broker.Start(broker.DefaultConfig(), nil))
+		k.open(rt)
+		m := &kafkaModelRun{t: rt, k: k, committed: map[int]bool{}}
+		rt.Repeat(map[string]func(*rapid.T){
+			"put":      m.putOne,
+			"take":     m.take,
+			"commit":   m.commit,
+			"rollback": m.rollback,
+			"crash":    m.crash,
+			"":         func(*rapid.T) {},
+		})
+	})
+}
+
+// txnFor picks an open transaction of the kind (puts or takes: sources
+// and sinks never mix them) or begins one.
+func (m *kafkaModelRun) txnFor(t *rapid.T, puts bool) *kafkaModelTxn {
+	var fit []*kafkaModelTxn
+	for _, x := range m.open {
+		if (puts && len(x.takes) == 0) || (!puts && len(x.puts) == 0) {
+			fit = append(fit, x)
+		}
+	}
+	if len(m.open) < 3 && (len(fit) == 0 || rapid.Bool().Draw(t, "begin")) {
+		x := &kafkaModelTxn{tx: m.k.ch.Begin()}
+		m.open = append(m.open, x)
+		return x
+	}
+	if len(fit) == 0 {
+		t.Skip("no transaction fits")
+	}
+	return rapid.SampledFrom(fit).Draw(t, "txn")
+}
+
+func (m *kafkaModelRun) pick(t *rapid.T) *kafkaModelTxn {
+	if len(m.open) == 0 {
+		t.Skip("no open transaction")
+	}
+	return rapid.SampledFrom(m.open).Draw(t, "txn")
+}
+
+func (m *kafkaModelRun) putOne(t *rapid.T) {
+	x := m.txnFor(t, true)
+	n := m.put
+	m.put++
+	if err := x.tx.Put(Event{Body: []byte(fmt.Sprint(n))}); err != nil {
+		t.Fatal(err)
+	}
+	kafkaModelStats.puts++
+	x.puts = append(x.puts, n)
+}
+
+// take must give the smallest available event; it may give none only
+// while another transaction holds takes (the read-ahead is one poll, held
+// until its events are taken for good).
+func (m *kafkaModelRun) take(t *rapid.T) {
+	x := m.txnFor(t, false)
+	for i := 0; i < 300 && len(m.avail) > 0 && m.k.ch.Size() == 0; i++ {
+		m.k.advance(100 * time.Millisecond)
+	}
+	e, ok, err := x.tx.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		kafkaModelStats.empty++
+		if len(m.avail) > 0 && !m.takesHeld() {
+			t.Fatalf("take gave nothing; the model has positions %v available", m.avail)
+		}
+		return
+	}
+	if len(m.avail) == 0 || string(e.Body) != fmt.Sprint(m.topic[m.avail[0]]) {
+		t.Fatalf("take gave %s; the model has positions %v of topic %v available", e.Body, m.avail, m.topic)
+	}
+	kafkaModelStats.takes++
+	x.takes = append(x.takes, m.avail[0])
+	m.avail = m.avail[1:]
+}
+
+func (m *kafkaModelRun) takesHeld() bool {
+	for _, x := range m.open {
+		if len(x.takes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *kafkaModelRun) remove(x *kafkaModelTxn) {
+	m.open = slices.DeleteFunc(m.open, func(o *kafkaModelTxn) bool { return o == x })
+}
+
+func (m *kafkaModelRun) commit(t *rapid.T) {
+	x := m.pick(t)
+	m.remove(x)
+	var result error
+	finished := false
+	x.tx.Commit(func(err error) { result, finished = err, true })
+	m.k.advance(2 * time.Second)
+	if !finished || result != nil {
+		t.Fatalf("commit: finished %v, %v", finished, result)
+	}
+	kafkaModelStats.commits++
+	for _, n := range x.takes {
+		m.committed[n] = true
+	}
+	for _, label := range x.puts {
+		m.avail = append(m.avail, len(m.topic))
+		m.topic = append(m.topic, label)
+	}
+	slices.Sort(m.avail)
+}
+
+func (m *kafkaModelRun) rollback(t *rapid.T) {
+	x := m.pick(t)
+	m.remove(x)
+	x.tx.Rollback()
+	m.avail = append(m.avail, x.takes...)
+	slices.Sort(m.avail)
+}
+
+// crash kills the node: open transactions vanish, and the channel reopened
+// gives every put event from the first whose take did not commit (the
+// group's committed offset) on, taken before or not.
+func (m *kafkaModelRun) crash(t *rapid.T) {
+	if rapid.IntRange(0, 4).Draw(t, "crash") != 0 {
+		t.Skip("crashes are rarer than the other steps")
+	}
+	kafkaModelStats.crashes++
+	m.k.crash(false)
+	m.k.open(t)
+	all := slices.Clone(m.avail)
+	for _, x := range m.open {
+		all = append(all, x.takes...)
+	}
+	for n := range m.committed {
+		all = append(all, n)
+	}
+	slices.Sort(all)
+	m.avail = nil
+	for i, n := range all {
+		if !m.committed[n] {
+			m.avail = all[i:]
+			break
+		}
+	}
+	for _, n := range m.avail {
+		delete(m.committed, n)
+	}
+	m.open = nil
+}
+
+// kafkaModelStats counts what the model checks did, logged so that a run
+// shows it exercised takes and crashes.
+var kafkaModelStats struct{ takes, crashes, commits, puts, empty int }
