@@ -18,6 +18,20 @@ import (
 // every line kcat wrote is logged, in order (one partition), and the
 // group's offsets are committed after the channel commits.
 func TestAgentKafkaSourceFromSluiceBroker(t *testing.T) {
+	runKafkaSourceAgent(t, "a1.channels.c1.type = memory\n")
+}
+
+// TestAgentKafkaChannelOnSluiceBroker is the same agent with a kafka
+// channel on the same broker between its source and sink.
+func TestAgentKafkaChannelOnSluiceBroker(t *testing.T) {
+	runKafkaSourceAgent(t, `a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel
+a1.channels.c1.kafka.bootstrap.servers = BROKER
+a1.channels.c1.kafka.topic = orders-channel
+a1.channels.c1.kafka.consumer.group.id = flume-channel
+`)
+}
+
+func runKafkaSourceAgent(t *testing.T, channel string) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat is not installed (Debian: apt-get install kcat); .ci/run installs it")
 	}
@@ -43,10 +57,9 @@ a1.sources.r1.kafka.consumer.auto.offset.reset = earliest
 a1.sources.r1.batchSize = 30
 a1.sources.r1.batchDurationMillis = 200
 a1.sources.r1.channels = c1
-a1.channels.c1.type = memory
-a1.sinks.k1.type = logger
+%sa1.sinks.k1.type = logger
 a1.sinks.k1.channel = c1
-`, b.addr)
+`, b.addr, strings.ReplaceAll(channel, "BROKER", b.addr))
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
