@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	mathrand "math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,46 @@ func grepLines(text, word string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestKafkaSourceAndChannelConfig: Flume's class names and keys, with
+// Flume's defaults, and a missing bootstrap list refused with its line and
+// key.
+func TestKafkaSourceAndChannelConfig(t *testing.T) {
+	text := `a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r1.kafka.bootstrap.servers = b1:9092, b2:9092
+a1.sources.r1.kafka.topics = t1,t2
+a1.sources.r1.channels = c1
+a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel
+a1.channels.c1.kafka.bootstrap.servers = b1:9092
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+`
+	cfg, err := config.Parse(text, "a1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := kafkaSourceConfig(cfg.Sources[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(src.Bootstrap, []string{"b1:9092", "b2:9092"}) || !slices.Equal(src.Topics, []string{"t1", "t2"}) ||
+		src.Group != "flume" || src.BatchSize != 1000 || src.BatchDuration != time.Second || src.Reset != kafka.ResetLatest {
+		t.Fatalf("source settings %+v", src)
+	}
+	ch := kafkaChannelConfig(cfg.Channels[0])
+	if ch.Topic != "flume-channel" || ch.Group != "flume" || !ch.ParseAsFlumeEvent || ch.PollTimeout != 500*time.Millisecond {
+		t.Fatalf("channel settings %+v", ch)
+	}
+	_, err = config.Parse(strings.Replace(text, "a1.channels.c1.kafka.bootstrap.servers = b1:9092\n", "", 1), "a1", nil)
+	if err == nil || !strings.Contains(err.Error(), "a1.channels.c1") || !strings.Contains(err.Error(), "kafka.bootstrap.servers") {
+		t.Fatalf("a kafka channel without kafka.bootstrap.servers: %v", err)
+	}
+	_, err = config.Parse(strings.Replace(text, "a1.sources.r1.kafka.topics = t1,t2\n", "", 1), "a1", nil)
+	if err == nil || !strings.Contains(err.Error(), "kafka.topics") {
+		t.Fatalf("a kafka source without topics: %v", err)
+	}
 }
