@@ -83,9 +83,9 @@ const kafkaChannelStopTimeout = 5 * time.Second
 
 func kafkaChannelConfig(c *config.Channel) KafkaChannelConfig {
 	return KafkaChannelConfig{
-		Bootstrap:           splitList(c.String("kafka.bootstrap.servers")),
-		Topic:               c.String("kafka.topic"),
-		Group:               c.String("kafka.consumer.group.id"),
+		Bootstrap:           splitList(flumeKey(&c.Component, "kafka.bootstrap.servers", "brokerList")),
+		Topic:               flumeKey(&c.Component, "kafka.topic", "topic"),
+		Group:               flumeKey(&c.Component, "kafka.consumer.group.id", "groupId"),
 		ParseAsFlumeEvent:   c.Bool("parseAsFlumeEvent"),
 		PollTimeout:         time.Duration(c.Int("pollTimeout")) * time.Millisecond,
 		SessionTimeout:      time.Duration(c.Int("kafka.consumer.session.timeout.ms")) * time.Millisecond,

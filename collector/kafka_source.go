@@ -67,8 +67,8 @@ const kafkaSourceBackoffMax = time.Second
 func kafkaSourceConfig(c *config.Source) (KafkaSourceConfig, error) {
 	cfg := KafkaSourceConfig{
 		Bootstrap:      splitList(c.String("kafka.bootstrap.servers")),
-		Topics:         splitList(c.String("kafka.topics")),
-		Group:          c.String("kafka.consumer.group.id"),
+		Topics:         splitList(flumeKey(&c.Component, "kafka.topics", "topic")),
+		Group:          flumeKey(&c.Component, "kafka.consumer.group.id", "groupId"),
 		BatchSize:      int(c.BatchSize()),
 		BatchDuration:  time.Duration(c.Int("batchDurationMillis")) * time.Millisecond,
 		SessionTimeout: time.Duration(c.Int("kafka.consumer.session.timeout.ms")) * time.Millisecond,
@@ -89,6 +89,15 @@ func kafkaSourceConfig(c *config.Source) (KafkaSourceConfig, error) {
 		return cfg, fmt.Errorf("source %s: kafka.bootstrap.servers and kafka.topics must name at least one server and topic", c.Name)
 	}
 	return cfg, nil
+}
+
+// flumeKey is key's value, or when the file sets only the deprecated
+// spelling Flume still reads (topic, groupId, brokerList), that one's.
+func flumeKey(c *config.Component, key, deprecated string) string {
+	if !c.Has(key) && c.Has(deprecated) {
+		return c.String(deprecated)
+	}
+	return c.String(key)
 }
 
 // splitList splits a comma-separated list, dropping blanks.

@@ -313,6 +313,19 @@ a1.sinks.k1.channel = c1
 	if ch.Topic != "flume-channel" || ch.Group != "flume" || !ch.ParseAsFlumeEvent || ch.PollTimeout != 500*time.Millisecond {
 		t.Fatalf("channel settings %+v", ch)
 	}
+	// Flume's deprecated spellings still read.
+	old := strings.NewReplacer("a1.sources.r1.kafka.topics = t1,t2", "a1.sources.r1.topic = t3\na1.sources.r1.groupId = g1",
+		"a1.channels.c1.kafka.bootstrap.servers = b1:9092", "a1.channels.c1.brokerList = b9:9092\na1.channels.c1.topic = ct\na1.channels.c1.groupId = cg")
+	cfg, err = config.Parse(old.Replace(text), "a1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err := kafkaSourceConfig(cfg.Sources[0]); err != nil || !slices.Equal(src.Topics, []string{"t3"}) || src.Group != "g1" {
+		t.Fatalf("source with topic and groupId: %+v, %v", src, err)
+	}
+	if ch := kafkaChannelConfig(cfg.Channels[0]); !slices.Equal(ch.Bootstrap, []string{"b9:9092"}) || ch.Topic != "ct" || ch.Group != "cg" {
+		t.Fatalf("channel with brokerList, topic and groupId: %+v", ch)
+	}
 	_, err = config.Parse(strings.Replace(text, "a1.channels.c1.kafka.bootstrap.servers = b1:9092\n", "", 1), "a1", nil)
 	if err == nil || !strings.Contains(err.Error(), "a1.channels.c1") || !strings.Contains(err.Error(), "kafka.bootstrap.servers") {
 		t.Fatalf("a kafka channel without kafka.bootstrap.servers: %v", err)

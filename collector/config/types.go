@@ -181,10 +181,12 @@ var specs = []typeSpec{
 	{
 		kind: KindSource, name: "kafka", aliases: []string{"org.apache.flume.source.kafka.KafkaSource"},
 		required:      []string{"kafka.bootstrap.servers"},
-		requiredOneOf: [][]string{{"kafka.topics", "kafka.topics.regex"}},
+		requiredOneOf: [][]string{{"kafka.topics", "kafka.topics.regex", "topic"}},
 		keys: map[string]keySpec{
 			"kafka.bootstrap.servers":           stringKey(""),
 			"kafka.topics":                      stringKey(""),
+			"topic":                             stringKey(""),
+			"groupId":                           stringKey(""),
 			"kafka.topics.regex":                stringKey(""),
 			"kafka.consumer.group.id":           stringKey("flume"),
 			"batchSize":                         intKey(1000, 1, batchMax),
@@ -242,9 +244,12 @@ var specs = []typeSpec{
 	},
 	{
 		kind: KindChannel, name: "kafka", aliases: []string{"org.apache.flume.channel.kafka.KafkaChannel"},
-		required: []string{"kafka.bootstrap.servers"},
+		requiredOneOf: [][]string{{"kafka.bootstrap.servers", "brokerList"}},
 		keys: map[string]keySpec{
 			"kafka.bootstrap.servers":           stringKey(""),
+			"brokerList":                        stringKey(""),
+			"topic":                             stringKey(""),
+			"groupId":                           stringKey(""),
 			"kafka.topic":                       stringKey("flume-channel"),
 			"kafka.consumer.group.id":           stringKey("flume"),
 			"parseAsFlumeEvent":                 boolKey(true),
