@@ -20,13 +20,15 @@ import (
 // in between reads the records again (duplicates) and never skips them:
 // Flume's KafkaSource commits after its channel transaction too.
 type KafkaSource struct {
-	name     string
-	env      sim.Env
-	cfg      KafkaSourceConfig
-	proc     *channelProcessor
-	member   *kafka.GroupConsumer
-	stopped  bool
-	timer    sim.Timer
+	name    string
+	env     sim.Env
+	cfg     KafkaSourceConfig
+	proc    *channelProcessor
+	member  *kafka.GroupConsumer
+	stopped bool
+	timer   sim.Timer
+	// retry puts the batch timer waits for again.
+	retry    func()
 	backoff  time.Duration
 	counters SourceCounters
 	bugs     faults.Bugs
@@ -151,9 +153,13 @@ func (s *KafkaSource) Start() error {
 // and reads no more.
 func (s *KafkaSource) Stop() {
 	s.stopped = true
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.timer != nil && s.timer.Stop() {
+		// A batch waits to be put again: end its poll now, uncommitted,
+		// so that the member can leave the group.
 		s.timer = nil
+		retry := s.retry
+		s.retry = nil
+		retry()
 	}
 	if s.member != nil {
 		s.member.Close(nil)
@@ -225,7 +231,11 @@ func (s *KafkaSource) put(events []Event, done func(error)) {
 			s.counters.ChannelWriteFail++
 			s.backoff = min(max(2*s.backoff, seqBackoffMin), kafkaSourceBackoffMax)
 			s.env.Log.Logf("source %s: put %d events: %v; again in %v", s.name, n, err, s.backoff)
-			s.timer = s.env.Clock.AfterFunc(s.backoff, func() { s.put(events, done) })
+			s.retry = func() { s.put(events, done) }
+			s.timer = s.env.Clock.AfterFunc(s.backoff, func() {
+				s.timer, s.retry = nil, nil
+				s.put(events, done)
+			})
 			return
 		}
 		s.backoff = 0

@@ -335,3 +335,28 @@ a1.sinks.k1.channel = c1
 		t.Fatalf("a kafka source without topics: %v", err)
 	}
 }
+
+// TestKafkaSourceStopsWhileItsChannelIsFull: a source whose channel stays
+// full backs off and counts the refusals; stopping the agent ends the
+// waiting poll uncommitted and its member leaves the group.
+func TestKafkaSourceStopsWhileItsChannelIsFull(t *testing.T) {
+	text := strings.NewReplacer(
+		"a1.channels.c1.type = file\na1.channels.c1.transactionCapacity = 100",
+		"a1.channels.c1.type = memory\na1.channels.c1.capacity = 10\na1.channels.c1.transactionCapacity = 10\na1.channels.c1.keep-alive = 0",
+		"a1.sources.r1.batchSize = 20", "a1.sources.r1.batchSize = 10",
+		"a1.sinks.k1.type = logger\na1.sinks.k1.batchSize = 50", "a1.sinks.k1.type = http\na1.sinks.k1.endpoint = http://nowhere:1/",
+	).Replace(kafkaSourceConf)
+	p := newKafkaPipeline(t, 5, text, nil)
+	p.produce("events", 0, 100, 0)
+	p.w.Run(p.w.Now()+20*time.Second, 0)
+	src := p.agent.Source("r1").(*KafkaSource)
+	if src.Counters().ChannelWriteFail == 0 || src.Counters().EventAcceptedCount != 10 {
+		t.Fatalf("source counters %+v: want the first batch accepted and the next refused\n%s", *src.Counters(), p.log.String())
+	}
+	stopped := false
+	p.agent.Stop(func() { stopped = true })
+	p.w.Run(p.w.Now()+15*time.Second, 0)
+	if !stopped || !src.Member().Closed() {
+		t.Fatalf("agent stopped %v, source's member closed %v\n%s", stopped, src.Member().Closed(), p.log.String())
+	}
+}
