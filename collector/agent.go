@@ -135,6 +135,14 @@ func (a *Agent) openChannels(done func(error)) {
 				}
 				steps.finish(err)
 			})
+		case "kafka":
+			k, err := OpenKafkaChannel(c.Name, a.env, kafkaChannelConfig(c))
+			if err != nil {
+				steps.add()
+				steps.finish(err)
+				continue
+			}
+			a.channels[c.Name] = k
 		case "SPILLABLEMEMORY":
 			for _, key := range []string{"byteCapacity", "overflowTimeout", "overflowDeactivationThreshold", "useDualCheckpoints", "backupCheckpointDir", "minimumRequiredSpace"} {
 				if c.Has(key) {
@@ -276,6 +284,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	case "TAILDIR":
 		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+	case "kafka":
+		return newKafkaSource(s.Name, a.env, s, proc, a.opts.Bugs)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -45,6 +45,9 @@ const (
 	// BugCommitBeforeProcess is a client bug: the simulated group
 	// consumer's, not the coordinator's.
 	BugCommitBeforeProcess Bug = "commit-before-process"
+	// BugKafkaSourceCommitBeforePut is the collector's kafka source
+	// committing its group's offsets before its channel commit.
+	BugKafkaSourceCommitBeforePut Bug = "kafka-source-commit-before-put"
 )
 
 var registry = map[Bug]BugInfo{
@@ -76,6 +79,8 @@ var registry = map[Bug]BugInfo{
 		"a sink that fails delivers events out of the order they were committed"},
 	BugCommitBeforeProcess: {BugCommitBeforeProcess, "a group member commits the offsets of what it polled before it has processed it: " +
 		"killed in between, the records are lost to the group, whose next owner starts past them"},
+	BugKafkaSourceCommitBeforePut: {BugKafkaSourceCommitBeforePut, "the collector's kafka source commits a poll's offsets to its group before the channel commit of its records: " +
+		"an agent killed in between restarts past records no channel holds"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

@@ -179,6 +179,24 @@ var specs = []typeSpec{
 		batchKeys: []string{"batchSize"},
 	},
 	{
+		kind: KindSource, name: "kafka", aliases: []string{"org.apache.flume.source.kafka.KafkaSource"},
+		required:      []string{"kafka.bootstrap.servers"},
+		requiredOneOf: [][]string{{"kafka.topics", "kafka.topics.regex", "topic"}},
+		keys: map[string]keySpec{
+			"kafka.bootstrap.servers":           stringKey(""),
+			"kafka.topics":                      stringKey(""),
+			"topic":                             stringKey(""),
+			"groupId":                           stringKey(""),
+			"kafka.topics.regex":                stringKey(""),
+			"kafka.consumer.group.id":           stringKey("flume"),
+			"batchSize":                         intKey(1000, 1, batchMax),
+			"batchDurationMillis":               intKey(1000, 1, unbounded),
+			"kafka.consumer.auto.offset.reset":  {kind: valueString, text: "latest", choices: []string{"earliest", "latest", "none"}},
+			"kafka.consumer.session.timeout.ms": intKey(10000, 1, unbounded),
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
 		kind: KindChannel, name: "memory", aliases: []string{"org.apache.flume.channel.MemoryChannel"},
 		keys: map[string]keySpec{
 			"capacity":                     intKey(100, 1, math.MaxInt32),
@@ -222,6 +240,27 @@ var specs = []typeSpec{
 			"minimumRequiredSpace":          intKey(524288000, 0, unbounded),
 			"useDualCheckpoints":            boolKey(false),
 			"backupCheckpointDir":           stringKey(""),
+		},
+	},
+	{
+		kind: KindChannel, name: "kafka", aliases: []string{"org.apache.flume.channel.kafka.KafkaChannel"},
+		requiredOneOf: [][]string{{"kafka.bootstrap.servers", "brokerList"}},
+		keys: map[string]keySpec{
+			"kafka.bootstrap.servers":           stringKey(""),
+			"brokerList":                        stringKey(""),
+			"topic":                             stringKey(""),
+			"groupId":                           stringKey(""),
+			"kafka.topic":                       stringKey("flume-channel"),
+			"kafka.consumer.group.id":           stringKey("flume"),
+			"parseAsFlumeEvent":                 boolKey(true),
+			"pollTimeout":                       intKey(500, 1, unbounded),
+			"kafka.consumer.session.timeout.ms": intKey(10000, 1, unbounded),
+			"kafka.consumer.auto.offset.reset":  {kind: valueString, text: "earliest", choices: []string{"earliest"}},
+			// Not Flume's: the topic has no capacity, but sluice's
+			// channels bound what they hold in memory (the read-ahead and
+			// the puts in flight) and what one transaction carries.
+			"capacity":            intKey(math.MaxInt32, 1, math.MaxInt32),
+			"transactionCapacity": intKey(10000, 1, batchMax),
 		},
 	},
 	{

@@ -46,6 +46,13 @@ type GroupConsumerConfig struct {
 	ProcessTimeMax time.Duration
 	// Bugs switches on planted client bugs (faults.BugCommitBeforeProcess).
 	Bugs faults.Bugs
+	// Handle, when set, is the application: each poll's records go to it
+	// instead of a simulated processing time, and the member commits
+	// their positions only once it calls done(nil). done(err) moves the
+	// positions back to the poll's first records and commits nothing, so
+	// the next poll reads them again (the collector's kafka source puts
+	// them into its channels first).
+	Handle func(records []Record, done func(error))
 }
 
 func (cfg *GroupConsumerConfig) withDefaults() (GroupConsumerConfig, error) {
@@ -639,6 +646,10 @@ func (g *GroupConsumer) poll() {
 		if g.closed {
 			return
 		}
+		if g.cfg.Handle != nil {
+			g.handOn(res, gen)
+			return
+		}
 		processed := func(then func()) {
 			g.env.Clock.AfterFunc(g.processTime(), func() {
 				g.stats.Records += len(res.Records)
@@ -657,6 +668,54 @@ func (g *GroupConsumer) poll() {
 		processed(func() { g.commit(g.owned, g.done) })
 	})
 	sim.Assert(err == nil, "group consumer poll: %v", err)
+}
+
+// handOn gives a poll's records to the application and commits their
+// positions once it has them; on its failure the positions go back to the
+// poll's first records, uncommitted.
+func (g *GroupConsumer) handOn(res PollResult, gen int32) {
+	g.cfg.Handle(res.Records, func(err error) {
+		if g.closed {
+			return
+		}
+		if err != nil {
+			g.rewind(res.Records)
+			g.record(history.Op{Type: history.Fail, F: history.Poll, Error: err.Error(), Generation: gen})
+			g.backoff(fmt.Errorf("handle %d records: %w", len(res.Records), err))
+			g.done()
+			return
+		}
+		g.stats.Records += len(res.Records)
+		recs := make([]history.Record, len(res.Records))
+		for i := range res.Records {
+			recs[i] = res.Records[i].historyRecord()
+		}
+		g.record(history.Op{Type: history.OK, F: history.Poll, Records: recs, Generation: gen})
+		g.commit(g.owned, g.done)
+	})
+}
+
+// rewind moves each owned partition's position back to its first record
+// in records.
+func (g *GroupConsumer) rewind(records []Record) {
+	first := map[TopicPartition]int64{}
+	for _, r := range records {
+		tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
+		if off, ok := first[tp]; !ok || r.Offset < off {
+			first[tp] = r.Offset
+		}
+	}
+	for _, tp := range g.owned {
+		if off, ok := first[tp]; ok {
+			// What the application committed as it went is not read again.
+			if c, ok := g.committed[tp]; ok && c > off {
+				off = c
+			}
+			err := g.co.Seek(tp, off)
+			sim.Assert(err == nil, "group consumer rewind between polls: %v", err)
+		}
+	}
+	g.co.assignDirty = false // a rewind is the member's own move, not a reset
 }
 
 func (g *GroupConsumer) processTime() time.Duration {
@@ -681,6 +740,34 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 		then()
 		return
 	}
+	g.sendCommit(offsets, func(error) { then() })
+}
+
+// CommitOffsets commits offsets (each partition's next offset to read) in
+// the member's generation, for an application that commits as it goes
+// rather than per poll (the collector's kafka channel, at each take
+// commit); done(nil) once the coordinator took them. It may run while a
+// poll is handed on; outside a generation it fails.
+func (g *GroupConsumer) CommitOffsets(offsets []history.Offset, done func(error)) {
+	switch {
+	case g.closed:
+		g.env.Clock.AfterFunc(0, func() { done(ErrClosed) })
+	case g.generation < 0 || g.coord == nil || g.lost:
+		g.env.Clock.AfterFunc(0, func() { done(fmt.Errorf("commit offsets of group %s: %w", g.cfg.Group, errNoGeneration)) })
+	case len(offsets) == 0:
+		g.env.Clock.AfterFunc(0, func() { done(nil) })
+	default:
+		g.sendCommit(offsets, done)
+	}
+}
+
+// errNoGeneration is a commit asked for while the member is in no
+// generation (joining, or its generation lost).
+var errNoGeneration = errors.New("not a member of the current generation")
+
+// sendCommit sends OffsetCommit for offsets in the member's generation and
+// records it; done gets nil when it took effect.
+func (g *GroupConsumer) sendCommit(offsets []history.Offset, done func(error)) {
 	g.stats.Commits++
 	gen := g.generation
 	g.record(history.Op{Type: history.Invoke, F: history.Commit, Offsets: offsets, Generation: gen})
@@ -712,7 +799,7 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 				if code == codeRequestTimedOut {
 					end.Type = history.Info
 				}
-				g.codeErr(code)
+				err = g.codeErr(code)
 			}
 		}
 		g.record(end)
@@ -721,8 +808,13 @@ func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 			for _, o := range offsets {
 				g.committed[o.TP()] = o.Offset
 			}
+			done(nil)
+			return
 		}
-		then()
+		if err == nil {
+			err = errors.New(end.Error)
+		}
+		done(fmt.Errorf("commit offsets of group %s: %w", g.cfg.Group, err))
 	})
 }
 
