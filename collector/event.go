@@ -5,7 +5,8 @@
 // runs on real sockets and files (sluice agent) and in the simulated world.
 //
 // One file per component type: channels memory_channel.go,
-// file_channel.go, spillable_channel.go; sources netcat_source.go,
+// file_channel.go, spillable_channel.go, kafka_channel.go; sources
+// kafka_source.go, netcat_source.go,
 // netcat_udp_source.go, seq_source.go, avro_source.go, http_source.go,
 // spooldir_source.go, taildir_source.go, syslog_tcp_source.go,
 // syslog_udp_source.go; sinks logger_sink.go, null_sink.go,
