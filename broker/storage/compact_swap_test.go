@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +199,25 @@ func checkPreOrPost(t *testing.T, got, before, after []keyed, groups [][2]int64,
 		t.Fatalf("%s: offsets from %d changed", what, from)
 	}
 	return compacted
+}
+
+// TestCompactionDamagedSwapRollsBack: a swap file that does not read
+// back whole is dropped while the segments it was to replace are all
+// there.
+func TestCompactionDamagedSwapRollsBack(t *testing.T) {
+	run := newSwapCrashRun(t, 63, 1) // dies after the first commit rename
+	run.r.crash(false)
+	swaps := dirFiles(t, run.r.fs, suffixSwap)
+	if len(swaps) != 1 {
+		t.Fatalf("swap files %v", swaps)
+	}
+	name := testDir + "/" + swaps[0]
+	run.r.flipByte(name, int64(len(run.r.fileBytes(name))-1))
+	l, report := run.r.open(swapCrashCfg, run.rp)
+	if len(report.CompletedSwaps) != 0 || !slices.Contains(report.RemovedFiles, swaps[0]) || !report.Clean() {
+		t.Fatalf("recovery: %s", report)
+	}
+	if got := readRecords(t, l); fmt.Sprint(got) != fmt.Sprint(run.before) {
+		t.Fatalf("after a damaged swap\n got %v\nwant %v", got, run.before)
+	}
 }
