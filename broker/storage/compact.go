@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -159,36 +160,25 @@ func (l *Log) planCompaction(c *compaction, highWatermark int64) error {
 		return err
 	}
 	c.result.EndOffset = l.segments[n-1].next
-	plans := make([]segmentPlan, 0, n)
+	// Groups are planned and written one at a time, so that only one
+	// group's plans are held.
+	var group []segmentPlan
+	var innerBytes int64
 	for _, s := range l.segments[:n] {
 		p, err := l.planSegment(s, keys, c.result.TombstoneCutoffMs)
 		if err != nil {
 			return err
 		}
-		plans = append(plans, p)
+		if len(group) > 0 && !fitsGroup(group[0].s.base, innerBytes, p, l.cfg.SegmentBytes) {
+			if err := l.cleanGroup(c, group); err != nil {
+				return err
+			}
+			group, innerBytes = nil, 0
+		}
+		group = append(group, p)
+		innerBytes += p.innerBytes
 	}
-	for _, group := range groupPlans(plans, l.cfg.SegmentBytes) {
-		removed := int64(0)
-		for _, p := range group {
-			removed += p.removed
-		}
-		if removed == 0 && len(group) == 1 {
-			continue // nothing would change
-		}
-		job, err := l.writeGroup(group)
-		if err != nil {
-			return err
-		}
-		c.jobs = append(c.jobs, job)
-		c.result.SegmentsRewritten += len(group)
-		c.result.SegmentsWritten++
-		c.result.RecordsRemoved += removed
-		for _, s := range job.olds {
-			c.result.BytesBefore += s.sizeBytes
-		}
-		c.result.BytesAfter += job.fresh.sizeBytes
-	}
-	return nil
+	return l.cleanGroup(c, group)
 }
 
 // groupRelativeOffsetMax bounds a group's offset range: the index keeps
@@ -196,25 +186,37 @@ func (l *Log) planCompaction(c *compaction, highWatermark int64) error {
 // below Int.MaxValue).
 const groupRelativeOffsetMax = math.MaxInt32
 
-// groupPlans splits the plans into runs of adjacent segments that fit one
-// cleaned segment of at most segmentBytes (a segment too large on its own
-// is a group of one) and whose offsets fit the index.
-func groupPlans(plans []segmentPlan, segmentBytes int64) [][]segmentPlan {
-	var groups [][]segmentPlan
-	for i := 0; i < len(plans); {
-		inner := plans[i].innerBytes
-		j := i + 1
-		for ; j < len(plans); j++ {
-			p := plans[j]
-			if inner+p.lastBytes > segmentBytes || p.s.next-1-plans[i].s.base > groupRelativeOffsetMax {
-				break
-			}
-			inner += p.innerBytes
-		}
-		groups = append(groups, plans[i:j])
-		i = j
+// fitsGroup reports whether p may end a group starting at base whose
+// other members weigh innerBytes once cleaned: the cleaned segment must
+// fit segmentBytes (a segment too large on its own is a group of one) and
+// its offsets the index.
+func fitsGroup(base, innerBytes int64, p segmentPlan, segmentBytes int64) bool {
+	return innerBytes+p.lastBytes <= segmentBytes && p.s.next-1-base <= groupRelativeOffsetMax
+}
+
+// cleanGroup writes the cleaned copy of a group unless nothing in it
+// would change.
+func (l *Log) cleanGroup(c *compaction, group []segmentPlan) error {
+	removed := int64(0)
+	for _, p := range group {
+		removed += p.removed
 	}
-	return groups
+	if len(group) == 0 || (removed == 0 && len(group) == 1) {
+		return nil
+	}
+	job, err := l.writeGroup(group)
+	if err != nil {
+		return err
+	}
+	c.jobs = append(c.jobs, job)
+	c.result.SegmentsRewritten += len(group)
+	c.result.SegmentsWritten++
+	c.result.RecordsRemoved += removed
+	for _, s := range job.olds {
+		c.result.BytesBefore += s.sizeBytes
+	}
+	c.result.BytesAfter += job.fresh.sizeBytes
+	return nil
 }
 
 // newestOffsets maps each key of the first n segments to its newest
@@ -288,12 +290,17 @@ func (l *Log) planSegment(s *segment, keys map[string]int64, tombstoneCutoffMs i
 			// The grouping needs the cleaned size; records may be
 			// compressed, so only building the batch tells it.
 			cleaned, err := record.BuilderFor(b).Build(keepOffsets(records, bp.keep))
-			if err != nil && buildErr == nil {
-				buildErr = fmt.Errorf("compact %s at %d: %w", s.name, pos, err)
+			if err != nil {
+				buildErr = cmp.Or(buildErr, fmt.Errorf("compact %s at %d: %w", s.name, pos, err))
+				return
 			}
 			bp.cleanedBytes = cleaned.Size()
 		}
 		p.removed += int64(bp.all - len(bp.keep))
+		if k := len(p.batches); k > 0 && droppable(p.batches[k-1]) {
+			// Only a segment's last batch may stay empty: forget it.
+			p.batches = p.batches[:k-1]
+		}
 		p.batches = append(p.batches, bp)
 	})
 	if err == nil {
@@ -302,16 +309,18 @@ func (l *Log) planSegment(s *segment, keys map[string]int64, tombstoneCutoffMs i
 	if err != nil {
 		return p, err
 	}
-	for i, bp := range p.batches {
-		if len(bp.keep) > 0 || bp.producerLast {
+	for _, bp := range p.batches {
+		if !droppable(bp) {
 			p.innerBytes += bp.cleanedBytes
-			p.lastBytes += bp.cleanedBytes
-		} else if i == len(p.batches)-1 {
-			p.lastBytes += bp.cleanedBytes
 		}
+		p.lastBytes += bp.cleanedBytes
 	}
 	return p, nil
 }
+
+// droppable reports whether a batch goes unless it ends its group: it
+// keeps no record and is not its producer's last.
+func droppable(bp batchPlan) bool { return len(bp.keep) == 0 && !bp.producerLast }
 
 // writeGroup writes the cleaned copy of a group of segments as
 // <base>.log.cleaned and its index files, unsynced.
@@ -370,8 +379,7 @@ func (l *Log) writeCleaned(job *cleanJob, f sim.File, p segmentPlan, groupLast b
 		// An empty batch (emptied now or kept empty by an earlier
 		// compaction as its segment's last) goes unless it still marks
 		// an end.
-		last := groupLast && i == len(p.batches)-1
-		if len(bp.keep) == 0 && !last && !bp.producerLast {
+		if droppable(bp) && !(groupLast && i == len(p.batches)-1) {
 			continue
 		}
 		if len(bp.keep) < bp.all {
