@@ -13,10 +13,12 @@ const (
 	suffixIndex     = ".index"
 	suffixTimeIndex = ".timeindex"
 	suffixSnapshot  = ".snapshot"
-	// suffixCleaned marks a compaction's output before it replaces a
-	// segment; suffixTmp a file written before a rename; Kafka's
+	// suffixCleaned marks a compaction's output before it replaces
+	// segments; suffixTmp a file written before a rename; Kafka's
 	// suffixSwap and suffixDeleted mark swaps and deletions in flight.
-	// Recovery removes all of them.
+	// Recovery removes all of them but a <base>.log.swap, a cleaned
+	// segment committed to replace the segments its offsets cover, whose
+	// swap it completes.
 	suffixCleaned = ".cleaned"
 	suffixTmp     = ".tmp"
 	suffixSwap    = ".swap"
@@ -39,6 +41,8 @@ const (
 	kindEpochCheckpoint
 	// kindLeftover is a temporary or half-done file recovery removes.
 	kindLeftover
+	// kindSwap is a cleaned segment log committed to replace others.
+	kindSwap
 )
 
 // offsetName is a 20-digit zero-padded offset, Kafka's file stem.
@@ -52,6 +56,11 @@ func segmentFile(dir string, base int64, suffix string) string {
 func parseName(name string) (offset int64, kind fileKind) {
 	if name == EpochCheckpointName {
 		return 0, kindEpochCheckpoint
+	}
+	if stem, ok := strings.CutSuffix(name, suffixLog+suffixSwap); ok {
+		if offset, kind := parseName(stem + suffixLog); kind == kindLog {
+			return offset, kindSwap
+		}
 	}
 	for _, s := range []string{suffixCleaned, suffixTmp, suffixSwap, suffixDeleted} {
 		if strings.HasSuffix(name, s) {

@@ -18,15 +18,18 @@ import (
 type RecoveryReport struct {
 	Dir string
 	// RecoveryPoint is the one Open was given.
-	RecoveryPoint        int64
-	StartOffset          int64
-	EndOffset            int64
-	SegmentsScanned      int
-	BatchesScanned       int64
-	BytesScanned         int64
-	Truncations          []Truncation
-	Damage               []Damage
-	RemovedFiles         []string
+	RecoveryPoint   int64
+	StartOffset     int64
+	EndOffset       int64
+	SegmentsScanned int
+	BatchesScanned  int64
+	BytesScanned    int64
+	Truncations     []Truncation
+	Damage          []Damage
+	RemovedFiles    []string
+	// CompletedSwaps names the compaction swaps (<base>.log.swap) a crash
+	// interrupted and recovery completed.
+	CompletedSwaps       []string
 	RebuiltIndexes       []string
 	DiscardedSnapshots   []string
 	ProducerSnapshot     int64
@@ -89,7 +92,7 @@ func (r RecoveryReport) Clean() bool {
 // files, discarded snapshots or a rebuilt epoch checkpoint.
 func (r RecoveryReport) Repaired() bool {
 	return len(r.Truncations) > 0 || len(r.Damage) > 0 || r.FlushedLost || len(r.RebuiltIndexes) > 0 ||
-		len(r.RemovedFiles) > 0 || len(r.DiscardedSnapshots) > 0 || r.EpochCheckpointError != ""
+		len(r.RemovedFiles) > 0 || len(r.DiscardedSnapshots) > 0 || r.EpochCheckpointError != "" || len(r.CompletedSwaps) > 0
 }
 
 // TruncatedBytes is what recovery's cuts dropped.
@@ -117,6 +120,9 @@ func (r RecoveryReport) Summary() string {
 	}
 	if len(r.RemovedFiles) > 0 {
 		fmt.Fprintf(&b, ", %d leftover files removed", len(r.RemovedFiles))
+	}
+	if len(r.CompletedSwaps) > 0 {
+		fmt.Fprintf(&b, ", %d compaction swaps completed", len(r.CompletedSwaps))
 	}
 	if len(r.DiscardedSnapshots) > 0 {
 		fmt.Fprintf(&b, ", %d snapshots discarded", len(r.DiscardedSnapshots))
@@ -146,6 +152,9 @@ func (r RecoveryReport) String() string {
 	}
 	if r.FlushedLost {
 		fmt.Fprintf(&b, "\n  FLUSHED DATA LOST: the log ends at %d, before its recovery point %d", r.EndOffset, r.RecoveryPoint)
+	}
+	for _, f := range r.CompletedSwaps {
+		fmt.Fprintf(&b, "\n  completed compaction swap %s", f)
 	}
 	for _, f := range r.RemovedFiles {
 		fmt.Fprintf(&b, "\n  removed %s", f)
@@ -180,6 +189,13 @@ func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
 	names, err := l.fs.List(l.dir)
 	if err != nil {
 		return report, storageError("list directory", err)
+	}
+	if completed, err := l.completeSwaps(names, &report); err != nil {
+		return report, err
+	} else if completed {
+		if names, err = l.fs.List(l.dir); err != nil {
+			return report, storageError("list directory", err)
+		}
 	}
 	bases, err := l.sortDirectory(names, &report)
 	if err != nil {
@@ -318,7 +334,7 @@ func (l *Log) sortDirectory(names []string, report *RecoveryReport) ([]int64, er
 			indexes = append(indexes, indexFile{offset, n})
 		case kindSnapshot:
 			l.snapshots = append(l.snapshots, snapshotFile{offset: offset})
-		case kindLeftover:
+		case kindLeftover, kindSwap: // completeSwaps dealt with every swap
 			if err := l.removeFile(path.Join(l.dir, n), report); err != nil {
 				return nil, err
 			}
@@ -340,6 +356,93 @@ func (l *Log) sortDirectory(names []string, report *RecoveryReport) ([]int64, er
 	slices.Sort(bases)
 	slices.SortFunc(l.snapshots, func(a, b snapshotFile) int { return cmp.Compare(a.offset, b.offset) })
 	return bases, nil
+}
+
+// completeSwaps finishes the compaction swaps a crash interrupted (see
+// Log.swap): each <base>.log.swap replaces the segments whose bases fall
+// within its offsets, as in Kafka. It reports whether it found any.
+func (l *Log) completeSwaps(names []string, report *RecoveryReport) (bool, error) {
+	var swaps, logs []int64
+	for _, n := range names {
+		switch offset, kind := parseName(n); kind {
+		case kindSwap:
+			swaps = append(swaps, offset)
+		case kindLog:
+			logs = append(logs, offset)
+		}
+	}
+	slices.Sort(swaps)
+	for _, base := range swaps {
+		if err := l.completeSwap(base, logs, report); err != nil {
+			return true, err
+		}
+	}
+	return len(swaps) > 0, nil
+}
+
+// completeSwap deletes the segments <base>.log.swap replaces and renames
+// it to <base>.log. A swap that does not read back whole (damaged after
+// its sync) is dropped instead while the old segments are all there,
+// which they are as long as the first one is: it goes first.
+func (l *Log) completeSwap(base int64, logs []int64, report *RecoveryReport) error {
+	logName := segmentFile(l.dir, base, suffixLog)
+	swapName := logName + suffixSwap
+	end, whole, err := l.swapEnd(swapName, base)
+	if err != nil {
+		return err
+	}
+	if !whole && slices.Contains(logs, base) {
+		l.logf("log %s: %s does not read back whole: keeping the segments it was to replace", l.dir, baseName(swapName))
+		return l.removeFile(swapName, report)
+	}
+	for _, b := range logs {
+		if b < base || b >= end {
+			continue
+		}
+		for _, suffix := range []string{suffixLog, suffixIndex, suffixTimeIndex} {
+			name := segmentFile(l.dir, b, suffix)
+			if _, err := l.fs.Stat(name); err == nil {
+				if err := l.removeFile(name, report); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := l.fs.Rename(swapName, logName); err != nil {
+		return storageError("rename "+swapName, err)
+	}
+	l.dirDirty = true
+	report.CompletedSwaps = append(report.CompletedSwaps, baseName(swapName))
+	l.logf("log %s: completed the compaction swap of %s (offsets %d..%d)", l.dir, baseName(swapName), base, end-1)
+	return nil
+}
+
+// swapEnd reads a swap file through and returns the offset after its
+// last good batch, and whether every byte of it was good.
+func (l *Log) swapEnd(name string, base int64) (int64, bool, error) {
+	f, err := l.fs.Open(name)
+	if err != nil {
+		return 0, false, storageError("open "+name, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return 0, false, storageError("size of "+name, err)
+	}
+	sc := scanner{s: newSegment(l.dir, base, f, size, 0), verifyCRC: !l.skipCRC}
+	end := base
+	for pos := int64(0); pos < size; {
+		b, err := sc.batch(pos)
+		if err != nil {
+			if isIOError(err) {
+				return 0, false, err
+			}
+			return end, false, nil
+		}
+		end = max(end, b.LastOffset()+1)
+		pos += b.Size()
+	}
+	return end, size > 0, nil
 }
 
 func (l *Log) removeFile(name string, report *RecoveryReport) error {
