@@ -67,6 +67,8 @@ var (
 		"recovery wrote again what it read back above the recovery point (fsyncgate)")
 	probeFlushedLost = sim.DeclareProbe("storage/flushed-data-lost",
 		"the recovered log ends below its recovery point: the disk lost flushed writes")
+	probeSwapCompleted = sim.DeclareProbe("storage/compaction-swap-completed",
+		"recovery finished a compaction's segment swap that a crash interrupted")
 )
 
 func hitRecoveryProbes(env sim.Env, report storage.RecoveryReport) {
@@ -87,6 +89,9 @@ func hitRecoveryProbes(env sim.Env, report storage.RecoveryReport) {
 	}
 	if report.FlushedLost {
 		env.Hit(probeFlushedLost)
+	}
+	if len(report.CompletedSwaps) > 0 {
+		env.Hit(probeSwapCompleted)
 	}
 }
 
