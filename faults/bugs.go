@@ -45,6 +45,9 @@ const (
 	// BugCommitBeforeProcess is a client bug: the simulated group
 	// consumer's, not the coordinator's.
 	BugCommitBeforeProcess Bug = "commit-before-process"
+	// The group coordinator's bugs.
+	BugNoOffsetReload        Bug = "no-offset-reload"
+	BugStaleGenerationCommit Bug = "stale-generation-commit"
 )
 
 var registry = map[Bug]BugInfo{
@@ -76,6 +79,10 @@ var registry = map[Bug]BugInfo{
 		"a sink that fails delivers events out of the order they were committed"},
 	BugCommitBeforeProcess: {BugCommitBeforeProcess, "a group member commits the offsets of what it polled before it has processed it: " +
 		"killed in between, the records are lost to the group, whose next owner starts past them"},
+	BugNoOffsetReload: {BugNoOffsetReload, "a broker that becomes a group's coordinator serves it without reading __consumer_offsets back: " +
+		"the group's members and committed offsets are gone, and its members start again from the reset policy"},
+	BugStaleGenerationCommit: {BugStaleGenerationCommit, "the group coordinator accepts an OffsetCommit from an older generation: " +
+		"a member that lost a partition commits over its new owner's offsets, moving them backwards"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.
