@@ -336,11 +336,13 @@ func (co *coordinator) call(req *request, step func(now group.Now, to group.Repl
 // apply appends an output's records, then runs its Done and sends its
 // replies.
 func (co *coordinator) apply(out group.Output) {
+	state := co.state
 	finish := func(appended bool) {
 		if out.Done != nil {
 			out.Done(appended)
 		}
 		co.send(out.Replies)
+		co.send(state.TakeReplies())
 	}
 	if len(out.Records) == 0 {
 		finish(true)

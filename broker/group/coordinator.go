@@ -142,6 +142,9 @@ type Coordinator struct {
 	deadlines     deadlineHeap
 	deadlineSeq   uint64
 	touchedGroups []*group
+	// late are answers Done produced for requests of earlier steps,
+	// until TakeReplies.
+	late []Reply
 }
 
 // New returns a coordinator that owns no partition yet.

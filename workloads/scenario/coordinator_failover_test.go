@@ -29,6 +29,10 @@ func TestCoordinatorFailoverSeedsHoldAndReplay(t *testing.T) {
 		{1, nil},
 		{2, map[string]string{"crash": "power", "members": "steady"}},
 		{3, map[string]string{"crash": "kill", "flush": "group"}},
+		// A follower's late SyncGroup was once answered before the
+		// generation's record reached the ISR; the coordinator then died
+		// and its successor handed generation 2 out again.
+		{103, map[string]string{"flush": "group"}},
 	} {
 		r, det, err := RunTwice(d, withParams(tc.seed, tc.params))
 		if err != nil {
