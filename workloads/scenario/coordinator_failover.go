@@ -19,7 +19,8 @@ import (
 // brokers, RF 3, min.insync.replicas 2). Every few seconds the broker
 // that coordinates the group, the leader of the group's
 // __consumer_offsets partition as the metadata image has it, is killed
-// or powered off and restarted a little later, while the members come
+// or powered off and restarted a little later (or, with crash=isolate,
+// cut off from the other brokers and the controllers), while the members come
 // and go as in group-rebalance. A new coordinator must load the group's
 // offsets and metadata before it answers, and its commits count once the
 // ISR has them: the members then resume where the group committed. After
@@ -34,8 +35,9 @@ func init() {
 		Bugs: []faults.Bug{faults.BugNoOffsetReload, faults.BugStaleGenerationCommit, faults.BugAckBeforeISR,
 			faults.BugCommitBeforeProcess},
 		Params: []Param{
-			{Name: "crash", Default: "mixed", Values: []string{"mixed", "kill", "power"},
-				Help: "how the coordinator dies: kill -9, a power loss (unsynced writes are lost), or either, drawn per crash"},
+			{Name: "crash", Default: "mixed", Values: []string{"mixed", "kill", "power", "isolate"},
+				Help: "how the coordinator dies: kill -9, a power loss (unsynced writes are lost), or either, drawn per crash; " +
+					"isolate: it is cut off from the other brokers and the controllers (clients still reach it) and healed later"},
 			{Name: "flush", Default: "none", Values: []string{"none", "group"},
 				Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
 			{Name: "assignor", Default: "auto", Values: append([]string{"auto"}, kafka.Assignors...),
@@ -78,7 +80,13 @@ func buildCoordinatorFailover(w *world.World, o Options) Cluster {
 	g.addClients(r, o.Param("members") == "churn")
 	c := &coordinatorFailoverCluster{groupCluster: g, cluster: cl}
 	crashes := sched.NewRand(o.Seed, coordinatorFailoverName, 0)
-	cl.plant(w, crashes, time.Duration(faultsStart)+time.Second, o.Run-2*time.Second, time.Second, 3*time.Second, c.crashCoordinator)
+	durMin, durMax := time.Second, 3*time.Second
+	if o.Param("crash") == "isolate" {
+		// Long enough for the controllers to fence it and move its
+		// leaderships, as in isolated-leader.
+		durMin, durMax = 2*time.Second, 5*time.Second
+	}
+	cl.plant(w, crashes, time.Duration(faultsStart)+time.Second, o.Run-2*time.Second, durMin, durMax, c.crashCoordinator)
 	cl.watchHeal(w, o.Run)
 	return c
 }
@@ -103,6 +111,10 @@ func (c *coordinatorFailoverCluster) crashCoordinator(w *world.World, target int
 	}
 	node := quorumBrokerNode(leader)
 	crash := c.o.Param("crash")
+	if crash == "isolate" {
+		c.episodes["coordinator_isolated"]++
+		return c.cluster.isolateBroker(w, leader), true
+	}
 	if crash == "power" || (crash == "mixed" && target == 0) {
 		worldAction(w.PowerLoss(node))
 		c.episodes["coordinator_power_loss"]++

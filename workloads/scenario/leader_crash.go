@@ -336,6 +336,13 @@ func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(
 	if leader == metadata.NoLeader {
 		return nil, false
 	}
+	return c.isolateBroker(w, leader), true
+}
+
+// isolateBroker cuts a broker off from the other brokers and the
+// controllers (with unclean election on, first from the brokers only);
+// clients still reach it. It returns what heals the cut.
+func (c *leaderCrashCluster) isolateBroker(w *world.World, leader int32) func() {
 	var outside []string
 	for _, id := range leaderCrashBrokerIDs {
 		if id != leader {
@@ -356,10 +363,10 @@ func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(
 		// replica.
 		cut(outside)
 		w.At(w.Now()+uncleanIsolationLead, func() { cut(controllers) })
-		return func() { worldAction(w.Heal()) }, true
+		return func() { worldAction(w.Heal()) }
 	}
 	cut(append(outside, controllers...))
-	return func() { worldAction(w.Heal()) }, true
+	return func() { worldAction(w.Heal()) }
 }
 
 // uncleanIsolationLead is how long an isolated leader is cut off from the
