@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-sim/sluice/broker/metadata"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -210,6 +211,7 @@ func (co *coordinator) newState(t *topic) {
 		cfg.Partitions = int32(len(t.partitions))
 	}
 	env := co.b.env
+	cfg.Bugs = co.b.cfg.Bugs
 	cfg.MemberSuffix = func() string { return strconv.FormatUint(env.Rand.Uint64(), 36) }
 	cfg.PartitionExists = func(topic string, partition int32) bool {
 		// Every broker knows every topic (in a cluster from the image),
@@ -231,6 +233,13 @@ func (co *coordinator) beginLoad(index int32, p *partition) {
 	co.state.BeginLoad(index)
 	if co.b.cluster != nil {
 		co.b.env.Log.Logf("group coordinator: loading %s-%d as its leader at epoch %d", group.OffsetsTopic, index, op.epoch)
+	}
+	if co.b.cfg.Bugs.On(faults.BugNoOffsetReload) {
+		// The planted bug: served at once, nothing read back.
+		co.state.EndLoad(index)
+		op.loaded = true
+		co.arm()
+		return
 	}
 	co.loadChunk(op, p.log.StartOffset())
 }
@@ -327,11 +336,13 @@ func (co *coordinator) call(req *request, step func(now group.Now, to group.Repl
 // apply appends an output's records, then runs its Done and sends its
 // replies.
 func (co *coordinator) apply(out group.Output) {
+	state := co.state
 	finish := func(appended bool) {
 		if out.Done != nil {
 			out.Done(appended)
 		}
 		co.send(out.Replies)
+		co.send(state.TakeReplies())
 	}
 	if len(out.Records) == 0 {
 		finish(true)

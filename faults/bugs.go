@@ -48,6 +48,9 @@ const (
 	// BugKafkaSourceCommitBeforePut is the collector's kafka source
 	// committing its group's offsets before its channel commit.
 	BugKafkaSourceCommitBeforePut Bug = "kafka-source-commit-before-put"
+	// The group coordinator's bugs.
+	BugNoOffsetReload        Bug = "no-offset-reload"
+	BugStaleGenerationCommit Bug = "stale-generation-commit"
 )
 
 var registry = map[Bug]BugInfo{
@@ -81,6 +84,10 @@ var registry = map[Bug]BugInfo{
 		"killed in between, the records are lost to the group, whose next owner starts past them"},
 	BugKafkaSourceCommitBeforePut: {BugKafkaSourceCommitBeforePut, "the collector's kafka source commits a poll's offsets to its group before the channel commit of its records: " +
 		"an agent killed in between restarts past records no channel holds"},
+	BugNoOffsetReload: {BugNoOffsetReload, "a broker that becomes a group's coordinator serves it without reading __consumer_offsets back: " +
+		"the group's members and committed offsets are gone, and its members start again from the reset policy"},
+	BugStaleGenerationCommit: {BugStaleGenerationCommit, "the group coordinator accepts an OffsetCommit from an older generation: " +
+		"a member that lost a partition commits over its new owner's offsets, moving them backwards"},
 }
 
 // KnownBugs lists the planted bugs, sorted by name.

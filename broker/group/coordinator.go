@@ -24,6 +24,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/faults"
 )
 
 // Config configures a coordinator. Field names follow Kafka's broker
@@ -64,6 +66,9 @@ type Config struct {
 	// PartitionExists says whether a topic partition exists, so commits
 	// to one that does not are refused as Kafka refuses them.
 	PartitionExists func(topic string, partition int32) bool
+	// Bugs switches on planted coordinator bugs
+	// (faults.BugStaleGenerationCommit).
+	Bugs faults.Bugs
 }
 
 // DefaultConfig is Kafka's defaults.
@@ -137,6 +142,9 @@ type Coordinator struct {
 	deadlines     deadlineHeap
 	deadlineSeq   uint64
 	touchedGroups []*group
+	// late are answers Done produced for requests of earlier steps,
+	// until TakeReplies.
+	late []Reply
 }
 
 // New returns a coordinator that owns no partition yet.

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/faults"
 )
 
 func TestPartitionForIsJavaHashCodeModCount(t *testing.T) {
@@ -449,5 +451,66 @@ func TestStaticLeaderRejoinsWithoutRebalance(t *testing.T) {
 				t.Fatalf("the follower saw a rebalance: %d", got)
 			}
 		})
+	}
+}
+
+// TestLateSyncWaitsForTheGenerationRecord: a follower whose SyncGroup
+// comes after the leader's, while the generation's record is still being
+// appended (in a cluster, replicated), is answered only once the record
+// counts, and with an error if it does not: otherwise a coordinator that
+// dies before the record reaches the followers leaves a member owning
+// partitions in a generation the next coordinator hands out again.
+func TestLateSyncWaitsForTheGenerationRecord(t *testing.T) {
+	for _, appended := range []bool{true, false} {
+		h := newHarness(t, testConfig())
+		id1, j1 := h.newMember("g")
+		id2, _ := h.newMember("g")
+		h.advance(time.Second) // the initial rebalance delay
+		r := h.joinReply(j1)
+		leader, follower := r.LeaderID, id2
+		if leader == id2 {
+			follower = id1
+		}
+		h.hold = true
+		lead := h.sync("g", leader, r.Generation, map[string]string{leader: "mine", follower: "yours"})
+		h.hold = false
+		late := h.sync("g", follower, r.Generation, nil)
+		if h.answered(lead) || h.answered(late) {
+			t.Fatalf("appended=%v: a sync answered before the generation's record counted", appended)
+		}
+		h.release(appended)
+		got := h.syncReply(late)
+		switch {
+		case appended && (got.ErrorCode != 0 || string(got.MemberAssignment) != "yours"):
+			t.Fatalf("late sync: error %d, assignment %q; want none and \"yours\"", got.ErrorCode, got.MemberAssignment)
+		case !appended && got.ErrorCode != kerr.CoordinatorNotAvailable.Code:
+			t.Fatalf("late sync after a failed append: error %d, want COORDINATOR_NOT_AVAILABLE", got.ErrorCode)
+		}
+	}
+}
+
+// TestStaleGenerationCommitBugAcceptsOldGenerations: with the planted bug
+// stale-generation-commit the coordinator takes a commit of an older
+// generation, even from a member it no longer knows; without it, not.
+func TestStaleGenerationCommitBugAcceptsOldGenerations(t *testing.T) {
+	for _, bug := range []bool{false, true} {
+		cfg := testConfig()
+		if bug {
+			cfg.Bugs = faults.Bugs{faults.BugStaleGenerationCommit: true}
+		}
+		h := newHarness(t, cfg)
+		stableGroup(t, h, "g", 2)
+		h.newMember("g") // a rebalance the old members miss: they are dropped
+		h.advance(time.Minute)
+		if g := h.c.groups["g"]; g == nil || g.generation < 2 {
+			t.Fatalf("bug=%v: the group did not move past generation 1", bug)
+		}
+		want := kerr.UnknownMemberID.Code
+		if bug {
+			want = 0
+		}
+		if got := h.commit("g", "gone", 1, "t", 0, 5); got != want {
+			t.Fatalf("bug=%v: commit of generation 1 by an unknown member: error %d, want %d", bug, got, want)
+		}
 	}
 }

@@ -131,7 +131,12 @@ type group struct {
 	rebalanceStart time.Duration
 	initialJoin    bool
 	// syncDeadline ends a CompletingRebalance whose leader did not sync.
-	syncDeadline     time.Duration
+	syncDeadline time.Duration
+	// storing is set from the leader's SyncGroup until the generation's
+	// record is appended (in a cluster, replicated): a member's SyncGroup
+	// meanwhile waits, so that no member is told a generation that a
+	// new coordinator, loading the log, would hand out again.
+	storing          bool
 	stateTimestampMs int64
 	// idleSince is when the group last emptied or committed: an empty
 	// group's offsets expire OffsetsRetention after it.

@@ -26,6 +26,10 @@ type harness struct {
 	log        map[int32][]Record
 	failAppend bool
 	suffix     int
+	// hold keeps the next outputs unappended in held until release, as
+	// a cluster's coordinator waits for the ISR.
+	hold bool
+	held []Output
 }
 
 func newHarness(t fataler, cfg Config) *harness {
@@ -48,15 +52,32 @@ func testConfig() Config {
 }
 
 func (h *harness) apply(out Output) {
-	if !h.failAppend {
+	if h.hold && len(out.Records) > 0 {
+		h.held = append(h.held, out)
+		return
+	}
+	h.complete(out, !h.failAppend)
+}
+
+// release completes the held outputs: appended, or their appends failed.
+func (h *harness) release(appended bool) {
+	held := h.held
+	h.held = nil
+	for _, out := range held {
+		h.complete(out, appended)
+	}
+}
+
+func (h *harness) complete(out Output, appended bool) {
+	if appended {
 		for _, r := range out.Records {
 			h.log[r.Partition] = append(h.log[r.Partition], r)
 		}
 	}
 	if out.Done != nil {
-		out.Done(!h.failAppend)
+		out.Done(appended)
 	}
-	for _, r := range out.Replies {
+	for _, r := range append(out.Replies, h.c.TakeReplies()...) {
 		if _, dup := h.replies[r.To]; dup {
 			h.t.Fatalf("request %d answered twice", r.To)
 		}

@@ -197,7 +197,7 @@ func (g *group) joinAnswer(m *member, resp *kmsg.JoinGroupResponse) *kmsg.JoinGr
 // rebalance timeout.
 func (c *Coordinator) prepareRebalance(g *group, now Now) Output {
 	var out Output
-	if g.state == CompletingRebalance {
+	if g.state == CompletingRebalance || g.storing {
 		for _, m := range g.members {
 			if m.sync != nil {
 				out.Replies = append(out.Replies, m.answerWaiting(kerr.RebalanceInProgress)...)
@@ -310,9 +310,18 @@ func (c *Coordinator) SyncGroup(now Now, to ReplyTo, req *kmsg.SyncGroupRequest)
 		return fail(kerr.InconsistentGroupProtocol)
 	case g.state == PreparingRebalance:
 		return fail(kerr.RebalanceInProgress)
-	case g.state == Stable:
+	case g.state == Stable && !g.storing:
 		m.expires = now.Mono + m.sessionTimeout
 		return replyNow(to, g.syncAnswer(m, resp))
+	case g.state == Stable:
+		// Answered when the generation's record counts (completeSync).
+		var out Output
+		if m.sync != nil {
+			out.Replies = m.answerWaiting(kerr.RebalanceInProgress)
+		}
+		m.sync = &waitingSync{to: to, resp: resp}
+		m.expires = now.Mono + m.sessionTimeout
+		return out
 	}
 	// CompletingRebalance.
 	var out Output
@@ -350,7 +359,12 @@ func (c *Coordinator) completeSync(g *group, now Now, assignments []kmsg.SyncGro
 		}
 	}
 	generation := g.generation
+	g.storing = true
 	out.Done = func(appended bool) {
+		if g.generation == generation && g.storing {
+			g.storing = false
+			c.answerLateSyncs(g, appended)
+		}
 		if appended {
 			return
 		}
@@ -366,6 +380,34 @@ func (c *Coordinator) completeSync(g *group, now Now, assignments []kmsg.SyncGro
 		}
 	}
 	return out
+}
+
+// answerLateSyncs answers the SyncGroups that arrived while the
+// generation's record was being stored: with the assignment once it is
+// in the log, or COORDINATOR_NOT_AVAILABLE when it is not. The replies
+// wait in TakeReplies, as they answer requests of earlier steps.
+func (c *Coordinator) answerLateSyncs(g *group, appended bool) {
+	for _, m := range g.members {
+		if m.sync == nil || g.state != Stable {
+			continue
+		}
+		w := m.sync
+		m.sync = nil
+		if appended {
+			c.late = append(c.late, Reply{To: w.to, Response: g.syncAnswer(m, w.resp)})
+			continue
+		}
+		w.resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		c.late = append(c.late, Reply{To: w.to, Response: w.resp})
+	}
+}
+
+// TakeReplies returns, and forgets, the answers an Output's Done produced
+// for requests of earlier steps: the caller sends them after Done.
+func (c *Coordinator) TakeReplies() []Reply {
+	late := c.late
+	c.late = nil
+	return late
 }
 
 func (g *group) syncAnswer(m *member, resp *kmsg.SyncGroupResponse) *kmsg.SyncGroupResponse {

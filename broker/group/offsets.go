@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/faults"
 )
 
 // OffsetCommit serves an OffsetCommit. A member commits in its generation;
@@ -88,6 +90,8 @@ func (c *Coordinator) commitStatus(now Now, req *kmsg.OffsetCommitRequest) *kerr
 		return kerr.IllegalGeneration
 	case simple && g.state == Empty:
 		return nil
+	case c.cfg.Bugs.On(faults.BugStaleGenerationCommit) && req.Generation >= 0 && req.Generation < g.generation:
+		return nil // the planted bug: an older generation's member, known or not, commits
 	case g.fenced(req.InstanceID, req.MemberID):
 		return kerr.FencedInstanceID
 	case simple || g.member(req.MemberID) == nil:

@@ -71,15 +71,16 @@ const (
 )
 
 type groupCluster struct {
-	o        Options
-	w        *world.World
-	assignor string
-	members  []string
-	log      *meteredLog
-	tally    *groupTally
-	process  int
-	producer *kafka.Producer
-	sends    groupSends
+	o         Options
+	w         *world.World
+	bootstrap []string
+	assignor  string
+	members   []string
+	log       *meteredLog
+	tally     *groupTally
+	process   int
+	producer  *kafka.Producer
+	sends     groupSends
 	// current is each member node's latest member; all are every one
 	// started, for their counters.
 	current  map[string]*kafka.GroupConsumer
@@ -135,14 +136,7 @@ type groupSends struct {
 }
 
 func buildGroupRebalance(w *world.World, o Options) Cluster {
-	c := &groupCluster{o: o, w: w, current: map[string]*kafka.GroupConsumer{}, envs: map[string]sim.Env{}, episodes: map[string]int{},
-		log: &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}}}
-	c.tally = &groupTally{next: c.log}
-	r := sched.NewRand(o.Seed, "group-churn", 0)
-	c.assignor = o.Param("assignor")
-	if c.assignor == "auto" {
-		c.assignor = kafka.Assignors[r.IntN(len(kafka.Assignors))]
-	}
+	c, r := newGroupCluster(w, o, []string{groupBrokerNode + ":9092"})
 	bcfg := broker.DefaultConfig()
 	bcfg.NumPartitions = groupPartitions
 	bcfg.Bugs = o.Bugs
@@ -152,6 +146,29 @@ func buildGroupRebalance(w *world.World, o Options) Cluster {
 	bcfg.Groups.SessionTimeoutMin = time.Second
 	bcfg.Groups.InitialRebalanceDelay = 300 * time.Millisecond
 	w.AddNode(groupBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
+	c.addClients(r, true)
+	return c
+}
+
+// newGroupCluster is the group workload's state for brokers at bootstrap;
+// r is the seed's stream of member episodes, which drew the assignor.
+func newGroupCluster(w *world.World, o Options, bootstrap []string) (*groupCluster, *rand.Rand) {
+	c := &groupCluster{o: o, w: w, bootstrap: bootstrap, current: map[string]*kafka.GroupConsumer{}, envs: map[string]sim.Env{},
+		episodes: map[string]int{}, log: &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}}}
+	c.tally = &groupTally{next: c.log}
+	r := sched.NewRand(o.Seed, "group-churn", 0)
+	c.assignor = o.Param("assignor")
+	if c.assignor == "auto" {
+		c.assignor = kafka.Assignors[r.IntN(len(kafka.Assignors))]
+	}
+	return c, r
+}
+
+// addClients adds the producer and the members (the last joins late),
+// plants the member episodes when churn is set, and stops the producer
+// for the drain.
+func (c *groupCluster) addClients(r *rand.Rand, churn bool) {
+	w := c.w
 	w.AddNode(groupProducerNode, c.startProducer)
 	for i := range groupMembers {
 		name := "m" + strconv.Itoa(i+1)
@@ -162,9 +179,10 @@ func buildGroupRebalance(w *world.World, o Options) Cluster {
 		}
 		w.AddNode(name, c.startMember(name, delay))
 	}
-	c.scheduleChurn(r)
-	w.At(o.Run+drainSettle, c.stopProducing)
-	return c
+	if churn {
+		c.scheduleChurn(r)
+	}
+	w.At(c.o.Run+drainSettle, c.stopProducing)
 }
 
 // startProducer sends unique values round-robin over the partitions at
@@ -172,7 +190,7 @@ func buildGroupRebalance(w *world.World, o Options) Cluster {
 func (c *groupCluster) startProducer(env sim.Env) {
 	c.process++
 	p, err := kafka.NewProducer(env, kafka.ProducerConfig{
-		Bootstrap: []string{groupBrokerNode + ":9092"}, Process: c.process, Recorder: c.tally,
+		Bootstrap: c.bootstrap, Process: c.process, Recorder: c.tally,
 		ManualPartition: true, AllowAutoTopicCreation: true, Linger: 5 * time.Millisecond,
 		RequestTimeout: 2 * time.Second, DeliveryTimeout: 10 * time.Second,
 	})
@@ -232,7 +250,7 @@ func (c *groupCluster) startMember(name string, delay time.Duration) sim.Start {
 func (c *groupCluster) newMember(name string, env sim.Env) {
 	c.process++
 	g, err := kafka.NewGroupConsumer(env, kafka.GroupConsumerConfig{
-		Consumer: kafka.ConsumerConfig{Bootstrap: []string{groupBrokerNode + ":9092"}, ClientID: name,
+		Consumer: kafka.ConsumerConfig{Bootstrap: c.bootstrap, ClientID: name,
 			Process: c.process, Recorder: c.tally, FetchMaxWait: 100 * time.Millisecond,
 			RequestTimeout: 3 * time.Second},
 		Group: groupName, Topics: []string{groupTopic}, Assignor: c.assignor,

@@ -101,6 +101,9 @@ func clusterParams(mode clusterMode, params []Param) []Param {
 
 // brokerClusterScenario reports whether a scenario is one of these.
 func brokerClusterScenario(name string) bool {
+	if name == coordinatorFailoverName {
+		return true
+	}
 	for _, n := range clusterModeNames {
 		if n == name {
 			return true
@@ -160,6 +163,9 @@ type leaderCrashCluster struct {
 	// the last look.
 	healedAt time.Duration
 	healNote string
+	// healTopics are the topics healing waits for; leaderCrashTopic when
+	// none are named.
+	healTopics []string
 }
 
 func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
@@ -170,43 +176,16 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 			drivers: map[string]*kafka.Driver{}, drained: map[string]kafka.DrainReport{}},
 		latest: map[int32]*broker.Broker{}, ctrls: map[string]*controller.Controller{}, healedAt: -1,
 	}
-	var voters []controller.Voter
-	var addrs []string
-	for i := range 3 {
-		name := fmt.Sprintf("ctl%d", i+1)
-		voters = append(voters, controller.Voter{ID: uint64(i + 1), Addr: name + quorumPort})
-		addrs = append(addrs, name+quorumPort)
-	}
-	for i, v := range voters {
-		cfg := controller.DefaultConfig(v.ID, voters, quorumPort)
-		name := fmt.Sprintf("ctl%d", i+1)
-		w.AddNode(name, controller.Process(cfg, func(ctl *controller.Controller) { c.ctrls[name] = ctl }))
-	}
-	var bootstrap []string
-	for _, id := range leaderCrashBrokerIDs {
-		cfg := broker.DefaultConfig()
-		cfg.NodeID = id
+	bootstrap := c.addNodes(w, func(cfg *broker.Config) {
 		cfg.NumPartitions = 3
 		cfg.MinInsyncReplicas = 2
 		if o.Param("min.insync.replicas") == "1" {
 			cfg.MinInsyncReplicas = 1
 		}
 		cfg.Cluster.UncleanLeaderElection = o.Param("unclean.leader.election.enable") == "true"
-		cfg.Bugs, cfg.Log.Bugs = o.Bugs, o.Bugs
 		cfg.Log.SegmentBytes = knobs.SegmentBytes
 		cfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
-		cfg.Log.Flush = flushPolicy(o.Param("flush"))
-		cfg.Cluster.Controllers = addrs
-		cfg.Cluster.DefaultReplicationFactor = 3
-		cfg.Cluster.ReplicaLagTimeMax = clusterReplicaLagTimeMax
-		cfg.Cluster.ReplicaFetchBackoff = 100 * time.Millisecond
-		id := id
-		w.AddNode(quorumBrokerNode(id), broker.Start(cfg, func(b *broker.Broker) {
-			c.latest[id] = b
-			c.brokers = append(c.brokers, b)
-		}))
-		bootstrap = append(bootstrap, quorumBrokerNode(id)+":9092")
-	}
+	})
 	nextProcess := 0
 	for i := range knobs.Clients {
 		name := "p" + strconv.Itoa(i+1)
@@ -249,6 +228,46 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	})
 	c.watchHeal(w, o.Run)
 	return c
+}
+
+// addNodes adds the three controllers and the three brokers in cluster
+// mode (RF 3, min.insync.replicas 2, the flush param's policy), each
+// broker's config adjusted by configure, and returns the brokers'
+// bootstrap addresses.
+func (c *leaderCrashCluster) addNodes(w *world.World, configure func(*broker.Config)) []string {
+	var voters []controller.Voter
+	var addrs []string
+	for i := range 3 {
+		name := fmt.Sprintf("ctl%d", i+1)
+		voters = append(voters, controller.Voter{ID: uint64(i + 1), Addr: name + quorumPort})
+		addrs = append(addrs, name+quorumPort)
+	}
+	for i, v := range voters {
+		cfg := controller.DefaultConfig(v.ID, voters, quorumPort)
+		name := fmt.Sprintf("ctl%d", i+1)
+		w.AddNode(name, controller.Process(cfg, func(ctl *controller.Controller) { c.ctrls[name] = ctl }))
+	}
+	var bootstrap []string
+	for _, id := range leaderCrashBrokerIDs {
+		cfg := broker.DefaultConfig()
+		cfg.NodeID = id
+		cfg.NumPartitions = 3
+		cfg.MinInsyncReplicas = 2
+		cfg.Bugs, cfg.Log.Bugs = c.o.Bugs, c.o.Bugs
+		cfg.Log.Flush = flushPolicy(c.o.Param("flush"))
+		cfg.Cluster.Controllers = addrs
+		cfg.Cluster.DefaultReplicationFactor = 3
+		cfg.Cluster.ReplicaLagTimeMax = clusterReplicaLagTimeMax
+		cfg.Cluster.ReplicaFetchBackoff = 100 * time.Millisecond
+		configure(&cfg)
+		id := id
+		w.AddNode(quorumBrokerNode(id), broker.Start(cfg, func(b *broker.Broker) {
+			c.latest[id] = b
+			c.brokers = append(c.brokers, b)
+		}))
+		bootstrap = append(bootstrap, quorumBrokerNode(id)+":9092")
+	}
+	return bootstrap
 }
 
 // episode acts on the cluster at the start of an episode, given a target
@@ -317,6 +336,13 @@ func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(
 	if leader == metadata.NoLeader {
 		return nil, false
 	}
+	return c.isolateBroker(w, leader), true
+}
+
+// isolateBroker cuts a broker off from the other brokers and the
+// controllers (with unclean election on, first from the brokers only);
+// clients still reach it. It returns what heals the cut.
+func (c *leaderCrashCluster) isolateBroker(w *world.World, leader int32) func() {
 	var outside []string
 	for _, id := range leaderCrashBrokerIDs {
 		if id != leader {
@@ -337,10 +363,10 @@ func (c *leaderCrashCluster) isolateLeader(w *world.World, partition int) (func(
 		// replica.
 		cut(outside)
 		w.At(w.Now()+uncleanIsolationLead, func() { cut(controllers) })
-		return func() { worldAction(w.Heal()) }, true
+		return func() { worldAction(w.Heal()) }
 	}
 	cut(append(outside, controllers...))
-	return func() { worldAction(w.Heal()) }, true
+	return func() { worldAction(w.Heal()) }
 }
 
 // uncleanIsolationLead is how long an isolated leader is cut off from the
@@ -442,13 +468,20 @@ func (c *leaderCrashCluster) leaderOf(partition int) int32 {
 // healthy says what keeps the cluster from being healed: a partition
 // without a leader or with a short ISR, or a broker down; "" when none.
 func (c *leaderCrashCluster) healthy() string {
-	t := c.image().Topics[leaderCrashTopic]
-	if t == nil {
-		return "no topic " + leaderCrashTopic
+	topics := c.healTopics
+	if len(topics) == 0 {
+		topics = []string{leaderCrashTopic}
 	}
-	for i, p := range t.Partitions {
-		if p.Leader == metadata.NoLeader || len(p.ISR) != len(p.Replicas) {
-			return fmt.Sprintf("partition %d: leader %d, ISR %v of %v", i, p.Leader, p.ISR, p.Replicas)
+	state := c.image()
+	for _, name := range topics {
+		t := state.Topics[name]
+		if t == nil {
+			return "no topic " + name
+		}
+		for i, p := range t.Partitions {
+			if p.Leader == metadata.NoLeader || len(p.ISR) != len(p.Replicas) {
+				return fmt.Sprintf("partition %d: leader %d, ISR %v of %v", i, p.Leader, p.ISR, p.Replicas)
+			}
 		}
 	}
 	return ""
@@ -486,13 +519,7 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
 	c.report = report
-	healed := Check{Name: "healed", OK: c.healedAt >= 0 && c.healedAt-c.o.Run <= leaderCrashHealMax}
-	if c.healedAt >= 0 {
-		healed.Detail = fmt.Sprintf("every partition led with its whole ISR %v after the run", c.healedAt-c.o.Run)
-	} else {
-		healed.Detail = "not healed: " + c.healNote
-	}
-	checks := []Check{healed, c.drainCheck(), c.corruptReadsCheck()}
+	checks := []Check{c.healedCheck(), c.drainCheck(), c.corruptReadsCheck()}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
@@ -520,12 +547,30 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 	return checks, stats
 }
 
+// healedCheck: the cluster healed within leaderCrashHealMax of the run's
+// end.
+func (c *leaderCrashCluster) healedCheck() Check {
+	healed := Check{Name: "healed", OK: c.healedAt >= 0 && c.healedAt-c.o.Run <= leaderCrashHealMax}
+	if c.healedAt >= 0 {
+		healed.Detail = fmt.Sprintf("every partition led with its whole ISR %v after the run", c.healedAt-c.o.Run)
+	} else {
+		healed.Detail = "not healed: " + c.healNote
+	}
+	return healed
+}
+
+// disksUsedBytes is what the brokers' disks hold.
+func (c *leaderCrashCluster) disksUsedBytes() int64 {
+	var used int64
+	for _, id := range leaderCrashBrokerIDs {
+		used += c.w.Node(quorumBrokerNode(id)).Disk().UsedBytes()
+	}
+	return used
+}
+
 // Footprint estimates what the run holds, for the memory budget.
 func (c *leaderCrashCluster) Footprint() Footprint {
 	f := c.singleBrokerCluster.Footprint()
-	f.DiskBytes = 0
-	for _, id := range leaderCrashBrokerIDs {
-		f.DiskBytes += c.w.Node(quorumBrokerNode(id)).Disk().UsedBytes()
-	}
+	f.DiskBytes = c.disksUsedBytes()
 	return f
 }

@@ -7,8 +7,9 @@ import "testing"
 // TestCounterSeedsReplay, and `make soak` runs hundreds.
 const seedsReplayedPerScenario = 12
 
-// seedsReplayedPerClusterScenario is fewer: the seven broker-cluster
-// scenarios share one cluster and workload, and each seed runs six nodes.
+// seedsReplayedPerClusterScenario is fewer: the broker-cluster scenarios
+// (coordinator-failover among them) share one cluster, and each seed runs
+// six nodes.
 const seedsReplayedPerClusterScenario = 3
 
 // TestEveryScenarioReplaysAndActs runs seeds of every registered scenario
