@@ -168,6 +168,11 @@ func (p *partition) becomeLeader(part metadata.Partition) {
 func (p *partition) becomeFollower(part metadata.Partition) {
 	r := &p.replica
 	p.stopFetching()
+	if r.role == roleLeader && p.b.cfg.Bugs.On(faults.BugStaleLeaderAcks) {
+		// The planted bug: the held writes are answered without checking
+		// that the epoch they were appended in still leads.
+		p.failAcks(nil)
+	}
 	p.failAcks(kerr.NotLeaderForPartition)
 	r.role, r.leaderID = roleFollower, part.Leader
 	p.leaderEpoch = part.LeaderEpoch

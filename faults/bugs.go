@@ -32,6 +32,7 @@ const (
 	BugAckBeforeISR      Bug = "ack-before-isr"
 	BugNoEpochTruncation Bug = "no-epoch-truncation"
 	BugISRShrinkLocal    Bug = "isr-shrink-local"
+	BugStaleLeaderAcks   Bug = "stale-leader-acks"
 	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
 	// progress, not safety, and is caught by the no-progress watchdog.
 	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
@@ -70,6 +71,8 @@ var registry = map[Bug]BugInfo{
 		"replicas diverge after a leader change"},
 	BugISRShrinkLocal: {BugISRShrinkLocal, "a partition leader drops lagging followers from its ISR without the controller: " +
 		"it acknowledges writes they lack, and the controller, still counting them in sync, elects one of them"},
+	BugStaleLeaderAcks: {BugStaleLeaderAcks, "a leader deposed by a newer leader epoch answers the acks=all writes it still holds as written " +
+		"instead of NOT_LEADER_OR_FOLLOWER: writes its ISR never had, which it then truncates as a follower, are lost"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +

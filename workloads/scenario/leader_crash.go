@@ -37,7 +37,7 @@ func init() {
 		StallMax:         10 * time.Second,
 		StallAttemptsMax: 20,
 	}
-	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugISRShrinkLocal}
+	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugISRShrinkLocal, faults.BugStaleLeaderAcks}
 	Register(Definition{
 		Name: "leader-crash",
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +

@@ -158,3 +158,42 @@ func TestIsolatedLeaderUncleanElectionLosesWrites(t *testing.T) {
 	}
 	t.Fatalf("unclean election on lost nothing the Kafka checker saw: %+v", r.Checks)
 }
+
+// staleLeaderAcksSeed is the first pauses seed in which stale-leader-acks
+// loses an acknowledged write.
+const staleLeaderAcksSeed = 1
+
+// TestPausedLeaderCatchesStaleLeaderAcks plants stale-leader-acks: a
+// leader paused past its session is replaced at a newer leader epoch;
+// resumed, it still holds acks=all writes its followers never had, and
+// instead of fencing them (NOT_LEADER_OR_FOLLOWER) it answers them as
+// written, then truncates them as a follower of the new leader. The Kafka
+// checker reports the acknowledged writes lost; the same seed without the
+// bug passes.
+func TestPausedLeaderCatchesStaleLeaderAcks(t *testing.T) {
+	d, err := Lookup("pauses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(d, leaderCrashShort(staleLeaderAcksSeed, nil, faults.BugStaleLeaderAcks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caught := false
+	for _, c := range r.Failed() {
+		if c.Name == "kafka" && strings.Contains(c.Detail, "lost-write") {
+			t.Logf("seed %d: %s", staleLeaderAcksSeed, c.Detail)
+			caught = true
+		}
+	}
+	if !caught {
+		t.Fatalf("seed %d: stale-leader-acks lost no acknowledged write: %+v", staleLeaderAcksSeed, r.Checks)
+	}
+	r, err = Run(d, leaderCrashShort(staleLeaderAcksSeed, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Fatalf("seed %d without the bug: %+v", staleLeaderAcksSeed, r.Failed())
+	}
+}
