@@ -156,6 +156,13 @@ type consumedPart struct {
 	gen      int
 	listing  bool
 	fetching bool
+	// validate: the position awaits OffsetForLeaderEpoch before it is
+	// fetched from (position_validation.go); validating: it is asked.
+	validate   bool
+	validating bool
+	// outOfRangeValidated: an OFFSET_OUT_OF_RANGE answer led to a
+	// validation since the last fetch that read; another one resets.
+	outOfRangeValidated bool
 	// fetchedInPoll: a fetch of this poll answered for the partition
 	// without error. It is not fetched again in the same poll, so a broker
 	// that answers at once with nothing does not set off a fetch storm.
@@ -211,6 +218,10 @@ type ConsumerStats struct {
 	ListOffsets      int
 	Resets           int
 	MetadataRequests int
+	// Validations counts OffsetForLeaderEpoch requests (KIP-320);
+	// Truncations the positions they found past the leader's log.
+	Validations int
+	Truncations int
 	// CorruptBatches counts batches the broker served that failed this
 	// client's checks (CRC, structure): corrupt data a broker must never
 	// serve.
@@ -292,6 +303,7 @@ func (co *Consumer) Seek(tp TopicPartition, offset int64) error {
 func (co *Consumer) SeekEpoch(tp TopicPartition, offset int64, epoch int32) error {
 	return co.seek(tp, func(cp *consumedPart) {
 		cp.position, cp.epoch, cp.reset = offset, epoch, resetNothing
+		cp.validate = epoch >= 0 && co.cfg.SendLeaderEpoch
 	})
 }
 
@@ -325,6 +337,7 @@ func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
 	if cp == nil {
 		return fmt.Errorf("seek %s: %w", tp, ErrNotAssigned)
 	}
+	cp.validate, cp.outOfRangeValidated = false, false
 	set(cp)
 	cp.gen++
 	cp.err, cp.retryAt, cp.failures = nil, 0, 0
@@ -496,6 +509,7 @@ func (co *Consumer) step() {
 	}
 	now := co.env.Clock.Mono()
 	co.sendListOffsets(now)
+	co.sendValidations(now)
 	co.sendFetches(now)
 	co.armWake(now)
 }
@@ -526,7 +540,7 @@ func (co *Consumer) armWake(now time.Duration) {
 
 // ready reports whether cp may be asked about now.
 func (cp *consumedPart) ready(now time.Duration) bool {
-	return cp.err == nil && !cp.listing && !cp.fetching && now >= cp.retryAt
+	return cp.err == nil && !cp.listing && !cp.fetching && !cp.validating && now >= cp.retryAt
 }
 
 // backoff delays cp after a failure, noting it for a no-progress verdict.
@@ -680,7 +694,7 @@ func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []re
 // position and no fetch in flight.
 func (co *Consumer) sendFetches(now time.Duration) {
 	groups := co.groupByLeader(func(cp *consumedPart) bool {
-		return cp.reset == resetNothing && cp.position >= 0 && !cp.fetchedInPoll && cp.ready(now) && co.epochKnown(cp)
+		return cp.reset == resetNothing && cp.position >= 0 && !cp.validate && !cp.fetchedInPoll && cp.ready(now) && co.epochKnown(cp)
 	})
 	for _, g := range groups {
 		leader := g.leader
@@ -842,18 +856,16 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		co.backoff(cp, now, fmt.Errorf("fetch at %d: %w", cp.position, &CodeError{Code: p.ErrorCode}))
 		return
 	case codeOffsetOutOfRange:
-		co.stats.Resets++
-		cp.stall.resets++
 		co.env.Log.Logf("kafka consumer %s: %s offset %d out of range (log %d..%d)",
 			co.cfg.ClientID, cp.tp, cp.position, p.LogStartOffset, p.HighWatermark)
-		cp.gen++
-		cp.position, cp.epoch = -1, -1
-		cp.reset = co.policyReset()
-		cp.resetAwaitsPoll = true
-		co.assignDirty = true
-		if cp.reset == resetNothing {
-			cp.err = fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange)
+		if co.cfg.SendLeaderEpoch && cp.epoch >= 0 && !cp.outOfRangeValidated {
+			// KIP-320: ask where the position's epoch ends before
+			// giving the position up; the log may have been truncated
+			// under it, and the reset policy would skip or re-read.
+			cp.validate, cp.outOfRangeValidated = true, true
+			return
 		}
+		co.resetPosition(cp, fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange))
 		return
 	default:
 		if classOf(p.ErrorCode).refreshMetadata || p.ErrorCode == codeReplicaNotAvailable ||
@@ -865,6 +877,7 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		return
 	}
 	cp.fetchedInPoll = true
+	cp.outOfRangeValidated = false
 	cp.highWater, cp.logStart = p.HighWatermark, p.LogStartOffset
 	cp.failures, cp.retryAt = 0, 0
 	var err error
