@@ -344,6 +344,41 @@ func TestReloadRestoresGroupsAndOffsets(t *testing.T) {
 	}
 }
 
+// TestCommittedLeaderEpochKeptAndReloaded (KIP-320): OffsetCommit v6+
+// carries the leader epoch of the record before the offset; OffsetFetch
+// v5+ returns it, also after a reload from the records (offset value v3),
+// and an OffsetCommit before v6 stores none.
+func TestCommittedLeaderEpochKeptAndReloaded(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.commit("solo", "", -1, "t", 0, 30) // epoch 3
+	epochOf := func(partition int32) (int64, int32) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = 7
+		req.Group = "solo"
+		req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{partition}}}
+		to := h.to()
+		h.apply(h.c.OffsetFetch(h.now, to, req))
+		p := h.replies[to].(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0]
+		return p.Offset, p.LeaderEpoch
+	}
+	old := kmsg.NewPtrOffsetCommitRequest()
+	old.Version = 5
+	old.Group, old.Generation = "solo", -1
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset, rp.LeaderEpoch = 1, 40, 9
+	old.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{rp}}}
+	h.apply(h.c.OffsetCommit(h.now, h.to(), old))
+	for _, when := range []string{"committed", "reloaded"} {
+		if off, epoch := epochOf(0); off != 30 || epoch != 3 {
+			t.Errorf("%s: t-0 at %d epoch %d, want 30 epoch 3", when, off, epoch)
+		}
+		if off, epoch := epochOf(1); off != 40 || epoch != -1 {
+			t.Errorf("%s by v5: t-1 at %d epoch %d, want 40 epoch -1", when, off, epoch)
+		}
+		h.reload()
+	}
+}
+
 func TestFailedAppendLeavesCommitUnmade(t *testing.T) {
 	h := newHarness(t, testConfig())
 	ids := stableGroup(t, h, "g", 1)

@@ -32,6 +32,7 @@ type partitionMeta struct {
 // topicMeta is what metadata says of one topic.
 type topicMeta struct {
 	err        int16
+	id         [16]byte
 	partitions []partitionMeta
 }
 
@@ -55,8 +56,12 @@ type cluster struct {
 	metaTimer    sim.Timer
 	metaAgeTimer sim.Timer
 	// metaNext rotates the broker asked for metadata when none is
-	// connected.
+	// connected, or when metaElsewhere.
 	metaNext int
+	// metaElsewhere: the last answer was staler than what the owner knows
+	// (a broker cut off from the controller still answers), so the next
+	// request goes to another broker than the lowest connected one.
+	metaElsewhere bool
 	// metaRequests counts metadata requests sent.
 	metaRequests int
 	// onUpdate is the owner's hook after every metadata response applied.
@@ -142,9 +147,23 @@ func (c *cluster) scheduleRefresh() {
 	c.sendMetadata()
 }
 
+// refreshElsewhere asks for fresh metadata from another broker than the
+// lowest connected one: the owner knows the answers so far are stale.
+func (c *cluster) refreshElsewhere() {
+	c.metaElsewhere = true
+	c.refresh()
+}
+
 // metadataNode picks who to ask: a connected broker if there is one (lowest
-// id first), otherwise the next known broker or bootstrap address in turn.
+// id first), otherwise the next known broker or bootstrap address in turn;
+// with metaElsewhere, the next known broker in turn.
 func (c *cluster) metadataNode() int32 {
+	if c.metaElsewhere && len(c.brokers) > 1 {
+		c.metaElsewhere = false
+		ids := c.brokerIDs()
+		c.metaNext++
+		return ids[c.metaNext%len(ids)]
+	}
 	ids := c.connIDs()
 	for _, id := range ids {
 		if c.conns[id].ready() {
@@ -234,7 +253,7 @@ func (c *cluster) apply(resp *kmsg.MetadataResponse) {
 		if t.Topic == nil || !c.isWanted(*t.Topic) {
 			continue
 		}
-		tm := &topicMeta{err: t.ErrorCode}
+		tm := &topicMeta{err: t.ErrorCode, id: t.TopicID}
 		size := 0
 		for _, p := range t.Partitions {
 			if p.Partition >= 0 && p.Partition < partitionsMax {
@@ -253,7 +272,24 @@ func (c *cluster) apply(resp *kmsg.MetadataResponse) {
 		if tm.err == codeNone && len(tm.partitions) == 0 {
 			tm.err = codeLeaderNotAvailable
 		}
+		c.keepNewerEpochs(c.topics[*t.Topic], tm)
 		c.topics[*t.Topic] = tm
+	}
+}
+
+// keepNewerEpochs keeps in next the partitions that old, the same topic,
+// knew at a newer leader epoch, as Kafka's clients do: an answer from a
+// broker the controller no longer reaches must not take the client back
+// to a deposed leader. Such an answer sends the next request elsewhere.
+func (c *cluster) keepNewerEpochs(old, next *topicMeta) {
+	if old == nil || old.id != next.id || next.err != codeNone {
+		return
+	}
+	for i := range min(len(old.partitions), len(next.partitions)) {
+		if o := old.partitions[i]; o.err == codeNone && o.leaderEpoch > next.partitions[i].leaderEpoch {
+			next.partitions[i] = o
+			c.metaElsewhere = true
+		}
 	}
 }
 

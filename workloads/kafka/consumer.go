@@ -136,7 +136,15 @@ type consumedPart struct {
 	// returned is the position as of the last completed poll: records a
 	// fetch brought in during a poll are not returned until it completes.
 	returned int64
-	reset    resetTo
+	// epoch is the leader epoch of the record before position (its
+	// batch's PartitionLeaderEpoch, or the epoch a committed offset came
+	// with), -1 when unknown; returnedEpoch is returned's. With
+	// SendLeaderEpoch nothing is fetched until metadata knows a leader
+	// epoch at least this (KIP-320): a leader of an older epoch may not
+	// hold the records before the position at all.
+	epoch         int32
+	returnedEpoch int32
+	reset         resetTo
 	// seekTimestampMs is the timestamp of a resetToTimestamp lookup.
 	seekTimestampMs int64
 	// resetAwaitsPoll holds a reset that an answer forced during a poll
@@ -148,6 +156,13 @@ type consumedPart struct {
 	gen      int
 	listing  bool
 	fetching bool
+	// validate: the position awaits OffsetForLeaderEpoch before it is
+	// fetched from (position_validation.go); validating: it is asked.
+	validate   bool
+	validating bool
+	// outOfRangeValidated: an OFFSET_OUT_OF_RANGE answer led to a
+	// validation since the last fetch that read; another one resets.
+	outOfRangeValidated bool
 	// fetchedInPoll: a fetch of this poll answered for the partition
 	// without error. It is not fetched again in the same poll, so a broker
 	// that answers at once with nothing does not set off a fetch storm.
@@ -203,6 +218,10 @@ type ConsumerStats struct {
 	ListOffsets      int
 	Resets           int
 	MetadataRequests int
+	// Validations counts OffsetForLeaderEpoch requests (KIP-320);
+	// Truncations the positions they found past the leader's log.
+	Validations int
+	Truncations int
 	// CorruptBatches counts batches the broker served that failed this
 	// client's checks (CRC, structure): corrupt data a broker must never
 	// serve.
@@ -254,7 +273,7 @@ func (co *Consumer) Assign(tps []TopicPartition) error {
 	for _, tp := range sorted {
 		cp := co.byTP[tp]
 		if cp == nil {
-			cp = &consumedPart{tp: tp, position: -1, reset: co.policyReset(), highWater: -1, logStart: -1, stall: noStall}
+			cp = &consumedPart{tp: tp, position: -1, epoch: -1, reset: co.policyReset(), highWater: -1, logStart: -1, stall: noStall}
 			co.cl.want(tp.Topic)
 		}
 		parts = append(parts, cp)
@@ -276,14 +295,21 @@ func (co *Consumer) Assignment() []TopicPartition {
 
 // Seek sets the position of an assigned partition.
 func (co *Consumer) Seek(tp TopicPartition, offset int64) error {
+	return co.SeekEpoch(tp, offset, -1)
+}
+
+// SeekEpoch sets the position of an assigned partition with the leader
+// epoch of the record before it (a committed offset's), -1 if unknown.
+func (co *Consumer) SeekEpoch(tp TopicPartition, offset int64, epoch int32) error {
 	return co.seek(tp, func(cp *consumedPart) {
-		cp.position, cp.reset = offset, resetNothing
+		cp.position, cp.epoch, cp.reset = offset, epoch, resetNothing
+		cp.validate = epoch >= 0 && co.cfg.SendLeaderEpoch
 	})
 }
 
 // SeekToBeginning moves the position to the log start offset.
 func (co *Consumer) SeekToBeginning(tp TopicPartition) error {
-	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToEarliest })
+	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.epoch, cp.reset = -1, -1, resetToEarliest })
 }
 
 // SeekToTimestamp moves the position to the first record whose timestamp
@@ -294,13 +320,13 @@ func (co *Consumer) SeekToTimestamp(tp TopicPartition, timestampMs int64) error 
 		return fmt.Errorf("seek %s to timestamp %d: negative", tp, timestampMs)
 	}
 	return co.seek(tp, func(cp *consumedPart) {
-		cp.position, cp.reset, cp.seekTimestampMs = -1, resetToTimestamp, timestampMs
+		cp.position, cp.epoch, cp.reset, cp.seekTimestampMs = -1, -1, resetToTimestamp, timestampMs
 	})
 }
 
 // SeekToEnd moves the position to the high watermark.
 func (co *Consumer) SeekToEnd(tp TopicPartition) error {
-	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.reset = -1, resetToLatest })
+	return co.seek(tp, func(cp *consumedPart) { cp.position, cp.epoch, cp.reset = -1, -1, resetToLatest })
 }
 
 func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
@@ -311,6 +337,7 @@ func (co *Consumer) seek(tp TopicPartition, set func(*consumedPart)) error {
 	if cp == nil {
 		return fmt.Errorf("seek %s: %w", tp, ErrNotAssigned)
 	}
+	cp.validate, cp.outOfRangeValidated = false, false
 	set(cp)
 	cp.gen++
 	cp.err, cp.retryAt, cp.failures = nil, 0, 0
@@ -343,6 +370,19 @@ func (co *Consumer) Position(tp TopicPartition) (int64, bool) {
 		pos = cp.returned
 	}
 	return pos, pos >= 0
+}
+
+// PositionEpoch is the leader epoch of the record before Position, -1
+// when unknown: what a commit of the position carries (KIP-320).
+func (co *Consumer) PositionEpoch(tp TopicPartition) int32 {
+	cp := co.byTP[tp]
+	if cp == nil {
+		return -1
+	}
+	if co.poll != nil {
+		return cp.returnedEpoch
+	}
+	return cp.epoch
 }
 
 // HighWatermark is the high watermark the last fetch of tp reported, -1
@@ -420,7 +460,7 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.Invoke, F: history.Poll})
 	}
 	for _, cp := range co.parts {
-		cp.returned = cp.position
+		cp.returned, cp.returnedEpoch = cp.position, cp.epoch
 		cp.fetchedInPoll = false
 		cp.resetAwaitsPoll = false
 	}
@@ -469,6 +509,7 @@ func (co *Consumer) step() {
 	}
 	now := co.env.Clock.Mono()
 	co.sendListOffsets(now)
+	co.sendValidations(now)
 	co.sendFetches(now)
 	co.armWake(now)
 }
@@ -499,7 +540,7 @@ func (co *Consumer) armWake(now time.Duration) {
 
 // ready reports whether cp may be asked about now.
 func (cp *consumedPart) ready(now time.Duration) bool {
-	return cp.err == nil && !cp.listing && !cp.fetching && now >= cp.retryAt
+	return cp.err == nil && !cp.listing && !cp.fetching && !cp.validating && now >= cp.retryAt
 }
 
 // backoff delays cp after a failure, noting it for a no-progress verdict.
@@ -653,7 +694,7 @@ func (co *Consumer) listOffsets(leader int32, parts []*consumedPart, resets []re
 // position and no fetch in flight.
 func (co *Consumer) sendFetches(now time.Duration) {
 	groups := co.groupByLeader(func(cp *consumedPart) bool {
-		return cp.reset == resetNothing && cp.position >= 0 && !cp.fetchedInPoll && cp.ready(now)
+		return cp.reset == resetNothing && cp.position >= 0 && !cp.validate && !cp.fetchedInPoll && cp.ready(now) && co.epochKnown(cp)
 	})
 	for _, g := range groups {
 		leader := g.leader
@@ -712,6 +753,20 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 		co.onFetch(parts, gens, fr, err)
 		co.step()
 	})
+}
+
+// epochKnown reports whether metadata knows cp's leader at an epoch no
+// older than its position's. If not, it asks for metadata from another
+// broker: the one asked last may be cut off from the controller.
+func (co *Consumer) epochKnown(cp *consumedPart) bool {
+	if !co.cfg.SendLeaderEpoch || cp.epoch < 0 {
+		return true
+	}
+	if co.cl.leaderEpoch(cp.tp.Topic, cp.tp.Partition) >= cp.epoch {
+		return true
+	}
+	co.cl.refreshElsewhere()
+	return false
 }
 
 // leaderEpoch is the epoch a request names for tp: the one metadata gave
@@ -801,28 +856,28 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 		co.backoff(cp, now, fmt.Errorf("fetch at %d: %w", cp.position, &CodeError{Code: p.ErrorCode}))
 		return
 	case codeOffsetOutOfRange:
-		co.stats.Resets++
-		cp.stall.resets++
 		co.env.Log.Logf("kafka consumer %s: %s offset %d out of range (log %d..%d)",
 			co.cfg.ClientID, cp.tp, cp.position, p.LogStartOffset, p.HighWatermark)
-		cp.gen++
-		cp.position = -1
-		cp.reset = co.policyReset()
-		cp.resetAwaitsPoll = true
-		co.assignDirty = true
-		if cp.reset == resetNothing {
-			cp.err = fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange)
+		if co.cfg.SendLeaderEpoch && cp.epoch >= 0 && !cp.outOfRangeValidated {
+			// KIP-320: ask where the position's epoch ends before
+			// giving the position up; the log may have been truncated
+			// under it, and the reset policy would skip or re-read.
+			cp.validate, cp.outOfRangeValidated = true, true
+			return
 		}
+		co.resetPosition(cp, fmt.Errorf("%s: %w", cp.tp, ErrOffsetOutOfRange))
 		return
 	default:
 		if classOf(p.ErrorCode).refreshMetadata || p.ErrorCode == codeReplicaNotAvailable ||
-			p.ErrorCode == codeOffsetNotAvailable {
+			p.ErrorCode == codeOffsetNotAvailable || p.ErrorCode == codeFencedLeaderEpoch ||
+			p.ErrorCode == codeUnknownLeaderEpoch {
 			co.cl.refresh()
 		}
 		co.backoff(cp, now, fmt.Errorf("fetch at %d: %w", cp.position, &CodeError{Code: p.ErrorCode}))
 		return
 	}
 	cp.fetchedInPoll = true
+	cp.outOfRangeValidated = false
 	cp.highWater, cp.logStart = p.HighWatermark, p.LogStartOffset
 	cp.failures, cp.retryAt = 0, 0
 	var err error
@@ -870,6 +925,7 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 		if err != nil {
 			return records, fmt.Errorf("batch at byte %d of %d: %w", size-len(data), size, err)
 		}
+		positionBefore := cp.position
 		if b.Control() {
 			// Transaction markers carry no application records, but are
 			// still checked: a broker must not serve corrupt ones either.
@@ -880,7 +936,13 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 		if err != nil {
 			return records, fmt.Errorf("batch at offset %d: %w", b.BaseOffset(), err)
 		}
-		cp.position = max(cp.position, b.NextOffset())
+		if next := b.NextOffset(); next > positionBefore {
+			// The position passes this batch: its epoch is the position's.
+			cp.position = max(cp.position, next)
+			if epoch := b.PartitionLeaderEpoch(); epoch >= 0 {
+				cp.epoch = epoch
+			}
+		}
 		data = rest
 	}
 	return records, nil

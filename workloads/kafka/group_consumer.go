@@ -133,6 +133,11 @@ func NewGroupConsumer(env sim.Env, cfg GroupConsumerConfig) (*GroupConsumer, err
 	}
 	inner := c.Consumer
 	inner.Recorder = nil
+	// A member fetches a committed position only from a leader at least
+	// as new as the commit's epoch (KIP-320): a deposed leader fenced off
+	// from the cluster may end before it, and its OFFSET_OUT_OF_RANGE
+	// would reset the group's offset backwards.
+	inner.SendLeaderEpoch = true
 	co, err := NewConsumer(env, inner)
 	if err != nil {
 		return nil, fmt.Errorf("group consumer: %w", err)
@@ -608,18 +613,19 @@ func (g *GroupConsumer) applyOffsets(fr *kmsg.OffsetFetchResponse, want []TopicP
 	if fr.ErrorCode != codeNone {
 		return g.codeErr(fr.ErrorCode)
 	}
-	got := map[TopicPartition]int64{}
+	got := map[TopicPartition]kmsg.OffsetFetchResponseTopicPartition{}
 	for _, t := range fr.Topics {
 		for _, p := range t.Partitions {
 			if p.ErrorCode != codeNone {
 				return g.codeErr(p.ErrorCode)
 			}
-			got[TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.Offset
+			got[TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p
 		}
 	}
 	for _, tp := range want {
-		if off, ok := got[tp]; ok && off >= 0 && slices.Contains(g.owned, tp) {
-			err := g.co.Seek(tp, off)
+		if p, ok := got[tp]; ok && p.Offset >= 0 && slices.Contains(g.owned, tp) {
+			off := p.Offset
+			err := g.co.SeekEpoch(tp, off, p.LeaderEpoch)
 			sim.Assert(err == nil, "group consumer seek between polls: %v", err)
 			g.committed[tp] = off
 		}
@@ -730,17 +736,19 @@ func (g *GroupConsumer) processTime() time.Duration {
 // with nothing new, there is nothing to commit.
 func (g *GroupConsumer) commit(tps []TopicPartition, then func()) {
 	var offsets []history.Offset
+	var epochs []int32
 	for _, tp := range tps {
 		pos, ok := g.co.Position(tp)
 		if ok && !slices.Contains(g.needOffsets, tp) && pos != g.committed[tp] {
 			offsets = append(offsets, history.Offset{Topic: tp.Topic, Partition: tp.Partition, Offset: pos})
+			epochs = append(epochs, g.co.PositionEpoch(tp))
 		}
 	}
 	if len(offsets) == 0 || g.generation < 0 || g.coord == nil {
 		then()
 		return
 	}
-	g.sendCommit(offsets, func(error) { then() })
+	g.sendCommit(offsets, epochs, func(error) { then() })
 }
 
 // CommitOffsets commits offsets (each partition's next offset to read) in
@@ -757,7 +765,7 @@ func (g *GroupConsumer) CommitOffsets(offsets []history.Offset, done func(error)
 	case len(offsets) == 0:
 		g.env.Clock.AfterFunc(0, func() { done(nil) })
 	default:
-		g.sendCommit(offsets, done)
+		g.sendCommit(offsets, g.positionEpochs(offsets), done)
 	}
 }
 
@@ -765,21 +773,37 @@ func (g *GroupConsumer) CommitOffsets(offsets []history.Offset, done func(error)
 // generation (joining, or its generation lost).
 var errNoGeneration = errors.New("not a member of the current generation")
 
-// sendCommit sends OffsetCommit for offsets in the member's generation and
-// records it; done gets nil when it took effect.
-func (g *GroupConsumer) sendCommit(offsets []history.Offset, done func(error)) {
+// positionEpochs are the leader epochs of offsets the application commits:
+// the epoch of the consumer's position where it is the offset, else -1
+// (unknown, as Kafka commits an offset given without one).
+func (g *GroupConsumer) positionEpochs(offsets []history.Offset) []int32 {
+	epochs := make([]int32, len(offsets))
+	for i, o := range offsets {
+		epochs[i] = -1
+		if pos, ok := g.co.Position(o.TP()); ok && pos == o.Offset {
+			epochs[i] = g.co.PositionEpoch(o.TP())
+		}
+	}
+	return epochs
+}
+
+// sendCommit sends OffsetCommit for offsets in the member's generation,
+// each with the leader epoch of the record before it (epochs, one per
+// offset), and records it; done gets nil when it took effect.
+func (g *GroupConsumer) sendCommit(offsets []history.Offset, epochs []int32, done func(error)) {
+	sim.Assert(len(epochs) == len(offsets), "commit of %d offsets with %d epochs", len(offsets), len(epochs))
 	g.stats.Commits++
 	gen := g.generation
 	g.record(history.Op{Type: history.Invoke, F: history.Commit, Offsets: offsets, Generation: gen})
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation, req.MemberID = g.cfg.Group, gen, g.memberID
 	req.RetentionTimeMillis = -1
-	for _, o := range offsets {
+	for i, o := range offsets {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != o.Topic {
 			req.Topics = append(req.Topics, kmsg.OffsetCommitRequestTopic{Topic: o.Topic})
 		}
 		p := kmsg.NewOffsetCommitRequestTopicPartition()
-		p.Partition, p.Offset = o.Partition, o.Offset
+		p.Partition, p.Offset, p.LeaderEpoch = o.Partition, o.Offset, epochs[i]
 		req.Topics[len(req.Topics)-1].Partitions = append(req.Topics[len(req.Topics)-1].Partitions, p)
 	}
 	g.coordCall(req, 0, func(resp kmsg.Response, err error) {

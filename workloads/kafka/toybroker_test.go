@@ -28,6 +28,10 @@ type toyLog struct {
 	// noIdempotence hides InitProducerId from ApiVersions, as a broker
 	// older than Kafka 0.11 would.
 	noIdempotence bool
+	// leaderEpoch is every partition's leader epoch: metadata says it,
+	// appended batches carry it, and requests naming another one are
+	// fenced (OffsetForLeaderEpoch; fetches do not check).
+	leaderEpoch int32
 }
 
 type toyPartition struct {
@@ -109,6 +113,8 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 		resp = b.fetch(r)
 	case *kmsg.ListOffsetsRequest:
 		resp = b.listOffsets(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = b.offsetForLeaderEpoch(r)
 	default:
 		panic(fmt.Sprintf("toy broker: %s not served", keyName(key)))
 	}
@@ -123,7 +129,8 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 
 func (b *toyBroker) apiVersions(r *kmsg.ApiVersionsRequest) kmsg.Response {
 	out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
-	for _, key := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.InitProducerID, kmsg.ApiVersions} {
+	for _, key := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.InitProducerID,
+		kmsg.ApiVersions, kmsg.OffsetForLeaderEpoch} {
 		if key == kmsg.InitProducerID && b.log.noIdempotence {
 			continue
 		}
@@ -148,6 +155,7 @@ func (b *toyBroker) metadata(r *kmsg.MetadataRequest) kmsg.Response {
 			for i := range b.log.partitions {
 				p := kmsg.NewMetadataResponseTopicPartition()
 				p.Partition, p.Leader, p.Replicas, p.ISR = int32(i), 0, []int32{0}, []int32{0}
+				p.LeaderEpoch = b.log.leaderEpoch
 				t.Partitions = append(t.Partitions, p)
 			}
 		}
@@ -226,6 +234,7 @@ func (b *toyBroker) append(part *toyPartition, raw []byte) (int16, int64) {
 	}
 	stored := append([]byte(nil), raw...)
 	binary.BigEndian.PutUint64(stored, uint64(part.end))
+	record.Batch(stored).SetPartitionLeaderEpoch(b.log.leaderEpoch)
 	base := part.end
 	part.batches = append(part.batches, toyBatch{base: base, last: base + int64(count) - 1, raw: stored})
 	part.end += int64(count)
@@ -288,6 +297,47 @@ func (b *toyBroker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 				p.Offset = 0
 			default:
 				p.Offset = part.end
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		out.Topics = append(out.Topics, t)
+	}
+	return out
+}
+
+// offsetForLeaderEpoch answers where each asked epoch ends: the log end for
+// the current epoch, else the base of the first batch of a later epoch,
+// with the largest epoch at or below the one asked; nothing for an epoch
+// newer than the current one.
+func (b *toyBroker) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
+	out := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	current := b.log.leaderEpoch
+	for _, rt := range r.Topics {
+		t := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			p.Partition, p.LeaderEpoch, p.EndOffset = rp.Partition, -1, -1
+			part := b.partition(rt.Topic, rp.Partition)
+			switch {
+			case part == nil:
+				p.ErrorCode = codeUnknownTopicOrPartition
+			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < current:
+				p.ErrorCode = codeFencedLeaderEpoch
+			case rp.CurrentLeaderEpoch > current:
+				p.ErrorCode = codeUnknownLeaderEpoch
+			case rp.LeaderEpoch == current:
+				p.LeaderEpoch, p.EndOffset = current, part.end
+			case rp.LeaderEpoch < current:
+				p.EndOffset = part.end
+				for _, tb := range part.batches {
+					e := record.Batch(tb.raw).PartitionLeaderEpoch()
+					if e > rp.LeaderEpoch {
+						p.EndOffset = tb.base
+						break
+					}
+					p.LeaderEpoch = e
+				}
 			}
 			t.Partitions = append(t.Partitions, p)
 		}

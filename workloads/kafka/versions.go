@@ -38,6 +38,8 @@ var ourVersions = map[kmsg.Key]versionRange{
 	kmsg.LeaveGroup:      {1, 5},
 	kmsg.OffsetCommit:    {2, 8},
 	kmsg.OffsetFetch:     {1, 7},
+	// Consumers validate positions from v3, as Kafka's do (KIP-320).
+	kmsg.OffsetForLeaderEpoch: {3, 4},
 }
 
 // apiVersionsAsk is the ApiVersions version a connection opens with. A
