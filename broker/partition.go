@@ -105,6 +105,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.restoreLogStart(lg, dir)
 	for _, d := range report.Damage {
 		b.env.Log.Logf("partition %s-%d: damaged data found in recovery, not served: %+v", t.Name, index, d)
 	}
