@@ -1,10 +1,14 @@
 package broker
 
 import (
+	"slices"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/sim"
 )
 
 // DeleteRecords: v0-2.
@@ -19,9 +23,12 @@ import (
 // The answer waits until the log-start-offset-checkpoint holding the new
 // starts is durable, so that an acknowledged deletion survives a crash
 // (Kafka checkpoints periodically and may bring deleted records back).
-// In a cluster it does not wait for the followers to move their own
-// starts (Kafka's DelayedDeleteRecords): they follow from the next fetch
-// answer, and until they do a new leader could serve records below it.
+// In a cluster it then waits, as Kafka's DelayedDeleteRecords does, until
+// every ISR member reports in its fetches a log start at least the one
+// asked (followers move theirs from the leader's fetch answers), so that
+// no replica that could lead next still serves the deleted records; past
+// the request's timeout the partition answers REQUEST_TIMED_OUT, and a
+// leadership that ends meanwhile NOT_LEADER_OR_FOLLOWER.
 func init() { serve(21, 0, 2, handleDeleteRecords) }
 
 // deleteToHighWatermark is the offset that asks for everything below the
@@ -31,7 +38,9 @@ const deleteToHighWatermark = -1
 func handleDeleteRecords(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.DeleteRecordsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	moved := false
+	// A request that moves nothing still waits in a cluster: a retry
+	// after a timeout must learn whether the followers caught up.
+	moved := b.cluster != nil
 	for _, rt := range r.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -53,8 +62,14 @@ func handleDeleteRecords(b *Broker, req *request) {
 		if err != nil {
 			b.env.Log.Logf("delete records: %v", err)
 			markStorageErrors(resp)
+			req.respond(resp)
+			return
 		}
-		req.respond(resp)
+		if b.cluster == nil {
+			req.respond(resp) // one broker is the whole ISR
+			return
+		}
+		b.awaitFollowerStarts(resp, r.TimeoutMillis, func() { req.respond(resp) })
 	})
 }
 
@@ -101,4 +116,136 @@ func (b *Broker) deleteRecords(topicName string, rp kmsg.DeleteRecordsRequestTop
 	}
 	sp.LowWatermark = p.log.StartOffset()
 	return moved
+}
+
+// deleteWaitsMax bounds the DeleteRecords answers one partition holds.
+const deleteWaitsMax = 1024
+
+// deleteState is a leader's record of its followers' log starts, as their
+// fetches report them, and the DeleteRecords answers waiting on them.
+type deleteState struct {
+	// epoch is the leader epoch starts were recorded under; a new
+	// leadership forgets them.
+	epoch  int32
+	starts map[int32]int64
+	waits  []*deleteWait
+}
+
+// deleteWait is one DeleteRecords answer waiting for ISR members' starts.
+type deleteWait struct {
+	pending []deletePending
+	timer   sim.Timer
+	done    func()
+}
+
+// deletePending is one partition of a waiting answer.
+type deletePending struct {
+	p      *partition
+	epoch  int32
+	target int64
+	sp     *kmsg.DeleteRecordsResponseTopicPartition
+}
+
+// awaitFollowerStarts holds resp until every partition answered without
+// error has an ISR whose least log start reaches its low watermark.
+func (b *Broker) awaitFollowerStarts(resp *kmsg.DeleteRecordsResponse, timeoutMs int32, done func()) {
+	w := &deleteWait{done: done}
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			sp := &resp.Topics[i].Partitions[j]
+			if sp.ErrorCode != 0 {
+				continue
+			}
+			p, kerrv := b.lookupLeader(resp.Topics[i].Topic, sp.Partition)
+			if kerrv != nil {
+				sp.ErrorCode, sp.LowWatermark = kerrv.Code, -1
+				continue
+			}
+			if len(p.deletes.waits) >= deleteWaitsMax {
+				sp.ErrorCode, sp.LowWatermark = kerr.RequestTimedOut.Code, -1
+				continue
+			}
+			w.pending = append(w.pending, deletePending{p: p, epoch: p.leaderEpoch, target: sp.LowWatermark, sp: sp})
+			p.deletes.waits = append(p.deletes.waits, w)
+		}
+	}
+	timeout := time.Duration(max(timeoutMs, 0)) * time.Millisecond
+	w.timer = b.env.Clock.AfterFunc(timeout, func() { w.expire() })
+	w.check()
+}
+
+// check answers the partitions whose ISR reached their target, or whose
+// leadership ended, and the whole answer once none is left.
+func (w *deleteWait) check() {
+	keep := w.pending[:0]
+	for _, d := range w.pending {
+		switch {
+		case d.p.replica.role != roleLeader || d.p.leaderEpoch != d.epoch:
+			d.sp.ErrorCode, d.sp.LowWatermark = kerr.NotLeaderForPartition.Code, -1
+			d.p.dropDeleteWait(w)
+		case d.p.isrLogStart() >= d.target:
+			d.sp.LowWatermark = d.p.isrLogStart()
+			d.p.dropDeleteWait(w)
+		default:
+			keep = append(keep, d)
+		}
+	}
+	w.pending = keep
+	if len(w.pending) == 0 && w.done != nil {
+		w.timer.Stop()
+		done := w.done
+		w.done = nil
+		done()
+	}
+}
+
+// expire answers what is still pending REQUEST_TIMED_OUT, or
+// NOT_LEADER_OR_FOLLOWER where the leadership ended.
+func (w *deleteWait) expire() {
+	if w.done == nil {
+		return
+	}
+	w.check()
+	for _, d := range w.pending {
+		d.sp.ErrorCode, d.sp.LowWatermark = kerr.RequestTimedOut.Code, -1
+		d.p.dropDeleteWait(w)
+	}
+	w.pending = nil
+	w.check()
+}
+
+func (p *partition) dropDeleteWait(w *deleteWait) {
+	p.deletes.waits = slices.DeleteFunc(p.deletes.waits, func(x *deleteWait) bool { return x == w })
+}
+
+// isrLogStart is the least log start over the leader and the ISR's
+// followers (Kafka's low watermark); a follower that has not reported
+// one since this leadership began counts as 0.
+func (p *partition) isrLogStart() int64 {
+	least := p.log.StartOffset()
+	if p.deletes.epoch != p.leaderEpoch {
+		return min(least, 0)
+	}
+	for _, id := range p.replica.isr {
+		if id != p.b.cfg.NodeID {
+			least = min(least, p.deletes.starts[id])
+		}
+	}
+	return least
+}
+
+// noteFollowerLogStart records the log start a follower's fetch reports
+// and answers the DeleteRecords waits it completes.
+func (p *partition) noteFollowerLogStart(replica int32, start int64) {
+	if p.replica.role != roleLeader || replica == p.b.cfg.NodeID || !slices.Contains(p.replica.replicas, replica) {
+		return
+	}
+	d := &p.deletes
+	if d.epoch != p.leaderEpoch || d.starts == nil {
+		d.epoch, d.starts = p.leaderEpoch, map[int32]int64{}
+	}
+	d.starts[replica] = start
+	for _, w := range slices.Clone(d.waits) {
+		w.check()
+	}
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,11 +16,17 @@ import (
 // topic to the broker with id.
 func (c *clusterRig) deleteRecordsAt(id int32, offset int64) kmsg.DeleteRecordsResponseTopicPartition {
 	c.t.Helper()
+	return c.deleteRecordsWithin(id, offset, 5*time.Second)
+}
+
+// deleteRecordsWithin is deleteRecordsAt with the request's timeout.
+func (c *clusterRig) deleteRecordsWithin(id int32, offset int64, timeout time.Duration) kmsg.DeleteRecordsResponseTopicPartition {
+	c.t.Helper()
 	tc := c.dialTo(brokerName(id) + ":9092")
 	defer tc.c.Close()
 	req := kmsg.NewPtrDeleteRecordsRequest()
 	req.SetVersion(2)
-	req.TimeoutMillis = 5000
+	req.TimeoutMillis = int32(timeout / time.Millisecond)
 	rt := kmsg.NewDeleteRecordsRequestTopic()
 	rt.Topic = clusterTopic
 	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
@@ -35,7 +42,8 @@ func (c *clusterRig) deleteRecordsAt(id int32, offset int64) kmsg.DeleteRecordsR
 
 // TestClusterDeleteRecordsFollowersAdvance: only the leader serves
 // DeleteRecords; followers take its new log start from their next fetch
-// answers, a restarted follower is back at it (from its checkpoint or
+// answers and the leader answers once every ISR member reported it
+// (Kafka's DelayedDeleteRecords), a restarted follower is back at it (from its checkpoint or
 // its first fetch; TestDeleteRecords proves the checkpoint alone), and a
 // new leader after the old one crashes still refuses the deleted records.
 func TestClusterDeleteRecordsFollowersAdvance(t *testing.T) {
@@ -60,14 +68,12 @@ func TestClusterDeleteRecordsFollowersAdvance(t *testing.T) {
 	if dr.LowWatermark != 5 {
 		t.Fatalf("low watermark %d, want 5", dr.LowWatermark)
 	}
-	c.runUntil("followers at the new log start", 5*time.Second, func() bool {
-		for _, id := range followers {
-			if c.brokers[id].LogStart(clusterTopic, 0) != 5 {
-				return false
-			}
+	// The answer waited until every ISR member reported the new start.
+	for _, id := range followers {
+		if got := c.brokers[id].LogStart(clusterTopic, 0); got != 5 {
+			t.Fatalf("answered while follower %d's log start is %d, want 5", id, got)
 		}
-		return true
-	})
+	}
 
 	// A restarted follower is back at it.
 	c.runFor(2 * time.Second)
@@ -104,4 +110,43 @@ func TestClusterDeleteRecordsFollowersAdvance(t *testing.T) {
 	}
 	fp := fetchPartition(t, c.wait(tc.send(fetchRequest(clusterTopic, 0, 4, 0, 0))))
 	expectCode(t, "fetch below the start at the new leader", fp.ErrorCode, kerr.OffsetOutOfRange)
+}
+
+// TestClusterDeleteRecordsWaitsForISR: a follower cut off from its
+// leader but still in the ISR holds the answer until the request's
+// timeout (REQUEST_TIMED_OUT); once the leader drops it from the ISR, a
+// retry answers at once.
+func TestClusterDeleteRecordsWaitsForISR(t *testing.T) {
+	c := newClusterRig(t, 22, nil, nil)
+	c.createReplicated()
+	ps := c.partitionState()
+	for i := range 5 {
+		expectCode(t, "produce", c.produceTo(ps.Leader, -1, fmt.Sprint(i)).ErrorCode, nil)
+	}
+	lagger := ps.Replicas[0]
+	if lagger == ps.Leader {
+		lagger = ps.Replicas[1]
+	}
+	for _, pair := range [][2]string{{brokerName(ps.Leader), brokerName(lagger)}, {brokerName(lagger), brokerName(ps.Leader)}} {
+		if err := c.w.Block(pair[0], pair[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := c.now()
+	expectCode(t, "delete with a cut-off ISR member", c.deleteRecordsWithin(ps.Leader, 3, 300*time.Millisecond).ErrorCode, kerr.RequestTimedOut)
+	if waited := c.now() - sent; waited < 300*time.Millisecond {
+		t.Fatalf("timed out after %v, before the request's 300ms", waited)
+	}
+	if got := c.brokers[ps.Leader].LogStart(clusterTopic, 0); got != 3 {
+		t.Fatalf("the leader's start is %d after a timed-out delete, want 3 (Kafka keeps the move)", got)
+	}
+	c.runUntil("the cut-off follower out of the ISR", 10*time.Second, func() bool {
+		return !slices.Contains(c.partitionState().ISR, lagger)
+	})
+	c.runFor(500 * time.Millisecond) // the leader's own ISR follows the image
+	dr := c.deleteRecordsAt(ps.Leader, 3)
+	expectCode(t, "delete once the ISR shrank", dr.ErrorCode, nil)
+	if dr.LowWatermark != 3 {
+		t.Fatalf("low watermark %d, want 3", dr.LowWatermark)
+	}
 }

@@ -36,6 +36,9 @@ type partition struct {
 	// replica is this broker's part in the partition's replication;
 	// unused by a single broker (replication.go).
 	replica replicaState
+	// deletes is what DeleteRecords answers wait on as leader
+	// (21_delete_records.go).
+	deletes deleteState
 }
 
 func (t *topic) openPartitions(b *Broker) error {
