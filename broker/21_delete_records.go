@@ -38,9 +38,11 @@ const deleteToHighWatermark = -1
 func handleDeleteRecords(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.DeleteRecordsRequest)
 	resp := r.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	// A request that moves nothing still waits in a cluster: a retry
-	// after a timeout must learn whether the followers caught up.
-	moved := b.cluster != nil
+	// Every partition answered without error goes through the checkpoint
+	// (and in a cluster the ISR wait), moved now or not: a retry after a
+	// failed checkpoint or a timeout must learn whether its deletion is
+	// durable and replicated.
+	served := false
 	for _, rt := range r.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -48,13 +50,13 @@ func handleDeleteRecords(b *Broker, req *request) {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			if b.deleteRecords(rt.Topic, rp, &sp) {
-				moved = true
+				served = true
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	if !moved {
+	if !served {
 		req.respond(resp)
 		return
 	}
@@ -87,7 +89,7 @@ func markStorageErrors(resp *kmsg.DeleteRecordsResponse) {
 }
 
 // deleteRecords moves one partition's log start and reports whether it
-// moved.
+// answered without error.
 func (b *Broker) deleteRecords(topicName string, rp kmsg.DeleteRecordsRequestTopicPartition, sp *kmsg.DeleteRecordsResponseTopicPartition) bool {
 	sp.LowWatermark = -1
 	p, kerrv := b.lookupLeader(topicName, rp.Partition)
@@ -108,14 +110,13 @@ func (b *Broker) deleteRecords(topicName string, rp kmsg.DeleteRecordsRequestTop
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return false
 	}
-	moved, err := p.log.AdvanceStartOffset(offset)
-	if err != nil {
+	if _, err := p.log.AdvanceStartOffset(offset); err != nil {
 		b.env.Log.Logf("partition %s-%d: delete records before %d: %v", p.topic, p.index, offset, err)
 		sp.ErrorCode = storageCode(err).Code
 		return false
 	}
 	sp.LowWatermark = p.log.StartOffset()
-	return moved
+	return true
 }
 
 // deleteWaitsMax bounds the DeleteRecords answers one partition holds.

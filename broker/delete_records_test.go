@@ -123,3 +123,26 @@ func checkLogStart(t *testing.T, r *rig, topic string, start int64) {
 		t.Fatalf("fetch answer's log start %d, want %d", fp.LogStartOffset, start)
 	}
 }
+
+// TestDeleteRecordsFailedCheckpoint: a checkpoint whose sync fails
+// answers KAFKA_STORAGE_ERROR; the retry, though the start already
+// moved, writes it again and succeeds.
+func TestDeleteRecordsFailedCheckpoint(t *testing.T) {
+	r := newRig(t, 2102, groupCommit)
+	r.createTopic("logs", 1)
+	for i := 0; i < 5; i++ {
+		expectCode(t, "produce", r.produce("logs", 0, buildBatch(t, plain, 1000, fmt.Sprint(i))).ErrorCode, nil)
+	}
+	r.runFor(100 * time.Millisecond)
+	if err := r.w.FailSyncs(brokerNode, 1); err != nil {
+		t.Fatal(err)
+	}
+	expectCode(t, "delete with a failing sync", r.deleteRecords(2, "logs", 0, 3).ErrorCode, kerr.KafkaStorageError)
+	dr := r.deleteRecords(2, "logs", 0, 3)
+	expectCode(t, "retry", dr.ErrorCode, nil)
+	if dr.LowWatermark != 3 {
+		t.Fatalf("low watermark %d, want 3", dr.LowWatermark)
+	}
+	r.powerCycle()
+	checkLogStart(t, r, "logs", 3)
+}
