@@ -316,6 +316,7 @@ func (b *Broker) noteFollowerFetches(r *kmsg.FetchRequest) {
 			}
 			before := p.replica.hw
 			p.noteFollowerFetch(r.ReplicaID, rp.FetchOffset)
+			p.noteFollowerLogStart(r.ReplicaID, rp.LogStartOffset)
 			if p.replica.hw != before {
 				p.wakeWaiters()
 			}

@@ -148,6 +148,8 @@ type Broker struct {
 	// directory name.
 	recoveryPoints map[string]int64
 	checkpointing  bool
+	// logStarts is the log-start-offset checkpoint (maintenance.go).
+	logStarts logStartCheckpoint
 	// startRecovery sums the recovery reports of the logs a start opens;
 	// nil once the start has opened them.
 	startRecovery *recoveryTally

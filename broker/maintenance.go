@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"time"
 
@@ -53,6 +54,8 @@ func (b *Broker) maintain() {
 		}
 	}
 	b.writeRecoveryPoints(points)
+	// Followers' starts and retention's moves reach the checkpoint here.
+	b.writeLogStarts(nil)
 }
 
 // writeRecoveryPoints replaces the checkpoint unless a replacement is
@@ -80,9 +83,10 @@ func (b *Broker) writeRecoveryPoints(points []storage.PartitionOffset) {
 }
 
 // loadRecoveryPoints reads the checkpoint into b.recoveryPoints, keyed by
-// partition directory name. A missing or unreadable checkpoint means
+// partition directory name, and the log-start checkpoint beside it. A missing or unreadable checkpoint means
 // every log is scanned in full: slower, never wrong.
 func (b *Broker) loadRecoveryPoints() {
+	b.loadLogStarts()
 	b.recoveryPoints = map[string]int64{}
 	name := path.Join(b.cfg.DataDir, recoveryPointFile)
 	data, err := storage.ReadCheckpointFile(b.env.FS, name)
@@ -103,5 +107,133 @@ func (b *Broker) loadRecoveryPoints() {
 	}
 	for _, e := range entries {
 		b.recoveryPoints[path.Base(partitionDir("", e.Topic, e.Partition))] = e.Offset
+	}
+}
+
+// logStartFile is Kafka's per-directory record of each log's start
+// offset, which DeleteRecords may move inside a segment.
+const logStartFile = storage.LogStartCheckpointName
+
+// logStartWaitersMax bounds the DeleteRecords answers waiting for the
+// next checkpoint; past it they fail with KAFKA_STORAGE_ERROR and the
+// client retries.
+const logStartWaitersMax = 1024
+
+// logStartCheckpoint is the log-start-offset checkpoint's state: one
+// replacement at a time, the callers that arrive meanwhile waiting for
+// the next, which then holds their starts.
+type logStartCheckpoint struct {
+	// restored are the starts read at start, by partition directory
+	// name, until the partition opens (and kept in every checkpoint
+	// until then, so that a cluster member writing before its image
+	// opened a partition does not forget its start).
+	restored map[string]storage.PartitionOffset
+	writing  bool
+	// waiting are the callers of the replacement after the one running.
+	waiting []func(error)
+	// written is what the last completed replacement wrote.
+	written []byte
+}
+
+// writeLogStarts replaces the log-start checkpoint with every hosted
+// log's start and calls done once that is durable (nil: no one waits).
+func (b *Broker) writeLogStarts(done func(error)) {
+	ls := &b.logStarts
+	if done != nil {
+		if len(ls.waiting) >= logStartWaitersMax {
+			done(errLogStartWaitersFull)
+			return
+		}
+		ls.waiting = append(ls.waiting, done)
+	}
+	if ls.writing {
+		return // the running replacement starts the next one
+	}
+	data, err := storage.EncodeOffsetCheckpoint(b.logStartEntries())
+	if err == nil && len(ls.waiting) == 0 && string(data) == string(ls.written) {
+		return // nothing moved since the last one
+	}
+	waiters := ls.waiting
+	ls.waiting = nil
+	finish := func(err error) {
+		for _, w := range waiters {
+			w(err)
+		}
+	}
+	if err != nil {
+		finish(fmt.Errorf("encode %s: %w", logStartFile, err))
+		return
+	}
+	ls.writing = true
+	storage.ReplaceFile(b.env.FS, path.Join(b.cfg.DataDir, logStartFile), data, func(err error) {
+		ls.writing = false
+		if err == nil {
+			ls.written = data
+		} else {
+			b.env.Log.Logf("write %s: %v", logStartFile, err)
+		}
+		finish(err)
+		if len(ls.waiting) > 0 {
+			b.writeLogStarts(nil)
+		}
+	})
+}
+
+var errLogStartWaitersFull = errors.New("too many requests waiting for the log start checkpoint")
+
+// logStartEntries lists the hosted logs' starts and the restored entries
+// of partitions not open yet.
+func (b *Broker) logStartEntries() []storage.PartitionOffset {
+	var entries []storage.PartitionOffset
+	seen := map[string]bool{}
+	for _, name := range b.topics.sortedNames() {
+		for _, p := range b.topics.get(name).hosted() {
+			key := path.Base(partitionDir("", p.topic, p.index))
+			seen[key] = true
+			// Every log, as Kafka writes them: a start at a segment's base
+			// still counts until the deletion of the segments below it is
+			// durable.
+			entries = append(entries, storage.PartitionOffset{Topic: p.topic, Partition: p.index, Offset: p.log.StartOffset()})
+		}
+	}
+	for key, e := range b.logStarts.restored {
+		if !seen[key] {
+			entries = append(entries, e)
+		}
+	}
+	return entries // EncodeOffsetCheckpoint sorts them
+}
+
+// loadLogStarts reads the log-start checkpoint. A missing file means no
+// start was moved; an unreadable one is logged and every log starts at
+// its first segment, which can serve deleted records again.
+func (b *Broker) loadLogStarts() {
+	b.logStarts = logStartCheckpoint{restored: map[string]storage.PartitionOffset{}}
+	name := path.Join(b.cfg.DataDir, logStartFile)
+	data, err := storage.ReadCheckpointFile(b.env.FS, name)
+	if errors.Is(err, sim.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		b.env.Log.Logf("read %s: %v; logs start at their first segments", name, err)
+		return
+	}
+	entries, err := storage.DecodeOffsetCheckpoint(data)
+	if err != nil {
+		b.env.Log.Logf("%s: %v; logs start at their first segments", name, err)
+		return
+	}
+	b.logStarts.written = data
+	for _, e := range entries {
+		b.logStarts.restored[path.Base(partitionDir("", e.Topic, e.Partition))] = e
+	}
+}
+
+// restoreLogStart hands an opening log its checkpointed start.
+func (b *Broker) restoreLogStart(lg *storage.Log, dir string) {
+	key := path.Base(dir)
+	if e, ok := b.logStarts.restored[key]; ok {
+		lg.RestoreStartOffset(e.Offset)
+		delete(b.logStarts.restored, key)
 	}
 }

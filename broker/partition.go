@@ -36,6 +36,9 @@ type partition struct {
 	// replica is this broker's part in the partition's replication;
 	// unused by a single broker (replication.go).
 	replica replicaState
+	// deletes is what DeleteRecords answers wait on as leader
+	// (21_delete_records.go).
+	deletes deleteState
 }
 
 func (t *topic) openPartitions(b *Broker) error {
@@ -105,6 +108,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.restoreLogStart(lg, dir)
 	for _, d := range report.Damage {
 		b.env.Log.Logf("partition %s-%d: damaged data found in recovery, not served: %+v", t.Name, index, d)
 	}

@@ -349,7 +349,22 @@ func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition
 	if sp.HighWatermark >= 0 {
 		p.replica.hw = min(sp.HighWatermark, p.log.EndOffset())
 	}
+	f.followLogStart(p, sp.LogStartOffset)
 	return appended
+}
+
+// followLogStart moves a follower's log start up to its leader's, as
+// Kafka's fetcher does after each answer, so that records a DeleteRecords
+// removed do not come back when this replica leads. The broker's
+// maintenance checkpoints it.
+func (f *replicaFetcher) followLogStart(p *partition, leaderStart int64) {
+	start := min(leaderStart, p.log.EndOffset())
+	if start <= p.log.StartOffset() {
+		return
+	}
+	if _, err := p.log.AdvanceStartOffset(start); err != nil {
+		f.b.env.Log.Logf("partition %s-%d: follow the leader's log start %d: %v", p.topic, p.index, start, err)
+	}
 }
 
 // flushThenKick syncs what group-commit followers appended before the

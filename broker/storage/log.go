@@ -99,6 +99,9 @@ type Log struct {
 	// An open log always has at least one.
 	segments      []*segment
 	recoveryPoint int64
+	// startOffset is the log start offset when DeleteRecords moved it
+	// past the first segment's base (see log_start.go).
+	startOffset int64
 	// loadedEnd is the end of what Open found on disk and verified. A
 	// reopen after a failed sync keeps it: the recovery point read at
 	// Open may lag what was durable before a crash, and cutting back to
@@ -207,14 +210,6 @@ func (l *Log) usable() error {
 		return fmt.Errorf("log %s is offline: %w", l.dir, l.failed)
 	}
 	return nil
-}
-
-// StartOffset is the log start offset: the first offset still held.
-func (l *Log) StartOffset() int64 {
-	if len(l.segments) == 0 { // offline after a failed reopen
-		return l.recoveryPoint
-	}
-	return l.segments[0].base
 }
 
 // EndOffset is the log end offset: the offset the next append gets.

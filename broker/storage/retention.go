@@ -31,6 +31,11 @@ func (l *Log) Tick(highWatermark int64) error {
 			return err
 		}
 	}
+	// Segments a DeleteRecords left wholly below the log start go under
+	// any cleanup policy, as in Kafka.
+	if _, err := l.DeleteSegmentsBelowStart(); err != nil {
+		return err
+	}
 	if l.cfg.Cleanup.compacts() && l.compaction == nil && now-l.lastCompactionMono >= l.cfg.CompactionInterval {
 		l.Compact(highWatermark, nil)
 	}

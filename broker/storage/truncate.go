@@ -109,6 +109,9 @@ func (l *Log) afterTruncation() error {
 	l.truncated()
 	end := l.EndOffset()
 	l.recoveryPoint = min(l.recoveryPoint, end)
+	// A cut below the log start takes the start down with it (Kafka's
+	// truncateTo), so that appends after the cut are served.
+	l.startOffset = min(l.startOffset, end)
 	if l.round != nil {
 		l.round.target = min(l.round.target, end)
 	}
@@ -163,6 +166,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 		return err
 	}
 	l.segments = []*segment{s}
+	l.startOffset = offset
 	l.recoveryPoint = min(l.recoveryPoint, offset)
 	if l.round != nil {
 		l.round.target = min(l.round.target, offset)
