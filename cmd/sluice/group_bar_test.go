@@ -31,6 +31,10 @@ const coopMemberEnv = "SLUICE_TEST_COOP_MEMBER"
 // exactly those again, and nothing below them.
 const coopUncommittedRecordsMax = 10
 
+// coopPollRecordsMax is how many records the member processes and
+// commits at a time, so that its commits land inside partitions.
+const coopPollRecordsMax = 7
+
 // TestHelperCooperativeStickyMember is not a test: it is the member
 // process, run only when coopMemberEnv is set.
 func TestHelperCooperativeStickyMember(t *testing.T) {
@@ -58,7 +62,11 @@ func runCooperativeStickyMember(addr, groupID, topic string, limit int) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(6*time.Second), kgo.RebalanceTimeout(10*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.HeartbeatInterval(500*time.Millisecond), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A fetch sent before every partition's start is known waits its
+		// full max wait at the log end (5 s by default) before the next
+		// fetch asks for the rest.
+		kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -72,7 +80,7 @@ func runCooperativeStickyMember(addr, groupID, topic string, limit int) {
 			want = limit + coopUncommittedRecordsMax - processed
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		recs := cl.PollRecords(ctx, want).Records()
+		recs := cl.PollRecords(ctx, min(want, coopPollRecordsMax)).Records()
 		cancel()
 		for _, r := range recs {
 			fmt.Fprintf(out, "read %d %d\n", r.Partition, r.Offset)
@@ -177,7 +185,7 @@ func (r coopReport) count() int {
 // first member read but had not committed.
 func TestFranzGoCooperativeStickyMemberKilledResumes(t *testing.T) {
 	b := startRealBroker(t, t.TempDir(), "", groupBrokerArgs...)
-	const topic, groupID, partitions, perPartition, firstLimit = "sticky", "sticky-readers", 4, 50, 100
+	const topic, groupID, partitions, perPartition, firstLimit = "sticky", "sticky-readers", 4, 50, 90
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +208,15 @@ func TestFranzGoCooperativeStickyMemberKilledResumes(t *testing.T) {
 		if onBroker[p] != firstReport.committed[p] {
 			t.Fatalf("the broker holds commits %v; the member committed %v", onBroker, firstReport.committed)
 		}
+	}
+	// 90 records committed over partitions of 50: at least one commit
+	// lies inside a partition.
+	inside := false
+	for _, o := range onBroker {
+		inside = inside || (o > 0 && o < perPartition)
+	}
+	if !inside {
+		t.Fatalf("no commit inside a partition: %v", onBroker)
 	}
 	first.kill()
 
@@ -249,7 +266,8 @@ func TestFranzGoCooperativeStickyMemberKilledResumes(t *testing.T) {
 	if reread != coopUncommittedRecordsMax {
 		t.Fatalf("%d records were read twice, want the %d the first member read and did not commit", reread, coopUncommittedRecordsMax)
 	}
-	t.Logf("the new member resumed in %v (the killed member's session is 6 s); %d uncommitted records read again", resumed.Round(100*time.Millisecond), reread)
+	t.Logf("the new member resumed in %v (the killed member's session is 6 s) from commits %v; %d uncommitted records read again",
+		resumed.Round(100*time.Millisecond), onBroker, reread)
 }
 
 // TestTopicsAndGroupsCommandsOnCluster: `sluice topics` and `sluice
