@@ -63,7 +63,7 @@ func TestSessionsFenceSilentBrokers(t *testing.T) {
 			at := registeredAt + 20*time.Millisecond // registration committed
 			beats[id] = append(beats[id], at)
 			for i := 0; i < 12; i++ {
-				gap := time.Duration(rapid.Int64Range(int64(50*time.Millisecond), int64(2500*time.Millisecond)).Draw(rt, fmt.Sprintf("gap%d.%d", id, i)))
+				gap := drawGap(rt, fmt.Sprintf("gap%d.%d", id, i), session, slack)
 				at += gap
 				beats[id] = append(beats[id], at)
 				w.At(at, func() {
@@ -93,6 +93,17 @@ func TestSessionsFenceSilentBrokers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// drawGap draws a gap between heartbeats clearly shorter than the session
+// or clearly longer than it and its slack: a gap between the two may be
+// fenced or not, and its fence may land just after the heartbeat that
+// ends it, where it would be taken for a fence within the next gap.
+func drawGap(rt *rapid.T, label string, session, slack time.Duration) time.Duration {
+	if rapid.Bool().Draw(rt, label+".long") {
+		return time.Duration(rapid.Int64Range(int64(session+2*slack), int64(2500*time.Millisecond)).Draw(rt, label))
+	}
+	return time.Duration(rapid.Int64Range(int64(50*time.Millisecond), int64(session-slack)).Draw(rt, label))
 }
 
 // electionWaitMax bounds how long a quorum of one takes to lead.
