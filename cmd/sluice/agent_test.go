@@ -63,11 +63,17 @@ func startRealAgent(t *testing.T, args ...string) *realAgent {
 
 func waitListening(t *testing.T, addr string, a *realAgent) {
 	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// The agent must say it listens there: a dial alone could reach
+		// another process that took the port.
+		announced := strings.Contains(a.log.String(), ":"+port+"\n") && strings.Contains(a.log.String(), "listening on")
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
+		}
+		if err == nil && announced {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -94,12 +94,41 @@ func (b *realBroker) kill() {
 }
 
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	testPorts.Lock()
+	defer testPorts.Unlock()
+	span := testPortHigh - testPortLow
+	if testPorts.next == 0 {
+		testPorts.next = os.Getpid() * 7919 % span
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for range span {
+		port := testPortLow + testPorts.next%span
+		testPorts.next++
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
+	t.Fatalf("no free loopback port in [%d, %d)", testPortLow, testPortHigh)
+	return ""
+}
+
+// Test servers take their ports below the kernel's ephemeral range and
+// below the one cluster up draws from, each port once per test process: a
+// port the kernel hands out (127.0.0.1:0) can be handed out again, to
+// another test's server or as the source port of any outgoing connection,
+// before the server meant for it binds it. A test once posted HTTP to
+// another test's broker that way and was reset.
+const (
+	testPortLow  = 10000
+	testPortHigh = 20000
+)
+
+var testPorts struct {
+	sync.Mutex
+	next int
 }
 
 func kcat(t *testing.T, stdin string, args ...string) string {
