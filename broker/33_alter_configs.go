@@ -33,15 +33,7 @@ func handleAlterConfigs(b *Broker, req *request) {
 			}
 			configs[c.Name] = *c.Value
 		}
-		cfg, failed := b.checkTopicConfigs(configs)
-		switch {
-		case failed != nil:
-			done(*failed)
-		case r.ValidateOnly:
-			done(alterOutcome{})
-		default:
-			b.setTopicConfigs(t, configs, cfg, done)
-		}
+		b.alterTopicConfigs(t, configs, r.ValidateOnly, done)
 	}, func(outcomes []alterOutcome) {
 		for i, rr := range r.Resources {
 			res := kmsg.NewAlterConfigsResponseResource()

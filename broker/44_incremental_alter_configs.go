@@ -34,15 +34,7 @@ func handleIncrementalAlterConfigs(b *Broker, req *request) {
 				return
 			}
 		}
-		cfg, failed := b.checkTopicConfigs(configs)
-		switch {
-		case failed != nil:
-			done(*failed)
-		case r.ValidateOnly:
-			done(alterOutcome{})
-		default:
-			b.setTopicConfigs(t, configs, cfg, done)
-		}
+		b.alterTopicConfigs(t, configs, r.ValidateOnly, done)
 	}, func(outcomes []alterOutcome) {
 		for i, rr := range r.Resources {
 			res := kmsg.NewIncrementalAlterConfigsResponseResource()

@@ -63,6 +63,20 @@ func (b *Broker) checkTopicConfigs(configs map[string]string) (storage.Config, *
 	return cfg, nil
 }
 
+// alterTopicConfigs checks a topic's whole new config set and, unless the
+// request only validates, records and applies it.
+func (b *Broker) alterTopicConfigs(t *topic, configs map[string]string, validateOnly bool, done func(alterOutcome)) {
+	cfg, failed := b.checkTopicConfigs(configs)
+	switch {
+	case failed != nil:
+		done(*failed)
+	case validateOnly:
+		done(alterOutcome{})
+	default:
+		b.setTopicConfigs(t, configs, cfg, done)
+	}
+}
+
 // setTopicConfigs records a topic's new configs durably, then applies
 // them to its partitions' logs. In a cluster the controller records them
 // in the metadata log, and every broker applies them from its image; the

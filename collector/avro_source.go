@@ -2,7 +2,6 @@ package collector
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -25,7 +24,7 @@ type AvroSource struct {
 	port     int
 	proc     *channelProcessor
 	listener sim.Listener
-	conns    map[*avroConn]bool
+	conns    connSet
 	stopped  bool
 	counters SourceCounters
 }
@@ -43,7 +42,9 @@ type avroConn struct {
 }
 
 func newAvroSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *AvroSource {
-	return &AvroSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc, conns: map[*avroConn]bool{}}
+	s := &AvroSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc}
+	s.conns = newConnSet(&s.counters)
+	return s
 }
 
 // Name is the source's name.
@@ -74,26 +75,12 @@ func (s *AvroSource) Stop() {
 	if s.listener != nil {
 		s.listener.Close()
 	}
-	for _, ac := range sortedAvroConns(s.conns) {
-		ac.close()
-	}
-}
-
-// sortedAvroConns orders connections by remote address, so that what
-// closing them does is the same in every run.
-func sortedAvroConns(m map[*avroConn]bool) []*avroConn {
-	out := make([]*avroConn, 0, len(m))
-	for ac := range m {
-		out = append(out, ac)
-	}
-	slices.SortFunc(out, func(a, b *avroConn) int { return strings.Compare(a.c.RemoteAddr(), b.c.RemoteAddr()) })
-	return out
+	s.conns.closeAll()
 }
 
 func (s *AvroSource) accept(c sim.Conn) sim.ConnHandler {
 	ac := &avroConn{src: s, c: c}
-	s.conns[ac] = true
-	s.counters.OpenConnectionCount++
+	s.conns.add(c, ac.close)
 	return ac
 }
 
@@ -110,10 +97,7 @@ func (ac *avroConn) close() {
 
 func (ac *avroConn) forget() {
 	ac.closed = true
-	if ac.src.conns[ac] {
-		delete(ac.src.conns, ac)
-		ac.src.counters.OpenConnectionCount--
-	}
+	ac.src.conns.forget(ac.c)
 }
 
 func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {

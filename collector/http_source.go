@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -27,7 +26,7 @@ type HTTPSource struct {
 	port     int
 	proc     *channelProcessor
 	listener sim.Listener
-	conns    map[*httpConn]bool
+	conns    connSet
 	stopped  bool
 	counters SourceCounters
 }
@@ -47,7 +46,9 @@ type httpConn struct {
 }
 
 func newHTTPSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *HTTPSource {
-	return &HTTPSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc, conns: map[*httpConn]bool{}}
+	s := &HTTPSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc}
+	s.conns = newConnSet(&s.counters)
+	return s
 }
 
 // Name is the source's name.
@@ -77,20 +78,12 @@ func (s *HTTPSource) Stop() {
 	if s.listener != nil {
 		s.listener.Close()
 	}
-	conns := make([]*httpConn, 0, len(s.conns))
-	for hc := range s.conns {
-		conns = append(conns, hc)
-	}
-	slices.SortFunc(conns, func(a, b *httpConn) int { return strings.Compare(a.c.RemoteAddr(), b.c.RemoteAddr()) })
-	for _, hc := range conns {
-		hc.close()
-	}
+	s.conns.closeAll()
 }
 
 func (s *HTTPSource) accept(c sim.Conn) sim.ConnHandler {
 	hc := &httpConn{src: s, c: c}
-	s.conns[hc] = true
-	s.counters.OpenConnectionCount++
+	s.conns.add(c, hc.close)
 	return hc
 }
 
@@ -106,10 +99,7 @@ func (hc *httpConn) close() {
 
 func (hc *httpConn) forget() {
 	hc.closed = true
-	if hc.src.conns[hc] {
-		delete(hc.src.conns, hc)
-		hc.src.counters.OpenConnectionCount--
-	}
+	hc.src.conns.forget(hc.c)
 }
 
 func (hc *httpConn) OnFrame(_ sim.Conn, chunk []byte) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/sim"
@@ -23,7 +22,7 @@ type SyslogTCPSource struct {
 	keepFields bool
 	pump       *eventPump
 	listener   sim.Listener
-	conns      map[*syslogConn]bool
+	conns      connSet
 	counters   SourceCounters
 }
 
@@ -37,7 +36,8 @@ type syslogConn struct {
 
 func newSyslogTCPSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *SyslogTCPSource {
 	s := &SyslogTCPSource{name: name, env: env, addr: joinHostPort(c.String("host"), int(c.Int("port"))),
-		eventSize: int(c.Int("eventSize")), keepFields: c.Bool("keepFields"), conns: map[*syslogConn]bool{}}
+		eventSize: int(c.Int("eventSize")), keepFields: c.Bool("keepFields")}
+	s.conns = newConnSet(&s.counters)
 	s.pump = &eventPump{env: env, what: "syslogtcp source " + name, proc: proc, counters: &s.counters}
 	return s
 }
@@ -52,8 +52,10 @@ func (s *SyslogTCPSource) Counters() *SourceCounters { return &s.counters }
 func (s *SyslogTCPSource) Start() error {
 	l, err := s.env.Net.Listen(s.addr, sim.ConnOptions{Framing: sim.FrameStream}, func(c sim.Conn) sim.ConnHandler {
 		sc := &syslogConn{src: s, c: c}
-		s.conns[sc] = true
-		s.counters.OpenConnectionCount++
+		s.conns.add(c, func() {
+			sc.c.Close()
+			sc.forget()
+		})
 		return sc
 	})
 	if err != nil {
@@ -73,22 +75,11 @@ func (s *SyslogTCPSource) Stop() {
 	if s.listener != nil {
 		s.listener.Close()
 	}
-	conns := make([]*syslogConn, 0, len(s.conns))
-	for sc := range s.conns {
-		conns = append(conns, sc)
-	}
-	slices.SortFunc(conns, func(a, b *syslogConn) int { return strings.Compare(a.c.RemoteAddr(), b.c.RemoteAddr()) })
-	for _, sc := range conns {
-		sc.c.Close()
-		sc.forget()
-	}
+	s.conns.closeAll()
 }
 
 func (sc *syslogConn) forget() {
-	if sc.src.conns[sc] {
-		delete(sc.src.conns, sc)
-		sc.src.counters.OpenConnectionCount--
-	}
+	sc.src.conns.forget(sc.c)
 }
 
 func (sc *syslogConn) OnOpen(sim.Conn)         {}

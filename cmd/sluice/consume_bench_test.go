@@ -35,7 +35,11 @@ const consumeBenchBatchBytes = 16 << 10
 // Records are uncompressed in batches of Kafka's default batch.size.
 //
 //	go test ./cmd/sluice -run '^$' -bench Consume -benchtime 5x
-func BenchmarkConsume(b *testing.B) { benchmarkConsume(b, startBenchBroker(b)) }
+func BenchmarkConsume(b *testing.B) {
+	benchmarkConsume(b, startBenchBroker(b, func(cfg *broker.Config) {
+		cfg.NumPartitions, cfg.AutoCreateTopics = 1, true
+	}))
+}
 
 // BenchmarkConsumeProcess is BenchmarkConsume with the broker in its own
 // process (the built binary, --flush none), so that the client's garbage
@@ -64,7 +68,9 @@ func benchmarkConsume(b *testing.B, sluiceAddr string) {
 	b.ReportMetric(kfakeTime.Seconds()/sluiceTime.Seconds(), "sluice/kfake")
 }
 
-func startBenchBroker(b *testing.B) string {
+// startBenchBroker runs a broker in this process with Kafka's defaults as
+// configure changes them, and returns its address once it listens.
+func startBenchBroker(b *testing.B, configure func(*broker.Config)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -81,7 +87,7 @@ func startBenchBroker(b *testing.B) string {
 	b.Cleanup(func() { cancel(); <-done })
 	cfg := broker.DefaultConfig()
 	cfg.Listen, cfg.Advertised, cfg.DataDir = addr, addr, "."
-	cfg.NumPartitions, cfg.AutoCreateTopics = 1, true
+	configure(&cfg)
 	node.Start(broker.Start(cfg, func(*broker.Broker) {}))
 	deadline := time.Now().Add(10 * time.Second)
 	for {

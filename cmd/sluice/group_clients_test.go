@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
-	"net"
 	"os/exec"
 	"sort"
 	"strings"
@@ -20,7 +17,6 @@ import (
 
 	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/broker/storage"
-	"github.com/sluice-sim/sluice/sim/osenv"
 )
 
 // These tests consume through consumer groups from a real sluice broker
@@ -584,7 +580,11 @@ func TestKilledKcatMemberIsReplacedAfterItsSession(t *testing.T) {
 func BenchmarkOffsetCommit(b *testing.B) {
 	for _, flush := range []storage.FlushMode{storage.FlushGroupCommit, storage.FlushNever} {
 		b.Run("flush="+flush.String(), func(b *testing.B) {
-			addr := startGroupBenchBroker(b, flush)
+			addr := startBenchBroker(b, func(cfg *broker.Config) {
+				// A small __consumer_offsets.
+				cfg.Log.Flush = storage.FlushPolicy{Mode: flush}
+				cfg.Groups.Partitions = 5
+			})
 			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 			if err != nil {
 				b.Fatal(err)
@@ -612,42 +612,6 @@ func BenchmarkOffsetCommit(b *testing.B) {
 				commit(int64(i))
 			}
 		})
-	}
-}
-
-// startGroupBenchBroker runs a broker in this process with a flush policy
-// and a small __consumer_offsets.
-func startGroupBenchBroker(b *testing.B, flush storage.FlushMode) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: b.TempDir(), Log: log.New(io.Discard, "", 0)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); node.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.Advertised, cfg.DataDir = addr, addr, "."
-	cfg.Log.Flush = storage.FlushPolicy{Mode: flush}
-	cfg.Groups.Partitions = 5
-	node.Start(broker.Start(cfg, func(*broker.Broker) {}))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("broker did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
