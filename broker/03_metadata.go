@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/group"
 	"github.com/sluice-sim/sluice/broker/metadata"
 )
 
@@ -54,6 +55,9 @@ func handleMetadata(b *Broker, req *request) {
 			continue // a request by topic id; ids are not served yet
 		}
 		name := *rt.Topic
+		if b.topics.byName[name] == nil && autoCreate && b.createsInternal(name) {
+			continue
+		}
 		if b.topics.byName[name] == nil && autoCreate && validateTopicName(name) == nil {
 			pending++
 			b.createTopic(name, b.cfg.NumPartitions, nil, finish)
@@ -82,6 +86,7 @@ func (b *Broker) topicMetadata(name string) kmsg.MetadataResponseTopic {
 		}
 		return mt
 	}
+	mt.IsInternal = name == group.OffsetsTopic
 	mt.TopicID = t.id
 	nodes := []int32{b.cfg.NodeID}
 	for i, p := range t.partitions {
@@ -115,6 +120,9 @@ func (m *clusterMember) answerMetadata(req *request, r *kmsg.MetadataRequest, re
 		s := m.member.Image().State()
 		for _, rt := range r.Topics {
 			if rt.Topic == nil || s.Topics[*rt.Topic] != nil || validateTopicName(*rt.Topic) != nil {
+				continue
+			}
+			if b.createsInternal(*rt.Topic) {
 				continue
 			}
 			pending++
@@ -169,6 +177,7 @@ func imageTopicMetadata(s *metadata.State, name string) kmsg.MetadataResponseTop
 		}
 		return mt
 	}
+	mt.IsInternal = name == group.OffsetsTopic
 	if id, err := parseTopicID(t.ID); err == nil {
 		mt.TopicID = id
 	}
@@ -188,4 +197,19 @@ func imageTopicMetadata(s *metadata.State, name string) kmsg.MetadataResponseTop
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// createsInternal hands an auto-creation of __consumer_offsets to the group
+// coordinator, which makes it with its own partition count, replication
+// factor and compacted configs, as Kafka creates internal topics; an
+// ordinary auto-creation would make it with the defaults of user topics.
+// It reports whether the name was the internal topic's.
+func (b *Broker) createsInternal(name string) bool {
+	if name != group.OffsetsTopic {
+		return false
+	}
+	if b.groups != nil {
+		b.groups.ensure()
+	}
+	return true
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-sim/sluice/broker"
+	"github.com/sluice-sim/sluice/broker/group"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -275,6 +276,23 @@ func TestMetadataAutoCreation(t *testing.T) {
 		checkTopic(t, r.metadataWith(metadataRequest(metadataVersion, true, "twice", "twice")), "twice", 3)
 		if len(r.allTopics()) != 3 {
 			t.Fatalf("topics: %d, want made, old-client and twice", len(r.allTopics()))
+		}
+	})
+	// Asking for __consumer_offsets makes it as the group coordinator
+	// does: its own partition count and compacted, reported as internal.
+	t.Run("internal", func(t *testing.T) {
+		r := newRig(t, 16, func(cfg *broker.Config) {
+			cfg.AutoCreateTopics, cfg.NumPartitions, cfg.Groups.Partitions = true, 3, 5
+		})
+		r.metadataWith(metadataRequest(metadataVersion, true, group.OffsetsTopic))
+		r.runFor(time.Second)
+		md := r.metadata(group.OffsetsTopic)[group.OffsetsTopic]
+		if md.ErrorCode != 0 || len(md.Partitions) != 5 || !md.IsInternal {
+			t.Fatalf("%s: %s, %d partitions, internal %v; want 5 partitions, internal",
+				group.OffsetsTopic, errName(md.ErrorCode), len(md.Partitions), md.IsInternal)
+		}
+		if user := r.metadataWith(metadataRequest(metadataVersion, true, "user"))["user"]; user.IsInternal || len(user.Partitions) != 3 {
+			t.Fatalf("a user topic: internal %v, %d partitions", user.IsInternal, len(user.Partitions))
 		}
 	})
 	t.Run("off", func(t *testing.T) {
