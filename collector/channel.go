@@ -207,8 +207,10 @@ func (t *Txn) Commit(done func(error)) {
 	}
 	// A commit that does not add to what the channel holds never waits:
 	// it is often a sink's, whose takes are what make room for the
-	// waiting puts.
-	if (len(c.waiting) == 0 || t.shrinks()) && c.fits(t) {
+	// waiting puts. It is admitted even over capacity: a kafka channel's
+	// read-ahead (a whole poll) may hold more than its capacity, and only
+	// takes bring it back.
+	if t.shrinks() || (len(c.waiting) == 0 && c.fits(t)) {
 		c.admit(t)
 		return
 	}

@@ -48,7 +48,15 @@ type KafkaChannel struct {
 	// held is the poll whose records fill the read-ahead; the member reads
 	// no more until all are taken for good or it is abandoned.
 	held *heldPoll
+	// emptyPolls counts the member's polls in a row that found nothing
+	// since this channel last committed a put: see CaughtUp.
+	emptyPolls int
 }
+
+// kafkaCaughtUpPolls is how many empty polls in a row, after the last put
+// this channel committed, show the topic read to its end: the first may
+// have been fetched before that put landed, the second was not.
+const kafkaCaughtUpPolls = 2
 
 type readAheadItem struct {
 	tp     kafka.TopicPartition
@@ -136,6 +144,15 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 // Name is the channel's name.
 func (k *KafkaChannel) Name() string { return k.name }
 
+// CaughtUp reports that the channel holds nothing: its read-ahead is
+// empty and taken for good, and the member's last polls, made after the
+// channel's last put, found no record. ChannelSize counts only the
+// read-ahead, so it says nothing of records in the topic not yet read.
+// Another agent putting into the same topic is not seen.
+func (k *KafkaChannel) CaughtUp() bool {
+	return !k.closed && k.queue.len() == 0 && k.held == nil && k.emptyPolls >= kafkaCaughtUpPolls
+}
+
 // readAhead queues a poll's records for takes and holds the poll until
 // every one is taken for good.
 func (k *KafkaChannel) readAhead(records []kafka.Record, done func(error)) {
@@ -144,9 +161,11 @@ func (k *KafkaChannel) readAhead(records []kafka.Record, done func(error)) {
 		return
 	}
 	if len(records) == 0 {
+		k.emptyPolls = min(k.emptyPolls+1, kafkaCaughtUpPolls)
 		done(nil)
 		return
 	}
+	k.emptyPolls = 0
 	poll := &heldPoll{left: len(records), done: done}
 	k.held = poll
 	for i := range records {
@@ -192,7 +211,12 @@ func (k *KafkaChannel) encode(e Event) kafka.Record {
 // transaction are in the topic.
 func (k *KafkaChannel) persist(t *Txn, done func(error)) {
 	takes := slices.Clone(t.takes)
+	hasPuts := len(t.puts) > 0
 	k.produce(t.puts, func(err error) {
+		if hasPuts {
+			// Even a failed commit may have left records in the topic.
+			k.emptyPolls = 0
+		}
 		if err != nil {
 			done(err)
 			return

@@ -44,12 +44,12 @@ import (
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
-		Summary: "netcat clients or a tailed log -> a collector agent (memory, file or spillable channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
+		Summary: "netcat clients or a tailed log -> a collector agent (memory, file, spillable or kafka channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
 			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders},
 		Params: []Param{
-			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable"},
-				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds) or spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk)"},
+			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable", "kafka"},
+				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds), spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk) or kafka (a topic of the broker, one per agent: an agent crash loses nothing)"},
 			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
@@ -116,7 +116,7 @@ func pipelineConfig(channel, source string, hop bool) string {
 	} else {
 		lines = append(lines, pipelineEntrySource(source)...)
 	}
-	lines = append(lines, pipelineChannel(channel, source, !hop)...)
+	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
@@ -158,7 +158,7 @@ func pipelineEdgeConfig(channel, source string) string {
 		"a1.sinks = k1",
 	}
 	lines = append(lines, pipelineEntrySource(source)...)
-	lines = append(lines, pipelineChannel(channel, source, true)...)
+	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = avro",
 		"a1.sinks.k1.hostname = "+pipelineAgent,
@@ -173,8 +173,9 @@ func pipelineEdgeConfig(channel, source string) string {
 // The TAILDIR source's channel is small, so that a sink that cannot
 // deliver fills it within a fault's length and the source's commits wait
 // for room: crashes then find lines read and not yet committed, the
-// moment a source must not have recorded them as done.
-func pipelineChannel(channel, source string, entry bool) []string {
+// moment a source must not have recorded them as done. A kafka channel
+// keeps its events in the topic "<agent>-channel" of the pipeline's broker.
+func pipelineChannel(channel, source string, entry bool, agent string) []string {
 	capacity := 10000
 	if entry && source == "taildir" {
 		capacity = 500
@@ -191,6 +192,15 @@ func pipelineChannel(channel, source string, entry bool) []string {
 		lines[1] = "a1.channels.c1.type = SPILLABLEMEMORY"
 		lines[2] = "a1.channels.c1.memoryCapacity = 100"
 		lines = append(lines, fmt.Sprintf("a1.channels.c1.overflowCapacity = %d", capacity-100))
+	}
+	if channel == "kafka" {
+		// A restarted agent's member waits for its predecessor's session
+		// to expire before it owns the partition: the broker's least.
+		lines = append(lines,
+			fmt.Sprintf("a1.channels.c1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
+			"a1.channels.c1.kafka.topic = "+agent+"-channel",
+			"a1.channels.c1.kafka.consumer.group.id = "+agent+"-channel",
+			"a1.channels.c1.kafka.consumer.session.timeout.ms = 6000")
 	}
 	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
@@ -466,10 +476,16 @@ func (c *pipelineCluster) drainDetail(settled, caughtUp bool) string {
 	return strings.Join(notes, "; ")
 }
 
-// settle runs the world until the running agents' channels are empty.
+// settle runs the world until the running agents' channels are empty; a
+// kafka channel's ChannelSize counts only what it read ahead, so it must
+// also have read its topic to the end.
 func (c *pipelineCluster) settle(w *world.World) bool {
 	empty := func(a *collector.Agent) bool {
-		return a != nil && a.Ready() && a.Metrics()["CHANNEL.c1"]["ChannelSize"] == "0"
+		if a == nil || !a.Ready() || a.Metrics()["CHANNEL.c1"]["ChannelSize"] != "0" {
+			return false
+		}
+		k, ok := a.Channel("c1").(*collector.KafkaChannel)
+		return !ok || k.CaughtUp()
 	}
 	deadline := w.Now() + pipelineSettleMax
 	for w.Now() < deadline {
@@ -706,6 +722,9 @@ type logWriter struct {
 	starts, seq int
 	writing     bool
 	syncing     bool
+	// nameSynced: the log file's name is known durable; every open
+	// checks again with the first sync.
+	nameSynced bool
 	// unsynced are the lines appended since the last sync began,
 	// appendedAt when.
 	unsynced     []string
@@ -792,7 +811,7 @@ func (l *logWriter) open() error {
 			return fmt.Errorf("cut %s at byte %d: %w", pipelineLogFile, keep, err)
 		}
 	}
-	l.file, l.size = f, keep
+	l.file, l.size, l.nameSynced = f, keep, false
 	return nil
 }
 
@@ -840,20 +859,54 @@ func (l *logWriter) sync() {
 		if boot != l.starts {
 			return
 		}
-		l.syncing = false
-		if err != nil {
-			l.failed += len(lines)
-			l.lastErr = err.Error()
-		} else {
-			now := l.env.Clock.Mono()
-			for i, line := range lines {
-				l.acked = append(l.acked, line)
-				l.ackTimes = append(l.ackTimes, now)
-				l.ackLatencies = append(l.ackLatencies, now-appended[i])
-			}
+		if err == nil && !l.nameSynced {
+			// The file's bytes are durable; its name, and its
+			// directory's, only once the directories are synced too. A
+			// power loss would otherwise take the whole file with lines
+			// the source had not read yet.
+			l.syncNames(func(err error) { l.synced(lines, appended, err) })
+			return
 		}
-		l.sync()
+		l.synced(lines, appended, err)
 	})
+}
+
+// syncNames makes the log file's name and its directory's durable.
+func (l *logWriter) syncNames(done func(error)) {
+	boot := l.starts
+	l.env.FS.SyncDir(path.Dir(pipelineLogFile), func(err error) {
+		if boot != l.starts {
+			return
+		}
+		if err != nil {
+			done(err)
+			return
+		}
+		l.env.FS.SyncDir("", func(err error) {
+			if boot != l.starts {
+				return
+			}
+			l.nameSynced = err == nil
+			done(err)
+		})
+	})
+}
+
+// synced ends a sync of lines: acknowledged when err is nil.
+func (l *logWriter) synced(lines []string, appended []time.Duration, err error) {
+	l.syncing = false
+	if err != nil {
+		l.failed += len(lines)
+		l.lastErr = err.Error()
+	} else {
+		now := l.env.Clock.Mono()
+		for i, line := range lines {
+			l.acked = append(l.acked, line)
+			l.ackTimes = append(l.ackTimes, now)
+			l.ackLatencies = append(l.ackLatencies, now-appended[i])
+		}
+	}
+	l.sync()
 }
 
 func (l *logWriter) describe() string {
