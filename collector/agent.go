@@ -34,6 +34,9 @@ type Options struct {
 	OnFatal func(error)
 	// DrainTimeout bounds how long Stop lets sinks drain their channels.
 	DrainTimeout time.Duration
+	// Processes runs the exec source's commands; nil (the simulated
+	// world) refuses an exec source.
+	Processes sim.Processes
 	// Bugs switches planted bugs on (faults.BugFileChannelAckBeforeFsync,
 	// BugSourceAckBeforeCommit, BugTaildirPositionBeforeCommit,
 	// BugTakeRollbackReorders).
@@ -286,6 +289,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	case "kafka":
 		return newKafkaSource(s.Name, a.env, s, proc, a.opts.Bugs)
+	case "exec":
+		return newExecSource(s.Name, a.env, execConfig(s), a.opts.Processes, proc)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

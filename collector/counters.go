@@ -19,6 +19,9 @@ type SourceCounters struct {
 	// EventReadFail counts events refused before reaching a channel (a
 	// netcat line over max-line-length).
 	EventReadFail int64
+	// GenericProcessingFail counts other failures of the source (an exec
+	// source's command that would not start).
+	GenericProcessingFail int64
 }
 
 // ChannelCounters are a channel's counters.
@@ -56,6 +59,7 @@ func (c *SourceCounters) metrics() Metrics {
 		"ChannelWriteFail":         itoa(c.ChannelWriteFail),
 		"OpenConnectionCount":      itoa(c.OpenConnectionCount),
 		"EventReadFail":            itoa(c.EventReadFail),
+		"GenericProcessingFail":    itoa(c.GenericProcessingFail),
 	}
 }
 
