@@ -83,7 +83,12 @@ type channelCore struct {
 	// reads them back and queues them itself (the kafka channel, whose
 	// puts go to a topic).
 	readsBack bool
+	// onCommit, if not nil, is told of each applied transaction
+	// (Options.OnCommit).
+	onCommit func(puts, takes []Event)
 }
+
+func (c *channelCore) core() *channelCore { return c }
 
 // commitsWaitingMax bounds the commits waiting for room.
 const commitsWaitingMax = 1 << 12
@@ -274,6 +279,13 @@ func (c *channelCore) apply(t *Txn) {
 	c.takenBytes -= t.takeBytes
 	c.counters.EventPutSuccessCount += int64(len(t.puts))
 	c.counters.EventTakeSuccessCount += int64(len(t.takes))
+	if c.onCommit != nil {
+		takes := make([]Event, len(t.takes))
+		for i, it := range t.takes {
+			takes[i] = it.ev
+		}
+		c.onCommit(t.puts, takes)
+	}
 	if len(t.puts) > 0 && !c.readsBack {
 		for _, f := range c.onPut {
 			f()

@@ -229,10 +229,28 @@ type pipelineCluster struct {
 	delivered   []string
 	readUpTo    string
 	verdict     checkers.PipelineVerdict
+	// reached records, per line, the hand-overs the agents' channels
+	// committed (reachedEntryPut, …), to tell where a lost line was lost.
+	reached map[string]uint8
 }
 
+// The hand-overs a line passes, as the agents' channels commit them: put
+// into the entry (edge) agent's channel and taken from it for good, put
+// into the Kafka agent's channel and taken from it for good (the Kafka
+// sink acknowledged). With hop=off the Kafka agent is the entry agent and
+// only its bits are set.
+// pipelineReachedEntryBytes estimates one line's entry in reached.
+const pipelineReachedEntryBytes = 48
+
+const (
+	reachedEntryPut uint8 = 1 << iota
+	reachedEntryTake
+	reachedAgentPut
+	reachedAgentTake
+)
+
 func buildFlumePipeline(w *world.World, o Options) Cluster {
-	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on"}
+	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
 	source := o.Param("source")
 	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
@@ -286,9 +304,21 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **collector.Agent, onReady func()) {
 	*slot = nil
 	c.agentStarts++
+	putBit, takeBit := reachedAgentPut, reachedAgentTake
+	if slot == &c.edge {
+		putBit, takeBit = reachedEntryPut, reachedEntryTake
+	}
 	opts := collector.Options{
 		Bugs:     c.o.Bugs,
 		EventLog: sim.LoggerFunc(func(string, ...any) {}),
+		OnCommit: func(_ string, puts, takes []collector.Event) {
+			for _, e := range puts {
+				c.reached[string(e.Body)] |= putBit
+			}
+			for _, e := range takes {
+				c.reached[string(e.Body)] |= takeBit
+			}
+		},
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
@@ -345,6 +375,8 @@ func (c *pipelineCluster) Footprint() Footprint {
 	if c.writer != nil {
 		f.ClientBytes += c.writer.bytes
 	}
+	// The hand-overs seen per line: a map entry and the line's key.
+	f.ClientBytes += int64(len(c.reached)) * pipelineReachedEntryBytes
 	return f
 }
 
@@ -387,6 +419,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		stats["lines_failed"] += int64(wr.failed)
 	}
 	in.Delivered = c.delivered
+	in.LossStage, in.Stages = c.lossStage, pipelineStages(c.hop)
 	v := checkers.CheckPipeline(in)
 	c.verdict = v
 	stats["lines_sent"] = int64(v.Sent)
@@ -396,6 +429,9 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
 	stats["reordered"] = int64(v.Reordered)
+	for _, stage := range v.Stages {
+		stats["lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.LostByStage[stage])
+	}
 	for name, us := range c.ackLatencyPercentiles() {
 		stats[name] = us
 	}
@@ -412,6 +448,35 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
 	}
 	return checks, stats
+}
+
+// pipelineStages are where a line can be lost, in the order it passes
+// them: its source (acknowledged and never committed to a channel), a
+// channel (committed and never taken for good), the avro hop (taken from
+// the edge's channel for good, never committed by the Kafka agent) and the
+// sink (taken for good, not in the topic: the Kafka sink or the broker).
+func pipelineStages(hop bool) []string {
+	if hop {
+		return []string{"source", "edge channel", "hop", "channel", "sink"}
+	}
+	return []string{"source", "channel", "sink"}
+}
+
+// lossStage names where a lost line was lost, from the hand-overs its
+// agents committed.
+func (c *pipelineCluster) lossStage(line string) string {
+	r := c.reached[line]
+	switch {
+	case !c.hop && r&reachedAgentPut == 0, c.hop && r&reachedEntryPut == 0:
+		return "source"
+	case c.hop && r&reachedAgentPut == 0 && r&reachedEntryTake == 0:
+		return "edge channel"
+	case c.hop && r&reachedAgentPut == 0:
+		return "hop"
+	case r&reachedAgentTake == 0:
+		return "channel"
+	}
+	return "sink"
 }
 
 // ackLatencyQuantiles name the percentiles of the time from a line's

@@ -263,3 +263,59 @@ func TestFlumePipelineCatchesTakeRollbackReorders(t *testing.T) {
 		t.Fatalf("caught without a reordered line: %v", res.Stats)
 	}
 }
+
+// TestFlumePipelineLossStages: the accounting says where lost lines were
+// lost. A memory channel loses committed lines (channel); a netcat source
+// that answers before its commit loses lines no channel ever held
+// (source); with hop=on the same bug in the Kafka agent's avro source
+// loses lines the edge gave up but the Kafka agent never committed (hop).
+// Each run's stages add up to its losses.
+func TestFlumePipelineLossStages(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		channel string
+		bug     faults.Bug
+		hop     bool
+		stage   string
+		// only: every loss is at stage.
+		only bool
+	}{
+		{"memory channel", "memory", "", false, "channel", true},
+		{"source-ack-before-commit", "file", faults.BugSourceAckBeforeCommit, false, "source", true},
+		{"source-ack-before-commit at the hop", "file", faults.BugSourceAckBeforeCommit, true, "hop", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 30; seed++ {
+				o := pipelineOptions(seed, c.channel)
+				if c.bug != "" {
+					o.Bugs = faults.Bugs{c.bug: true}
+				}
+				if c.hop {
+					o.Params["hop"] = "on"
+				}
+				res := runPipeline(t, o)
+				stages, sum := pipelineStages(c.hop), int64(0)
+				for _, s := range stages {
+					sum += res.Stats["lost_at_"+strings.ReplaceAll(s, " ", "_")]
+				}
+				if sum != res.Stats["lost"] {
+					t.Fatalf("seed %d: stages add up to %d of %d lost: %v", seed, sum, res.Stats["lost"], res.Stats)
+				}
+				at := res.Stats["lost_at_"+c.stage]
+				if at == 0 {
+					continue
+				}
+				if c.only && at != res.Stats["lost"] {
+					t.Fatalf("seed %d: %d of %d lost at %s: %v", seed, at, res.Stats["lost"], c.stage, res.Stats)
+				}
+				detail := checkNamed(t, res, "acknowledged-delivered").Detail
+				if !strings.Contains(detail, "lost by stage: ") {
+					t.Fatalf("seed %d: the verdict does not name the stages: %s", seed, detail)
+				}
+				t.Logf("seed %d: %s", seed, detail[strings.Index(detail, "(lost by stage"):])
+				return
+			}
+			t.Fatalf("no seed of 30 lost lines at %s", c.stage)
+		})
+	}
+}
