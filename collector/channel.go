@@ -86,6 +86,9 @@ type channelCore struct {
 	// onCommit, if not nil, is told of each applied transaction
 	// (Options.OnCommit).
 	onCommit func(puts, takes []Event)
+	// rollbacks counts the transactions rolled back, by Rollback or by
+	// a failed commit.
+	rollbacks int64
 }
 
 func (c *channelCore) core() *channelCore { return c }
@@ -117,6 +120,9 @@ func (c *channelCore) Size() int { return c.queue.len() }
 // Counters returns the channel's counters, with its size filled in.
 func (c *channelCore) Counters() *ChannelCounters {
 	c.counters.ChannelSize = int64(c.queue.len())
+	if c.counters.Kafka != nil {
+		c.counters.Kafka.RollbackCount = c.rollbacks
+	}
 	return &c.counters
 }
 
@@ -237,6 +243,7 @@ func (t *Txn) shrinks() bool {
 func (t *Txn) Rollback() {
 	sim.Assert(t.state == txnOpen, "rollback of a transaction that is not open")
 	t.state = txnDone
+	t.ch.rollbacks++
 	t.ch.returnTakes(t)
 }
 
@@ -320,6 +327,7 @@ func (t *Txn) finish(err error) {
 	}
 	t.state = txnDone
 	if err != nil {
+		t.ch.rollbacks++
 		t.ch.returnTakes(t)
 	}
 	if t.done != nil {

@@ -48,6 +48,8 @@ type KafkaChannel struct {
 	// held is the poll whose records fill the read-ahead; the member reads
 	// no more until all are taken for good or it is abandoned.
 	held *heldPoll
+	// timings feeds Flume's Kafka timers.
+	timings *kafkaTimings
 	// emptyPolls counts the member's polls in a row that found nothing
 	// since this channel last committed a put: see CaughtUp.
 	emptyPolls int
@@ -111,6 +113,8 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 		pending: map[kafka.TopicPartition][]int64{}, readEnd: map[kafka.TopicPartition]int64{}}
 	k.channelCore = newChannelCore(name, env, channelLimits{capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity}, k)
 	k.readsBack = true
+	k.counters.Kafka = &KafkaChannelCounters{}
+	k.timings = &kafkaTimings{env: env, commitTotal: &k.counters.Kafka.KafkaCommitTimer}
 	p, err := kafka.NewProducer(env, kafka.ProducerConfig{
 		Bootstrap:              cfg.Bootstrap,
 		ClientID:               "sluice-channel-" + name,
@@ -126,6 +130,7 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 			ClientID:     "sluice-channel-" + name,
 			ResetPolicy:  kafka.ResetEarliest,
 			FetchMaxWait: cfg.PollTimeout,
+			Recorder:     k.timings,
 		},
 		Group:          cfg.Group,
 		Topics:         []string{cfg.Topic},
@@ -156,6 +161,7 @@ func (k *KafkaChannel) CaughtUp() bool {
 // readAhead queues a poll's records for takes and holds the poll until
 // every one is taken for good.
 func (k *KafkaChannel) readAhead(records []kafka.Record, done func(error)) {
+	k.counters.Kafka.KafkaEventGetTimer += k.timings.fetched()
 	if k.closed {
 		done(errChannelStopping)
 		return
@@ -226,7 +232,11 @@ func (k *KafkaChannel) persist(t *Txn, done func(error)) {
 }
 
 func (k *KafkaChannel) produce(puts []Event, done func(error)) {
-	steps := newCompletions(done)
+	began := k.env.Clock.Mono()
+	steps := newCompletions(func(err error) {
+		k.counters.Kafka.KafkaEventSendTimer += k.env.Clock.Mono() - began
+		done(err)
+	})
 	for _, e := range puts {
 		steps.add()
 		err := k.producer.Send(k.encode(e), func(r kafka.Result) {
