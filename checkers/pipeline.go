@@ -51,8 +51,11 @@ type PipelineVerdict struct {
 	// ExtraCopies the copies beyond the first.
 	Duplicated, ExtraCopies int
 	// UnackedDelivered counts the values delivered though their clients
-	// never heard an acknowledgement (allowed: the answer was lost).
-	UnackedDelivered int
+	// never heard an acknowledgement (allowed: the answer was lost);
+	// UnackedLost those sent, never acknowledged and never delivered
+	// (allowed too, and all a source that acknowledges nothing, such as
+	// syslog, can lose).
+	UnackedDelivered, UnackedLost int
 	// Phantoms are delivered values nobody sent, sorted: corruption, or a
 	// pipeline inventing events.
 	Phantoms []string
@@ -66,6 +69,9 @@ type PipelineVerdict struct {
 	// listed even when it lost nothing.
 	LostByStage map[string]int
 	Stages      []string
+	// UnackedLostByStage counts the UnackedLost values per stage, with
+	// PipelineInput.LossStage.
+	UnackedLostByStage map[string]int
 }
 
 // InOrder reports whether every client's values arrived in the order
@@ -127,6 +133,13 @@ func CheckPipeline(in PipelineInput) PipelineVerdict {
 		}
 	}
 	verdict.Acked = len(acked)
+	var unackedLost []string
+	for v := range sent {
+		if !acked[v] && copies[v] == 0 {
+			unackedLost = append(unackedLost, v)
+		}
+	}
+	verdict.UnackedLost = len(unackedLost)
 	for v, n := range copies {
 		if n > 1 {
 			verdict.Duplicated++
@@ -144,6 +157,10 @@ func CheckPipeline(in PipelineInput) PipelineVerdict {
 	slices.Sort(verdict.Phantoms)
 	if in.LossStage != nil {
 		verdict.countLossStages(in.LossStage, in.Stages)
+		verdict.UnackedLostByStage = map[string]int{}
+		for _, v := range unackedLost {
+			verdict.UnackedLostByStage[in.LossStage(v)]++
+		}
 	}
 	verdict.checkOrder(in.AckOrder, in.Delivered)
 	return verdict

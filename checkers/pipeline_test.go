@@ -21,7 +21,7 @@ func TestPipelineAccountsEveryEvent(t *testing.T) {
 		t.Fatalf("lost %v phantoms %v", v.Lost, v.Phantoms)
 	}
 	if v.Sent != 5 || v.Acked != 3 || v.Delivered != 6 || v.Distinct != 4 ||
-		v.Duplicated != 1 || v.ExtraCopies != 2 || v.UnackedDelivered != 1 {
+		v.Duplicated != 1 || v.ExtraCopies != 2 || v.UnackedDelivered != 1 || v.UnackedLost != 1 {
 		t.Fatalf("counts %+v", v)
 	}
 	want := "1 lost of 3 acknowledged (5 sent); 6 delivered copies of 4 values, 1 duplicated (2 extra copies), 1 delivered unacknowledged; 1 phantom values; lost e.g. c; phantoms e.g. z"
@@ -94,7 +94,8 @@ func TestPipelineCountsLossesPerStage(t *testing.T) {
 		LossStage: func(v string) string { return stage[v] },
 		Stages:    []string{"source", "channel", "sink"},
 	})
-	if v.LostByStage["source"] != 1 || v.LostByStage["channel"] != 2 || v.LostByStage["sink"] != 0 || v.LostByStage["mystery"] != 1 {
+	if v.LostByStage["source"] != 1 || v.LostByStage["channel"] != 2 || v.LostByStage["sink"] != 0 || v.LostByStage["mystery"] != 1 ||
+		v.UnackedLost != 0 {
 		t.Fatalf("per stage %v", v.LostByStage)
 	}
 	if got := v.StagesText(); got != "source 1, channel 2, sink 0, mystery 1" {

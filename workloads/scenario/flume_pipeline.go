@@ -54,8 +54,8 @@ func init() {
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
-			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir"},
-				Help: "the entry agent's source: netcat (TCP clients) or taildir (a writer on the agent's node appends and syncs a log file; no failing syncs)"},
+			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp"},
+				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges) or syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -139,6 +139,20 @@ func pipelineEntrySource(source string) []string {
 			"a1.sources.r1.writePosInterval = 500",
 			"a1.sources.r1.backoffSleepIncrement = 20",
 			"a1.sources.r1.maxBackoffSleep = 200",
+		}
+	}
+	switch source {
+	case "http":
+		return []string{
+			"a1.sources.r1.type = http",
+			"a1.sources.r1.bind = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
+		}
+	case "syslogtcp":
+		return []string{
+			"a1.sources.r1.type = syslogtcp",
+			"a1.sources.r1.host = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
 		}
 	}
 	return []string{
@@ -291,7 +305,8 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 		return c
 	}
 	for _, name := range pipelineClients {
-		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt}
+		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt,
+			healAt: o.Run, proto: pipelineProtocols[source]}
 		c.clients = append(c.clients, cl)
 		w.AddNode(name, cl.start)
 	}
@@ -386,7 +401,11 @@ func (c *pipelineCluster) Footprint() Footprint {
 func (c *pipelineCluster) Progress() []Activity {
 	acts := make([]Activity, len(c.clients))
 	for i, cl := range c.clients {
-		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(len(cl.acked)),
+		mark := len(cl.acked)
+		if !cl.proto.answers() {
+			mark = len(cl.sent) // nothing is acknowledged: sending is progress
+		}
+		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(mark),
 			Waiting: !cl.stopped() || len(cl.outstanding) > 0, Attempts: cl.connects,
 			Describe: cl.describe}
 	}
@@ -428,6 +447,13 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["lost"] = int64(len(v.Lost))
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
+	stats["unacked_lost"] = int64(v.UnackedLost)
+	if c.o.Param("source") == "syslogtcp" {
+		// Syslog acknowledges nothing: where the lines it lost were lost.
+		for _, stage := range v.Stages {
+			stats["unacked_lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.UnackedLostByStage[stage])
+		}
+	}
 	stats["reordered"] = int64(v.Reordered)
 	for _, stage := range v.Stages {
 		stats["lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.LostByStage[stage])
@@ -443,8 +469,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	checks := []Check{
 		{Name: "acknowledged-delivered", OK: v.OK(), Detail: v.String()},
 		{Name: "client-order", OK: v.InOrder(), Detail: order},
-		{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
-			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())},
+		c.progressAfterHeal(v),
 		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
 	}
 	return checks, stats
@@ -513,6 +538,30 @@ func (c *pipelineCluster) ackLatencyPercentiles() map[string]int64 {
 
 // PipelineVerdict is the accounting Finish made.
 func (c *pipelineCluster) PipelineVerdict() checkers.PipelineVerdict { return c.verdict }
+
+// progressAfterHeal checks that the pipeline took lines after the faults
+// healed: acknowledged ones, or where the source acknowledges nothing
+// (syslog), delivered ones sent after the heal.
+func (c *pipelineCluster) progressAfterHeal(v checkers.PipelineVerdict) Check {
+	if c.o.Param("source") != "syslogtcp" {
+		return Check{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
+			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())}
+	}
+	delivered := make(map[string]bool, len(c.delivered))
+	for _, d := range c.delivered {
+		delivered[d] = true
+	}
+	n := 0
+	for _, cl := range c.clients {
+		for _, line := range cl.sent[cl.sentByHeal:] {
+			if delivered[line] {
+				n++
+			}
+		}
+	}
+	return Check{Name: "progress-after-heal", OK: n > 0,
+		Detail: fmt.Sprintf("%d lines sent after the faults healed were delivered (syslog acknowledges none)", n)}
+}
 
 func (c *pipelineCluster) ackedAfterHeal() int {
 	n := 0
@@ -604,8 +653,13 @@ type lineClient struct {
 	name   string
 	addr   string
 	stopAt time.Duration
-	env    sim.Env
-	conn   sim.Conn
+	// proto frames lines for the entry source and reads its answers.
+	proto lineProtocol
+	// sentByHeal counts the lines sent by healAt, when the faults end.
+	healAt     time.Duration
+	sentByHeal int
+	env        sim.Env
+	conn       sim.Conn
 	// gen tells a current connection's callbacks from an abandoned one's.
 	gen         int
 	open        bool
@@ -678,6 +732,9 @@ func (l *lineClient) tick() {
 	if l.conn != nil && now-l.lastAnswer > lineAnswerTimeout && (len(l.outstanding) > 0 || !l.open) {
 		l.abandon(fmt.Sprintf("no answer for %v", lineAnswerTimeout))
 	}
+	if now <= l.healAt {
+		l.sentByHeal = len(l.sent)
+	}
 	if l.open && !l.stopped() && len(l.outstanding) < lineWindowMax {
 		l.seq++
 		line := fmt.Sprintf("%s-%06d", l.name, l.seq)
@@ -686,9 +743,11 @@ func (l *lineClient) tick() {
 		if len(l.outstanding) == 0 {
 			l.lastAnswer = now
 		}
-		l.outstanding = append(l.outstanding, line)
-		l.sentAt = append(l.sentAt, now)
-		if err := l.conn.Send([]byte(line + "\n")); err != nil {
+		if l.proto.answers() {
+			l.outstanding = append(l.outstanding, line)
+			l.sentAt = append(l.sentAt, now)
+		}
+		if err := l.conn.Send(l.proto.frame(line)); err != nil {
 			l.abandon("send: " + err.Error())
 		}
 	}
@@ -701,15 +760,19 @@ func (l *lineClient) tick() {
 func (l *lineClient) onReplies(frame []byte) {
 	l.replies = append(l.replies, frame...)
 	for {
-		i := bytes.IndexByte(l.replies, '\n')
-		if i < 0 {
+		ok, n, err := l.proto.answer(l.replies)
+		if err != nil {
+			l.abandon(err.Error())
+			return
+		}
+		if n == 0 {
 			if len(l.replies) > lineReplyBytesMax {
 				l.abandon("an answer longer than " + fmt.Sprint(lineReplyBytesMax) + " bytes")
 			}
 			return
 		}
-		answer := strings.TrimSuffix(string(l.replies[:i]), "\r")
-		l.replies = l.replies[i+1:]
+		answer := string(l.replies[:min(n, 80)])
+		l.replies = l.replies[n:]
 		if len(l.outstanding) == 0 {
 			l.abandon("an answer to no line: " + answer)
 			return
@@ -717,7 +780,7 @@ func (l *lineClient) onReplies(frame []byte) {
 		line, sentAt := l.outstanding[0], l.sentAt[0]
 		l.outstanding, l.sentAt = l.outstanding[1:], l.sentAt[1:]
 		l.lastAnswer = l.env.Clock.Mono()
-		if answer == "OK" {
+		if ok {
 			l.acked = append(l.acked, line)
 			l.ackTimes = append(l.ackTimes, l.lastAnswer)
 			l.ackLatencies = append(l.ackLatencies, l.lastAnswer-sentAt)
@@ -736,6 +799,87 @@ func (l *lineClient) ackedAt(t time.Duration) int {
 func (l *lineClient) describe() string {
 	return fmt.Sprintf("%d lines acknowledged, %d outstanding, %d sent, %d connects; last connection ended: %s",
 		len(l.acked), len(l.outstanding), len(l.sent), l.connects, l.lastClose)
+}
+
+// lineProtocol is how a client frames its lines for the entry source and
+// reads the source's answers, one per line, in order.
+type lineProtocol interface {
+	frame(line string) []byte
+	// answer reads the first answer in buf: whether it acknowledges its
+	// line, and how many bytes it took (0: more are needed).
+	answer(buf []byte) (ok bool, n int, err error)
+	// answers reports whether the source answers at all.
+	answers() bool
+}
+
+var pipelineProtocols = map[string]lineProtocol{
+	"netcat":    netcatProtocol{},
+	"http":      httpProtocol{},
+	"syslogtcp": syslogProtocol{},
+}
+
+// netcatProtocol: a line per event, "OK" per committed line.
+type netcatProtocol struct{}
+
+func (netcatProtocol) frame(line string) []byte { return []byte(line + "\n") }
+func (netcatProtocol) answers() bool            { return true }
+func (netcatProtocol) answer(buf []byte) (bool, int, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return false, 0, nil
+	}
+	return strings.TrimSuffix(string(buf[:i]), "\r") == "OK", i + 1, nil
+}
+
+// httpProtocol: a POST of one JSON event per line (Flume's JSONHandler),
+// pipelined on the connection; 200 acknowledges it, 503 (the channel
+// refused) does not.
+type httpProtocol struct{}
+
+func (httpProtocol) frame(line string) []byte {
+	body := `[{"headers":{},"body":"` + line + `"}]`
+	return []byte(fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		pipelineAgent, len(body), body))
+}
+
+func (httpProtocol) answers() bool { return true }
+
+func (httpProtocol) answer(buf []byte) (bool, int, error) {
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false, 0, nil
+	}
+	head := string(buf[:end])
+	status, rest, _ := strings.Cut(head, "\r\n")
+	var code int
+	if _, err := fmt.Sscanf(status, "HTTP/1.1 %d", &code); err != nil {
+		return false, 0, fmt.Errorf("an answer that is not HTTP/1.1: %q", status)
+	}
+	length := 0
+	for _, h := range strings.Split(rest, "\r\n") {
+		name, value, _ := strings.Cut(h, ":")
+		if strings.EqualFold(name, "Content-Length") {
+			if _, err := fmt.Sscanf(strings.TrimSpace(value), "%d", &length); err != nil || length < 0 {
+				return false, 0, fmt.Errorf("bad Content-Length %q", value)
+			}
+		}
+	}
+	if len(buf) < end+4+length {
+		return false, 0, nil
+	}
+	return code == 200, end + 4 + length, nil
+}
+
+// syslogProtocol: RFC 5424 lines whose message is the line; syslog over
+// TCP answers nothing, so no line is ever acknowledged.
+type syslogProtocol struct{}
+
+func (syslogProtocol) frame(line string) []byte {
+	return []byte("<14>1 - " + pipelineAgent + " sluice - - - " + line + "\n")
+}
+func (syslogProtocol) answers() bool { return false }
+func (syslogProtocol) answer([]byte) (bool, int, error) {
+	return false, 0, errors.New("syslog answered")
 }
 
 // lineConn is one connection's handler.
