@@ -11,13 +11,15 @@ import (
 // Flume's Kafka counters, from the history operations the member records
 // (it is the member's history.Recorder): a poll's invocation starts a
 // fetch, which ends when the poll's records are handed on (fetched); a
-// commit's invocation starts a commit, which its outcome ends.
+// commit's invocation starts a commit, which its outcome ends. Commits
+// may overlap (a kafka channel's take commits beside the member's own):
+// the timer counts the time at least one is in flight.
 type kafkaTimings struct {
 	env         sim.Env
 	pollStart   time.Duration
 	polling     bool
 	commitStart time.Duration
-	committing  bool
+	commits     int
 	// commitTotal is where commit times add up.
 	commitTotal *time.Duration
 }
@@ -29,10 +31,15 @@ func (k *kafkaTimings) Add(op history.Op) int {
 	case op.F == history.Poll && op.Type == history.Invoke:
 		k.pollStart, k.polling = now, true
 	case op.F == history.Commit && op.Type == history.Invoke:
-		k.commitStart, k.committing = now, true
-	case op.F == history.Commit && k.committing:
-		k.committing = false
-		*k.commitTotal += now - k.commitStart
+		if k.commits == 0 {
+			k.commitStart = now
+		}
+		k.commits++
+	case op.F == history.Commit && k.commits > 0:
+		k.commits--
+		if k.commits == 0 {
+			*k.commitTotal += now - k.commitStart
+		}
 	}
 	return 0
 }
