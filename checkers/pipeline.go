@@ -27,6 +27,14 @@ type PipelineInput struct {
 	// to their front) delivers each client's values, by their first
 	// copies, in this order.
 	AckOrder [][]string
+	// LossStage, if not nil, names the stage where an acknowledged value
+	// that never arrived was lost ("source": never committed to a
+	// channel; "channel": committed and never taken for good; "sink":
+	// taken for good and not at the destination), from what the pipeline
+	// saw of it; the verdict counts the lost values per stage. Stages
+	// orders the names in the verdict's text.
+	LossStage func(value string) string
+	Stages    []string
 }
 
 // PipelineVerdict is the accounting of a pipeline run under an
@@ -43,8 +51,11 @@ type PipelineVerdict struct {
 	// ExtraCopies the copies beyond the first.
 	Duplicated, ExtraCopies int
 	// UnackedDelivered counts the values delivered though their clients
-	// never heard an acknowledgement (allowed: the answer was lost).
-	UnackedDelivered int
+	// never heard an acknowledgement (allowed: the answer was lost);
+	// UnackedLost those sent, never acknowledged and never delivered
+	// (allowed too, and all a source that acknowledges nothing, such as
+	// syslog, can lose).
+	UnackedDelivered, UnackedLost int
 	// Phantoms are delivered values nobody sent, sorted: corruption, or a
 	// pipeline inventing events.
 	Phantoms []string
@@ -53,6 +64,14 @@ type PipelineVerdict struct {
 	// client; ReorderedExamples names a few ("b before a").
 	Reordered         int
 	ReorderedExamples []string
+	// LostByStage counts the lost values per stage, with
+	// PipelineInput.LossStage; Stages are the stages in order, each
+	// listed even when it lost nothing.
+	LostByStage map[string]int
+	Stages      []string
+	// UnackedLostByStage counts the UnackedLost values per stage, with
+	// PipelineInput.LossStage.
+	UnackedLostByStage map[string]int
 }
 
 // InOrder reports whether every client's values arrived in the order
@@ -114,6 +133,13 @@ func CheckPipeline(in PipelineInput) PipelineVerdict {
 		}
 	}
 	verdict.Acked = len(acked)
+	var unackedLost []string
+	for v := range sent {
+		if !acked[v] && copies[v] == 0 {
+			unackedLost = append(unackedLost, v)
+		}
+	}
+	verdict.UnackedLost = len(unackedLost)
 	for v, n := range copies {
 		if n > 1 {
 			verdict.Duplicated++
@@ -129,8 +155,40 @@ func CheckPipeline(in PipelineInput) PipelineVerdict {
 	}
 	slices.Sort(verdict.Lost)
 	slices.Sort(verdict.Phantoms)
+	if in.LossStage != nil {
+		verdict.countLossStages(in.LossStage, in.Stages)
+		verdict.UnackedLostByStage = map[string]int{}
+		for _, v := range unackedLost {
+			verdict.UnackedLostByStage[in.LossStage(v)]++
+		}
+	}
 	verdict.checkOrder(in.AckOrder, in.Delivered)
 	return verdict
+}
+
+func (v *PipelineVerdict) countLossStages(stageOf func(string) string, stages []string) {
+	v.LostByStage = map[string]int{}
+	v.Stages = slices.Clone(stages)
+	for _, s := range stages {
+		v.LostByStage[s] = 0
+	}
+	for _, lost := range v.Lost {
+		s := stageOf(lost)
+		if _, known := v.LostByStage[s]; !known {
+			v.Stages = append(v.Stages, s)
+		}
+		v.LostByStage[s]++
+	}
+}
+
+// StagesText lists the lost values per stage in the stages' order, as
+// "source 0, channel 12, sink 0"; empty without stages.
+func (v PipelineVerdict) StagesText() string {
+	parts := make([]string, len(v.Stages))
+	for i, s := range v.Stages {
+		parts[i] = fmt.Sprintf("%s %d", s, v.LostByStage[s])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // String is the verdict in one line: counts, then examples of what went
@@ -143,6 +201,9 @@ func (v PipelineVerdict) String() string {
 	}
 	if len(v.Lost) > 0 {
 		s += "; lost e.g. " + examples(v.Lost)
+		if len(v.Stages) > 0 {
+			s += " (lost by stage: " + v.StagesText() + ")"
+		}
 	}
 	if len(v.Phantoms) > 0 {
 		s += "; phantoms e.g. " + examples(v.Phantoms)

@@ -21,7 +21,7 @@ func TestPipelineAccountsEveryEvent(t *testing.T) {
 		t.Fatalf("lost %v phantoms %v", v.Lost, v.Phantoms)
 	}
 	if v.Sent != 5 || v.Acked != 3 || v.Delivered != 6 || v.Distinct != 4 ||
-		v.Duplicated != 1 || v.ExtraCopies != 2 || v.UnackedDelivered != 1 {
+		v.Duplicated != 1 || v.ExtraCopies != 2 || v.UnackedDelivered != 1 || v.UnackedLost != 1 {
 		t.Fatalf("counts %+v", v)
 	}
 	want := "1 lost of 3 acknowledged (5 sent); 6 delivered copies of 4 values, 1 duplicated (2 extra copies), 1 delivered unacknowledged; 1 phantom values; lost e.g. c; phantoms e.g. z"
@@ -79,5 +79,32 @@ func TestPipelineOrderPerClient(t *testing.T) {
 	in.Delivered = []string{"a1", "a3", "b1", "b2"}
 	if v := CheckPipeline(in); !v.InOrder() || len(v.Lost) != 1 {
 		t.Fatalf("a2 lost: %+v", v)
+	}
+}
+
+// TestPipelineCountsLossesPerStage: each lost value is counted against
+// the stage the pipeline last saw it pass, every stage listed in order
+// even at zero, and a stage not listed is appended.
+func TestPipelineCountsLossesPerStage(t *testing.T) {
+	stage := map[string]string{"a": "source", "b": "channel", "c": "channel", "d": "mystery"}
+	v := CheckPipeline(PipelineInput{
+		Sent:      []string{"a", "b", "c", "d", "e"},
+		Acked:     []string{"a", "b", "c", "d", "e"},
+		Delivered: []string{"e"},
+		LossStage: func(v string) string { return stage[v] },
+		Stages:    []string{"source", "channel", "sink"},
+	})
+	if v.LostByStage["source"] != 1 || v.LostByStage["channel"] != 2 || v.LostByStage["sink"] != 0 || v.LostByStage["mystery"] != 1 ||
+		v.UnackedLost != 0 {
+		t.Fatalf("per stage %v", v.LostByStage)
+	}
+	if got := v.StagesText(); got != "source 1, channel 2, sink 0, mystery 1" {
+		t.Fatalf("stages text %q", got)
+	}
+	if !strings.Contains(v.String(), "(lost by stage: source 1, channel 2, sink 0, mystery 1)") {
+		t.Fatalf("verdict %q", v.String())
+	}
+	if plain := CheckPipeline(PipelineInput{Acked: []string{"a"}}); plain.LostByStage != nil || strings.Contains(plain.String(), "by stage") {
+		t.Fatalf("stages without LossStage: %+v", plain)
 	}
 }

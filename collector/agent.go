@@ -34,6 +34,14 @@ type Options struct {
 	OnFatal func(error)
 	// DrainTimeout bounds how long Stop lets sinks drain their channels.
 	DrainTimeout time.Duration
+	// OnCommit, if not nil, is told of every transaction a channel
+	// commits, once the channel counts it committed (durable, for the
+	// file channel): the events put and the events taken for good. A
+	// scenario follows its events through the agent with it.
+	OnCommit func(channel string, puts, takes []Event)
+	// Processes runs the exec source's commands; nil (the simulated
+	// world) refuses an exec source.
+	Processes sim.Processes
 	// Bugs switches planted bugs on (faults.BugFileChannelAckBeforeFsync,
 	// BugSourceAckBeforeCommit, BugTaildirPositionBeforeCommit,
 	// BugTakeRollbackReorders).
@@ -76,6 +84,7 @@ func Start(cfg *config.Agent, opts Options, onStart func(*Agent)) sim.Start {
 				a.fatal(err)
 				return
 			}
+			a.observeCommits()
 			if err := a.startComponents(); err != nil {
 				a.fatal(err)
 				return
@@ -86,6 +95,18 @@ func Start(cfg *config.Agent, opts Options, onStart func(*Agent)) sim.Start {
 				onStart(a)
 			}
 		})
+	}
+}
+
+// observeCommits hands every channel's commits to Options.OnCommit.
+func (a *Agent) observeCommits() {
+	if a.opts.OnCommit == nil {
+		return
+	}
+	for name, ch := range a.channels {
+		core, ok := ch.(interface{ core() *channelCore })
+		sim.Assert(ok, "channel %s has no transaction core", name)
+		core.core().onCommit = func(puts, takes []Event) { a.opts.OnCommit(name, puts, takes) }
 	}
 }
 
@@ -286,6 +307,8 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	case "kafka":
 		return newKafkaSource(s.Name, a.env, s, proc, a.opts.Bugs)
+	case "exec":
+		return newExecSource(s.Name, a.env, execConfig(s), a.opts.Processes, proc)
 	}
 	sim.Assert(false, "source type %s passed the configuration check", s.Type)
 	return nil, nil

@@ -498,6 +498,16 @@ func TestSeedNetcatMemoryKafka(t *testing.T) {
 	if m["EventDrainSuccessCount"] != "200" || m["BatchCompleteCount"] == "0" {
 		t.Fatalf("sink metrics %v", m)
 	}
+	// Flume's KafkaSinkCounter: the time producing batches took.
+	if _, ok := m["KafkaEventSendTimer"]; !ok {
+		t.Fatalf("sink metrics lack KafkaEventSendTimer: %v", m)
+	}
+	if k := agent.runners[0].members[0].counters.Kafka; k == nil || k.KafkaEventSendTimer <= 0 {
+		t.Fatalf("kafka sink counters %+v", k)
+	}
+	if _, ok := agent.Metrics()["CHANNEL.c1"]["KafkaEventSendTimer"]; ok {
+		t.Fatalf("a memory channel shows Kafka counters: %v", agent.Metrics()["CHANNEL.c1"])
+	}
 }
 
 func TestStopDrainsAndCheckpoints(t *testing.T) {

@@ -83,7 +83,15 @@ type channelCore struct {
 	// reads them back and queues them itself (the kafka channel, whose
 	// puts go to a topic).
 	readsBack bool
+	// onCommit, if not nil, is told of each applied transaction
+	// (Options.OnCommit).
+	onCommit func(puts, takes []Event)
+	// rollbacks counts the transactions rolled back, by Rollback or by
+	// a failed commit.
+	rollbacks int64
 }
+
+func (c *channelCore) core() *channelCore { return c }
 
 // commitsWaitingMax bounds the commits waiting for room.
 const commitsWaitingMax = 1 << 12
@@ -112,6 +120,9 @@ func (c *channelCore) Size() int { return c.queue.len() }
 // Counters returns the channel's counters, with its size filled in.
 func (c *channelCore) Counters() *ChannelCounters {
 	c.counters.ChannelSize = int64(c.queue.len())
+	if c.counters.Kafka != nil {
+		c.counters.Kafka.RollbackCount = c.rollbacks
+	}
 	return &c.counters
 }
 
@@ -207,8 +218,10 @@ func (t *Txn) Commit(done func(error)) {
 	}
 	// A commit that does not add to what the channel holds never waits:
 	// it is often a sink's, whose takes are what make room for the
-	// waiting puts.
-	if (len(c.waiting) == 0 || t.shrinks()) && c.fits(t) {
+	// waiting puts. It is admitted even over capacity: a kafka channel's
+	// read-ahead (a whole poll) may hold more than its capacity, and only
+	// takes bring it back.
+	if t.shrinks() || (len(c.waiting) == 0 && c.fits(t)) {
 		c.admit(t)
 		return
 	}
@@ -230,6 +243,7 @@ func (t *Txn) shrinks() bool {
 func (t *Txn) Rollback() {
 	sim.Assert(t.state == txnOpen, "rollback of a transaction that is not open")
 	t.state = txnDone
+	t.ch.rollbacks++
 	t.ch.returnTakes(t)
 }
 
@@ -272,6 +286,13 @@ func (c *channelCore) apply(t *Txn) {
 	c.takenBytes -= t.takeBytes
 	c.counters.EventPutSuccessCount += int64(len(t.puts))
 	c.counters.EventTakeSuccessCount += int64(len(t.takes))
+	if c.onCommit != nil {
+		takes := make([]Event, len(t.takes))
+		for i, it := range t.takes {
+			takes[i] = it.ev
+		}
+		c.onCommit(t.puts, takes)
+	}
 	if len(t.puts) > 0 && !c.readsBack {
 		for _, f := range c.onPut {
 			f()
@@ -306,6 +327,7 @@ func (t *Txn) finish(err error) {
 	}
 	t.state = txnDone
 	if err != nil {
+		t.ch.rollbacks++
 		t.ch.returnTakes(t)
 	}
 	if t.done != nil {

@@ -48,7 +48,17 @@ type KafkaChannel struct {
 	// held is the poll whose records fill the read-ahead; the member reads
 	// no more until all are taken for good or it is abandoned.
 	held *heldPoll
+	// timings feeds Flume's Kafka timers.
+	timings *kafkaTimings
+	// emptyPolls counts the member's polls in a row that found nothing
+	// since this channel last committed a put: see CaughtUp.
+	emptyPolls int
 }
+
+// kafkaCaughtUpPolls is how many empty polls in a row, after the last put
+// this channel committed, show the topic read to its end: the first may
+// have been fetched before that put landed, the second was not.
+const kafkaCaughtUpPolls = 2
 
 type readAheadItem struct {
 	tp     kafka.TopicPartition
@@ -103,6 +113,8 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 		pending: map[kafka.TopicPartition][]int64{}, readEnd: map[kafka.TopicPartition]int64{}}
 	k.channelCore = newChannelCore(name, env, channelLimits{capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity}, k)
 	k.readsBack = true
+	k.counters.Kafka = &KafkaChannelCounters{}
+	k.timings = &kafkaTimings{env: env, commitTotal: &k.counters.Kafka.KafkaCommitTimer}
 	p, err := kafka.NewProducer(env, kafka.ProducerConfig{
 		Bootstrap:              cfg.Bootstrap,
 		ClientID:               "sluice-channel-" + name,
@@ -118,6 +130,7 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 			ClientID:     "sluice-channel-" + name,
 			ResetPolicy:  kafka.ResetEarliest,
 			FetchMaxWait: cfg.PollTimeout,
+			Recorder:     k.timings,
 		},
 		Group:          cfg.Group,
 		Topics:         []string{cfg.Topic},
@@ -136,17 +149,29 @@ func OpenKafkaChannel(name string, env sim.Env, cfg KafkaChannelConfig) (*KafkaC
 // Name is the channel's name.
 func (k *KafkaChannel) Name() string { return k.name }
 
+// CaughtUp reports that the channel holds nothing: its read-ahead is
+// empty and taken for good, and the member's last polls, made after the
+// channel's last put, found no record. ChannelSize counts only the
+// read-ahead, so it says nothing of records in the topic not yet read.
+// Another agent putting into the same topic is not seen.
+func (k *KafkaChannel) CaughtUp() bool {
+	return !k.closed && k.queue.len() == 0 && k.held == nil && k.emptyPolls >= kafkaCaughtUpPolls
+}
+
 // readAhead queues a poll's records for takes and holds the poll until
 // every one is taken for good.
 func (k *KafkaChannel) readAhead(records []kafka.Record, done func(error)) {
+	k.counters.Kafka.KafkaEventGetTimer += k.timings.fetched()
 	if k.closed {
 		done(errChannelStopping)
 		return
 	}
 	if len(records) == 0 {
+		k.emptyPolls = min(k.emptyPolls+1, kafkaCaughtUpPolls)
 		done(nil)
 		return
 	}
+	k.emptyPolls = 0
 	poll := &heldPoll{left: len(records), done: done}
 	k.held = poll
 	for i := range records {
@@ -192,7 +217,12 @@ func (k *KafkaChannel) encode(e Event) kafka.Record {
 // transaction are in the topic.
 func (k *KafkaChannel) persist(t *Txn, done func(error)) {
 	takes := slices.Clone(t.takes)
+	hasPuts := len(t.puts) > 0
 	k.produce(t.puts, func(err error) {
+		if hasPuts {
+			// Even a failed commit may have left records in the topic.
+			k.emptyPolls = 0
+		}
 		if err != nil {
 			done(err)
 			return
@@ -202,7 +232,11 @@ func (k *KafkaChannel) persist(t *Txn, done func(error)) {
 }
 
 func (k *KafkaChannel) produce(puts []Event, done func(error)) {
-	steps := newCompletions(done)
+	began := k.env.Clock.Mono()
+	steps := newCompletions(func(err error) {
+		k.counters.Kafka.KafkaEventSendTimer += k.env.Clock.Mono() - began
+		done(err)
+	})
 	for _, e := range puts {
 		steps.add()
 		err := k.producer.Send(k.encode(e), func(r kafka.Result) {

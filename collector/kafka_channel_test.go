@@ -129,6 +129,17 @@ func TestKafkaChannelTransactions(t *testing.T) {
 		t.Fatalf("second take %v", got)
 	}
 	k.commit(t, tx)
+	// Flume's KafkaChannelCounter: one rollback so far, and time spent
+	// fetching, producing and committing offsets.
+	c := k.ch.Counters()
+	if kc := c.Kafka; kc == nil || kc.RollbackCount != 1 || kc.KafkaEventGetTimer <= 0 || kc.KafkaEventSendTimer <= 0 || kc.KafkaCommitTimer <= 0 {
+		t.Fatalf("kafka channel counters %+v", c.Kafka)
+	}
+	for _, name := range []string{"KafkaEventGetTimer", "KafkaEventSendTimer", "KafkaCommitTimer", "RollbackCount"} {
+		if _, ok := c.metrics()[name]; !ok {
+			t.Fatalf("metrics lack %s: %v", name, c.metrics())
+		}
+	}
 	// Taken but not committed when the node dies.
 	_, got = k.take(t, 3)
 	if !slices.Equal(got, bodiesN("b", 0, 3)) {

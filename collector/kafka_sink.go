@@ -20,8 +20,11 @@ import (
 // is by default.
 type KafkaSink struct {
 	name     string
+	env      sim.Env
 	topic    string
 	producer *kafka.Producer
+	// kafka are the sink's Kafka counters, among its runner's.
+	kafka *KafkaSinkCounters
 }
 
 // KafkaSinkConfig is a Kafka sink's settings.
@@ -70,8 +73,11 @@ func NewKafkaSink(name string, env sim.Env, cfg KafkaSinkConfig) (*KafkaSink, er
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
-	return &KafkaSink{name: name, topic: cfg.Topic, producer: p}, nil
+	return &KafkaSink{name: name, env: env, topic: cfg.Topic, producer: p, kafka: &KafkaSinkCounters{}}, nil
 }
+
+// setCounters adds the sink's Kafka counters to its runner's.
+func (s *KafkaSink) setCounters(c *SinkCounters) { c.Kafka = s.kafka }
 
 // Name is the sink's name.
 func (s *KafkaSink) Name() string { return s.name }
@@ -79,7 +85,11 @@ func (s *KafkaSink) Name() string { return s.name }
 // Deliver produces the batch and reports once every record's outcome is
 // known.
 func (s *KafkaSink) Deliver(events []Event, done func(error)) {
-	steps := newCompletions(done)
+	began := s.env.Clock.Mono()
+	steps := newCompletions(func(err error) {
+		s.kafka.KafkaEventSendTimer += s.env.Clock.Mono() - began
+		done(err)
+	})
 	for _, e := range events {
 		rec := kafka.Record{Topic: s.topic, Value: e.Body}
 		if t, ok := e.Headers["topic"]; ok && t != "" {

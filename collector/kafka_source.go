@@ -42,6 +42,8 @@ type KafkaSource struct {
 	// onHandle, when set, is told of each poll handed to the source (tests
 	// time their kills by it).
 	onHandle func()
+	// timings feeds Flume's Kafka timers.
+	timings *kafkaTimings
 }
 
 // KafkaSourceConfig is a kafka source's settings.
@@ -118,7 +120,10 @@ func newKafkaSource(name string, env sim.Env, c *config.Source, proc *channelPro
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaSource{name: name, env: env, cfg: cfg, proc: proc, bugs: bugs}, nil
+	s := &KafkaSource{name: name, env: env, cfg: cfg, proc: proc, bugs: bugs}
+	s.counters.Kafka = &KafkaSourceCounters{}
+	s.timings = &kafkaTimings{env: env, commitTotal: &s.counters.Kafka.KafkaCommitTimer}
+	return s, nil
 }
 
 // Name is the source's name.
@@ -135,6 +140,7 @@ func (s *KafkaSource) Start() error {
 			ClientID:     "sluice-agent-" + s.name,
 			ResetPolicy:  s.cfg.Reset,
 			FetchMaxWait: s.cfg.BatchDuration,
+			Recorder:     s.timings,
 		},
 		Group:          s.cfg.Group,
 		Topics:         s.cfg.Topics,
@@ -177,6 +183,10 @@ func (s *KafkaSource) handle(records []kafka.Record, done func(error)) {
 		events[i] = kafkaEvent(&records[i])
 	}
 	s.counters.EventReceivedCount += int64(len(events))
+	s.counters.Kafka.KafkaEventGetTimer += s.timings.fetched()
+	if len(events) == 0 {
+		s.counters.Kafka.KafkaEmptyCount++
+	}
 	if s.onHandle != nil && len(events) > 0 {
 		s.onHandle()
 	}

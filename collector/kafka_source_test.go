@@ -230,6 +230,12 @@ func TestKafkaSourceDeliversThroughAgentKills(t *testing.T) {
 		duplicates += total - 1000
 		m := p.agent.Metrics()["SOURCE.r1"]
 		t.Logf("seed %d: 1000 records, %d delivered (%d duplicates); last run's source %v", seed, total, total-1000, m)
+		// Flume's KafkaSourceCounter: time fetching and committing, and
+		// the polls that found nothing (the last run idles at the end).
+		k := p.agent.Source("r1").Counters().Kafka
+		if k == nil || k.KafkaEventGetTimer <= 0 || k.KafkaCommitTimer <= 0 || k.KafkaEmptyCount == 0 || m["KafkaEmptyCount"] == "" || m["KafkaCommitTimer"] == "" {
+			t.Fatalf("seed %d: kafka source counters %+v, metrics %v", seed, k, m)
+		}
 	}
 	if duplicates == 0 {
 		t.Fatal("no record was delivered twice: no kill fell between a channel commit and its offset commit")

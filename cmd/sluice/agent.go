@@ -40,8 +40,10 @@ sockets and files. It takes Flume's own command line (flume-ng agent):
 configuration files unmodified.
 
 Components: sources netcat, netcatudp, seq, avro (from another sluice
-agent's avro sink), http (Flume's JSONHandler), spooldir, TAILDIR, syslogtcp
-and syslogudp; channels memory, file and SPILLABLEMEMORY; sinks logger, null,
+agent's avro sink), http (Flume's JSONHandler), spooldir, TAILDIR, syslogtcp,
+syslogudp, kafka and exec (a command's output lines: command, shell,
+restart, restartThrottle, logStdErr, batchSize, batchTimeout); channels
+memory, file, SPILLABLEMEMORY and kafka; sinks logger, null,
 http, file_roll, hdfs (writing to this machine's files), avro (to another sluice
 agent) and kafka (Flume's KafkaSink keys: kafka.bootstrap.servers or
 brokerList, kafka.topic or topic, requiredAcks, batchSize); the replicating
@@ -170,7 +172,7 @@ func runAgent(cmd *cobra.Command, cfg *config.Agent, props map[string]string, re
 	}
 	fatal := make(chan error, 1)
 	sup := &agentSupervisor{node: node, logger: logger, confFile: reload.file, name: cfg.Name,
-		opts: collector.Options{ResolveDir: resolveAgentDir}, fatal: fatal}
+		opts: collector.Options{ResolveDir: resolveAgentDir, Processes: node.Processes()}, fatal: fatal}
 	node.Post(func() { sup.start(cfg, true) })
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	runDone := make(chan struct{})

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,51 @@ a1.channels.c1.kafka.bootstrap.servers = BROKER
 a1.channels.c1.kafka.topic = orders-channel
 a1.channels.c1.kafka.consumer.group.id = flume-channel
 `)
+}
+
+// checkKafkaCounters reads /metrics: the kafka source shows Flume's
+// KafkaSourceCounter names, and once a poll found nothing (it waited
+// batchDurationMillis for records) time spent fetching; a kafka channel
+// shows KafkaChannelCounter's; the Prometheus format carries them too.
+func checkKafkaCounters(t *testing.T, url string, kafkaChannel bool) {
+	t.Helper()
+	var m map[string]map[string]string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := m["SOURCE.r1"]["KafkaEmptyCount"]; (n != "" && n != "0") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	src := m["SOURCE.r1"]
+	if src["KafkaCommitTimer"] == "" || src["KafkaEmptyCount"] == "0" || src["KafkaEventGetTimer"] == "" || src["KafkaEventGetTimer"] == "0" {
+		t.Fatalf("kafka source counters: %v", src)
+	}
+	ch := m["CHANNEL.c1"]
+	if _, shown := ch["KafkaEventSendTimer"]; shown != kafkaChannel {
+		t.Fatalf("channel counters (kafka channel %v): %v", kafkaChannel, ch)
+	}
+	if kafkaChannel && (ch["KafkaEventGetTimer"] == "" || ch["KafkaCommitTimer"] == "" || ch["RollbackCount"] == "") {
+		t.Fatalf("kafka channel counters: %v", ch)
+	}
+	resp, err := http.Get(url + "?format=prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(prom), "# TYPE flume_source_kafka_event_get_timer counter\n") {
+		t.Fatalf("Prometheus format lacks the kafka source's timer:\n%s", prom)
+	}
 }
 
 func runKafkaSourceAgent(t *testing.T, channel string) {
@@ -63,7 +110,8 @@ a1.sinks.k1.channel = c1
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := startRealAgent(t, "--conf-file", conf, "--name", "a1")
+	monitor := freePort(t)
+	a := startRealAgent(t, "--conf-file", conf, "--name", "a1", "-Dflume.monitoring.type=http", "-Dflume.monitoring.port="+monitor)
 	got := waitLogged(t, a, len(lines))
 	if !slices.Equal(got, lines) {
 		t.Fatalf("logger logged %d events, want the %d lines in order: %v\nagent:\n%s", len(got), len(lines), got[:min(5, len(got))], a.log)
@@ -71,6 +119,7 @@ a1.sinks.k1.channel = c1
 	if !strings.Contains(a.log.String(), "topic=orders") {
 		t.Fatalf("the events carry no topic header:\n%s", a.log)
 	}
+	checkKafkaCounters(t, "http://127.0.0.1:"+monitor+"/metrics", strings.Contains(channel, "KafkaChannel"))
 	// The group's offset reaches the log end once the last poll's channel
 	// commit is done.
 	deadline := time.Now().Add(5 * time.Second)

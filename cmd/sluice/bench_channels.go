@@ -31,6 +31,7 @@ type benchChannelsFlags struct {
 	inFlightMax int
 	dir         string
 	jsonOut     bool
+	killAfter   string
 }
 
 func newBenchChannelsCommand() *cobra.Command {
@@ -50,11 +51,22 @@ its take's commit; the file channel syncs both.
 The table has one row per channel and event size: events/s, MB/s of
 bodies, and latency percentiles in milliseconds (HdrHistogram). --json
 prints the same rows as JSON. The file channel writes under --dir (a new
-temporary directory when not given, removed afterwards).`,
+temporary directory when not given, removed afterwards).
+
+--kill-after D adds a crash test per row: a real agent process (this
+binary's "agent": a netcat source answering OK per event, the channel
+under test, a file_roll sink that syncs each batch) takes lines from four
+clients for D, is killed with SIGKILL, restarted on the same directories
+and drained, then stopped. The table gains ACKED (lines answered OK before
+the kill), LOST (acknowledged lines missing from the sink's files) and DUP
+(lines the sink wrote more than once: redelivery after the restart, which
+at-least-once allows). The file channel should lose nothing; the memory
+channel loses what it held.`,
 		Example: `  sluice bench channels
   sluice bench channels --events 1000000 --event-size 1024 --channels memory,file
   sluice bench channels --event-size 1024 --takers 16
-  sluice bench channels --json --dir /mnt/fast/bench`,
+  sluice bench channels --json --dir /mnt/fast/bench
+  sluice bench channels --kill-after 3s --channels memory,file,spillable --event-size 1024`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sizes, err := parseBenchSizes(f.eventSizes)
@@ -75,6 +87,9 @@ temporary directory when not given, removed afterwards).`,
 			case f.takers < 1 || f.takers > 1024:
 				return usageError("--takers %d: want 1..1024", f.takers)
 			}
+			if _, err := parseKillAfter(f.killAfter); err != nil {
+				return usageError("--kill-after: %v", err)
+			}
 			return runBenchChannels(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, kinds, sizes)
 		},
 	}
@@ -87,6 +102,7 @@ temporary directory when not given, removed afterwards).`,
 	fl.IntVar(&f.takers, "takers", 1, "take commits in flight at once (as several sinks on one channel)")
 	fl.StringVar(&f.dir, "dir", "", "directory for the file channels (default: a new temporary directory)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON")
+	fl.StringVar(&f.killAfter, "kill-after", "", "also run each channel in a real agent, kill -9 it after this long (e.g. 3s) and count the acknowledged events lost")
 	return cmd
 }
 
@@ -134,6 +150,8 @@ type channelBenchResult struct {
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	LatencyP999  float64 `json:"latency_p999_ms"`
 	LatencyMaxMs float64 `json:"latency_max_ms"`
+	// Kill is the kill -9 run's count, with --kill-after.
+	Kill *channelKillResult `json:"kill_9,omitempty"`
 }
 
 func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannelsFlags, kinds []string, sizes []int) error {
@@ -146,6 +164,10 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	killAfter, err := parseKillAfter(f.killAfter)
+	if err != nil {
+		return usageError("--kill-after: %v", err)
+	}
 	var results []channelBenchResult
 	for _, size := range sizes {
 		for _, kind := range kinds {
@@ -154,6 +176,15 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 			os.RemoveAll(runDir)
 			if err != nil {
 				return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events: %w", kind, size, err))
+			}
+			if killAfter > 0 {
+				killDir := runDir + "-kill"
+				k, err := benchKillChannel(ctx, kind, size, killAfter, killDir)
+				os.RemoveAll(killDir)
+				if err != nil {
+					return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events, kill -9: %w", kind, size, err))
+				}
+				r.Kill = &k
 			}
 			results = append(results, r)
 		}
@@ -169,12 +200,19 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 		rows[i] = []string{r.Channel, strconv.Itoa(r.EventBytes), strconv.Itoa(r.Events),
 			strconv.FormatFloat(r.EventsPerSec, 'f', 0, 64), strconv.FormatFloat(r.MBPerSec, 'f', 1, 64),
 			ms(r.LatencyP50Ms), ms(r.LatencyP99Ms), ms(r.LatencyP999), ms(r.LatencyMaxMs)}
+		if r.Kill != nil {
+			rows[i] = append(rows[i], strconv.Itoa(r.Kill.Acked), strconv.Itoa(r.Kill.Lost), strconv.Itoa(r.Kill.Duplicated))
+		}
+	}
+	header := []any{"CHANNEL", "EVENT BYTES", "EVENTS", "EVENTS/S", "MB/S", "P50 MS", "P99 MS", "P99.9 MS", "MAX MS"}
+	if killAfter > 0 {
+		header = append(header, "KILL -9 ACKED", "LOST", "DUP")
 	}
 	// Written as it should read: auto-formatting would print "p99.9" as
 	// "P 99 . 9".
 	t := tablewriter.NewTable(out, tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: tw.MakeAlign(9, tw.AlignRight).Set(0, tw.AlignLeft)}))
-	t.Header("CHANNEL", "EVENT BYTES", "EVENTS", "EVENTS/S", "MB/S", "P50 MS", "P99 MS", "P99.9 MS", "MAX MS")
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: tw.MakeAlign(len(header), tw.AlignRight).Set(0, tw.AlignLeft)}))
+	t.Header(header...)
 	for _, row := range rows {
 		cells := make([]any, len(row))
 		for i, c := range row {

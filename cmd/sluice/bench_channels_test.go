@@ -39,7 +39,7 @@ func TestBenchChannelsCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "P99.9 MS") || !strings.Contains(out, "│ memory") || !strings.Contains(out, "│ file") {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	for _, bad := range [][]string{{"--channels", "jdbc"}, {"--event-size", "0"}, {"--events", "0"}, {"--batch", "20000"}} {
+	for _, bad := range [][]string{{"--channels", "jdbc"}, {"--event-size", "0"}, {"--events", "0"}, {"--batch", "20000"}, {"--kill-after", "soon"}} {
 		_, errOut, err := runSluice(t, append([]string{"bench", "channels"}, bad...)...)
 		if err == nil || !strings.Contains(errOut, bad[0]) {
 			t.Errorf("%v: %v\n%s", bad, err, errOut)
@@ -70,5 +70,36 @@ func BenchmarkChannelsRealDisk(b *testing.B) {
 				b.ReportMetric(r.LatencyP99Ms, "p99-ms")
 			})
 		}
+	}
+}
+
+// TestBenchChannelsKillNine runs the kill -9 measurement with real agent
+// processes: the file channel loses no acknowledged line, and the memory
+// channel's count is reported (it may lose what it held).
+func TestBenchChannelsKillNine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := runTo(t, t.TempDir(), &stdout, &stderr, "bench", "channels", "--events", "1000", "--event-size", "100",
+		"--channels", "memory,file", "--kill-after", "1s", "--json", "--dir", t.TempDir())
+	out := stdout.String()
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr.String())
+	}
+	var rows []channelBenchResult
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(rows) != 2 || rows[0].Channel != "memory" || rows[1].Channel != "file" || rows[0].Kill == nil || rows[1].Kill == nil {
+		t.Fatalf("rows: %s", out)
+	}
+	for _, r := range rows {
+		k := r.Kill
+		if k.Acked == 0 || k.Lost < 0 || k.Lost > k.Acked || k.Duplicated < 0 || k.AckedPerSec <= 0 {
+			t.Fatalf("%s: %+v", r.Channel, *k)
+		}
+		t.Logf("%s channel: %d acknowledged before kill -9, %d lost, %d duplicated, %d delivered, recovery %.2fs",
+			r.Channel, k.Acked, k.Lost, k.Duplicated, k.Delivered, k.RecoverySeconds)
+	}
+	if file := rows[1].Kill; file.Lost != 0 || file.Delivered < file.Acked {
+		t.Fatalf("the file channel lost %d of %d acknowledged lines on kill -9 (%d delivered)", file.Lost, file.Acked, file.Delivered)
 	}
 }

@@ -34,12 +34,14 @@ type compareChannelsFlags struct {
 func newSimCompareChannelsCommand() *cobra.Command {
 	var f compareChannelsFlags
 	cmd := &cobra.Command{
-		Use:   "compare-channels [--seeds N] [--channels memory,file,spillable] [--report DIR]",
+		Use:   "compare-channels [--seeds N] [--channels memory,file,spillable,kafka] [--report DIR]",
 		Short: "Run the same seeded crashes against each channel type and compare losses, duplicates, throughput and latency",
 		Long: `Run the flume-pipeline scenario (netcat clients -> agent -> Kafka sink ->
 broker) once per channel type for each seed. A seed's fault schedule
 (agent kills, power losses, disk and network faults) is drawn once and
 replayed against every channel, so the rows differ by the channel alone.
+The kafka channel keeps its events in a topic of the pipeline's simulated
+broker, which the Kafka sink writes to as well.
 
 Each row totals the seeds: lines acknowledged to their clients, those of
 them lost (never delivered) and the seeds that lost any, lines delivered
@@ -50,7 +52,8 @@ the seeds). --report DIR writes the rows as JSON and two charts, PNG and
 SVG: events lost and duplicated, and latency, per channel.`,
 		Example: `  sluice sim compare-channels --seeds 20
   sluice sim compare-channels --seed 7 --channels memory,file --report channel-report
-  sluice sim compare-channels --seeds 50 --param hop=on --json`,
+  sluice sim compare-channels --seeds 50 --param hop=on --json
+  sluice sim compare-channels --seeds 20 --channels file,kafka --param broker=crash`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := f.options()
@@ -63,7 +66,7 @@ SVG: events lost and duplicated, and latency, per channel.`,
 	fl := cmd.Flags()
 	fl.Uint64Var(&f.seed, "seed", 1, "first seed")
 	fl.IntVar(&f.seeds, "seeds", 10, "number of consecutive seeds, each run once per channel")
-	fl.StringVar(&f.channels, "channels", "memory,file,spillable", "channel types to compare, comma-separated: memory, file, spillable")
+	fl.StringVar(&f.channels, "channels", "memory,file,spillable,kafka", "channel types to compare, comma-separated: memory, file, spillable, kafka")
 	fl.StringArrayVar(&f.params, "param", nil, "further flume-pipeline parameter name=value (hop, source, broker; repeatable)")
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bug to switch on in every run (repeatable; see 'sluice sim bugs')")
 	fl.DurationVar(&f.run, "run", 0, "how long the workload runs under faults (default: the scenario's)")
@@ -95,10 +98,10 @@ func (f compareChannelsFlags) options() (scenario.ChannelCompareOptions, error) 
 	for _, part := range strings.Split(f.channels, ",") {
 		part = strings.TrimSpace(part)
 		switch part {
-		case "memory", "file", "spillable":
+		case "memory", "file", "spillable", "kafka":
 			channels = append(channels, part)
 		default:
-			return scenario.ChannelCompareOptions{}, usageError("--channels: %q is not a channel type (memory, file, spillable)", part)
+			return scenario.ChannelCompareOptions{}, usageError("--channels: %q is not a channel type (memory, file, spillable, kafka)", part)
 		}
 	}
 	return scenario.ChannelCompareOptions{Seed: f.seed, Seeds: f.seeds, Channels: channels, Params: params,

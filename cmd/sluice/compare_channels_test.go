@@ -21,12 +21,13 @@ func TestSimCompareChannelsCommand(t *testing.T) {
 			t.Fatalf("report file %s: %v", name, err)
 		}
 	}
-	out, _, err = runSluice(t, "sim", "compare-channels", "--seed", "2", "--seeds", "1", "--channels", "spillable", "--json")
+	out, _, err = runSluice(t, "sim", "compare-channels", "--seed", "2", "--seeds", "1", "--channels", "spillable,kafka", "--json")
 	var rows []map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0]["channel"] != "spillable" || rows[0]["acked"].(float64) <= 0 {
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 || rows[0]["channel"] != "spillable" || rows[0]["acked"].(float64) <= 0 ||
+		rows[1]["channel"] != "kafka" || rows[1]["acked"].(float64) <= 0 {
 		t.Fatalf("%v: %s", err, out)
 	}
-	for _, bad := range [][]string{{"--channels", "kafka"}, {"--seeds", "0"}, {"--param", "channel=file"}, {"--bug", "no-such-bug"}} {
+	for _, bad := range [][]string{{"--channels", "jdbc"}, {"--seeds", "0"}, {"--param", "channel=file"}, {"--bug", "no-such-bug"}} {
 		_, errOut, err := runSluice(t, append([]string{"sim", "compare-channels"}, bad...)...)
 		if err == nil || !strings.Contains(errOut, bad[0]) {
 			t.Errorf("%v: %v\n%s", bad, err, errOut)

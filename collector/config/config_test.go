@@ -310,3 +310,30 @@ func TestNewComponentErrors(t *testing.T) {
 		t.Fatalf("spillable defaults: %+v", c)
 	}
 }
+
+// TestExecSourceKeys: the exec source's required command, its numbers,
+// its batch against the channel, its one charset, and Flume's class name.
+func TestExecSourceKeys(t *testing.T) {
+	src := func(lines string) string {
+		text := replaceLine(validBase, 4, lines)
+		text = replaceLine(text, 5+strings.Count(lines, "\n"), "")
+		return replaceLine(text, 6+strings.Count(lines, "\n"), "")
+	}
+	expectError(t, src("a1.sources.r1.type = exec"), 1, "a1.sources.r1.command", "missing required key")
+	expectError(t, src("a1.sources.r1.type = exec\na1.sources.r1.command = seq 10\na1.sources.r1.restartThrottle = 10s"),
+		6, "a1.sources.r1.restartThrottle", "not a whole number")
+	expectError(t, src("a1.sources.r1.type = exec\na1.sources.r1.command = seq 10\na1.sources.r1.restart = yes"),
+		6, "a1.sources.r1.restart", "not true or false")
+	expectError(t, src("a1.sources.r1.type = exec\na1.sources.r1.command = seq 10\na1.sources.r1.batchSize = 51"),
+		6, "a1.sources.r1.batchSize", "larger than channel c1's transactionCapacity 50")
+	expectError(t, src("a1.sources.r1.type = exec\na1.sources.r1.command = seq 10\na1.sources.r1.batchTimeout = 0"),
+		6, "a1.sources.r1.batchTimeout", "outside 1..")
+	expectError(t, src("a1.sources.r1.type = exec\na1.sources.r1.command = seq 10\na1.sources.r1.charset = ISO-8859-1"),
+		6, "a1.sources.r1.charset", `"ISO-8859-1" is not one of UTF-8`)
+	a := mustParse(t, src("a1.sources.r1.type = org.apache.flume.source.ExecSource\na1.sources.r1.command = tail -F /var/log/x\na1.sources.r1.shell = /bin/bash -c"), "a1", nil)
+	s := a.Sources[0]
+	if s.Type != "exec" || s.String("command") != "tail -F /var/log/x" || s.String("shell") != "/bin/bash -c" ||
+		s.BatchSize() != 20 || s.Int("batchTimeout") != 3000 || s.Int("restartThrottle") != 10000 || s.Bool("restart") || s.Bool("logStdErr") {
+		t.Fatalf("exec source %+v", s)
+	}
+}

@@ -77,6 +77,21 @@ var specs = []typeSpec{
 		},
 	},
 	{
+		kind: KindSource, name: "exec", aliases: []string{"org.apache.flume.source.ExecSource"},
+		required: []string{"command"},
+		keys: map[string]keySpec{
+			"command":         stringKey(""),
+			"shell":           stringKey(""),
+			"restartThrottle": intKey(10000, 0, unbounded),
+			"restart":         boolKey(false),
+			"logStdErr":       boolKey(false),
+			"batchSize":       intKey(20, 1, batchMax),
+			"batchTimeout":    intKey(3000, 1, unbounded),
+			"charset":         {kind: valueString, text: "UTF-8", choices: []string{"UTF-8"}},
+		},
+		batchKeys: []string{"batchSize"},
+	},
+	{
 		kind: KindSource, name: "seq", aliases: []string{"org.apache.flume.source.SequenceGeneratorSource"},
 		keys: map[string]keySpec{
 			"batchSize":   intKey(1, 1, batchMax),

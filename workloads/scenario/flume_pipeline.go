@@ -44,18 +44,18 @@ import (
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
-		Summary: "netcat clients or a tailed log -> a collector agent (memory, file or spillable channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
+		Summary: "netcat clients or a tailed log -> a collector agent (memory, file, spillable or kafka channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
 			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders},
 		Params: []Param{
-			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable"},
-				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds) or spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk)"},
+			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable", "kafka"},
+				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds), spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk) or kafka (a topic of the broker, one per agent: an agent crash loses nothing)"},
 			{Name: "broker", Default: "network", Values: []string{"network", "crash"},
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
-			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir"},
-				Help: "the entry agent's source: netcat (TCP clients) or taildir (a writer on the agent's node appends and syncs a log file; no failing syncs)"},
+			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp"},
+				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges) or syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -116,7 +116,7 @@ func pipelineConfig(channel, source string, hop bool) string {
 	} else {
 		lines = append(lines, pipelineEntrySource(source)...)
 	}
-	lines = append(lines, pipelineChannel(channel, source, !hop)...)
+	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
@@ -141,6 +141,20 @@ func pipelineEntrySource(source string) []string {
 			"a1.sources.r1.maxBackoffSleep = 200",
 		}
 	}
+	switch source {
+	case "http":
+		return []string{
+			"a1.sources.r1.type = http",
+			"a1.sources.r1.bind = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
+		}
+	case "syslogtcp":
+		return []string{
+			"a1.sources.r1.type = syslogtcp",
+			"a1.sources.r1.host = 0.0.0.0",
+			fmt.Sprintf("a1.sources.r1.port = %d", pipelinePort),
+		}
+	}
 	return []string{
 		"a1.sources.r1.type = netcat",
 		"a1.sources.r1.bind = 0.0.0.0",
@@ -158,7 +172,7 @@ func pipelineEdgeConfig(channel, source string) string {
 		"a1.sinks = k1",
 	}
 	lines = append(lines, pipelineEntrySource(source)...)
-	lines = append(lines, pipelineChannel(channel, source, true)...)
+	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = avro",
 		"a1.sinks.k1.hostname = "+pipelineAgent,
@@ -173,8 +187,9 @@ func pipelineEdgeConfig(channel, source string) string {
 // The TAILDIR source's channel is small, so that a sink that cannot
 // deliver fills it within a fault's length and the source's commits wait
 // for room: crashes then find lines read and not yet committed, the
-// moment a source must not have recorded them as done.
-func pipelineChannel(channel, source string, entry bool) []string {
+// moment a source must not have recorded them as done. A kafka channel
+// keeps its events in the topic "<agent>-channel" of the pipeline's broker.
+func pipelineChannel(channel, source string, entry bool, agent string) []string {
 	capacity := 10000
 	if entry && source == "taildir" {
 		capacity = 500
@@ -191,6 +206,15 @@ func pipelineChannel(channel, source string, entry bool) []string {
 		lines[1] = "a1.channels.c1.type = SPILLABLEMEMORY"
 		lines[2] = "a1.channels.c1.memoryCapacity = 100"
 		lines = append(lines, fmt.Sprintf("a1.channels.c1.overflowCapacity = %d", capacity-100))
+	}
+	if channel == "kafka" {
+		// A restarted agent's member waits for its predecessor's session
+		// to expire before it owns the partition: the broker's least.
+		lines = append(lines,
+			fmt.Sprintf("a1.channels.c1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
+			"a1.channels.c1.kafka.topic = "+agent+"-channel",
+			"a1.channels.c1.kafka.consumer.group.id = "+agent+"-channel",
+			"a1.channels.c1.kafka.consumer.session.timeout.ms = 6000")
 	}
 	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
@@ -219,10 +243,28 @@ type pipelineCluster struct {
 	delivered   []string
 	readUpTo    string
 	verdict     checkers.PipelineVerdict
+	// reached records, per line, the hand-overs the agents' channels
+	// committed (reachedEntryPut, …), to tell where a lost line was lost.
+	reached map[string]uint8
 }
 
+// The hand-overs a line passes, as the agents' channels commit them: put
+// into the entry (edge) agent's channel and taken from it for good, put
+// into the Kafka agent's channel and taken from it for good (the Kafka
+// sink acknowledged). With hop=off the Kafka agent is the entry agent and
+// only its bits are set.
+// pipelineReachedEntryBytes estimates one line's entry in reached.
+const pipelineReachedEntryBytes = 48
+
+const (
+	reachedEntryPut uint8 = 1 << iota
+	reachedEntryTake
+	reachedAgentPut
+	reachedAgentTake
+)
+
 func buildFlumePipeline(w *world.World, o Options) Cluster {
-	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on"}
+	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
 	source := o.Param("source")
 	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
@@ -263,7 +305,8 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 		return c
 	}
 	for _, name := range pipelineClients {
-		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt}
+		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt,
+			healAt: o.Run, proto: pipelineProtocols[source]}
 		c.clients = append(c.clients, cl)
 		w.AddNode(name, cl.start)
 	}
@@ -276,9 +319,21 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **collector.Agent, onReady func()) {
 	*slot = nil
 	c.agentStarts++
+	putBit, takeBit := reachedAgentPut, reachedAgentTake
+	if slot == &c.edge {
+		putBit, takeBit = reachedEntryPut, reachedEntryTake
+	}
 	opts := collector.Options{
 		Bugs:     c.o.Bugs,
 		EventLog: sim.LoggerFunc(func(string, ...any) {}),
+		OnCommit: func(_ string, puts, takes []collector.Event) {
+			for _, e := range puts {
+				c.reached[string(e.Body)] |= putBit
+			}
+			for _, e := range takes {
+				c.reached[string(e.Body)] |= takeBit
+			}
+		},
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
@@ -335,6 +390,8 @@ func (c *pipelineCluster) Footprint() Footprint {
 	if c.writer != nil {
 		f.ClientBytes += c.writer.bytes
 	}
+	// The hand-overs seen per line: a map entry and the line's key.
+	f.ClientBytes += int64(len(c.reached)) * pipelineReachedEntryBytes
 	return f
 }
 
@@ -344,7 +401,11 @@ func (c *pipelineCluster) Footprint() Footprint {
 func (c *pipelineCluster) Progress() []Activity {
 	acts := make([]Activity, len(c.clients))
 	for i, cl := range c.clients {
-		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(len(cl.acked)),
+		mark := len(cl.acked)
+		if !cl.proto.answers() {
+			mark = len(cl.sent) // nothing is acknowledged: sending is progress
+		}
+		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(mark),
 			Waiting: !cl.stopped() || len(cl.outstanding) > 0, Attempts: cl.connects,
 			Describe: cl.describe}
 	}
@@ -377,6 +438,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		stats["lines_failed"] += int64(wr.failed)
 	}
 	in.Delivered = c.delivered
+	in.LossStage, in.Stages = c.lossStage, pipelineStages(c.hop)
 	v := checkers.CheckPipeline(in)
 	c.verdict = v
 	stats["lines_sent"] = int64(v.Sent)
@@ -385,7 +447,17 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["lost"] = int64(len(v.Lost))
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
+	stats["unacked_lost"] = int64(v.UnackedLost)
+	if c.o.Param("source") == "syslogtcp" {
+		// Syslog acknowledges nothing: where the lines it lost were lost.
+		for _, stage := range v.Stages {
+			stats["unacked_lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.UnackedLostByStage[stage])
+		}
+	}
 	stats["reordered"] = int64(v.Reordered)
+	for _, stage := range v.Stages {
+		stats["lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.LostByStage[stage])
+	}
 	for name, us := range c.ackLatencyPercentiles() {
 		stats[name] = us
 	}
@@ -397,11 +469,39 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	checks := []Check{
 		{Name: "acknowledged-delivered", OK: v.OK(), Detail: v.String()},
 		{Name: "client-order", OK: v.InOrder(), Detail: order},
-		{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
-			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())},
+		c.progressAfterHeal(v),
 		{Name: "drained", OK: settled && caughtUp, Detail: c.drainDetail(settled, caughtUp)},
 	}
 	return checks, stats
+}
+
+// pipelineStages are where a line can be lost, in the order it passes
+// them: its source (acknowledged and never committed to a channel), a
+// channel (committed and never taken for good), the avro hop (taken from
+// the edge's channel for good, never committed by the Kafka agent) and the
+// sink (taken for good, not in the topic: the Kafka sink or the broker).
+func pipelineStages(hop bool) []string {
+	if hop {
+		return []string{"source", "edge channel", "hop", "channel", "sink"}
+	}
+	return []string{"source", "channel", "sink"}
+}
+
+// lossStage names where a lost line was lost, from the hand-overs its
+// agents committed.
+func (c *pipelineCluster) lossStage(line string) string {
+	r := c.reached[line]
+	switch {
+	case !c.hop && r&reachedAgentPut == 0, c.hop && r&reachedEntryPut == 0:
+		return "source"
+	case c.hop && r&reachedAgentPut == 0 && r&reachedEntryTake == 0:
+		return "edge channel"
+	case c.hop && r&reachedAgentPut == 0:
+		return "hop"
+	case r&reachedAgentTake == 0:
+		return "channel"
+	}
+	return "sink"
 }
 
 // ackLatencyQuantiles name the percentiles of the time from a line's
@@ -439,6 +539,30 @@ func (c *pipelineCluster) ackLatencyPercentiles() map[string]int64 {
 // PipelineVerdict is the accounting Finish made.
 func (c *pipelineCluster) PipelineVerdict() checkers.PipelineVerdict { return c.verdict }
 
+// progressAfterHeal checks that the pipeline took lines after the faults
+// healed: acknowledged ones, or where the source acknowledges nothing
+// (syslog), delivered ones sent after the heal.
+func (c *pipelineCluster) progressAfterHeal(v checkers.PipelineVerdict) Check {
+	if c.o.Param("source") != "syslogtcp" {
+		return Check{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
+			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())}
+	}
+	delivered := make(map[string]bool, len(c.delivered))
+	for _, d := range c.delivered {
+		delivered[d] = true
+	}
+	n := 0
+	for _, cl := range c.clients {
+		for _, line := range cl.sent[cl.sentByHeal:] {
+			if delivered[line] {
+				n++
+			}
+		}
+	}
+	return Check{Name: "progress-after-heal", OK: n > 0,
+		Detail: fmt.Sprintf("%d lines sent after the faults healed were delivered (syslog acknowledges none)", n)}
+}
+
 func (c *pipelineCluster) ackedAfterHeal() int {
 	n := 0
 	for _, cl := range c.clients {
@@ -466,10 +590,16 @@ func (c *pipelineCluster) drainDetail(settled, caughtUp bool) string {
 	return strings.Join(notes, "; ")
 }
 
-// settle runs the world until the running agents' channels are empty.
+// settle runs the world until the running agents' channels are empty; a
+// kafka channel's ChannelSize counts only what it read ahead, so it must
+// also have read its topic to the end.
 func (c *pipelineCluster) settle(w *world.World) bool {
 	empty := func(a *collector.Agent) bool {
-		return a != nil && a.Ready() && a.Metrics()["CHANNEL.c1"]["ChannelSize"] == "0"
+		if a == nil || !a.Ready() || a.Metrics()["CHANNEL.c1"]["ChannelSize"] != "0" {
+			return false
+		}
+		k, ok := a.Channel("c1").(*collector.KafkaChannel)
+		return !ok || k.CaughtUp()
 	}
 	deadline := w.Now() + pipelineSettleMax
 	for w.Now() < deadline {
@@ -523,8 +653,13 @@ type lineClient struct {
 	name   string
 	addr   string
 	stopAt time.Duration
-	env    sim.Env
-	conn   sim.Conn
+	// proto frames lines for the entry source and reads its answers.
+	proto lineProtocol
+	// sentByHeal counts the lines sent by healAt, when the faults end.
+	healAt     time.Duration
+	sentByHeal int
+	env        sim.Env
+	conn       sim.Conn
 	// gen tells a current connection's callbacks from an abandoned one's.
 	gen         int
 	open        bool
@@ -597,6 +732,9 @@ func (l *lineClient) tick() {
 	if l.conn != nil && now-l.lastAnswer > lineAnswerTimeout && (len(l.outstanding) > 0 || !l.open) {
 		l.abandon(fmt.Sprintf("no answer for %v", lineAnswerTimeout))
 	}
+	if now <= l.healAt {
+		l.sentByHeal = len(l.sent)
+	}
 	if l.open && !l.stopped() && len(l.outstanding) < lineWindowMax {
 		l.seq++
 		line := fmt.Sprintf("%s-%06d", l.name, l.seq)
@@ -605,9 +743,11 @@ func (l *lineClient) tick() {
 		if len(l.outstanding) == 0 {
 			l.lastAnswer = now
 		}
-		l.outstanding = append(l.outstanding, line)
-		l.sentAt = append(l.sentAt, now)
-		if err := l.conn.Send([]byte(line + "\n")); err != nil {
+		if l.proto.answers() {
+			l.outstanding = append(l.outstanding, line)
+			l.sentAt = append(l.sentAt, now)
+		}
+		if err := l.conn.Send(l.proto.frame(line)); err != nil {
 			l.abandon("send: " + err.Error())
 		}
 	}
@@ -620,15 +760,19 @@ func (l *lineClient) tick() {
 func (l *lineClient) onReplies(frame []byte) {
 	l.replies = append(l.replies, frame...)
 	for {
-		i := bytes.IndexByte(l.replies, '\n')
-		if i < 0 {
+		ok, n, err := l.proto.answer(l.replies)
+		if err != nil {
+			l.abandon(err.Error())
+			return
+		}
+		if n == 0 {
 			if len(l.replies) > lineReplyBytesMax {
 				l.abandon("an answer longer than " + fmt.Sprint(lineReplyBytesMax) + " bytes")
 			}
 			return
 		}
-		answer := strings.TrimSuffix(string(l.replies[:i]), "\r")
-		l.replies = l.replies[i+1:]
+		answer := string(l.replies[:min(n, 80)])
+		l.replies = l.replies[n:]
 		if len(l.outstanding) == 0 {
 			l.abandon("an answer to no line: " + answer)
 			return
@@ -636,7 +780,7 @@ func (l *lineClient) onReplies(frame []byte) {
 		line, sentAt := l.outstanding[0], l.sentAt[0]
 		l.outstanding, l.sentAt = l.outstanding[1:], l.sentAt[1:]
 		l.lastAnswer = l.env.Clock.Mono()
-		if answer == "OK" {
+		if ok {
 			l.acked = append(l.acked, line)
 			l.ackTimes = append(l.ackTimes, l.lastAnswer)
 			l.ackLatencies = append(l.ackLatencies, l.lastAnswer-sentAt)
@@ -655,6 +799,87 @@ func (l *lineClient) ackedAt(t time.Duration) int {
 func (l *lineClient) describe() string {
 	return fmt.Sprintf("%d lines acknowledged, %d outstanding, %d sent, %d connects; last connection ended: %s",
 		len(l.acked), len(l.outstanding), len(l.sent), l.connects, l.lastClose)
+}
+
+// lineProtocol is how a client frames its lines for the entry source and
+// reads the source's answers, one per line, in order.
+type lineProtocol interface {
+	frame(line string) []byte
+	// answer reads the first answer in buf: whether it acknowledges its
+	// line, and how many bytes it took (0: more are needed).
+	answer(buf []byte) (ok bool, n int, err error)
+	// answers reports whether the source answers at all.
+	answers() bool
+}
+
+var pipelineProtocols = map[string]lineProtocol{
+	"netcat":    netcatProtocol{},
+	"http":      httpProtocol{},
+	"syslogtcp": syslogProtocol{},
+}
+
+// netcatProtocol: a line per event, "OK" per committed line.
+type netcatProtocol struct{}
+
+func (netcatProtocol) frame(line string) []byte { return []byte(line + "\n") }
+func (netcatProtocol) answers() bool            { return true }
+func (netcatProtocol) answer(buf []byte) (bool, int, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return false, 0, nil
+	}
+	return strings.TrimSuffix(string(buf[:i]), "\r") == "OK", i + 1, nil
+}
+
+// httpProtocol: a POST of one JSON event per line (Flume's JSONHandler),
+// pipelined on the connection; 200 acknowledges it, 503 (the channel
+// refused) does not.
+type httpProtocol struct{}
+
+func (httpProtocol) frame(line string) []byte {
+	body := `[{"headers":{},"body":"` + line + `"}]`
+	return []byte(fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		pipelineAgent, len(body), body))
+}
+
+func (httpProtocol) answers() bool { return true }
+
+func (httpProtocol) answer(buf []byte) (bool, int, error) {
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false, 0, nil
+	}
+	head := string(buf[:end])
+	status, rest, _ := strings.Cut(head, "\r\n")
+	var code int
+	if _, err := fmt.Sscanf(status, "HTTP/1.1 %d", &code); err != nil {
+		return false, 0, fmt.Errorf("an answer that is not HTTP/1.1: %q", status)
+	}
+	length := 0
+	for _, h := range strings.Split(rest, "\r\n") {
+		name, value, _ := strings.Cut(h, ":")
+		if strings.EqualFold(name, "Content-Length") {
+			if _, err := fmt.Sscanf(strings.TrimSpace(value), "%d", &length); err != nil || length < 0 {
+				return false, 0, fmt.Errorf("bad Content-Length %q", value)
+			}
+		}
+	}
+	if len(buf) < end+4+length {
+		return false, 0, nil
+	}
+	return code == 200, end + 4 + length, nil
+}
+
+// syslogProtocol: RFC 5424 lines whose message is the line; syslog over
+// TCP answers nothing, so no line is ever acknowledged.
+type syslogProtocol struct{}
+
+func (syslogProtocol) frame(line string) []byte {
+	return []byte("<14>1 - " + pipelineAgent + " sluice - - - " + line + "\n")
+}
+func (syslogProtocol) answers() bool { return false }
+func (syslogProtocol) answer([]byte) (bool, int, error) {
+	return false, 0, errors.New("syslog answered")
 }
 
 // lineConn is one connection's handler.
@@ -706,6 +931,9 @@ type logWriter struct {
 	starts, seq int
 	writing     bool
 	syncing     bool
+	// nameSynced: the log file's name is known durable; every open
+	// checks again with the first sync.
+	nameSynced bool
 	// unsynced are the lines appended since the last sync began,
 	// appendedAt when.
 	unsynced     []string
@@ -792,7 +1020,7 @@ func (l *logWriter) open() error {
 			return fmt.Errorf("cut %s at byte %d: %w", pipelineLogFile, keep, err)
 		}
 	}
-	l.file, l.size = f, keep
+	l.file, l.size, l.nameSynced = f, keep, false
 	return nil
 }
 
@@ -840,20 +1068,54 @@ func (l *logWriter) sync() {
 		if boot != l.starts {
 			return
 		}
-		l.syncing = false
-		if err != nil {
-			l.failed += len(lines)
-			l.lastErr = err.Error()
-		} else {
-			now := l.env.Clock.Mono()
-			for i, line := range lines {
-				l.acked = append(l.acked, line)
-				l.ackTimes = append(l.ackTimes, now)
-				l.ackLatencies = append(l.ackLatencies, now-appended[i])
-			}
+		if err == nil && !l.nameSynced {
+			// The file's bytes are durable; its name, and its
+			// directory's, only once the directories are synced too. A
+			// power loss would otherwise take the whole file with lines
+			// the source had not read yet.
+			l.syncNames(func(err error) { l.synced(lines, appended, err) })
+			return
 		}
-		l.sync()
+		l.synced(lines, appended, err)
 	})
+}
+
+// syncNames makes the log file's name and its directory's durable.
+func (l *logWriter) syncNames(done func(error)) {
+	boot := l.starts
+	l.env.FS.SyncDir(path.Dir(pipelineLogFile), func(err error) {
+		if boot != l.starts {
+			return
+		}
+		if err != nil {
+			done(err)
+			return
+		}
+		l.env.FS.SyncDir("", func(err error) {
+			if boot != l.starts {
+				return
+			}
+			l.nameSynced = err == nil
+			done(err)
+		})
+	})
+}
+
+// synced ends a sync of lines: acknowledged when err is nil.
+func (l *logWriter) synced(lines []string, appended []time.Duration, err error) {
+	l.syncing = false
+	if err != nil {
+		l.failed += len(lines)
+		l.lastErr = err.Error()
+	} else {
+		now := l.env.Clock.Mono()
+		for i, line := range lines {
+			l.acked = append(l.acked, line)
+			l.ackTimes = append(l.ackTimes, now)
+			l.ackLatencies = append(l.ackLatencies, now-appended[i])
+		}
+	}
+	l.sync()
 }
 
 func (l *logWriter) describe() string {
