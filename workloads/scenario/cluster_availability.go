@@ -93,7 +93,10 @@ func availabilityDetail(v checkers.Verdict) string {
 // and one of its followers; the controllers and the clients reach both.
 // Each side is a follower of partitions the other leads: for writes to go
 // on, both leaders must drop the other from their ISRs through the
-// controller once it has lagged past replica.lag.time.max.ms.
+// controller once it has lagged past replica.lag.time.max.ms. Late in the
+// cut the leader is killed (and restarted when the cut heals): the
+// controller then elects from the ISR it knows, so a follower dropped
+// without it would lead, lacking writes acknowledged without it.
 func (c *leaderCrashCluster) cutFollower(w *world.World, partition int) (func(), bool) {
 	leader := c.leaderOf(partition)
 	if leader == metadata.NoLeader {
@@ -104,13 +107,20 @@ func (c *leaderCrashCluster) cutFollower(w *world.World, partition int) (func(),
 	a, b := quorumBrokerNode(leader), quorumBrokerNode(follower)
 	c.act(faults.Action{Op: faults.Block, From: a, To: b})
 	c.act(faults.Action{Op: faults.Block, From: b, To: a})
-	return func() { c.act(faults.Action{Op: faults.Heal}) }, true
+	w.At(w.Now()+followerCutKillAfter, func() { c.act(faults.Action{Op: faults.Kill, Node: a}) })
+	return func() {
+		c.act(faults.Action{Op: faults.Heal})
+		c.act(faults.Action{Op: faults.Restart, Node: a})
+	}, true
 }
 
-// followerCutMin and followerCutMax bound a follower-cut episode: longer
-// than the availability bound, so that a leader that never drops the
-// follower leaves the partition without writes for longer than it.
+// A follower-cut episode lasts from followerCutMin to followerCutMax,
+// longer than the availability bound, so that a leader that never drops
+// the follower leaves its partitions without writes for longer than it;
+// the leader dies followerCutKillAfter into it, well past the lag and the
+// ISR shrink, and before the cut heals.
 const (
-	followerCutMin = 17 * time.Second
-	followerCutMax = 19 * time.Second
+	followerCutMin       = 17 * time.Second
+	followerCutMax       = 19 * time.Second
+	followerCutKillAfter = 15 * time.Second
 )

@@ -62,7 +62,8 @@ func init() {
 		{clusterPauses, "the leader of a partition paused for up to four seconds at a time"},
 		{clusterClockJump, "the clock of a partition's leader jumped by up to a minute either way"},
 		{clusterFollowerCut, "the link between a partition's leader and a follower cut both ways for 17 to 19 seconds " +
-			"(controllers and clients reach both): each must drop the other from its ISRs for writes to go on"},
+			"(controllers and clients reach both): each must drop the other from its ISRs for writes to go on; " +
+			"the leader is killed 15 seconds in and restarted when the cut heals"},
 	} {
 		mode := planted.mode
 		run := 20 * time.Second
@@ -539,7 +540,7 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
 	report = report.With(c.availabilityCheck())
 	c.report = report
-	checks := []Check{c.healedCheck(), c.drainCheck(), c.corruptReadsCheck()}
+	checks := []Check{c.healedCheck(), c.drainCheck(), c.corruptReadsCheck(), c.replicasCheck()}
 	for _, v := range report.Verdicts {
 		check := verdictCheck(v)
 		if v.Checker == checkers.CheckerAvailability && v.Valid {
