@@ -49,10 +49,13 @@ type AvailabilityOptions struct {
 // broker impaired, in a way a correct cluster rides out (down, paused, cut
 // off from every other broker and controller, or cut off from one other
 // broker while it reaches everything else), with every controller and
-// client healthy and the rest of the network whole. Windows with any
-// other fault (a disk fault, a controller down, a client cut off, a
-// broker that reaches the controllers but no other broker, so that it
-// keeps leading partitions whose ISR shrinks to itself) are not judged.
+// client healthy and the rest of the network whole; or one controller
+// down, paused or cut off from the rest, with every broker healthy (the
+// others elect a leader among themselves; writes do not wait for the
+// controllers). Windows with any other fault (a disk fault, a broker and
+// a controller at once, a client cut off, a broker that reaches the
+// controllers but no other broker, so that it keeps leading partitions
+// whose ISR shrinks to itself) are not judged.
 // Inside a judged window every send to a partition must be followed by
 // an acknowledged send to that partition within Bound; a longer gap is
 // reported as unavailable.
@@ -348,44 +351,71 @@ func judgedWindows(opts AvailabilityOptions) []window {
 // judgeable decides whether the cluster, with these impairments in force,
 // must keep taking writes, and says why.
 func judgeable(opts AvailabilityOptions, active []impairment) (string, bool) {
-	var brokersHit []string
+	var brokersHit, controllersHit []string
 	links := map[[2]string]bool{}
 	for _, im := range active {
 		switch {
 		case im.disk:
 			return "", false
-		case im.node != "" && !slices.Contains(opts.Brokers, im.node):
-			return "", false // a controller or a client down or paused
+		case im.node != "" && slices.Contains(opts.Brokers, im.node):
+			brokersHit = appendOnce(brokersHit, im.node)
+		case im.node != "" && slices.Contains(opts.Controllers, im.node):
+			controllersHit = appendOnce(controllersHit, im.node)
 		case im.node != "":
-			if !slices.Contains(brokersHit, im.node) {
-				brokersHit = append(brokersHit, im.node)
-			}
+			return "", false // a client down or paused
 		default:
 			links[[2]string{im.from, im.to}] = true
 		}
 	}
-	if len(brokersHit) > 1 {
+	switch {
+	case len(brokersHit)+len(controllersHit) > 1:
 		return "", false
-	}
-	if len(brokersHit) == 0 && len(links) == 0 {
+	case len(controllersHit) == 1:
+		if !touchesAll(controllersHit[0], links) {
+			return "", false
+		}
+		return "only controller " + controllersHit[0] + " was down or paused and the rest of the cluster was healthy", true
+	case len(brokersHit) == 0 && len(links) == 0:
 		return "the cluster was healthy", true
+	case len(brokersHit) == 1:
+		if !touchesAll(brokersHit[0], links) {
+			return "", false
+		}
+		return "only " + brokersHit[0] + " was down or paused and the rest of the cluster was healthy", true
 	}
-	candidates := brokersHit
-	if len(candidates) == 0 {
-		candidates = opts.Brokers
+	for _, c := range opts.Controllers {
+		if touchesAll(c, links) && isolated(opts, c, links) {
+			return "only controller " + c + " was cut off from the other controllers and the brokers, " +
+				"and the rest of the cluster was healthy", true
+		}
 	}
-	for _, x := range candidates {
+	for _, x := range opts.Brokers {
 		if !touchesAll(x, links) {
 			continue
-		}
-		if len(brokersHit) == 1 {
-			return "only " + x + " was down or paused and the rest of the cluster was healthy", true
 		}
 		if why, ok := cutOffJudgeable(opts, x, links); ok {
 			return why, true
 		}
 	}
 	return "", false
+}
+
+func appendOnce(list []string, name string) []string {
+	if slices.Contains(list, name) {
+		return list
+	}
+	return append(list, name)
+}
+
+// isolated reports whether every link between n and the other brokers
+// and controllers is cut both ways.
+func isolated(opts AvailabilityOptions, n string, links map[[2]string]bool) bool {
+	for _, other := range append(slices.Clone(opts.Brokers), opts.Controllers...) {
+		if other != n && !(links[[2]string{n, other}] && links[[2]string{other, n}]) {
+			return false
+		}
+	}
+	return true
 }
 
 // touchesAll reports whether every cut link has x at one end.
@@ -409,13 +439,7 @@ func touchesAll(x string, links map[[2]string]bool) bool {
 // design; such windows are not judged.
 func cutOffJudgeable(opts AvailabilityOptions, x string, links map[[2]string]bool) (string, bool) {
 	cut := func(a, b string) bool { return links[[2]string{a, b}] || links[[2]string{b, a}] }
-	isolated := true
-	for _, n := range append(slices.Clone(opts.Brokers), opts.Controllers...) {
-		if n != x && !(links[[2]string{x, n}] && links[[2]string{n, x}]) {
-			isolated = false
-		}
-	}
-	if isolated {
+	if isolated(opts, x, links) {
 		return "only " + x + " was cut off from the other brokers and the controllers, and the rest of the cluster was healthy", true
 	}
 	for _, n := range append(slices.Clone(opts.Controllers), opts.Clients...) {
