@@ -77,7 +77,7 @@ var registry = map[Bug]BugInfo{
 	BugStaleLeaderAcks: {BugStaleLeaderAcks, "a leader deposed by a newer leader epoch answers the acks=all writes it still holds as written " +
 		"instead of NOT_LEADER_OR_FOLLOWER: writes its ISR never had, which it then truncates as a follower, are lost"},
 	BugNeverShrinkISR: {BugNeverShrinkISR, "a partition leader never drops a follower that stopped fetching from its ISR: " +
-		"while one broker is cut off, acks=all writes wait for it and the partitions it follows take no write until it returns"},
+		"while a follower is cut off from its leader (but not fenced by the controllers), acks=all writes wait for it until it returns"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +

@@ -24,8 +24,11 @@ import (
 // leader of a partition is killed (or powered off, or every broker is)
 // and restarted a little later. After
 // the run the cluster must heal (every partition led, its ISR whole), the
-// consumers drain, and the history pass the Jepsen checks: no
-// acknowledged write lost or duplicated, offsets in order.
+// consumers drain, the replicas agree below the high watermark
+// (cluster_replicas.go), and the history pass the Jepsen checks (no
+// acknowledged write lost or duplicated, offsets in order) and the
+// availability check: while at most one broker is down or cut off, writes
+// go on (cluster_availability.go).
 func init() {
 	params := []Param{
 		{Name: "flush", Default: "none", Values: []string{"none", "group"},
