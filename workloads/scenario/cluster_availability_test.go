@@ -60,42 +60,40 @@ func plainRun(seed uint64, bug faults.Bug) Options {
 	return o
 }
 
-// The first follower-cut seeds that catch the ISR bugs.
+// The first follower-cut seeds that catch the ISR bugs; one seed, so one
+// run without bugs shows both pass without them.
 const (
 	neverShrinkISRSeed = 1
-	isrShrinkLocalSeed = 1
+	isrShrinkLocalSeed = neverShrinkISRSeed
 )
 
-// TestFollowerCutCatchesNeverShrinkISR plants never-shrink-isr: with the
-// link between a leader and a follower cut, neither drops the other from
-// its ISR, so acks=all writes to the partitions either leads wait until
-// the leader dies and the controller fences it, longer than the bound the
-// availability check allows; the same seed without the bug passes, its
-// writes held up no longer than the lag time and the shrink.
-func TestFollowerCutCatchesNeverShrinkISR(t *testing.T) {
-	seed := firstCatch(t, "follower-cut", plainRun, faults.BugNeverShrinkISR, neverShrinkISRSeed,
-		"available", "unavailable")
-	if seed != neverShrinkISRSeed {
-		t.Fatalf("first catching seed %d, want %d", seed, neverShrinkISRSeed)
+// TestFollowerCutCatchesISRBugs plants the two ISR bugs in follower-cut,
+// where the link between a leader and a follower is cut and the leader
+// killed late in the cut:
+//   - never-shrink-isr: neither side drops the other from its ISR, so
+//     acks=all writes to the partitions either leads wait until the
+//     leader dies and the controller fences it, longer than the bound the
+//     availability check allows;
+//   - isr-shrink-local: the leader drops the follower on its own word and
+//     acknowledges writes without it; killed, it is replaced by that
+//     follower, which the controller still counted in sync, and the
+//     writes are lost, which the Kafka checker reports.
+//
+// The same seed without bugs passes, its writes held up no longer than
+// the lag time and the shrink.
+func TestFollowerCutCatchesISRBugs(t *testing.T) {
+	if seed := firstCatch(t, "follower-cut", plainRun, faults.BugNeverShrinkISR, neverShrinkISRSeed,
+		"available", "unavailable"); seed != neverShrinkISRSeed {
+		t.Fatalf("never-shrink-isr: first catching seed %d, want %d", seed, neverShrinkISRSeed)
 	}
-	r := passesWithout(t, "follower-cut", plainRun(seed, ""))
+	if seed := firstCatch(t, "follower-cut", plainRun, faults.BugISRShrinkLocal, isrShrinkLocalSeed,
+		"kafka", "lost-write"); seed != isrShrinkLocalSeed {
+		t.Fatalf("isr-shrink-local: first catching seed %d, want %d", seed, isrShrinkLocalSeed)
+	}
+	r := passesWithout(t, "follower-cut", plainRun(neverShrinkISRSeed, ""))
 	if r.Stats["planted_faults"] == 0 {
-		t.Fatalf("seed %d: no link was cut", seed)
+		t.Fatalf("seed %d: no link was cut", neverShrinkISRSeed)
 	}
-}
-
-// TestFollowerCutCatchesISRShrinkLocal plants isr-shrink-local: the
-// leader drops the cut-off follower from its ISR on its own word and
-// acknowledges writes without it; killed, it is replaced by that
-// follower, which the controller still counted in sync, and the writes
-// are lost, which the Kafka checker reports.
-func TestFollowerCutCatchesISRShrinkLocal(t *testing.T) {
-	seed := firstCatch(t, "follower-cut", plainRun, faults.BugISRShrinkLocal, isrShrinkLocalSeed,
-		"kafka", "lost-write")
-	if seed != isrShrinkLocalSeed {
-		t.Fatalf("first catching seed %d, want %d", seed, isrShrinkLocalSeed)
-	}
-	passesWithout(t, "follower-cut", plainRun(seed, ""))
 }
 
 // noEpochTruncationSeed is the first leader-crash seed in which
