@@ -390,6 +390,9 @@ func (p *partition) shrinkISR(lagMax time.Duration) {
 	}
 	switch {
 	case len(dropped) == 0:
+	case p.b.cfg.Bugs.On(faults.BugNeverShrinkISR):
+		// The planted bug: the followers stay in the ISR however long
+		// they are gone, and acks=all waits for them.
 	case p.b.cfg.Bugs.On(faults.BugISRShrinkLocal):
 		// The planted bug: the leader drops them on its own word; the
 		// controller still counts them in sync and may elect one.

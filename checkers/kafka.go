@@ -31,6 +31,14 @@ const skippedShownMax = 8
 //   - lost-write and unseen are disjoint: an unread acknowledged send at or
 //     below the highest offset polled on its partition is a lost write, one
 //     above it is unseen.
+//   - An acknowledged send that polls did read, but that the last poll of
+//     its offset found replaced by another value and no poll read again
+//     (anywhere) after that, is a lost write too: the log dropped it after
+//     a consumer saw it, as when a leader cut off from its followers
+//     acknowledges and serves writes alone and an unclean election
+//     truncates them. Jepsen reads such a history as inconsistent offsets
+//     only when the read of the lost value survives; the write is lost all
+//     the same, so it is reported as both.
 //   - phantom-value (a polled value that no send carried to that partition)
 //     is an anomaly; Jepsen stops with an error.
 //   - nonmonotonic-send compares one process's sends to a partition in the
@@ -47,8 +55,8 @@ func checkKafka(ix *indexed, opts Options) Verdict {
 	stats := map[string]int64{}
 	superseded := supersededValues(ix, opts.Compacted)
 	orders := buildVersionOrders(ix, superseded, f)
-	reads := checkReads(ix, f)
-	unseen, deleted, compacted := checkUnread(ix, reads, opts.LogStartOffsets, superseded, f)
+	reads := checkReads(ix, orders, f)
+	unseen, deleted, compacted := checkUnread(ix, orders, reads, opts.LogStartOffsets, superseded, f)
 	checkConsumers(ix, orders, f)
 	checkSendOrder(ix, opts.SendOrder, reads, f)
 
@@ -263,18 +271,42 @@ type readSummary struct {
 	maxOffset    []int64
 	maxPos       []int
 	valuesPolled int64
+	// lastReadPos is, per value id, the position of the last poll that
+	// returned it on the partition it was sent to; -1 if none.
+	lastReadPos []int
+	// lastAt is, per partition and rank in its version order, the last
+	// poll to return that offset and the value it found there.
+	lastAt [][]lastObservation
+}
+
+// lastObservation is the value the last poll of an offset returned.
+type lastObservation struct {
+	value int32
+	pos   int
 }
 
 // checkReads reports polled values that no send carried to that partition
-// (phantom-value) or whose send failed (G1a), and summarises the reads.
-func checkReads(ix *indexed, f *findings) readSummary {
+// (phantom-value) or whose send failed (G1a), and summarises the reads;
+// with the version orders it also keeps the last read of every offset.
+func checkReads(ix *indexed, orders []versionOrder, f *findings) readSummary {
 	rs := readSummary{
 		polledOffset: make([]int64, len(ix.values)),
 		maxOffset:    make([]int64, len(ix.tps)),
 		maxPos:       make([]int, len(ix.tps)),
+		lastReadPos:  make([]int, len(ix.values)),
 	}
 	for i := range rs.polledOffset {
 		rs.polledOffset[i] = -1
+		rs.lastReadPos[i] = -1
+	}
+	if orders != nil {
+		rs.lastAt = make([][]lastObservation, len(ix.tps))
+	}
+	for tp := range rs.lastAt {
+		rs.lastAt[tp] = make([]lastObservation, len(orders[tp].offsets))
+		for i := range rs.lastAt[tp] {
+			rs.lastAt[tp][i].pos = -1
+		}
 	}
 	for i := range rs.maxOffset {
 		rs.maxOffset[i] = -1
@@ -287,6 +319,12 @@ func checkReads(ix *indexed, f *findings) readSummary {
 				rs.maxPos[r.tp] = p.donePos
 			}
 			ix.checkRead(p, r, &rs, f)
+			if rs.lastAt == nil {
+				continue
+			}
+			if last := &rs.lastAt[r.tp][orders[r.tp].rank(r.offset)]; p.donePos >= last.pos {
+				*last = lastObservation{value: r.value, pos: p.donePos}
+			}
 		}
 	}
 	return rs
@@ -316,6 +354,7 @@ func (ix *indexed) checkRead(p *pollRec, r polledRecord, rs *readSummary, f *fin
 		}
 		rs.polledOffset[r.value] = r.offset
 	}
+	rs.lastReadPos[r.value] = max(rs.lastReadPos[r.value], p.donePos)
 	if s := &ix.sends[si]; s.outcome == outcomeFail {
 		ex := ix.readExample(r, s.invokePos, s.donePos, p.donePos)
 		ex.Detail = fmt.Sprintf("poll op %d read %q at offset %d of %s; its send failed (op %d)",
@@ -335,16 +374,23 @@ func (ix *indexed) readExample(r polledRecord, positions ...int) Example {
 }
 
 // checkUnread reports acknowledged sends no poll returned: lost-write when
-// a poll read past their offset, unseen otherwise. Sends below their
+// a poll read past their offset, unseen otherwise; and read ones the log
+// dropped later (checkOverwritten). Sends below their
 // partition's log start in logStarts are counted as deleted instead:
 // retention removed them before anyone read them; sends superseded on a
 // compacted partition are counted as compacted. It returns the three
 // counts.
-func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartition]int64,
+func checkUnread(ix *indexed, orders []versionOrder, rs readSummary, logStarts map[history.TopicPartition]int64,
 	superseded []bool, f *findings) (unseen, deleted, compacted int) {
 	for i := range ix.sends {
 		s := &ix.sends[i]
-		if s.outcome != outcomeOK || rs.polledOffset[s.value] >= 0 {
+		if s.outcome != outcomeOK {
+			continue
+		}
+		if rs.polledOffset[s.value] >= 0 {
+			if superseded == nil || !superseded[s.value] {
+				ix.checkOverwritten(s, orders, rs, f)
+			}
 			continue
 		}
 		if start, ok := logStarts[ix.tps[s.tp]]; ok && s.offset < start {
@@ -372,6 +418,26 @@ func checkUnread(ix *indexed, rs readSummary, logStarts map[history.TopicPartiti
 		f.add(KindUnseen, ex)
 	}
 	return unseen, deleted, compacted
+}
+
+// checkOverwritten reports an acknowledged send that polls read, as a
+// lost write when the last poll of its offset found another value there
+// and no poll returned it again, at any offset, after that one: the log
+// no longer holds it.
+func (ix *indexed) checkOverwritten(s *sendRec, orders []versionOrder, rs readSummary, f *findings) {
+	last := rs.lastAt[s.tp][orders[s.tp].rank(s.offset)]
+	if last.pos < 0 || last.value == s.value || rs.lastReadPos[s.value] > last.pos {
+		return
+	}
+	value := ix.values[s.value]
+	f.add(KindLostWrite, Example{
+		Partition: ix.tpName(s.tp), Offset: s.offset, Values: []string{value, ix.values[last.value]},
+		Ops: []int{ix.opIndex(s.donePos), ix.opIndex(rs.lastReadPos[s.value]), ix.opIndex(last.pos)},
+		Detail: fmt.Sprintf("%q acknowledged at offset %d of %s (op %d) was read (last by poll op %d), "+
+			"but poll op %d then read %q at that offset, and no poll read %q again", value, s.offset,
+			ix.tpName(s.tp), ix.opIndex(s.donePos), ix.opIndex(rs.lastReadPos[s.value]),
+			ix.opIndex(last.pos), ix.values[last.value], value),
+	})
 }
 
 // lastRead is where a consumer's last poll of a partition ended.

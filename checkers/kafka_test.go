@@ -33,6 +33,8 @@ var anomalyCases = []anomalyCase{
 		linearValid: true,
 	},
 	{
+		// The last poll of offset 0 finds "b" where "a" was acknowledged,
+		// and none reads "a" again: "a" is lost as well.
 		name: "inconsistent-offsets",
 		build: func(b *builder) {
 			b.send(0, 0, "a", 0)
@@ -41,7 +43,51 @@ var anomalyCases = []anomalyCase{
 			b.poll(10, record(0, "a", 0))
 			b.poll(11, record(0, "b", 0))
 		},
+		kafkaKinds: []string{KindInconsistentOffsets, KindLostWrite},
+	},
+	{
+		// Neither value was acknowledged: two values at one offset, and
+		// nothing the producers were promised is gone.
+		name: "inconsistent-offsets-unacknowledged",
+		build: func(b *builder) {
+			b.sendInvoke(0, 0, "a")
+			b.sendEnd(0, 0, "a", history.Info)
+			b.sendInvoke(1, 0, "b")
+			b.sendEnd(1, 0, "b", history.Info)
+			b.poll(10, record(0, "a", 0))
+			b.poll(11, record(0, "b", 0))
+		},
 		kafkaKinds: []string{KindInconsistentOffsets},
+	},
+	{
+		// A poll reads "a" at offset 0 again after "b" was read there (a
+		// stale leader serving it): "a" may still be in the log, so only
+		// the two values at one offset are reported.
+		name: "inconsistent-offsets-read-again",
+		build: func(b *builder) {
+			b.send(0, 0, "a", 0)
+			b.sendInvoke(1, 0, "b")
+			b.sendEnd(1, 0, "b", history.Info)
+			b.poll(10, record(0, "a", 0))
+			b.poll(11, record(0, "b", 0))
+			b.poll(12, record(0, "a", 0))
+		},
+		kafkaKinds: []string{KindInconsistentOffsets},
+	},
+	{
+		// Jepsen's isolated leader with unclean election: "a" is
+		// acknowledged by a leader alone and read from it; the replica
+		// elected uncleanly acknowledges "b" at the same offset, and every
+		// later read (the final drain) finds "b". "a" is lost.
+		name: "lost-write-overwritten",
+		build: func(b *builder) {
+			b.send(0, 0, "a", 0)
+			b.poll(10, record(0, "a", 0))
+			b.send(1, 0, "b", 0)
+			b.poll(11, record(0, "b", 0))
+			b.poll(12, record(0, "b", 0))
+		},
+		kafkaKinds: []string{KindInconsistentOffsets, KindLostWrite},
 	},
 	{
 		name: "duplicate",

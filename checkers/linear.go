@@ -382,9 +382,10 @@ func linearWindows(ops []porcupine.Operation, order []int64) [][]porcupine.Opera
 	return append(windows, ops[start:])
 }
 
-// summariseReads is checkReads without reporting.
+// summariseReads is checkReads without reporting nor the last reads of
+// each offset.
 func summariseReads(ix *indexed) readSummary {
-	return checkReads(ix, newFindings(1))
+	return checkReads(ix, nil, newFindings(1))
 }
 
 // explainIllegal reruns porcupine on an illegal partition to name the ops

@@ -33,6 +33,9 @@ const (
 	BugNoEpochTruncation Bug = "no-epoch-truncation"
 	BugISRShrinkLocal    Bug = "isr-shrink-local"
 	BugStaleLeaderAcks   Bug = "stale-leader-acks"
+	// BugNeverShrinkISR breaks availability, not safety: it is caught by
+	// the unavailable check of the cluster scenarios.
+	BugNeverShrinkISR Bug = "never-shrink-isr"
 	// BugConsumerSkipsPastHW is a client bug, not a broker one: it breaks
 	// progress, not safety, and is caught by the no-progress watchdog.
 	BugConsumerSkipsPastHW Bug = "consumer-skips-past-hw"
@@ -73,6 +76,8 @@ var registry = map[Bug]BugInfo{
 		"it acknowledges writes they lack, and the controller, still counting them in sync, elects one of them"},
 	BugStaleLeaderAcks: {BugStaleLeaderAcks, "a leader deposed by a newer leader epoch answers the acks=all writes it still holds as written " +
 		"instead of NOT_LEADER_OR_FOLLOWER: writes its ISR never had, which it then truncates as a follower, are lost"},
+	BugNeverShrinkISR: {BugNeverShrinkISR, "a partition leader never drops a follower that stopped fetching from its ISR: " +
+		"while a follower is cut off from its leader (but not fenced by the controllers), acks=all writes wait for it until it returns"},
 	BugConsumerSkipsPastHW: {BugConsumerSkipsPastHW, "a fetch that stops short of the high watermark moves the consumer one past it: " +
 		"OFFSET_OUT_OF_RANGE, a reset to the earliest offset, and the same records re-read forever"},
 	BugFileChannelAckBeforeFsync: {BugFileChannelAckBeforeFsync, "the collector's file channel answers a commit before its fsync: " +

@@ -24,8 +24,11 @@ import (
 // leader of a partition is killed (or powered off, or every broker is)
 // and restarted a little later. After
 // the run the cluster must heal (every partition led, its ISR whole), the
-// consumers drain, and the history pass the Jepsen checks: no
-// acknowledged write lost or duplicated, offsets in order.
+// consumers drain, the replicas agree below the high watermark
+// (cluster_replicas.go), and the history pass the Jepsen checks (no
+// acknowledged write lost or duplicated, offsets in order) and the
+// availability check: while at most one broker is down or cut off, writes
+// go on (cluster_availability.go).
 func init() {
 	params := []Param{
 		{Name: "flush", Default: "none", Values: []string{"none", "group"},
@@ -37,7 +40,8 @@ func init() {
 		StallMax:         10 * time.Second,
 		StallAttemptsMax: 20,
 	}
-	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugISRShrinkLocal, faults.BugStaleLeaderAcks}
+	bugs := []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugISRShrinkLocal,
+		faults.BugStaleLeaderAcks, faults.BugNeverShrinkISR}
 	Register(Definition{
 		Name: "leader-crash",
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
@@ -60,13 +64,20 @@ func init() {
 		{clusterRollingRestart, "brokers stopped cleanly (controlled shutdown) and restarted one at a time"},
 		{clusterPauses, "the leader of a partition paused for up to four seconds at a time"},
 		{clusterClockJump, "the clock of a partition's leader jumped by up to a minute either way"},
+		{clusterFollowerCut, "the link between a partition's leader and a follower cut both ways for 17 to 19 seconds " +
+			"(controllers and clients reach both): each must drop the other from its ISRs for writes to go on; " +
+			"the leader is killed 15 seconds in and restarted when the cut heals"},
 	} {
 		mode := planted.mode
+		run := 20 * time.Second
+		if mode == clusterFollowerCut {
+			run = 30 * time.Second // room for one cut longer than the availability bound
+		}
 		Register(Definition{
 			Name:    clusterModeNames[mode],
 			Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " + planted.summary,
 			Bugs:    bugs, Params: clusterParams(mode, params),
-			Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
+			Run: run, Drain: 20 * time.Second, Budget: budget,
 			Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, mode) },
 		})
 	}
@@ -123,6 +134,7 @@ const (
 	clusterPauses
 	clusterClockJump
 	clusterSwarm
+	clusterFollowerCut
 )
 
 // clusterModeNames are the scenarios' names; each planted mode draws its
@@ -131,6 +143,7 @@ var clusterModeNames = map[clusterMode]string{
 	clusterLeaderCrash: "leader-crash", clusterIsolatedLeader: "isolated-leader",
 	clusterControllerCrash: "controller-crash", clusterRollingRestart: "rolling-restart",
 	clusterPauses: "pauses", clusterClockJump: "clock-jump", clusterSwarm: "cluster-swarm",
+	clusterFollowerCut: "follower-cut",
 }
 
 const (
@@ -166,6 +179,11 @@ type leaderCrashCluster struct {
 	// healTopics are the topics healing waits for; leaderCrashTopic when
 	// none are named.
 	healTopics []string
+	// planted are the faults the scenario's episodes applied, and
+	// schedule the run's fault schedule: what the availability check
+	// reads.
+	planted  []faults.Action
+	schedule faults.Schedule
 }
 
 func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
@@ -218,6 +236,8 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		c.plant(w, r, from, until, 500*time.Millisecond, 4*time.Second, c.pauseLeader)
 	case clusterClockJump:
 		c.plant(w, r, from, until, time.Second, 2*time.Second, c.jumpLeaderClock)
+	case clusterFollowerCut:
+		c.plant(w, r, from, o.Run-followerCutMax-time.Second, followerCutMin, followerCutMax, c.cutFollower)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
@@ -317,14 +337,14 @@ func (c *leaderCrashCluster) crashLeader(w *world.World, partition int) (func(),
 	}
 	for _, node := range nodes {
 		if c.o.Param("crash") == "power" || c.o.Param("crash") == "power-all" {
-			worldAction(w.PowerLoss(node))
+			c.act(faults.Action{Op: faults.PowerLoss, Node: node})
 		} else {
-			worldAction(w.Kill(node))
+			c.act(faults.Action{Op: faults.Kill, Node: node})
 		}
 	}
 	return func() {
 		for _, node := range nodes {
-			worldAction(w.Restart(node))
+			c.act(faults.Action{Op: faults.Restart, Node: node})
 		}
 	}, true
 }
@@ -351,8 +371,8 @@ func (c *leaderCrashCluster) isolateBroker(w *world.World, leader int32) func() 
 	}
 	cut := func(others []string) {
 		for _, other := range others {
-			worldAction(w.Block(quorumBrokerNode(leader), other))
-			worldAction(w.Block(other, quorumBrokerNode(leader)))
+			c.act(faults.Action{Op: faults.Block, From: quorumBrokerNode(leader), To: other})
+			c.act(faults.Action{Op: faults.Block, From: other, To: quorumBrokerNode(leader)})
 		}
 	}
 	controllers := []string{"ctl1", "ctl2", "ctl3"}
@@ -363,10 +383,10 @@ func (c *leaderCrashCluster) isolateBroker(w *world.World, leader int32) func() 
 		// replica.
 		cut(outside)
 		w.At(w.Now()+uncleanIsolationLead, func() { cut(controllers) })
-		return func() { worldAction(w.Heal()) }
+		return func() { c.act(faults.Action{Op: faults.Heal}) }
 	}
 	cut(append(outside, controllers...))
-	return func() { worldAction(w.Heal()) }
+	return func() { c.act(faults.Action{Op: faults.Heal}) }
 }
 
 // uncleanIsolationLead is how long an isolated leader is cut off from the
@@ -387,8 +407,8 @@ func (c *leaderCrashCluster) crashController(w *world.World, target int) (func()
 	if !w.Node(node).Up() {
 		return nil, false
 	}
-	worldAction(w.Kill(node))
-	return func() { worldAction(w.Restart(node)) }, true
+	c.act(faults.Action{Op: faults.Kill, Node: node})
+	return func() { c.act(faults.Action{Op: faults.Restart, Node: node}) }, true
 }
 
 // restartBroker stops a broker cleanly (a controlled shutdown moves its
@@ -401,6 +421,9 @@ func (c *leaderCrashCluster) restartBroker(w *world.World, target int) (func(), 
 	if b == nil || !w.Node(node).Up() || !b.Serving() {
 		return nil, false
 	}
+	// The broker counts as down from the start of its controlled
+	// shutdown: it hands its leaderships over and stops serving.
+	c.note(faults.Action{Op: faults.Kill, Node: node})
 	b.Stop(func(error) {
 		if w.Node(node).Up() {
 			worldAction(w.Kill(node))
@@ -408,7 +431,7 @@ func (c *leaderCrashCluster) restartBroker(w *world.World, target int) (func(), 
 	})
 	return func() {
 		if !w.Node(node).Up() {
-			worldAction(w.Restart(node))
+			c.act(faults.Action{Op: faults.Restart, Node: node})
 		}
 	}, true
 }
@@ -420,8 +443,8 @@ func (c *leaderCrashCluster) pauseLeader(w *world.World, partition int) (func(),
 		return nil, false
 	}
 	node := quorumBrokerNode(leader)
-	worldAction(w.Pause(node))
-	return func() { worldAction(w.Resume(node)) }, true
+	c.act(faults.Action{Op: faults.Pause, Node: node})
+	return func() { c.act(faults.Action{Op: faults.Resume, Node: node}) }, true
 }
 
 // jumpLeaderClock moves the clock of a partition's leader by up to a
@@ -435,7 +458,7 @@ func (c *leaderCrashCluster) jumpLeaderClock(w *world.World, partition int) (fun
 	if jump == 0 {
 		jump = 13 * time.Second
 	}
-	worldAction(w.ClockJump(quorumBrokerNode(leader), jump))
+	c.act(faults.Action{Op: faults.ClockJump, Node: quorumBrokerNode(leader), By: faults.Duration(jump)})
 	return func() {}, true
 }
 
@@ -518,10 +541,15 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 // Finish judges the history and the cluster's recovery.
 func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	report := checkers.Check(c.log.Ops, checkers.DefaultOptions())
+	report = report.With(c.availabilityCheck())
 	c.report = report
-	checks := []Check{c.healedCheck(), c.drainCheck(), c.corruptReadsCheck()}
+	checks := []Check{c.healedCheck(), c.drainCheck(), c.corruptReadsCheck(), c.replicasCheck()}
 	for _, v := range report.Verdicts {
-		checks = append(checks, verdictCheck(v))
+		check := verdictCheck(v)
+		if v.Checker == checkers.CheckerAvailability && v.Valid {
+			check.Detail = availabilityDetail(v)
+		}
+		checks = append(checks, check)
 	}
 	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes),
 		"broker_starts": int64(len(c.brokers))}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sim/sluice/checkers"
 	"github.com/sluice-sim/sluice/faults"
 )
 
@@ -129,7 +130,8 @@ func TestClusterSwarmAndIsolatedLeaderHold(t *testing.T) {
 // and, with min.insync.replicas=1, acknowledges writes alone; cut off from
 // the controllers too, it is replaced by an out-of-sync replica when
 // unclean election is on, and the writes it acknowledged are gone, which
-// the Kafka checker reports. With unclean election off the same episode
+// the Kafka checker reports as lost writes (they were read from the cut
+// off leader, then found replaced at their offsets). With unclean election off the same episode
 // loses nothing: the partition waits for its last in-sync replica.
 func TestIsolatedLeaderUncleanElectionLosesWrites(t *testing.T) {
 	d, err := Lookup("isolated-leader")
@@ -146,17 +148,33 @@ func TestIsolatedLeaderUncleanElectionLosesWrites(t *testing.T) {
 		}
 		return r
 	}
-	if r := run("false"); !r.OK() {
+	if r := run("false"); !r.OK() || lostWrites(t, r) != 0 {
 		t.Fatalf("unclean election off: %+v", r.Failed())
 	}
 	r := run("true")
+	if lostWrites(t, r) == 0 {
+		t.Fatalf("unclean election on: the Kafka checker reports no lost write: %+v", r.Checks)
+	}
 	for _, c := range r.Failed() {
 		if c.Name == "kafka" {
 			t.Logf("unclean election on: %s", c.Detail)
-			return
 		}
 	}
-	t.Fatalf("unclean election on lost nothing the Kafka checker saw: %+v", r.Checks)
+}
+
+// lostWrites is the Kafka checker's count of acknowledged writes lost.
+func lostWrites(t *testing.T, r Result) int64 {
+	t.Helper()
+	if r.CheckReport == nil {
+		t.Fatalf("no checker report")
+	}
+	for _, v := range r.CheckReport.Verdicts {
+		if v.Checker == checkers.CheckerKafka {
+			return v.Stats["lost-write"]
+		}
+	}
+	t.Fatalf("no kafka verdict")
+	return 0
 }
 
 // staleLeaderAcksSeed is the first pauses seed in which stale-leader-acks

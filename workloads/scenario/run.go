@@ -38,6 +38,9 @@ func Run(d Definition, o Options) (Result, error) {
 		s := faults.Generate(sched.NewRand(o.Seed, "faults", 0), p)
 		schedule = &s
 	}
+	if s, ok := cluster.(interface{ noteSchedule(faults.Schedule) }); ok {
+		s.noteSchedule(*schedule) // the availability check reads the faults
+	}
 	tally, err := schedule.Install(w)
 	if err != nil {
 		return Result{}, err
