@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -232,7 +233,7 @@ func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
 	if resp.IsFlexible() && resp.Key() != 18 {
 		frame = append(frame, 0) // empty tagged fields of the response header
 	}
-	frame = resp.AppendTo(frame)
+	frame = kafkawire.AppendResponse(frame, resp)
 	req.conn.complete(req.seq, frame)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
@@ -429,7 +430,7 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 	if req.IsFlexible() {
 		frame = append(frame, 0)
 	}
-	frame = req.AppendTo(frame)
+	frame = kafkawire.AppendRequest(frame, req)
 	f.inFlight = call
 	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, func() {
 		if f.inFlight == call {
