@@ -351,7 +351,8 @@ func (ix *indexed) indexConsumerOp(pos int, tpID *tpIDs,
 		return
 	}
 	poll.records = make([]polledRecord, 0, len(op.Records))
-	for _, r := range op.Records {
+	for i := range op.Records {
+		r := &op.Records[i] // a record is large: not copied per read
 		if r.Offset < 0 {
 			ix.malform(pos, fmt.Sprintf("polled record %q without an offset; ignored", r.Value))
 			continue
