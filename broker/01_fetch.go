@@ -82,7 +82,7 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	resp, bytes, failed := w.b.readFetch(w.r)
 	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
-		w.b.fetchBuffers.putRecords(resp)
+		w.b.fetchBuffers.putResponse(resp)
 		return false
 	}
 	w.done = true
@@ -97,22 +97,70 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	w.parked = nil
 	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
-	w.b.fetchBuffers.putRecords(resp) // the answer's frame holds a copy
+	w.b.fetchBuffers.putResponse(resp) // the answer's frame holds a copy
 	return true
 }
 
 // fetchBuffers are the read buffers of answered fetches, reused by later
 // fetches so that reading a megabyte of records neither allocates nor
 // zeroes a megabyte. It keeps at most fetchBuffersMax buffers of at most
-// fetchBufferBytesMax each.
+// fetchBufferBytesMax each, and the answers themselves (encoded, or
+// dropped for want of data): a follower's fetch names every partition it
+// follows, and an answer's partitions are about 200 bytes each.
 type fetchBuffers struct {
-	free [][]byte
+	free      [][]byte
+	responses []*kmsg.FetchResponse
 }
 
 const (
 	fetchBuffersMax     = 4
 	fetchBufferBytesMax = 2 << 20
+	// fetchResponsesMax bounds the answers kept; answers are built and
+	// encoded one at a time, so one would do.
+	fetchResponsesMax = 4
 )
+
+// takeResponse returns an empty answer to r, with the topic and partition
+// slices of an earlier one when there is one to reuse.
+func (fb *fetchBuffers) takeResponse(r *kmsg.FetchRequest) *kmsg.FetchResponse {
+	if len(fb.responses) == 0 {
+		return r.ResponseKind().(*kmsg.FetchResponse)
+	}
+	last := len(fb.responses) - 1
+	resp := fb.responses[last]
+	fb.responses[last] = nil
+	fb.responses = fb.responses[:last]
+	topics := resp.Topics[:0]
+	*resp = kmsg.NewFetchResponse()
+	resp.Version = r.Version
+	resp.Topics = topics
+	return resp
+}
+
+// addTopic appends an answer topic to resp, reusing the partition slice a
+// topic of an earlier answer left in that place.
+func addTopic(resp *kmsg.FetchResponse, name string, partitions int) *kmsg.FetchResponseTopic {
+	var parts []kmsg.FetchResponseTopicPartition
+	if n := len(resp.Topics); n < cap(resp.Topics) {
+		parts = resp.Topics[:n+1][n].Partitions[:0]
+	}
+	if cap(parts) < partitions {
+		parts = make([]kmsg.FetchResponseTopicPartition, 0, partitions)
+	}
+	st := kmsg.NewFetchResponseTopic()
+	st.Topic, st.Partitions = name, parts
+	resp.Topics = append(resp.Topics, st)
+	return &resp.Topics[len(resp.Topics)-1]
+}
+
+// putResponse takes back an answer that has been encoded (or dropped),
+// with its record buffers.
+func (fb *fetchBuffers) putResponse(resp *kmsg.FetchResponse) {
+	fb.putRecords(resp)
+	if len(fb.responses) < fetchResponsesMax {
+		fb.responses = append(fb.responses, resp)
+	}
+}
 
 // take returns a free buffer to read into, or nil. It may be too small,
 // in which case the read allocates one of the size it needs; a read of a
@@ -204,17 +252,17 @@ func (w *fetchWait) finish() { w.attempt(true) }
 // bytes it holds, and whether some partition failed (an error answers at
 // once, without waiting).
 func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
-	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	resp := b.fetchBuffers.takeResponse(r)
 	remaining, first := b.fetchBytesAllowed(r), true
 	if remaining <= 0 {
 		first = false // not even the one batch KIP-74 would force in
 	}
 	total, failed := 0, false
-	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(r.Topics))
+	if cap(resp.Topics) < len(r.Topics) {
+		resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(r.Topics))
+	}
 	for _, rt := range r.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic = rt.Topic
-		st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(rt.Partitions))
+		st := addTopic(resp, rt.Topic, len(rt.Partitions))
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -228,7 +276,6 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 			remaining -= n
 			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, failed
 }

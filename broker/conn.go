@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -37,6 +38,10 @@ type clientConn struct {
 	// Config.ConnectionsIdleMax.
 	lastActive time.Duration
 	idleTimer  sim.Timer
+	// clientID is the client id the last request named: a client names
+	// the same one in every request, and reading it afresh cost two
+	// allocations per request.
+	clientID string
 }
 
 // request is one decoded request.
@@ -170,13 +175,13 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	}
 	r := kbin.Reader{Src: frame}
 	key, version, corr := r.Int16(), r.Int16(), r.Int32()
-	clientID := r.NullableString()
+	clientID, hasClientID := cc.readClientID(&r)
 	if !r.Ok() {
 		return nil, fmt.Errorf("truncated request header")
 	}
 	req := &request{conn: cc, key: key, version: version, corr: corr}
-	if clientID != nil {
-		req.clientID = *clientID
+	if hasClientID {
+		req.clientID = clientID
 	}
 	served, ok := servedRange(key)
 	if !ok {
@@ -201,12 +206,41 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 			return nil, fmt.Errorf("%s v%d: truncated tagged fields", kmsg.NameForKey(key), version)
 		}
 	}
-	if err := req.kreq.ReadFrom(r.Src); err != nil {
+	if err := readBody(req.kreq, r.Src); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(key), version, err)
 	}
 	req.seq = cc.nextSeq
 	cc.nextSeq++
 	return req, nil
+}
+
+// readClientID reads the request header's client id (a nullable string),
+// reusing the connection's last one when the bytes are the same.
+func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
+	n := r.Int16()
+	if n < 0 {
+		return "", false
+	}
+	raw := r.Span(int(n))
+	if !r.Ok() {
+		return "", false
+	}
+	if string(raw) != cc.clientID { // compared without a copy
+		cc.clientID = string(raw)
+	}
+	return cc.clientID, true
+}
+
+// readBody decodes a request's body. A fetch's strings (its topic names)
+// point into the frame rather than being copied: a fetch is decoded by the
+// thousand, and its frame is the handler's (sim.ConnHandler) and never
+// written again, so the strings stay valid; what keeps one keeps the small
+// frame alive, no more.
+func readBody(kreq kmsg.Request, body []byte) error {
+	if fetch, ok := kreq.(*kmsg.FetchRequest); ok {
+		return fetch.UnsafeReadFrom(body)
+	}
+	return kreq.ReadFrom(body)
 }
 
 // respond answers the request; the frame goes out once every earlier
@@ -217,7 +251,9 @@ func (req *request) respond(resp kmsg.Response) { req.respondSized(resp, 0) }
 // a large answer (a fetch's records) is built without the garbage of a
 // buffer doubling its way up.
 func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
-	sim.Assert(!req.answered, "%s answered twice", kmsg.NameForKey(req.key))
+	if req.answered { // not a bare Assert: its arguments would allocate on every answer
+		sim.Assert(false, "%s answered twice", kmsg.NameForKey(req.key))
+	}
 	req.answered = true
 	if req.key != 18 {
 		resp.SetVersion(req.version)
@@ -232,7 +268,7 @@ func (req *request) respondSized(resp kmsg.Response, sizeBytes int) {
 	if resp.IsFlexible() && resp.Key() != 18 {
 		frame = append(frame, 0) // empty tagged fields of the response header
 	}
-	frame = resp.AppendTo(frame)
+	frame = kafkawire.AppendResponse(frame, resp)
 	req.conn.complete(req.seq, frame)
 }
 

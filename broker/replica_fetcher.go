@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
@@ -50,6 +51,8 @@ type replicaFetcher struct {
 	leader int32
 	addr   string
 	conn   sim.Conn
+	// clientID names the fetcher in its requests, formatted once.
+	clientID string
 	// parts are the partitions fetched, sorted by topic and index.
 	parts []*partition
 	// inFlight is the request awaiting its answer, if any.
@@ -423,13 +426,16 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 	frame := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
 	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
 	frame = binary.BigEndian.AppendUint32(frame, uint32(call.corr))
-	clientID := fmt.Sprintf("broker-%d-fetcher", f.b.cfg.NodeID)
+	if f.clientID == "" {
+		f.clientID = fmt.Sprintf("broker-%d-fetcher", f.b.cfg.NodeID)
+	}
+	clientID := f.clientID
 	frame = binary.BigEndian.AppendUint16(frame, uint16(len(clientID)))
 	frame = append(frame, clientID...)
 	if req.IsFlexible() {
 		frame = append(frame, 0)
 	}
-	frame = req.AppendTo(frame)
+	frame = kafkawire.AppendRequest(frame, req)
 	f.inFlight = call
 	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, func() {
 		if f.inFlight == call {

@@ -220,15 +220,23 @@ func (p *partition) leaderEnd() int64 {
 }
 
 // hwMembers are the replicas the high watermark waits for: the ISR, and
-// while a change is in flight the ISR it asks for too.
-func (r *replicaState) hwMembers() []int32 {
-	members := slices.Clone(r.isr)
-	for _, id := range r.pendingISR {
-		if !slices.Contains(members, id) {
-			members = append(members, id)
+// while a change is in flight the ISR it asks for too. each is called on
+// each once, until it returns false. (A callback, not a slice: the high
+// watermark is recomputed on every follower fetch.)
+func (r *replicaState) hwMembers(each func(id int32) bool) {
+	for _, id := range r.isr {
+		if !each(id) {
+			return
 		}
 	}
-	return members
+	for i, id := range r.pendingISR {
+		if slices.Contains(r.isr, id) || slices.Contains(r.pendingISR[:i], id) {
+			continue
+		}
+		if !each(id) {
+			return
+		}
+	}
 }
 
 // advanceHighWatermark moves a leader's high watermark to the smallest
@@ -241,15 +249,21 @@ func (p *partition) advanceHighWatermark() {
 	}
 	hw := p.leaderEnd()
 	if !p.b.cfg.Bugs.On(faults.BugHWFromLeaderOnly) {
-		for _, id := range r.hwMembers() {
+		known := true
+		r.hwMembers(func(id int32) bool {
 			if id == p.b.cfg.NodeID {
-				continue
+				return true
 			}
 			f := r.followers[id]
 			if f == nil {
-				return
+				known = false
+				return false
 			}
 			hw = min(hw, f.leo)
+			return true
+		})
+		if !known {
+			return
 		}
 	}
 	if hw <= r.hw {

@@ -159,12 +159,18 @@ func indexHistory(h history.History) *indexed {
 			ix.stats["assigns-pending"]++
 		}
 	}
-	for _, s := range ix.sends {
-		ix.stats["sends-"+outcomeName(s.outcome)]++
+	// Counted by outcome, then named: a key built per op allocated.
+	var sendsBy, pollsBy [outcomeInfo + 1]int64
+	for i := range ix.sends {
+		sendsBy[ix.sends[i].outcome]++
 	}
-	for _, p := range ix.polls {
-		ix.stats["polls-"+outcomeName(p.outcome)]++
-		ix.stats["records-polled"] += int64(len(p.records))
+	for i := range ix.polls {
+		pollsBy[ix.polls[i].outcome]++
+		ix.stats["records-polled"] += int64(len(ix.polls[i].records))
+	}
+	for o := range outcomeInfo + 1 {
+		ix.stats["sends-"+outcomeName(o)] += sendsBy[o]
+		ix.stats["polls-"+outcomeName(o)] += pollsBy[o]
 	}
 	ix.stats["sends"] = int64(len(ix.sends))
 	ix.stats["polls"] = int64(len(ix.polls))
@@ -351,7 +357,8 @@ func (ix *indexed) indexConsumerOp(pos int, tpID *tpIDs,
 		return
 	}
 	poll.records = make([]polledRecord, 0, len(op.Records))
-	for _, r := range op.Records {
+	for i := range op.Records {
+		r := &op.Records[i] // a record is large: not copied per read
 		if r.Offset < 0 {
 			ix.malform(pos, fmt.Sprintf("polled record %q without an offset; ignored", r.Value))
 			continue

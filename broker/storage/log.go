@@ -90,10 +90,14 @@ type Log struct {
 	// read back above the recovery point.
 	trustPageCache bool
 
-	// readEnd is where the last read stopped, so that a consumer reading
+	// readEnds are where the last reads stopped, so that a reader going
 	// on from there skips the walk from the index entry (up to an index
-	// interval of batch headers).
-	readEnd readEnd
+	// interval of batch headers). A leader is read by its followers and
+	// its consumers in turn, each at its own position: one remembered end
+	// would be the last reader's, and every other reader would walk.
+	readEnds [readEndsMax]readEnd
+	// readEndNext is the slot a read from an unremembered position takes.
+	readEndNext int
 
 	// segments are ordered by base offset; the last is the active one.
 	// An open log always has at least one.

@@ -99,22 +99,53 @@ type readEnd struct {
 	pos    int64
 }
 
+// readEndsMax bounds the read positions a log remembers: a partition's
+// followers and a few consumers.
+const readEndsMax = 8
+
 // seekStart is where a walk to offset begins: the index's entry, or where
-// the last read stopped when offset lies at or past it. The remembered
-// position is trusted only if a batch header starting exactly at the
-// remembered offset sits there: offsets grow through a segment, so no
-// earlier batch holds offset, whatever truncation, compaction or
-// reloading did since.
+// a recent read stopped when offset lies at or past it (the nearest such
+// end). The remembered position is trusted only if a batch header starting
+// exactly at the remembered offset sits there: offsets grow through a
+// segment, so no earlier batch holds offset, whatever truncation,
+// compaction or reloading did since.
 func (l *Log) seekStart(s *segment, offset int64) int64 {
 	start := s.idx.lookup(s.base, offset, l.indexOffByOne)
-	e := l.readEnd
-	if e.s != s || e.offset > offset || e.pos <= start || e.pos >= s.sizeBytes || s.damageAt(e.pos) != nil {
+	best := -1
+	for i := range l.readEnds {
+		e := &l.readEnds[i]
+		if e.s != s || e.offset > offset || e.pos <= start || e.pos >= s.sizeBytes {
+			continue
+		}
+		if best < 0 || e.offset > l.readEnds[best].offset {
+			best = i
+		}
+	}
+	if best < 0 {
+		return start
+	}
+	e := l.readEnds[best]
+	if s.damageAt(e.pos) != nil {
 		return start
 	}
 	if h, err := s.header(e.pos); err != nil || h.base != e.offset {
 		return start
 	}
 	return e.pos
+}
+
+// noteReadEnd remembers where a read that began at from stopped: it
+// replaces the end the read began at, so a reader going on keeps one slot,
+// or else the oldest slot taken.
+func (l *Log) noteReadEnd(from int64, end readEnd) {
+	for i := range l.readEnds {
+		if e := &l.readEnds[i]; e.s == end.s && e.offset == from {
+			*e = end
+			return
+		}
+	}
+	l.readEnds[l.readEndNext] = end
+	l.readEndNext = (l.readEndNext + 1) % readEndsMax
 }
 
 func corruptRead(offset int64, d Damage) error {
@@ -167,7 +198,7 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 	}
 	res.Data = buf[:n] // the capacity stays, for a caller reusing the buffer
 	if n > 0 {
-		l.readEnd = readEnd{s: s, offset: res.NextOffset, pos: first.pos + int64(n)}
+		l.noteReadEnd(first.base, readEnd{s: s, offset: res.NextOffset, pos: first.pos + int64(n)})
 	}
 	return res, nil
 }

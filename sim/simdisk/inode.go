@@ -136,7 +136,15 @@ type inode struct {
 	// counted says the current size is in the disk's used bytes; live
 	// says the inode is in the disk's registry.
 	counted, live bool
+	// spares are sector buffers the durable image let go of and nothing
+	// else holds (see complete), taken by the next copy-on-write: a file
+	// appended to and synced in turn copies its tail sector on every
+	// append, and this way reuses the one the sync before made obsolete.
+	spares [][]byte
 }
+
+// sparesMax bounds the buffers an inode keeps for reuse.
+const sparesMax = 2
 
 func newInode(id uint64, sectorBytes int64) *inode {
 	return &inode{id: id, sectorBytes: sectorBytes, cur: newImage(), dur: newImage(),
@@ -171,9 +179,18 @@ func (ino *inode) writableSector(s int64, now time.Duration, whole bool) []byte 
 	delete(ino.lost, s) // dirty again: the next sync writes all of it
 	if !dirty || !e.owned || buf == nil {
 		if buf != nil && !whole && int64(len(buf)) == ino.sectorBytes {
-			// Cloned, not made and copied into: make zeroes the
-			// sector first, and appends after every sync copy one.
-			buf = slices.Clone(buf)
+			// Copied into a spare, or cloned, not made and copied
+			// into: make zeroes the sector first, and appends after
+			// every sync copy one.
+			if n := len(ino.spares); n > 0 {
+				spare := ino.spares[n-1]
+				ino.spares[n-1] = nil
+				ino.spares = ino.spares[:n-1]
+				copy(spare, buf)
+				buf = spare
+			} else {
+				buf = slices.Clone(buf)
+			}
 		} else {
 			fresh := make([]byte, ino.sectorBytes)
 			if buf != nil && !whole {
@@ -335,11 +352,13 @@ func (ino *inode) complete(c capture, now time.Duration) {
 		if at, lost := ino.lostAt[cs.index]; lost && at >= c.call {
 			continue // the failed writeback was the one this sync waited for
 		}
+		old := ino.dur.sectors[cs.index]
 		if cs.buf == nil {
 			delete(ino.dur.sectors, cs.index)
 		} else {
 			ino.dur.sectors[cs.index] = cs.buf
 		}
+		ino.keepSpare(old, cs)
 		if e, ok := ino.dirty[cs.index]; ok {
 			if e.version <= c.seq {
 				delete(ino.dirty, cs.index)
@@ -358,6 +377,23 @@ func (ino *inode) complete(c capture, now time.Duration) {
 	if ino.cur.sizeBytes != ino.dur.sizeBytes {
 		ino.sizeSince = now
 	}
+}
+
+// keepSpare keeps old, the durable buffer complete just replaced with
+// cs's, for reuse when nothing else can hold it. Buffers are shared by the
+// two images and by sync captures. The current image is checked. A
+// capture holds the buffer the current image had when it was taken; one
+// holding old was taken when the current image showed old, so before cs
+// was (cs shows a later buffer, and only a revert brings an older one
+// back, voiding every capture before it): it completes, if ever, after a
+// newer capture did, and so changes nothing. Crash images are built from
+// the images at the crash, which no longer hold old.
+func (ino *inode) keepSpare(old []byte, cs capturedSector) {
+	if old == nil || len(ino.spares) >= sparesMax || int64(len(old)) != ino.sectorBytes ||
+		sameBuffer(old, cs.buf) || sameBuffer(old, ino.cur.sectors[cs.index]) {
+		return
+	}
+	ino.spares = append(ino.spares, old)
 }
 
 // writeback makes the whole current content durable.

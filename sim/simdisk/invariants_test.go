@@ -83,6 +83,15 @@ func (ino *inode) checkImages() error {
 			return fmt.Errorf("owned sector %d shared with the durable image", s)
 		}
 	}
+	for i, spare := range ino.spares {
+		for _, im := range []*image{&ino.cur, &ino.dur} {
+			for s, buf := range im.sectors {
+				if sameBuffer(spare, buf) {
+					return fmt.Errorf("spare buffer %d is sector %d of an image", i, s)
+				}
+			}
+		}
+	}
 	if ino.cur.sizeBytes != ino.dur.sizeBytes && len(ino.dirty) == 0 && len(ino.lost) == 0 && ino.durSeq == ino.seq {
 		return fmt.Errorf("sizes %d and %d differ at the durable change count", ino.cur.sizeBytes, ino.dur.sizeBytes)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 )
 
 // Request and response headers (Kafka's RequestHeader v1/v2 and
@@ -29,7 +31,7 @@ func appendRequestFrame(dst []byte, req kmsg.Request, correlationID int32, clien
 	if req.IsFlexible() {
 		dst = append(dst, 0) // no tagged fields
 	}
-	return req.AppendTo(dst)
+	return kafkawire.AppendRequest(dst, req)
 }
 
 // responseCorrelationID reads the correlation id that opens every response.
