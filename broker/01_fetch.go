@@ -98,6 +98,10 @@ func (w *fetchWait) attempt(final bool) bool {
 	w.parked = nil
 	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
 	w.b.fetchBuffers.putResponse(resp) // the answer's frame holds a copy
+	// Nothing reads the request once it is answered: a late timer finds
+	// the wait done, and the answer's strings point into the frame.
+	w.b.fetchBuffers.putRequest(w.r)
+	w.r, w.req.kreq = nil, nil
 	return true
 }
 
@@ -110,6 +114,9 @@ func (w *fetchWait) attempt(final bool) bool {
 type fetchBuffers struct {
 	free      [][]byte
 	responses []*kmsg.FetchResponse
+	// requests are answered fetch requests, decoded into again: a broker
+	// decodes a fetch for every batch its followers and consumers read.
+	requests []*kmsg.FetchRequest
 }
 
 const (
@@ -118,7 +125,33 @@ const (
 	// fetchResponsesMax bounds the answers kept; answers are built and
 	// encoded one at a time, so one would do.
 	fetchResponsesMax = 4
+	// fetchRequestsMax bounds the requests kept; requests are decoded
+	// one at a time, so one would do.
+	fetchRequestsMax = 4
 )
+
+// takeRequest returns a fetch request to decode into, with its defaults
+// and the topic slice of an earlier one when there is one to reuse.
+func (fb *fetchBuffers) takeRequest() *kmsg.FetchRequest {
+	if len(fb.requests) == 0 {
+		return kmsg.NewPtrFetchRequest()
+	}
+	last := len(fb.requests) - 1
+	r := fb.requests[last]
+	fb.requests[last] = nil
+	fb.requests = fb.requests[:last]
+	topics := r.Topics[:0]
+	*r = kmsg.NewFetchRequest()
+	r.Topics = topics
+	return r
+}
+
+// putRequest takes back a fetch request that has been answered.
+func (fb *fetchBuffers) putRequest(r *kmsg.FetchRequest) {
+	if len(fb.requests) < fetchRequestsMax {
+		fb.requests = append(fb.requests, r)
+	}
+}
 
 // takeResponse returns an empty answer to r, with the topic and partition
 // slices of an earlier one when there is one to reuse.

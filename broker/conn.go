@@ -198,7 +198,11 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if version < served.min || version > served.max {
 		return nil, fmt.Errorf("%s v%d is outside the served v%d-v%d", kmsg.NameForKey(key), version, served.min, served.max)
 	}
-	req.kreq = kmsg.RequestForKey(key)
+	if key == 1 {
+		req.kreq = cc.b.fetchBuffers.takeRequest()
+	} else {
+		req.kreq = kmsg.RequestForKey(key)
+	}
 	req.kreq.SetVersion(version)
 	if req.kreq.IsFlexible() {
 		kmsg.SkipTags(&r)
