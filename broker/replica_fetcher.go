@@ -57,10 +57,16 @@ type replicaFetcher struct {
 	parts []*partition
 	// inFlight is the request awaiting its answer, if any.
 	inFlight *fetcherCall
-	corrNext int32
-	retry    sim.Timer
-	flushing int
-	stopped  bool
+	// fetchReq and fetchResp are reused by every fetch (takeFetchRequest,
+	// OnFrame); frameBytes is the size of the last request's frame, the
+	// next one's likely size.
+	fetchReq   *kmsg.FetchRequest
+	fetchResp  *kmsg.FetchResponse
+	frameBytes int
+	corrNext   int32
+	retry      sim.Timer
+	flushing   int
+	stopped    bool
 }
 
 type fetcherCall struct {
@@ -265,7 +271,7 @@ func (f *replicaFetcher) cut(p *partition, target int64, why string) {
 // fetch asks the leader for what follows each partition's log end.
 func (f *replicaFetcher) fetch(parts []*partition) {
 	cfg := f.b.cfg
-	req := kmsg.NewPtrFetchRequest()
+	req := f.takeFetchRequest()
 	req.SetVersion(replicaFetchVersion)
 	req.ReplicaID = cfg.NodeID
 	req.MaxWaitMillis = int32(cfg.Cluster.ReplicaFetchWaitMax / time.Millisecond)
@@ -277,13 +283,11 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset = p.index, p.leaderEpoch, p.log.EndOffset()
 		rp.LastFetchedEpoch, rp.LogStartOffset = -1, p.log.StartOffset()
 		rp.PartitionMaxBytes = int32(min(cfg.FetchPartitionMaxBytes, 1<<30))
-		if n := len(req.Topics); n > 0 && req.Topics[n-1].Topic == p.topic {
-			req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, rp)
-		} else {
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.Partitions = p.topic, []kmsg.FetchRequestTopicPartition{rp}
-			req.Topics = append(req.Topics, rt)
+		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != p.topic {
+			req.Topics = appendFetchTopic(req.Topics, p.topic)
 		}
+		rt := &req.Topics[len(req.Topics)-1]
+		rt.Partitions = append(rt.Partitions, rp)
 		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
 	}
 	f.send(req, func(resp kmsg.Response, err error) {
@@ -307,6 +311,33 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		}
 		f.flushThenKick(flush)
 	})
+}
+
+// takeFetchRequest returns the fetcher's fetch request, emptied but for
+// its topic and partition slices. One request is in flight at a time and
+// its frame is encoded when it is sent, so one struct serves every fetch:
+// a follower fetches once for each batch its leader appends.
+func (f *replicaFetcher) takeFetchRequest() *kmsg.FetchRequest {
+	if f.fetchReq == nil {
+		f.fetchReq = kmsg.NewPtrFetchRequest()
+		return f.fetchReq
+	}
+	topics := f.fetchReq.Topics[:0]
+	*f.fetchReq = kmsg.NewFetchRequest()
+	f.fetchReq.Topics = topics
+	return f.fetchReq
+}
+
+// appendFetchTopic appends a request topic named topic, reusing the
+// partition slice a topic of an earlier request left in that place.
+func appendFetchTopic(topics []kmsg.FetchRequestTopic, topic string) []kmsg.FetchRequestTopic {
+	var parts []kmsg.FetchRequestTopicPartition
+	if n := len(topics); n < cap(topics) {
+		parts = topics[:n+1][n].Partitions[:0]
+	}
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.Partitions = topic, parts
+	return append(topics, rt)
 }
 
 // take applies one partition's part of a fetch answer and reports whether
@@ -423,7 +454,7 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 	}
 	f.corrNext++
 	call := &fetcherCall{req: req, corr: f.corrNext, done: done}
-	frame := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+	frame := binary.BigEndian.AppendUint16(make([]byte, 0, max(64, f.frameBytes)), uint16(req.Key()))
 	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
 	frame = binary.BigEndian.AppendUint32(frame, uint32(call.corr))
 	if f.clientID == "" {
@@ -436,6 +467,7 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 		frame = append(frame, 0)
 	}
 	frame = kafkawire.AppendRequest(frame, req)
+	f.frameBytes = len(frame)
 	f.inFlight = call
 	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, func() {
 		if f.inFlight == call {
@@ -470,7 +502,7 @@ func (h *fetcherConn) OnFrame(conn sim.Conn, frame []byte) {
 		f.failed(fmt.Errorf("broker %d answered out of turn", f.leader))
 		return
 	}
-	resp := call.req.ResponseKind()
+	resp := f.responseFor(call.req)
 	resp.SetVersion(call.req.GetVersion())
 	body := frame[4:]
 	if resp.IsFlexible() {
@@ -485,4 +517,22 @@ func (h *fetcherConn) OnFrame(conn sim.Conn, frame []byte) {
 	f.inFlight = nil
 	call.timer.Stop()
 	call.done(resp, nil)
+}
+
+// responseFor returns a response to decode req's answer into. A fetch's
+// answer is decoded into the fetcher's one FetchResponse: its callback
+// copies what it keeps (record batches are appended to the log, offsets
+// noted) and returns before the next answer comes.
+func (f *replicaFetcher) responseFor(req kmsg.Request) kmsg.Response {
+	if _, ok := req.(*kmsg.FetchRequest); !ok {
+		return req.ResponseKind()
+	}
+	if f.fetchResp == nil {
+		f.fetchResp = kmsg.NewPtrFetchResponse()
+		return f.fetchResp
+	}
+	topics := f.fetchResp.Topics[:0]
+	*f.fetchResp = kmsg.NewFetchResponse()
+	f.fetchResp.Topics = topics
+	return f.fetchResp
 }
