@@ -357,6 +357,17 @@ func (c *cluster) hasRoom(node int32) bool {
 // call sends req to node; done is called later with the response or the
 // error. An unknown node fails the call unsent.
 func (c *cluster) call(node int32, req kmsg.Request, extraTimeout time.Duration, noResponse bool, done func(kmsg.Response, error)) {
+	c.send(&call{req: req, extraTimeout: extraTimeout, noResponse: noResponse, done: done}, node)
+}
+
+// callInto is call for a request with an answer, decoded into into, a
+// response of req's kind that the caller reuses once done has returned.
+func (c *cluster) callInto(node int32, req kmsg.Request, into kmsg.Response, extraTimeout time.Duration, done func(kmsg.Response, error)) {
+	c.send(&call{req: req, into: into, extraTimeout: extraTimeout, done: done}, node)
+}
+
+func (c *cluster) send(cl *call, node int32) {
+	done := cl.done
 	bc := c.connTo(node)
 	if bc == nil || c.closed {
 		err := fmt.Errorf("no address for broker %d: %w", node, errNotSent)
@@ -366,7 +377,7 @@ func (c *cluster) call(node int32, req kmsg.Request, extraTimeout time.Duration,
 		c.env.Clock.AfterFunc(0, func() { done(nil, err) })
 		return
 	}
-	bc.enqueue(&call{req: req, extraTimeout: extraTimeout, noResponse: noResponse, done: done})
+	bc.enqueue(cl)
 }
 
 func (c *cluster) onConnDead(bc *brokerConn, err error) {

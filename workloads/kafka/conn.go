@@ -54,8 +54,11 @@ type call struct {
 	extraTimeout time.Duration
 	// noResponse is an acks=0 produce: the broker never answers, so the
 	// call completes once written.
-	noResponse    bool
-	done          func(kmsg.Response, error)
+	noResponse bool
+	done       func(kmsg.Response, error)
+	// into, when not nil, is the response of req's kind to decode the
+	// answer into (a consumer reuses its fetch answers).
+	into          kmsg.Response
 	correlationID int32
 	timer         sim.Timer
 }
@@ -169,7 +172,7 @@ func (bc *brokerConn) OnFrame(_ sim.Conn, frame []byte) {
 		return
 	}
 	c := bc.sent[0]
-	resp, err := parseResponse(frame, c.req, c.correlationID)
+	resp, err := parseResponseInto(frame, c.req, c.correlationID, c.into)
 	if err != nil {
 		bc.kill(fmt.Errorf("broker %d: %w", bc.node, err))
 		return

@@ -205,9 +205,10 @@ type Consumer struct {
 	poll        *pollState
 	wake        deadline
 	// stepFn is step, bound once: polls schedule it often.
-	stepFn func()
-	closed bool
-	stats  ConsumerStats
+	stepFn       func()
+	fetchAnswers fetchAnswers
+	closed       bool
+	stats        ConsumerStats
 }
 
 // ConsumerStats count what a consumer did.
@@ -738,11 +739,13 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	co.stats.Fetches++
 	co.poll.fetches++
 	ps := co.poll
-	co.cl.call(leader, req, co.cfg.FetchMaxWait, false, func(resp kmsg.Response, err error) {
+	into := co.fetchAnswers.take()
+	co.cl.callInto(leader, req, into, co.cfg.FetchMaxWait, func(resp kmsg.Response, err error) {
 		for _, cp := range parts {
 			cp.fetching = false
 		}
 		if co.closed || co.poll != ps {
+			co.fetchAnswers.put(into)
 			return
 		}
 		ps.fetches--
@@ -751,8 +754,42 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 			fr = resp.(*kmsg.FetchResponse)
 		}
 		co.onFetch(parts, gens, fr, err)
+		co.fetchAnswers.put(into)
 		co.step()
 	})
+}
+
+// fetchAnswers are decoded fetch answers whose callbacks have returned,
+// decoded into again: a consumer decodes one for every batch it reads, and
+// what it keeps of one (its records' keys and values) points into the
+// answer's frame, not into the struct.
+type fetchAnswers struct {
+	free []*kmsg.FetchResponse
+}
+
+// fetchAnswersMax bounds the answers kept: one per leader in flight.
+const fetchAnswersMax = 8
+
+// take returns an empty answer, with the topic slice of an earlier one
+// when there is one to reuse.
+func (fa *fetchAnswers) take() *kmsg.FetchResponse {
+	if len(fa.free) == 0 {
+		return kmsg.NewPtrFetchResponse()
+	}
+	last := len(fa.free) - 1
+	resp := fa.free[last]
+	fa.free[last] = nil
+	fa.free = fa.free[:last]
+	topics := resp.Topics[:0]
+	*resp = kmsg.NewFetchResponse()
+	resp.Topics = topics
+	return resp
+}
+
+func (fa *fetchAnswers) put(resp *kmsg.FetchResponse) {
+	if len(fa.free) < fetchAnswersMax {
+		fa.free = append(fa.free, resp)
+	}
 }
 
 // epochKnown reports whether metadata knows cp's leader at an epoch no

@@ -83,6 +83,12 @@ func skipTagBuffer(b []byte) ([]byte, error) {
 // parseResponse parses frame as the response to req, which carried
 // correlationID.
 func parseResponse(frame []byte, req kmsg.Request, correlationID int32) (kmsg.Response, error) {
+	return parseResponseInto(frame, req, correlationID, nil)
+}
+
+// parseResponseInto is parseResponse decoding into into, a response of
+// req's kind, when it is not nil.
+func parseResponseInto(frame []byte, req kmsg.Request, correlationID int32, into kmsg.Response) (kmsg.Response, error) {
 	got, err := responseCorrelationID(frame)
 	if err != nil {
 		return nil, err
@@ -95,7 +101,10 @@ func parseResponse(frame []byte, req kmsg.Request, correlationID int32) (kmsg.Re
 	if err != nil {
 		return nil, err
 	}
-	resp := req.ResponseKind()
+	resp := into
+	if resp == nil {
+		resp = req.ResponseKind()
+	}
 	resp.SetVersion(req.GetVersion())
 	if err := resp.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("parse %s v%d response: %w: %w", keyName(req.Key()), req.GetVersion(), errMalformedResponse, err)
