@@ -207,8 +207,11 @@ type Consumer struct {
 	// stepFn is step, bound once: polls schedule it often.
 	stepFn       func()
 	fetchAnswers fetchAnswers
-	closed       bool
-	stats        ConsumerStats
+	// lastPollRecords is how many records the last poll that returned
+	// any returned: the room a poll's slice starts with.
+	lastPollRecords int
+	closed          bool
+	stats           ConsumerStats
 }
 
 // ConsumerStats count what a consumer did.
@@ -520,6 +523,9 @@ func (co *Consumer) completePoll() {
 	co.poll = nil
 	ps.deadline.Stop()
 	co.stats.Records += len(ps.records)
+	if len(ps.records) > 0 {
+		co.lastPollRecords = len(ps.records)
+	}
 	if co.cfg.Recorder != nil {
 		recs := make([]history.Record, len(ps.records))
 		for i := range ps.records {
@@ -767,6 +773,9 @@ type fetchAnswers struct {
 	free []*kmsg.FetchResponse
 }
 
+// pollRecordsHintMax bounds the room a poll's slice starts with.
+const pollRecordsHintMax = 4096
+
 // fetchAnswersMax bounds the answers kept: one per leader in flight.
 const fetchAnswersMax = 8
 
@@ -919,6 +928,11 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 	cp.failures, cp.retryAt = 0, 0
 	var err error
 	positionBefore, recordsBefore := cp.position, len(co.poll.records)
+	if co.poll.records == nil && len(p.RecordBatches) > 0 && co.lastPollRecords > 0 {
+		// Room for as many records as the last poll returned: a poll's
+		// slice grew from one record by doubling, and records are large.
+		co.poll.records = make([]Record, 0, min(co.lastPollRecords, pollRecordsHintMax))
+	}
 	co.poll.records, err = cp.takeBatches(p.RecordBatches, co.poll.records)
 	if err == nil && len(co.poll.records) == recordsBefore && cp.position > positionBefore {
 		// Only batches without records to return (emptied by compaction,
