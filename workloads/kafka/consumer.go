@@ -713,7 +713,7 @@ func (co *Consumer) sendFetches(now time.Duration) {
 }
 
 func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
-	req := kmsg.NewPtrFetchRequest()
+	req := co.fetchAnswers.takeRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(co.cfg.FetchMaxWait / time.Millisecond)
 	req.MinBytes = int32(co.cfg.FetchMinBytes)
@@ -724,12 +724,7 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	gens := make([]int, len(parts))
 	for i, cp := range parts {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
-			t := kmsg.NewFetchRequestTopic()
-			t.Topic = cp.tp.Topic
-			// Room for the rest of parts: one allocation, not one
-			// per doubling.
-			t.Partitions = make([]kmsg.FetchRequestTopicPartition, 0, len(parts)-i)
-			req.Topics = append(req.Topics, t)
+			req.Topics = appendFetchTopic(req.Topics, cp.tp.Topic, len(parts)-i)
 		}
 		t := &req.Topics[len(req.Topics)-1]
 		p := kmsg.NewFetchRequestTopicPartition()
@@ -751,7 +746,7 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 			cp.fetching = false
 		}
 		if co.closed || co.poll != ps {
-			co.fetchAnswers.put(into)
+			co.fetchAnswers.put(req, into)
 			return
 		}
 		ps.fetches--
@@ -760,17 +755,52 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 			fr = resp.(*kmsg.FetchResponse)
 		}
 		co.onFetch(parts, gens, fr, err)
-		co.fetchAnswers.put(into)
+		co.fetchAnswers.put(req, into)
 		co.step()
 	})
 }
 
-// fetchAnswers are decoded fetch answers whose callbacks have returned,
-// decoded into again: a consumer decodes one for every batch it reads, and
-// what it keeps of one (its records' keys and values) points into the
-// answer's frame, not into the struct.
+// fetchAnswers are fetch requests and their decoded answers whose
+// callbacks have returned, used again: a consumer fetches once for every
+// batch it reads, a request is encoded when it is written, and what the
+// consumer keeps of an answer (its records' keys and values) points into
+// the answer's frame, not into the struct.
 type fetchAnswers struct {
-	free []*kmsg.FetchResponse
+	free     []*kmsg.FetchResponse
+	requests []*kmsg.FetchRequest
+}
+
+// takeRequest returns a fetch request with its defaults, with the topic
+// and partition slices of an earlier one when there is one to reuse.
+func (fa *fetchAnswers) takeRequest() *kmsg.FetchRequest {
+	if len(fa.requests) == 0 {
+		return kmsg.NewPtrFetchRequest()
+	}
+	last := len(fa.requests) - 1
+	req := fa.requests[last]
+	fa.requests[last] = nil
+	fa.requests = fa.requests[:last]
+	topics := req.Topics[:0]
+	*req = kmsg.NewFetchRequest()
+	req.Topics = topics
+	return req
+}
+
+// appendFetchTopic appends a request topic named topic with room for
+// partsMax partitions, reusing the partition slice a topic of an earlier
+// request left in that place.
+func appendFetchTopic(topics []kmsg.FetchRequestTopic, topic string, partsMax int) []kmsg.FetchRequestTopic {
+	var parts []kmsg.FetchRequestTopicPartition
+	if n := len(topics); n < cap(topics) {
+		parts = topics[:n+1][n].Partitions[:0]
+	}
+	if cap(parts) < partsMax {
+		// Room for the rest: one allocation, not one per doubling.
+		parts = make([]kmsg.FetchRequestTopicPartition, 0, partsMax)
+	}
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic, t.Partitions = topic, parts
+	return append(topics, t)
 }
 
 // pollRecordsHintMax bounds the room a poll's slice starts with.
@@ -795,9 +825,14 @@ func (fa *fetchAnswers) take() *kmsg.FetchResponse {
 	return resp
 }
 
-func (fa *fetchAnswers) put(resp *kmsg.FetchResponse) {
+// put takes back a fetch request and its answer once the answer's
+// callback has returned.
+func (fa *fetchAnswers) put(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
 	if len(fa.free) < fetchAnswersMax {
 		fa.free = append(fa.free, resp)
+	}
+	if len(fa.requests) < fetchAnswersMax {
+		fa.requests = append(fa.requests, req)
 	}
 }
 
