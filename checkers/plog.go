@@ -8,7 +8,8 @@ import "fmt"
 // be cheap to derive and to compare.
 //
 // The shape is Clojure's persistent vector: a 32-way trie of full leaves
-// plus a tail of up to 32 values copied on append.
+// plus a tail of up to 32 values, appended to in place by the first log to
+// append to it and copied by any other.
 type plog struct {
 	size int
 	// shift is the bit shift of the root's level: 5 when the root's
@@ -16,6 +17,11 @@ type plog struct {
 	shift uint
 	root  *plogNode
 	tail  []logEntry
+	// tailBuf is tail's array. The first log to append to a tail with
+	// room writes the next slot in place and claims it (tailBuf.used);
+	// any other log that shares the tail copies it, so that a log's
+	// entries never change.
+	tailBuf *plogTail
 	// hash is an order-dependent hash of the contents; equal logs have
 	// equal hashes.
 	hash uint64
@@ -24,6 +30,12 @@ type plog struct {
 type plogNode struct {
 	kids []*plogNode // inner node
 	vals []logEntry  // leaf: exactly plogWidth entries
+}
+
+// plogTail is a tail's array and how much of it some log has claimed.
+type plogTail struct {
+	vals [plogWidth]logEntry
+	used int
 }
 
 // logEntry is one record of a modelled partition log.
@@ -68,11 +80,18 @@ func (l *plog) Append(v logEntry) *plog {
 		panic(fmt.Sprintf("checkers: plog append at offset %d after %d", v.offset, l.Last().offset))
 	}
 	out := &plog{size: l.size + 1, shift: l.shift, root: l.root, hash: mixHash(l.hash, v)}
-	if len(l.tail) < plogWidth {
-		// Copy, never append in place: another state may share l.tail.
-		out.tail = make([]logEntry, len(l.tail)+1, plogWidth)
-		copy(out.tail, l.tail)
-		out.tail[len(l.tail)] = v
+	if n := len(l.tail); n < plogWidth {
+		// A model's states mostly grow one from another, so the slot
+		// after l.tail is mostly free: taking it spares a copy of the
+		// tail per append.
+		buf := l.tailBuf
+		if buf == nil || buf.used != n {
+			buf = &plogTail{}
+			copy(buf.vals[:], l.tail)
+		}
+		buf.vals[n] = v
+		buf.used = n + 1
+		out.tail, out.tailBuf = buf.vals[:n+1:n+1], buf
 		return out
 	}
 	leaf := &plogNode{vals: l.tail}
@@ -86,8 +105,9 @@ func (l *plog) Append(v logEntry) *plog {
 	default:
 		out.root = plogPush(l.shift, l.root, leaf, full)
 	}
-	out.tail = make([]logEntry, 1, plogWidth)
-	out.tail[0] = v
+	buf := &plogTail{used: 1}
+	buf.vals[0] = v
+	out.tail, out.tailBuf = buf.vals[:1:1], buf
 	return out
 }
 
