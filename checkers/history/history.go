@@ -205,6 +205,11 @@ type Log struct {
 	Ops History
 }
 
+// Reserve makes room for n more operations at once, for a caller that
+// knows about how long its history will be: growing by doubling copies a
+// long history about once over and leaves each copy to the collector.
+func (l *Log) Reserve(n int) { l.Ops = slices.Grow(l.Ops, n) }
+
 // Add implements Recorder.
 func (l *Log) Add(op Op) int {
 	op.Index = len(l.Ops)

@@ -194,6 +194,7 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 			drivers: map[string]*kafka.Driver{}, drained: map[string]kafka.DrainReport{}},
 		latest: map[int32]*broker.Broker{}, ctrls: map[string]*controller.Controller{}, healedAt: -1,
 	}
+	c.log.Reserve(historyOpsHint(knobs, o))
 	bootstrap := c.addNodes(w, func(cfg *broker.Config) {
 		cfg.NumPartitions = 3
 		cfg.MinInsyncReplicas = 2
@@ -602,3 +603,16 @@ func (c *leaderCrashCluster) Footprint() Footprint {
 	f.DiskBytes = c.disksUsedBytes()
 	return f
 }
+
+// historyOpsHint estimates how many operations a run's history holds:
+// about one and a half per record the clients' rate asks for over the run
+// and drain (a send's invoke and completion, a share of the polls, less
+// the sends the drain does not make). A long run reserves no more than
+// historyOpsHintMax.
+func historyOpsHint(k singleBrokerKnobs, o Options) int {
+	ops := 1.5 * float64(k.Clients) * k.RatePerClient * (o.Run + o.Drain).Seconds()
+	return int(min(ops, historyOpsHintMax))
+}
+
+// historyOpsHintMax bounds the room reserved ahead: 144 MiB of operations.
+const historyOpsHintMax = 1 << 20

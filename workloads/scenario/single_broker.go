@@ -198,6 +198,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		drivers: map[string]*kafka.Driver{},
 		drained: map[string]kafka.DrainReport{},
 	}
+	c.log.Reserve(historyOpsHint(knobs, o))
 	for i := range knobs.Clients {
 		c.clients = append(c.clients, "p"+strconv.Itoa(i+1))
 	}
