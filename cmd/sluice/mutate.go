@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/reports"
+	"github.com/sluice-sim/sluice/workloads/scenario"
 )
 
 // A mutation campaign measures the checkers and workloads, not the code:
@@ -143,12 +146,33 @@ func isErrCheck(cond ast.Expr) bool {
 }
 
 // pickMutants draws n of the sites with a seeded random stream, so a
-// campaign is repeatable, and numbers them.
+// campaign is repeatable, and numbers them. The draw goes round the files
+// (in an order the seed shuffles), taking one site of each in turn, so
+// that a file with many comparisons does not crowd out the others.
 func pickMutants(all []mutant, n int, seed uint64) []mutant {
 	r := rand.New(rand.NewPCG(seed, 0x6d7574616e74))
-	picked := slices.Clone(all)
-	r.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
-	picked = picked[:min(n, len(picked))]
+	byFile := map[string][]mutant{}
+	var files []string
+	for _, m := range all {
+		if byFile[m.File] == nil {
+			files = append(files, m.File)
+		}
+		byFile[m.File] = append(byFile[m.File], m)
+	}
+	sort.Strings(files)
+	r.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	for _, name := range files {
+		sites := byFile[name]
+		r.Shuffle(len(sites), func(i, j int) { sites[i], sites[j] = sites[j], sites[i] })
+	}
+	var picked []mutant
+	for round := 0; len(picked) < min(n, len(all)); round++ {
+		for _, name := range files {
+			if sites := byFile[name]; round < len(sites) && len(picked) < n {
+				picked = append(picked, sites[round])
+			}
+		}
+	}
 	slices.SortFunc(picked, func(a, b mutant) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
@@ -161,14 +185,28 @@ func pickMutants(all []mutant, n int, seed uint64) []mutant {
 	return picked
 }
 
+// Outcomes of a mutant. Only caught and survived count towards the
+// score: a stillborn mutant does not build, and an equivalent one builds
+// to the very program the unmutated tree builds to (the compiler saw
+// through it), so no seed could ever tell them apart.
+const (
+	mutCaught     = "caught"
+	mutSurvived   = "survived"
+	mutStillborn  = "stillborn"
+	mutEquivalent = "equivalent"
+)
+
 // mutantOutcome is what a mutant's swarm found.
 type mutantOutcome struct {
 	mutant
-	// Result is "caught", "survived" or "stillborn" (did not build).
+	// Result is caught, survived, stillborn or equivalent.
 	Result string `json:"result"`
 	// Detail names the seed and checks that caught it, or the build error.
 	Detail string `json:"detail,omitempty"`
-	Seeds  int    `json:"seeds"`
+	// Seeds counts the seeds run; a caught mutant stops at its first
+	// failing seed.
+	Seeds   int     `json:"seeds"`
+	Seconds float64 `json:"seconds"`
 }
 
 type mutateFlags struct {
@@ -180,6 +218,8 @@ type mutateFlags struct {
 	parallel    int
 	run, drain  time.Duration
 	seedTimeout time.Duration
+	only        []int
+	out         string
 	list        bool
 	jsonOut     bool
 }
@@ -192,16 +232,24 @@ func newSimMutateCommand() *cobra.Command {
 		Long: `Run a mutation campaign from a checkout of sluice: find the mutation sites
 of the given packages (flipped comparisons, off-by-ones, skipped error
 checks, dropped Sync/Truncate/Flush/Remove/Rename calls), draw --mutants of
-them with --seed, build sluice with each mutant through 'go build -overlay'
-(the tree is not edited), and run a swarm of at most --seeds seeds per
-scenario against it, stopping at its first failure. A mutant is caught when
-some seed fails, survives when none does, and is stillborn when it does not
-build. The report gives the share caught and lists the survivors: each is a
-mistake the scenarios cannot see.
+them with --seed (going round the files, so that every file gets its
+share), build sluice with each mutant through 'go build -overlay' (the tree
+is not edited; Go's build cache rebuilds only the mutated package and
+links), and run a swarm of --seeds seeds against it: the seeds go round
+the scenarios of --scenario, each drawing its own fault mix and workload,
+and the swarm stops at the first failing seed.
+
+A mutant is caught when some seed fails and survives when none does. Two
+outcomes do not count towards the score: stillborn (it does not build) and
+equivalent (it builds to the same program as the unmutated tree, byte for
+byte, so no seed could catch it). The report gives the share caught and
+lists the survivors: each is a mistake the scenarios cannot see.
 
 It needs the Go toolchain and the source tree (run it from the module).`,
-		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200
-  sluice sim mutate --packages ./broker/storage --list`,
+		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200 \
+      --scenario single-broker,leader-crash --out campaign.jsonl
+  sluice sim mutate --packages ./broker/storage --list
+  sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -209,20 +257,42 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.StringSliceVar(&f.packages, "packages", []string{"./broker/storage", "./workloads/kafka"}, "package directories to mutate")
 	fl.IntVar(&f.mutants, "mutants", 50, "how many mutants to draw")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the draw")
-	fl.IntVar(&f.seeds, "seeds", 200, "at most this many seeds of each scenario per mutant")
-	fl.StringVar(&f.scenarios, "scenario", "all", "scenarios the swarms run")
+	fl.IntVar(&f.seeds, "seeds", 200, "seeds per mutant, going round the scenarios")
+	fl.StringVar(&f.scenarios, "scenario", "single-broker,leader-crash", "scenarios the swarms run, comma-separated, or 'all'")
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes per swarm")
 	fl.DurationVar(&f.run, "run", 0, "run length of each seed (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "drain length of each seed (default: the scenario's)")
 	fl.DurationVar(&f.seedTimeout, "seed-timeout", 2*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught")
+	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
+	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
 	return cmd
 }
 
+// scenarioCount is how many scenarios --scenario names.
+func (f mutateFlags) scenarioCount() (int, error) {
+	if f.scenarios == "all" {
+		return len(scenario.Names()), nil
+	}
+	names := strings.Split(f.scenarios, ",")
+	for _, name := range names {
+		if _, err := scenario.Lookup(name); err != nil {
+			return 0, usageError("--scenario: %v", err)
+		}
+	}
+	return len(names), nil
+}
+
 func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if f.mutants < 1 || f.seeds < 1 {
 		return usageError("--mutants and --seeds must be at least 1")
+	}
+	if f.parallel < 1 {
+		return usageError("--parallel must be at least 1")
+	}
+	if _, err := f.scenarioCount(); err != nil {
+		return err
 	}
 	var all []mutant
 	for _, pkg := range f.packages {
@@ -235,7 +305,10 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 		}
 		all = append(all, found...)
 	}
-	picked := pickMutants(all, f.mutants, f.seed)
+	picked, err := onlyMutants(pickMutants(all, f.mutants, f.seed), f.only)
+	if err != nil {
+		return err
+	}
 	out := cmd.OutOrStdout()
 	if f.list {
 		fmt.Fprintf(out, "%d mutation sites; drawn:\n", len(all))
@@ -249,13 +322,26 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	original, buildErr, err := buildProgram(nil, work)
+	if err != nil || buildErr != "" {
+		return fmt.Errorf("build the unmutated tree: %v%s", err, buildErr)
+	}
+	originalSum, err := fileSum(original)
+	if err != nil {
+		return err
+	}
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
 		status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
-		o, err := tryMutant(m, f, work)
+		began := time.Now()
+		o, err := tryMutant(m, f, work, originalSum)
 		if err != nil {
 			return err
+		}
+		o.Seconds = time.Since(began).Round(time.Second).Seconds()
+		if err := appendOutcome(f.out, o); err != nil {
+			return fmt.Errorf("--out: %w", err)
 		}
 		outcomes = append(outcomes, o)
 	}
@@ -263,22 +349,66 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	return printMutationReport(out, len(all), outcomes, f.jsonOut)
 }
 
+// onlyMutants keeps the drawn mutants numbered in ids (all when empty).
+func onlyMutants(picked []mutant, ids []int) ([]mutant, error) {
+	if len(ids) == 0 {
+		return picked, nil
+	}
+	var kept []mutant
+	for _, id := range ids {
+		if id < 1 || id > len(picked) {
+			return nil, usageError("--only %d: the draw numbers its mutants 1 to %d", id, len(picked))
+		}
+		kept = append(kept, picked[id-1])
+	}
+	return kept, nil
+}
+
+func appendOutcome(name string, o mutantOutcome) error {
+	if name == "" {
+		return nil
+	}
+	line, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	file, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Write(append(line, '\n')); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
+}
+
 // tryMutant builds sluice with m and runs its swarm.
-func tryMutant(m mutant, f mutateFlags, work string) (mutantOutcome, error) {
+func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome, error) {
 	o := mutantOutcome{mutant: m}
 	dir := filepath.Join(work, fmt.Sprintf("m%d", m.ID))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return o, err
 	}
-	binary, buildErr, err := buildMutant(m, dir)
+	binary, buildErr, err := buildProgram(&m, dir)
 	if err != nil {
 		return o, err
 	}
 	if buildErr != "" {
-		o.Result, o.Detail = "stillborn", buildErr
+		o.Result, o.Detail = mutStillborn, buildErr
 		return o, nil
 	}
-	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(f.seeds),
+	sum, err := fileSum(binary)
+	if err != nil {
+		return o, err
+	}
+	if sum == originalSum {
+		o.Result, o.Detail = mutEquivalent, "builds to the unmutated program"
+		return o, nil
+	}
+	scenarios, _ := f.scenarioCount()
+	perScenario := (f.seeds + scenarios - 1) / scenarios // the swarm goes round the scenarios seed by seed
+	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario),
 		"--parallel", fmt.Sprint(f.parallel), "--max-failures", "1", "--json",
 		"--seed-timeout", f.seedTimeout.String(), "--failures-dir", filepath.Join(dir, "failures")}
 	if f.run > 0 {
@@ -291,44 +421,37 @@ func tryMutant(m mutant, f mutateFlags, work string) (mutantOutcome, error) {
 	var stdout bytes.Buffer
 	swarm.Stdout, swarm.Stderr = &stdout, io.Discard
 	runErr := swarm.Run()
+	os.RemoveAll(dir) // the binary and any failing runs: tens of MB a mutant
 	var s swarmSummary
 	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
-		o.Result, o.Detail = "caught", fmt.Sprintf("the mutant's swarm did not finish: %v", runErr)
+		o.Result, o.Detail = mutCaught, fmt.Sprintf("the mutant's swarm did not finish: %v", runErr)
 		return o, nil
 	}
 	o.Seeds = s.Seeds
 	if s.Failed == 0 {
-		o.Result = "survived"
+		o.Result = mutSurvived
 		return o, nil
 	}
 	r := s.Failures[0]
-	o.Result, o.Detail = "caught", fmt.Sprintf("%s seed %d: %s", r.Scenario, r.Seed, failureText(r))
+	o.Result, o.Detail = mutCaught, fmt.Sprintf("%s seed %d: %s", r.Scenario, r.Seed, failureText(r))
 	return o, nil
 }
 
-// buildMutant builds the command with m's file replaced through an
-// overlay. A mutant that does not compile returns the compiler's words.
-func buildMutant(m mutant, dir string) (binary, buildErr string, err error) {
-	src, err := os.ReadFile(m.File)
-	if err != nil {
-		return "", "", err
-	}
-	mutated := append(append(append([]byte{}, src[:m.start]...), m.Mutated...), src[m.end:]...)
-	file := filepath.Join(dir, filepath.Base(m.File))
-	if err := os.WriteFile(file, mutated, 0o644); err != nil {
-		return "", "", err
-	}
-	abs, err := filepath.Abs(m.File)
-	if err != nil {
-		return "", "", err
-	}
-	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: file}})
-	overlayFile := filepath.Join(dir, "overlay.json")
-	if err := os.WriteFile(overlayFile, overlay, 0o644); err != nil {
-		return "", "", err
+// buildProgram builds the command, with m's file replaced through an
+// overlay when m is not nil; a mutant that does not compile returns the
+// compiler's words. The build leaves out paths, symbols and the build id,
+// so that two trees that compile to the same code give the same bytes.
+func buildProgram(m *mutant, dir string) (binary, buildErr string, err error) {
+	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
+	if m != nil {
+		overlay, err := writeOverlay(*m, dir)
+		if err != nil {
+			return "", "", err
+		}
+		args = append(args, "-overlay", overlay)
 	}
 	binary = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-overlay", overlayFile, "-o", binary, "./cmd/sluice")
+	build := exec.Command("go", append(args, "-o", binary, "./cmd/sluice")...)
 	out, err := build.CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -338,6 +461,36 @@ func buildMutant(m mutant, dir string) (binary, buildErr string, err error) {
 		return "", "", fmt.Errorf("go build: %w", err)
 	}
 	return binary, "", nil
+}
+
+// writeOverlay writes m's file and the overlay that puts it in place of
+// the original, and returns the overlay's name.
+func writeOverlay(m mutant, dir string) (string, error) {
+	src, err := os.ReadFile(m.File)
+	if err != nil {
+		return "", err
+	}
+	mutated := append(append(append([]byte{}, src[:m.start]...), m.Mutated...), src[m.end:]...)
+	file := filepath.Join(dir, filepath.Base(m.File))
+	if err := os.WriteFile(file, mutated, 0o644); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(m.File)
+	if err != nil {
+		return "", err
+	}
+	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: file}})
+	name := filepath.Join(dir, "overlay.json")
+	return name, os.WriteFile(name, overlay, 0o644)
+}
+
+func fileSum(name string) (string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func firstLine(s string) string {
@@ -350,36 +503,30 @@ func firstLine(s string) string {
 }
 
 func printMutationReport(out io.Writer, sites int, outcomes []mutantOutcome, jsonOut bool) error {
-	caught, survived, stillborn := 0, 0, 0
+	count := map[string]int{}
 	for _, o := range outcomes {
-		switch o.Result {
-		case "caught":
-			caught++
-		case "survived":
-			survived++
-		default:
-			stillborn++
-		}
+		count[o.Result]++
 	}
+	caught, survived := count[mutCaught], count[mutSurvived]
 	score := 0.0
 	if caught+survived > 0 {
 		score = float64(caught) / float64(caught+survived)
 	}
 	if jsonOut {
 		return json.NewEncoder(out).Encode(map[string]any{
-			"sites": sites, "caught": caught, "survived": survived, "stillborn": stillborn,
-			"score": score, "mutants": outcomes,
+			"sites": sites, "caught": caught, "survived": survived, "stillborn": count[mutStillborn],
+			"equivalent": count[mutEquivalent], "score": score, "mutants": outcomes,
 		})
 	}
 	rows := make([][]string, 0, len(outcomes))
 	for _, o := range outcomes {
 		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d", o.File, o.Line), string(o.Kind),
-			o.Original + " -> " + o.Mutated, o.Result, o.Detail})
+			o.Original + " -> " + o.Mutated, o.Result, fmt.Sprint(o.Seeds), o.Detail})
 	}
-	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "detail"}, rows); err != nil {
+	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "seeds", "detail"}, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d mutants of %d sites: %d caught, %d survived, %d did not build; caught %.0f%% of those that built\n",
-		len(outcomes), sites, caught, survived, stillborn, 100*score)
+	fmt.Fprintf(out, "%d mutants of %d sites: %d caught, %d survived, %d did not build, %d equivalent; caught %.0f%% of those that count\n",
+		len(outcomes), sites, caught, survived, count[mutStillborn], count[mutEquivalent], 100*score)
 	return nil
 }
