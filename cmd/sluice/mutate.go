@@ -219,6 +219,7 @@ type mutateFlags struct {
 	run, drain  time.Duration
 	seedTimeout time.Duration
 	only        []int
+	sites       []string
 	out         string
 	list        bool
 	jsonOut     bool
@@ -249,7 +250,8 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200 \
       --scenario single-broker,leader-crash --out campaign.jsonl
   sluice sim mutate --packages ./broker/storage --list
-  sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw`,
+  sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw
+  sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -264,6 +266,7 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.DurationVar(&f.drain, "drain", 0, "drain length of each seed (default: the scenario's)")
 	fl.DurationVar(&f.seedTimeout, "seed-timeout", 2*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught")
 	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
+	fl.StringArrayVar(&f.sites, "site", nil, "instead of a draw, the mutants at FILE:LINE or FILE:LINE:CHANGE (the original text, such as '<', or the kind; repeatable)")
 	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
@@ -309,6 +312,11 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if err != nil {
 		return err
 	}
+	if len(f.sites) > 0 {
+		if picked, err = mutantsAt(all, f.sites); err != nil {
+			return err
+		}
+	}
 	out := cmd.OutOrStdout()
 	if f.list {
 		fmt.Fprintf(out, "%d mutation sites; drawn:\n", len(all))
@@ -322,7 +330,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	original, buildErr, err := buildProgram(nil, work)
+	original, buildErr, err := buildProgram(nil, work, mutateMain)
 	if err != nil || buildErr != "" {
 		return fmt.Errorf("build the unmutated tree: %v%s", err, buildErr)
 	}
@@ -364,6 +372,39 @@ func onlyMutants(picked []mutant, ids []int) ([]mutant, error) {
 	return kept, nil
 }
 
+// mutantsAt picks the mutants at the named sites, FILE:LINE or
+// FILE:LINE:CHANGE where CHANGE is the original text or the kind; a
+// site that names no mutant is an error.
+func mutantsAt(all []mutant, sites []string) ([]mutant, error) {
+	var picked []mutant
+	for _, site := range sites {
+		parts := strings.SplitN(site, ":", 3)
+		var line int
+		if len(parts) < 2 {
+			return nil, usageError("--site %q: want FILE:LINE or FILE:LINE:CHANGE", site)
+		}
+		if _, err := fmt.Sscan(parts[1], &line); err != nil {
+			return nil, usageError("--site %q: line %q is not a number", site, parts[1])
+		}
+		found := 0
+		for _, m := range all {
+			if filepath.Clean(m.File) != filepath.Clean(parts[0]) || m.Line != line {
+				continue
+			}
+			if len(parts) == 3 && parts[2] != m.Original && parts[2] != string(m.Kind) {
+				continue
+			}
+			m.ID = len(picked) + 1
+			picked = append(picked, m)
+			found++
+		}
+		if found == 0 {
+			return nil, usageError("--site %q: no mutation site there (see --list)", site)
+		}
+	}
+	return picked, nil
+}
+
 func appendOutcome(name string, o mutantOutcome) error {
 	if name == "" {
 		return nil
@@ -390,7 +431,7 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return o, err
 	}
-	binary, buildErr, err := buildProgram(&m, dir)
+	binary, buildErr, err := buildProgram(&m, dir, mutateMain)
 	if err != nil {
 		return o, err
 	}
@@ -437,11 +478,14 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 	return o, nil
 }
 
-// buildProgram builds the command, with m's file replaced through an
+// mutateMain is the program a campaign builds and runs its swarms with.
+const mutateMain = "./cmd/sluice"
+
+// buildProgram builds mainPkg, with m's file replaced through an
 // overlay when m is not nil; a mutant that does not compile returns the
 // compiler's words. The build leaves out paths, symbols and the build id,
 // so that two trees that compile to the same code give the same bytes.
-func buildProgram(m *mutant, dir string) (binary, buildErr string, err error) {
+func buildProgram(m *mutant, dir, mainPkg string) (binary, buildErr string, err error) {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
 	if m != nil {
 		overlay, err := writeOverlay(*m, dir)
@@ -451,7 +495,7 @@ func buildProgram(m *mutant, dir string) (binary, buildErr string, err error) {
 		args = append(args, "-overlay", overlay)
 	}
 	binary = filepath.Join(dir, "sluice")
-	build := exec.Command("go", append(args, "-o", binary, "./cmd/sluice")...)
+	build := exec.Command("go", append(args, "-o", binary, mainPkg)...)
 	out, err := build.CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
