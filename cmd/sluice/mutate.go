@@ -264,10 +264,10 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes per swarm")
 	fl.DurationVar(&f.run, "run", 0, "run length of each seed (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "drain length of each seed (default: the scenario's)")
-	fl.DurationVar(&f.seedTimeout, "seed-timeout", 2*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught")
+	fl.DurationVar(&f.seedTimeout, "seed-timeout", 10*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught (generous: on a loaded machine a sound seed can take minutes)")
 	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
 	fl.StringArrayVar(&f.sites, "site", nil, "instead of a draw, the mutants at FILE:LINE or FILE:LINE:CHANGE (the original text, such as '<', or the kind; repeatable)")
-	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known")
+	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known; mutants it already holds are not run again (a stopped campaign resumes)")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
 	return cmd
@@ -338,9 +338,17 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if err != nil {
 		return err
 	}
+	done, err := recordedOutcomes(f.out)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
+		if o, ok := done[m.String()]; ok && o.ID == m.ID {
+			outcomes = append(outcomes, o) // a campaign resumed: this one ran before
+			continue
+		}
 		status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
 		began := time.Now()
 		o, err := tryMutant(m, f, work, originalSum)
@@ -403,6 +411,34 @@ func mutantsAt(all []mutant, sites []string) ([]mutant, error) {
 		}
 	}
 	return picked, nil
+}
+
+// recordedOutcomes reads the outcomes an earlier run of the same
+// campaign appended to name, keyed by mutant, so that a campaign stopped
+// part way resumes where it stopped. A missing file holds none.
+func recordedOutcomes(name string) (map[string]mutantOutcome, error) {
+	done := map[string]mutantOutcome{}
+	if name == "" {
+		return done, nil
+	}
+	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var o mutantOutcome
+		if err := json.Unmarshal(line, &o); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", name, i+1, err)
+		}
+		done[o.mutant.String()] = o
+	}
+	return done, nil
 }
 
 func appendOutcome(name string, o mutantOutcome) error {
