@@ -50,11 +50,15 @@ type mutant struct {
 	ID         int        `json:"id"`
 	File       string     `json:"file"`
 	Line       int        `json:"line"`
+	Column     int        `json:"column"`
 	Kind       mutantKind `json:"kind"`
 	Original   string     `json:"original"`
 	Mutated    string     `json:"mutated"`
 	start, end int
 }
+
+// key tells apart two mutants of one line and kind.
+func (m mutant) key() string { return fmt.Sprintf("%s col %d", m, m.Column) }
 
 func (m mutant) String() string {
 	return fmt.Sprintf("%s:%d %s: %s -> %s", m.File, m.Line, m.Kind, m.Original, m.Mutated)
@@ -100,7 +104,7 @@ func mutantsOf(fset *token.FileSet, file *ast.File, name string, src []byte) []m
 	var out []mutant
 	add := func(kind mutantKind, from, to token.Pos, replacement string) {
 		start, end := fset.Position(from).Offset, fset.Position(to).Offset
-		out = append(out, mutant{File: name, Line: fset.Position(from).Line, Kind: kind,
+		out = append(out, mutant{File: name, Line: fset.Position(from).Line, Column: fset.Position(from).Column, Kind: kind,
 			Original: string(src[start:end]), Mutated: replacement, start: start, end: end})
 	}
 	ast.Inspect(file, func(n ast.Node) bool {
@@ -321,7 +325,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if f.list {
 		fmt.Fprintf(out, "%d mutation sites; drawn:\n", len(all))
 		for _, m := range picked {
-			fmt.Fprintf(out, "%3d %s\n", m.ID, m)
+			fmt.Fprintf(out, "%3d %s (column %d)\n", m.ID, m, m.Column)
 		}
 		return nil
 	}
@@ -345,7 +349,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
-		if o, ok := done[m.String()]; ok && o.ID == m.ID {
+		if o, ok := done[m.key()]; ok && o.ID == m.ID {
 			outcomes = append(outcomes, o) // a campaign resumed: this one ran before
 			continue
 		}
@@ -436,7 +440,7 @@ func recordedOutcomes(name string) (map[string]mutantOutcome, error) {
 		if err := json.Unmarshal(line, &o); err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", name, i+1, err)
 		}
-		done[o.mutant.String()] = o
+		done[o.key()] = o
 	}
 	return done, nil
 }
@@ -600,7 +604,7 @@ func printMutationReport(out io.Writer, sites int, outcomes []mutantOutcome, jso
 	}
 	rows := make([][]string, 0, len(outcomes))
 	for _, o := range outcomes {
-		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d", o.File, o.Line), string(o.Kind),
+		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d:%d", o.File, o.Line, o.Column), string(o.Kind),
 			o.Original + " -> " + o.Mutated, o.Result, fmt.Sprint(o.Seeds), o.Detail})
 	}
 	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "seeds", "detail"}, rows); err != nil {

@@ -189,3 +189,34 @@ func TestMutationCampaignEndToEnd(t *testing.T) {
 		t.Fatalf("closing line not read (%v):\n%s", err, out)
 	}
 }
+
+// TestCampaignResumesFromItsOutcomes: the outcomes a stopped campaign
+// appended are read back keyed by mutant, two mutants of one line apart.
+func TestCampaignResumesFromItsOutcomes(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "campaign.jsonl")
+	if got, err := recordedOutcomes(name); err != nil || len(got) != 0 {
+		t.Fatalf("a missing file gave %v, %v", got, err)
+	}
+	a := mutantOutcome{mutant: mutant{ID: 5, File: "p.go", Line: 4, Column: 9, Kind: mutFlipComparison, Original: "<", Mutated: "<="},
+		Result: mutCaught, Detail: "single-broker seed 3: drained", Seeds: 3}
+	b := a
+	b.ID, b.Column, b.Result, b.Detail, b.Seeds = 6, 20, mutSurvived, "", 200
+	for _, o := range []mutantOutcome{a, b} {
+		if err := appendOutcome(name, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := recordedOutcomes(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !reflect.DeepEqual(got[a.key()], a) || !reflect.DeepEqual(got[b.key()], b) {
+		t.Fatalf("read back %+v", got)
+	}
+	if err := os.WriteFile(name, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recordedOutcomes(name); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("a damaged file gave %v", err)
+	}
+}
