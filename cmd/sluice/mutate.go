@@ -57,8 +57,11 @@ type mutant struct {
 	start, end int
 }
 
-// key tells apart two mutants of one line and kind.
-func (m mutant) key() string { return fmt.Sprintf("%s col %d", m, m.Column) }
+// key names a mutant within its campaign: a draw (or a list of sites)
+// numbers its mutants in a fixed order, so the number tells apart two
+// mutants of one line and kind, and the site guards against a file
+// that changed since.
+func (m mutant) key() string { return fmt.Sprintf("%d %s", m.ID, m) }
 
 func (m mutant) String() string {
 	return fmt.Sprintf("%s:%d %s: %s -> %s", m.File, m.Line, m.Kind, m.Original, m.Mutated)
@@ -349,7 +352,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
-		if o, ok := done[m.key()]; ok && o.ID == m.ID {
+		if o, ok := done[m.key()]; ok {
 			outcomes = append(outcomes, o) // a campaign resumed: this one ran before
 			continue
 		}

@@ -200,7 +200,7 @@ func TestCampaignResumesFromItsOutcomes(t *testing.T) {
 	a := mutantOutcome{mutant: mutant{ID: 5, File: "p.go", Line: 4, Column: 9, Kind: mutFlipComparison, Original: "<", Mutated: "<="},
 		Result: mutCaught, Detail: "single-broker seed 3: drained", Seeds: 3}
 	b := a
-	b.ID, b.Column, b.Result, b.Detail, b.Seeds = 6, 20, mutSurvived, "", 200
+	b.ID, b.Column, b.Result, b.Detail, b.Seeds = 6, 20, mutSurvived, "", 200 // the same line, kind and change
 	for _, o := range []mutantOutcome{a, b} {
 		if err := appendOutcome(name, o); err != nil {
 			t.Fatal(err)
