@@ -19,7 +19,10 @@ import (
 // its log holds: a mistake in keeping them (an epoch not recorded, a
 // producer's sequence not advanced, a recovery that rebuilds them wrong)
 // shows here in every seed that reaches it, even when no client happens
-// to ask the question it would answer wrongly.
+// to ask the question it would answer wrongly. Last, each producer's
+// latest batch is sent again, as a retry after a lost answer is: a
+// client cannot tell a duplicate refused as out of order from a send
+// that may or may not have been written, so only the log can be asked.
 
 // auditBatch is what the audit needs of one batch of the log.
 type auditBatch struct {
@@ -158,8 +161,62 @@ func auditLog(lg *storage.Log, producers bool) (faults []string, batches int, sk
 	faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
 	if producers {
 		faults = append(faults, auditProducers(lg.Producers(), read)...)
+		if len(faults) == 0 {
+			faults = replayLatestBatches(lg, read)
+		}
 	}
 	return faults, len(read), ""
+}
+
+// replayLatestBatches sends each producer's latest batch to the log
+// again, as a producer retrying a send whose answer it lost does: the
+// log must recognise it as a duplicate and answer with its offsets,
+// whatever crashes, recoveries and snapshots came between. (The log is
+// the live broker's, after the history was judged; a sound log writes
+// nothing for a duplicate.)
+func replayLatestBatches(lg *storage.Log, batches []auditBatch) []string {
+	latest := map[int64]auditBatch{}
+	for _, b := range batches {
+		if b.hasProducer {
+			latest[b.producerID] = b
+		}
+	}
+	ids := make([]int64, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var faults []string
+	for _, id := range ids {
+		b := latest[id]
+		res, err := lg.Read(b.base, 1, lg.EndOffset())
+		if err != nil || res.Batches == 0 {
+			continue // read errors are the disk's; the audit reads what it can
+		}
+		batch := record.Batch(append([]byte(nil), res.Data[:record.Batch(res.Data).Size()]...))
+		if batch.BaseOffset() != b.base {
+			continue
+		}
+		appended, err := lg.Append(batch, lg.LatestEpoch())
+		if fault := judgeReplay(b, appended, err); fault != "" {
+			faults = append(faults, fault)
+		}
+	}
+	return faults
+}
+
+// judgeReplay says what is wrong with the log's answer to a replay of
+// batch b, or "" when it recognised the duplicate.
+func judgeReplay(b auditBatch, res storage.AppendResult, err error) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("producer %d's batch %d..%d sent again was refused (%v), not recognised as a duplicate", b.producerID, b.base, b.last, err)
+	case !res.Duplicate:
+		return fmt.Sprintf("producer %d's batch %d..%d sent again was written again at %d..%d", b.producerID, b.base, b.last, res.BaseOffset, res.LastOffset)
+	case res.BaseOffset != b.base || res.LastOffset != b.last:
+		return fmt.Sprintf("producer %d's batch %d..%d sent again was answered as a duplicate at %d..%d", b.producerID, b.base, b.last, res.BaseOffset, res.LastOffset)
+	}
+	return ""
 }
 
 // logAuditCheck audits every partition of the last broker process, when

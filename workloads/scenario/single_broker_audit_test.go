@@ -81,7 +81,9 @@ func TestAuditProducers(t *testing.T) {
 // logs hold batches of several leader epochs, and producer state rebuilt
 // by recovery) ends with the log audit run over its batches, and passing.
 // With an epoch cache that keeps only its first epoch, this seed fails
-// the audit (a mutant of epochCache.assign did).
+// the audit (a mutant of epochCache.assign did), and so it does with a
+// producer table that no longer finds a replayed batch among the
+// producer's last five (a mutant of producerTable.check).
 func TestSwarmSeedAuditsItsLog(t *testing.T) {
 	d := singleBrokerDef(t)
 	o := withParams(2, nil)
@@ -103,5 +105,26 @@ func TestSwarmSeedAuditsItsLog(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no log-state check among %+v", res.Checks)
+	}
+}
+
+func TestJudgeReplay(t *testing.T) {
+	b := auditedBatches[2]
+	cases := []struct {
+		name string
+		res  storage.AppendResult
+		err  error
+		want string
+	}{
+		{"recognised", storage.AppendResult{BaseOffset: 10, LastOffset: 19, Duplicate: true}, nil, ""},
+		{"refused", storage.AppendResult{}, storage.ErrOutOfOrderSequence, "was refused"},
+		{"written again", storage.AppendResult{BaseOffset: 20, LastOffset: 29}, nil, "was written again at 20..29"},
+		{"another batch's offsets", storage.AppendResult{BaseOffset: 0, LastOffset: 9, Duplicate: true}, nil, "answered as a duplicate at 0..9"},
+	}
+	for _, c := range cases {
+		got := judgeReplay(b, c.res, c.err)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }
