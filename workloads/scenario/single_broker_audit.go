@@ -140,11 +140,25 @@ func auditProducers(states []storage.ProducerState, batches []auditBatch) []stri
 	return faults
 }
 
+// auditSegments checks that no segment outgrew the configured segment
+// size: the log rolls before a batch would pass it, and the cleaner
+// groups segments only while their cleaned sizes fit. slack allows one
+// batch more, so that a rule that rolls a batch late is not called a
+// fault; a log that never rolls is.
+func auditSegments(segments []storage.SegmentInfo, segmentBytes, slack int64) []string {
+	for _, s := range segments {
+		if s.SizeBytes > segmentBytes+slack {
+			return []string{fmt.Sprintf("segment %d..%d holds %d bytes; segments are %d bytes", s.BaseOffset, s.NextOffset, s.SizeBytes, segmentBytes)}
+		}
+	}
+	return nil
+}
+
 // auditFaultsMax bounds the disagreements one partition's audit lists.
 const auditFaultsMax = 5
 
 // auditLog audits one partition's log; it says why when it cannot.
-func auditLog(lg *storage.Log, producers bool) (faults []string, batches int, skipped string) {
+func auditLog(lg *storage.Log, k singleBrokerKnobs) (faults []string, batches int, skipped string) {
 	if err := lg.Err(); err != nil {
 		return nil, 0, "the log failed: " + err.Error()
 	}
@@ -159,7 +173,8 @@ func auditLog(lg *storage.Log, producers bool) (faults []string, batches int, sk
 		return []string{"reading the log: " + err.Error()}, 0, ""
 	}
 	faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
-	if producers {
+	faults = append(faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
+	if !k.Compacted {
 		faults = append(faults, auditProducers(lg.Producers(), read)...)
 		if len(faults) == 0 {
 			faults = replayLatestBatches(lg, read)
@@ -220,8 +235,8 @@ func judgeReplay(b auditBatch, res storage.AppendResult, err error) string {
 }
 
 // logAuditCheck audits every partition of the last broker process, when
-// it serves. Producer state is left out on compacted topics, where the
-// cleaner rewrites a producer's last batch.
+// it serves: epochs, segment sizes, and, except on compacted topics,
+// where the cleaner rewrites a producer's last batch, producer state.
 func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 	check := Check{Name: "log-state", OK: true}
 	if !c.serving() {
@@ -236,7 +251,7 @@ func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 		if lg == nil {
 			continue
 		}
-		faults, n, skipped := auditLog(lg, !c.knobs.Compacted)
+		faults, n, skipped := auditLog(lg, c.knobs)
 		audited += int64(n)
 		if skipped != "" {
 			notes = append(notes, fmt.Sprintf("partition %d not audited: %s", p, skipped))
@@ -247,7 +262,7 @@ func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 		}
 	}
 	if check.OK {
-		notes = append(notes, fmt.Sprintf("epoch cache and producer state agree with the %d batches of the log", audited))
+		notes = append(notes, fmt.Sprintf("epoch cache, segment sizes and producer state agree with the %d batches of the log", audited))
 	}
 	check.Detail = strings.Join(notes, "; ")
 	return check, audited

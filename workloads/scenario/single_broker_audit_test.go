@@ -128,3 +128,18 @@ func TestJudgeReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSegments: a segment may pass the configured size by at most
+// one batch; one that never rolled (a segment size read as the 1 GiB
+// default) is a fault.
+func TestAuditSegments(t *testing.T) {
+	segments := []storage.SegmentInfo{{BaseOffset: 0, NextOffset: 90, SizeBytes: 16 << 10},
+		{BaseOffset: 90, NextOffset: 180, SizeBytes: 20 << 10}}
+	if faults := auditSegments(segments, 16<<10, 4<<10); len(faults) != 0 {
+		t.Errorf("within one batch of the size: %v", faults)
+	}
+	faults := auditSegments(segments, 16<<10, 2<<10)
+	if len(faults) != 1 || !strings.Contains(faults[0], "segment 90..180 holds 20480 bytes; segments are 16384 bytes") {
+		t.Errorf("a segment past the size by more than a batch: %v", faults)
+	}
+}
