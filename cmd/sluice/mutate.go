@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/reports"
+	"github.com/sluice-sim/sluice/workloads/scenario"
 )
 
 // A mutation campaign measures the checkers and workloads, not the code:
@@ -47,11 +50,18 @@ type mutant struct {
 	ID         int        `json:"id"`
 	File       string     `json:"file"`
 	Line       int        `json:"line"`
+	Column     int        `json:"column"`
 	Kind       mutantKind `json:"kind"`
 	Original   string     `json:"original"`
 	Mutated    string     `json:"mutated"`
 	start, end int
 }
+
+// key names a mutant within its campaign: a draw (or a list of sites)
+// numbers its mutants in a fixed order, so the number tells apart two
+// mutants of one line and kind, and the site guards against a file
+// that changed since.
+func (m mutant) key() string { return fmt.Sprintf("%d %s", m.ID, m) }
 
 func (m mutant) String() string {
 	return fmt.Sprintf("%s:%d %s: %s -> %s", m.File, m.Line, m.Kind, m.Original, m.Mutated)
@@ -97,7 +107,7 @@ func mutantsOf(fset *token.FileSet, file *ast.File, name string, src []byte) []m
 	var out []mutant
 	add := func(kind mutantKind, from, to token.Pos, replacement string) {
 		start, end := fset.Position(from).Offset, fset.Position(to).Offset
-		out = append(out, mutant{File: name, Line: fset.Position(from).Line, Kind: kind,
+		out = append(out, mutant{File: name, Line: fset.Position(from).Line, Column: fset.Position(from).Column, Kind: kind,
 			Original: string(src[start:end]), Mutated: replacement, start: start, end: end})
 	}
 	ast.Inspect(file, func(n ast.Node) bool {
@@ -143,12 +153,33 @@ func isErrCheck(cond ast.Expr) bool {
 }
 
 // pickMutants draws n of the sites with a seeded random stream, so a
-// campaign is repeatable, and numbers them.
+// campaign is repeatable, and numbers them. The draw goes round the files
+// (in an order the seed shuffles), taking one site of each in turn, so
+// that a file with many comparisons does not crowd out the others.
 func pickMutants(all []mutant, n int, seed uint64) []mutant {
 	r := rand.New(rand.NewPCG(seed, 0x6d7574616e74))
-	picked := slices.Clone(all)
-	r.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
-	picked = picked[:min(n, len(picked))]
+	byFile := map[string][]mutant{}
+	var files []string
+	for _, m := range all {
+		if byFile[m.File] == nil {
+			files = append(files, m.File)
+		}
+		byFile[m.File] = append(byFile[m.File], m)
+	}
+	sort.Strings(files)
+	r.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	for _, name := range files {
+		sites := byFile[name]
+		r.Shuffle(len(sites), func(i, j int) { sites[i], sites[j] = sites[j], sites[i] })
+	}
+	var picked []mutant
+	for round := 0; len(picked) < min(n, len(all)); round++ {
+		for _, name := range files {
+			if sites := byFile[name]; round < len(sites) && len(picked) < n {
+				picked = append(picked, sites[round])
+			}
+		}
+	}
 	slices.SortFunc(picked, func(a, b mutant) int {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
@@ -161,14 +192,28 @@ func pickMutants(all []mutant, n int, seed uint64) []mutant {
 	return picked
 }
 
+// Outcomes of a mutant. Only caught and survived count towards the
+// score: a stillborn mutant does not build, and an equivalent one builds
+// to the very program the unmutated tree builds to (the compiler saw
+// through it), so no seed could ever tell them apart.
+const (
+	mutCaught     = "caught"
+	mutSurvived   = "survived"
+	mutStillborn  = "stillborn"
+	mutEquivalent = "equivalent"
+)
+
 // mutantOutcome is what a mutant's swarm found.
 type mutantOutcome struct {
 	mutant
-	// Result is "caught", "survived" or "stillborn" (did not build).
+	// Result is caught, survived, stillborn or equivalent.
 	Result string `json:"result"`
 	// Detail names the seed and checks that caught it, or the build error.
 	Detail string `json:"detail,omitempty"`
-	Seeds  int    `json:"seeds"`
+	// Seeds counts the seeds run; a caught mutant stops at its first
+	// failing seed.
+	Seeds   int     `json:"seeds"`
+	Seconds float64 `json:"seconds"`
 }
 
 type mutateFlags struct {
@@ -180,6 +225,9 @@ type mutateFlags struct {
 	parallel    int
 	run, drain  time.Duration
 	seedTimeout time.Duration
+	only        []int
+	sites       []string
+	out         string
 	list        bool
 	jsonOut     bool
 }
@@ -192,16 +240,25 @@ func newSimMutateCommand() *cobra.Command {
 		Long: `Run a mutation campaign from a checkout of sluice: find the mutation sites
 of the given packages (flipped comparisons, off-by-ones, skipped error
 checks, dropped Sync/Truncate/Flush/Remove/Rename calls), draw --mutants of
-them with --seed, build sluice with each mutant through 'go build -overlay'
-(the tree is not edited), and run a swarm of at most --seeds seeds per
-scenario against it, stopping at its first failure. A mutant is caught when
-some seed fails, survives when none does, and is stillborn when it does not
-build. The report gives the share caught and lists the survivors: each is a
-mistake the scenarios cannot see.
+them with --seed (going round the files, so that every file gets its
+share), build sluice with each mutant through 'go build -overlay' (the tree
+is not edited; Go's build cache rebuilds only the mutated package and
+links), and run a swarm of --seeds seeds against it: the seeds go round
+the scenarios of --scenario, each drawing its own fault mix and workload,
+and the swarm stops at the first failing seed.
+
+A mutant is caught when some seed fails and survives when none does. Two
+outcomes do not count towards the score: stillborn (it does not build) and
+equivalent (it builds to the same program as the unmutated tree, byte for
+byte, so no seed could catch it). The report gives the share caught and
+lists the survivors: each is a mistake the scenarios cannot see.
 
 It needs the Go toolchain and the source tree (run it from the module).`,
-		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200
-  sluice sim mutate --packages ./broker/storage --list`,
+		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200 \
+      --scenario single-broker,leader-crash --out campaign.jsonl
+  sluice sim mutate --packages ./broker/storage --list
+  sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw
+  sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -209,20 +266,43 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.StringSliceVar(&f.packages, "packages", []string{"./broker/storage", "./workloads/kafka"}, "package directories to mutate")
 	fl.IntVar(&f.mutants, "mutants", 50, "how many mutants to draw")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the draw")
-	fl.IntVar(&f.seeds, "seeds", 200, "at most this many seeds of each scenario per mutant")
-	fl.StringVar(&f.scenarios, "scenario", "all", "scenarios the swarms run")
+	fl.IntVar(&f.seeds, "seeds", 200, "seeds per mutant, going round the scenarios")
+	fl.StringVar(&f.scenarios, "scenario", "single-broker,leader-crash", "scenarios the swarms run, comma-separated, or 'all'")
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes per swarm")
 	fl.DurationVar(&f.run, "run", 0, "run length of each seed (default: the scenario's)")
 	fl.DurationVar(&f.drain, "drain", 0, "drain length of each seed (default: the scenario's)")
-	fl.DurationVar(&f.seedTimeout, "seed-timeout", 2*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught")
+	fl.DurationVar(&f.seedTimeout, "seed-timeout", 10*time.Minute, "wall time a seed may take; a mutant that hangs a seed is caught (generous: on a loaded machine a sound seed can take minutes)")
+	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
+	fl.StringArrayVar(&f.sites, "site", nil, "instead of a draw, the mutants at FILE:LINE or FILE:LINE:CHANGE (the original text, such as '<', or the kind; repeatable)")
+	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known; mutants it already holds are not run again (a stopped campaign resumes)")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
 	return cmd
 }
 
+// scenarioCount is how many scenarios --scenario names.
+func (f mutateFlags) scenarioCount() (int, error) {
+	if f.scenarios == "all" {
+		return len(scenario.Names()), nil
+	}
+	names := strings.Split(f.scenarios, ",")
+	for _, name := range names {
+		if _, err := scenario.Lookup(name); err != nil {
+			return 0, usageError("--scenario: %v", err)
+		}
+	}
+	return len(names), nil
+}
+
 func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if f.mutants < 1 || f.seeds < 1 {
 		return usageError("--mutants and --seeds must be at least 1")
+	}
+	if f.parallel < 1 {
+		return usageError("--parallel must be at least 1")
+	}
+	if _, err := f.scenarioCount(); err != nil {
+		return err
 	}
 	var all []mutant
 	for _, pkg := range f.packages {
@@ -235,12 +315,20 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 		}
 		all = append(all, found...)
 	}
-	picked := pickMutants(all, f.mutants, f.seed)
+	picked, err := onlyMutants(pickMutants(all, f.mutants, f.seed), f.only)
+	if err != nil {
+		return err
+	}
+	if len(f.sites) > 0 {
+		if picked, err = mutantsAt(all, f.sites); err != nil {
+			return err
+		}
+	}
 	out := cmd.OutOrStdout()
 	if f.list {
 		fmt.Fprintf(out, "%d mutation sites; drawn:\n", len(all))
 		for _, m := range picked {
-			fmt.Fprintf(out, "%3d %s\n", m.ID, m)
+			fmt.Fprintf(out, "%3d %s (column %d)\n", m.ID, m, m.Column)
 		}
 		return nil
 	}
@@ -249,13 +337,34 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	original, buildErr, err := buildProgram(nil, work, mutateMain)
+	if err != nil || buildErr != "" {
+		return fmt.Errorf("build the unmutated tree: %v%s", err, buildErr)
+	}
+	originalSum, err := fileSum(original)
+	if err != nil {
+		return err
+	}
+	done, err := recordedOutcomes(f.out)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
+		if o, ok := done[m.key()]; ok {
+			outcomes = append(outcomes, o) // a campaign resumed: this one ran before
+			continue
+		}
 		status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
-		o, err := tryMutant(m, f, work)
+		began := time.Now()
+		o, err := tryMutant(m, f, work, originalSum)
 		if err != nil {
 			return err
+		}
+		o.Seconds = time.Since(began).Round(time.Second).Seconds()
+		if err := appendOutcome(f.out, o); err != nil {
+			return fmt.Errorf("--out: %w", err)
 		}
 		outcomes = append(outcomes, o)
 	}
@@ -263,22 +372,127 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	return printMutationReport(out, len(all), outcomes, f.jsonOut)
 }
 
+// onlyMutants keeps the drawn mutants numbered in ids (all when empty).
+func onlyMutants(picked []mutant, ids []int) ([]mutant, error) {
+	if len(ids) == 0 {
+		return picked, nil
+	}
+	var kept []mutant
+	for _, id := range ids {
+		if id < 1 || id > len(picked) {
+			return nil, usageError("--only %d: the draw numbers its mutants 1 to %d", id, len(picked))
+		}
+		kept = append(kept, picked[id-1])
+	}
+	return kept, nil
+}
+
+// mutantsAt picks the mutants at the named sites, FILE:LINE or
+// FILE:LINE:CHANGE where CHANGE is the original text or the kind; a
+// site that names no mutant is an error.
+func mutantsAt(all []mutant, sites []string) ([]mutant, error) {
+	var picked []mutant
+	for _, site := range sites {
+		parts := strings.SplitN(site, ":", 3)
+		var line int
+		if len(parts) < 2 {
+			return nil, usageError("--site %q: want FILE:LINE or FILE:LINE:CHANGE", site)
+		}
+		if _, err := fmt.Sscan(parts[1], &line); err != nil {
+			return nil, usageError("--site %q: line %q is not a number", site, parts[1])
+		}
+		found := 0
+		for _, m := range all {
+			if filepath.Clean(m.File) != filepath.Clean(parts[0]) || m.Line != line {
+				continue
+			}
+			if len(parts) == 3 && parts[2] != m.Original && parts[2] != string(m.Kind) {
+				continue
+			}
+			m.ID = len(picked) + 1
+			picked = append(picked, m)
+			found++
+		}
+		if found == 0 {
+			return nil, usageError("--site %q: no mutation site there (see --list)", site)
+		}
+	}
+	return picked, nil
+}
+
+// recordedOutcomes reads the outcomes an earlier run of the same
+// campaign appended to name, keyed by mutant, so that a campaign stopped
+// part way resumes where it stopped. A missing file holds none.
+func recordedOutcomes(name string) (map[string]mutantOutcome, error) {
+	done := map[string]mutantOutcome{}
+	if name == "" {
+		return done, nil
+	}
+	data, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var o mutantOutcome
+		if err := json.Unmarshal(line, &o); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", name, i+1, err)
+		}
+		done[o.key()] = o
+	}
+	return done, nil
+}
+
+func appendOutcome(name string, o mutantOutcome) error {
+	if name == "" {
+		return nil
+	}
+	line, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	file, err := os.OpenFile(name, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Write(append(line, '\n')); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
+}
+
 // tryMutant builds sluice with m and runs its swarm.
-func tryMutant(m mutant, f mutateFlags, work string) (mutantOutcome, error) {
+func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome, error) {
 	o := mutantOutcome{mutant: m}
 	dir := filepath.Join(work, fmt.Sprintf("m%d", m.ID))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return o, err
 	}
-	binary, buildErr, err := buildMutant(m, dir)
+	binary, buildErr, err := buildProgram(&m, dir, mutateMain)
 	if err != nil {
 		return o, err
 	}
 	if buildErr != "" {
-		o.Result, o.Detail = "stillborn", buildErr
+		o.Result, o.Detail = mutStillborn, buildErr
 		return o, nil
 	}
-	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(f.seeds),
+	sum, err := fileSum(binary)
+	if err != nil {
+		return o, err
+	}
+	if sum == originalSum {
+		o.Result, o.Detail = mutEquivalent, "builds to the unmutated program"
+		return o, nil
+	}
+	scenarios, _ := f.scenarioCount()
+	perScenario := (f.seeds + scenarios - 1) / scenarios // the swarm goes round the scenarios seed by seed
+	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario),
 		"--parallel", fmt.Sprint(f.parallel), "--max-failures", "1", "--json",
 		"--seed-timeout", f.seedTimeout.String(), "--failures-dir", filepath.Join(dir, "failures")}
 	if f.run > 0 {
@@ -291,44 +505,40 @@ func tryMutant(m mutant, f mutateFlags, work string) (mutantOutcome, error) {
 	var stdout bytes.Buffer
 	swarm.Stdout, swarm.Stderr = &stdout, io.Discard
 	runErr := swarm.Run()
+	os.RemoveAll(dir) // the binary and any failing runs: tens of MB a mutant
 	var s swarmSummary
 	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
-		o.Result, o.Detail = "caught", fmt.Sprintf("the mutant's swarm did not finish: %v", runErr)
+		o.Result, o.Detail = mutCaught, fmt.Sprintf("the mutant's swarm did not finish: %v", runErr)
 		return o, nil
 	}
 	o.Seeds = s.Seeds
 	if s.Failed == 0 {
-		o.Result = "survived"
+		o.Result = mutSurvived
 		return o, nil
 	}
 	r := s.Failures[0]
-	o.Result, o.Detail = "caught", fmt.Sprintf("%s seed %d: %s", r.Scenario, r.Seed, failureText(r))
+	o.Result, o.Detail = mutCaught, fmt.Sprintf("%s seed %d: %s", r.Scenario, r.Seed, failureText(r))
 	return o, nil
 }
 
-// buildMutant builds the command with m's file replaced through an
-// overlay. A mutant that does not compile returns the compiler's words.
-func buildMutant(m mutant, dir string) (binary, buildErr string, err error) {
-	src, err := os.ReadFile(m.File)
-	if err != nil {
-		return "", "", err
-	}
-	mutated := append(append(append([]byte{}, src[:m.start]...), m.Mutated...), src[m.end:]...)
-	file := filepath.Join(dir, filepath.Base(m.File))
-	if err := os.WriteFile(file, mutated, 0o644); err != nil {
-		return "", "", err
-	}
-	abs, err := filepath.Abs(m.File)
-	if err != nil {
-		return "", "", err
-	}
-	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: file}})
-	overlayFile := filepath.Join(dir, "overlay.json")
-	if err := os.WriteFile(overlayFile, overlay, 0o644); err != nil {
-		return "", "", err
+// mutateMain is the program a campaign builds and runs its swarms with.
+const mutateMain = "./cmd/sluice"
+
+// buildProgram builds mainPkg, with m's file replaced through an
+// overlay when m is not nil; a mutant that does not compile returns the
+// compiler's words. The build leaves out paths, symbols and the build id,
+// so that two trees that compile to the same code give the same bytes.
+func buildProgram(m *mutant, dir, mainPkg string) (binary, buildErr string, err error) {
+	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid="}
+	if m != nil {
+		overlay, err := writeOverlay(*m, dir)
+		if err != nil {
+			return "", "", err
+		}
+		args = append(args, "-overlay", overlay)
 	}
 	binary = filepath.Join(dir, "sluice")
-	build := exec.Command("go", "build", "-overlay", overlayFile, "-o", binary, "./cmd/sluice")
+	build := exec.Command("go", append(args, "-o", binary, mainPkg)...)
 	out, err := build.CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -338,6 +548,36 @@ func buildMutant(m mutant, dir string) (binary, buildErr string, err error) {
 		return "", "", fmt.Errorf("go build: %w", err)
 	}
 	return binary, "", nil
+}
+
+// writeOverlay writes m's file and the overlay that puts it in place of
+// the original, and returns the overlay's name.
+func writeOverlay(m mutant, dir string) (string, error) {
+	src, err := os.ReadFile(m.File)
+	if err != nil {
+		return "", err
+	}
+	mutated := append(append(append([]byte{}, src[:m.start]...), m.Mutated...), src[m.end:]...)
+	file := filepath.Join(dir, filepath.Base(m.File))
+	if err := os.WriteFile(file, mutated, 0o644); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(m.File)
+	if err != nil {
+		return "", err
+	}
+	overlay, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: file}})
+	name := filepath.Join(dir, "overlay.json")
+	return name, os.WriteFile(name, overlay, 0o644)
+}
+
+func fileSum(name string) (string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func firstLine(s string) string {
@@ -350,36 +590,30 @@ func firstLine(s string) string {
 }
 
 func printMutationReport(out io.Writer, sites int, outcomes []mutantOutcome, jsonOut bool) error {
-	caught, survived, stillborn := 0, 0, 0
+	count := map[string]int{}
 	for _, o := range outcomes {
-		switch o.Result {
-		case "caught":
-			caught++
-		case "survived":
-			survived++
-		default:
-			stillborn++
-		}
+		count[o.Result]++
 	}
+	caught, survived := count[mutCaught], count[mutSurvived]
 	score := 0.0
 	if caught+survived > 0 {
 		score = float64(caught) / float64(caught+survived)
 	}
 	if jsonOut {
 		return json.NewEncoder(out).Encode(map[string]any{
-			"sites": sites, "caught": caught, "survived": survived, "stillborn": stillborn,
-			"score": score, "mutants": outcomes,
+			"sites": sites, "caught": caught, "survived": survived, "stillborn": count[mutStillborn],
+			"equivalent": count[mutEquivalent], "score": score, "mutants": outcomes,
 		})
 	}
 	rows := make([][]string, 0, len(outcomes))
 	for _, o := range outcomes {
-		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d", o.File, o.Line), string(o.Kind),
-			o.Original + " -> " + o.Mutated, o.Result, o.Detail})
+		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d:%d", o.File, o.Line, o.Column), string(o.Kind),
+			o.Original + " -> " + o.Mutated, o.Result, fmt.Sprint(o.Seeds), o.Detail})
 	}
-	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "detail"}, rows); err != nil {
+	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "seeds", "detail"}, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d mutants of %d sites: %d caught, %d survived, %d did not build; caught %.0f%% of those that built\n",
-		len(outcomes), sites, caught, survived, stillborn, 100*score)
+	fmt.Fprintf(out, "%d mutants of %d sites: %d caught, %d survived, %d did not build, %d equivalent; caught %.0f%% of those that count\n",
+		len(outcomes), sites, caught, survived, count[mutStillborn], count[mutEquivalent], 100*score)
 	return nil
 }

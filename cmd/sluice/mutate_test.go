@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,6 +64,113 @@ func TestMutantDrawIsRepeatable(t *testing.T) {
 	}
 }
 
+// TestMutantDrawGoesRoundTheFiles: a draw takes one site of each file
+// before a second of any, so a file with hundreds of comparisons does
+// not crowd out the rest.
+func TestMutantDrawGoesRoundTheFiles(t *testing.T) {
+	all, err := findMutants("../../broker/storage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sitesOf := map[string]int{}
+	for _, m := range all {
+		sitesOf[m.File]++
+	}
+	files := len(sitesOf)
+	if files < 10 {
+		t.Fatalf("%d files with sites", files)
+	}
+	for _, seed := range []uint64{1, 7, 99} {
+		drawn := map[string]int{}
+		for _, m := range pickMutants(all, files+3, seed) {
+			drawn[m.File]++
+		}
+		if len(drawn) != files {
+			t.Fatalf("seed %d: %d mutants came from %d of %d files", seed, files+3, len(drawn), files)
+		}
+		for name, n := range drawn {
+			if n > 2 {
+				t.Errorf("seed %d: %d mutants of %s before every file had two", seed, n, name)
+			}
+		}
+	}
+}
+
+func TestMutantsAtSites(t *testing.T) {
+	src := []byte("package p\n\nfunc f(a, b int) bool {\n\treturn a < 1 || b < 2\n}\n")
+	fset := token.NewFileSet()
+	file, err := parser.ParseFile(fset, "p.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := mutantsOf(fset, file, "p.go", src)
+	got, err := mutantsAt(all, []string{"p.go:4:<"})
+	if err != nil || len(got) != 2 || got[0].ID != 1 || got[1].ID != 2 {
+		t.Fatalf("p.go:4:< gave %v, %v; want both flips numbered 1 and 2", got, err)
+	}
+	for _, bad := range []string{"p.go:5", "p.go", "p.go:x", "p.go:4:>"} {
+		if _, err := mutantsAt(all, []string{bad}); err == nil {
+			t.Errorf("site %q named mutants", bad)
+		}
+	}
+}
+
+// TestEquivalentMutantBuildsTheSameProgram builds a small program and two
+// mutants of its package: a comparison of constants that the compiler
+// folds to the same answer gives the same bytes (equivalent, not
+// counted), an off-by-one in what it prints does not. (The mutated
+// package is not main, as in a campaign: a main package's bytes follow
+// its source text.)
+func TestEquivalentMutantBuildsTheSameProgram(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module m\n\ngo 1.22\n",
+		"main.go": "package main\n\nimport \"m/p\"\n\nfunc main() { p.Print() }\n",
+		"p/p.go": "package p\n\nconst n = 3\n\n// Print prints one more than n.\nfunc Print() {\n" +
+			"\tif n < 0 {\n\t\tprintln(\"negative\")\n\t}\n\tprintln(n + 1)\n}\n",
+	}
+	for name, text := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	all, err := findMutants("p")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%d sites, %v", len(all), err)
+	}
+	sums := map[string]string{}
+	for i, m := range append([]*mutant{nil}, &all[0], &all[1]) {
+		out := filepath.Join(dir, fmt.Sprint("build", i))
+		if err := os.Mkdir(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		binary, buildErr, err := buildProgram(m, out, ".")
+		if err != nil || buildErr != "" {
+			t.Fatalf("build %v: %v %s", m, err, buildErr)
+		}
+		name := "original"
+		if m != nil {
+			name = string(m.Kind)
+		}
+		if sums[name], err = fileSum(binary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if all[0].Kind != mutFlipComparison || all[1].Kind != mutOffByOne {
+		t.Fatalf("sites %v, %v", all[0], all[1])
+	}
+	if sums["original"] != sums[string(mutFlipComparison)] {
+		t.Error("n < 0 -> n <= 0 of a constant 3 built a different program")
+	}
+	if sums["original"] == sums[string(mutOffByOne)] {
+		t.Error("n + 1 -> n - 1 built the same program")
+	}
+}
+
 // TestMutationCampaignEndToEnd builds two mutants of the counter server
 // and runs their swarms: each ends caught, survived or stillborn, and the
 // report closes with the score.
@@ -73,9 +182,41 @@ func TestMutationCampaignEndToEnd(t *testing.T) {
 	if code != 0 || i < 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	_, err := fmt.Sscanf(out[i:], "2 mutants of %d sites: %d caught, %d survived, %d did not build; caught %d%%",
-		&sites, &caught, &survived, &stillborn, &score)
-	if err != nil || caught+survived+stillborn != 2 || sites < 10 {
+	var equivalent int
+	_, err := fmt.Sscanf(out[i:], "2 mutants of %d sites: %d caught, %d survived, %d did not build, %d equivalent; caught %d%%",
+		&sites, &caught, &survived, &stillborn, &equivalent, &score)
+	if err != nil || caught+survived+stillborn+equivalent != 2 || sites < 10 {
 		t.Fatalf("closing line not read (%v):\n%s", err, out)
+	}
+}
+
+// TestCampaignResumesFromItsOutcomes: the outcomes a stopped campaign
+// appended are read back keyed by mutant, two mutants of one line apart.
+func TestCampaignResumesFromItsOutcomes(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "campaign.jsonl")
+	if got, err := recordedOutcomes(name); err != nil || len(got) != 0 {
+		t.Fatalf("a missing file gave %v, %v", got, err)
+	}
+	a := mutantOutcome{mutant: mutant{ID: 5, File: "p.go", Line: 4, Column: 9, Kind: mutFlipComparison, Original: "<", Mutated: "<="},
+		Result: mutCaught, Detail: "single-broker seed 3: drained", Seeds: 3}
+	b := a
+	b.ID, b.Column, b.Result, b.Detail, b.Seeds = 6, 20, mutSurvived, "", 200 // the same line, kind and change
+	for _, o := range []mutantOutcome{a, b} {
+		if err := appendOutcome(name, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := recordedOutcomes(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !reflect.DeepEqual(got[a.key()], a) || !reflect.DeepEqual(got[b.key()], b) {
+		t.Fatalf("read back %+v", got)
+	}
+	if err := os.WriteFile(name, []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recordedOutcomes(name); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("a damaged file gave %v", err)
 	}
 }

@@ -322,11 +322,13 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	}
 	report := checkers.Check(c.log.Ops, opts)
 	c.report = report
-	checks := []Check{c.drainCheck(), c.corruptReadsCheck()}
+	audit, audited := c.logAuditCheck()
+	checks := []Check{c.drainCheck(), c.corruptReadsCheck(), audit}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}
 	stats := c.knobs.stats()
+	stats["audited_batches"] = audited
 	stats["history_ops"] = int64(len(c.log.Ops))
 	stats["broker_starts"] = int64(len(c.brokers))
 	for _, b := range c.brokers {
