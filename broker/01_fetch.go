@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 )
 
 // Fetch: v4-12.
@@ -113,10 +115,10 @@ func (w *fetchWait) attempt(final bool) bool {
 // follows, and an answer's partitions are about 200 bytes each.
 type fetchBuffers struct {
 	free      [][]byte
-	responses []*kmsg.FetchResponse
+	responses kafkawire.Spares[kmsg.FetchResponse]
 	// requests are answered fetch requests, decoded into again: a broker
 	// decodes a fetch for every batch its followers and consumers read.
-	requests []*kmsg.FetchRequest
+	requests kafkawire.Spares[kmsg.FetchRequest]
 }
 
 const (
@@ -133,40 +135,28 @@ const (
 // takeRequest returns a fetch request to decode into, with its defaults
 // and the topic slice of an earlier one when there is one to reuse.
 func (fb *fetchBuffers) takeRequest() *kmsg.FetchRequest {
-	if len(fb.requests) == 0 {
+	r := fb.requests.Take()
+	if r == nil {
 		return kmsg.NewPtrFetchRequest()
 	}
-	last := len(fb.requests) - 1
-	r := fb.requests[last]
-	fb.requests[last] = nil
-	fb.requests = fb.requests[:last]
-	topics := r.Topics[:0]
-	*r = kmsg.NewFetchRequest()
-	r.Topics = topics
+	kafkawire.ResetFetchRequest(r)
 	return r
 }
 
 // putRequest takes back a fetch request that has been answered.
 func (fb *fetchBuffers) putRequest(r *kmsg.FetchRequest) {
-	if len(fb.requests) < fetchRequestsMax {
-		fb.requests = append(fb.requests, r)
-	}
+	fb.requests.Put(r, fetchRequestsMax)
 }
 
 // takeResponse returns an empty answer to r, with the topic and partition
 // slices of an earlier one when there is one to reuse.
 func (fb *fetchBuffers) takeResponse(r *kmsg.FetchRequest) *kmsg.FetchResponse {
-	if len(fb.responses) == 0 {
+	resp := fb.responses.Take()
+	if resp == nil {
 		return r.ResponseKind().(*kmsg.FetchResponse)
 	}
-	last := len(fb.responses) - 1
-	resp := fb.responses[last]
-	fb.responses[last] = nil
-	fb.responses = fb.responses[:last]
-	topics := resp.Topics[:0]
-	*resp = kmsg.NewFetchResponse()
+	kafkawire.ResetFetchResponse(resp)
 	resp.Version = r.Version
-	resp.Topics = topics
 	return resp
 }
 
@@ -190,9 +180,7 @@ func addTopic(resp *kmsg.FetchResponse, name string, partitions int) *kmsg.Fetch
 // with its record buffers.
 func (fb *fetchBuffers) putResponse(resp *kmsg.FetchResponse) {
 	fb.putRecords(resp)
-	if len(fb.responses) < fetchResponsesMax {
-		fb.responses = append(fb.responses, resp)
-	}
+	fb.responses.Put(resp, fetchResponsesMax)
 }
 
 // take returns a free buffer to read into, or nil. It may be too small,

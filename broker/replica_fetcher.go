@@ -284,7 +284,7 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		rp.LastFetchedEpoch, rp.LogStartOffset = -1, p.log.StartOffset()
 		rp.PartitionMaxBytes = int32(min(cfg.FetchPartitionMaxBytes, 1<<30))
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != p.topic {
-			req.Topics = appendFetchTopic(req.Topics, p.topic)
+			req.Topics = kafkawire.AppendFetchTopic(req.Topics, p.topic, 0)
 		}
 		rt := &req.Topics[len(req.Topics)-1]
 		rt.Partitions = append(rt.Partitions, rp)
@@ -322,22 +322,8 @@ func (f *replicaFetcher) takeFetchRequest() *kmsg.FetchRequest {
 		f.fetchReq = kmsg.NewPtrFetchRequest()
 		return f.fetchReq
 	}
-	topics := f.fetchReq.Topics[:0]
-	*f.fetchReq = kmsg.NewFetchRequest()
-	f.fetchReq.Topics = topics
+	kafkawire.ResetFetchRequest(f.fetchReq)
 	return f.fetchReq
-}
-
-// appendFetchTopic appends a request topic named topic, reusing the
-// partition slice a topic of an earlier request left in that place.
-func appendFetchTopic(topics []kmsg.FetchRequestTopic, topic string) []kmsg.FetchRequestTopic {
-	var parts []kmsg.FetchRequestTopicPartition
-	if n := len(topics); n < cap(topics) {
-		parts = topics[:n+1][n].Partitions[:0]
-	}
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic, rt.Partitions = topic, parts
-	return append(topics, rt)
 }
 
 // take applies one partition's part of a fetch answer and reports whether
@@ -531,8 +517,6 @@ func (f *replicaFetcher) responseFor(req kmsg.Request) kmsg.Response {
 		f.fetchResp = kmsg.NewPtrFetchResponse()
 		return f.fetchResp
 	}
-	topics := f.fetchResp.Topics[:0]
-	*f.fetchResp = kmsg.NewFetchResponse()
-	f.fetchResp.Topics = topics
+	kafkawire.ResetFetchResponse(f.fetchResp)
 	return f.fetchResp
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
@@ -724,7 +725,7 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	gens := make([]int, len(parts))
 	for i, cp := range parts {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
-			req.Topics = appendFetchTopic(req.Topics, cp.tp.Topic, len(parts)-i)
+			req.Topics = kafkawire.AppendFetchTopic(req.Topics, cp.tp.Topic, len(parts)-i)
 		}
 		t := &req.Topics[len(req.Topics)-1]
 		p := kmsg.NewFetchRequestTopicPartition()
@@ -766,41 +767,19 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 // consumer keeps of an answer (its records' keys and values) points into
 // the answer's frame, not into the struct.
 type fetchAnswers struct {
-	free     []*kmsg.FetchResponse
-	requests []*kmsg.FetchRequest
+	free     kafkawire.Spares[kmsg.FetchResponse]
+	requests kafkawire.Spares[kmsg.FetchRequest]
 }
 
 // takeRequest returns a fetch request with its defaults, with the topic
 // and partition slices of an earlier one when there is one to reuse.
 func (fa *fetchAnswers) takeRequest() *kmsg.FetchRequest {
-	if len(fa.requests) == 0 {
+	req := fa.requests.Take()
+	if req == nil {
 		return kmsg.NewPtrFetchRequest()
 	}
-	last := len(fa.requests) - 1
-	req := fa.requests[last]
-	fa.requests[last] = nil
-	fa.requests = fa.requests[:last]
-	topics := req.Topics[:0]
-	*req = kmsg.NewFetchRequest()
-	req.Topics = topics
+	kafkawire.ResetFetchRequest(req)
 	return req
-}
-
-// appendFetchTopic appends a request topic named topic with room for
-// partsMax partitions, reusing the partition slice a topic of an earlier
-// request left in that place.
-func appendFetchTopic(topics []kmsg.FetchRequestTopic, topic string, partsMax int) []kmsg.FetchRequestTopic {
-	var parts []kmsg.FetchRequestTopicPartition
-	if n := len(topics); n < cap(topics) {
-		parts = topics[:n+1][n].Partitions[:0]
-	}
-	if cap(parts) < partsMax {
-		// Room for the rest: one allocation, not one per doubling.
-		parts = make([]kmsg.FetchRequestTopicPartition, 0, partsMax)
-	}
-	t := kmsg.NewFetchRequestTopic()
-	t.Topic, t.Partitions = topic, parts
-	return append(topics, t)
 }
 
 // pollRecordsHintMax bounds the room a poll's slice starts with.
@@ -812,28 +791,19 @@ const fetchAnswersMax = 8
 // take returns an empty answer, with the topic slice of an earlier one
 // when there is one to reuse.
 func (fa *fetchAnswers) take() *kmsg.FetchResponse {
-	if len(fa.free) == 0 {
+	resp := fa.free.Take()
+	if resp == nil {
 		return kmsg.NewPtrFetchResponse()
 	}
-	last := len(fa.free) - 1
-	resp := fa.free[last]
-	fa.free[last] = nil
-	fa.free = fa.free[:last]
-	topics := resp.Topics[:0]
-	*resp = kmsg.NewFetchResponse()
-	resp.Topics = topics
+	kafkawire.ResetFetchResponse(resp)
 	return resp
 }
 
 // put takes back a fetch request and its answer once the answer's
 // callback has returned.
 func (fa *fetchAnswers) put(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
-	if len(fa.free) < fetchAnswersMax {
-		fa.free = append(fa.free, resp)
-	}
-	if len(fa.requests) < fetchAnswersMax {
-		fa.requests = append(fa.requests, req)
-	}
+	fa.free.Put(resp, fetchAnswersMax)
+	fa.requests.Put(req, fetchAnswersMax)
 }
 
 // epochKnown reports whether metadata knows cp's leader at an epoch no
