@@ -30,20 +30,24 @@ import (
 // twice and compares trace hashes instead.
 var huntDeterminismBugs = map[faults.Bug]bool{faults.BugMapOrder: true}
 
+// plantedFaultsStat is the counter of faults a scenario's driver made.
+const plantedFaultsStat = "planted_faults"
+
 // huntAnomalyCharsMax bounds the anomaly text a table cell shows; --json
 // keeps every check's whole detail.
 const huntAnomalyCharsMax = 60
 
 type huntFlags struct {
-	bugs, scenarios string
-	seed            uint64
-	seeds           int
-	parallel        int
-	shrinkTriesMax  int
-	shrinkTime      time.Duration
-	seedTimeout     time.Duration
-	dir             string
-	jsonOut         bool
+	bugs           []string
+	scenarios      string
+	seed           uint64
+	seeds          int
+	parallel       int
+	shrinkTriesMax int
+	shrinkTime     time.Duration
+	seedTimeout    time.Duration
+	dir            string
+	jsonOut        bool
 }
 
 func newSimHuntCommand() *cobra.Command {
@@ -79,7 +83,7 @@ reproduced and shrunk, 1 otherwise, 2 on bad usage.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runHunt(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.bugs, "bug", "", "planted bugs to hunt, comma-separated (default: every bug some scenario plants)")
+	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bugs to hunt, comma-separated or repeated (default: every bug some scenario plants)")
 	fl.StringVar(&f.scenarios, "scenario", "", "scenarios to hunt in, comma-separated (default: every scenario)")
 	fl.Uint64Var(&f.seed, "seed", 1, "first seed of each swarm")
 	fl.IntVar(&f.seeds, "seeds", 500, "at most this many seeds per bug and scenario")
@@ -134,7 +138,13 @@ type huntShrink struct {
 	RunAfter      faults.Duration `json:"run_after"`
 	DrainBefore   faults.Duration `json:"drain_before"`
 	DrainAfter    faults.Duration `json:"drain_after"`
-	Tries         int             `json:"tries"`
+	// PlantedBefore and PlantedAfter count the faults a scenario's own
+	// driver made (its planted_faults counter: the leader and coordinator
+	// crashes of the cluster scenarios), which are not schedule actions:
+	// shrinking cuts them by shortening the run.
+	PlantedBefore *int64 `json:"planted_faults_before,omitempty"`
+	PlantedAfter  *int64 `json:"planted_faults_after,omitempty"`
+	Tries         int    `json:"tries"`
 	// Bounded is set when --shrink-tries or --shrink-time ended the
 	// shrink: a smaller run may exist.
 	Bounded bool `json:"bounded,omitempty"`
@@ -156,6 +166,9 @@ type huntReport struct {
 	SeedsMax int `json:"seeds_max"`
 	Found    int `json:"found"`
 	Proven   int `json:"proven"`
+	// Cut counts the pairs whose shrink removed fault actions or planted
+	// faults.
+	Cut int `json:"cut"`
 	// Unplanted are known bugs no scenario plants: no hunt can find them.
 	Unplanted []string      `json:"unplanted,omitempty"`
 	WallTime  time.Duration `json:"wall_time_ns"`
@@ -183,6 +196,9 @@ func runHunt(cmd *cobra.Command, f huntFlags) error {
 		}
 		if r.proven() {
 			report.Proven++
+		}
+		if r.Shrink != nil && r.Shrink.cut() {
+			report.Cut++
 		}
 	}
 	report.WallTime = time.Since(start)
@@ -221,8 +237,8 @@ func (f huntFlags) pairs() ([]huntPair, []string, error) {
 	for _, b := range faults.KnownBugs() {
 		bugs = append(bugs, b.Name)
 	}
-	if f.bugs != "" {
-		set, err := faults.ParseBugs(strings.Split(f.bugs, ","))
+	if len(f.bugs) > 0 {
+		set, err := faults.ParseBugs(f.bugs)
 		if err != nil {
 			return nil, nil, usageError("--bug: %v", err)
 		}
@@ -243,8 +259,10 @@ func (f huntFlags) pairs() ([]huntPair, []string, error) {
 			}
 		}
 		switch {
-		case !planted && f.bugs != "":
-			return nil, nil, usageError("--bug %s: no scenario of %s plants it (see 'sluice sim list')", bug, strings.Join(scenarios, ", "))
+		case !planted && len(f.bugs) > 0 && f.scenarios == "":
+			return nil, nil, usageError("--bug %s: no scenario plants it (see 'sluice sim list')", bug)
+		case !planted && len(f.bugs) > 0:
+			return nil, nil, usageError("--bug %s: no scenario of %s plants it (see 'sluice sim list')", bug, f.scenarios)
 		case !planted && f.scenarios == "":
 			unplanted = append(unplanted, string(bug))
 		}
@@ -416,6 +434,10 @@ func huntShrinkRun(savedFile string, determinism bool, f huntFlags, progressOut 
 		DrainBefore: sh.Original.Drain, DrainAfter: sh.Smallest.Drain,
 		Tries: sh.Tries, Bounded: sh.TriesExhausted || sh.Stopped,
 	}
+	if before, ok := sh.Original.Stats[plantedFaultsStat]; ok {
+		after := sh.Smallest.Stats[plantedFaultsStat]
+		s.PlantedBefore, s.PlantedAfter = &before, &after
+	}
 	if err := saveRun(s.File, sh.Smallest); err != nil {
 		return s, err
 	}
@@ -508,7 +530,7 @@ func (r huntResult) oneLine() string {
 	}
 	line := fmt.Sprintf("%s in %s: seed %d fails %s; reproduced %s", r.Bug, r.Scenario, r.FirstSeed, r.failedText(), yesNo(r.Reproduced))
 	if r.Shrink != nil {
-		line += fmt.Sprintf("; %s actions; replayed %s", r.Shrink.actionsText(), yesNo(r.Shrink.Replayed))
+		line += fmt.Sprintf("; actions %s; replayed %s", r.Shrink.actionsText(), yesNo(r.Shrink.Replayed))
 	}
 	return line + fmt.Sprintf(" (%v)", r.WallTime.Round(time.Second))
 }
@@ -536,8 +558,16 @@ func (r huntResult) anomaly() string {
 	return detail
 }
 
+// cut reports whether shrinking removed fault actions or planted faults.
+func (s *huntShrink) cut() bool {
+	return s.ActionsAfter < s.ActionsBefore || (s.PlantedBefore != nil && *s.PlantedAfter < *s.PlantedBefore)
+}
+
 func (s *huntShrink) actionsText() string {
 	text := fmt.Sprintf("%d->%d", s.ActionsBefore, s.ActionsAfter)
+	if s.PlantedBefore != nil {
+		text += fmt.Sprintf(", planted %d->%d", *s.PlantedBefore, *s.PlantedAfter)
+	}
 	if s.Bounded {
 		text += " (bounded)"
 	}
@@ -578,8 +608,8 @@ func printHunt(out io.Writer, report huntReport, jsonOut bool) error {
 	if len(report.Unplanted) > 0 {
 		fmt.Fprintf(out, "planted by no scenario, so no hunt can find them: %s\n", strings.Join(report.Unplanted, ", "))
 	}
-	fmt.Fprintf(out, "%d of %d bug×scenario pairs found within %d seeds; %d reproduced, shrunk and replayed (%v)\n",
-		report.Found, len(report.Pairs), report.SeedsMax, report.Proven, report.WallTime.Round(time.Second))
+	fmt.Fprintf(out, "%d of %d bug×scenario pairs found within %d seeds; %d reproduced, shrunk and replayed; %d with fewer faults after shrinking (%v)\n",
+		report.Found, len(report.Pairs), report.SeedsMax, report.Proven, report.Cut, report.WallTime.Round(time.Second))
 	return nil
 }
 
