@@ -565,7 +565,7 @@ func (s *huntShrink) cut() bool {
 
 func (s *huntShrink) actionsText() string {
 	text := fmt.Sprintf("%d->%d", s.ActionsBefore, s.ActionsAfter)
-	if s.PlantedBefore != nil {
+	if s.PlantedBefore != nil && *s.PlantedBefore > 0 {
 		text += fmt.Sprintf(", planted %d->%d", *s.PlantedBefore, *s.PlantedAfter)
 	}
 	if s.Bounded {
