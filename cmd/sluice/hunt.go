@@ -40,6 +40,7 @@ const huntAnomalyCharsMax = 60
 type huntFlags struct {
 	bugs           []string
 	scenarios      string
+	params         []string
 	seed           uint64
 	seeds          int
 	parallel       int
@@ -78,6 +79,7 @@ Progress goes to standard error. Exit status: 0 when every pair was found,
 reproduced and shrunk, 1 otherwise, 2 on bad usage.`,
 		Example: `  sluice sim hunt --parallel 2
   sluice sim hunt --scenario counter --bug dedupe-off
+  sluice sim hunt --scenario flume-pipeline --bug taildir-position-before-commit --param source=taildir
   sluice sim hunt --bug ack-before-isr --seeds 100 --json > hunt.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runHunt(cmd, f) },
@@ -85,6 +87,7 @@ reproduced and shrunk, 1 otherwise, 2 on bad usage.`,
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.bugs, "bug", nil, "planted bugs to hunt, comma-separated or repeated (default: every bug some scenario plants)")
 	fl.StringVar(&f.scenarios, "scenario", "", "scenarios to hunt in, comma-separated (default: every scenario)")
+	fl.StringArrayVar(&f.params, "param", nil, "scenario parameter name=value for every seed (repeatable; every scenario hunted must have it)")
 	fl.Uint64Var(&f.seed, "seed", 1, "first seed of each swarm")
 	fl.IntVar(&f.seeds, "seeds", 500, "at most this many seeds per bug and scenario")
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes of each swarm")
@@ -223,6 +226,10 @@ func (f huntFlags) pairs() ([]huntPair, []string, error) {
 	if f.shrinkTriesMax < 1 || f.shrinkTime <= 0 {
 		return nil, nil, usageError("--shrink-tries and --shrink-time must be positive")
 	}
+	params, err := parseParams(f.params)
+	if err != nil {
+		return nil, nil, err
+	}
 	scenarios := scenario.Names()
 	if f.scenarios != "" {
 		scenarios = nil
@@ -254,6 +261,9 @@ func (f huntFlags) pairs() ([]huntPair, []string, error) {
 		for _, name := range scenarios {
 			def, _ := scenario.Lookup(name)
 			if slices.Contains(def.Bugs, bug) {
+				if err := def.Validate(scenario.Options{Params: params}); err != nil {
+					return nil, nil, usageError("--param: %v", err)
+				}
 				pairs = append(pairs, huntPair{Bug: bug, Scenario: name})
 				planted = true
 			}
@@ -309,13 +319,17 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 // seeds ran. Seeds are handed out in order and those in flight finish, so
 // every seed below the first failure ran.
 func huntSwarm(self string, p huntPair, f huntFlags, determinism bool, progressOut io.Writer) (*swarmRecord, int, error) {
+	params, err := parseParams(f.params)
+	if err != nil {
+		return nil, 0, err
+	}
 	spec := swarmSpec{Scenarios: []string{p.Scenario}, FirstSeed: f.seed, Seeds: f.seeds,
-		Bugs: []string{string(p.Bug)}, Shard: shard{Index: 1, Of: 1}}
+		Bugs: []string{string(p.Bug)}, Params: params, Shard: shard{Index: 1, Of: 1}}
 	if determinism {
 		spec.Sample = f.seeds // every seed runs twice
 	}
 	def, _ := scenario.Lookup(p.Scenario)
-	if err := def.Validate(scenario.Options{Bugs: faults.Bugs{p.Bug: true}}); err != nil {
+	if err := def.Validate(scenario.Options{Bugs: faults.Bugs{p.Bug: true}, Params: params}); err != nil {
 		return nil, 0, err
 	}
 	sf := swarmFlags{parallel: f.parallel, maxFailures: 1, seedTimeout: f.seedTimeout,
