@@ -33,6 +33,32 @@ var huntDeterminismBugs = map[faults.Bug]bool{faults.BugMapOrder: true}
 // plantedFaultsStat is the counter of faults a scenario's driver made.
 const plantedFaultsStat = "planted_faults"
 
+// huntBugParams are the scenario knobs a planted bug needs to be reachable
+// at all: its code path runs only with that source, topology or fault
+// kind. A hunt sets them where the scenario has the knob and --param did
+// not name it, and shows them beside the scenario.
+var huntBugParams = map[faults.Bug]map[string]string{
+	faults.BugSkipCRC:                     {"faults": "corrupt"},   // bit flips
+	faults.BugTrustPageCache:              {"faults": "fsyncgate"}, // failed fsyncs, then power loss
+	faults.BugTaildirPositionBeforeCommit: {"source": "taildir"},
+	faults.BugTakeRollbackReorders:        {"hop": "on"}, // a failing avro sink rolls takes back
+}
+
+// pairParams are the parameters a pair's seeds run with: --param, then
+// what the bug needs where the scenario has that knob.
+func pairParams(def scenario.Definition, bug faults.Bug, given map[string]string) map[string]string {
+	params := map[string]string{}
+	for name, value := range huntBugParams[bug] {
+		if slices.ContainsFunc(def.Params, func(p scenario.Param) bool { return p.Name == name }) {
+			params[name] = value
+		}
+	}
+	for name, value := range given {
+		params[name] = value
+	}
+	return params
+}
+
 // huntAnomalyCharsMax bounds the anomaly text a table cell shows; --json
 // keeps every check's whole detail.
 const huntAnomalyCharsMax = 60
@@ -109,6 +135,8 @@ type huntPair struct {
 type huntResult struct {
 	Bug      string `json:"bug"`
 	Scenario string `json:"scenario"`
+	// Params are the knobs the pair's seeds ran with (name=value).
+	Params []string `json:"params,omitempty"`
 	// Determinism is set for a bug found by running each seed twice.
 	Determinism bool `json:"determinism,omitempty"`
 	Found       bool `json:"found"`
@@ -288,7 +316,17 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 	start := time.Now()
 	r = huntResult{Bug: string(p.Bug), Scenario: p.Scenario, Determinism: huntDeterminismBugs[p.Bug]}
 	defer func() { r.WallTime = time.Since(start) }()
-	rec, seedsRun, err := huntSwarm(self, p, f, r.Determinism, progressOut)
+	given, err := parseParams(f.params)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	def, _ := scenario.Lookup(p.Scenario)
+	params := pairParams(def, p.Bug, given)
+	for _, name := range sortedParamNames(params) {
+		r.Params = append(r.Params, name+"="+params[name])
+	}
+	rec, seedsRun, err := huntSwarm(self, p, params, f, r.Determinism, progressOut)
 	r.SeedsRun = seedsRun
 	if err != nil {
 		r.Error = err.Error()
@@ -318,17 +356,13 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 // lowest failing seed's record (nil when every seed passed) and how many
 // seeds ran. Seeds are handed out in order and those in flight finish, so
 // every seed below the first failure ran.
-func huntSwarm(self string, p huntPair, f huntFlags, determinism bool, progressOut io.Writer) (*swarmRecord, int, error) {
-	params, err := parseParams(f.params)
-	if err != nil {
-		return nil, 0, err
-	}
+func huntSwarm(self string, p huntPair, params map[string]string, f huntFlags, determinism bool, progressOut io.Writer) (*swarmRecord, int, error) {
+	def, _ := scenario.Lookup(p.Scenario)
 	spec := swarmSpec{Scenarios: []string{p.Scenario}, FirstSeed: f.seed, Seeds: f.seeds,
 		Bugs: []string{string(p.Bug)}, Params: params, Shard: shard{Index: 1, Of: 1}}
 	if determinism {
 		spec.Sample = f.seeds // every seed runs twice
 	}
-	def, _ := scenario.Lookup(p.Scenario)
 	if err := def.Validate(scenario.Options{Bugs: faults.Bugs{p.Bug: true}, Params: params}); err != nil {
 		return nil, 0, err
 	}
@@ -628,7 +662,7 @@ func printHunt(out io.Writer, report huntReport, jsonOut bool) error {
 }
 
 func (r huntResult) row() []string {
-	row := []string{r.Bug, r.Scenario, "-", fmt.Sprint(r.SeedsRun), "-", "-", "-", "-", "-", r.WallTime.Round(time.Second).String()}
+	row := []string{r.Bug, strings.Join(append([]string{r.Scenario}, r.Params...), " "), "-", fmt.Sprint(r.SeedsRun), "-", "-", "-", "-", "-", r.WallTime.Round(time.Second).String()}
 	if !r.Found {
 		row[4] = "NOT FOUND"
 		if r.Error != "" {

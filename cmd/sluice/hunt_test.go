@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-sim/sluice/faults"
+	"github.com/sluice-sim/sluice/workloads/scenario"
 )
 
 // TestHuntFindsReproducesAndShrinksAPlantedBug hunts one cheap pair, the
@@ -83,5 +86,27 @@ func TestSplitCommandLineUndoesShellQuote(t *testing.T) {
 	}
 	if _, err := splitCommandLine("sluice 'open"); err == nil {
 		t.Fatal("an unterminated quote was accepted")
+	}
+}
+
+// TestHuntSetsTheKnobsABugNeeds: a bug reachable only with some knob gets
+// it where the scenario has the knob, and --param wins.
+func TestHuntSetsTheKnobsABugNeeds(t *testing.T) {
+	single, err := scenario.Lookup("single-broker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairParams(single, faults.BugSkipCRC, nil); got["faults"] != "corrupt" || len(got) != 1 {
+		t.Fatalf("skip-crc in single-broker runs with %v, want faults=corrupt", got)
+	}
+	if got := pairParams(single, faults.BugSkipCRC, map[string]string{"faults": "disk"}); got["faults"] != "disk" {
+		t.Fatalf("--param faults=disk lost to the bug's knob: %v", got)
+	}
+	counter, err := scenario.Lookup("counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairParams(counter, faults.BugSkipCRC, nil); len(got) != 0 {
+		t.Fatalf("counter has no faults knob, got %v", got)
 	}
 }
