@@ -88,6 +88,9 @@ drawing its own fault mix, stopping at the first failing seed. Then:
 
   - run the swarm's printed reproduce line again and check that it gives
     the same trace hash and fails the same checks;
+  - run that line with the bug off, to show which failed checks the seed
+    fails anyway (damage no replica can repair, say) and which are the
+    bug's;
   - shrink the saved failing run (at most --shrink-tries runs and
     --shrink-time of wall time) and check that the smallest run fails the
     same checks and that 'sim replay' of it gives its trace hash.
@@ -150,10 +153,16 @@ type huntResult struct {
 	SavedTo   string           `json:"saved_to,omitempty"`
 	// Reproduced says whether the reproduce line failed the same checks
 	// with the same trace hash (for a determinism bug: diverged again).
-	Reproduced    bool          `json:"reproduced"`
-	ReproduceNote string        `json:"reproduce_note,omitempty"`
-	Shrink        *huntShrink   `json:"shrink,omitempty"`
-	WallTime      time.Duration `json:"wall_time_ns"`
+	Reproduced    bool   `json:"reproduced"`
+	ReproduceNote string `json:"reproduce_note,omitempty"`
+	// WithoutBug are the checks the same line fails with the bug off
+	// (with "determinism" when its two runs diverge): what the seed fails
+	// anyway, which the bug is not to blame for. ControlNote says why the
+	// control could not run.
+	WithoutBug  []string      `json:"without_bug"`
+	ControlNote string        `json:"control_note,omitempty"`
+	Shrink      *huntShrink   `json:"shrink,omitempty"`
+	WallTime    time.Duration `json:"wall_time_ns"`
 	// Error says why a step could not run.
 	Error string `json:"error,omitempty"`
 }
@@ -185,6 +194,23 @@ type huntShrink struct {
 	ReplayNote string `json:"replay_note,omitempty"`
 }
 
+// blamed reports whether the seed fails a check (or diverges) that it
+// does not fail with the bug off: the bug, not the seed's faults, broke it.
+func (r huntResult) blamed() bool {
+	if !r.Found || r.ControlNote != "" {
+		return false
+	}
+	if r.Determinism && !slices.Contains(r.WithoutBug, "determinism") {
+		return true
+	}
+	for _, c := range r.Failed {
+		if !slices.Contains(r.WithoutBug, c.Name) {
+			return true
+		}
+	}
+	return false
+}
+
 // proven reports whether the pair's whole chain held.
 func (r huntResult) proven() bool {
 	return r.Found && r.Reproduced && r.Shrink != nil && r.Shrink.Replayed
@@ -197,6 +223,9 @@ type huntReport struct {
 	SeedsMax int `json:"seeds_max"`
 	Found    int `json:"found"`
 	Proven   int `json:"proven"`
+	// Blamed counts the pairs whose seed fails a check it passes with the
+	// bug off.
+	Blamed int `json:"blamed"`
 	// Cut counts the pairs whose shrink removed fault actions or planted
 	// faults.
 	Cut int `json:"cut"`
@@ -227,6 +256,9 @@ func runHunt(cmd *cobra.Command, f huntFlags) error {
 		}
 		if r.proven() {
 			report.Proven++
+		}
+		if r.blamed() {
+			report.Blamed++
 		}
 		if r.Shrink != nil && r.Shrink.cut() {
 			report.Cut++
@@ -343,6 +375,7 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 	r.Found, r.FirstSeed, r.Failed, r.TraceHash = true, rec.Seed, rec.Failed, rec.TraceHash
 	r.Reproduce, r.SavedTo = rec.Reproduce, rec.SavedTo
 	r.Reproduced, r.ReproduceNote = huntReproduce(*rec, r.Determinism, filepath.Join(f.dir, string(p.Bug), "reproduced"))
+	r.WithoutBug, r.ControlNote = huntControl(*rec, string(p.Bug), filepath.Join(f.dir, string(p.Bug), "control"))
 	shrunk, err := huntShrinkRun(rec.SavedTo, r.Determinism, f, progressOut)
 	if err != nil {
 		r.Error = err.Error()
@@ -430,6 +463,33 @@ func huntReproduce(rec swarmRecord, determinism bool, failuresDir string) (bool,
 		return false, fmt.Sprintf("the reproduce line failed checks %v, the seed %v", got, want)
 	}
 	return true, ""
+}
+
+// huntControl runs the reproduce line with the bug off: a seed that fails
+// a check without the bug too (damage no replica can repair, say) is not
+// the bug's doing for that check.
+func huntControl(rec swarmRecord, bug, failuresDir string) ([]string, string) {
+	args, err := splitCommandLine(rec.Reproduce)
+	if err != nil || len(args) < 2 {
+		return nil, fmt.Sprintf("the reproduce line %q: %v", rec.Reproduce, err)
+	}
+	var control []string
+	for i := 1; i < len(args); i++ {
+		if args[i] == "--bug" && i+1 < len(args) && args[i+1] == bug {
+			i++
+			continue
+		}
+		control = append(control, args[i])
+	}
+	out, err := runInProcess(append(control, "--json", "--failures-dir", failuresDir))
+	if err != nil {
+		return nil, err.Error()
+	}
+	failed := out.failedNames()
+	if out.Deterministic != nil && !*out.Deterministic {
+		failed = append([]string{"determinism"}, failed...)
+	}
+	return failed, ""
 }
 
 // runInProcess runs a sluice command line (without "sluice") in this
@@ -576,7 +636,8 @@ func (r huntResult) oneLine() string {
 	case !r.Found:
 		return fmt.Sprintf("%s in %s: NOT FOUND in %d seeds (%v)", r.Bug, r.Scenario, r.SeedsRun, r.WallTime.Round(time.Second))
 	}
-	line := fmt.Sprintf("%s in %s: seed %d fails %s; reproduced %s", r.Bug, r.Scenario, r.FirstSeed, r.failedText(), yesNo(r.Reproduced))
+	line := fmt.Sprintf("%s in %s: seed %d fails %s; without the bug fails [%s]; reproduced %s", r.Bug, r.Scenario, r.FirstSeed,
+		r.failedText(), strings.Join(r.WithoutBug, ", "), yesNo(r.Reproduced))
 	if r.Shrink != nil {
 		line += fmt.Sprintf("; actions %s; replayed %s", r.Shrink.actionsText(), yesNo(r.Shrink.Replayed))
 	}
@@ -635,7 +696,7 @@ func printHunt(out io.Writer, report huntReport, jsonOut bool) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
 	}
-	header := []string{"bug", "scenario", "first seed", "seeds run", "failed checks", "anomaly", "same hash", "actions", "run+drain", "wall"}
+	header := []string{"bug", "scenario", "first seed", "seeds run", "failed checks", "anomaly", "without bug", "same hash", "actions", "run+drain", "wall"}
 	var rows [][]string
 	for _, r := range report.Pairs {
 		rows = append(rows, r.row())
@@ -656,13 +717,13 @@ func printHunt(out io.Writer, report huntReport, jsonOut bool) error {
 	if len(report.Unplanted) > 0 {
 		fmt.Fprintf(out, "planted by no scenario, so no hunt can find them: %s\n", strings.Join(report.Unplanted, ", "))
 	}
-	fmt.Fprintf(out, "%d of %d bug×scenario pairs found within %d seeds; %d reproduced, shrunk and replayed; %d with fewer faults after shrinking (%v)\n",
-		report.Found, len(report.Pairs), report.SeedsMax, report.Proven, report.Cut, report.WallTime.Round(time.Second))
+	fmt.Fprintf(out, "%d of %d bug×scenario pairs found within %d seeds; %d fail a check the seed passes without the bug; %d reproduced, shrunk and replayed; %d with fewer faults after shrinking (%v)\n",
+		report.Found, len(report.Pairs), report.SeedsMax, report.Blamed, report.Proven, report.Cut, report.WallTime.Round(time.Second))
 	return nil
 }
 
 func (r huntResult) row() []string {
-	row := []string{r.Bug, strings.Join(append([]string{r.Scenario}, r.Params...), " "), "-", fmt.Sprint(r.SeedsRun), "-", "-", "-", "-", "-", r.WallTime.Round(time.Second).String()}
+	row := []string{r.Bug, strings.Join(append([]string{r.Scenario}, r.Params...), " "), "-", fmt.Sprint(r.SeedsRun), "-", "-", "-", "-", "-", "-", r.WallTime.Round(time.Second).String()}
 	if !r.Found {
 		row[4] = "NOT FOUND"
 		if r.Error != "" {
@@ -671,16 +732,24 @@ func (r huntResult) row() []string {
 		return row
 	}
 	row[2], row[4], row[5] = fmt.Sprint(r.FirstSeed), r.failedText(), r.anomaly()
-	row[6] = yesNo(r.Reproduced)
+	switch {
+	case r.ControlNote != "":
+		row[6] = "?"
+	case len(r.WithoutBug) == 0:
+		row[6] = "passes"
+	default:
+		row[6] = "fails " + strings.Join(r.WithoutBug, ", ")
+	}
+	row[7] = yesNo(r.Reproduced)
 	if r.Determinism && r.Reproduced {
-		row[6] = "diverges again"
+		row[7] = "diverges again"
 	}
 	if s := r.Shrink; s != nil {
-		row[7] = s.actionsText()
-		row[8] = fmt.Sprintf("%v+%v -> %v+%v", time.Duration(s.RunBefore), time.Duration(s.DrainBefore),
+		row[8] = s.actionsText()
+		row[9] = fmt.Sprintf("%v+%v -> %v+%v", time.Duration(s.RunBefore), time.Duration(s.DrainBefore),
 			time.Duration(s.RunAfter), time.Duration(s.DrainAfter))
 		if !s.Replayed {
-			row[7] += " NO REPLAY"
+			row[8] += " NO REPLAY"
 		}
 	}
 	return row

@@ -37,6 +37,9 @@ func TestHuntFindsReproducesAndShrinksAPlantedBug(t *testing.T) {
 	if !slices.Contains(checkNames(r.Failed), "no-double-apply") {
 		t.Fatalf("dedupe-off should fail no-double-apply, failed %v", checkNames(r.Failed))
 	}
+	if len(r.WithoutBug) != 0 || r.ControlNote != "" || report.Blamed != 1 {
+		t.Fatalf("the seed without the bug should pass: fails %v (%s)", r.WithoutBug, r.ControlNote)
+	}
 	if !r.Reproduced || !strings.Contains(r.Reproduce, "--bug dedupe-off") || r.TraceHash == "" {
 		t.Fatalf("not reproduced with the same hash: %+v", r)
 	}
