@@ -30,7 +30,7 @@ func newSimCommand() *cobra.Command {
 	}
 	sim.PersistentPreRun = func(*cobra.Command, []string) { tuneGCForSimulation() }
 	sim.AddCommand(newSimRunCommand(), newSimReplayCommand(), newSimShrinkCommand(), newSimSwarmCommand(),
-		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand(),
+		newSimMergeCommand(), newSimSwarmWorkerCommand(), newSimMutateCommand(), newSimListCommand(), newSimBugsCommand(), newSimHuntCommand(),
 		newSimCompareChannelsCommand())
 	requireSubcommand(sim)
 	return sim

@@ -292,6 +292,14 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 	go func() {
 	dispatch:
 		for i := range jobs {
+			// A select picks at random among ready cases: look at stop
+			// first, or a failure would not stop the next seeds from
+			// being handed to a waiting worker.
+			select {
+			case <-stop:
+				break dispatch
+			default:
+			}
 			select {
 			case work <- i:
 			case <-stop:

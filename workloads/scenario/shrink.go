@@ -31,6 +31,24 @@ type Shrunk struct {
 	// TriesExhausted is true when Shrink stopped at its bound rather than
 	// at a run it could not reduce further.
 	TriesExhausted bool
+	// Stopped is true when the caller's Stop ended the shrink early.
+	Stopped bool
+}
+
+// ShrinkLimits bound a shrink and say what failure it keeps.
+type ShrinkLimits struct {
+	// TriesMax bounds the runs made; each candidate is one run (two when
+	// Determinism is set).
+	TriesMax int
+	// Stop, when set, is asked before each candidate run; true ends the
+	// shrink with the smallest failing run so far. It lets a caller bound
+	// the shrink's wall time, which this package does not read.
+	Stop func() bool
+	// Determinism shrinks a run whose failure is that two runs of it
+	// give different trace hashes (a planted ordering bug passes every
+	// check): a candidate is kept when its two runs differ and it fails
+	// exactly the checks the original failed.
+	Determinism bool
 }
 
 // shrinkRunLengthsMin bounds how short shrinking makes the run and drain.
@@ -40,16 +58,27 @@ const shrinkRunLengthsMin = 100 * time.Millisecond
 // triesMax runs; progress, if set, hears of each smaller run found. A
 // smaller run counts when it fails exactly the checks the original failed.
 func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrunk, error) {
-	orig, err := Run(d, o)
+	return ShrinkWithin(d, o, ShrinkLimits{TriesMax: triesMax}, progress)
+}
+
+// ShrinkWithin is Shrink with limits: a bound on tries, a stop the caller
+// decides, and the choice of a determinism failure.
+func ShrinkWithin(d Definition, o Options, limits ShrinkLimits, progress func(Result)) (Shrunk, error) {
+	s := &shrinker{d: d, o: o, allowed: map[string]bool{}, triesMax: limits.TriesMax, stop: limits.Stop,
+		determinism: limits.Determinism, progress: progress}
+	orig, diverged, err := s.run(o)
 	if err != nil {
 		return Shrunk{}, err
 	}
 	failed := orig.Failed()
-	if len(failed) == 0 {
+	if len(failed) == 0 && !(s.determinism && diverged) {
 		return Shrunk{}, ErrDoesNotFail
 	}
-	s := &shrinker{d: d, o: o, allowed: map[string]bool{}, triesMax: triesMax, best: orig, progress: progress}
+	s.best = orig
 	var names []string
+	if s.determinism {
+		names = append(names, "determinism")
+	}
 	for _, c := range failed {
 		s.allowed[c.Name] = true
 		names = append(names, c.Name)
@@ -60,7 +89,8 @@ func Shrink(d Definition, o Options, triesMax int, progress func(Result)) (Shrun
 	s.dropFaults(orig.Schedule)
 	s.shortenFaults()
 	s.shortenRun()
-	return Shrunk{Check: s.check, Original: orig, Smallest: s.best, Tries: s.tries, TriesExhausted: s.tries >= s.triesMax}, nil
+	return Shrunk{Check: s.check, Original: orig, Smallest: s.best, Tries: s.tries,
+		TriesExhausted: s.tries >= s.triesMax, Stopped: s.stopped}, nil
 }
 
 type shrinker struct {
@@ -72,18 +102,42 @@ type shrinker struct {
 	allowed  map[string]bool
 	triesMax int
 	tries    int
-	best     Result
-	progress func(Result)
+	stop     func() bool
+	stopped  bool
+	// determinism: the failure kept is two runs that differ.
+	determinism bool
+	best        Result
+	progress    func(Result)
+}
+
+// run runs a candidate, twice when the failure is a determinism one, and
+// reports whether the two runs' trace hashes differed.
+func (s *shrinker) run(o Options) (Result, bool, error) {
+	res, err := Run(s.d, o)
+	if err != nil || !s.determinism {
+		return res, false, err
+	}
+	quiet := o
+	quiet.Log = nil
+	again, err := Run(s.d, quiet)
+	if err != nil {
+		return res, false, err
+	}
+	return res, again.TraceHash != res.TraceHash, nil
 }
 
 // fails runs the candidate and keeps it if the same checks still fail.
 func (s *shrinker) fails(o Options) bool {
-	if s.tries >= s.triesMax {
+	if s.tries >= s.triesMax || s.stopped {
+		return false
+	}
+	if s.stop != nil && s.stop() {
+		s.stopped = true
 		return false
 	}
 	s.tries++
-	res, err := Run(s.d, o)
-	if err != nil {
+	res, diverged, err := s.run(o)
+	if err != nil || (s.determinism && !diverged) {
 		return false
 	}
 	// The same failure: exactly the checks the original failed. A
@@ -120,7 +174,7 @@ func (s *shrinker) dropFaults(full faults.Schedule) {
 	}
 	keep := func(us []faults.Unit) bool { return s.fails(s.withSchedule(full.Keep(us))) }
 	n := 2
-	for len(units) >= 2 && s.tries < s.triesMax {
+	for len(units) >= 2 && s.tries < s.triesMax && !s.stopped {
 		chunks := splitUnits(units, n)
 		reduced := false
 		for _, c := range chunks {

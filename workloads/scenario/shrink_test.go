@@ -1,0 +1,51 @@
+package scenario
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/sluice-sim/sluice/faults"
+)
+
+// TestShrinkKeepsADeterminismFailure: the counter's map-order bug passes
+// every check, so a plain shrink has nothing to keep; shrinking for
+// determinism keeps runs whose two runs still diverge, and cuts actions.
+func TestShrinkKeepsADeterminismFailure(t *testing.T) {
+	d := counterDef(t)
+	o := short(1, faults.BugMapOrder)
+	if _, err := Shrink(d, o, 10, nil); !errors.Is(err, ErrDoesNotFail) {
+		t.Fatalf("a map-order run fails a check (%v): pick a run that only diverges", err)
+	}
+	sh, err := ShrinkWithin(d, o, ShrinkLimits{TriesMax: 30, Determinism: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := len(sh.Original.Schedule.Actions), len(sh.Smallest.Schedule.Actions)
+	if sh.Check != "determinism" || after >= before {
+		t.Fatalf("check %q, actions %d -> %d: want determinism and fewer actions", sh.Check, before, after)
+	}
+	_, opts, err := sh.Smallest.Options(&sh.Smallest.Schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, det, err := RunTwice(d, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if det.Same() {
+		t.Fatalf("the shrunk run's two runs gave the same trace hash %s", det.Hashes[0])
+	}
+}
+
+// TestShrinkStopsWhenAsked: a caller's Stop ends the shrink at once with
+// the original run as the smallest.
+func TestShrinkStopsWhenAsked(t *testing.T) {
+	d := counterDef(t)
+	sh, err := ShrinkWithin(d, short(1, faults.BugDedupeOff), ShrinkLimits{TriesMax: 30, Stop: func() bool { return true }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sh.Stopped || sh.Tries != 0 || sh.Smallest.TraceHash != sh.Original.TraceHash {
+		t.Fatalf("stopped %v after %d tries; smallest %s, original %s", sh.Stopped, sh.Tries, sh.Smallest.TraceHash, sh.Original.TraceHash)
+	}
+}
