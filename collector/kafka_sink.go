@@ -12,17 +12,21 @@ import (
 
 // KafkaSink produces each event as a Kafka record through the producer
 // actor of workloads/kafka, as Flume's KafkaSink does: the body is the
-// value, a "key" header the key, a "topic" header overrides the configured
-// topic. A batch commits its channel transaction only when every record
+// value, a "key" header the key, a "topic" header (topicHeader) overrides
+// the configured topic unless allowTopicOverride is false: an agent whose
+// events come from a kafka source, which names their topic in that header,
+// sets it false or writes them back where they came from. A batch commits its channel transaction only when every record
 // was acknowledged; one failure rolls the whole batch back, and the next
 // attempt sends all of it again (Flume's behaviour: duplicates in Kafka,
 // no loss). With acks=all the producer is idempotent, as the Java client
 // is by default.
 type KafkaSink struct {
-	name     string
-	env      sim.Env
-	topic    string
-	producer *kafka.Producer
+	name  string
+	env   sim.Env
+	topic string
+	// topicHeader names the header that overrides topic; empty: none does.
+	topicHeader string
+	producer    *kafka.Producer
 	// kafka are the sink's Kafka counters, among its runner's.
 	kafka *KafkaSinkCounters
 }
@@ -32,6 +36,9 @@ type KafkaSinkConfig struct {
 	Bootstrap []string
 	Topic     string
 	Acks      kafka.Acks
+	// TopicHeader names the header whose value overrides Topic; empty
+	// when allowTopicOverride is false.
+	TopicHeader string
 }
 
 func kafkaSinkConfig(c *config.Sink) KafkaSinkConfig {
@@ -48,6 +55,9 @@ func kafkaSinkConfig(c *config.Sink) KafkaSinkConfig {
 		acks = c.String("kafka.producer.acks")
 	}
 	cfg := KafkaSinkConfig{Topic: topic, Acks: kafka.AcksLeader}
+	if c.Bool("allowTopicOverride") {
+		cfg.TopicHeader = c.String("topicHeader")
+	}
 	for _, s := range strings.Split(servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.Bootstrap = append(cfg.Bootstrap, s)
@@ -73,7 +83,8 @@ func NewKafkaSink(name string, env sim.Env, cfg KafkaSinkConfig) (*KafkaSink, er
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
-	return &KafkaSink{name: name, env: env, topic: cfg.Topic, producer: p, kafka: &KafkaSinkCounters{}}, nil
+	return &KafkaSink{name: name, env: env, topic: cfg.Topic, topicHeader: cfg.TopicHeader, producer: p,
+		kafka: &KafkaSinkCounters{}}, nil
 }
 
 // setCounters adds the sink's Kafka counters to its runner's.
@@ -92,7 +103,7 @@ func (s *KafkaSink) Deliver(events []Event, done func(error)) {
 	})
 	for _, e := range events {
 		rec := kafka.Record{Topic: s.topic, Value: e.Body}
-		if t, ok := e.Headers["topic"]; ok && t != "" {
+		if t, ok := e.Headers[s.topicHeader]; ok && t != "" && s.topicHeader != "" {
 			rec.Topic = t
 		}
 		if k, ok := e.Headers["key"]; ok {

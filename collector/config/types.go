@@ -377,6 +377,8 @@ var specs = []typeSpec{
 			"batchSize":               intKey(100, 1, batchMax),
 			"kafka.producer.acks":     {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
 			"requiredAcks":            {kind: valueString, text: "1", choices: []string{"all", "-1", "0", "1"}},
+			"allowTopicOverride":      boolKey(true),
+			"topicHeader":             stringKey("topic"),
 		},
 		batchKeys: []string{"flumeBatchSize", "batchSize"},
 	},
