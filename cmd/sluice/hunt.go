@@ -42,6 +42,7 @@ var huntBugParams = map[faults.Bug]map[string]string{
 	faults.BugTrustPageCache:              {"faults": "fsyncgate"}, // failed fsyncs, then power loss
 	faults.BugTaildirPositionBeforeCommit: {"source": "taildir"},
 	faults.BugTakeRollbackReorders:        {"hop": "on"}, // a failing avro sink rolls takes back
+	faults.BugKafkaSourceCommitBeforePut:  {"source": "kafka"},
 }
 
 // pairParams are the parameters a pair's seeds run with: --param, then

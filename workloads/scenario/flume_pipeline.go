@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-sim/sluice/broker"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/checkers"
+	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/collector"
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/faults"
@@ -40,13 +41,18 @@ import (
 // fail in this variant: after a failed sync a later one can succeed over
 // a hole, and no writer can tell which of its lines survived. Each
 // client's lines (or the writer's) must arrive in the order they were
-// acknowledged.
+// acknowledged. With source=kafka the clients are Kafka producers (acks=all,
+// idempotent) writing into the broker's topic "input", which the entry
+// agent's kafka source reads as a consumer group member; a line counts as
+// acknowledged once its produce is, and the source is at-least-once: a
+// crashed agent reads again from its group's committed offsets.
 func init() {
 	Register(Definition{
 		Name:    "flume-pipeline",
 		Summary: "netcat clients or a tailed log -> a collector agent (memory, file, spillable or kafka channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
-			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders},
+			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders,
+			faults.BugKafkaSourceCommitBeforePut},
 		Params: []Param{
 			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable", "kafka"},
 				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds), spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk) or kafka (a topic of the broker, one per agent: an agent crash loses nothing)"},
@@ -54,8 +60,8 @@ func init() {
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
-			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp"},
-				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges) or syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges)"},
+			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp", "kafka"},
+				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -96,6 +102,14 @@ const (
 	// pipelineLogFile is the file the writer appends with
 	// source=taildir, on the entry agent's node.
 	pipelineLogFile = "logs/app.log"
+	// pipelineInputTopic is the topic the clients produce to with
+	// source=kafka, and pipelineSourceGroup the entry source's group.
+	pipelineInputTopic  = "input"
+	pipelineSourceGroup = "flume-source"
+	// pipelineSourceIdlePolls is how many empty polls of the kafka source,
+	// after the clients stopped, settle waits for: it has then read the
+	// input topic to its end.
+	pipelineSourceIdlePolls = 2
 )
 
 var pipelineClients = []string{"c1", "c2", "c3"}
@@ -122,6 +136,9 @@ func pipelineConfig(channel, source string, hop bool) string {
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
 		"a1.sinks.k1.kafka.topic = "+pipelineTopic,
 		"a1.sinks.k1.kafka.producer.acks = all",
+		// A kafka source names each event's topic (input) in its topic
+		// header, which would otherwise send the event back there.
+		"a1.sinks.k1.allowTopicOverride = false",
 		"a1.sinks.k1.batchSize = 20",
 		"a1.sinks.k1.channel = c1")
 	return strings.Join(lines, "\n") + "\n"
@@ -142,6 +159,19 @@ func pipelineEntrySource(source string) []string {
 		}
 	}
 	switch source {
+	case "kafka":
+		// A restarted agent's member waits for its predecessor's session
+		// to expire before it owns the partition: the broker's least.
+		return []string{
+			"a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource",
+			fmt.Sprintf("a1.sources.r1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
+			"a1.sources.r1.kafka.topics = " + pipelineInputTopic,
+			"a1.sources.r1.kafka.consumer.group.id = " + pipelineSourceGroup,
+			"a1.sources.r1.kafka.consumer.auto.offset.reset = earliest",
+			"a1.sources.r1.kafka.consumer.session.timeout.ms = 6000",
+			"a1.sources.r1.batchSize = 20",
+			"a1.sources.r1.batchDurationMillis = 100",
+		}
 	case "http":
 		return []string{
 			"a1.sources.r1.type = http",
@@ -306,7 +336,7 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	}
 	for _, name := range pipelineClients {
 		cl := &lineClient{name: name, addr: fmt.Sprintf("%s:%d", entry, pipelinePort), stopAt: stopAt,
-			healAt: o.Run, proto: pipelineProtocols[source]}
+			healAt: o.Run, proto: pipelineProtocols[source], produce: source == "kafka"}
 		c.clients = append(c.clients, cl)
 		w.AddNode(name, cl.start)
 	}
@@ -402,7 +432,7 @@ func (c *pipelineCluster) Progress() []Activity {
 	acts := make([]Activity, len(c.clients))
 	for i, cl := range c.clients {
 		mark := len(cl.acked)
-		if !cl.proto.answers() {
+		if !cl.produce && !cl.proto.answers() {
 			mark = len(cl.sent) // nothing is acknowledged: sending is progress
 		}
 		acts[i] = Activity{Name: "client " + cl.name, Mark: int64(mark),
@@ -601,14 +631,56 @@ func (c *pipelineCluster) settle(w *world.World) bool {
 		k, ok := a.Channel("c1").(*collector.KafkaChannel)
 		return !ok || k.CaughtUp()
 	}
+	entry := &c.agent
+	if c.hop {
+		entry = &c.edge
+	}
+	idle := sourceIdle{}
 	deadline := w.Now() + pipelineSettleMax
 	for w.Now() < deadline {
-		if empty(c.agent) && (!c.hop || empty(c.edge)) {
+		if empty(c.agent) && (!c.hop || empty(c.edge)) && c.producersDone() && idle.reached(*entry) {
 			return true
 		}
 		w.Run(w.Now()+pipelinePoll, 0)
 	}
 	return false
+}
+
+// sourceIdle tells when an agent's kafka source has read its topics to
+// their end: it counts the empty polls since settle began, which come only
+// after every earlier poll's records were put.
+type sourceIdle struct {
+	agent      *collector.Agent
+	emptyFirst int64
+}
+
+// reached reports whether a's kafka source (if it has one) polled nothing
+// pipelineSourceIdlePolls times since it was first seen; a restarted agent
+// starts the count again.
+func (s *sourceIdle) reached(a *collector.Agent) bool {
+	if a == nil || !a.Ready() {
+		return false
+	}
+	src, ok := a.Source("r1").(*collector.KafkaSource)
+	if !ok {
+		return true
+	}
+	emptyPolls := src.Counters().Kafka.KafkaEmptyCount
+	if s.agent != a {
+		s.agent, s.emptyFirst = a, emptyPolls
+	}
+	return emptyPolls-s.emptyFirst >= pipelineSourceIdlePolls
+}
+
+// producersDone reports whether every producing client knows the outcome
+// of all it sent, so that no retried produce lands after settle.
+func (c *pipelineCluster) producersDone() bool {
+	for _, cl := range c.clients {
+		if cl.produce && len(cl.outstanding) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readTopic reads the topic's one partition from its start to its high
@@ -655,6 +727,10 @@ type lineClient struct {
 	stopAt time.Duration
 	// proto frames lines for the entry source and reads its answers.
 	proto lineProtocol
+	// produce: the client is a Kafka producer to the input topic
+	// (source=kafka) instead of a connection to the entry source.
+	produce  bool
+	producer *kafka.Producer
 	// sentByHeal counts the lines sent by healAt, when the faults end.
 	healAt     time.Duration
 	sentByHeal int
@@ -691,6 +767,10 @@ const (
 
 func (l *lineClient) start(env sim.Env) {
 	l.env = env
+	if l.produce {
+		l.startProducer()
+		return
+	}
 	l.connect()
 	l.tick()
 }
@@ -787,6 +867,73 @@ func (l *lineClient) onReplies(frame []byte) {
 		} else {
 			l.failed++
 		}
+	}
+}
+
+// lineDeliveryTimeout bounds a produce's wait for its outcome, so that a
+// producing client knows every line's before the drain ends.
+const lineDeliveryTimeout = 5 * time.Second
+
+// startProducer starts the client as a Kafka producer: idempotent with
+// acks=all, so a line is acknowledged once every in-sync replica has it.
+func (l *lineClient) startProducer() {
+	prod, err := kafka.NewProducer(l.env, kafka.ProducerConfig{
+		Bootstrap: []string{pipelineBroker + ":9092"}, ClientID: l.name, Acks: kafka.AcksAll,
+		AllowAutoTopicCreation: true, DeliveryTimeout: lineDeliveryTimeout,
+	})
+	sim.Assert(err == nil, "flume-pipeline: producer %s: %v", l.name, err)
+	l.producer = prod
+	l.connects++
+	l.produceTick()
+}
+
+// produceTick sends the next line while the window has room.
+func (l *lineClient) produceTick() {
+	now := l.env.Clock.Mono()
+	if now <= l.healAt {
+		l.sentByHeal = len(l.sent)
+	}
+	if !l.stopped() && len(l.outstanding) < lineWindowMax {
+		l.seq++
+		line := fmt.Sprintf("%s-%06d", l.name, l.seq)
+		l.sent = append(l.sent, line)
+		l.bytes += int64(2 * len(line))
+		l.outstanding = append(l.outstanding, line)
+		l.sentAt = append(l.sentAt, now)
+		err := l.producer.Send(kafka.Record{Topic: pipelineInputTopic, Value: []byte(line)},
+			func(r kafka.Result) { l.produced(line, r) })
+		if err != nil {
+			l.produced(line, kafka.Result{Outcome: history.Fail, Err: err})
+		}
+		l.producer.Flush()
+	}
+	if l.stopped() && len(l.outstanding) == 0 {
+		return
+	}
+	l.env.Clock.AfterFunc(lineInterval, l.produceTick)
+}
+
+// produced takes a line's produce outcome: acknowledged when ok; an
+// unknown outcome (the write may have happened) counts as unanswered.
+func (l *lineClient) produced(line string, r kafka.Result) {
+	i := slices.Index(l.outstanding, line)
+	sim.Assert(i >= 0, "flume-pipeline: outcome of %s, not outstanding", line)
+	sentAt := l.sentAt[i]
+	l.outstanding = slices.Delete(l.outstanding, i, i+1)
+	l.sentAt = slices.Delete(l.sentAt, i, i+1)
+	now := l.env.Clock.Mono()
+	l.lastAnswer = now
+	switch r.Outcome {
+	case history.OK:
+		l.acked = append(l.acked, line)
+		l.ackTimes = append(l.ackTimes, now)
+		l.ackLatencies = append(l.ackLatencies, now-sentAt)
+	case history.Fail:
+		l.failed++
+		l.lastClose = fmt.Sprint(r.Err)
+	default:
+		l.unanswered++
+		l.lastClose = fmt.Sprint(r.Err)
 	}
 }
 
