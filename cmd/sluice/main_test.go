@@ -235,8 +235,8 @@ func TestBadInputMessagesAndExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"sim", "nope"}, 2, `unknown command "nope" for "sluice sim" (known: bugs, compare-channels, list, merge, mutate, replay, run, shrink, swarm)`},
-		{[]string{"sim"}, 2, "sluice sim needs a subcommand (known: bugs, compare-channels, list, merge, mutate, replay, run, shrink, swarm)"},
+		{[]string{"sim", "nope"}, 2, `unknown command "nope" for "sluice sim" (known: bugs, compare-channels, hunt, list, merge, mutate, replay, run, shrink, swarm)`},
+		{[]string{"sim"}, 2, "sluice sim needs a subcommand (known: bugs, compare-channels, hunt, list, merge, mutate, replay, run, shrink, swarm)"},
 		{[]string{"nope"}, 2, `unknown command "nope" for "sluice"`},
 		{[]string{"check", empty}, 2, "the history holds no operation"},
 		{[]string{"sim", "run", "--faults", array}, 2, `found an array`},
