@@ -12,35 +12,7 @@ import (
 // group's committed offsets (duplicates allowed); each seed runs twice to
 // the same trace hash, and the seeds did crash the agent.
 func TestFlumePipelineKafkaSourceLosesNothing(t *testing.T) {
-	d, err := Lookup("flume-pipeline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const seeds = 4
-	crashes := 0
-	for seed := uint64(1); seed <= seeds; seed++ {
-		o := pipelineOptions(seed, "file")
-		o.Params["source"] = "kafka"
-		res, det, err := RunTwice(d, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !det.Same() {
-			t.Fatalf("seed %d: trace %s then %s\n%s", seed, det.Hashes[0], det.Hashes[1], det.Divergence)
-		}
-		if !res.OK() {
-			t.Fatalf("seed %d: %v", seed, res.Failed())
-		}
-		if res.Stats["lines_acked"] == 0 || res.Stats["records_read"] < res.Stats["lines_acked"] {
-			t.Fatalf("seed %d: %d acknowledged, %d read back", seed, res.Stats["lines_acked"], res.Stats["records_read"])
-		}
-		if crashed(res) {
-			crashes++
-		}
-	}
-	if crashes < seeds/2 {
-		t.Fatalf("only %d of %d seeds crashed the agent: the test shows little", crashes, seeds)
-	}
+	sourceLosesNothing(t, "kafka", 4)
 }
 
 // TestFlumePipelineCatchesKafkaSourceCommitBeforePut: a kafka source that
