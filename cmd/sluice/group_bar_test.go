@@ -288,9 +288,12 @@ func TestTopicsAndGroupsCommandsOnCluster(t *testing.T) {
 	}
 
 	wantRun(t, 0, "Created topic "+topic+".", topics("--create", "--topic", topic, "--partitions", "3", "--replication-factor", "3")...)
-	if out := wantRun(t, 0, topic, topics("--list")...); !strings.Contains("\n"+out, "\n"+topic+"\n") {
-		t.Fatalf("--list does not list %s on a line of its own:\n%s", topic, out)
-	}
+	// The broker asked may learn of the topic from the metadata log a
+	// moment after the controller answered the creation, as in Kafka.
+	waitUntil(t, 15*time.Second, topic+" on a line of its own in --list", func() bool {
+		code, out := sluiceAdmin(t, topics("--list")...)
+		return code == 0 && strings.Contains("\n"+out, "\n"+topic+"\n")
+	})
 	var described []describedTopic
 	waitUntil(t, 15*time.Second, "three in sync replicas of each partition in --describe --json", func() bool {
 		_, js := runStdout(t, t.TempDir(), topics("--describe", "--topic", topic, "--json")...)
