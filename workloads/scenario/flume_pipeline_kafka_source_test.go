@@ -12,7 +12,7 @@ import (
 // group's committed offsets (duplicates allowed); each seed runs twice to
 // the same trace hash, and the seeds did crash the agent.
 func TestFlumePipelineKafkaSourceLosesNothing(t *testing.T) {
-	sourceLosesNothing(t, "kafka", 4)
+	pipelineLosesNothing(t, "kafka", 4, true)
 }
 
 // TestFlumePipelineCatchesKafkaSourceCommitBeforePut: a kafka source that
