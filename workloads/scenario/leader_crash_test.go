@@ -215,3 +215,29 @@ func TestPausedLeaderCatchesStaleLeaderAcks(t *testing.T) {
 		t.Fatalf("seed %d without the bug: %+v", staleLeaderAcksSeed, r.Failed())
 	}
 }
+
+// TestProducerWithNothingLeftToSendIsNotStuck: in cluster-swarm seed
+// 100482 (a swarm draw) a broker loses power while its followers wait on
+// fetches to it; when it comes back as leader at 21.1s they learn of it only
+// as those fetches time out, so p2's last sends time out too, after the
+// faults healed, and the drain phase sends nothing more. Once every
+// consumer has read to the end the producer has no work left: its failed
+// sends do not make it a stuck client.
+func TestProducerWithNothingLeftToSendIsNotStuck(t *testing.T) {
+	d, err := Lookup("cluster-swarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := withParams(100482, map[string]string{"flush": "group"})
+	o.Run, o.Drain, o.Swarm = 20*time.Second, 20*time.Second, true
+	r, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Fatalf("%+v", r.Failed())
+	}
+	if r.Stats["sends_unknown"] == 0 {
+		t.Fatal("no send ended with its outcome unknown: the seed no longer reaches the case")
+	}
+}

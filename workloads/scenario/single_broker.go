@@ -390,7 +390,10 @@ func (c *singleBrokerCluster) Footprint() Footprint {
 }
 
 // Progress reports each client's producer and each partition each of its
-// consumers reads, for the no-progress watchdog.
+// consumers reads, for the no-progress watchdog. A producer whose last sends
+// failed has work it could not do only until its driver stops: once the
+// drain has read every partition to its end, the cluster is serving and the
+// producer, sending nothing more, is idle.
 func (c *singleBrokerCluster) Progress() []Activity {
 	var acts []Activity
 	for _, name := range c.clients {
@@ -401,7 +404,7 @@ func (c *singleBrokerCluster) Progress() []Activity {
 		producer := d.Producer()
 		p := producer.Progress()
 		acts = append(acts, Activity{Name: name + "'s producer", Mark: int64(p.Written),
-			Waiting: p.Pending > 0 || p.FailedSinceWritten > 0, Attempts: p.Attempts,
+			Waiting: p.Pending > 0 || (p.FailedSinceWritten > 0 && !d.Stopped()), Attempts: p.Attempts,
 			Describe: producer.DescribeStall})
 		for _, co := range d.Consumers() {
 			for _, pp := range co.Progress() {
