@@ -65,8 +65,8 @@ func shrinkAndSave(out io.Writer, def scenario.Definition, opts scenario.Options
 	opts.Log = nil
 	fmt.Fprintf(out, "shrinking %s seed %d ...\n", def.Name, opts.Seed)
 	sh, err := scenario.Shrink(def, opts, triesMax, func(r scenario.Result) {
-		fmt.Fprintf(out, "  %d actions (%v of faults), run %v + drain %v: still fails\n",
-			len(r.Schedule.Actions), r.Schedule.FaultTime(), r.Run, r.Drain)
+		fmt.Fprintf(out, "  %d actions (%v of faults%s), run %v + drain %v: still fails\n",
+			len(r.Schedule.Actions), r.Schedule.FaultTime(), r.EpisodeNote(), r.Run, r.Drain)
 	})
 	if errors.Is(err, scenario.ErrDoesNotFail) {
 		fmt.Fprintf(out, "%v\n", err)

@@ -147,6 +147,7 @@ func (c *coordinatorFailoverCluster) Finish(w *world.World) ([]Check, map[string
 	checks = append([]Check{c.cluster.healedCheck()}, checks...)
 	stats["broker_starts"] = int64(len(c.cluster.brokers))
 	stats["planted_faults"] = int64(c.cluster.crashes)
+	stats["planted_episodes"] = int64(c.cluster.episodes)
 	return checks, stats
 }
 

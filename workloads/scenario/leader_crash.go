@@ -180,6 +180,9 @@ type leaderCrashCluster struct {
 	latest  map[int32]*broker.Broker
 	ctrls   map[string]*controller.Controller
 	crashes int
+	// episodes counts the planted episodes begun, acted or skipped: an
+	// episode's number in Options.EpisodesSkipped.
+	episodes int
 	// healedAt is when every partition was first seen led with a whole
 	// ISR after the run; -1 until then. healNote says what was missing at
 	// the last look.
@@ -309,7 +312,8 @@ type episode func(w *world.World, target int) (undo func(), ok bool)
 // plant runs an episode at about at (exponential pauses of
 // leaderCrashIntervalMean), lasting between durMin and durMax, then plants
 // the next after leaderCrashSettle, until end. Draws come from r, the
-// scenario's own stream, so the episodes are the seed's.
+// scenario's own stream, so the episodes are the seed's. An episode the
+// options skip takes its time but does nothing.
 func (c *leaderCrashCluster) plant(w *world.World, r *rand.Rand, at, end, durMin, durMax time.Duration, act episode) {
 	at += time.Duration(r.ExpFloat64() * float64(leaderCrashIntervalMean))
 	if at >= end {
@@ -318,12 +322,19 @@ func (c *leaderCrashCluster) plant(w *world.World, r *rand.Rand, at, end, durMin
 	target := r.IntN(3)
 	dur := durMin + time.Duration(r.Int64N(int64(durMax-durMin)/int64(time.Millisecond)))*time.Millisecond
 	w.At(at, func() {
-		undo, ok := act(w, target)
+		skip := c.o.skipsEpisode(c.episodes)
+		undo, ok := func() {}, true
+		if !skip {
+			undo, ok = act(w, target)
+		}
 		if !ok {
 			c.plant(w, r, at, end, durMin, durMax, act)
 			return
 		}
-		c.crashes++
+		if !skip {
+			c.crashes++
+		}
+		c.episodes++
 		w.At(at+dur, func() {
 			undo()
 			c.plant(w, r, at+dur+leaderCrashSettle, end, durMin, durMax, act)
@@ -561,7 +572,7 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 		}
 		checks = append(checks, check)
 	}
-	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes),
+	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes), "planted_episodes": int64(c.episodes),
 		"broker_starts": int64(len(c.brokers))}
 	if t := c.image().Topics[leaderCrashTopic]; t != nil {
 		for _, p := range t.Partitions {

@@ -55,7 +55,7 @@ func Run(d Definition, o Options) (Result, error) {
 		Recipe: Recipe{
 			Scenario: d.Name, Seed: o.Seed, Bugs: o.Bugs.Names(), Params: o.Params,
 			Run: faults.Duration(o.Run), Drain: faults.Duration(o.Drain), EventsMax: o.EventsMax,
-			Swarm: o.Swarm, Profile: o.Profile,
+			Swarm: o.Swarm, Profile: o.Profile, EpisodesSkipped: o.EpisodesSkipped,
 		},
 		FaultsApplied: tally.Applied,
 		FaultWarnings: tally.Warnings,

@@ -94,6 +94,21 @@ type Options struct {
 	// Profile, when set, replaces parts of the scenario's fault profile
 	// for the generated schedule (a scenario file's "faults.profile").
 	Profile *faults.ProfileSpec
+	// EpisodesSkipped names, by their order from 0, the fault episodes a
+	// scenario plants itself (a crash of whichever broker leads, a
+	// coordinator's death) that this run leaves out: what shrinking cuts
+	// of faults that are not schedule data.
+	EpisodesSkipped []int
+}
+
+// skipsEpisode reports whether the run leaves out planted episode i.
+func (o Options) skipsEpisode(i int) bool {
+	for _, s := range o.EpisodesSkipped {
+		if s == i {
+			return true
+		}
+	}
+	return false
 }
 
 // Param returns the value of a knob.
@@ -124,6 +139,8 @@ type Recipe struct {
 	Swarm bool `json:"swarm,omitempty"`
 	// Profile is the fault profile a scenario file set, if any.
 	Profile *faults.ProfileSpec `json:"profile,omitempty"`
+	// EpisodesSkipped are the planted episodes the run left out.
+	EpisodesSkipped []int `json:"episodes_skipped,omitempty"`
 }
 
 // Options are the options that run the recipe again, with schedule.
@@ -139,7 +156,7 @@ func (r Recipe) Options(schedule *faults.Schedule) (Definition, Options, error) 
 	return def, Options{
 		Seed: r.Seed, Bugs: bugs, Params: r.Params, Schedule: schedule,
 		Run: time.Duration(r.Run), Drain: time.Duration(r.Drain), EventsMax: r.EventsMax,
-		Swarm: r.Swarm, Profile: r.Profile,
+		Swarm: r.Swarm, Profile: r.Profile, EpisodesSkipped: r.EpisodesSkipped,
 	}, nil
 }
 

@@ -87,6 +87,7 @@ func ShrinkWithin(d Definition, o Options, limits ShrinkLimits, progress func(Re
 	s.o.Schedule = &orig.Schedule
 	s.o.Run, s.o.Drain = time.Duration(orig.Run), time.Duration(orig.Drain)
 	s.dropFaults(orig.Schedule)
+	s.dropEpisodes(int(orig.Stats[plantedEpisodesStat]))
 	s.shortenFaults()
 	s.shortenRun()
 	return Shrunk{Check: s.check, Original: orig, Smallest: s.best, Tries: s.tries,
@@ -168,13 +169,62 @@ func (s *shrinker) withSchedule(sched faults.Schedule) Options {
 
 // dropFaults is ddmin over the schedule's faults.
 func (s *shrinker) dropFaults(full faults.Schedule) {
-	units := full.Units()
 	if s.fails(s.withSchedule(faults.Schedule{Actions: []faults.Action{}})) {
 		return
 	}
-	keep := func(us []faults.Unit) bool { return s.fails(s.withSchedule(full.Keep(us))) }
+	ddmin(full.Units(), func(us []faults.Unit) bool { return s.fails(s.withSchedule(full.Keep(us))) }, s.more)
+}
+
+// plantedEpisodesStat counts the episodes a scenario planted itself (see
+// Options.EpisodesSkipped).
+const plantedEpisodesStat = "planted_episodes"
+
+// dropEpisodes is ddmin over the episodes the scenario plants itself,
+// n of them in the original run: a kept set runs with every other
+// episode skipped.
+func (s *shrinker) dropEpisodes(n int) {
+	var units []int
+	for i := range n {
+		if !s.o.skipsEpisode(i) {
+			units = append(units, i)
+		}
+	}
+	if len(units) == 0 {
+		return
+	}
+	keep := func(kept []int) bool {
+		o := s.o
+		o.EpisodesSkipped = episodesExcept(n, kept)
+		return s.fails(o)
+	}
+	if keep(nil) {
+		return
+	}
+	ddmin(units, keep, s.more)
+}
+
+// episodesExcept lists the episodes 0..n-1 not in kept.
+func episodesExcept(n int, kept []int) []int {
+	skipped := []int{}
+	for i, k := 0, 0; i < n; i++ {
+		if k < len(kept) && kept[k] == i {
+			k++
+			continue
+		}
+		skipped = append(skipped, i)
+	}
+	return skipped
+}
+
+// more reports whether the shrink may make more runs.
+func (s *shrinker) more() bool { return s.tries < s.triesMax && !s.stopped }
+
+// ddmin is Zeller's delta debugging: it shrinks units, in order, to a set
+// from which no single chunk can be removed while keep still holds, for as
+// long as more allows.
+func ddmin[T any](units []T, keep func([]T) bool, more func() bool) {
 	n := 2
-	for len(units) >= 2 && s.tries < s.triesMax && !s.stopped {
+	for len(units) >= 2 && more() {
 		chunks := splitUnits(units, n)
 		reduced := false
 		for _, c := range chunks {
@@ -200,8 +250,8 @@ func (s *shrinker) dropFaults(full faults.Schedule) {
 	}
 }
 
-func splitUnits(units []faults.Unit, n int) [][]faults.Unit {
-	chunks := make([][]faults.Unit, 0, n)
+func splitUnits[T any](units []T, n int) [][]T {
+	chunks := make([][]T, 0, n)
 	for i := 0; i < n; i++ {
 		lo, hi := i*len(units)/n, (i+1)*len(units)/n
 		if lo < hi {
@@ -211,8 +261,8 @@ func splitUnits(units []faults.Unit, n int) [][]faults.Unit {
 	return chunks
 }
 
-func complementOf(chunks [][]faults.Unit, skip int) []faults.Unit {
-	var rest []faults.Unit
+func complementOf[T any](chunks [][]T, skip int) []T {
+	var rest []T
 	for i, c := range chunks {
 		if i != skip {
 			rest = append(rest, c...)
@@ -280,10 +330,22 @@ func (s *shrinker) shortenRun() {
 // Summary says what shrinking did, for a terminal.
 func (sh Shrunk) Summary() string {
 	before, after := sh.Original, sh.Smallest
-	return fmt.Sprintf("%d actions (%s), run %v + drain %v -> %d actions (%s), run %v + drain %v; %d runs; %s",
-		len(before.Schedule.Actions), faultCount(before.Schedule), before.Run, before.Drain,
-		len(after.Schedule.Actions), faultCount(after.Schedule), after.Run, after.Drain,
+	return fmt.Sprintf("%d actions (%s%s), run %v + drain %v -> %d actions (%s%s), run %v + drain %v; %d runs; %s",
+		len(before.Schedule.Actions), faultCount(before.Schedule), before.EpisodeNote(), before.Run, before.Drain,
+		len(after.Schedule.Actions), faultCount(after.Schedule), after.EpisodeNote(), after.Run, after.Drain,
 		sh.Tries, sh.Check+verbFails(sh.Check))
+}
+
+// EpisodeNote names the episodes a run's scenario planted and acted on,
+// as ", N planted episodes", for scenarios that plant them.
+func (r Result) EpisodeNote() string {
+	if _, planted := r.Stats[plantedEpisodesStat]; !planted {
+		return ""
+	}
+	if n := r.Stats["planted_faults"]; n != 1 {
+		return fmt.Sprintf(", %d planted episodes", n)
+	}
+	return ", 1 planted episode"
 }
 
 // verbFails agrees with a list of check names: " still fails" for one,

@@ -49,3 +49,34 @@ func TestShrinkStopsWhenAsked(t *testing.T) {
 		t.Fatalf("stopped %v after %d tries; smallest %s, original %s", sh.Stopped, sh.Tries, sh.Smallest.TraceHash, sh.Original.TraceHash)
 	}
 }
+
+// TestShrinkDropsPlantedEpisodes: leader-crash plants its own crashes of
+// whichever broker leads, which are not schedule data; shrinking skips
+// those the failure does not need, and the smallest run, replayed from its
+// recipe, fails the same way with the same trace.
+func TestShrinkDropsPlantedEpisodes(t *testing.T) {
+	d, err := Lookup("leader-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := Shrink(d, withParams(1, nil, faults.BugAckBeforeISR), 12, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, after := sh.Original.Stats["planted_faults"], sh.Smallest.Stats["planted_faults"]
+	if after >= before || len(sh.Smallest.EpisodesSkipped) == 0 {
+		t.Fatalf("planted episodes %d -> %d (skipped %v): nothing cut", before, after, sh.Smallest.EpisodesSkipped)
+	}
+	rd, ro, err := sh.Smallest.Recipe.Options(&sh.Smallest.Schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Run(rd, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.TraceHash != sh.Smallest.TraceHash || again.OK() {
+		t.Fatalf("replay: hash %s (want %s), ok %v", again.TraceHash, sh.Smallest.TraceHash, again.OK())
+	}
+	t.Log(sh.Summary())
+}
