@@ -83,6 +83,7 @@ type clusterPlan struct {
 	replicationFactor int
 	minInsync         int
 	flush             string
+	restart           string
 }
 
 func newClusterUpCommand() *cobra.Command {
@@ -101,15 +102,19 @@ and its output (server.log). Once every broker is listed in Metadata, it
 prints the bootstrap address and writes DIR/cluster.json: each node's id,
 role, addresses and pid.
 
-It then watches the nodes: it restarts none, and reports a node that exits
-(a node killed on purpose can be started again with
-'sluice broker --config DIR/node-ID/server.properties'). On SIGINT or
+It then watches the nodes and reports a node that exits. By default it
+restarts none (a node killed on purpose can be started again with
+'sluice broker --config DIR/node-ID/server.properties'); with --restart
+on-failure it starts a node that exits again on the same directory, after a
+pause that doubles from 1 s to 30 s while the node keeps dying within a
+minute of its start, and rewrites cluster.json with the new pid. On SIGINT or
 SIGTERM it stops every node cleanly (each within 40 s, else killed) and
 removes cluster.json; 'sluice cluster down --data DIR' does that for a
 cluster running in the background.`,
 		Example: `  sluice cluster up --brokers 3 --data ./cluster
   kcat -L -b "$(jq -r .bootstrap ./cluster/cluster.json)"
   sluice cluster up --brokers 3 --controllers 3 --data ./cluster --min-insync-replicas 2 &
+  sluice cluster up --brokers 3 --data ./cluster --restart on-failure
   sluice cluster down --data ./cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -126,6 +131,7 @@ cluster running in the background.`,
 	fl.IntVar(&plan.replicationFactor, "replication-factor", 0, "default.replication.factor (default: 3, or the broker count if fewer)")
 	fl.IntVar(&plan.minInsync, "min-insync-replicas", 1, "min.insync.replicas of the brokers")
 	fl.StringVar(&plan.flush, "flush", "group", "every broker's fsync policy: group, none, messages:N, interval:DURATION")
+	fl.StringVar(&plan.restart, "restart", restartNo, "what to do when a node exits: no (report it) or on-failure (start it again)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }
@@ -138,6 +144,12 @@ func (p *clusterPlan) check() error {
 		return fmt.Errorf("--controllers %d: want 0 (combined) to %d", p.controllers, clusterNodesMax)
 	case p.minInsync < 1:
 		return fmt.Errorf("--min-insync-replicas %d: want at least 1", p.minInsync)
+	}
+	if p.restart == "" {
+		p.restart = restartNo
+	}
+	if p.restart != restartNo && p.restart != restartOnFailure {
+		return fmt.Errorf("--restart %q: want %s or %s", p.restart, restartNo, restartOnFailure)
 	}
 	if p.replicationFactor == 0 {
 		p.replicationFactor = min(3, p.brokers)
@@ -267,9 +279,10 @@ func flushProperties(flush string) []string {
 // runningNode is a started node and its end.
 type runningNode struct {
 	clusterNode
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	err       error
+	startedAt time.Time
 }
 
 func runClusterUp(cmd *cobra.Command, plan clusterPlan) error {
@@ -323,8 +336,9 @@ func runClusterUp(cmd *cobra.Command, plan clusterPlan) error {
 		fmt.Fprintf(stdout, "node %d %-17s pid %-7d %s\n", n.ID, n.Role, n.PID, strings.Trim(n.Address+" "+n.ControllerAddress, " "))
 	}
 	fmt.Fprintf(stdout, "cluster.json: %s\n", filepath.Join(plan.dir, clusterFileName))
-	superviseCluster(nodes, signals, stderr)
-	stopClusterNodes(nodes, stderr)
+	sup := &supervisor{exe: exe, plan: plan, layout: layout, nodes: nodes, file: file, stderr: stderr}
+	sup.run(signals)
+	stopClusterNodes(sup.nodes, stderr)
 	return nil
 }
 
@@ -361,7 +375,7 @@ func startClusterNode(exe string, n clusterNode, properties string) (*runningNod
 		return nil, fmt.Errorf("node %d: start: %w", n.ID, err)
 	}
 	n.PID = c.Process.Pid
-	rn := &runningNode{clusterNode: n, cmd: c, exited: make(chan struct{})}
+	rn := &runningNode{clusterNode: n, cmd: c, exited: make(chan struct{}), startedAt: time.Now()}
 	go func() { rn.err = c.Wait(); close(rn.exited) }()
 	return rn, nil
 }
@@ -467,32 +481,112 @@ func readClusterFile(dir string) (clusterFile, error) {
 	return file, nil
 }
 
-// superviseCluster reports each node that exits, until a signal comes or
-// every node has exited.
-func superviseCluster(nodes []*runningNode, signals <-chan os.Signal, stderr io.Writer) {
-	reported := map[int32]bool{}
+// Restart policies of `cluster up`, as systemd's Restart= names them.
+const (
+	restartNo        = "no"
+	restartOnFailure = "on-failure"
+)
+
+// Restart pacing: a node that dies again within restartStableAfter of its
+// start waits twice as long before the next start, up to restartPauseMax;
+// restartsMax bounds one node's restarts over the supervisor's life, so a
+// node that cannot start does not churn forever.
+const (
+	restartPauseMin    = time.Second
+	restartPauseMax    = 30 * time.Second
+	restartStableAfter = time.Minute
+	restartsMax        = 100
+)
+
+// supervisor watches a running cluster's nodes, restarting those that exit
+// when its plan says so.
+type supervisor struct {
+	exe    string
+	plan   clusterPlan
+	layout []clusterNode
+	nodes  []*runningNode
+	file   clusterFile
+	stderr io.Writer
+	// down are the nodes that exited and wait to start again, with when
+	// each may; lastPause is each node's last pause before a start.
+	down      map[int32]time.Time
+	lastPause map[int32]time.Duration
+	restarts  map[int32]int
+}
+
+// run reports each node that exits and restarts it if the plan says so,
+// until a signal comes or every node has exited for good.
+func (s *supervisor) run(signals <-chan os.Signal) {
+	s.down, s.lastPause, s.restarts = map[int32]time.Time{}, map[int32]time.Duration{}, map[int32]int{}
+	gone := map[int32]bool{}
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
-	for len(reported) < len(nodes) {
+	for len(gone) < len(s.nodes) {
 		select {
-		case s := <-signals:
-			fmt.Fprintf(stderr, "sluice: %v: stopping the cluster\n", s)
+		case sig := <-signals:
+			fmt.Fprintf(s.stderr, "sluice: %v: stopping the cluster\n", sig)
 			return
 		case <-ticker.C:
 		}
-		for _, rn := range nodes {
+		for i, rn := range s.nodes {
+			if gone[rn.ID] {
+				continue
+			}
+			if due, waiting := s.down[rn.ID]; waiting {
+				if time.Now().After(due) {
+					s.restart(i)
+				}
+				continue
+			}
 			select {
 			case <-rn.exited:
-				if !reported[rn.ID] {
-					reported[rn.ID] = true
-					fmt.Fprintf(stderr, "sluice: node %d (pid %d) exited: %v; not restarted (start it again with 'sluice broker --config %s')\n",
-						rn.ID, rn.PID, exitDescription(rn.err), rn.Config)
+				if !s.exited(rn) {
+					gone[rn.ID] = true
 				}
 			default:
 			}
 		}
 	}
-	fmt.Fprintln(stderr, "sluice: every node has exited")
+	fmt.Fprintln(s.stderr, "sluice: every node has exited")
+}
+
+// exited reports a node's exit and, if it is to be restarted, when; false
+// when it stays down. As systemd's on-failure, a node that exits with
+// status 0 (stopped cleanly, by a SIGTERM of its own say) stays down.
+func (s *supervisor) exited(rn *runningNode) bool {
+	if s.plan.restart != restartOnFailure || rn.err == nil || s.restarts[rn.ID] >= restartsMax {
+		fmt.Fprintf(s.stderr, "sluice: node %d (pid %d) exited: %v; not restarted (start it again with 'sluice broker --config %s')\n",
+			rn.ID, rn.PID, exitDescription(rn.err), rn.Config)
+		return false
+	}
+	pause := restartPauseMin
+	if prev, ok := s.lastPause[rn.ID]; ok && time.Since(rn.startedAt) < restartStableAfter {
+		pause = min(2*prev, restartPauseMax)
+	}
+	s.lastPause[rn.ID], s.down[rn.ID] = pause, time.Now().Add(pause)
+	fmt.Fprintf(s.stderr, "sluice: node %d (pid %d) exited: %v; restarting it in %v\n", rn.ID, rn.PID, exitDescription(rn.err), pause)
+	return true
+}
+
+// restart starts node i again on its directory and rewrites cluster.json
+// with its new pid; a failed start is retried after a longer pause.
+func (s *supervisor) restart(i int) {
+	old := s.nodes[i]
+	s.restarts[old.ID]++
+	rn, err := startClusterNode(s.exe, s.layout[i], s.plan.serverProperties(s.layout[i], s.layout))
+	if err != nil {
+		next := min(2*s.lastPause[old.ID], restartPauseMax)
+		s.lastPause[old.ID], s.down[old.ID] = next, time.Now().Add(next)
+		fmt.Fprintf(s.stderr, "sluice: restart node %d: %v; trying again in %v\n", old.ID, err, next)
+		return
+	}
+	delete(s.down, old.ID)
+	s.nodes[i] = rn
+	s.file.Nodes[i].PID = rn.PID
+	if err := writeClusterFile(s.plan.dir, s.file); err != nil {
+		fmt.Fprintf(s.stderr, "sluice: %v\n", err)
+	}
+	fmt.Fprintf(s.stderr, "sluice: node %d restarted (pid %d, restart %d)\n", rn.ID, rn.PID, s.restarts[old.ID])
 }
 
 func exitDescription(err error) string {

@@ -579,6 +579,43 @@ func TestClusterUpSeparateControllersStopsOnSigterm(t *testing.T) {
 	}
 }
 
+// TestClusterUpRestartsOnFailure: with --restart on-failure the supervisor
+// starts a node killed with SIGKILL again on its directory, writes its new
+// pid to cluster.json, and the broker serves Metadata again; a node that
+// stops cleanly on its own SIGTERM stays down.
+func TestClusterUpRestartsOnFailure(t *testing.T) {
+	c := startLocalCluster(t, "--brokers", "1", "--restart", "on-failure")
+	victim := c.file.Nodes[0]
+	syscall.Kill(victim.PID, syscall.SIGKILL)
+	var restarted clusterNode
+	waitUntil(t, clusterWaitMax, "cluster.json to name the restarted node's pid", func() bool {
+		file, err := readClusterFile(c.dir)
+		if err != nil || file.Nodes[0].PID == victim.PID || !processAlive(file.Nodes[0].PID) {
+			return false
+		}
+		c.file, restarted = file, file.Nodes[0]
+		return true
+	})
+	want := fmt.Sprintf("node %d (pid %d) exited: signal: killed; restarting it in 1s", victim.ID, victim.PID)
+	if !strings.Contains(c.stderr.String(), want) {
+		t.Fatalf("cluster up did not report %q:\n%s", want, c.stderr)
+	}
+	waitUntil(t, clusterWaitMax, "the restarted broker to answer Metadata", func() bool {
+		_, err := metadataBrokers([]string{restarted.Address})
+		return err == nil
+	})
+
+	syscall.Kill(restarted.PID, syscall.SIGTERM)
+	waitUntil(t, clusterWaitMax, "the supervisor to see the node stop", func() bool {
+		return strings.Contains(c.stderr.String(), fmt.Sprintf("node %d (pid %d) exited: exit status 0; not restarted", restarted.ID, restarted.PID))
+	})
+	select {
+	case <-c.exited:
+	case <-time.After(clusterWaitMax):
+		t.Fatalf("cluster up did not end once its only node stopped cleanly:\n%s", c.stderr)
+	}
+}
+
 func TestClusterBadInput(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
@@ -590,6 +627,7 @@ func TestClusterBadInput(t *testing.T) {
 		{[]string{"cluster", "up", "--data", dir, "--brokers", "0"}, "--brokers 0: want 1 to 32"},
 		{[]string{"cluster", "up", "--data", dir, "--replication-factor", "4"}, "--replication-factor 4: want 1 to the broker count 3"},
 		{[]string{"cluster", "up", "--data", dir, "--flush", "sometimes"}, `--flush: unknown policy "sometimes"`},
+		{[]string{"cluster", "up", "--data", dir, "--restart", "always"}, `--restart "always": want no or on-failure`},
 		{[]string{"cluster", "down", "--data", dir}, "no cluster.json in " + dir + ": no cluster runs from there"},
 	}
 	for _, c := range cases {
