@@ -4,8 +4,8 @@ SLUICE    := bin/sluice
 PKGS      := ./...
 SCENARIO  ?= cluster-swarm
 SEED      ?= 11
-# The broker-cluster scenarios, for make soak's 1050 cluster seeds.
-CLUSTER_SCENARIOS := leader-crash,isolated-leader,controller-crash,rolling-restart,pauses,clock-jump,cluster-swarm,follower-cut
+# The broker-cluster scenarios, for make soak's 1500 cluster seeds.
+CLUSTER_SCENARIOS := leader-crash,isolated-leader,controller-crash,rolling-restart,pauses,clock-jump,cluster-swarm,follower-cut,slow-follower,power-loss-all
 
 .PHONY: all build demo test lint vet fmt-check race bench soak compare clean
 

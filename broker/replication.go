@@ -188,12 +188,26 @@ func (p *partition) becomeFollower(part metadata.Partition) {
 	p.wakeWaiters() // held consumer fetches learn they must go elsewhere
 }
 
+// Probes of the ISR's changes under one leader, seen by that leader.
+var (
+	probeISRShrunk = sim.DeclareProbe("broker/isr-shrunk",
+		"a leader's ISR lost a member: a follower fell behind or went away, and the controller agreed")
+	probeISRExpanded = sim.DeclareProbe("broker/isr-expanded",
+		"a leader's ISR took a follower back once it caught up, and the controller agreed")
+)
+
 // updateISR takes a newer ISR from the image or an AlterPartition answer
 // without a change of leadership.
 func (p *partition) updateISR(part metadata.Partition) {
 	r := &p.replica
 	if part.PartitionEpoch <= r.partitionEpoch || part.LeaderEpoch != p.leaderEpoch {
 		return
+	}
+	if r.role == roleLeader && len(part.ISR) < len(r.isr) {
+		p.b.env.Hit(probeISRShrunk)
+	}
+	if r.role == roleLeader && len(part.ISR) > len(r.isr) {
+		p.b.env.Hit(probeISRExpanded)
 	}
 	r.replicas, r.isr, r.partitionEpoch = slices.Clone(part.Replicas), slices.Clone(part.ISR), part.PartitionEpoch
 	if r.role == roleLeader {

@@ -144,6 +144,8 @@ const (
 	clusterClockJump
 	clusterSwarm
 	clusterFollowerCut
+	clusterSlowFollower
+	clusterPowerLossAll
 )
 
 // clusterModeNames are the scenarios' names; each planted mode draws its
@@ -152,7 +154,7 @@ var clusterModeNames = map[clusterMode]string{
 	clusterLeaderCrash: "leader-crash", clusterIsolatedLeader: "isolated-leader",
 	clusterControllerCrash: "controller-crash", clusterRollingRestart: "rolling-restart",
 	clusterPauses: "pauses", clusterClockJump: "clock-jump", clusterSwarm: "cluster-swarm",
-	clusterFollowerCut: "follower-cut",
+	clusterFollowerCut: "follower-cut", clusterSlowFollower: "slow-follower", clusterPowerLossAll: "power-loss-all",
 }
 
 const (
@@ -251,6 +253,10 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		c.plant(w, r, from, until, time.Second, 2*time.Second, c.jumpLeaderClock)
 	case clusterFollowerCut:
 		c.plant(w, r, from, o.Run-followerCutMax-time.Second, followerCutMin, followerCutMax, c.cutFollower)
+	case clusterSlowFollower:
+		c.plant(w, r, from, o.Run-slowFollowerMax, slowFollowerMin, slowFollowerMax, c.slowFollower)
+	case clusterPowerLossAll:
+		c.plant(w, r, from, until, time.Second, 3*time.Second, c.crashLeader)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
@@ -350,14 +356,18 @@ func (c *leaderCrashCluster) crashLeader(w *world.World, partition int) (func(),
 		return nil, false
 	}
 	nodes := []string{quorumBrokerNode(leader)}
-	if c.o.Param("crash") == "power-all" {
+	crash := c.o.Param("crash")
+	if c.mode == clusterPowerLossAll {
+		crash = "power-all"
+	}
+	if crash == "power-all" {
 		nodes = nil
 		for _, id := range leaderCrashBrokerIDs {
 			nodes = append(nodes, quorumBrokerNode(id))
 		}
 	}
 	for _, node := range nodes {
-		if c.o.Param("crash") == "power" || c.o.Param("crash") == "power-all" {
+		if crash == "power" || crash == "power-all" {
 			c.act(faults.Action{Op: faults.PowerLoss, Node: node})
 		} else {
 			c.act(faults.Action{Op: faults.Kill, Node: node})

@@ -77,8 +77,11 @@ func TestLeaderCrashCatchesAckBeforeISR(t *testing.T) {
 // commit, where the leader counts only what is on its disk and followers
 // sync what they fetched before they fetch again.
 func TestLeaderCrashPowerLossOfAllByFlushPolicy(t *testing.T) {
-	d := leaderCrashDef(t)
-	r, err := Run(d, leaderCrashShort(1, map[string]string{"crash": "power-all", "flush": "none"}))
+	d, err := Lookup("power-loss-all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(d, leaderCrashShort(1, map[string]string{"flush": "none"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +92,7 @@ func TestLeaderCrashPowerLossOfAllByFlushPolicy(t *testing.T) {
 	if !lost {
 		t.Fatalf("flush=none: a power loss of every broker lost no acknowledged write: %+v", r.Checks)
 	}
-	r, err = Run(d, leaderCrashShort(1, map[string]string{"crash": "power-all", "flush": "group"}))
+	r, err = Run(d, leaderCrashShort(1, map[string]string{"flush": "group"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,32 @@
+package scenario
+
+import "testing"
+
+// TestSlowFollowerLeavesAndRejoinsTheISR: a follower whose disk nearly
+// stalls is dropped from its leaders' ISRs and taken back once the disk
+// heals, every check holding, and each seed run twice gives one trace.
+func TestSlowFollowerLeavesAndRejoinsTheISR(t *testing.T) {
+	d, err := Lookup("slow-follower")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 2; seed++ {
+		r, err := Run(d, withParams(seed, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("seed %d: %+v", seed, r.Failed())
+		}
+		if r.Probes["broker/isr-shrunk"] == 0 || r.Probes["broker/isr-expanded"] == 0 {
+			t.Fatalf("seed %d: the ISR did not shrink and grow back: probes %v", seed, r.Probes)
+		}
+		again, err := Run(d, withParams(seed, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.TraceHash != r.TraceHash {
+			t.Fatalf("seed %d: trace %s then %s", seed, r.TraceHash, again.TraceHash)
+		}
+	}
+}
