@@ -425,5 +425,13 @@ func (a *Agent) stopChannels(done func()) {
 			c.Stop(finish)
 		}
 	}
+	// A source's position (TAILDIR) or tracker (spooldir) file written at
+	// its stop is durable before the agent says it stopped.
+	for _, s := range a.sources {
+		if d, ok := s.(interface{ whenDurable(func()) }); ok {
+			pending++
+			d.whenDurable(finish)
+		}
+	}
 	finish()
 }
