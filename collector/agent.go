@@ -2,6 +2,8 @@ package collector
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +38,9 @@ type Options struct {
 	DrainTimeout time.Duration
 	// OnCommit, if not nil, is told of every transaction a channel
 	// commits, once the channel counts it committed (durable, for the
-	// file channel): the events put and the events taken for good. A
+	// file channel): the events put and the events taken for good; and,
+	// when a file channel opens, of the takes its replay found committed,
+	// some of which no incarnation heard of before it died. A
 	// scenario follows its events through the agent with it.
 	OnCommit func(channel string, puts, takes []Event)
 	// Processes runs the exec source's commands; nil (the simulated
@@ -101,12 +105,24 @@ func Start(cfg *config.Agent, opts Options, onStart func(*Agent)) sim.Start {
 // observeCommits hands every channel's commits to Options.OnCommit.
 func (a *Agent) observeCommits() {
 	if a.opts.OnCommit == nil {
+		for _, ch := range a.channels {
+			if f, ok := ch.(*FileChannel); ok {
+				f.replayedTakes = nil
+			}
+		}
 		return
 	}
-	for name, ch := range a.channels {
+	for _, name := range slices.Sorted(maps.Keys(a.channels)) {
+		ch := a.channels[name]
 		core, ok := ch.(interface{ core() *channelCore })
 		sim.Assert(ok, "channel %s has no transaction core", name)
 		core.core().onCommit = func(puts, takes []Event) { a.opts.OnCommit(name, puts, takes) }
+		// A take whose record was durable when the agent died committed,
+		// though its committer never heard so: the replay tells of it.
+		if f, ok := ch.(*FileChannel); ok && len(f.replayedTakes) > 0 {
+			a.opts.OnCommit(name, nil, f.replayedTakes)
+			f.replayedTakes = nil
+		}
 	}
 }
 
@@ -201,7 +217,7 @@ func (a *Agent) startComponents() error {
 	}
 	grouped := map[string]bool{}
 	for _, g := range a.cfg.SinkGroups {
-		r := &sinkRunner{env: a.env}
+		r := &sinkRunner{env: a.env, bugs: a.opts.Bugs}
 		switch g.Processor {
 		case "failover":
 			r.policy = policyFailover
@@ -222,7 +238,7 @@ func (a *Agent) startComponents() error {
 	}
 	for _, s := range a.cfg.Sinks {
 		if !grouped[s.Name] {
-			a.runners = append(a.runners, &sinkRunner{env: a.env, members: []*sinkMember{members[s.Name]}})
+			a.runners = append(a.runners, &sinkRunner{env: a.env, bugs: a.opts.Bugs, members: []*sinkMember{members[s.Name]}})
 		}
 	}
 	for _, s := range a.cfg.Sources {
@@ -407,6 +423,14 @@ func (a *Agent) stopChannels(done func()) {
 		if c := a.channels[name]; c != nil {
 			pending++
 			c.Stop(finish)
+		}
+	}
+	// A source's position (TAILDIR) or tracker (spooldir) file written at
+	// its stop is durable before the agent says it stopped.
+	for _, s := range a.sources {
+		if d, ok := s.(interface{ whenDurable(func()) }); ok {
+			pending++
+			d.whenDurable(finish)
 		}
 	}
 	finish()

@@ -24,6 +24,9 @@ import (
 type FileChannel struct {
 	*channelCore
 	cfg FileChannelConfig
+	// replayedTakes are the events the opening replay found taken, until
+	// the agent tells Options.OnCommit of them.
+	replayedTakes []Event
 	// file is the log file appended to, fileID its number, fileSize its
 	// length; newFileUnsynced says its name is not yet durable.
 	file            sim.File
@@ -237,6 +240,7 @@ func (f *FileChannel) load() error {
 		f.live[it.id] = it.loc
 	}
 	f.nextID = r.nextID
+	f.replayedTakes = r.taken
 	f.env.Log.Logf("file channel %s: replayed %d records, %d events queued", f.name, r.records, len(live))
 	// Appending to a file whose tail may be torn would strand what
 	// follows the tear, so every start writes a new file.

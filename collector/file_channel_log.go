@@ -317,6 +317,10 @@ type replayed struct {
 	// checkpoint: reported, never delivered.
 	problems []string
 	records  int
+	// taken are the events whose put and take the replayed records both
+	// hold, in log order: among them takes whose commit was durable
+	// before the crash though nobody heard of it.
+	taken []Event
 }
 
 // replay rebuilds a file channel's contents from its checkpoint and log.
@@ -436,6 +440,9 @@ func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error
 			r.nextID = max(r.nextID, pid+1)
 		}
 		for _, tid := range d.takes {
+			if it, ok := r.live[tid]; ok {
+				r.taken = append(r.taken, it.ev)
+			}
 			delete(r.live, tid)
 		}
 		r.records++

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
 )
 
@@ -76,6 +77,8 @@ type sinkRunner struct {
 	// inTurn is set while process runs a batch; deliveredInTurn says the
 	// batch completed within it, so the next one may follow at once.
 	inTurn, deliveredInTurn bool
+	// bugs switches planted bugs on: faults.BugKafkaSinkCommitBeforeAck.
+	bugs faults.Bugs
 }
 
 const (
@@ -274,6 +277,10 @@ func (r *sinkRunner) runBatch(m *sinkMember, done func(int, error)) {
 	default:
 		m.counters.BatchCompleteCount++
 	}
+	if _, kafkaSink := m.sink.(*KafkaSink); kafkaSink && r.bugs.On(faults.BugKafkaSinkCommitBeforeAck) {
+		r.commitBeforeDelivery(m, tx, events, done)
+		return
+	}
 	m.sink.Deliver(events, func(err error) {
 		if err != nil {
 			tx.Rollback()
@@ -287,6 +294,28 @@ func (r *sinkRunner) runBatch(m *sinkMember, done func(int, error)) {
 				r.env.Log.Logf("sink %s: commit after delivery failed (the batch will be delivered again): %v", m.sink.Name(), err)
 				done(0, err)
 				return
+			}
+			m.counters.EventDrainSuccessCount += int64(len(events))
+			done(len(events), nil)
+		})
+	})
+}
+
+// commitBeforeDelivery is the planted faults.BugKafkaSinkCommitBeforeAck:
+// the take commits first, as a sink does that hands a batch to an
+// asynchronous producer and never waits on its sends, and a failed send
+// is only logged. Once committed the events are in no channel, so a crash
+// during the produce, or a send that fails, loses them past the sink.
+func (r *sinkRunner) commitBeforeDelivery(m *sinkMember, tx *Txn, events []Event, done func(int, error)) {
+	tx.Commit(func(err error) {
+		if err != nil {
+			m.counters.RollbackCount++
+			done(0, err)
+			return
+		}
+		m.sink.Deliver(events, func(err error) {
+			if err != nil {
+				r.env.Log.Logf("sink %s: delivery failed after its commit, %d events dropped: %v", m.sink.Name(), len(events), err)
 			}
 			m.counters.EventDrainSuccessCount += int64(len(events))
 			done(len(events), nil)

@@ -41,6 +41,8 @@ type SpoolDirSource struct {
 	backoff time.Duration
 	// Failed is the error that stopped the source, if any.
 	Failed error
+	// tracker writes the tracker file durably.
+	tracker *durableFile
 }
 
 type spoolDirConfig struct {
@@ -74,7 +76,6 @@ const (
 	spoolReadBytesMax  = 1 << 20
 	spoolBackoffMin    = 250 * time.Millisecond
 	spoolTrackerName   = ".flumespool-main.meta"
-	spoolTrackerTemp   = ".flumespool-main.meta.tmp"
 	spoolDirEntriesMax = 1 << 16
 )
 
@@ -120,6 +121,9 @@ func (s *SpoolDirSource) Start() error {
 			return fmt.Errorf("spooldir source %s: create %s: %w", s.name, dir, err)
 		}
 	}
+	s.tracker = newDurableFile(s.env.FS, path.Join(s.cfg.trackerDir, spoolTrackerName), func(err error) {
+		s.env.Log.Logf("spooldir source %s: tracker: %v", s.name, err)
+	})
 	if meta, ok := s.readTracker(); ok {
 		if info, err := s.env.FS.Stat(path.Join(s.cfg.dir, meta.File)); err == nil && !info.IsDir {
 			s.cur = &spoolFile{name: meta.File, size: meta.Size, pos: meta.Pos, crc: meta.CRC}
@@ -160,23 +164,17 @@ func (s *SpoolDirSource) readTracker() (spoolMeta, bool) {
 	return meta, true
 }
 
-// writeTracker records the committed position. It is not synced: after a
-// power loss an older position only means lines delivered again.
+// writeTracker records the committed position, durably (durableFile): a
+// power loss leaves the last tracker written, not an empty one that would
+// send the file again from its start. One that failed is written again
+// after the next commit.
 func (s *SpoolDirSource) writeTracker() {
 	b, _ := json.Marshal(spoolMeta{File: s.cur.name, Size: s.cur.size, Pos: s.cur.pos, CRC: s.cur.crc})
-	tmp := path.Join(s.cfg.trackerDir, spoolTrackerTemp)
-	f, err := s.env.FS.Create(tmp)
-	if err == nil {
-		_, err = f.Append(b)
-		f.Close()
-	}
-	if err == nil {
-		err = s.env.FS.Rename(tmp, path.Join(s.cfg.trackerDir, spoolTrackerName))
-	}
-	if err != nil {
-		s.env.Log.Logf("spooldir source %s: write tracker: %v", s.name, err)
-	}
+	s.tracker.write(b)
 }
+
+// whenDurable calls done once the tracker written last is durable.
+func (s *SpoolDirSource) whenDurable(done func()) { s.tracker.whenIdle(done) }
 
 func (s *SpoolDirSource) after(d time.Duration) {
 	if !s.stopped && s.Failed == nil {
@@ -346,9 +344,7 @@ func (s *SpoolDirSource) complete() {
 	}
 	s.env.Log.Logf("spooldir source %s: completed %s", s.name, s.cur.name)
 	s.cur = nil
-	if err := s.env.FS.Remove(path.Join(s.cfg.trackerDir, spoolTrackerName)); err != nil && !errors.Is(err, sim.ErrNotExist) {
-		s.env.Log.Logf("spooldir source %s: remove tracker: %v", s.name, err)
-	}
+	s.tracker.remove()
 	s.after(0)
 }
 

@@ -42,11 +42,13 @@ type TaildirSource struct {
 	counters SourceCounters
 	// files are the followed files by fingerprint; loaded are positions
 	// read from the position file for files not seen yet.
-	files   map[uint64]*tailFile
-	loaded  map[uint64]int64
-	timer   sim.Timer
-	posTmr  sim.Timer
-	dirty   bool
+	files  map[uint64]*tailFile
+	loaded map[uint64]int64
+	timer  sim.Timer
+	posTmr sim.Timer
+	dirty  bool
+	// posFile writes the position file durably.
+	posFile *durableFile
 	backoff time.Duration
 	stopped bool
 	busy    bool
@@ -142,6 +144,10 @@ func (s *TaildirSource) Start() error {
 		return fmt.Errorf("TAILDIR source %s: %w", s.name, err)
 	}
 	s.loadPositions()
+	s.posFile = newDurableFile(s.env.FS, s.cfg.positionFile, func(err error) {
+		s.env.Log.Logf("TAILDIR source %s: write positions: %v", s.name, err)
+		s.dirty = true // the next tick writes them again
+	})
 	s.timer = s.env.Clock.AfterFunc(0, s.run)
 	s.posTmr = s.env.Clock.AfterFunc(s.cfg.writePos, s.writePositionsTick)
 	return nil
@@ -195,9 +201,12 @@ func (s *TaildirSource) writePositionsTick() {
 	}
 }
 
-// writePositions replaces the position file with the committed positions
-// (a temporary file renamed over it). It is not synced: an older file
-// after a power loss only means lines delivered again.
+// whenDurable calls done once the position file written last is durable.
+func (s *TaildirSource) whenDurable(done func()) { s.posFile.whenIdle(done) }
+
+// writePositions replaces the position file with the committed positions,
+// durably (durableFile): a power loss leaves the last file written, not an
+// empty one that would send every followed file again from its start.
 func (s *TaildirSource) writePositions() {
 	if !s.dirty {
 		return
@@ -208,20 +217,8 @@ func (s *TaildirSource) writePositions() {
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].File < list[j].File })
 	b, _ := json.Marshal(list)
-	tmp := s.cfg.positionFile + ".tmp"
-	file, err := s.env.FS.Create(tmp)
-	if err == nil {
-		_, err = file.Append(b)
-		file.Close()
-	}
-	if err == nil {
-		err = s.env.FS.Rename(tmp, s.cfg.positionFile)
-	}
-	if err != nil {
-		s.env.Log.Logf("TAILDIR source %s: write positions: %v", s.name, err)
-		return
-	}
 	s.dirty = false
+	s.posFile.write(b)
 }
 
 // scan finds the files the filegroups match and follows new ones.

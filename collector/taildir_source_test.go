@@ -3,6 +3,7 @@ package collector
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +156,59 @@ func TestTaildirCrashResumes(t *testing.T) {
 		t.Fatalf("%d duplicates: the restart did not resume from the position file", dups)
 	}
 	t.Logf("%d lines, %d duplicates", len(aw.events), dups)
+}
+
+// syncPath makes a file's bytes and its directory entry durable, as a
+// writer that fsyncs its log does.
+func syncPath(t *testing.T, aw *agentWorld, name string) {
+	t.Helper()
+	fs := aw.agent.env.FS
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fileErr, dirErr error
+	synced := 0
+	f.Sync(func(err error) { fileErr = err; synced++ })
+	fs.SyncDir(path.Dir(name), func(err error) { dirErr = err; synced++ })
+	aw.run(50 * time.Millisecond)
+	f.Close()
+	if synced != 2 || fileErr != nil || dirErr != nil {
+		t.Fatalf("sync %s: %d of 2 syncs done, %v, %v", name, synced, fileErr, dirErr)
+	}
+}
+
+// TestTaildirPowerLossKeepsPositions cuts the power after the source read
+// a synced log and wrote its positions: the position file is written
+// durably (a temporary file synced, renamed, the directory synced), so the
+// restart resumes at the end instead of sending the whole log again. An
+// unsynced position file does not survive the power loss on these seeds.
+func TestTaildirPowerLossKeepsPositions(t *testing.T) {
+	const lines = 1000
+	for seed := uint64(1); seed <= 4; seed++ {
+		aw := newAgentWorld(t, seed, taildirConf, "a")
+		aw.agent.env.FS.MkdirAll("var/log/app")
+		appendFile(t, aw, "var/log/app/app.log", numberedLines("p", lines))
+		syncPath(t, aw, "var/log/app/app.log")
+		aw.run(3 * time.Second)
+		if len(aw.events) != lines {
+			t.Fatalf("seed %d: %d of %d lines logged before the power loss", seed, len(aw.events), lines)
+		}
+		if err := aw.w.PowerLoss("collector"); err != nil {
+			t.Fatal(err)
+		}
+		if err := aw.w.Restart("collector"); err != nil {
+			t.Fatal(err)
+		}
+		aw.run(5 * time.Second)
+		if aw.agent == nil {
+			t.Fatalf("seed %d: the agent did not start again: %v", seed, aw.fatal)
+		}
+		if positions := readPositions(t, aw); len(positions) != 1 || positions[0].Pos != int64(len(numberedLines("p", lines))) {
+			t.Fatalf("seed %d: positions after the power loss %+v", seed, positions)
+		}
+		if got := len(aw.events); got != lines {
+			t.Fatalf("seed %d: %d lines logged for %d: the restart sent the log again", seed, got, lines)
+		}
+	}
 }

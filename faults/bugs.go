@@ -52,6 +52,9 @@ const (
 	// BugKafkaSourceCommitBeforePut is the collector's kafka source
 	// committing its group's offsets before its channel commit.
 	BugKafkaSourceCommitBeforePut Bug = "kafka-source-commit-before-put"
+	// BugKafkaSinkCommitBeforeAck is the collector's Kafka sink committing
+	// its channel take before the broker acknowledged the batch.
+	BugKafkaSinkCommitBeforeAck Bug = "kafka-sink-commit-before-ack"
 	// The group coordinator's bugs.
 	BugNoOffsetReload        Bug = "no-offset-reload"
 	BugStaleGenerationCommit Bug = "stale-generation-commit"
@@ -92,6 +95,8 @@ var registry = map[Bug]BugInfo{
 		"killed in between, the records are lost to the group, whose next owner starts past them"},
 	BugKafkaSourceCommitBeforePut: {BugKafkaSourceCommitBeforePut, "the collector's kafka source commits a poll's offsets to its group before the channel commit of its records: " +
 		"an agent killed in between restarts past records no channel holds"},
+	BugKafkaSinkCommitBeforeAck: {BugKafkaSinkCommitBeforeAck, "the collector's Kafka sink commits its channel take once a batch is handed to the producer, before the broker acknowledged it, and drops a batch whose send failed instead of rolling it back: " +
+		"an agent killed while the produce is in flight, or a send that times out, loses events no channel holds any more"},
 	BugNoOffsetReload: {BugNoOffsetReload, "a broker that becomes a group's coordinator serves it without reading __consumer_offsets back: " +
 		"the group's members and committed offsets are gone, and its members start again from the reset policy"},
 	BugStaleGenerationCommit: {BugStaleGenerationCommit, "the group coordinator accepts an OffsetCommit from an older generation: " +

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ type benchChannelsFlags struct {
 func newBenchChannelsCommand() *cobra.Command {
 	var f benchChannelsFlags
 	cmd := &cobra.Command{
-		Use:   "channels [--events N] [--event-size 100,1024] [--channels memory,file,spillable]",
+		Use:   "channels [--events N] [--event-size 100,1024] [--channels memory,file,spillable,kafka]",
 		Short: "Compare the collector's channels on this machine's disk: events/s, MB/s, latency",
 		Long: `Move events through each channel type as a source and a sink would, on
 the real clock and disk: a producer commits transactions of --batch puts
@@ -47,6 +48,14 @@ share a sync among them), a consumer takes and commits transactions of
 channel would), and the channel never holds more than its capacity (10,000
 events). Each event's latency runs from the start of its put's commit to
 its take's commit; the file channel syncs both.
+
+The kafka channel needs a broker: the comparison starts this binary's
+"sluice broker" (group commit: an fsync before each acknowledgement) on a
+free loopback port with its data under --dir, for the whole run, and
+stops it at the end. Each kafka row has a topic and consumer group of its
+own; its clock starts once a first event went round, so that the
+group's first join (the broker's 3 s initial rebalance delay) is not
+counted, as an agent's channel is up before its traffic.
 
 The table has one row per channel and event size: events/s, MB/s of
 bodies, and latency percentiles in milliseconds (HdrHistogram). --json
@@ -61,12 +70,15 @@ and drained, then stopped. The table gains ACKED (lines answered OK before
 the kill), LOST (acknowledged lines missing from the sink's files) and DUP
 (lines the sink wrote more than once: redelivery after the restart, which
 at-least-once allows). The file channel should lose nothing; the memory
-channel loses what it held.`,
+channel loses what it held; the kafka channel, whose events are in the
+broker, nothing (the restarted agent's member waits out its predecessor's
+6 s session before it reads on).`,
 		Example: `  sluice bench channels
   sluice bench channels --events 1000000 --event-size 1024 --channels memory,file
   sluice bench channels --event-size 1024 --takers 16
   sluice bench channels --json --dir /mnt/fast/bench
-  sluice bench channels --kill-after 3s --channels memory,file,spillable --event-size 1024`,
+  sluice bench channels --kill-after 3s --channels memory,file,spillable --event-size 1024
+  sluice bench channels --channels memory,file,spillable,kafka --event-size 1024`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sizes, err := parseBenchSizes(f.eventSizes)
@@ -96,7 +108,7 @@ channel loses what it held.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.events, "events", 200000, "events to move through each channel, per event size")
 	fl.StringVar(&f.eventSizes, "event-size", "100,1024", "event body sizes in bytes, comma-separated")
-	fl.StringVar(&f.channels, "channels", "memory,file", "channel types to measure: memory, file, spillable")
+	fl.StringVar(&f.channels, "channels", "memory,file", "channel types to measure: memory, file, spillable, kafka (on a sluice broker this command starts)")
 	fl.IntVar(&f.batch, "batch", 100, "events per transaction (a source's and a sink's batchSize)")
 	fl.IntVar(&f.inFlightMax, "in-flight", 16, "put commits in flight at once")
 	fl.IntVar(&f.takers, "takers", 1, "take commits in flight at once (as several sinks on one channel)")
@@ -129,10 +141,10 @@ func parseBenchChannels(s string) ([]string, error) {
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		switch part {
-		case "memory", "file", "spillable":
+		case "memory", "file", "spillable", "kafka":
 			out = append(out, part)
 		default:
-			return nil, fmt.Errorf("%q is not a channel type (memory, file, spillable)", part)
+			return nil, fmt.Errorf("%q is not a channel type (memory, file, spillable, kafka)", part)
 		}
 	}
 	return out, nil
@@ -168,18 +180,33 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 	if err != nil {
 		return usageError("--kill-after: %v", err)
 	}
+	brokerAddr := ""
+	if slices.Contains(kinds, "kafka") {
+		exe, err := os.Executable()
+		if err != nil {
+			return benchFailed(errOut, fmt.Errorf("find the sluice binary for the kafka channel's broker: %w", err))
+		}
+		brokerDir := filepath.Join(dir, fmt.Sprintf("broker-%d", time.Now().UnixNano()))
+		broker, err := startChannelBenchBroker(ctx, exe, brokerDir)
+		if err != nil {
+			return benchFailed(errOut, fmt.Errorf("the kafka channel's broker: %w", err))
+		}
+		defer os.RemoveAll(brokerDir)
+		defer broker.stop()
+		brokerAddr = broker.addr
+	}
 	var results []channelBenchResult
 	for _, size := range sizes {
 		for _, kind := range kinds {
 			runDir := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", kind, size, time.Now().UnixNano()))
-			r, err := benchOneChannel(ctx, kind, size, f.events, f.batch, f.inFlightMax, f.takers, runDir)
+			r, err := benchOneChannel(ctx, kind, size, f.events, f.batch, f.inFlightMax, f.takers, runDir, brokerAddr)
 			os.RemoveAll(runDir)
 			if err != nil {
 				return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events: %w", kind, size, err))
 			}
 			if killAfter > 0 {
 				killDir := runDir + "-kill"
-				k, err := benchKillChannel(ctx, kind, size, killAfter, killDir)
+				k, err := benchKillChannel(ctx, kind, size, killAfter, killDir, brokerAddr)
 				os.RemoveAll(killDir)
 				if err != nil {
 					return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events, kill -9: %w", kind, size, err))
@@ -225,14 +252,15 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 	return t.Render()
 }
 
-// benchOneChannel runs one channel on a real node and measures it.
-func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFlight, takers int, dir string) (channelBenchResult, error) {
+// benchOneChannel runs one channel on a real node and measures it; a
+// kafka channel uses the broker at brokerAddr.
+func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFlight, takers int, dir, brokerAddr string) (channelBenchResult, error) {
 	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: dir, Log: log.New(io.Discard, "", 0)})
 	if err != nil {
 		return channelBenchResult{}, err
 	}
 	result := make(chan error, 1)
-	b := &channelBench{kind: kind, n: events, batch: batch, inFlightMax: inFlight, takersMax: takers, body: make([]byte, size),
+	b := &channelBench{kind: kind, brokerAddr: brokerAddr, n: events, batch: batch, inFlightMax: inFlight, takersMax: takers, body: make([]byte, size),
 		hist: hdrhistogram.New(benchLatencyUsLowest, benchLatencyUsHighest, benchLatencySigFigs),
 		done: func(err error) { result <- err }}
 	node.Start(b.start)
@@ -265,6 +293,7 @@ func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFl
 // from when that put's commit began.
 type channelBench struct {
 	kind        string
+	brokerAddr  string
 	env         sim.Env
 	ch          collector.Channel
 	n, batch    int
@@ -284,6 +313,8 @@ type channelBench struct {
 	takersMax int
 	claimed   int
 	failed    bool
+	// warming is set while a kafka channel's first event goes round.
+	warming   bool
 	began     time.Duration
 	elapsed   time.Duration
 	drainSoon bool
@@ -298,6 +329,10 @@ func (b *channelBench) start(env sim.Env) {
 		}
 		b.ch = ch
 		ch.OnPut(b.scheduleDrain)
+		if b.kind == "kafka" {
+			b.warmUp()
+			return
+		}
 		b.began = env.Clock.Mono()
 		b.pump()
 	}
@@ -314,6 +349,12 @@ func (b *channelBench) start(env sim.Env) {
 		cfg := collector.SpillableChannelConfig{MemoryCapacity: benchChannelCapacity / 2, OverflowCapacity: benchChannelCapacity / 2,
 			TransactionCapacity: b.batch, KeepAlive: 3 * time.Second, Overflow: collector.DefaultFileChannelConfig("fc")}
 		collector.OpenSpillableChannel("c1", env, cfg, func(s *collector.SpillableChannel, err error) { opened(s, err) })
+	case "kafka":
+		topic := benchKafkaTopic("inproc", len(b.body))
+		k, err := collector.OpenKafkaChannel("c1", env, collector.KafkaChannelConfig{
+			Bootstrap: []string{b.brokerAddr}, Topic: topic, Group: topic, ParseAsFlumeEvent: true,
+			SessionTimeout: benchKafkaSessionTimeout, Capacity: benchChannelCapacity, TransactionCapacity: b.batch})
+		opened(k, err)
 	}
 }
 
@@ -360,9 +401,63 @@ func (b *channelBench) scheduleDrain() {
 	}
 }
 
+// benchWarmUpMax bounds how long a kafka channel's first event may take
+// to go round: its member's join to the group.
+const benchWarmUpMax = 60 * time.Second
+
+// warmUp puts one event, not counted, whose take (in drain) starts the
+// clock.
+func (b *channelBench) warmUp() {
+	b.warming = true
+	tx := b.ch.Begin()
+	if err := tx.Put(collector.Event{Body: b.body}); err != nil {
+		b.fail(err)
+		return
+	}
+	tx.Commit(func(err error) {
+		if err != nil {
+			b.fail(fmt.Errorf("warm-up put: %w", err))
+		}
+	})
+	b.env.Clock.AfterFunc(benchWarmUpMax, func() {
+		if b.warming {
+			b.fail(fmt.Errorf("the channel gave no event back within %v", benchWarmUpMax))
+		}
+	})
+}
+
+// finishWarmUp takes the warm-up event, then starts the clock and the
+// producer.
+func (b *channelBench) finishWarmUp() {
+	tx := b.ch.Begin()
+	_, ok, err := tx.Take()
+	if err != nil || !ok {
+		tx.Rollback()
+		if err != nil {
+			b.fail(err)
+		}
+		return // the next read-ahead calls drain again
+	}
+	tx.Commit(func(err error) {
+		if err != nil {
+			b.fail(fmt.Errorf("warm-up take: %w", err))
+			return
+		}
+		b.warming = false
+		b.began = b.env.Clock.Mono()
+		b.pump()
+	})
+}
+
 // drain commits one batch of takes and records each event's latency.
 func (b *channelBench) drain() {
 	b.drainSoon = false
+	if b.warming {
+		if !b.failed {
+			b.finishWarmUp()
+		}
+		return
+	}
 	if b.takers >= b.takersMax || b.failed || b.claimed >= b.n {
 		return
 	}

@@ -50,7 +50,7 @@ const (
 
 // benchKillChannel runs the kill -9 measurement for one channel type and
 // event size under dir.
-func benchKillChannel(ctx context.Context, kind string, size int, killAfter time.Duration, dir string) (channelKillResult, error) {
+func benchKillChannel(ctx context.Context, kind string, size int, killAfter time.Duration, dir, brokerAddr string) (channelKillResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return channelKillResult{}, fmt.Errorf("find the sluice binary: %w", err)
@@ -63,7 +63,8 @@ func benchKillChannel(ctx context.Context, kind string, size int, killAfter time
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return channelKillResult{}, err
 	}
-	if err := os.WriteFile(conf, []byte(killAgentConfig(kind, size, addrs[0], dir)), 0o644); err != nil {
+	topic := benchKafkaTopic("kill", size)
+	if err := os.WriteFile(conf, []byte(killAgentConfig(kind, size, addrs[0], dir, brokerAddr, topic)), 0o644); err != nil {
 		return channelKillResult{}, err
 	}
 	_, monitorPort, _ := net.SplitHostPort(addrs[1])
@@ -87,7 +88,13 @@ func benchKillChannel(ctx context.Context, kind string, size int, killAfter time
 	if err != nil {
 		return channelKillResult{}, err
 	}
-	drainErr := waitChannelEmpty(ctx, "http://"+addrs[1]+"/metrics")
+	var drainErr error
+	if kind == "kafka" {
+		drainErr = waitKafkaGroupCaughtUp(ctx, brokerAddr, topic, topic, killDrainMax)
+	}
+	if drainErr == nil {
+		drainErr = waitChannelEmpty(ctx, "http://"+addrs[1]+"/metrics")
+	}
 	recovery := time.Since(restarted)
 	if err := second.stop(killStopMax); err != nil {
 		return channelKillResult{}, fmt.Errorf("restarted agent: %w\n%s", err, logTail(second.logName))
@@ -117,8 +124,9 @@ func benchKillChannel(ctx context.Context, kind string, size int, killAfter time
 }
 
 // killAgentConfig is the agent a1: netcat on addr -> channel c1 of kind ->
-// file_roll into dir/out, never rolling.
-func killAgentConfig(kind string, size int, addr, dir string) string {
+// file_roll into dir/out, never rolling. A kafka channel keeps its events
+// in topic of the broker at brokerAddr, read by the group of that name.
+func killAgentConfig(kind string, size int, addr, dir, brokerAddr, topic string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -141,8 +149,15 @@ func killAgentConfig(kind string, size int, addr, dir string) string {
 		p("a1.channels.c1.type = SPILLABLEMEMORY")
 		p("a1.channels.c1.memoryCapacity = %d", benchChannelCapacity/2)
 		p("a1.channels.c1.overflowCapacity = %d", benchChannelCapacity/2)
+	case "kafka":
+		p("a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel")
+		p("a1.channels.c1.capacity = %d", benchChannelCapacity)
+		p("a1.channels.c1.kafka.bootstrap.servers = %s", brokerAddr)
+		p("a1.channels.c1.kafka.topic = %s", topic)
+		p("a1.channels.c1.kafka.consumer.group.id = %s", topic)
+		p("a1.channels.c1.kafka.consumer.session.timeout.ms = %d", benchKafkaSessionTimeout.Milliseconds())
 	}
-	if kind != "memory" {
+	if kind == "file" || kind == "spillable" {
 		p("a1.channels.c1.checkpointDir = %s", filepath.Join(dir, "checkpoint"))
 		p("a1.channels.c1.dataDirs = %s", filepath.Join(dir, "data"))
 		p("a1.channels.c1.minimumRequiredSpace = %d", 1<<20)

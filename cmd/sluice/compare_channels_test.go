@@ -13,7 +13,7 @@ import (
 func TestSimCompareChannelsCommand(t *testing.T) {
 	dir := t.TempDir()
 	out, errOut, err := runSluice(t, "sim", "compare-channels", "--seeds", "1", "--channels", "memory,file", "--report", dir)
-	if err != nil || !strings.Contains(out, "SEEDS LOSING") || !strings.Contains(out, "│ memory") || !strings.Contains(out, "│ file") {
+	if err != nil || !strings.Contains(out, "SEEDS LOSING") || !strings.Contains(out, "UNACKED LOST") || !strings.Contains(out, "│ memory") || !strings.Contains(out, "│ file") {
 		t.Fatalf("%v:\n%s\n%s", err, out, errOut)
 	}
 	for _, name := range []string{"channel-compare.json", "channel-outcomes.png", "channel-outcomes.svg", "channel-latency.png", "channel-latency.svg"} {
@@ -24,7 +24,7 @@ func TestSimCompareChannelsCommand(t *testing.T) {
 	out, _, err = runSluice(t, "sim", "compare-channels", "--seed", "2", "--seeds", "1", "--channels", "spillable,kafka", "--json")
 	var rows []map[string]any
 	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 || rows[0]["channel"] != "spillable" || rows[0]["acked"].(float64) <= 0 ||
-		rows[1]["channel"] != "kafka" || rows[1]["acked"].(float64) <= 0 {
+		rows[1]["channel"] != "kafka" || rows[1]["acked"].(float64) <= 0 || rows[1]["unacked_lost"] == nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	for _, bad := range [][]string{{"--channels", "jdbc"}, {"--seeds", "0"}, {"--param", "channel=file"}, {"--bug", "no-such-bug"}} {

@@ -44,6 +44,11 @@ type ChannelOutcome struct {
 	Acked       int64 `json:"acked"`
 	Lost        int64 `json:"lost"`
 	SeedsLosing int   `json:"seeds_losing"`
+	// UnackedLost counts lines sent, never acknowledged and never
+	// delivered: a sender was not told they were taken, so losing them
+	// breaks no promise, but it is what a source that acknowledges
+	// nothing (syslog) loses, and what a crash cost senders that retry.
+	UnackedLost int64 `json:"unacked_lost"`
 	// Duplicated counts lines delivered more than once; Reordered lines
 	// delivered ahead of one acknowledged before them.
 	Duplicated int64 `json:"duplicated"`
@@ -152,6 +157,7 @@ func (r *ChannelOutcome) add(channel string, res Result) {
 	if res.Stats["lost"] > 0 {
 		r.SeedsLosing++
 	}
+	r.UnackedLost += res.Stats["unacked_lost"]
 	r.Duplicated += res.Stats["duplicated"]
 	r.Reordered += res.Stats["reordered"]
 	r.TraceHashes = append(r.TraceHashes, res.TraceHash)

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -12,8 +13,10 @@ import (
 // some seed, and the rows account for every run.
 func TestCompareChannels(t *testing.T) {
 	schedules := map[uint64][]string{}
+	unackedLost := map[string]int64{}
 	opts := ChannelCompareOptions{Seed: 1, Seeds: 6, Channels: []string{"memory", "file"},
 		Progress: func(channel string, r Result) {
+			unackedLost[channel] += r.Stats["unacked_lost"]
 			data, err := json.Marshal(r.Schedule)
 			if err != nil {
 				t.Fatal(err)
@@ -40,6 +43,9 @@ func TestCompareChannels(t *testing.T) {
 		if r.Seeds != 6 || r.Acked == 0 || r.AckedPerSec <= 0 || len(r.TraceHashes) != 6 ||
 			r.LatencyP50Ms <= 0 || r.LatencyP50Ms > r.LatencyP99Ms || r.LatencyP99Ms > r.LatencyP999Ms {
 			t.Fatalf("row %+v", r)
+		}
+		if r.UnackedLost != unackedLost[r.Channel] {
+			t.Fatalf("%s row counts %d unacknowledged lines lost, its runs %d", r.Channel, r.UnackedLost, unackedLost[r.Channel])
 		}
 	}
 	if file.Lost != 0 || file.SeedsLosing != 0 || len(file.FailedChecks) != 0 {
@@ -86,6 +92,26 @@ func TestCompareChannelsKafka(t *testing.T) {
 	}
 	if strings.Join(again[0].TraceHashes, ",") != strings.Join(kafka.TraceHashes, ",") {
 		t.Fatalf("the kafka channel's runs differ between two comparisons: %v, %v", again[0].TraceHashes, kafka.TraceHashes)
+	}
+}
+
+// TestCompareChannelsCountsUnackedLosses: a syslog source acknowledges
+// nothing, so its rows have no acknowledged line to lose; what its agent
+// crashes cost shows as unacknowledged lines lost, in the row and its
+// JSON field.
+func TestCompareChannelsCountsUnackedLosses(t *testing.T) {
+	rows, err := CompareChannels(ChannelCompareOptions{Seed: 1, Seeds: 2, Channels: []string{"memory"},
+		Params: map[string]string{"source": "syslogtcp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rows[0]
+	if r.Acked != 0 || r.Lost != 0 || r.UnackedLost == 0 {
+		t.Fatalf("syslog over a memory channel: %+v", r)
+	}
+	data, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(data), fmt.Sprintf(`"unacked_lost":%d`, r.UnackedLost)) {
+		t.Fatalf("%v: %s", err, data)
 	}
 }
 

@@ -52,7 +52,7 @@ func init() {
 		Summary: "netcat clients or a tailed log -> a collector agent (memory, file, spillable or kafka channel) -> Kafka sink -> one broker, under agent crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugFileChannelAckBeforeFsync, faults.BugSourceAckBeforeCommit,
 			faults.BugTaildirPositionBeforeCommit, faults.BugTakeRollbackReorders,
-			faults.BugKafkaSourceCommitBeforePut},
+			faults.BugKafkaSourceCommitBeforePut, faults.BugKafkaSinkCommitBeforeAck},
 		Params: []Param{
 			{Name: "channel", Default: "file", Values: []string{"file", "memory", "spillable", "kafka"},
 				Help: "the agent's channel: file (durable: nothing acknowledged is lost), memory (a crash loses what it holds), spillable (SPILLABLEMEMORY: a crash loses what is in memory, not what overflowed to disk) or kafka (a topic of the broker, one per agent: an agent crash loses nothing)"},

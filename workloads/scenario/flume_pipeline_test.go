@@ -279,7 +279,9 @@ func TestFlumePipelineCatchesTakeRollbackReorders(t *testing.T) {
 // lost. A memory channel loses committed lines (channel); a netcat source
 // that answers before its commit loses lines no channel ever held
 // (source); with hop=on the same bug in the Kafka agent's avro source
-// loses lines the edge gave up but the Kafka agent never committed (hop).
+// loses lines the edge gave up but the Kafka agent never committed (hop);
+// a Kafka sink that commits its take before the broker's acknowledgement
+// loses lines the channel gave up and the topic never got (sink).
 // Each run's stages add up to its losses.
 func TestFlumePipelineLossStages(t *testing.T) {
 	for _, c := range []struct {
@@ -294,6 +296,7 @@ func TestFlumePipelineLossStages(t *testing.T) {
 		{"memory channel", "memory", "", false, "channel", true},
 		{"source-ack-before-commit", "file", faults.BugSourceAckBeforeCommit, false, "source", true},
 		{"source-ack-before-commit at the hop", "file", faults.BugSourceAckBeforeCommit, true, "hop", false},
+		{"kafka-sink-commit-before-ack", "file", faults.BugKafkaSinkCommitBeforeAck, false, "sink", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 30; seed++ {
@@ -381,4 +384,18 @@ func TestFlumePipelineHTTPAndSyslogSources(t *testing.T) {
 	if unackedLost == 0 {
 		t.Fatal("syslog over a memory channel lost nothing in four crashing seeds: the accounting shows nothing")
 	}
+}
+
+// TestFlumePipelineCatchesKafkaSinkCommitBeforeAck: a Kafka sink that
+// commits its take before the broker acknowledged the batch, and drops a
+// batch whose send failed, loses acknowledged lines that the channel gave
+// up and the topic never got: every one of them is lost at the sink stage.
+// The first seed catching it passes with the bug off.
+func TestFlumePipelineCatchesKafkaSinkCommitBeforeAck(t *testing.T) {
+	res := catchPlantedBug(t, faults.BugKafkaSinkCommitBeforeAck, "acknowledged-delivered", nil)
+	lost := res.Stats["lost"]
+	if lost == 0 || res.Stats["lost_at_sink"] != lost {
+		t.Fatalf("seed %d: %d lost, %d of them at the sink: %v", res.Seed, lost, res.Stats["lost_at_sink"], res.Stats)
+	}
+	t.Logf("seed %d: %d lost at the sink; faults fired %v", res.Seed, lost, res.FaultsFired)
 }
