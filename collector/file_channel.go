@@ -227,6 +227,7 @@ func (f *FileChannel) load() error {
 		return err
 	}
 	f.Problems = r.problems
+	f.hitReplayProbes(r)
 	for _, p := range r.problems {
 		f.env.Log.Logf("file channel %s: replay: %s", f.name, p)
 	}
@@ -245,6 +246,19 @@ func (f *FileChannel) load() error {
 	// Appending to a file whose tail may be torn would strand what
 	// follows the tear, so every start writes a new file.
 	return f.roll(r.lastID + 1)
+}
+
+// hitReplayProbes marks the recovery paths a replay took.
+func (f *FileChannel) hitReplayProbes(r *replayed) {
+	if r.records > 0 {
+		f.env.Hit(probeFileChannelReplayed)
+	}
+	if r.badRecord {
+		f.env.Hit(probeFileChannelTornTail)
+	}
+	if r.checkpointDamaged {
+		f.env.Hit(probeFileChannelCheckpointDamaged)
+	}
 }
 
 // roll starts log file id; its name becomes durable with the next sync.
@@ -441,6 +455,7 @@ func (f *FileChannel) endRound(round *syncRound) {
 		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return f.poisoned[file] != nil })
 		if f.poisoned[f.file] != nil || round.dirErr != nil {
 			f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
+			f.env.Hit(probeFileChannelSyncFailed)
 			if err := f.roll(f.fileID + 1); err != nil {
 				f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
 			}

@@ -317,6 +317,9 @@ type replayed struct {
 	// checkpoint: reported, never delivered.
 	problems []string
 	records  int
+	// badRecord and checkpointDamaged say which recovery paths the
+	// replay took, for the probes.
+	badRecord, checkpointDamaged bool
 	// taken are the events whose put and take the replayed records both
 	// hold, in log order: among them takes whose commit was durable
 	// before the crash though nobody heard of it.
@@ -339,10 +342,12 @@ func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
 	case errors.Is(err, sim.ErrNotExist):
 	case err != nil:
 		r.problems = append(r.problems, fmt.Sprintf("checkpoint unreadable (%v): replaying every log file", err))
+		r.checkpointDamaged = true
 	default:
 		cp, err := decodeCheckpoint(data)
 		if err != nil {
 			r.problems = append(r.problems, fmt.Sprintf("checkpoint damaged (%v): replaying every log file", err))
+			r.checkpointDamaged = true
 			break
 		}
 		from = cp.from
@@ -432,6 +437,7 @@ func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error
 		d, n, err := readRecord(f, off, size)
 		if err != nil {
 			r.problems = append(r.problems, fmt.Sprintf("%s offset %d: %v; the %d bytes from there are not replayed", name, off, err, size-off))
+			r.badRecord = true
 			return nil
 		}
 		loc := recordLoc{file: id, off: off}

@@ -245,6 +245,7 @@ func (r *sinkRunner) penalize(m *sinkMember, err error) {
 		penalty = min(penalty, r.maxPenalty)
 	}
 	m.downUntil = r.env.Clock.Mono() + penalty
+	r.env.Hit(probeSinkRolledBack)
 	if r.policy == policyDefault {
 		r.env.Log.Logf("sink %s: delivery failed, rolled back: %v", m.sink.Name(), err)
 	} else {

@@ -128,6 +128,7 @@ func (s *SpoolDirSource) Start() error {
 		if info, err := s.env.FS.Stat(path.Join(s.cfg.dir, meta.File)); err == nil && !info.IsDir {
 			s.cur = &spoolFile{name: meta.File, size: meta.Size, pos: meta.Pos, crc: meta.CRC}
 			s.env.Log.Logf("spooldir source %s: resuming %s at byte %d", s.name, meta.File, meta.Pos)
+			s.env.Hit(probeSpoolResumed)
 		}
 	}
 	s.timer = s.env.Clock.AfterFunc(0, s.step)

@@ -255,6 +255,7 @@ func (s *TaildirSource) scan() []*tailFile {
 			}
 			if tf.path != p && tf.path != "" {
 				s.env.Log.Logf("TAILDIR source %s: %s is now %s; following it from byte %d", s.name, tf.path, p, tf.pos)
+				s.env.Hit(probeTaildirRotated)
 				s.dirty = true
 			}
 			tf.path = p

@@ -202,7 +202,7 @@ func pipelineLosesNothing(t *testing.T, source string, seeds uint64, twice bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashes := uint64(0)
+	crashes, replays := uint64(0), uint64(0)
 	for seed := uint64(1); seed <= seeds; seed++ {
 		o := pipelineOptions(seed, "file")
 		if source != "" {
@@ -230,9 +230,16 @@ func pipelineLosesNothing(t *testing.T, source string, seeds uint64, twice bool)
 		if crashed(res) {
 			crashes++
 		}
+		if res.Probes["collector/file-channel-replayed"] > 0 {
+			replays++
+		}
 	}
 	if crashes < seeds/2 {
 		t.Fatalf("only %d of %d seeds crashed the agent: the test shows little", crashes, seeds)
+	}
+	// A crashed agent's file channel replays its log on the way back up.
+	if replays == 0 {
+		t.Fatalf("no file channel replayed a log in %d seeds with %d crashes", seeds, crashes)
 	}
 }
 
