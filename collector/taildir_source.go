@@ -41,12 +41,14 @@ type TaildirSource struct {
 	proc     *channelProcessor
 	counters SourceCounters
 	// files are the followed files by fingerprint; loaded are positions
-	// read from the position file for files not seen yet.
+	// read from the position file for files not seen yet, in its order.
 	files  map[uint64]*tailFile
-	loaded map[uint64]int64
-	timer  sim.Timer
-	posTmr sim.Timer
-	dirty  bool
+	loaded map[uint64]loadedPosition
+	// seenNext numbers the next file first seen (tailFile.seen).
+	seenNext uint64
+	timer    sim.Timer
+	posTmr   sim.Timer
+	dirty    bool
 	// posFile writes the position file durably.
 	posFile *durableFile
 	backoff time.Duration
@@ -80,6 +82,18 @@ type tailFile struct {
 	group *tailGroup
 	// pos is the offset up to which lines are committed.
 	pos int64
+	// seen orders the files as the source first saw them, the position
+	// file's order carrying it across restarts. Flume reads the matched
+	// files oldest-modified first, so that a file rotation renamed is
+	// read to its end before its successor; the order files were first
+	// seen in stands for that where the filesystem keeps no times.
+	seen uint64
+}
+
+// loadedPosition is a position from the position file and its place there.
+type loadedPosition struct {
+	pos  int64
+	seen uint64
 }
 
 // tailPosition is one entry of the position file.
@@ -129,7 +143,7 @@ func newTaildirSource(name string, env sim.Env, c *config.Source, proc *channelP
 		}
 		cfg.groups = append(cfg.groups, group)
 	}
-	return &TaildirSource{name: name, env: env, cfg: cfg, proc: proc, files: map[uint64]*tailFile{}, loaded: map[uint64]int64{}}, nil
+	return &TaildirSource{name: name, env: env, cfg: cfg, proc: proc, files: map[uint64]*tailFile{}, loaded: map[uint64]loadedPosition{}}, nil
 }
 
 // Name is the source's name.
@@ -188,9 +202,10 @@ func (s *TaildirSource) loadPositions() {
 		s.env.Log.Logf("TAILDIR source %s: %s is not a position file (%v); starting without positions", s.name, s.cfg.positionFile, err)
 		return
 	}
-	for _, p := range list {
-		s.loaded[p.Inode] = p.Pos
+	for i, p := range list {
+		s.loaded[p.Inode] = loadedPosition{pos: p.Pos, seen: uint64(i)}
 	}
+	s.seenNext = uint64(len(list))
 	s.env.Log.Logf("TAILDIR source %s: loaded %d positions", s.name, len(list))
 }
 
@@ -211,11 +226,15 @@ func (s *TaildirSource) writePositions() {
 	if !s.dirty {
 		return
 	}
-	list := make([]tailPosition, 0, len(s.files))
+	files := make([]*tailFile, 0, len(s.files))
 	for _, f := range s.files {
+		files = append(files, f)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].seen < files[j].seen })
+	list := make([]tailPosition, 0, len(files))
+	for _, f := range files {
 		list = append(list, tailPosition{Inode: f.fp, Pos: f.pos, File: "/" + f.path})
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].File < list[j].File })
 	b, _ := json.Marshal(list)
 	s.dirty = false
 	s.posFile.write(b)
@@ -244,11 +263,15 @@ func (s *TaildirSource) scan() []*tailFile {
 			tf := s.files[fp]
 			if tf == nil {
 				tf = &tailFile{fp: fp, group: g}
-				if pos, ok := s.loaded[fp]; ok {
-					tf.pos = pos
+				if lp, ok := s.loaded[fp]; ok {
+					tf.pos, tf.seen = lp.pos, lp.seen
 					delete(s.loaded, fp)
-				} else if s.cfg.skipToEnd {
-					tf.pos = size
+				} else {
+					tf.seen = s.seenNext
+					s.seenNext++
+					if s.cfg.skipToEnd {
+						tf.pos = size
+					}
 				}
 				s.files[fp] = tf
 				s.dirty = true
@@ -273,6 +296,7 @@ func (s *TaildirSource) scan() []*tailFile {
 			s.dirty = true
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seen < out[j].seen })
 	return out
 }
 

@@ -63,8 +63,10 @@ func readPositions(t *testing.T, aw *agentWorld) []tailPosition {
 
 // TestTaildirFollowsRotation appends to a log, rotates it (renamed to
 // app.log.1, lines still unread in it, a new app.log started), and finds
-// every line logged exactly once, with the filegroup's header: the
-// rotated file is followed from its position, not read again.
+// every line logged exactly once, in the order written, with the
+// filegroup's header: the rotated file is followed from its position, not
+// read again, and read to its end before its successor, as Flume reads the
+// oldest-modified file first.
 func TestTaildirFollowsRotation(t *testing.T) {
 	aw := newAgentWorld(t, 1, taildirConf, "a")
 	if err := aw.agent.env.FS.MkdirAll("var/log/app"); err != nil {
@@ -92,9 +94,13 @@ func TestTaildirFollowsRotation(t *testing.T) {
 	if len(aw.events) != 180 || !strings.Contains(aw.events[0], "headers:{origin=app}") {
 		t.Fatalf("%d events, first %s", len(aw.events), aw.events[0])
 	}
+	if got, want := strings.Join(aw.bodies(), "\n")+"\n", numberedLines("old", 100)+numberedLines("tail", 30)+numberedLines("new", 50); got != want {
+		t.Fatalf("lines out of the order written:\n%s", got)
+	}
+	// The position file lists the files in the order they were first seen.
 	positions := readPositions(t, aw)
-	if len(positions) != 2 || positions[0].File != "/var/log/app/app.log" || positions[1].File != "/var/log/app/app.log.1" ||
-		positions[0].Pos != int64(len(numberedLines("new", 50))) {
+	if len(positions) != 2 || positions[0].File != "/var/log/app/app.log.1" || positions[1].File != "/var/log/app/app.log" ||
+		positions[1].Pos != int64(len(numberedLines("new", 50))) {
 		t.Fatalf("positions %+v", positions)
 	}
 }

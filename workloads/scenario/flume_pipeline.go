@@ -150,7 +150,8 @@ func pipelineEntrySource(source string) []string {
 		return []string{
 			"a1.sources.r1.type = TAILDIR",
 			"a1.sources.r1.filegroups = f1",
-			"a1.sources.r1.filegroups.f1 = /" + strings.ReplaceAll(pipelineLogFile, ".", `\.`),
+			// The live file and the files rotation renamed it to.
+			"a1.sources.r1.filegroups.f1 = /" + strings.ReplaceAll(pipelineLogFile, ".", `\.`) + `(\.[0-9]+)?`,
 			"a1.sources.r1.positionFile = flume/taildir_position.json",
 			"a1.sources.r1.batchSize = 20",
 			"a1.sources.r1.writePosInterval = 500",
@@ -1063,6 +1064,9 @@ func (h *lineConn) OnClose(_ sim.Conn, err error) {
 // logWriter appends unique lines to the log file a TAILDIR source
 // follows, as an application on the agent's node would, and syncs them in
 // groups; a line counts as acknowledged once a sync covering it returned.
+// Past logWriterRotateBytes it rotates the file as logrotate's rename
+// does: app.log becomes app.log.N and a new app.log is begun, so that the
+// source must follow the renamed file to its end without reading it again.
 // It runs again with every boot of its node, naming its lines by the
 // boot: it first cuts the file at its first line that is not whole (a
 // power loss keeps, drops or tears what was not synced), then waits for
@@ -1091,6 +1095,8 @@ type logWriter struct {
 	failed       int
 	bytes        int64
 	lastErr      string
+	// rotations counts the renames; the next rotated file's suffix.
+	rotations int
 }
 
 const (
@@ -1099,6 +1105,9 @@ const (
 	logWriterInterval = 2 * time.Millisecond
 	// logWriterFileBytesMax bounds the log file the writer reads back.
 	logWriterFileBytesMax = 64 << 20
+	// logWriterRotateBytes is the size past which the log file is
+	// rotated: a few times a run.
+	logWriterRotateBytes = 32 << 10
 )
 
 var logWriterLine = regexp.MustCompile(`^w[0-9]+-[0-9]{6}$`)
@@ -1176,6 +1185,9 @@ func (l *logWriter) tick() {
 		return
 	}
 	l.env.Clock.AfterFunc(logWriterInterval, l.tick)
+	if l.file != nil && l.size >= logWriterRotateBytes && !l.syncing && len(l.unsynced) == 0 {
+		l.rotate()
+	}
 	if l.file == nil {
 		if err := l.open(); err != nil {
 			l.lastErr = err.Error()
@@ -1201,6 +1213,20 @@ func (l *logWriter) tick() {
 	l.unsynced = append(l.unsynced, line)
 	l.appendedAt = append(l.appendedAt, l.env.Clock.Mono())
 	l.sync()
+}
+
+// rotate renames the log file, every line of it synced, to its next
+// rotated name; the next tick opens a new one, whose first sync makes
+// both names durable. A failed rename leaves the file where it was.
+func (l *logWriter) rotate() {
+	l.rotations++
+	rotated := fmt.Sprintf("%s.%d", pipelineLogFile, l.rotations)
+	if err := l.env.FS.Rename(pipelineLogFile, rotated); err != nil {
+		l.lastErr = fmt.Sprintf("rotate %s: %v", pipelineLogFile, err)
+		return
+	}
+	l.file.Close()
+	l.file = nil
 }
 
 // sync makes the lines appended so far durable, one sync at a time.
