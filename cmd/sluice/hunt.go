@@ -30,8 +30,6 @@ import (
 // twice and compares trace hashes instead.
 var huntDeterminismBugs = map[faults.Bug]bool{faults.BugMapOrder: true}
 
-// plantedFaultsStat is the counter of faults a scenario's driver made.
-const plantedFaultsStat = "planted_faults"
 
 // huntBugParams are the scenario knobs a planted bug needs to be reachable
 // at all: its code path runs only with that source, topology or fault
@@ -179,10 +177,11 @@ type huntShrink struct {
 	RunAfter      faults.Duration `json:"run_after"`
 	DrainBefore   faults.Duration `json:"drain_before"`
 	DrainAfter    faults.Duration `json:"drain_after"`
-	// PlantedBefore and PlantedAfter count the faults a scenario's own
-	// driver made (its planted_faults counter: the leader and coordinator
-	// crashes of the cluster scenarios), which are not schedule actions:
-	// shrinking cuts them by shortening the run.
+	// PlantedBefore and PlantedAfter count the fault episodes a
+	// scenario plants itself and the run acted on (the cluster
+	// scenarios' leader and coordinator crashes, single-broker's
+	// fsyncgate episodes), which are not schedule actions: shrinking
+	// skips them (Options.EpisodesSkipped) and shortens the run.
 	PlantedBefore *int64 `json:"planted_faults_before,omitempty"`
 	PlantedAfter  *int64 `json:"planted_faults_after,omitempty"`
 	Tries         int    `json:"tries"`
@@ -543,8 +542,8 @@ func huntShrinkRun(savedFile string, determinism bool, f huntFlags, progressOut 
 		DrainBefore: sh.Original.Drain, DrainAfter: sh.Smallest.Drain,
 		Tries: sh.Tries, Bounded: sh.TriesExhausted || sh.Stopped,
 	}
-	if before, ok := sh.Original.Stats[plantedFaultsStat]; ok {
-		after := sh.Smallest.Stats[plantedFaultsStat]
+	if before, ok := sh.Original.EpisodesActed(); ok {
+		after, _ := sh.Smallest.EpisodesActed()
 		s.PlantedBefore, s.PlantedAfter = &before, &after
 	}
 	if err := saveRun(s.File, sh.Smallest); err != nil {

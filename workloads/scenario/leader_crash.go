@@ -182,9 +182,6 @@ type leaderCrashCluster struct {
 	latest  map[int32]*broker.Broker
 	ctrls   map[string]*controller.Controller
 	crashes int
-	// episodes counts the planted episodes begun, acted or skipped: an
-	// episode's number in Options.EpisodesSkipped.
-	episodes int
 	// healedAt is when every partition was first seen led with a whole
 	// ISR after the run; -1 until then. healNote says what was missing at
 	// the last look.

@@ -339,13 +339,30 @@ func (sh Shrunk) Summary() string {
 // EpisodeNote names the episodes a run's scenario planted and acted on,
 // as ", N planted episodes", for scenarios that plant them.
 func (r Result) EpisodeNote() string {
-	if _, planted := r.Stats[plantedEpisodesStat]; !planted {
+	n, planted := r.EpisodesActed()
+	switch {
+	case !planted:
 		return ""
+	case n == 1:
+		return ", 1 planted episode"
 	}
-	if n := r.Stats["planted_faults"]; n != 1 {
-		return fmt.Sprintf(", %d planted episodes", n)
+	return fmt.Sprintf(", %d planted episodes", n)
+}
+
+// EpisodesActed counts the episodes the scenario planted itself and the
+// run did not skip; planted is false for scenarios that plant none.
+func (r Result) EpisodesActed() (n int64, planted bool) {
+	begun, planted := r.Stats[plantedEpisodesStat]
+	if !planted {
+		return 0, false
 	}
-	return ", 1 planted episode"
+	n = begun
+	for _, i := range r.EpisodesSkipped {
+		if int64(i) < begun {
+			n--
+		}
+	}
+	return n, true
 }
 
 // verbFails agrees with a list of check names: " still fails" for one,

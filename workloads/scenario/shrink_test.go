@@ -80,3 +80,31 @@ func TestShrinkDropsPlantedEpisodes(t *testing.T) {
 	}
 	t.Log(sh.Summary())
 }
+
+// TestFsyncgateEpisodesCanBeSkipped: single-broker's fsyncgate episodes
+// (and its closing power loss) are numbered like a cluster's crashes; a run
+// that skips them all acts on none, and trust-page-cache, which only they
+// reveal, then goes unseen.
+func TestFsyncgateEpisodesCanBeSkipped(t *testing.T) {
+	d, err := Lookup("single-broker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := withParams(1, map[string]string{"faults": "fsyncgate"}, faults.BugTrustPageCache)
+	full, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, planted := full.EpisodesActed()
+	if !planted || n < 2 || full.OK() {
+		t.Fatalf("fsyncgate seed 1: %d episodes (planted %v), ok %v", n, planted, full.OK())
+	}
+	o.EpisodesSkipped = episodesExcept(int(n), nil)
+	none, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acted, _ := none.EpisodesActed(); acted != 0 || !none.OK() {
+		t.Fatalf("every episode skipped: %d acted, failed %+v", acted, none.Failed())
+	}
+}

@@ -117,13 +117,21 @@ func (c *singleBrokerCluster) scheduleFsyncgate(w *world.World) {
 		return // a run too short for an episode
 	}
 	c.fsyncgateEpisode(w, r, time.Duration(faultsStart), end, fsyncgateEpisodesMax)
-	w.At(c.o.Run-fsyncgateFinalLoss, func() { worldAction(w.PowerLoss(singleBrokerNode)) })
-	w.At(c.o.Run-fsyncgateFinalLoss/2, func() { worldAction(w.Restart(singleBrokerNode)) })
+	w.At(c.o.Run-fsyncgateFinalLoss, func() {
+		skip := c.o.skipsEpisode(c.episodes)
+		c.episodes++
+		if skip {
+			return
+		}
+		worldAction(w.PowerLoss(singleBrokerNode))
+		w.At(c.o.Run-fsyncgateFinalLoss/2, func() { worldAction(w.Restart(singleBrokerNode)) })
+	})
 }
 
 // fsyncgateEpisode plants one episode at about at, and the next after it.
 // An episode begins only once the broker serves: after a kill the syncs
-// still queued on the slow device delay its start.
+// still queued on the slow device delay its start. One the options skip
+// takes its time and does nothing.
 func (c *singleBrokerCluster) fsyncgateEpisode(w *world.World, r *rand.Rand, at, end time.Duration, left int) {
 	at += time.Duration(r.ExpFloat64() * float64(fsyncgateIntervalMean))
 	if left == 0 || at+fsyncgateSlowLead+2*time.Second >= end {
@@ -137,6 +145,12 @@ func (c *singleBrokerCluster) fsyncgateEpisode(w *world.World, r *rand.Rand, at,
 	w.At(at, func() {
 		if !c.serving() {
 			c.fsyncgateEpisode(w, r, at, end, left)
+			return
+		}
+		skip := c.o.skipsEpisode(c.episodes)
+		c.episodes++
+		if skip {
+			w.At(restart, func() { c.fsyncgateEpisode(w, r, restart+fsyncgateSettle, end, left-1) })
 			return
 		}
 		worldAction(w.SlowDisk(node, fsyncgateSlowFactor))
@@ -183,6 +197,10 @@ type singleBrokerCluster struct {
 	drivers map[string]*kafka.Driver
 	drained map[string]kafka.DrainReport
 	report  checkers.Report
+	// episodes counts the fault episodes the scenario planted itself
+	// (fsyncgate's, or a cluster's crashes) begun, acted or skipped: an
+	// episode's number in Options.EpisodesSkipped.
+	episodes int
 }
 
 // CheckReport is what the checkers found in the history.
@@ -330,6 +348,9 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	stats := c.knobs.stats()
 	stats["audited_batches"] = audited
 	stats["history_ops"] = int64(len(c.log.Ops))
+	if c.o.Param("faults") == "fsyncgate" {
+		stats[plantedEpisodesStat] = int64(c.episodes)
+	}
 	stats["broker_starts"] = int64(len(c.brokers))
 	for _, b := range c.brokers {
 		s := b.Stats()
