@@ -30,7 +30,6 @@ import (
 // twice and compares trace hashes instead.
 var huntDeterminismBugs = map[faults.Bug]bool{faults.BugMapOrder: true}
 
-
 // huntBugParams are the scenario knobs a planted bug needs to be reachable
 // at all: its code path runs only with that source, topology or fault
 // kind. A hunt sets them where the scenario has the knob and --param did
