@@ -123,17 +123,9 @@ func TestSpoolDirResumesAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	aw.run(30 * time.Second)
-	seen := map[string]int{}
-	for _, b := range aw.bodies() {
-		seen[b]++
-	}
-	dups := 0
-	for i := 0; i < 3000; i++ {
-		n := seen[fmt.Sprintf("d-%d", i)]
-		if n == 0 {
-			t.Fatalf("line d-%d lost (%d logged before the crash)", i, before)
-		}
-		dups += n - 1
+	lost, dups := deliveries(aw, "d", 3000)
+	if lost != "" {
+		t.Fatalf("line %s lost (%d logged before the crash)", lost, before)
 	}
 	if dups > 200 {
 		t.Fatalf("%d lines delivered twice: the restart re-read the file rather than resume", dups)
@@ -142,6 +134,24 @@ func TestSpoolDirResumesAfterCrash(t *testing.T) {
 		t.Fatalf("not completed after the restart: %v", err)
 	}
 	t.Logf("%d logged before the crash, %d duplicates", before, dups)
+}
+
+// deliveries checks that the logger logged every line prefix-0 ..
+// prefix-(n-1): lost names the first missing ("" when none), dups counts
+// the lines logged more than once.
+func deliveries(aw *agentWorld, prefix string, n int) (lost string, dups int) {
+	seen := map[string]int{}
+	for _, b := range aw.bodies() {
+		seen[b]++
+	}
+	for i := 0; i < n; i++ {
+		line := fmt.Sprintf("%s-%d", prefix, i)
+		if seen[line] == 0 {
+			return line, dups
+		}
+		dups += seen[line] - 1
+	}
+	return "", dups
 }
 
 // runUntilLogged runs the world a millisecond at a time until the logger
@@ -173,17 +183,9 @@ func TestSpoolDirResumesAfterPowerLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		aw.run(30 * time.Second)
-		seen := map[string]int{}
-		for _, b := range aw.bodies() {
-			seen[b]++
-		}
-		dups := 0
-		for i := 0; i < lines; i++ {
-			n := seen[fmt.Sprintf("d-%d", i)]
-			if n == 0 {
-				t.Fatalf("seed %d: line d-%d lost (%d logged before the power loss)", seed, i, before)
-			}
-			dups += n - 1
+		lost, dups := deliveries(aw, "d", lines)
+		if lost != "" {
+			t.Fatalf("seed %d: line %s lost (%d logged before the power loss)", seed, lost, before)
 		}
 		if dups > 200 {
 			t.Fatalf("seed %d: %d lines delivered twice of %d logged before the power loss: the restart re-read the file", seed, dups, before)
