@@ -82,6 +82,9 @@ func (w *fetchWait) attempt(final bool) bool {
 		}
 		return false
 	}
+	if !final && w.r.MaxWaitMillis > 0 && w.r.MinBytes > 0 && !w.b.fetchHasNews(w.r) {
+		return false // the read would find no bytes and no error: too little
+	}
 	resp, bytes, failed := w.b.readFetch(w.r)
 	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
 		w.b.fetchBuffers.putResponse(resp)
@@ -299,6 +302,38 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		}
 	}
 	return resp, total, failed
+}
+
+// fetchHasNews reports whether reading r now could find records or an
+// error: some partition it names is not led here at its epoch, or has
+// records between its fetch offset and what that reader may read (the
+// high watermark, a follower the log end), or a fetch offset outside the
+// log. When it reports false, readFetch would answer no bytes and no
+// error, so a held fetch stays held without building that answer. A
+// leader wakes its held fetches on every append and every follower fetch,
+// and about half of them find nothing new (a consumer's, woken by an
+// append its high watermark has not yet passed), as Kafka's delayed fetch
+// checks offsets before it reads.
+func (b *Broker) fetchHasNews(r *kmsg.FetchRequest) bool {
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			p, kerrv := b.lookupLeader(rt.Topic, rp.Partition)
+			if kerrv != nil || p.log.Err() != nil {
+				return true
+			}
+			if rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != p.leaderEpoch {
+				return true
+			}
+			readTo := p.highWatermark()
+			if r.ReplicaID >= 0 {
+				readTo = p.log.EndOffset()
+			}
+			if rp.FetchOffset < p.log.StartOffset() || rp.FetchOffset > p.log.EndOffset() || rp.FetchOffset < readTo {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fetchBytesAllowed is the record bytes a fetch may be answered with: what
