@@ -45,6 +45,28 @@ type fetchWait struct {
 	// parked are the partitions holding this fetch; it leaves them when
 	// it is answered, so answered fetches never pile up on a partition.
 	parked []*partition
+	// expireFn and budgetFn are the timers' callbacks, bound once: an
+	// answered wait is kept for a later fetch (fetchBuffers.waits).
+	expireFn, budgetFn func()
+}
+
+// takeWait returns a wait for req's fetch r: an answered one kept for
+// reuse, or a new one. A wait is kept only once answered, with its timers
+// stopped (a stopped timer never runs) and out of every partition's
+// waiters, and fetches arrive one frame at a time, so nothing that still
+// holds an answered wait runs again before it is reused.
+func (b *Broker) takeWait(req *request, r *kmsg.FetchRequest) *fetchWait {
+	w := b.fetchBuffers.waits.Take()
+	if w == nil {
+		w = &fetchWait{b: b}
+		w.expireFn = func() { w.attempt(true) }
+		w.budgetFn = func() {
+			w.budgetTimer = nil
+			w.retry()
+		}
+	}
+	w.req, w.r, w.done = req, r, false
+	return w
 }
 
 func handleFetch(b *Broker, req *request) {
@@ -58,12 +80,12 @@ func handleFetch(b *Broker, req *request) {
 		}
 		b.noteFollowerFetches(r)
 	}
-	w := &fetchWait{b: b, req: req, r: r}
+	w := b.takeWait(req, r)
 	if w.attempt(false) {
 		return
 	}
 	wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, fetchWaitMax)
-	w.timer = b.env.Clock.AfterFunc(wait, func() { w.attempt(true) })
+	w.timer = b.env.Clock.AfterFunc(wait, w.expireFn)
 	w.park()
 }
 
@@ -75,10 +97,7 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	if !final && w.r.MaxWaitMillis > 0 && w.b.fetchBytesAllowed(w.r) <= 0 {
 		if w.budgetTimer == nil {
-			w.budgetTimer = w.b.env.Clock.AfterFunc(budgetRetryDelay, func() {
-				w.budgetTimer = nil
-				w.retry()
-			})
+			w.budgetTimer = w.b.env.Clock.AfterFunc(budgetRetryDelay, w.budgetFn)
 		}
 		return false
 	}
@@ -93,20 +112,24 @@ func (w *fetchWait) attempt(final bool) bool {
 	w.done = true
 	if w.timer != nil {
 		w.timer.Stop()
+		w.timer = nil
 	}
 	if w.budgetTimer != nil {
 		w.budgetTimer.Stop()
+		w.budgetTimer = nil
 	}
 	for _, p := range w.parked {
 		p.removeWaiter(w)
 	}
-	w.parked = nil
+	clear(w.parked)
+	w.parked = w.parked[:0]
 	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
 	w.b.fetchBuffers.putResponse(resp) // the answer's frame holds a copy
 	// Nothing reads the request once it is answered: a late timer finds
 	// the wait done, and the answer's strings point into the frame.
 	w.b.fetchBuffers.putRequest(w.r)
-	w.r, w.req.kreq = nil, nil
+	w.r, w.req.kreq, w.req = nil, nil, nil
+	w.b.fetchBuffers.waits.Put(w, fetchWaitsMax)
 	return true
 }
 
@@ -122,6 +145,8 @@ type fetchBuffers struct {
 	// requests are answered fetch requests, decoded into again: a broker
 	// decodes a fetch for every batch its followers and consumers read.
 	requests kafkawire.Spares[kmsg.FetchRequest]
+	// waits are answered fetch waits, held again by later fetches.
+	waits kafkawire.Spares[fetchWait]
 }
 
 const (
@@ -133,6 +158,9 @@ const (
 	// fetchRequestsMax bounds the requests kept; requests are decoded
 	// one at a time, so one would do.
 	fetchRequestsMax = 4
+	// fetchWaitsMax bounds the waits kept. A wait is kept once answered,
+	// and about as many are answered as arrive.
+	fetchWaitsMax = 16
 )
 
 // takeRequest returns a fetch request to decode into, with its defaults
