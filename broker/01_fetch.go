@@ -163,15 +163,14 @@ const (
 	fetchWaitsMax = 16
 )
 
-// takeRequest returns a fetch request to decode into, with its defaults
-// and the topic slice of an earlier one when there is one to reuse.
+// takeRequest returns a fetch request to decode into with
+// kafkawire.ReadFetchRequest, which replaces every field: an earlier one,
+// whose topic and partition slices it fills again, when there is one.
 func (fb *fetchBuffers) takeRequest() *kmsg.FetchRequest {
-	r := fb.requests.Take()
-	if r == nil {
-		return kmsg.NewPtrFetchRequest()
+	if r := fb.requests.Take(); r != nil {
+		return r
 	}
-	kafkawire.ResetFetchRequest(r)
-	return r
+	return kmsg.NewPtrFetchRequest()
 }
 
 // putRequest takes back a fetch request that has been answered.

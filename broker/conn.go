@@ -235,14 +235,15 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 	return cc.clientID, true
 }
 
-// readBody decodes a request's body. A fetch's strings (its topic names)
-// point into the frame rather than being copied: a fetch is decoded by the
-// thousand, and its frame is the handler's (sim.ConnHandler) and never
-// written again, so the strings stay valid; what keeps one keeps the small
-// frame alive, no more.
+// readBody decodes a request's body. A fetch is decoded by the thousand,
+// by kafkawire into a request answered before, whose topic names it keeps
+// when they are the same; what it leaves to kmsg's unsafe read has its
+// strings point into the frame rather than copied: the frame is the
+// handler's (sim.ConnHandler) and never written again, so the strings stay
+// valid; what keeps one keeps the small frame alive, no more.
 func readBody(kreq kmsg.Request, body []byte) error {
 	if fetch, ok := kreq.(*kmsg.FetchRequest); ok {
-		return fetch.UnsafeReadFrom(body)
+		return kafkawire.ReadFetchRequest(fetch, body)
 	}
 	return kreq.ReadFrom(body)
 }

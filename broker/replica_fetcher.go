@@ -516,13 +516,22 @@ func (h *fetcherConn) OnFrame(conn sim.Conn, frame []byte) {
 		kmsg.SkipTags(&rd)
 		body = rd.Src
 	}
-	if err := resp.ReadFrom(body); err != nil {
+	if err := readResponse(resp, body); err != nil {
 		f.failed(fmt.Errorf("parse %s from broker %d: %w", kmsg.NameForKey(call.req.Key()), f.leader, err))
 		return
 	}
 	f.inFlight = nil
 	call.timer.Stop()
 	call.done(resp, nil)
+}
+
+// readResponse decodes an answer's body; a fetch's by kafkawire, which
+// reuses the room of the fetcher's one answer.
+func readResponse(resp kmsg.Response, body []byte) error {
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		return kafkawire.ReadFetchResponse(fr, body)
+	}
+	return resp.ReadFrom(body)
 }
 
 // responseFor returns a response to decode req's answer into. A fetch's
@@ -535,8 +544,6 @@ func (f *replicaFetcher) responseFor(req kmsg.Request) kmsg.Response {
 	}
 	if f.fetchResp == nil {
 		f.fetchResp = kmsg.NewPtrFetchResponse()
-		return f.fetchResp
 	}
-	kafkawire.ResetFetchResponse(f.fetchResp)
-	return f.fetchResp
+	return f.fetchResp // readResponse replaces every field
 }
