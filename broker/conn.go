@@ -204,11 +204,15 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 		req.kreq = kmsg.RequestForKey(key)
 	}
 	req.kreq.SetVersion(version)
-	if req.kreq.IsFlexible() {
-		kmsg.SkipTags(&r)
-		if !r.Ok() {
+	if req.kreq.IsFlexible() && len(r.Src) > 0 && r.Src[0] == 0 {
+		r.Src = r.Src[1:] // no tagged fields, as ever: r stays off the heap
+	} else if req.kreq.IsFlexible() {
+		tags := kbin.Reader{Src: r.Src}
+		kmsg.SkipTags(&tags)
+		if !tags.Ok() {
 			return nil, fmt.Errorf("%s v%d: truncated tagged fields", kmsg.NameForKey(key), version)
 		}
+		r.Src = tags.Src
 	}
 	if err := readBody(req.kreq, r.Src); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(key), version, err)
