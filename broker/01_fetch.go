@@ -45,6 +45,28 @@ type fetchWait struct {
 	// parked are the partitions holding this fetch; it leaves them when
 	// it is answered, so answered fetches never pile up on a partition.
 	parked []*partition
+	// expireFn and budgetFn are the timers' callbacks, bound once: an
+	// answered wait is kept for a later fetch (fetchBuffers.waits).
+	expireFn, budgetFn func()
+}
+
+// takeWait returns a wait for req's fetch r: an answered one kept for
+// reuse, or a new one. A wait is kept only once answered, with its timers
+// stopped (a stopped timer never runs) and out of every partition's
+// waiters, and fetches arrive one frame at a time, so nothing that still
+// holds an answered wait runs again before it is reused.
+func (b *Broker) takeWait(req *request, r *kmsg.FetchRequest) *fetchWait {
+	w := b.fetchBuffers.waits.Take()
+	if w == nil {
+		w = &fetchWait{b: b}
+		w.expireFn = func() { w.attempt(true) }
+		w.budgetFn = func() {
+			w.budgetTimer = nil
+			w.retry()
+		}
+	}
+	w.req, w.r, w.done = req, r, false
+	return w
 }
 
 func handleFetch(b *Broker, req *request) {
@@ -58,12 +80,12 @@ func handleFetch(b *Broker, req *request) {
 		}
 		b.noteFollowerFetches(r)
 	}
-	w := &fetchWait{b: b, req: req, r: r}
+	w := b.takeWait(req, r)
 	if w.attempt(false) {
 		return
 	}
 	wait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, fetchWaitMax)
-	w.timer = b.env.Clock.AfterFunc(wait, func() { w.attempt(true) })
+	w.timer = b.env.Clock.AfterFunc(wait, w.expireFn)
 	w.park()
 }
 
@@ -75,12 +97,12 @@ func (w *fetchWait) attempt(final bool) bool {
 	}
 	if !final && w.r.MaxWaitMillis > 0 && w.b.fetchBytesAllowed(w.r) <= 0 {
 		if w.budgetTimer == nil {
-			w.budgetTimer = w.b.env.Clock.AfterFunc(budgetRetryDelay, func() {
-				w.budgetTimer = nil
-				w.retry()
-			})
+			w.budgetTimer = w.b.env.Clock.AfterFunc(budgetRetryDelay, w.budgetFn)
 		}
 		return false
+	}
+	if !final && w.r.MaxWaitMillis > 0 && w.r.MinBytes > 0 && !w.b.fetchHasNews(w.r) {
+		return false // the read would find no bytes and no error: too little
 	}
 	resp, bytes, failed := w.b.readFetch(w.r)
 	if !final && !failed && bytes < int(w.r.MinBytes) && w.r.MaxWaitMillis > 0 {
@@ -90,20 +112,24 @@ func (w *fetchWait) attempt(final bool) bool {
 	w.done = true
 	if w.timer != nil {
 		w.timer.Stop()
+		w.timer = nil
 	}
 	if w.budgetTimer != nil {
 		w.budgetTimer.Stop()
+		w.budgetTimer = nil
 	}
 	for _, p := range w.parked {
 		p.removeWaiter(w)
 	}
-	w.parked = nil
+	clear(w.parked)
+	w.parked = w.parked[:0]
 	w.req.respondSized(resp, fetchAnswerSizeBytes(resp, bytes))
 	w.b.fetchBuffers.putResponse(resp) // the answer's frame holds a copy
 	// Nothing reads the request once it is answered: a late timer finds
 	// the wait done, and the answer's strings point into the frame.
 	w.b.fetchBuffers.putRequest(w.r)
-	w.r, w.req.kreq = nil, nil
+	w.r, w.req.kreq, w.req = nil, nil, nil
+	w.b.fetchBuffers.waits.Put(w, fetchWaitsMax)
 	return true
 }
 
@@ -119,6 +145,8 @@ type fetchBuffers struct {
 	// requests are answered fetch requests, decoded into again: a broker
 	// decodes a fetch for every batch its followers and consumers read.
 	requests kafkawire.Spares[kmsg.FetchRequest]
+	// waits are answered fetch waits, held again by later fetches.
+	waits kafkawire.Spares[fetchWait]
 }
 
 const (
@@ -130,17 +158,19 @@ const (
 	// fetchRequestsMax bounds the requests kept; requests are decoded
 	// one at a time, so one would do.
 	fetchRequestsMax = 4
+	// fetchWaitsMax bounds the waits kept. A wait is kept once answered,
+	// and about as many are answered as arrive.
+	fetchWaitsMax = 16
 )
 
-// takeRequest returns a fetch request to decode into, with its defaults
-// and the topic slice of an earlier one when there is one to reuse.
+// takeRequest returns a fetch request to decode into with
+// kafkawire.ReadFetchRequest, which replaces every field: an earlier one,
+// whose topic and partition slices it fills again, when there is one.
 func (fb *fetchBuffers) takeRequest() *kmsg.FetchRequest {
-	r := fb.requests.Take()
-	if r == nil {
-		return kmsg.NewPtrFetchRequest()
+	if r := fb.requests.Take(); r != nil {
+		return r
 	}
-	kafkawire.ResetFetchRequest(r)
-	return r
+	return kmsg.NewPtrFetchRequest()
 }
 
 // putRequest takes back a fetch request that has been answered.
@@ -299,6 +329,38 @@ func (b *Broker) readFetch(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool
 		}
 	}
 	return resp, total, failed
+}
+
+// fetchHasNews reports whether reading r now could find records or an
+// error: some partition it names is not led here at its epoch, or has
+// records between its fetch offset and what that reader may read (the
+// high watermark, a follower the log end), or a fetch offset outside the
+// log. When it reports false, readFetch would answer no bytes and no
+// error, so a held fetch stays held without building that answer. A
+// leader wakes its held fetches on every append and every follower fetch,
+// and about half of them find nothing new (a consumer's, woken by an
+// append its high watermark has not yet passed), as Kafka's delayed fetch
+// checks offsets before it reads.
+func (b *Broker) fetchHasNews(r *kmsg.FetchRequest) bool {
+	for _, rt := range r.Topics {
+		for _, rp := range rt.Partitions {
+			p, kerrv := b.lookupLeader(rt.Topic, rp.Partition)
+			if kerrv != nil || p.log.Err() != nil {
+				return true
+			}
+			if rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != p.leaderEpoch {
+				return true
+			}
+			readTo := p.highWatermark()
+			if r.ReplicaID >= 0 {
+				readTo = p.log.EndOffset()
+			}
+			if rp.FetchOffset < p.log.StartOffset() || rp.FetchOffset > p.log.EndOffset() || rp.FetchOffset < readTo {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fetchBytesAllowed is the record bytes a fetch may be answered with: what

@@ -204,11 +204,15 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 		req.kreq = kmsg.RequestForKey(key)
 	}
 	req.kreq.SetVersion(version)
-	if req.kreq.IsFlexible() {
-		kmsg.SkipTags(&r)
-		if !r.Ok() {
+	if req.kreq.IsFlexible() && len(r.Src) > 0 && r.Src[0] == 0 {
+		r.Src = r.Src[1:] // no tagged fields, as ever: r stays off the heap
+	} else if req.kreq.IsFlexible() {
+		tags := kbin.Reader{Src: r.Src}
+		kmsg.SkipTags(&tags)
+		if !tags.Ok() {
 			return nil, fmt.Errorf("%s v%d: truncated tagged fields", kmsg.NameForKey(key), version)
 		}
+		r.Src = tags.Src
 	}
 	if err := readBody(req.kreq, r.Src); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(key), version, err)
@@ -235,14 +239,15 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 	return cc.clientID, true
 }
 
-// readBody decodes a request's body. A fetch's strings (its topic names)
-// point into the frame rather than being copied: a fetch is decoded by the
-// thousand, and its frame is the handler's (sim.ConnHandler) and never
-// written again, so the strings stay valid; what keeps one keeps the small
-// frame alive, no more.
+// readBody decodes a request's body. A fetch is decoded by the thousand,
+// by kafkawire into a request answered before, whose topic names it keeps
+// when they are the same; what it leaves to kmsg's unsafe read has its
+// strings point into the frame rather than copied: the frame is the
+// handler's (sim.ConnHandler) and never written again, so the strings stay
+// valid; what keeps one keeps the small frame alive, no more.
 func readBody(kreq kmsg.Request, body []byte) error {
 	if fetch, ok := kreq.(*kmsg.FetchRequest); ok {
-		return fetch.UnsafeReadFrom(body)
+		return kafkawire.ReadFetchRequest(fetch, body)
 	}
 	return kreq.ReadFrom(body)
 }

@@ -33,6 +33,9 @@ type partition struct {
 	// disk (the high watermark is the flushed offset).
 	groupCommit bool
 	waiters     []*fetchWait
+	// waitersSpare is the room of the waiters last woken, for the next
+	// to park: a leader wakes its fetches on every append.
+	waitersSpare []*fetchWait
 	// replica is this broker's part in the partition's replication;
 	// unused by a single broker (replication.go).
 	replica replicaState
@@ -227,7 +230,7 @@ func (p *partition) dataArrived() {
 
 func (p *partition) wakeWaiters() {
 	waiters := p.waiters
-	p.waiters = nil
+	p.waiters, p.waitersSpare = p.waitersSpare, nil
 	for _, w := range waiters {
 		w.parked = slices.DeleteFunc(w.parked, func(q *partition) bool { return q == p })
 	}
@@ -235,6 +238,10 @@ func (p *partition) wakeWaiters() {
 		if !w.done {
 			w.retry()
 		}
+	}
+	if p.waitersSpare == nil { // not taken by a wake nested in the loop
+		clear(waiters)
+		p.waitersSpare = waiters[:0]
 	}
 }
 

@@ -63,10 +63,20 @@ type replicaFetcher struct {
 	fetchReq   *kmsg.FetchRequest
 	fetchResp  *kmsg.FetchResponse
 	frameBytes int
-	corrNext   int32
-	retry      sim.Timer
-	flushing   int
-	stopped    bool
+	// calls are the requests' call records, used in turn: one is in
+	// flight at a time, and the other is the one just answered, whose
+	// callback may be sending the next. timeoutFn is their timers'
+	// callback, bound once.
+	calls     [2]fetcherCall
+	timeoutFn func()
+	// ready, uncut and sent are kick's and fetch's lists, kept for their
+	// room: a follower fetches once for each batch its leader appends.
+	ready, uncut []*partition
+	sent         []sentPartition
+	corrNext     int32
+	retry        sim.Timer
+	flushing     int
+	stopped      bool
 }
 
 type fetcherCall struct {
@@ -130,7 +140,7 @@ func (f *replicaFetcher) kick() {
 		return
 	}
 	now := f.b.env.Clock.Mono()
-	var uncut, ready []*partition
+	uncut, ready := f.uncut[:0], f.ready[:0]
 	wake := time.Duration(-1)
 	for _, p := range f.parts {
 		switch {
@@ -145,6 +155,7 @@ func (f *replicaFetcher) kick() {
 			ready = append(ready, p)
 		}
 	}
+	f.uncut, f.ready = uncut, ready
 	switch {
 	case len(uncut) > 0:
 		f.askEpochs(uncut)
@@ -277,7 +288,7 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 	req.MaxWaitMillis = int32(cfg.Cluster.ReplicaFetchWaitMax / time.Millisecond)
 	req.MinBytes, req.MaxBytes = 1, int32(min(cfg.FetchMaxBytes, 1<<30))
 	req.SessionEpoch = -1
-	var sent []sentPartition
+	sent := f.sent[:0]
 	for _, p := range parts {
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition, rp.CurrentLeaderEpoch, rp.FetchOffset = p.index, p.leaderEpoch, p.log.EndOffset()
@@ -290,6 +301,7 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		rt.Partitions = append(rt.Partitions, rp)
 		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
 	}
+	f.sent = sent // read by the answer's callback, before the next fetch
 	f.send(req, func(resp kmsg.Response, err error) {
 		if err != nil {
 			f.failed(err)
@@ -439,7 +451,8 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 		f.conn = f.b.env.Net.Dial(f.addr, sim.ConnOptions{}, (*fetcherConn)(f))
 	}
 	f.corrNext++
-	call := &fetcherCall{req: req, corr: f.corrNext, done: done}
+	call := &f.calls[f.corrNext&1]
+	*call = fetcherCall{req: req, corr: f.corrNext, done: done}
 	frame := binary.BigEndian.AppendUint16(make([]byte, 0, max(64, f.frameBytes)), uint16(req.Key()))
 	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
 	frame = binary.BigEndian.AppendUint32(frame, uint32(call.corr))
@@ -455,11 +468,16 @@ func (f *replicaFetcher) send(req kmsg.Request, done func(kmsg.Response, error))
 	frame = kafkawire.AppendRequest(frame, req)
 	f.frameBytes = len(frame)
 	f.inFlight = call
-	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, func() {
-		if f.inFlight == call {
-			f.failed(fmt.Errorf("broker %d did not answer: %w", f.leader, sim.ErrTimeout))
+	if f.timeoutFn == nil {
+		// A call's timer is stopped when the call ends (answered or
+		// dropped), so when it fires its call is the one in flight.
+		f.timeoutFn = func() {
+			if f.inFlight != nil {
+				f.failed(fmt.Errorf("broker %d did not answer: %w", f.leader, sim.ErrTimeout))
+			}
 		}
-	})
+	}
+	call.timer = f.b.env.Clock.AfterFunc(f.b.cfg.Cluster.ReplicaFetchWaitMax+replicaRequestSlack, f.timeoutFn)
 	if err := f.conn.Send(frame); err != nil {
 		f.failed(fmt.Errorf("send to broker %d: %w", f.leader, err))
 	}
@@ -491,18 +509,29 @@ func (h *fetcherConn) OnFrame(conn sim.Conn, frame []byte) {
 	resp := f.responseFor(call.req)
 	resp.SetVersion(call.req.GetVersion())
 	body := frame[4:]
-	if resp.IsFlexible() {
+	if resp.IsFlexible() && len(body) > 0 && body[0] == 0 {
+		body = body[1:] // no tagged fields in the header, as ever
+	} else if resp.IsFlexible() {
 		rd := kbin.Reader{Src: body}
 		kmsg.SkipTags(&rd)
 		body = rd.Src
 	}
-	if err := resp.ReadFrom(body); err != nil {
+	if err := readResponse(resp, body); err != nil {
 		f.failed(fmt.Errorf("parse %s from broker %d: %w", kmsg.NameForKey(call.req.Key()), f.leader, err))
 		return
 	}
 	f.inFlight = nil
 	call.timer.Stop()
 	call.done(resp, nil)
+}
+
+// readResponse decodes an answer's body; a fetch's by kafkawire, which
+// reuses the room of the fetcher's one answer.
+func readResponse(resp kmsg.Response, body []byte) error {
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		return kafkawire.ReadFetchResponse(fr, body)
+	}
+	return resp.ReadFrom(body)
 }
 
 // responseFor returns a response to decode req's answer into. A fetch's
@@ -515,8 +544,6 @@ func (f *replicaFetcher) responseFor(req kmsg.Request) kmsg.Response {
 	}
 	if f.fetchResp == nil {
 		f.fetchResp = kmsg.NewPtrFetchResponse()
-		return f.fetchResp
 	}
-	kafkawire.ResetFetchResponse(f.fetchResp)
-	return f.fetchResp
+	return f.fetchResp // readResponse replaces every field
 }
