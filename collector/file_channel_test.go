@@ -67,6 +67,14 @@ type fileModelRun struct {
 	// failArmed says syncs may fail until the next settle: commits may
 	// then fail, and a failed sync throws away what it covered.
 	failArmed bool
+	// takesAtRisk are the events of take-only commits answered since
+	// the last settle: the channel answers those before their sync, so
+	// a power loss may bring them back (at least once), never a kill.
+	// takesAtRiskSyncFailed says a sync failed since some were answered:
+	// their record may be gone, so any crash before the next checkpoint
+	// may bring them back.
+	takesAtRisk           []mEvent
+	takesAtRiskSyncFailed bool
 }
 
 // failSync makes the disk's next sync fail: the commits it covers must
@@ -197,9 +205,16 @@ func (m *fileModelRun) returnTakes(takes []mEvent) {
 }
 
 // settle lets every commit's sync complete; each must succeed, in order.
+// Answered takes are durable after it, unless a sync may have failed.
 func (m *fileModelRun) settle() {
 	m.r.settle()
 	m.reap(true)
+	if m.failArmed && len(m.takesAtRisk) > 0 {
+		m.takesAtRiskSyncFailed = true
+	}
+	if !m.takesAtRiskSyncFailed {
+		m.takesAtRisk = nil
+	}
 	m.r.w.Node(rigNode).Disk().FailSyncs(0)
 	m.failArmed = false
 }
@@ -219,6 +234,9 @@ func (m *fileModelRun) reap(all bool) {
 			m.returnTakes(x.takes)
 			continue
 		}
+		if len(x.puts) == 0 {
+			m.takesAtRisk = append(m.takesAtRisk, x.takes...)
+		}
 		var puts []mEvent
 		for i, body := range x.puts {
 			puts = append(puts, mEvent{id: x.ids[i], body: body})
@@ -235,12 +253,15 @@ func (m *fileModelRun) checkpoint(t *rapid.T) {
 	if got != nil {
 		t.Fatalf("checkpoint: %v", got)
 	}
+	// The checkpoint leaves out every event taken, durable or not.
+	m.takesAtRisk, m.takesAtRiskSyncFailed = nil, false
 }
 
 // crash kills the process or cuts the power, restarts, replays, and
 // checks what came back: every acknowledged event still live, in order;
 // of the commits in flight, a kill keeps all (their records were in the
-// page cache) and a power loss any of them; nothing else.
+// page cache) and a power loss any of them; of the takes answered before
+// their sync returned, a power loss may bring any back; nothing else.
 func (m *fileModelRun) crash(t *rapid.T, power bool) {
 	m.reap(false)
 	m.r.w.Node(rigNode).Disk().FailSyncs(0)
@@ -258,6 +279,10 @@ func (m *fileModelRun) crash(t *rapid.T, power bool) {
 			mayHave = append(mayHave, x.takes...)
 		}
 	}
+	if power || m.failArmed || m.takesAtRiskSyncFailed {
+		mayHave = append(mayHave, m.takesAtRisk...)
+	}
+	m.takesAtRisk, m.takesAtRiskSyncFailed = nil, false
 	m.r.crash(power)
 	m.ch = openTestChannel(t, m.r, m.cfg)
 	if !power {

@@ -3,6 +3,7 @@ package collector
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +28,18 @@ func openSpillable(t interface{ Fatalf(string, ...any) }, r *rig, cfg SpillableC
 // spillModel checks a spillable channel against a queue model: batches
 // put and taken (committed or rolled back) one at a time, and crashes
 // (kills and power losses) after which exactly the events that had
-// overflowed to disk are left, in commit order.
+// overflowed to disk are left, in commit order (and, after a power loss,
+// any of the events taken since the last sync returned: a take is
+// answered before its sync, at least once).
 type spillModel struct {
 	r     *rig
 	cfg   SpillableChannelConfig
 	ch    *SpillableChannel
 	queue []string
 	next  int
+	// takenUnsynced are the events taken since the simulation last ran
+	// long enough for every sync to return.
+	takenUnsynced []string
 }
 
 func TestSpillableChannelModel(t *testing.T) {
@@ -66,6 +72,7 @@ func (m *spillModel) commit(t *rapid.T, tx *Txn) error {
 	tx.Commit(func(err error) { result, done = err, true })
 	for i := 0; i < 100 && !done; i++ {
 		m.r.settle()
+		m.takenUnsynced = nil
 	}
 	if !done {
 		t.Fatalf("commit never completed")
@@ -122,6 +129,7 @@ func (m *spillModel) take(t *rapid.T) {
 		t.Fatalf("commit of takes: %v", err)
 	}
 	m.queue = m.queue[len(got):]
+	m.takenUnsynced = append(m.takenUnsynced, got...)
 }
 
 func (m *spillModel) crash(t *rapid.T) {
@@ -140,7 +148,42 @@ func (m *spillModel) crash(t *rapid.T) {
 	m.r.crash(power)
 	m.ch = openSpillable(t, m.r, m.cfg)
 	m.queue = survivors
+	if power {
+		m.queue = m.withTakenBack(t, survivors)
+	}
+	m.takenUnsynced = nil
 	m.check(t)
+}
+
+// withTakenBack is survivors with the events of takenUnsynced the
+// channel brought back after a power loss, after checking that it holds
+// nothing else and all in commit order (bodies count up in commit order).
+func (m *spillModel) withTakenBack(t *rapid.T, survivors []string) []string {
+	var got []string
+	for _, it := range m.ch.queue.snapshot() {
+		got = append(got, string(it.ev.Body))
+	}
+	var rest []string
+	for i, body := range got {
+		if i > 0 && bodyNumber(body) <= bodyNumber(got[i-1]) {
+			t.Fatalf("after a power loss %s comes after %s, out of commit order", body, got[i-1])
+		}
+		if !slices.Contains(m.takenUnsynced, body) {
+			rest = append(rest, body)
+		}
+	}
+	if !slices.Equal(rest, survivors) {
+		t.Fatalf("after a power loss the channel holds %v, want %v and perhaps some of %v", got, survivors, m.takenUnsynced)
+	}
+	return got
+}
+
+func bodyNumber(body string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(body, "e"))
+	if err != nil {
+		panic(fmt.Sprintf("model body %q", body))
+	}
+	return n
 }
 
 func (m *spillModel) check(t *rapid.T) {
