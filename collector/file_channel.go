@@ -290,6 +290,20 @@ func (f *FileChannel) roll(id uint32) error {
 // Name is the channel's name.
 func (f *FileChannel) Name() string { return f.name }
 
+// replayReporter is a channel whose opening replay may have found takes
+// durable that nobody heard of (a file channel, a spillable channel's
+// overflow): the agent reports them through Options.OnCommit at start.
+type replayReporter interface {
+	// claimReplayedTakes returns those takes once, then nothing.
+	claimReplayedTakes() []Event
+}
+
+func (f *FileChannel) claimReplayedTakes() []Event {
+	takes := f.replayedTakes
+	f.replayedTakes = nil
+	return takes
+}
+
 // persist appends the transaction's record and waits for a sync to cover
 // it.
 func (f *FileChannel) persist(t *Txn, done func(error)) {

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +10,10 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/sluice-sim/sluice/collector/config"
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/world"
 )
 
 func openSpillable(t interface{ Fatalf(string, ...any) }, r *rig, cfg SpillableChannelConfig) *SpillableChannel {
@@ -246,5 +251,73 @@ a.channels.c1.dataDirs = /flume/data
 	// The restarted seq source puts 0..499 again after the survivors.
 	if len(got) < 400 || strings.Join(got[:400], ",") != strings.Join(want, ",") {
 		t.Fatalf("after the crash the channel holds %d events: %.300v", len(got), got)
+	}
+}
+
+// TestSpillableChannelReportsReplayedTakes kills an agent whose sink took
+// every event from a SPILLABLEMEMORY channel with no memory, so that each
+// event went through the overflow: on restart the overflow's replay finds
+// the puts and takes of all of them, and the agent reports those takes
+// through OnCommit before any new commit, as it does a file channel's.
+func TestSpillableChannelReportsReplayedTakes(t *testing.T) {
+	text := `a.sources = r1
+a.channels = c1
+a.sinks = k1
+a.sources.r1.type = seq
+a.sources.r1.totalEvents = 40
+a.sources.r1.batchSize = 10
+a.sources.r1.channels = c1
+a.channels.c1.type = SPILLABLEMEMORY
+a.channels.c1.memoryCapacity = 0
+a.channels.c1.overflowCapacity = 100
+a.channels.c1.transactionCapacity = 10
+a.channels.c1.checkpointDir = /flume/cp
+a.channels.c1.dataDirs = /flume/data
+a.sinks.k1.type = null
+a.sinks.k1.batchSize = 10
+a.sinks.k1.channel = c1
+`
+	cfg, err := config.Parse(text, "a", nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var logBuf bytes.Buffer
+	w := world.New(world.Config{Seed: 1, Log: &logBuf})
+	type commit struct{ puts, takes []string }
+	var commits []commit
+	bodies := func(events []Event) []string {
+		var out []string
+		for _, e := range events {
+			out = append(out, string(e.Body))
+		}
+		return out
+	}
+	w.AddNode("collector", func(env sim.Env) {
+		onCommit := func(channel string, puts, takes []Event) {
+			commits = append(commits, commit{bodies(puts), bodies(takes)})
+		}
+		Start(cfg, Options{OnCommit: onCommit, OnFatal: func(err error) { t.Errorf("agent: %v", err) }}, nil)(env)
+	})
+	w.Run(w.Now()+2*time.Second, 0)
+	taken := 0
+	for _, c := range commits {
+		taken += len(c.takes)
+	}
+	if taken != 40 {
+		t.Fatalf("the sink took %d of 40 events before the kill:\n%s", taken, logBuf.String())
+	}
+	if err := w.Kill("collector"); err != nil {
+		t.Fatal(err)
+	}
+	commits = nil
+	if err := w.Restart("collector"); err != nil {
+		t.Fatal(err)
+	}
+	w.Run(w.Now()+100*time.Millisecond, 0)
+	if len(commits) == 0 || len(commits[0].puts) != 0 || len(commits[0].takes) != 40 {
+		t.Fatalf("after the restart the first commit reported is %+v, want the 40 replayed takes", commits[:min(len(commits), 1)])
+	}
+	if got := strings.Join(commits[0].takes, ","); !strings.HasPrefix(got, "0,1,2,") {
+		t.Fatalf("replayed takes %s, want 0..39 in order", got)
 	}
 }
