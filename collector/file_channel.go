@@ -349,7 +349,8 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	// next sync returns may redeliver them, never lose one. The sync
 	// still follows (the round below), so a take is durable one sync
 	// later, and any later commit's sync covers it, being later in the
-	// same file or in a file the same round syncs. A sink thus never
+	// same file or in a file the same round syncs (after a failed sync,
+	// see dropAnsweredTakes: the next checkpoint). A sink thus never
 	// waits on the disk, which bounds a single sink to one batch per
 	// sync otherwise. A commit with puts waits: its events must survive.
 	takeOnly := len(t.puts) == 0
