@@ -106,8 +106,8 @@ func Start(cfg *config.Agent, opts Options, onStart func(*Agent)) sim.Start {
 func (a *Agent) observeCommits() {
 	if a.opts.OnCommit == nil {
 		for _, ch := range a.channels {
-			if f, ok := ch.(*FileChannel); ok {
-				f.replayedTakes = nil
+			if r, ok := ch.(replayReporter); ok {
+				r.claimReplayedTakes()
 			}
 		}
 		return
@@ -119,9 +119,10 @@ func (a *Agent) observeCommits() {
 		core.core().onCommit = func(puts, takes []Event) { a.opts.OnCommit(name, puts, takes) }
 		// A take whose record was durable when the agent died committed,
 		// though its committer never heard so: the replay tells of it.
-		if f, ok := ch.(*FileChannel); ok && len(f.replayedTakes) > 0 {
-			a.opts.OnCommit(name, nil, f.replayedTakes)
-			f.replayedTakes = nil
+		if r, ok := ch.(replayReporter); ok {
+			if takes := r.claimReplayedTakes(); len(takes) > 0 {
+				a.opts.OnCommit(name, nil, takes)
+			}
 		}
 	}
 }

@@ -107,6 +107,10 @@ type pendingCommit struct {
 	file sim.File
 	end  recordLoc
 	done func(error)
+	// takeOnly says the commit has takes and no puts: it was answered
+	// when its record was appended (see persist), and its round only
+	// applies it.
+	takeOnly bool
 }
 
 // syncRound is one group commit: syncs of every file with unsynced
@@ -233,7 +237,12 @@ func (f *FileChannel) load() error {
 	}
 	live := r.sortedLive()
 	if len(live) > f.capacity {
-		return fmt.Errorf("replay found %d events, more than capacity %d", len(live), f.capacity)
+		// Takes are answered before their sync, so their room may be
+		// refilled by puts whose records outlive the takes' (a failed
+		// sync, or a power loss across two log files): the events
+		// come back beside the new ones. They are in memory already;
+		// puts wait until sinks bring the channel under capacity.
+		f.env.Log.Logf("file channel %s: replay found %d events, more than capacity %d", f.name, len(live), f.capacity)
 	}
 	for _, it := range live {
 		f.queue.pushBack(it)
@@ -281,6 +290,20 @@ func (f *FileChannel) roll(id uint32) error {
 // Name is the channel's name.
 func (f *FileChannel) Name() string { return f.name }
 
+// replayReporter is a channel whose opening replay may have found takes
+// durable that nobody heard of (a file channel, a spillable channel's
+// overflow): the agent reports them through Options.OnCommit at start.
+type replayReporter interface {
+	// claimReplayedTakes returns those takes once, then nothing.
+	claimReplayedTakes() []Event
+}
+
+func (f *FileChannel) claimReplayedTakes() []Event {
+	takes := f.replayedTakes
+	f.replayedTakes = nil
+	return takes
+}
+
 // persist appends the transaction's record and waits for a sync to cover
 // it.
 func (f *FileChannel) persist(t *Txn, done func(error)) {
@@ -320,15 +343,26 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	if len(f.unsynced) == 0 || f.unsynced[len(f.unsynced)-1] != f.file {
 		f.unsynced = append(f.unsynced, f.file)
 	}
-	ackNow := f.cfg.Bugs.On(faults.BugFileChannelAckBeforeFsync)
+	// A commit of takes alone is answered now, before a sync covers its
+	// record. Its durability only keeps a replay from delivering its
+	// events again, and at-least-once allows that: a crash before the
+	// next sync returns may redeliver them, never lose one. The sync
+	// still follows (the round below), so a take is durable one sync
+	// later, and any later commit's sync covers it, being later in the
+	// same file or in a file the same round syncs (after a failed sync,
+	// see dropAnsweredTakes: the next checkpoint). A sink thus never
+	// waits on the disk, which bounds a single sink to one batch per
+	// sync otherwise. A commit with puts waits: its events must survive.
+	takeOnly := len(t.puts) == 0
+	ackNow := takeOnly || f.cfg.Bugs.On(faults.BugFileChannelAckBeforeFsync)
 	if ackNow {
-		// The planted bug: the commit is answered before any sync
-		// covers its record; the sync's outcome reaches nobody.
+		// With the planted bug, puts too are answered before any sync
+		// covers their record; the sync's outcome reaches nobody.
 		ack := done
 		defer ack(nil)
 		done = func(error) {}
 	}
-	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done})
+	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done, takeOnly: takeOnly})
 	if !f.roundSoon {
 		// The round begins after this turn of the loop, so that the
 		// commits the turn makes share its sync.
@@ -463,6 +497,7 @@ func (f *FileChannel) endRound(round *syncRound) {
 	}
 	for _, pc := range round.commits {
 		if err := failedErr(pc); err != nil {
+			f.dropAnsweredTakes(pc)
 			pc.done(err)
 			continue
 		}
@@ -476,7 +511,21 @@ func (f *FileChannel) endRound(round *syncRound) {
 		pc.done(nil)
 	}
 	for _, pc := range failed {
+		f.dropAnsweredTakes(pc)
 		pc.done(failedErr(pc))
+	}
+}
+
+// dropAnsweredTakes forgets the events of an answered take-only commit
+// whose sync failed: they are taken for good, though their record may be
+// gone until the next checkpoint, which leaves them out. A crash before
+// it may deliver them again, as at-least-once allows.
+func (f *FileChannel) dropAnsweredTakes(pc *pendingCommit) {
+	if !pc.takeOnly {
+		return
+	}
+	for _, it := range pc.t.takes {
+		delete(f.live, it.id)
 	}
 }
 

@@ -67,6 +67,14 @@ type fileModelRun struct {
 	// failArmed says syncs may fail until the next settle: commits may
 	// then fail, and a failed sync throws away what it covered.
 	failArmed bool
+	// takesAtRisk are the events of take-only commits answered since
+	// the last settle: the channel answers those before their sync, so
+	// a power loss may bring them back (at least once), never a kill.
+	// takesAtRiskSyncFailed says a sync failed since some were answered:
+	// their record may be gone, so any crash before the next checkpoint
+	// may bring them back.
+	takesAtRisk           []mEvent
+	takesAtRiskSyncFailed bool
 }
 
 // failSync makes the disk's next sync fail: the commits it covers must
@@ -197,9 +205,16 @@ func (m *fileModelRun) returnTakes(takes []mEvent) {
 }
 
 // settle lets every commit's sync complete; each must succeed, in order.
+// Answered takes are durable after it, unless a sync may have failed.
 func (m *fileModelRun) settle() {
 	m.r.settle()
 	m.reap(true)
+	if m.failArmed && len(m.takesAtRisk) > 0 {
+		m.takesAtRiskSyncFailed = true
+	}
+	if !m.takesAtRiskSyncFailed {
+		m.takesAtRisk = nil
+	}
 	m.r.w.Node(rigNode).Disk().FailSyncs(0)
 	m.failArmed = false
 }
@@ -219,6 +234,9 @@ func (m *fileModelRun) reap(all bool) {
 			m.returnTakes(x.takes)
 			continue
 		}
+		if len(x.puts) == 0 {
+			m.takesAtRisk = append(m.takesAtRisk, x.takes...)
+		}
 		var puts []mEvent
 		for i, body := range x.puts {
 			puts = append(puts, mEvent{id: x.ids[i], body: body})
@@ -235,12 +253,15 @@ func (m *fileModelRun) checkpoint(t *rapid.T) {
 	if got != nil {
 		t.Fatalf("checkpoint: %v", got)
 	}
+	// The checkpoint leaves out every event taken, durable or not.
+	m.takesAtRisk, m.takesAtRiskSyncFailed = nil, false
 }
 
 // crash kills the process or cuts the power, restarts, replays, and
 // checks what came back: every acknowledged event still live, in order;
 // of the commits in flight, a kill keeps all (their records were in the
-// page cache) and a power loss any of them; nothing else.
+// page cache) and a power loss any of them; of the takes answered before
+// their sync returned, a power loss may bring any back; nothing else.
 func (m *fileModelRun) crash(t *rapid.T, power bool) {
 	m.reap(false)
 	m.r.w.Node(rigNode).Disk().FailSyncs(0)
@@ -258,6 +279,10 @@ func (m *fileModelRun) crash(t *rapid.T, power bool) {
 			mayHave = append(mayHave, x.takes...)
 		}
 	}
+	if power || m.failArmed || m.takesAtRiskSyncFailed {
+		mayHave = append(mayHave, m.takesAtRisk...)
+	}
+	m.takesAtRisk, m.takesAtRiskSyncFailed = nil, false
 	m.r.crash(power)
 	m.ch = openTestChannel(t, m.r, m.cfg)
 	if !power {
@@ -558,4 +583,77 @@ func TestLogDecodersRejectGarbage(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFileChannelTakeAnsweredBeforeItsSync: a commit of takes alone is
+// answered when its record is written, before any sync; the sync follows,
+// after which a power loss does not bring the events back. A kill right
+// after the answer does not either (the record is in the page cache); a
+// power loss then may, and brings back nothing else.
+func TestFileChannelTakeAnsweredBeforeItsSync(t *testing.T) {
+	r := newRig(7)
+	cfg := testFileChannelConfig()
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	put := func(bodies ...string) {
+		tx := ch.Begin()
+		for _, b := range bodies {
+			tx.Put(Event{Body: []byte(b)})
+		}
+		var result error = errors.New("not answered")
+		tx.Commit(func(err error) { result = err })
+		r.settle()
+		if result != nil {
+			t.Fatalf("put %v: %v", bodies, result)
+		}
+	}
+	take := func(n int) {
+		tx := ch.Begin()
+		for range n {
+			if _, ok, err := tx.Take(); !ok || err != nil {
+				t.Fatalf("take: %v %v", ok, err)
+			}
+		}
+		var result error = errors.New("not answered")
+		tx.Commit(func(err error) { result = err })
+		if result != nil {
+			t.Fatalf("take commit not answered at once: %v", result)
+		}
+	}
+	holds := func() []string {
+		var got []string
+		for _, it := range ch.queue.snapshot() {
+			got = append(got, string(it.ev.Body))
+		}
+		return got
+	}
+	put("a", "b", "c")
+	syncs := 0
+	ch.file = &countingFile{File: ch.file, syncs: &syncs}
+	take(2)
+	if syncs != 0 {
+		t.Fatalf("%d syncs before the take commit was answered", syncs)
+	}
+	r.settle()
+	if syncs == 0 {
+		t.Fatalf("the take's record was never synced")
+	}
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	if got := holds(); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("after its sync and a power loss the channel holds %v, want [c]", got)
+	}
+	take(1)
+	r.crash(false)
+	ch = openTestChannel(t, r, cfg)
+	if got := holds(); len(got) != 0 {
+		t.Fatalf("after a kill the channel holds %v, taken before it", got)
+	}
+	put("d")
+	take(1)
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	if got := holds(); len(got) > 1 || (len(got) == 1 && got[0] != "d") {
+		t.Fatalf("after a power loss before the take's sync the channel holds %v, want [] or [d]", got)
+	}
 }

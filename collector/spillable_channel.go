@@ -107,6 +107,16 @@ func OpenSpillableChannel(name string, env sim.Env, cfg SpillableChannelConfig, 
 // Name is the channel's name.
 func (s *SpillableChannel) Name() string { return s.name }
 
+// claimReplayedTakes returns the takes the overflow's replay found: an
+// overflowed event taken by a commit that became durable as the agent
+// died.
+func (s *SpillableChannel) claimReplayedTakes() []Event {
+	if s.overflow == nil {
+		return nil
+	}
+	return s.overflow.claimReplayedTakes()
+}
+
 // MemorySize is the events held in memory (queued, taken or committing).
 func (s *SpillableChannel) MemorySize() int { return s.memUsed }
 

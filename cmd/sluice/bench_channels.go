@@ -47,7 +47,11 @@ share a sync among them), a consumer takes and commits transactions of
 --batch takes (--takers of them in flight at once, as several sinks on one
 channel would), and the channel never holds more than its capacity (10,000
 events). Each event's latency runs from the start of its put's commit to
-its take's commit; the file channel syncs both.
+its take's commit. The file channel answers a put commit after the fsync
+that covers its record (concurrent commits share one) and a commit of
+takes alone when its record is written, its fsync following: the disk's
+sync latency bounds a producer with few commits in flight (--in-flight),
+not the consumer.
 
 The kafka channel needs a broker: the comparison starts this binary's
 "sluice broker" (group commit: an fsync before each acknowledgement) on a
@@ -76,6 +80,7 @@ broker, nothing (the restarted agent's member waits out its predecessor's
 		Example: `  sluice bench channels
   sluice bench channels --events 1000000 --event-size 1024 --channels memory,file
   sluice bench channels --event-size 1024 --takers 16
+  sluice bench channels --channels file --event-size 1024 --in-flight 64
   sluice bench channels --json --dir /mnt/fast/bench
   sluice bench channels --kill-after 3s --channels memory,file,spillable --event-size 1024
   sluice bench channels --channels memory,file,spillable,kafka --event-size 1024`,

@@ -52,17 +52,20 @@ func TestBenchChannelsCommand(t *testing.T) {
 }
 
 // BenchmarkChannelsRealDisk moves b.N events through each channel on the
-// real disk: go test -bench ChannelsRealDisk -run '^$' ./cmd/sluice/
+// real disk, with 16 put commits in flight, as the command does by
+// default, or 64 (where the file channel reaches the disk's sequential
+// rate rather than the producer's window over a sync's round trip):
+// go test -bench ChannelsRealDisk -run '^$' ./cmd/sluice/
 func BenchmarkChannelsRealDisk(b *testing.B) {
 	for _, size := range []int{100, 1024} {
 		for _, run := range []struct {
-			kind   string
-			takers int
-		}{{"memory", 1}, {"file", 1}, {"file", 16}} {
+			kind             string
+			inFlight, takers int
+		}{{"memory", 16, 1}, {"file", 16, 1}, {"file", 16, 16}, {"file", 64, 1}} {
 			kind := run.kind
-			b.Run(fmt.Sprintf("%s-%dB-%dtakers", kind, size, run.takers), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s-%dB-%dinflight-%dtakers", kind, size, run.inFlight, run.takers), func(b *testing.B) {
 				b.SetBytes(int64(size))
-				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, 16, run.takers, b.TempDir(), "")
+				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, run.inFlight, run.takers, b.TempDir(), "")
 				if err != nil {
 					b.Fatal(err)
 				}
