@@ -50,9 +50,9 @@ func init() {
 		Bugs: []faults.Bug{faults.BugAckBeforeISR, faults.BugHWFromLeaderOnly, faults.BugNoEpochTruncation, faults.BugStaleLeaderAcks},
 		Summary: shape + "every broker loses power at once, then restarts: with flush=group nothing acknowledged " +
 			"is lost; with flush=none (Kafka's default) acknowledged writes are",
-		Params: []Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
+		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
 			Help: "when brokers fsync: before acknowledging (group) or never, relying on replication (none: " +
-				"a power loss of every replica at once loses what only the page caches held)"}},
+				"a power loss of every replica at once loses what only the page caches held)"}}, workloadParams...),
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterPowerLossAll) },
 	})

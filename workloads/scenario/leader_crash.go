@@ -31,10 +31,10 @@ import (
 // availability check: while at most one broker is down or cut off, writes
 // go on (cluster_availability.go).
 func init() {
-	params := []Param{
+	params := append([]Param{
 		{Name: "flush", Default: "none", Values: []string{"none", "group"},
 			Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
-	}
+	}, workloadParams...)
 	budget := Budget{
 		EventsPerSecMax:  400_000,
 		MemoryBytesMax:   512 << 20,
@@ -96,8 +96,9 @@ func init() {
 			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
 			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
 		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal),
-		Params: []Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
+		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
 			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
+			workloadParams...),
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSwarm) },
 	})
@@ -199,6 +200,14 @@ type leaderCrashCluster struct {
 
 func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 	knobs := fixedSingleBrokerKnobs(o)
+	if mode != clusterSlowFollower {
+		// slow-follower keeps the fixed workload: the simulated disk times
+		// a sync when it is asked for, so every sync queued while the disk
+		// is slow stays slow after the heal, and a drawn workload's small
+		// segments and higher rates queue so many that the broker stays
+		// stalled long after its episode ends.
+		knobs = clusterKnobsFor(o)
+	}
 	c := &leaderCrashCluster{mode: mode,
 		singleBrokerCluster: &singleBrokerCluster{o: o, w: w, knobs: knobs,
 			log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
@@ -222,10 +231,12 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		c.clients = append(c.clients, name)
 		cfg := kafka.DriverConfig{
 			Bootstrap: bootstrap, Topic: leaderCrashTopic, Partitions: []int32{0, 1, 2},
-			Rate: knobs.RatePerClient, Concurrency: knobs.Concurrency, Reread: true, Recorder: c.log,
+			Rate: knobs.RatePerClient, Concurrency: knobs.Concurrency, ValueBytes: knobs.ValueBytes,
+			SeekEveryPolls: knobs.SeekEveryPolls, Reread: true, Recorder: c.log,
 			NewProcess: func() int { nextProcess++; return nextProcess },
 			Producer:   producerConfig(o, knobs),
-			Consumer:   kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs},
+			Consumer: kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs,
+				SendLeaderEpoch: knobs.SendLeaderEpoch},
 		}
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
 	}
@@ -579,8 +590,9 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 		}
 		checks = append(checks, check)
 	}
-	stats := map[string]int64{"history_ops": int64(len(c.log.Ops)), "planted_faults": int64(c.crashes), "planted_episodes": int64(c.episodes),
-		"broker_starts": int64(len(c.brokers))}
+	stats := c.knobs.stats()
+	stats["history_ops"], stats["broker_starts"] = int64(len(c.log.Ops)), int64(len(c.brokers))
+	stats["planted_faults"], stats["planted_episodes"] = int64(c.crashes), int64(c.episodes)
 	if t := c.image().Topics[leaderCrashTopic]; t != nil {
 		for _, p := range t.Partitions {
 			stats["leader_epochs"] += int64(p.LeaderEpoch)

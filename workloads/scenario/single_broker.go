@@ -29,7 +29,7 @@ func init() {
 		Summary: "one broker, idempotent producers and consumers, under crashes, power loss, disk and network faults",
 		Bugs: []faults.Bug{faults.BugAckBeforeSync, faults.BugDedupeOff, faults.BugSkipCRC,
 			faults.BugIndexOffByOne, faults.BugTrustPageCache, faults.BugConsumerSkipsPastHW},
-		Params: []Param{
+		Params: append([]Param{
 			{Name: "flush", Default: "group", Values: []string{"group", "none", "interval"},
 				Help: "when the broker fsyncs: before acknowledging (group), never (Kafka's default), every 100 ms"},
 			{Name: "acks", Default: "all", Values: []string{"all", "1", "0"}, Help: "producer acks"},
@@ -44,13 +44,7 @@ func init() {
 				Help: "what a failed fsync does: drop the unsynced pages (drop), or, as Linux does, mark them " +
 					"clean, keep showing them and lose them at the next power loss (linux); auto: linux with " +
 					"faults=fsyncgate, drop otherwise"},
-			{Name: "workload", Default: "auto", Values: []string{"auto", "fixed", "drawn"},
-				Help: "drawn: the seed draws clients, rate, linger, batch and record sizes, compression, segment " +
-					"size, consumer seeks and leader epochs (listed as knob_* counters); fixed: two clients, " +
-					"short records; auto: drawn in a swarm, fixed otherwise"},
-			{Name: "compression", Default: "auto", Values: []string{"auto", "none", "gzip", "snappy", "lz4", "zstd"},
-				Help: "the producers' codec; auto: the workload's (none unless drawn)"},
-		},
+		}, workloadParams...),
 		Run:   20 * time.Second,
 		Drain: 20 * time.Second,
 		Budget: Budget{

@@ -77,6 +77,36 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 	return k
 }
 
+// clusterKnobsFor picks a broker-cluster run's workload as single-broker
+// does, drawing the clients, rate, linger, batch and record sizes, codec,
+// segment size, consumer seeks and leader epochs; retention and
+// compaction stay off, as the cluster's topics are created by the
+// controller without such configs. Records stay within
+// clusterValueBytesMax: every consumer reads the whole log again in the
+// drain, from leaders that serve their followers too, and 4 KiB records
+// at the highest rate drawn would need a longer drain than the
+// scenarios give.
+func clusterKnobsFor(o Options) singleBrokerKnobs {
+	k := singleBrokerKnobsFor(o)
+	k.RetentionBytes, k.RetentionAge, k.Compacted, k.Keys = -1, 0, false, 0
+	k.ValueBytes = min(k.ValueBytes, clusterValueBytesMax)
+	return k
+}
+
+// clusterValueBytesMax bounds a drawn cluster workload's record values.
+const clusterValueBytesMax = 512
+
+// workloadParams are the knobs that choose a run's workload, for the
+// scenarios built on single-broker's clients.
+var workloadParams = []Param{
+	{Name: "workload", Default: "auto", Values: []string{"auto", "fixed", "drawn"},
+		Help: "drawn: the seed draws clients, rate, linger, batch and record sizes, compression, segment " +
+			"size, consumer seeks and leader epochs (listed as knob_* counters); fixed: two clients, " +
+			"short records; auto: drawn in a swarm, fixed otherwise"},
+	{Name: "compression", Default: "auto", Values: []string{"auto", "none", "gzip", "snappy", "lz4", "zstd"},
+		Help: "the producers' codec; auto: the workload's (none unless drawn)"},
+}
+
 // drawSingleBrokerKnobs draws a workload. The total rate stays near the
 // fixed one's so that histories stay within what the checkers judge in
 // seconds; a long linger with enough sends in flight makes batches of
