@@ -231,7 +231,7 @@ func TestProducerWithNothingLeftToSendIsNotStuck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := withParams(100482, map[string]string{"flush": "group"})
+	o := withParams(100482, map[string]string{"flush": "group", "workload": "fixed"})
 	o.Run, o.Drain, o.Swarm = 20*time.Second, 20*time.Second, true
 	r, err := Run(d, o)
 	if err != nil {
