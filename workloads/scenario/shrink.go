@@ -350,10 +350,11 @@ func (r Result) EpisodeNote() string {
 }
 
 // EpisodesActed counts the episodes the scenario planted itself and the
-// run did not skip; planted is false for scenarios that plant none.
+// run did not skip; planted is false for a run that planted none (a
+// scenario whose faults are all schedule data).
 func (r Result) EpisodesActed() (n int64, planted bool) {
-	begun, planted := r.Stats[plantedEpisodesStat]
-	if !planted {
+	begun := r.Stats[plantedEpisodesStat]
+	if begun == 0 {
 		return 0, false
 	}
 	n = begun
