@@ -1024,5 +1024,8 @@ func (l *Log) noteDamage(s *segment, pos int64, reason string) (Damage, error) {
 		return d, err
 	}
 	s.addDamage(d)
+	if l.onDamage != nil {
+		l.onDamage(d)
+	}
 	return d, nil
 }

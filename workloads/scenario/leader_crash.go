@@ -539,10 +539,11 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 	p := faults.Profile{Targets: []string{"b1", "b2", "b3"}, Clients: c.clients,
 		IntervalMean: leaderCrashIntervalMean, DurationMax: 3 * time.Second}
 	if c.mode == clusterSwarm {
+		p.CorruptTargets = slices.Clone(p.Targets)
 		p.Targets = append(p.Targets, "ctl1", "ctl2", "ctl3")
 		p.IntervalMean = 2 * time.Second
 		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
-			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindClockJump, faults.KindClockDrift}
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindCorrupt, faults.KindClockJump, faults.KindClockDrift}
 	}
 	// Otherwise the faults are planted; nothing is drawn.
 	return p
