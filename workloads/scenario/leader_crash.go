@@ -95,7 +95,7 @@ func init() {
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
 			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
 			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
-		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal),
+		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal, faults.BugSkipCRC),
 		Params: []Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
 			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
