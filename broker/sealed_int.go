@@ -22,36 +22,49 @@ import (
 // missing file is zero. A file whose every copy fails its checksum is an
 // error: a broker that guessed would hand out an id or an epoch twice.
 func readSealedInt(fs sim.FS, name string) (int64, error) {
+	n, _, err := readSealedIntCopies(fs, name)
+	return n, err
+}
+
+// readSealedIntCopies is readSealedInt that also reports whether the file
+// is not whole (a copy failed, or it holds one): the caller writes it
+// again, so that damage does not pile up until no copy is left.
+func readSealedIntCopies(fs sim.FS, name string) (n int64, rewrite bool, err error) {
 	sealed, err := storage.ReadCheckpointFile(fs, name)
 	if errors.Is(err, sim.ErrNotExist) {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", name, err)
+		return 0, false, fmt.Errorf("read %s: %w", name, err)
 	}
-	data, err := unsealCopies(name, sealed)
+	data, whole, err := unsealCopies(name, sealed)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	text := strings.TrimSpace(string(data))
-	n, err := strconv.ParseInt(text, 10, 64)
+	n, err = strconv.ParseInt(text, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s holds %q, not a count", name, text)
+		return 0, false, fmt.Errorf("%s holds %q, not a count", name, text)
 	}
-	return n, nil
+	return n, !whole, nil
 }
 
 // unsealCopies returns the first copy of a sealed file that passes its
-// checksum: the file's halves, then the whole file (one copy).
-func unsealCopies(name string, sealed []byte) ([]byte, error) {
+// checksum: the file's halves, then the whole file (one copy); whole says
+// both halves passed.
+func unsealCopies(name string, sealed []byte) (data []byte, whole bool, err error) {
 	if half := len(sealed) / 2; len(sealed)%2 == 0 && half > 0 {
-		for _, copy := range [][]byte{sealed[:half], sealed[half:]} {
-			if data, err := storage.Unseal(name, copy); err == nil {
-				return data, nil
-			}
+		first, err1 := storage.Unseal(name, sealed[:half])
+		second, err2 := storage.Unseal(name, sealed[half:])
+		switch {
+		case err1 == nil:
+			return first, err2 == nil, nil
+		case err2 == nil:
+			return second, false, nil
 		}
 	}
-	return storage.Unseal(name, sealed)
+	data, err = storage.Unseal(name, sealed)
+	return data, false, err
 }
 
 // writeSealedInt replaces a sealed state file durably, then calls done.

@@ -46,3 +46,34 @@ func TestReadFencesFlipsTheCRCMisses(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoveryBlamesTheBatchThatJumps: a flip in a flushed batch's base
+// offset or leader epoch makes it jump ahead of its neighbours; recovery
+// fences that batch, not the good one after it that falls back (nor every
+// batch after it), so a replica cuts its log where the bad batch starts.
+func TestRecoveryBlamesTheBatchThatJumps(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   int64
+	}{
+		{"base offset", 7},
+		{"leader epoch", 15},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 27, testDiskConfig())
+			l, _ := filled(t, r, Config{}, 10, 10)
+			rp := l.RecoveryPoint()
+			name, pos, size := segmentPosition(t, l, 8)
+			l.Close()
+			r.flipByte(name, pos+tc.at)
+			l2, report := r.open(Config{}, rp)
+			if len(report.Damage) != 1 || len(report.Truncations) != 0 {
+				t.Fatalf("report: %s", report)
+			}
+			d := report.Damage[0]
+			if d.Position != pos || d.EndPosition != pos+int64(size) || d.FirstOffset != 8 || d.LastOffset != 9 || l2.EndOffset() != 20 {
+				t.Fatalf("damage %s, log end %d: want the batch of offsets 8..9 fenced, the log ending at 20", d, l2.EndOffset())
+			}
+		})
+	}
+}

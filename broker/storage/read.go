@@ -171,7 +171,7 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		return res, fmt.Errorf("read %s at %d: %w", l.dir, res.NextOffset, err)
 	}
 	n := 0
-	prev := batchInfo{last: -1, leaderEpoch: -1}
+	prev := batchInfo{last: res.NextOffset - 1, leaderEpoch: -1}
 	for n < len(buf) {
 		b, _, err := record.Next(buf[n:])
 		if errors.Is(err, record.ErrPartial) && n > 0 {
@@ -214,17 +214,20 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 // served it would hand out records at offsets or under an epoch they
 // never had. Offsets grow through a segment and stay below its end, and
 // epochs never fall along a log nor pass the newest one the log knows;
-// prev is the batch read before this one (last -1 when none).
+// a batch that jumps ahead of the one before it must not be followed by
+// one that falls back (checkJump). prev is the batch read before this
+// one; for the first, its last offset is the one before the offset asked
+// for, and its epoch -1.
 func (l *Log) checkUnsummed(s *segment, h batchInfo, prev batchInfo) error {
 	switch latest := l.epochs.latestEpoch(); {
-	case h.base < s.base || h.last >= s.next || h.base <= prev.last:
+	case h.base < s.base || h.last >= s.next || (prev.leaderEpoch >= 0 && h.base <= prev.last):
 		return fmt.Errorf("%w: batch at %d holds offsets %d..%d, outside %d..%d after %d",
 			record.ErrCorrupt, h.pos, h.base, h.last, s.base, s.next-1, prev.last)
 	case h.leaderEpoch < prev.leaderEpoch || (latest >= 0 && h.leaderEpoch > latest):
 		return fmt.Errorf("%w: batch at %d has leader epoch %d after %d, the log's newest being %d",
 			record.ErrCorrupt, h.pos, h.leaderEpoch, prev.leaderEpoch, latest)
 	}
-	return nil
+	return s.checkJump(h, prev.last+1, prev.leaderEpoch)
 }
 
 // OffsetForTime answers ListOffsets by timestamp: the offset and

@@ -535,6 +535,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			if err == nil && h.leaderEpoch < lastEpoch {
 				err = fmt.Errorf("%w: batch at %d has leader epoch %d after %d", record.ErrCorrupt, pos, h.leaderEpoch, lastEpoch)
 			}
+			if err == nil && !l.skipCRC {
+				err = s.checkJump(h, expected, lastEpoch)
+			}
 		}
 		if err != nil {
 			if isIOError(err) {
