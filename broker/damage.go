@@ -13,13 +13,16 @@ import (
 // CORRUPT_MESSAGE); the broker makes sure the cluster repairs them:
 //
 //   - A replica that finds damage while it runs (a read, a follower's
-//     fetch or a compaction ran into it) restarts, as Kafka takes a failed
-//     log directory offline: the re-registration takes it out of every
-//     ISR and hands its leaderships to in-sync replicas, so a damaged
-//     leader neither serves past the damage nor acknowledges writes that
-//     count on it. A leader that is the only in-sync replica keeps
-//     leading with the range fenced: no replica holds a better copy, and
-//     handing over would lose more.
+//     fetch or a compaction ran into it, or a read is refused for damage
+//     known since recovery) restarts, as Kafka takes a failed log
+//     directory offline: the re-registration takes it out of every ISR
+//     and hands its leaderships to in-sync replicas, so a damaged leader
+//     neither serves past the damage nor acknowledges writes that count on
+//     it. A leader that is the only in-sync replica keeps leading with the
+//     range fenced: no in-sync replica holds a better copy. A follower
+//     whose log already ends past the range fetches from there, so it can
+//     still catch up and join the ISR; the next refused read then hands
+//     the leadership to it.
 //   - Recovery at the restart finds the damage again (it verifies every
 //     segment) and keeps it fenced. When the partition starts following,
 //     its log is cut at the first damaged batch before it fetches, so the
@@ -52,8 +55,13 @@ func (p *partition) watchDamage() {
 func (p *partition) damageFound(d storage.Damage) {
 	r := &p.replica
 	if r.role == roleLeader && len(r.isr) <= 1 {
-		p.b.env.Log.Logf("partition %s-%d: damaged data found: %s; the only in-sync replica keeps leading with it fenced",
-			p.topic, p.index, d)
+		// Every refused read comes here; say it once. Once a follower
+		// that holds the range joins the ISR, the next read hands over.
+		if !r.damageNoted {
+			r.damageNoted = true
+			p.b.env.Log.Logf("partition %s-%d: damaged data found: %s; the only in-sync replica keeps leading with it fenced",
+				p.topic, p.index, d)
+		}
 		return
 	}
 	m := p.b.cluster

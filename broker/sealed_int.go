@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,13 +11,14 @@ import (
 	"github.com/sluice-sim/sluice/sim"
 )
 
-// A sealed state file holds its number twice, each copy sealed with its
-// own checksum, one after the other: a bit the disk flips damages one
-// copy, and the broker reads the other, as file systems keep their own
-// metadata twice. Nothing else holds these numbers (a start count, the
-// producer ids handed out), so a broker whose only copy failed its
-// checksum could not start at all. A file with one copy (written before
-// the second was added) still reads.
+// A sealed state file holds its number three times, each copy sealed
+// with its own checksum, one after the other: bits the disk flips damage
+// some copies, and the broker reads one that passes, as file systems keep
+// their own metadata in several places. Nothing else holds these numbers
+// (a start count, the producer ids handed out), so a broker whose only
+// copy failed its checksum could not start at all. A file found with a
+// damaged copy is written whole again. A file with one copy (written
+// before the others were added) still reads.
 
 // readSealedInt reads a non-negative number from a sealed state file; a
 // missing file is zero. A file whose every copy fails its checksum is an
@@ -49,18 +51,26 @@ func readSealedIntCopies(fs sim.FS, name string) (n int64, rewrite bool, err err
 	return n, !whole, nil
 }
 
+// sealedCopies is how many copies a sealed state file holds.
+const sealedCopies = 3
+
 // unsealCopies returns the first copy of a sealed file that passes its
-// checksum: the file's halves, then the whole file (one copy); whole says
-// both halves passed.
+// checksum (or the whole file, for a file of one copy); whole says every
+// copy passed.
 func unsealCopies(name string, sealed []byte) (data []byte, whole bool, err error) {
-	if half := len(sealed) / 2; len(sealed)%2 == 0 && half > 0 {
-		first, err1 := storage.Unseal(name, sealed[:half])
-		second, err2 := storage.Unseal(name, sealed[half:])
-		switch {
-		case err1 == nil:
-			return first, err2 == nil, nil
-		case err2 == nil:
-			return second, false, nil
+	if size := len(sealed) / sealedCopies; len(sealed)%sealedCopies == 0 && size > 0 {
+		whole = true
+		for i := range sealedCopies {
+			value, err := storage.Unseal(name, sealed[i*size:(i+1)*size])
+			switch {
+			case err != nil:
+				whole = false
+			case data == nil:
+				data = value
+			}
+		}
+		if data != nil {
+			return data, whole, nil
 		}
 	}
 	data, err = storage.Unseal(name, sealed)
@@ -70,5 +80,5 @@ func unsealCopies(name string, sealed []byte) (data []byte, whole bool, err erro
 // writeSealedInt replaces a sealed state file durably, then calls done.
 func writeSealedInt(fs sim.FS, name string, n int64, done func(error)) {
 	sealed := storage.Seal([]byte(strconv.FormatInt(n, 10) + "\n"))
-	storage.ReplaceFile(fs, name, append(sealed, sealed...), done)
+	storage.ReplaceFile(fs, name, bytes.Repeat(sealed, sealedCopies), done)
 }

@@ -8,10 +8,10 @@ import (
 	"github.com/sluice-sim/sluice/broker"
 )
 
-// TestSealedIntSurvivesOneFlippedCopy: a sealed state file keeps two
-// checksummed copies; a bit flipped in either leaves the number readable,
-// and only a file whose both copies fail is refused.
-func TestSealedIntSurvivesOneFlippedCopy(t *testing.T) {
+// TestSealedIntSurvivesFlippedCopies: a sealed state file keeps three
+// checksummed copies; bits flipped in any two leave the number readable,
+// and only a file whose every copy fails is refused.
+func TestSealedIntSurvivesFlippedCopies(t *testing.T) {
 	r := newRig(t, 41, nil)
 	r.runFor(time.Second)
 	fs := r.w.Node(brokerNode).Disk().FS()
@@ -40,8 +40,8 @@ func TestSealedIntSurvivesOneFlippedCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	half := size / 2
-	for _, at := range []int64{2, half + 3} {
+	third := size / 3
+	for _, at := range []int64{2, third + 3, 2*third + 4} {
 		flip(at)
 		if n, err := broker.ReadSealedInt(fs, name); err != nil || n != 1234 {
 			t.Fatalf("one copy flipped at %d of %d bytes: read %d, %v", at, size, n, err)
@@ -49,9 +49,13 @@ func TestSealedIntSurvivesOneFlippedCopy(t *testing.T) {
 		flip(at) // back as it was
 	}
 	flip(2)
-	flip(half + 3)
+	flip(third + 3)
+	if n, err := broker.ReadSealedInt(fs, name); err != nil || n != 1234 {
+		t.Fatalf("two copies flipped: read %d, %v", n, err)
+	}
+	flip(2*third + 4)
 	if n, err := broker.ReadSealedInt(fs, name); err == nil {
-		t.Fatalf("both copies flipped: read %d without an error", n)
+		t.Fatalf("every copy flipped: read %d without an error", n)
 	}
 }
 

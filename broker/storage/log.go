@@ -293,9 +293,10 @@ func (l *Log) FirstDamage() (d Damage, ok bool) {
 }
 
 // OnDamage sets fn to hear of every damaged range a read or scan finds
-// after Open (Open's report lists what recovery found). It is called
-// inside the read that found it, before that read fails with
-// ErrCorruptLog: fn must not use the log, only note what to do.
+// after Open (Open's report lists what recovery found), and of the range
+// each read refused for damage meets, however long known. It is called
+// inside the read, before that read fails with ErrCorruptLog: fn must
+// not use the log, only note what to do.
 func (l *Log) OnDamage(fn func(Damage)) { l.onDamage = fn }
 
 // Epochs lists the leader epoch cache.

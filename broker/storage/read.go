@@ -70,10 +70,11 @@ func (l *Log) ReadInto(scratch []byte, offset int64, maxBytes int, maxOffset int
 func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 	var found batchInfo
 	var corrupt error
+	var corruptAt Damage
 	err := l.walk(s, l.seekStart(s, offset),
 		func(d Damage) bool {
 			if offset <= d.LastOffset {
-				corrupt = corruptRead(offset, d)
+				corrupt, corruptAt = corruptRead(offset, d), d
 				return false
 			}
 			return true
@@ -87,6 +88,9 @@ func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 		})
 	if err != nil {
 		return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
+	}
+	if corrupt != nil && l.onDamage != nil {
+		l.onDamage(corruptAt)
 	}
 	return found, corrupt
 }
