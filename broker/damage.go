@@ -19,7 +19,10 @@ import (
 //     and hands its leaderships to in-sync replicas, so a damaged leader
 //     neither serves past the damage nor acknowledges writes that count on
 //     it. A leader that is the only in-sync replica keeps leading with the
-//     range fenced: no in-sync replica holds a better copy. A follower
+//     range fenced: no in-sync replica holds a better copy. So does a
+//     broker that leads another partition as its only in-sync replica:
+//     the restart's recovery could cut that log and it would be elected
+//     again. A follower
 //     whose log already ends past the range fetches from there, so it can
 //     still catch up and join the ISR; the next refused read then hands
 //     the leadership to it.
@@ -68,6 +71,19 @@ func (p *partition) damageFound(d storage.Damage) {
 	if m == nil || m.restarting {
 		return
 	}
+	if q := p.b.soleInSyncLeadership(); q != nil {
+		// The restart would leave q to its last in-sync replica's
+		// recovery, which (above the recovery point, as with flush=none)
+		// cuts a log at damage it finds, and elect the same broker
+		// again: acknowledged writes gone. The next refused read asks
+		// again.
+		if !r.damageNoted {
+			r.damageNoted = true
+			p.b.env.Log.Logf("partition %s-%d: damaged data found: %s; not restarting while %s-%d has no other in-sync replica",
+				p.topic, p.index, d, q.topic, q.index)
+		}
+		return
+	}
 	m.restarting = true
 	p.b.env.Hit(probeDamageRestart)
 	err := fmt.Errorf("partition %s-%d (%s): damaged data found: %s; restarting so that an in-sync replica serves it and this one fetches it again",
@@ -93,4 +109,22 @@ func (p *partition) cutDamage() bool {
 	p.b.env.Log.Logf("partition %s-%d: follower cut its log from %d to %d at damaged data (%s); fetching it again from %d",
 		p.topic, p.index, end, p.log.EndOffset(), d, p.replica.leaderID)
 	return true
+}
+
+// soleInSyncLeadership is the first partition (by topic and index) this
+// broker leads as its only in-sync replica, if any.
+func (b *Broker) soleInSyncLeadership() *partition {
+	if b.topics == nil {
+		return nil
+	}
+	var first *partition
+	for _, t := range b.topics.byName {
+		for _, p := range t.partitions {
+			if p != nil && p.replica.role == roleLeader && len(p.replica.isr) <= 1 &&
+				(first == nil || partitionLess(p, first) < 0) {
+				first = p
+			}
+		}
+	}
+	return first
 }

@@ -70,3 +70,27 @@ func TestClusterCatchesSkipCRC(t *testing.T) {
 		t.Fatalf("seed %d with %s: no-corrupt-reads held; failed: %+v", seed, faults.BugSkipCRC, r.Failed())
 	}
 }
+
+// TestPlantedClusterScenariosTakeCorrupt: --param corrupt=on adds bit
+// flips on the brokers' disks to a planted scenario's own episodes, and
+// the cluster repairs them: leader crashes with flips pass every check,
+// and the flips really fired.
+func TestPlantedClusterScenariosTakeCorrupt(t *testing.T) {
+	d := leaderCrashDef(t)
+	const seed = 3
+	r, err := Run(d, Options{Seed: seed, Bugs: faults.Bugs{}, Params: map[string]string{"corrupt": "on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Fatalf("seed %d: %+v", seed, r.Failed())
+	}
+	if r.FaultsFired[string(faults.Corrupt)] == 0 || r.Stats["planted_faults"] == 0 {
+		t.Fatalf("seed %d: corrupt fired %d times, %d planted episodes", seed, r.FaultsFired[string(faults.Corrupt)], r.Stats["planted_faults"])
+	}
+	for _, a := range r.Schedule.Actions {
+		if a.Op == faults.Corrupt && !slices.Contains([]string{"b1", "b2", "b3"}, a.Node) {
+			t.Fatalf("a bit flip on %s: only brokers' disks take them", a.Node)
+		}
+	}
+}

@@ -34,6 +34,9 @@ func init() {
 	params := []Param{
 		{Name: "flush", Default: "none", Values: []string{"none", "group"},
 			Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
+		{Name: "corrupt", Default: "off", Values: []string{"off", "on"},
+			Help: "on: besides the scenario's own episodes, bits flip on the brokers' disks (one to three, about every 6s); " +
+				"a replica that finds the damage fetches it again from an in-sync one"},
 	}
 	budget := Budget{
 		EventsPerSecMax:  400_000,
@@ -168,6 +171,10 @@ const (
 )
 
 var leaderCrashBrokerIDs = []int32{1, 2, 3}
+
+// clusterCorruptIntervalMean is the mean time between bit flips with
+// --param corrupt=on.
+const clusterCorruptIntervalMean = 6 * time.Second
 
 // clusterReplicaLagTimeMax is the brokers' replica.lag.time.max.ms, short
 // for runs of seconds.
@@ -544,6 +551,14 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 		p.IntervalMean = 2 * time.Second
 		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
 			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindCorrupt, faults.KindClockJump, faults.KindClockDrift}
+	}
+	if c.o.Param("corrupt") == "on" {
+		// Besides the planted episodes: bit flips, drawn from the seed,
+		// a few a run. Denser flips damage every replica of a partition
+		// at different offsets, which no replica can repair.
+		p.CorruptTargets = slices.Clone(p.Targets)
+		p.Kinds = []faults.Kind{faults.KindCorrupt}
+		p.IntervalMean = clusterCorruptIntervalMean
 	}
 	// Otherwise the faults are planted; nothing is drawn.
 	return p
