@@ -135,6 +135,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 		// becomeFollower); until then the partition serves nobody.
 		p.leaderEpoch = -1
 		p.replica = newReplicaState(t, b.env.Clock.Mono(), lg.Reopens())
+		p.watchDamage()
 		return p, nil
 	}
 	// Epochs count from 0; the first start leads at 0.

@@ -28,11 +28,26 @@ type producerIDs struct {
 
 func loadProducerIDs(fs sim.FS, dir string) (*producerIDs, error) {
 	name := path.Join(dir, producerIDsFile)
-	next, err := readSealedInt(fs, name)
+	next, rewrite, err := readSealedIntCopies(fs, name)
 	if err != nil {
 		return nil, err
 	}
-	return &producerIDs{fs: fs, name: name, next: next, blockEnd: next}, nil
+	ids := &producerIDs{fs: fs, name: name, next: next, blockEnd: next}
+	if rewrite {
+		// A copy failed its checksum: write both again before a second
+		// flip takes the other. Allocations wait as for a reservation; a
+		// failed write leaves the file as it was, for the next start.
+		ids.reserving = true
+		writeSealedInt(fs, name, next, func(error) {
+			ids.reserving = false
+			waiting := ids.waiting
+			ids.waiting = nil
+			for _, w := range waiting {
+				ids.allocate(w)
+			}
+		})
+	}
+	return ids, nil
 }
 
 // allocate hands out a producer id, reserving a new block durably first

@@ -180,6 +180,10 @@ func (f *replicaFetcher) askEpochs(parts []*partition) {
 	req.ReplicaID = f.b.cfg.NodeID
 	var sent []sentPartition
 	for _, p := range parts {
+		if !p.cutDamage() { // damage.go: fetch a damaged range again
+			p.replica.backoffUntil = f.b.env.Clock.Mono() + f.b.cfg.Cluster.ReplicaFetchBackoff
+			continue
+		}
 		latest := p.log.LatestEpoch()
 		if latest < 0 {
 			// An empty log (or one no leader ever wrote an epoch

@@ -79,6 +79,9 @@ type replicaState struct {
 	// backoffUntil pauses fetching after an error the next image may
 	// resolve (a leader that does not know it leads yet).
 	backoffUntil time.Duration
+	// damageNoted: this leader, the only in-sync replica, has logged
+	// that it keeps leading with damage fenced (damage.go).
+	damageNoted bool
 	// reopens is the log's reopen count when the partition opened; a
 	// reopen after a failed fsync may have dropped data the cluster
 	// counts on (lostData).

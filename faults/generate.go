@@ -29,6 +29,11 @@ const (
 type Profile struct {
 	// Targets may crash, pause, and have disk and clock faults.
 	Targets []string
+	// CorruptTargets are the targets whose stored bytes a corrupt fault
+	// may flip; all Targets when empty. A scenario names fewer when some
+	// targets keep data that nothing could repair (a controller stops on
+	// a damaged metadata log for an operator to look at).
+	CorruptTargets []string
 	// Clients are only ever cut off from targets by the network.
 	Clients []string
 	// Faults start in [Start, End); at End everything heals: partitions
@@ -135,7 +140,11 @@ func (p Profile) draw(r *rand.Rand, m *genModel, kind Kind, at, until time.Durat
 		m.diskBusyUntil[node] = until
 		return []Action{diskFault(r, kind, node, start), {At: end, Op: DiskHeal, Node: node}}
 	case KindCorrupt:
-		return []Action{{At: start, Op: Corrupt, Node: p.Targets[r.IntN(len(p.Targets))], Count: 1 + r.IntN(3)}}
+		targets := p.Targets
+		if len(p.CorruptTargets) > 0 {
+			targets = p.CorruptTargets
+		}
+		return []Action{{At: start, Op: Corrupt, Node: targets[r.IntN(len(targets))], Count: 1 + r.IntN(3)}}
 	case KindClockJump:
 		by := time.Duration(r.Int64N(int64(10*time.Minute))) - 5*time.Minute
 		if by == 0 {

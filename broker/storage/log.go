@@ -89,6 +89,8 @@ type Log struct {
 	// trustPageCache (a planted bug) skips writing again what recovery
 	// read back above the recovery point.
 	trustPageCache bool
+	// onDamage hears of each damaged range found after Open (OnDamage).
+	onDamage func(Damage)
 
 	// readEnds are where the last reads stopped, so that a reader going
 	// on from there skips the walk from the index entry (up to an index
@@ -277,6 +279,25 @@ func (l *Log) Damage() []Damage {
 	}
 	return out
 }
+
+// FirstDamage is the oldest corrupt range known; ok is false when the log
+// holds none. A replica that has another copy to fetch cuts its log at
+// FirstOffset (TruncateTo) and fetches again from there.
+func (l *Log) FirstDamage() (d Damage, ok bool) {
+	for _, s := range l.segments {
+		if len(s.damage) > 0 {
+			return s.damage[0], true
+		}
+	}
+	return Damage{}, false
+}
+
+// OnDamage sets fn to hear of every damaged range a read or scan finds
+// after Open (Open's report lists what recovery found), and of the range
+// each read refused for damage meets, however long known. It is called
+// inside the read, before that read fails with ErrCorruptLog: fn must
+// not use the log, only note what to do.
+func (l *Log) OnDamage(fn func(Damage)) { l.onDamage = fn }
 
 // Epochs lists the leader epoch cache.
 func (l *Log) Epochs() []EpochEntry { return slices.Clone(l.epochs.entries) }

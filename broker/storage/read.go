@@ -70,10 +70,11 @@ func (l *Log) ReadInto(scratch []byte, offset int64, maxBytes int, maxOffset int
 func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 	var found batchInfo
 	var corrupt error
+	var corruptAt Damage
 	err := l.walk(s, l.seekStart(s, offset),
 		func(d Damage) bool {
 			if offset <= d.LastOffset {
-				corrupt = corruptRead(offset, d)
+				corrupt, corruptAt = corruptRead(offset, d), d
 				return false
 			}
 			return true
@@ -87,6 +88,9 @@ func (l *Log) seek(s *segment, offset int64) (batchInfo, error) {
 		})
 	if err != nil {
 		return batchInfo{}, fmt.Errorf("read %s at %d: %w", l.dir, offset, err)
+	}
+	if corrupt != nil && l.onDamage != nil {
+		l.onDamage(corruptAt)
 	}
 	return found, corrupt
 }
@@ -171,6 +175,7 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		return res, fmt.Errorf("read %s at %d: %w", l.dir, res.NextOffset, err)
 	}
 	n := 0
+	prev := batchInfo{last: res.NextOffset - 1, leaderEpoch: -1}
 	for n < len(buf) {
 		b, _, err := record.Next(buf[n:])
 		if errors.Is(err, record.ErrPartial) && n > 0 {
@@ -178,6 +183,9 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		}
 		if err == nil && !l.skipCRC {
 			err = b.Verify()
+			if err == nil {
+				err = l.checkUnsummed(s, infoOf(b, first.pos+int64(n)), prev)
+			}
 		}
 		if err != nil {
 			d, derr := l.noteDamage(s, first.pos+int64(n), err.Error())
@@ -195,12 +203,35 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		n += len(b)
 		res.Batches++
 		res.NextOffset = b.NextOffset()
+		prev = infoOf(b, 0)
 	}
 	res.Data = buf[:n] // the capacity stays, for a caller reusing the buffer
 	if n > 0 {
 		l.noteReadEnd(first.base, readEnd{s: s, offset: res.NextOffset, pos: first.pos + int64(n)})
 	}
 	return res, nil
+}
+
+// checkUnsummed checks the header fields a batch's CRC does not cover
+// (Kafka's checksum starts at the attributes): the base offset and the
+// leader epoch. A flipped bit there passes the CRC, and a replica that
+// served it would hand out records at offsets or under an epoch they
+// never had. Offsets grow through a segment and stay below its end, and
+// epochs never fall along a log nor pass the newest one the log knows;
+// a batch that jumps ahead of the one before it must not be followed by
+// one that falls back (checkJump). prev is the batch read before this
+// one; for the first, its last offset is the one before the offset asked
+// for, and its epoch -1.
+func (l *Log) checkUnsummed(s *segment, h batchInfo, prev batchInfo) error {
+	switch latest := l.epochs.latestEpoch(); {
+	case h.base < s.base || h.last >= s.next || (prev.leaderEpoch >= 0 && h.base <= prev.last):
+		return fmt.Errorf("%w: batch at %d holds offsets %d..%d, outside %d..%d after %d",
+			record.ErrCorrupt, h.pos, h.base, h.last, s.base, s.next-1, prev.last)
+	case h.leaderEpoch < prev.leaderEpoch || (latest >= 0 && h.leaderEpoch > latest):
+		return fmt.Errorf("%w: batch at %d has leader epoch %d after %d, the log's newest being %d",
+			record.ErrCorrupt, h.pos, h.leaderEpoch, prev.leaderEpoch, latest)
+	}
+	return s.checkJump(h, prev.last+1, prev.leaderEpoch)
 }
 
 // OffsetForTime answers ListOffsets by timestamp: the offset and

@@ -535,6 +535,9 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			if err == nil && h.leaderEpoch < lastEpoch {
 				err = fmt.Errorf("%w: batch at %d has leader epoch %d after %d", record.ErrCorrupt, pos, h.leaderEpoch, lastEpoch)
 			}
+			if err == nil && !l.skipCRC {
+				err = s.checkJump(h, expected, lastEpoch)
+			}
 		}
 		if err != nil {
 			if isIOError(err) {
@@ -1024,5 +1027,8 @@ func (l *Log) noteDamage(s *segment, pos int64, reason string) (Damage, error) {
 		return d, err
 	}
 	s.addDamage(d)
+	if l.onDamage != nil {
+		l.onDamage(d)
+	}
 	return d, nil
 }

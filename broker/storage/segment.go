@@ -209,6 +209,34 @@ func (s *segment) checkPlacement(h batchInfo, expected, limit int64) error {
 	return nil
 }
 
+// checkJump looks at the batch after h when h's base offset or leader
+// epoch jumps ahead of the batches before it (expected, lastEpoch): a new
+// leader's epoch, or a compacted gap, is followed by batches further on,
+// while a bit flipped in those fields, which the CRC does not cover, is
+// followed by a batch that falls back to where the log was. Blaming h,
+// rather than the batch after it, fences the batch that is wrong and
+// lets a replica cut its log where the bad batch starts.
+func (s *segment) checkJump(h batchInfo, expected int64, lastEpoch int32) error {
+	jumpsOffset := h.base > expected
+	jumpsEpoch := lastEpoch >= 0 && h.leaderEpoch > lastEpoch
+	if !jumpsOffset && !jumpsEpoch {
+		return nil
+	}
+	next, err := s.header(h.pos + int64(h.size))
+	if err != nil {
+		return nil // the segment's end, or damage the scan comes to next
+	}
+	if jumpsOffset && expected <= next.base && next.base <= h.last {
+		return fmt.Errorf("%w: batch at %d holds offsets %d..%d after %d, and the next batch falls back to %d",
+			record.ErrCorrupt, h.pos, h.base, h.last, expected-1, next.base)
+	}
+	if jumpsEpoch && lastEpoch <= next.leaderEpoch && next.leaderEpoch < h.leaderEpoch {
+		return fmt.Errorf("%w: batch at %d has leader epoch %d after %d, and the next batch falls back to %d",
+			record.ErrCorrupt, h.pos, h.leaderEpoch, lastEpoch, next.leaderEpoch)
+	}
+	return nil
+}
+
 // scanner reads a segment's batches in order through a read-ahead buffer,
 // for recovery and compaction.
 type scanner struct {

@@ -1,7 +1,9 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluice-sim/sluice/broker/metadata"
@@ -27,27 +29,58 @@ func (b replicaBatch) String() string {
 const replicaReadBytes = 1 << 20
 
 // replicaBatches lists a log's batches from offset from up to (not past)
-// until.
-func replicaBatches(log *storage.Log, from, until int64) ([]replicaBatch, error) {
-	var out []replicaBatch
+// until, stepping over the ranges the log refuses as damaged (returned
+// as fenced): a replica never serves them, and a follower that has not
+// yet read its own damage fetches it again once it does (broker/damage.go).
+func replicaBatches(log *storage.Log, from, until int64) (batches []replicaBatch, fenced []storage.Damage, err error) {
 	for offset := from; offset < until; {
 		res, err := log.Read(offset, replicaReadBytes, until)
+		if errors.Is(err, storage.ErrCorruptLog) {
+			d, ok := damageHolding(log, offset)
+			if !ok || d.LastOffset < offset {
+				return batches, fenced, fmt.Errorf("read offset %d: %w", offset, err)
+			}
+			fenced = append(fenced, d)
+			offset = d.LastOffset + 1
+			continue
+		}
 		if err != nil {
-			return out, fmt.Errorf("read offset %d: %w", offset, err)
+			return batches, fenced, fmt.Errorf("read offset %d: %w", offset, err)
 		}
 		if res.Batches == 0 {
 			break
 		}
-		batches, err := record.Split(res.Data, res.Batches)
+		split, err := record.Split(res.Data, res.Batches)
 		if err != nil {
-			return out, fmt.Errorf("split batches at offset %d: %w", offset, err)
+			return batches, fenced, fmt.Errorf("split batches at offset %d: %w", offset, err)
 		}
-		for _, b := range batches {
-			out = append(out, replicaBatch{base: b.BaseOffset(), last: b.LastOffset(), epoch: b.PartitionLeaderEpoch(), crc: b.CRC()})
+		for _, b := range split {
+			batches = append(batches, replicaBatch{base: b.BaseOffset(), last: b.LastOffset(), epoch: b.PartitionLeaderEpoch(), crc: b.CRC()})
 		}
 		offset = res.NextOffset
 	}
-	return out, nil
+	return batches, fenced, nil
+}
+
+// damageHolding is the damaged range of log that holds offset.
+func damageHolding(log *storage.Log, offset int64) (storage.Damage, bool) {
+	for _, d := range log.Damage() {
+		if d.FirstOffset <= offset && offset <= d.LastOffset {
+			return d, true
+		}
+	}
+	return storage.Damage{}, false
+}
+
+// withoutFenced drops the batches that share an offset with a fenced
+// range.
+func withoutFenced(batches []replicaBatch, fenced []storage.Damage) []replicaBatch {
+	if len(fenced) == 0 {
+		return batches
+	}
+	return slices.DeleteFunc(slices.Clone(batches), func(b replicaBatch) bool {
+		return slices.ContainsFunc(fenced, func(d storage.Damage) bool { return b.base <= d.LastOffset && d.FirstOffset <= b.last })
+	})
 }
 
 // replicasCheck: after the drain, every running replica of a partition
@@ -63,14 +96,14 @@ func (c *leaderCrashCluster) replicasCheck() Check {
 	}
 	state := c.image()
 	var diverged, notes []string
-	compared := 0
+	compared, fencedRanges := 0, 0
 	for _, name := range topics {
 		t := state.Topics[name]
 		if t == nil {
 			continue
 		}
 		for i, p := range t.Partitions {
-			d, n, ok := c.compareReplicas(name, int32(i), p)
+			d, n, ok := c.compareReplicas(name, int32(i), p, &fencedRanges)
 			compared += n
 			diverged = append(diverged, d...)
 			if !ok {
@@ -85,6 +118,9 @@ func (c *leaderCrashCluster) replicasCheck() Check {
 	default:
 		check.Detail = fmt.Sprintf("%d followers hold their leader's batches below the high watermark", compared)
 	}
+	if fencedRanges > 0 {
+		check.Detail += fmt.Sprintf("; %d damaged ranges, fenced by their replica, not compared", fencedRanges)
+	}
 	if len(notes) > 0 {
 		check.Detail += " (" + strings.Join(notes, "; ") + ")"
 	}
@@ -93,8 +129,9 @@ func (c *leaderCrashCluster) replicasCheck() Check {
 
 // compareReplicas compares a partition's followers with its leader and
 // returns what diverged, how many followers it compared, and false when
-// no running leader was there to compare with.
-func (c *leaderCrashCluster) compareReplicas(topic string, partition int32, p metadata.Partition) ([]string, int, bool) {
+// no running leader was there to compare with; it adds the damaged ranges
+// it stepped over to fencedRanges.
+func (c *leaderCrashCluster) compareReplicas(topic string, partition int32, p metadata.Partition, fencedRanges *int) ([]string, int, bool) {
 	leaderLog, hw, ok := c.replicaLog(p.Leader, topic, partition, true)
 	if !ok {
 		return nil, 0, false
@@ -109,16 +146,19 @@ func (c *leaderCrashCluster) compareReplicas(topic string, partition int32, p me
 		compared++
 		from := max(leaderLog.StartOffset(), log.StartOffset())
 		until := min(hw, log.EndOffset())
-		want, err := replicaBatches(leaderLog, from, until)
+		want, leaderFenced, err := replicaBatches(leaderLog, from, until)
 		if err != nil {
 			diverged = append(diverged, fmt.Sprintf("%s-%d: leader b%d: %v", topic, partition, p.Leader, err))
 			continue
 		}
-		got, err := replicaBatches(log, from, until)
+		got, fenced, err := replicaBatches(log, from, until)
 		if err != nil {
 			diverged = append(diverged, fmt.Sprintf("%s-%d: b%d: %v", topic, partition, id, err))
 			continue
 		}
+		fenced = append(fenced, leaderFenced...)
+		*fencedRanges += len(fenced)
+		want, got = withoutFenced(want, fenced), withoutFenced(got, fenced)
 		if d := firstDifference(want, got); d != "" {
 			diverged = append(diverged, fmt.Sprintf("%s-%d below the high watermark %d of leader b%d: b%d %s",
 				topic, partition, hw, p.Leader, id, d))

@@ -41,7 +41,7 @@ func init() {
 		// dies, which no episode here does.
 		Params: []Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
 			Help: "when brokers fsync: before acknowledging (group: a slow disk slows the follower) " +
-				"or never (none: the follower's syncs are rare, and it keeps up)"}},
+				"or never (none: the follower's syncs are rare, and it keeps up)"}, clusterCorruptParam},
 		Run: 30 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSlowFollower) },
 	})
@@ -52,7 +52,8 @@ func init() {
 			"is lost; with flush=none (Kafka's default) acknowledged writes are",
 		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
 			Help: "when brokers fsync: before acknowledging (group) or never, relying on replication (none: " +
-				"a power loss of every replica at once loses what only the page caches held)"}}, workloadParams...),
+				"a power loss of every replica at once loses what only the page caches held)"}},
+			workloadParams...),
 		Run: 20 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterPowerLossAll) },
 	})

@@ -34,6 +34,7 @@ func init() {
 	params := append([]Param{
 		{Name: "flush", Default: "none", Values: []string{"none", "group"},
 			Help: "when brokers fsync: never, relying on replication (Kafka's default), or before acknowledging (group)"},
+		clusterCorruptParam,
 	}, workloadParams...)
 	budget := Budget{
 		EventsPerSecMax:  400_000,
@@ -95,7 +96,7 @@ func init() {
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
 			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
 			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
-		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal),
+		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal, faults.BugSkipCRC),
 		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
 			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
 			workloadParams...),
@@ -103,6 +104,11 @@ func init() {
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSwarm) },
 	})
 }
+
+// clusterCorruptParam adds bit flips to a planted cluster scenario.
+var clusterCorruptParam = Param{Name: "corrupt", Default: "off", Values: []string{"off", "on"},
+	Help: "on: besides the scenario's own episodes, bits flip on the brokers' disks (one to three, about every 6s); " +
+		"a replica that finds the damage fetches it again from an in-sync one"}
 
 // clusterParams are a planted scenario's knobs: isolated-leader also
 // offers unclean election and a smaller min.insync.replicas, the settings
@@ -171,6 +177,10 @@ const (
 )
 
 var leaderCrashBrokerIDs = []int32{1, 2, 3}
+
+// clusterCorruptIntervalMean is the mean time between bit flips with
+// --param corrupt=on.
+const clusterCorruptIntervalMean = 6 * time.Second
 
 // clusterReplicaLagTimeMax is the brokers' replica.lag.time.max.ms, short
 // for runs of seconds.
@@ -568,10 +578,19 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 	p := faults.Profile{Targets: []string{"b1", "b2", "b3"}, Clients: c.clients,
 		IntervalMean: leaderCrashIntervalMean, DurationMax: 3 * time.Second}
 	if c.mode == clusterSwarm {
+		p.CorruptTargets = slices.Clone(p.Targets)
 		p.Targets = append(p.Targets, "ctl1", "ctl2", "ctl3")
 		p.IntervalMean = 2 * time.Second
 		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
-			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindClockJump, faults.KindClockDrift}
+			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindCorrupt, faults.KindClockJump, faults.KindClockDrift}
+	}
+	if c.o.Param("corrupt") == "on" {
+		// Besides the planted episodes: bit flips, drawn from the seed,
+		// a few a run. Denser flips damage every replica of a partition
+		// at different offsets, which no replica can repair.
+		p.CorruptTargets = slices.Clone(p.Targets)
+		p.Kinds = []faults.Kind{faults.KindCorrupt}
+		p.IntervalMean = clusterCorruptIntervalMean
 	}
 	// Otherwise the faults are planted; nothing is drawn.
 	return p
