@@ -402,7 +402,7 @@ func huntSwarm(self string, p huntPair, params map[string]string, f huntFlags, d
 		failuresDir: filepath.Join(f.dir, string(p.Bug))}
 	jobs := spec.jobs()
 	progress := newProgress(progressOut, len(jobs))
-	records, err := runWorkers(self, spec, sf, jobs, progress.record)
+	records, err := runWorkers(self, spec, sf, jobs, progress.record, nil, nil)
 	progress.finish()
 	if err != nil {
 		return nil, 0, err

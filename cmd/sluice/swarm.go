@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -156,8 +158,10 @@ seeds, one line per failure with the command that reproduces it, and
 --shard i/n runs a deterministic share of the seeds, so that any batch
 system can spread one swarm over machines; --out keeps the share's records
 and 'sluice sim merge' joins the shards into the summary the whole swarm
-prints. Exit status: 0 when every seed passed, 1 when one failed, 2 on bad
-usage.`,
+prints. Ctrl-C or SIGTERM stops handing out seeds: the seeds in flight
+finish, and --out and the summary hold what ran (a second one stops at
+once). Exit status: 0 when every seed passed, 1 when one failed or a signal
+left seeds not run, 2 on bad usage.`,
 		Example: `  sluice sim swarm --scenario all --seeds 1000 --parallel 2
   sluice sim swarm --scenario single-broker --seeds 500 --check-determinism --sample 20
   sluice sim swarm --scenario all --seeds 10000 --shard 3/4 --out shard3.jsonl
@@ -244,7 +248,19 @@ func runSwarm(cmd *cobra.Command, f swarmFlags) error {
 	}
 	jobs := spec.jobs()
 	progress := newProgress(cmd.ErrOrStderr(), len(jobs))
-	records, err := runWorkers(self, spec, f, jobs, progress.record)
+	// A first Ctrl-C or SIGTERM stops handing out seeds: the seeds in
+	// flight finish, and what ran is written and summed up as usual. A
+	// second one ends the swarm at once.
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt, syscall.SIGTERM)
+	interrupted := false
+	stopping := func() {
+		interrupted = true
+		signal.Stop(interrupt)
+		fmt.Fprintln(cmd.ErrOrStderr(), "sluice: stopping: the seeds in flight finish, then the summary of what ran (again to stop at once)")
+	}
+	records, err := runWorkers(self, spec, f, jobs, progress.record, interrupt, stopping)
+	signal.Stop(interrupt)
 	progress.finish()
 	if err != nil {
 		return err
@@ -254,12 +270,14 @@ func runSwarm(cmd *cobra.Command, f swarmFlags) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	return printSwarm(cmd.OutOrStdout(), spec, records, len(jobs)-len(records), f.jsonOut, f.reportDir)
+	return printSwarm(cmd.OutOrStdout(), spec, records, len(jobs)-len(records), interrupted, f.jsonOut, f.reportDir)
 }
 
 // runWorkers runs the jobs on f.parallel workers and returns the records
-// in job order.
-func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done func(swarmRecord)) ([]swarmRecord, error) {
+// in job order. A signal on interrupted (nil: none comes) stops handing
+// out jobs, as --max-failures does, after telling stopping.
+func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done func(swarmRecord),
+	interrupted <-chan os.Signal, stopping func()) ([]swarmRecord, error) {
 	type result struct {
 		index  int
 		record swarmRecord
@@ -312,14 +330,31 @@ func runWorkers(self string, spec swarmSpec, f swarmFlags, jobs []swarmJob, done
 	}()
 	records := make([]swarmRecord, len(jobs))
 	ran := make([]bool, len(jobs))
-	failed := 0
-	for r := range results {
-		records[r.index], ran[r.index] = r.record, true
-		done(r.record)
-		if !r.record.OK {
-			failed++
-			if failed == f.maxFailures {
-				close(stop)
+	failed, stopped := 0, false
+	stopOnce := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+		}
+	}
+	for collecting := true; collecting; {
+		select {
+		case <-interrupted:
+			stopping()
+			interrupted = nil // a nil channel never fires again
+			stopOnce()
+		case r, ok := <-results:
+			if !ok {
+				collecting = false
+				break
+			}
+			records[r.index], ran[r.index] = r.record, true
+			done(r.record)
+			if !r.record.OK {
+				failed++
+				if failed == f.maxFailures {
+					stopOnce()
+				}
 			}
 		}
 	}
@@ -358,6 +393,9 @@ type swarmWorker struct {
 func startWorker(self string, args []string) *swarmWorker {
 	w := &swarmWorker{cmd: exec.Command(self, args...), stderr: &headWriter{max: workerStderrBytesMax}}
 	w.cmd.Stderr = w.stderr
+	// A process group of its own: a Ctrl-C at the terminal reaches the
+	// swarm, which lets the worker finish its seed, not the worker.
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := w.cmd.StdinPipe()
 	if err != nil {
 		w.err = err

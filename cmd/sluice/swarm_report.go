@@ -65,8 +65,10 @@ type swarmSummary struct {
 	Failed         int            `json:"failed"`
 	// Missing lists shards a merge did not get.
 	Missing []string `json:"missing_shards,omitempty"`
-	// NotRun counts the seeds left out after --max-failures failures.
-	NotRun int `json:"not_run,omitempty"`
+	// NotRun counts the seeds left out after --max-failures failures, or
+	// after a signal stopped the swarm (Interrupted).
+	NotRun      int  `json:"not_run,omitempty"`
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 type scenarioSummary struct {
@@ -149,9 +151,9 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	return s
 }
 
-func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, jsonOut bool, reportDir string) error {
+func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, interrupted, jsonOut bool, reportDir string) error {
 	s := summarizeSwarm(spec, records)
-	s.NotRun = notRun
+	s.NotRun, s.Interrupted = notRun, interrupted
 	if reportDir != "" {
 		if err := writeSwarmReport(reportDir, swarmTitle(spec), s); err != nil {
 			return err
@@ -176,6 +178,9 @@ func printSummary(out io.Writer, s swarmSummary, jsonOut bool) error {
 	}
 	if s.Failed > 0 || len(s.Missing) > 0 {
 		return &exitError{code: exitCheckFailed, err: fmt.Errorf("%d seeds failed", s.Failed)}
+	}
+	if s.Interrupted && s.NotRun > 0 {
+		return &exitError{code: exitCheckFailed, err: fmt.Errorf("stopped by a signal with %d seeds not run", s.NotRun)}
 	}
 	return nil
 }
@@ -210,7 +215,10 @@ func (s swarmSummary) writeText(out io.Writer) error {
 	for _, m := range s.Missing {
 		fmt.Fprintf(out, "MISSING shard %s: its seeds are not counted\n", m)
 	}
-	if s.NotRun > 0 {
+	switch {
+	case s.NotRun > 0 && s.Interrupted:
+		fmt.Fprintf(out, "stopped by a signal: %d seeds not run\n", s.NotRun)
+	case s.NotRun > 0:
 		fmt.Fprintf(out, "stopped after %d failures (--max-failures): %d seeds not run\n", s.Failed, s.NotRun)
 	}
 	fmt.Fprintf(out, "%d seeds: %d passed, %d failed\n", s.Seeds, s.Passed, s.Failed)

@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // swarmArgs is a small, quick swarm over both scenarios that fails some
@@ -195,5 +198,37 @@ func TestSwarmReportPage(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSwarmStopsOnSigtermAndKeepsWhatRan: a SIGTERM stops handing out
+// seeds; the seeds in flight finish (their workers, in process groups of
+// their own, are not hit) and the swarm writes --out and its summary of
+// what ran, with the seeds not run, and exits 1.
+func TestSwarmStopsOnSigtermAndKeepsWhatRan(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "part.jsonl")
+	var stdout, stderr syncBuffer
+	cmd := exec.Command(sluiceBinary(t), "sim", "swarm", "--scenario", "counter", "--seeds", "400", "--parallel", "2",
+		"--out", out, "--json", "--failures-dir", dir)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, "a few seeds to finish", func() bool {
+		return strings.Contains(stderr.String(), "3/400 seeds")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d (%v):\n%s", code, err, stderr.String())
+	}
+	s := withoutTimings(t, stdout.String())
+	if !s.Interrupted || s.Seeds < 3 || s.NotRun == 0 || s.Seeds+s.NotRun != 400 || s.Failed != 0 {
+		t.Fatalf("%d seeds run, %d failed, %d not run, interrupted %v:\n%s", s.Seeds, s.Failed, s.NotRun, s.Interrupted, stderr.String())
+	}
+	_, records, err := readSwarmFile(out)
+	if err != nil || len(records) != s.Seeds {
+		t.Fatalf("--out holds %d records of %d run: %v", len(records), s.Seeds, err)
 	}
 }
