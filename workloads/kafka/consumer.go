@@ -132,6 +132,9 @@ const (
 // consumedPart is one assigned partition.
 type consumedPart struct {
 	tp TopicPartition
+	// decoded is where a batch's records are decoded before the ones at
+	// or after the position are taken, kept from batch to batch.
+	decoded []record.Record
 	// position is the next offset to fetch, -1 until known.
 	position int64
 	// returned is the position as of the last completed poll: records a
@@ -206,8 +209,12 @@ type Consumer struct {
 	poll        *pollState
 	wake        deadline
 	// stepFn is step, bound once: polls schedule it often.
-	stepFn       func()
-	fetchAnswers fetchAnswers
+	stepFn func()
+	// pollExpiredFn is pollExpired, bound once: every poll arms it.
+	pollExpiredFn func()
+	fetchAnswers  fetchAnswers
+	// groupsScratch is groupByLeader's slice, kept between calls.
+	groupsScratch []leaderGroup
 	// lastPollRecords is how many records the last poll that returned
 	// any returned: the room a poll's slice starts with.
 	lastPollRecords int
@@ -248,6 +255,7 @@ func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
 		byTP: map[TopicPartition]*consumedPart{},
 	}
 	co.stepFn = co.step
+	co.pollExpiredFn = co.pollExpired
 	co.wake.fire = co.stepFn
 	co.cl = newCluster(env, clusterConfig{
 		bootstrap: c.Bootstrap,
@@ -471,12 +479,18 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 	}
 	ps := &pollState{done: done}
 	co.poll = ps
-	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, func() {
-		ps.expired = true
-		co.step()
-	})
+	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, co.pollExpiredFn)
 	co.env.Clock.AfterFunc(0, co.stepFn)
 	return nil
+}
+
+// pollExpired ends the current poll's wait. Its timer is stopped when
+// the poll completes, so the poll it fires for is the current one.
+func (co *Consumer) pollExpired() {
+	if co.poll != nil {
+		co.poll.expired = true
+	}
+	co.step()
 }
 
 // Close ends the consumer. A poll in progress completes with what it has.
@@ -564,8 +578,12 @@ func (co *Consumer) backoff(cp *consumedPart, now time.Duration, cause error) {
 func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup {
 	// A slice searched linearly, not a map: a client talks to a handful
 	// of brokers, and this runs on every fetch.
-	var groups []leaderGroup
-	for _, cp := range co.parts {
+	// The groups' slice is kept from call to call (each caller is done
+	// with it before the next call); their parts are not, as a request's
+	// callback keeps them.
+	clear(co.groupsScratch)
+	groups := co.groupsScratch[:0]
+	for k, cp := range co.parts {
 		if !match(cp) {
 			continue
 		}
@@ -577,11 +595,13 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup 
 		i := slices.IndexFunc(groups, func(g leaderGroup) bool { return g.leader == leader })
 		if i < 0 {
 			i = len(groups)
-			groups = append(groups, leaderGroup{leader: leader})
+			// Room for every partition left: one allocation per group.
+			groups = append(groups, leaderGroup{leader: leader, parts: make([]*consumedPart, 0, len(co.parts)-k)})
 		}
 		groups[i].parts = append(groups[i].parts, cp)
 	}
 	slices.SortFunc(groups, func(a, b leaderGroup) int { return cmp.Compare(a.leader, b.leader) })
+	co.groupsScratch = groups
 	return groups
 }
 
@@ -1006,10 +1026,11 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 
 // takeRecords appends the records of b at or after cp's position.
 func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record, error) {
-	decoded, err := b.Records()
+	decoded, err := b.AppendRecords(cp.decoded[:0])
 	if err != nil {
 		return records, err
 	}
+	defer cp.keepDecoded(decoded)
 	records = slices.Grow(records, len(decoded))
 	for i := range decoded {
 		r := &decoded[i]
@@ -1025,6 +1046,19 @@ func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record,
 		cp.noteRead(r.Offset)
 	}
 	return records, nil
+}
+
+// decodedKeepMax bounds the decoded records a partition keeps room for
+// between batches.
+const decodedKeepMax = 4096
+
+// keepDecoded keeps decoded's room for the next batch, without its
+// records: they point into a fetch answer's frame.
+func (cp *consumedPart) keepDecoded(decoded []record.Record) {
+	clear(decoded)
+	if cap(decoded) <= decodedKeepMax {
+		cp.decoded = decoded[:0]
+	}
 }
 
 // EndOffsets looks up the latest offsets (high watermarks) of tps; done

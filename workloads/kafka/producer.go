@@ -294,6 +294,9 @@ type Producer struct {
 	// encodeScratch is reused by encode, so that freezing a batch does
 	// not allocate a record list each time.
 	encodeScratch []record.Record
+	// answersScratch is where a produce response's partitions are listed
+	// to be matched with the batches sent.
+	answersScratch []produceAnswer
 }
 
 // NewProducer starts a producer on env. It dials nothing until there is
@@ -825,29 +828,88 @@ func (p *Producer) onProduce(sent []sentBatch, resp kmsg.Response, err error) {
 }
 
 func (p *Producer) onProduceResponse(sent []sentBatch, resp *kmsg.ProduceResponse) {
-	type answer struct {
-		code       int16
-		baseOffset int64
-		message    string
-	}
-	answers := map[TopicPartition]answer{}
-	for _, t := range resp.Topics {
-		for _, rp := range t.Partitions {
-			msg := ""
-			if rp.ErrorMessage != nil {
-				msg = *rp.ErrorMessage
-			}
-			answers[TopicPartition{Topic: t.Topic, Partition: rp.Partition}] = answer{rp.ErrorCode, rp.BaseOffset, msg}
-		}
+	answers := producePartitions(p.answersScratch[:0], resp)
+	defer p.keepAnswers(answers)
+	if len(answers) > produceAnswersScanMax {
+		p.onProduceResponseIndexed(sent, answers)
+		return
 	}
 	for _, s := range sent {
-		a, ok := answers[s.b.tp]
-		if !ok {
+		a := findProduceAnswer(answers, s.b.tp)
+		if a == nil {
 			p.retryOrFinish(s.ps, s.b, fmt.Errorf("%s missing from the produce response: %w", s.b.tp, errMalformedResponse), classLostInFlight)
 			continue
 		}
-		p.onPartitionResponse(s.ps, s.b, a.code, a.baseOffset, a.message)
+		p.onPartitionResponse(s.ps, s.b, a.ErrorCode, a.BaseOffset, errorMessage(a.ErrorMessage))
 	}
+}
+
+// produceAnswersScanMax is the most partitions of a produce answer looked
+// up by scanning rather than through a map: a producer's request carries
+// a batch for a handful of partitions, and a map of them per answer was a
+// fair part of a simulated client's work.
+const produceAnswersScanMax = 16
+
+// produceAnswer is one partition of a produce response with its topic.
+type produceAnswer struct {
+	topic string
+	*kmsg.ProduceResponseTopicPartition
+}
+
+// keepAnswers keeps the room of a response's answers for the next one,
+// without pointers into it.
+func (p *Producer) keepAnswers(answers []produceAnswer) {
+	clear(answers)
+	if cap(answers) <= produceAnswersScanMax {
+		p.answersScratch = answers[:0]
+	}
+}
+
+// producePartitions appends resp's partitions to answers, in order.
+func producePartitions(answers []produceAnswer, resp *kmsg.ProduceResponse) []produceAnswer {
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			answers = append(answers, produceAnswer{topic: t.Topic, ProduceResponseTopicPartition: &t.Partitions[pi]})
+		}
+	}
+	return answers
+}
+
+// findProduceAnswer is tp's answer, the last one if the broker named tp
+// twice (as a map of the answers would keep), nil if none.
+func findProduceAnswer(answers []produceAnswer, tp TopicPartition) *kmsg.ProduceResponseTopicPartition {
+	for i := len(answers) - 1; i >= 0; i-- {
+		if a := answers[i]; a.Partition == tp.Partition && a.topic == tp.Topic {
+			return a.ProduceResponseTopicPartition
+		}
+	}
+	return nil
+}
+
+// onProduceResponseIndexed is onProduceResponse for an answer with many
+// partitions.
+func (p *Producer) onProduceResponseIndexed(sent []sentBatch, answers []produceAnswer) {
+	byTP := make(map[TopicPartition]*kmsg.ProduceResponseTopicPartition, len(answers))
+	for _, a := range answers {
+		byTP[TopicPartition{Topic: a.topic, Partition: a.Partition}] = a.ProduceResponseTopicPartition
+	}
+	for _, s := range sent {
+		a := byTP[s.b.tp]
+		if a == nil {
+			p.retryOrFinish(s.ps, s.b, fmt.Errorf("%s missing from the produce response: %w", s.b.tp, errMalformedResponse), classLostInFlight)
+			continue
+		}
+		p.onPartitionResponse(s.ps, s.b, a.ErrorCode, a.BaseOffset, errorMessage(a.ErrorMessage))
+	}
+}
+
+// errorMessage is a response's nullable error message, "" for null.
+func errorMessage(msg *string) string {
+	if msg == nil {
+		return ""
+	}
+	return *msg
 }
 
 func (p *Producer) onPartitionResponse(ps *partState, b *batch, code int16, baseOffset int64, message string) {
