@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
@@ -33,50 +34,82 @@ const produceBatchesMax = 2
 
 func handleProduce(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.ProduceRequest)
-	resp := r.ResponseKind().(*kmsg.ProduceResponse)
-	pending := 1 // released after the loop, so the answer waits for every partition
-	finish := func() {
-		pending--
-		if pending > 0 {
-			return
-		}
-		if r.Acks == 0 {
-			req.noResponse()
-		} else {
-			req.respond(resp)
-		}
-	}
-	for _, rt := range r.Topics {
-		st := kmsg.NewProduceResponseTopic()
+	pc := &produceCall{b: b, req: req, r: r, resp: b.produceSpares.takeResponse(), acks: r.Acks,
+		pending: 1} // released after the loop, so the answer waits for every partition
+	resp := pc.resp
+	resp.Topics = kafkawire.GrowProduceResponseTopics(resp.Topics, len(r.Topics))
+	for ti := range r.Topics {
+		rt := &r.Topics[ti]
+		st := &resp.Topics[ti]
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			st.Partitions = append(st.Partitions, sp)
+		st.Partitions = kafkawire.GrowProduceResponsePartitions(st.Partitions, len(rt.Partitions))
+		for pi := range rt.Partitions {
+			st.Partitions[pi].Partition = rt.Partitions[pi].Partition
 		}
-		resp.Topics = append(resp.Topics, st)
 	}
-	for ti, rt := range r.Topics {
-		for pi, rp := range rt.Partitions {
+	for ti := range r.Topics {
+		rt := &r.Topics[ti]
+		for pi := range rt.Partitions {
 			sp := &resp.Topics[ti].Partitions[pi]
-			wait := b.produceTo(r, rt.Topic, rp, sp)
+			wait := b.produceTo(r, rt.Topic, &rt.Partitions[pi], sp)
 			switch {
 			case wait == nil:
-			case r.Acks == 0:
+			case pc.acks == 0:
 				wait(func() {}) // nobody hears the answer: do not hold the connection's later ones
 			default:
-				pending++
-				wait(finish)
+				pc.pending++
+				wait(pc.finishFn())
 			}
 		}
 	}
-	finish()
+	pc.finish()
+}
+
+// produceCall is a produce request waiting for its partitions' answers.
+type produceCall struct {
+	b    *Broker
+	req  *request
+	r    *kmsg.ProduceRequest
+	resp *kmsg.ProduceResponse
+	// acks is the request's, read before anything can recycle it.
+	acks    int16
+	pending int
+	finishF func()
+}
+
+// finishFn is finish, bound once per call.
+func (pc *produceCall) finishFn() func() {
+	if pc.finishF == nil {
+		pc.finishF = pc.finish
+	}
+	return pc.finishF
+}
+
+// finish answers once every partition has its answer, and gives the
+// request and the answer back to be decoded and built into again: nothing
+// reads them once the answer is encoded (an acks=0 partition's flush
+// reads neither).
+func (pc *produceCall) finish() {
+	pc.pending--
+	if pc.pending > 0 {
+		return
+	}
+	if pc.acks == 0 {
+		pc.req.noResponse()
+	} else {
+		pc.req.respond(pc.resp)
+	}
+	pc.b.produceSpares.put(pc.r, pc.resp)
+	pc.req.kreq, pc.r, pc.resp = nil, nil, nil
 }
 
 // produceTo appends one partition's batch and fills its answer. When the
 // answer must wait for the batch to reach disk it returns a function that
 // arranges that and calls done then.
-func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) func(done func()) {
+func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) func(done func()) {
+	// acks is read now: with acks=0 the request may be decoded into
+	// again before the flush below completes.
+	acks := r.Acks
 	fail := func(e *kerr.Error, format string, args ...any) func(func()) {
 		sp.ErrorCode = e.Code
 		msg := fmt.Sprintf(format, args...)
@@ -91,7 +124,7 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	if kerrv != nil {
 		return fail(kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
 	}
-	if isr, minISR := b.insyncReplicas(p); r.Acks == -1 && isr < minISR {
+	if isr, minISR := b.insyncReplicas(p); acks == -1 && isr < minISR {
 		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
 	}
 	batches, err := record.Split(rp.Records, produceBatchesMax)
@@ -107,7 +140,7 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	}
 	b.stats.appends++
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
-	if b.cluster != nil && r.Acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
+	if b.cluster != nil && acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
 		timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
 		return func(done func()) {
 			p.awaitReplicated(res.LastOffset, timeout, func(code *kerr.Error) {
@@ -128,7 +161,7 @@ func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.Pro
 	return func(done func()) {
 		// A duplicate waits too: the original may not be on disk yet.
 		p.log.Flush(func(err error) {
-			if err != nil && r.Acks != 0 && !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
+			if err != nil && acks != 0 && !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
 				fail(kerr.KafkaStorageError, "%v", err)
 			}
 			p.dataArrived()
@@ -165,4 +198,45 @@ func (b *Broker) logTooLarge(topicName string, err error) {
 	b.tooLargeLogged[topicName] = true
 	b.env.Log.Logf("topic %s: refused a produced batch: %v (the limit is message.max.bytes, or the topic's "+
 		"max.message.bytes; sluice broker --segment-bytes lowers it to half a segment); further refusals for this topic are not logged", topicName, err)
+}
+
+// produceSpares are answered produce requests and their answers, decoded
+// and built into again: a broker handles a produce for every batch its
+// producers send, and fresh structs and slices each time were a fair
+// share of a simulation's allocations.
+type produceSpares struct {
+	requests  kafkawire.Spares[kmsg.ProduceRequest]
+	responses kafkawire.Spares[kmsg.ProduceResponse]
+}
+
+// produceSparesMax bounds the requests and answers kept: produces wait
+// for their flush, so a few are in progress at once.
+const produceSparesMax = 16
+
+// takeRequest returns an empty produce request, with the slices of an
+// earlier one when there is one to reuse.
+func (ps *produceSpares) takeRequest() *kmsg.ProduceRequest {
+	r := ps.requests.Take()
+	if r == nil {
+		return kmsg.NewPtrProduceRequest()
+	}
+	kafkawire.ResetProduceRequest(r)
+	return r
+}
+
+// takeResponse returns an empty produce answer, with the slices of an
+// earlier one when there is one to reuse.
+func (ps *produceSpares) takeResponse() *kmsg.ProduceResponse {
+	resp := ps.responses.Take()
+	if resp == nil {
+		return kmsg.NewPtrProduceResponse()
+	}
+	kafkawire.ResetProduceResponse(resp)
+	return resp
+}
+
+// put takes back an answered request and its encoded answer.
+func (ps *produceSpares) put(r *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
+	ps.requests.Put(r, produceSparesMax)
+	ps.responses.Put(resp, produceSparesMax)
 }

@@ -143,6 +143,7 @@ type Broker struct {
 	pids            *producerIDs
 	stats           stats
 	fetchBuffers    fetchBuffers
+	produceSpares   produceSpares
 	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.

@@ -198,9 +198,12 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if version < served.min || version > served.max {
 		return nil, fmt.Errorf("%s v%d is outside the served v%d-v%d", kmsg.NameForKey(key), version, served.min, served.max)
 	}
-	if key == 1 {
+	switch key {
+	case 0:
+		req.kreq = cc.b.produceSpares.takeRequest()
+	case 1:
 		req.kreq = cc.b.fetchBuffers.takeRequest()
-	} else {
+	default:
 		req.kreq = kmsg.RequestForKey(key)
 	}
 	req.kreq.SetVersion(version)
@@ -235,14 +238,18 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 	return cc.clientID, true
 }
 
-// readBody decodes a request's body. A fetch's strings (its topic names)
-// point into the frame rather than being copied: a fetch is decoded by the
-// thousand, and its frame is the handler's (sim.ConnHandler) and never
-// written again, so the strings stay valid; what keeps one keeps the small
-// frame alive, no more.
+// readBody decodes a request's body. A fetch's or a produce's strings
+// (topic names, a transactional id) point into the frame rather than
+// being copied: both are decoded by the thousand, and a frame is the
+// handler's (sim.ConnHandler) and never written again, so the strings stay
+// valid; what keeps one keeps the frame alive, no more (a produce's
+// records already pointed into it).
 func readBody(kreq kmsg.Request, body []byte) error {
-	if fetch, ok := kreq.(*kmsg.FetchRequest); ok {
-		return fetch.UnsafeReadFrom(body)
+	switch r := kreq.(type) {
+	case *kmsg.FetchRequest:
+		return r.UnsafeReadFrom(body)
+	case *kmsg.ProduceRequest:
+		return r.UnsafeReadFrom(body)
 	}
 	return kreq.ReadFrom(body)
 }
