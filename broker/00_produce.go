@@ -50,22 +50,16 @@ func handleProduce(b *Broker, req *request) {
 	for ti := range r.Topics {
 		rt := &r.Topics[ti]
 		for pi := range rt.Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			wait := b.produceTo(r, rt.Topic, &rt.Partitions[pi], sp)
-			switch {
-			case wait == nil:
-			case pc.acks == 0:
-				wait(func() {}) // nobody hears the answer: do not hold the connection's later ones
-			default:
-				pc.pending++
-				wait(pc.finishFn())
-			}
+			pc.produceTo(rt.Topic, &rt.Partitions[pi], &resp.Topics[ti].Partitions[pi])
 		}
 	}
 	pc.finish()
 }
 
 // produceCall is a produce request waiting for its partitions' answers.
+// Its methods and the callbacks of its waits are the request's whole
+// state: one allocation, where a closure per step (an answer, a failure,
+// a wait, its flush) took four per partition.
 type produceCall struct {
 	b    *Broker
 	req  *request
@@ -74,15 +68,6 @@ type produceCall struct {
 	// acks is the request's, read before anything can recycle it.
 	acks    int16
 	pending int
-	finishF func()
-}
-
-// finishFn is finish, bound once per call.
-func (pc *produceCall) finishFn() func() {
-	if pc.finishF == nil {
-		pc.finishF = pc.finish
-	}
-	return pc.finishF
 }
 
 // finish answers once every partition has its answer, and gives the
@@ -103,75 +88,96 @@ func (pc *produceCall) finish() {
 	pc.req.kreq, pc.r, pc.resp = nil, nil, nil
 }
 
-// produceTo appends one partition's batch and fills its answer. When the
-// answer must wait for the batch to reach disk it returns a function that
-// arranges that and calls done then.
-func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) func(done func()) {
-	// acks is read now: with acks=0 the request may be decoded into
-	// again before the flush below completes.
-	acks := r.Acks
-	fail := func(e *kerr.Error, format string, args ...any) func(func()) {
-		sp.ErrorCode = e.Code
-		msg := fmt.Sprintf(format, args...)
-		sp.ErrorMessage = &msg
-		sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-		return nil
-	}
+// produceFail fills a partition's answer with an error.
+func produceFail(sp *kmsg.ProduceResponseTopicPartition, e *kerr.Error, format string, args ...any) {
+	sp.ErrorCode = e.Code
+	msg := fmt.Sprintf(format, args...)
+	sp.ErrorMessage = &msg
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+}
+
+// produceTo appends one partition's batch and fills its answer; when the
+// answer must wait for the batch to reach disk (or the ISR) it arranges
+// that, and the request's answer waits too unless acks=0.
+func (pc *produceCall) produceTo(topicName string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	b, r := pc.b, pc.r
 	if r.TransactionID != nil {
-		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
+		produceFail(sp, kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
+		return
 	}
 	p, kerrv := b.lookupLeader(topicName, rp.Partition)
 	if kerrv != nil {
-		return fail(kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
+		produceFail(sp, kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
+		return
 	}
-	if isr, minISR := b.insyncReplicas(p); acks == -1 && isr < minISR {
-		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
+	if isr, minISR := b.insyncReplicas(p); pc.acks == -1 && isr < minISR {
+		produceFail(sp, kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
+		return
 	}
-	batches, err := record.Split(rp.Records, produceBatchesMax)
-	if err != nil || len(batches) != 1 {
-		return fail(kerr.InvalidRecord, "partition data must be exactly one record batch (v2): %v", err)
+	batch, count, err := record.SplitFirst(rp.Records, produceBatchesMax)
+	if err != nil || count != 1 {
+		produceFail(sp, kerr.InvalidRecord, "partition data must be exactly one record batch (v2): %v", err)
+		return
 	}
-	res, err := p.log.Append(batches[0], p.leaderEpoch)
+	res, err := p.log.Append(batch, p.leaderEpoch)
 	if err != nil {
 		if errors.Is(err, storage.ErrBatchTooLarge) {
 			b.logTooLarge(topicName, err)
 		}
-		return fail(storageCode(err), "%v", err)
+		produceFail(sp, storageCode(err), "%v", err)
+		return
 	}
 	b.stats.appends++
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
-	if b.cluster != nil && acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
-		timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
-		return func(done func()) {
-			p.awaitReplicated(res.LastOffset, timeout, func(code *kerr.Error) {
-				if code != nil {
-					fail(code, "waiting for the ISR to replicate offset %d", res.LastOffset)
-				}
-				done()
-			})
-		}
+	if b.cluster != nil && pc.acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
+		pc.awaitReplicated(p, res.LastOffset, time.Duration(max(r.TimeoutMillis, 0))*time.Millisecond, sp)
+		return
 	}
 	if !p.groupCommit {
 		p.dataArrived()
-		return nil
+		return
 	}
 	if res.LastOffset < p.log.FlushedOffset() {
-		return nil // already on disk: a replay of a flushed batch
+		return // already on disk: a replay of a flushed batch
 	}
-	return func(done func()) {
-		// A duplicate waits too: the original may not be on disk yet.
-		p.log.Flush(func(err error) {
-			if err != nil && acks != 0 && !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-				fail(kerr.KafkaStorageError, "%v", err)
-			}
-			p.dataArrived()
-			if !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-				done()
-			}
-		})
-		if b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-			done() // the planted bug: acknowledge before the flush completes
+	// A duplicate waits too: the original may not be on disk yet.
+	pc.awaitFlush(p, sp)
+}
+
+// awaitReplicated holds the answer until the ISR has the batch (acks=-1
+// in a cluster, the only case that waits for it).
+func (pc *produceCall) awaitReplicated(p *partition, lastOffset int64, timeout time.Duration, sp *kmsg.ProduceResponseTopicPartition) {
+	pc.pending++
+	p.awaitReplicated(lastOffset, timeout, func(code *kerr.Error) {
+		if code != nil {
+			produceFail(sp, code, "waiting for the ISR to replicate offset %d", lastOffset)
 		}
+		pc.finish()
+	})
+}
+
+// awaitFlush holds the answer until the batch is on disk. With acks=0
+// nobody hears the answer, so the connection's later ones do not wait for
+// it, and the flush's callback reads nothing of the request or answer.
+func (pc *produceCall) awaitFlush(p *partition, sp *kmsg.ProduceResponseTopicPartition) {
+	b := pc.b
+	ackBeforeSync := b.cfg.Bugs.On(faults.BugAckBeforeSync)
+	if pc.acks == 0 {
+		p.log.Flush(func(error) { p.dataArrived() })
+		return
+	}
+	pc.pending++
+	p.log.Flush(func(err error) {
+		if err != nil && !ackBeforeSync {
+			produceFail(sp, kerr.KafkaStorageError, "%v", err)
+		}
+		p.dataArrived()
+		if !ackBeforeSync {
+			pc.finish()
+		}
+	})
+	if ackBeforeSync {
+		pc.finish() // the planted bug: acknowledge before the flush completes
 	}
 }
 

@@ -45,6 +45,9 @@ type fetchWait struct {
 	// parked are the partitions holding this fetch; it leaves them when
 	// it is answered, so answered fetches never pile up on a partition.
 	parked []*partition
+	// parkedRoom is parked's first room: a consumer's fetch reads a
+	// partition or two.
+	parkedRoom [2]*partition
 }
 
 func handleFetch(b *Broker, req *request) {
@@ -260,6 +263,9 @@ func (w *fetchWait) park() {
 			if !p.addWaiter(w) {
 				w.attempt(true)
 				return
+			}
+			if w.parked == nil {
+				w.parked = w.parkedRoom[:0]
 			}
 			w.parked = append(w.parked, p)
 		}

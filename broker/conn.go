@@ -208,7 +208,7 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	}
 	req.kreq.SetVersion(version)
 	if req.kreq.IsFlexible() {
-		kmsg.SkipTags(&r)
+		skipTags(&r)
 		if !r.Ok() {
 			return nil, fmt.Errorf("%s v%d: truncated tagged fields", kmsg.NameForKey(key), version)
 		}
@@ -219,6 +219,16 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	req.seq = cc.nextSeq
 	cc.nextSeq++
 	return req, nil
+}
+
+// skipTags skips a request header's tagged fields as kmsg.SkipTags does,
+// but on the reader itself: through kmsg's interface the reader escaped,
+// one allocation per request.
+func skipTags(r *kbin.Reader) {
+	for num := r.Uvarint(); num > 0 && r.Ok(); num-- {
+		_, size := r.Uvarint(), r.Uvarint()
+		r.Span(int(size))
+	}
 }
 
 // readClientID reads the request header's client id (a nullable string),

@@ -33,6 +33,9 @@ type partition struct {
 	// disk (the high watermark is the flushed offset).
 	groupCommit bool
 	waiters     []*fetchWait
+	// waitersSpare is the room of an earlier waiters slice (see
+	// wakeWaiters).
+	waitersSpare []*fetchWait
 	// replica is this broker's part in the partition's replication;
 	// unused by a single broker (replication.go).
 	replica replicaState
@@ -226,8 +229,11 @@ func (p *partition) dataArrived() {
 }
 
 func (p *partition) wakeWaiters() {
+	// The fetches woken may park again: they go on the spare slice, and
+	// the one walked here becomes the spare, so that a fetch parked for
+	// every batch appended does not grow a fresh slice each time.
 	waiters := p.waiters
-	p.waiters = nil
+	p.waiters, p.waitersSpare = p.waitersSpare[:0], nil
 	for _, w := range waiters {
 		w.parked = slices.DeleteFunc(w.parked, func(q *partition) bool { return q == p })
 	}
@@ -236,6 +242,8 @@ func (p *partition) wakeWaiters() {
 			w.retry()
 		}
 	}
+	clear(waiters)
+	p.waitersSpare = waiters[:0]
 }
 
 func (p *partition) removeWaiter(w *fetchWait) {
