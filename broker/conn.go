@@ -248,7 +248,9 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 	return cc.clientID, true
 }
 
-// readBody decodes a request's body. A fetch's or a produce's strings
+// readBody decodes a request's body. Fetches and produces go through
+// kafkawire's decoders, which reuse the slices of the request decoded
+// into. A fetch's or a produce's strings
 // (topic names, a transactional id) point into the frame rather than
 // being copied: both are decoded by the thousand, and a frame is the
 // handler's (sim.ConnHandler) and never written again, so the strings stay
@@ -257,9 +259,9 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 func readBody(kreq kmsg.Request, body []byte) error {
 	switch r := kreq.(type) {
 	case *kmsg.FetchRequest:
-		return r.UnsafeReadFrom(body)
+		return kafkawire.ReadFetchRequest(r, body)
 	case *kmsg.ProduceRequest:
-		return r.UnsafeReadFrom(body)
+		return kafkawire.ReadProduceRequest(r, body)
 	}
 	return kreq.ReadFrom(body)
 }
