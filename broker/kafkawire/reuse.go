@@ -107,3 +107,15 @@ func GrowProduceResponsePartitions(parts []kmsg.ProduceResponseTopicPartition, n
 	}
 	return parts
 }
+
+// AppendProduceTopic appends a request topic named topic, reusing the
+// partition slice a topic of an earlier request left in that place.
+func AppendProduceTopic(topics []kmsg.ProduceRequestTopic, topic string) []kmsg.ProduceRequestTopic {
+	var parts []kmsg.ProduceRequestTopicPartition
+	if n := len(topics); n < cap(topics) {
+		parts = topics[:n+1][n].Partitions[:0]
+	}
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.Partitions = topic, parts
+	return append(topics, rt)
+}

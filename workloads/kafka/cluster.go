@@ -357,13 +357,17 @@ func (c *cluster) hasRoom(node int32) bool {
 // call sends req to node; done is called later with the response or the
 // error. An unknown node fails the call unsent.
 func (c *cluster) call(node int32, req kmsg.Request, extraTimeout time.Duration, noResponse bool, done func(kmsg.Response, error)) {
-	c.send(&call{req: req, extraTimeout: extraTimeout, noResponse: noResponse, done: done}, node)
+	cl := c.cfg.conn.newCall()
+	cl.req, cl.extraTimeout, cl.noResponse, cl.done = req, extraTimeout, noResponse, done
+	c.send(cl, node)
 }
 
 // callInto is call for a request with an answer, decoded into into, a
 // response of req's kind that the caller reuses once done has returned.
 func (c *cluster) callInto(node int32, req kmsg.Request, into kmsg.Response, extraTimeout time.Duration, done func(kmsg.Response, error)) {
-	c.send(&call{req: req, into: into, extraTimeout: extraTimeout, done: done}, node)
+	cl := c.cfg.conn.newCall()
+	cl.req, cl.into, cl.extraTimeout, cl.done = req, into, extraTimeout, done
+	c.send(cl, node)
 }
 
 func (c *cluster) send(cl *call, node int32) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
@@ -297,6 +298,12 @@ type Producer struct {
 	// answersScratch is where a produce response's partitions are listed
 	// to be matched with the batches sent.
 	answersScratch []produceAnswer
+	// buildsScratch is drain's, kept between drains.
+	buildsScratch []produceBuild
+	// produceRequests and produceAnswers are messages whose call is
+	// over, built and decoded into again.
+	produceRequests kafkawire.Spares[kmsg.ProduceRequest]
+	produceAnswers  kafkawire.Spares[kmsg.ProduceResponse]
 }
 
 // NewProducer starts a producer on env. It dials nothing until there is
@@ -639,7 +646,9 @@ type produceBuild struct {
 func (p *Producer) drain(now time.Duration) bool {
 	// Builds are found by a linear search, not a map: a producer talks
 	// to a handful of brokers, and this runs on every wake.
-	var builds []*produceBuild
+	// The builds and their batch slices are kept from drain to drain:
+	// sendProduce copies what it keeps of them.
+	builds := p.buildsScratch[:0]
 	for _, ps := range p.parts {
 		if len(ps.batches) == 0 {
 			continue
@@ -657,15 +666,16 @@ func (p *Producer) drain(now time.Duration) bool {
 			p.cl.refresh()
 			continue
 		}
-		i := slices.IndexFunc(builds, func(b *produceBuild) bool { return b.leader == leader })
+		i := slices.IndexFunc(builds, func(b produceBuild) bool { return b.leader == leader })
 		if i < 0 {
 			if !p.cl.hasRoom(leader) {
 				continue
 			}
 			i = len(builds)
-			builds = append(builds, &produceBuild{leader: leader})
+			builds = resized(builds, i+1)
+			builds[i] = produceBuild{leader: leader, batches: builds[i].batches[:0]}
 		}
-		build := builds[i]
+		build := &builds[i]
 		if len(build.batches) > 0 && build.bytes+b.sizeBytes > p.cfg.RequestMaxBytes {
 			continue
 		}
@@ -675,15 +685,28 @@ func (p *Producer) drain(now time.Duration) bool {
 		build.batches = append(build.batches, b)
 		build.bytes += len(b.encoded)
 	}
-	slices.SortFunc(builds, func(a, b *produceBuild) int { return int(a.leader) - int(b.leader) })
+	slices.SortFunc(builds, func(a, b produceBuild) int { return int(a.leader) - int(b.leader) })
 	sent := false
-	for _, build := range builds {
-		if len(build.batches) > 0 {
-			p.sendProduce(build)
+	for i := range builds {
+		if len(builds[i].batches) > 0 {
+			p.sendProduce(&builds[i])
 			sent = true
 		}
 	}
+	for i := range builds {
+		clear(builds[i].batches)
+	}
+	p.buildsScratch = builds
 	return sent
+}
+
+// resized is s at length n, keeping the elements between its length and
+// its capacity, whose slices are reused.
+func resized[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make([]T, n-cap(s))...)
 }
 
 // nextSendable is ps's next batch to send, nil if none may go now. Batches
@@ -770,16 +793,14 @@ type sentBatch struct {
 }
 
 func (p *Producer) sendProduce(build *produceBuild) {
-	req := kmsg.NewPtrProduceRequest()
+	req, into := p.takeProduce()
 	req.Acks = p.cfg.Acks.wire()
 	req.TimeoutMillis = int32(p.cfg.RequestTimeout / time.Millisecond)
 	sent := make([]sentBatch, 0, len(build.batches))
 	for _, b := range build.batches {
 		ps := p.byTP[b.tp]
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != b.tp.Topic {
-			t := kmsg.NewProduceRequestTopic()
-			t.Topic = b.tp.Topic
-			req.Topics = append(req.Topics, t)
+			req.Topics = kafkawire.AppendProduceTopic(req.Topics, b.tp.Topic)
 		}
 		t := &req.Topics[len(req.Topics)-1]
 		rp := kmsg.NewProduceRequestTopicPartition()
@@ -793,9 +814,43 @@ func (p *Producer) sendProduce(build *produceBuild) {
 	}
 	p.inflightReqs++
 	p.stats.Requests++
-	p.cl.call(build.leader, req, 0, p.cfg.Acks == AcksNone, func(resp kmsg.Response, err error) {
+	c := p.cl.cfg.conn.newCall()
+	c.req, c.into, c.noResponse = req, into, p.cfg.Acks == AcksNone
+	c.done = func(resp kmsg.Response, err error) {
 		p.onProduce(sent, resp, err)
-	})
+		// Nothing reads the request or its answer now: the request was
+		// encoded when written, and the answer's strings and the
+		// records' bytes point into frames.
+		p.putProduce(req, into)
+	}
+	p.cl.send(c, build.leader)
+}
+
+// produceSparesMax bounds the produce requests and answers a producer
+// keeps: one for each request in flight is enough.
+const produceSparesMax = 8
+
+// takeProduce returns an empty produce request and answer, reusing ones
+// whose call is over.
+func (p *Producer) takeProduce() (*kmsg.ProduceRequest, *kmsg.ProduceResponse) {
+	req, resp := p.produceRequests.Take(), p.produceAnswers.Take()
+	if req == nil {
+		req = kmsg.NewPtrProduceRequest()
+	} else {
+		kafkawire.ResetProduceRequest(req)
+	}
+	if resp == nil {
+		resp = kmsg.NewPtrProduceResponse()
+	} else {
+		kafkawire.ResetProduceResponse(resp)
+	}
+	return req, resp
+}
+
+// putProduce keeps a request and an answer whose call is over.
+func (p *Producer) putProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
+	p.produceRequests.Put(req, produceSparesMax)
+	p.produceAnswers.Put(resp, produceSparesMax)
 }
 
 func (p *Producer) onProduce(sent []sentBatch, resp kmsg.Response, err error) {
