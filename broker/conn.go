@@ -313,26 +313,41 @@ func (cc *clientConn) complete(seq uint64, frame []byte) {
 	if cc.closed {
 		return
 	}
-	cc.ready[seq] = frame
-	cc.b.heldAnswerBytes += len(frame)
+	if seq != cc.sendSeq {
+		cc.ready[seq] = frame
+		cc.b.heldAnswerBytes += len(frame)
+		return // it waits for an earlier answer
+	}
+	// The answer next in line goes out at once, without passing through
+	// ready (most do: a client's requests mostly complete in order), and
+	// any it held back follow.
 	for {
+		cc.sendSeq++
+		if frame != nil && !cc.send(frame) {
+			return
+		}
+		if len(cc.ready) == 0 {
+			return
+		}
 		f, ok := cc.ready[cc.sendSeq]
 		if !ok {
 			return
 		}
 		delete(cc.ready, cc.sendSeq)
 		cc.b.heldAnswerBytes -= len(f)
-		cc.sendSeq++
-		if f == nil {
-			continue
-		}
-		cc.touch()
-		if err := cc.c.Send(f); err != nil {
-			cc.b.env.Log.Logf("send to %s: %v", cc.c.RemoteAddr(), err)
-			cc.close()
-			return
-		}
+		frame = f
 	}
+}
+
+// send writes an answer's frame, closing the connection if that fails.
+func (cc *clientConn) send(frame []byte) bool {
+	cc.touch()
+	if err := cc.c.Send(frame); err != nil {
+		cc.b.env.Log.Logf("send to %s: %v", cc.c.RemoteAddr(), err)
+		cc.close()
+		return false
+	}
+	return true
 }
 
 // answerBudgetBytes is what is left of Config.SendQueueBytesMax for more
