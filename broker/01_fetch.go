@@ -46,8 +46,8 @@ type fetchWait struct {
 	// it is answered, so answered fetches never pile up on a partition.
 	parked []*partition
 	// parkedRoom is parked's first room: a consumer's fetch reads a
-	// partition or two.
-	parkedRoom [2]*partition
+	// handful of partitions.
+	parkedRoom [4]*partition
 }
 
 func handleFetch(b *Broker, req *request) {

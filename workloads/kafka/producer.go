@@ -211,8 +211,11 @@ type pendingRecord struct {
 // batch is the records of one partition sent together. Once sent it is
 // frozen: retries resend the same bytes with the same sequence number.
 type batch struct {
-	tp          TopicPartition
-	records     []*pendingRecord
+	tp      TopicPartition
+	records []*pendingRecord
+	// recordsRoom is records' first room: at low rates a batch holds
+	// one record.
+	recordsRoom [1]*pendingRecord
 	sizeBytes   int
 	createdMono time.Duration
 	// sealed: no more records join; set when full or first sent.
@@ -298,6 +301,10 @@ type Producer struct {
 	// answersScratch is where a produce response's partitions are listed
 	// to be matched with the batches sent.
 	answersScratch []produceAnswer
+	// The slabs the producer's small per-record values are cut from.
+	pendingSlab slab[pendingRecord]
+	batchSlab   slab[batch]
+	historySlab slab[history.Record]
 	// buildsScratch is drain's, kept between drains.
 	buildsScratch []produceBuild
 	// produceRequests and produceAnswers are messages whose call is
@@ -380,7 +387,8 @@ func (p *Producer) Send(rec Record, done func(Result)) error {
 	if rec.TimestampMs == 0 {
 		rec.TimestampMs = p.env.Clock.Now().UnixMilli()
 	}
-	pr := &pendingRecord{rec: rec, done: done, sizeBytes: size, createdMono: p.env.Clock.Mono()}
+	pr := p.pendingSlab.take()
+	*pr = pendingRecord{rec: rec, done: done, sizeBytes: size, createdMono: p.env.Clock.Mono()}
 	p.bufferedBytes += size
 	p.cl.want(rec.Topic)
 	if !p.place(pr) {
@@ -489,9 +497,10 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
 		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(), true
-		hr := pr.invoked
+		hr := p.historySlab.take()
+		*hr = pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
-			Type: history.Invoke, F: history.Send, Record: &hr})
+			Type: history.Invoke, F: history.Send, Record: hr})
 	}
 	tp := TopicPartition{Topic: topic, Partition: pr.rec.Partition}
 	ps := p.part(tp)
@@ -505,7 +514,9 @@ func (p *Producer) place(pr *pendingRecord) bool {
 		}
 	}
 	if b == nil {
-		b = &batch{tp: tp, createdMono: pr.createdMono, seq: -1}
+		b = p.batchSlab.take()
+		*b = batch{tp: tp, createdMono: pr.createdMono, seq: -1}
+		b.records = b.recordsRoom[:0]
 		ps.batches = append(ps.batches, b)
 	}
 	b.records = append(b.records, pr)
@@ -589,6 +600,14 @@ func (p *Producer) runCompletions() {
 	}
 	if len(p.completions) > 0 {
 		p.wake()
+		return
+	}
+	// Nothing came while they ran: the slice run is kept for the next
+	// completions (callbacks may have queued into the clone meanwhile,
+	// which is then what is kept).
+	if cap(p.completions) == 0 {
+		clear(run)
+		p.completions = run[:0]
 	}
 }
 
@@ -1082,15 +1101,15 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 			p.stats.Unknown++
 		}
 		if p.cfg.Recorder != nil {
-			var hr history.Record
+			hr := p.historySlab.take()
 			if pr.invokeRecorded {
 				// The same record: its strings are not built again.
-				hr = pr.invoked
+				*hr = pr.invoked
 				hr.Offset = r.Offset
 			} else {
-				hr = r.historyRecord()
+				*hr = r.historyRecord()
 			}
-			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: &hr}
+			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: hr}
 			if err != nil {
 				op.Error = err.Error()
 			}
