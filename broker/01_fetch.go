@@ -61,7 +61,8 @@ func handleFetch(b *Broker, req *request) {
 		}
 		b.noteFollowerFetches(r)
 	}
-	w := &fetchWait{b: b, req: req, r: r}
+	w := b.fetchWaitSlab.take()
+	*w = fetchWait{b: b, req: req, r: r}
 	if w.attempt(false) {
 		return
 	}

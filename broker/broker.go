@@ -144,6 +144,10 @@ type Broker struct {
 	stats           stats
 	fetchBuffers    fetchBuffers
 	produceSpares   produceSpares
+	// The slabs the per-request values are cut from (slab.go).
+	requestSlab     slab[request]
+	fetchWaitSlab   slab[fetchWait]
+	produceCallSlab slab[produceCall]
 	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.

@@ -179,7 +179,8 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if !r.Ok() {
 		return nil, fmt.Errorf("truncated request header")
 	}
-	req := &request{conn: cc, key: key, version: version, corr: corr}
+	req := cc.b.requestSlab.take()
+	*req = request{conn: cc, key: key, version: version, corr: corr}
 	if hasClientID {
 		req.clientID = clientID
 	}

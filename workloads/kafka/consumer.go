@@ -213,6 +213,10 @@ type Consumer struct {
 	// pollExpiredFn is pollExpired, bound once: every poll arms it.
 	pollExpiredFn func()
 	fetchAnswers  fetchAnswers
+	// pollSlab is where polls' states are cut from.
+	pollSlab slab[pollState]
+	// fetchCalls are spare fetch calls (see fetchCall).
+	fetchCalls []*fetchCall
 	// groupsScratch is groupByLeader's slice, kept between calls.
 	groupsScratch []leaderGroup
 	// lastPollRecords is how many records the last poll that returned
@@ -477,7 +481,8 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 		cp.fetchedInPoll = false
 		cp.resetAwaitsPoll = false
 	}
-	ps := &pollState{done: done}
+	ps := co.pollSlab.take()
+	ps.done = done
 	co.poll = ps
 	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, co.pollExpiredFn)
 	co.env.Clock.AfterFunc(0, co.stepFn)
@@ -742,7 +747,8 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	req.IsolationLevel = 0 // read_uncommitted
 	req.SessionID = 0
 	req.SessionEpoch = -1 // full fetches, no session
-	gens := make([]int, len(parts))
+	fc := co.takeFetchCall()
+	gens := resized(fc.gens[:0], len(parts))
 	for i, cp := range parts {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
 			req.Topics = kafkawire.AppendFetchTopic(req.Topics, cp.tp.Topic, len(parts)-i)
@@ -760,25 +766,72 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	}
 	co.stats.Fetches++
 	co.poll.fetches++
-	ps := co.poll
-	into := co.fetchAnswers.take()
-	co.cl.callInto(leader, req, into, co.cfg.FetchMaxWait, func(resp kmsg.Response, err error) {
-		for _, cp := range parts {
-			cp.fetching = false
-		}
-		if co.closed || co.poll != ps {
-			co.fetchAnswers.put(req, into)
-			return
-		}
-		ps.fetches--
-		var fr *kmsg.FetchResponse
-		if err == nil {
-			fr = resp.(*kmsg.FetchResponse)
-		}
-		co.onFetch(parts, gens, fr, err)
-		co.fetchAnswers.put(req, into)
-		co.step()
-	})
+	fc.parts, fc.gens, fc.ps, fc.req, fc.into = parts, gens, co.poll, req, co.fetchAnswers.take()
+	co.cl.callInto(leader, req, fc.into, co.cfg.FetchMaxWait, fc.onDoneFn)
+}
+
+// fetchCall is one fetch in flight. A consumer reuses them, with the
+// callback bound once: a closure and the generations' slice per fetch
+// were a fair part of a simulated consumer's allocations.
+type fetchCall struct {
+	co    *Consumer
+	parts []*consumedPart
+	// gens are the parts' generations when the fetch was sent.
+	gens     []int
+	ps       *pollState
+	req      *kmsg.FetchRequest
+	into     *kmsg.FetchResponse
+	onDoneFn func(kmsg.Response, error)
+}
+
+// fetchCallsMax bounds the fetch calls a consumer keeps for reuse: one
+// per leader in flight.
+const fetchCallsMax = 8
+
+// takeFetchCall returns a fetch call to fill, reused when one is spare.
+func (co *Consumer) takeFetchCall() *fetchCall {
+	n := len(co.fetchCalls)
+	if n == 0 {
+		fc := &fetchCall{co: co}
+		fc.onDoneFn = fc.done
+		return fc
+	}
+	fc := co.fetchCalls[n-1]
+	co.fetchCalls[n-1] = nil
+	co.fetchCalls = co.fetchCalls[:n-1]
+	return fc
+}
+
+// done handles the fetch's answer; the call is spare once it returns.
+func (fc *fetchCall) done(resp kmsg.Response, err error) {
+	co, parts, gens, ps := fc.co, fc.parts, fc.gens, fc.ps
+	defer co.putFetchCall(fc)
+	for _, cp := range parts {
+		cp.fetching = false
+	}
+	if co.closed || co.poll != ps {
+		co.fetchAnswers.put(fc.req, fc.into)
+		return
+	}
+	ps.fetches--
+	var fr *kmsg.FetchResponse
+	if err == nil {
+		fr = resp.(*kmsg.FetchResponse)
+	}
+	co.onFetch(parts, gens, fr, err)
+	co.fetchAnswers.put(fc.req, fc.into)
+	co.step()
+}
+
+// putFetchCall keeps a fetch call whose callback has returned; its parts
+// slice is not kept (groupByLeader makes one per fetch), its generations'
+// room is.
+func (co *Consumer) putFetchCall(fc *fetchCall) {
+	gens := fc.gens[:0]
+	*fc = fetchCall{co: co, gens: gens, onDoneFn: fc.onDoneFn}
+	if len(co.fetchCalls) < fetchCallsMax {
+		co.fetchCalls = append(co.fetchCalls, fc)
+	}
 }
 
 // fetchAnswers are fetch requests and their decoded answers whose
