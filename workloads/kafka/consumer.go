@@ -583,12 +583,11 @@ func (co *Consumer) backoff(cp *consumedPart, now time.Duration, cause error) {
 func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup {
 	// A slice searched linearly, not a map: a client talks to a handful
 	// of brokers, and this runs on every fetch.
-	// The groups' slice is kept from call to call (each caller is done
-	// with it before the next call); their parts are not, as a request's
-	// callback keeps them.
-	clear(co.groupsScratch)
+	// The groups and their parts' slices are kept from call to call:
+	// each caller is done with them before the next call, and copies the
+	// parts a request's callback keeps.
 	groups := co.groupsScratch[:0]
-	for k, cp := range co.parts {
+	for _, cp := range co.parts {
 		if !match(cp) {
 			continue
 		}
@@ -600,8 +599,8 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup 
 		i := slices.IndexFunc(groups, func(g leaderGroup) bool { return g.leader == leader })
 		if i < 0 {
 			i = len(groups)
-			// Room for every partition left: one allocation per group.
-			groups = append(groups, leaderGroup{leader: leader, parts: make([]*consumedPart, 0, len(co.parts)-k)})
+			groups = resized(groups, i+1)
+			groups[i] = leaderGroup{leader: leader, parts: groups[i].parts[:0]}
 		}
 		groups[i].parts = append(groups[i].parts, cp)
 	}
@@ -622,7 +621,7 @@ func (co *Consumer) sendListOffsets(now time.Duration) {
 		return cp.reset != resetNothing && !cp.resetAwaitsPoll && cp.ready(now)
 	})
 	for _, g := range groups {
-		leader, parts := g.leader, g.parts
+		leader, parts := g.leader, slices.Clone(g.parts) // the callback keeps them
 		gens := make([]int, len(parts))
 		resets := make([]resetTo, len(parts))
 		for i, cp := range parts {
@@ -766,7 +765,10 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	}
 	co.stats.Fetches++
 	co.poll.fetches++
-	fc.parts, fc.gens, fc.ps, fc.req, fc.into = parts, gens, co.poll, req, co.fetchAnswers.take()
+	// parts is groupByLeader's, used again by the next call: the call
+	// keeps a copy.
+	fc.parts = append(fc.parts[:0], parts...)
+	fc.gens, fc.ps, fc.req, fc.into = gens, co.poll, req, co.fetchAnswers.take()
 	co.cl.callInto(leader, req, fc.into, co.cfg.FetchMaxWait, fc.onDoneFn)
 }
 
@@ -823,12 +825,12 @@ func (fc *fetchCall) done(resp kmsg.Response, err error) {
 	co.step()
 }
 
-// putFetchCall keeps a fetch call whose callback has returned; its parts
-// slice is not kept (groupByLeader makes one per fetch), its generations'
-// room is.
+// putFetchCall keeps a fetch call whose callback has returned, with the
+// room of its parts and generations.
 func (co *Consumer) putFetchCall(fc *fetchCall) {
-	gens := fc.gens[:0]
-	*fc = fetchCall{co: co, gens: gens, onDoneFn: fc.onDoneFn}
+	clear(fc.parts)
+	parts, gens := fc.parts[:0], fc.gens[:0]
+	*fc = fetchCall{co: co, parts: parts, gens: gens, onDoneFn: fc.onDoneFn}
 	if len(co.fetchCalls) < fetchCallsMax {
 		co.fetchCalls = append(co.fetchCalls, fc)
 	}

@@ -307,10 +307,9 @@ type Producer struct {
 	historySlab slab[history.Record]
 	// buildsScratch is drain's, kept between drains.
 	buildsScratch []produceBuild
-	// produceRequests and produceAnswers are messages whose call is
-	// over, built and decoded into again.
-	produceRequests kafkawire.Spares[kmsg.ProduceRequest]
-	produceAnswers  kafkawire.Spares[kmsg.ProduceResponse]
+	// produceSends are produce requests whose call is over, built and
+	// decoded into again (see produceSend).
+	produceSends kafkawire.Spares[produceSend]
 }
 
 // NewProducer starts a producer on env. It dials nothing until there is
@@ -812,10 +811,10 @@ type sentBatch struct {
 }
 
 func (p *Producer) sendProduce(build *produceBuild) {
-	req, into := p.takeProduce()
+	send := p.takeProduceSend()
+	req := send.req
 	req.Acks = p.cfg.Acks.wire()
 	req.TimeoutMillis = int32(p.cfg.RequestTimeout / time.Millisecond)
-	sent := make([]sentBatch, 0, len(build.batches))
 	for _, b := range build.batches {
 		ps := p.byTP[b.tp]
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != b.tp.Topic {
@@ -829,47 +828,56 @@ func (p *Producer) sendProduce(build *produceBuild) {
 		b.inflight = true
 		b.attempts++
 		ps.inflight++
-		sent = append(sent, sentBatch{ps: ps, b: b})
+		send.sent = append(send.sent, sentBatch{ps: ps, b: b})
 	}
 	p.inflightReqs++
 	p.stats.Requests++
 	c := p.cl.cfg.conn.newCall()
-	c.req, c.into, c.noResponse = req, into, p.cfg.Acks == AcksNone
-	c.done = func(resp kmsg.Response, err error) {
-		p.onProduce(sent, resp, err)
-		// Nothing reads the request or its answer now: the request was
-		// encoded when written, and the answer's strings and the
-		// records' bytes point into frames.
-		p.putProduce(req, into)
-	}
+	c.req, c.into, c.noResponse, c.done = req, send.into, p.cfg.Acks == AcksNone, send.doneFn
 	p.cl.send(c, build.leader)
 }
 
-// produceSparesMax bounds the produce requests and answers a producer
-// keeps: one for each request in flight is enough.
-const produceSparesMax = 8
-
-// takeProduce returns an empty produce request and answer, reusing ones
-// whose call is over.
-func (p *Producer) takeProduce() (*kmsg.ProduceRequest, *kmsg.ProduceResponse) {
-	req, resp := p.produceRequests.Take(), p.produceAnswers.Take()
-	if req == nil {
-		req = kmsg.NewPtrProduceRequest()
-	} else {
-		kafkawire.ResetProduceRequest(req)
-	}
-	if resp == nil {
-		resp = kmsg.NewPtrProduceResponse()
-	} else {
-		kafkawire.ResetProduceResponse(resp)
-	}
-	return req, resp
+// produceSend is one produce request in flight: the request, the answer
+// it is decoded into and the batches it carries, with its callback bound
+// once. A producer reuses them once the callback returned: nothing reads
+// the request then (it was encoded when written), nor the answer (its
+// strings and the records' bytes point into frames).
+type produceSend struct {
+	p      *Producer
+	req    *kmsg.ProduceRequest
+	into   *kmsg.ProduceResponse
+	sent   []sentBatch
+	doneFn func(kmsg.Response, error)
 }
 
-// putProduce keeps a request and an answer whose call is over.
-func (p *Producer) putProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
-	p.produceRequests.Put(req, produceSparesMax)
-	p.produceAnswers.Put(resp, produceSparesMax)
+func (s *produceSend) done(resp kmsg.Response, err error) {
+	s.p.onProduce(s.sent, resp, err)
+	s.p.putProduceSend(s)
+}
+
+// produceSendsMax bounds the produce sends a producer keeps: one for
+// each request in flight is enough.
+const produceSendsMax = 8
+
+// takeProduceSend returns a send with an empty request and answer,
+// reusing one whose callback has returned.
+func (p *Producer) takeProduceSend() *produceSend {
+	s := p.produceSends.Take()
+	if s == nil {
+		s = &produceSend{p: p, req: kmsg.NewPtrProduceRequest(), into: kmsg.NewPtrProduceResponse()}
+		s.doneFn = s.done
+		return s
+	}
+	kafkawire.ResetProduceRequest(s.req)
+	kafkawire.ResetProduceResponse(s.into)
+	return s
+}
+
+// putProduceSend keeps a send whose callback has returned.
+func (p *Producer) putProduceSend(s *produceSend) {
+	clear(s.sent)
+	s.sent = s.sent[:0]
+	p.produceSends.Put(s, produceSendsMax)
 }
 
 func (p *Producer) onProduce(sent []sentBatch, resp kmsg.Response, err error) {
