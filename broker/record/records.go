@@ -193,11 +193,7 @@ func (r *reader) recordBody() (Record, int64, error) {
 
 // appendRecord encodes one record with the given deltas.
 func appendRecord(dst []byte, r *Record, offsetDelta int32, timestampDelta int64) []byte {
-	bodyBytes := 1 + varlongBytes(timestampDelta) + varlongBytes(int64(offsetDelta)) +
-		nullableBytesSize(r.Key) + nullableBytesSize(r.Value) + varlongBytes(int64(len(r.Headers)))
-	for i := range r.Headers {
-		bodyBytes += varlongBytes(int64(len(r.Headers[i].Key))) + len(r.Headers[i].Key) + nullableBytesSize(r.Headers[i].Value)
-	}
+	bodyBytes := recordBodyBytes(r, offsetDelta, timestampDelta)
 	dst = binary.AppendVarint(dst, int64(bodyBytes))
 	dst = append(dst, byte(r.Attributes))
 	dst = binary.AppendVarint(dst, timestampDelta)
@@ -211,6 +207,16 @@ func appendRecord(dst []byte, r *Record, offsetDelta int32, timestampDelta int64
 		dst = appendNullableBytes(dst, r.Headers[i].Value)
 	}
 	return dst
+}
+
+// recordBodyBytes is the size of r's encoding after its length prefix.
+func recordBodyBytes(r *Record, offsetDelta int32, timestampDelta int64) int {
+	bodyBytes := 1 + varlongBytes(timestampDelta) + varlongBytes(int64(offsetDelta)) +
+		nullableBytesSize(r.Key) + nullableBytesSize(r.Value) + varlongBytes(int64(len(r.Headers)))
+	for i := range r.Headers {
+		bodyBytes += varlongBytes(int64(len(r.Headers[i].Key))) + len(r.Headers[i].Key) + nullableBytesSize(r.Headers[i].Value)
+	}
+	return bodyBytes
 }
 
 func varlongBytes(v int64) int {
