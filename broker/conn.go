@@ -152,7 +152,9 @@ func (cc *clientConn) OnFrame(_ sim.Conn, frame []byte) {
 		cc.close()
 		return
 	}
-	cc.b.stats.requests[req.key]++
+	if req.key >= 0 && int(req.key) < requestKeysMax {
+		cc.b.stats.requests[req.key]++
+	}
 	if req.key == 18 {
 		handleAPIVersions(cc.b, req)
 		return
