@@ -213,6 +213,8 @@ type Consumer struct {
 	// pollExpiredFn is pollExpired, bound once: every poll arms it.
 	pollExpiredFn func()
 	fetchAnswers  fetchAnswers
+	// historyChunk is where polls' history records are cut from.
+	historyChunk []history.Record
 	// pollSlab is where polls' states are cut from.
 	pollSlab slab[pollState]
 	// fetchCalls are spare fetch calls (see fetchCall).
@@ -547,13 +549,31 @@ func (co *Consumer) completePoll() {
 		co.lastPollRecords = len(ps.records)
 	}
 	if co.cfg.Recorder != nil {
-		recs := make([]history.Record, len(ps.records))
+		recs := co.takeHistoryRecords(len(ps.records))
 		for i := range ps.records {
 			recs[i] = ps.records[i].historyRecord()
 		}
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
 	}
 	ps.done(PollResult{Records: ps.records})
+}
+
+// historyChunkRecords is how many history records the consumer allocates
+// at once, to cut polls' records from: the history keeps them all, so a
+// chunk holds nothing longer than its records would be held anyway.
+const historyChunkRecords = 256
+
+// takeHistoryRecords returns room for n history records of a poll.
+func (co *Consumer) takeHistoryRecords(n int) []history.Record {
+	if n == 0 {
+		return []history.Record{}
+	}
+	if len(co.historyChunk) < n {
+		co.historyChunk = make([]history.Record, max(n, historyChunkRecords))
+	}
+	recs := co.historyChunk[:n:n]
+	co.historyChunk = co.historyChunk[n:]
+	return recs
 }
 
 // armWake wakes the poll when a partition's backoff ends.

@@ -211,7 +211,9 @@ type pendingRecord struct {
 // batch is the records of one partition sent together. Once sent it is
 // frozen: retries resend the same bytes with the same sequence number.
 type batch struct {
-	tp      TopicPartition
+	tp TopicPartition
+	// ps is the partition's state, which a producer keeps for good.
+	ps      *partState
 	records []*pendingRecord
 	// recordsRoom is records' first room: at low rates a batch holds
 	// one record.
@@ -514,7 +516,7 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	}
 	if b == nil {
 		b = p.batchSlab.take()
-		*b = batch{tp: tp, createdMono: pr.createdMono, seq: -1}
+		*b = batch{tp: tp, ps: ps, createdMono: pr.createdMono, seq: -1}
 		b.records = b.recordsRoom[:0]
 		ps.batches = append(ps.batches, b)
 	}
@@ -816,7 +818,10 @@ func (p *Producer) sendProduce(build *produceBuild) {
 	req.Acks = p.cfg.Acks.wire()
 	req.TimeoutMillis = int32(p.cfg.RequestTimeout / time.Millisecond)
 	for _, b := range build.batches {
-		ps := p.byTP[b.tp]
+		ps := b.ps
+		if ps == nil {
+			ps = p.byTP[b.tp]
+		}
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != b.tp.Topic {
 			req.Topics = kafkawire.AppendProduceTopic(req.Topics, b.tp.Topic)
 		}
