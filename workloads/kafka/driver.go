@@ -353,8 +353,19 @@ func (d *Driver) sendOne() bool {
 	return true
 }
 
+// valuePrefixBytesMax is the longest "process-n" prefix: two decimal
+// int64s and the dash.
+const valuePrefixBytesMax = 2*20 + 1
+
 // value is send n's unique value, padded to ValueBytes.
 func (d *Driver) value(n int) []byte {
+	if d.cfg.ValueBytes == 0 {
+		// The prefix alone, written in place: one allocation, where
+		// building the string and copying it took three.
+		v := strconv.AppendInt(make([]byte, 0, valuePrefixBytesMax), int64(d.producerPID), 10)
+		v = append(v, '-')
+		return strconv.AppendInt(v, int64(n), 10)
+	}
 	return paddedValue(strconv.Itoa(d.producerPID)+"-"+strconv.Itoa(n), d.cfg.ValueBytes)
 }
 

@@ -303,6 +303,8 @@ type Producer struct {
 	// answersScratch is where a produce response's partitions are listed
 	// to be matched with the batches sent.
 	answersScratch []produceAnswer
+	// lastPart is the partition state part returned last.
+	lastPart *partState
 	// The slabs the producer's small per-record values are cut from.
 	pendingSlab slab[pendingRecord]
 	batchSlab   slab[batch]
@@ -544,7 +546,11 @@ func (p *Producer) available(topic string) []int32 {
 
 // part returns tp's state, creating it in sorted position.
 func (p *Producer) part(tp TopicPartition) *partState {
+	if last := p.lastPart; last != nil && last.tp == tp {
+		return last // the sticky partitioner sends runs of records to one partition
+	}
 	if ps := p.byTP[tp]; ps != nil {
+		p.lastPart = ps
 		return ps
 	}
 	ps := &partState{tp: tp}
