@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
@@ -33,112 +34,151 @@ const produceBatchesMax = 2
 
 func handleProduce(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.ProduceRequest)
-	resp := r.ResponseKind().(*kmsg.ProduceResponse)
-	pending := 1 // released after the loop, so the answer waits for every partition
-	finish := func() {
-		pending--
-		if pending > 0 {
-			return
-		}
-		if r.Acks == 0 {
-			req.noResponse()
-		} else {
-			req.respond(resp)
-		}
-	}
-	for _, rt := range r.Topics {
-		st := kmsg.NewProduceResponseTopic()
+	pc := b.produceCallSlab.take()
+	*pc = produceCall{b: b, req: req, r: r, resp: b.produceSpares.takeResponse(), acks: r.Acks,
+		pending: 1} // released after the loop, so the answer waits for every partition
+	resp := pc.resp
+	resp.Topics = kafkawire.GrowProduceResponseTopics(resp.Topics, len(r.Topics))
+	for ti := range r.Topics {
+		rt := &r.Topics[ti]
+		st := &resp.Topics[ti]
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
-	for ti, rt := range r.Topics {
-		for pi, rp := range rt.Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			wait := b.produceTo(r, rt.Topic, rp, sp)
-			switch {
-			case wait == nil:
-			case r.Acks == 0:
-				wait(func() {}) // nobody hears the answer: do not hold the connection's later ones
-			default:
-				pending++
-				wait(finish)
-			}
+		st.Partitions = kafkawire.GrowProduceResponsePartitions(st.Partitions, len(rt.Partitions))
+		for pi := range rt.Partitions {
+			st.Partitions[pi].Partition = rt.Partitions[pi].Partition
 		}
 	}
-	finish()
+	for ti := range r.Topics {
+		rt := &r.Topics[ti]
+		for pi := range rt.Partitions {
+			pc.produceTo(rt.Topic, &rt.Partitions[pi], &resp.Topics[ti].Partitions[pi])
+		}
+	}
+	pc.finish()
 }
 
-// produceTo appends one partition's batch and fills its answer. When the
-// answer must wait for the batch to reach disk it returns a function that
-// arranges that and calls done then.
-func (b *Broker) produceTo(r *kmsg.ProduceRequest, topicName string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) func(done func()) {
-	fail := func(e *kerr.Error, format string, args ...any) func(func()) {
-		sp.ErrorCode = e.Code
-		msg := fmt.Sprintf(format, args...)
-		sp.ErrorMessage = &msg
-		sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-		return nil
+// produceCall is a produce request waiting for its partitions' answers.
+// Its methods and the callbacks of its waits are the request's whole
+// state: one allocation, where a closure per step (an answer, a failure,
+// a wait, its flush) took four per partition.
+type produceCall struct {
+	b    *Broker
+	req  *request
+	r    *kmsg.ProduceRequest
+	resp *kmsg.ProduceResponse
+	// acks is the request's, read before anything can recycle it.
+	acks    int16
+	pending int
+}
+
+// finish answers once every partition has its answer, and gives the
+// request and the answer back to be decoded and built into again: nothing
+// reads them once the answer is encoded (an acks=0 partition's flush
+// reads neither).
+func (pc *produceCall) finish() {
+	pc.pending--
+	if pc.pending > 0 {
+		return
 	}
+	if pc.acks == 0 {
+		pc.req.noResponse()
+	} else {
+		pc.req.respond(pc.resp)
+	}
+	pc.b.produceSpares.put(pc.r, pc.resp)
+	pc.req.kreq, pc.r, pc.resp = nil, nil, nil
+}
+
+// produceFail fills a partition's answer with an error.
+func produceFail(sp *kmsg.ProduceResponseTopicPartition, e *kerr.Error, format string, args ...any) {
+	sp.ErrorCode = e.Code
+	msg := fmt.Sprintf(format, args...)
+	sp.ErrorMessage = &msg
+	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+}
+
+// produceTo appends one partition's batch and fills its answer; when the
+// answer must wait for the batch to reach disk (or the ISR) it arranges
+// that, and the request's answer waits too unless acks=0.
+func (pc *produceCall) produceTo(topicName string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	b, r := pc.b, pc.r
 	if r.TransactionID != nil {
-		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
+		produceFail(sp, kerr.TransactionalIDAuthorizationFailed, "transactions are not served")
+		return
 	}
 	p, kerrv := b.lookupLeader(topicName, rp.Partition)
 	if kerrv != nil {
-		return fail(kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
+		produceFail(sp, kerrv, "partition %s-%d is not led here", topicName, rp.Partition)
+		return
 	}
-	if isr, minISR := b.insyncReplicas(p); r.Acks == -1 && isr < minISR {
-		return fail(kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
+	if isr, minISR := b.insyncReplicas(p); pc.acks == -1 && isr < minISR {
+		produceFail(sp, kerr.NotEnoughReplicas, "min.insync.replicas is %d, the ISR has %d", minISR, isr)
+		return
 	}
-	batches, err := record.Split(rp.Records, produceBatchesMax)
-	if err != nil || len(batches) != 1 {
-		return fail(kerr.InvalidRecord, "partition data must be exactly one record batch (v2): %v", err)
+	batch, count, err := record.SplitFirst(rp.Records, produceBatchesMax)
+	if err != nil || count != 1 {
+		produceFail(sp, kerr.InvalidRecord, "partition data must be exactly one record batch (v2): %v", err)
+		return
 	}
-	res, err := p.log.Append(batches[0], p.leaderEpoch)
+	res, err := p.log.Append(batch, p.leaderEpoch)
 	if err != nil {
 		if errors.Is(err, storage.ErrBatchTooLarge) {
 			b.logTooLarge(topicName, err)
 		}
-		return fail(storageCode(err), "%v", err)
+		produceFail(sp, storageCode(err), "%v", err)
+		return
 	}
 	b.stats.appends++
 	sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, -1, res.LogStartOffset
-	if b.cluster != nil && r.Acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
-		timeout := time.Duration(max(r.TimeoutMillis, 0)) * time.Millisecond
-		return func(done func()) {
-			p.awaitReplicated(res.LastOffset, timeout, func(code *kerr.Error) {
-				if code != nil {
-					fail(code, "waiting for the ISR to replicate offset %d", res.LastOffset)
-				}
-				done()
-			})
-		}
+	if b.cluster != nil && pc.acks == -1 && !b.cfg.Bugs.On(faults.BugAckBeforeISR) {
+		pc.awaitReplicated(p, res.LastOffset, time.Duration(max(r.TimeoutMillis, 0))*time.Millisecond, sp)
+		return
 	}
 	if !p.groupCommit {
 		p.dataArrived()
-		return nil
+		return
 	}
 	if res.LastOffset < p.log.FlushedOffset() {
-		return nil // already on disk: a replay of a flushed batch
+		return // already on disk: a replay of a flushed batch
 	}
-	return func(done func()) {
-		// A duplicate waits too: the original may not be on disk yet.
-		p.log.Flush(func(err error) {
-			if err != nil && r.Acks != 0 && !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-				fail(kerr.KafkaStorageError, "%v", err)
-			}
-			p.dataArrived()
-			if !b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-				done()
-			}
-		})
-		if b.cfg.Bugs.On(faults.BugAckBeforeSync) {
-			done() // the planted bug: acknowledge before the flush completes
+	// A duplicate waits too: the original may not be on disk yet.
+	pc.awaitFlush(p, sp)
+}
+
+// awaitReplicated holds the answer until the ISR has the batch (acks=-1
+// in a cluster, the only case that waits for it).
+func (pc *produceCall) awaitReplicated(p *partition, lastOffset int64, timeout time.Duration, sp *kmsg.ProduceResponseTopicPartition) {
+	pc.pending++
+	p.awaitReplicated(lastOffset, timeout, func(code *kerr.Error) {
+		if code != nil {
+			produceFail(sp, code, "waiting for the ISR to replicate offset %d", lastOffset)
 		}
+		pc.finish()
+	})
+}
+
+// awaitFlush holds the answer until the batch is on disk. With acks=0
+// nobody hears the answer, so the connection's later ones do not wait for
+// it, and the flush's callback reads nothing of the request or answer.
+func (pc *produceCall) awaitFlush(p *partition, sp *kmsg.ProduceResponseTopicPartition) {
+	b := pc.b
+	ackBeforeSync := b.cfg.Bugs.On(faults.BugAckBeforeSync)
+	if pc.acks == 0 {
+		p.log.Flush(func(error) { p.dataArrived() })
+		return
+	}
+	pc.pending++
+	p.log.Flush(func(err error) {
+		if err != nil && !ackBeforeSync {
+			produceFail(sp, kerr.KafkaStorageError, "%v", err)
+		}
+		p.dataArrived()
+		if !ackBeforeSync {
+			pc.finish()
+		}
+	})
+	if ackBeforeSync {
+		pc.finish() // the planted bug: acknowledge before the flush completes
 	}
 }
 
@@ -165,4 +205,45 @@ func (b *Broker) logTooLarge(topicName string, err error) {
 	b.tooLargeLogged[topicName] = true
 	b.env.Log.Logf("topic %s: refused a produced batch: %v (the limit is message.max.bytes, or the topic's "+
 		"max.message.bytes; sluice broker --segment-bytes lowers it to half a segment); further refusals for this topic are not logged", topicName, err)
+}
+
+// produceSpares are answered produce requests and their answers, decoded
+// and built into again: a broker handles a produce for every batch its
+// producers send, and fresh structs and slices each time were a fair
+// share of a simulation's allocations.
+type produceSpares struct {
+	requests  kafkawire.Spares[kmsg.ProduceRequest]
+	responses kafkawire.Spares[kmsg.ProduceResponse]
+}
+
+// produceSparesMax bounds the requests and answers kept: produces wait
+// for their flush, so a few are in progress at once.
+const produceSparesMax = 16
+
+// takeRequest returns an empty produce request, with the slices of an
+// earlier one when there is one to reuse.
+func (ps *produceSpares) takeRequest() *kmsg.ProduceRequest {
+	r := ps.requests.Take()
+	if r == nil {
+		return kmsg.NewPtrProduceRequest()
+	}
+	kafkawire.ResetProduceRequest(r)
+	return r
+}
+
+// takeResponse returns an empty produce answer, with the slices of an
+// earlier one when there is one to reuse.
+func (ps *produceSpares) takeResponse() *kmsg.ProduceResponse {
+	resp := ps.responses.Take()
+	if resp == nil {
+		return kmsg.NewPtrProduceResponse()
+	}
+	kafkawire.ResetProduceResponse(resp)
+	return resp
+}
+
+// put takes back an answered request and its encoded answer.
+func (ps *produceSpares) put(r *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) {
+	ps.requests.Put(r, produceSparesMax)
+	ps.responses.Put(resp, produceSparesMax)
 }

@@ -143,6 +143,10 @@ type Broker struct {
 	pids            *producerIDs
 	stats           stats
 	fetchBuffers    fetchBuffers
+	produceSpares   produceSpares
+	// The slabs the per-request values are cut from (slab.go).
+	requestSlab     slab[request]
+	produceCallSlab slab[produceCall]
 	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.
@@ -172,10 +176,16 @@ type Broker struct {
 
 // stats are the broker's counters.
 type stats struct {
-	requests     map[int16]int64
+	// requests count requests by API key (an array: counted per
+	// request, a map's hashing showed).
+	requests     [requestKeysMax]int64
 	appends      int64
 	fetchedBytes int64
 }
+
+// requestKeysMax bounds the API keys counted; every key served is below
+// it (servedRange).
+const requestKeysMax = 128
 
 // Start returns the start function of a broker; onStart, if not nil, is
 // given the broker when it starts (for tests and tools that read its
@@ -196,7 +206,6 @@ func Start(cfg Config, onStart func(*Broker)) sim.Start {
 
 func newBroker(env sim.Env, cfg Config) (*Broker, error) {
 	b := &Broker{env: env, cfg: cfg, conns: make(map[uint64]*clientConn), connsPerIP: make(map[string]int), tooLargeLogged: map[string]bool{}}
-	b.stats.requests = make(map[int16]int64)
 	host, port, err := advertised(env.Node, cfg)
 	if err != nil {
 		return nil, err
@@ -323,7 +332,9 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	s := Stats{Requests: map[string]int64{}, Appends: b.stats.appends, FetchedBytes: b.stats.fetchedBytes}
 	for key, n := range b.stats.requests {
-		s.Requests[kmsg.NameForKey(key)] = n
+		if n > 0 {
+			s.Requests[kmsg.NameForKey(int16(key))] = n
+		}
 	}
 	return s
 }

@@ -152,7 +152,9 @@ func (cc *clientConn) OnFrame(_ sim.Conn, frame []byte) {
 		cc.close()
 		return
 	}
-	cc.b.stats.requests[req.key]++
+	if req.key >= 0 && int(req.key) < requestKeysMax {
+		cc.b.stats.requests[req.key]++
+	}
 	if req.key == 18 {
 		handleAPIVersions(cc.b, req)
 		return
@@ -179,7 +181,8 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if !r.Ok() {
 		return nil, fmt.Errorf("truncated request header")
 	}
-	req := &request{conn: cc, key: key, version: version, corr: corr}
+	req := cc.b.requestSlab.take()
+	*req = request{conn: cc, key: key, version: version, corr: corr}
 	if hasClientID {
 		req.clientID = clientID
 	}
@@ -198,21 +201,20 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if version < served.min || version > served.max {
 		return nil, fmt.Errorf("%s v%d is outside the served v%d-v%d", kmsg.NameForKey(key), version, served.min, served.max)
 	}
-	if key == 1 {
+	switch key {
+	case 0:
+		req.kreq = cc.b.produceSpares.takeRequest()
+	case 1:
 		req.kreq = cc.b.fetchBuffers.takeRequest()
-	} else {
+	default:
 		req.kreq = kmsg.RequestForKey(key)
 	}
 	req.kreq.SetVersion(version)
-	if req.kreq.IsFlexible() && len(r.Src) > 0 && r.Src[0] == 0 {
-		r.Src = r.Src[1:] // no tagged fields, as ever: r stays off the heap
-	} else if req.kreq.IsFlexible() {
-		tags := kbin.Reader{Src: r.Src}
-		kmsg.SkipTags(&tags)
-		if !tags.Ok() {
+	if req.kreq.IsFlexible() {
+		skipTags(&r)
+		if !r.Ok() {
 			return nil, fmt.Errorf("%s v%d: truncated tagged fields", kmsg.NameForKey(key), version)
 		}
-		r.Src = tags.Src
 	}
 	if err := readBody(req.kreq, r.Src); err != nil {
 		return nil, fmt.Errorf("%s v%d: %w", kmsg.NameForKey(key), version, err)
@@ -220,6 +222,16 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	req.seq = cc.nextSeq
 	cc.nextSeq++
 	return req, nil
+}
+
+// skipTags skips a request header's tagged fields as kmsg.SkipTags does,
+// but on the reader itself: through kmsg's interface the reader escaped,
+// one allocation per request.
+func skipTags(r *kbin.Reader) {
+	for num := r.Uvarint(); num > 0 && r.Ok(); num-- {
+		_, size := r.Uvarint(), r.Uvarint()
+		r.Span(int(size))
+	}
 }
 
 // readClientID reads the request header's client id (a nullable string),
@@ -239,15 +251,20 @@ func (cc *clientConn) readClientID(r *kbin.Reader) (string, bool) {
 	return cc.clientID, true
 }
 
-// readBody decodes a request's body. A fetch is decoded by the thousand,
-// by kafkawire into a request answered before, whose topic names it keeps
-// when they are the same; what it leaves to kmsg's unsafe read has its
-// strings point into the frame rather than copied: the frame is the
+// readBody decodes a request's body. Fetches and produces go through
+// kafkawire's decoders, which reuse the slices of the request decoded
+// into. A fetch's or a produce's strings
+// (topic names, a transactional id) point into the frame rather than
+// being copied: both are decoded by the thousand, and a frame is the
 // handler's (sim.ConnHandler) and never written again, so the strings stay
-// valid; what keeps one keeps the small frame alive, no more.
+// valid; what keeps one keeps the frame alive, no more (a produce's
+// records already pointed into it).
 func readBody(kreq kmsg.Request, body []byte) error {
-	if fetch, ok := kreq.(*kmsg.FetchRequest); ok {
-		return kafkawire.ReadFetchRequest(fetch, body)
+	switch r := kreq.(type) {
+	case *kmsg.FetchRequest:
+		return kafkawire.ReadFetchRequest(r, body)
+	case *kmsg.ProduceRequest:
+		return kafkawire.ReadProduceRequest(r, body)
 	}
 	return kreq.ReadFrom(body)
 }
@@ -299,26 +316,41 @@ func (cc *clientConn) complete(seq uint64, frame []byte) {
 	if cc.closed {
 		return
 	}
-	cc.ready[seq] = frame
-	cc.b.heldAnswerBytes += len(frame)
+	if seq != cc.sendSeq {
+		cc.ready[seq] = frame
+		cc.b.heldAnswerBytes += len(frame)
+		return // it waits for an earlier answer
+	}
+	// The answer next in line goes out at once, without passing through
+	// ready (most do: a client's requests mostly complete in order), and
+	// any it held back follow.
 	for {
+		cc.sendSeq++
+		if frame != nil && !cc.send(frame) {
+			return
+		}
+		if len(cc.ready) == 0 {
+			return
+		}
 		f, ok := cc.ready[cc.sendSeq]
 		if !ok {
 			return
 		}
 		delete(cc.ready, cc.sendSeq)
 		cc.b.heldAnswerBytes -= len(f)
-		cc.sendSeq++
-		if f == nil {
-			continue
-		}
-		cc.touch()
-		if err := cc.c.Send(f); err != nil {
-			cc.b.env.Log.Logf("send to %s: %v", cc.c.RemoteAddr(), err)
-			cc.close()
-			return
-		}
+		frame = f
 	}
+}
+
+// send writes an answer's frame, closing the connection if that fails.
+func (cc *clientConn) send(frame []byte) bool {
+	cc.touch()
+	if err := cc.c.Send(frame); err != nil {
+		cc.b.env.Log.Logf("send to %s: %v", cc.c.RemoteAddr(), err)
+		cc.close()
+		return false
+	}
+	return true
 }
 
 // answerBudgetBytes is what is left of Config.SendQueueBytesMax for more

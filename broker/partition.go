@@ -230,6 +230,9 @@ func (p *partition) dataArrived() {
 }
 
 func (p *partition) wakeWaiters() {
+	// The fetches woken may park again: they go on the spare slice, and
+	// the one walked here becomes the spare, so that a fetch parked for
+	// every batch appended does not grow a fresh slice each time.
 	waiters := p.waiters
 	p.waiters, p.waitersSpare = p.waitersSpare, nil
 	for _, w := range waiters {

@@ -1,54 +1,74 @@
 package kafkawire
 
 import (
-	"math"
-
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// The decoders read what the encoders write: a Fetch request or response
-// of version 12 with no tagged field, the only kind a simulated second
-// carries by the thousand (a follower's and a consumer's fetch for every
-// batch a leader appends). They fill the message as kmsg's ReadFrom does,
-// but reuse the room of its topic and partition slices, keep a topic name
-// the earlier message in that place had instead of copying it again, and
-// do not allocate the tag sets kmsg reads per partition. Anything else (a
-// tag, forgotten topics, a rack, aborted transactions, another version,
-// a truncated message) is read by kmsg, from defaults, so the result is
-// always kmsg's.
+// The decoders below read the messages a simulated second carries by the
+// thousand (Fetch and Produce requests and responses) in their flexible
+// versions into a message that is decoded into again and again, keeping
+// the room of its nested slices (kmsg zeroes a nested slice before
+// decoding into it, so every partition slice was a fresh allocation) and
+// pointing strings into the frame, as kmsg's UnsafeReadFrom does. They
+// take only messages without tagged fields and without the rare parts
+// (aborted transactions, per-record errors, forgotten topics); anything
+// else, malformed input included, is decoded again by kmsg from the
+// start, so the result and any error are always kmsg's.
 
-// ReadFetchRequest decodes a fetch request's body into r, whose version
-// is set, as r.UnsafeReadFrom does into a new request (topic names may
-// point into body). r may hold an earlier request: every field is
-// replaced, and the room of its slices reused.
-func ReadFetchRequest(r *kmsg.FetchRequest, body []byte) error {
-	if r.Version == 12 && readFetchRequest12(r, body) {
+// ReadFetchRequest decodes src into r, whose Version is set, as
+// r.UnsafeReadFrom does.
+func ReadFetchRequest(r *kmsg.FetchRequest, src []byte) error {
+	if r.Version == 12 && readFetchRequest12(r, src) {
 		return nil
 	}
-	version := r.Version
-	ResetFetchRequest(r)
-	r.Version = version
-	return r.UnsafeReadFrom(body)
+	return r.UnsafeReadFrom(src)
 }
 
-// ReadFetchResponse decodes a fetch response's body into r, whose version
-// is set, as r.ReadFrom does into a new response (record batches point
-// into body). r may hold an earlier response, as for ReadFetchRequest.
-func ReadFetchResponse(r *kmsg.FetchResponse, body []byte) error {
-	if r.Version == 12 && readFetchResponse12(r, body) {
+// ReadProduceRequest decodes src into r, whose Version is set, as
+// r.UnsafeReadFrom does.
+func ReadProduceRequest(r *kmsg.ProduceRequest, src []byte) error {
+	if r.Version >= 9 && r.Version <= 12 && readProduceRequestFlexible(r, src) {
 		return nil
 	}
-	version := r.Version
-	ResetFetchResponse(r)
-	r.Version = version
-	return r.ReadFrom(body)
+	return r.UnsafeReadFrom(src)
 }
 
-// readFetchRequest12 reports whether body was a plain version 12 request,
-// read into r; when not, r is left for kmsg to read again.
-func readFetchRequest12(r *kmsg.FetchRequest, body []byte) bool {
-	b := kbin.Reader{Src: body}
+// ReadFetchResponse decodes src into r, whose Version is set, as
+// r.UnsafeReadFrom does.
+func ReadFetchResponse(r *kmsg.FetchResponse, src []byte) error {
+	if r.Version == 12 && readFetchResponse12(r, src) {
+		return nil
+	}
+	return r.UnsafeReadFrom(src)
+}
+
+// ReadProduceResponse decodes src into r, whose Version is set, as
+// r.UnsafeReadFrom does.
+func ReadProduceResponse(r *kmsg.ProduceResponse, src []byte) error {
+	if r.Version >= 9 && r.Version <= 12 && readProduceResponseFlexible(r, src) {
+		return nil
+	}
+	return r.UnsafeReadFrom(src)
+}
+
+// resized is s at length n, keeping the elements between its length and
+// its capacity, whose nested slices are reused.
+func resized[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make([]T, n-cap(s))...)
+}
+
+// noTags reads a tag buffer and reports whether it was empty.
+func noTags(b *kbin.Reader) bool { return b.Uvarint() == 0 && b.Ok() }
+
+func readFetchRequest12(r *kmsg.FetchRequest, src []byte) bool {
+	topics, forgotten := r.Topics[:0], r.ForgottenTopics[:0]
+	*r = kmsg.NewFetchRequest()
+	r.Version = 12
+	b := kbin.Reader{Src: src}
 	r.ReplicaID = b.Int32()
 	r.MaxWaitMillis = b.Int32()
 	r.MinBytes = b.Int32()
@@ -57,128 +77,183 @@ func readFetchRequest12(r *kmsg.FetchRequest, body []byte) bool {
 	r.SessionID = b.Int32()
 	r.SessionEpoch = b.Int32()
 	n := b.CompactArrayLen()
-	if !b.Ok() || n < 0 {
+	if !b.Ok() {
 		return false
 	}
-	topics := r.Topics[:0]
-	for range n {
-		name := keptName(b.Span(int(b.Uvarint())-1), topics)
-		topics = AppendFetchTopic(topics, name, 0)
-		t := &topics[len(topics)-1]
-		parts := b.CompactArrayLen()
-		if !b.Ok() || parts < 0 {
+	topics = resized(topics, max(int(n), 0))
+	for i := range topics {
+		t := &topics[i]
+		parts := t.Partitions[:0]
+		*t = kmsg.NewFetchRequestTopic()
+		t.Topic = b.UnsafeCompactString()
+		m := b.CompactArrayLen()
+		if !b.Ok() {
 			return false
 		}
-		for range parts {
-			t.Partitions = append(t.Partitions, kmsg.FetchRequestTopicPartition{
-				Partition:          b.Int32(),
-				CurrentLeaderEpoch: b.Int32(),
-				FetchOffset:        b.Int64(),
-				LastFetchedEpoch:   b.Int32(),
-				LogStartOffset:     b.Int64(),
-				PartitionMaxBytes:  b.Int32(),
-				HighWatermark:      math.MaxInt64,
-			})
+		parts = resized(parts, max(int(m), 0))
+		for j := range parts {
+			p := &parts[j]
+			*p = kmsg.NewFetchRequestTopicPartition()
+			p.Partition = b.Int32()
+			p.CurrentLeaderEpoch = b.Int32()
+			p.FetchOffset = b.Int64()
+			p.LastFetchedEpoch = b.Int32()
+			p.LogStartOffset = b.Int64()
+			p.PartitionMaxBytes = b.Int32()
 			if !noTags(&b) {
 				return false
 			}
 		}
+		t.Partitions = parts
 		if !noTags(&b) {
 			return false
 		}
 	}
 	r.Topics = topics
-	forgotten := b.CompactArrayLen()
-	rack := b.Uvarint()
-	if !b.Ok() || forgotten != 0 || rack != 1 || !noTags(&b) {
+	if n := b.CompactArrayLen(); n > 0 || !b.Ok() {
 		return false
 	}
-	r.ForgottenTopics = r.ForgottenTopics[:0]
-	r.Rack = ""
-	r.ClusterID = nil
-	r.ReplicaState = kmsg.FetchRequestReplicaState{ID: -1, Epoch: -1}
-	r.UnknownTags = kmsg.Tags{}
-	return true
+	r.ForgottenTopics = forgotten
+	r.Rack = b.UnsafeCompactString()
+	return noTags(&b)
 }
 
-// readFetchResponse12 is readFetchRequest12 for an answer.
-func readFetchResponse12(r *kmsg.FetchResponse, body []byte) bool {
-	b := kbin.Reader{Src: body}
+func readProduceRequestFlexible(r *kmsg.ProduceRequest, src []byte) bool {
+	version, topics := r.Version, r.Topics[:0]
+	*r = kmsg.NewProduceRequest()
+	r.Version = version
+	b := kbin.Reader{Src: src}
+	r.TransactionID = b.UnsafeCompactNullableString()
+	r.Acks = b.Int16()
+	r.TimeoutMillis = b.Int32()
+	n := b.CompactArrayLen()
+	if !b.Ok() {
+		return false
+	}
+	topics = resized(topics, max(int(n), 0))
+	for i := range topics {
+		t := &topics[i]
+		parts := t.Partitions[:0]
+		*t = kmsg.NewProduceRequestTopic()
+		t.Topic = b.UnsafeCompactString()
+		m := b.CompactArrayLen()
+		if !b.Ok() {
+			return false
+		}
+		parts = resized(parts, max(int(m), 0))
+		for j := range parts {
+			p := &parts[j]
+			*p = kmsg.NewProduceRequestTopicPartition()
+			p.Partition = b.Int32()
+			p.Records = b.CompactNullableBytes()
+			if !noTags(&b) {
+				return false
+			}
+		}
+		t.Partitions = parts
+		if !noTags(&b) {
+			return false
+		}
+	}
+	r.Topics = topics
+	return noTags(&b)
+}
+
+func readFetchResponse12(r *kmsg.FetchResponse, src []byte) bool {
+	topics := r.Topics[:0]
+	*r = kmsg.NewFetchResponse()
+	r.Version = 12
+	b := kbin.Reader{Src: src}
 	r.ThrottleMillis = b.Int32()
 	r.ErrorCode = b.Int16()
 	r.SessionID = b.Int32()
 	n := b.CompactArrayLen()
-	if !b.Ok() || n < 0 {
+	if !b.Ok() {
 		return false
 	}
-	topics := r.Topics[:0]
-	for range n {
-		name := keptResponseName(b.Span(int(b.Uvarint())-1), topics)
-		var parts []kmsg.FetchResponseTopicPartition
-		if len(topics) < cap(topics) {
-			parts = topics[:len(topics)+1][len(topics)].Partitions[:0]
-		}
-		topics = append(topics, kmsg.FetchResponseTopic{Topic: name})
-		count := b.CompactArrayLen()
-		if !b.Ok() || count < 0 {
+	topics = resized(topics, max(int(n), 0))
+	for i := range topics {
+		t := &topics[i]
+		parts := t.Partitions[:0]
+		*t = kmsg.NewFetchResponseTopic()
+		t.Topic = b.UnsafeCompactString()
+		m := b.CompactArrayLen()
+		if !b.Ok() {
 			return false
 		}
-		for range count {
-			p := kmsg.NewFetchResponseTopicPartition()
+		parts = resized(parts, max(int(m), 0))
+		for j := range parts {
+			p := &parts[j]
+			*p = kmsg.NewFetchResponseTopicPartition()
 			p.Partition = b.Int32()
 			p.ErrorCode = b.Int16()
 			p.HighWatermark = b.Int64()
 			p.LastStableOffset = b.Int64()
 			p.LogStartOffset = b.Int64()
-			if b.CompactArrayLen() != -1 { // aborted transactions: kmsg's
+			switch aborted := b.CompactArrayLen(); {
+			case !b.Ok() || aborted > 0:
 				return false
+			case aborted == 0:
+				// kmsg's: an empty array is empty, a null one nil.
+				p.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 			}
 			p.PreferredReadReplica = b.Int32()
-			if size := int(b.Uvarint()) - 1; size >= 0 {
-				p.RecordBatches = b.Span(size)
-			}
+			p.RecordBatches = b.CompactNullableBytes()
 			if !noTags(&b) {
 				return false
 			}
-			parts = append(parts, p)
 		}
-		topics[len(topics)-1].Partitions = parts
+		t.Partitions = parts
 		if !noTags(&b) {
 			return false
 		}
 	}
 	r.Topics = topics
-	if !noTags(&b) {
+	return noTags(&b)
+}
+
+func readProduceResponseFlexible(r *kmsg.ProduceResponse, src []byte) bool {
+	version, topics := r.Version, r.Topics[:0]
+	*r = kmsg.NewProduceResponse()
+	r.Version = version
+	b := kbin.Reader{Src: src}
+	n := b.CompactArrayLen()
+	if !b.Ok() {
 		return false
 	}
-	r.Brokers = r.Brokers[:0]
-	r.UnknownTags = kmsg.Tags{}
-	return true
-}
-
-// noTags reads a tag count and reports whether it was a well-formed zero.
-func noTags(b *kbin.Reader) bool {
-	return b.Uvarint() == 0 && b.Ok()
-}
-
-// keptName returns name as a string: the name the topic about to be
-// appended to topics had in the earlier request decoded into them when
-// it is the same, so that a fetch names its topics without copying them.
-func keptName(name []byte, topics []kmsg.FetchRequestTopic) string {
-	if n := len(topics); n < cap(topics) {
-		if earlier := topics[:n+1][n].Topic; earlier == string(name) {
-			return earlier
+	topics = resized(topics, max(int(n), 0))
+	for i := range topics {
+		t := &topics[i]
+		parts := t.Partitions[:0]
+		*t = kmsg.NewProduceResponseTopic()
+		t.Topic = b.UnsafeCompactString()
+		m := b.CompactArrayLen()
+		if !b.Ok() {
+			return false
+		}
+		parts = resized(parts, max(int(m), 0))
+		for j := range parts {
+			p := &parts[j]
+			*p = kmsg.NewProduceResponseTopicPartition()
+			p.Partition = b.Int32()
+			p.ErrorCode = b.Int16()
+			p.BaseOffset = b.Int64()
+			p.LogAppendTime = b.Int64()
+			p.LogStartOffset = b.Int64()
+			if records := b.CompactArrayLen(); records > 0 || !b.Ok() {
+				return false
+			}
+			p.ErrorMessage = b.UnsafeCompactNullableString()
+			if !noTags(&b) {
+				return false
+			}
+		}
+		t.Partitions = parts
+		if !noTags(&b) {
+			return false
 		}
 	}
-	return string(name)
-}
-
-// keptResponseName is keptName for an answer's topics.
-func keptResponseName(name []byte, topics []kmsg.FetchResponseTopic) string {
-	if n := len(topics); n < cap(topics) {
-		if earlier := topics[:n+1][n].Topic; earlier == string(name) {
-			return earlier
-		}
-	}
-	return string(name)
+	r.Topics = topics
+	r.ThrottleMillis = b.Int32()
+	return noTags(&b)
 }

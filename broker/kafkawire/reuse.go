@@ -62,3 +62,60 @@ func AppendFetchTopic(topics []kmsg.FetchRequestTopic, topic string, partsMin in
 	rt.Topic, rt.Partitions = topic, parts
 	return append(topics, rt)
 }
+
+// ResetProduceRequest gives r kmsg's defaults again, keeping the room of
+// its topic slice and of the partition slices behind it (kmsg decodes
+// into the room a slice has).
+func ResetProduceRequest(r *kmsg.ProduceRequest) {
+	topics := r.Topics[:0]
+	*r = kmsg.NewProduceRequest()
+	r.Topics = topics
+}
+
+// ResetProduceResponse is ResetProduceRequest for an answer.
+func ResetProduceResponse(r *kmsg.ProduceResponse) {
+	topics := r.Topics[:0]
+	*r = kmsg.NewProduceResponse()
+	r.Topics = topics
+}
+
+// GrowProduceResponseTopics returns topics resized to n topics, each with
+// kmsg's defaults and an empty partition slice that keeps the room an
+// earlier answer's topic left in that place.
+func GrowProduceResponseTopics(topics []kmsg.ProduceResponseTopic, n int) []kmsg.ProduceResponseTopic {
+	if cap(topics) < n {
+		topics = append(topics[:cap(topics)], make([]kmsg.ProduceResponseTopic, n-cap(topics))...)
+	}
+	topics = topics[:n]
+	for i := range topics {
+		parts := topics[i].Partitions[:0]
+		topics[i] = kmsg.NewProduceResponseTopic()
+		topics[i].Partitions = parts
+	}
+	return topics
+}
+
+// GrowProduceResponsePartitions returns parts resized to n partitions,
+// each with kmsg's defaults.
+func GrowProduceResponsePartitions(parts []kmsg.ProduceResponseTopicPartition, n int) []kmsg.ProduceResponseTopicPartition {
+	if cap(parts) < n {
+		parts = make([]kmsg.ProduceResponseTopicPartition, n)
+	}
+	parts = parts[:n]
+	for i := range parts {
+		parts[i] = kmsg.NewProduceResponseTopicPartition()
+	}
+	return parts
+}
+
+// AppendProduceTopic appends a request topic named topic, reusing the
+// partition slice a topic of an earlier request left in that place.
+func AppendProduceTopic(topics []kmsg.ProduceRequestTopic, topic string) []kmsg.ProduceRequestTopic {
+	var parts []kmsg.ProduceRequestTopicPartition
+	if n := len(topics); n < cap(topics) {
+		parts = topics[:n+1][n].Partitions[:0]
+	}
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.Partitions = topic, parts
+	return append(topics, rt)
+}

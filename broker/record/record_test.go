@@ -330,6 +330,32 @@ func TestSplit(t *testing.T) {
 
 // FuzzBatch: arbitrary bytes never panic the parser or the decoder, and a
 // batch whose CRC does not match never yields records.
+// SplitFirst agrees with Split on every prefix of some batches and on
+// too many of them: the same count, the same first batch, the same error.
+func TestSplitFirstAgreesWithSplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	var all []byte
+	for i := 0; i < 3; i++ {
+		b, err := NewBuilder().Build(randomRecords(rng, 0, 1+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	for end := 0; end <= len(all); end++ {
+		for _, most := range []int{1, 2, 5} {
+			want, wantErr := Split(all[:end], most)
+			first, count, err := SplitFirst(all[:end], most)
+			if count != len(want) || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+				t.Fatalf("%d bytes, at most %d: SplitFirst %d batches, %v; Split %d, %v", end, most, count, err, len(want), wantErr)
+			}
+			if len(want) > 0 && !bytes.Equal(first, want[0]) || len(want) == 0 && first != nil {
+				t.Fatalf("%d bytes, at most %d: first batch differs", end, most)
+			}
+		}
+	}
+}
+
 func FuzzBatch(f *testing.F) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for c := CompressionNone; c < compressionCount; c++ {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Record is one decoded record. Key and Value are nil for a null key or
@@ -32,6 +33,13 @@ type Header struct {
 // decompressing them if needed. It never returns records of a batch whose
 // CRC does not match.
 func (b Batch) Records() ([]Record, error) {
+	return b.AppendRecords(nil)
+}
+
+// AppendRecords is Records appending to dst, for a reader that decodes
+// batch after batch into one kept slice: a fresh slice per batch was a
+// simulated consumer's largest allocation. On an error it returns nil.
+func (b Batch) AppendRecords(dst []Record) ([]Record, error) {
 	if err := b.Verify(); err != nil {
 		return nil, err
 	}
@@ -43,7 +51,10 @@ func (b Batch) Records() ([]Record, error) {
 	if int64(count)*recordBytesMin > int64(len(body)) {
 		return nil, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorrupt, count, len(body))
 	}
-	records := make([]Record, 0, count)
+	records := slices.Grow(dst, count)
+	if records == nil {
+		records = []Record{} // Records never returned nil without an error
+	}
 	rd := reader{buf: body}
 	previousDelta := int64(-1)
 	for i := 0; i < count; i++ {
@@ -182,11 +193,7 @@ func (r *reader) recordBody() (Record, int64, error) {
 
 // appendRecord encodes one record with the given deltas.
 func appendRecord(dst []byte, r *Record, offsetDelta int32, timestampDelta int64) []byte {
-	bodyBytes := 1 + varlongBytes(timestampDelta) + varlongBytes(int64(offsetDelta)) +
-		nullableBytesSize(r.Key) + nullableBytesSize(r.Value) + varlongBytes(int64(len(r.Headers)))
-	for i := range r.Headers {
-		bodyBytes += varlongBytes(int64(len(r.Headers[i].Key))) + len(r.Headers[i].Key) + nullableBytesSize(r.Headers[i].Value)
-	}
+	bodyBytes := recordBodyBytes(r, offsetDelta, timestampDelta)
 	dst = binary.AppendVarint(dst, int64(bodyBytes))
 	dst = append(dst, byte(r.Attributes))
 	dst = binary.AppendVarint(dst, timestampDelta)
@@ -200,6 +207,16 @@ func appendRecord(dst []byte, r *Record, offsetDelta int32, timestampDelta int64
 		dst = appendNullableBytes(dst, r.Headers[i].Value)
 	}
 	return dst
+}
+
+// recordBodyBytes is the size of r's encoding after its length prefix.
+func recordBodyBytes(r *Record, offsetDelta int32, timestampDelta int64) int {
+	bodyBytes := 1 + varlongBytes(timestampDelta) + varlongBytes(int64(offsetDelta)) +
+		nullableBytesSize(r.Key) + nullableBytesSize(r.Value) + varlongBytes(int64(len(r.Headers)))
+	for i := range r.Headers {
+		bodyBytes += varlongBytes(int64(len(r.Headers[i].Key))) + len(r.Headers[i].Key) + nullableBytesSize(r.Headers[i].Value)
+	}
+	return bodyBytes
 }
 
 func varlongBytes(v int64) int {

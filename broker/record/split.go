@@ -48,22 +48,44 @@ func Next(b []byte) (batch Batch, rest []byte, err error) {
 // error wrapping ErrPartial that says how many bytes were left over; a
 // fetch response may end so, a produce request may not.
 func Split(b []byte, batchesMax int) ([]Batch, error) {
+	var batches []Batch
+	_, err := walk(b, batchesMax, func(batch Batch) { batches = append(batches, batch) })
+	return batches, err
+}
+
+// SplitFirst is Split for data that should hold exactly one batch (a
+// produced partition's): it returns the first batch and how many Split
+// would have returned, with Split's error, without a slice.
+func SplitFirst(b []byte, batchesMax int) (Batch, int, error) {
+	var first Batch
+	count, err := walk(b, batchesMax, func(batch Batch) {
+		if first == nil {
+			first = batch
+		}
+	})
+	return first, count, err
+}
+
+// walk calls each with the batches of b in order, at most batchesMax, and
+// returns how many there were.
+func walk(b []byte, batchesMax int, each func(Batch)) (int, error) {
 	if batchesMax <= 0 {
 		panic(fmt.Sprintf("record: Split with batchesMax %d", batchesMax))
 	}
-	var batches []Batch
+	count := 0
 	position := 0
 	for len(b) > 0 {
-		if len(batches) == batchesMax {
-			return batches, fmt.Errorf("%w: more than %d batches", ErrCorrupt, batchesMax)
+		if count == batchesMax {
+			return count, fmt.Errorf("%w: more than %d batches", ErrCorrupt, batchesMax)
 		}
 		batch, rest, err := Next(b)
 		if err != nil {
-			return batches, fmt.Errorf("batch %d at byte %d: %w", len(batches), position, err)
+			return count, fmt.Errorf("batch %d at byte %d: %w", count, position, err)
 		}
-		batches = append(batches, batch)
+		each(batch)
+		count++
 		position += len(batch)
 		b = rest
 	}
-	return batches, nil
+	return count, nil
 }

@@ -276,33 +276,65 @@ func (d *Disk) transferTime(bytes int64) time.Duration {
 // not; done then gets its result on the node's loop, unless the node has
 // crashed since the call.
 func (d *Disk) schedule(bytes int64, detail uint64, effect func() error, done func(error)) {
+	d.scheduleOp(&syncOp{effect: effect, done: done}, bytes, detail)
+}
+
+// scheduleOp is schedule for an op with its effect (and done) set.
+func (d *Disk) scheduleOp(op *syncOp, bytes int64, detail uint64) {
 	now := d.loop.Now()
 	service := d.cfg.SyncLatency.Sample(d.rng) + d.transferTime(bytes)
 	service = time.Duration(float64(service) * d.slowFactor)
 	at := max(now, d.busyUntil) + service
 	d.busyUntil = at
-	op := &syncOp{d: d, gen: d.powerGen, effect: effect, done: done, result: errPowerLost}
+	op.d, op.gen, op.result = d, d.powerGen, errPowerLost
 	d.loop.AtRunner(at, nil, sched.KindSync, detail, (*syncEffect)(op))
 	d.loop.AtRunner(at, d.node, sched.KindSync, detail, (*syncDone)(op))
 }
 
 // syncOp is one scheduled sync. Its two events are two views of one
-// allocation (where closures and the result they shared were three).
+// allocation (where closures and the result they shared were three). A
+// file's sync, the common kind, carries its effect's state itself (file)
+// instead of a closure over it.
 type syncOp struct {
-	d      *Disk
-	gen    uint64
+	d *Disk
+	// effect is the sync's effect; nil for a file sync, whose effect is
+	// fileSync.complete.
 	effect func() error
+	file   fileSync
 	done   func(error)
 	result error
+	gen    uint64
+}
+
+// fileSync is what completing a file's sync needs.
+type fileSync struct {
+	ino  *inode
+	c    capture
+	name string
+}
+
+// complete makes the captured data durable, unless a failed sync since
+// dropped it.
+func (f *fileSync) complete(now time.Duration) error {
+	if f.ino.revertSeq > f.c.seq {
+		return fmt.Errorf("sync %s: %w (an earlier failed sync dropped the data)", f.name, sim.ErrIO)
+	}
+	f.ino.complete(f.c, now)
+	return nil
 }
 
 // syncEffect is the device finishing the sync, unless power was lost since.
 type syncEffect syncOp
 
 func (op *syncEffect) Run() {
-	if op.d.powerGen == op.gen {
-		op.result = op.effect()
+	if op.d.powerGen != op.gen {
+		return
 	}
+	if op.effect == nil {
+		op.result = op.file.complete(op.d.loop.Now())
+		return
+	}
+	op.result = op.effect()
 }
 
 // syncDone hands the result to the node.
@@ -342,13 +374,7 @@ func (d *Disk) syncFile(ino *inode, name string, done func(error)) {
 		}, done)
 		return
 	}
-	d.schedule(bytes, detail, func() error {
-		if ino.revertSeq > c.seq {
-			return fmt.Errorf("sync %s: %w (an earlier failed sync dropped the data)", name, sim.ErrIO)
-		}
-		ino.complete(c, d.loop.Now())
-		return nil
-	}, done)
+	d.scheduleOp(&syncOp{file: fileSync{ino: ino, c: c, name: name}, done: done}, bytes, detail)
 }
 
 // syncDir queues a commit of the journal as it is now.

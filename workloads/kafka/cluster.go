@@ -46,6 +46,10 @@ type cluster struct {
 	brokers map[int32]string
 	conns   map[int32]*brokerConn
 	topics  map[string]*topicMeta
+	// lastTopic and lastTopicName are the last topic looked up: a
+	// client asks about one topic many times per request.
+	lastTopic     *topicMeta
+	lastTopicName string
 	// wanted is every topic the owner uses, sorted; metadata asks for them.
 	wanted []string
 
@@ -94,15 +98,25 @@ func (c *cluster) want(topic string) {
 
 // partitions is the partition count of topic, 0 while unknown.
 func (c *cluster) partitions(topic string) int {
-	if t := c.topics[topic]; t != nil && t.err == codeNone {
+	if t := c.topic(topic); t != nil && t.err == codeNone {
 		return len(t.partitions)
 	}
 	return 0
 }
 
+// topic is topic's metadata, nil while unknown.
+func (c *cluster) topic(topic string) *topicMeta {
+	if c.lastTopic != nil && c.lastTopicName == topic {
+		return c.lastTopic
+	}
+	t := c.topics[topic]
+	c.lastTopic, c.lastTopicName = t, topic
+	return t
+}
+
 // leader is the node leading a partition, -1 while unknown.
 func (c *cluster) leader(topic string, partition int32) int32 {
-	t := c.topics[topic]
+	t := c.topic(topic)
 	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
 		return -1
 	}
@@ -116,7 +130,7 @@ func (c *cluster) leader(topic string, partition int32) int32 {
 // leaderEpoch is a partition's leader epoch as metadata last said, -1
 // while unknown.
 func (c *cluster) leaderEpoch(topic string, partition int32) int32 {
-	t := c.topics[topic]
+	t := c.topic(topic)
 	if t == nil || partition < 0 || int(partition) >= len(t.partitions) {
 		return -1
 	}
@@ -274,6 +288,7 @@ func (c *cluster) apply(resp *kmsg.MetadataResponse) {
 		}
 		c.keepNewerEpochs(c.topics[*t.Topic], tm)
 		c.topics[*t.Topic] = tm
+		c.lastTopic = nil // the map changed
 	}
 }
 
@@ -357,13 +372,17 @@ func (c *cluster) hasRoom(node int32) bool {
 // call sends req to node; done is called later with the response or the
 // error. An unknown node fails the call unsent.
 func (c *cluster) call(node int32, req kmsg.Request, extraTimeout time.Duration, noResponse bool, done func(kmsg.Response, error)) {
-	c.send(&call{req: req, extraTimeout: extraTimeout, noResponse: noResponse, done: done}, node)
+	cl := c.cfg.conn.newCall()
+	cl.req, cl.extraTimeout, cl.noResponse, cl.done = req, extraTimeout, noResponse, done
+	c.send(cl, node)
 }
 
 // callInto is call for a request with an answer, decoded into into, a
 // response of req's kind that the caller reuses once done has returned.
 func (c *cluster) callInto(node int32, req kmsg.Request, into kmsg.Response, extraTimeout time.Duration, done func(kmsg.Response, error)) {
-	c.send(&call{req: req, into: into, extraTimeout: extraTimeout, done: done}, node)
+	cl := c.cfg.conn.newCall()
+	cl.req, cl.into, cl.extraTimeout, cl.done = req, into, extraTimeout, done
+	c.send(cl, node)
 }
 
 func (c *cluster) send(cl *call, node int32) {

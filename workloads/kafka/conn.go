@@ -44,6 +44,34 @@ type connConfig struct {
 	// inFlightMax bounds requests written and unanswered on a connection
 	// (max.in.flight.requests.per.connection).
 	inFlightMax int
+	// spareCalls are calls answered and done with, used again: a client
+	// makes one per request, and with it the closure of its timeout.
+	spareCalls []*call
+}
+
+// spareCallsMax bounds the calls a client keeps for reuse.
+const spareCallsMax = 64
+
+// newCall returns an empty call, reused when one is spare.
+func (cfg *connConfig) newCall() *call {
+	n := len(cfg.spareCalls)
+	if n == 0 {
+		return &call{}
+	}
+	c := cfg.spareCalls[n-1]
+	cfg.spareCalls[n-1] = nil
+	cfg.spareCalls = cfg.spareCalls[:n-1]
+	return c
+}
+
+// putCall keeps a call whose response was handed to done, which has
+// returned: nothing refers to it but its stopped timer, which never runs.
+func (cfg *connConfig) putCall(c *call) {
+	if len(cfg.spareCalls) >= spareCallsMax {
+		return
+	}
+	*c = call{onTimeout: c.onTimeout}
+	cfg.spareCalls = append(cfg.spareCalls, c)
 }
 
 // call is one request on a connection.
@@ -61,6 +89,22 @@ type call struct {
 	into          kmsg.Response
 	correlationID int32
 	timer         sim.Timer
+	// bc is the connection the call was written on; onTimeout is
+	// timedOut, bound once per call struct (calls are reused, see
+	// connConfig.spareCalls).
+	bc        *brokerConn
+	onTimeout func()
+}
+
+// timedOut is the request timeout of a written call.
+func (c *call) timedOut() {
+	bc := c.bc
+	if bc.state != connDead {
+		// As the Java client does: a request timeout closes the
+		// connection, failing everything in flight on it.
+		bc.kill(fmt.Errorf("%s to broker %d after %v: %w", keyName(c.req.Key()), bc.node,
+			bc.cfg.requestTimeout+c.extraTimeout, ErrRequestTimeout))
+	}
 }
 
 // brokerConn is one connection to one broker. It dials, asks ApiVersions,
@@ -181,6 +225,7 @@ func (bc *brokerConn) OnFrame(_ sim.Conn, frame []byte) {
 	c.timer.Stop()
 	bc.pump()
 	c.done(resp, nil)
+	bc.cfg.putCall(c)
 }
 
 func (bc *brokerConn) finishHandshake(frame []byte) {
@@ -278,14 +323,11 @@ func (bc *brokerConn) write(c *call) bool {
 	if c.noResponse {
 		return true
 	}
-	c.timer = bc.env.Clock.AfterFunc(bc.cfg.requestTimeout+c.extraTimeout, func() {
-		if bc.state != connDead {
-			// As the Java client does: a request timeout closes the
-			// connection, failing everything in flight on it.
-			bc.kill(fmt.Errorf("%s to broker %d after %v: %w", keyName(c.req.Key()), bc.node,
-				bc.cfg.requestTimeout+c.extraTimeout, ErrRequestTimeout))
-		}
-	})
+	c.bc = bc
+	if c.onTimeout == nil {
+		c.onTimeout = c.timedOut
+	}
+	c.timer = bc.env.Clock.AfterFunc(bc.cfg.requestTimeout+c.extraTimeout, c.onTimeout)
 	return true
 }
 

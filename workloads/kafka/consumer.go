@@ -132,6 +132,9 @@ const (
 // consumedPart is one assigned partition.
 type consumedPart struct {
 	tp TopicPartition
+	// decoded is where a batch's records are decoded before the ones at
+	// or after the position are taken, kept from batch to batch.
+	decoded []record.Record
 	// position is the next offset to fetch, -1 until known.
 	position int64
 	// returned is the position as of the last completed poll: records a
@@ -206,8 +209,18 @@ type Consumer struct {
 	poll        *pollState
 	wake        deadline
 	// stepFn is step, bound once: polls schedule it often.
-	stepFn       func()
-	fetchAnswers fetchAnswers
+	stepFn func()
+	// pollExpiredFn is pollExpired, bound once: every poll arms it.
+	pollExpiredFn func()
+	fetchAnswers  fetchAnswers
+	// historyChunk is where polls' history records are cut from.
+	historyChunk []history.Record
+	// pollSlab is where polls' states are cut from.
+	pollSlab slab[pollState]
+	// fetchCalls are spare fetch calls (see fetchCall).
+	fetchCalls []*fetchCall
+	// groupsScratch is groupByLeader's slice, kept between calls.
+	groupsScratch []leaderGroup
 	// lastPollRecords is how many records the last poll that returned
 	// any returned: the room a poll's slice starts with.
 	lastPollRecords int
@@ -248,6 +261,7 @@ func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
 		byTP: map[TopicPartition]*consumedPart{},
 	}
 	co.stepFn = co.step
+	co.pollExpiredFn = co.pollExpired
 	co.wake.fire = co.stepFn
 	co.cl = newCluster(env, clusterConfig{
 		bootstrap: c.Bootstrap,
@@ -469,14 +483,21 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 		cp.fetchedInPoll = false
 		cp.resetAwaitsPoll = false
 	}
-	ps := &pollState{done: done}
+	ps := co.pollSlab.take()
+	ps.done = done
 	co.poll = ps
-	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, func() {
-		ps.expired = true
-		co.step()
-	})
+	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, co.pollExpiredFn)
 	co.env.Clock.AfterFunc(0, co.stepFn)
 	return nil
+}
+
+// pollExpired ends the current poll's wait. Its timer is stopped when
+// the poll completes, so the poll it fires for is the current one.
+func (co *Consumer) pollExpired() {
+	if co.poll != nil {
+		co.poll.expired = true
+	}
+	co.step()
 }
 
 // Close ends the consumer. A poll in progress completes with what it has.
@@ -528,13 +549,31 @@ func (co *Consumer) completePoll() {
 		co.lastPollRecords = len(ps.records)
 	}
 	if co.cfg.Recorder != nil {
-		recs := make([]history.Record, len(ps.records))
+		recs := co.takeHistoryRecords(len(ps.records))
 		for i := range ps.records {
 			recs[i] = ps.records[i].historyRecord()
 		}
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
 	}
 	ps.done(PollResult{Records: ps.records})
+}
+
+// historyChunkRecords is how many history records the consumer allocates
+// at once, to cut polls' records from: the history keeps them all, so a
+// chunk holds nothing longer than its records would be held anyway.
+const historyChunkRecords = 256
+
+// takeHistoryRecords returns room for n history records of a poll.
+func (co *Consumer) takeHistoryRecords(n int) []history.Record {
+	if n == 0 {
+		return []history.Record{}
+	}
+	if len(co.historyChunk) < n {
+		co.historyChunk = make([]history.Record, max(n, historyChunkRecords))
+	}
+	recs := co.historyChunk[:n:n]
+	co.historyChunk = co.historyChunk[n:]
+	return recs
 }
 
 // armWake wakes the poll when a partition's backoff ends.
@@ -564,7 +603,10 @@ func (co *Consumer) backoff(cp *consumedPart, now time.Duration, cause error) {
 func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup {
 	// A slice searched linearly, not a map: a client talks to a handful
 	// of brokers, and this runs on every fetch.
-	var groups []leaderGroup
+	// The groups and their parts' slices are kept from call to call:
+	// each caller is done with them before the next call, and copies the
+	// parts a request's callback keeps.
+	groups := co.groupsScratch[:0]
 	for _, cp := range co.parts {
 		if !match(cp) {
 			continue
@@ -577,11 +619,13 @@ func (co *Consumer) groupByLeader(match func(*consumedPart) bool) []leaderGroup 
 		i := slices.IndexFunc(groups, func(g leaderGroup) bool { return g.leader == leader })
 		if i < 0 {
 			i = len(groups)
-			groups = append(groups, leaderGroup{leader: leader})
+			groups = resized(groups, i+1)
+			groups[i] = leaderGroup{leader: leader, parts: groups[i].parts[:0]}
 		}
 		groups[i].parts = append(groups[i].parts, cp)
 	}
 	slices.SortFunc(groups, func(a, b leaderGroup) int { return cmp.Compare(a.leader, b.leader) })
+	co.groupsScratch = groups
 	return groups
 }
 
@@ -597,7 +641,7 @@ func (co *Consumer) sendListOffsets(now time.Duration) {
 		return cp.reset != resetNothing && !cp.resetAwaitsPoll && cp.ready(now)
 	})
 	for _, g := range groups {
-		leader, parts := g.leader, g.parts
+		leader, parts := g.leader, slices.Clone(g.parts) // the callback keeps them
 		gens := make([]int, len(parts))
 		resets := make([]resetTo, len(parts))
 		for i, cp := range parts {
@@ -722,7 +766,8 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	req.IsolationLevel = 0 // read_uncommitted
 	req.SessionID = 0
 	req.SessionEpoch = -1 // full fetches, no session
-	gens := make([]int, len(parts))
+	fc := co.takeFetchCall()
+	gens := resized(fc.gens[:0], len(parts))
 	for i, cp := range parts {
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != cp.tp.Topic {
 			req.Topics = kafkawire.AppendFetchTopic(req.Topics, cp.tp.Topic, len(parts)-i)
@@ -740,25 +785,75 @@ func (co *Consumer) sendFetch(leader int32, parts []*consumedPart) {
 	}
 	co.stats.Fetches++
 	co.poll.fetches++
-	ps := co.poll
-	into := co.fetchAnswers.take()
-	co.cl.callInto(leader, req, into, co.cfg.FetchMaxWait, func(resp kmsg.Response, err error) {
-		for _, cp := range parts {
-			cp.fetching = false
-		}
-		if co.closed || co.poll != ps {
-			co.fetchAnswers.put(req, into)
-			return
-		}
-		ps.fetches--
-		var fr *kmsg.FetchResponse
-		if err == nil {
-			fr = resp.(*kmsg.FetchResponse)
-		}
-		co.onFetch(parts, gens, fr, err)
-		co.fetchAnswers.put(req, into)
-		co.step()
-	})
+	// parts is groupByLeader's, used again by the next call: the call
+	// keeps a copy.
+	fc.parts = append(fc.parts[:0], parts...)
+	fc.gens, fc.ps, fc.req, fc.into = gens, co.poll, req, co.fetchAnswers.take()
+	co.cl.callInto(leader, req, fc.into, co.cfg.FetchMaxWait, fc.onDoneFn)
+}
+
+// fetchCall is one fetch in flight. A consumer reuses them, with the
+// callback bound once: a closure and the generations' slice per fetch
+// were a fair part of a simulated consumer's allocations.
+type fetchCall struct {
+	co    *Consumer
+	parts []*consumedPart
+	// gens are the parts' generations when the fetch was sent.
+	gens     []int
+	ps       *pollState
+	req      *kmsg.FetchRequest
+	into     *kmsg.FetchResponse
+	onDoneFn func(kmsg.Response, error)
+}
+
+// fetchCallsMax bounds the fetch calls a consumer keeps for reuse: one
+// per leader in flight.
+const fetchCallsMax = 8
+
+// takeFetchCall returns a fetch call to fill, reused when one is spare.
+func (co *Consumer) takeFetchCall() *fetchCall {
+	n := len(co.fetchCalls)
+	if n == 0 {
+		fc := &fetchCall{co: co}
+		fc.onDoneFn = fc.done
+		return fc
+	}
+	fc := co.fetchCalls[n-1]
+	co.fetchCalls[n-1] = nil
+	co.fetchCalls = co.fetchCalls[:n-1]
+	return fc
+}
+
+// done handles the fetch's answer; the call is spare once it returns.
+func (fc *fetchCall) done(resp kmsg.Response, err error) {
+	co, parts, gens, ps := fc.co, fc.parts, fc.gens, fc.ps
+	defer co.putFetchCall(fc)
+	for _, cp := range parts {
+		cp.fetching = false
+	}
+	if co.closed || co.poll != ps {
+		co.fetchAnswers.put(fc.req, fc.into)
+		return
+	}
+	ps.fetches--
+	var fr *kmsg.FetchResponse
+	if err == nil {
+		fr = resp.(*kmsg.FetchResponse)
+	}
+	co.onFetch(parts, gens, fr, err)
+	co.fetchAnswers.put(fc.req, fc.into)
+	co.step()
+}
+
+// putFetchCall keeps a fetch call whose callback has returned, with the
+// room of its parts and generations.
+func (co *Consumer) putFetchCall(fc *fetchCall) {
+	clear(fc.parts)
+	parts, gens := fc.parts[:0], fc.gens[:0]
+	*fc = fetchCall{co: co, parts: parts, gens: gens, onDoneFn: fc.onDoneFn}
+	if len(co.fetchCalls) < fetchCallsMax {
+		co.fetchCalls = append(co.fetchCalls, fc)
+	}
 }
 
 // fetchAnswers are fetch requests and their decoded answers whose
@@ -1006,10 +1101,11 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 
 // takeRecords appends the records of b at or after cp's position.
 func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record, error) {
-	decoded, err := b.Records()
+	decoded, err := b.AppendRecords(cp.decoded[:0])
 	if err != nil {
 		return records, err
 	}
+	defer cp.keepDecoded(decoded)
 	records = slices.Grow(records, len(decoded))
 	for i := range decoded {
 		r := &decoded[i]
@@ -1025,6 +1121,19 @@ func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record,
 		cp.noteRead(r.Offset)
 	}
 	return records, nil
+}
+
+// decodedKeepMax bounds the decoded records a partition keeps room for
+// between batches.
+const decodedKeepMax = 4096
+
+// keepDecoded keeps decoded's room for the next batch, without its
+// records: they point into a fetch answer's frame.
+func (cp *consumedPart) keepDecoded(decoded []record.Record) {
+	clear(decoded)
+	if cap(decoded) <= decodedKeepMax {
+		cp.decoded = decoded[:0]
+	}
 }
 
 // EndOffsets looks up the latest offsets (high watermarks) of tps; done

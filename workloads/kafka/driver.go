@@ -125,6 +125,10 @@ type Driver struct {
 	outstanding int
 	nextPart    int
 	sendTimer   sim.Timer
+	// onSendTimerFn and polledFns are callbacks bound once (see
+	// scheduleSends and pollLoop).
+	onSendTimerFn func()
+	polledFns     map[*Consumer]func(PollResult)
 	// pace is the rate schedule: when it began and how many of its sends
 	// have come due (sent, refused or skipped).
 	paceStarted   bool
@@ -277,11 +281,18 @@ func (d *Driver) scheduleSends() {
 		d.paceStarted, d.paceStartMono = true, now
 	}
 	wait := max(d.paceStartMono+d.dueAt(d.paceDue+1)-now, sendRoundMin)
-	d.sendTimer = d.env.Clock.AfterFunc(wait, func() {
-		d.sendTimer = nil
-		d.sendDue()
-		d.scheduleSends()
-	})
+	if d.onSendTimerFn == nil {
+		d.onSendTimerFn = d.onSendTimer
+	}
+	d.sendTimer = d.env.Clock.AfterFunc(wait, d.onSendTimerFn)
+}
+
+// onSendTimer is the pacing timer's callback, bound once (onSendTimerFn):
+// it fires every round.
+func (d *Driver) onSendTimer() {
+	d.sendTimer = nil
+	d.sendDue()
+	d.scheduleSends()
 }
 
 // dueAt is when send n (from 1) of the rate schedule is due, from the
@@ -342,8 +353,19 @@ func (d *Driver) sendOne() bool {
 	return true
 }
 
+// valuePrefixBytesMax is the longest "process-n" prefix: two decimal
+// int64s and the dash.
+const valuePrefixBytesMax = 2*20 + 1
+
 // value is send n's unique value, padded to ValueBytes.
 func (d *Driver) value(n int) []byte {
+	if d.cfg.ValueBytes == 0 {
+		// The prefix alone, written in place: one allocation, where
+		// building the string and copying it took three.
+		v := strconv.AppendInt(make([]byte, 0, valuePrefixBytesMax), int64(d.producerPID), 10)
+		v = append(v, '-')
+		return strconv.AppendInt(v, int64(n), 10)
+	}
 	return paddedValue(strconv.Itoa(d.producerPID)+"-"+strconv.Itoa(n), d.cfg.ValueBytes)
 }
 
@@ -438,22 +460,38 @@ func (d *Driver) pollLoop(co *Consumer) {
 	if d.stopped {
 		return
 	}
-	err := co.Poll(func(r PollResult) {
-		d.stats.Polls++
-		d.stats.Polled += len(r.Records)
-		if d.rereadSeeks[co] {
-			d.seekToBeginning(co)
-		}
-		d.noteSeen(co, r.Records)
-		d.maybeSeek(co)
-		if d.phase == drainCatchingUp || d.phase == drainRereading {
-			d.checkCaughtUp()
-		}
-		d.pollLoop(co)
-	})
+	err := co.Poll(d.polledFn(co))
 	if err != nil && !errors.Is(err, ErrClosed) {
 		d.env.Log.Logf("kafka driver: poll: %v", err)
 	}
+}
+
+// polledFn is polled for co, bound once per consumer: every poll takes it.
+func (d *Driver) polledFn(co *Consumer) func(PollResult) {
+	f := d.polledFns[co]
+	if f == nil {
+		f = func(r PollResult) { d.polled(co, r) }
+		if d.polledFns == nil {
+			d.polledFns = map[*Consumer]func(PollResult){}
+		}
+		d.polledFns[co] = f
+	}
+	return f
+}
+
+// polled handles a poll's result and polls again.
+func (d *Driver) polled(co *Consumer, r PollResult) {
+	d.stats.Polls++
+	d.stats.Polled += len(r.Records)
+	if d.rereadSeeks[co] {
+		d.seekToBeginning(co)
+	}
+	d.noteSeen(co, r.Records)
+	d.maybeSeek(co)
+	if d.phase == drainCatchingUp || d.phase == drainRereading {
+		d.checkCaughtUp()
+	}
+	d.pollLoop(co)
 }
 
 // noteSeen keeps the last record of each partition a poll returned.

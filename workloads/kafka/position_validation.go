@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -27,7 +28,7 @@ func (co *Consumer) sendValidations(now time.Duration) {
 		if !co.cl.hasRoom(g.leader) {
 			continue
 		}
-		co.sendValidation(g.leader, g.parts)
+		co.sendValidation(g.leader, slices.Clone(g.parts)) // the callback keeps them
 	}
 }
 

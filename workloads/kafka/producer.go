@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-sim/sluice/broker/kafkawire"
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
@@ -210,8 +211,13 @@ type pendingRecord struct {
 // batch is the records of one partition sent together. Once sent it is
 // frozen: retries resend the same bytes with the same sequence number.
 type batch struct {
-	tp          TopicPartition
-	records     []*pendingRecord
+	tp TopicPartition
+	// ps is the partition's state, which a producer keeps for good.
+	ps      *partState
+	records []*pendingRecord
+	// recordsRoom is records' first room: at low rates a batch holds
+	// one record.
+	recordsRoom [1]*pendingRecord
 	sizeBytes   int
 	createdMono time.Duration
 	// sealed: no more records join; set when full or first sent.
@@ -294,6 +300,20 @@ type Producer struct {
 	// encodeScratch is reused by encode, so that freezing a batch does
 	// not allocate a record list each time.
 	encodeScratch []record.Record
+	// answersScratch is where a produce response's partitions are listed
+	// to be matched with the batches sent.
+	answersScratch []produceAnswer
+	// lastPart is the partition state part returned last.
+	lastPart *partState
+	// The slabs the producer's small per-record values are cut from.
+	pendingSlab slab[pendingRecord]
+	batchSlab   slab[batch]
+	historySlab slab[history.Record]
+	// buildsScratch is drain's, kept between drains.
+	buildsScratch []produceBuild
+	// produceSends are produce requests whose call is over, built and
+	// decoded into again (see produceSend).
+	produceSends kafkawire.Spares[produceSend]
 }
 
 // NewProducer starts a producer on env. It dials nothing until there is
@@ -370,7 +390,8 @@ func (p *Producer) Send(rec Record, done func(Result)) error {
 	if rec.TimestampMs == 0 {
 		rec.TimestampMs = p.env.Clock.Now().UnixMilli()
 	}
-	pr := &pendingRecord{rec: rec, done: done, sizeBytes: size, createdMono: p.env.Clock.Mono()}
+	pr := p.pendingSlab.take()
+	*pr = pendingRecord{rec: rec, done: done, sizeBytes: size, createdMono: p.env.Clock.Mono()}
 	p.bufferedBytes += size
 	p.cl.want(rec.Topic)
 	if !p.place(pr) {
@@ -479,9 +500,10 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
 		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(), true
-		hr := pr.invoked
+		hr := p.historySlab.take()
+		*hr = pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
-			Type: history.Invoke, F: history.Send, Record: &hr})
+			Type: history.Invoke, F: history.Send, Record: hr})
 	}
 	tp := TopicPartition{Topic: topic, Partition: pr.rec.Partition}
 	ps := p.part(tp)
@@ -495,7 +517,9 @@ func (p *Producer) place(pr *pendingRecord) bool {
 		}
 	}
 	if b == nil {
-		b = &batch{tp: tp, createdMono: pr.createdMono, seq: -1}
+		b = p.batchSlab.take()
+		*b = batch{tp: tp, ps: ps, createdMono: pr.createdMono, seq: -1}
+		b.records = b.recordsRoom[:0]
 		ps.batches = append(ps.batches, b)
 	}
 	b.records = append(b.records, pr)
@@ -522,7 +546,11 @@ func (p *Producer) available(topic string) []int32 {
 
 // part returns tp's state, creating it in sorted position.
 func (p *Producer) part(tp TopicPartition) *partState {
+	if last := p.lastPart; last != nil && last.tp == tp {
+		return last // the sticky partitioner sends runs of records to one partition
+	}
 	if ps := p.byTP[tp]; ps != nil {
+		p.lastPart = ps
 		return ps
 	}
 	ps := &partState{tp: tp}
@@ -579,6 +607,14 @@ func (p *Producer) runCompletions() {
 	}
 	if len(p.completions) > 0 {
 		p.wake()
+		return
+	}
+	// Nothing came while they ran: the slice run is kept for the next
+	// completions (callbacks may have queued into the clone meanwhile,
+	// which is then what is kept).
+	if cap(p.completions) == 0 {
+		clear(run)
+		p.completions = run[:0]
 	}
 }
 
@@ -636,7 +672,9 @@ type produceBuild struct {
 func (p *Producer) drain(now time.Duration) bool {
 	// Builds are found by a linear search, not a map: a producer talks
 	// to a handful of brokers, and this runs on every wake.
-	var builds []*produceBuild
+	// The builds and their batch slices are kept from drain to drain:
+	// sendProduce copies what it keeps of them.
+	builds := p.buildsScratch[:0]
 	for _, ps := range p.parts {
 		if len(ps.batches) == 0 {
 			continue
@@ -654,15 +692,16 @@ func (p *Producer) drain(now time.Duration) bool {
 			p.cl.refresh()
 			continue
 		}
-		i := slices.IndexFunc(builds, func(b *produceBuild) bool { return b.leader == leader })
+		i := slices.IndexFunc(builds, func(b produceBuild) bool { return b.leader == leader })
 		if i < 0 {
 			if !p.cl.hasRoom(leader) {
 				continue
 			}
 			i = len(builds)
-			builds = append(builds, &produceBuild{leader: leader})
+			builds = resized(builds, i+1)
+			builds[i] = produceBuild{leader: leader, batches: builds[i].batches[:0]}
 		}
-		build := builds[i]
+		build := &builds[i]
 		if len(build.batches) > 0 && build.bytes+b.sizeBytes > p.cfg.RequestMaxBytes {
 			continue
 		}
@@ -672,15 +711,28 @@ func (p *Producer) drain(now time.Duration) bool {
 		build.batches = append(build.batches, b)
 		build.bytes += len(b.encoded)
 	}
-	slices.SortFunc(builds, func(a, b *produceBuild) int { return int(a.leader) - int(b.leader) })
+	slices.SortFunc(builds, func(a, b produceBuild) int { return int(a.leader) - int(b.leader) })
 	sent := false
-	for _, build := range builds {
-		if len(build.batches) > 0 {
-			p.sendProduce(build)
+	for i := range builds {
+		if len(builds[i].batches) > 0 {
+			p.sendProduce(&builds[i])
 			sent = true
 		}
 	}
+	for i := range builds {
+		clear(builds[i].batches)
+	}
+	p.buildsScratch = builds
 	return sent
+}
+
+// resized is s at length n, keeping the elements between its length and
+// its capacity, whose slices are reused.
+func resized[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make([]T, n-cap(s))...)
 }
 
 // nextSendable is ps's next batch to send, nil if none may go now. Batches
@@ -767,16 +819,17 @@ type sentBatch struct {
 }
 
 func (p *Producer) sendProduce(build *produceBuild) {
-	req := kmsg.NewPtrProduceRequest()
+	send := p.takeProduceSend()
+	req := send.req
 	req.Acks = p.cfg.Acks.wire()
 	req.TimeoutMillis = int32(p.cfg.RequestTimeout / time.Millisecond)
-	sent := make([]sentBatch, 0, len(build.batches))
 	for _, b := range build.batches {
-		ps := p.byTP[b.tp]
+		ps := b.ps
+		if ps == nil {
+			ps = p.byTP[b.tp]
+		}
 		if n := len(req.Topics); n == 0 || req.Topics[n-1].Topic != b.tp.Topic {
-			t := kmsg.NewProduceRequestTopic()
-			t.Topic = b.tp.Topic
-			req.Topics = append(req.Topics, t)
+			req.Topics = kafkawire.AppendProduceTopic(req.Topics, b.tp.Topic)
 		}
 		t := &req.Topics[len(req.Topics)-1]
 		rp := kmsg.NewProduceRequestTopicPartition()
@@ -786,13 +839,56 @@ func (p *Producer) sendProduce(build *produceBuild) {
 		b.inflight = true
 		b.attempts++
 		ps.inflight++
-		sent = append(sent, sentBatch{ps: ps, b: b})
+		send.sent = append(send.sent, sentBatch{ps: ps, b: b})
 	}
 	p.inflightReqs++
 	p.stats.Requests++
-	p.cl.call(build.leader, req, 0, p.cfg.Acks == AcksNone, func(resp kmsg.Response, err error) {
-		p.onProduce(sent, resp, err)
-	})
+	c := p.cl.cfg.conn.newCall()
+	c.req, c.into, c.noResponse, c.done = req, send.into, p.cfg.Acks == AcksNone, send.doneFn
+	p.cl.send(c, build.leader)
+}
+
+// produceSend is one produce request in flight: the request, the answer
+// it is decoded into and the batches it carries, with its callback bound
+// once. A producer reuses them once the callback returned: nothing reads
+// the request then (it was encoded when written), nor the answer (its
+// strings and the records' bytes point into frames).
+type produceSend struct {
+	p      *Producer
+	req    *kmsg.ProduceRequest
+	into   *kmsg.ProduceResponse
+	sent   []sentBatch
+	doneFn func(kmsg.Response, error)
+}
+
+func (s *produceSend) done(resp kmsg.Response, err error) {
+	s.p.onProduce(s.sent, resp, err)
+	s.p.putProduceSend(s)
+}
+
+// produceSendsMax bounds the produce sends a producer keeps: one for
+// each request in flight is enough.
+const produceSendsMax = 8
+
+// takeProduceSend returns a send with an empty request and answer,
+// reusing one whose callback has returned.
+func (p *Producer) takeProduceSend() *produceSend {
+	s := p.produceSends.Take()
+	if s == nil {
+		s = &produceSend{p: p, req: kmsg.NewPtrProduceRequest(), into: kmsg.NewPtrProduceResponse()}
+		s.doneFn = s.done
+		return s
+	}
+	kafkawire.ResetProduceRequest(s.req)
+	kafkawire.ResetProduceResponse(s.into)
+	return s
+}
+
+// putProduceSend keeps a send whose callback has returned.
+func (p *Producer) putProduceSend(s *produceSend) {
+	clear(s.sent)
+	s.sent = s.sent[:0]
+	p.produceSends.Put(s, produceSendsMax)
 }
 
 func (p *Producer) onProduce(sent []sentBatch, resp kmsg.Response, err error) {
@@ -825,29 +921,88 @@ func (p *Producer) onProduce(sent []sentBatch, resp kmsg.Response, err error) {
 }
 
 func (p *Producer) onProduceResponse(sent []sentBatch, resp *kmsg.ProduceResponse) {
-	type answer struct {
-		code       int16
-		baseOffset int64
-		message    string
-	}
-	answers := map[TopicPartition]answer{}
-	for _, t := range resp.Topics {
-		for _, rp := range t.Partitions {
-			msg := ""
-			if rp.ErrorMessage != nil {
-				msg = *rp.ErrorMessage
-			}
-			answers[TopicPartition{Topic: t.Topic, Partition: rp.Partition}] = answer{rp.ErrorCode, rp.BaseOffset, msg}
-		}
+	answers := producePartitions(p.answersScratch[:0], resp)
+	defer p.keepAnswers(answers)
+	if len(answers) > produceAnswersScanMax {
+		p.onProduceResponseIndexed(sent, answers)
+		return
 	}
 	for _, s := range sent {
-		a, ok := answers[s.b.tp]
-		if !ok {
+		a := findProduceAnswer(answers, s.b.tp)
+		if a == nil {
 			p.retryOrFinish(s.ps, s.b, fmt.Errorf("%s missing from the produce response: %w", s.b.tp, errMalformedResponse), classLostInFlight)
 			continue
 		}
-		p.onPartitionResponse(s.ps, s.b, a.code, a.baseOffset, a.message)
+		p.onPartitionResponse(s.ps, s.b, a.ErrorCode, a.BaseOffset, errorMessage(a.ErrorMessage))
 	}
+}
+
+// produceAnswersScanMax is the most partitions of a produce answer looked
+// up by scanning rather than through a map: a producer's request carries
+// a batch for a handful of partitions, and a map of them per answer was a
+// fair part of a simulated client's work.
+const produceAnswersScanMax = 16
+
+// produceAnswer is one partition of a produce response with its topic.
+type produceAnswer struct {
+	topic string
+	*kmsg.ProduceResponseTopicPartition
+}
+
+// keepAnswers keeps the room of a response's answers for the next one,
+// without pointers into it.
+func (p *Producer) keepAnswers(answers []produceAnswer) {
+	clear(answers)
+	if cap(answers) <= produceAnswersScanMax {
+		p.answersScratch = answers[:0]
+	}
+}
+
+// producePartitions appends resp's partitions to answers, in order.
+func producePartitions(answers []produceAnswer, resp *kmsg.ProduceResponse) []produceAnswer {
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		for pi := range t.Partitions {
+			answers = append(answers, produceAnswer{topic: t.Topic, ProduceResponseTopicPartition: &t.Partitions[pi]})
+		}
+	}
+	return answers
+}
+
+// findProduceAnswer is tp's answer, the last one if the broker named tp
+// twice (as a map of the answers would keep), nil if none.
+func findProduceAnswer(answers []produceAnswer, tp TopicPartition) *kmsg.ProduceResponseTopicPartition {
+	for i := len(answers) - 1; i >= 0; i-- {
+		if a := answers[i]; a.Partition == tp.Partition && a.topic == tp.Topic {
+			return a.ProduceResponseTopicPartition
+		}
+	}
+	return nil
+}
+
+// onProduceResponseIndexed is onProduceResponse for an answer with many
+// partitions.
+func (p *Producer) onProduceResponseIndexed(sent []sentBatch, answers []produceAnswer) {
+	byTP := make(map[TopicPartition]*kmsg.ProduceResponseTopicPartition, len(answers))
+	for _, a := range answers {
+		byTP[TopicPartition{Topic: a.topic, Partition: a.Partition}] = a.ProduceResponseTopicPartition
+	}
+	for _, s := range sent {
+		a := byTP[s.b.tp]
+		if a == nil {
+			p.retryOrFinish(s.ps, s.b, fmt.Errorf("%s missing from the produce response: %w", s.b.tp, errMalformedResponse), classLostInFlight)
+			continue
+		}
+		p.onPartitionResponse(s.ps, s.b, a.ErrorCode, a.BaseOffset, errorMessage(a.ErrorMessage))
+	}
+}
+
+// errorMessage is a response's nullable error message, "" for null.
+func errorMessage(msg *string) string {
+	if msg == nil {
+		return ""
+	}
+	return *msg
 }
 
 func (p *Producer) onPartitionResponse(ps *partState, b *batch, code int16, baseOffset int64, message string) {
@@ -965,15 +1120,15 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 			p.stats.Unknown++
 		}
 		if p.cfg.Recorder != nil {
-			var hr history.Record
+			hr := p.historySlab.take()
 			if pr.invokeRecorded {
 				// The same record: its strings are not built again.
-				hr = pr.invoked
+				*hr = pr.invoked
 				hr.Offset = r.Offset
 			} else {
-				hr = r.historyRecord()
+				*hr = r.historyRecord()
 			}
-			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: &hr}
+			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: hr}
 			if err != nil {
 				op.Error = err.Error()
 			}

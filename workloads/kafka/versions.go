@@ -86,10 +86,29 @@ func (e *errUnsupported) Error() string {
 	return fmt.Sprintf("broker does not serve %s", keyName(int16(e.key)))
 }
 
+// ourVersionsByKey and ourVersionKnown are ourVersions as arrays: a
+// request looks its key up, and a map lookup per request showed.
+var (
+	ourVersionsByKey [brokerKeysMax]versionRange
+	ourVersionKnown  [brokerKeysMax]bool
+)
+
+func init() {
+	for key, r := range ourVersions {
+		if key >= 0 && int(key) < brokerKeysMax {
+			ourVersionsByKey[key], ourVersionKnown[key] = r, true
+		}
+	}
+}
+
 // negotiate picks min(our max, the broker's max) for key, as franz-go and
 // the Java client do.
 func (bv *brokerVersions) negotiate(key kmsg.Key) (int16, error) {
-	ours, ok := ourVersions[key]
+	var ours versionRange
+	ok := key >= 0 && int(key) < brokerKeysMax && ourVersionKnown[key]
+	if ok {
+		ours = ourVersionsByKey[key]
+	}
 	if !ok {
 		// Inside the branch: Assert's arguments are boxed, which
 		// allocates, and this runs on every request.

@@ -106,10 +106,25 @@ func parseResponseInto(frame []byte, req kmsg.Request, correlationID int32, into
 		resp = req.ResponseKind()
 	}
 	resp.SetVersion(req.GetVersion())
-	if err := resp.ReadFrom(body); err != nil {
+	if err := readResponse(resp, body); err != nil {
 		return nil, fmt.Errorf("parse %s v%d response: %w: %w", keyName(req.Key()), req.GetVersion(), errMalformedResponse, err)
 	}
 	return resp, nil
+}
+
+// readResponse decodes a response body. Fetch and produce answers, one
+// per batch read or written, go through kafkawire's decoders, which
+// reuse the slices of an answer decoded into again and point its strings
+// into the frame (a frame is the handler's and never written again, see
+// sim.ConnHandler), where kmsg copied every topic name.
+func readResponse(resp kmsg.Response, body []byte) error {
+	switch r := resp.(type) {
+	case *kmsg.FetchResponse:
+		return kafkawire.ReadFetchResponse(r, body)
+	case *kmsg.ProduceResponse:
+		return kafkawire.ReadProduceResponse(r, body)
+	}
+	return resp.ReadFrom(body)
 }
 
 // keyName names an API key for messages.

@@ -195,6 +195,9 @@ type singleBrokerCluster struct {
 	// (fsyncgate's, or a cluster's crashes) begun, acted or skipped: an
 	// episode's number in Options.EpisodesSkipped.
 	episodes int
+	// acts and activities are Progress's slice and labels, kept.
+	acts       []Activity
+	activities map[consumerActivityKey]consumerActivityLabel
 }
 
 // CheckReport is what the checkers found in the history.
@@ -410,7 +413,10 @@ func (c *singleBrokerCluster) Footprint() Footprint {
 // drain has read every partition to its end, the cluster is serving and the
 // producer, sending nothing more, is idle.
 func (c *singleBrokerCluster) Progress() []Activity {
-	var acts []Activity
+	// The watchdog asks every 10 ms of simulated time and keeps nothing
+	// of the slice, so it is kept, and so are the activities' names and
+	// descriptions, built once per consumer and partition.
+	acts := c.acts[:0]
 	for _, name := range c.clients {
 		d := c.drivers[name]
 		if d == nil {
@@ -423,13 +429,51 @@ func (c *singleBrokerCluster) Progress() []Activity {
 			Describe: producer.DescribeStall})
 		for _, co := range d.Consumers() {
 			for _, pp := range co.Progress() {
-				acts = append(acts, Activity{Name: name + "'s consumer " + co.ClientID() + " on " + pp.TP.String(),
+				label := c.consumerActivity(name, co, pp.TP)
+				acts = append(acts, Activity{Name: label.name,
 					Mark: pp.ReadMax, Waiting: pp.Behind && !d.Stopped(), Attempts: pp.Attempts,
-					Describe: func() string { return co.DescribeStall(pp.TP) }})
+					Describe: label.describe})
 			}
 		}
 	}
+	c.acts = acts
 	return acts
+}
+
+// consumerActivityKey names one consumer's activity on one partition.
+type consumerActivityKey struct {
+	client string
+	co     *kafka.Consumer
+	tp     kafka.TopicPartition
+}
+
+// consumerActivityLabel is what Progress reports of the activity besides
+// its figures.
+type consumerActivityLabel struct {
+	name     string
+	describe func() string
+}
+
+// consumerActivitiesMax bounds the labels kept; past it they are built
+// afresh each time (restarted clients bring new consumers).
+const consumerActivitiesMax = 4096
+
+func (c *singleBrokerCluster) consumerActivity(client string, co *kafka.Consumer, tp kafka.TopicPartition) consumerActivityLabel {
+	key := consumerActivityKey{client: client, co: co, tp: tp}
+	if label, ok := c.activities[key]; ok {
+		return label
+	}
+	label := consumerActivityLabel{
+		name:     client + "'s consumer " + co.ClientID() + " on " + tp.String(),
+		describe: func() string { return co.DescribeStall(tp) },
+	}
+	if c.activities == nil {
+		c.activities = map[consumerActivityKey]consumerActivityLabel{}
+	}
+	if len(c.activities) < consumerActivitiesMax {
+		c.activities[key] = label
+	}
+	return label
 }
 
 // History is the run's history, for --history.
