@@ -183,6 +183,9 @@ type singleBrokerCluster struct {
 	drivers map[string]*kafka.Driver
 	drained map[string]kafka.DrainReport
 	report  checkers.Report
+	// cleanableAudited counts the offsets of the compacted logs'
+	// cleanable parts the end-of-run audit read.
+	cleanableAudited int64
 }
 
 // CheckReport is what the checkers found in the history.
@@ -242,8 +245,11 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
 	}
-	if o.Param("faults") == "fsyncgate" {
+	switch o.Param("faults") {
+	case "fsyncgate":
 		c.scheduleFsyncgate(w)
+	case "disk", "corrupt":
+		c.scheduleCompactionCrashes(w)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
@@ -329,6 +335,9 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	}
 	stats := c.knobs.stats()
 	stats["audited_batches"] = audited
+	if c.knobs.Compacted {
+		stats["compaction_cleanable_offsets"] = c.cleanableAudited
+	}
 	stats["history_ops"] = int64(len(c.log.Ops))
 	stats["broker_starts"] = int64(len(c.brokers))
 	for _, b := range c.brokers {
