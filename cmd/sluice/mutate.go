@@ -221,6 +221,7 @@ type mutateFlags struct {
 	mutants     int
 	seed        uint64
 	seeds       int
+	firstSeed   uint64
 	scenarios   string
 	parallel    int
 	run, drain  time.Duration
@@ -264,7 +265,8 @@ It needs the Go toolchain and the source tree (run it from the module).`,
   sluice sim mutate --packages ./broker/storage --list
   sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw
   sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check
-  sluice sim mutate --seed 7 --equivalent cmd/sluice/mutate_equivalent.txt --out campaign.jsonl`,
+  sluice sim mutate --seed 7 --equivalent cmd/sluice/mutate_equivalent.txt --out campaign.jsonl
+  sluice sim mutate --seed 7 --only 1,5 --seeds 100 --first-seed 51 --out more.jsonl   # seeds 51-100 of each of two scenarios`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -273,6 +275,7 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.IntVar(&f.mutants, "mutants", 50, "how many mutants to draw")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the draw")
 	fl.IntVar(&f.seeds, "seeds", 200, "seeds per mutant, going round the scenarios")
+	fl.Uint64Var(&f.firstSeed, "first-seed", 1, "first seed of each scenario in a mutant's swarm: a campaign extended over more seeds runs its survivors again from where it stopped (with another --out)")
 	fl.StringVar(&f.scenarios, "scenario", "single-broker,leader-crash", "scenarios the swarms run, comma-separated, or 'all'")
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes per swarm")
 	fl.DurationVar(&f.run, "run", 0, "run length of each seed (default: the scenario's)")
@@ -307,6 +310,9 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	}
 	if f.parallel < 1 {
 		return usageError("--parallel must be at least 1")
+	}
+	if f.firstSeed < 1 {
+		return usageError("--first-seed must be at least 1")
 	}
 	if _, err := f.scenarioCount(); err != nil {
 		return err
@@ -565,7 +571,7 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 	}
 	scenarios, _ := f.scenarioCount()
 	perScenario := (f.seeds + scenarios - 1) / scenarios // the swarm goes round the scenarios seed by seed
-	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario),
+	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario), "--seed", fmt.Sprint(f.firstSeed),
 		"--parallel", fmt.Sprint(f.parallel), "--max-failures", "1", "--json",
 		"--seed-timeout", f.seedTimeout.String(), "--failures-dir", filepath.Join(dir, "failures")}
 	if f.run > 0 {

@@ -271,3 +271,12 @@ func TestArguedEquivalentMutants(t *testing.T) {
 		t.Fatalf("the project's list: %d entries, %v", len(argued), err)
 	}
 }
+
+// TestMutateRefusesSeedZero: swarm seeds start at 1, so --first-seed 0 is
+// refused naming the flag.
+func TestMutateRefusesSeedZero(t *testing.T) {
+	code, out := run(t, "../..", "sim", "mutate", "--first-seed", "0")
+	if code == 0 || !strings.Contains(out, "--first-seed") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
