@@ -221,6 +221,7 @@ type mutateFlags struct {
 	mutants     int
 	seed        uint64
 	seeds       int
+	firstSeed   uint64
 	scenarios   string
 	parallel    int
 	run, drain  time.Duration
@@ -228,6 +229,7 @@ type mutateFlags struct {
 	only        []int
 	sites       []string
 	out         string
+	equivalent  string
 	list        bool
 	jsonOut     bool
 }
@@ -250,7 +252,11 @@ and the swarm stops at the first failing seed.
 A mutant is caught when some seed fails and survives when none does. Two
 outcomes do not count towards the score: stillborn (it does not build) and
 equivalent (it builds to the same program as the unmutated tree, byte for
-byte, so no seed could catch it). The report gives the share caught and
+byte, so no seed could catch it; or --equivalent lists it with the reason
+no run could tell it apart, such as a flipped comparison whose equal case
+stores the value already there). An argued mutant is not run, and one
+that was caught all the same (a campaign resumed from --out) stays caught
+and is named: the argument was wrong. The report gives the share caught and
 lists the survivors: each is a mistake the scenarios cannot see.
 
 It needs the Go toolchain and the source tree (run it from the module).`,
@@ -258,7 +264,9 @@ It needs the Go toolchain and the source tree (run it from the module).`,
       --scenario single-broker,leader-crash --out campaign.jsonl
   sluice sim mutate --packages ./broker/storage --list
   sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw
-  sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check`,
+  sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check
+  sluice sim mutate --seed 7 --equivalent cmd/sluice/mutate_equivalent.txt --out campaign.jsonl
+  sluice sim mutate --seed 7 --only 1,5 --seeds 100 --first-seed 51 --out more.jsonl   # seeds 51-100 of each of two scenarios`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -267,6 +275,7 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.IntVar(&f.mutants, "mutants", 50, "how many mutants to draw")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the draw")
 	fl.IntVar(&f.seeds, "seeds", 200, "seeds per mutant, going round the scenarios")
+	fl.Uint64Var(&f.firstSeed, "first-seed", 1, "first seed of each scenario in a mutant's swarm: a campaign extended over more seeds runs its survivors again from where it stopped (with another --out)")
 	fl.StringVar(&f.scenarios, "scenario", "single-broker,leader-crash", "scenarios the swarms run, comma-separated, or 'all'")
 	fl.IntVar(&f.parallel, "parallel", 2, "worker processes per swarm")
 	fl.DurationVar(&f.run, "run", 0, "run length of each seed (default: the scenario's)")
@@ -275,6 +284,7 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
 	fl.StringArrayVar(&f.sites, "site", nil, "instead of a draw, the mutants at FILE:LINE or FILE:LINE:CHANGE (the original text, such as '<', or the kind; repeatable)")
 	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known; mutants it already holds are not run again (a stopped campaign resumes)")
+	fl.StringVar(&f.equivalent, "equivalent", "", "a file of mutants argued equivalent, one a line: FILE:LINE:COLUMN KIND REASON; they are not run and not counted, and one caught all the same is reported")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
 	return cmd
@@ -300,6 +310,9 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	}
 	if f.parallel < 1 {
 		return usageError("--parallel must be at least 1")
+	}
+	if f.firstSeed < 1 {
+		return usageError("--first-seed must be at least 1")
 	}
 	if _, err := f.scenarioCount(); err != nil {
 		return err
@@ -349,11 +362,19 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
+	argued, err := arguedEquivalents(f.equivalent, all)
+	if err != nil {
+		return err
+	}
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
 		if o, ok := done[m.key()]; ok {
-			outcomes = append(outcomes, o) // a campaign resumed: this one ran before
+			outcomes = append(outcomes, withArgument(o, argued)) // a campaign resumed: this one ran before
+			continue
+		}
+		if reason, ok := argued[m.site()]; ok {
+			outcomes = append(outcomes, mutantOutcome{mutant: m, Result: mutEquivalent, Detail: "argued: " + reason})
 			continue
 		}
 		status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
@@ -370,6 +391,64 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	}
 	status.done()
 	return printMutationReport(out, len(all), outcomes, f.jsonOut)
+}
+
+// site names a mutant's place and kind, as --equivalent lists it.
+func (m mutant) site() string { return fmt.Sprintf("%s:%d:%d %s", m.File, m.Line, m.Column, m.Kind) }
+
+// arguedEquivalentsMax bounds the lines of an --equivalent file.
+const arguedEquivalentsMax = 10_000
+
+// arguedEquivalents reads the mutants name argues equivalent, keyed by
+// site, with their reasons. Every line must name a mutation site of all
+// and give a reason: a stale or bare entry would hide a survivor.
+func arguedEquivalents(name string, all []mutant) (map[string]string, error) {
+	argued := map[string]string{}
+	if name == "" {
+		return argued, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, usageError("--equivalent: %v", err)
+	}
+	sites := map[string]bool{}
+	for _, m := range all {
+		sites[m.site()] = true
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i >= arguedEquivalentsMax {
+			return nil, usageError("--equivalent %s: more than %d lines", name, arguedEquivalentsMax)
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			return nil, usageError("--equivalent %s line %d: want FILE:LINE:COLUMN KIND REASON", name, i+1)
+		}
+		site := fields[0] + " " + fields[1]
+		if !sites[site] {
+			return nil, usageError("--equivalent %s line %d: no mutation site %q (see --list)", name, i+1, site)
+		}
+		argued[site] = strings.Join(fields[2:], " ")
+	}
+	return argued, nil
+}
+
+// withArgument applies an argument of equivalence to an outcome a
+// resumed campaign recorded: a survivor becomes equivalent; a caught
+// mutant stays caught, its detail saying the argument was wrong.
+func withArgument(o mutantOutcome, argued map[string]string) mutantOutcome {
+	reason, ok := argued[o.site()]
+	switch {
+	case !ok:
+	case o.Result == mutSurvived:
+		o.Result, o.Detail = mutEquivalent, "argued: "+reason
+	case o.Result == mutCaught:
+		o.Detail += " (argued equivalent, wrongly: " + reason + ")"
+	}
+	return o
 }
 
 // onlyMutants keeps the drawn mutants numbered in ids (all when empty).
@@ -492,7 +571,7 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 	}
 	scenarios, _ := f.scenarioCount()
 	perScenario := (f.seeds + scenarios - 1) / scenarios // the swarm goes round the scenarios seed by seed
-	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario),
+	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario), "--seed", fmt.Sprint(f.firstSeed),
 		"--parallel", fmt.Sprint(f.parallel), "--max-failures", "1", "--json",
 		"--seed-timeout", f.seedTimeout.String(), "--failures-dir", filepath.Join(dir, "failures")}
 	if f.run > 0 {

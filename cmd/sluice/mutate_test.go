@@ -220,3 +220,63 @@ func TestCampaignResumesFromItsOutcomes(t *testing.T) {
 		t.Fatalf("a damaged file gave %v", err)
 	}
 }
+
+// TestArguedEquivalentMutants: a listed survivor becomes equivalent with
+// its reason; a listed mutant that was caught stays caught and says the
+// argument was wrong; an entry naming no site, or without a reason, is
+// refused naming its line. The project's own list names real sites.
+func TestArguedEquivalentMutants(t *testing.T) {
+	all, err := findMutants("../../workloads/kafka")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := all[0]
+	dir := t.TempDir()
+	list := filepath.Join(dir, "equivalent.txt")
+	if err := os.WriteFile(list, []byte("# a comment\n\n"+m.site()+" no run tells them apart\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	argued, err := arguedEquivalents(list, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := withArgument(mutantOutcome{mutant: m, Result: mutSurvived}, argued)
+	if o.Result != mutEquivalent || o.Detail != "argued: no run tells them apart" {
+		t.Fatalf("a listed survivor: %s %q, want equivalent with the reason", o.Result, o.Detail)
+	}
+	o = withArgument(mutantOutcome{mutant: m, Result: mutCaught, Detail: "seed 3"}, argued)
+	if o.Result != mutCaught || !strings.Contains(o.Detail, "wrongly") {
+		t.Fatalf("a listed mutant that was caught: %s %q, want caught, the argument named wrong", o.Result, o.Detail)
+	}
+	for _, bad := range []string{"nowhere.go:1:1 flip-comparison reason\n", m.site() + "\n"} {
+		if err := os.WriteFile(list, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := arguedEquivalents(list, all); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Fatalf("entry %q: error %v, want one naming line 1", bad, err)
+		}
+	}
+	var sites []mutant
+	for _, pkg := range []string{"../../broker/storage", "../../workloads/kafka"} {
+		found, err := findMutants(pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sites = append(sites, found...)
+	}
+	for i := range sites { // the list names files from the module's root
+		sites[i].File = strings.TrimPrefix(sites[i].File, "../../")
+	}
+	if argued, err := arguedEquivalents("mutate_equivalent.txt", sites); err != nil || len(argued) == 0 {
+		t.Fatalf("the project's list: %d entries, %v", len(argued), err)
+	}
+}
+
+// TestMutateRefusesSeedZero: swarm seeds start at 1, so --first-seed 0 is
+// refused naming the flag.
+func TestMutateRefusesSeedZero(t *testing.T) {
+	code, out := run(t, "../..", "sim", "mutate", "--first-seed", "0")
+	if code == 0 || !strings.Contains(out, "--first-seed") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

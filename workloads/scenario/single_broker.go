@@ -192,12 +192,16 @@ type singleBrokerCluster struct {
 	drained map[string]kafka.DrainReport
 	report  checkers.Report
 	// episodes counts the fault episodes the scenario planted itself
-	// (fsyncgate's, or a cluster's crashes) begun, acted or skipped: an
+	// (fsyncgate's, power losses as a compaction completes, or a
+	// cluster's crashes) begun, acted or skipped: an
 	// episode's number in Options.EpisodesSkipped.
 	episodes int
 	// acts and activities are Progress's slice and labels, kept.
 	acts       []Activity
 	activities map[consumerActivityKey]consumerActivityLabel
+	// cleanableAudited counts the offsets of the compacted logs'
+	// cleanable parts the end-of-run audit read.
+	cleanableAudited int64
 }
 
 // CheckReport is what the checkers found in the history.
@@ -257,8 +261,11 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
 	}
-	if o.Param("faults") == "fsyncgate" {
+	switch o.Param("faults") {
+	case "fsyncgate":
 		c.scheduleFsyncgate(w)
+	case "disk", "corrupt":
+		c.scheduleCompactionCrashes(w)
 	}
 	w.At(o.Run+drainSettle, func() {
 		for _, name := range c.clients {
@@ -344,8 +351,11 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	}
 	stats := c.knobs.stats()
 	stats["audited_batches"] = audited
+	if c.knobs.Compacted {
+		stats["compaction_cleanable_offsets"] = c.cleanableAudited
+	}
 	stats["history_ops"] = int64(len(c.log.Ops))
-	if c.o.Param("faults") == "fsyncgate" {
+	if c.o.Param("faults") == "fsyncgate" || c.episodes > 0 {
 		stats[plantedEpisodesStat] = int64(c.episodes)
 	}
 	stats["broker_starts"] = int64(len(c.brokers))

@@ -157,30 +157,53 @@ func auditSegments(segments []storage.SegmentInfo, segmentBytes, slack int64) []
 // auditFaultsMax bounds the disagreements one partition's audit lists.
 const auditFaultsMax = 5
 
+// logAudit is what the audit of one partition's log found.
+type logAudit struct {
+	faults []string
+	// batches counts the batches read; cleanable the offsets of a
+	// compacted log's cleanable part.
+	batches   int
+	cleanable int64
+	// skipped says why the log was not audited, or not wholly.
+	skipped string
+}
+
 // auditLog audits one partition's log; it says why when it cannot.
-func auditLog(lg *storage.Log, k singleBrokerKnobs) (faults []string, batches int, skipped string) {
+func auditLog(lg *storage.Log, k singleBrokerKnobs) logAudit {
 	if err := lg.Err(); err != nil {
-		return nil, 0, "the log failed: " + err.Error()
+		return logAudit{skipped: "the log failed: " + err.Error()}
 	}
 	if len(lg.Damage()) > 0 {
-		return nil, 0, "the log holds damaged data"
+		return logAudit{skipped: "the log holds damaged data"}
 	}
 	read, err := readAuditBatches(lg)
 	if err != nil {
 		if errors.Is(err, storage.ErrCorruptLog) || errors.Is(err, storage.ErrStorage) {
-			return nil, 0, "reading it failed: " + err.Error()
+			return logAudit{skipped: "reading it failed: " + err.Error()}
 		}
-		return []string{"reading the log: " + err.Error()}, 0, ""
+		return logAudit{faults: []string{"reading the log: " + err.Error()}}
 	}
-	faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
-	faults = append(faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
+	a := logAudit{batches: len(read)}
+	a.faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
+	a.faults = append(a.faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
 	if !k.Compacted {
-		faults = append(faults, auditProducers(lg.Producers(), read)...)
-		if len(faults) == 0 {
-			faults = replayLatestBatches(lg, read)
+		a.faults = append(a.faults, auditProducers(lg.Producers(), read)...)
+		if len(a.faults) == 0 {
+			a.faults = replayLatestBatches(lg, read)
 		}
+		return a
 	}
-	return faults, len(read), ""
+	faults, end, err := auditCompaction(lg, k)
+	a.faults = append(a.faults, faults...)
+	a.cleanable = end - lg.StartOffset()
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrCorruptLog) || errors.Is(err, storage.ErrStorage):
+		a.skipped = "reading its cleanable part failed: " + err.Error()
+	default:
+		a.faults = append(a.faults, "reading the cleanable part: "+err.Error())
+	}
+	return a
 }
 
 // replayLatestBatches sends each producer's latest batch to the log
@@ -236,7 +259,8 @@ func judgeReplay(b auditBatch, res storage.AppendResult, err error) string {
 
 // logAuditCheck audits every partition of the last broker process, when
 // it serves: epochs, segment sizes, and, except on compacted topics,
-// where the cleaner rewrites a producer's last batch, producer state.
+// where the cleaner rewrites a producer's last batch, producer state; on
+// compacted topics, that compaction did its job.
 func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 	check := Check{Name: "log-state", OK: true}
 	if !c.serving() {
@@ -251,18 +275,23 @@ func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 		if lg == nil {
 			continue
 		}
-		faults, n, skipped := auditLog(lg, c.knobs)
-		audited += int64(n)
-		if skipped != "" {
-			notes = append(notes, fmt.Sprintf("partition %d not audited: %s", p, skipped))
+		a := auditLog(lg, c.knobs)
+		audited += int64(a.batches)
+		c.cleanableAudited += a.cleanable
+		if a.skipped != "" {
+			notes = append(notes, fmt.Sprintf("partition %d not audited: %s", p, a.skipped))
 		}
-		for _, f := range faults {
+		for _, f := range a.faults {
 			check.OK = false
 			notes = append(notes, fmt.Sprintf("partition %d: %s", p, f))
 		}
 	}
 	if check.OK {
-		notes = append(notes, fmt.Sprintf("epoch cache, segment sizes and producer state agree with the %d batches of the log", audited))
+		what := "producer state"
+		if c.knobs.Compacted {
+			what = "compaction"
+		}
+		notes = append(notes, fmt.Sprintf("epoch cache, segment sizes and %s agree with the %d batches of the log", what, audited))
 	}
 	check.Detail = strings.Join(notes, "; ")
 	return check, audited

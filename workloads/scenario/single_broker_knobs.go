@@ -39,10 +39,23 @@ type singleBrokerKnobs struct {
 	// checkers then excuse what the cleaner may remove.
 	Compacted bool
 	Keys      int
+	// RetentionIgnored keeps the retention settings on a compacted topic
+	// but makes its cleanup.policy compact alone, under which Kafka
+	// ignores retention.ms and retention.bytes: nothing may be deleted.
+	RetentionIgnored bool
+	// CompactionPowerLosses is how many times a compacted run cuts the
+	// power as a compaction completes (under disk faults).
+	CompactionPowerLosses int
 }
 
 // retentionOn reports whether retention may delete records in the run.
 func (k singleBrokerKnobs) retentionOn() bool {
+	return k.retentionSet() && !k.RetentionIgnored
+}
+
+// retentionSet reports whether the topic has retention settings, which
+// its cleanup policy may ignore.
+func (k singleBrokerKnobs) retentionSet() bool {
 	return k.RetentionBytes >= 0 || k.RetentionAge > 0
 }
 
@@ -138,9 +151,11 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	}
 	// Drawn last, so that the draws above are those of seeds drawn
 	// before compaction was a knob.
-	if r.IntN(4) == 0 {
+	if r.IntN(3) == 0 {
 		k.Compacted = true
 		k.Keys = []int{4, 16, 64}[r.IntN(3)]
+		k.RetentionIgnored = k.retentionSet() && r.IntN(2) == 0
+		k.CompactionPowerLosses = r.IntN(compactionCrashEpisodesMax + 1)
 	}
 	return k
 }
@@ -177,23 +192,29 @@ func (k singleBrokerKnobs) brokerBatchMaxBytes() int {
 // stats lists the knobs for the run's counters, so that a result names
 // the workload it ran.
 func (k singleBrokerKnobs) stats() map[string]int64 {
-	epoch := int64(0)
-	if k.SendLeaderEpoch {
-		epoch = 1
-	}
 	return map[string]int64{
-		"knob_clients":           int64(k.Clients),
-		"knob_rate_per_client":   int64(k.RatePerClient),
-		"knob_concurrency":       int64(k.Concurrency),
-		"knob_linger_ms":         k.Linger.Milliseconds(),
-		"knob_batch_max_bytes":   int64(k.BatchMaxBytes),
-		"knob_value_bytes":       int64(k.ValueBytes),
-		"knob_compression_codec": int64(k.Compression),
-		"knob_segment_bytes":     k.SegmentBytes,
-		"knob_seek_every_polls":  int64(k.SeekEveryPolls),
-		"knob_send_leader_epoch": epoch,
-		"knob_retention_bytes":   k.RetentionBytes,
-		"knob_retention_ms":      k.RetentionAge.Milliseconds(),
-		"knob_keys":              int64(k.Keys),
+		"knob_clients":                 int64(k.Clients),
+		"knob_rate_per_client":         int64(k.RatePerClient),
+		"knob_concurrency":             int64(k.Concurrency),
+		"knob_linger_ms":               k.Linger.Milliseconds(),
+		"knob_batch_max_bytes":         int64(k.BatchMaxBytes),
+		"knob_value_bytes":             int64(k.ValueBytes),
+		"knob_compression_codec":       int64(k.Compression),
+		"knob_segment_bytes":           k.SegmentBytes,
+		"knob_seek_every_polls":        int64(k.SeekEveryPolls),
+		"knob_send_leader_epoch":       b2i(k.SendLeaderEpoch),
+		"knob_retention_bytes":         k.RetentionBytes,
+		"knob_retention_ms":            k.RetentionAge.Milliseconds(),
+		"knob_keys":                    int64(k.Keys),
+		"knob_retention_ignored":       b2i(k.RetentionIgnored),
+		"knob_compaction_power_losses": int64(k.CompactionPowerLosses),
 	}
+}
+
+// b2i is 1 for true, for counters that hold a yes or no.
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
