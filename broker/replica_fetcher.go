@@ -69,6 +69,8 @@ type replicaFetcher struct {
 	// callback, bound once.
 	calls     [2]fetcherCall
 	timeoutFn func()
+	// fetchedFn is a fetch's answer callback (onFetched), bound once.
+	fetchedFn func(kmsg.Response, error)
 	// ready, uncut and sent are kick's and fetch's lists, kept for their
 	// room: a follower fetches once for each batch its leader appends.
 	ready, uncut []*partition
@@ -306,27 +308,34 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
 	}
 	f.sent = sent // read by the answer's callback, before the next fetch
-	f.send(req, func(resp kmsg.Response, err error) {
-		if err != nil {
-			f.failed(err)
-			return
-		}
-		fr := resp.(*kmsg.FetchResponse)
-		if fr.ErrorCode != 0 {
-			f.failed(fmt.Errorf("fetch from broker %d: %w", f.leader, kerr.ErrorForCode(fr.ErrorCode)))
-			return
-		}
-		var flush []*partition
-		for _, rt := range fr.Topics {
-			for i := range rt.Partitions {
-				sp := &rt.Partitions[i]
-				if s, ok := findSent(sent, rt.Topic, sp.Partition); ok && f.current(s) && f.take(s.p, sp) && s.p.groupCommit {
-					flush = append(flush, s.p)
-				}
+	if f.fetchedFn == nil {
+		f.fetchedFn = f.onFetched
+	}
+	f.send(req, f.fetchedFn)
+}
+
+// onFetched takes a fetch's answer for the partitions f.sent lists: one
+// fetch is in flight at a time, and the next is sent only after this.
+func (f *replicaFetcher) onFetched(resp kmsg.Response, err error) {
+	if err != nil {
+		f.failed(err)
+		return
+	}
+	fr := resp.(*kmsg.FetchResponse)
+	if fr.ErrorCode != 0 {
+		f.failed(fmt.Errorf("fetch from broker %d: %w", f.leader, kerr.ErrorForCode(fr.ErrorCode)))
+		return
+	}
+	var flush []*partition
+	for _, rt := range fr.Topics {
+		for i := range rt.Partitions {
+			sp := &rt.Partitions[i]
+			if s, ok := findSent(f.sent, rt.Topic, sp.Partition); ok && f.current(s) && f.take(s.p, sp) && s.p.groupCommit {
+				flush = append(flush, s.p)
 			}
 		}
-		f.flushThenKick(flush)
-	})
+	}
+	f.flushThenKick(flush)
 }
 
 // takeFetchRequest returns the fetcher's fetch request, emptied but for
