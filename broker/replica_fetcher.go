@@ -75,10 +75,12 @@ type replicaFetcher struct {
 	// room: a follower fetches once for each batch its leader appends.
 	ready, uncut []*partition
 	sent         []sentPartition
-	corrNext     int32
-	retry        sim.Timer
-	flushing     int
-	stopped      bool
+	// batches is take's room for an answer's batches, kept without them.
+	batches  []record.Batch
+	corrNext int32
+	retry    sim.Timer
+	flushing int
+	stopped  bool
 }
 
 type fetcherCall struct {
@@ -372,7 +374,8 @@ func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition
 	}
 	appended := false
 	if len(sp.RecordBatches) > 0 {
-		batches, err := record.Split(sp.RecordBatches, replicaBatchesMax)
+		batches, err := record.SplitInto(f.batches[:0], sp.RecordBatches, replicaBatchesMax)
+		defer f.keepBatches(batches)
 		if err != nil && !errors.Is(err, record.ErrPartial) {
 			f.b.env.Log.Logf("partition %s-%d: fetched from %d: %v", p.topic, p.index, f.leader, err)
 		}
@@ -396,6 +399,19 @@ func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition
 	}
 	f.followLogStart(p, sp.LogStartOffset)
 	return appended
+}
+
+// batchesKeptMax bounds the room for batches a replica fetcher keeps.
+const batchesKeptMax = 1024
+
+// keepBatches keeps the room of batches, a slice take has split an
+// answer into, for the next answer, without the batches: they are parts
+// of the answer's frame.
+func (f *replicaFetcher) keepBatches(batches []record.Batch) {
+	clear(batches)
+	if cap(batches) <= batchesKeptMax {
+		f.batches = batches[:0]
+	}
 }
 
 // followLogStart moves a follower's log start up to its leader's, as

@@ -207,41 +207,37 @@ func addSendOp(byTP [][]porcupine.Operation, s *sendRec, reads readSummary) {
 
 // addPollOps adds a poll's op on each partition it read. Records of one
 // partition keep their order; partitions are taken in id order so that op
-// order is deterministic. A poll nearly always reads one partition, whose
-// records are then the poll's own (ops only read them).
+// order is deterministic. A poll's records come in runs of one partition,
+// one run per partition, so each op's records are a run of the poll's own
+// (ops only read them); a partition met in two runs has its records
+// copied together.
 func addPollOps(byTP [][]porcupine.Operation, p *pollRec) {
 	if p.outcome != outcomeOK || len(p.records) == 0 {
 		return
 	}
-	if onePartition(p.records) {
-		addPollOp(byTP, p, slices.Clip(p.records))
-		return
-	}
-	var tps []int32
-	for _, r := range p.records {
-		if !slices.Contains(tps, r.tp) {
-			tps = append(tps, r.tp)
+	var runRoom [8][]polledRecord
+	runs := runRoom[:0]
+	for start := 0; start < len(p.records); {
+		end := start + 1
+		for end < len(p.records) && p.records[end].tp == p.records[start].tp {
+			end++
 		}
+		runs = append(runs, p.records[start:end:end])
+		start = end
 	}
-	slices.Sort(tps)
-	for _, tp := range tps {
-		var run []polledRecord
-		for _, r := range p.records {
-			if r.tp == tp {
-				run = append(run, r)
-			}
+	slices.SortStableFunc(runs, func(a, b []polledRecord) int { return cmp.Compare(a[0].tp, b[0].tp) })
+	for i := 0; i < len(runs); {
+		j := i + 1
+		for j < len(runs) && runs[j][0].tp == runs[i][0].tp {
+			j++
 		}
-		addPollOp(byTP, p, run)
-	}
-}
-
-func onePartition(records []polledRecord) bool {
-	for _, r := range records[1:] {
-		if r.tp != records[0].tp {
-			return false
+		records := runs[i]
+		if j > i+1 {
+			records = slices.Concat(runs[i:j]...)
 		}
+		addPollOp(byTP, p, records)
+		i = j
 	}
-	return true
 }
 
 // addPollOp adds a poll's op on the partition of records.

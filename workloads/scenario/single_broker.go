@@ -197,8 +197,10 @@ type singleBrokerCluster struct {
 	// episode's number in Options.EpisodesSkipped.
 	episodes int
 	// acts and activities are Progress's slice and labels, kept.
-	acts       []Activity
-	activities map[activityKey]activityLabel
+	acts []Activity
+	// partProgress is Progress's room for a consumer's partitions.
+	partProgress []kafka.PartitionProgress
+	activities   map[activityKey]activityLabel
 	// cleanableAudited counts the offsets of the compacted logs'
 	// cleanable parts the end-of-run audit read.
 	cleanableAudited int64
@@ -439,7 +441,8 @@ func (c *singleBrokerCluster) Progress() []Activity {
 			Waiting: p.Pending > 0 || (p.FailedSinceWritten > 0 && !d.Stopped()), Attempts: p.Attempts,
 			Describe: label.describe})
 		for _, co := range d.Consumers() {
-			for _, pp := range co.Progress() {
+			c.partProgress = co.AppendProgress(c.partProgress[:0])
+			for _, pp := range c.partProgress {
 				label := c.consumerActivity(name, co, pp.TP)
 				acts = append(acts, Activity{Name: label.name,
 					Mark: pp.ReadMax, Waiting: pp.Behind && !d.Stopped(), Attempts: pp.Attempts,
