@@ -103,7 +103,14 @@ type versionOrder struct {
 }
 
 // rank is the position of an observed offset in the version order.
+// Offsets are distinct and sorted, and a log's are mostly dense: where no
+// gap comes before offset, its rank is its distance from the first.
 func (vo *versionOrder) rank(offset int64) int {
+	if len(vo.offsets) > 0 {
+		if i := offset - vo.offsets[0]; i >= 0 && i < int64(len(vo.offsets)) && vo.offsets[i] == offset {
+			return int(i)
+		}
+	}
 	i, found := slices.BinarySearch(vo.offsets, offset)
 	if !found {
 		panic(fmt.Sprintf("checkers: offset %d is not in the version order", offset))
