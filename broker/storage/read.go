@@ -185,7 +185,7 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		if err == nil {
 			h = infoOf(b, first.pos+int64(n))
 			if !l.skipCRC {
-				err = b.Verify()
+				err = b.VerifyChecksum()
 				if err == nil {
 					err = l.checkUnsummed(s, h, prev)
 				}
