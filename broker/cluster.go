@@ -461,7 +461,7 @@ func (reg *topicRegistry) addClusterTopic(mt *metadata.Topic) (*topic, error) {
 	}
 	t.partitions = make([]*partition, len(mt.Partitions))
 	t.durable = true
-	reg.byName[mt.Name] = t
+	reg.put(mt.Name, t)
 	return t, nil
 }
 
@@ -469,7 +469,7 @@ func (reg *topicRegistry) addClusterTopic(mt *metadata.Topic) (*topic, error) {
 // its partition directories.
 func (reg *topicRegistry) dropClusterTopic(name string) {
 	t := reg.byName[name]
-	delete(reg.byName, name)
+	reg.unset(name)
 	t.close()
 	reg.forgetRecoveryPoints(name, t.Partitions)
 	fs := reg.b.env.FS

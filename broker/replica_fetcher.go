@@ -69,14 +69,18 @@ type replicaFetcher struct {
 	// callback, bound once.
 	calls     [2]fetcherCall
 	timeoutFn func()
+	// fetchedFn is a fetch's answer callback (onFetched), bound once.
+	fetchedFn func(kmsg.Response, error)
 	// ready, uncut and sent are kick's and fetch's lists, kept for their
 	// room: a follower fetches once for each batch its leader appends.
 	ready, uncut []*partition
 	sent         []sentPartition
-	corrNext     int32
-	retry        sim.Timer
-	flushing     int
-	stopped      bool
+	// batches is take's room for an answer's batches, kept without them.
+	batches  []record.Batch
+	corrNext int32
+	retry    sim.Timer
+	flushing int
+	stopped  bool
 }
 
 type fetcherCall struct {
@@ -306,27 +310,34 @@ func (f *replicaFetcher) fetch(parts []*partition) {
 		sent = append(sent, sentPartition{p: p, epoch: p.leaderEpoch, offset: p.log.EndOffset()})
 	}
 	f.sent = sent // read by the answer's callback, before the next fetch
-	f.send(req, func(resp kmsg.Response, err error) {
-		if err != nil {
-			f.failed(err)
-			return
-		}
-		fr := resp.(*kmsg.FetchResponse)
-		if fr.ErrorCode != 0 {
-			f.failed(fmt.Errorf("fetch from broker %d: %w", f.leader, kerr.ErrorForCode(fr.ErrorCode)))
-			return
-		}
-		var flush []*partition
-		for _, rt := range fr.Topics {
-			for i := range rt.Partitions {
-				sp := &rt.Partitions[i]
-				if s, ok := findSent(sent, rt.Topic, sp.Partition); ok && f.current(s) && f.take(s.p, sp) && s.p.groupCommit {
-					flush = append(flush, s.p)
-				}
+	if f.fetchedFn == nil {
+		f.fetchedFn = f.onFetched
+	}
+	f.send(req, f.fetchedFn)
+}
+
+// onFetched takes a fetch's answer for the partitions f.sent lists: one
+// fetch is in flight at a time, and the next is sent only after this.
+func (f *replicaFetcher) onFetched(resp kmsg.Response, err error) {
+	if err != nil {
+		f.failed(err)
+		return
+	}
+	fr := resp.(*kmsg.FetchResponse)
+	if fr.ErrorCode != 0 {
+		f.failed(fmt.Errorf("fetch from broker %d: %w", f.leader, kerr.ErrorForCode(fr.ErrorCode)))
+		return
+	}
+	var flush []*partition
+	for _, rt := range fr.Topics {
+		for i := range rt.Partitions {
+			sp := &rt.Partitions[i]
+			if s, ok := findSent(f.sent, rt.Topic, sp.Partition); ok && f.current(s) && f.take(s.p, sp) && s.p.groupCommit {
+				flush = append(flush, s.p)
 			}
 		}
-		f.flushThenKick(flush)
-	})
+	}
+	f.flushThenKick(flush)
 }
 
 // takeFetchRequest returns the fetcher's fetch request, emptied but for
@@ -363,7 +374,8 @@ func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition
 	}
 	appended := false
 	if len(sp.RecordBatches) > 0 {
-		batches, err := record.Split(sp.RecordBatches, replicaBatchesMax)
+		batches, err := record.SplitInto(f.batches[:0], sp.RecordBatches, replicaBatchesMax)
+		defer f.keepBatches(batches)
 		if err != nil && !errors.Is(err, record.ErrPartial) {
 			f.b.env.Log.Logf("partition %s-%d: fetched from %d: %v", p.topic, p.index, f.leader, err)
 		}
@@ -387,6 +399,19 @@ func (f *replicaFetcher) take(p *partition, sp *kmsg.FetchResponseTopicPartition
 	}
 	f.followLogStart(p, sp.LogStartOffset)
 	return appended
+}
+
+// batchesKeptMax bounds the room for batches a replica fetcher keeps.
+const batchesKeptMax = 1024
+
+// keepBatches keeps the room of batches, a slice take has split an
+// answer into, for the next answer, without the batches: they are parts
+// of the answer's frame.
+func (f *replicaFetcher) keepBatches(batches []record.Batch) {
+	clear(batches)
+	if cap(batches) <= batchesKeptMax {
+		f.batches = batches[:0]
+	}
 }
 
 // followLogStart moves a follower's log start up to its leader's, as

@@ -72,6 +72,9 @@ type replicaState struct {
 	epochStart  int64
 	followers   map[int32]*followerState
 	acks        []*ackWait
+	// freeAcks are answered ack waits kept for the next acks=all write,
+	// with their timeout callbacks bound once (ackWaitsKeptMax at most).
+	freeAcks []*ackWait
 	// fetcher fetches for this follower from its leader; truncated is
 	// set once the log has been cut to the leader's by leader epoch.
 	fetcher   *replicaFetcher
@@ -104,9 +107,35 @@ type followerState struct {
 // ackWait is an acks=all answer held until the high watermark passes
 // offset.
 type ackWait struct {
+	p      *partition
 	offset int64
 	done   func(*kerr.Error)
 	timer  sim.Timer
+	// expireFn is expire, bound once.
+	expireFn func()
+}
+
+// ackWaitsKeptMax bounds the answered ack waits a partition keeps.
+const ackWaitsKeptMax = 64
+
+// expire answers w with a timeout if it is still held.
+func (w *ackWait) expire() {
+	r := &w.p.replica
+	if i := slices.Index(r.acks, w); i >= 0 {
+		r.acks = slices.Delete(r.acks, i, i+1)
+		w.answer(kerr.RequestTimedOut)
+	}
+}
+
+// answer calls w's done with code and keeps w for a later write: its
+// timer is stopped or has fired, and no list holds it any more.
+func (w *ackWait) answer(code *kerr.Error) {
+	done := w.done
+	w.done, w.timer = nil, nil
+	if r := &w.p.replica; len(r.freeAcks) < ackWaitsKeptMax {
+		r.freeAcks = append(r.freeAcks, w)
+	}
+	done(code)
 }
 
 func newReplicaState(t *topic, now time.Duration, reopens int) replicaState {
@@ -316,14 +345,24 @@ func (p *partition) awaitISR(offset int64, timeout time.Duration, done func(*ker
 		done(kerr.RequestTimedOut)
 		return
 	}
-	w := &ackWait{offset: offset, done: done}
-	w.timer = p.b.env.Clock.AfterFunc(timeout, func() {
-		if i := slices.Index(r.acks, w); i >= 0 {
-			r.acks = slices.Delete(r.acks, i, i+1)
-			w.done(kerr.RequestTimedOut)
-		}
-	})
+	w := p.takeAckWait()
+	w.offset, w.done = offset, done
+	w.timer = p.b.env.Clock.AfterFunc(timeout, w.expireFn)
 	r.acks = append(r.acks, w)
+}
+
+// takeAckWait returns a kept ack wait, or a new one.
+func (p *partition) takeAckWait() *ackWait {
+	r := &p.replica
+	if n := len(r.freeAcks); n > 0 {
+		w := r.freeAcks[n-1]
+		r.freeAcks = r.freeAcks[:n-1]
+		w.p = p
+		return w
+	}
+	w := &ackWait{p: p}
+	w.expireFn = w.expire
+	return w
 }
 
 // afterAppendCheck is Kafka's check when an acks=all write completes: an
@@ -337,10 +376,15 @@ func (p *partition) afterAppendCheck() *kerr.Error {
 	return nil
 }
 
+// releaseAcks answers the held writes the high watermark has passed, in
+// the order they came. The held list is filtered in place; the ones
+// answered are listed apart first, since an answer may hold a new write
+// (or release others) before the rest are answered.
 func (p *partition) releaseAcks() {
 	r := &p.replica
-	var keep []*ackWait
-	var ready []*ackWait
+	var readyRoom [8]*ackWait
+	ready := readyRoom[:0]
+	keep := r.acks[:0]
 	for _, w := range r.acks {
 		if w.offset <= r.hw {
 			ready = append(ready, w)
@@ -348,10 +392,11 @@ func (p *partition) releaseAcks() {
 			keep = append(keep, w)
 		}
 	}
+	clear(r.acks[len(keep):])
 	r.acks = keep
 	for _, w := range ready {
 		w.timer.Stop()
-		w.done(p.afterAppendCheck())
+		w.answer(p.afterAppendCheck())
 	}
 }
 
@@ -362,7 +407,7 @@ func (p *partition) failAcks(code *kerr.Error) {
 	p.replica.acks = nil
 	for _, w := range acks {
 		w.timer.Stop()
-		w.done(code)
+		w.answer(code)
 	}
 }
 

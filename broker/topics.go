@@ -28,8 +28,15 @@ const (
 )
 
 type topicRegistry struct {
-	b      *Broker
+	b *Broker
+	// byName holds the topics; it is changed only through put and unset,
+	// which forget the topic get last found.
 	byName map[string]*topic
+	// lastName and last are the topic get last found: a broker looks
+	// its topic up for every partition of every request, and a cluster
+	// mostly serves one.
+	lastName string
+	last     *topic
 	// writing is set while topics.json is being replaced; changes made
 	// meanwhile are written by the next replacement.
 	writing bool
@@ -91,7 +98,7 @@ func loadTopics(b *Broker) (*topicRegistry, error) {
 			return nil, err
 		}
 		t.durable = true
-		reg.byName[rec.Name] = t
+		reg.put(rec.Name, t)
 	}
 	if err := reg.removeStrays(); err != nil {
 		return nil, err
@@ -214,12 +221,12 @@ func (reg *topicRegistry) create(rec topicRecord, done func(error)) error {
 	if err := t.openPartitions(reg.b); err != nil {
 		return err
 	}
-	reg.byName[rec.Name] = t
+	reg.put(rec.Name, t)
 	reg.persist(func(err error) {
 		if err != nil {
 			// Unrecorded, the topic would vanish at the next start;
 			// forget it now and let the client try again.
-			delete(reg.byName, rec.Name)
+			reg.unset(rec.Name)
 			t.close()
 		} else {
 			t.durable = true
@@ -231,10 +238,27 @@ func (reg *topicRegistry) create(rec topicRecord, done func(error)) error {
 
 // get returns a topic clients may use: one that exists and is durable.
 func (reg *topicRegistry) get(name string) *topic {
-	if t := reg.byName[name]; t != nil && t.durable {
+	t := reg.last
+	if t == nil || name != reg.lastName {
+		t = reg.byName[name]
+		reg.lastName, reg.last = name, t
+	}
+	if t != nil && t.durable {
 		return t
 	}
 	return nil
+}
+
+// put adds or replaces the topic called name.
+func (reg *topicRegistry) put(name string, t *topic) {
+	reg.byName[name] = t
+	reg.lastName, reg.last = "", nil
+}
+
+// unset forgets the topic called name.
+func (reg *topicRegistry) unset(name string) {
+	delete(reg.byName, name)
+	reg.lastName, reg.last = "", nil
 }
 
 // deletedSuffix marks a partition directory moved aside for deletion,
@@ -250,7 +274,7 @@ func asideDir(dir, topicID string) string { return dir + "." + topicID + deleted
 // crash before they are gone leaves them for removeStrays.
 func (reg *topicRegistry) remove(name string, done func(error)) {
 	t := reg.byName[name]
-	delete(reg.byName, name)
+	reg.unset(name)
 	t.close()
 	reg.forgetRecoveryPoints(name, t.Partitions)
 	fs, dataDir := reg.b.env.FS, reg.b.cfg.DataDir
@@ -304,7 +328,7 @@ func (reg *topicRegistry) restore(t *topic, moved []string) {
 		reg.b.env.Log.Logf("reopen topic %s after a failed deletion: %v", t.Name, err)
 		return
 	}
-	reg.byName[t.Name] = t
+	reg.put(t.Name, t)
 }
 
 // persist replaces topics.json with the registry as it is now. Calls made

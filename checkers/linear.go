@@ -151,6 +151,9 @@ func pollFits(l *plog, records []polledRecord, superseded []bool) bool {
 // them into: it then finds them sorted and sorts nothing.
 func linearOps(ix *indexed, reads readSummary) [][]porcupine.Operation {
 	byTP := make([][]porcupine.Operation, len(ix.tps))
+	for tp, n := range linearOpsBound(ix) {
+		byTP[tp] = make([]porcupine.Operation, 0, n)
+	}
 	si, pi := 0, 0
 	for si < len(ix.sends) || pi < len(ix.polls) {
 		if pi == len(ix.polls) || (si < len(ix.sends) && ix.sends[si].invokePos < ix.polls[pi].invokePos) {
@@ -162,6 +165,25 @@ func linearOps(ix *indexed, reads readSummary) [][]porcupine.Operation {
 		}
 	}
 	return byTP
+}
+
+// linearOpsBound is, per partition, at least how many ops linearOps gives
+// it (a send each, a poll per run of its records), so that each
+// partition's ops are allocated once.
+func linearOpsBound(ix *indexed) []int {
+	bound := make([]int, len(ix.tps))
+	for i := range ix.sends {
+		bound[ix.sends[i].tp]++
+	}
+	for i := range ix.polls {
+		records := ix.polls[i].records
+		for k, r := range records {
+			if k == 0 || records[k-1].tp != r.tp {
+				bound[r.tp]++
+			}
+		}
+	}
+	return bound
 }
 
 func addSendOp(byTP [][]porcupine.Operation, s *sendRec, reads readSummary) {
@@ -183,29 +205,50 @@ func addSendOp(byTP [][]porcupine.Operation, s *sendRec, reads readSummary) {
 	})
 }
 
+// addPollOps adds a poll's op on each partition it read. Records of one
+// partition keep their order; partitions are taken in id order so that op
+// order is deterministic. A poll's records come in runs of one partition,
+// one run per partition, so each op's records are a run of the poll's own
+// (ops only read them); a partition met in two runs has its records
+// copied together.
 func addPollOps(byTP [][]porcupine.Operation, p *pollRec) {
-	if p.outcome != outcomeOK {
+	if p.outcome != outcomeOK || len(p.records) == 0 {
 		return
 	}
-	// Records of one partition keep their order; partitions are taken
-	// in id order so that op order is deterministic.
-	runs := map[int32][]polledRecord{}
-	var tps []int32
-	for _, r := range p.records {
-		if _, ok := runs[r.tp]; !ok {
-			tps = append(tps, r.tp)
+	var runRoom [8][]polledRecord
+	runs := runRoom[:0]
+	for start := 0; start < len(p.records); {
+		end := start + 1
+		for end < len(p.records) && p.records[end].tp == p.records[start].tp {
+			end++
 		}
-		runs[r.tp] = append(runs[r.tp], r)
+		runs = append(runs, p.records[start:end:end])
+		start = end
 	}
-	slices.Sort(tps)
-	for _, tp := range tps {
-		byTP[tp] = append(byTP[tp], porcupine.Operation{
-			ClientId: p.process,
-			Input: &linOp{kind: linPoll, records: runs[tp],
-				invokePos: p.invokePos, donePos: p.donePos},
-			Call: int64(p.invokePos), Return: int64(p.donePos),
-		})
+	slices.SortStableFunc(runs, func(a, b []polledRecord) int { return cmp.Compare(a[0].tp, b[0].tp) })
+	for i := 0; i < len(runs); {
+		j := i + 1
+		for j < len(runs) && runs[j][0].tp == runs[i][0].tp {
+			j++
+		}
+		records := runs[i]
+		if j > i+1 {
+			records = slices.Concat(runs[i:j]...)
+		}
+		addPollOp(byTP, p, records)
+		i = j
 	}
+}
+
+// addPollOp adds a poll's op on the partition of records.
+func addPollOp(byTP [][]porcupine.Operation, p *pollRec, records []polledRecord) {
+	tp := records[0].tp
+	byTP[tp] = append(byTP[tp], porcupine.Operation{
+		ClientId: p.process,
+		Input: &linOp{kind: linPoll, records: records,
+			invokePos: p.invokePos, donePos: p.donePos},
+		Call: int64(p.invokePos), Return: int64(p.donePos),
+	})
 }
 
 func checkLinearizable(ix *indexed, opts Options) Verdict {

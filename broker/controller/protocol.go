@@ -102,6 +102,9 @@ func DecodeResponse(frame []byte) (Response, error) {
 	if len(frame) == 0 || frame[0] != frameResponse {
 		return r, fmt.Errorf("controller response: frame is not a response")
 	}
+	if fastDecodeResponse(frame[1:], &r) {
+		return r, nil
+	}
 	if err := json.Unmarshal(frame[1:], &r); err != nil {
 		return r, fmt.Errorf("controller response: %w", err)
 	}
@@ -110,6 +113,9 @@ func DecodeResponse(frame []byte) (Response, error) {
 
 func decodeRequest(body []byte) (Request, error) {
 	var r Request
+	if fastDecodeRequest(body, &r) {
+		return r, nil
+	}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return r, fmt.Errorf("controller request: %w", err)
 	}

@@ -43,6 +43,20 @@ func (b Batch) AppendRecords(dst []Record) ([]Record, error) {
 	if err := b.Verify(); err != nil {
 		return nil, err
 	}
+	return b.appendVerifiedRecords(dst)
+}
+
+// AppendNextRecords is AppendRecords for a batch Next returned, whose
+// structure has passed its check: it verifies only the checksum.
+func (b Batch) AppendNextRecords(dst []Record) ([]Record, error) {
+	if err := b.VerifyChecksum(); err != nil {
+		return nil, err
+	}
+	return b.appendVerifiedRecords(dst)
+}
+
+// appendVerifiedRecords decodes the records of a verified batch.
+func (b Batch) appendVerifiedRecords(dst []Record) ([]Record, error) {
 	body, err := decompress(b.Compression(), b[HeaderBytes:])
 	if err != nil {
 		return nil, err

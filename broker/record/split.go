@@ -48,9 +48,14 @@ func Next(b []byte) (batch Batch, rest []byte, err error) {
 // error wrapping ErrPartial that says how many bytes were left over; a
 // fetch response may end so, a produce request may not.
 func Split(b []byte, batchesMax int) ([]Batch, error) {
-	var batches []Batch
-	_, err := walk(b, batchesMax, func(batch Batch) { batches = append(batches, batch) })
-	return batches, err
+	return SplitInto(nil, b, batchesMax)
+}
+
+// SplitInto is Split appending the batches to dst, so that a caller
+// splitting often reuses one slice's room.
+func SplitInto(dst []Batch, b []byte, batchesMax int) ([]Batch, error) {
+	_, err := walk(b, batchesMax, func(batch Batch) { dst = append(dst, batch) })
+	return dst, err
 }
 
 // SplitFirst is Split for data that should hold exactly one batch (a

@@ -181,10 +181,14 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		if errors.Is(err, record.ErrPartial) && n > 0 {
 			break
 		}
-		if err == nil && !l.skipCRC {
-			err = b.Verify()
-			if err == nil {
-				err = l.checkUnsummed(s, infoOf(b, first.pos+int64(n)), prev)
+		var h batchInfo
+		if err == nil {
+			h = infoOf(b, first.pos+int64(n))
+			if !l.skipCRC {
+				err = b.VerifyChecksum()
+				if err == nil {
+					err = l.checkUnsummed(s, h, prev)
+				}
 			}
 		}
 		if err != nil {
@@ -203,7 +207,7 @@ func (l *Log) collect(scratch []byte, s *segment, first batchInfo, maxBytes int,
 		n += len(b)
 		res.Batches++
 		res.NextOffset = b.NextOffset()
-		prev = infoOf(b, 0)
+		prev = h
 	}
 	res.Data = buf[:n] // the capacity stays, for a caller reusing the buffer
 	if n > 0 {

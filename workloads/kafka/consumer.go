@@ -1080,7 +1080,7 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 		if b.Control() {
 			// Transaction markers carry no application records, but are
 			// still checked: a broker must not serve corrupt ones either.
-			err = b.Verify()
+			err = b.VerifyChecksum()
 		} else {
 			records, err = cp.takeRecords(b, records)
 		}
@@ -1099,9 +1099,10 @@ func (cp *consumedPart) takeBatches(data []byte, records []Record) ([]Record, er
 	return records, nil
 }
 
-// takeRecords appends the records of b at or after cp's position.
+// takeRecords appends the records of b, a batch record.Next returned, at
+// or after cp's position.
 func (cp *consumedPart) takeRecords(b record.Batch, records []Record) ([]Record, error) {
-	decoded, err := b.AppendRecords(cp.decoded[:0])
+	decoded, err := b.AppendNextRecords(cp.decoded[:0])
 	if err != nil {
 		return records, err
 	}

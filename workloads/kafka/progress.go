@@ -62,12 +62,17 @@ func (co *Consumer) ClientID() string { return co.cfg.ClientID }
 
 // Progress reports each assigned partition's progress.
 func (co *Consumer) Progress() []PartitionProgress {
-	out := make([]PartitionProgress, len(co.parts))
-	for i, cp := range co.parts {
+	return co.AppendProgress(make([]PartitionProgress, 0, len(co.parts)))
+}
+
+// AppendProgress is Progress appending to dst, for a caller that asks
+// often and keeps its slice.
+func (co *Consumer) AppendProgress(dst []PartitionProgress) []PartitionProgress {
+	for _, cp := range co.parts {
 		behind := cp.err != nil || cp.reset != resetNothing || cp.highWater < 0 || cp.position != cp.highWater
-		out[i] = PartitionProgress{TP: cp.tp, ReadMax: cp.readMax, Behind: behind, Attempts: cp.stall.resets + cp.stall.failures}
+		dst = append(dst, PartitionProgress{TP: cp.tp, ReadMax: cp.readMax, Behind: behind, Attempts: cp.stall.resets + cp.stall.failures})
 	}
-	return out
+	return dst
 }
 
 // DescribeStall says what the consumer did on tp since it last read past

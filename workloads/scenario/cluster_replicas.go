@@ -32,9 +32,10 @@ const replicaReadBytes = 1 << 20
 // until, stepping over the ranges the log refuses as damaged (returned
 // as fenced): a replica never serves them, and a follower that has not
 // yet read its own damage fetches it again once it does (broker/damage.go).
-func replicaBatches(log *storage.Log, from, until int64) (batches []replicaBatch, fenced []storage.Damage, err error) {
+// Reads go through *scratch, kept for the next call.
+func replicaBatches(log *storage.Log, from, until int64, scratch *[]byte) (batches []replicaBatch, fenced []storage.Damage, err error) {
 	for offset := from; offset < until; {
-		res, err := log.Read(offset, replicaReadBytes, until)
+		res, err := log.ReadInto(*scratch, offset, replicaReadBytes, until)
 		if errors.Is(err, storage.ErrCorruptLog) {
 			d, ok := damageHolding(log, offset)
 			if !ok || d.LastOffset < offset {
@@ -50,16 +51,32 @@ func replicaBatches(log *storage.Log, from, until int64) (batches []replicaBatch
 		if res.Batches == 0 {
 			break
 		}
-		split, err := record.Split(res.Data, res.Batches)
-		if err != nil {
+		*scratch = res.Data[:0]
+		if batches, err = appendReplicaBatches(batches, res.Data, res.Batches); err != nil {
 			return batches, fenced, fmt.Errorf("split batches at offset %d: %w", offset, err)
-		}
-		for _, b := range split {
-			batches = append(batches, replicaBatch{base: b.BaseOffset(), last: b.LastOffset(), epoch: b.PartitionLeaderEpoch(), crc: b.CRC()})
 		}
 		offset = res.NextOffset
 	}
 	return batches, fenced, nil
+}
+
+// appendReplicaBatches appends what is compared of each of the count
+// batches data holds, failing as record.Split would on anything else.
+func appendReplicaBatches(batches []replicaBatch, data []byte, count int) ([]replicaBatch, error) {
+	position := 0
+	for n := 0; len(data) > 0; n++ {
+		if n == count {
+			return batches, fmt.Errorf("%w: more than %d batches", record.ErrCorrupt, count)
+		}
+		b, rest, err := record.Next(data)
+		if err != nil {
+			return batches, fmt.Errorf("batch %d at byte %d: %w", n, position, err)
+		}
+		batches = append(batches, replicaBatch{base: b.BaseOffset(), last: b.LastOffset(), epoch: b.PartitionLeaderEpoch(), crc: b.CRC()})
+		position += len(b)
+		data = rest
+	}
+	return batches, nil
 }
 
 // damageHolding is the damaged range of log that holds offset.
@@ -146,12 +163,12 @@ func (c *leaderCrashCluster) compareReplicas(topic string, partition int32, p me
 		compared++
 		from := max(leaderLog.StartOffset(), log.StartOffset())
 		until := min(hw, log.EndOffset())
-		want, leaderFenced, err := replicaBatches(leaderLog, from, until)
+		want, leaderFenced, err := replicaBatches(leaderLog, from, until, &c.replicaScratch)
 		if err != nil {
 			diverged = append(diverged, fmt.Sprintf("%s-%d: leader b%d: %v", topic, partition, p.Leader, err))
 			continue
 		}
-		got, fenced, err := replicaBatches(log, from, until)
+		got, fenced, err := replicaBatches(log, from, until, &c.replicaScratch)
 		if err != nil {
 			diverged = append(diverged, fmt.Sprintf("%s-%d: b%d: %v", topic, partition, id, err))
 			continue

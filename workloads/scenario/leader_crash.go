@@ -193,6 +193,8 @@ type leaderCrashCluster struct {
 	latest  map[int32]*broker.Broker
 	ctrls   map[string]*controller.Controller
 	crashes int
+	// replicaScratch is the replicas check's read buffer.
+	replicaScratch []byte
 	// healedAt is when every partition was first seen led with a whole
 	// ISR after the run; -1 until then. healNote says what was missing at
 	// the last look.

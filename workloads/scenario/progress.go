@@ -46,6 +46,9 @@ type watchdog struct {
 	// doing and do not count.
 	healedAt time.Duration
 	last     map[string]watched
+	// spare is the map before last, cleared and filled by the next
+	// observation: the watchdog looks every 10 ms of simulated time.
+	spare map[string]watched
 	// lastActs are the activities of the last observation.
 	lastActs []Activity
 	// longest is the longest wait after healedAt seen so far.
@@ -84,7 +87,11 @@ func newWatchdog(b Budget, healedAt time.Duration) *watchdog {
 // activity is stuck. Activities no longer reported (a restarted client's
 // old self) are forgotten.
 func (d *watchdog) observe(now time.Duration, acts []Activity) bool {
-	next := make(map[string]watched, len(acts))
+	next := d.spare
+	if next == nil {
+		next = make(map[string]watched, len(acts))
+	}
+	clear(next)
 	earliest := now
 	for _, a := range acts {
 		w, seen := d.last[a.Name]
@@ -114,7 +121,7 @@ func (d *watchdog) observe(now time.Duration, acts []Activity) bool {
 			earliest = min(earliest, from)
 		}
 	}
-	d.last, d.lastActs = next, acts
+	d.spare, d.last, d.lastActs = d.last, next, acts
 	if len(d.stuck) > 0 {
 		d.stuckSince, d.stuckAt = earliest, now
 		return true

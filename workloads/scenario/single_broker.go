@@ -197,8 +197,10 @@ type singleBrokerCluster struct {
 	// episode's number in Options.EpisodesSkipped.
 	episodes int
 	// acts and activities are Progress's slice and labels, kept.
-	acts       []Activity
-	activities map[consumerActivityKey]consumerActivityLabel
+	acts []Activity
+	// partProgress is Progress's room for a consumer's partitions.
+	partProgress []kafka.PartitionProgress
+	activities   map[activityKey]activityLabel
 	// cleanableAudited counts the offsets of the compacted logs'
 	// cleanable parts the end-of-run audit read.
 	cleanableAudited int64
@@ -434,11 +436,13 @@ func (c *singleBrokerCluster) Progress() []Activity {
 		}
 		producer := d.Producer()
 		p := producer.Progress()
-		acts = append(acts, Activity{Name: name + "'s producer", Mark: int64(p.Written),
+		label := c.producerActivity(name, producer)
+		acts = append(acts, Activity{Name: label.name, Mark: int64(p.Written),
 			Waiting: p.Pending > 0 || (p.FailedSinceWritten > 0 && !d.Stopped()), Attempts: p.Attempts,
-			Describe: producer.DescribeStall})
+			Describe: label.describe})
 		for _, co := range d.Consumers() {
-			for _, pp := range co.Progress() {
+			c.partProgress = co.AppendProgress(c.partProgress[:0])
+			for _, pp := range c.partProgress {
 				label := c.consumerActivity(name, co, pp.TP)
 				acts = append(acts, Activity{Name: label.name,
 					Mark: pp.ReadMax, Waiting: pp.Behind && !d.Stopped(), Attempts: pp.Attempts,
@@ -450,37 +454,51 @@ func (c *singleBrokerCluster) Progress() []Activity {
 	return acts
 }
 
-// consumerActivityKey names one consumer's activity on one partition.
-type consumerActivityKey struct {
+// activityKey names one producer's activity, or one consumer's on one
+// partition.
+type activityKey struct {
 	client string
+	p      *kafka.Producer
 	co     *kafka.Consumer
 	tp     kafka.TopicPartition
 }
 
-// consumerActivityLabel is what Progress reports of the activity besides
-// its figures.
-type consumerActivityLabel struct {
+// activityLabel is what Progress reports of the activity besides its
+// figures.
+type activityLabel struct {
 	name     string
 	describe func() string
 }
 
-// consumerActivitiesMax bounds the labels kept; past it they are built
-// afresh each time (restarted clients bring new consumers).
-const consumerActivitiesMax = 4096
+// activitiesMax bounds the labels kept; past it they are built afresh
+// each time (restarted clients bring new producers and consumers).
+const activitiesMax = 4096
 
-func (c *singleBrokerCluster) consumerActivity(client string, co *kafka.Consumer, tp kafka.TopicPartition) consumerActivityLabel {
-	key := consumerActivityKey{client: client, co: co, tp: tp}
+func (c *singleBrokerCluster) producerActivity(client string, p *kafka.Producer) activityLabel {
+	return c.activity(activityKey{client: client, p: p}, func() activityLabel {
+		return activityLabel{name: client + "'s producer", describe: p.DescribeStall}
+	})
+}
+
+func (c *singleBrokerCluster) consumerActivity(client string, co *kafka.Consumer, tp kafka.TopicPartition) activityLabel {
+	return c.activity(activityKey{client: client, co: co, tp: tp}, func() activityLabel {
+		return activityLabel{
+			name:     client + "'s consumer " + co.ClientID() + " on " + tp.String(),
+			describe: func() string { return co.DescribeStall(tp) },
+		}
+	})
+}
+
+// activity is key's label, kept from an earlier call or built.
+func (c *singleBrokerCluster) activity(key activityKey, build func() activityLabel) activityLabel {
 	if label, ok := c.activities[key]; ok {
 		return label
 	}
-	label := consumerActivityLabel{
-		name:     client + "'s consumer " + co.ClientID() + " on " + tp.String(),
-		describe: func() string { return co.DescribeStall(tp) },
-	}
+	label := build()
 	if c.activities == nil {
-		c.activities = map[consumerActivityKey]consumerActivityLabel{}
+		c.activities = map[activityKey]activityLabel{}
 	}
-	if len(c.activities) < consumerActivitiesMax {
+	if len(c.activities) < activitiesMax {
 		c.activities[key] = label
 	}
 	return label
