@@ -100,6 +100,26 @@ func auditEpochs(entries []storage.EpochEntry, batches []auditBatch, logStart in
 	return faults
 }
 
+// auditEndOffsets checks what OffsetForLeaderEpoch answers for each epoch
+// of the cache (KIP-101): an older epoch ends where the next begins, the
+// latest at the log end. A consumer validating its position (KIP-320)
+// asks only after a restart, and a wrong answer shows only where a
+// truncation lies under the position it asks for, so the audit asks for
+// every epoch.
+func auditEndOffsets(entries []storage.EpochEntry, logEnd int64, endOffsetFor func(int32) (int32, int64)) []string {
+	for i, e := range entries {
+		wantEnd := logEnd
+		if i+1 < len(entries) {
+			wantEnd = entries[i+1].StartOffset
+		}
+		if epoch, end := endOffsetFor(e.Epoch); epoch != e.Epoch || end != wantEnd {
+			return []string{fmt.Sprintf("OffsetForLeaderEpoch(%d) answers epoch %d ending at %d; the epoch cache %v and log end %d say epoch %d ending at %d",
+				e.Epoch, epoch, end, entries, logEnd, e.Epoch, wantEnd)}
+		}
+	}
+	return nil
+}
+
 // auditProducers checks producer state against the batches: every
 // producer with a batch in the log is known, at the epoch and last
 // sequence of its latest batch, which is where the state says its last
@@ -185,6 +205,7 @@ func auditLog(lg *storage.Log, k singleBrokerKnobs) logAudit {
 	}
 	a := logAudit{batches: len(read)}
 	a.faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
+	a.faults = append(a.faults, auditEndOffsets(lg.Epochs(), lg.EndOffset(), lg.EndOffsetForEpoch)...)
 	a.faults = append(a.faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
 	if !k.Compacted {
 		a.faults = append(a.faults, auditProducers(lg.Producers(), read)...)

@@ -212,3 +212,32 @@ func TestAppendAtLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditEndOffsets: the epochs of auditedBatches (0 from 0, 2 from 10)
+// with a log ending at 20; an answer that is the log end for every epoch,
+// or undefined for the latest, is a fault.
+func TestAuditEndOffsets(t *testing.T) {
+	entries := []storage.EpochEntry{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 10}}
+	sound := func(epoch int32) (int32, int64) {
+		if epoch == 2 {
+			return 2, 20
+		}
+		return 0, 10
+	}
+	logEndAlways := func(epoch int32) (int32, int64) { return epoch, 20 }
+	undefinedLatest := func(epoch int32) (int32, int64) {
+		if epoch == 2 {
+			return -1, -1
+		}
+		return sound(epoch)
+	}
+	if got := auditEndOffsets(entries, 20, sound); got != nil {
+		t.Fatalf("sound answers: %v", got)
+	}
+	if got := strings.Join(auditEndOffsets(entries, 20, logEndAlways), ""); !strings.Contains(got, "OffsetForLeaderEpoch(0) answers epoch 0 ending at 20") {
+		t.Fatalf("log end for every epoch: %q", got)
+	}
+	if got := strings.Join(auditEndOffsets(entries, 20, undefinedLatest), ""); !strings.Contains(got, "OffsetForLeaderEpoch(2) answers epoch -1 ending at -1") {
+		t.Fatalf("undefined for the latest: %q", got)
+	}
+}
