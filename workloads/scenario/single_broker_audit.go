@@ -100,6 +100,26 @@ func auditEpochs(entries []storage.EpochEntry, batches []auditBatch, logStart in
 	return faults
 }
 
+// auditEndOffsets checks what OffsetForLeaderEpoch answers for each epoch
+// of the cache (KIP-101): an older epoch ends where the next begins, the
+// latest at the log end. A consumer validating its position (KIP-320)
+// asks only after a restart, and a wrong answer shows only where a
+// truncation lies under the position it asks for, so the audit asks for
+// every epoch.
+func auditEndOffsets(entries []storage.EpochEntry, logEnd int64, endOffsetFor func(int32) (int32, int64)) []string {
+	for i, e := range entries {
+		wantEnd := logEnd
+		if i+1 < len(entries) {
+			wantEnd = entries[i+1].StartOffset
+		}
+		if epoch, end := endOffsetFor(e.Epoch); epoch != e.Epoch || end != wantEnd {
+			return []string{fmt.Sprintf("OffsetForLeaderEpoch(%d) answers epoch %d ending at %d; the epoch cache %v and log end %d say epoch %d ending at %d",
+				e.Epoch, epoch, end, entries, logEnd, e.Epoch, wantEnd)}
+		}
+	}
+	return nil
+}
+
 // auditProducers checks producer state against the batches: every
 // producer with a batch in the log is known, at the epoch and last
 // sequence of its latest batch, which is where the state says its last
@@ -185,11 +205,15 @@ func auditLog(lg *storage.Log, k singleBrokerKnobs) logAudit {
 	}
 	a := logAudit{batches: len(read)}
 	a.faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
+	a.faults = append(a.faults, auditEndOffsets(lg.Epochs(), lg.EndOffset(), lg.EndOffsetForEpoch)...)
 	a.faults = append(a.faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
 	if !k.Compacted {
 		a.faults = append(a.faults, auditProducers(lg.Producers(), read)...)
 		if len(a.faults) == 0 {
 			a.faults = replayLatestBatches(lg, read)
+		}
+		if len(a.faults) == 0 {
+			a.faults = appendAtLimit(lg, k.brokerBatchMaxBytes())
 		}
 		return a
 	}
@@ -241,6 +265,52 @@ func replayLatestBatches(lg *storage.Log, batches []auditBatch) []string {
 		}
 	}
 	return faults
+}
+
+// appendAtLimit sends the log a batch one byte larger than the broker's
+// batch limit, which it must refuse, then one of exactly the limit, which
+// it must take (message.max.bytes is inclusive). The workloads' producers
+// close their batches well below the limit, so only the audit asks. (It
+// runs last: the batch it writes is no client's.)
+func appendAtLimit(lg *storage.Log, limitBytes int) []string {
+	epoch := max(lg.LatestEpoch(), 0) // an empty log has none yet
+	over, err := batchOfBytes(limitBytes + 1)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if res, err := lg.Append(over, epoch); err == nil {
+		return []string{fmt.Sprintf("a batch of %d bytes, over the limit of %d, was written at %d", len(over), limitBytes, res.BaseOffset)}
+	}
+	exact, err := batchOfBytes(limitBytes)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if _, err := lg.Append(exact, epoch); errors.Is(err, storage.ErrBatchTooLarge) {
+		return []string{fmt.Sprintf("a batch of exactly the limit of %d bytes was refused: %v", limitBytes, err)}
+	}
+	return nil // another error is the disk's; the audit judges the limit only
+}
+
+// batchSizingRounds bounds the rounds batchOfBytes takes to hit a size:
+// each round corrects the value by what the last one missed, which only
+// the varint lengths can make differ again.
+const batchSizingRounds = 8
+
+// batchOfBytes builds a batch without producer state of one record whose
+// value makes the whole batch sizeBytes long.
+func batchOfBytes(sizeBytes int) (record.Batch, error) {
+	valueBytes := sizeBytes
+	for range batchSizingRounds {
+		b, err := record.NewBuilder().Build([]record.Record{{Value: make([]byte, max(valueBytes, 0))}})
+		if err != nil {
+			return nil, fmt.Errorf("build a batch of %d bytes: %w", sizeBytes, err)
+		}
+		if len(b) == sizeBytes {
+			return b, nil
+		}
+		valueBytes -= len(b) - sizeBytes
+	}
+	return nil, fmt.Errorf("build a batch of %d bytes: no value length gives it", sizeBytes)
 }
 
 // judgeReplay says what is wrong with the log's answer to a replay of

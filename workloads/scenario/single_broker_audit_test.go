@@ -3,8 +3,12 @@ package scenario
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-sim/sluice/broker/storage"
+	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
+	"github.com/sluice-sim/sluice/sim/simdisk"
 )
 
 // Three starts of a broker: epoch 0 wrote 0..9, epoch 1 wrote nothing,
@@ -141,5 +145,99 @@ func TestAuditSegments(t *testing.T) {
 	faults := auditSegments(segments, 16<<10, 2<<10)
 	if len(faults) != 1 || !strings.Contains(faults[0], "segment 90..180 holds 20480 bytes; segments are 16384 bytes") {
 		t.Errorf("a segment past the size by more than a batch: %v", faults)
+	}
+}
+
+// loopClock is a node's clock over a loop driven by hand.
+type loopClock struct {
+	loop *sched.Loop
+	node *sched.Node
+}
+
+func (c loopClock) Now() time.Time      { return time.Unix(1_700_000_000, 0).Add(c.loop.Now()) }
+func (c loopClock) Mono() time.Duration { return c.loop.Now() }
+func (c loopClock) AfterFunc(d time.Duration, f func()) sim.Timer {
+	return c.loop.AfterTimer(d, c.node, f)
+}
+
+// openAuditedLog opens an empty log on a simulated disk, its batches at
+// most maxBatchBytes.
+func openAuditedLog(t *testing.T, maxBatchBytes int) *storage.Log {
+	t.Helper()
+	loop := sched.New()
+	node := loop.AddNode("broker")
+	node.Boot()
+	disk := simdisk.New(loop, node, sched.NewRand(1, "disk", 0), simdisk.Config{SectorBytes: 512})
+	cfg := storage.Config{SegmentBytes: 64 << 10, MaxBatchBytes: maxBatchBytes}
+	lg, _, err := storage.Open(disk.FS(), loopClock{loop, node}, "orders-0", cfg, 0, func(string, ...any) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop.Run(sched.Limits{Until: loop.Now() + time.Second})
+	return lg
+}
+
+func TestBatchOfBytesHitsTheSize(t *testing.T) {
+	for _, size := range []int{100, 127, 128, 129, 4096, 16383, 16384, 16385, 64 << 10} {
+		b, err := batchOfBytes(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != size || b.Size() != int64(size) {
+			t.Fatalf("asked %d bytes, built %d (length field says %d)", size, len(b), b.Size())
+		}
+		if err := b.VerifyProduced(); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+	}
+}
+
+// TestAppendAtLimit: a log whose limit is the one the audit assumes
+// passes; a log that takes a byte more than the limit, or refuses the
+// limit itself, is a fault.
+func TestAppendAtLimit(t *testing.T) {
+	cases := []struct {
+		name                 string
+		logLimit, auditLimit int
+		want                 string
+	}{
+		{"inclusive limit", 4096, 4096, ""},
+		{"takes a byte more", 4096, 4095, "over the limit of 4095"},
+		{"refuses the limit", 4096, 4097, "exactly the limit of 4097 bytes was refused"},
+	}
+	for _, c := range cases {
+		got := strings.Join(appendAtLimit(openAuditedLog(t, c.logLimit), c.auditLimit), "; ")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestAuditEndOffsets: the epochs of auditedBatches (0 from 0, 2 from 10)
+// with a log ending at 20; an answer that is the log end for every epoch,
+// or undefined for the latest, is a fault.
+func TestAuditEndOffsets(t *testing.T) {
+	entries := []storage.EpochEntry{{Epoch: 0, StartOffset: 0}, {Epoch: 2, StartOffset: 10}}
+	sound := func(epoch int32) (int32, int64) {
+		if epoch == 2 {
+			return 2, 20
+		}
+		return 0, 10
+	}
+	logEndAlways := func(epoch int32) (int32, int64) { return epoch, 20 }
+	undefinedLatest := func(epoch int32) (int32, int64) {
+		if epoch == 2 {
+			return -1, -1
+		}
+		return sound(epoch)
+	}
+	if got := auditEndOffsets(entries, 20, sound); got != nil {
+		t.Fatalf("sound answers: %v", got)
+	}
+	if got := strings.Join(auditEndOffsets(entries, 20, logEndAlways), ""); !strings.Contains(got, "OffsetForLeaderEpoch(0) answers epoch 0 ending at 20") {
+		t.Fatalf("log end for every epoch: %q", got)
+	}
+	if got := strings.Join(auditEndOffsets(entries, 20, undefinedLatest), ""); !strings.Contains(got, "OffsetForLeaderEpoch(2) answers epoch -1 ending at -1") {
+		t.Fatalf("undefined for the latest: %q", got)
 	}
 }
