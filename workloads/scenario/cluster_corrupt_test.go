@@ -94,3 +94,38 @@ func TestPlantedClusterScenariosTakeCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSwarmSparesOneReplica: cluster-swarm seed 757 draws bit
+// flips on every broker's disk. Unbounded, each replica of a partition was
+// damaged at its own offsets, each cut its log at its first damage, and a
+// consumer stayed refused (CORRUPT_MESSAGE) at a range no replica held
+// any more: the run failed to drain. The schedule asked for data no
+// cluster could give back; flips now land on at most two of the three
+// brokers, and the seed passes every check: the brokers that read their
+// damage restart and hand their leaderships to the undamaged replicas.
+func TestClusterSwarmSparesOneReplica(t *testing.T) {
+	d, err := Lookup("cluster-swarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seed = 757
+	r, err := Run(d, Options{Seed: seed, Swarm: true, Bugs: faults.Bugs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := map[string]bool{}
+	for _, a := range r.Schedule.Actions {
+		if a.Op == faults.Corrupt {
+			flipped[a.Node] = true
+		}
+	}
+	if len(flipped) != clusterCorruptBrokersMax {
+		t.Fatalf("seed %d: bit flips on %d brokers %v, want %d", seed, len(flipped), flipped, clusterCorruptBrokersMax)
+	}
+	if !r.OK() {
+		t.Fatalf("seed %d: %+v", seed, r.Failed())
+	}
+	if r.Probes["broker/damage-found-restart"] == 0 {
+		t.Fatalf("seed %d: no broker found its damage: %v", seed, r.Probes)
+	}
+}
