@@ -519,14 +519,20 @@ func (co *Consumer) onMetadata() {
 	}
 }
 
-// step moves the poll on: complete it if it has records and nothing is in
-// flight, or if its time is up; otherwise send what can be sent.
+// step moves the poll on: complete it if it has records, or if its time
+// is up and none of its fetches is in flight; otherwise send what can be
+// sent. A poll with records does not wait for its other fetches, as
+// Kafka's and franz-go's consumers do not: a leader holds a fetch of
+// caught-up partitions for FetchMaxWait, and a poll waiting for it read a
+// lagging partition of another leader one answer (one segment) per
+// FetchMaxWait, too slow for a drain to catch up. A fetch still in flight
+// is answered into the poll in progress when it comes back.
 func (co *Consumer) step() {
 	ps := co.poll
 	if co.closed || ps == nil {
 		return
 	}
-	if ps.fetches == 0 && (len(ps.records) > 0 || ps.expired) {
+	if len(ps.records) > 0 || (ps.fetches == 0 && ps.expired) {
 		co.completePoll()
 		return
 	}
@@ -831,11 +837,13 @@ func (fc *fetchCall) done(resp kmsg.Response, err error) {
 	for _, cp := range parts {
 		cp.fetching = false
 	}
-	if co.closed || co.poll != ps {
+	ps.fetches--
+	if co.closed || co.poll == nil {
+		// Between polls: the positions did not move, so the next poll
+		// fetches the partitions again.
 		co.fetchAnswers.put(fc.req, fc.into)
 		return
 	}
-	ps.fetches--
 	var fr *kmsg.FetchResponse
 	if err == nil {
 		fr = resp.(*kmsg.FetchResponse)
