@@ -34,6 +34,16 @@ type Profile struct {
 	// targets keep data that nothing could repair (a controller stops on
 	// a damaged metadata log for an operator to look at).
 	CorruptTargets []string
+	// CorruptNodesMax bounds how many of the corrupt targets one schedule
+	// flips bits on (0: no bound). A flipped bit stays on the platter
+	// until the cluster reads it and fetches the range again from another
+	// replica, and the schedule cannot know when (or whether) that
+	// happens, so a target counts as damaged from its first flip to the
+	// end of the run. A scenario whose targets each hold a replica of
+	// every partition sets it below the replication factor: a schedule
+	// that flips bits on every replica asks the cluster for data no
+	// replica holds, which no real cluster could give back.
+	CorruptNodesMax int
 	// Clients are only ever cut off from targets by the network.
 	Clients []string
 	// Faults start in [Start, End); at End everything heals: partitions
@@ -84,10 +94,30 @@ type genModel struct {
 	nodeBusyUntil map[string]time.Duration // down or paused
 	diskBusyUntil map[string]time.Duration
 	netBusyUntil  time.Duration
+	corrupted     []string // the targets flipped so far, in draw order
 }
 
 func newGenModel() *genModel {
 	return &genModel{nodeBusyUntil: map[string]time.Duration{}, diskBusyUntil: map[string]time.Duration{}}
+}
+
+// pickCorrupt draws the target of a bit flip: any corrupt target until
+// CorruptNodesMax of them were flipped, then one of those. The first
+// draw is the one a schedule without the bound makes, so schedules that
+// stay within it are drawn as before.
+func (p Profile) pickCorrupt(r *rand.Rand, m *genModel) string {
+	targets := p.Targets
+	if len(p.CorruptTargets) > 0 {
+		targets = p.CorruptTargets
+	}
+	node := targets[r.IntN(len(targets))]
+	if p.CorruptNodesMax > 0 && len(m.corrupted) >= p.CorruptNodesMax && !slices.Contains(m.corrupted, node) {
+		node = m.corrupted[r.IntN(len(m.corrupted))]
+	}
+	if !slices.Contains(m.corrupted, node) {
+		m.corrupted = append(m.corrupted, node)
+	}
+	return node
 }
 
 // pick draws one of the targets free at time at in busyUntil, or "" if
@@ -140,11 +170,7 @@ func (p Profile) draw(r *rand.Rand, m *genModel, kind Kind, at, until time.Durat
 		m.diskBusyUntil[node] = until
 		return []Action{diskFault(r, kind, node, start), {At: end, Op: DiskHeal, Node: node}}
 	case KindCorrupt:
-		targets := p.Targets
-		if len(p.CorruptTargets) > 0 {
-			targets = p.CorruptTargets
-		}
-		return []Action{{At: start, Op: Corrupt, Node: targets[r.IntN(len(targets))], Count: 1 + r.IntN(3)}}
+		return []Action{{At: start, Op: Corrupt, Node: p.pickCorrupt(r, m), Count: 1 + r.IntN(3)}}
 	case KindClockJump:
 		by := time.Duration(r.Int64N(int64(10*time.Minute))) - 5*time.Minute
 		if by == 0 {

@@ -2,6 +2,7 @@ package faults_test
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -51,4 +52,46 @@ func TestGeneratedActionsAllAct(t *testing.T) {
 	if actions < seeds*20 {
 		t.Fatalf("only %d actions over %d seeds: the profile draws too little to test", actions, seeds)
 	}
+}
+
+// TestGenerateBoundsCorruptNodes: with CorruptNodesMax a schedule flips
+// bits on no more targets than that, and a schedule that stays within the
+// bound unbounded is drawn the same with it (seeds keep their schedules).
+func TestGenerateBoundsCorruptNodes(t *testing.T) {
+	unbounded := faults.Profile{
+		Targets: []string{"b1", "b2", "b3", "ctl1"}, CorruptTargets: []string{"b1", "b2", "b3"},
+		Start: time.Second, End: 30 * time.Second, IntervalMean: time.Second, DurationMax: 3 * time.Second,
+		Kinds: []faults.Kind{faults.KindCorrupt, faults.KindKill, faults.KindPause},
+	}
+	bounded := unbounded
+	bounded.CorruptNodesMax = 2
+	kept, changed := 0, 0
+	for seed := uint64(1); seed <= 200; seed++ {
+		before := faults.Generate(rand.New(rand.NewPCG(seed, 7)), unbounded)
+		after := faults.Generate(rand.New(rand.NewPCG(seed, 7)), bounded)
+		if n := len(corruptedNodes(after)); n > bounded.CorruptNodesMax {
+			t.Fatalf("seed %d: bit flips on %d targets, bound %d", seed, n, bounded.CorruptNodesMax)
+		}
+		if len(corruptedNodes(before)) > bounded.CorruptNodesMax {
+			changed++
+			continue
+		}
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("seed %d: a schedule within the bound was drawn anew", seed)
+		}
+		kept++
+	}
+	if kept == 0 || changed == 0 {
+		t.Fatalf("%d schedules kept, %d bounded: the profile tests neither case", kept, changed)
+	}
+}
+
+func corruptedNodes(s faults.Schedule) map[string]bool {
+	nodes := map[string]bool{}
+	for _, a := range s.Actions {
+		if a.Op == faults.Corrupt {
+			nodes[a.Node] = true
+		}
+	}
+	return nodes
 }

@@ -219,6 +219,11 @@ type Consumer struct {
 	pollSlab slab[pollState]
 	// fetchCalls are spare fetch calls (see fetchCall).
 	fetchCalls []*fetchCall
+	// answeredBetweenPolls are fetches answered while no poll was in
+	// progress, taken by the next poll: dropped, the answers of a slower
+	// leader could always come back while an application processed what
+	// a faster one returned. At most one per leader is in flight.
+	answeredBetweenPolls []*fetchCall
 	// groupsScratch is groupByLeader's slice, kept between calls.
 	groupsScratch []leaderGroup
 	// lastPollRecords is how many records the last poll that returned
@@ -487,8 +492,22 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 	ps.done = done
 	co.poll = ps
 	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, co.pollExpiredFn)
+	co.takeAnsweredBetweenPolls()
 	co.env.Clock.AfterFunc(0, co.stepFn)
 	return nil
+}
+
+// takeAnsweredBetweenPolls reads the fetches answered since the last poll
+// into this one: the partitions not sought since start at the positions
+// those fetches asked from.
+func (co *Consumer) takeAnsweredBetweenPolls() {
+	for i, fc := range co.answeredBetweenPolls {
+		co.answeredBetweenPolls[i] = nil
+		co.onFetch(fc.parts, fc.gens, fc.answer, fc.err)
+		co.fetchAnswers.put(fc.req, fc.into)
+		co.putFetchCall(fc)
+	}
+	co.answeredBetweenPolls = co.answeredBetweenPolls[:0]
 }
 
 // pollExpired ends the current poll's wait. Its timer is stopped when
@@ -508,6 +527,12 @@ func (co *Consumer) Close() {
 	co.closed = true
 	co.wake.stop()
 	co.cl.close()
+	for i, fc := range co.answeredBetweenPolls {
+		co.answeredBetweenPolls[i] = nil
+		co.fetchAnswers.put(fc.req, fc.into)
+		co.putFetchCall(fc)
+	}
+	co.answeredBetweenPolls = co.answeredBetweenPolls[:0]
 	if co.poll != nil {
 		co.completePoll()
 	}
@@ -519,14 +544,21 @@ func (co *Consumer) onMetadata() {
 	}
 }
 
-// step moves the poll on: complete it if it has records and nothing is in
-// flight, or if its time is up; otherwise send what can be sent.
+// step moves the poll on: complete it if it has records, or if its time
+// is up and none of its fetches is in flight; otherwise send what can be
+// sent. A poll with records does not wait for its other fetches, as
+// Kafka's and franz-go's consumers do not: a leader holds a fetch of
+// caught-up partitions for FetchMaxWait, and a poll waiting for it read a
+// lagging partition of another leader one answer (one segment) per
+// FetchMaxWait, too slow for a drain to catch up. A fetch still in flight
+// is answered into the poll in progress when it comes back, or into the
+// next one.
 func (co *Consumer) step() {
 	ps := co.poll
 	if co.closed || ps == nil {
 		return
 	}
-	if ps.fetches == 0 && (len(ps.records) > 0 || ps.expired) {
+	if len(ps.records) > 0 || (ps.fetches == 0 && ps.expired) {
 		co.completePoll()
 		return
 	}
@@ -804,6 +836,9 @@ type fetchCall struct {
 	req      *kmsg.FetchRequest
 	into     *kmsg.FetchResponse
 	onDoneFn func(kmsg.Response, error)
+	// answer and err are the answer of a fetch answered between polls.
+	answer *kmsg.FetchResponse
+	err    error
 }
 
 // fetchCallsMax bounds the fetch calls a consumer keeps for reuse: one
@@ -824,25 +859,30 @@ func (co *Consumer) takeFetchCall() *fetchCall {
 	return fc
 }
 
-// done handles the fetch's answer; the call is spare once it returns.
+// done handles the fetch's answer in the poll in progress, or keeps it
+// for the next poll; the call is spare once it is handled.
 func (fc *fetchCall) done(resp kmsg.Response, err error) {
-	co, parts, gens, ps := fc.co, fc.parts, fc.gens, fc.ps
-	defer co.putFetchCall(fc)
+	co, parts, ps := fc.co, fc.parts, fc.ps
 	for _, cp := range parts {
 		cp.fetching = false
 	}
-	if co.closed || co.poll != ps {
-		co.fetchAnswers.put(fc.req, fc.into)
-		return
-	}
 	ps.fetches--
-	var fr *kmsg.FetchResponse
 	if err == nil {
-		fr = resp.(*kmsg.FetchResponse)
+		fc.answer = resp.(*kmsg.FetchResponse)
 	}
-	co.onFetch(parts, gens, fr, err)
-	co.fetchAnswers.put(fc.req, fc.into)
-	co.step()
+	fc.err = err
+	switch {
+	case co.closed:
+		co.fetchAnswers.put(fc.req, fc.into)
+		co.putFetchCall(fc)
+	case co.poll == nil:
+		co.answeredBetweenPolls = append(co.answeredBetweenPolls, fc)
+	default:
+		co.onFetch(parts, fc.gens, fc.answer, err)
+		co.fetchAnswers.put(fc.req, fc.into)
+		co.putFetchCall(fc)
+		co.step()
+	}
 }
 
 // putFetchCall keeps a fetch call whose callback has returned, with the

@@ -992,3 +992,66 @@ func TestConsumerSeeksInsideBatchesAndByTime(t *testing.T) {
 	}
 	checkHistory(t, w.history(), checkers.DefaultOptions())
 }
+
+// TestPollTakesFetchesAnsweredBetweenPolls: a poll completes with the
+// first leader's records, its fetches to the other leaders still in
+// flight; their answers, back before the next poll, are that poll's
+// records, and it sends no fetch for them. Dropped, a slower leader's
+// answers could always come back while an application processed a
+// faster one's records.
+func TestPollTakesFetchesAnsweredBetweenPolls(t *testing.T) {
+	c := startKfake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(testPartitions) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: testTopic, Partition: p, Value: []byte(fmt.Sprint(p))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	w := newWorld(t)
+	var co *Consumer
+	w.do(func() {
+		if co, err = NewConsumer(w.env(), ConsumerConfig{Bootstrap: c.ListenAddrs(), FetchMaxWait: 5 * time.Second}); err != nil {
+			w.fatal(err)
+		}
+		if err := co.Assign(allPartitions()); err != nil {
+			w.fatal(err)
+		}
+		for _, tp := range allPartitions() {
+			// Known positions: the first poll fetches from every leader
+			// at once, without asking for offsets first.
+			if err := co.Seek(tp, 0); err != nil {
+				w.fatal(err)
+			}
+		}
+	})
+	var polled []PollResult
+	poll := func() {
+		w.do(func() {
+			if err := co.Poll(func(r PollResult) { polled = append(polled, r) }); err != nil {
+				w.fatal(err)
+			}
+		})
+	}
+	poll()
+	w.waitFor("the first poll", 5*time.Second, func() bool { return len(polled) == 1 })
+	var first, fetches int
+	w.do(func() { first, fetches = len(polled[0].Records), co.Stats().Fetches })
+	if first == 0 || first == testPartitions || fetches < 2 {
+		t.Fatalf("first poll: %d records after %d fetches; want some of the %d partitions' from one of several leaders", first, fetches, testPartitions)
+	}
+	time.Sleep(300 * time.Millisecond) // the other leaders answer on loopback meanwhile
+	poll()
+	w.waitFor("the second poll", 5*time.Second, func() bool { return len(polled) == 2 })
+	w.do(func() {
+		if got := first + len(polled[1].Records); got != testPartitions || co.Stats().Fetches != fetches {
+			w.fatalf("two polls read %d of %d records with %d fetches; want every record with the first poll's %d fetches",
+				got, testPartitions, co.Stats().Fetches, fetches)
+		}
+	})
+}

@@ -94,3 +94,64 @@ func TestPlantedClusterScenariosTakeCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSwarmSparesOneReplica: cluster-swarm seed 757 draws bit
+// flips on every broker's disk. Unbounded, each replica of a partition was
+// damaged at its own offsets, each cut its log at its first damage, and a
+// consumer stayed refused (CORRUPT_MESSAGE) at a range no replica held
+// any more: the run failed to drain. The schedule asked for data no
+// cluster could give back; flips now land on at most two of the three
+// brokers, and the seed passes every check: the brokers that read their
+// damage restart and hand their leaderships to the undamaged replicas.
+func TestClusterSwarmSparesOneReplica(t *testing.T) {
+	const seed = 757
+	r := runClusterSwarmSeed(t, seed)
+	flipped := map[string]bool{}
+	for _, a := range r.Schedule.Actions {
+		if a.Op == faults.Corrupt {
+			flipped[a.Node] = true
+		}
+	}
+	if len(flipped) != clusterCorruptBrokersMax {
+		t.Fatalf("seed %d: bit flips on %d brokers %v, want %d", seed, len(flipped), flipped, clusterCorruptBrokersMax)
+	}
+	if !r.OK() {
+		t.Fatalf("seed %d: %+v", seed, r.Failed())
+	}
+	if r.Probes["broker/damage-found-restart"] == 0 {
+		t.Fatalf("seed %d: no broker found its damage: %v", seed, r.Probes)
+	}
+}
+
+// TestDrainReadsLaggingPartitionAtOnce: in cluster-swarm seed 565 the
+// drain's reread leaves two partitions of one leader far behind while the
+// third, of another leader, has caught up. A poll waited for every fetch
+// it sent, so the caught-up partition's fetch, held by its leader for
+// FetchMaxWait, paced the others to one answer (one 16 KiB segment) per
+// 100 ms, and the drain did not finish. A poll with records now completes
+// without waiting for its held fetches, and the seed passes.
+func TestDrainReadsLaggingPartitionAtOnce(t *testing.T) {
+	const seed = 565
+	r := runClusterSwarmSeed(t, seed)
+	if !r.OK() {
+		t.Fatalf("seed %d: %+v", seed, r.Failed())
+	}
+	if r.Stats["knob_segment_bytes"] > 16<<10 {
+		t.Fatalf("seed %d drew %d-byte segments: it no longer tests reads of one small segment per fetch", seed, r.Stats["knob_segment_bytes"])
+	}
+}
+
+// runClusterSwarmSeed runs a cluster-swarm seed as 'sim swarm' does, with
+// its own fault mix and no planted bug.
+func runClusterSwarmSeed(t *testing.T, seed uint64) Result {
+	t.Helper()
+	d, err := Lookup("cluster-swarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(d, Options{Seed: seed, Swarm: true, Bugs: faults.Bugs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
