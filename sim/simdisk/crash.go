@@ -19,6 +19,7 @@ import (
 func (d *Disk) PowerLoss() []string {
 	d.powerGen++
 	d.busyUntil = d.loop.Now()
+	d.queued = d.queued[:0]
 	d.flusherArmed = false
 
 	kept := d.rng.IntN(len(d.journal) + 1)

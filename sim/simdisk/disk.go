@@ -60,7 +60,10 @@ type Disk struct {
 	processGen uint64
 	powerGen   uint64
 	// busyUntil is when the device finishes the syncs queued so far.
-	busyUntil    time.Duration
+	busyUntil time.Duration
+	// queued are the syncs the device has not finished, in the order it
+	// serves them: a change of speed re-times them (see SetSlowFactor).
+	queued       []queuedSync
 	flusherArmed bool
 }
 
@@ -94,10 +97,19 @@ func (d *Disk) Config() Config {
 // ProcessKill and PowerLoss close it and every handle opened through it.
 func (d *Disk) FS() sim.FS { return &diskFS{d: d, gen: d.processGen} }
 
-// SetSlowFactor multiplies the time of every later sync (1 is normal).
+// SetSlowFactor multiplies the time of syncs (1 is normal) from now on:
+// of every later one, and of what is left of those queued. A device that
+// stalls slows the requests already in its queue too, and one that
+// recovers serves its queue at its healed speed: a backlog issued while
+// it was slow does not keep the slow service times it would have had.
 func (d *Disk) SetSlowFactor(f float64) {
 	sched.Assert(f > 0, "simdisk: slow factor %v", f)
+	if f == d.slowFactor {
+		return
+	}
+	old := d.slowFactor
 	d.slowFactor = f
+	d.retimeQueued(old)
 }
 
 // FailSyncs makes the next n file or directory syncs fail with sim.ErrIO.
@@ -283,12 +295,76 @@ func (d *Disk) schedule(bytes int64, detail uint64, effect func() error, done fu
 func (d *Disk) scheduleOp(op *syncOp, bytes int64, detail uint64) {
 	now := d.loop.Now()
 	service := d.cfg.SyncLatency.Sample(d.rng) + d.transferTime(bytes)
-	service = time.Duration(float64(service) * d.slowFactor)
-	at := max(now, d.busyUntil) + service
+	at := max(now, d.busyUntil) + scaled(service, d.slowFactor)
 	d.busyUntil = at
-	op.d, op.gen, op.result = d, d.powerGen, errPowerLost
-	d.loop.AtRunner(at, nil, sched.KindSync, detail, (*syncEffect)(op))
-	d.loop.AtRunner(at, d.node, sched.KindSync, detail, (*syncDone)(op))
+	op.d, op.gen, op.result, op.detail = d, d.powerGen, errPowerLost, detail
+	d.dropFinished(now)
+	d.queued = append(d.queued, queuedSync{op: op, service: service, end: at, inc: d.node.Incarnation()})
+	d.post(op, at, true)
+}
+
+// post schedules op's two events at at; the node hears of it only when
+// its incarnation that asked is still the node's.
+func (d *Disk) post(op *syncOp, at time.Duration, tell bool) {
+	d.loop.AtRunner(at, nil, sched.KindSync, op.detail, (*syncEffect)(op))
+	if tell {
+		d.loop.AtRunner(at, d.node, sched.KindSync, op.detail, (*syncDone)(op))
+	}
+}
+
+// scaled is a service time at a slow factor.
+func scaled(service time.Duration, factor float64) time.Duration {
+	return time.Duration(float64(service) * factor)
+}
+
+// queuedSync is a sync the device has not finished: its service time at
+// normal speed, when it ends, and the incarnation of the node that asked.
+type queuedSync struct {
+	op      *syncOp
+	service time.Duration
+	end     time.Duration
+	inc     uint32
+}
+
+// dropFinished forgets the queued syncs that ended by now.
+func (d *Disk) dropFinished(now time.Duration) {
+	i := 0
+	for i < len(d.queued) && d.queued[i].end <= now {
+		i++
+	}
+	if i == len(d.queued) {
+		d.queued = d.queued[:0]
+		return
+	}
+	d.queued = d.queued[i:]
+}
+
+// retimeQueued moves the queued syncs to the times the new slow factor
+// gives them, old being the factor they were timed at: the sync in
+// service keeps the share of its work done and does the rest at the new
+// speed; each after it starts when the one before ends. A moved sync's
+// events stay in the loop and do nothing; its new ones carry it.
+func (d *Disk) retimeQueued(old float64) {
+	now := d.loop.Now()
+	d.dropFinished(now)
+	prevEnd := now
+	for i := range d.queued {
+		q := &d.queued[i]
+		oldService := scaled(q.service, old)
+		end := prevEnd + scaled(q.service, d.slowFactor)
+		if start := q.end - oldService; start < now {
+			left := float64(q.end-now) / float64(oldService)
+			end = now + time.Duration(left*float64(scaled(q.service, d.slowFactor)))
+		}
+		moved := *q.op
+		q.op.moved = true
+		q.op, q.end = &moved, end
+		d.post(&moved, end, q.inc == d.node.Incarnation())
+		prevEnd = end
+	}
+	if len(d.queued) > 0 {
+		d.busyUntil = prevEnd
+	}
 }
 
 // syncOp is one scheduled sync. Its two events are two views of one
@@ -304,6 +380,10 @@ type syncOp struct {
 	done   func(error)
 	result error
 	gen    uint64
+	detail uint64
+	// moved says a change of the device's speed re-timed the sync: these
+	// events do nothing, a copy's carry it.
+	moved bool
 }
 
 // fileSync is what completing a file's sync needs.
@@ -327,7 +407,7 @@ func (f *fileSync) complete(now time.Duration) error {
 type syncEffect syncOp
 
 func (op *syncEffect) Run() {
-	if op.d.powerGen != op.gen {
+	if op.moved || op.d.powerGen != op.gen {
 		return
 	}
 	if op.effect == nil {
@@ -340,7 +420,11 @@ func (op *syncEffect) Run() {
 // syncDone hands the result to the node.
 type syncDone syncOp
 
-func (op *syncDone) Run() { op.done(op.result) }
+func (op *syncDone) Run() {
+	if !op.moved {
+		op.done(op.result)
+	}
+}
 
 // takeSyncFailure reports whether the sync being called is one of those
 // FailSyncs asked for.

@@ -203,6 +203,66 @@ func TestSyncsAreServedOneAtATime(t *testing.T) {
 	}
 }
 
+// TestSpeedChangeRetimesQueuedSyncs: a device that heals serves the
+// syncs queued while it was slow at its healed speed (the one in service
+// keeps the share of its work done), and one that slows down stretches
+// what is left of its queue; a sync whose process crashed still makes its
+// data durable but tells nobody.
+func TestSpeedChangeRetimesQueuedSyncs(t *testing.T) {
+	cfg := testConfig(DropUnsynced)
+	cfg.SyncLatency = sched.Latency{Base: time.Millisecond} // nothing dirty: 1 ms each
+	r := newRig(t, 1, cfg)
+	f := r.create("f")
+	var doneAt []time.Duration
+	record := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		doneAt = append(doneAt, r.loop.Now())
+	}
+	r.disk.SetSlowFactor(1000) // 1 s each
+	for range 3 {
+		f.Sync(record)
+	}
+	r.run(500 * time.Millisecond)
+	r.disk.SetSlowFactor(1)
+	r.run(time.Second)
+	// Half of the first sync's work was done at 0.5 s; the rest takes
+	// 0.5 ms, and the two queued behind it 1 ms each.
+	want := []time.Duration{500*time.Millisecond + 500*time.Microsecond, 501500 * time.Microsecond, 502500 * time.Microsecond}
+	if !slices.Equal(doneAt, want) {
+		t.Fatalf("after the heal syncs done at %v, want %v", doneAt, want)
+	}
+
+	doneAt = nil
+	start := r.loop.Now()
+	f.Sync(record)
+	f.Sync(record)
+	r.disk.SetSlowFactor(10) // at once: both take 10 ms
+	r.run(time.Second)
+	want = []time.Duration{start + 10*time.Millisecond, start + 20*time.Millisecond}
+	if !slices.Equal(doneAt, want) {
+		t.Fatalf("after the slowdown syncs done at %v, want %v", doneAt, want)
+	}
+
+	r.disk.SetSlowFactor(1000)
+	doneAt = nil
+	r.writeAt(f, 0, "kept")
+	f.Sync(record)
+	r.run(100 * time.Millisecond)
+	r.node.Crash()
+	r.node.Boot()
+	r.disk.ProcessKill()
+	r.fs = r.disk.FS()
+	r.disk.SetSlowFactor(1)
+	r.run(time.Second)
+	if len(doneAt) != 0 {
+		t.Fatalf("a crashed process heard of its sync at %v", doneAt)
+	}
+	r.powerLoss()
+	r.mustRead("f", "kept")
+}
+
 func TestFailedSyncDropsDirtyData(t *testing.T) {
 	r := newRig(t, 1, testConfig(DropUnsynced))
 	f := r.create("f")

@@ -39,9 +39,10 @@ func init() {
 		// acks=all to the follower's pace (follower-cut catches it), and
 		// one that shrinks on its own word loses data only when a leader
 		// dies, which no episode here does.
-		Params: []Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
+		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"group", "none"},
 			Help: "when brokers fsync: before acknowledging (group: a slow disk slows the follower) " +
 				"or never (none: the follower's syncs are rare, and it keeps up)"}, clusterCorruptParam},
+			workloadParams...),
 		Run: 30 * time.Second, Drain: 20 * time.Second, Budget: budget,
 		Build: func(w *world.World, o Options) Cluster { return buildBrokerCluster(w, o, clusterSlowFollower) },
 	})
@@ -64,8 +65,8 @@ func init() {
 // slowFollowerSyncMin to about 1.5 times slowFollowerSyncMax (the slow
 // factor is set from the simulated disk's 100 µs base sync, whose jitter
 // adds up to half), so that the syncs a few logs queue keep the follower
-// behind for longer than the lag allows, and drain within seconds of the
-// heal.
+// behind for longer than the lag allows; at the heal the disk serves what
+// is still queued at its healed speed.
 const (
 	slowFollowerMin     = 8 * time.Second
 	slowFollowerMax     = 12 * time.Second

@@ -225,15 +225,7 @@ type leaderCrashCluster struct {
 }
 
 func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
-	knobs := fixedSingleBrokerKnobs(o)
-	if mode != clusterSlowFollower {
-		// slow-follower keeps the fixed workload: the simulated disk times
-		// a sync when it is asked for, so every sync queued while the disk
-		// is slow stays slow after the heal, and a drawn workload's small
-		// segments and higher rates queue so many that the broker stays
-		// stalled long after its episode ends.
-		knobs = clusterKnobsFor(o)
-	}
+	knobs := clusterKnobsFor(o)
 	c := &leaderCrashCluster{mode: mode,
 		singleBrokerCluster: &singleBrokerCluster{o: o, w: w, knobs: knobs,
 			log:     &meteredLog{Log: &history.Log{Now: func() int64 { return int64(w.Now()) }}},
