@@ -34,7 +34,7 @@ const produceBatchesMax = 2
 
 func handleProduce(b *Broker, req *request) {
 	r := req.kreq.(*kmsg.ProduceRequest)
-	pc := b.produceCallSlab.take()
+	pc := b.produceCallSlab.Take()
 	*pc = produceCall{b: b, req: req, r: r, resp: b.produceSpares.takeResponse(), acks: r.Acks,
 		pending: 1} // released after the loop, so the answer waits for every partition
 	resp := pc.resp

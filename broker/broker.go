@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/slab"
 )
 
 // probeRestartAfterFatal marks the broker's own restart after an error it
@@ -144,9 +145,9 @@ type Broker struct {
 	stats           stats
 	fetchBuffers    fetchBuffers
 	produceSpares   produceSpares
-	// The slabs the per-request values are cut from (slab.go).
-	requestSlab     slab[request]
-	produceCallSlab slab[produceCall]
+	// The slabs the per-request values are cut from.
+	requestSlab     slab.Slab[request]
+	produceCallSlab slab.Slab[produceCall]
 	ready           bool
 	// recoveryPoints are the recovery points read at start, by partition
 	// directory name.

@@ -181,7 +181,7 @@ func (cc *clientConn) decode(frame []byte) (*request, error) {
 	if !r.Ok() {
 		return nil, fmt.Errorf("truncated request header")
 	}
-	req := cc.b.requestSlab.take()
+	req := cc.b.requestSlab.Take()
 	*req = request{conn: cc, key: key, version: version, corr: corr}
 	if hasClientID {
 		req.clientID = clientID

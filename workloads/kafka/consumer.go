@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/slab"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -216,7 +217,7 @@ type Consumer struct {
 	// historyChunk is where polls' history records are cut from.
 	historyChunk []history.Record
 	// pollSlab is where polls' states are cut from.
-	pollSlab slab[pollState]
+	pollSlab slab.Slab[pollState]
 	// fetchCalls are spare fetch calls (see fetchCall).
 	fetchCalls []*fetchCall
 	// answeredBetweenPolls are fetches answered while no poll was in
@@ -488,7 +489,7 @@ func (co *Consumer) Poll(done func(PollResult)) error {
 		cp.fetchedInPoll = false
 		cp.resetAwaitsPoll = false
 	}
-	ps := co.pollSlab.take()
+	ps := co.pollSlab.Take()
 	ps.done = done
 	co.poll = ps
 	ps.deadline = co.env.Clock.AfterFunc(co.cfg.FetchMaxWait, co.pollExpiredFn)

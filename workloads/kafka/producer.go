@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-sim/sluice/broker/record"
 	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/slab"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -306,9 +307,9 @@ type Producer struct {
 	// lastPart is the partition state part returned last.
 	lastPart *partState
 	// The slabs the producer's small per-record values are cut from.
-	pendingSlab slab[pendingRecord]
-	batchSlab   slab[batch]
-	historySlab slab[history.Record]
+	pendingSlab slab.Slab[pendingRecord]
+	batchSlab   slab.Slab[batch]
+	historySlab slab.Slab[history.Record]
 	// buildsScratch is drain's, kept between drains.
 	buildsScratch []produceBuild
 	// produceSends are produce requests whose call is over, built and
@@ -390,7 +391,7 @@ func (p *Producer) Send(rec Record, done func(Result)) error {
 	if rec.TimestampMs == 0 {
 		rec.TimestampMs = p.env.Clock.Now().UnixMilli()
 	}
-	pr := p.pendingSlab.take()
+	pr := p.pendingSlab.Take()
 	*pr = pendingRecord{rec: rec, done: done, sizeBytes: size, createdMono: p.env.Clock.Mono()}
 	p.bufferedBytes += size
 	p.cl.want(rec.Topic)
@@ -500,7 +501,7 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
 		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(), true
-		hr := p.historySlab.take()
+		hr := p.historySlab.Take()
 		*hr = pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
 			Type: history.Invoke, F: history.Send, Record: hr})
@@ -517,7 +518,7 @@ func (p *Producer) place(pr *pendingRecord) bool {
 		}
 	}
 	if b == nil {
-		b = p.batchSlab.take()
+		b = p.batchSlab.Take()
 		*b = batch{tp: tp, ps: ps, createdMono: pr.createdMono, seq: -1}
 		b.records = b.recordsRoom[:0]
 		ps.batches = append(ps.batches, b)
@@ -1120,7 +1121,7 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 			p.stats.Unknown++
 		}
 		if p.cfg.Recorder != nil {
-			hr := p.historySlab.take()
+			hr := p.historySlab.Take()
 			if pr.invokeRecorded {
 				// The same record: its strings are not built again.
 				*hr = pr.invoked
