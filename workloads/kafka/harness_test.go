@@ -31,7 +31,25 @@ func startKfake(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
+	spreadLeaders(t, c)
 	return c
+}
+
+// spreadLeaders places the test topic's partitions on the brokers in turn:
+// kfake picks each leader at random, so all four could land on one broker
+// (one time in 27 with three) and a test about several leaders would not
+// have them.
+func spreadLeaders(t *testing.T, c *kfake.Cluster) {
+	t.Helper()
+	brokers := int32(len(c.ListenAddrs()))
+	for p := range int32(testPartitions) {
+		if c.LeaderFor(testTopic, p) < 0 {
+			return // a test that seeds other topics
+		}
+		if err := c.MoveTopicPartition(testTopic, p, p%brokers); err != nil {
+			t.Fatalf("kfake: move %s/%d: %v", testTopic, p, err)
+		}
+	}
 }
 
 // realWorld is a real node running the actors, with the history they record.
