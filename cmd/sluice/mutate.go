@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,13 +11,14 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"hash/fnv"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,21 +49,27 @@ const (
 // mutant is one planted mistake: a byte range of a file and its
 // replacement.
 type mutant struct {
-	ID         int        `json:"id"`
-	File       string     `json:"file"`
-	Line       int        `json:"line"`
-	Column     int        `json:"column"`
-	Kind       mutantKind `json:"kind"`
-	Original   string     `json:"original"`
-	Mutated    string     `json:"mutated"`
+	ID       int        `json:"id"`
+	File     string     `json:"file"`
+	Line     int        `json:"line"`
+	Column   int        `json:"column"`
+	Kind     mutantKind `json:"kind"`
+	Original string     `json:"original"`
+	Mutated  string     `json:"mutated"`
+	// Func, Context and Occurrence name the site so that edits elsewhere
+	// leave the name alone: the function it is in, the text of the
+	// expression or statement mutated (spaces collapsed), and which of
+	// that function's sites of the same kind and text it is, from 1.
+	Func       string `json:"func"`
+	Context    string `json:"context"`
+	Occurrence int    `json:"occurrence"`
 	start, end int
 }
 
-// key names a mutant within its campaign: a draw (or a list of sites)
-// numbers its mutants in a fixed order, so the number tells apart two
-// mutants of one line and kind, and the site guards against a file
-// that changed since.
-func (m mutant) key() string { return fmt.Sprintf("%d %s", m.ID, m) }
+// key names a mutant within its campaign, as its site does: a resumed
+// campaign finds the outcomes of mutants still in the code however the
+// lines around them moved.
+func (m mutant) key() string { return m.site() }
 
 func (m mutant) String() string {
 	return fmt.Sprintf("%s:%d %s: %s -> %s", m.File, m.Line, m.Kind, m.Original, m.Mutated)
@@ -105,37 +113,86 @@ func findMutants(dir string) ([]mutant, error) {
 
 func mutantsOf(fset *token.FileSet, file *ast.File, name string, src []byte) []mutant {
 	var out []mutant
-	add := func(kind mutantKind, from, to token.Pos, replacement string) {
-		start, end := fset.Position(from).Offset, fset.Position(to).Offset
-		out = append(out, mutant{File: name, Line: fset.Position(from).Line, Column: fset.Position(from).Column, Kind: kind,
-			Original: string(src[start:end]), Mutated: replacement, start: start, end: end})
+	for _, decl := range file.Decls {
+		out = append(out, mutantsOfDecl(fset, decl, name, src)...)
 	}
-	ast.Inspect(file, func(n ast.Node) bool {
+	return out
+}
+
+// mutantsOfDecl lists the mutation sites of one top-level declaration,
+// named by its function and numbered within it.
+func mutantsOfDecl(fset *token.FileSet, decl ast.Decl, name string, src []byte) []mutant {
+	var out []mutant
+	funcName := declName(decl)
+	seen := map[string]int{} // kind and context: sites so far
+	text := func(from, to token.Pos) string {
+		return string(src[fset.Position(from).Offset:fset.Position(to).Offset])
+	}
+	add := func(kind mutantKind, context ast.Node, from, to token.Pos, replacement string) {
+		start, end := fset.Position(from).Offset, fset.Position(to).Offset
+		m := mutant{File: name, Line: fset.Position(from).Line, Column: fset.Position(from).Column, Kind: kind,
+			Original: string(src[start:end]), Mutated: replacement, start: start, end: end,
+			Func: funcName, Context: strings.Join(strings.Fields(text(context.Pos(), context.End())), " ")}
+		seen[string(kind)+" "+m.Context]++
+		m.Occurrence = seen[string(kind)+" "+m.Context]
+		out = append(out, m)
+	}
+	ast.Inspect(decl, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.BinaryExpr:
 			if flip, ok := flips[n.Op]; ok {
-				add(mutFlipComparison, n.OpPos, n.OpPos+token.Pos(len(n.Op.String())), flip)
+				add(mutFlipComparison, n, n.OpPos, n.OpPos+token.Pos(len(n.Op.String())), flip)
 			}
 			if lit, ok := n.Y.(*ast.BasicLit); ok && lit.Kind == token.INT && lit.Value == "1" &&
 				(n.Op == token.ADD || n.Op == token.SUB) {
 				other := map[token.Token]string{token.ADD: "-", token.SUB: "+"}[n.Op]
-				add(mutOffByOne, n.OpPos, n.OpPos+1, other)
+				add(mutOffByOne, n, n.OpPos, n.OpPos+1, other)
 			}
 		case *ast.IfStmt:
 			if isErrCheck(n.Cond) {
-				text := string(src[fset.Position(n.Cond.Pos()).Offset:fset.Position(n.Cond.End()).Offset])
-				add(mutSkipCheck, n.Cond.Pos(), n.Cond.End(), "("+text+") && false")
+				add(mutSkipCheck, n.Cond, n.Cond.Pos(), n.Cond.End(), "("+text(n.Cond.Pos(), n.Cond.End())+") && false")
 			}
 		case *ast.ExprStmt:
 			if call, ok := n.X.(*ast.CallExpr); ok {
 				if sel, ok := call.Fun.(*ast.SelectorExpr); ok && slices.Contains(droppedCalls, sel.Sel.Name) {
-					add(mutDropCall, n.Pos(), n.End(), "{}")
+					add(mutDropCall, n, n.Pos(), n.End(), "{}")
 				}
 			}
 		}
 		return true
 	})
 	return out
+}
+
+// declName names a top-level declaration as a site names its function:
+// f, T.m or (*T).m; "-" for anything not a function (a package-level
+// variable's initialiser).
+func declName(decl ast.Decl) string {
+	fn, ok := decl.(*ast.FuncDecl)
+	if !ok {
+		return "-"
+	}
+	if fn.Recv == nil || len(fn.Recv.List) == 0 {
+		return fn.Name.Name
+	}
+	recv, star := fn.Recv.List[0].Type, ""
+	if s, ok := recv.(*ast.StarExpr); ok {
+		recv, star = s.X, "*"
+	}
+	switch r := recv.(type) { // a generic receiver: T[K] or T[K, V]
+	case *ast.IndexExpr:
+		recv = r.X
+	case *ast.IndexListExpr:
+		recv = r.X
+	}
+	typeName := fmt.Sprint(recv)
+	if id, ok := recv.(*ast.Ident); ok {
+		typeName = id.Name
+	}
+	if star != "" {
+		return "(*" + typeName + ")." + fn.Name.Name
+	}
+	return typeName + "." + fn.Name.Name
 }
 
 // isErrCheck reports whether cond is "err != nil" for some variable.
@@ -152,12 +209,13 @@ func isErrCheck(cond ast.Expr) bool {
 	return ok && strings.Contains(strings.ToLower(x.Name), "err")
 }
 
-// pickMutants draws n of the sites with a seeded random stream, so a
-// campaign is repeatable, and numbers them. The draw goes round the files
-// (in an order the seed shuffles), taking one site of each in turn, so
-// that a file with many comparisons does not crowd out the others.
+// pickMutants draws n of the sites, repeatably for a seed, and numbers
+// them. The draw goes round the files, taking one site of each in turn,
+// so that a file with many comparisons does not crowd out the others.
+// Files and each file's sites are ranked by a hash of the seed and their
+// names, not shuffled by position in a list, so a site added or removed
+// elsewhere leaves the rest of a draw as it was.
 func pickMutants(all []mutant, n int, seed uint64) []mutant {
-	r := rand.New(rand.NewPCG(seed, 0x6d7574616e74))
 	byFile := map[string][]mutant{}
 	var files []string
 	for _, m := range all {
@@ -166,11 +224,15 @@ func pickMutants(all []mutant, n int, seed uint64) []mutant {
 		}
 		byFile[m.File] = append(byFile[m.File], m)
 	}
-	sort.Strings(files)
-	r.Shuffle(len(files), func(i, j int) { files[i], files[j] = files[j], files[i] })
+	byRank := func(a, b string) int {
+		if c := cmp.Compare(drawRank(seed, a), drawRank(seed, b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	}
+	slices.SortFunc(files, byRank)
 	for _, name := range files {
-		sites := byFile[name]
-		r.Shuffle(len(sites), func(i, j int) { sites[i], sites[j] = sites[j], sites[i] })
+		slices.SortFunc(byFile[name], func(a, b mutant) int { return byRank(a.site(), b.site()) })
 	}
 	var picked []mutant
 	for round := 0; len(picked) < min(n, len(all)); round++ {
@@ -190,6 +252,13 @@ func pickMutants(all []mutant, n int, seed uint64) []mutant {
 		picked[i].ID = i + 1
 	}
 	return picked
+}
+
+// drawRank places a name in a draw: FNV-1a of the seed and the name.
+func drawRank(seed uint64, name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(strconv.FormatUint(seed, 10) + " " + name)) // a hash's Write never fails
+	return h.Sum64()
 }
 
 // Outcomes of a mutant. Only caught and survived count towards the
@@ -284,7 +353,7 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.IntSliceVar(&f.only, "only", nil, "run only the drawn mutants of these numbers (as --list numbers them)")
 	fl.StringArrayVar(&f.sites, "site", nil, "instead of a draw, the mutants at FILE:LINE or FILE:LINE:CHANGE (the original text, such as '<', or the kind; repeatable)")
 	fl.StringVar(&f.out, "out", "", "append each mutant's outcome to this file as a JSON line as soon as it is known; mutants it already holds are not run again (a stopped campaign resumes)")
-	fl.StringVar(&f.equivalent, "equivalent", "", "a file of mutants argued equivalent, one a line: FILE:LINE:COLUMN KIND REASON; they are not run and not counted, and one caught all the same is reported")
+	fl.StringVar(&f.equivalent, "equivalent", "", "a file of mutants argued equivalent, one a line: FILE FUNC KIND \"CONTEXT\"[#N] REASON, as --list names sites; they are not run and not counted, and one caught all the same is reported")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
 	return cmd
@@ -341,7 +410,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	if f.list {
 		fmt.Fprintf(out, "%d mutation sites; drawn:\n", len(all))
 		for _, m := range picked {
-			fmt.Fprintf(out, "%3d %s (column %d)\n", m.ID, m, m.Column)
+			fmt.Fprintf(out, "%3d %s (column %d)\n    %s\n", m.ID, m, m.Column, m.site())
 		}
 		return nil
 	}
@@ -370,6 +439,7 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	var outcomes []mutantOutcome
 	for i, m := range picked {
 		if o, ok := done[m.key()]; ok {
+			o.mutant = m                                         // where it is now
 			outcomes = append(outcomes, withArgument(o, argued)) // a campaign resumed: this one ran before
 			continue
 		}
@@ -393,8 +463,40 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	return printMutationReport(out, len(all), outcomes, f.jsonOut)
 }
 
-// site names a mutant's place and kind, as --equivalent lists it.
-func (m mutant) site() string { return fmt.Sprintf("%s:%d:%d %s", m.File, m.Line, m.Column, m.Kind) }
+// site names a mutant as --equivalent and --out do: its file, function,
+// kind and context, quoted, and #N for the Nth of that function's sites
+// with the same kind and context:
+//
+//	workloads/kafka/deadline.go (*deadlines).set flip-comparison "at <= e.at"
+//
+// Lines moving around it leave the name alone; an edit of its function
+// can renumber it, and one of its text renames it.
+func (m mutant) site() string {
+	site := fmt.Sprintf("%s %s %s %q", m.File, m.Func, m.Kind, m.Context)
+	if m.Occurrence > 1 {
+		site += fmt.Sprintf("#%d", m.Occurrence)
+	}
+	return site
+}
+
+// parseSite splits an --equivalent line into its site and the rest.
+func parseSite(line string) (site, rest string, err error) {
+	fields := strings.SplitN(line, " ", 4)
+	if len(fields) < 4 {
+		return "", "", errors.New(`want FILE FUNC KIND "CONTEXT"[#N] REASON`)
+	}
+	quoted, err := strconv.QuotedPrefix(fields[3])
+	if err != nil {
+		return "", "", fmt.Errorf("context %.20q...: not a quoted string", fields[3])
+	}
+	after := fields[3][len(quoted):]
+	if strings.HasPrefix(after, "#") {
+		n, _, _ := strings.Cut(after, " ")
+		quoted += n
+		after = after[len(n):]
+	}
+	return strings.Join(fields[:3], " ") + " " + quoted, strings.TrimSpace(after), nil
+}
 
 // arguedEquivalentsMax bounds the lines of an --equivalent file.
 const arguedEquivalentsMax = 10_000
@@ -423,15 +525,17 @@ func arguedEquivalents(name string, all []mutant) (map[string]string, error) {
 		if i >= arguedEquivalentsMax {
 			return nil, usageError("--equivalent %s: more than %d lines", name, arguedEquivalentsMax)
 		}
-		fields := strings.Fields(line)
-		if len(fields) < 3 {
-			return nil, usageError("--equivalent %s line %d: want FILE:LINE:COLUMN KIND REASON", name, i+1)
+		site, reason, err := parseSite(line)
+		if err == nil && reason == "" {
+			err = errors.New("no reason given")
 		}
-		site := fields[0] + " " + fields[1]
+		if err != nil {
+			return nil, usageError("--equivalent %s line %d: %v", name, i+1, err)
+		}
 		if !sites[site] {
-			return nil, usageError("--equivalent %s line %d: no mutation site %q (see --list)", name, i+1, site)
+			return nil, usageError("--equivalent %s line %d: no mutation site %s (see --list)", name, i+1, site)
 		}
-		argued[site] = strings.Join(fields[2:], " ")
+		argued[site] = reason
 	}
 	return argued, nil
 }

@@ -197,10 +197,10 @@ func TestCampaignResumesFromItsOutcomes(t *testing.T) {
 	if got, err := recordedOutcomes(name); err != nil || len(got) != 0 {
 		t.Fatalf("a missing file gave %v, %v", got, err)
 	}
-	a := mutantOutcome{mutant: mutant{ID: 5, File: "p.go", Line: 4, Column: 9, Kind: mutFlipComparison, Original: "<", Mutated: "<="},
-		Result: mutCaught, Detail: "single-broker seed 3: drained", Seeds: 3}
+	a := mutantOutcome{mutant: mutant{ID: 5, File: "p.go", Line: 4, Column: 9, Kind: mutFlipComparison, Original: "<", Mutated: "<=",
+		Func: "f", Context: "a < b", Occurrence: 1}, Result: mutCaught, Detail: "single-broker seed 3: drained", Seeds: 3}
 	b := a
-	b.ID, b.Column, b.Result, b.Detail, b.Seeds = 6, 20, mutSurvived, "", 200 // the same line, kind and change
+	b.ID, b.Column, b.Occurrence, b.Result, b.Detail, b.Seeds = 6, 20, 2, mutSurvived, "", 200 // the same line, kind and change
 	for _, o := range []mutantOutcome{a, b} {
 		if err := appendOutcome(name, o); err != nil {
 			t.Fatal(err)
@@ -248,7 +248,8 @@ func TestArguedEquivalentMutants(t *testing.T) {
 	if o.Result != mutCaught || !strings.Contains(o.Detail, "wrongly") {
 		t.Fatalf("a listed mutant that was caught: %s %q, want caught, the argument named wrong", o.Result, o.Detail)
 	}
-	for _, bad := range []string{"nowhere.go:1:1 flip-comparison reason\n", m.site() + "\n"} {
+	for _, bad := range []string{"nowhere.go f flip-comparison \"a < b\" reason\n", m.site() + "\n",
+		"workloads/kafka/x.go f flip-comparison a < b reason\n", "one two\n"} {
 		if err := os.WriteFile(list, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -278,5 +279,87 @@ func TestMutateRefusesSeedZero(t *testing.T) {
 	code, out := run(t, "../..", "sim", "mutate", "--first-seed", "0")
 	if code == 0 || !strings.Contains(out, "--first-seed") {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// TestSitesKeepTheirNamesWhenLinesMove: a site is named by its function
+// and text, numbered within its function, so a line added above it (an
+// import, another function) leaves every name as it was, and names are
+// unique within a package.
+func TestSitesKeepTheirNamesWhenLinesMove(t *testing.T) {
+	src := "package p\n\nfunc f(err error, n int) int {\n\tif err != nil {\n\t\treturn 0\n\t}\n" +
+		"\tif err != nil {\n\t\treturn n + 1\n\t}\n\treturn n\n}\n\nfunc (s *set[K]) g(n int) bool { return n < 2 }\n"
+	namesOf := func(src string) []string {
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, "p.go", src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, m := range mutantsOf(fset, file, "p.go", []byte(src)) {
+			names = append(names, m.site())
+		}
+		return names
+	}
+	want := []string{
+		`p.go f skip-error-check "err != nil"`, `p.go f flip-comparison "err != nil"`,
+		`p.go f skip-error-check "err != nil"#2`, `p.go f flip-comparison "err != nil"#2`,
+		`p.go f off-by-one "n + 1"`, `p.go (*set).g flip-comparison "n < 2"`,
+	}
+	if got := namesOf(src); !reflect.DeepEqual(got, want) {
+		t.Fatalf("sites:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	moved := strings.Replace(src, "package p\n", "package p\n\nfunc h(a, b int) bool { return a > b }\n", 1)
+	if got := namesOf(moved); len(got) != len(want)+1 || !reflect.DeepEqual(got[1:], want) {
+		t.Fatalf("after a function added above: %v", got)
+	}
+	for _, pkg := range []string{"../../broker/storage", "../../workloads/kafka"} {
+		all, err := findMutants(pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, m := range all {
+			if seen[m.site()] {
+				t.Errorf("two sites named %s", m.site())
+			}
+			seen[m.site()] = true
+		}
+	}
+}
+
+// TestDrawKeepsItsSitesWhenOthersChange: removing sites of one file, or
+// a whole file, leaves the sites a draw takes from the other files.
+func TestDrawKeepsItsSitesWhenOthersChange(t *testing.T) {
+	all, err := findMutants("../../broker/storage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := func(sites []mutant) map[string]bool {
+		names := map[string]bool{}
+		for _, m := range pickMutants(sites, 30, 1) {
+			names[m.site()] = true
+		}
+		return names
+	}
+	before := drawn(all)
+	gone := all[0].File
+	var fewer []mutant
+	for _, m := range all {
+		if m.File != gone {
+			fewer = append(fewer, m)
+		}
+	}
+	after := drawn(fewer)
+	kept := 0
+	for name := range after {
+		if before[name] {
+			kept++
+		}
+	}
+	// The gone file's place in each round falls to the files after it, so
+	// the last round may take other files' sites; the rest stay.
+	if kept < len(after)-len(after)/5 {
+		t.Fatalf("a file removed: %d of %d drawn sites kept", kept, len(after))
 	}
 }
