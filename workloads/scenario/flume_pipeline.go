@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
 	"github.com/sluice-sim/sluice/sim/world"
 	"github.com/sluice-sim/sluice/workloads/kafka"
 )
@@ -60,8 +61,8 @@ func init() {
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
-			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp", "kafka"},
-				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
+			{Name: "source", Default: "auto", Values: []string{"auto", "netcat", "taildir", "http", "syslogtcp", "kafka"},
+				Help: "the entry agent's source: auto (netcat in a plain run; in a swarm the seed draws netcat or taildir), netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -257,8 +258,34 @@ func pipelineChannel(channel, source string, entry bool, agent string) []string 
 	return lines
 }
 
+// pipelineSwarmSources are the entry sources a swarm seed draws from,
+// netcat as often as the others together: a TAILDIR source follows a log
+// file through rotations, which netcat's clients never reach.
+var pipelineSwarmSources = []string{"netcat", "taildir"}
+
+// pipelineSourceFor is the run's entry source: the source param, or with
+// auto, netcat in a plain run and one drawn from the seed's "source"
+// stream in a swarm.
+func pipelineSourceFor(o Options) string {
+	source := o.Param("source")
+	if source != "auto" {
+		return source
+	}
+	if !o.Swarm {
+		return "netcat"
+	}
+	r := sched.NewRand(o.Seed, "source", 0)
+	if r.IntN(2) == 0 {
+		return "netcat"
+	}
+	return pipelineSwarmSources[1+r.IntN(len(pipelineSwarmSources)-1)]
+}
+
 type pipelineCluster struct {
-	o       Options
+	o Options
+	// source is the entry agent's source: the source param, or the one
+	// the seed drew (see pipelineSourceFor).
+	source  string
 	w       *world.World
 	clients []*lineClient
 	// writer appends the log file with source=taildir; nil otherwise.
@@ -296,7 +323,8 @@ const (
 
 func buildFlumePipeline(w *world.World, o Options) Cluster {
 	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
-	source := o.Param("source")
+	source := pipelineSourceFor(o)
+	c.source = source
 	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
 	entry := pipelineAgent
@@ -479,7 +507,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
 	stats["unacked_lost"] = int64(v.UnackedLost)
-	if c.o.Param("source") == "syslogtcp" {
+	if c.source == "syslogtcp" {
 		// Syslog acknowledges nothing: where the lines it lost were lost.
 		for _, stage := range v.Stages {
 			stats["unacked_lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.UnackedLostByStage[stage])
@@ -574,7 +602,7 @@ func (c *pipelineCluster) PipelineVerdict() checkers.PipelineVerdict { return c.
 // healed: acknowledged ones, or where the source acknowledges nothing
 // (syslog), delivered ones sent after the heal.
 func (c *pipelineCluster) progressAfterHeal(v checkers.PipelineVerdict) Check {
-	if c.o.Param("source") != "syslogtcp" {
+	if c.source != "syslogtcp" {
 		return Check{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
 			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())}
 	}

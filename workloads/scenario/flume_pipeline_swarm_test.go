@@ -1,0 +1,30 @@
+package scenario
+
+import "testing"
+
+// swarmPipelineProbe runs swarm seeds of flume-pipeline (the swarm's
+// draws, the scenario's own run length) and checks each passed and hit
+// the probe.
+func swarmPipelineProbe(t *testing.T, probe string, seeds ...uint64) {
+	t.Helper()
+	for _, seed := range seeds {
+		res := runPipeline(t, Options{Seed: seed, Swarm: true})
+		if !res.OK() {
+			t.Fatalf("swarm seed %d: %v", seed, res.Failed())
+		}
+		if res.Stats["lines_acked"] == 0 {
+			t.Fatalf("swarm seed %d acknowledged nothing", seed)
+		}
+		if res.Probes[probe] == 0 {
+			t.Fatalf("swarm seed %d missed %s; probes %v", seed, probe, res.Probes)
+		}
+	}
+}
+
+// TestFlumePipelineSwarmFollowsRotations: a swarm seed draws its entry
+// source, and seeds 2 and 4 draw taildir, whose writer rotates the log:
+// the source follows the renamed file (the probe no netcat seed reaches)
+// and every acknowledged line arrives.
+func TestFlumePipelineSwarmFollowsRotations(t *testing.T) {
+	swarmPipelineProbe(t, "collector/taildir-rotation-followed", 2, 4)
+}
