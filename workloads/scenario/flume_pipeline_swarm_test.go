@@ -28,3 +28,15 @@ func swarmPipelineProbe(t *testing.T, probe string, seeds ...uint64) {
 func TestFlumePipelineSwarmFollowsRotations(t *testing.T) {
 	swarmPipelineProbe(t, "collector/taildir-rotation-followed", 2, 4)
 }
+
+// TestFlumePipelineSwarmResumesSpooledFile: swarm seeds 9 and 15 draw
+// spooldir and crash the agent part way through a spooled file; the
+// source resumes it from its tracker (the probe random faults alone
+// seldom reach) and every acknowledged line arrives.
+func TestFlumePipelineSwarmResumesSpooledFile(t *testing.T) {
+	swarmPipelineProbe(t, "collector/spooldir-resumed", 9, 15)
+	res := runPipeline(t, Options{Seed: 9, Params: map[string]string{"source": "spooldir"}})
+	if res.Stats[plantedEpisodesStat] != 0 {
+		t.Fatalf("a plain run planted %d episodes", res.Stats[plantedEpisodesStat])
+	}
+}
