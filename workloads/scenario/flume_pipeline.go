@@ -304,8 +304,9 @@ type pipelineCluster struct {
 	written *writtenLines
 	// episodes counts the crash episodes planted (begun or skipped):
 	// an episode's number in Options.EpisodesSkipped; spoolCrashes
-	// those that crashed the agent part way through a spooled file.
-	episodes, spoolCrashes int
+	// those that crashed the agent part way through a spooled file,
+	// checkpointsDamaged those that damaged its checkpoint.
+	episodes, spoolCrashes, checkpointsDamaged int
 	// agent is the Kafka agent of the latest start, edge the edge agent
 	// (hop=on); nil until they run.
 	agent       *collector.Agent
@@ -383,6 +384,9 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	w.AddNode(pipelineReader, func(env sim.Env) { c.reader = env })
 	if source == "spooldir" && o.Swarm {
 		c.scheduleSpoolCrashes(w, entry)
+	}
+	if channel := o.Param("channel"); (channel == "file" || channel == "spillable") && o.Swarm {
+		c.scheduleCheckpointDamage(w)
 	}
 	if c.writer != nil {
 		return c
@@ -506,7 +510,8 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	caughtUp := c.readTopic(w)
 	var in checkers.PipelineInput
 	stats := map[string]int64{"agent_starts": int64(c.agentStarts), "agent_fatals": int64(len(c.agentFatals)),
-		plantedEpisodesStat: int64(c.episodes), "spool_crashes": int64(c.spoolCrashes)}
+		plantedEpisodesStat: int64(c.episodes), "spool_crashes": int64(c.spoolCrashes),
+		"checkpoints_damaged": int64(c.checkpointsDamaged)}
 	for _, cl := range c.clients {
 		in.Sent = append(in.Sent, cl.sent...)
 		in.Acked = append(in.Acked, cl.acked...)

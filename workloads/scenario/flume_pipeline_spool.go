@@ -3,6 +3,7 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path"
 	"time"
 
@@ -225,16 +226,15 @@ func (c *pipelineCluster) scheduleSpoolCrashes(w *world.World, node string) {
 	}
 	for range 1 + r.IntN(spoolCrashEpisodesMax) {
 		at := from + time.Duration(r.Int64N(int64(until-from)))
-		powerLoss := r.IntN(2) == 0
-		down := time.Duration(100+r.IntN(400)) * time.Millisecond
-		w.At(at, func() { c.spoolCrashEpisode(w, node, powerLoss, down) })
+		crash := drawAgentCrash(r)
+		w.At(at, func() { c.spoolCrashEpisode(w, node, crash) })
 	}
 }
 
 // spoolCrashEpisode waits for node's spooldir source to be part way
-// through a file, then crashes the node for down. Its draws were made
+// through a file, then crashes the node. Its draws were made
 // when it was planted, so that one the options skip shifts no other.
-func (c *pipelineCluster) spoolCrashEpisode(w *world.World, node string, powerLoss bool, down time.Duration) {
+func (c *pipelineCluster) spoolCrashEpisode(w *world.World, node string, crash agentCrash) {
 	skip := c.o.skipsEpisode(c.episodes)
 	c.episodes++
 	n := w.Node(node)
@@ -253,12 +253,28 @@ func (c *pipelineCluster) spoolCrashEpisode(w *world.World, node string, powerLo
 			return
 		}
 		c.spoolCrashes++
-		if powerLoss {
-			tolerateNoEffect(w.PowerLoss(node))
-		} else {
-			tolerateNoEffect(w.Kill(node))
-		}
-		w.At(w.Now()+down, func() { tolerateNoEffect(w.Restart(node)) })
+		crash.apply(w, node)
 	}
 	w.At(w.Now()+spoolCrashPoll, poll)
+}
+
+// agentCrash is a planted crash of an agent's node: a kill or a power
+// loss, and how long the node stays down.
+type agentCrash struct {
+	powerLoss bool
+	down      time.Duration
+}
+
+func drawAgentCrash(r *rand.Rand) agentCrash {
+	return agentCrash{powerLoss: r.IntN(2) == 0, down: time.Duration(100+r.IntN(400)) * time.Millisecond}
+}
+
+// apply crashes node now and boots it again after the crash's down time.
+func (a agentCrash) apply(w *world.World, node string) {
+	if a.powerLoss {
+		tolerateNoEffect(w.PowerLoss(node))
+	} else {
+		tolerateNoEffect(w.Kill(node))
+	}
+	w.At(w.Now()+a.down, func() { tolerateNoEffect(w.Restart(node)) })
 }

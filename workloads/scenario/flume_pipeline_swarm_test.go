@@ -40,3 +40,11 @@ func TestFlumePipelineSwarmResumesSpooledFile(t *testing.T) {
 		t.Fatalf("a plain run planted %d episodes", res.Stats[plantedEpisodesStat])
 	}
 }
+
+// TestFlumePipelineSwarmDamagesCheckpoint: swarm seeds 1 and 2 flip bits
+// in the agent's file channel checkpoint as it crashes; the channel
+// replays every log file (the probe no random fault reaches) and every
+// acknowledged line arrives.
+func TestFlumePipelineSwarmDamagesCheckpoint(t *testing.T) {
+	swarmPipelineProbe(t, "collector/file-channel-checkpoint-damaged", 1, 2)
+}
