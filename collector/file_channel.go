@@ -173,6 +173,7 @@ func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt in
 		err = fmt.Errorf("file channel %s: %w", name, err)
 		if errors.Is(err, errLogReadFailed) {
 			// The disk failed a read: the records may be intact.
+			env.Hit(probeFileChannelReadFailed)
 			env.Clock.AfterFunc(0, func() { again(err) })
 			return
 		}

@@ -456,6 +456,12 @@ func (c *pipelineCluster) Profile() faults.Profile {
 		// See init.
 		kinds = slices.DeleteFunc(kinds, func(k faults.Kind) bool { return k == faults.KindFailSyncs })
 	}
+	if c.o.Swarm {
+		// Read errors meet the agents only as they start (replaying a
+		// file channel) and in the file sources; a plain run keeps
+		// the mix its seeds were drawn with.
+		kinds = append(kinds, faults.KindReadErrors)
+	}
 	return faults.Profile{
 		Targets:      targets,
 		Clients:      others,
