@@ -42,7 +42,13 @@ import (
 // fail in this variant: after a failed sync a later one can succeed over
 // a hole, and no writer can tell which of its lines survived. Each
 // client's lines (or the writer's) must arrive in the order they were
-// acknowledged. With source=kafka the clients are Kafka producers (acks=all,
+// acknowledged. With source=spooldir a writer on the entry agent's node
+// spools files of lines into the directory a spooldir source reads, and
+// a file's lines count as acknowledged once it was durably moved in. In a
+// swarm the seed draws netcat, taildir or spooldir (source=auto), and
+// plants crashes part way through a spooled file and damage to a file
+// channel's checkpoint (flume_pipeline_spool.go, flume_pipeline_damage.go).
+// With source=kafka the clients are Kafka producers (acks=all,
 // idempotent) writing into the broker's topic "input", which the entry
 // agent's kafka source reads as a consumer group member; a line counts as
 // acknowledged once its produce is, and the source is at-least-once: a
