@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -145,9 +146,10 @@ func OpenFileChannel(name string, env sim.Env, cfg FileChannelConfig, ready func
 }
 
 const (
-	// openAttemptsMax bounds the replays of one open: a sync of what
-	// replay found may fail (a failed sync before a crash can still be
-	// throwing data away), and then what is on disk must be read again.
+	// openAttemptsMax bounds the replays of one open: a read of the log
+	// may fail, or a sync of what replay found (a failed sync before a
+	// crash can still be throwing data away), and then what is on disk
+	// must be read again.
 	openAttemptsMax  = 10
 	openRetryBackoff = 100 * time.Millisecond
 )
@@ -158,20 +160,30 @@ func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt in
 		capacity: cfg.Capacity, txCapacity: cfg.TransactionCapacity, keepAlive: cfg.KeepAlive,
 	}, f)
 	f.bugs = cfg.Bugs
+	// again replays once more after err, up to openAttemptsMax times.
+	again := func(err error) {
+		if attempt >= openAttemptsMax {
+			ready(nil, err)
+			return
+		}
+		env.Log.Logf("%v; replaying again", err)
+		env.Clock.AfterFunc(openRetryBackoff, func() { openFileChannel(name, env, cfg, attempt+1, ready) })
+	}
 	if err := f.load(); err != nil {
-		env.Clock.AfterFunc(0, func() { ready(nil, fmt.Errorf("file channel %s: %w", name, err)) })
+		err = fmt.Errorf("file channel %s: %w", name, err)
+		if errors.Is(err, errLogReadFailed) {
+			// The disk failed a read: the records may be intact.
+			env.Hit(probeFileChannelReadFailed)
+			env.Clock.AfterFunc(0, func() { again(err) })
+			return
+		}
+		env.Clock.AfterFunc(0, func() { ready(nil, err) })
 		return
 	}
 	f.syncReplayed(func(err error) {
 		if err != nil {
 			f.file.Close()
-			err = fmt.Errorf("file channel %s: %w", name, err)
-			if attempt >= openAttemptsMax {
-				ready(nil, err)
-				return
-			}
-			env.Log.Logf("%v; replaying again", err)
-			env.Clock.AfterFunc(openRetryBackoff, func() { openFileChannel(name, env, cfg, attempt+1, ready) })
+			again(fmt.Errorf("file channel %s: %w", name, err))
 			return
 		}
 		f.newFileUnsynced = false

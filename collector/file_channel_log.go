@@ -184,15 +184,21 @@ func decodeRecord(payload []byte) (decodedRecord, error) {
 	return d, r.err
 }
 
+// errLogReadFailed marks a read of the log that failed: the disk's error,
+// not damage. The bytes may be intact on the platter, so replay stops
+// rather than drop the records from there on.
+var errLogReadFailed = errors.New("log read failed")
+
 // readRecord reads and checks the record at off; the returned size is the
-// whole record's.
+// whole record's. A read that fails wraps errLogReadFailed; any other
+// error is a record torn or damaged.
 func readRecord(f sim.File, off, fileSize int64) (decodedRecord, int64, error) {
 	if fileSize-off < recordHeaderBytes {
 		return decodedRecord{}, 0, fmt.Errorf("%d bytes, shorter than a record header", fileSize-off)
 	}
 	var header [recordHeaderBytes]byte
 	if _, err := f.ReadAt(header[:], off); err != nil {
-		return decodedRecord{}, 0, fmt.Errorf("read record header: %w", err)
+		return decodedRecord{}, 0, fmt.Errorf("%w: record header: %w", errLogReadFailed, err)
 	}
 	n := int64(binary.BigEndian.Uint32(header[0:4]))
 	if n > recordBytesMax || off+recordHeaderBytes+n > fileSize {
@@ -200,7 +206,7 @@ func readRecord(f sim.File, off, fileSize int64) (decodedRecord, int64, error) {
 	}
 	payload := make([]byte, n)
 	if _, err := f.ReadAt(payload, off+recordHeaderBytes); err != nil && !errors.Is(err, io.EOF) {
-		return decodedRecord{}, 0, fmt.Errorf("read record: %w", err)
+		return decodedRecord{}, 0, fmt.Errorf("%w: record: %w", errLogReadFailed, err)
 	}
 	if got, want := crc32.Checksum(payload, castagnoli), binary.BigEndian.Uint32(header[4:8]); got != want {
 		return decodedRecord{}, 0, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
@@ -352,7 +358,9 @@ func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
 		}
 		from = cp.from
 		r.nextID = cp.nextID
-		r.loadCheckpointed(fs, dataDir, cp.live)
+		if err := r.loadCheckpointed(fs, dataDir, cp.live); err != nil {
+			return nil, err
+		}
 	}
 	for _, id := range ids {
 		if id < from.file {
@@ -370,7 +378,8 @@ func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
 }
 
 // loadCheckpointed reads the records holding the checkpoint's live events.
-func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) {
+// A read that fails is an error: the events may be intact on disk.
+func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) error {
 	files := map[uint32]sim.File{}
 	defer func() {
 		for _, f := range files {
@@ -383,6 +392,9 @@ func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) {
 		if !ok {
 			var err error
 			d, err = readRecordAt(fs, dataDir, files, it.loc)
+			if errors.Is(err, errLogReadFailed) {
+				return fmt.Errorf("event %d in %s: %w", it.id, it.loc, err)
+			}
 			if err != nil {
 				r.problems = append(r.problems, fmt.Sprintf("event %d in %s lost: %v", it.id, it.loc, err))
 				continue
@@ -400,6 +412,7 @@ func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) {
 			r.problems = append(r.problems, fmt.Sprintf("event %d lost: the record at %s does not hold it", it.id, it.loc))
 		}
 	}
+	return nil
 }
 
 func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc recordLoc) (decodedRecord, error) {
@@ -407,6 +420,9 @@ func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc reco
 	if !ok {
 		var err error
 		f, err = fs.Open(logFileName(dataDir, loc.file))
+		if errors.Is(err, sim.ErrIO) {
+			return decodedRecord{}, fmt.Errorf("%w: open: %w", errLogReadFailed, err)
+		}
 		if err != nil {
 			return decodedRecord{}, err
 		}
@@ -414,14 +430,15 @@ func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc reco
 	}
 	size, err := f.Size()
 	if err != nil {
-		return decodedRecord{}, err
+		return decodedRecord{}, fmt.Errorf("%w: size: %w", errLogReadFailed, err)
 	}
 	d, _, err := readRecord(f, loc.off, size)
 	return d, err
 }
 
 // scan applies the records of one log file from start; a bad record ends
-// the file's replay, as nothing after it can be framed.
+// the file's replay, as nothing after it can be framed. A failed read
+// ends the whole replay with an error.
 func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error {
 	name := logFileName(dataDir, id)
 	f, err := fs.Open(name)
@@ -435,6 +452,9 @@ func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error
 	}
 	for off := start; off < size; {
 		d, n, err := readRecord(f, off, size)
+		if errors.Is(err, errLogReadFailed) {
+			return fmt.Errorf("%s offset %d: %w", name, off, err)
+		}
 		if err != nil {
 			r.problems = append(r.problems, fmt.Sprintf("%s offset %d: %v; the %d bytes from there are not replayed", name, off, err, size-off))
 			r.badRecord = true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -25,17 +26,24 @@ func testFileChannelConfig() FileChannelConfig {
 }
 
 func openTestChannel(t interface{ Fatalf(string, ...any) }, r *rig, cfg FileChannelConfig) *FileChannel {
+	ch, err := tryOpenTestChannel(r, cfg)
+	if err != nil {
+		t.Fatalf("open file channel: %v (log:\n%s)", err, r.log)
+	}
+	return ch
+}
+
+// tryOpenTestChannel opens the channel, letting simulated time run until
+// it is ready or failed.
+func tryOpenTestChannel(r *rig, cfg FileChannelConfig) (*FileChannel, error) {
 	var ch *FileChannel
-	var openErr error
+	openErr := errors.New("not ready after 5 s")
 	done := false
 	OpenFileChannel("c1", r.env, cfg, func(f *FileChannel, err error) { ch, openErr, done = f, err, true })
 	for i := 0; i < 100 && !done; i++ {
 		r.settle()
 	}
-	if openErr != nil || ch == nil {
-		t.Fatalf("open file channel: %v (log:\n%s)", openErr, r.log)
-	}
-	return ch
+	return ch, openErr
 }
 
 // fTxn is a transaction of the file channel model: committing ones await
@@ -655,5 +663,117 @@ func TestFileChannelTakeAnsweredBeforeItsSync(t *testing.T) {
 	ch = openTestChannel(t, r, cfg)
 	if got := holds(); len(got) > 1 || (len(got) == 1 && got[0] != "d") {
 		t.Fatalf("after a power loss before the take's sync the channel holds %v, want [] or [d]", got)
+	}
+}
+
+// TestFileChannelReadErrorIsNotDamage: a read that fails while the channel
+// replays its log is the disk's error, not a damaged record: the bytes are
+// intact on the platter. An open under read errors replays again (and
+// after openAttemptsMax tries fails, for the agent to start again); it
+// never serves a channel that dropped the records after a failed read.
+func TestFileChannelReadErrorIsNotDamage(t *testing.T) {
+	r := newRig(21)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	const events = 60
+	var want []string
+	for i := range events {
+		if i == events/2 {
+			ch.Checkpoint(func(error) {})
+			r.settle()
+		}
+		body := fmt.Sprintf("event-%02d", i)
+		want = append(want, body)
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(body)})
+		var commitErr error = errors.New("not called")
+		tx.Commit(func(err error) { commitErr = err })
+		r.settle()
+		if commitErr != nil {
+			t.Fatal(commitErr)
+		}
+	}
+	opened, retried := 0, 0
+	for attempt := range 10 {
+		r.crash(false)
+		r.log.Reset()
+		r.w.Node(rigNode).Disk().SetReadErrorRate(0.01)
+		got, openErr := tryOpenTestChannel(r, cfg)
+		r.w.Node(rigNode).Disk().SetReadErrorRate(0)
+		if strings.Contains(r.log.String(), "replaying again") {
+			retried++
+		}
+		if openErr != nil {
+			continue
+		}
+		opened++
+		if body := channelBodies(got); !slices.Equal(body, want) {
+			t.Fatalf("open %d under read errors served %d events (problems %v), want all %d",
+				attempt, len(body), got.Problems, events)
+		}
+	}
+	if opened == 0 || retried == 0 {
+		t.Fatalf("of 10 opens under read errors %d served, %d replayed again", opened, retried)
+	}
+}
+
+// channelBodies lists the bodies a channel holds, in order.
+func channelBodies(ch *FileChannel) []string {
+	var bodies []string
+	for _, it := range ch.queue.snapshot() {
+		bodies = append(bodies, string(it.ev.Body))
+	}
+	return bodies
+}
+
+// TestFileChannelDamagedCheckpointReplaysEveryLog: a bit flipped in the
+// checkpoint is reported, and replaying every log file left finds the
+// same events the checkpoint would have: log files are removed only below
+// every event the last durable checkpoint held live.
+func TestFileChannelDamagedCheckpointReplaysEveryLog(t *testing.T) {
+	r := newRig(23)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	commit := func(tx *Txn) {
+		var commitErr error = errors.New("not called")
+		tx.Commit(func(err error) { commitErr = err })
+		r.settle()
+		if commitErr != nil {
+			t.Fatal(commitErr)
+		}
+	}
+	for round := range 3 {
+		for i := range 20 {
+			tx := ch.Begin()
+			tx.Put(Event{Body: []byte(fmt.Sprintf("event-%d-%02d", round, i))})
+			commit(tx)
+		}
+		tx := ch.Begin()
+		for range 15 {
+			tx.Take()
+		}
+		commit(tx)
+		ch.Checkpoint(func(error) {})
+		r.settle()
+	}
+	want := channelBodies(ch)
+	if ids, _ := logFileIDs(r.env.FS, cfg.DataDir); len(want) == 0 || ids[0] == 1 {
+		t.Fatalf("%d events live, log files %v: the test needs old logs removed", len(want), ids)
+	}
+	r.crash(false)
+	if flips := r.w.Node(rigNode).Disk().CorruptFile(path.Join(cfg.CheckpointDir, checkpointName), 2); len(flips) != 2 {
+		t.Fatalf("flips %v", flips)
+	}
+	ch = openTestChannel(t, r, cfg)
+	if len(ch.Problems) != 1 || !strings.Contains(ch.Problems[0], "checkpoint damaged") {
+		t.Fatalf("problems %v", ch.Problems)
+	}
+	if got := channelBodies(ch); !slices.Equal(got, want) {
+		t.Fatalf("after the damaged checkpoint the channel holds %v, want %v", got, want)
+	}
+	if r.w.Probes()["collector/file-channel-checkpoint-damaged"] == 0 {
+		t.Fatalf("probe not hit: %v", r.w.Probes())
 	}
 }

@@ -11,6 +11,8 @@ var (
 		"a file channel's replay stopped at a record that failed its checksum or was cut short")
 	probeFileChannelCheckpointDamaged = sim.DeclareProbe("collector/file-channel-checkpoint-damaged",
 		"a file channel's checkpoint was unreadable or damaged, so every log file was replayed")
+	probeFileChannelReadFailed = sim.DeclareProbe("collector/file-channel-replay-read-failed",
+		"a file channel's replay met a read the disk failed and replayed again")
 	probeFileChannelSyncFailed = sim.DeclareProbe("collector/file-channel-sync-failed",
 		"a file channel's sync failed and writing moved to a new log file")
 	probeTaildirRotated = sim.DeclareProbe("collector/taildir-rotation-followed",

@@ -320,11 +320,18 @@ func (s *SpoolDirSource) event(line []byte) Event {
 }
 
 // complete retires a file whose every line is committed, after checking
-// it did not change while it was read.
+// it did not change while it was read. A read that fails during the check
+// is the disk's error, not a change: the check is tried again.
 func (s *SpoolDirSource) complete() {
 	name := path.Join(s.cfg.dir, s.cur.name)
-	if err := s.checkUnchanged(name); err != nil {
-		s.fail(err)
+	changed, err := s.checkUnchanged(name)
+	if err != nil {
+		s.env.Log.Logf("spooldir source %s: check %s: %v; trying again", s.name, name, err)
+		s.after(s.cfg.pollDelay)
+		return
+	}
+	if changed != nil {
+		s.fail(changed)
 		return
 	}
 	if s.cfg.deleteImmediately {
@@ -350,26 +357,30 @@ func (s *SpoolDirSource) complete() {
 }
 
 // checkUnchanged compares the file with what was read: its size, and the
-// checksum of its bytes.
-func (s *SpoolDirSource) checkUnchanged(name string) error {
+// checksum of its bytes. changed says how it differs (or that it is
+// gone); err is a read that failed, which tells nothing.
+func (s *SpoolDirSource) checkUnchanged(name string) (changed, err error) {
 	f, err := s.env.FS.Open(name)
+	if errors.Is(err, sim.ErrNotExist) {
+		return fmt.Errorf("reopen %s: %w", name, err), nil
+	}
 	if err != nil {
-		return fmt.Errorf("reopen %s: %w", name, err)
+		return nil, fmt.Errorf("reopen %s: %w", name, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("size of %s: %w", name, err)
 	}
 	if size != s.cur.size || size != s.cur.pos {
-		return fmt.Errorf("file has changed size since being read: %s (%d bytes when opened, %d read, %d now)", name, s.cur.size, s.cur.pos, size)
+		return fmt.Errorf("file has changed size since being read: %s (%d bytes when opened, %d read, %d now)", name, s.cur.size, s.cur.pos, size), nil
 	}
 	var crc uint32
 	buf := make([]byte, min(size, spoolReadBytesMax))
 	for off := int64(0); off < size; {
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("reread %s: %w", name, err)
+			return nil, fmt.Errorf("reread %s: %w", name, err)
 		}
 		if n == 0 {
 			break
@@ -378,7 +389,7 @@ func (s *SpoolDirSource) checkUnchanged(name string) error {
 		off += int64(n)
 	}
 	if crc != s.cur.crc {
-		return fmt.Errorf("file has changed since being read: %s (same size, different bytes)", name)
+		return fmt.Errorf("file has changed since being read: %s (same size, different bytes)", name), nil
 	}
-	return nil
+	return nil, nil
 }

@@ -192,3 +192,32 @@ func TestSpoolDirResumesAfterPowerLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolDirReadErrorsDoNotStopIt: with reads failing one time in five,
+// the source retries: a failed read of a file, or of its bytes when it is
+// checked before completion, is the disk's error, not a changed file, so
+// the source does not stop; every line arrives once, in order, and both
+// files are completed.
+func TestSpoolDirReadErrorsDoNotStopIt(t *testing.T) {
+	aw := newAgentWorld(t, 4, spoolConf, "a")
+	fs := aw.agent.env.FS
+	disk := aw.w.Node("collector").Disk()
+	disk.SetReadErrorRate(0.2)
+	for _, name := range []string{"e", "f", "g", "h"} {
+		writeFile(t, fs, "var/spool/"+name+".log", numberedLines(name, 100))
+	}
+	aw.run(10 * time.Second)
+	disk.SetReadErrorRate(0)
+	aw.run(5 * time.Second)
+	src := aw.agent.Source("r1").(*SpoolDirSource)
+	if src.Failed != nil {
+		t.Fatalf("the source stopped: %v", src.Failed)
+	}
+	want := numberedLines("e", 100) + numberedLines("f", 100) + numberedLines("g", 100) + numberedLines("h", 100)
+	if got := strings.Join(aw.bodies(), "\n") + "\n"; got != want {
+		t.Fatalf("%d lines logged, want 400 in order", len(aw.bodies()))
+	}
+	if !strings.Contains(aw.log.String(), "input/output error") {
+		t.Fatal("no read failed: the test shows nothing")
+	}
+}

@@ -241,7 +241,7 @@ func (s *TaildirSource) writePositions() {
 }
 
 // scan finds the files the filegroups match and follows new ones.
-func (s *TaildirSource) scan() []*tailFile {
+func (s *TaildirSource) scan() ([]*tailFile, error) {
 	var out []*tailFile
 	seen := map[uint64]bool{}
 	for gi := range s.cfg.groups {
@@ -255,7 +255,13 @@ func (s *TaildirSource) scan() []*tailFile {
 				continue
 			}
 			p := path.Join(g.dir, n)
-			fp, size, ok := s.fingerprint(p)
+			fp, size, ok, err := s.fingerprint(p)
+			if err != nil {
+				// Which known file this is cannot be told: forgetting
+				// one would read it again from its start, so this
+				// scan ends without dropping any.
+				return nil, err
+			}
 			if !ok || seen[fp] {
 				continue
 			}
@@ -297,44 +303,58 @@ func (s *TaildirSource) scan() []*tailFile {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seen < out[j].seen })
-	return out
+	return out, nil
 }
 
-// fingerprint hashes a file's first line; ok is false while it has none.
-func (s *TaildirSource) fingerprint(p string) (uint64, int64, bool) {
+// fingerprint hashes a file's first line; ok is false while it has none
+// or is gone. A read that fails is an error.
+func (s *TaildirSource) fingerprint(p string) (uint64, int64, bool, error) {
 	f, err := s.env.FS.Open(p)
+	if errors.Is(err, sim.ErrNotExist) {
+		return 0, 0, false, nil // removed since the listing
+	}
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, false, fmt.Errorf("open %s: %w", p, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, false, fmt.Errorf("size of %s: %w", p, err)
 	}
 	buf := make([]byte, min(size, tailFingerprintBytes))
-	n, _ := f.ReadAt(buf, 0)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, 0, false, fmt.Errorf("read %s: %w", p, err)
+	}
 	buf = buf[:n]
 	if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 		buf = buf[:i+1]
 	} else if len(buf) < tailFingerprintBytes {
-		return 0, 0, false
+		return 0, 0, false, nil
 	}
 	h := fnv.New64a()
 	h.Write(buf)
-	return h.Sum64(), size, true
+	return h.Sum64(), size, true, nil
 }
 
 // run reads a batch from the first file with complete lines past its
-// position; with nothing to read it backs off.
+// position; with nothing to read it backs off. A read that fails backs
+// off too rather than read a later file, whose lines must not overtake
+// the failed file's.
 func (s *TaildirSource) run() {
 	if s.stopped || s.busy {
 		return
 	}
-	for _, tf := range s.scan() {
+	files, err := s.scan()
+	if err != nil {
+		s.env.Log.Logf("TAILDIR source %s: scan: %v", s.name, err)
+		files = nil
+	}
+	for _, tf := range files {
 		events, end, err := s.read(tf)
 		if err != nil {
 			s.env.Log.Logf("TAILDIR source %s: read %s: %v", s.name, tf.path, err)
-			continue
+			break
 		}
 		if len(events) == 0 {
 			continue

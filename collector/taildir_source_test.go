@@ -218,3 +218,34 @@ func TestTaildirPowerLossKeepsPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestTaildirReadErrorsKeepOrder: with reads failing one time in five, a
+// rotated file is still read to its end before its successor, and no
+// file whose first line could not be read is forgotten (and read again
+// from its start as a new one): every line exactly once, in the order
+// written.
+func TestTaildirReadErrorsKeepOrder(t *testing.T) {
+	aw := newAgentWorld(t, 3, taildirConf, "a")
+	if err := aw.agent.env.FS.MkdirAll("var/log/app"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, aw, "var/log/app/app.log", numberedLines("old", 100))
+	aw.run(2 * time.Second)
+	disk := aw.w.Node("collector").Disk()
+	disk.SetReadErrorRate(0.2)
+	appendFile(t, aw, "var/log/app/app.log", numberedLines("tail", 300))
+	if err := aw.agent.env.FS.Rename("var/log/app/app.log", "var/log/app/app.log.1"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, aw, "var/log/app/app.log", numberedLines("new", 300))
+	aw.run(5 * time.Second)
+	disk.SetReadErrorRate(0)
+	aw.run(5 * time.Second)
+	want := numberedLines("old", 100) + numberedLines("tail", 300) + numberedLines("new", 300)
+	if got := strings.Join(aw.bodies(), "\n") + "\n"; got != want {
+		t.Fatalf("%d lines logged, want 700 in the order written; log:\n%s", len(aw.bodies()), aw.log.String())
+	}
+	if !strings.Contains(aw.log.String(), "input/output error") {
+		t.Fatal("no read failed: the test shows nothing")
+	}
+}

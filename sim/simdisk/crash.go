@@ -219,16 +219,35 @@ func sectorEqual(a, b *image, s, sb int64) bool {
 // "name@offset bit b", sorted.
 func (d *Disk) Corrupt(n int) []string {
 	sched.Assert(n >= 0, "simdisk: corrupt %d bytes", n)
-	type file struct {
-		name string
-		ino  *inode
-	}
-	var files []file
+	var files []corruptible
 	d.cur.walk(func(p string, e *entry) {
 		if e.ino != nil && e.ino.cur.sizeBytes > 0 {
-			files = append(files, file{p, e.ino})
+			files = append(files, corruptible{p, e.ino})
 		}
 	})
+	return d.corrupt(files, n)
+}
+
+// CorruptFile flips one random bit in each of n random bytes of the named
+// file, as Corrupt does across the disk: damage aimed at one file that a
+// scenario wants its program to meet. It returns the flips, or none when
+// no non-empty file has the name.
+func (d *Disk) CorruptFile(name string, n int) []string {
+	sched.Assert(n >= 0, "simdisk: corrupt %d bytes", n)
+	e := d.cur.lookup(name)
+	if e == nil || e.ino == nil || e.ino.cur.sizeBytes == 0 {
+		return nil
+	}
+	return d.corrupt([]corruptible{{name, e.ino}}, n)
+}
+
+// corruptible is a file a bit flip may land in.
+type corruptible struct {
+	name string
+	ino  *inode
+}
+
+func (d *Disk) corrupt(files []corruptible, n int) []string {
 	if len(files) == 0 {
 		return nil
 	}

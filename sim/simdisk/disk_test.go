@@ -1116,3 +1116,34 @@ func TestSyncFailureModeNames(t *testing.T) {
 		t.Fatalf("parsing an unknown mode: %v", err)
 	}
 }
+
+// TestCorruptFileFlipsOnlyThatFile: bit flips aimed at one file land in
+// it alone, and a missing or empty file gets none.
+func TestCorruptFileFlipsOnlyThatFile(t *testing.T) {
+	r := newRig(t, 5, testConfig(DropUnsynced))
+	for _, name := range []string{"a", "b"} {
+		f := r.create(name)
+		r.writeAt(f, 0, strings.Repeat("x", 200))
+		if err := r.sync(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	r.create("empty").Close()
+	flips := r.disk.CorruptFile("b", 5)
+	if len(flips) != 5 {
+		t.Fatalf("flips %q", flips)
+	}
+	for _, flip := range flips {
+		if !strings.HasPrefix(flip, "b@") {
+			t.Fatalf("flip %q outside b", flip)
+		}
+	}
+	r.mustRead("a", strings.Repeat("x", 200))
+	if flips := r.disk.CorruptFile("empty", 1); len(flips) != 0 {
+		t.Fatalf("flips in an empty file: %q", flips)
+	}
+	if flips := r.disk.CorruptFile("missing", 1); len(flips) != 0 {
+		t.Fatalf("flips in a missing file: %q", flips)
+	}
+}

@@ -117,7 +117,7 @@
 // (DropCaches evicts what SyncFailureLinux left lying in the cache),
 // SetCapacity fills the disk (growth beyond it fails with sim.ErrNoSpace,
 // nothing written), SetReadErrorRate fails reads with sim.ErrIO, Corrupt
-// flips bits. All draw from the disk's own random stream, so a seed replays
+// flips bits (CorruptFile only in one named file). All draw from the disk's own random stream, so a seed replays
 // them. Files are bounded by FileBytesMax, open handles per disk by
 // OpenHandlesMax.
 //

@@ -239,6 +239,25 @@ func (w *World) Corrupt(name string, count int) error {
 	return nil
 }
 
+// CorruptFile flips one bit in each of count random bytes of the named
+// file on the node's disk: damage a scenario aims at one file. A file
+// missing or empty is sim.ErrNoEffect.
+func (w *World) CorruptFile(name, file string, count int) error {
+	n, err := w.node(name)
+	if err != nil {
+		return err
+	}
+	flips := n.disk.CorruptFile(file, count)
+	if len(flips) == 0 {
+		return fmt.Errorf("corrupt %s on %s: %w", file, name, sim.ErrNoEffect)
+	}
+	w.fault(n, fmt.Sprintf("corrupt %s %s %d", name, file, count))
+	for _, flip := range flips {
+		w.note("  %s disk: flipped %s", name, flip)
+	}
+	return nil
+}
+
 // ReadErrors makes each read on the node's disk fail with probability rate.
 func (w *World) ReadErrors(name string, rate float64) error {
 	n, err := w.node(name)

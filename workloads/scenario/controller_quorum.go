@@ -97,6 +97,10 @@ type quorumCluster struct {
 	quorumSettledAt, imagesSettledAt time.Duration
 	// lastSeen says why the quorum was not settled at the last look.
 	lastSeen string
+	// episodes counts the torn-tail episodes planted (begun or skipped):
+	// an episode's number in Options.EpisodesSkipped; tornTailEpisodes
+	// those that found their controller up.
+	episodes, tornTailEpisodes int
 }
 
 func buildControllerQuorum(w *world.World, o Options) Cluster {
@@ -140,6 +144,9 @@ func buildControllerQuorum(w *world.World, o Options) Cluster {
 	})
 	if o.Param("faults") == "correlated" {
 		c.scheduleCorrelated(w)
+	}
+	if o.Swarm && o.Param("faults") == "mixed" {
+		c.scheduleTornTails(w)
 	}
 	w.At(o.Run, c.sample)
 	return c
@@ -363,6 +370,8 @@ func (c *quorumCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		stats["admin_failed"] = int64(c.admin.failed)
 	}
 	stats["acked_changes"] = int64(len(acked))
+	stats[plantedEpisodesStat] = int64(c.episodes)
+	stats["torn_tail_episodes"] = int64(c.tornTailEpisodes)
 	for _, a := range acked {
 		if a.at >= c.o.Run {
 			stats["acked_after_heal"]++

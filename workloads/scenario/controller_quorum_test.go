@@ -179,3 +179,31 @@ func TestControllerQuorumBugShrinksAndReplays(t *testing.T) {
 	}
 	t.Logf("shrunk from %d to %d actions in %d runs", len(sh.Original.Schedule.Actions), len(small.Schedule.Actions), sh.Tries)
 }
+
+// TestControllerQuorumSwarmTearsLogTail: swarm seeds 11 and 13 of the
+// mixed faults plant a power loss while a controller's log write is in
+// flight; recovery cuts the torn frame (the controller/torn-tail-cut
+// probe, which the mixed faults alone never reached over 95 seeds) and
+// every check passes. A plain run of a seed plants no such episode.
+func TestControllerQuorumSwarmTearsLogTail(t *testing.T) {
+	d := quorumDef(t)
+	for _, seed := range []uint64{11, 13} {
+		r, err := Run(d, Options{Seed: seed, Swarm: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK() {
+			t.Fatalf("seed %d failed: %+v", seed, r.Failed())
+		}
+		if r.Stats["torn_tail_episodes"] == 0 || r.Probes["controller/torn-tail-cut"] == 0 {
+			t.Fatalf("seed %d: %d torn-tail episodes, probes %v", seed, r.Stats["torn_tail_episodes"], r.Probes)
+		}
+	}
+	r, err := Run(d, Options{Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stats[plantedEpisodesStat] != 0 {
+		t.Fatalf("a plain run planted %d episodes", r.Stats[plantedEpisodesStat])
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
 	"github.com/sluice-sim/sluice/sim/world"
 	"github.com/sluice-sim/sluice/workloads/kafka"
 )
@@ -41,7 +42,13 @@ import (
 // fail in this variant: after a failed sync a later one can succeed over
 // a hole, and no writer can tell which of its lines survived. Each
 // client's lines (or the writer's) must arrive in the order they were
-// acknowledged. With source=kafka the clients are Kafka producers (acks=all,
+// acknowledged. With source=spooldir a writer on the entry agent's node
+// spools files of lines into the directory a spooldir source reads, and
+// a file's lines count as acknowledged once it was durably moved in. In a
+// swarm the seed draws netcat, taildir or spooldir (source=auto), and
+// plants crashes part way through a spooled file and damage to a file
+// channel's checkpoint (flume_pipeline_spool.go, flume_pipeline_damage.go).
+// With source=kafka the clients are Kafka producers (acks=all,
 // idempotent) writing into the broker's topic "input", which the entry
 // agent's kafka source reads as a consumer group member; a line counts as
 // acknowledged once its produce is, and the source is at-least-once: a
@@ -60,8 +67,8 @@ func init() {
 				Help: "faults on the broker: network only, or also kills and power loss (it syncs before acknowledging)"},
 			{Name: "hop", Default: "off", Values: []string{"off", "on"},
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
-			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp", "kafka"},
-				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
+			{Name: "source", Default: "auto", Values: []string{"auto", "netcat", "taildir", "spooldir", "http", "syslogtcp", "kafka"},
+				Help: "the entry agent's source: auto (netcat in a plain run; in a swarm the seed draws netcat, taildir or spooldir), netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), spooldir (a writer on the agent's node writes files of lines, syncs each and moves it into the spooled directory), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -160,6 +167,14 @@ func pipelineEntrySource(source string) []string {
 		}
 	}
 	switch source {
+	case "spooldir":
+		return []string{
+			"a1.sources.r1.type = spooldir",
+			"a1.sources.r1.spoolDir = /" + spoolWriterDir,
+			"a1.sources.r1.batchSize = 20",
+			"a1.sources.r1.pollDelay = 20",
+			"a1.sources.r1.maxBackoff = 200",
+		}
 	case "kafka":
 		// A restarted agent's member waits for its predecessor's session
 		// to expire before it owns the partition: the broker's least.
@@ -215,14 +230,14 @@ func pipelineEdgeConfig(channel, source string) string {
 }
 
 // pipelineChannel is an agent's channel c1 and its source's link to it.
-// The TAILDIR source's channel is small, so that a sink that cannot
+// A file source's channel is small, so that a sink that cannot
 // deliver fills it within a fault's length and the source's commits wait
 // for room: crashes then find lines read and not yet committed, the
 // moment a source must not have recorded them as done. A kafka channel
 // keeps its events in the topic "<agent>-channel" of the pipeline's broker.
 func pipelineChannel(channel, source string, entry bool, agent string) []string {
 	capacity := 10000
-	if entry && source == "taildir" {
+	if entry && (source == "taildir" || source == "spooldir") {
 		capacity = 500
 	}
 	lines := []string{
@@ -257,12 +272,47 @@ func pipelineChannel(channel, source string, entry bool, agent string) []string 
 	return lines
 }
 
+// pipelineSwarmSources are the entry sources a swarm seed draws from,
+// netcat as often as the others together: a TAILDIR source follows a log
+// file through rotations and a spooldir source resumes a file after a
+// restart, which netcat's clients never reach.
+var pipelineSwarmSources = []string{"netcat", "taildir", "spooldir"}
+
+// pipelineSourceFor is the run's entry source: the source param, or with
+// auto, netcat in a plain run and one drawn from the seed's "source"
+// stream in a swarm.
+func pipelineSourceFor(o Options) string {
+	source := o.Param("source")
+	if source != "auto" {
+		return source
+	}
+	if !o.Swarm {
+		return "netcat"
+	}
+	r := sched.NewRand(o.Seed, "source", 0)
+	if r.IntN(2) == 0 {
+		return "netcat"
+	}
+	return pipelineSwarmSources[1+r.IntN(len(pipelineSwarmSources)-1)]
+}
+
 type pipelineCluster struct {
-	o       Options
+	o Options
+	// source is the entry agent's source: the source param, or the one
+	// the seed drew (see pipelineSourceFor).
+	source  string
 	w       *world.World
 	clients []*lineClient
-	// writer appends the log file with source=taildir; nil otherwise.
-	writer *logWriter
+	// writer writes the lines on the entry agent's node with a file
+	// source (source=taildir or spooldir), written its accounting; nil
+	// otherwise.
+	writer  entryWriter
+	written *writtenLines
+	// episodes counts the crash episodes planted (begun or skipped):
+	// an episode's number in Options.EpisodesSkipped; spoolCrashes
+	// those that crashed the agent part way through a spooled file,
+	// checkpointsDamaged those that damaged its checkpoint.
+	episodes, spoolCrashes, checkpointsDamaged int
 	// agent is the Kafka agent of the latest start, edge the edge agent
 	// (hop=on); nil until they run.
 	agent       *collector.Agent
@@ -296,7 +346,8 @@ const (
 
 func buildFlumePipeline(w *world.World, o Options) Cluster {
 	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
-	source := o.Param("source")
+	source := pipelineSourceFor(o)
+	c.source = source
 	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
 	entry := pipelineAgent
@@ -306,8 +357,13 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	// Clients stop offering lines halfway through the drain, so that
 	// what they sent has the rest of it to reach the topic.
 	stopAt := o.Run + o.Drain/2
-	if source == "taildir" {
-		c.writer = &logWriter{stopAt: stopAt}
+	switch source {
+	case "taildir":
+		lw := &logWriter{writtenLines: writtenLines{stopAt: stopAt}}
+		c.writer, c.written = lw, &lw.writtenLines
+	case "spooldir":
+		sw := &spoolWriter{writtenLines: writtenLines{stopAt: stopAt}}
+		c.writer, c.written = sw, &sw.writtenLines
 	}
 	// startOn starts an agent, and on the entry node the log writer
 	// first, so that both come back with the node.
@@ -332,6 +388,12 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 		w.AddNode(pipelineEdge, startOn(pipelineEdge, edgeCfg, &c.edge))
 	}
 	w.AddNode(pipelineReader, func(env sim.Env) { c.reader = env })
+	if source == "spooldir" && o.Swarm {
+		c.scheduleSpoolCrashes(w, entry)
+	}
+	if channel := o.Param("channel"); (channel == "file" || channel == "spillable") && o.Swarm {
+		c.scheduleCheckpointDamage(w)
+	}
 	if c.writer != nil {
 		return c
 	}
@@ -396,9 +458,15 @@ func (c *pipelineCluster) Profile() faults.Profile {
 	kinds := []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
 		faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
 		faults.KindDiskFull, faults.KindClockJump, faults.KindClockDrift}
-	if c.writer != nil {
+	if c.source == "taildir" {
 		// See init.
 		kinds = slices.DeleteFunc(kinds, func(k faults.Kind) bool { return k == faults.KindFailSyncs })
+	}
+	if c.o.Swarm {
+		// Read errors meet the agents only as they start (replaying a
+		// file channel) and in the file sources; a plain run keeps
+		// the mix its seeds were drawn with.
+		kinds = append(kinds, faults.KindReadErrors)
 	}
 	return faults.Profile{
 		Targets:      targets,
@@ -418,8 +486,8 @@ func (c *pipelineCluster) Footprint() Footprint {
 	for _, cl := range c.clients {
 		f.ClientBytes += cl.bytes
 	}
-	if c.writer != nil {
-		f.ClientBytes += c.writer.bytes
+	if c.written != nil {
+		f.ClientBytes += c.written.bytes
 	}
 	// The hand-overs seen per line: a map entry and the line's key.
 	f.ClientBytes += int64(len(c.reached)) * pipelineReachedEntryBytes
@@ -440,9 +508,9 @@ func (c *pipelineCluster) Progress() []Activity {
 			Waiting: !cl.stopped() || len(cl.outstanding) > 0, Attempts: cl.connects,
 			Describe: cl.describe}
 	}
-	if wr := c.writer; wr != nil {
+	if wr := c.written; wr != nil {
 		acts = append(acts, Activity{Name: "log writer", Mark: int64(len(wr.acked)),
-			Waiting: !wr.stopped(), Attempts: wr.starts, Describe: wr.describe})
+			Waiting: !wr.stopped(), Attempts: wr.starts, Describe: c.writer.describe})
 	}
 	return acts
 }
@@ -453,7 +521,9 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	settled := c.settle(w)
 	caughtUp := c.readTopic(w)
 	var in checkers.PipelineInput
-	stats := map[string]int64{"agent_starts": int64(c.agentStarts), "agent_fatals": int64(len(c.agentFatals))}
+	stats := map[string]int64{"agent_starts": int64(c.agentStarts), "agent_fatals": int64(len(c.agentFatals)),
+		plantedEpisodesStat: int64(c.episodes), "spool_crashes": int64(c.spoolCrashes),
+		"checkpoints_damaged": int64(c.checkpointsDamaged)}
 	for _, cl := range c.clients {
 		in.Sent = append(in.Sent, cl.sent...)
 		in.Acked = append(in.Acked, cl.acked...)
@@ -462,7 +532,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 		stats["lines_unanswered"] += int64(cl.unanswered)
 		stats["client_connects"] += int64(cl.connects)
 	}
-	if wr := c.writer; wr != nil {
+	if wr := c.written; wr != nil {
 		in.Sent = append(in.Sent, wr.sent...)
 		in.Acked = append(in.Acked, wr.acked...)
 		in.AckOrder = append(in.AckOrder, wr.acked)
@@ -479,7 +549,7 @@ func (c *pipelineCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	stats["duplicated"] = int64(v.Duplicated)
 	stats["phantoms"] = int64(len(v.Phantoms))
 	stats["unacked_lost"] = int64(v.UnackedLost)
-	if c.o.Param("source") == "syslogtcp" {
+	if c.source == "syslogtcp" {
 		// Syslog acknowledges nothing: where the lines it lost were lost.
 		for _, stage := range v.Stages {
 			stats["unacked_lost_at_"+strings.ReplaceAll(stage, " ", "_")] = int64(v.UnackedLostByStage[stage])
@@ -554,8 +624,8 @@ func (c *pipelineCluster) ackLatencyPercentiles() map[string]int64 {
 	for _, cl := range c.clients {
 		record(cl.ackLatencies)
 	}
-	if c.writer != nil {
-		record(c.writer.ackLatencies)
+	if c.written != nil {
+		record(c.written.ackLatencies)
 	}
 	out := map[string]int64{}
 	if h.TotalCount() == 0 {
@@ -574,7 +644,7 @@ func (c *pipelineCluster) PipelineVerdict() checkers.PipelineVerdict { return c.
 // healed: acknowledged ones, or where the source acknowledges nothing
 // (syslog), delivered ones sent after the heal.
 func (c *pipelineCluster) progressAfterHeal(v checkers.PipelineVerdict) Check {
-	if c.o.Param("source") != "syslogtcp" {
+	if c.source != "syslogtcp" {
 		return Check{Name: "progress-after-heal", OK: v.Acked > 0 && c.ackedAfterHeal() > 0,
 			Detail: fmt.Sprintf("%d lines acknowledged after the faults healed", c.ackedAfterHeal())}
 	}
@@ -599,7 +669,7 @@ func (c *pipelineCluster) ackedAfterHeal() int {
 	for _, cl := range c.clients {
 		n += len(cl.acked) - cl.ackedAt(c.o.Run)
 	}
-	if wr := c.writer; wr != nil {
+	if wr := c.written; wr != nil {
 		after, _ := slices.BinarySearch(wr.ackTimes, c.o.Run+1)
 		n += len(wr.acked) - after
 	}
@@ -1073,30 +1143,73 @@ func (h *lineConn) OnClose(_ sim.Conn, err error) {
 // the agent to run, so that the source sees a file cut below its position
 // before the file grows past it again.
 type logWriter struct {
-	stopAt time.Duration
-	env    sim.Env
-	file   sim.File
-	size   int64
-	// starts counts the boots; a sync answered to an earlier boot is
-	// ignored.
-	starts, seq int
-	writing     bool
-	syncing     bool
+	writtenLines
+	file    sim.File
+	size    int64
+	writing bool
+	syncing bool
 	// nameSynced: the log file's name is known durable; every open
 	// checks again with the first sync.
 	nameSynced bool
 	// unsynced are the lines appended since the last sync began,
 	// appendedAt when.
-	unsynced     []string
-	appendedAt   []time.Duration
+	unsynced   []string
+	appendedAt []time.Duration
+	// rotations counts the renames; the next rotated file's suffix.
+	rotations int
+}
+
+// entryWriter is a writer of lines on the entry agent's node, which a
+// file source reads: it runs again with every boot of the node and
+// begins writing once the agent runs.
+type entryWriter interface {
+	start(env sim.Env)
+	resume()
+	describe() string
+}
+
+// writtenLines is an entry writer's accounting: the lines it wrote and
+// those acknowledged (made durable where its source finds them).
+type writtenLines struct {
+	stopAt time.Duration
+	env    sim.Env
+	// starts counts the boots; a sync answered to an earlier boot is
+	// ignored.
+	starts, seq  int
 	ackLatencies []time.Duration
 	sent, acked  []string
 	ackTimes     []time.Duration
 	failed       int
 	bytes        int64
 	lastErr      string
-	// rotations counts the renames; the next rotated file's suffix.
-	rotations int
+}
+
+func (l *writtenLines) stopped() bool { return l.env.Clock != nil && l.env.Clock.Mono() >= l.stopAt }
+
+// nextLine names and counts the next line: by the boot, so that lines
+// stay unique across boots.
+func (l *writtenLines) nextLine() string {
+	l.seq++
+	line := fmt.Sprintf("w%d-%06d", l.starts, l.seq)
+	l.sent = append(l.sent, line)
+	l.bytes += int64(2 * len(line))
+	return line
+}
+
+// settle records the outcome of making lines durable, appended at the
+// times given: acknowledged when err is nil.
+func (l *writtenLines) settle(lines []string, appended []time.Duration, err error) {
+	if err != nil {
+		l.failed += len(lines)
+		l.lastErr = err.Error()
+		return
+	}
+	now := l.env.Clock.Mono()
+	for i, line := range lines {
+		l.acked = append(l.acked, line)
+		l.ackTimes = append(l.ackTimes, now)
+		l.ackLatencies = append(l.ackLatencies, now-appended[i])
+	}
 }
 
 const (
@@ -1130,8 +1243,6 @@ func (l *logWriter) resume() {
 		l.env.Clock.AfterFunc(logWriterInterval, l.tick)
 	}
 }
-
-func (l *logWriter) stopped() bool { return l.env.Clock != nil && l.env.Clock.Mono() >= l.stopAt }
 
 // open opens the log file, creating it, and cuts it before its first line
 // that is not whole.
@@ -1194,10 +1305,7 @@ func (l *logWriter) tick() {
 			return
 		}
 	}
-	l.seq++
-	line := fmt.Sprintf("w%d-%06d", l.starts, l.seq)
-	l.sent = append(l.sent, line)
-	l.bytes += int64(2 * len(line))
+	line := l.nextLine()
 	if _, err := l.file.Append([]byte(line + "\n")); err != nil {
 		l.failed++
 		l.lastErr = err.Error()
@@ -1277,17 +1385,7 @@ func (l *logWriter) syncNames(done func(error)) {
 // synced ends a sync of lines: acknowledged when err is nil.
 func (l *logWriter) synced(lines []string, appended []time.Duration, err error) {
 	l.syncing = false
-	if err != nil {
-		l.failed += len(lines)
-		l.lastErr = err.Error()
-	} else {
-		now := l.env.Clock.Mono()
-		for i, line := range lines {
-			l.acked = append(l.acked, line)
-			l.ackTimes = append(l.ackTimes, now)
-			l.ackLatencies = append(l.ackLatencies, now-appended[i])
-		}
-	}
+	l.settle(lines, appended, err)
 	l.sync()
 }
 

@@ -191,6 +191,14 @@ func TestFlumePipelineTaildirLosesNothing(t *testing.T) {
 	pipelineLosesNothing(t, "taildir", 8, true)
 }
 
+// TestFlumePipelineSpooldirLosesNothing: with source=spooldir a writer on
+// the agent's node spools files of lines; through agent crashes every
+// line of a file acknowledged (durably moved into the spooled directory)
+// arrives, in order, and each run replays.
+func TestFlumePipelineSpooldirLosesNothing(t *testing.T) {
+	pipelineLosesNothing(t, "spooldir", 6, true)
+}
+
 // pipelineLosesNothing runs seeds of flume-pipeline with a file channel
 // and the given source ("" for the default), each twice when twice is
 // set (both runs must give one trace hash): every check passes, every
