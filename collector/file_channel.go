@@ -97,7 +97,7 @@ type FileChannelConfig struct {
 // DefaultFileChannelConfig is Flume's defaults, under dir.
 func DefaultFileChannelConfig(dir string) FileChannelConfig {
 	return FileChannelConfig{
-		CheckpointDir: path.Join(dir, "checkpoint"), DataDirs: []string{path.Join(dir, "data")},
+		CheckpointDir: path.Join(dir, "checkpoint"), DataDirs: DataDirsUnder(dir, 1),
 		Capacity: 1000000, TransactionCapacity: 10000, CheckpointInterval: 30 * time.Second,
 		MaxFileSize: 2146435071, KeepAlive: 3 * time.Second,
 	}
@@ -109,6 +109,19 @@ func resolveDataDirs(dataDirs string, resolve func(string) string) []string {
 	var dirs []string
 	for _, dir := range strings.Split(dataDirs, ",") {
 		dirs = append(dirs, resolve(strings.TrimSpace(dir)))
+	}
+	return dirs
+}
+
+// DataDirsUnder names n data directories under dir: "data" alone, as
+// DefaultFileChannelConfig, or data1 to dataN.
+func DataDirsUnder(dir string, n int) []string {
+	if n == 1 {
+		return []string{path.Join(dir, "data")}
+	}
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = path.Join(dir, fmt.Sprintf("data%d", i+1))
 	}
 	return dirs
 }

@@ -26,13 +26,7 @@ func testFileChannelConfig() FileChannelConfig {
 
 // withDataDirs gives cfg n data directories, each a log of its own.
 func withDataDirs(cfg FileChannelConfig, n int) FileChannelConfig {
-	if n == 1 {
-		return cfg
-	}
-	cfg.DataDirs = nil
-	for i := 1; i <= n; i++ {
-		cfg.DataDirs = append(cfg.DataDirs, fmt.Sprintf("fc/data%d", i))
-	}
+	cfg.DataDirs = DataDirsUnder("fc", n)
 	return cfg
 }
 

@@ -279,7 +279,7 @@ func benchOneChannel(ctx context.Context, kind string, size int, f benchChannels
 	}
 	result := make(chan error, 1)
 	b := &channelBench{kind: kind, brokerAddr: brokerAddr, n: events, batch: f.batch, inFlightMax: f.inFlightMax, takersMax: f.takers,
-		dataDirs: benchDataDirs("fc", f.dataDirs), body: make([]byte, size),
+		dataDirs: collector.DataDirsUnder("fc", f.dataDirs), body: make([]byte, size),
 		hist: hdrhistogram.New(benchLatencyUsLowest, benchLatencyUsHighest, benchLatencySigFigs),
 		done: func(err error) { result <- err }}
 	node.Start(b.start)
@@ -381,19 +381,6 @@ func (b *channelBench) start(env sim.Env) {
 			SessionTimeout: benchKafkaSessionTimeout, Capacity: benchChannelCapacity, TransactionCapacity: b.batch})
 		opened(k, err)
 	}
-}
-
-// benchDataDirs names n data directories under root: "data" alone, as
-// the file channel's default, or data1 to dataN.
-func benchDataDirs(root string, n int) []string {
-	if n == 1 {
-		return []string{filepath.Join(root, "data")}
-	}
-	dirs := make([]string, n)
-	for i := range dirs {
-		dirs[i] = filepath.Join(root, fmt.Sprintf("data%d", i+1))
-	}
-	return dirs
 }
 
 func (b *channelBench) fail(err error) {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-sim/sluice/collector"
 )
 
 // The kill -9 measurement: a real agent process (netcat source with an OK
@@ -159,7 +161,7 @@ func killAgentConfig(kind string, size int, addr, dir, brokerAddr, topic string,
 	}
 	if kind == "file" || kind == "spillable" {
 		p("a1.channels.c1.checkpointDir = %s", filepath.Join(dir, "checkpoint"))
-		p("a1.channels.c1.dataDirs = %s", strings.Join(benchDataDirs(dir, dataDirs), ","))
+		p("a1.channels.c1.dataDirs = %s", strings.Join(collector.DataDirsUnder(dir, dataDirs), ","))
 		p("a1.channels.c1.minimumRequiredSpace = %d", 1<<20)
 	}
 	p("a1.channels.c1.transactionCapacity = %d", killBatch)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/sim/sched"
 	"github.com/sluice-sim/sluice/sim/world"
 	"github.com/sluice-sim/sluice/workloads/kafka"
 )
@@ -62,6 +64,8 @@ func init() {
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
 			{Name: "source", Default: "netcat", Values: []string{"netcat", "taildir", "http", "syslogtcp", "kafka"},
 				Help: "the entry agent's source: netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
+			{Name: "data-dirs", Default: "auto", Values: []string{"auto", "1", "2", "3"},
+				Help: "data directories of a file channel (or a spillable channel's overflow), each a log of its own: auto is one, or with --swarm one to three drawn from the seed"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -116,7 +120,7 @@ var pipelineClients = []string{"c1", "c2", "c3"}
 
 // pipelineConfig is the Kafka agent's configuration file, in Flume's
 // format: its source is the entry source, or with hop the edge agent's.
-func pipelineConfig(channel, source string, hop bool) string {
+func pipelineConfig(channel, source string, hop bool, dataDirs int) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
@@ -130,7 +134,7 @@ func pipelineConfig(channel, source string, hop bool) string {
 	} else {
 		lines = append(lines, pipelineEntrySource(source)...)
 	}
-	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent)...)
+	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent, dataDirs)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
@@ -196,14 +200,14 @@ func pipelineEntrySource(source string) []string {
 
 // pipelineEdgeConfig is the edge agent's file with hop=on: the entry
 // source -> channel -> avro sink to the Kafka agent.
-func pipelineEdgeConfig(channel, source string) string {
+func pipelineEdgeConfig(channel, source string, dataDirs int) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
 		"a1.sinks = k1",
 	}
 	lines = append(lines, pipelineEntrySource(source)...)
-	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge)...)
+	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge, dataDirs)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = avro",
 		"a1.sinks.k1.hostname = "+pipelineAgent,
@@ -220,7 +224,7 @@ func pipelineEdgeConfig(channel, source string) string {
 // for room: crashes then find lines read and not yet committed, the
 // moment a source must not have recorded them as done. A kafka channel
 // keeps its events in the topic "<agent>-channel" of the pipeline's broker.
-func pipelineChannel(channel, source string, entry bool, agent string) []string {
+func pipelineChannel(channel, source string, entry bool, agent string, dataDirs int) []string {
 	capacity := 10000
 	if entry && source == "taildir" {
 		capacity = 500
@@ -250,11 +254,27 @@ func pipelineChannel(channel, source string, entry bool, agent string) []string 
 	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
 			"a1.channels.c1.checkpointDir = flume/checkpoint",
-			"a1.channels.c1.dataDirs = flume/data",
+			"a1.channels.c1.dataDirs = "+strings.Join(collector.DataDirsUnder("flume", dataDirs), ","),
 			"a1.channels.c1.checkpointInterval = 2000",
 			"a1.channels.c1.maxFileSize = 65536")
 	}
 	return lines
+}
+
+// pipelineDataDirs is how many data directories a file channel gets: one,
+// or with data-dirs=auto under --swarm one to three drawn from the seed's
+// "data-dirs" stream (so a run without --swarm is unchanged).
+func pipelineDataDirs(o Options) int {
+	switch mode := o.Param("data-dirs"); {
+	case mode == "auto" && o.Swarm:
+		return 1 + sched.NewRand(o.Seed, "data-dirs", 0).IntN(3)
+	case mode == "auto":
+		return 1
+	default:
+		n, err := strconv.Atoi(mode)
+		sched.Assert(err == nil, "scenario: data-dirs %q passed validation: %v", mode, err)
+		return n
+	}
 }
 
 type pipelineCluster struct {
@@ -297,7 +317,8 @@ const (
 func buildFlumePipeline(w *world.World, o Options) Cluster {
 	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
 	source := o.Param("source")
-	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
+	dataDirs := pipelineDataDirs(o)
+	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop, dataDirs), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
 	entry := pipelineAgent
 	if c.hop {
@@ -327,7 +348,7 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	w.AddNode(pipelineBroker, broker.Start(bcfg, nil))
 	w.AddNode(pipelineAgent, startOn(pipelineAgent, cfg, &c.agent))
 	if c.hop {
-		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel"), source), "a1", nil)
+		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel"), source, dataDirs), "a1", nil)
 		sim.Assert(err == nil, "flume-pipeline: edge configuration: %v", err)
 		w.AddNode(pipelineEdge, startOn(pipelineEdge, edgeCfg, &c.edge))
 	}
