@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -326,8 +327,8 @@ func checkDataDirs(dirs []string) error {
 	seen := map[string]bool{}
 	for _, dir := range dirs {
 		clean := path.Clean(dir)
-		if dir == "" || seen[clean] {
-			return fmt.Errorf("data directory %q is empty or named twice", dir)
+		if dir == "" || seen[clean] || len(dir) > math.MaxUint16 {
+			return fmt.Errorf("data directory %q is empty, named twice or too long", dir)
 		}
 		seen[clean] = true
 	}
@@ -674,7 +675,7 @@ func (f *FileChannel) writeCheckpoint(done func(error)) {
 		return
 	}
 	f.checkpointing = true
-	cp := checkpoint{nextID: f.nextID}
+	cp := checkpoint{nextID: f.nextID, dirs: f.cfg.DataDirs}
 	keepFrom := make([]uint32, len(f.logs))
 	for i, lg := range f.logs {
 		cp.from = append(cp.from, lg.applied)

@@ -40,9 +40,11 @@ import (
 //	crc u32 (CRC-32C of the rest) | version 1 u8 | nextID u64 | file u32 | offset u64 |
 //	count u64 | {id u64, file u32, offset u64}...
 //
-// With several, version 2 names a position per log and each event's log:
+// With several, version 2 names a position per log, the log's directory
+// (so that a reordered or renamed dataDirs is refused, not misread) and
+// each event's log:
 //
-//	crc u32 | version 2 u8 | nextID u64 | logs u32 | {file u32, offset u64}... |
+//	crc u32 | version 2 u8 | nextID u64 | logs u32 | {file u32, offset u64, dir u16+bytes}... |
 //	count u64 | {id u64, log u32, file u32, offset u64}...
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -243,6 +245,8 @@ type checkpoint struct {
 	// from is, per log, the position before which every record is
 	// reflected in live.
 	from []recordLoc
+	// dirs are the logs' directories (version 2 only).
+	dirs []string
 	live []item // id and loc only
 }
 
@@ -254,9 +258,11 @@ func encodeCheckpoint(cp checkpoint) []byte {
 	buf = append(buf, checkpointVersionLogs)
 	buf = binary.BigEndian.AppendUint64(buf, cp.nextID)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(cp.from)))
-	for _, at := range cp.from {
+	for i, at := range cp.from {
 		buf = binary.BigEndian.AppendUint32(buf, at.file)
 		buf = binary.BigEndian.AppendUint64(buf, uint64(at.off))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cp.dirs[i])))
+		buf = append(buf, cp.dirs[i]...)
 	}
 	buf = binary.BigEndian.AppendUint64(buf, uint64(len(cp.live)))
 	for _, it := range cp.live {
@@ -311,6 +317,9 @@ func decodeCheckpoint(data []byte) (checkpoint, error) {
 		at := recordLoc{log: uint32(l), file: uint32(r.u32())}
 		at.off = int64(r.u64())
 		cp.from = append(cp.from, at)
+		if version == checkpointVersionLogs {
+			cp.dirs = append(cp.dirs, string(r.take(r.u16())))
+		}
 	}
 	itemBytes := uint64(20)
 	if version == checkpointVersionLogs {
@@ -467,6 +476,11 @@ func (r *replayed) loadCheckpoint(fs sim.FS, dataDirs []string, checkpointDir st
 			// Its events in the logs now missing would be lost
 			// silently.
 			return nil, fmt.Errorf("the checkpoint names %d data directories, dataDirs %d: a directory was left out", len(cp.from), len(dataDirs))
+		}
+		for i, dir := range cp.dirs {
+			if dir != dataDirs[i] {
+				return nil, fmt.Errorf("data directory %d is %s, the checkpoint's %s: dataDirs were reordered or renamed", i+1, dataDirs[i], dir)
+			}
 		}
 		copy(from, cp.from)
 		r.nextID = cp.nextID

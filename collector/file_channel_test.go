@@ -843,4 +843,51 @@ func TestFileChannelCheckpointNamesEveryLog(t *testing.T) {
 	if openErr == nil || !strings.Contains(openErr.Error(), "names 3 data directories, dataDirs 2") {
 		t.Fatalf("open with a directory left out: %v", openErr)
 	}
+	reordered := cfg
+	reordered.DataDirs = []string{cfg.DataDirs[1], cfg.DataDirs[0], cfg.DataDirs[2]}
+	openErr = nil
+	OpenFileChannel("c1", r.env, reordered, func(_ *FileChannel, err error) { openErr = err })
+	r.settle()
+	if openErr == nil || !strings.Contains(openErr.Error(), "reordered or renamed") {
+		t.Fatalf("open with the directories reordered: %v", openErr)
+	}
+}
+
+// TestFileChannelAddsADataDirectory: a one-directory channel's version-1
+// checkpoint opens with a second directory added after the first; the new
+// log is replayed from its start, and a later restart finds both logs'
+// events.
+func TestFileChannelAddsADataDirectory(t *testing.T) {
+	r := newRig(25)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	putOne := func(body string) {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(body)})
+		tx.Commit(func(error) {})
+		r.settle()
+	}
+	putOne("a")
+	putOne("b")
+	ch.Checkpoint(func(error) {})
+	r.settle()
+	putOne("c")
+	r.crash(false)
+	cfg.DataDirs = append(cfg.DataDirs, "fc/data-added")
+	ch = openTestChannel(t, r, cfg)
+	putOne("d")
+	putOne("e")
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	var got []string
+	for _, it := range ch.queue.snapshot() {
+		got = append(got, string(it.ev.Body))
+	}
+	if !slices.Equal(got, []string{"a", "b", "c", "d", "e"}) || len(ch.Problems) != 0 {
+		t.Fatalf("after adding a directory the channel holds %v (problems %v)", got, ch.Problems)
+	}
+	if names, _ := r.env.FS.List("fc/data-added"); len(names) == 0 {
+		t.Fatal("the added directory holds no log file")
+	}
 }
