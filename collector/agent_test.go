@@ -292,10 +292,17 @@ a1.sinks.k1.channel = c1
 
 // TestFileChannelAgentSurvivesPowerLoss: lines answered OK before a power
 // loss are all logged by the time the restarted agent drained its
-// channel; nothing is logged that was never sent.
+// channel; nothing is logged that was never sent. With Flume's
+// comma-separated dataDirs too, every directory holding a log.
 func TestFileChannelAgentSurvivesPowerLoss(t *testing.T) {
+	threeDirs := strings.Replace(fileChannelNetcatConf, "dataDirs = /flume/data", "dataDirs = /flume/d1, /flume/d2 ,/flume/d3", 1)
+	t.Run("dataDirs=1", func(t *testing.T) { agentSurvivesPowerLoss(t, fileChannelNetcatConf, []string{"flume/data"}) })
+	t.Run("dataDirs=3", func(t *testing.T) { agentSurvivesPowerLoss(t, threeDirs, []string{"flume/d1", "flume/d2", "flume/d3"}) })
+}
+
+func agentSurvivesPowerLoss(t *testing.T, conf string, dataDirs []string) {
 	for seed := uint64(1); seed <= 5; seed++ {
-		aw := newAgentWorld(t, seed, fileChannelNetcatConf, "a1")
+		aw := newAgentWorld(t, seed, conf, "a1")
 		cl := aw.dial(6000)
 		aw.run(time.Millisecond)
 		sent := map[string]bool{}
@@ -332,6 +339,12 @@ func TestFileChannelAgentSurvivesPowerLoss(t *testing.T) {
 		for i := 0; i < acked; i++ {
 			if line := fmt.Sprintf("s%d-%d", seed, i); !logged[line] {
 				t.Fatalf("seed %d: %s was acknowledged (%d OKs) but never logged after the power loss", seed, line, acked)
+			}
+		}
+		for _, dir := range dataDirs {
+			names, err := aw.w.Node("collector").Disk().FS().List(dir)
+			if err != nil || len(names) == 0 {
+				t.Fatalf("seed %d: data directory %s holds %v (%v), want its log files", seed, dir, names, err)
 			}
 		}
 		t.Logf("seed %d: %d acknowledged before the power loss, %d distinct logged", seed, acked, len(logged))

@@ -3,9 +3,11 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sluice-sim/sluice/collector/config"
@@ -28,12 +30,10 @@ type FileChannel struct {
 	// replayedTakes are the events the opening replay found taken, until
 	// the agent tells Options.OnCommit of them.
 	replayedTakes []Event
-	// file is the log file appended to, fileID its number, fileSize its
-	// length; newFileUnsynced says its name is not yet durable.
-	file            sim.File
-	fileID          uint32
-	fileSize        int64
-	newFileUnsynced bool
+	// logs are the write-ahead logs, one per data directory; a
+	// transaction's record goes to logs[records % len(logs)].
+	logs    []*channelLog
+	records uint64
 	// unsynced are the files with appended bytes no sync covers yet.
 	unsynced []sim.File
 	// retired are earlier log files still open because a sync may need
@@ -54,11 +54,8 @@ type FileChannel struct {
 	// every commit on such a file that ends later fails too, whichever
 	// round's sync covered it.
 	poisoned map[sim.File]error
-	// applied is the log position up to which every record is reflected
-	// in live; live maps every event put and not finally taken to its
-	// record.
-	applied recordLoc
-	live    map[uint64]recordLoc
+	// live maps every event put and not finally taken to its record.
+	live map[uint64]recordLoc
 	// checkpointing is set while a checkpoint is being written.
 	checkpointing   bool
 	checkpointTimer sim.Timer
@@ -69,10 +66,27 @@ type FileChannel struct {
 	broken   error
 }
 
+// channelLog is the write-ahead log in one data directory.
+type channelLog struct {
+	index uint32
+	dir   string
+	// file is the log file appended to, fileID its number, fileSize its
+	// length; newFileUnsynced says its name is not yet durable.
+	file            sim.File
+	fileID          uint32
+	fileSize        int64
+	newFileUnsynced bool
+	// applied is the position up to which every record of this log is
+	// reflected in live.
+	applied recordLoc
+}
+
 // FileChannelConfig is a file channel's settings (Flume's names).
 type FileChannelConfig struct {
-	CheckpointDir       string
-	DataDir             string
+	CheckpointDir string
+	// DataDirs are the directories of the logs (Flume's comma-separated
+	// dataDirs): each holds a log of its own with its own syncs.
+	DataDirs            []string
 	Capacity            int
 	TransactionCapacity int
 	CheckpointInterval  time.Duration
@@ -85,16 +99,39 @@ type FileChannelConfig struct {
 // DefaultFileChannelConfig is Flume's defaults, under dir.
 func DefaultFileChannelConfig(dir string) FileChannelConfig {
 	return FileChannelConfig{
-		CheckpointDir: path.Join(dir, "checkpoint"), DataDir: path.Join(dir, "data"),
+		CheckpointDir: path.Join(dir, "checkpoint"), DataDirs: DataDirsUnder(dir, 1),
 		Capacity: 1000000, TransactionCapacity: 10000, CheckpointInterval: 30 * time.Second,
 		MaxFileSize: 2146435071, KeepAlive: 3 * time.Second,
 	}
 }
 
+// resolveDataDirs splits Flume's comma-separated dataDirs (config checked
+// that no entry is empty) and resolves each.
+func resolveDataDirs(dataDirs string, resolve func(string) string) []string {
+	var dirs []string
+	for _, dir := range strings.Split(dataDirs, ",") {
+		dirs = append(dirs, resolve(strings.TrimSpace(dir)))
+	}
+	return dirs
+}
+
+// DataDirsUnder names n data directories under dir: "data" alone, as
+// DefaultFileChannelConfig, or data1 to dataN.
+func DataDirsUnder(dir string, n int) []string {
+	if n == 1 {
+		return []string{path.Join(dir, "data")}
+	}
+	dirs := make([]string, n)
+	for i := range dirs {
+		dirs[i] = path.Join(dir, fmt.Sprintf("data%d", i+1))
+	}
+	return dirs
+}
+
 func fileChannelConfig(c *config.Channel, resolve func(string) string) FileChannelConfig {
 	return FileChannelConfig{
 		CheckpointDir:       resolve(c.String("checkpointDir")),
-		DataDir:             resolve(c.String("dataDirs")),
+		DataDirs:            resolveDataDirs(c.String("dataDirs"), resolve),
 		Capacity:            int(c.Int("capacity")),
 		TransactionCapacity: int(c.Int("transactionCapacity")),
 		CheckpointInterval:  time.Duration(c.Int("checkpointInterval")) * time.Millisecond,
@@ -123,13 +160,14 @@ type pendingCommit struct {
 type syncRound struct {
 	commits []*pendingCommit
 	files   []sim.File
-	syncDir bool
-	pending int
-	synced  bool
-	// failed holds the files whose sync failed; dirErr a failed sync of
-	// the data directory.
-	failed map[sim.File]error
-	dirErr error
+	// syncDirs are the logs whose data directory holds a new file.
+	syncDirs []*channelLog
+	pending  int
+	synced   bool
+	// failed holds the files whose sync failed; dirErrs the failed syncs
+	// of data directories.
+	failed  map[sim.File]error
+	dirErrs map[*channelLog]error
 }
 
 const (
@@ -182,11 +220,13 @@ func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt in
 	}
 	f.syncReplayed(func(err error) {
 		if err != nil {
-			f.file.Close()
+			f.closeLogs()
 			again(fmt.Errorf("file channel %s: %w", name, err))
 			return
 		}
-		f.newFileUnsynced = false
+		for _, lg := range f.logs {
+			lg.newFileUnsynced = false
+		}
 		f.scheduleCheckpoint()
 		ready(f, nil)
 	})
@@ -196,19 +236,28 @@ func openFileChannel(name string, env sim.Env, cfg FileChannelConfig, attempt in
 // after a process kill the old log's last records may sit only in the page
 // cache, and events replayed from them must not vanish in a later power
 // loss once they have been delivered or built upon. It syncs every log
-// file and then the data directory (which the new log file is in).
+// file and then the data directory (which the new log file is in), of
+// every log.
 func (f *FileChannel) syncReplayed(done func(error)) {
-	ids, err := logFileIDs(f.env.FS, f.cfg.DataDir)
+	steps := newCompletions(done)
+	for _, lg := range f.logs {
+		f.syncReplayedLog(lg, steps)
+	}
+	steps.finish(nil)
+}
+
+func (f *FileChannel) syncReplayedLog(lg *channelLog, steps *completions) {
+	steps.add()
+	ids, err := logFileIDs(f.env.FS, lg.dir)
 	if err != nil {
-		f.env.Clock.AfterFunc(0, func() { done(err) })
+		f.env.Clock.AfterFunc(0, func() { steps.finish(err) })
 		return
 	}
-	steps := newCompletions(done)
 	for _, id := range ids {
-		if id == f.fileID {
+		if id == lg.fileID {
 			continue
 		}
-		name := logFileName(f.cfg.DataDir, id)
+		name := logFileName(lg.dir, id)
 		file, err := f.env.FS.Open(name)
 		steps.add()
 		if err != nil {
@@ -223,22 +272,26 @@ func (f *FileChannel) syncReplayed(done func(error)) {
 			steps.finish(err)
 		})
 	}
-	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
+	f.env.FS.SyncDir(lg.dir, func(err error) {
 		if err != nil {
-			err = fmt.Errorf("sync %s: %w", f.cfg.DataDir, err)
+			err = fmt.Errorf("sync %s: %w", lg.dir, err)
 		}
 		steps.finish(err)
 	})
 }
 
-// load replays what the disk holds and opens a fresh log file after it.
+// load replays what the disk holds and opens a fresh log file after it in
+// every data directory.
 func (f *FileChannel) load() error {
-	for _, dir := range []string{f.cfg.DataDir, f.cfg.CheckpointDir} {
+	if err := checkDataDirs(f.cfg.DataDirs); err != nil {
+		return err
+	}
+	for _, dir := range append(slices.Clone(f.cfg.DataDirs), f.cfg.CheckpointDir) {
 		if err := f.env.FS.MkdirAll(dir); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	r, err := replay(f.env.FS, f.cfg.DataDir, f.cfg.CheckpointDir)
+	r, err := replay(f.env.FS, f.cfg.DataDirs, f.cfg.CheckpointDir)
 	if err != nil {
 		return err
 	}
@@ -266,7 +319,32 @@ func (f *FileChannel) load() error {
 	f.env.Log.Logf("file channel %s: replayed %d records, %d events queued", f.name, r.records, len(live))
 	// Appending to a file whose tail may be torn would strand what
 	// follows the tear, so every start writes a new file.
-	return f.roll(r.lastID + 1)
+	for i, dir := range f.cfg.DataDirs {
+		lg := &channelLog{index: uint32(i), dir: dir}
+		f.logs = append(f.logs, lg)
+		if err := f.roll(lg, r.lastIDs[i]+1); err != nil {
+			f.closeLogs()
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDataDirs refuses a list of data directories that two logs would
+// share or that names none.
+func checkDataDirs(dirs []string) error {
+	if len(dirs) == 0 || len(dirs) > config.DataDirsMax {
+		return fmt.Errorf("%d data directories, want 1 to %d", len(dirs), config.DataDirsMax)
+	}
+	seen := map[string]bool{}
+	for _, dir := range dirs {
+		clean := path.Clean(dir)
+		if dir == "" || seen[clean] || len(dir) > math.MaxUint16 {
+			return fmt.Errorf("data directory %q is empty, named twice or too long", dir)
+		}
+		seen[clean] = true
+	}
+	return nil
 }
 
 // hitReplayProbes marks the recovery paths a replay took.
@@ -282,21 +360,31 @@ func (f *FileChannel) hitReplayProbes(r *replayed) {
 	}
 }
 
-// roll starts log file id; its name becomes durable with the next sync.
-func (f *FileChannel) roll(id uint32) error {
-	name := logFileName(f.cfg.DataDir, id)
+// roll starts file id of a log; its name becomes durable with the next
+// sync.
+func (f *FileChannel) roll(lg *channelLog, id uint32) error {
+	name := logFileName(lg.dir, id)
 	file, err := f.env.FS.Create(name)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	if f.file != nil {
-		f.retired = append(f.retired, f.file)
+	if lg.file != nil {
+		f.retired = append(f.retired, lg.file)
 	}
-	f.file, f.fileID, f.fileSize, f.newFileUnsynced = file, id, 0, true
+	lg.file, lg.fileID, lg.fileSize, lg.newFileUnsynced = file, id, 0, true
 	if len(f.rounds) == 0 && len(f.next) == 0 {
-		f.applied = recordLoc{file: id}
+		lg.applied = recordLoc{log: lg.index, file: id}
 	}
 	return nil
+}
+
+// closeLogs closes every log's current file.
+func (f *FileChannel) closeLogs() {
+	for _, lg := range f.logs {
+		if lg.file != nil {
+			lg.file.Close()
+		}
+	}
 }
 
 // Name is the channel's name.
@@ -337,23 +425,28 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	}
 	f.assignIDs(t)
 	f.recordBuf = encodeRecord(f.recordBuf, t.ids, t.puts, t.takes)
-	if f.fileSize > 0 && f.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize {
-		if err := f.roll(f.fileID + 1); err != nil {
+	// Transactions take the logs in turn (Flume's transaction id modulo
+	// the directories), so the commits of one turn spread over every
+	// log and a round syncs their files side by side.
+	lg := f.logs[f.records%uint64(len(f.logs))]
+	f.records++
+	if lg.fileSize > 0 && lg.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize {
+		if err := f.roll(lg, lg.fileID+1); err != nil {
 			done(err)
 			return
 		}
 	}
-	if _, err := f.file.Append(f.recordBuf); err != nil {
+	if _, err := lg.file.Append(f.recordBuf); err != nil {
 		// A partial append may have left bytes; the next file starts
 		// clean and replay stops this one at the bad record.
-		f.roll(f.fileID + 1)
+		f.roll(lg, lg.fileID+1)
 		done(fmt.Errorf("file channel %s: append: %w", f.name, err))
 		return
 	}
-	t.loc = recordLoc{file: f.fileID, off: f.fileSize}
-	f.fileSize += int64(len(f.recordBuf))
-	if len(f.unsynced) == 0 || f.unsynced[len(f.unsynced)-1] != f.file {
-		f.unsynced = append(f.unsynced, f.file)
+	t.loc = recordLoc{log: lg.index, file: lg.fileID, off: lg.fileSize}
+	lg.fileSize += int64(len(f.recordBuf))
+	if !slices.Contains(f.unsynced, lg.file) {
+		f.unsynced = append(f.unsynced, lg.file)
 	}
 	// A commit of takes alone is answered now, before a sync covers its
 	// record. Its durability only keeps a replay from delivering its
@@ -374,7 +467,7 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 		defer ack(nil)
 		done = func(error) {}
 	}
-	f.next = append(f.next, &pendingCommit{t: t, file: f.file, end: recordLoc{file: f.fileID, off: f.fileSize}, done: done, takeOnly: takeOnly})
+	f.next = append(f.next, &pendingCommit{t: t, file: lg.file, end: recordLoc{log: lg.index, file: lg.fileID, off: lg.fileSize}, done: done, takeOnly: takeOnly})
 	if !f.roundSoon {
 		// The round begins after this turn of the loop, so that the
 		// commits the turn makes share its sync.
@@ -396,28 +489,30 @@ func (f *FileChannel) maybeStartRound() {
 		return
 	}
 	for _, r := range f.rounds {
-		if r.syncDir && !r.synced {
+		if len(r.syncDirs) > 0 && !r.synced {
 			return
 		}
 	}
-	round := &syncRound{commits: f.next, files: f.unsynced, syncDir: f.newFileUnsynced, failed: map[sim.File]error{}}
+	round := &syncRound{commits: f.next, files: f.unsynced, failed: map[sim.File]error{}, dirErrs: map[*channelLog]error{}}
+	for _, lg := range f.logs {
+		if lg.newFileUnsynced {
+			round.syncDirs = append(round.syncDirs, lg)
+			lg.newFileUnsynced = false
+		}
+	}
 	f.next = nil
 	f.unsynced = nil
-	f.newFileUnsynced = false
 	f.rounds = append(f.rounds, round)
 	f.syncing++
-	round.pending = len(round.files)
-	if round.syncDir {
-		round.pending++
-	}
+	round.pending = len(round.files) + len(round.syncDirs)
 	finish := func() {
 		round.pending--
 		if round.pending == 0 {
 			f.roundSynced(round)
 		}
 	}
-	if round.syncDir {
-		f.syncDataDir(round, dirSyncAttemptsMax, finish)
+	for _, lg := range round.syncDirs {
+		f.syncDataDir(round, lg, dirSyncAttemptsMax, finish)
 	}
 	for _, file := range round.files {
 		file.Sync(func(err error) {
@@ -453,14 +548,16 @@ func (f *FileChannel) roundSynced(round *syncRound) {
 // records may well be on disk.
 const dirSyncAttemptsMax = 3
 
-func (f *FileChannel) syncDataDir(round *syncRound, attempts int, finish func()) {
-	f.env.FS.SyncDir(f.cfg.DataDir, func(err error) {
+func (f *FileChannel) syncDataDir(round *syncRound, lg *channelLog, attempts int, finish func()) {
+	f.env.FS.SyncDir(lg.dir, func(err error) {
 		if err != nil && attempts > 1 {
-			f.env.Log.Logf("file channel %s: sync %s: %v; trying again", f.name, f.cfg.DataDir, err)
-			f.syncDataDir(round, attempts-1, finish)
+			f.env.Log.Logf("file channel %s: sync %s: %v; trying again", f.name, lg.dir, err)
+			f.syncDataDir(round, lg, attempts-1, finish)
 			return
 		}
-		round.dirErr = err
+		if err != nil {
+			round.dirErrs[lg] = err
+		}
 		finish()
 	})
 }
@@ -482,8 +579,10 @@ func (f *FileChannel) endRound(round *syncRound) {
 		if err := f.poisoned[pc.file]; err != nil {
 			return fmt.Errorf("file channel %s: sync: %w", f.name, err)
 		}
-		if round.dirErr != nil {
-			return fmt.Errorf("file channel %s: sync %s: %w", f.name, f.cfg.DataDir, round.dirErr)
+		for _, lg := range round.syncDirs {
+			if err := round.dirErrs[lg]; err != nil {
+				return fmt.Errorf("file channel %s: sync %s: %w", f.name, lg.dir, err)
+			}
 		}
 		return nil
 	}
@@ -497,15 +596,9 @@ func (f *FileChannel) endRound(round *syncRound) {
 		}
 	}
 	f.next = later
-	if len(round.failed) > 0 || round.dirErr != nil {
+	if len(round.failed) > 0 || len(round.dirErrs) > 0 {
 		f.unsynced = slices.DeleteFunc(f.unsynced, func(file sim.File) bool { return f.poisoned[file] != nil })
-		if f.poisoned[f.file] != nil || round.dirErr != nil {
-			f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
-			f.env.Hit(probeFileChannelSyncFailed)
-			if err := f.roll(f.fileID + 1); err != nil {
-				f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
-			}
-		}
+		f.rollFailedLogs(round)
 	}
 	for _, pc := range round.commits {
 		if err := failedErr(pc); err != nil {
@@ -519,12 +612,28 @@ func (f *FileChannel) endRound(round *syncRound) {
 		for _, it := range pc.t.takes {
 			delete(f.live, it.id)
 		}
-		f.applied = pc.end
+		f.logs[pc.end.log].applied = pc.end
 		pc.done(nil)
 	}
 	for _, pc := range failed {
 		f.dropAnsweredTakes(pc)
 		pc.done(failedErr(pc))
+	}
+}
+
+// rollFailedLogs moves writing to a new file in every log whose current
+// file a sync poisoned or whose new file's name a round failed to make
+// durable.
+func (f *FileChannel) rollFailedLogs(round *syncRound) {
+	for _, lg := range f.logs {
+		if f.poisoned[lg.file] == nil && round.dirErrs[lg] == nil {
+			continue
+		}
+		f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
+		f.env.Hit(probeFileChannelSyncFailed)
+		if err := f.roll(lg, lg.fileID+1); err != nil {
+			f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
+		}
 	}
 }
 
@@ -578,22 +687,28 @@ func (f *FileChannel) writeCheckpoint(done func(error)) {
 		return
 	}
 	f.checkpointing = true
-	cp := checkpoint{nextID: f.nextID, from: f.applied}
+	cp := checkpoint{nextID: f.nextID, dirs: f.cfg.DataDirs}
+	keepFrom := make([]uint32, len(f.logs))
+	for i, lg := range f.logs {
+		cp.from = append(cp.from, lg.applied)
+		keepFrom[i] = lg.applied.file
+	}
 	cp.live = make([]item, 0, len(f.live))
 	for id, loc := range f.live {
 		cp.live = append(cp.live, item{id: id, loc: loc})
 	}
 	sort.Slice(cp.live, func(i, j int) bool { return cp.live[i].id < cp.live[j].id })
-	keepFrom := cp.from.file
 	for _, it := range cp.live {
-		keepFrom = min(keepFrom, it.loc.file)
+		keepFrom[it.loc.log] = min(keepFrom[it.loc.log], it.loc.file)
 	}
 	finish := func(err error) {
 		f.checkpointing = false
 		if err != nil {
 			f.env.Log.Logf("file channel %s: checkpoint: %v", f.name, err)
 		} else {
-			f.removeLogsBefore(keepFrom)
+			for i, lg := range f.logs {
+				f.removeLogsBefore(lg, keepFrom[i])
+			}
 		}
 		if done != nil {
 			done(err)
@@ -624,20 +739,20 @@ func (f *FileChannel) writeCheckpoint(done func(error)) {
 	})
 }
 
-// removeLogsBefore deletes log files numbered below id: the durable
-// checkpoint makes replay start at or after id and no live event lies in
-// them.
-func (f *FileChannel) removeLogsBefore(id uint32) {
-	ids, err := logFileIDs(f.env.FS, f.cfg.DataDir)
+// removeLogsBefore deletes a log's files numbered below id: the durable
+// checkpoint makes its replay start at or after id and no live event lies
+// in them.
+func (f *FileChannel) removeLogsBefore(lg *channelLog, id uint32) {
+	ids, err := logFileIDs(f.env.FS, lg.dir)
 	if err != nil {
 		f.env.Log.Logf("file channel %s: %v", f.name, err)
 		return
 	}
 	for _, old := range ids {
-		if old >= id || old >= f.fileID {
+		if old >= id || old >= lg.fileID {
 			break
 		}
-		if err := f.env.FS.Remove(logFileName(f.cfg.DataDir, old)); err != nil {
+		if err := f.env.FS.Remove(logFileName(lg.dir, old)); err != nil {
 			f.env.Log.Logf("file channel %s: remove old log: %v", f.name, err)
 		}
 	}
@@ -661,7 +776,7 @@ func (f *FileChannel) Stop(done func()) {
 		}
 		f.writeCheckpoint(func(error) {
 			f.closeRetired()
-			f.file.Close()
+			f.closeLogs()
 			done()
 		})
 	}

@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/sim"
 )
 
 // The file channel's write-ahead log. Each committed transaction is one
-// record, appended to the current log file ("log-N" in the data directory):
+// record, appended to the current log file ("log-N") of one of the data
+// directories, each directory a log of its own, taken in turn:
 //
 //	length u32 | crc u32 (CRC-32C of the payload) | payload
 //	payload: puts u32, {id u64, headers u16, {key u16+bytes, value u32+bytes}, body u32+bytes}...,
@@ -26,12 +28,24 @@ import (
 // flipped record fails its checksum and is dropped whole, so no part of an
 // uncommitted or damaged transaction is ever replayed.
 //
-// The checkpoint ("checkpoint" in the checkpoint directory) lists the
-// events live at a log position, so replay reads them and then only the
-// records after that position:
+// Records need no order across logs: an event id is put by one record
+// only and a committed take is final, so what is live is the puts minus
+// the takes whatever order the logs are read in (a take read before its
+// put, in another log, is held until the put turns up).
 //
-//	crc u32 (CRC-32C of the rest) | version u8 | nextID u64 | file u32 | offset u64 |
+// The checkpoint ("checkpoint" in the checkpoint directory) lists the
+// events live at a position in every log, so replay reads them and then
+// only the records after those positions. With one data directory:
+//
+//	crc u32 (CRC-32C of the rest) | version 1 u8 | nextID u64 | file u32 | offset u64 |
 //	count u64 | {id u64, file u32, offset u64}...
+//
+// With several, version 2 names a position per log, the log's directory
+// (so that a reordered or renamed dataDirs is refused, not misread) and
+// each event's log:
+//
+//	crc u32 | version 2 u8 | nextID u64 | logs u32 | {file u32, offset u64, dir u16+bytes}... |
+//	count u64 | {id u64, log u32, file u32, offset u64}...
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -41,20 +55,33 @@ const (
 	// transactionCapacity events must fit.
 	recordBytesMax = 256 << 20
 	// logFilesMax bounds the log files one data directory may hold.
-	logFilesMax        = 1 << 16
-	checkpointName     = "checkpoint"
-	checkpointVersion  = 1
-	logFilePrefix      = "log-"
-	checkpointTempName = "checkpoint.tmp"
+	logFilesMax = 1 << 16
+	// takenAheadMax bounds the takes a replay holds for puts in logs
+	// not read yet; past it, such an event may be delivered again.
+	takenAheadMax  = 1 << 24
+	checkpointName = "checkpoint"
+	// checkpointVersionOneLog is the one-directory checkpoint; a
+	// channel with several writes checkpointVersionLogs.
+	checkpointVersionOneLog = 1
+	checkpointVersionLogs   = 2
+	logFilePrefix           = "log-"
+	checkpointTempName      = "checkpoint.tmp"
 )
 
-// recordLoc is where a transaction's record starts.
+// recordLoc is where a transaction's record starts: in which log (the
+// data directory's index in dataDirs), which file of it, at what offset.
 type recordLoc struct {
+	log  uint32
 	file uint32
 	off  int64
 }
 
-func (l recordLoc) String() string { return fmt.Sprintf("%s%d@%d", logFilePrefix, l.file, l.off) }
+func (l recordLoc) String() string {
+	if l.log == 0 {
+		return fmt.Sprintf("%s%d@%d", logFilePrefix, l.file, l.off)
+	}
+	return fmt.Sprintf("%s%d@%d of data directory %d", logFilePrefix, l.file, l.off, l.log+1)
+}
 
 func logFileName(dir string, id uint32) string {
 	return path.Join(dir, logFilePrefix+strconv.FormatUint(uint64(id), 10))
@@ -221,16 +248,47 @@ func readRecord(f sim.File, off, fileSize int64) (decodedRecord, int64, error) {
 // checkpoint is what the checkpoint file holds.
 type checkpoint struct {
 	nextID uint64
-	from   recordLoc
-	live   []item // id and loc only
+	// from is, per log, the position before which every record is
+	// reflected in live.
+	from []recordLoc
+	// dirs are the logs' directories (version 2 only).
+	dirs []string
+	live []item // id and loc only
 }
 
 func encodeCheckpoint(cp checkpoint) []byte {
-	buf := make([]byte, 4, 4+1+8+4+8+8+len(cp.live)*20)
-	buf = append(buf, checkpointVersion)
+	if len(cp.from) == 1 {
+		return encodeCheckpointOneLog(cp)
+	}
+	buf := make([]byte, 4, 4+1+8+4+12*len(cp.from)+8+len(cp.live)*24)
+	buf = append(buf, checkpointVersionLogs)
 	buf = binary.BigEndian.AppendUint64(buf, cp.nextID)
-	buf = binary.BigEndian.AppendUint32(buf, cp.from.file)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(cp.from.off))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(cp.from)))
+	for i, at := range cp.from {
+		buf = binary.BigEndian.AppendUint32(buf, at.file)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(at.off))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cp.dirs[i])))
+		buf = append(buf, cp.dirs[i]...)
+	}
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(cp.live)))
+	for _, it := range cp.live {
+		buf = binary.BigEndian.AppendUint64(buf, it.id)
+		buf = binary.BigEndian.AppendUint32(buf, it.loc.log)
+		buf = binary.BigEndian.AppendUint32(buf, it.loc.file)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(it.loc.off))
+	}
+	binary.BigEndian.PutUint32(buf[0:4], crc32.Checksum(buf[4:], castagnoli))
+	return buf
+}
+
+// encodeCheckpointOneLog writes version 1, which a one-directory channel
+// has always written.
+func encodeCheckpointOneLog(cp checkpoint) []byte {
+	buf := make([]byte, 4, 4+1+8+4+8+8+len(cp.live)*20)
+	buf = append(buf, checkpointVersionOneLog)
+	buf = binary.BigEndian.AppendUint64(buf, cp.nextID)
+	buf = binary.BigEndian.AppendUint32(buf, cp.from[0].file)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(cp.from[0].off))
 	buf = binary.BigEndian.AppendUint64(buf, uint64(len(cp.live)))
 	for _, it := range cp.live {
 		buf = binary.BigEndian.AppendUint64(buf, it.id)
@@ -249,18 +307,42 @@ func decodeCheckpoint(data []byte) (checkpoint, error) {
 		return checkpoint{}, fmt.Errorf("checksum mismatch (stored %08x, computed %08x)", want, got)
 	}
 	r := &payloadReader{b: data[4:]}
-	if v := r.take(1); v[0] != checkpointVersion {
-		return checkpoint{}, fmt.Errorf("version %d, want %d", v[0], checkpointVersion)
+	version := r.take(1)[0]
+	if version != checkpointVersionOneLog && version != checkpointVersionLogs {
+		return checkpoint{}, fmt.Errorf("version %d, want %d or %d", version, checkpointVersionOneLog, checkpointVersionLogs)
 	}
 	cp := checkpoint{nextID: r.u64()}
-	cp.from.file = uint32(r.u32())
-	cp.from.off = int64(r.u64())
+	logs := 1
+	if version == checkpointVersionLogs {
+		logs = r.u32()
+		if logs == 0 || logs > config.DataDirsMax {
+			return checkpoint{}, fmt.Errorf("positions in %d logs, want 1 to %d", logs, config.DataDirsMax)
+		}
+	}
+	for l := 0; l < logs; l++ {
+		at := recordLoc{log: uint32(l), file: uint32(r.u32())}
+		at.off = int64(r.u64())
+		cp.from = append(cp.from, at)
+		if version == checkpointVersionLogs {
+			cp.dirs = append(cp.dirs, string(r.take(r.u16())))
+		}
+	}
+	itemBytes := uint64(20)
+	if version == checkpointVersionLogs {
+		itemBytes = 24
+	}
 	n := r.u64()
-	if n > uint64(len(r.b))/20 {
+	if n > uint64(len(r.b))/itemBytes {
 		return checkpoint{}, fmt.Errorf("%d live events do not fit in %d bytes", n, len(r.b))
 	}
 	for i := uint64(0); i < n; i++ {
 		it := item{id: r.u64()}
+		if version == checkpointVersionLogs {
+			it.loc.log = uint32(r.u32())
+			if int(it.loc.log) >= logs {
+				return checkpoint{}, fmt.Errorf("event %d in log %d of %d", it.id, it.loc.log+1, logs)
+			}
+		}
 		it.loc.file = uint32(r.u32())
 		it.loc.off = int64(r.u64())
 		cp.live = append(cp.live, it)
@@ -318,7 +400,8 @@ func logFileIDs(fs sim.FS, dir string) ([]uint32, error) {
 type replayed struct {
 	live   map[uint64]item
 	nextID uint64
-	lastID uint32 // the highest log file id present
+	// lastIDs are, per log, the highest log file id present.
+	lastIDs []uint32
 	// problems are checksum failures, unreadable records and a damaged
 	// checkpoint: reported, never delivered.
 	problems []string
@@ -330,19 +413,58 @@ type replayed struct {
 	// hold, in log order: among them takes whose commit was durable
 	// before the crash though nobody heard of it.
 	taken []Event
+	// takenAhead are, with several logs, the ids taken by a record read
+	// before any put of them: their put may lie in a log read later.
+	takenAhead map[uint64]bool
 }
 
-// replay rebuilds a file channel's contents from its checkpoint and log.
-func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
-	r := &replayed{live: map[uint64]item{}, nextID: 1}
-	ids, err := logFileIDs(fs, dataDir)
+// replay rebuilds a file channel's contents from its checkpoint and logs.
+func replay(fs sim.FS, dataDirs []string, checkpointDir string) (*replayed, error) {
+	r := &replayed{live: map[uint64]item{}, nextID: 1, lastIDs: make([]uint32, len(dataDirs))}
+	if len(dataDirs) > 1 {
+		r.takenAhead = map[uint64]bool{}
+	}
+	fileIDs := make([][]uint32, len(dataDirs))
+	for l, dir := range dataDirs {
+		ids, err := logFileIDs(fs, dir)
+		if err != nil {
+			return nil, err
+		}
+		fileIDs[l] = ids
+		if len(ids) > 0 {
+			r.lastIDs[l] = ids[len(ids)-1]
+		}
+	}
+	from, err := r.loadCheckpoint(fs, dataDirs, checkpointDir)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) > 0 {
-		r.lastID = ids[len(ids)-1]
+	for l, ids := range fileIDs {
+		for _, id := range ids {
+			if id < from[l].file {
+				continue
+			}
+			start := int64(0)
+			if id == from[l].file {
+				start = from[l].off
+			}
+			if err := r.scan(fs, dataDirs[l], recordLoc{log: uint32(l), file: id, off: start}); err != nil {
+				return nil, err
+			}
+		}
 	}
-	from := recordLoc{}
+	for id := range r.takenAhead {
+		r.nextID = max(r.nextID, id+1)
+	}
+	return r, nil
+}
+
+// loadCheckpoint reads the checkpoint's live events and returns where
+// each log's replay starts: at its start when there is no checkpoint or
+// it is damaged, and for a log the checkpoint does not name (a data
+// directory added to dataDirs).
+func (r *replayed) loadCheckpoint(fs sim.FS, dataDirs []string, checkpointDir string) ([]recordLoc, error) {
+	from := make([]recordLoc, len(dataDirs))
 	data, err := readWholeFile(fs, path.Join(checkpointDir, checkpointName))
 	switch {
 	case errors.Is(err, sim.ErrNotExist):
@@ -356,31 +478,29 @@ func replay(fs sim.FS, dataDir, checkpointDir string) (*replayed, error) {
 			r.checkpointDamaged = true
 			break
 		}
-		from = cp.from
+		if len(cp.from) > len(dataDirs) {
+			// Its events in the logs now missing would be lost
+			// silently.
+			return nil, fmt.Errorf("the checkpoint names %d data directories, dataDirs %d: a directory was left out", len(cp.from), len(dataDirs))
+		}
+		for i, dir := range cp.dirs {
+			if dir != dataDirs[i] {
+				return nil, fmt.Errorf("data directory %d is %s, the checkpoint's %s: dataDirs were reordered or renamed", i+1, dataDirs[i], dir)
+			}
+		}
+		copy(from, cp.from)
 		r.nextID = cp.nextID
-		if err := r.loadCheckpointed(fs, dataDir, cp.live); err != nil {
+		if err := r.loadCheckpointed(fs, dataDirs, cp.live); err != nil {
 			return nil, err
 		}
 	}
-	for _, id := range ids {
-		if id < from.file {
-			continue
-		}
-		start := int64(0)
-		if id == from.file {
-			start = from.off
-		}
-		if err := r.scan(fs, dataDir, id, start); err != nil {
-			return nil, err
-		}
-	}
-	return r, nil
+	return from, nil
 }
 
 // loadCheckpointed reads the records holding the checkpoint's live events.
 // A read that fails is an error: the events may be intact on disk.
-func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) error {
-	files := map[uint32]sim.File{}
+func (r *replayed) loadCheckpointed(fs sim.FS, dataDirs []string, live []item) error {
+	files := map[recordLoc]sim.File{}
 	defer func() {
 		for _, f := range files {
 			f.Close()
@@ -391,7 +511,7 @@ func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) erro
 		d, ok := records[it.loc]
 		if !ok {
 			var err error
-			d, err = readRecordAt(fs, dataDir, files, it.loc)
+			d, err = readRecordAt(fs, dataDirs[it.loc.log], files, it.loc)
 			if errors.Is(err, errLogReadFailed) {
 				return fmt.Errorf("event %d in %s: %w", it.id, it.loc, err)
 			}
@@ -415,8 +535,11 @@ func (r *replayed) loadCheckpointed(fs sim.FS, dataDir string, live []item) erro
 	return nil
 }
 
-func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc recordLoc) (decodedRecord, error) {
-	f, ok := files[loc.file]
+// readRecordAt reads the record at loc, keeping its file open in files
+// (keyed by log and file, offset zero).
+func readRecordAt(fs sim.FS, dataDir string, files map[recordLoc]sim.File, loc recordLoc) (decodedRecord, error) {
+	key := recordLoc{log: loc.log, file: loc.file}
+	f, ok := files[key]
 	if !ok {
 		var err error
 		f, err = fs.Open(logFileName(dataDir, loc.file))
@@ -426,7 +549,7 @@ func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc reco
 		if err != nil {
 			return decodedRecord{}, err
 		}
-		files[loc.file] = f
+		files[key] = f
 	}
 	size, err := f.Size()
 	if err != nil {
@@ -436,11 +559,11 @@ func readRecordAt(fs sim.FS, dataDir string, files map[uint32]sim.File, loc reco
 	return d, err
 }
 
-// scan applies the records of one log file from start; a bad record ends
-// the file's replay, as nothing after it can be framed. A failed read
-// ends the whole replay with an error.
-func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error {
-	name := logFileName(dataDir, id)
+// scan applies the records of one log file from start.off; a bad record
+// ends the file's replay, as nothing after it can be framed. A failed
+// read ends the whole replay with an error.
+func (r *replayed) scan(fs sim.FS, dataDir string, start recordLoc) error {
+	name := logFileName(dataDir, start.file)
 	f, err := fs.Open(name)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
@@ -450,7 +573,7 @@ func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error
 	if err != nil {
 		return fmt.Errorf("size of %s: %w", name, err)
 	}
-	for off := start; off < size; {
+	for off := start.off; off < size; {
 		d, n, err := readRecord(f, off, size)
 		if errors.Is(err, errLogReadFailed) {
 			return fmt.Errorf("%s offset %d: %w", name, off, err)
@@ -460,21 +583,34 @@ func (r *replayed) scan(fs sim.FS, dataDir string, id uint32, start int64) error
 			r.badRecord = true
 			return nil
 		}
-		loc := recordLoc{file: id, off: off}
-		for i, pid := range d.putIDs {
-			r.live[pid] = item{id: pid, ev: d.puts[i], loc: loc}
-			r.nextID = max(r.nextID, pid+1)
-		}
-		for _, tid := range d.takes {
-			if it, ok := r.live[tid]; ok {
-				r.taken = append(r.taken, it.ev)
-			}
-			delete(r.live, tid)
-		}
+		r.apply(d, recordLoc{log: start.log, file: start.file, off: off})
 		r.records++
 		off += n
 	}
 	return nil
+}
+
+// apply reflects one record in live.
+func (r *replayed) apply(d decodedRecord, loc recordLoc) {
+	for i, pid := range d.putIDs {
+		r.nextID = max(r.nextID, pid+1)
+		if r.takenAhead[pid] {
+			delete(r.takenAhead, pid)
+			r.taken = append(r.taken, d.puts[i])
+			continue
+		}
+		r.live[pid] = item{id: pid, ev: d.puts[i], loc: loc}
+	}
+	for _, tid := range d.takes {
+		it, ok := r.live[tid]
+		switch {
+		case ok:
+			r.taken = append(r.taken, it.ev)
+			delete(r.live, tid)
+		case r.takenAhead != nil && len(r.takenAhead) < takenAheadMax:
+			r.takenAhead[tid] = true
+		}
+	}
 }
 
 // sortedLive lists the live events in id (commit) order.

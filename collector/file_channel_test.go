@@ -25,6 +25,12 @@ func testFileChannelConfig() FileChannelConfig {
 	return cfg
 }
 
+// withDataDirs gives cfg n data directories, each a log of its own.
+func withDataDirs(cfg FileChannelConfig, n int) FileChannelConfig {
+	cfg.DataDirs = DataDirsUnder("fc", n)
+	return cfg
+}
+
 func openTestChannel(t interface{ Fatalf(string, ...any) }, r *rig, cfg FileChannelConfig) *FileChannel {
 	ch, err := tryOpenTestChannel(r, cfg)
 	if err != nil {
@@ -103,15 +109,19 @@ func modelRounds() int {
 }
 
 func TestFileChannelModel(t *testing.T) {
-	for i := 0; i < modelRounds(); i++ {
-		rapid.Check(t, fileModelCheck)
+	for _, dirs := range []int{1, 3} {
+		t.Run(fmt.Sprintf("dataDirs=%d", dirs), func(t *testing.T) {
+			for i := 0; i < modelRounds(); i++ {
+				rapid.Check(t, func(rt *rapid.T) { fileModelCheck(rt, dirs) })
+			}
+		})
 	}
 }
 
-func fileModelCheck(rt *rapid.T) {
+func fileModelCheck(rt *rapid.T, dataDirs int) {
 	{
 		r := newRig(rapid.Uint64().Draw(rt, "seed"))
-		cfg := testFileChannelConfig()
+		cfg := withDataDirs(testFileChannelConfig(), dataDirs)
 		m := &fileModelRun{t: rt, r: r, cfg: cfg, nextID: 1, idOf: map[string]uint64{}}
 		m.ch = openTestChannel(rt, r, cfg)
 		rt.Repeat(map[string]func(*rapid.T){
@@ -119,6 +129,7 @@ func fileModelCheck(rt *rapid.T) {
 			"put":        m.put,
 			"take":       m.take,
 			"commit":     m.commit,
+			"churn":      m.churn,
 			"rollback":   m.rollback,
 			"settle":     func(*rapid.T) { m.settle() },
 			"checkpoint": m.checkpoint,
@@ -150,8 +161,9 @@ func (m *fileModelRun) begin(t *rapid.T) {
 	m.open = append(m.open, &fTxn{tx: m.ch.Begin()})
 }
 
-func (m *fileModelRun) put(t *rapid.T) {
-	x := m.pickOpen(t)
+func (m *fileModelRun) put(t *rapid.T) { m.putInto(t, m.pickOpen(t)) }
+
+func (m *fileModelRun) putInto(t *rapid.T, x *fTxn) {
 	if len(x.puts) >= m.cfg.TransactionCapacity {
 		t.Skip("transaction full")
 	}
@@ -163,8 +175,9 @@ func (m *fileModelRun) put(t *rapid.T) {
 	x.puts = append(x.puts, body)
 }
 
-func (m *fileModelRun) take(t *rapid.T) {
-	x := m.pickOpen(t)
+func (m *fileModelRun) take(t *rapid.T) { m.takeInto(t, m.pickOpen(t)) }
+
+func (m *fileModelRun) takeInto(t *rapid.T, x *fTxn) {
 	if len(x.takes) >= m.cfg.TransactionCapacity {
 		t.Skip("transaction full")
 	}
@@ -189,8 +202,9 @@ func (m *fileModelRun) take(t *rapid.T) {
 }
 
 // commit starts a commit; it completes at the next settle.
-func (m *fileModelRun) commit(t *rapid.T) {
-	x := m.pickOpen(t)
+func (m *fileModelRun) commit(t *rapid.T) { m.commitTxn(m.pickOpen(t)) }
+
+func (m *fileModelRun) commitTxn(x *fTxn) {
 	x.committing = true
 	for _, body := range x.puts {
 		x.ids = append(x.ids, m.nextID)
@@ -198,6 +212,30 @@ func (m *fileModelRun) commit(t *rapid.T) {
 		m.nextID++
 	}
 	x.tx.Commit(func(err error) { x.result, x.finished = err, true })
+}
+
+// churn commits a transaction of puts, settles, and commits a take of as
+// many of the oldest events, left in flight: with several data directories
+// the take's record often lands in a log that replay reads before its
+// put's, which the random walk alone reaches rarely.
+func (m *fileModelRun) churn(t *rapid.T) {
+	if len(m.open) >= 3 {
+		t.Skip("enough transactions")
+	}
+	puts := &fTxn{tx: m.ch.Begin()}
+	m.open = append(m.open, puts)
+	n := rapid.IntRange(1, m.cfg.TransactionCapacity).Draw(t, "churn")
+	for range n {
+		m.putInto(t, puts)
+	}
+	m.commitTxn(puts)
+	m.settle()
+	takes := &fTxn{tx: m.ch.Begin()}
+	m.open = append(m.open, takes)
+	for i := 0; i < n && len(m.avail) > 0; i++ {
+		m.takeInto(t, takes)
+	}
+	m.commitTxn(takes)
 }
 
 func (m *fileModelRun) rollback(t *rapid.T) {
@@ -360,10 +398,24 @@ func (m *fileModelRun) check(t *rapid.T) {
 
 // TestFileChannelCorruptRecordIsReportedNotDelivered flips one bit in a
 // committed record: after a restart the damage is reported, the record's
-// events are not delivered, and the records before it are.
+// events are not delivered, and the records before it are. With one data
+// directory the record after it in the same file is lost with it (nothing
+// after a bad record can be framed); with three it lies in another log and
+// is delivered.
 func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
+	for _, tc := range []struct {
+		dataDirs int
+		want     []string
+	}{{1, []string{"event-0"}}, {3, []string{"event-0", "event-2"}}} {
+		t.Run(fmt.Sprintf("dataDirs=%d", tc.dataDirs), func(t *testing.T) {
+			corruptRecordIsReportedNotDelivered(t, tc.dataDirs, tc.want)
+		})
+	}
+}
+
+func corruptRecordIsReportedNotDelivered(t *testing.T, dataDirs int, want []string) {
 	r := newRig(3)
-	cfg := testFileChannelConfig()
+	cfg := withDataDirs(testFileChannelConfig(), dataDirs)
 	cfg.MaxFileSize = 1 << 20
 	ch := openTestChannel(t, r, cfg)
 	var records []recordLoc
@@ -379,7 +431,7 @@ func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
 		records = append(records, tx.loc)
 	}
 	r.crash(false)
-	f, err := r.env.FS.Open(logFileName(cfg.DataDir, records[1].file))
+	f, err := r.env.FS.Open(logFileName(cfg.DataDirs[records[1].log], records[1].file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +449,8 @@ func TestFileChannelCorruptRecordIsReportedNotDelivered(t *testing.T) {
 	for _, it := range ch.queue.snapshot() {
 		got = append(got, string(it.ev.Body))
 	}
-	if !slices.Equal(got, []string{"event-0"}) {
-		t.Fatalf("after the flip the channel holds %v, want only event-0", got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the flip the channel holds %v, want %v", got, want)
 	}
 }
 
@@ -410,7 +462,7 @@ func TestFileChannelGroupCommit(t *testing.T) {
 	cfg.MaxFileSize = 1 << 20
 	ch := openTestChannel(t, r, cfg)
 	syncs := 0
-	ch.file = &countingFile{File: ch.file, syncs: &syncs}
+	ch.logs[0].file = &countingFile{File: ch.logs[0].file, syncs: &syncs}
 	done := 0
 	for i := 0; i < 50; i++ {
 		tx := ch.Begin()
@@ -493,14 +545,14 @@ func TestFileChannelFailedSyncFailsLaterRounds(t *testing.T) {
 	if ch.syncing != 2 {
 		t.Fatalf("%d rounds syncing; the test needs a's and b's both in flight", ch.syncing)
 	}
-	file := ch.fileID
+	file := ch.logs[0].fileID
 	r.settle()
 	if len(results) != 2 || results["a"] == nil || results["b"] == nil {
 		t.Fatalf("after a failed sync: %v", results)
 	}
 	commit("c")
 	r.settle()
-	if results["c"] != nil || ch.fileID == file {
+	if results["c"] != nil || ch.logs[0].fileID == file {
 		t.Fatalf("c: %v, still writing log file %d", results["c"], file)
 	}
 	if got := ch.queue.snapshot(); len(got) != 1 || string(got[0].ev.Body) != "c" {
@@ -532,10 +584,10 @@ func TestFileChannelRemovesOldLogs(t *testing.T) {
 		tx.Commit(func(error) {})
 		r.settle()
 	}
-	before, _ := logFileIDs(r.env.FS, cfg.DataDir)
+	before, _ := logFileIDs(r.env.FS, cfg.DataDirs[0])
 	ch.Checkpoint(func(error) {})
 	r.settle()
-	after, _ := logFileIDs(r.env.FS, cfg.DataDir)
+	after, _ := logFileIDs(r.env.FS, cfg.DataDirs[0])
 	if len(before) < 5 || len(after) != 1 {
 		t.Fatalf("log files before the checkpoint %v, after %v", before, after)
 	}
@@ -637,7 +689,7 @@ func TestFileChannelTakeAnsweredBeforeItsSync(t *testing.T) {
 	}
 	put("a", "b", "c")
 	syncs := 0
-	ch.file = &countingFile{File: ch.file, syncs: &syncs}
+	ch.logs[0].file = &countingFile{File: ch.logs[0].file, syncs: &syncs}
 	take(2)
 	if syncs != 0 {
 		t.Fatalf("%d syncs before the take commit was answered", syncs)
@@ -759,7 +811,7 @@ func TestFileChannelDamagedCheckpointReplaysEveryLog(t *testing.T) {
 		r.settle()
 	}
 	want := channelBodies(ch)
-	if ids, _ := logFileIDs(r.env.FS, cfg.DataDir); len(want) == 0 || ids[0] == 1 {
+	if ids, _ := logFileIDs(r.env.FS, cfg.DataDirs[0]); len(want) == 0 || ids[0] == 1 {
 		t.Fatalf("%d events live, log files %v: the test needs old logs removed", len(want), ids)
 	}
 	r.crash(false)
@@ -775,5 +827,187 @@ func TestFileChannelDamagedCheckpointReplaysEveryLog(t *testing.T) {
 	}
 	if r.w.Probes()["collector/file-channel-checkpoint-damaged"] == 0 {
 		t.Fatalf("probe not hit: %v", r.w.Probes())
+	}
+}
+
+// TestFileChannelTakeInAnotherLogReplays: with two data directories the
+// logs are taken in turn, so the take of an event put in the second log
+// lands in the first, which replay reads before the second. The put
+// found after its take must stay taken, and be reported as taken.
+func TestFileChannelTakeInAnotherLogReplays(t *testing.T) {
+	for _, power := range []bool{false, true} {
+		r := newRig(21)
+		cfg := withDataDirs(testFileChannelConfig(), 2)
+		cfg.CheckpointInterval = time.Hour
+		ch := openTestChannel(t, r, cfg)
+		commit := func(tx *Txn) {
+			t.Helper()
+			var commitErr error = errors.New("not called")
+			tx.Commit(func(err error) { commitErr = err })
+			r.settle()
+			if commitErr != nil {
+				t.Fatal(commitErr)
+			}
+		}
+		put := func(body string) recordLoc {
+			tx := ch.Begin()
+			tx.Put(Event{Body: []byte(body)})
+			commit(tx)
+			return tx.loc
+		}
+		take := func(want string) recordLoc {
+			tx := ch.Begin()
+			e, ok, err := tx.Take()
+			if !ok || err != nil || string(e.Body) != want {
+				t.Fatalf("took %q (%v, %v), want %s", e.Body, ok, err, want)
+			}
+			commit(tx)
+			return tx.loc
+		}
+		locs := []recordLoc{put("a"), put("b"), take("a"), put("c"), take("b")}
+		for i, wantLog := range []uint32{0, 1, 0, 1, 0} {
+			if locs[i].log != wantLog {
+				t.Fatalf("record %d in log %d, want %d (records %v)", i, locs[i].log, wantLog, locs)
+			}
+		}
+		r.crash(power)
+		ch = openTestChannel(t, r, cfg)
+		var got []string
+		for _, it := range ch.queue.snapshot() {
+			got = append(got, string(it.ev.Body))
+		}
+		if !slices.Equal(got, []string{"c"}) || len(ch.Problems) != 0 {
+			t.Fatalf("power loss %v: after restart the channel holds %v (problems %v), want [c]", power, got, ch.Problems)
+		}
+		var taken []string
+		for _, e := range ch.claimReplayedTakes() {
+			taken = append(taken, string(e.Body))
+		}
+		slices.Sort(taken)
+		if !slices.Equal(taken, []string{"a", "b"}) {
+			t.Fatalf("replay reports taken %v, want [a b]", taken)
+		}
+		// A put after the restart must not reuse b's id, which only
+		// the take in the first log names.
+		put("d")
+		r.crash(false)
+		ch = openTestChannel(t, r, cfg)
+		got = got[:0]
+		for _, it := range ch.queue.snapshot() {
+			got = append(got, string(it.ev.Body))
+		}
+		if !slices.Equal(got, []string{"c", "d"}) {
+			t.Fatalf("after the second restart the channel holds %v, want [c d]", got)
+		}
+	}
+}
+
+// TestFileChannelCheckpointNamesEveryLog: a checkpoint names a position in
+// every log and old files are removed per directory; a restart from it
+// finds the live events of every log, and a checkpoint naming more logs
+// than dataDirs refuses to open.
+func TestFileChannelCheckpointNamesEveryLog(t *testing.T) {
+	r := newRig(23)
+	cfg := withDataDirs(testFileChannelConfig(), 3)
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	for i := 0; i < 60; i++ {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(fmt.Sprintf("%03d-%s", i, strings.Repeat("y", 200)))})
+		tx.Commit(func(error) {})
+		r.settle()
+		if i%3 != 0 {
+			continue
+		}
+		tx = ch.Begin()
+		tx.Take()
+		tx.Commit(func(error) {})
+		r.settle()
+	}
+	var before, after [][]uint32
+	for _, dir := range cfg.DataDirs {
+		ids, _ := logFileIDs(r.env.FS, dir)
+		before = append(before, ids)
+	}
+	ch.Checkpoint(func(error) {})
+	r.settle()
+	for _, dir := range cfg.DataDirs {
+		ids, _ := logFileIDs(r.env.FS, dir)
+		after = append(after, ids)
+	}
+	removed := 0
+	for i := range before {
+		removed += len(before[i]) - len(after[i])
+	}
+	if removed == 0 {
+		t.Fatalf("no log file removed: before %v, after %v", before, after)
+	}
+	want := ch.queue.snapshot()
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	got := ch.queue.snapshot()
+	if len(got) != len(want) || len(ch.Problems) != 0 {
+		t.Fatalf("after restart %d events (problems %v), want %d", len(got), ch.Problems, len(want))
+	}
+	for i := range got {
+		if !slices.Equal(got[i].ev.Body, want[i].ev.Body) {
+			t.Fatalf("event %d after restart %q, want %q", i, got[i].ev.Body, want[i].ev.Body)
+		}
+	}
+	r.crash(false)
+	fewer := cfg
+	fewer.DataDirs = cfg.DataDirs[:2]
+	var openErr error
+	OpenFileChannel("c1", r.env, fewer, func(_ *FileChannel, err error) { openErr = err })
+	r.settle()
+	if openErr == nil || !strings.Contains(openErr.Error(), "names 3 data directories, dataDirs 2") {
+		t.Fatalf("open with a directory left out: %v", openErr)
+	}
+	reordered := cfg
+	reordered.DataDirs = []string{cfg.DataDirs[1], cfg.DataDirs[0], cfg.DataDirs[2]}
+	openErr = nil
+	OpenFileChannel("c1", r.env, reordered, func(_ *FileChannel, err error) { openErr = err })
+	r.settle()
+	if openErr == nil || !strings.Contains(openErr.Error(), "reordered or renamed") {
+		t.Fatalf("open with the directories reordered: %v", openErr)
+	}
+}
+
+// TestFileChannelAddsADataDirectory: a one-directory channel's version-1
+// checkpoint opens with a second directory added after the first; the new
+// log is replayed from its start, and a later restart finds both logs'
+// events.
+func TestFileChannelAddsADataDirectory(t *testing.T) {
+	r := newRig(25)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	ch := openTestChannel(t, r, cfg)
+	putOne := func(body string) {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(body)})
+		tx.Commit(func(error) {})
+		r.settle()
+	}
+	putOne("a")
+	putOne("b")
+	ch.Checkpoint(func(error) {})
+	r.settle()
+	putOne("c")
+	r.crash(false)
+	cfg.DataDirs = append(cfg.DataDirs, "fc/data-added")
+	ch = openTestChannel(t, r, cfg)
+	putOne("d")
+	putOne("e")
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	var got []string
+	for _, it := range ch.queue.snapshot() {
+		got = append(got, string(it.ev.Body))
+	}
+	if !slices.Equal(got, []string{"a", "b", "c", "d", "e"}) || len(ch.Problems) != 0 {
+		t.Fatalf("after adding a directory the channel holds %v (problems %v)", got, ch.Problems)
+	}
+	if names, _ := r.env.FS.List("fc/data-added"); len(names) == 0 {
+		t.Fatal("the added directory holds no log file")
 	}
 }

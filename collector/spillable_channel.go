@@ -58,7 +58,7 @@ func spillableChannelConfig(c *config.Channel, resolve func(string) string) Spil
 		KeepAlive:           time.Duration(c.Int("keep-alive")) * time.Second,
 		Overflow: FileChannelConfig{
 			CheckpointDir:      resolve(c.String("checkpointDir")),
-			DataDir:            resolve(c.String("dataDirs")),
+			DataDirs:           resolveDataDirs(c.String("dataDirs"), resolve),
 			CheckpointInterval: time.Duration(c.Int("checkpointInterval")) * time.Millisecond,
 			MaxFileSize:        c.Int("maxFileSize"),
 			KeepAlive:          time.Duration(c.Int("keep-alive")) * time.Second,

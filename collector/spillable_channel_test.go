@@ -55,7 +55,7 @@ func TestSpillableChannelModel(t *testing.T) {
 				MemoryCapacity:      rapid.IntRange(0, 6).Draw(rt, "memoryCapacity"),
 				OverflowCapacity:    rapid.IntRange(0, 12).Draw(rt, "overflowCapacity"),
 				TransactionCapacity: rapid.IntRange(1, 4).Draw(rt, "transactionCapacity"),
-				Overflow:            testFileChannelConfig(),
+				Overflow:            withDataDirs(testFileChannelConfig(), rapid.IntRange(1, 3).Draw(rt, "dataDirs")),
 			}
 			if cfg.MemoryCapacity+cfg.OverflowCapacity < cfg.TransactionCapacity {
 				rt.Skip("capacity below transactionCapacity")

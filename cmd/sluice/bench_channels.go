@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-sim/sluice/collector"
+	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/sim"
 	"github.com/sluice-sim/sluice/sim/osenv"
 )
@@ -31,6 +32,7 @@ type benchChannelsFlags struct {
 	batch       int
 	inFlightMax int
 	dir         string
+	dataDirs    int
 	jsonOut     bool
 	killAfter   string
 }
@@ -64,7 +66,10 @@ counted, as an agent's channel is up before its traffic.
 The table has one row per channel and event size: events/s, MB/s of
 bodies, and latency percentiles in milliseconds (HdrHistogram). --json
 prints the same rows as JSON. The file channel writes under --dir (a new
-temporary directory when not given, removed afterwards).
+temporary directory when not given, removed afterwards), in --data-dirs
+directories there (Flume's comma-separated dataDirs: each a log of its
+own, transactions taking them in turn, their fsyncs running side by side);
+the spillable channel's overflow too.
 
 --kill-after D adds a crash test per row: a real agent process (this
 binary's "agent": a netcat source answering OK per event, the channel
@@ -81,6 +86,7 @@ broker, nothing (the restarted agent's member waits out its predecessor's
   sluice bench channels --events 1000000 --event-size 1024 --channels memory,file
   sluice bench channels --event-size 1024 --takers 16
   sluice bench channels --channels file --event-size 1024 --in-flight 64
+  sluice bench channels --channels memory,file --event-size 1024 --data-dirs 4
   sluice bench channels --json --dir /mnt/fast/bench
   sluice bench channels --kill-after 3s --channels memory,file,spillable --event-size 1024
   sluice bench channels --channels memory,file,spillable,kafka --event-size 1024`,
@@ -103,6 +109,8 @@ broker, nothing (the restarted agent's member waits out its predecessor's
 				return usageError("--in-flight %d: want 1..1024", f.inFlightMax)
 			case f.takers < 1 || f.takers > 1024:
 				return usageError("--takers %d: want 1..1024", f.takers)
+			case f.dataDirs < 1 || f.dataDirs > config.DataDirsMax:
+				return usageError("--data-dirs %d: want 1..%d", f.dataDirs, config.DataDirsMax)
 			}
 			if _, err := parseKillAfter(f.killAfter); err != nil {
 				return usageError("--kill-after: %v", err)
@@ -118,6 +126,7 @@ broker, nothing (the restarted agent's member waits out its predecessor's
 	fl.IntVar(&f.inFlightMax, "in-flight", 16, "put commits in flight at once")
 	fl.IntVar(&f.takers, "takers", 1, "take commits in flight at once (as several sinks on one channel)")
 	fl.StringVar(&f.dir, "dir", "", "directory for the file channels (default: a new temporary directory)")
+	fl.IntVar(&f.dataDirs, "data-dirs", 1, "data directories of the file channel (and the spillable channel's overflow), each a log of its own, under --dir")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the results as JSON")
 	fl.StringVar(&f.killAfter, "kill-after", "", "also run each channel in a real agent, kill -9 it after this long (e.g. 3s) and count the acknowledged events lost")
 	return cmd
@@ -167,6 +176,8 @@ type channelBenchResult struct {
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
 	LatencyP999  float64 `json:"latency_p999_ms"`
 	LatencyMaxMs float64 `json:"latency_max_ms"`
+	// DataDirs is the file channel's (or overflow's) data directories.
+	DataDirs int `json:"data_dirs,omitempty"`
 	// Kill is the kill -9 run's count, with --kill-after.
 	Kill *channelKillResult `json:"kill_9,omitempty"`
 }
@@ -204,14 +215,14 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 	for _, size := range sizes {
 		for _, kind := range kinds {
 			runDir := filepath.Join(dir, fmt.Sprintf("%s-%d-%d", kind, size, time.Now().UnixNano()))
-			r, err := benchOneChannel(ctx, kind, size, f.events, f.batch, f.inFlightMax, f.takers, runDir, brokerAddr)
+			r, err := benchOneChannel(ctx, kind, size, f, runDir, brokerAddr)
 			os.RemoveAll(runDir)
 			if err != nil {
 				return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events: %w", kind, size, err))
 			}
 			if killAfter > 0 {
 				killDir := runDir + "-kill"
-				k, err := benchKillChannel(ctx, kind, size, killAfter, killDir, brokerAddr)
+				k, err := benchKillChannel(ctx, kind, size, killAfter, f.dataDirs, killDir, brokerAddr)
 				os.RemoveAll(killDir)
 				if err != nil {
 					return benchFailed(errOut, fmt.Errorf("%s channel, %d-byte events, kill -9: %w", kind, size, err))
@@ -257,15 +268,18 @@ func runBenchChannels(ctx context.Context, out, errOut io.Writer, f benchChannel
 	return t.Render()
 }
 
-// benchOneChannel runs one channel on a real node and measures it; a
+// benchOneChannel runs one channel on a real node with f's events, batch,
+// commits in flight, takers and data directories, and measures it; a
 // kafka channel uses the broker at brokerAddr.
-func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFlight, takers int, dir, brokerAddr string) (channelBenchResult, error) {
+func benchOneChannel(ctx context.Context, kind string, size int, f benchChannelsFlags, dir, brokerAddr string) (channelBenchResult, error) {
+	events := f.events
 	node, err := osenv.NewNode(osenv.Options{Name: "bench", DataDir: dir, Log: log.New(io.Discard, "", 0)})
 	if err != nil {
 		return channelBenchResult{}, err
 	}
 	result := make(chan error, 1)
-	b := &channelBench{kind: kind, brokerAddr: brokerAddr, n: events, batch: batch, inFlightMax: inFlight, takersMax: takers, body: make([]byte, size),
+	b := &channelBench{kind: kind, brokerAddr: brokerAddr, n: events, batch: f.batch, inFlightMax: f.inFlightMax, takersMax: f.takers,
+		dataDirs: collector.DataDirsUnder("fc", f.dataDirs), body: make([]byte, size),
 		hist: hdrhistogram.New(benchLatencyUsLowest, benchLatencyUsHighest, benchLatencySigFigs),
 		done: func(err error) { result <- err }}
 	node.Start(b.start)
@@ -284,8 +298,12 @@ func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFl
 	}
 	secs := b.elapsed.Seconds()
 	q := func(p float64) float64 { return float64(b.hist.ValueAtQuantile(p)) / 1000 }
+	dataDirs := 0
+	if kind == "file" || kind == "spillable" {
+		dataDirs = f.dataDirs
+	}
 	return channelBenchResult{
-		Channel: kind, EventBytes: size, Events: events, Seconds: secs,
+		Channel: kind, EventBytes: size, Events: events, Seconds: secs, DataDirs: dataDirs,
 		EventsPerSec: float64(events) / secs, MBPerSec: float64(events) * float64(size) / secs / 1e6,
 		LatencyP50Ms: q(50), LatencyP99Ms: q(99), LatencyP999: q(99.9), LatencyMaxMs: float64(b.hist.Max()) / 1000,
 	}, nil
@@ -299,6 +317,7 @@ func benchOneChannel(ctx context.Context, kind string, size, events, batch, inFl
 type channelBench struct {
 	kind        string
 	brokerAddr  string
+	dataDirs    []string
 	env         sim.Env
 	ch          collector.Channel
 	n, batch    int
@@ -348,11 +367,12 @@ func (b *channelBench) start(env sim.Env) {
 		opened(collector.NewMemoryChannel("c1", env, cfg), nil)
 	case "file":
 		cfg := collector.DefaultFileChannelConfig("fc")
-		cfg.Capacity, cfg.TransactionCapacity = benchChannelCapacity, b.batch
+		cfg.Capacity, cfg.TransactionCapacity, cfg.DataDirs = benchChannelCapacity, b.batch, b.dataDirs
 		collector.OpenFileChannel("c1", env, cfg, func(f *collector.FileChannel, err error) { opened(f, err) })
 	case "spillable":
 		cfg := collector.SpillableChannelConfig{MemoryCapacity: benchChannelCapacity / 2, OverflowCapacity: benchChannelCapacity / 2,
 			TransactionCapacity: b.batch, KeepAlive: 3 * time.Second, Overflow: collector.DefaultFileChannelConfig("fc")}
+		cfg.Overflow.DataDirs = b.dataDirs
 		collector.OpenSpillableChannel("c1", env, cfg, func(s *collector.SpillableChannel, err error) { opened(s, err) })
 	case "kafka":
 		topic := benchKafkaTopic("inproc", len(b.body))

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-sim/sluice/collector"
 )
 
 // The kill -9 measurement: a real agent process (netcat source with an OK
@@ -50,7 +52,7 @@ const (
 
 // benchKillChannel runs the kill -9 measurement for one channel type and
 // event size under dir.
-func benchKillChannel(ctx context.Context, kind string, size int, killAfter time.Duration, dir, brokerAddr string) (channelKillResult, error) {
+func benchKillChannel(ctx context.Context, kind string, size int, killAfter time.Duration, dataDirs int, dir, brokerAddr string) (channelKillResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return channelKillResult{}, fmt.Errorf("find the sluice binary: %w", err)
@@ -64,7 +66,7 @@ func benchKillChannel(ctx context.Context, kind string, size int, killAfter time
 		return channelKillResult{}, err
 	}
 	topic := benchKafkaTopic("kill", size)
-	if err := os.WriteFile(conf, []byte(killAgentConfig(kind, size, addrs[0], dir, brokerAddr, topic)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(killAgentConfig(kind, size, addrs[0], dir, brokerAddr, topic, dataDirs)), 0o644); err != nil {
 		return channelKillResult{}, err
 	}
 	_, monitorPort, _ := net.SplitHostPort(addrs[1])
@@ -126,7 +128,7 @@ func benchKillChannel(ctx context.Context, kind string, size int, killAfter time
 // killAgentConfig is the agent a1: netcat on addr -> channel c1 of kind ->
 // file_roll into dir/out, never rolling. A kafka channel keeps its events
 // in topic of the broker at brokerAddr, read by the group of that name.
-func killAgentConfig(kind string, size int, addr, dir, brokerAddr, topic string) string {
+func killAgentConfig(kind string, size int, addr, dir, brokerAddr, topic string, dataDirs int) string {
 	host, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -159,7 +161,7 @@ func killAgentConfig(kind string, size int, addr, dir, brokerAddr, topic string)
 	}
 	if kind == "file" || kind == "spillable" {
 		p("a1.channels.c1.checkpointDir = %s", filepath.Join(dir, "checkpoint"))
-		p("a1.channels.c1.dataDirs = %s", filepath.Join(dir, "data"))
+		p("a1.channels.c1.dataDirs = %s", strings.Join(collector.DataDirsUnder(dir, dataDirs), ","))
 		p("a1.channels.c1.minimumRequiredSpace = %d", 1<<20)
 	}
 	p("a1.channels.c1.transactionCapacity = %d", killBatch)

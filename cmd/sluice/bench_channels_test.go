@@ -65,7 +65,8 @@ func BenchmarkChannelsRealDisk(b *testing.B) {
 			kind := run.kind
 			b.Run(fmt.Sprintf("%s-%dB-%dinflight-%dtakers", kind, size, run.inFlight, run.takers), func(b *testing.B) {
 				b.SetBytes(int64(size))
-				r, err := benchOneChannel(context.Background(), kind, size, max(b.N, 100), 100, run.inFlight, run.takers, b.TempDir(), "")
+				flags := benchChannelsFlags{events: max(b.N, 100), batch: 100, inFlightMax: run.inFlight, takers: run.takers, dataDirs: 1}
+				r, err := benchOneChannel(context.Background(), kind, size, flags, b.TempDir(), "")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -76,13 +77,12 @@ func BenchmarkChannelsRealDisk(b *testing.B) {
 	}
 }
 
-// TestBenchChannelsKillNine runs the kill -9 measurement with real agent
-// processes: the file channel loses no acknowledged line, and the memory
-// channel's count is reported (it may lose what it held).
-func TestBenchChannelsKillNine(t *testing.T) {
+// runBenchChannelsJSON runs "sluice bench channels --json" with args and
+// returns its rows and output.
+func runBenchChannelsJSON(t *testing.T, args ...string) ([]channelBenchResult, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := runTo(t, t.TempDir(), &stdout, &stderr, "bench", "channels", "--events", "1000", "--event-size", "100",
-		"--channels", "memory,file", "--kill-after", "1s", "--json", "--dir", t.TempDir())
+	code := runTo(t, t.TempDir(), &stdout, &stderr, append([]string{"bench", "channels"}, args...)...)
 	out := stdout.String()
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr.String())
@@ -91,6 +91,15 @@ func TestBenchChannelsKillNine(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	return rows, out
+}
+
+// TestBenchChannelsKillNine runs the kill -9 measurement with real agent
+// processes: the file channel loses no acknowledged line, and the memory
+// channel's count is reported (it may lose what it held).
+func TestBenchChannelsKillNine(t *testing.T) {
+	rows, out := runBenchChannelsJSON(t, "--events", "1000", "--event-size", "100",
+		"--channels", "memory,file", "--kill-after", "1s", "--json", "--dir", t.TempDir())
 	if len(rows) != 2 || rows[0].Channel != "memory" || rows[1].Channel != "file" || rows[0].Kill == nil || rows[1].Kill == nil {
 		t.Fatalf("rows: %s", out)
 	}
@@ -107,23 +116,30 @@ func TestBenchChannelsKillNine(t *testing.T) {
 	}
 }
 
+// TestBenchChannelsKillNineDataDirs runs the file channel's row with three
+// data directories: its logs fill side by side, and a kill -9 loses no
+// acknowledged line.
+func TestBenchChannelsKillNineDataDirs(t *testing.T) {
+	rows, out := runBenchChannelsJSON(t, "--events", "1000", "--event-size", "100",
+		"--channels", "file", "--data-dirs", "3", "--kill-after", "1s", "--json", "--dir", t.TempDir())
+	if len(rows) != 1 || rows[0].DataDirs != 3 || rows[0].Events != 1000 || rows[0].Kill == nil {
+		t.Fatalf("rows: %s", out)
+	}
+	k := rows[0].Kill
+	if k.Acked == 0 || k.Lost != 0 || k.Delivered < k.Acked {
+		t.Fatalf("three data directories: %d of %d acknowledged lines lost on kill -9 (%d delivered)", k.Lost, k.Acked, k.Delivered)
+	}
+	t.Logf("%d acknowledged before kill -9, %d lost, %d duplicated", k.Acked, k.Lost, k.Duplicated)
+}
+
 // TestBenchChannelsKafka runs the kafka channel's row briefly: the command
 // starts a real sluice broker (group commit) for it, moves every event
 // through a topic of it, and in the kill -9 run the restarted agent's
 // member reads on from its group's committed offsets: no acknowledged line
 // is lost.
 func TestBenchChannelsKafka(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := runTo(t, t.TempDir(), &stdout, &stderr, "bench", "channels", "--events", "2000", "--event-size", "100",
+	rows, out := runBenchChannelsJSON(t, "--events", "2000", "--event-size", "100",
 		"--channels", "kafka", "--kill-after", "300ms", "--json", "--dir", t.TempDir())
-	out := stdout.String()
-	if code != 0 {
-		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr.String())
-	}
-	var rows []channelBenchResult
-	if err := json.Unmarshal([]byte(out), &rows); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 	if len(rows) != 1 || rows[0].Channel != "kafka" || rows[0].Events != 2000 || rows[0].EventsPerSec <= 0 ||
 		rows[0].LatencyP50Ms > rows[0].LatencyP99Ms || rows[0].Kill == nil {
 		t.Fatalf("rows: %s", out)

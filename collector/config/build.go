@@ -51,14 +51,43 @@ func (p *parser) buildChannels() map[string]*Channel {
 			p.fail(prop.Line, p.full("channels."+name+".transactionCapacity"),
 				"transactionCapacity %d is larger than capacity %d", ch.Int("transactionCapacity"), capacity)
 		}
-		if ch.Type == "file" && strings.Contains(ch.String("dataDirs"), ",") {
-			prop := ch.Params["dataDirs"]
-			p.fail(prop.Line, p.full("channels."+name+".dataDirs"), "several data directories are not supported yet; give one")
+		if ch.Type == "file" || ch.Type == "SPILLABLEMEMORY" {
+			p.checkDataDirs(name, ch)
 		}
 		byName[name] = ch
 		p.a.Channels = append(p.a.Channels, ch)
 	}
 	return byName
+}
+
+// DataDirsMax bounds the comma-separated directories of a file channel's
+// dataDirs; each holds a log of its own.
+const DataDirsMax = 64
+
+// checkDataDirs refuses a dataDirs list with an empty entry, a directory
+// named twice (two logs in one directory would take each other's files)
+// or more than DataDirsMax entries.
+func (p *parser) checkDataDirs(name string, ch *Channel) {
+	prop := ch.Params["dataDirs"]
+	key := p.full("channels." + name + ".dataDirs")
+	dirs := strings.Split(ch.String("dataDirs"), ",")
+	if len(dirs) > DataDirsMax {
+		p.fail(prop.Line, key, "%d data directories, beyond %d", len(dirs), DataDirsMax)
+		return
+	}
+	seen := map[string]bool{}
+	for i, dir := range dirs {
+		dir = strings.TrimSpace(dir)
+		switch {
+		case dir == "":
+			p.fail(prop.Line, key, "data directory %d of %d is empty", i+1, len(dirs))
+			return
+		case seen[dir]:
+			p.fail(prop.Line, key, "data directory %q is named twice", dir)
+			return
+		}
+		seen[dir] = true
+	}
 }
 
 func (p *parser) buildSources(channels map[string]*Channel) {

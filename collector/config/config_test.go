@@ -337,3 +337,20 @@ func TestExecSourceKeys(t *testing.T) {
 		t.Fatalf("exec source %+v", s)
 	}
 }
+
+// TestFileChannelDataDirs: Flume's comma-separated dataDirs load, spaces
+// around the commas allowed; an empty entry or a directory named twice is
+// refused on its line.
+func TestFileChannelDataDirs(t *testing.T) {
+	fileChannel := func(dataDirs string) string {
+		return replaceLine(validBase, 8, "a1.channels.c1.type = file\na1.channels.c1.dataDirs = "+dataDirs)
+	}
+	a := mustParse(t, fileChannel("a, b"), "a1", nil)
+	if got := a.Channels[0].String("dataDirs"); got != "a, b" {
+		t.Fatalf("dataDirs %q", got)
+	}
+	expectError(t, fileChannel("/d1,,/d2"), 9, "a1.channels.c1.dataDirs", "data directory 2 of 3 is empty")
+	expectError(t, fileChannel("/d1, /d1"), 9, "a1.channels.c1.dataDirs", `"/d1" is named twice`)
+	spillable := replaceLine(validBase, 8, "a1.channels.c1.type = SPILLABLEMEMORY\na1.channels.c1.dataDirs = /d1,")
+	expectError(t, spillable, 9, "a1.channels.c1.dataDirs", "data directory 2 of 2 is empty")
+}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,8 @@ func init() {
 				Help: "on: clients write into an edge agent chained to the Kafka agent by an avro sink and source"},
 			{Name: "source", Default: "auto", Values: []string{"auto", "netcat", "taildir", "spooldir", "http", "syslogtcp", "kafka"},
 				Help: "the entry agent's source: auto (netcat in a plain run; in a swarm the seed draws netcat, taildir or spooldir), netcat (TCP clients, OK per line), taildir (a writer on the agent's node appends and syncs a log file; no failing syncs), spooldir (a writer on the agent's node writes files of lines, syncs each and moves it into the spooled directory), http (clients POST each line as a JSON event, 200 acknowledges), syslogtcp (clients send RFC 5424 lines, which syslog never acknowledges) or kafka (clients produce lines with acks=all to the broker's topic input, which the agent reads as a consumer group member)"},
+			{Name: "data-dirs", Default: "auto", Values: []string{"auto", "1", "2", "3"},
+				Help: "data directories of a file channel (or a spillable channel's overflow), each a log of its own: auto is one, or with --swarm one to three drawn from the seed"},
 		},
 		Run:   20 * time.Second,
 		Drain: 10 * time.Second,
@@ -123,7 +126,7 @@ var pipelineClients = []string{"c1", "c2", "c3"}
 
 // pipelineConfig is the Kafka agent's configuration file, in Flume's
 // format: its source is the entry source, or with hop the edge agent's.
-func pipelineConfig(channel, source string, hop bool) string {
+func pipelineConfig(channel, source string, hop bool, dataDirs int) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
@@ -137,7 +140,7 @@ func pipelineConfig(channel, source string, hop bool) string {
 	} else {
 		lines = append(lines, pipelineEntrySource(source)...)
 	}
-	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent)...)
+	lines = append(lines, pipelineChannel(channel, source, !hop, pipelineAgent, dataDirs)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink",
 		fmt.Sprintf("a1.sinks.k1.kafka.bootstrap.servers = %s:9092", pipelineBroker),
@@ -211,14 +214,14 @@ func pipelineEntrySource(source string) []string {
 
 // pipelineEdgeConfig is the edge agent's file with hop=on: the entry
 // source -> channel -> avro sink to the Kafka agent.
-func pipelineEdgeConfig(channel, source string) string {
+func pipelineEdgeConfig(channel, source string, dataDirs int) string {
 	lines := []string{
 		"a1.sources = r1",
 		"a1.channels = c1",
 		"a1.sinks = k1",
 	}
 	lines = append(lines, pipelineEntrySource(source)...)
-	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge)...)
+	lines = append(lines, pipelineChannel(channel, source, true, pipelineEdge, dataDirs)...)
 	lines = append(lines,
 		"a1.sinks.k1.type = avro",
 		"a1.sinks.k1.hostname = "+pipelineAgent,
@@ -235,7 +238,7 @@ func pipelineEdgeConfig(channel, source string) string {
 // for room: crashes then find lines read and not yet committed, the
 // moment a source must not have recorded them as done. A kafka channel
 // keeps its events in the topic "<agent>-channel" of the pipeline's broker.
-func pipelineChannel(channel, source string, entry bool, agent string) []string {
+func pipelineChannel(channel, source string, entry bool, agent string, dataDirs int) []string {
 	capacity := 10000
 	if entry && (source == "taildir" || source == "spooldir") {
 		capacity = 500
@@ -265,7 +268,7 @@ func pipelineChannel(channel, source string, entry bool, agent string) []string 
 	if channel == "file" || channel == "spillable" {
 		lines = append(lines,
 			"a1.channels.c1.checkpointDir = flume/checkpoint",
-			"a1.channels.c1.dataDirs = flume/data",
+			"a1.channels.c1.dataDirs = "+strings.Join(collector.DataDirsUnder("flume", dataDirs), ","),
 			"a1.channels.c1.checkpointInterval = 2000",
 			"a1.channels.c1.maxFileSize = 65536")
 	}
@@ -294,6 +297,22 @@ func pipelineSourceFor(o Options) string {
 		return "netcat"
 	}
 	return pipelineSwarmSources[1+r.IntN(len(pipelineSwarmSources)-1)]
+}
+
+// pipelineDataDirs is how many data directories a file channel gets: one,
+// or with data-dirs=auto under --swarm one to three drawn from the seed's
+// "data-dirs" stream (so a run without --swarm is unchanged).
+func pipelineDataDirs(o Options) int {
+	switch mode := o.Param("data-dirs"); {
+	case mode == "auto" && o.Swarm:
+		return 1 + sched.NewRand(o.Seed, "data-dirs", 0).IntN(3)
+	case mode == "auto":
+		return 1
+	default:
+		n, err := strconv.Atoi(mode)
+		sched.Assert(err == nil, "scenario: data-dirs %q passed validation: %v", mode, err)
+		return n
+	}
 }
 
 type pipelineCluster struct {
@@ -348,7 +367,8 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	c := &pipelineCluster{o: o, w: w, hop: o.Param("hop") == "on", reached: map[string]uint8{}}
 	source := pipelineSourceFor(o)
 	c.source = source
-	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop), "a1", nil)
+	dataDirs := pipelineDataDirs(o)
+	cfg, err := config.Parse(pipelineConfig(o.Param("channel"), source, c.hop, dataDirs), "a1", nil)
 	sim.Assert(err == nil, "flume-pipeline: configuration: %v", err)
 	entry := pipelineAgent
 	if c.hop {
@@ -383,7 +403,7 @@ func buildFlumePipeline(w *world.World, o Options) Cluster {
 	w.AddNode(pipelineBroker, broker.Start(bcfg, nil))
 	w.AddNode(pipelineAgent, startOn(pipelineAgent, cfg, &c.agent))
 	if c.hop {
-		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel"), source), "a1", nil)
+		edgeCfg, err := config.Parse(pipelineEdgeConfig(o.Param("channel"), source, dataDirs), "a1", nil)
 		sim.Assert(err == nil, "flume-pipeline: edge configuration: %v", err)
 		w.AddNode(pipelineEdge, startOn(pipelineEdge, edgeCfg, &c.edge))
 	}

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -40,6 +41,26 @@ func crashed(res Result) bool { return res.FaultsFired["kill"]+res.FaultsFired["
 // --seeds 50` runs more.
 func TestFlumePipelineFileChannelLosesNothing(t *testing.T) {
 	pipelineLosesNothing(t, "", 12, false)
+}
+
+// TestFlumePipelineFileChannelDataDirsLosesNothing: a file channel with
+// three data directories loses nothing either, each seed twice with one
+// trace hash; and with data-dirs=auto a swarm draws one to three while a
+// run without --swarm keeps one.
+func TestFlumePipelineFileChannelDataDirsLosesNothing(t *testing.T) {
+	pipelineLosesNothingWith(t, map[string]string{"data-dirs": "3"}, 6, true)
+	drawn := map[int]int{}
+	for seed := uint64(1); seed <= 30; seed++ {
+		o := Options{Seed: seed, Params: map[string]string{"data-dirs": "auto"}}
+		if n := pipelineDataDirs(o); n != 1 {
+			t.Fatalf("seed %d without --swarm: %d data directories, want 1", seed, n)
+		}
+		o.Swarm = true
+		drawn[pipelineDataDirs(o)]++
+	}
+	if len(drawn) != 3 || drawn[1] == 0 || drawn[2] == 0 || drawn[3] == 0 {
+		t.Fatalf("swarm seeds drew %v data directories, want each of 1, 2 and 3", drawn)
+	}
 }
 
 // TestFlumePipelineMemoryChannelLosesOnCrash: the memory channel holds
@@ -206,6 +227,16 @@ func TestFlumePipelineSpooldirLosesNothing(t *testing.T) {
 // agent, or the test shows little.
 func pipelineLosesNothing(t *testing.T, source string, seeds uint64, twice bool) {
 	t.Helper()
+	params := map[string]string{}
+	if source != "" {
+		params["source"] = source
+	}
+	pipelineLosesNothingWith(t, params, seeds, twice)
+}
+
+// pipelineLosesNothingWith is pipelineLosesNothing with any params.
+func pipelineLosesNothingWith(t *testing.T, params map[string]string, seeds uint64, twice bool) {
+	t.Helper()
 	d, err := Lookup("flume-pipeline")
 	if err != nil {
 		t.Fatal(err)
@@ -213,9 +244,7 @@ func pipelineLosesNothing(t *testing.T, source string, seeds uint64, twice bool)
 	crashes, replays := uint64(0), uint64(0)
 	for seed := uint64(1); seed <= seeds; seed++ {
 		o := pipelineOptions(seed, "file")
-		if source != "" {
-			o.Params["source"] = source
-		}
+		maps.Copy(o.Params, params)
 		var res Result
 		if twice {
 			var det Determinism
