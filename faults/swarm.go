@@ -86,7 +86,7 @@ func (s ProfileSpec) Apply(p Profile) Profile {
 
 // allKinds lists every fault kind a profile may draw.
 var allKinds = []Kind{KindKill, KindPowerLoss, KindPause, KindPartition, KindBlock, KindSlowDisk,
-	KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindClockJump, KindClockDrift}
+	KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindMetaErrors, KindClockJump, KindClockDrift}
 
 func kindNames() string {
 	names := make([]string, len(allKinds))
