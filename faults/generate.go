@@ -55,6 +55,13 @@ type Profile struct {
 	// DurationMax bounds how long one fault lasts before its recovery.
 	DurationMax time.Duration
 	Kinds       []Kind
+	// SwarmOccasional are kinds a swarm variant (Swarm) adds to Kinds
+	// with probability SwarmOccasionalShare each, drawn after the rest
+	// of the variant: a seed that draws none keeps the variant, and so
+	// the schedule, it had before they were added. Generate alone does
+	// not draw them.
+	SwarmOccasional      []Kind
+	SwarmOccasionalShare float64
 }
 
 // generatedMax bounds the faults one schedule draws.

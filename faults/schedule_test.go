@@ -132,3 +132,34 @@ func TestEmptySchedulesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestSwarmOccasionalKindsKeepOtherSeedsMixes: an occasional kind joins
+// about its share of the swarm's variants, and a variant that does not
+// draw it is the one the profile without it gives.
+func TestSwarmOccasionalKindsKeepOtherSeedsMixes(t *testing.T) {
+	with := testProfile
+	with.SwarmOccasional, with.SwarmOccasionalShare = []Kind{KindMetaErrors}, 0.25
+	const seeds = 400
+	drew := 0
+	for seed := uint64(0); seed < seeds; seed++ {
+		plain := testProfile.Swarm(rand.New(rand.NewPCG(seed, 3)))
+		v := with.Swarm(rand.New(rand.NewPCG(seed, 3)))
+		if len(v.SwarmOccasional) != 0 || v.SwarmOccasionalShare != 0 {
+			t.Fatalf("seed %d: a variant keeps occasional kinds %v", seed, v.SwarmOccasional)
+		}
+		if len(v.Kinds) == len(plain.Kinds)+1 && v.Kinds[len(v.Kinds)-1] == KindMetaErrors {
+			drew++
+			v.Kinds = v.Kinds[:len(plain.Kinds)]
+		}
+		if !reflect.DeepEqual(v, plain) {
+			t.Fatalf("seed %d: the variant changed beyond the occasional kind:\n%+v\n%+v", seed, v, plain)
+		}
+	}
+	if drew < seeds/8 || drew > seeds*3/8 {
+		t.Fatalf("%d of %d variants drew the occasional kind at share 0.25", drew, seeds)
+	}
+	spec := ProfileSpec{Kinds: []Kind{KindKill}}
+	if p := spec.Apply(with); len(p.SwarmOccasional) != 0 {
+		t.Fatalf("a spec naming kinds kept the occasional ones: %v", p.SwarmOccasional)
+	}
+}
