@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluice-sim/sluice/sim"
@@ -97,5 +99,58 @@ func TestFailedRollsKeepNoIndexHandles(t *testing.T) {
 	}
 	if got := readAll(t, l); !sameStrings(got, want) {
 		t.Fatalf("read %d values, want %d", len(got), len(want))
+	}
+}
+
+// renameFailFS fails the first rename of a cleaned segment once armed, as
+// a disk failing a metadata operation would.
+type renameFailFS struct {
+	sim.FS
+	armed bool
+}
+
+func (f *renameFailFS) Rename(oldname, newname string) error {
+	if f.armed && strings.HasSuffix(oldname, suffixCleaned) {
+		f.armed = false
+		return fmt.Errorf("rename %s: %w", oldname, sim.ErrIO)
+	}
+	return f.FS.Rename(oldname, newname)
+}
+
+// TestFailedCompactionSwapKeepsUnflushedBatches: a compaction whose swap
+// fails reloads the log from disk, where nothing was lost: the batches
+// appended since the last flush, acknowledged without one under
+// flush=none, are still there and the log end does not move back.
+func TestFailedCompactionSwapKeepsUnflushedBatches(t *testing.T) {
+	r := newRig(t, 5, testDiskConfig())
+	fs := &renameFailFS{FS: r.fs}
+	l, _, err := Open(fs, r.clock, testDir, swapCrashCfg, 0, r.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.settle()
+	fillSmallSegments(t, r, l, 0, 200, cyclicKeys(5))
+	for i := range 3 {
+		mustAppend(t, l, testBatch(t, testRecords(2, fmt.Sprintf("unflushed%d", i), r.clock.Now().UnixMilli())), 0)
+	}
+	if l.RecoveryPoint() >= l.EndOffset() {
+		t.Fatalf("recovery point %d, end %d: nothing unflushed to keep", l.RecoveryPoint(), l.EndOffset())
+	}
+	before, end := readRecords(t, l), l.EndOffset()
+	fs.armed = true
+	var compactErr error
+	called := false
+	if !l.Compact(l.EndOffset(), func(_ CompactResult, err error) { compactErr, called = err, true }) {
+		t.Fatal("compaction did not start")
+	}
+	r.settle()
+	if !called || compactErr == nil || fs.armed {
+		t.Fatalf("compaction: called %v, error %v, rename failed %v", called, compactErr, !fs.armed)
+	}
+	if l.Err() != nil || l.EndOffset() != end {
+		t.Fatalf("after the failed swap: Err %v, end %d, want %d", l.Err(), l.EndOffset(), end)
+	}
+	if got := readRecords(t, l); !slices.Equal(got, before) {
+		t.Fatalf("after the failed swap the log holds %d records, before %d", len(got), len(before))
 	}
 }
