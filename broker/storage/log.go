@@ -252,8 +252,9 @@ func (l *Log) Dir() string { return l.dir }
 // after a failed sync failed retries it with backoff.
 func (l *Log) Err() error { return l.failed }
 
-// Reopens counts the times the log reopened itself after a failed sync.
-// Each reopen may have moved EndOffset back to the recovery point.
+// Reopens counts the times the log reopened itself after a failed sync
+// (each may have moved EndOffset back to the recovery point) or a failed
+// compaction swap (which keeps EndOffset).
 func (l *Log) Reopens() int { return l.reopens }
 
 // SegmentInfo describes one segment.
