@@ -352,6 +352,7 @@ const restartDelay = time.Second
 // reading its log directory afresh. A broker told to exit on a start
 // failure (ExitOnStartFailure) that never served ends instead.
 func (b *Broker) fatal(err error) {
+	b.lifecycle.stops++
 	b.leaveCluster()
 	b.stopServing()
 	if b.topics != nil {
@@ -369,6 +370,18 @@ func (b *Broker) fatal(err error) {
 	b.env.Log.Logf("broker %d stopping: %v; starting again in %v", b.cfg.NodeID, err, restartDelay)
 	b.env.Hit(probeRestartAfterFatal)
 	b.env.Clock.AfterFunc(restartDelay, b.open)
+}
+
+// fatalSoon calls fatal from a timer, outside the call that found err,
+// unless the broker stopped for another reason in between: two stops
+// would start it twice.
+func (b *Broker) fatalSoon(err error) {
+	stops := b.lifecycle.stops
+	b.env.Clock.AfterFunc(0, func() {
+		if b.lifecycle.stops == stops {
+			b.fatal(err)
+		}
+	})
 }
 
 // stopServing stops accepting and closes every connection.

@@ -75,7 +75,28 @@ var (
 		"the recovered log ends below its recovery point: the disk lost flushed writes")
 	probeSwapCompleted = sim.DeclareProbe("storage/compaction-swap-completed",
 		"recovery finished a compaction's segment swap that a crash interrupted")
+	probeLogOffline = sim.DeclareProbe("storage/log-offline",
+		"a partition's log went offline on a disk error it could not undo, and the broker started over to recover it")
 )
+
+// logOffline hears, inside the log call that failed, that the partition's
+// log went offline: its state no longer matches the disk. Kafka takes the
+// log directory offline, and a broker whose every log directory is
+// offline halts for its supervisor to start it again; this broker has
+// one. So it stops and starts over (fatal), and recovery at the start
+// reads the log back from what the disk holds; until then the partition
+// answers KAFKA_STORAGE_ERROR.
+func (p *partition) logOffline(err error) {
+	b := p.b
+	b.env.Hit(probeLogOffline)
+	if m := b.cluster; m != nil {
+		if m.restarting {
+			return
+		}
+		m.restarting = true
+	}
+	b.fatalSoon(fmt.Errorf("partition %s-%d: log directory offline: %w", p.topic, p.index, err))
+}
 
 func hitRecoveryProbes(env sim.Env, report storage.RecoveryReport) {
 	if len(report.Truncations) > 0 {
@@ -130,6 +151,7 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 	hitRecoveryProbes(b.env, report)
 	p := &partition{b: b, topic: t.Name, index: index, log: lg,
 		groupCommit: t.logConfig.Flush.Mode == storage.FlushGroupCommit}
+	lg.OnOffline(p.logOffline)
 	if b.cluster != nil {
 		// The image says who leads and at which epoch (becomeLeader,
 		// becomeFollower); until then the partition serves nobody.

@@ -17,6 +17,9 @@ type lifecycle struct {
 	exitOnStartFailure func(error)
 	// stopping is set by Stop (or an exit): nothing starts again.
 	stopping bool
+	// stops counts fatal's stops: a stop asked for from a timer is void
+	// once another came first.
+	stops uint64
 	// checkpointWritten, when set, runs once the recovery-point write in
 	// progress has finished; Stop waits for it before writing its own.
 	checkpointWritten func()

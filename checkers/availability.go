@@ -258,7 +258,7 @@ func impairments(opts AvailabilityOptions) []impairment {
 			begin(key{kind: "paused", node: a.Node}, at)
 		case faults.Resume:
 			finish(key{kind: "paused", node: a.Node}, at)
-		case faults.SlowDisk, faults.FailSyncs, faults.DiskFull, faults.ReadErrors:
+		case faults.SlowDisk, faults.FailSyncs, faults.DiskFull, faults.ReadErrors, faults.MetaErrors:
 			begin(key{kind: "disk", node: a.Node}, at)
 		case faults.DiskHeal:
 			finish(key{kind: "disk", node: a.Node}, at)

@@ -28,6 +28,7 @@ type Target interface {
 	FillDisk(node string) error
 	Corrupt(node string, count int) error
 	ReadErrors(node string, rate float64) error
+	MetaErrors(node string, rate float64) error
 	DiskHeal(node string) error
 	ClockJump(node string, by time.Duration) error
 	ClockDrift(node string, ppm float64) error
@@ -140,6 +141,8 @@ func (a Action) Apply(t Target) error {
 		return t.Corrupt(a.Node, a.Count)
 	case ReadErrors:
 		return t.ReadErrors(a.Node, a.Rate)
+	case MetaErrors:
+		return t.MetaErrors(a.Node, a.Rate)
 	case DiskHeal:
 		return t.DiskHeal(a.Node)
 	case ClockJump:

@@ -21,6 +21,7 @@ const (
 	KindDiskFull   Kind = "disk-full"
 	KindCorrupt    Kind = "corrupt"
 	KindReadErrors Kind = "read-errors"
+	KindMetaErrors Kind = "meta-errors"
 	KindClockJump  Kind = "clock-jump"
 	KindClockDrift Kind = "clock-drift"
 )
@@ -54,6 +55,13 @@ type Profile struct {
 	// DurationMax bounds how long one fault lasts before its recovery.
 	DurationMax time.Duration
 	Kinds       []Kind
+	// SwarmOccasional are kinds a swarm variant (Swarm) adds to Kinds
+	// with probability SwarmOccasionalShare each, drawn after the rest
+	// of the variant: a seed that draws none keeps the variant, and so
+	// the schedule, it had before they were added. Generate alone does
+	// not draw them.
+	SwarmOccasional      []Kind
+	SwarmOccasionalShare float64
 }
 
 // generatedMax bounds the faults one schedule draws.
@@ -162,7 +170,7 @@ func (p Profile) draw(r *rand.Rand, m *genModel, kind Kind, at, until time.Durat
 		}
 		from, to := p.pair(r)
 		return []Action{{At: start, Op: Block, From: from, To: to}, {At: end, Op: Heal}}
-	case KindSlowDisk, KindFailSyncs, KindDiskFull, KindReadErrors:
+	case KindSlowDisk, KindFailSyncs, KindDiskFull, KindReadErrors, KindMetaErrors:
 		node := p.pick(r, m.diskBusyUntil, at)
 		if node == "" {
 			return nil // a disk-heal ends every disk fault of its node
@@ -196,6 +204,10 @@ func diskFault(r *rand.Rand, kind Kind, node string, at Duration) Action {
 		return Action{At: at, Op: FailSyncs, Node: node, Count: 1 + r.IntN(3)}
 	case KindDiskFull:
 		return Action{At: at, Op: DiskFull, Node: node}
+	case KindMetaErrors:
+		// Rarer than read errors: a log calls these operations a few
+		// times a second, and almost every failure costs a restart.
+		return Action{At: at, Op: MetaErrors, Node: node, Rate: 0.001 + r.Float64()*0.05}
 	}
 	return Action{At: at, Op: ReadErrors, Node: node, Rate: 0.001 + r.Float64()*0.1}
 }

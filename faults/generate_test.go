@@ -1,6 +1,7 @@
 package faults_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -23,7 +24,7 @@ func TestGeneratedActionsAllAct(t *testing.T) {
 		IntervalMean: 700 * time.Millisecond, DurationMax: 6 * time.Second,
 		Kinds: []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
 			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindDiskFull, faults.KindCorrupt,
-			faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift},
+			faults.KindReadErrors, faults.KindMetaErrors, faults.KindClockJump, faults.KindClockDrift},
 	}
 	const seeds = 300
 	actions := 0
@@ -94,4 +95,37 @@ func corruptedNodes(s faults.Schedule) map[string]bool {
 		}
 	}
 	return nodes
+}
+
+// TestMetaErrorsEndWithDiskHeal: a meta-errors action read from a
+// schedule fails the node's creates from its time on, and disk-heal ends
+// it.
+func TestMetaErrorsEndWithDiskHeal(t *testing.T) {
+	s, err := faults.Parse([]byte(`{"actions": [
+		{"at": "1s", "op": "meta-errors", "node": "b1", "rate": 1},
+		{"at": "2s", "op": "disk-heal", "node": "b1"}]}`), []string{"b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := world.New(world.Config{Seed: 1})
+	w.AddNode("b1", func(sim.Env) {})
+	tally, err := s.Install(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) error {
+		_, err := w.Node("b1").Disk().FS().Create(name)
+		return err
+	}
+	outcomes := map[string]error{}
+	for _, at := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 2500 * time.Millisecond} {
+		w.At(at, func() { outcomes[at.String()] = create("f" + at.String()) })
+	}
+	w.Run(3*time.Second, 0)
+	if outcomes["500ms"] != nil || !errors.Is(outcomes["1.5s"], sim.ErrIO) || outcomes["2.5s"] != nil {
+		t.Fatalf("creates before, during and after the fault: %v", outcomes)
+	}
+	if tally.Applied != 2 || tally.Fired[faults.MetaErrors] != 1 {
+		t.Fatalf("tally %+v", tally)
+	}
 }

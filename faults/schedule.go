@@ -36,7 +36,8 @@ const (
 	DiskFull   Op = "disk-full"   // node: no free space from now on
 	Corrupt    Op = "corrupt"     // node, count: flip a bit in count stored bytes
 	ReadErrors Op = "read-errors" // node, rate: each read fails with this probability
-	DiskHeal   Op = "disk-heal"   // node: end slow-disk, fail-syncs, disk-full and read-errors
+	MetaErrors Op = "meta-errors" // node, rate: each create, remove, rename, mkdir, truncate fails, each write is cut short, with this probability
+	DiskHeal   Op = "disk-heal"   // node: end slow-disk, fail-syncs, disk-full, read-errors and meta-errors
 	ClockJump  Op = "clock-jump"  // node, by: move the wall clock
 	ClockDrift Op = "clock-drift" // node, ppm: oscillator error
 )
@@ -57,6 +58,7 @@ var opFields = map[Op][]string{
 	DiskFull:   {"node"},
 	Corrupt:    {"node", "count"},
 	ReadErrors: {"node", "rate"},
+	MetaErrors: {"node", "rate"},
 	DiskHeal:   {"node"},
 	ClockJump:  {"node", "by"},
 	ClockDrift: {"node", "ppm"},
@@ -193,7 +195,7 @@ func (a Action) validateValues(nodes []string) error {
 		return fmt.Errorf("field \"factor\": %g is below 1", a.Factor)
 	case (a.Op == FailSyncs || a.Op == Corrupt) && a.Count < 0:
 		return fmt.Errorf("field \"count\": %d is negative", a.Count)
-	case a.Op == ReadErrors && (a.Rate < 0 || a.Rate > 1):
+	case (a.Op == ReadErrors || a.Op == MetaErrors) && (a.Rate < 0 || a.Rate > 1):
 		return fmt.Errorf("field \"rate\": %g is not a probability", a.Rate)
 	}
 	return nil

@@ -18,7 +18,7 @@ var testProfile = Profile{
 	IntervalMean: time.Second,
 	DurationMax:  5 * time.Second,
 	Kinds: []Kind{KindKill, KindPowerLoss, KindPause, KindPartition, KindBlock, KindSlowDisk,
-		KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindClockJump, KindClockDrift},
+		KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindMetaErrors, KindClockJump, KindClockDrift},
 }
 
 func TestScheduleRoundTripsThroughJSON(t *testing.T) {
@@ -69,7 +69,7 @@ func TestGenerateIsDeterministicAndHeals(t *testing.T) {
 			opened["network"]++
 		case Heal:
 			opened["network"]--
-		case SlowDisk, FailSyncs, DiskFull, ReadErrors:
+		case SlowDisk, FailSyncs, DiskFull, ReadErrors, MetaErrors:
 			opened["disk "+act.Node]++
 		case DiskHeal:
 			opened["disk "+act.Node]--
@@ -93,6 +93,10 @@ func TestInvalidScheduleNamesEntryAndField(t *testing.T) {
 		{`{"actions":[{"at":"1s","op":"heal","nod":"b1"}]}`, `actions[0]: field "nod": unknown field`},
 		{`{"actions":[{"at":"1s","op":"slow-disk","node":"b1","factor":0.5}]}`, `field "factor": 0.5 is below 1`},
 		{`{"actions":[{"at":"1s","op":"partition","groups":[["b1"],[]]}]}`, `field "groups": group 1 is empty`},
+		{`{"actions":[{"at":"1s","op":"meta-errors","node":"b1","rate":1.5}]}`, `actions[0] (op "meta-errors" at 1s): field "rate": 1.5 is not a probability`},
+		{`{"actions":[{"at":"1s","op":"meta-errors","node":"b1","rate":-0.1}]}`, `field "rate": -0.1 is not a probability`},
+		{`{"actions":[{"at":"1s","op":"meta-errors","node":"b1"}]}`, `field "rate": required by op "meta-errors"`},
+		{`{"actions":[{"at":"1s","op":"meta-errors","node":"b1","rate":0.1,"count":2}]}`, `field "count": not used by op "meta-errors"`},
 		{`{"actions":[{"at":"1s","op":"fail-syncs","node":"b1","count":"two"}]}`, `actions[0]: field "count": want a whole number, found string`},
 		{`{"actions":[{"at":1,"op":"heal"}]}`, `actions[0]: field "at": want a duration string such as "1.5s", found 1`},
 		{`{"actions":[7]}`, `actions[0]: want an object such as`},
@@ -126,5 +130,36 @@ func TestEmptySchedulesRoundTrip(t *testing.T) {
 		if s, err := Parse([]byte(in), nil); err != nil || len(s.Actions) != 0 {
 			t.Errorf("%s: %v, %d actions", in, err, len(s.Actions))
 		}
+	}
+}
+
+// TestSwarmOccasionalKindsKeepOtherSeedsMixes: an occasional kind joins
+// about its share of the swarm's variants, and a variant that does not
+// draw it is the one the profile without it gives.
+func TestSwarmOccasionalKindsKeepOtherSeedsMixes(t *testing.T) {
+	with := testProfile
+	with.SwarmOccasional, with.SwarmOccasionalShare = []Kind{KindMetaErrors}, 0.25
+	const seeds = 400
+	drew := 0
+	for seed := uint64(0); seed < seeds; seed++ {
+		plain := testProfile.Swarm(rand.New(rand.NewPCG(seed, 3)))
+		v := with.Swarm(rand.New(rand.NewPCG(seed, 3)))
+		if len(v.SwarmOccasional) != 0 || v.SwarmOccasionalShare != 0 {
+			t.Fatalf("seed %d: a variant keeps occasional kinds %v", seed, v.SwarmOccasional)
+		}
+		if len(v.Kinds) == len(plain.Kinds)+1 && v.Kinds[len(v.Kinds)-1] == KindMetaErrors {
+			drew++
+			v.Kinds = v.Kinds[:len(plain.Kinds)]
+		}
+		if !reflect.DeepEqual(v, plain) {
+			t.Fatalf("seed %d: the variant changed beyond the occasional kind:\n%+v\n%+v", seed, v, plain)
+		}
+	}
+	if drew < seeds/8 || drew > seeds*3/8 {
+		t.Fatalf("%d of %d variants drew the occasional kind at share 0.25", drew, seeds)
+	}
+	spec := ProfileSpec{Kinds: []Kind{KindKill}}
+	if p := spec.Apply(with); len(p.SwarmOccasional) != 0 {
+		t.Fatalf("a spec naming kinds kept the occasional ones: %v", p.SwarmOccasional)
 	}
 }

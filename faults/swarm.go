@@ -18,7 +18,9 @@ import (
 // Swarm draws a variant of the profile from r: each kind is kept with
 // probability one half (at least one is), and the mean interval and the
 // longest duration are scaled by factors drawn log-uniformly from a
-// quarter to four times and from a third to three times.
+// quarter to four times and from a third to three times. Last, each of
+// SwarmOccasional joins the kinds with probability SwarmOccasionalShare.
+// The variant lists no occasional kind of its own.
 func (p Profile) Swarm(r *rand.Rand) Profile {
 	if len(p.Kinds) == 0 {
 		return p
@@ -36,6 +38,12 @@ func (p Profile) Swarm(r *rand.Rand) Profile {
 	v.Kinds = slices.Clip(kinds)
 	v.IntervalMean = scaleLogUniform(r, p.IntervalMean, 4)
 	v.DurationMax = scaleLogUniform(r, p.DurationMax, 3)
+	for _, k := range p.SwarmOccasional {
+		if r.Float64() < p.SwarmOccasionalShare {
+			v.Kinds = append(v.Kinds, k)
+		}
+	}
+	v.SwarmOccasional, v.SwarmOccasionalShare = nil, 0
 	return v
 }
 
@@ -70,10 +78,12 @@ func (s ProfileSpec) Validate() error {
 	return nil
 }
 
-// Apply returns p with the spec's settings in place of its own.
+// Apply returns p with the spec's settings in place of its own. Kinds
+// the spec names replace the scenario's occasional swarm kinds too.
 func (s ProfileSpec) Apply(p Profile) Profile {
 	if len(s.Kinds) > 0 {
 		p.Kinds = slices.Clone(s.Kinds)
+		p.SwarmOccasional, p.SwarmOccasionalShare = nil, 0
 	}
 	if s.IntervalMean > 0 {
 		p.IntervalMean = time.Duration(s.IntervalMean)
@@ -86,7 +96,7 @@ func (s ProfileSpec) Apply(p Profile) Profile {
 
 // allKinds lists every fault kind a profile may draw.
 var allKinds = []Kind{KindKill, KindPowerLoss, KindPause, KindPartition, KindBlock, KindSlowDisk,
-	KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindClockJump, KindClockDrift}
+	KindFailSyncs, KindDiskFull, KindCorrupt, KindReadErrors, KindMetaErrors, KindClockJump, KindClockDrift}
 
 func kindNames() string {
 	names := make([]string, len(allKinds))

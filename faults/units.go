@@ -19,7 +19,7 @@ var recoveryOf = map[Op]struct {
 	Kill: {Restart, true}, PowerLoss: {Restart, true}, Pause: {Resume, true},
 	Partition: {Heal, false}, Block: {Heal, false},
 	SlowDisk: {DiskHeal, true}, FailSyncs: {DiskHeal, true}, DiskFull: {DiskHeal, true},
-	ReadErrors: {DiskHeal, true},
+	ReadErrors: {DiskHeal, true}, MetaErrors: {DiskHeal, true},
 }
 
 // Units groups a time-ordered schedule into faults: each action that

@@ -37,7 +37,7 @@ var eventKinds = map[string]EventKind{
 	"kill": EventFault, "power-loss": EventFault, "pause": EventFault,
 	"partition": EventFault, "block": EventFault,
 	"slow-disk": EventFault, "fail-syncs": EventFault, "disk-capacity": EventFault,
-	"disk-full": EventFault, "corrupt": EventFault, "read-errors": EventFault,
+	"disk-full": EventFault, "corrupt": EventFault, "read-errors": EventFault, "meta-errors": EventFault,
 	"clock-jump": EventFault, "clock-drift": EventFault,
 	"restart": EventRecovery, "resume": EventRecovery, "heal": EventRecovery,
 	"disk-heal": EventRecovery,
@@ -156,7 +156,7 @@ var (
 		"kill": spanDown, "power-loss": spanDown, "pause": spanPaused,
 		"partition": spanNetwork, "block": spanNetwork,
 		"slow-disk": spanDisk, "fail-syncs": spanDisk, "disk-capacity": spanDisk,
-		"disk-full": spanDisk, "read-errors": spanDisk,
+		"disk-full": spanDisk, "read-errors": spanDisk, "meta-errors": spanDisk,
 	}
 	spanCloses = map[string]spanKind{
 		"restart": spanDown, "resume": spanPaused, "heal": spanNetwork, "disk-heal": spanDisk,

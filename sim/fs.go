@@ -49,9 +49,12 @@ type File interface {
 	// ReadAt reads len(p) bytes at off; as io.ReaderAt, a short read
 	// returns io.EOF.
 	ReadAt(p []byte, off int64) (int, error)
-	// WriteAt writes p at off, extending the file if needed.
+	// WriteAt writes p at off, extending the file if needed. On an
+	// error it may have written a prefix of p: n says how much, as
+	// write(2)'s short count does when the device fails part way.
 	WriteAt(p []byte, off int64) (int, error)
-	// Append writes p at the end of the file.
+	// Append writes p at the end of the file; on an error, like WriteAt,
+	// it may have written a prefix of p.
 	Append(p []byte) (int, error)
 	// Truncate changes the size of the file.
 	Truncate(size int64) error

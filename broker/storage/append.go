@@ -166,9 +166,12 @@ func (l *Log) maybeRoll(size int, base, last int64) error {
 func (l *Log) roll(newBase int64, reason string) error {
 	s := l.active()
 	if s.sizeBytes == 0 {
-		// Nothing to close: replace the empty segment.
+		// Nothing to close: replace the empty segment. Its files are
+		// closed, so a failure from here on leaves the log without an
+		// active segment to serve: offline.
 		s.closeFiles()
 		if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
+			l.fail(err)
 			return err
 		}
 		l.dirDirty = true
@@ -181,11 +184,17 @@ func (l *Log) roll(newBase int64, reason string) error {
 		return nil
 	}
 	s.idx.maybeAddTime(s.base, s.maxTimestamp, s.offsetOfMaxTimestamp)
+	// A roll that fails leaves the segment active, and the append that
+	// asked fails; the next one rolls again, writing the index files
+	// anew, so the handles this one made go.
+	written := len(s.indexFiles)
 	if err := s.writeIndexFiles(l.fs, l.dir); err != nil {
+		s.closeIndexFilesFrom(written)
 		return fmt.Errorf("roll %s: %w", s.name, err)
 	}
 	fresh, err := l.createSegment(newBase)
 	if err != nil {
+		s.closeIndexFilesFrom(written)
 		return fmt.Errorf("roll %s (%s): %w", s.name, reason, err)
 	}
 	s.closed = true
@@ -218,10 +227,13 @@ func (l *Log) writeSnapshot(off int64) error {
 }
 
 // fail takes the log offline: its state no longer matches the disk and it
-// could not be recovered.
+// could not be recovered. OnOffline's function hears of it.
 func (l *Log) fail(err error) {
 	if l.failed == nil {
 		l.failed = err
 		l.logf("log %s offline: %v", l.dir, err)
+		if l.onOffline != nil {
+			l.onOffline(err)
+		}
 	}
 }

@@ -445,7 +445,7 @@ func (l *Log) finishCompaction(c *compaction) {
 	for _, job := range c.jobs {
 		if err := l.swap(job); err != nil {
 			l.cleanupJobs(c)
-			l.reopen(err)
+			l.reopen(err, false)
 			c.done(c.result, err)
 			return
 		}

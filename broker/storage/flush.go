@@ -160,7 +160,7 @@ func (l *Log) finishRound(r *flushRound) {
 			// reopen, which may drop what they wrote: they hear of the
 			// failure, and the round the reopen starts must not take them.
 			l.failWaiters(err)
-			l.reopen(err)
+			l.reopen(err, true)
 			// The reopen's cut must become durable before appends resume.
 			l.flushWanted = true
 		}
@@ -204,13 +204,18 @@ func (l *Log) failWaiters(err error) {
 // showing it, so the reload may find it again: the reload writes it
 // again (rewriteUnflushed) and the flush that follows writes it for real
 // before the recovery point covers it.
-func (l *Log) reopen(cause error) {
+//
+// Without syncLost (a compaction's swap that failed part way, leaving the
+// segment list out of step with the directory) the disk lost nothing: the
+// reload keeps all it finds, as a restart after a process crash would, so
+// that batches acknowledged without a sync (flush=none) survive.
+func (l *Log) reopen(cause error, syncLost bool) {
 	l.gen++
 	l.reopens++
 	l.abortCompaction()
 	l.closeFiles()
 	l.logf("log %s: reopening from disk after %v", l.dir, cause)
-	l.reload(cause, 1)
+	l.reload(cause, 1, syncLost)
 }
 
 // A reload that fails (files it cannot open, reads that fail) leaves the
@@ -233,11 +238,11 @@ func reopenRetryDelay(attempt int) time.Duration {
 
 // reload reads the log back from disk (attempt counts from 1) and cuts
 // what the reopen must drop; on failure it schedules the next attempt.
-func (l *Log) reload(cause error, attempt int) {
+func (l *Log) reload(cause error, attempt int, syncLost bool) {
 	recoveryPoint := l.recoveryPoint
 	report, err := l.load(recoveryPoint)
 	l.lastRecovery = report
-	if err == nil {
+	if err == nil && syncLost {
 		keep := max(recoveryPoint, min(l.loadedEnd, l.EndOffset()))
 		l.loadedEnd = min(l.loadedEnd, keep)
 		if l.EndOffset() > keep {
@@ -264,7 +269,7 @@ func (l *Log) reload(cause error, attempt int) {
 			return
 		}
 		l.failed = nil
-		l.reload(cause, attempt+1)
+		l.reload(cause, attempt+1, syncLost)
 	})
 }
 

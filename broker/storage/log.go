@@ -91,6 +91,8 @@ type Log struct {
 	trustPageCache bool
 	// onDamage hears of each damaged range found after Open (OnDamage).
 	onDamage func(Damage)
+	// onOffline hears of the log going offline for good (OnOffline).
+	onOffline func(error)
 
 	// readEnds are where the last reads stopped, so that a reader going
 	// on from there skips the walk from the index entry (up to an index
@@ -250,8 +252,9 @@ func (l *Log) Dir() string { return l.dir }
 // after a failed sync failed retries it with backoff.
 func (l *Log) Err() error { return l.failed }
 
-// Reopens counts the times the log reopened itself after a failed sync.
-// Each reopen may have moved EndOffset back to the recovery point.
+// Reopens counts the times the log reopened itself after a failed sync
+// (each may have moved EndOffset back to the recovery point) or a failed
+// compaction swap (which keeps EndOffset).
 func (l *Log) Reopens() int { return l.reopens }
 
 // SegmentInfo describes one segment.
@@ -298,6 +301,15 @@ func (l *Log) FirstDamage() (d Damage, ok bool) {
 // inside the read, before that read fails with ErrCorruptLog: fn must
 // not use the log, only note what to do.
 func (l *Log) OnDamage(fn func(Damage)) { l.onDamage = fn }
+
+// OnOffline sets fn to hear, once, that the log went offline on a disk
+// error it could not undo (a partial append it could not cut off, a
+// segment it could not create or remove): its state no longer matches
+// the disk, and only a reload from disk, a restart's recovery, can
+// serve it again. It is called inside the call that failed: fn must not
+// use the log. A log offline while a reload after a failed sync retries
+// is not reported: it comes back by itself.
+func (l *Log) OnOffline(fn func(error)) { l.onOffline = fn }
 
 // Epochs lists the leader epoch cache.
 func (l *Log) Epochs() []EpochEntry { return slices.Clone(l.epochs.entries) }

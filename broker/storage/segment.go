@@ -346,6 +346,16 @@ func (s *segment) writeIndexFiles(fs sim.FS, dir string) error {
 	return nil
 }
 
+// closeIndexFilesFrom closes the index handles from the n-th on: those a
+// failed roll made, which no sync has taken yet.
+func (s *segment) closeIndexFilesFrom(n int) {
+	for _, f := range s.indexFiles[n:] {
+		f.Close()
+	}
+	clear(s.indexFiles[n:])
+	s.indexFiles = s.indexFiles[:n]
+}
+
 // release closes the segment's handles once no sync needs them.
 func (s *segment) release() {
 	if s.syncing > 0 {

@@ -39,6 +39,7 @@ type Disk struct {
 	slowFactor    float64
 	failSyncs     int
 	readErrorRate float64
+	metaErrorRate float64
 
 	// cur is the namespace the process sees, committed the one on the
 	// platter; journal holds the operations between them, oldest first,
@@ -138,6 +139,49 @@ func (d *Disk) SetCapacity(bytes int64) {
 func (d *Disk) SetReadErrorRate(p float64) {
 	sched.Assert(p >= 0 && p <= 1, "simdisk: read error rate %v", p)
 	d.readErrorRate = p
+}
+
+// SetMetaErrorRate makes each namespace or size change (Create, Remove,
+// RemoveAll's removals, Rename, MkdirAll's new directories, Truncate)
+// fail with sim.ErrIO with probability p, changing nothing, and each
+// write (WriteAt, Append) with probability p write a prefix of its bytes
+// (maybe none) and fail with sim.ErrIO, as write(2) returns a short count
+// and then an error when the device fails part way.
+func (d *Disk) SetMetaErrorRate(p float64) {
+	sched.Assert(p >= 0 && p <= 1, "simdisk: metadata error rate %v", p)
+	d.metaErrorRate = p
+}
+
+// metaError draws whether the operation op on name fails under
+// SetMetaErrorRate, and traces the failure. It draws nothing while the
+// rate is zero, so a disk without the fault keeps its random stream.
+func (d *Disk) metaError(op, name string) error {
+	if d.metaErrorRate == 0 || d.rng.Float64() >= d.metaErrorRate {
+		return nil
+	}
+	d.noteFault(op, name)
+	return fmt.Errorf("%s %s: %w (injected metadata error)", op, name, sim.ErrIO)
+}
+
+// shortWrite draws whether a write of n bytes fails part way under
+// SetMetaErrorRate: it returns how many bytes it writes before failing,
+// or n when it does not fail.
+func (d *Disk) shortWrite(name string, n int) int {
+	if d.metaErrorRate == 0 || d.rng.Float64() >= d.metaErrorRate {
+		return n
+	}
+	d.noteFault("short write", name)
+	return d.rng.IntN(n)
+}
+
+// noteFault traces an injected failure of op on name.
+func (d *Disk) noteFault(op, name string) {
+	tr := d.loop.Trace()
+	label := ""
+	if tr.Recording() {
+		label = "injected " + op + " error " + name
+	}
+	tr.Note(d.loop.Now(), d.node, sched.KindFault, mix(xxhash.Sum64String(name), xxhash.Sum64String(op)), label)
 }
 
 // DirtyBytes is the size of the dirty sectors of every file.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -394,6 +395,117 @@ func TestReadErrors(t *testing.T) {
 	r.disk.SetReadErrorRate(0)
 	if _, err := f.ReadAt(buf, 0); err != nil {
 		t.Fatalf("read with error rate 0: %v", err)
+	}
+}
+
+func TestMetaErrorsFailNamespaceChangesAndChangeNothing(t *testing.T) {
+	r := newRig(t, 7, testConfig(DropUnsynced))
+	r.writeAt(r.create("old"), 0, "data")
+	if err := r.fs.MkdirAll("d"); err != nil {
+		t.Fatal(err)
+	}
+	f := r.create("d/f")
+	r.writeAt(f, 0, "0123456789")
+	r.disk.SetMetaErrorRate(1)
+	steps := map[string]func() error{
+		"create":     func() error { _, err := r.fs.Create("new"); return err },
+		"recreate":   func() error { _, err := r.fs.Create("old"); return err },
+		"remove":     func() error { return r.fs.Remove("old") },
+		"remove all": func() error { return r.fs.RemoveAll("d") },
+		"rename":     func() error { return r.fs.Rename("old", "moved") },
+		"mkdir":      func() error { return r.fs.MkdirAll("e/f") },
+		"truncate":   func() error { return f.Truncate(3) },
+	}
+	for _, name := range slices.Sorted(maps.Keys(steps)) {
+		if err := steps[name](); !errors.Is(err, sim.ErrIO) {
+			t.Fatalf("%s at rate 1: %v, want an I/O error", name, err)
+		}
+	}
+	r.mustRead("old", "data")
+	r.mustRead("d/f", "0123456789")
+	for _, gone := range []string{"new", "moved", "e"} {
+		if _, err := r.fs.Stat(gone); !errors.Is(err, sim.ErrNotExist) {
+			t.Fatalf("%s after its failed creation: %v", gone, err)
+		}
+	}
+	if err := r.fs.MkdirAll("d"); err != nil {
+		t.Fatalf("mkdir of an existing directory changes nothing, so cannot fail: %v", err)
+	}
+	r.disk.SetMetaErrorRate(0)
+	if err := r.fs.Rename("old", "moved"); err != nil {
+		t.Fatalf("rename once healed: %v", err)
+	}
+	if err := f.Truncate(3); err != nil {
+		t.Fatalf("truncate once healed: %v", err)
+	}
+	r.mustRead("moved", "data")
+	r.mustRead("d/f", "012")
+}
+
+func TestMetaErrorsWriteAPrefix(t *testing.T) {
+	r := newRig(t, 7, testConfig(DropUnsynced))
+	f := r.create("f")
+	r.writeAt(f, 0, "head-")
+	r.disk.SetMetaErrorRate(1)
+	lengths := map[int]bool{}
+	for range 200 {
+		size, _ := f.Size()
+		n, err := f.Append([]byte("0123456789"))
+		if !errors.Is(err, sim.ErrIO) || n < 0 || n >= 10 {
+			t.Fatalf("append at rate 1: %d bytes, %v; want a short count and an I/O error", n, err)
+		}
+		lengths[n] = true
+		got, _ := r.read("f")
+		if want := got[:size] + "0123456789"[:n]; got != want {
+			t.Fatalf("after a short append of %d: %q, want %q", n, got, want)
+		}
+	}
+	if len(lengths) < 8 {
+		t.Fatalf("short writes wrote only %d distinct lengths of 0..9", len(lengths))
+	}
+	if n, err := f.WriteAt([]byte("HEAD"), 0); !errors.Is(err, sim.ErrIO) || n >= 4 {
+		t.Fatalf("write at at rate 1: %d, %v", n, err)
+	}
+	r.disk.SetMetaErrorRate(0)
+	size, _ := f.Size()
+	if n, err := f.Append([]byte("tail")); n != 4 || err != nil {
+		t.Fatalf("append once healed: %d, %v", n, err)
+	}
+	if got, _ := r.read("f"); got[size:] != "tail" {
+		t.Fatalf("healed append wrote %q", got[size:])
+	}
+}
+
+func TestMetaErrorsAtARateAreDrawnFromTheSeed(t *testing.T) {
+	outcomes := func(seed uint64) (string, uint64) {
+		r := newRig(t, seed, testConfig(DropUnsynced))
+		r.disk.SetMetaErrorRate(0.25)
+		var b strings.Builder
+		failed := 0
+		for i := range 400 {
+			_, err := r.fs.Create(fmt.Sprintf("f%d", i))
+			if errors.Is(err, sim.ErrIO) {
+				failed++
+				b.WriteByte('x')
+			} else if err != nil {
+				t.Fatal(err)
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		if failed < 70 || failed > 130 {
+			t.Fatalf("%d of 400 creates failed at rate 0.25", failed)
+		}
+		return b.String(), r.loop.Trace().Hash()
+	}
+	a, hashA := outcomes(3)
+	b, hashB := outcomes(3)
+	c, _ := outcomes(4)
+	if a != b || hashA != hashB {
+		t.Fatalf("the same seed failed different creates:\n%s\n%s", a, b)
+	}
+	if a == c {
+		t.Fatalf("two seeds failed the same creates")
 	}
 }
 

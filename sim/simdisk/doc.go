@@ -116,9 +116,13 @@
 // SetSlowFactor stretches sync service times, FailSyncs fails syncs
 // (DropCaches evicts what SyncFailureLinux left lying in the cache),
 // SetCapacity fills the disk (growth beyond it fails with sim.ErrNoSpace,
-// nothing written), SetReadErrorRate fails reads with sim.ErrIO, Corrupt
-// flips bits (CorruptFile only in one named file). All draw from the disk's own random stream, so a seed replays
-// them. Files are bounded by FileBytesMax, open handles per disk by
+// nothing written), SetReadErrorRate fails reads with sim.ErrIO,
+// SetMetaErrorRate fails creates, removes, renames, new directories and
+// truncations with sim.ErrIO (changing nothing) and cuts writes short (a
+// prefix written, then sim.ErrIO, as write(2) does when the device fails
+// part way), Corrupt flips bits (CorruptFile only in one named file). All draw from the disk's own random
+// stream, so a seed replays them; each injected metadata error or short
+// write adds a KindFault note to the trace. Files are bounded by FileBytesMax, open handles per disk by
 // OpenHandlesMax.
 //
 // Every write, truncate and metadata operation adds a KindWrite note to the

@@ -69,6 +69,14 @@ func (f *diskFS) Create(name string) (sim.File, error) {
 	if d.openHandles >= OpenHandlesMax {
 		return nil, fmt.Errorf("create %s: %d handles open: %w", p, d.openHandles, ErrTooManyOpen)
 	}
+	if e == nil {
+		if err := f.parentDir("create", p); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.metaError("create", p); err != nil {
+		return nil, err
+	}
 	if e != nil {
 		// An existing file is truncated: a data change, not a new name.
 		ino := e.ino
@@ -84,9 +92,6 @@ func (f *diskFS) Create(name string) (sim.File, error) {
 			d.armFlusher()
 		}
 		return f.open(p, ino), nil
-	}
-	if err := f.parentDir("create", p); err != nil {
-		return nil, err
 	}
 	ino := d.newInode()
 	d.metaOp(metaOp{kind: opCreate, path: p, ino: ino})
@@ -129,12 +134,16 @@ func (f *diskFS) Remove(name string) error {
 	case e.dir != nil && len(e.dir.entries) > 0:
 		return fmt.Errorf("remove %s: %w", p, ErrNotEmpty)
 	}
+	if err := f.d.metaError("remove", p); err != nil {
+		return err
+	}
 	f.d.metaOp(metaOp{kind: opRemove, path: p})
 	return nil
 }
 
 // RemoveAll implements sim.FS. It journals one removal per entry, deepest
-// first, so a crash may keep any prefix of them.
+// first, so a crash may keep any prefix of them, and so may an injected
+// metadata error, which stops it.
 func (f *diskFS) RemoveAll(name string) error {
 	p, e, err := f.resolve("remove all", name, false)
 	if err != nil || e == nil {
@@ -148,6 +157,9 @@ func (f *diskFS) RemoveAll(name string) error {
 	slices.Sort(victims)
 	slices.Reverse(victims)
 	for _, q := range victims {
+		if err := f.d.metaError("remove", q); err != nil {
+			return fmt.Errorf("remove all %s: %w", p, err)
+		}
 		f.d.metaOp(metaOp{kind: opRemove, path: q})
 	}
 	return nil
@@ -181,6 +193,9 @@ func (f *diskFS) Rename(oldname, newname string) error {
 	if err := f.parentDir("rename", newPath); err != nil {
 		return err
 	}
+	if err := f.d.metaError("rename", oldPath+" -> "+newPath); err != nil {
+		return err
+	}
 	f.d.metaOp(metaOp{kind: opRename, path: oldPath, newPath: newPath})
 	return nil
 }
@@ -197,6 +212,9 @@ func (f *diskFS) MkdirAll(dir string) error {
 		e := f.d.cur.lookup(q)
 		switch {
 		case e == nil:
+			if err := f.d.metaError("mkdir", q); err != nil {
+				return err
+			}
 			f.d.metaOp(metaOp{kind: opMkdir, path: q})
 		case e.dir == nil:
 			return fmt.Errorf("mkdir %s: %s: %w", p, q, ErrNotDir)
@@ -343,6 +361,19 @@ func (h *handle) write(p []byte, off int64) (int, error) {
 	if err := d.checkGrowth(ino, off+int64(len(p))); err != nil {
 		return 0, fmt.Errorf("write %s at %d: %w", h.name, off, err)
 	}
+	if n := d.shortWrite(h.name, len(p)); n < len(p) {
+		if n > 0 {
+			h.writeChecked(p[:n], off)
+		}
+		return n, fmt.Errorf("write %s at %d: %d of %d bytes written: %w (injected short write)", h.name, off, n, len(p), sim.ErrIO)
+	}
+	h.writeChecked(p, off)
+	return len(p), nil
+}
+
+// writeChecked writes p at off, its bounds checked.
+func (h *handle) writeChecked(p []byte, off int64) {
+	d, ino := h.d, h.ino
 	before := ino.cur.sizeBytes
 	ino.write(p, off, d.loop.Now())
 	d.resized(ino, before)
@@ -353,7 +384,6 @@ func (h *handle) write(p []byte, off int64) (int, error) {
 	}
 	tr.Note(d.loop.Now(), d.node, sched.KindWrite, mix(mix(xxhash.Sum64(p), h.nameHash), uint64(off)), label)
 	d.armFlusher()
-	return len(p), nil
 }
 
 // Truncate implements sim.File.
@@ -367,6 +397,9 @@ func (h *handle) Truncate(size int64) error {
 	}
 	if err := d.checkGrowth(ino, size); err != nil {
 		return fmt.Errorf("truncate %s to %d: %w", h.name, size, err)
+	}
+	if err := d.metaError("truncate", h.name); err != nil {
+		return err
 	}
 	before := ino.cur.sizeBytes
 	ino.truncate(size, d.loop.Now())

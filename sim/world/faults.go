@@ -270,6 +270,20 @@ func (w *World) ReadErrors(name string, rate float64) error {
 	return nil
 }
 
+// MetaErrors makes each create, remove, rename, mkdir and truncate on the
+// node's disk fail with probability rate, and each write write a prefix
+// and fail.
+func (w *World) MetaErrors(name string, rate float64) error {
+	n, err := w.node(name)
+	if err != nil {
+		return err
+	}
+	w.fault(n, fmt.Sprintf("meta-errors %s %g", name, rate))
+	n.diskFaulted = true
+	n.disk.SetMetaErrorRate(rate)
+	return nil
+}
+
 // ClockJump moves the node's wall clock by d (negative: backwards).
 func (w *World) ClockJump(name string, d time.Duration) error {
 	n, err := w.node(name)
@@ -293,7 +307,7 @@ func (w *World) ClockDrift(name string, ppm float64) error {
 	return nil
 }
 
-// DiskHeal ends slow-disk, fail-syncs, disk-full and read-errors on the
+// DiskHeal ends slow-disk, fail-syncs, disk-full, read-errors and meta-errors on the
 // node's disk. Corruption already done stays.
 func (w *World) DiskHeal(name string) error {
 	n, err := w.node(name)
@@ -308,6 +322,7 @@ func (w *World) DiskHeal(name string) error {
 	n.disk.SetSlowFactor(1)
 	n.disk.FailSyncs(0)
 	n.disk.SetReadErrorRate(0)
+	n.disk.SetMetaErrorRate(0)
 	n.disk.SetCapacity(w.cfg.Disk.CapacityBytes)
 	return nil
 }

@@ -19,19 +19,20 @@ drain: 4s
 events_max: 900000
 swarm: false
 faults:
-  profile: {kinds: [kill, power-loss], interval_mean: 1.5s, duration_max: 2s}
+  profile: {kinds: [kill, power-loss, meta-errors], interval_mean: 1.5s, duration_max: 2s}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Scenario != "single-broker" || f.Seed != 7 || f.Params["flush"] != "none" || f.Params["acks"] != "1" ||
 		len(f.Bugs) != 1 || time.Duration(f.Run) != 12*time.Second || time.Duration(f.Drain) != 4*time.Second ||
-		f.EventsMax != 900000 || f.Profile == nil || len(f.Profile.Kinds) != 2 ||
+		f.EventsMax != 900000 || f.Profile == nil || len(f.Profile.Kinds) != 3 || f.Profile.Kinds[2] != faults.KindMetaErrors ||
 		time.Duration(f.Profile.IntervalMean) != 1500*time.Millisecond || !f.Set["seed"] || f.Set["nope"] {
 		t.Fatalf("parsed %+v (profile %+v)", f, f.Profile)
 	}
-	json, err := ParseFile([]byte(`{"scenario": "counter", "faults": {"schedule": {"actions": [{"at": "1s", "op": "kill", "node": "server"}]}}}`))
-	if err != nil || json.Schedule == nil || len(json.Schedule.Actions) != 1 {
+	json, err := ParseFile([]byte(`{"scenario": "counter", "faults": {"schedule": {"actions": [{"at": "1s", "op": "kill", "node": "server"},
+		{"at": "2s", "op": "meta-errors", "node": "server", "rate": 0.5}, {"at": "3s", "op": "disk-heal", "node": "server"}]}}}`))
+	if err != nil || json.Schedule == nil || len(json.Schedule.Actions) != 3 || json.Schedule.Actions[1].Rate != 0.5 {
 		t.Fatalf("a JSON scenario file: %v %+v", err, json)
 	}
 }
@@ -60,6 +61,8 @@ func TestScenarioFileErrorsNameLineAndField(t *testing.T) {
 		{"unknown profile field", "scenario: counter\nfaults:\n  profile: {rate: 3}\n", `line 3: field "faults.profile.rate": unknown field`},
 		{"profile and schedule", "scenario: counter\nfaults:\n  profile: {}\n  schedule: {actions: []}\n", `field "faults": give a profile or a schedule, not both`},
 		{"bad schedule", "scenario: counter\nfaults:\n  schedule: {actions: [{at: 1s, op: kil, node: server}]}\n", `line 3: field "faults.schedule": actions[0] (op "kil" at 1s): field "op": unknown op "kil"`},
+		{"bad meta-errors rate", "scenario: counter\nfaults:\n  schedule: {actions: [{at: 1s, op: meta-errors, node: server, rate: 2}]}\n", `line 3: field "faults.schedule": actions[0] (op "meta-errors" at 1s): field "rate": 2 is not a probability`},
+		{"meta-errors without a rate", "scenario: counter\nfaults:\n  schedule: {actions: [{at: 1s, op: meta-errors, node: server}]}\n", `field "rate": required by op "meta-errors"`},
 	}
 	for _, c := range cases {
 		_, err := ParseFile([]byte(c.file))

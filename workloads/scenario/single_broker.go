@@ -323,14 +323,26 @@ func (c *singleBrokerCluster) Profile() faults.Profile {
 		"fsyncgate": nil,
 	}
 	kinds["corrupt"] = append(append([]faults.Kind(nil), kinds["disk"]...), faults.KindCorrupt)
-	return faults.Profile{
+	p := faults.Profile{
 		Targets:      []string{singleBrokerNode},
 		Clients:      c.clients,
 		IntervalMean: 2 * time.Second,
 		DurationMax:  3 * time.Second,
 		Kinds:        kinds[c.o.Param("faults")],
 	}
+	if c.o.Param("faults") == "disk" || c.o.Param("faults") == "corrupt" {
+		// Failed metadata operations and short writes take a log
+		// offline; a quarter of the swarm's seeds draw them, so that
+		// the rest keep their mixes.
+		p.SwarmOccasional = []faults.Kind{faults.KindMetaErrors}
+		p.SwarmOccasionalShare = singleBrokerMetaErrorsShare
+	}
+	return p
 }
+
+// singleBrokerMetaErrorsShare is the share of swarm seeds that draw
+// meta-errors.
+const singleBrokerMetaErrorsShare = 0.25
 
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {

@@ -241,3 +241,28 @@ func TestAuditEndOffsets(t *testing.T) {
 		t.Fatalf("undefined for the latest: %q", got)
 	}
 }
+
+// TestSwarmSeedWithMetaErrorsTakesALogOffline: swarm seed 44 draws
+// meta-errors, whose failed cut of a partial append takes a log offline;
+// the broker starts over, recovery reads the log back, and the run passes
+// every check, the log audit included.
+func TestSwarmSeedWithMetaErrorsTakesALogOffline(t *testing.T) {
+	d := singleBrokerDef(t)
+	o := withParams(44, nil)
+	o.Swarm = true
+	res, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("swarm seed 44 failed: %+v", res.Failed())
+	}
+	if res.FaultsFired["meta-errors"] == 0 || res.Probes["storage/log-offline"] == 0 ||
+		res.Probes["broker/restart-after-fatal"] == 0 {
+		t.Fatalf("faults %v, probes %v: want meta-errors to take a log offline and the broker to start over",
+			res.FaultsFired, res.Probes)
+	}
+	if res.Stats["audited_batches"] < 100 {
+		t.Fatalf("%d batches audited", res.Stats["audited_batches"])
+	}
+}
