@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/sluice-sim/sluice/sim/sched"
@@ -64,7 +65,7 @@ func TestSwarmSeedRunsItsDrawnWorkload(t *testing.T) {
 	if !res.OK() {
 		t.Fatalf("swarm seed %d failed: %+v", seed, res.Failed())
 	}
-	drawn := drawSingleBrokerKnobs(sched.NewRand(seed, "workload", 0), fixedSingleBrokerKnobs(o))
+	drawn := singleBrokerKnobsFor(mustResolve(t, d, o))
 	for name, want := range drawn.stats() {
 		if got := res.Stats[name]; got != want {
 			t.Errorf("stat %s = %d, want the drawn %d", name, got, want)
@@ -80,7 +81,7 @@ func TestSwarmSeedRunsItsDrawnWorkload(t *testing.T) {
 	k := singleBrokerKnobsFor(mustResolve(t, d, o))
 	want := fixedSingleBrokerKnobs(o)
 	want.Compression = 4 // zstd
-	if k != want {
+	if !reflect.DeepEqual(k, want) {
 		t.Errorf("workload=fixed compression=zstd: got %+v, want %+v", k, want)
 	}
 }
