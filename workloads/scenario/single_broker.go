@@ -204,6 +204,8 @@ type singleBrokerCluster struct {
 	// cleanableAudited counts the offsets of the compacted logs'
 	// cleanable parts the end-of-run audit read.
 	cleanableAudited int64
+	// restartNotes say why the restart audit compared nothing.
+	restartNotes []string
 }
 
 // CheckReport is what the checkers found in the history.
