@@ -23,6 +23,10 @@ type DriverConfig struct {
 	// set the partitioner picks, so Partitions must list every partition
 	// of the topic for the consumers to see everything.
 	Partitions []int32
+	// CreateTopic, when set, creates the topic through CreateTopics as
+	// the driver starts (again after a restart: an existing topic is
+	// success); the producer must then not create it on its own.
+	CreateTopic *TopicSpec
 	// Keys, when positive, gives record n the key "k<n mod Keys>".
 	Keys int
 	// Producer and Consumer are templates; Bootstrap, Process and
@@ -128,7 +132,9 @@ type Driver struct {
 	// onSendTimerFn and polledFns are callbacks bound once (see
 	// scheduleSends and pollLoop).
 	onSendTimerFn func()
-	polledFns     map[*Consumer]func(PollResult)
+	// creator creates the topic when the config asks; nil otherwise.
+	creator   *topicCreator
+	polledFns map[*Consumer]func(PollResult)
 	// pace is the rate schedule: when it began and how many of its sends
 	// have come due (sent, refused or skipped).
 	paceStarted   bool
@@ -199,6 +205,9 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 			return nil, fmt.Errorf("driver consumer %d: %w", i, err)
 		}
 		d.consumers = append(d.consumers, co)
+	}
+	if cfg.CreateTopic != nil {
+		d.creator = startTopicCreator(env, cfg.Bootstrap, "sluice-admin", cfg.Topic, *cfg.CreateTopic)
 	}
 	for _, co := range d.consumers {
 		d.pollLoop(co)
@@ -648,6 +657,9 @@ func (d *Driver) Close() {
 		d.sendTimer = nil
 	}
 	d.producer.Close()
+	if d.creator != nil {
+		d.creator.close()
+	}
 	for _, co := range d.consumers {
 		co.Close()
 	}

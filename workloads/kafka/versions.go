@@ -40,6 +40,8 @@ var ourVersions = map[kmsg.Key]versionRange{
 	kmsg.OffsetFetch:     {1, 7},
 	// Consumers validate positions from v3, as Kafka's do (KIP-320).
 	kmsg.OffsetForLeaderEpoch: {3, 4},
+	// A driver creates its topic with configs (TopicSpec).
+	kmsg.CreateTopics: {2, 7},
 }
 
 // apiVersionsAsk is the ApiVersions version a connection opens with. A

@@ -204,6 +204,8 @@ type singleBrokerCluster struct {
 	// cleanableAudited counts the offsets of the compacted logs'
 	// cleanable parts the end-of-run audit read.
 	cleanableAudited int64
+	// restartNotes say why the restart audit compared nothing.
+	restartNotes []string
 }
 
 // CheckReport is what the checkers found in the history.
@@ -227,27 +229,23 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	bcfg.NumPartitions = 3
 	bcfg.Bugs = o.Bugs
 	bcfg.Log.Bugs = o.Bugs
-	bcfg.Log.SegmentBytes = knobs.SegmentBytes
-	bcfg.Log.MaxBatchBytes = knobs.brokerBatchMaxBytes()
-	if knobs.RetentionBytes >= 0 {
-		bcfg.Log.RetentionBytes = knobs.RetentionBytes
-	}
-	if knobs.RetentionAge > 0 {
-		bcfg.Log.RetentionAge = knobs.RetentionAge
+	if !knobs.CreateTopics {
+		// The broker creates the topic from its defaults.
+		knobs.applyTopicDefaults(&bcfg.Log)
 	}
 	bcfg.Log.Flush = flushPolicy(o.Param("flush"))
-	bcfg.Log.Cleanup = knobs.cleanupPolicy()
 	if knobs.Compacted {
 		bcfg.Log.CompactionInterval = compactionInterval
 	}
 	w.AddNode(singleBrokerNode, broker.Start(bcfg, func(b *broker.Broker) { c.brokers = append(c.brokers, b) }))
 
 	nextProcess := 0
-	for _, name := range c.clients {
+	for i, name := range c.clients {
+		topic := knobs.Topics[i%len(knobs.Topics)]
 		cfg := kafka.DriverConfig{
 			Bootstrap:      []string{singleBrokerNode + ":9092"},
-			Topic:          singleBrokerTopic,
-			Partitions:     singleBrokerPartitions,
+			Topic:          topic.Name,
+			Partitions:     topic.partitions(),
 			Rate:           knobs.RatePerClient,
 			Concurrency:    knobs.Concurrency,
 			ValueBytes:     knobs.ValueBytes,
@@ -259,6 +257,9 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 			Producer:       producerConfig(o, knobs),
 			Consumer: kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs,
 				SendLeaderEpoch: knobs.SendLeaderEpoch},
+		}
+		if knobs.CreateTopics {
+			cfg.CreateTopic = &kafka.TopicSpec{Partitions: topic.Partitions, Configs: knobs.topicConfigs(i % len(knobs.Topics))}
 		}
 		name := name
 		w.AddNode(name, kafka.StartDriver(cfg, func(d *kafka.Driver) { c.drivers[name] = d }))
@@ -280,8 +281,21 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	return c
 }
 
-// singleBrokerPartitions are the topic's partitions, all written and read.
-var singleBrokerPartitions = []int32{0, 1, 2}
+// topicPartitions lists every partition of the run's topics, all written
+// and read, in topic order.
+func (c *singleBrokerCluster) topicPartitions() []history.TopicPartition {
+	var tps []history.TopicPartition
+	for _, t := range c.knobs.Topics {
+		for _, p := range t.partitions() {
+			tps = append(tps, history.TopicPartition{Topic: t.Name, Partition: p})
+		}
+	}
+	return tps
+}
+
+// topicCompacted reports whether the topic's cleanup policy compacts: the
+// workload gives every topic its policy.
+func (c *singleBrokerCluster) topicCompacted(string) bool { return c.knobs.Compacted }
 
 func flushPolicy(name string) storage.FlushPolicy {
 	switch name {
@@ -300,7 +314,7 @@ func producerConfig(o Options, k singleBrokerKnobs) kafka.ProducerConfig {
 		Compression:            k.Compression,
 		RequestTimeout:         2 * time.Second,
 		DeliveryTimeout:        10 * time.Second,
-		AllowAutoTopicCreation: true,
+		AllowAutoTopicCreation: !k.CreateTopics,
 		DisableIdempotence:     o.Param("idempotence") == "false",
 	}
 	switch o.Param("acks") {
@@ -352,8 +366,8 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	}
 	if c.knobs.Compacted {
 		opts.Compacted = map[history.TopicPartition]bool{}
-		for _, p := range singleBrokerPartitions {
-			opts.Compacted[history.TopicPartition{Topic: singleBrokerTopic, Partition: p}] = true
+		for _, tp := range c.topicPartitions() {
+			opts.Compacted[tp] = true
 		}
 	}
 	report := checkers.Check(c.log.Ops, opts)
@@ -395,6 +409,10 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["seeks_inside"] += int64(s.SeeksInside)
 		stats["seeks_by_time"] += int64(s.SeeksByTime)
 		stats["seeks_to_start"] += int64(s.SeeksToStart)
+	}
+	if c.knobs.RestartAudit {
+		// Last: it stops and restarts the broker the checks above read.
+		checks = append(checks, c.restartAuditCheck(w))
 	}
 	return checks, stats
 }

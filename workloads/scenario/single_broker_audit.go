@@ -340,8 +340,8 @@ func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 	b := c.brokers[len(c.brokers)-1]
 	var notes []string
 	audited := int64(0)
-	for _, p := range singleBrokerPartitions {
-		lg := b.PartitionLog(singleBrokerTopic, p)
+	for _, tp := range c.topicPartitions() {
+		lg := b.PartitionLog(tp.Topic, tp.Partition)
 		if lg == nil {
 			continue
 		}
@@ -349,11 +349,11 @@ func (c *singleBrokerCluster) logAuditCheck() (Check, int64) {
 		audited += int64(a.batches)
 		c.cleanableAudited += a.cleanable
 		if a.skipped != "" {
-			notes = append(notes, fmt.Sprintf("partition %d not audited: %s", p, a.skipped))
+			notes = append(notes, fmt.Sprintf("%s not audited: %s", tp, a.skipped))
 		}
 		for _, f := range a.faults {
 			check.OK = false
-			notes = append(notes, fmt.Sprintf("partition %d: %s", p, f))
+			notes = append(notes, fmt.Sprintf("%s: %s", tp, f))
 		}
 	}
 	if check.OK {

@@ -90,8 +90,8 @@ func (c *singleBrokerCluster) compactionCrashEpisode(w *world.World, down time.D
 func (c *singleBrokerCluster) recordsCompacted() int64 {
 	b := c.brokers[len(c.brokers)-1]
 	n := int64(0)
-	for _, p := range singleBrokerPartitions {
-		if lg := b.PartitionLog(singleBrokerTopic, p); lg != nil {
+	for _, tp := range c.topicPartitions() {
+		if lg := b.PartitionLog(tp.Topic, tp.Partition); lg != nil {
 			n += lg.RecordsCompacted()
 		}
 	}

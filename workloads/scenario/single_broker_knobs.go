@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/sluice-sim/sluice/broker/record"
@@ -46,6 +47,32 @@ type singleBrokerKnobs struct {
 	// CompactionPowerLosses is how many times a compacted run cuts the
 	// power as a compaction completes (under disk faults).
 	CompactionPowerLosses int
+	// Topics are the topics the clients write and read: client i the
+	// topic i mod len(Topics).
+	Topics []topicKnobs
+	// CreateTopics makes the clients create their topics through
+	// CreateTopics with the workload's topic configs (cleanup.policy,
+	// segment, retention and batch sizes), which the broker parses,
+	// rather than leave the broker to create them from its defaults.
+	CreateTopics bool
+	// RestartAudit restarts the broker at the end of the run and
+	// compares what it rebuilt from its disk with what it held.
+	RestartAudit bool
+}
+
+// topicKnobs is one topic of the workload.
+type topicKnobs struct {
+	Name       string
+	Partitions int32
+}
+
+// partitions lists the topic's partitions.
+func (t topicKnobs) partitions() []int32 {
+	ps := make([]int32, t.Partitions)
+	for i := range ps {
+		ps[i] = int32(i)
+	}
+	return ps
 }
 
 // retentionOn reports whether retention may delete records in the run.
@@ -64,7 +91,8 @@ const singleBrokerClientsMax = 4
 
 func fixedSingleBrokerKnobs(o Options) singleBrokerKnobs {
 	k := singleBrokerKnobs{Clients: 2, RatePerClient: 500, Concurrency: 20, Linger: 5 * time.Millisecond,
-		SegmentBytes: 256 << 10, RetentionBytes: -1} // small segments: rolls, indexes and recovery get exercised
+		SegmentBytes: 256 << 10, RetentionBytes: -1, // small segments: rolls, indexes and recovery get exercised
+		Topics: []topicKnobs{{Name: singleBrokerTopic, Partitions: singleBrokerPartitionsFixed}}}
 	if o.Param("faults") == "fsyncgate" {
 		// Sends pile up while the disk is slow, so that a failing sync
 		// holds several pages of each partition.
@@ -81,6 +109,8 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 	mode := o.Param("workload")
 	if mode == "drawn" || (mode == "auto" && o.Swarm) {
 		k = drawSingleBrokerKnobs(sched.NewRand(o.Seed, "workload", 0), k)
+		k.Topics = drawTopics(sched.NewRand(o.Seed, "topics", 0), k.Clients)
+		k.CreateTopics, k.RestartAudit = true, true
 	}
 	if name := o.Param("compression"); name != "auto" {
 		c, err := record.ParseCompression(name)
@@ -102,6 +132,7 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 func clusterKnobsFor(o Options) singleBrokerKnobs {
 	k := singleBrokerKnobsFor(o)
 	k.RetentionBytes, k.RetentionAge, k.Compacted, k.Keys = -1, 0, false, 0
+	k.Topics, k.CreateTopics, k.RestartAudit = fixedSingleBrokerKnobs(o).Topics, false, false
 	k.ValueBytes = min(k.ValueBytes, clusterValueBytesMax)
 	return k
 }
@@ -160,9 +191,71 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	return k
 }
 
+// singleBrokerPartitionsFixed is the partition count of a plain run's
+// one topic; singleBrokerTopicsMax bounds the topics a seed draws.
+const (
+	singleBrokerPartitionsFixed = 3
+	singleBrokerTopicsMax       = 3
+)
+
+// drawTopics draws one to three topics, no more than there are clients
+// to write them, of distinct partition counts from one to three: a
+// single-partition topic sorts beside another topic's partition 0 in the
+// broker's checkpoint files, and a topic's partitions are numbered from
+// zero in each.
+func drawTopics(r *rand.Rand, clients int) []topicKnobs {
+	n := min(1+r.IntN(singleBrokerTopicsMax), clients)
+	counts := r.Perm(singleBrokerPartitionsFixed)
+	topics := make([]topicKnobs, n)
+	for i := range topics {
+		topics[i] = topicKnobs{Name: singleBrokerTopic, Partitions: int32(counts[i] + 1)}
+		if i > 0 {
+			topics[i].Name += strconv.Itoa(i)
+		}
+	}
+	return topics
+}
+
+// topicConfigs are the topic configs a client that creates a topic
+// sends: the workload's cleanup policy (its compact-and-delete spelled
+// both ways Kafka takes it, by the topic's place), segment and batch
+// sizes and retention.
+func (k singleBrokerKnobs) topicConfigs(topicIndex int) map[string]string {
+	policy := k.cleanupPolicy().String()
+	if k.cleanupPolicy() == storage.CleanupCompactDelete && topicIndex%2 == 1 {
+		policy = "delete,compact"
+	}
+	configs := map[string]string{
+		"cleanup.policy":    policy,
+		"segment.bytes":     strconv.FormatInt(k.SegmentBytes, 10),
+		"max.message.bytes": strconv.Itoa(k.brokerBatchMaxBytes()),
+	}
+	if k.RetentionBytes >= 0 {
+		configs["retention.bytes"] = strconv.FormatInt(k.RetentionBytes, 10)
+	}
+	if k.RetentionAge > 0 {
+		configs["retention.ms"] = strconv.FormatInt(k.RetentionAge.Milliseconds(), 10)
+	}
+	return configs
+}
+
 // compactionInterval is how often a compacted run's broker cleans its
 // logs: often enough that a run of seconds compacts several times.
 const compactionInterval = 2 * time.Second
+
+// applyTopicDefaults sets the workload's topic settings as the broker's
+// log defaults, for topics the broker creates itself.
+func (k singleBrokerKnobs) applyTopicDefaults(cfg *storage.Config) {
+	cfg.SegmentBytes = k.SegmentBytes
+	cfg.MaxBatchBytes = k.brokerBatchMaxBytes()
+	if k.RetentionBytes >= 0 {
+		cfg.RetentionBytes = k.RetentionBytes
+	}
+	if k.RetentionAge > 0 {
+		cfg.RetentionAge = k.RetentionAge
+	}
+	cfg.Cleanup = k.cleanupPolicy()
+}
 
 // cleanupPolicy is the topic's cleanup.policy under the knobs.
 func (k singleBrokerKnobs) cleanupPolicy() storage.CleanupPolicy {
@@ -208,7 +301,20 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_keys":                    int64(k.Keys),
 		"knob_retention_ignored":       b2i(k.RetentionIgnored),
 		"knob_compaction_power_losses": int64(k.CompactionPowerLosses),
+		"knob_topics":                  int64(len(k.Topics)),
+		"knob_partitions":              int64(k.partitionCount()),
+		"knob_create_topics":           b2i(k.CreateTopics),
+		"knob_restart_audit":           b2i(k.RestartAudit),
 	}
+}
+
+// partitionCount sums the topics' partitions.
+func (k singleBrokerKnobs) partitionCount() int {
+	n := 0
+	for _, t := range k.Topics {
+		n += int(t.Partitions)
+	}
+	return n
 }
 
 // b2i is 1 for true, for counters that hold a yes or no.

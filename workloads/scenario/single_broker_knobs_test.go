@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/sluice-sim/sluice/sim/sched"
@@ -41,8 +43,27 @@ func TestDrawnKnobsStayValid(t *testing.T) {
 			seen["retention by age"] = true
 		}
 	}
+	for seed := uint64(1); seed <= 300; seed++ {
+		clients := 2 + int(seed%3)
+		topics := drawTopics(sched.NewRand(seed, "topics", 0), clients)
+		counts := map[int32]bool{}
+		for i, tk := range topics {
+			if tk.Partitions < 1 || tk.Partitions > singleBrokerPartitionsFixed || counts[tk.Partitions] {
+				t.Fatalf("seed %d: topics %+v: partition counts not distinct within 1..%d", seed, topics, singleBrokerPartitionsFixed)
+			}
+			counts[tk.Partitions] = true
+			if tk.Partitions == 1 && i+1 < len(topics) {
+				seen["single-partition topic before another"] = true
+			}
+		}
+		if len(topics) < 1 || len(topics) > min(clients, singleBrokerTopicsMax) {
+			t.Fatalf("seed %d: %d topics for %d clients", seed, len(topics), clients)
+		}
+		seen[strconv.Itoa(len(topics))+" topics"] = true
+	}
 	for _, want := range []string{"codec none", "codec gzip", "codec snappy", "codec lz4", "codec zstd",
-		"long linger", "seeks", "epochs", "retention by size", "retention by age"} {
+		"long linger", "seeks", "epochs", "retention by size", "retention by age",
+		"1 topics", "2 topics", "3 topics", "single-partition topic before another"} {
 		if !seen[want] {
 			t.Errorf("300 draws never gave %s", want)
 		}
@@ -64,11 +85,14 @@ func TestSwarmSeedRunsItsDrawnWorkload(t *testing.T) {
 	if !res.OK() {
 		t.Fatalf("swarm seed %d failed: %+v", seed, res.Failed())
 	}
-	drawn := drawSingleBrokerKnobs(sched.NewRand(seed, "workload", 0), fixedSingleBrokerKnobs(o))
+	drawn := singleBrokerKnobsFor(mustResolve(t, d, o))
 	for name, want := range drawn.stats() {
 		if got := res.Stats[name]; got != want {
 			t.Errorf("stat %s = %d, want the drawn %d", name, got, want)
 		}
+	}
+	if res.Stats["broker_requests_CreateTopics"] < res.Stats["knob_topics"] {
+		t.Errorf("%d CreateTopics requests for %d topics: the clients must create them", res.Stats["broker_requests_CreateTopics"], res.Stats["knob_topics"])
 	}
 	if perBatch := float64(res.Stats["sends_ok"]) / float64(res.Stats["broker_appends"]); drawn.Linger >= 20*1e6 && perBatch < 3 {
 		t.Errorf("linger %v: %.2f records per append, want batches of several", drawn.Linger, perBatch)
@@ -80,7 +104,7 @@ func TestSwarmSeedRunsItsDrawnWorkload(t *testing.T) {
 	k := singleBrokerKnobsFor(mustResolve(t, d, o))
 	want := fixedSingleBrokerKnobs(o)
 	want.Compression = 4 // zstd
-	if k != want {
+	if !reflect.DeepEqual(k, want) {
 		t.Errorf("workload=fixed compression=zstd: got %+v, want %+v", k, want)
 	}
 }
