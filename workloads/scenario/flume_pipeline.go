@@ -494,8 +494,18 @@ func (c *pipelineCluster) Profile() faults.Profile {
 		IntervalMean: 2 * time.Second,
 		DurationMax:  3 * time.Second,
 		Kinds:        kinds,
+		// Failed creates, renames and removes and short writes meet
+		// the file channel's logs and checkpoints and the sources'
+		// position files; a quarter of the swarm's seeds draw them,
+		// so that the rest keep their mixes.
+		SwarmOccasional:      []faults.Kind{faults.KindMetaErrors},
+		SwarmOccasionalShare: pipelineMetaErrorsShare,
 	}
 }
+
+// pipelineMetaErrorsShare is the share of swarm seeds that draw
+// meta-errors.
+const pipelineMetaErrorsShare = 0.25
 
 // Footprint estimates what the run holds, for the memory budget.
 func (c *pipelineCluster) Footprint() Footprint {
