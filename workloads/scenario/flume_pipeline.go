@@ -450,7 +450,19 @@ func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **coll
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
-			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot, onReady) })
+			restart := func() {
+				env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot, onReady) })
+			}
+			running := *slot
+			if running == nil {
+				restart()
+				return
+			}
+			// A source stopped for good (a spooldir source that
+			// cannot retire a file) in a running agent: stop the
+			// rest of it first.
+			*slot = nil
+			running.Stop(restart)
 		},
 	}
 	collector.Start(cfg, opts, func(a *collector.Agent) {
