@@ -32,7 +32,9 @@ type Options struct {
 	// EventLog receives the logger sink's lines; nil means env.Log.
 	EventLog sim.Logger
 	// OnFatal is told when the agent cannot run (a port in use, a
-	// channel that cannot open); nil logs it.
+	// channel that cannot open) or a source stopped for good (a spooldir
+	// source that cannot retire a file); nil logs it. In the second case
+	// the agent runs on without the source until it is restarted.
 	OnFatal func(error)
 	// DrainTimeout bounds how long Stop lets sinks drain their channels.
 	DrainTimeout time.Duration
@@ -319,7 +321,11 @@ func (a *Agent) newSource(s *config.Source) (Source, error) {
 	case "netcatudp":
 		return newNetcatUDPSource(s.Name, a.env, s, proc), nil
 	case "spooldir":
-		return newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+		src, err := newSpoolDirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
+		if src != nil {
+			src.onStopped = a.fatal
+		}
+		return src, err
 	case "TAILDIR":
 		return newTaildirSource(s.Name, a.env, s, proc, a.opts.ResolveDir)
 	case "kafka":

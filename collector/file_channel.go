@@ -63,7 +63,6 @@ type FileChannel struct {
 	// Problems lists what replay found damaged (checksum failures,
 	// unreadable records): reported, never delivered.
 	Problems []string
-	broken   error
 }
 
 // channelLog is the write-ahead log in one data directory.
@@ -76,6 +75,11 @@ type channelLog struct {
 	fileID          uint32
 	fileSize        int64
 	newFileUnsynced bool
+	// rollDue says the current file takes no more records: a partial
+	// append left bytes in it that replay stops at, or a sync poisoned
+	// it, and the roll to the next file failed. The next commit on the
+	// log rolls first, and fails if that fails too.
+	rollDue bool
 	// applied is the position up to which every record of this log is
 	// reflected in live.
 	applied recordLoc
@@ -371,7 +375,7 @@ func (f *FileChannel) roll(lg *channelLog, id uint32) error {
 	if lg.file != nil {
 		f.retired = append(f.retired, lg.file)
 	}
-	lg.file, lg.fileID, lg.fileSize, lg.newFileUnsynced = file, id, 0, true
+	lg.file, lg.fileID, lg.fileSize, lg.newFileUnsynced, lg.rollDue = file, id, 0, true, false
 	if len(f.rounds) == 0 && len(f.next) == 0 {
 		lg.applied = recordLoc{log: lg.index, file: id}
 	}
@@ -407,10 +411,6 @@ func (f *FileChannel) claimReplayedTakes() []Event {
 // persist appends the transaction's record and waits for a sync to cover
 // it.
 func (f *FileChannel) persist(t *Txn, done func(error)) {
-	if f.broken != nil {
-		done(f.broken)
-		return
-	}
 	if len(t.puts) == 0 && len(t.takes) == 0 {
 		done(nil)
 		return
@@ -430,16 +430,21 @@ func (f *FileChannel) persist(t *Txn, done func(error)) {
 	// log and a round syncs their files side by side.
 	lg := f.logs[f.records%uint64(len(f.logs))]
 	f.records++
-	if lg.fileSize > 0 && lg.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize {
+	if lg.rollDue || (lg.fileSize > 0 && lg.fileSize+int64(len(f.recordBuf)) > f.cfg.MaxFileSize) {
 		if err := f.roll(lg, lg.fileID+1); err != nil {
-			done(err)
+			done(fmt.Errorf("file channel %s: %w", f.name, err))
 			return
 		}
 	}
 	if _, err := lg.file.Append(f.recordBuf); err != nil {
 		// A partial append may have left bytes; the next file starts
-		// clean and replay stops this one at the bad record.
-		f.roll(lg, lg.fileID+1)
+		// clean and replay stops this one at the bad record. Were
+		// records appended after those bytes, replay would drop them
+		// although committed.
+		lg.rollDue = true
+		if rollErr := f.roll(lg, lg.fileID+1); rollErr != nil {
+			f.env.Log.Logf("file channel %s: %v; the log's next commit tries again", f.name, rollErr)
+		}
 		done(fmt.Errorf("file channel %s: append: %w", f.name, err))
 		return
 	}
@@ -631,8 +636,9 @@ func (f *FileChannel) rollFailedLogs(round *syncRound) {
 		}
 		f.env.Log.Logf("file channel %s: a sync failed; writing moves to a new log file", f.name)
 		f.env.Hit(probeFileChannelSyncFailed)
+		lg.rollDue = true
 		if err := f.roll(lg, lg.fileID+1); err != nil {
-			f.broken = fmt.Errorf("file channel %s: %w", f.name, err)
+			f.env.Log.Logf("file channel %s: %v; the log's next commit tries again", f.name, err)
 		}
 	}
 }
@@ -680,9 +686,9 @@ func (f *FileChannel) scheduleCheckpoint() {
 // durably (a temporary file, synced, renamed, the directory synced), then
 // removes the log files nothing live points into.
 func (f *FileChannel) writeCheckpoint(done func(error)) {
-	if f.checkpointing || f.broken != nil {
+	if f.checkpointing {
 		if done != nil {
-			done(f.broken)
+			done(nil)
 		}
 		return
 	}

@@ -1011,3 +1011,51 @@ func TestFileChannelAddsADataDirectory(t *testing.T) {
 		t.Fatal("the added directory holds no log file")
 	}
 }
+
+// TestFileChannelShortAppendThenFailedRollKeepsLaterCommits: an append
+// cut short leaves bytes replay stops at; when the roll to the next file
+// fails too, the following commit must not land after those bytes (it
+// would be acknowledged, then dropped by replay), but roll first.
+func TestFileChannelShortAppendThenFailedRollKeepsLaterCommits(t *testing.T) {
+	r := newRig(31)
+	cfg := testFileChannelConfig()
+	cfg.CheckpointInterval = time.Hour
+	cfg.MaxFileSize = 1 << 20
+	ch := openTestChannel(t, r, cfg)
+	disk := r.w.Node(rigNode).Disk()
+	commit := func(body string) error {
+		tx := ch.Begin()
+		tx.Put(Event{Body: []byte(body)})
+		var commitErr error = errors.New("not called")
+		tx.Commit(func(err error) { commitErr = err })
+		r.settle()
+		return commitErr
+	}
+	if err := commit("before"); err != nil {
+		t.Fatal(err)
+	}
+	lg := ch.logs[0]
+	torn := false
+	for i := 0; i < 20 && !torn; i++ {
+		size := lg.fileSize
+		disk.SetMetaErrorRate(1) // the append is cut short, the roll's create fails
+		err := commit(fmt.Sprintf("refused-%d", i))
+		disk.SetMetaErrorRate(0)
+		if err == nil {
+			t.Fatal("a commit whose append failed succeeded")
+		}
+		info, statErr := r.env.FS.Stat(logFileName(lg.dir, lg.fileID))
+		torn = statErr == nil && info.Size > size
+	}
+	if !torn {
+		t.Fatal("no short append left bytes in 20 tries")
+	}
+	if err := commit("after"); err != nil {
+		t.Fatal(err)
+	}
+	r.crash(true)
+	ch = openTestChannel(t, r, cfg)
+	if got := channelBodies(ch); !slices.Equal(got, []string{"before", "after"}) {
+		t.Fatalf("after restart the channel holds %v, want [before after] (problems %v)", got, ch.Problems)
+	}
+}

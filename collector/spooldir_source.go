@@ -41,6 +41,9 @@ type SpoolDirSource struct {
 	backoff time.Duration
 	// Failed is the error that stopped the source, if any.
 	Failed error
+	// onStopped, if not nil, is told of that error: the agent runs on
+	// without the source until it is restarted.
+	onStopped func(error)
 	// tracker writes the tracker file durably.
 	tracker *durableFile
 }
@@ -187,6 +190,9 @@ func (s *SpoolDirSource) after(d time.Duration) {
 func (s *SpoolDirSource) fail(err error) {
 	s.Failed = fmt.Errorf("spooldir source %s: %w", s.name, err)
 	s.env.Log.Logf("FATAL: %v; the source stops. Restart or reconfigure the agent to continue processing.", s.Failed)
+	if s.onStopped != nil {
+		s.onStopped(s.Failed)
+	}
 }
 
 func (s *SpoolDirSource) step() {

@@ -221,3 +221,24 @@ func TestSpoolDirReadErrorsDoNotStopIt(t *testing.T) {
 		t.Fatal("no read failed: the test shows nothing")
 	}
 }
+
+// TestSpoolDirStopTellsTheAgentsSupervisor: a completed file that cannot
+// be renamed stops the source, as in Flume, and the agent tells OnFatal,
+// so that whoever runs it can restart it (the restarted source resumes
+// from its tracker and retires the file then).
+func TestSpoolDirStopTellsTheAgentsSupervisor(t *testing.T) {
+	// A memory channel: only the source's own files meet the fault.
+	conf := strings.Replace(spoolConf, "a.channels.c1.type = file\n", "a.channels.c1.type = memory\n", 1)
+	conf = strings.Replace(conf, "a.channels.c1.checkpointDir = /flume/cp\na.channels.c1.dataDirs = /flume/data\n", "", 1)
+	aw := newAgentWorld(t, 1, conf, "a")
+	writeFile(t, aw.agent.env.FS, "var/spool/a.log", numberedLines("a", 10))
+	aw.w.Node("collector").Disk().SetMetaErrorRate(1)
+	aw.run(5 * time.Second)
+	src := aw.agent.Source("r1").(*SpoolDirSource)
+	if src.Failed == nil || !strings.Contains(src.Failed.Error(), "rename") {
+		t.Fatalf("the source did not stop on the failed rename: %v", src.Failed)
+	}
+	if aw.fatal == nil || !strings.Contains(aw.fatal.Error(), "rename") {
+		t.Fatalf("OnFatal was told %v, want the source's stop", aw.fatal)
+	}
+}

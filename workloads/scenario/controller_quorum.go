@@ -210,20 +210,28 @@ func (c *quorumCluster) Profile() faults.Profile {
 	for _, id := range quorumBrokerIDs {
 		clients = append(clients, quorumBrokerNode(id))
 	}
-	var kinds []faults.Kind
-	if c.o.Param("faults") == "mixed" {
-		kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
-			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
-			faults.KindDiskFull, faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift}
-	}
-	return faults.Profile{
+	p := faults.Profile{
 		Targets:      slices.Clone(c.names),
 		Clients:      clients,
 		IntervalMean: time.Second,
 		DurationMax:  3 * time.Second,
-		Kinds:        kinds,
 	}
+	if c.o.Param("faults") == "mixed" {
+		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause,
+			faults.KindPartition, faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs,
+			faults.KindDiskFull, faults.KindReadErrors, faults.KindClockJump, faults.KindClockDrift}
+		// Failed creates, renames and removes and short writes meet the
+		// raft log's appends, segment rolls and snapshots; a quarter of
+		// the swarm's seeds draw them, so that the rest keep their mixes.
+		p.SwarmOccasional = []faults.Kind{faults.KindMetaErrors}
+		p.SwarmOccasionalShare = quorumMetaErrorsShare
+	}
+	return p
 }
+
+// quorumMetaErrorsShare is the share of swarm seeds that draw
+// meta-errors.
+const quorumMetaErrorsShare = 0.25
 
 // live returns the named controller if it runs.
 func (c *quorumCluster) live(name string) *controller.Controller {

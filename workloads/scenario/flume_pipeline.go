@@ -450,7 +450,19 @@ func (c *pipelineCluster) startAgent(env sim.Env, cfg *config.Agent, slot **coll
 		OnFatal: func(err error) {
 			c.agentFatals = append(c.agentFatals, err.Error())
 			env.Log.Logf("%v; starting again in %v", err, pipelineAgentRetry)
-			env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot, onReady) })
+			restart := func() {
+				env.Clock.AfterFunc(pipelineAgentRetry, func() { c.startAgent(env, cfg, slot, onReady) })
+			}
+			running := *slot
+			if running == nil {
+				restart()
+				return
+			}
+			// A source stopped for good (a spooldir source that
+			// cannot retire a file) in a running agent: stop the
+			// rest of it first.
+			*slot = nil
+			running.Stop(restart)
 		},
 	}
 	collector.Start(cfg, opts, func(a *collector.Agent) {
@@ -494,8 +506,18 @@ func (c *pipelineCluster) Profile() faults.Profile {
 		IntervalMean: 2 * time.Second,
 		DurationMax:  3 * time.Second,
 		Kinds:        kinds,
+		// Failed creates, renames and removes and short writes meet
+		// the file channel's logs and checkpoints and the sources'
+		// position files; a quarter of the swarm's seeds draw them,
+		// so that the rest keep their mixes.
+		SwarmOccasional:      []faults.Kind{faults.KindMetaErrors},
+		SwarmOccasionalShare: pipelineMetaErrorsShare,
 	}
 }
+
+// pipelineMetaErrorsShare is the share of swarm seeds that draw
+// meta-errors.
+const pipelineMetaErrorsShare = 0.25
 
 // Footprint estimates what the run holds, for the memory budget.
 func (c *pipelineCluster) Footprint() Footprint {
