@@ -13,7 +13,7 @@ import (
 // every event moved, percentiles in order.
 func TestBenchChannelsJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
-	f := benchChannelsFlags{events: 3000, batch: 100, inFlightMax: 16, takers: 2, dir: t.TempDir(), jsonOut: true}
+	f := benchChannelsFlags{events: 3000, batch: 100, inFlightMax: 16, takers: 2, dataDirs: 1, dir: t.TempDir(), jsonOut: true}
 	if err := runBenchChannels(context.Background(), &out, &errOut, f, []string{"memory", "file", "spillable"}, []int{100, 1024}); err != nil {
 		t.Fatalf("%v: %s", err, errOut.String())
 	}
