@@ -957,17 +957,13 @@ func TestFileChannelCheckpointNamesEveryLog(t *testing.T) {
 	r.crash(false)
 	fewer := cfg
 	fewer.DataDirs = cfg.DataDirs[:2]
-	var openErr error
-	OpenFileChannel("c1", r.env, fewer, func(_ *FileChannel, err error) { openErr = err })
-	r.settle()
+	_, openErr := tryOpenTestChannel(r, fewer)
 	if openErr == nil || !strings.Contains(openErr.Error(), "names 3 data directories, dataDirs 2") {
 		t.Fatalf("open with a directory left out: %v", openErr)
 	}
 	reordered := cfg
 	reordered.DataDirs = []string{cfg.DataDirs[1], cfg.DataDirs[0], cfg.DataDirs[2]}
-	openErr = nil
-	OpenFileChannel("c1", r.env, reordered, func(_ *FileChannel, err error) { openErr = err })
-	r.settle()
+	_, openErr = tryOpenTestChannel(r, reordered)
 	if openErr == nil || !strings.Contains(openErr.Error(), "reordered or renamed") {
 		t.Fatalf("open with the directories reordered: %v", openErr)
 	}

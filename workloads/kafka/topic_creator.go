@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -74,12 +75,7 @@ func (tc *topicCreator) request() *kmsg.CreateTopicsRequest {
 	req.TimeoutMillis = 5000
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = tc.topic, tc.spec.Partitions, 1
-	names := make([]string, 0, len(tc.spec.Configs))
-	for name := range tc.spec.Configs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(tc.spec.Configs)) {
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		value := tc.spec.Configs[name]
 		c.Name, c.Value = name, &value
