@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -85,27 +86,11 @@ func compress(c Compression, src []byte) ([]byte, error) {
 	case CompressionNone:
 		return src, nil
 	case CompressionGzip:
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		if _, err := w.Write(src); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		if err := w.Close(); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		return buf.Bytes(), nil
+		return compressGzip(src)
 	case CompressionSnappy:
 		return xerial.Encode(nil, src), nil
 	case CompressionLZ4:
-		var buf bytes.Buffer
-		w := lz4.NewWriter(&buf)
-		if _, err := w.Write(src); err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		if err := w.Close(); err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		return buf.Bytes(), nil
+		return compressLZ4(src)
 	case CompressionZstd:
 		return zstdEncoder.EncodeAll(src, nil), nil
 	}
@@ -120,15 +105,11 @@ func decompress(c Compression, src []byte) ([]byte, error) {
 	case CompressionNone:
 		return src, nil
 	case CompressionGzip:
-		var r *gzip.Reader
-		r, err = gzip.NewReader(bytes.NewReader(src))
-		if err == nil {
-			out, err = readBounded(r)
-		}
+		out, err = decompressGzip(src)
 	case CompressionSnappy:
 		out, err = snappyDecode(src)
 	case CompressionLZ4:
-		out, err = readBounded(lz4.NewReader(bytes.NewReader(src)))
+		out, err = decompressLZ4(src)
 	case CompressionZstd:
 		out, err = zstdDecoder.DecodeAll(src, nil)
 	default:
@@ -143,16 +124,114 @@ func decompress(c Compression, src []byte) ([]byte, error) {
 	return out, nil
 }
 
-func readBounded(r io.Reader) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, DecompressedBytesMax+1))
+// gzip and lz4 coders hold tens of kilobytes of tables: a fresh one per
+// batch made allocating and zeroing them most of the cost of a compressed
+// batch, so they are pooled. Reset leaves no state behind, so a pooled
+// coder writes the same bytes as a fresh one.
+var (
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	gzipReaders sync.Pool // *gzip.Reader; gzip.NewReader needs a header to read
+	lz4Writers  = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+)
+
+func compressGzip(src []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(src); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func compressLZ4(src []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := lz4Writers.Get().(*lz4.Writer)
+	defer lz4Writers.Put(w)
+	w.Reset(&buf)
+	if _, err := w.Write(src); err != nil {
+		return nil, fmt.Errorf("lz4: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("lz4: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decompressGzip(src []byte) ([]byte, error) {
+	r, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if r == nil {
+		r, err = gzip.NewReader(bytes.NewReader(src))
+	} else {
+		err = r.Reset(bytes.NewReader(src))
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(out) > DecompressedBytesMax {
-		return nil, fmt.Errorf("more than %d bytes", DecompressedBytesMax)
-	}
-	return out, nil
+	defer gzipReaders.Put(r)
+	return readBounded(r, gzipSizeHint(src))
 }
+
+// lz4RatioGuess is the first guess at an lz4 batch's decompressed size,
+// in multiples of its compressed size; lz4 frames need not say.
+const lz4RatioGuess = 4
+
+func decompressLZ4(src []byte) ([]byte, error) {
+	r := lz4Readers.Get().(*lz4.Reader)
+	defer lz4Readers.Put(r)
+	r.Reset(bytes.NewReader(src))
+	return readBounded(r, lz4RatioGuess*len(src))
+}
+
+// readBounded reads r to its end, refusing more than DecompressedBytesMax.
+// sizeHint is the size expected, so that a batch whose size the codec
+// tells decompresses into one allocation.
+func readBounded(r io.Reader, sizeHint int) ([]byte, error) {
+	out := make([]byte, 0, min(max(sizeHint, decompressedBytesMin), DecompressedBytesMax)+1)
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		n, err := r.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		switch {
+		case len(out) > DecompressedBytesMax:
+			return nil, fmt.Errorf("more than %d bytes", DecompressedBytesMax)
+		case err == io.EOF:
+			return out, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// decompressedBytesMin is the least room a decompression starts with.
+const decompressedBytesMin = 512
+
+// gzipSizeHint is the uncompressed size a gzip member's trailer gives
+// (ISIZE, modulo 2^32): a hint only, for the trailer is not checked yet,
+// so it is held to what deflate can expand src to, and a small hostile
+// batch cannot claim a large allocation.
+func gzipSizeHint(src []byte) int {
+	if len(src) < gzipTrailerBytes {
+		return 0
+	}
+	claimed := int(binary.LittleEndian.Uint32(src[len(src)-4:]))
+	return min(claimed, deflateExpansionMax*len(src))
+}
+
+// deflateExpansionMax bounds deflate's expansion: a 258-byte match in
+// about two bits, a little over 1032 to 1.
+const deflateExpansionMax = 1032
+
+// gzipTrailerBytes is a gzip member's CRC-32 and ISIZE.
+const gzipTrailerBytes = 8
 
 // xerialMagic opens snappy data in the framing of the xerial library that
 // Kafka's Java client uses; other clients (librdkafka, franz-go) send raw

@@ -101,22 +101,30 @@ func checkFile(path, rel string, actor bool) ([]Violation, error) {
 		found = append(found, Violation{File: rel, Line: fset.Position(pos).Line, What: fmt.Sprintf(format, args...)})
 	}
 	timeNames := map[string]bool{}
+	syncNames := map[string]bool{}
 	for _, imp := range file.Imports {
 		p, _ := strconv.Unquote(imp.Path.Value)
 		if why := bannedImport(p); why != "" {
 			add(imp.Pos(), "imports %q (%s)", p, why)
 		}
-		if actor && (p == "sync" || p == "sync/atomic") {
+		if actor && p == "sync/atomic" {
 			add(imp.Pos(), "imports %q (actors run one callback at a time on their loop: no locks)", p)
 		}
+		if actor && p == "sync" {
+			syncNames[importName(imp, "sync")] = true
+		}
 		if p == "time" {
-			name := "time"
-			if imp.Name != nil {
-				name = imp.Name.Name
-			}
-			timeNames[name] = true
+			timeNames[importName(imp, "time")] = true
 		}
 	}
+	ast.Inspect(file, func(n ast.Node) bool {
+		if sel, ok := n.(*ast.SelectorExpr); ok {
+			if x, ok := sel.X.(*ast.Ident); ok && syncNames[x.Name] && sel.Sel.Name != "Pool" {
+				add(sel.Pos(), "uses sync.%s (actors run one callback at a time on their loop: no locks; only sync.Pool, a cache of objects reset before use, may be shared)", sel.Sel.Name)
+			}
+		}
+		return true
+	})
 	ast.Inspect(file, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.SelectorExpr:
@@ -135,6 +143,15 @@ func checkFile(path, rel string, actor bool) ([]Violation, error) {
 		return true
 	})
 	return found, nil
+}
+
+// importName is the name a file uses for an import of the package whose
+// own name is name.
+func importName(imp *ast.ImportSpec, name string) string {
+	if imp.Name != nil {
+		return imp.Name.Name
+	}
+	return name
 }
 
 func bannedImport(p string) string {

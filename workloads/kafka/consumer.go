@@ -583,8 +583,9 @@ func (co *Consumer) completePoll() {
 	}
 	if co.cfg.Recorder != nil {
 		recs := co.takeHistoryRecords(len(ps.records))
+		value := historyValueFor(co.cfg.Recorder)
 		for i := range ps.records {
-			recs[i] = ps.records[i].historyRecord()
+			recs[i] = ps.records[i].historyRecord(value)
 		}
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -399,17 +400,31 @@ func padByte(prefix string, i int) byte { return byte('a' + (len(prefix)+i)%26) 
 // isPaddedValue reports whether value is paddedValue(prefix, size) with
 // some padding, without building it: records are checked by the
 // thousand, and values may be kilobytes.
-func isPaddedValue(value, prefix string, size int) bool {
-	if len(prefix) >= size || len(value) != size || value[:len(prefix)] != prefix || value[len(prefix)] != '.' {
+func isPaddedValue[V string | []byte](value V, prefix string, size int) bool {
+	if len(prefix) >= size || len(value) != size || string(value[:len(prefix)]) != prefix || value[len(prefix)] != '.' {
 		return false
 	}
-	for i := 1; len(prefix)+i < size; i++ {
-		if value[len(prefix)+i] != padByte(prefix, i) {
+	// The padding repeats every 26 bytes, so it is compared a run of
+	// whole periods at a time against the alphabet repeated.
+	pad := value[len(prefix)+1:]
+	phase := padByte(prefix, 1) - 'a'
+	for len(pad) > 0 {
+		n := min(len(pad), paddingRunBytes)
+		if string(pad[:n]) != paddingRun[phase:int(phase)+n] {
 			return false
 		}
+		pad = pad[n:]
 	}
 	return true
 }
+
+// paddingRunBytes is how much padding one comparison checks: whole
+// periods of the alphabet, so that every run starts at the same phase.
+const paddingRunBytes = 26 * 64
+
+// paddingRun is the alphabet repeated, long enough for a run to start at
+// any phase.
+var paddingRun = strings.Repeat("abcdefghijklmnopqrstuvwxyz", paddingRunBytes/26+1)
 
 // paddingRecorder records padded values by their prefix, so that a
 // history of large records holds no more than one of short ones. A value
@@ -433,6 +448,15 @@ func (r paddingRecorder) Add(op history.Op) int {
 		op.Records = recs
 	}
 	return r.next.Add(op)
+}
+
+// historyValue is value as the history keeps it: a padded value's prefix,
+// taken before the padding is copied into a string only to be dropped.
+func (r paddingRecorder) historyValue(value []byte) string {
+	if dot := bytes.IndexByte(value, '.'); dot >= 0 && isPaddedValue(value, string(value[:dot]), r.valueBytes) {
+		return string(value[:dot])
+	}
+	return string(value)
 }
 
 func (r paddingRecorder) trim(rec history.Record) history.Record {

@@ -260,6 +260,16 @@ func (g *GroupConsumer) record(op history.Op) {
 	g.cfg.Consumer.Recorder.Add(op)
 }
 
+// historyRecords is a poll's records as the history keeps them.
+func (g *GroupConsumer) historyRecords(records []Record) []history.Record {
+	value := historyValueFor(g.cfg.Consumer.Recorder)
+	recs := make([]history.Record, len(records))
+	for i := range records {
+		recs[i] = records[i].historyRecord(value)
+	}
+	return recs
+}
+
 // recordAssign records the member's ownership in its generation.
 func (g *GroupConsumer) recordAssign() {
 	tps := slices.Clone(g.owned)
@@ -659,11 +669,7 @@ func (g *GroupConsumer) poll() {
 		processed := func(then func()) {
 			g.env.Clock.AfterFunc(g.processTime(), func() {
 				g.stats.Records += len(res.Records)
-				recs := make([]history.Record, len(res.Records))
-				for i := range res.Records {
-					recs[i] = res.Records[i].historyRecord()
-				}
-				g.record(history.Op{Type: history.OK, F: history.Poll, Records: recs, Generation: gen})
+				g.record(history.Op{Type: history.OK, F: history.Poll, Records: g.historyRecords(res.Records), Generation: gen})
 				then()
 			})
 		}
@@ -692,11 +698,7 @@ func (g *GroupConsumer) handOn(res PollResult, gen int32) {
 			return
 		}
 		g.stats.Records += len(res.Records)
-		recs := make([]history.Record, len(res.Records))
-		for i := range res.Records {
-			recs[i] = res.Records[i].historyRecord()
-		}
-		g.record(history.Op{Type: history.OK, F: history.Poll, Records: recs, Generation: gen})
+		g.record(history.Op{Type: history.OK, F: history.Poll, Records: g.historyRecords(res.Records), Generation: gen})
 		g.commit(g.owned, g.done)
 	})
 }

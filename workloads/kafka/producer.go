@@ -500,7 +500,7 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	}
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
-		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(), true
+		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(historyValueFor(p.cfg.Recorder)), true
 		hr := p.historySlab.Take()
 		*hr = pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
@@ -1127,7 +1127,7 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 				*hr = pr.invoked
 				hr.Offset = r.Offset
 			} else {
-				*hr = r.historyRecord()
+				*hr = r.historyRecord(historyValueFor(p.cfg.Recorder))
 			}
 			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: hr}
 			if err != nil {

@@ -35,14 +35,26 @@ type Record struct {
 }
 
 // historyRecord is r as a history line carries it.
-func (r *Record) historyRecord() history.Record {
+func (r *Record) historyRecord(value historyValue) history.Record {
 	return history.Record{
 		Topic:     r.Topic,
 		Partition: r.Partition,
 		Key:       string(r.Key),
-		Value:     string(r.Value),
+		Value:     value(r.Value),
 		Offset:    r.Offset,
 	}
+}
+
+// historyValue turns a record's value into the history's string.
+type historyValue func([]byte) string
+
+// historyValueFor is how the history behind rec keeps values: a
+// paddingRecorder keeps only a padded value's prefix.
+func historyValueFor(rec history.Recorder) historyValue {
+	if p, ok := rec.(paddingRecorder); ok {
+		return p.historyValue
+	}
+	return func(value []byte) string { return string(value) }
 }
 
 // sizeBytes bounds r's size inside a batch.

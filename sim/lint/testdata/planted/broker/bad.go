@@ -11,7 +11,7 @@ import (
 func bad(ch chan int) {
 	_ = time.Now()
 	time.Sleep(time.Second)
-	go fmt.Println(os.Args, rand.Int(), sync.Mutex{})
+	go fmt.Println(os.Args, rand.Int(), sync.Mutex{}, sync.Pool{})
 	select {
 	case <-ch:
 	}
