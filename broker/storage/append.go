@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/sluice-sim/sluice/broker/record"
+	"github.com/sluice-sim/sluice/sim"
 )
 
 // AppendResult says where an appended batch went.
@@ -227,8 +228,11 @@ func (l *Log) writeSnapshot(off int64) error {
 }
 
 // fail takes the log offline: its state no longer matches the disk and it
-// could not be recovered. OnOffline's function hears of it.
+// could not be recovered. OnOffline's function hears of it. Failing
+// without an error is a programmer's mistake: the log would go offline
+// and stay usable.
 func (l *Log) fail(err error) {
+	sim.Assert(err != nil, "log %s taken offline without an error", l.dir)
 	if l.failed == nil {
 		l.failed = err
 		l.logf("log %s offline: %v", l.dir, err)

@@ -52,6 +52,20 @@ func (x *segmentIndex) add(base int64, h batchInfo, maxTimestampSoFar, offsetOfM
 	x.bytesSinceEntry += int64(h.size)
 }
 
+// gapBytesMin is the least distance in log bytes between consecutive
+// offset entries, the first counted from the segment's start; 0 when there
+// is none.
+func (x *segmentIndex) gapBytesMin() int64 {
+	gapMin, previous := int64(0), int64(0)
+	for i, e := range x.offsets {
+		if gap := int64(e.position) - previous; i == 0 || gap < gapMin {
+			gapMin = gap
+		}
+		previous = int64(e.position)
+	}
+	return gapMin
+}
+
 // maybeAddTime appends a time entry if the timestamp is new.
 func (x *segmentIndex) maybeAddTime(base, timestamp, offset int64) {
 	if timestamp < 0 {

@@ -263,13 +263,20 @@ type SegmentInfo struct {
 	NextOffset int64
 	SizeBytes  int64
 	Closed     bool
+	// IndexEntries counts the offset index's entries, and
+	// IndexGapBytesMin is the least distance in log bytes from one to the
+	// next (the first from the segment's start): more than the index
+	// interval, as entries are added.
+	IndexEntries     int
+	IndexGapBytesMin int64
 }
 
 // Segments describes the segments, oldest first.
 func (l *Log) Segments() []SegmentInfo {
 	out := make([]SegmentInfo, len(l.segments))
 	for i, s := range l.segments {
-		out[i] = SegmentInfo{BaseOffset: s.base, NextOffset: s.next, SizeBytes: s.sizeBytes, Closed: s.closed}
+		out[i] = SegmentInfo{BaseOffset: s.base, NextOffset: s.next, SizeBytes: s.sizeBytes, Closed: s.closed,
+			IndexEntries: len(s.idx.offsets), IndexGapBytesMin: s.idx.gapBytesMin()}
 	}
 	return out
 }

@@ -164,11 +164,18 @@ func auditProducers(states []storage.ProducerState, batches []auditBatch) []stri
 // size: the log rolls before a batch would pass it, and the cleaner
 // groups segments only while their cleaned sizes fit. slack allows one
 // batch more, so that a rule that rolls a batch late is not called a
-// fault; a log that never rolls is.
+// fault; a log that never rolls is. It also checks that the offset index
+// stays sparse: an index with an entry per batch answers the same
+// lookups, so only its spacing shows the interval was lost.
 func auditSegments(segments []storage.SegmentInfo, segmentBytes, slack int64) []string {
 	for _, s := range segments {
 		if s.SizeBytes > segmentBytes+slack {
 			return []string{fmt.Sprintf("segment %d..%d holds %d bytes; segments are %d bytes", s.BaseOffset, s.NextOffset, s.SizeBytes, segmentBytes)}
+		}
+		// The scenario leaves index.interval.bytes at its default.
+		if s.IndexEntries > 0 && s.IndexGapBytesMin <= storage.DefaultIndexIntervalBytes {
+			return []string{fmt.Sprintf("segment %d..%d has offset index entries %d bytes apart; the index interval is %d bytes",
+				s.BaseOffset, s.NextOffset, s.IndexGapBytesMin, storage.DefaultIndexIntervalBytes)}
 		}
 	}
 	return nil
