@@ -536,10 +536,18 @@ func (l *Log) closeJob(job *cleanJob) {
 	job.files = nil
 }
 
+// cleanedNames are the files of a job's cleaned copy.
+func (l *Log) cleanedNames(job *cleanJob) []string {
+	names := make([]string, 0, 3)
+	for _, suffix := range []string{suffixLog, suffixIndex, suffixTimeIndex} {
+		names = append(names, segmentFile(l.dir, job.fresh.base, suffix)+suffixCleaned)
+	}
+	return names
+}
+
 // removeCleaned deletes a job's cleaned files.
 func (l *Log) removeCleaned(job *cleanJob) error {
-	for _, suffix := range []string{suffixLog, suffixIndex, suffixTimeIndex} {
-		name := segmentFile(l.dir, job.fresh.base, suffix) + suffixCleaned
+	for _, name := range l.cleanedNames(job) {
 		if err := l.fs.Remove(name); err != nil && !errors.Is(err, sim.ErrNotExist) {
 			return storageError("remove "+name, err)
 		}
@@ -547,12 +555,13 @@ func (l *Log) removeCleaned(job *cleanJob) error {
 	return nil
 }
 
-// cleanupJobs closes and deletes the files of every job of c.
+// cleanupJobs closes and deletes the files of every job of c; a file a
+// remove fails on is removed again later.
 func (l *Log) cleanupJobs(c *compaction) {
 	for _, job := range c.jobs {
 		l.closeJob(job)
-		if err := l.removeCleaned(job); err != nil {
-			l.logf("log %s: %v", l.dir, err)
+		for _, name := range l.cleanedNames(job) {
+			l.removeOrRemember(name)
 		}
 	}
 }

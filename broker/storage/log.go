@@ -119,6 +119,9 @@ type Log struct {
 	producers *producerTable
 	// snapshots are the producer snapshots on disk, by offset.
 	snapshots []snapshotFile
+	// leftovers are files a remove failed on, removed again at each Tick
+	// (leftovers.go).
+	leftovers []string
 
 	// Durability bookkeeping: see flush.go.
 	dirDirty          bool
@@ -384,14 +387,16 @@ func (l *Log) writeSmallFile(name string, data []byte) error {
 	}
 	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
-		l.fs.Remove(tmp)
+		l.removeOrRemember(tmp)
 		return storageError("write "+tmp, err)
 	}
 	if err := l.fs.Rename(tmp, name); err != nil {
 		f.Close()
-		l.fs.Remove(tmp)
+		l.removeOrRemember(tmp)
 		return storageError("rename "+tmp, err)
 	}
+	l.forgetLeftover(tmp) // renamed: nothing is left at its name
+	l.forgetLeftover(name)
 	l.dirDirty = true
 	l.pendingFiles = append(l.pendingFiles, pendingFile{file: f, snapshot: -1})
 	if len(l.pendingFiles) > pendingFilesMax {

@@ -174,7 +174,9 @@ func (r RecoveryReport) String() string {
 // load builds the log's state from the directory: see the package
 // comment.
 func (l *Log) load(recoveryPoint int64) (RecoveryReport, error) {
-	l.segments, l.snapshots = nil, nil
+	// Recovery removes the temporary files and reads every snapshot
+	// file: no leftover is left to remove again.
+	l.segments, l.snapshots, l.leftovers = nil, nil, nil
 	l.epochs = epochCache{}
 	l.producers = newProducerTable()
 	report := RecoveryReport{Dir: l.dir, RecoveryPoint: recoveryPoint, ProducerSnapshot: -1}
@@ -913,8 +915,7 @@ func (l *Log) readSnapshot(off int64) ([]*ProducerState, error) {
 func (l *Log) discardSnapshot(off int64, report *RecoveryReport) {
 	l.snapshots = slices.DeleteFunc(l.snapshots, func(s snapshotFile) bool { return s.offset == off })
 	name := segmentFile(l.dir, off, suffixSnapshot)
-	if err := l.fs.Remove(name); err != nil && !errors.Is(err, sim.ErrNotExist) {
-		l.logf("log %s: remove %s: %v", l.dir, name, err)
+	if !l.removeOrRemember(name) {
 		return
 	}
 	l.dirDirty = true

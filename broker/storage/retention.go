@@ -9,14 +9,16 @@ import (
 // (Kafka's log manager runs such tasks every few hundred milliseconds to
 // a few minutes). It rolls an active segment older than SegmentAge,
 // flushes under FlushEveryInterval, applies retention (delete policy) and
-// compaction (compact policy, every CompactionInterval), and forgets
-// producers idle longer than ProducerExpiration. highWatermark bounds what
+// compaction (compact policy, every CompactionInterval), forgets
+// producers idle longer than ProducerExpiration, and removes again the
+// files a remove failed on. highWatermark bounds what
 // retention and compaction may touch: never data some in-sync replica
 // lacks.
 func (l *Log) Tick(highWatermark int64) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
+	l.retryLeftovers()
 	now := l.clock.Mono()
 	if s := l.active(); s.hasLast && l.cfg.SegmentAge > 0 && now-s.createdMono >= l.cfg.SegmentAge {
 		if err := l.roll(l.EndOffset(), "age"); err != nil {

@@ -181,6 +181,18 @@ func auditSegments(segments []storage.SegmentInfo, segmentBytes, slack int64) []
 	return nil
 }
 
+// auditStrayFiles checks that the log's directory holds only files the
+// log accounts for: a segment deleted, a snapshot dropped or a temporary
+// file given up on whose file stayed is disk the log leaks until the next
+// restart, and a stale snapshot read back then.
+func auditStrayFiles(lg *storage.Log) []string {
+	stray, err := lg.StrayFiles()
+	if err != nil || len(stray) == 0 {
+		return nil // a directory the disk cannot list is the disk's fault
+	}
+	return []string{fmt.Sprintf("the directory holds files the log does not account for: %s", strings.Join(stray, ", "))}
+}
+
 // auditFaultsMax bounds the disagreements one partition's audit lists.
 const auditFaultsMax = 5
 
@@ -214,6 +226,7 @@ func auditLog(lg *storage.Log, k singleBrokerKnobs) logAudit {
 	a.faults = auditEpochs(lg.Epochs(), read, lg.StartOffset())
 	a.faults = append(a.faults, auditEndOffsets(lg.Epochs(), lg.EndOffset(), lg.EndOffsetForEpoch)...)
 	a.faults = append(a.faults, auditSegments(lg.Segments(), k.SegmentBytes, int64(k.brokerBatchMaxBytes()))...)
+	a.faults = append(a.faults, auditStrayFiles(lg)...)
 	if !k.Compacted {
 		a.faults = append(a.faults, auditProducers(lg.Producers(), read)...)
 		if len(a.faults) == 0 {

@@ -1,0 +1,55 @@
+package storage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestFailedRemovesAreTriedAgain: removes that fail (a producer snapshot
+// retention dropped, a temporary file given up on) leave no file the log
+// does not account for: each is kept and removed again at a Tick once the
+// disk heals, so the directory ends with no stray file. A log the faults
+// take offline is reopened, as the broker's restart would.
+func TestFailedRemovesAreTriedAgain(t *testing.T) {
+	r := newRig(t, 5, testDiskConfig())
+	cfg := Config{SegmentBytes: 600, RetentionBytes: 1500}
+	l, _ := r.open(cfg, 0)
+	remembered, reopens := 0, 0
+	for i := range 300 {
+		r.disk.SetMetaErrorRate(0.3)
+		if _, err := l.Append(producerBatch(t, int64(i+1), 0, 0, 3, fmt.Sprintf("b%d", i)), 0); err == nil {
+			l.Tick(l.EndOffset())
+		}
+		r.disk.SetMetaErrorRate(0)
+		remembered = max(remembered, len(l.leftovers))
+		if l.Err() != nil {
+			l.Close()
+			l, _ = r.open(cfg, 0)
+			reopens++
+			continue
+		}
+		r.flush(l)
+		if stray, err := l.StrayFiles(); err != nil || len(stray) > 0 {
+			t.Fatalf("after batch %d: stray files %v (%v)", i, stray, err)
+		}
+	}
+	if remembered == 0 {
+		t.Fatalf("no remove failed in 300 batches (%d reopens): the test proves nothing", reopens)
+	}
+	if err := l.Tick(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.leftovers) != 0 {
+		t.Fatalf("a Tick on a healed disk left %v to remove", l.leftovers)
+	}
+	names, err := r.fs.List(testDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, suffixTmp) || strings.HasSuffix(n, suffixCleaned) {
+			t.Fatalf("a healed log's directory still holds %s: %v", n, names)
+		}
+	}
+}
