@@ -317,6 +317,9 @@ func producerConfig(o Options, k singleBrokerKnobs) kafka.ProducerConfig {
 		AllowAutoTopicCreation: !k.CreateTopics,
 		DisableIdempotence:     o.Param("idempotence") == "false",
 	}
+	if k.DeliveryTimeout > 0 {
+		p.DeliveryTimeout = k.DeliveryTimeout
+	}
 	switch o.Param("acks") {
 	case "1":
 		p.Acks = kafka.AcksLeader
@@ -373,7 +376,7 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 	report := checkers.Check(c.log.Ops, opts)
 	c.report = report
 	audit, audited := c.logAuditCheck()
-	checks := []Check{c.drainCheck(), c.corruptReadsCheck(), audit}
+	checks := []Check{c.drainCheck(), c.writesResumeCheck(), c.corruptReadsCheck(), audit}
 	for _, v := range report.Verdicts {
 		checks = append(checks, verdictCheck(v))
 	}

@@ -58,6 +58,11 @@ type singleBrokerKnobs struct {
 	// RestartAudit restarts the broker at the end of the run and
 	// compares what it rebuilt from its disk with what it held.
 	RestartAudit bool
+	// DeliveryTimeout is the producers' delivery.timeout.ms; zero keeps
+	// the scenario's 10 s. A short one expires batches during faults, so
+	// idempotent producers move to new epochs (KIP-360) and the broker's
+	// epoch rules are exercised.
+	DeliveryTimeout time.Duration
 }
 
 // topicKnobs is one topic of the workload.
@@ -111,6 +116,7 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 		k = drawSingleBrokerKnobs(sched.NewRand(o.Seed, "workload", 0), k)
 		k.Topics = drawTopics(sched.NewRand(o.Seed, "topics", 0), k.Clients)
 		k.CreateTopics, k.RestartAudit = true, true
+		k.DeliveryTimeout = drawDeliveryTimeout(sched.NewRand(o.Seed, "delivery", 0))
 	}
 	if name := o.Param("compression"); name != "auto" {
 		c, err := record.ParseCompression(name)
@@ -133,6 +139,7 @@ func clusterKnobsFor(o Options) singleBrokerKnobs {
 	k := singleBrokerKnobsFor(o)
 	k.RetentionBytes, k.RetentionAge, k.Compacted, k.Keys = -1, 0, false, 0
 	k.Topics, k.CreateTopics, k.RestartAudit = fixedSingleBrokerKnobs(o).Topics, false, false
+	k.DeliveryTimeout = 0
 	k.ValueBytes = min(k.ValueBytes, clusterValueBytesMax)
 	return k
 }
@@ -190,6 +197,21 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	}
 	return k
 }
+
+// drawDeliveryTimeout draws the producers' delivery timeout from its own
+// stream, so that the workload's other draws stay those of seeds drawn
+// before it was a knob: one seed in three gives a batch 3 s, about one
+// fault's length, past the request timeout and the longest linger as
+// Kafka requires.
+func drawDeliveryTimeout(r *rand.Rand) time.Duration {
+	if r.IntN(3) == 0 {
+		return shortDeliveryTimeout
+	}
+	return 0
+}
+
+// shortDeliveryTimeout is the short delivery timeout a seed may draw.
+const shortDeliveryTimeout = 3 * time.Second
 
 // singleBrokerPartitionsFixed is the partition count of a plain run's
 // one topic; singleBrokerTopicsMax bounds the topics a seed draws.
@@ -305,6 +327,7 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_partitions":              int64(k.partitionCount()),
 		"knob_create_topics":           b2i(k.CreateTopics),
 		"knob_restart_audit":           b2i(k.RestartAudit),
+		"knob_delivery_timeout_ms":     k.DeliveryTimeout.Milliseconds(),
 	}
 }
 
