@@ -59,6 +59,11 @@ type DriverConfig struct {
 	// start. Each seek is an assign in the history, so rereading is no
 	// anomaly.
 	SeekEveryPolls int
+	// DeleteRecordsEvery, when positive, runs an admin that about this
+	// often deletes the records of one partition in turn below the
+	// position the first consumer has reached (DeleteRecords), until the
+	// drain begins.
+	DeleteRecordsEvery time.Duration
 	// Reread makes the drain, once caught up, read every partition again
 	// from its beginning: a final read of what the log holds now, which
 	// shows records that were read once and later lost or corrupted.
@@ -85,7 +90,11 @@ type DriverStats struct {
 	Polled  int
 	// Seeks counts the seeks SeekEveryPolls made, by kind.
 	SeeksInside, SeeksByTime, SeeksToStart int
-	Producer                               ProducerStats
+	// RecordDeletes counts the DeleteRecords DeleteRecordsEvery made
+	// that the broker answered without error, RecordDeletesFailed the
+	// others.
+	RecordDeletes, RecordDeletesFailed int
+	Producer                           ProducerStats
 }
 
 // DrainReport is the outcome of a final drain.
@@ -134,7 +143,9 @@ type Driver struct {
 	// scheduleSends and pollLoop).
 	onSendTimerFn func()
 	// creator creates the topic when the config asks; nil otherwise.
-	creator   *topicCreator
+	creator *topicCreator
+	// deleter deletes records when the config asks; nil otherwise.
+	deleter   *recordDeleter
 	polledFns map[*Consumer]func(PollResult)
 	// pace is the rate schedule: when it began and how many of its sends
 	// have come due (sent, refused or skipped).
@@ -167,8 +178,9 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 	if cfg.Rate < 0 {
 		return nil, fmt.Errorf("driver config: rate %v", cfg.Rate)
 	}
-	if cfg.ValueBytes < 0 || cfg.SeekEveryPolls < 0 {
-		return nil, fmt.Errorf("driver config: value bytes %d, seek every %d polls", cfg.ValueBytes, cfg.SeekEveryPolls)
+	if cfg.ValueBytes < 0 || cfg.SeekEveryPolls < 0 || cfg.DeleteRecordsEvery < 0 {
+		return nil, fmt.Errorf("driver config: value bytes %d, seek every %d polls, delete records every %v",
+			cfg.ValueBytes, cfg.SeekEveryPolls, cfg.DeleteRecordsEvery)
 	}
 	if cfg.ValueBytes > 0 && cfg.Recorder != nil {
 		cfg.Recorder = paddingRecorder{next: cfg.Recorder, valueBytes: cfg.ValueBytes}
@@ -209,6 +221,10 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 	}
 	if cfg.CreateTopic != nil {
 		d.creator = startTopicCreator(env, cfg.Bootstrap, "sluice-admin", cfg.Topic, *cfg.CreateTopic)
+	}
+	if cfg.DeleteRecordsEvery > 0 {
+		d.deleter = startRecordDeleter(env, cfg.Bootstrap, cfg.Topic, cfg.Partitions, cfg.DeleteRecordsEvery,
+			d.consumers[0].Position, &d.stats)
 	}
 	for _, co := range d.consumers {
 		d.pollLoop(co)
@@ -585,6 +601,9 @@ func (d *Driver) Drain(done func(DrainReport)) {
 	sim.Assert(d.phase == drainOff, "Drain called twice")
 	d.phase = drainSettling
 	d.drainDone = done
+	if d.deleter != nil {
+		d.deleter.stop()
+	}
 	if d.sendTimer != nil {
 		d.sendTimer.Stop()
 		d.sendTimer = nil
@@ -683,6 +702,9 @@ func (d *Driver) Close() {
 	d.producer.Close()
 	if d.creator != nil {
 		d.creator.close()
+	}
+	if d.deleter != nil {
+		d.deleter.stop()
 	}
 	for _, co := range d.consumers {
 		co.Close()

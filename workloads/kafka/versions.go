@@ -42,6 +42,8 @@ var ourVersions = map[kmsg.Key]versionRange{
 	kmsg.OffsetForLeaderEpoch: {3, 4},
 	// A driver creates its topic with configs (TopicSpec).
 	kmsg.CreateTopics: {2, 7},
+	// A driver's admin deletes records (DeleteRecordsEvery).
+	kmsg.DeleteRecords: {0, 2},
 }
 
 // apiVersionsAsk is the ApiVersions version a connection opens with. A

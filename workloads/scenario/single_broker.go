@@ -243,18 +243,19 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 	for i, name := range c.clients {
 		topic := knobs.Topics[i%len(knobs.Topics)]
 		cfg := kafka.DriverConfig{
-			Bootstrap:      []string{singleBrokerNode + ":9092"},
-			Topic:          topic.Name,
-			Partitions:     topic.partitions(),
-			Rate:           knobs.RatePerClient,
-			Concurrency:    knobs.Concurrency,
-			ValueBytes:     knobs.ValueBytes,
-			Keys:           knobs.Keys,
-			SeekEveryPolls: knobs.SeekEveryPolls,
-			Reread:         true,
-			Recorder:       c.log,
-			NewProcess:     func() int { nextProcess++; return nextProcess },
-			Producer:       producerConfig(o, knobs),
+			Bootstrap:          []string{singleBrokerNode + ":9092"},
+			Topic:              topic.Name,
+			Partitions:         topic.partitions(),
+			Rate:               knobs.RatePerClient,
+			Concurrency:        knobs.Concurrency,
+			ValueBytes:         knobs.ValueBytes,
+			Keys:               knobs.Keys,
+			SeekEveryPolls:     knobs.SeekEveryPolls,
+			DeleteRecordsEvery: knobs.DeleteRecordsEvery,
+			Reread:             true,
+			Recorder:           c.log,
+			NewProcess:         func() int { nextProcess++; return nextProcess },
+			Producer:           producerConfig(o, knobs),
 			Consumer: kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs,
 				SendLeaderEpoch: knobs.SendLeaderEpoch},
 		}
@@ -364,8 +365,12 @@ const singleBrokerMetaErrorsShare = 0.25
 // Finish judges the history the clients recorded.
 func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64) {
 	opts := checkers.DefaultOptions()
-	if c.knobs.retentionOn() {
+	var logStartMax int64
+	if c.knobs.logStartMoves() {
 		opts.LogStartOffsets = c.logStartOffsets()
+		for _, start := range opts.LogStartOffsets {
+			logStartMax = max(logStartMax, start)
+		}
 	}
 	if c.knobs.Compacted {
 		opts.Compacted = map[history.TopicPartition]bool{}
@@ -386,6 +391,9 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["compaction_cleanable_offsets"] = c.cleanableAudited
 	}
 	stats["history_ops"] = int64(len(c.log.Ops))
+	if c.knobs.logStartMoves() {
+		stats["log_start_max"] = logStartMax
+	}
 	if c.o.Param("faults") == "fsyncgate" || c.episodes > 0 {
 		stats[plantedEpisodesStat] = int64(c.episodes)
 	}
@@ -412,6 +420,8 @@ func (c *singleBrokerCluster) Finish(w *world.World) ([]Check, map[string]int64)
 		stats["seeks_inside"] += int64(s.SeeksInside)
 		stats["seeks_by_time"] += int64(s.SeeksByTime)
 		stats["seeks_to_start"] += int64(s.SeeksToStart)
+		stats["record_deletes"] += int64(s.RecordDeletes)
+		stats["record_deletes_failed"] += int64(s.RecordDeletesFailed)
 	}
 	if c.knobs.RestartAudit {
 		// Last: it stops and restarts the broker the checks above read.

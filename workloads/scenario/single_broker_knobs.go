@@ -58,6 +58,9 @@ type singleBrokerKnobs struct {
 	// RestartAudit restarts the broker at the end of the run and
 	// compares what it rebuilt from its disk with what it held.
 	RestartAudit bool
+	// DeleteRecordsEvery runs each driver's admin deleting records
+	// (DeleteRecords) about this often; zero never.
+	DeleteRecordsEvery time.Duration
 	// DeliveryTimeout is the producers' delivery.timeout.ms; zero keeps
 	// the scenario's 10 s. A short one expires batches during faults, so
 	// idempotent producers move to new epochs (KIP-360) and the broker's
@@ -83,6 +86,12 @@ func (t topicKnobs) partitions() []int32 {
 // retentionOn reports whether retention may delete records in the run.
 func (k singleBrokerKnobs) retentionOn() bool {
 	return k.retentionSet() && !k.RetentionIgnored
+}
+
+// logStartMoves reports whether the log start may move in the run:
+// retention or an admin's deletions.
+func (k singleBrokerKnobs) logStartMoves() bool {
+	return k.retentionOn() || k.DeleteRecordsEvery > 0
 }
 
 // retentionSet reports whether the topic has retention settings, which
@@ -117,6 +126,7 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 		k.Topics = drawTopics(sched.NewRand(o.Seed, "topics", 0), k.Clients)
 		k.CreateTopics, k.RestartAudit = true, true
 		k.DeliveryTimeout = drawDeliveryTimeout(sched.NewRand(o.Seed, "delivery", 0))
+		k.DeleteRecordsEvery = drawDeleteRecordsEvery(sched.NewRand(o.Seed, "deletes", 0), k)
 	}
 	if name := o.Param("compression"); name != "auto" {
 		c, err := record.ParseCompression(name)
@@ -139,7 +149,7 @@ func clusterKnobsFor(o Options) singleBrokerKnobs {
 	k := singleBrokerKnobsFor(o)
 	k.RetentionBytes, k.RetentionAge, k.Compacted, k.Keys = -1, 0, false, 0
 	k.Topics, k.CreateTopics, k.RestartAudit = fixedSingleBrokerKnobs(o).Topics, false, false
-	k.DeliveryTimeout = 0
+	k.DeliveryTimeout, k.DeleteRecordsEvery = 0, 0
 	k.ValueBytes = min(k.ValueBytes, clusterValueBytesMax)
 	return k
 }
@@ -208,6 +218,17 @@ func drawDeliveryTimeout(r *rand.Rand) time.Duration {
 		return shortDeliveryTimeout
 	}
 	return 0
+}
+
+// drawDeleteRecordsEvery draws how often an admin deletes records, from
+// its own stream: one seed in three whose topics are not compacted (Kafka
+// refuses DeleteRecords on a topic that is compacted alone) deletes every
+// one to three seconds.
+func drawDeleteRecordsEvery(r *rand.Rand, k singleBrokerKnobs) time.Duration {
+	if k.Compacted || r.IntN(3) != 0 {
+		return 0
+	}
+	return time.Duration(1+r.IntN(3)) * time.Second
 }
 
 // shortDeliveryTimeout is the short delivery timeout a seed may draw.
@@ -328,6 +349,7 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_create_topics":           b2i(k.CreateTopics),
 		"knob_restart_audit":           b2i(k.RestartAudit),
 		"knob_delivery_timeout_ms":     k.DeliveryTimeout.Milliseconds(),
+		"knob_delete_records_every_ms": k.DeleteRecordsEvery.Milliseconds(),
 	}
 }
 

@@ -61,9 +61,22 @@ func TestDrawnKnobsStayValid(t *testing.T) {
 		}
 		seen[strconv.Itoa(len(topics))+" topics"] = true
 	}
+	for seed := uint64(1); seed <= 300; seed++ {
+		k := drawSingleBrokerKnobs(sched.NewRand(seed, "workload", 0), fixed)
+		if d := drawDeliveryTimeout(sched.NewRand(seed, "delivery", 0)); d > 0 {
+			seen["short delivery timeout"] = true
+		}
+		switch every := drawDeleteRecordsEvery(sched.NewRand(seed, "deletes", 0), k); {
+		case every > 0 && k.Compacted:
+			t.Fatalf("seed %d: deletes records every %v on a compacted topic", seed, every)
+		case every > 0:
+			seen["record deletes"] = true
+		}
+	}
 	for _, want := range []string{"codec none", "codec gzip", "codec snappy", "codec lz4", "codec zstd",
 		"long linger", "seeks", "epochs", "retention by size", "retention by age",
-		"1 topics", "2 topics", "3 topics", "single-partition topic before another"} {
+		"1 topics", "2 topics", "3 topics", "single-partition topic before another",
+		"short delivery timeout", "record deletes"} {
 		if !seen[want] {
 			t.Errorf("300 draws never gave %s", want)
 		}
@@ -139,5 +152,29 @@ func TestDrainedClientIsNotStuck(t *testing.T) {
 	}
 	for _, c := range res.Failed() {
 		t.Errorf("check %s failed: %s", c.Name, c.Detail)
+	}
+}
+
+// TestDrawnAdminDeletesRecords: a swarm seed that draws record deletions
+// deletes records through DeleteRecords while it runs, its consumers see
+// the log start move, and every check passes, the checkers excusing what
+// lies below the final log start.
+func TestDrawnAdminDeletesRecords(t *testing.T) {
+	d := singleBrokerDef(t)
+	const seed = 9 // draws deletions every second
+	o := withParams(seed, map[string]string{"faults": "none"})
+	o.Swarm = true
+	if k := singleBrokerKnobsFor(mustResolve(t, d, o)); k.DeleteRecordsEvery == 0 {
+		t.Fatalf("seed %d no longer draws record deletions: pick another", seed)
+	}
+	res, err := Run(d, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("seed %d failed: %+v", seed, res.Failed())
+	}
+	if res.Stats["record_deletes"] == 0 || res.Stats["log_start_max"] == 0 {
+		t.Fatalf("%d deletions answered, log start at most %d: nothing was deleted", res.Stats["record_deletes"], res.Stats["log_start_max"])
 	}
 }
