@@ -332,7 +332,7 @@ func (l *Log) writeGroup(group []segmentPlan) (*cleanJob, error) {
 		job.oldSizes = append(job.oldSizes, p.s.sizeBytes)
 	}
 	name := first.name + suffixCleaned
-	f, err := l.fs.Create(name)
+	f, err := l.createFile(name)
 	if err != nil {
 		return nil, storageError("create "+name, err)
 	}
@@ -352,7 +352,7 @@ func (l *Log) writeGroup(group []segmentPlan) (*cleanJob, error) {
 		{suffixTimeIndex, encodeTimeIndex(job.fresh.idx.times)},
 	} {
 		name := segmentFile(l.dir, first.base, x.suffix) + suffixCleaned
-		f, err := l.fs.Create(name)
+		f, err := l.createFile(name)
 		if err != nil {
 			l.closeJob(job)
 			return nil, storageError("create "+name, err)

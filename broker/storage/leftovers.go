@@ -43,6 +43,17 @@ func (l *Log) forgetLeftover(name string) {
 	l.leftovers = slices.DeleteFunc(l.leftovers, func(n string) bool { return n == name })
 }
 
+// createFile creates name for the log, which no longer leaves it to be
+// removed: a compaction that cleans a group with the same first segment
+// as one cancelled before writes the same names.
+func (l *Log) createFile(name string) (sim.File, error) {
+	f, err := l.fs.Create(name)
+	if err == nil {
+		l.forgetLeftover(name)
+	}
+	return f, err
+}
+
 // retryLeftovers tries again to remove the files a remove failed on.
 func (l *Log) retryLeftovers() {
 	pending := l.leftovers

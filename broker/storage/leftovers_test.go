@@ -53,3 +53,35 @@ func TestFailedRemovesAreTriedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatedFileIsNoLongerALeftover: a file the log creates again under a
+// name a failed remove left to retry is live: the next Tick must not
+// remove it, and a create that fails keeps the name to retry.
+func TestCreatedFileIsNoLongerALeftover(t *testing.T) {
+	r := newRig(t, 1, testDiskConfig())
+	l, _ := r.open(Config{}, 0)
+	name := testDir + "/00000000000000000000.log" + suffixCleaned
+	if _, err := l.createFile(name); err != nil {
+		t.Fatal(err)
+	}
+	r.disk.SetMetaErrorRate(1)
+	if l.removeOrRemember(name) {
+		t.Fatal("a remove on a failing disk reported success")
+	}
+	if _, err := l.createFile(name); err == nil {
+		t.Fatal("a create on a failing disk succeeded")
+	}
+	r.disk.SetMetaErrorRate(0)
+	if len(l.leftovers) != 1 {
+		t.Fatalf("after a failed remove and a failed create, leftovers %v; want the name kept", l.leftovers)
+	}
+	if _, err := l.createFile(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Tick(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if !r.exists(name) || len(l.leftovers) != 0 {
+		t.Fatalf("a Tick removed a file created again (exists %v, leftovers %v)", r.exists(name), l.leftovers)
+	}
+}

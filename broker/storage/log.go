@@ -381,7 +381,7 @@ func (l *Log) writeEpochs() error {
 // which readers detect (checksums, the checkpoint's count line).
 func (l *Log) writeSmallFile(name string, data []byte) error {
 	tmp := name + suffixTmp
-	f, err := l.fs.Create(tmp)
+	f, err := l.createFile(tmp)
 	if err != nil {
 		return storageError("create "+tmp, err)
 	}
@@ -395,8 +395,7 @@ func (l *Log) writeSmallFile(name string, data []byte) error {
 		l.removeOrRemember(tmp)
 		return storageError("rename "+tmp, err)
 	}
-	l.forgetLeftover(tmp) // renamed: nothing is left at its name
-	l.forgetLeftover(name)
+	l.forgetLeftover(name) // written again: live
 	l.dirDirty = true
 	l.pendingFiles = append(l.pendingFiles, pendingFile{file: f, snapshot: -1})
 	if len(l.pendingFiles) > pendingFilesMax {
