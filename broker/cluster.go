@@ -466,7 +466,14 @@ func (reg *topicRegistry) addClusterTopic(mt *metadata.Topic) (*topic, error) {
 }
 
 // dropClusterTopic forgets a topic the image no longer holds and deletes
-// its partition directories.
+// its partition directories. Each is moved aside first, as Kafka renames
+// a deleted log's directory: a removal the disk fails part way then
+// leaves a stray for the next start, not files under the topic's name
+// that a topic created again under it would open as its own. A move that
+// fails leaves the directory under the name; as Kafka takes a log
+// directory it cannot rename offline, the broker starts over, and its
+// start removes the directories of topics the image no longer holds
+// (removeStrays).
 func (reg *topicRegistry) dropClusterTopic(name string) {
 	t := reg.byName[name]
 	reg.unset(name)
@@ -478,7 +485,12 @@ func (reg *topicRegistry) dropClusterTopic(name string) {
 			continue
 		}
 		dir := partitionDir(reg.b.cfg.DataDir, name, int32(i))
-		if err := fs.RemoveAll(dir); err != nil {
+		aside := asideDir(dir, t.ID)
+		if err := fs.Rename(dir, aside); err != nil {
+			reg.b.fatalSoon(fmt.Errorf("move %s aside for deletion: %w", dir, err))
+			continue
+		}
+		if err := fs.RemoveAll(aside); err != nil {
 			reg.b.env.Log.Logf("delete %s: %v", dir, err)
 		}
 	}

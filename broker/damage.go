@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sluice-sim/sluice/broker/storage"
 	"github.com/sluice-sim/sluice/sim"
@@ -32,7 +33,11 @@ import (
 //     follower fetches what lay there and after from its leader again, as
 //     Kafka's recovery truncates at the first corrupt batch. The broker is
 //     out of the ISR by then (a new registration), so the cut never takes
-//     it below a high watermark the ISR counts it in for.
+//     it below a high watermark the ISR counts it in for. A leader that
+//     kept its damage fenced as the only in-sync replica and then hands
+//     its leadership over (a preferred election) follows while still in
+//     the ISR: it restarts before it cuts, or keeps the range fenced
+//     while it cannot.
 //
 // A single broker has no other copy: its damage stays fenced and reported.
 
@@ -67,6 +72,14 @@ func (p *partition) damageFound(d storage.Damage) {
 		}
 		return
 	}
+	p.restartForDamage(d)
+}
+
+// restartForDamage restarts the broker so that its re-registration takes
+// it out of every ISR, unless a restart is under way or would leave a
+// partition it leads alone to its recovery.
+func (p *partition) restartForDamage(d storage.Damage) {
+	r := &p.replica
 	m := p.b.cluster
 	if m == nil || m.restarting {
 		return
@@ -97,6 +110,16 @@ func (p *partition) damageFound(d storage.Damage) {
 func (p *partition) cutDamage() bool {
 	d, ok := p.log.FirstDamage()
 	if !ok {
+		return true
+	}
+	if slices.Contains(p.replica.isr, p.b.cfg.NodeID) {
+		// A leader that kept its damage fenced as the only in-sync
+		// replica, then handed the leadership over, is still in the
+		// ISR, which counts it as holding every offset below the high
+		// watermark: cut, it could be elected again without them. It
+		// restarts first, which takes it out; until it can, it keeps the
+		// range fenced and fetches from its log end.
+		p.restartForDamage(d)
 		return true
 	}
 	end := p.log.EndOffset()

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,15 +103,17 @@ func TestFailedRollsKeepNoIndexHandles(t *testing.T) {
 	}
 }
 
-// renameFailFS fails the first rename of a cleaned segment once armed, as
-// a disk failing a metadata operation would.
+// renameFailFS fails the first rename of a file whose name ends with
+// suffix (a cleaned segment when empty) once armed, as a disk failing a
+// metadata operation would.
 type renameFailFS struct {
 	sim.FS
-	armed bool
+	suffix string
+	armed  bool
 }
 
 func (f *renameFailFS) Rename(oldname, newname string) error {
-	if f.armed && strings.HasSuffix(oldname, suffixCleaned) {
+	if f.armed && strings.HasSuffix(oldname, cmp.Or(f.suffix, suffixCleaned)) {
 		f.armed = false
 		return fmt.Errorf("rename %s: %w", oldname, sim.ErrIO)
 	}
@@ -152,5 +155,65 @@ func TestFailedCompactionSwapKeepsUnflushedBatches(t *testing.T) {
 	}
 	if got := readRecords(t, l); !slices.Equal(got, before) {
 		t.Fatalf("after the failed swap the log holds %d records, before %d", len(got), len(before))
+	}
+}
+
+// TestFailedEpochCheckpointWriteAfterTruncationTakesTheLogOffline: a
+// follower that cuts a diverged tail drops its epochs from the leader
+// epoch checkpoint; when that write fails, the file on disk still names
+// an epoch the log no longer holds. Were the log to take the leader's
+// batches of an older epoch at the cut, a restart would read the stale
+// entry back above them and answer OffsetForLeaderEpoch for the dropped
+// epoch as if the log held it, so a follower diverged in that epoch would
+// keep its tail. As Kafka does on a failed checkpoint write, the log goes
+// offline (the broker starts over), and recovery drops what lies past
+// the log end.
+func TestFailedEpochCheckpointWriteAfterTruncationTakesTheLogOffline(t *testing.T) {
+	r := newRig(t, 7, testDiskConfig())
+	fs := &renameFailFS{FS: r.fs, suffix: EpochCheckpointName + suffixTmp}
+	l, _, err := Open(fs, r.clock, testDir, Config{}, 0, r.logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.settle()
+	for _, epoch := range []int32{5, 5, 6, 6} {
+		mustAppend(t, l, testBatch(t, testRecords(2, "e", 1)), epoch)
+	}
+	var offline []error
+	l.OnOffline(func(err error) { offline = append(offline, err) })
+	fs.armed = true
+	err = l.TruncateTo(4)
+	if fs.armed {
+		t.Fatal("the truncation wrote no leader epoch checkpoint")
+	}
+	offlineErr := l.Err()
+	if offlineErr != nil {
+		l.Close()
+		r.crash(false)
+		l, _ = r.open(Config{}, 0)
+	} else if err := r.flush(l); err != nil { // appends wait for the cut to be durable
+		t.Fatal(err)
+	}
+	// The new leader's log holds epoch 5 past the cut.
+	replica := testBatch(t, testRecords(2, "leader", 1))
+	replica.SetBaseOffset(l.EndOffset())
+	replica.SetPartitionLeaderEpoch(5)
+	if err := l.AppendReplica(replica); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.flush(l); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	r.crash(false)
+	l, _ = r.open(Config{}, 0)
+	if got, want := l.Epochs(), []EpochEntry{{Epoch: 5, StartOffset: 0}}; !slices.Equal(got, want) {
+		t.Fatalf("recovered epochs %v, want %v", got, want)
+	}
+	if e, end := l.EndOffsetForEpoch(5); e != 5 || end != 6 {
+		t.Fatalf("EndOffsetForEpoch(5) = %d, %d; want 5, 6", e, end)
+	}
+	if err == nil || offlineErr == nil || len(offline) != 1 {
+		t.Fatalf("truncation whose checkpoint write failed: %v, Err %v, %d offline reports; want the log offline", err, offlineErr, len(offline))
 	}
 }

@@ -116,8 +116,12 @@ func (l *Log) afterTruncation() error {
 		l.round.target = min(l.round.target, end)
 	}
 	if l.epochs.truncateFromEnd(end) {
+		// The checkpoint on disk would name epochs past the cut, which a
+		// restart after more appends reads back above them; as Kafka
+		// does on a failed checkpoint write, the log goes offline.
 		if err := l.writeEpochs(); err != nil {
-			l.logf("log %s: write leader epoch checkpoint: %v", l.dir, err)
+			l.fail(err)
+			return err
 		}
 	}
 	for _, snap := range slices.Clone(l.snapshots) {
@@ -174,7 +178,8 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	l.producers = newProducerTable()
 	l.epochs = epochCache{}
 	if err := l.writeEpochs(); err != nil {
-		l.logf("log %s: write leader epoch checkpoint: %v", l.dir, err)
+		l.fail(err) // as after a cut (afterTruncation)
+		return err
 	}
 	l.truncated()
 	return nil

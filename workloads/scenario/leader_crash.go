@@ -95,7 +95,8 @@ func init() {
 		Name: "cluster-swarm",
 		Summary: "3 controllers + 3 brokers, RF 3, min ISR 2, acks=all idempotent producers and consumers; " +
 			"generated faults on brokers and controllers: crashes, power loss, pauses, partitions, one-way blocks, " +
-			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix)",
+			"slow and failing disks, clock jumps and drift (with --swarm each seed draws its own mix, and one seed in four " +
+			"also failed metadata operations and short writes)",
 		Bugs: append(slices.Clone(bugs), faults.BugISRShrinkLocal, faults.BugSkipCRC),
 		Params: append([]Param{{Name: "flush", Default: "group", Values: []string{"none", "group"},
 			Help: "when brokers fsync: before acknowledging (group; power losses then lose nothing acknowledged) or never"}},
@@ -592,6 +593,14 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 		p.IntervalMean = 2 * time.Second
 		p.Kinds = []faults.Kind{faults.KindKill, faults.KindPowerLoss, faults.KindPause, faults.KindPartition,
 			faults.KindBlock, faults.KindSlowDisk, faults.KindFailSyncs, faults.KindCorrupt, faults.KindClockJump, faults.KindClockDrift}
+		// Failed creates, removes, renames and truncations and short
+		// writes meet the replication paths (a follower's truncation to
+		// its leader's epochs, fetched appends, log starts moved by the
+		// leader, partitions created and deleted, checkpoints) and the
+		// controllers' raft logs; a quarter of the swarm's seeds draw
+		// them, so that the rest keep their mixes.
+		p.SwarmOccasional = []faults.Kind{faults.KindMetaErrors}
+		p.SwarmOccasionalShare = clusterMetaErrorsShare
 	}
 	if c.o.Param("corrupt") == "on" {
 		// Besides the planted episodes: bit flips, drawn from the seed,
@@ -603,6 +612,10 @@ func (c *leaderCrashCluster) Profile() faults.Profile {
 	// Otherwise the faults are planted; nothing is drawn.
 	return p
 }
+
+// clusterMetaErrorsShare is the share of cluster-swarm's swarm seeds that
+// draw meta-errors.
+const clusterMetaErrorsShare = 0.25
 
 // Finish judges the history and the cluster's recovery.
 func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) {
