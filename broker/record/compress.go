@@ -86,11 +86,11 @@ func compress(c Compression, src []byte) ([]byte, error) {
 	case CompressionNone:
 		return src, nil
 	case CompressionGzip:
-		return compressGzip(src)
+		return compressPooled(&gzipWriters, c, src)
 	case CompressionSnappy:
 		return xerial.Encode(nil, src), nil
 	case CompressionLZ4:
-		return compressLZ4(src)
+		return compressPooled(&lz4Writers, c, src)
 	case CompressionZstd:
 		return zstdEncoder.EncodeAll(src, nil), nil
 	}
@@ -135,30 +135,23 @@ var (
 	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 )
 
-func compressGzip(src []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(w)
-	w.Reset(&buf)
-	if _, err := w.Write(src); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return buf.Bytes(), nil
+// pooledWriter is a coder a pool keeps: gzip's and lz4's writers.
+type pooledWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
 }
 
-func compressLZ4(src []byte) ([]byte, error) {
+// compressPooled encodes src with a writer from pool.
+func compressPooled(pool *sync.Pool, c Compression, src []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	w := lz4Writers.Get().(*lz4.Writer)
-	defer lz4Writers.Put(w)
+	w := pool.Get().(pooledWriter)
+	defer pool.Put(w)
 	w.Reset(&buf)
 	if _, err := w.Write(src); err != nil {
-		return nil, fmt.Errorf("lz4: %w", err)
+		return nil, fmt.Errorf("%v: %w", c, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("lz4: %w", err)
+		return nil, fmt.Errorf("%v: %w", c, err)
 	}
 	return buf.Bytes(), nil
 }

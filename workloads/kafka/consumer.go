@@ -216,6 +216,9 @@ type Consumer struct {
 	fetchAnswers  fetchAnswers
 	// historyChunk is where polls' history records are cut from.
 	historyChunk []history.Record
+	// historyValue is how the recorder keeps values (historyValueFor),
+	// bound once.
+	historyValue historyValue
 	// pollSlab is where polls' states are cut from.
 	pollSlab slab.Slab[pollState]
 	// fetchCalls are spare fetch calls (see fetchCall).
@@ -266,6 +269,7 @@ func NewConsumer(env sim.Env, cfg ConsumerConfig) (*Consumer, error) {
 		cfg:  c,
 		byTP: map[TopicPartition]*consumedPart{},
 	}
+	co.historyValue = historyValueFor(c.Recorder)
 	co.stepFn = co.step
 	co.pollExpiredFn = co.pollExpired
 	co.wake.fire = co.stepFn
@@ -583,9 +587,8 @@ func (co *Consumer) completePoll() {
 	}
 	if co.cfg.Recorder != nil {
 		recs := co.takeHistoryRecords(len(ps.records))
-		value := historyValueFor(co.cfg.Recorder)
 		for i := range ps.records {
-			recs[i] = ps.records[i].historyRecord(value)
+			recs[i] = ps.records[i].historyRecord(co.historyValue)
 		}
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
 	}

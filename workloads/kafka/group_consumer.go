@@ -92,6 +92,9 @@ type GroupConsumer struct {
 	env sim.Env
 	cfg GroupConsumerConfig
 	co  *Consumer
+	// historyValue is how the member's recorder keeps values
+	// (historyValueFor), bound once: the inner consumer records nothing.
+	historyValue historyValue
 
 	coord     *brokerConn
 	coordConf connConfig
@@ -142,7 +145,8 @@ func NewGroupConsumer(env sim.Env, cfg GroupConsumerConfig) (*GroupConsumer, err
 	if err != nil {
 		return nil, fmt.Errorf("group consumer: %w", err)
 	}
-	g := &GroupConsumer{env: env, cfg: c, co: co, generation: -1, committed: map[TopicPartition]int64{}}
+	g := &GroupConsumer{env: env, cfg: c, co: co, generation: -1, committed: map[TopicPartition]int64{},
+		historyValue: historyValueFor(c.Consumer.Recorder)}
 	g.coordConf = connConfig{clientID: co.cfg.ClientID, requestTimeout: co.cfg.RequestTimeout, inFlightMax: 4}
 	g.wake.fire = g.step
 	for _, t := range c.Topics {
@@ -262,10 +266,9 @@ func (g *GroupConsumer) record(op history.Op) {
 
 // historyRecords is a poll's records as the history keeps them.
 func (g *GroupConsumer) historyRecords(records []Record) []history.Record {
-	value := historyValueFor(g.cfg.Consumer.Recorder)
 	recs := make([]history.Record, len(records))
 	for i := range records {
-		recs[i] = records[i].historyRecord(value)
+		recs[i] = records[i].historyRecord(g.historyValue)
 	}
 	return recs
 }

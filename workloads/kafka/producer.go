@@ -310,6 +310,9 @@ type Producer struct {
 	pendingSlab slab.Slab[pendingRecord]
 	batchSlab   slab.Slab[batch]
 	historySlab slab.Slab[history.Record]
+	// historyValue is how the recorder keeps values (historyValueFor),
+	// bound once.
+	historyValue historyValue
 	// buildsScratch is drain's, kept between drains.
 	buildsScratch []produceBuild
 	// produceSends are produce requests whose call is over, built and
@@ -332,6 +335,7 @@ func NewProducer(env sim.Env, cfg ProducerConfig) (*Producer, error) {
 		idempotent: !c.DisableIdempotence,
 		producerID: -1,
 	}
+	p.historyValue = historyValueFor(c.Recorder)
 	p.producerEpoch = -1
 	p.timer.fire = p.pump
 	p.onWake = func() {
@@ -500,7 +504,7 @@ func (p *Producer) place(pr *pendingRecord) bool {
 	}
 	p.stats.Invoked++
 	if p.cfg.Recorder != nil {
-		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(historyValueFor(p.cfg.Recorder)), true
+		pr.invoked, pr.invokeRecorded = pr.rec.historyRecord(p.historyValue), true
 		hr := p.historySlab.Take()
 		*hr = pr.invoked
 		p.cfg.Recorder.Add(history.Op{Process: p.cfg.Process, Node: p.env.Node,
@@ -1127,7 +1131,7 @@ func (p *Producer) finish(ps *partState, b *batch, outcome history.Type, err err
 				*hr = pr.invoked
 				hr.Offset = r.Offset
 			} else {
-				*hr = r.historyRecord(historyValueFor(p.cfg.Recorder))
+				*hr = r.historyRecord(p.historyValue)
 			}
 			op := history.Op{Process: p.cfg.Process, Node: p.env.Node, Type: outcome, F: history.Send, Record: hr}
 			if err != nil {
