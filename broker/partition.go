@@ -65,6 +65,8 @@ var (
 		"recovery cut a torn or corrupt tail off a partition's log")
 	probeDamageKept = sim.DeclareProbe("storage/damage-fenced",
 		"recovery found damaged batches below the tail and fenced them off")
+	probeRotFenced = sim.DeclareProbe("storage/rot-fenced-above-recovery-point",
+		"recovery fenced a batch one bit off above the recovery point (rot, not a torn write) instead of cutting the log there")
 	probeIndexRebuilt = sim.DeclareProbe("storage/index-rebuilt",
 		"recovery rebuilt a segment's offset or time index")
 	probeProducersReplayed = sim.DeclareProbe("storage/producer-state-replayed",
@@ -104,6 +106,9 @@ func hitRecoveryProbes(env sim.Env, report storage.RecoveryReport) {
 	}
 	if len(report.Damage) > 0 {
 		env.Hit(probeDamageKept)
+	}
+	if report.RotFenced > 0 {
+		env.Hit(probeRotFenced)
 	}
 	if len(report.RebuiltIndexes) > 0 {
 		env.Hit(probeIndexRebuilt)

@@ -56,7 +56,12 @@ const sealedCopies = 3
 
 // unsealCopies returns the first copy of a sealed file that passes its
 // checksum (or the whole file, for a file of one copy); whole says every
-// copy passed.
+// copy passed. When every copy fails, the bitwise majority of the three
+// is tried: flips that hit each copy at a different bit (the way bits
+// flip, one at a time, anywhere) leave two copies agreeing on every bit,
+// so the vote rebuilds the number, and its checksum still has the last
+// word (a small file is much of an almost empty disk, so a few flips
+// early in a broker's life can reach all three: cluster-swarm seed 1647).
 func unsealCopies(name string, sealed []byte) (data []byte, whole bool, err error) {
 	if size := len(sealed) / sealedCopies; len(sealed)%sealedCopies == 0 && size > 0 {
 		whole = true
@@ -72,9 +77,23 @@ func unsealCopies(name string, sealed []byte) (data []byte, whole bool, err erro
 		if data != nil {
 			return data, whole, nil
 		}
+		if data, err := storage.Unseal(name, majorityOfCopies(sealed, size)); err == nil {
+			return data, false, nil
+		}
 	}
 	data, err = storage.Unseal(name, sealed)
 	return data, false, err
+}
+
+// majorityOfCopies is each bit of the three copies of size bytes as at
+// least two of them hold it.
+func majorityOfCopies(sealed []byte, size int) []byte {
+	a, b, c := sealed[:size], sealed[size:2*size], sealed[2*size:3*size]
+	voted := make([]byte, size)
+	for i := range voted {
+		voted[i] = a[i]&b[i] | a[i]&c[i] | b[i]&c[i]
+	}
+	return voted
 }
 
 // writeSealedInt replaces a sealed state file durably, then calls done.

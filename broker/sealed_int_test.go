@@ -10,7 +10,8 @@ import (
 
 // TestSealedIntSurvivesFlippedCopies: a sealed state file keeps three
 // checksummed copies; bits flipped in any two leave the number readable,
-// and only a file whose every copy fails is refused.
+// bits flipped in all three at different places are outvoted, and only a
+// file whose copies are damaged alike (the same bit in two) is refused.
 func TestSealedIntSurvivesFlippedCopies(t *testing.T) {
 	r := newRig(t, 41, nil)
 	r.runFor(time.Second)
@@ -54,8 +55,13 @@ func TestSealedIntSurvivesFlippedCopies(t *testing.T) {
 		t.Fatalf("two copies flipped: read %d, %v", n, err)
 	}
 	flip(2*third + 4)
+	if n, err := broker.ReadSealedInt(fs, name); err != nil || n != 1234 {
+		t.Fatalf("every copy flipped at a different byte: read %d, %v", n, err)
+	}
+	flip(third + 3) // copy two whole again, then damaged where copy one is
+	flip(third + 2)
 	if n, err := broker.ReadSealedInt(fs, name); err == nil {
-		t.Fatalf("every copy flipped: read %d without an error", n)
+		t.Fatalf("two copies flipped alike, the third elsewhere: read %d without an error", n)
 	}
 }
 

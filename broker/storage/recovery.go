@@ -26,7 +26,10 @@ type RecoveryReport struct {
 	BytesScanned    int64
 	Truncations     []Truncation
 	Damage          []Damage
-	RemovedFiles    []string
+	// RotFenced counts the damaged batches above the recovery point that
+	// recovery fenced instead of cutting, each one bit off (rottedBatch).
+	RotFenced    int
+	RemovedFiles []string
 	// CompletedSwaps names the compaction swaps (<base>.log.swap) a crash
 	// interrupted and recovery completed.
 	CompletedSwaps       []string
@@ -545,15 +548,19 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			if isIOError(err) {
 				return false, err
 			}
-			if expected >= recoveryPoint {
+			d, rotted := l.rottedBatch(s, b, pos, expected, limit, err)
+			if expected >= recoveryPoint && !rotted {
 				if err := l.cutAt(i, pos, expected, err.Error(), true, report); err != nil {
 					return true, err
 				}
 				return true, l.rewriteSegment(s, rewriteFrom, report)
 			}
-			d, err := l.damageExtent(&sc, pos, expected, l.damageEndOffset(i, recoveryPoint), err.Error())
-			if err != nil {
-				return false, err
+			if !rotted {
+				if d, err = l.damageExtent(&sc, pos, expected, l.damageEndOffset(i, recoveryPoint), err.Error()); err != nil {
+					return false, err
+				}
+			} else if expected >= recoveryPoint {
+				report.RotFenced++
 			}
 			s.addDamage(d)
 			report.Damage = append(report.Damage, d)
@@ -637,6 +644,31 @@ func (l *Log) damageEndOffset(i int, recoveryPoint int64) int64 {
 		return l.segments[i+1].base
 	}
 	return recoveryPoint
+}
+
+// rottedBatch reports whether the bad batch b at pos (nil when its header
+// did not read) is whole but for one flipped bit, and if so the damage it
+// is: exactly its bytes and offsets, which the bit flipped back tells. A
+// torn write loses whole sectors, so a batch one bit off was written
+// whole and rotted later, wherever the recovery point is: recovery keeps
+// it fenced as damage, as below the recovery point, instead of cutting
+// the log there and the valid batches after it with it (which, on a
+// partition's last in-sync replica, lost acknowledged writes other
+// replicas held: cluster-swarm seed 308).
+func (l *Log) rottedBatch(s *segment, b record.Batch, pos, expected, limit int64, cause error) (Damage, bool) {
+	bit, ok := b.FlippedBit()
+	if !ok {
+		return Damage{}, false
+	}
+	fixed := record.Batch(slices.Clone(b))
+	fixed.FlipBit(bit)
+	if fixed.Verify() != nil || fixed.BaseOffset() < expected || fixed.LastOffset() >= limit {
+		return Damage{}, false
+	}
+	d := Damage{Segment: baseName(s.name), Position: pos, EndPosition: pos + int64(len(b)), FirstOffset: expected,
+		LastOffset: fixed.LastOffset(), Reason: fmt.Sprintf("%v (one bit flipped, in byte %d of the batch)", cause, bit/8)}
+	l.logf("log %s: a batch rotted after it was written, kept and never served: %s", l.dir, d)
+	return d, true
 }
 
 // damageExtent finds where good data resumes after a bad batch at pos and

@@ -85,16 +85,11 @@ func TestRecoveryCutsTornTail(t *testing.T) {
 }
 
 // TestRecoveryCutsCorruptUnflushedMiddle: a bad batch above the recovery
-// point ends the log even with good batches after it (never durable, so
-// replicas and producers supply it again); the report says good data went.
+// point that a torn write explains (bytes lost, not one bit) ends the log
+// even with good batches after it (never durable, so replicas and
+// producers supply it again); the report says good data went.
 func TestRecoveryCutsCorruptUnflushedMiddle(t *testing.T) {
-	r := newRig(t, 21, testDiskConfig())
-	l, values := filled(t, r, Config{}, 10, 4)
-	rp := l.RecoveryPoint()
-	name, pos, size := segmentPosition(t, l, 12)
-	l.Close()
-	r.flipByte(name, pos+int64(size)-3)
-	l2, report := r.open(Config{}, rp)
+	l2, report, values, _, _, _ := reopenFlippedAt12(t, 3, 9)
 	if len(report.Truncations) != 1 || !report.Truncations[0].GoodDataAfter || report.Truncations[0].Offset != 12 {
 		t.Fatalf("report: %s", report)
 	}
@@ -103,6 +98,56 @@ func TestRecoveryCutsCorruptUnflushedMiddle(t *testing.T) {
 	}
 	if got := readAll(t, l2); !sameStrings(got, values[:12]) {
 		t.Fatalf("read %v", got)
+	}
+}
+
+// reopenFlippedAt12 fills a log with ten batches of two records, above
+// its recovery point from offset 8, flips a bit in each byte fromEnd
+// before the end of the batch holding offset 12 (batch 12..13) and
+// reopens it. It returns the reopened log, recovery's report, the values
+// written, the recovery point and the batch's position and size.
+func reopenFlippedAt12(t *testing.T, fromEnd ...int64) (*Log, RecoveryReport, []string, int64, int64, int) {
+	r := newRig(t, 21, testDiskConfig())
+	l, values := filled(t, r, Config{}, 10, 4)
+	rp := l.RecoveryPoint()
+	name, pos, size := segmentPosition(t, l, 12)
+	l.Close()
+	for _, back := range fromEnd {
+		r.flipByte(name, pos+int64(size)-back)
+	}
+	l2, report := r.open(Config{}, rp)
+	return l2, report, values, rp, pos, size
+}
+
+// TestRecoveryKeepsRottedUnflushedBatch: a batch above the recovery
+// point one bit off was written whole and rotted later (a torn write
+// loses whole sectors): recovery keeps it fenced as damage, exactly its
+// bytes and offsets, and keeps the valid batches after it, instead of
+// cutting the log there.
+func TestRecoveryKeepsRottedUnflushedBatch(t *testing.T) {
+	l2, report, values, rp, pos, size := reopenFlippedAt12(t, 3)
+	if len(report.Truncations) != 0 || len(report.Damage) != 1 || report.RotFenced != 1 || rp > 12 {
+		t.Fatalf("recovery point %d, report: %s", rp, report)
+	}
+	if d := report.Damage[0]; d.Position != pos || d.EndPosition != pos+int64(size) || d.FirstOffset != 12 || d.LastOffset != 13 ||
+		!strings.Contains(d.Reason, "one bit flipped") {
+		t.Fatalf("damage %+v, want bytes %d..%d offsets 12..13, named a flipped bit", d, pos, pos+int64(size))
+	}
+	if l2.EndOffset() != 20 {
+		t.Fatalf("end %d, want the 20 offsets written", l2.EndOffset())
+	}
+	if res, err := l2.Read(12, 1<<20, 20); !errors.Is(err, ErrCorruptLog) || len(res.Data) != 0 {
+		t.Fatalf("read of the rotted batch: %d bytes, %v", len(res.Data), err)
+	}
+	if res, err := l2.Read(0, 1<<20, 20); err != nil || res.NextOffset != 12 {
+		t.Fatalf("read from 0: next %d, %v; want a stop before the rotted batch", res.NextOffset, err)
+	}
+	res, err := l2.Read(14, 1<<20, 20)
+	if err != nil || res.NextOffset != 20 {
+		t.Fatalf("read from 14: next %d, %v; want the batches after the rotted one", res.NextOffset, err)
+	}
+	if len(values) != 20 {
+		t.Fatalf("%d values written", len(values))
 	}
 }
 

@@ -241,6 +241,42 @@ func (d *Disk) CorruptFile(name string, n int) []string {
 	return d.corrupt([]corruptible{{name, e.ino}}, n)
 }
 
+// FlipGuard says whether a bit flip drawn at a spot must be spared: the
+// flip is not made and another spot is drawn. A scenario sets one where
+// its fault budget depends on what the program holds at the moment of
+// the flip, which a schedule drawn in advance cannot know (a flip must
+// not destroy the only copy of committed data in a replicated log, when
+// the scenario promises a result only while one copy is left).
+type FlipGuard func(spot FlipSpot) bool
+
+// FlipSpot is where a bit flip was drawn: a file, a byte of it, and the
+// file's current size and bytes, as the process would read them but
+// without faults (Read returns how many bytes it read: fewer at the end).
+type FlipSpot struct {
+	Name      string
+	Offset    int64
+	SizeBytes int64
+	Read      func(p []byte, off int64) int
+}
+
+// flipSpot is the spot at byte off of f.
+func (d *Disk) flipSpot(f corruptible, off int64) FlipSpot {
+	return FlipSpot{Name: f.name, Offset: off, SizeBytes: f.ino.cur.sizeBytes, Read: func(p []byte, at int64) int {
+		if at < 0 || at >= f.ino.cur.sizeBytes {
+			return 0
+		}
+		n := min(int64(len(p)), f.ino.cur.sizeBytes-at)
+		f.ino.cur.readAt(p[:n], at, d.sectorBytes)
+		return int(n)
+	}}
+}
+
+// SetFlipGuard makes every later Corrupt and CorruptFile ask guard
+// before each flip (nil: flip wherever drawn). A spot it spares still
+// counts among the attempts, so a guard that spares everything flips
+// nothing; a guard that spares nothing leaves the draws as they were.
+func (d *Disk) SetFlipGuard(guard FlipGuard) { d.flipGuard = guard }
+
 // corruptible is a file a bit flip may land in.
 type corruptible struct {
 	name string
@@ -265,6 +301,9 @@ func (d *Disk) corrupt(files []corruptible, n int) []string {
 			continue
 		}
 		seen[spot{f.ino.id, off}] = true
+		if d.flipGuard != nil && d.flipGuard(d.flipSpot(f, off)) {
+			continue
+		}
 		d.flipBit(f.ino, off, bit)
 		out = append(out, fmt.Sprintf("%s@%d bit %d", f.name, off, bit))
 	}

@@ -40,6 +40,9 @@ type Disk struct {
 	failSyncs     int
 	readErrorRate float64
 	metaErrorRate float64
+	// flipGuard, when set, spares bytes a scenario's fault budget keeps
+	// from bit flips (see SetFlipGuard).
+	flipGuard FlipGuard
 
 	// cur is the namespace the process sees, committed the one on the
 	// platter; journal holds the operations between them, oldest first,

@@ -72,6 +72,30 @@ func (r *rig) await(called *bool) {
 	}
 }
 
+// mustFlipOnlyIn fails unless flips are n flips, all in file name.
+func (r *rig) mustFlipOnlyIn(flips []string, n int, name string) {
+	r.t.Helper()
+	if len(flips) != n {
+		r.t.Fatalf("flips %q, want %d in %s", flips, n, name)
+	}
+	for _, flip := range flips {
+		if !strings.HasPrefix(flip, name+"@") {
+			r.t.Fatalf("flip %q outside %s", flip, name)
+		}
+	}
+}
+
+// writeDurable creates name holding data, synced and closed.
+func (r *rig) writeDurable(name, data string) {
+	r.t.Helper()
+	f := r.create(name)
+	r.writeAt(f, 0, data)
+	if err := r.sync(f); err != nil {
+		r.t.Fatal(err)
+	}
+	f.Close()
+}
+
 func (r *rig) sync(f sim.File) error {
 	r.t.Helper()
 	var got error
@@ -1233,29 +1257,52 @@ func TestSyncFailureModeNames(t *testing.T) {
 // it alone, and a missing or empty file gets none.
 func TestCorruptFileFlipsOnlyThatFile(t *testing.T) {
 	r := newRig(t, 5, testConfig(DropUnsynced))
-	for _, name := range []string{"a", "b"} {
-		f := r.create(name)
-		r.writeAt(f, 0, strings.Repeat("x", 200))
-		if err := r.sync(f); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	r.writeDurable("a", strings.Repeat("x", 200))
+	r.writeDurable("b", strings.Repeat("x", 200))
 	r.create("empty").Close()
-	flips := r.disk.CorruptFile("b", 5)
-	if len(flips) != 5 {
-		t.Fatalf("flips %q", flips)
-	}
-	for _, flip := range flips {
-		if !strings.HasPrefix(flip, "b@") {
-			t.Fatalf("flip %q outside b", flip)
-		}
-	}
+	r.mustFlipOnlyIn(r.disk.CorruptFile("b", 5), 5, "b")
 	r.mustRead("a", strings.Repeat("x", 200))
 	if flips := r.disk.CorruptFile("empty", 1); len(flips) != 0 {
 		t.Fatalf("flips in an empty file: %q", flips)
 	}
 	if flips := r.disk.CorruptFile("missing", 1); len(flips) != 0 {
 		t.Fatalf("flips in a missing file: %q", flips)
+	}
+}
+
+// TestFlipGuardSparesWhatItRefuses: a guard sees each drawn spot with the
+// file's bytes as they are, spared spots are never flipped, and a guard
+// that spares nothing leaves the draws exactly as without one.
+func TestFlipGuardSparesWhatItRefuses(t *testing.T) {
+	write := func(r *rig) {
+		r.writeDurable("keep", strings.Repeat("k", 300))
+		r.writeDurable("rot", strings.Repeat("r", 300))
+	}
+	plain := newRig(t, 9, testConfig(DropUnsynced))
+	write(plain)
+	want := plain.disk.Corrupt(6)
+
+	open := newRig(t, 9, testConfig(DropUnsynced))
+	write(open)
+	asked := 0
+	open.disk.SetFlipGuard(func(FlipSpot) bool { asked++; return false })
+	if got := open.disk.Corrupt(6); !slices.Equal(got, want) || asked != len(want) {
+		t.Fatalf("a guard that spares nothing: flips %q (asked %d times), want %q", got, asked, want)
+	}
+
+	guarded := newRig(t, 9, testConfig(DropUnsynced))
+	write(guarded)
+	guarded.disk.SetFlipGuard(func(s FlipSpot) bool {
+		b := make([]byte, 1)
+		if s.Read(b, s.Offset) != 1 || s.SizeBytes != 300 || s.Read(b, 300) != 0 {
+			t.Fatalf("spot %s@%d: cannot read its byte, or reads past the end (size %d)", s.Name, s.Offset, s.SizeBytes)
+		}
+		return b[0] == 'k' // the file "keep" holds only k
+	})
+	guarded.mustFlipOnlyIn(guarded.disk.Corrupt(6), 6, "rot")
+	guarded.mustRead("keep", strings.Repeat("k", 300))
+	guarded.disk.SetFlipGuard(func(FlipSpot) bool { return true })
+	if flips := guarded.disk.Corrupt(3); len(flips) != 0 {
+		t.Fatalf("a guard that spares everything: flips %q", flips)
 	}
 }

@@ -223,6 +223,11 @@ type leaderCrashCluster struct {
 	// reads.
 	planted  []faults.Action
 	schedule faults.Schedule
+	// logFlipped are the brokers whose partition logs a bit flip reached
+	// (see flipGuard).
+	logFlipped map[int32]bool
+	// flipsSpared counts the flips the guard spared.
+	flipsSpared int
 }
 
 func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
@@ -314,6 +319,7 @@ func (c *leaderCrashCluster) addNodes(w *world.World, configure func(*broker.Con
 		w.AddNode(name, controller.Process(cfg, func(ctl *controller.Controller) { c.ctrls[name] = ctl }))
 	}
 	var bootstrap []string
+	c.logFlipped = map[int32]bool{}
 	for _, id := range leaderCrashBrokerIDs {
 		cfg := broker.DefaultConfig()
 		cfg.NodeID = id
@@ -331,6 +337,7 @@ func (c *leaderCrashCluster) addNodes(w *world.World, configure func(*broker.Con
 			c.latest[id] = b
 			c.brokers = append(c.brokers, b)
 		}))
+		w.Node(quorumBrokerNode(id)).Disk().SetFlipGuard(c.flipGuard(id))
 		bootstrap = append(bootstrap, quorumBrokerNode(id)+":9092")
 	}
 	return bootstrap
@@ -633,6 +640,7 @@ func (c *leaderCrashCluster) Finish(w *world.World) ([]Check, map[string]int64) 
 	stats := c.knobs.stats()
 	stats["history_ops"], stats["broker_starts"] = int64(len(c.log.Ops)), int64(len(c.brokers))
 	stats["planted_faults"], stats["planted_episodes"] = int64(c.crashes), int64(c.episodes)
+	stats["flips_spared"] = int64(c.flipsSpared)
 	if t := c.image().Topics[leaderCrashTopic]; t != nil {
 		for _, p := range t.Partitions {
 			stats["leader_epochs"] += int64(p.LeaderEpoch)
