@@ -4,7 +4,7 @@ SLUICE    := bin/sluice
 PKGS      := ./...
 SCENARIO  ?= cluster-swarm
 SEED      ?= 42
-# The broker-cluster scenarios, for make soak's 1500 cluster seeds.
+# The broker-cluster scenarios, for make soak's 1000 cluster seeds, each run twice.
 CLUSTER_SCENARIOS := leader-crash,isolated-leader,controller-crash,rolling-restart,pauses,clock-jump,cluster-swarm,follower-cut,slow-follower,power-loss-all
 
 .PHONY: all build demo test lint vet fmt-check race bench soak compare clean
@@ -66,7 +66,7 @@ soak: build
 	$(SLUICE) sim run --scenario counter --seed 1 --seeds 1000 --check-determinism
 	$(SLUICE) sim run --scenario single-broker --seed 1 --seeds 500 --check-determinism
 	$(SLUICE) sim run --scenario controller-quorum --seed 1 --seeds 500 --check-determinism
-	$(SLUICE) sim swarm --scenario $(CLUSTER_SCENARIOS) --seeds 150 --parallel 2 --check-determinism --sample 20
+	$(SLUICE) sim swarm --scenario $(CLUSTER_SCENARIOS) --seeds 100 --parallel 2 --check-determinism --sample 100
 	$(SLUICE) sim swarm --scenario all --seeds 1000 --parallel 2 --check-determinism --sample 20
 
 clean:

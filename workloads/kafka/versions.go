@@ -124,9 +124,3 @@ func (bv *brokerVersions) negotiate(key kmsg.Key) (int16, error) {
 	}
 	return min(ours.max, theirs), nil
 }
-
-// serves reports whether the broker serves key at a version we speak.
-func (bv *brokerVersions) serves(key kmsg.Key) bool {
-	_, err := bv.negotiate(key)
-	return err == nil
-}

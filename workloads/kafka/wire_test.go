@@ -279,7 +279,7 @@ func TestNegotiateTakesTheLowerMax(t *testing.T) {
 	if _, err := bv.negotiate(kmsg.Metadata); !errors.As(err, &unsupported) {
 		t.Errorf("metadata v0 only: %v, want unsupported", err)
 	}
-	if bv.serves(kmsg.InitProducerID) {
-		t.Errorf("InitProducerId not advertised but served")
+	if _, err := bv.negotiate(kmsg.InitProducerID); !errors.As(err, &unsupported) {
+		t.Errorf("InitProducerId not advertised: %v, want unsupported", err)
 	}
 }
