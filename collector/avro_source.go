@@ -1,10 +1,6 @@
 package collector
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
-
 	"github.com/sluice-sim/sluice/collector/config"
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/sim"
@@ -18,15 +14,8 @@ import (
 // A batch larger than the channels' transactionCapacity is committed in
 // several transactions and acknowledged when all of them are.
 type AvroSource struct {
-	name     string
-	env      sim.Env
-	bind     string
-	port     int
-	proc     *channelProcessor
-	listener sim.Listener
-	conns    connSet
-	stopped  bool
-	counters SourceCounters
+	tcpSource
+	proc *channelProcessor
 }
 
 // avroBatchesInFlightMax bounds the batches one connection may have
@@ -35,70 +24,35 @@ type AvroSource struct {
 const avroBatchesInFlightMax = 16
 
 type avroConn struct {
+	sourceConn
 	src      *AvroSource
-	c        sim.Conn
 	inFlight int
-	closed   bool
 }
 
 func newAvroSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *AvroSource {
-	s := &AvroSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc}
-	s.conns = newConnSet(&s.counters)
+	s := &AvroSource{proc: proc}
+	s.init("avro source", name, env, joinHostPort(c.String("bind"), int(c.Int("port"))))
 	return s
 }
 
-// Name is the source's name.
-func (s *AvroSource) Name() string { return s.name }
-
-// Counters are the source's counters.
-func (s *AvroSource) Counters() *SourceCounters { return &s.counters }
-
 // Start listens on bind:port.
 func (s *AvroSource) Start() error {
-	addr := joinHostPort(s.bind, s.port)
-	l, err := s.env.Net.Listen(addr, sim.ConnOptions{Framing: sim.FrameLength32, MaxFrameBytes: hopFrameBytesMax}, s.accept)
-	if err != nil {
-		return fmt.Errorf("avro source %s: listen on %s: %w", s.name, addr, err)
-	}
-	s.listener = l
-	s.env.Log.Logf("avro source %s listening on %s", s.name, l.Addr())
-	return nil
+	return s.listen(sim.ConnOptions{Framing: sim.FrameLength32, MaxFrameBytes: hopFrameBytesMax}, s.accept)
 }
-
-// Addr is the address the source listens on.
-func (s *AvroSource) Addr() string { return s.listener.Addr() }
 
 // Stop closes the port and the connections; batches being committed
 // finish, but their acks are not sent, so the senders retry them.
-func (s *AvroSource) Stop() {
-	s.stopped = true
-	if s.listener != nil {
-		s.listener.Close()
-	}
-	s.conns.closeAll()
-}
+func (s *AvroSource) Stop() { s.tcpSource.Stop() }
 
 func (s *AvroSource) accept(c sim.Conn) sim.ConnHandler {
-	ac := &avroConn{src: s, c: c}
-	s.conns.add(c, ac.close)
+	ac := &avroConn{src: s}
+	s.track(&ac.sourceConn, c)
 	return ac
 }
 
 func (ac *avroConn) OnOpen(sim.Conn) {}
 
 func (ac *avroConn) OnClose(sim.Conn, error) { ac.forget() }
-
-func (ac *avroConn) close() {
-	if !ac.closed {
-		ac.c.Close()
-	}
-	ac.forget()
-}
-
-func (ac *avroConn) forget() {
-	ac.closed = true
-	ac.src.conns.forget(ac.c)
-}
 
 func (ac *avroConn) OnFrame(_ sim.Conn, frame []byte) {
 	s := ac.src
@@ -164,12 +118,4 @@ func commitInChunks(env sim.Env, proc *channelProcessor, events []Event, done fu
 	if proc.full() {
 		proc.relieve()
 	}
-}
-
-// joinHostPort joins a host and port, bracketing an IPv6 host.
-func joinHostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
 }

@@ -20,15 +20,8 @@ import (
 // at a time, in order; a request needs Content-Length (chunked bodies get
 // 411); header and body sizes have limits.
 type HTTPSource struct {
-	name     string
-	env      sim.Env
-	bind     string
-	port     int
-	proc     *channelProcessor
-	listener sim.Listener
-	conns    connSet
-	stopped  bool
-	counters SourceCounters
+	tcpSource
+	proc *channelProcessor
 }
 
 const (
@@ -38,69 +31,31 @@ const (
 )
 
 type httpConn struct {
-	src    *HTTPSource
-	c      sim.Conn
-	buf    []byte
-	busy   bool
-	closed bool
+	sourceConn
+	src  *HTTPSource
+	buf  []byte
+	busy bool
 }
 
 func newHTTPSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *HTTPSource {
-	s := &HTTPSource{name: name, env: env, bind: c.String("bind"), port: int(c.Int("port")), proc: proc}
-	s.conns = newConnSet(&s.counters)
+	s := &HTTPSource{proc: proc}
+	s.init("http source", name, env, joinHostPort(c.String("bind"), int(c.Int("port"))))
 	return s
 }
 
-// Name is the source's name.
-func (s *HTTPSource) Name() string { return s.name }
-
-// Counters are the source's counters.
-func (s *HTTPSource) Counters() *SourceCounters { return &s.counters }
-
 // Start listens on bind:port.
 func (s *HTTPSource) Start() error {
-	addr := joinHostPort(s.bind, s.port)
-	l, err := s.env.Net.Listen(addr, sim.ConnOptions{Framing: sim.FrameStream}, s.accept)
-	if err != nil {
-		return fmt.Errorf("http source %s: listen on %s: %w", s.name, addr, err)
-	}
-	s.listener = l
-	s.env.Log.Logf("http source %s listening on %s", s.name, l.Addr())
-	return nil
-}
-
-// Addr is the address the source listens on.
-func (s *HTTPSource) Addr() string { return s.listener.Addr() }
-
-// Stop closes the port and the connections.
-func (s *HTTPSource) Stop() {
-	s.stopped = true
-	if s.listener != nil {
-		s.listener.Close()
-	}
-	s.conns.closeAll()
+	return s.listen(sim.ConnOptions{Framing: sim.FrameStream}, s.accept)
 }
 
 func (s *HTTPSource) accept(c sim.Conn) sim.ConnHandler {
-	hc := &httpConn{src: s, c: c}
-	s.conns.add(c, hc.close)
+	hc := &httpConn{src: s}
+	s.track(&hc.sourceConn, c)
 	return hc
 }
 
 func (hc *httpConn) OnOpen(sim.Conn)         {}
 func (hc *httpConn) OnClose(sim.Conn, error) { hc.forget() }
-
-func (hc *httpConn) close() {
-	if !hc.closed {
-		hc.c.Close()
-	}
-	hc.forget()
-}
-
-func (hc *httpConn) forget() {
-	hc.closed = true
-	hc.src.conns.forget(hc.c)
-}
 
 func (hc *httpConn) OnFrame(_ sim.Conn, chunk []byte) {
 	if hc.closed {

@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -88,11 +87,7 @@ func (s *NetcatSource) Counters() *SourceCounters { return &s.counters }
 
 // Start listens on bind:port.
 func (s *NetcatSource) Start() error {
-	host := s.cfg.Bind
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	addr := host + ":" + strconv.Itoa(s.cfg.Port)
+	addr := joinHostPort(s.cfg.Bind, s.cfg.Port)
 	l, err := s.env.Net.Listen(addr, sim.ConnOptions{Framing: sim.FrameStream}, s.accept)
 	if err != nil {
 		return fmt.Errorf("netcat source %s: listen on %s: %w", s.name, addr, err)

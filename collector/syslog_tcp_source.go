@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 
 	"github.com/sluice-sim/sluice/collector/config"
@@ -15,72 +14,39 @@ import (
 // and marked flume.syslog.status "Incomplete". Syslog has no answers, so
 // what the channels refuse is dropped and counted (event_pump.go).
 type SyslogTCPSource struct {
-	name       string
-	env        sim.Env
-	addr       string
+	tcpSource
 	eventSize  int
 	keepFields bool
 	pump       *eventPump
-	listener   sim.Listener
-	conns      connSet
-	counters   SourceCounters
 }
 
 type syslogConn struct {
+	sourceConn
 	src *SyslogTCPSource
-	c   sim.Conn
 	buf []byte
 	// skipping drops the rest of a line already cut at eventSize.
 	skipping bool
 }
 
 func newSyslogTCPSource(name string, env sim.Env, c *config.Source, proc *channelProcessor) *SyslogTCPSource {
-	s := &SyslogTCPSource{name: name, env: env, addr: joinHostPort(c.String("host"), int(c.Int("port"))),
-		eventSize: int(c.Int("eventSize")), keepFields: c.Bool("keepFields")}
-	s.conns = newConnSet(&s.counters)
+	s := &SyslogTCPSource{eventSize: int(c.Int("eventSize")), keepFields: c.Bool("keepFields")}
+	s.init("syslogtcp source", name, env, joinHostPort(c.String("host"), int(c.Int("port"))))
 	s.pump = &eventPump{env: env, what: "syslogtcp source " + name, proc: proc, counters: &s.counters}
 	return s
 }
 
-// Name is the source's name.
-func (s *SyslogTCPSource) Name() string { return s.name }
-
-// Counters are the source's counters.
-func (s *SyslogTCPSource) Counters() *SourceCounters { return &s.counters }
-
 // Start listens on host:port.
 func (s *SyslogTCPSource) Start() error {
-	l, err := s.env.Net.Listen(s.addr, sim.ConnOptions{Framing: sim.FrameStream}, func(c sim.Conn) sim.ConnHandler {
-		sc := &syslogConn{src: s, c: c}
-		s.conns.add(c, func() {
-			sc.c.Close()
-			sc.forget()
-		})
+	return s.listen(sim.ConnOptions{Framing: sim.FrameStream}, func(c sim.Conn) sim.ConnHandler {
+		sc := &syslogConn{src: s}
+		s.track(&sc.sourceConn, c)
 		return sc
 	})
-	if err != nil {
-		return fmt.Errorf("syslogtcp source %s: listen on %s: %w", s.name, s.addr, err)
-	}
-	s.listener = l
-	s.env.Log.Logf("syslogtcp source %s listening on %s", s.name, l.Addr())
-	return nil
 }
-
-// Addr is the address the source listens on.
-func (s *SyslogTCPSource) Addr() string { return s.listener.Addr() }
 
 // Stop closes the port and the connections; queued messages still go to
 // the channels.
-func (s *SyslogTCPSource) Stop() {
-	if s.listener != nil {
-		s.listener.Close()
-	}
-	s.conns.closeAll()
-}
-
-func (sc *syslogConn) forget() {
-	sc.src.conns.forget(sc.c)
-}
+func (s *SyslogTCPSource) Stop() { s.tcpSource.Stop() }
 
 func (sc *syslogConn) OnOpen(sim.Conn)         {}
 func (sc *syslogConn) OnClose(sim.Conn, error) { sc.forget() }
