@@ -389,18 +389,9 @@ func (b *Broker) fetchBytesAllowed(r *kmsg.FetchRequest) int {
 // no records (but the first non-empty one gets a batch whatever its size).
 func (b *Broker) readPartition(topicName string, rp kmsg.FetchRequestTopicPartition, replica bool, remaining int, first bool, sp *kmsg.FetchResponseTopicPartition) int {
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-	p, kerrv := b.lookupLeader(topicName, rp.Partition)
+	p, kerrv := b.lookupLeaderAt(topicName, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrv != nil {
 		sp.ErrorCode = kerrv.Code
-		return 0
-	}
-	switch {
-	case rp.CurrentLeaderEpoch < 0:
-	case rp.CurrentLeaderEpoch > p.leaderEpoch:
-		sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-		return 0
-	case rp.CurrentLeaderEpoch < p.leaderEpoch:
-		sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 		return 0
 	}
 	hw := p.highWatermark()

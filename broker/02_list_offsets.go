@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -37,18 +36,9 @@ func handleListOffsets(b *Broker, req *request) {
 
 func (b *Broker) listOffset(topicName string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-	p, kerrv := b.lookupLeader(topicName, rp.Partition)
+	p, kerrv := b.lookupLeaderAt(topicName, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrv != nil {
 		sp.ErrorCode = kerrv.Code
-		return
-	}
-	switch {
-	case rp.CurrentLeaderEpoch < 0:
-	case rp.CurrentLeaderEpoch > p.leaderEpoch:
-		sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-		return
-	case rp.CurrentLeaderEpoch < p.leaderEpoch:
-		sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 		return
 	}
 	sp.LeaderEpoch = p.leaderEpoch

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -34,18 +33,9 @@ func handleOffsetForLeaderEpoch(b *Broker, req *request) {
 
 func (b *Broker) epochEndOffset(topicName string, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
 	sp.LeaderEpoch, sp.EndOffset = -1, -1
-	p, kerrv := b.lookupLeader(topicName, rp.Partition)
+	p, kerrv := b.lookupLeaderAt(topicName, rp.Partition, rp.CurrentLeaderEpoch)
 	if kerrv != nil {
 		sp.ErrorCode = kerrv.Code
-		return
-	}
-	switch {
-	case rp.CurrentLeaderEpoch < 0:
-	case rp.CurrentLeaderEpoch > p.leaderEpoch:
-		sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
-		return
-	case rp.CurrentLeaderEpoch < p.leaderEpoch:
-		sp.ErrorCode = kerr.FencedLeaderEpoch.Code
 		return
 	}
 	if err := p.log.Err(); err != nil {

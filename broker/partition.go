@@ -314,6 +314,23 @@ func (b *Broker) lookupLeader(topicName string, index int32) (*partition, *kerr.
 	return p, kerrv
 }
 
+// lookupLeaderAt is lookupLeader for a request that names the leader
+// epoch it knows (KIP-320): a newer epoch than this leader's is unknown
+// here yet, an older one fenced; a negative one asks for no check.
+func (b *Broker) lookupLeaderAt(topicName string, index, currentEpoch int32) (*partition, *kerr.Error) {
+	p, kerrv := b.lookupLeader(topicName, index)
+	switch {
+	case kerrv != nil:
+		return nil, kerrv
+	case currentEpoch < 0:
+	case currentEpoch > p.leaderEpoch:
+		return nil, kerr.UnknownLeaderEpoch
+	case currentEpoch < p.leaderEpoch:
+		return nil, kerr.FencedLeaderEpoch
+	}
+	return p, nil
+}
+
 // storageCode maps a log error to the Kafka error a client gets.
 func storageCode(err error) *kerr.Error {
 	switch {
