@@ -691,13 +691,15 @@ func (c *leaderCrashCluster) Footprint() Footprint {
 	return f
 }
 
-// historyOpsHint estimates how many operations a run's history holds:
-// about one and a half per record the clients' rate asks for over the run
-// and drain (a send's invoke and completion, a share of the polls, less
-// the sends the drain does not make). A long run reserves no more than
-// historyOpsHintMax.
+// historyOpsHint estimates how many operations a run's history holds, on
+// the high side, since outgrowing the room copies the whole history: up to
+// about two and three quarters per record the clients' rate asks for over
+// the run and drain (a send's invoke and completion and a poll's, the
+// consumers polling about once a batch, less the sends the drain does not
+// make; seeds 1 to 12 of single-broker and leader-crash held 0.9 to 2.7).
+// A long run reserves no more than historyOpsHintMax.
 func historyOpsHint(k singleBrokerKnobs, o Options) int {
-	ops := 1.5 * float64(k.Clients) * k.RatePerClient * (o.Run + o.Drain).Seconds()
+	ops := 2.75 * float64(k.Clients) * k.RatePerClient * (o.Run + o.Drain).Seconds()
 	return int(min(ops, historyOpsHintMax))
 }
 
