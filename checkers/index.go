@@ -131,6 +131,7 @@ func indexHistory(h history.History) *indexed {
 		ix.keys++
 		return id
 	}
+	ix.reserve()
 	pendingSends := map[int32]int{}
 	pendingConsumer := map[int]pendingConsumerOp{}
 	steps := map[int][]consumerStep{}
@@ -367,6 +368,30 @@ func (ix *indexed) indexConsumerOp(pos int, tpID *tpIDs,
 			tp: tpID.of(r.TP()), value: intern(r.Value), offset: r.Offset,
 		})
 	}
+}
+
+// reserve makes room for every send and poll the history invokes, and
+// for their values, so that indexing a long history does not grow and
+// copy its lists.
+func (ix *indexed) reserve() {
+	var sends, polls int
+	for i := range ix.h {
+		if ix.h[i].Type != history.Invoke {
+			continue
+		}
+		switch ix.h[i].F {
+		case history.Send:
+			sends++
+		case history.Poll:
+			polls++
+		}
+	}
+	ix.sends = make([]sendRec, 0, sends)
+	ix.polls = make([]pollRec, 0, polls)
+	// Nearly every value is sent once.
+	ix.values = make([]string, 0, sends)
+	ix.sendOf = make([]int32, 0, sends)
+	ix.keyOf = make([]int32, 0, sends)
 }
 
 // opIndex is the history's own index of the op at pos.

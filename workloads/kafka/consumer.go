@@ -87,6 +87,11 @@ type ConsumerConfig struct {
 	// fetches and offset lookups (KIP-320), so that the broker fences a
 	// consumer whose view of the leader is stale; otherwise -1, no check.
 	SendLeaderEpoch bool
+	// LendRecords lends a poll's records to its callback: they are valid
+	// until it returns, and the next poll reuses their slice, sparing a
+	// slice per poll. A caller that keeps records past its callback copies
+	// them or leaves this off.
+	LendRecords bool
 	// Bugs switches on planted client bugs (faults.BugConsumerSkipsPastHW).
 	Bugs faults.Bugs
 }
@@ -233,8 +238,11 @@ type Consumer struct {
 	// lastPollRecords is how many records the last poll that returned
 	// any returned: the room a poll's slice starts with.
 	lastPollRecords int
-	closed          bool
-	stats           ConsumerStats
+	// lent is the slice of records the last poll lent to its callback,
+	// for the next poll (LendRecords).
+	lent   []Record
+	closed bool
+	stats  ConsumerStats
 }
 
 // ConsumerStats count what a consumer did.
@@ -593,6 +601,12 @@ func (co *Consumer) completePoll() {
 		co.cfg.Recorder.Add(history.Op{Process: co.cfg.Process, Node: co.env.Node, Type: history.OK, F: history.Poll, Records: recs})
 	}
 	ps.done(PollResult{Records: ps.records})
+	if co.cfg.LendRecords && cap(ps.records) > 0 && cap(ps.records) <= pollRecordsHintMax {
+		// Their keys and values point into fetch answers' frames, which
+		// the collector may then free.
+		clear(ps.records)
+		co.lent = ps.records[:0]
+	}
 }
 
 // historyChunkRecords is how many history records the consumer allocates
@@ -922,6 +936,20 @@ func (fa *fetchAnswers) takeRequest() *kmsg.FetchRequest {
 	return req
 }
 
+// pollRecordsRoom is the slice a poll's records start in: the lent one,
+// or room for as many as the last poll returned (a poll's slice grew from
+// one record by doubling, and records are large), or none.
+func (co *Consumer) pollRecordsRoom() []Record {
+	if lent := co.lent; lent != nil {
+		co.lent = nil
+		return lent
+	}
+	if co.lastPollRecords == 0 {
+		return nil
+	}
+	return make([]Record, 0, min(co.lastPollRecords, pollRecordsHintMax))
+}
+
 // pollRecordsHintMax bounds the room a poll's slice starts with.
 const pollRecordsHintMax = 4096
 
@@ -1073,10 +1101,8 @@ func (co *Consumer) onFetchPartition(cp *consumedPart, p *kmsg.FetchResponseTopi
 	cp.failures, cp.retryAt = 0, 0
 	var err error
 	positionBefore, recordsBefore := cp.position, len(co.poll.records)
-	if co.poll.records == nil && len(p.RecordBatches) > 0 && co.lastPollRecords > 0 {
-		// Room for as many records as the last poll returned: a poll's
-		// slice grew from one record by doubling, and records are large.
-		co.poll.records = make([]Record, 0, min(co.lastPollRecords, pollRecordsHintMax))
+	if co.poll.records == nil && len(p.RecordBatches) > 0 {
+		co.poll.records = co.pollRecordsRoom()
 	}
 	co.poll.records, err = cp.takeBatches(p.RecordBatches, co.poll.records)
 	if err == nil && len(co.poll.records) == recordsBefore && cp.position > positionBefore {

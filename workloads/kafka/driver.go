@@ -204,6 +204,8 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 	for i := range cfg.Consumers {
 		cc := cfg.Consumer
 		cc.Bootstrap, cc.Recorder = cfg.Bootstrap, cfg.Recorder
+		// polled keeps no record past its call.
+		cc.LendRecords = true
 		cc.Process = d.newProcess()
 		if cc.ClientID == "" {
 			cc.ClientID = "sluice-consumer-" + strconv.Itoa(i)

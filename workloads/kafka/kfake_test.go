@@ -1055,3 +1055,58 @@ func TestPollTakesFetchesAnsweredBetweenPolls(t *testing.T) {
 		}
 	})
 }
+
+// TestLendRecordsReusesOnePollSlice: with LendRecords, the next poll
+// reads into the slice the last one lent, cleared once its callback
+// returned; without, every poll's records are the caller's to keep.
+func TestLendRecordsReusesOnePollSlice(t *testing.T) {
+	c := startKfake(t)
+	w := newWorld(t)
+	p := producerWith(t, w, c, ProducerConfig{})
+	sent := 0
+	send := func() {
+		sendAll(t, w, p, 20, func(int) Record {
+			sent++
+			return Record{Topic: testTopic, Value: []byte("v" + strconv.Itoa(sent))}
+		}, 5*time.Second)
+	}
+	for _, lend := range []bool{true, false} {
+		co := consumerWith(t, w, c, ConsumerConfig{FetchMaxWait: 50 * time.Millisecond, LendRecords: lend})
+		w.do(func() { _ = co.Assign(allPartitions()) })
+		var polls [][]Record
+		var firstValue string
+		for len(polls) < 2 {
+			send()
+			for got, tries := false, 0; !got; tries++ {
+				if tries == 50 {
+					t.Fatalf("LendRecords %v: 50 polls returned nothing", lend)
+				}
+				var res *PollResult
+				w.do(func() {
+					_ = co.Poll(func(r PollResult) {
+						if len(polls) == 0 && len(r.Records) > 0 {
+							firstValue = string(r.Records[0].Value)
+						}
+						res = &r
+					})
+				})
+				w.waitFor("poll", 5*time.Second, func() bool { return res != nil })
+				if got = len(res.Records) > 0; got {
+					polls = append(polls, res.Records)
+					var cleared bool
+					w.do(func() { cleared = res.Records[0].Value == nil })
+					if cleared != lend {
+						t.Fatalf("LendRecords %v: a record cleared once its callback returned: %v", lend, cleared)
+					}
+				}
+			}
+		}
+		first, second := polls[0], polls[1]
+		if shared := &first[:1][0] == &second[:1][0]; shared != lend {
+			t.Fatalf("LendRecords %v: the second poll read into the first's slice: %v", lend, shared)
+		}
+		if kept := string(first[0].Value); !lend && kept != firstValue {
+			t.Fatalf("a kept record changed from %q to %q", firstValue, kept)
+		}
+	}
+}
