@@ -283,7 +283,16 @@ type mutantOutcome struct {
 	// failing seed.
 	Seeds   int     `json:"seeds"`
 	Seconds float64 `json:"seconds"`
+	// Tests is what the mutated package's own tests made of a survivor,
+	// with --tests: "failed: " and the first failing test, or "passed".
+	Tests string `json:"tests,omitempty"`
 }
+
+// testsFailedPrefix starts Tests when the package's tests caught the mutant.
+const testsFailedPrefix = "failed: "
+
+// caughtByTests says whether the package's tests caught a swarm's survivor.
+func (o mutantOutcome) caughtByTests() bool { return strings.HasPrefix(o.Tests, testsFailedPrefix) }
 
 type mutateFlags struct {
 	packages    []string
@@ -301,6 +310,11 @@ type mutateFlags struct {
 	equivalent  string
 	list        bool
 	jsonOut     bool
+	tests       bool
+	testTimeout time.Duration
+	// noSwarm skips the swarms: with tests, the packages' tests alone
+	// judge the mutants.
+	noSwarm bool
 }
 
 func newSimMutateCommand() *cobra.Command {
@@ -328,6 +342,13 @@ that was caught all the same (a campaign resumed from --out) stays caught
 and is named: the argument was wrong. The report gives the share caught and
 lists the survivors: each is a mistake the scenarios cannot see.
 
+--tests also runs the mutated package's own tests ('go test -overlay')
+against each survivor, and the report adds the share caught by the swarm
+or the tests: a survivor the tests catch is a mistake only a test written
+for that code sees, one that survives both is seen by nothing. The score
+stays the swarm's. A resumed campaign runs the tests of the survivors it
+read from --out that have not had them.
+
 It needs the Go toolchain and the source tree (run it from the module).`,
 		Example: `  sluice sim mutate --packages ./broker/storage,./workloads/kafka --mutants 50 --seeds 200 \
       --scenario single-broker,leader-crash --out campaign.jsonl
@@ -335,7 +356,9 @@ It needs the Go toolchain and the source tree (run it from the module).`,
   sluice sim mutate --mutants 50 --only 3,17 --seeds 200   # rerun two mutants of the same draw
   sluice sim mutate --site broker/storage/epochs.go:154:'<' --site workloads/kafka/conn.go:171:skip-error-check
   sluice sim mutate --seed 7 --equivalent cmd/sluice/mutate_equivalent.txt --out campaign.jsonl
-  sluice sim mutate --seed 7 --only 1,5 --seeds 100 --first-seed 51 --out more.jsonl   # seeds 51-100 of each of two scenarios`,
+  sluice sim mutate --seed 7 --only 1,5 --seeds 100 --first-seed 51 --out more.jsonl   # seeds 51-100 of each of two scenarios
+  sluice sim mutate --seed 1 --mutants 60 --tests --out campaign.jsonl   # the survivors' package tests too
+  sluice sim mutate --seed 1 --mutants 60 --only 4,9 --tests --no-swarm   # the package tests alone`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runMutate(cmd, f) },
 	}
@@ -356,6 +379,9 @@ It needs the Go toolchain and the source tree (run it from the module).`,
 	fl.StringVar(&f.equivalent, "equivalent", "", "a file of mutants argued equivalent, one a line: FILE FUNC KIND \"CONTEXT\"[#N] REASON, as --list names sites; they are not run and not counted, and one caught all the same is reported")
 	fl.BoolVar(&f.list, "list", false, "list the drawn mutants and stop")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the outcomes as JSON")
+	fl.BoolVar(&f.tests, "tests", false, "also run the mutated package's own tests against each mutant the swarm leaves alive")
+	fl.BoolVar(&f.noSwarm, "no-swarm", false, "with --tests, run no swarm: every mutant that builds to a new program counts as a survivor and its package's tests alone judge it (the tests' own score)")
+	fl.DurationVar(&f.testTimeout, "test-timeout", 10*time.Minute, "with --tests, how long a package's tests may run (go test -timeout); a mutant that hangs them is caught")
 	return cmd
 }
 
@@ -385,6 +411,9 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	}
 	if _, err := f.scenarioCount(); err != nil {
 		return err
+	}
+	if f.noSwarm && !f.tests {
+		return usageError("--no-swarm needs --tests: nothing would judge the mutants")
 	}
 	var all []mutant
 	for _, pkg := range f.packages {
@@ -438,24 +467,34 @@ func runMutate(cmd *cobra.Command, f mutateFlags) error {
 	status := newStatusLine(cmd.ErrOrStderr())
 	var outcomes []mutantOutcome
 	for i, m := range picked {
-		if o, ok := done[m.key()]; ok {
-			o.mutant = m                                         // where it is now
-			outcomes = append(outcomes, withArgument(o, argued)) // a campaign resumed: this one ran before
-			continue
+		o, resumed := done[m.key()]
+		reason, isArgued := argued[m.site()]
+		switch {
+		case resumed:
+			o.mutant = m                // where it is now
+			o = withArgument(o, argued) // a campaign resumed: this one ran before
+		case isArgued:
+			o = mutantOutcome{mutant: m, Result: mutEquivalent, Detail: "argued: " + reason}
+		default:
+			status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
+			began := time.Now()
+			if o, err = tryMutant(m, f, work, originalSum); err != nil {
+				return err
+			}
+			o.Seconds = time.Since(began).Round(time.Second).Seconds()
+			if err := appendOutcome(f.out, o); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
 		}
-		if reason, ok := argued[m.site()]; ok {
-			outcomes = append(outcomes, mutantOutcome{mutant: m, Result: mutEquivalent, Detail: "argued: " + reason})
-			continue
-		}
-		status.show(fmt.Sprintf("mutant %d/%d: %s", i+1, len(picked), m), false)
-		began := time.Now()
-		o, err := tryMutant(m, f, work, originalSum)
-		if err != nil {
-			return err
-		}
-		o.Seconds = time.Since(began).Round(time.Second).Seconds()
-		if err := appendOutcome(f.out, o); err != nil {
-			return fmt.Errorf("--out: %w", err)
+		if f.tests && o.Result == mutSurvived && o.Tests == "" {
+			status.show(fmt.Sprintf("mutant %d/%d: %s: its package's tests", i+1, len(picked), m), false)
+			if o.Tests, err = runPackageTests(m, work, f.testTimeout); err != nil {
+				return err
+			}
+			// A later line of the same mutant wins when the file is read.
+			if err := appendOutcome(f.out, o); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
 		}
 		outcomes = append(outcomes, o)
 	}
@@ -673,6 +712,10 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 		o.Result, o.Detail = mutEquivalent, "builds to the unmutated program"
 		return o, nil
 	}
+	if f.noSwarm {
+		o.Result, o.Detail = mutSurvived, "no swarm run"
+		return o, nil
+	}
 	scenarios, _ := f.scenarioCount()
 	perScenario := (f.seeds + scenarios - 1) / scenarios // the swarm goes round the scenarios seed by seed
 	args := []string{"sim", "swarm", "--scenario", f.scenarios, "--seeds", fmt.Sprint(perScenario), "--seed", fmt.Sprint(f.firstSeed),
@@ -702,6 +745,45 @@ func tryMutant(m mutant, f mutateFlags, work, originalSum string) (mutantOutcome
 	r := s.Failures[0]
 	o.Result, o.Detail = mutCaught, fmt.Sprintf("%s seed %d: %s", r.Scenario, r.Seed, failureText(r))
 	return o, nil
+}
+
+// runPackageTests runs the tests of m's package with m in place, and
+// returns "passed" or testsFailedPrefix and what failed first.
+func runPackageTests(m mutant, work string, timeout time.Duration) (string, error) {
+	dir := filepath.Join(work, fmt.Sprintf("t%d", m.ID))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	overlay, err := writeOverlay(m, dir)
+	if err != nil {
+		return "", err
+	}
+	pkg := "./" + filepath.ToSlash(filepath.Dir(m.File))
+	test := exec.Command("go", "test", "-overlay", overlay, "-count=1", "-timeout", timeout.String(), pkg)
+	out, err := test.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return "passed", nil
+	case errors.As(err, &exit):
+		return testsFailedPrefix + firstFailure(string(out)), nil
+	default:
+		return "", fmt.Errorf("go test %s: %w", pkg, err)
+	}
+}
+
+// firstFailure is the first failing test go test names, or its first line.
+func firstFailure(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "--- FAIL: "); ok {
+			return name
+		}
+		if strings.HasPrefix(line, "panic: ") {
+			return line
+		}
+	}
+	return firstLine(out)
 }
 
 // mutateMain is the program a campaign builds and runs its swarms with.
@@ -782,21 +864,42 @@ func printMutationReport(out io.Writer, sites int, outcomes []mutantOutcome, jso
 	if caught+survived > 0 {
 		score = float64(caught) / float64(caught+survived)
 	}
+	tested, byTests := 0, 0
+	for _, o := range outcomes {
+		if o.Result == mutSurvived && o.Tests != "" {
+			tested++
+			if o.caughtByTests() {
+				byTests++
+			}
+		}
+	}
 	if jsonOut {
-		return json.NewEncoder(out).Encode(map[string]any{
+		report := map[string]any{
 			"sites": sites, "caught": caught, "survived": survived, "stillborn": count[mutStillborn],
 			"equivalent": count[mutEquivalent], "score": score, "mutants": outcomes,
-		})
+		}
+		if tested > 0 {
+			report["survivors_tested"], report["caught_by_tests"] = tested, byTests
+		}
+		return json.NewEncoder(out).Encode(report)
 	}
 	rows := make([][]string, 0, len(outcomes))
 	for _, o := range outcomes {
+		detail := o.Detail
+		if o.Tests != "" {
+			detail = strings.TrimSpace(detail + " tests " + o.Tests)
+		}
 		rows = append(rows, []string{fmt.Sprint(o.ID), fmt.Sprintf("%s:%d:%d", o.File, o.Line, o.Column), string(o.Kind),
-			o.Original + " -> " + o.Mutated, o.Result, fmt.Sprint(o.Seeds), o.Detail})
+			o.Original + " -> " + o.Mutated, o.Result, fmt.Sprint(o.Seeds), detail})
 	}
 	if err := reports.WriteTable(out, []string{"mutant", "where", "kind", "change", "result", "seeds", "detail"}, rows); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%d mutants of %d sites: %d caught, %d survived, %d did not build, %d equivalent; caught %.0f%% of those that count\n",
 		len(outcomes), sites, caught, survived, count[mutStillborn], count[mutEquivalent], 100*score)
+	if tested > 0 {
+		fmt.Fprintf(out, "their packages' tests caught %d of the %d survivors they ran against: %d of %d caught by the swarm or the tests (%.0f%%)\n",
+			byTests, tested, caught+byTests, caught+survived, 100*float64(caught+byTests)/float64(caught+survived))
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMutationSitesOfEachKind(t *testing.T) {
@@ -361,5 +362,55 @@ func TestDrawKeepsItsSitesWhenOthersChange(t *testing.T) {
 	// the last round may take other files' sites; the rest stay.
 	if kept < len(after)-len(after)/5 {
 		t.Fatalf("a file removed: %d of %d drawn sites kept", kept, len(after))
+	}
+}
+
+// TestPackageTestsJudgeASurvivor: --tests runs the mutated package's own
+// tests; one that a test pins down fails them and is named, one no test
+// looks at passes.
+func TestPackageTestsJudgeASurvivor(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module m\n\ngo 1.22\n",
+		"p/p.go": "package p\n\n// Next is one more than n.\nfunc Next(n int) int { return n + 1 }\n\n" +
+			"// Negative says whether n is below zero.\nfunc Negative(n int) bool { return n < 0 }\n",
+		"p/p_test.go": "package p\n\nimport \"testing\"\n\nfunc TestNext(t *testing.T) {\n\tif Next(1) != 2 {\n\t\tt.Fatal(Next(1))\n\t}\n}\n",
+	}
+	for name, text := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	all, err := findMutants("p")
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%d sites, %v", len(all), err)
+	}
+	got := map[mutantKind]string{}
+	for _, m := range all {
+		if got[m.Kind], err = runPackageTests(m, dir, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.HasPrefix(got[mutOffByOne], testsFailedPrefix+"TestNext") {
+		t.Errorf("n + 1 -> n - 1: tests %q, want TestNext failing", got[mutOffByOne])
+	}
+	if got[mutFlipComparison] != "passed" {
+		t.Errorf("n < 0 -> n <= 0, which no test looks at: tests %q", got[mutFlipComparison])
+	}
+	o := mutantOutcome{mutant: all[0], Result: mutSurvived, Tests: got[all[0].Kind]}
+	var report strings.Builder
+	if err := printMutationReport(&report, 2, []mutantOutcome{o, {mutant: all[1], Result: mutCaught}}, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "1 of 2 caught by the swarm or the tests (50%)"
+	if o.caughtByTests() {
+		want = "2 of 2 caught by the swarm or the tests (100%)"
+	}
+	if !strings.Contains(report.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, report.String())
 	}
 }
