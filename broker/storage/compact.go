@@ -334,12 +334,15 @@ func (l *Log) writeGroup(group []segmentPlan) (*cleanJob, error) {
 	name := first.name + suffixCleaned
 	f, err := l.createFile(name)
 	if err != nil {
+		// A create that fails may still have left the name (a
+		// metadata error after the entry was made).
+		l.discardJob(job)
 		return nil, storageError("create "+name, err)
 	}
 	job.files = append(job.files, f)
 	for gi, p := range group {
 		if err := l.writeCleaned(job, f, p, gi == len(group)-1); err != nil {
-			l.closeJob(job)
+			l.discardJob(job)
 			return nil, err
 		}
 	}
@@ -354,12 +357,12 @@ func (l *Log) writeGroup(group []segmentPlan) (*cleanJob, error) {
 		name := segmentFile(l.dir, first.base, x.suffix) + suffixCleaned
 		f, err := l.createFile(name)
 		if err != nil {
-			l.closeJob(job)
+			l.discardJob(job)
 			return nil, storageError("create "+name, err)
 		}
 		job.files = append(job.files, f)
 		if _, err := f.WriteAt(x.data, 0); err != nil {
-			l.closeJob(job)
+			l.discardJob(job)
 			return nil, storageError("write "+name, err)
 		}
 	}
@@ -555,14 +558,22 @@ func (l *Log) removeCleaned(job *cleanJob) error {
 	return nil
 }
 
-// cleanupJobs closes and deletes the files of every job of c; a file a
-// remove fails on is removed again later.
+// cleanupJobs discards every job of c.
 func (l *Log) cleanupJobs(c *compaction) {
 	for _, job := range c.jobs {
-		l.closeJob(job)
-		for _, name := range l.cleanedNames(job) {
-			l.removeOrRemember(name)
-		}
+		l.discardJob(job)
+	}
+}
+
+// discardJob closes and deletes a job's cleaned files, those it wrote and
+// those it had not come to yet; a file a remove fails on is removed again
+// later. A job whose writing failed (a full disk) is discarded so too:
+// it never joined its compaction's jobs, and its files would stay until
+// the next start.
+func (l *Log) discardJob(job *cleanJob) {
+	l.closeJob(job)
+	for _, name := range l.cleanedNames(job) {
+		l.removeOrRemember(name)
 	}
 }
 
