@@ -760,7 +760,13 @@ func runPackageTests(m mutant, work string, timeout time.Duration) (string, erro
 		return "", err
 	}
 	pkg := "./" + filepath.ToSlash(filepath.Dir(m.File))
-	test := exec.Command("go", "test", "-overlay", overlay, "-count=1", "-timeout", timeout.String(), pkg)
+	args := []string{"test", "-overlay", overlay, "-count=1", "-timeout", timeout.String(), pkg}
+	if usesRapid(filepath.Dir(m.File)) {
+		// A failing rapid test saves its case under the package's
+		// testdata, where the unmutated tree's tests would replay it.
+		args = append(args, "-args", "-rapid.nofailfile")
+	}
+	test := exec.Command("go", args...)
 	out, err := test.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -771,6 +777,18 @@ func runPackageTests(m mutant, work string, timeout time.Duration) (string, erro
 	default:
 		return "", fmt.Errorf("go test %s: %w", pkg, err)
 	}
+}
+
+// usesRapid says whether a package's tests use rapid, whose flags the
+// test binary then takes.
+func usesRapid(dir string) bool {
+	tests, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
+	for _, name := range tests {
+		if src, err := os.ReadFile(name); err == nil && bytes.Contains(src, []byte(`"pgregory.net/rapid"`)) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstFailure is the first failing test go test names, or its first line.

@@ -414,3 +414,15 @@ func TestPackageTestsJudgeASurvivor(t *testing.T) {
 		t.Errorf("report lacks %q:\n%s", want, report.String())
 	}
 }
+
+// TestRapidPackagesGetNoFailFiles: a package whose tests use rapid is
+// tested with -rapid.nofailfile, so that a mutant's failing case is not
+// saved where the unmutated tree's tests would replay it.
+func TestRapidPackagesGetNoFailFiles(t *testing.T) {
+	if !usesRapid("../../broker/storage") {
+		t.Error("broker/storage's tests use rapid; not seen")
+	}
+	if usesRapid("../../faults") {
+		t.Error("faults' tests do not use rapid; seen")
+	}
+}
