@@ -133,7 +133,11 @@ func openPartition(b *Broker, t *topic, index int32) (*partition, error) {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	logf := func(format string, args ...any) { b.env.Log.Logf(format, args...) }
-	lg, report, err := storage.Open(b.env.FS, b.env.Clock, dir, t.logConfig, b.recoveryPoints[path.Base(dir)], logf)
+	cfg := t.logConfig
+	// A cluster member's peers repair what it fences; a single broker
+	// cuts at rot above its recovery point.
+	cfg.FenceRot = b.cluster != nil
+	lg, report, err := storage.Open(b.env.FS, b.env.Clock, dir, cfg, b.recoveryPoints[path.Base(dir)], logf)
 	if err != nil {
 		return nil, err
 	}

@@ -138,6 +138,14 @@ type Config struct {
 	// and checked so that corruption in flushed data is reported at
 	// once; reads check every batch they return either way.
 	TrustFlushed bool
+	// FenceRot keeps a batch that recovery finds one bit off above the
+	// recovery point as damage, never served, instead of cutting the log
+	// there (rottedBatch): for a replica whose peers can repair it, since
+	// a cut on a partition's last in-sync replica loses what it held past
+	// the flip. A lone log cuts, as Kafka does: a torn write over stale
+	// bytes can leave a batch one bit off too, which nothing but its peers
+	// could tell from rot, and a lone copy fenced would stay unreadable.
+	FenceRot bool
 	// Bugs switches planted bugs on: faults.BugSkipCRC,
 	// faults.BugIndexOffByOne and faults.BugDedupeOff act here.
 	Bugs faults.Bugs

@@ -11,7 +11,7 @@ func (l *Log) Reconfigure(cfg Config) error {
 	if err := cfg.check(); err != nil {
 		return fmt.Errorf("reconfigure %s: %w", l.dir, err)
 	}
-	cfg.Bugs = l.cfg.Bugs
+	cfg.Bugs, cfg.FenceRot = l.cfg.Bugs, l.cfg.FenceRot
 	l.cfg = cfg
 	return nil
 }

@@ -548,7 +548,11 @@ func (l *Log) recoverSegment(i int, flushed bool, recoveryPoint int64, seen *epo
 			if isIOError(err) {
 				return false, err
 			}
-			d, rotted := l.rottedBatch(s, b, pos, expected, limit, err)
+			var d Damage
+			rotted := false
+			if expected < recoveryPoint || l.cfg.FenceRot {
+				d, rotted = l.rottedBatch(s, b, pos, expected, limit, err)
+			}
 			if expected >= recoveryPoint && !rotted {
 				if err := l.cutAt(i, pos, expected, err.Error(), true, report); err != nil {
 					return true, err
@@ -650,11 +654,14 @@ func (l *Log) damageEndOffset(i int, recoveryPoint int64) int64 {
 // did not read) is whole but for one flipped bit, and if so the damage it
 // is: exactly its bytes and offsets, which the bit flipped back tells. A
 // torn write loses whole sectors, so a batch one bit off was written
-// whole and rotted later, wherever the recovery point is: recovery keeps
-// it fenced as damage, as below the recovery point, instead of cutting
-// the log there and the valid batches after it with it (which, on a
-// partition's last in-sync replica, lost acknowledged writes other
-// replicas held: cluster-swarm seed 308).
+// whole and rotted later, wherever the recovery point is, unless a torn
+// sector's stale bytes happen to be one bit off its new ones. Above the
+// recovery point a replica (Config.FenceRot) keeps it fenced as damage,
+// as below it, instead of cutting the log there and the valid batches
+// after it with it (which, on a partition's last in-sync replica, lost
+// acknowledged writes other replicas held: cluster-swarm seed 308); a
+// lone log cuts it as a torn tail (TestLogModelCompacted found a torn
+// write one bit off).
 func (l *Log) rottedBatch(s *segment, b record.Batch, pos, expected, limit int64, cause error) (Damage, bool) {
 	bit, ok := b.FlippedBit()
 	if !ok {

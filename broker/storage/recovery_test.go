@@ -89,7 +89,7 @@ func TestRecoveryCutsTornTail(t *testing.T) {
 // even with good batches after it (never durable, so replicas and
 // producers supply it again); the report says good data went.
 func TestRecoveryCutsCorruptUnflushedMiddle(t *testing.T) {
-	l2, report, values, _, _, _ := reopenFlippedAt12(t, 3, 9)
+	l2, report, values, _, _, _ := reopenFlippedAt12(t, Config{FenceRot: true}, 3, 9)
 	if len(report.Truncations) != 1 || !report.Truncations[0].GoodDataAfter || report.Truncations[0].Offset != 12 {
 		t.Fatalf("report: %s", report)
 	}
@@ -104,28 +104,35 @@ func TestRecoveryCutsCorruptUnflushedMiddle(t *testing.T) {
 // reopenFlippedAt12 fills a log with ten batches of two records, above
 // its recovery point from offset 8, flips a bit in each byte fromEnd
 // before the end of the batch holding offset 12 (batch 12..13) and
-// reopens it. It returns the reopened log, recovery's report, the values
-// written, the recovery point and the batch's position and size.
-func reopenFlippedAt12(t *testing.T, fromEnd ...int64) (*Log, RecoveryReport, []string, int64, int64, int) {
+// reopens it with cfg. It returns the reopened log, recovery's report,
+// the values written, the recovery point and the batch's position and
+// size.
+func reopenFlippedAt12(t *testing.T, cfg Config, fromEnd ...int64) (*Log, RecoveryReport, []string, int64, int64, int) {
 	r := newRig(t, 21, testDiskConfig())
-	l, values := filled(t, r, Config{}, 10, 4)
+	l, values := filled(t, r, cfg, 10, 4)
 	rp := l.RecoveryPoint()
 	name, pos, size := segmentPosition(t, l, 12)
 	l.Close()
 	for _, back := range fromEnd {
 		r.flipByte(name, pos+int64(size)-back)
 	}
-	l2, report := r.open(Config{}, rp)
+	l2, report := r.open(cfg, rp)
 	return l2, report, values, rp, pos, size
 }
 
 // TestRecoveryKeepsRottedUnflushedBatch: a batch above the recovery
-// point one bit off was written whole and rotted later (a torn write
-// loses whole sectors): recovery keeps it fenced as damage, exactly its
-// bytes and offsets, and keeps the valid batches after it, instead of
-// cutting the log there.
+// point one bit off was most likely written whole and rotted later (a
+// torn write loses whole sectors): a replica's recovery (FenceRot) keeps
+// it fenced as damage, exactly its bytes and offsets, and keeps the valid
+// batches after it, instead of cutting the log there; a lone log cuts it
+// as a torn tail, since a torn sector's stale bytes may be one bit off
+// too.
 func TestRecoveryKeepsRottedUnflushedBatch(t *testing.T) {
-	l2, report, values, rp, pos, size := reopenFlippedAt12(t, 3)
+	lone, loneReport, _, _, _, _ := reopenFlippedAt12(t, Config{}, 3)
+	if len(loneReport.Truncations) != 1 || len(loneReport.Damage) != 0 || lone.EndOffset() != 12 {
+		t.Fatalf("a lone log's recovery: end %d, report %s; want the tail cut at 12", lone.EndOffset(), loneReport)
+	}
+	l2, report, values, rp, pos, size := reopenFlippedAt12(t, Config{FenceRot: true}, 3)
 	if len(report.Truncations) != 0 || len(report.Damage) != 1 || report.RotFenced != 1 || rp > 12 {
 		t.Fatalf("recovery point %d, report: %s", rp, report)
 	}
