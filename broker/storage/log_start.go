@@ -25,9 +25,15 @@ func (l *Log) StartOffset() int64 {
 // RestoreStartOffset sets the log start offset read back from the
 // broker's checkpoint after Open. An offset past the log end (a stale
 // entry of a deleted topic's namesake, or a tail lost in a crash) is
-// clamped to the log end: there is nothing above it to hide.
+// clamped to the log end: there is nothing above it to hide. The leader
+// epochs are cut at the start, as Kafka's load does: the epoch checkpoint
+// may still hold what a move of the start dropped, when that write failed
+// (a full disk) or a crash came first, and a cache read back so would
+// name an epoch's start below the log's. The file keeps them until the
+// cache is written again; every load cuts them the same way.
 func (l *Log) RestoreStartOffset(offset int64) {
 	l.startOffset = max(l.startOffset, min(offset, l.EndOffset()))
+	l.epochs.truncateFromStart(l.StartOffset())
 }
 
 // AdvanceStartOffset moves the log start offset up to offset (never back)
