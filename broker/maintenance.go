@@ -149,6 +149,17 @@ func (b *Broker) writeLogStarts(done func(error)) {
 	if ls.writing {
 		return // the running replacement starts the next one
 	}
+	if b.topics == nil {
+		// The broker stopped (a fatal error, a clean stop) while a
+		// write ran: its logs are closed, and what waits for this one
+		// was not answered; the next start reads the file afresh.
+		waiters := ls.waiting
+		ls.waiting = nil
+		for _, w := range waiters {
+			w(errLogStartsStopped)
+		}
+		return
+	}
 	data, err := storage.EncodeOffsetCheckpoint(b.logStartEntries())
 	if err == nil && len(ls.waiting) == 0 && string(data) == string(ls.written) {
 		return // nothing moved since the last one
@@ -179,7 +190,10 @@ func (b *Broker) writeLogStarts(done func(error)) {
 	})
 }
 
-var errLogStartWaitersFull = errors.New("too many requests waiting for the log start checkpoint")
+var (
+	errLogStartWaitersFull = errors.New("too many requests waiting for the log start checkpoint")
+	errLogStartsStopped    = errors.New("the broker stopped before the log start checkpoint was written")
+)
 
 // logStartEntries lists the hosted logs' starts and the restored entries
 // of partitions not open yet.
