@@ -130,19 +130,7 @@ func TestEquivalentMutantBuildsTheSameProgram(t *testing.T) {
 		"p/p.go": "package p\n\nconst n = 3\n\n// Print prints one more than n.\nfunc Print() {\n" +
 			"\tif n < 0 {\n\t\tprintln(\"negative\")\n\t}\n\tprintln(n + 1)\n}\n",
 	}
-	for name, text := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Chdir(dir)
-	all, err := findMutants("p")
-	if err != nil || len(all) != 2 {
-		t.Fatalf("%d sites, %v", len(all), err)
-	}
+	all := mutantsOfModule(t, dir, files)
 	sums := map[string]string{}
 	for i, m := range append([]*mutant{nil}, &all[0], &all[1]) {
 		out := filepath.Join(dir, fmt.Sprint("build", i))
@@ -365,17 +353,10 @@ func TestDrawKeepsItsSitesWhenOthersChange(t *testing.T) {
 	}
 }
 
-// TestPackageTestsJudgeASurvivor: --tests runs the mutated package's own
-// tests; one that a test pins down fails them and is named, one no test
-// looks at passes.
-func TestPackageTestsJudgeASurvivor(t *testing.T) {
-	dir := t.TempDir()
-	files := map[string]string{
-		"go.mod": "module m\n\ngo 1.22\n",
-		"p/p.go": "package p\n\n// Next is one more than n.\nfunc Next(n int) int { return n + 1 }\n\n" +
-			"// Negative says whether n is below zero.\nfunc Negative(n int) bool { return n < 0 }\n",
-		"p/p_test.go": "package p\n\nimport \"testing\"\n\nfunc TestNext(t *testing.T) {\n\tif Next(1) != 2 {\n\t\tt.Fatal(Next(1))\n\t}\n}\n",
-	}
+// mutantsOfModule writes files as a module in dir, moves there and
+// returns the mutation sites of its package p, of which there are two.
+func mutantsOfModule(t *testing.T, dir string, files map[string]string) []mutant {
+	t.Helper()
 	for name, text := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
@@ -389,8 +370,24 @@ func TestPackageTestsJudgeASurvivor(t *testing.T) {
 	if err != nil || len(all) != 2 {
 		t.Fatalf("%d sites, %v", len(all), err)
 	}
+	return all
+}
+
+// TestPackageTestsJudgeASurvivor: --tests runs the mutated package's own
+// tests; one that a test pins down fails them and is named, one no test
+// looks at passes.
+func TestPackageTestsJudgeASurvivor(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module m\n\ngo 1.22\n",
+		"p/p.go": "package p\n\n// Next is one more than n.\nfunc Next(n int) int { return n + 1 }\n\n" +
+			"// Negative says whether n is below zero.\nfunc Negative(n int) bool { return n < 0 }\n",
+		"p/p_test.go": "package p\n\nimport \"testing\"\n\nfunc TestNext(t *testing.T) {\n\tif Next(1) != 2 {\n\t\tt.Fatal(Next(1))\n\t}\n}\n",
+	}
+	all := mutantsOfModule(t, dir, files)
 	got := map[mutantKind]string{}
 	for _, m := range all {
+		var err error
 		if got[m.Kind], err = runPackageTests(m, dir, time.Minute); err != nil {
 			t.Fatal(err)
 		}

@@ -603,7 +603,7 @@ func (co *Consumer) completePoll() {
 	ps.done(PollResult{Records: ps.records})
 	if co.cfg.LendRecords && cap(ps.records) > 0 && cap(ps.records) <= pollRecordsHintMax {
 		// Their keys and values point into fetch answers' frames, which
-		// the collector may then free.
+		// the garbage collector may then free.
 		clear(ps.records)
 		co.lent = ps.records[:0]
 	}
