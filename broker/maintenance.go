@@ -221,8 +221,16 @@ func (b *Broker) logStartEntries() []storage.PartitionOffset {
 // loadLogStarts reads the log-start checkpoint. A missing file means no
 // start was moved; an unreadable one is logged and every log starts at
 // its first segment, which can serve deleted records again.
+//
+// A replacement from before a fatal error may still be syncing: a restart
+// comes a second later, and a real disk's syncs run side by side (the
+// simulated device serves them in turn, so there the start's own syncs
+// wait for it). It keeps its writing flag and its waiters, so that this
+// start's replacements queue behind it instead of writing the same
+// temporary file at once, and its end still starts the next one.
 func (b *Broker) loadLogStarts() {
-	b.logStarts = logStartCheckpoint{restored: map[string]storage.PartitionOffset{}}
+	b.logStarts.restored = map[string]storage.PartitionOffset{}
+	b.logStarts.written = nil
 	name := path.Join(b.cfg.DataDir, logStartFile)
 	data, err := storage.ReadCheckpointFile(b.env.FS, name)
 	if errors.Is(err, sim.ErrNotExist) {
