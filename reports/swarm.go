@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"image/color"
 	"io"
 
 	"gonum.org/v1/plot/plotter"
@@ -71,24 +72,43 @@ func (s Swarm) coverageChart() Chart {
 	return Chart{Name: "swarm-coverage", Title: "Seeds that reached each fault kind and probe", build: s.coverageFigure}
 }
 
+// coverageFigure draws one bar per fault kind, then one per probe, in two
+// colours. Its title is short: the page's heading names the scenarios,
+// which do not fit across a chart.
 func (s Swarm) coverageFigure() (figure, error) {
 	counts := append(append([]Count{}, s.Faults...), s.Probes...)
-	p := newPlot("Coverage — "+s.Title, "", "seeds")
-	values := make(plotter.Values, len(counts))
+	p := newPlot(s.coverageChart().Title, "", "seeds")
+	faults := make(plotter.Values, len(counts))
+	probes := make(plotter.Values, len(counts))
 	names := make([]string, len(counts))
 	for i, c := range counts {
-		values[i], names[i] = float64(c.Seeds), c.Name
+		names[i] = c.Name
+		if i < len(s.Faults) {
+			faults[i] = float64(c.Seeds)
+		} else {
+			probes[i] = float64(c.Seeds)
+		}
 	}
-	bars, err := plotter.NewBarChart(values, vg.Points(10))
-	if err != nil {
-		return figure{}, fmt.Errorf("coverage chart: %w", err)
+	var legend []legendEntry
+	for _, group := range []struct {
+		name   string
+		values plotter.Values
+		color  color.Color
+	}{{"fault kinds", faults, colorBlue}, {"probes", probes, colorOrange}} {
+		bars, err := plotter.NewBarChart(group.values, vg.Points(10))
+		if err != nil {
+			return figure{}, fmt.Errorf("coverage chart: %w", err)
+		}
+		bars.Color, bars.LineStyle.Width = group.color, 0
+		p.Add(bars)
+		legend = append(legend, legendEntry{name: group.name, thumb: bars})
 	}
-	bars.Color, bars.LineStyle.Width = colorBlue, 0
-	p.Add(bars)
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 1.2
 	p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = -1, -0.5
-	return figure{plot: p}, nil
+	// Seeds are whole: gonum's default labels them with two decimals.
+	p.Y.Min, p.Y.Tick.Marker = 0, linearTicks{parts: 5}
+	return figure{plot: p, legend: legend}, nil
 }
 
 func (s Swarm) writeHTML(w io.Writer) error {
