@@ -123,3 +123,21 @@ func TestOutcomeOfAttempts(t *testing.T) {
 		t.Error("connection errors misclassified")
 	}
 }
+
+// TestCodeErrorWords: a client error names the code as Kafka's
+// documentation does and adds the broker's message only when it sent
+// one.
+func TestCodeErrorWords(t *testing.T) {
+	cases := []struct {
+		err  *CodeError
+		want string
+	}{
+		{&CodeError{Code: codeOffsetOutOfRange}, "OFFSET_OUT_OF_RANGE"},
+		{&CodeError{Code: codeNotEnoughReplicas, Message: "1 of 2 replicas in sync"}, "NOT_ENOUGH_REPLICAS: 1 of 2 replicas in sync"},
+	}
+	for _, c := range cases {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("code %d, message %q: %q, want %q", c.err.Code, c.err.Message, got, c.want)
+		}
+	}
+}

@@ -109,3 +109,22 @@ func TestConsumerWaitsForCommittedEpoch(t *testing.T) {
 		t.Fatalf("at epoch 4: %d validations, %d resets, %d truncations, %d records", s.Validations, s.Resets, s.Truncations, len(read))
 	}
 }
+
+// TestConsumerValidatesStartOfEmptyLog (KIP-320): offset 0 of epoch 2 on
+// a leader at epoch 2 whose log is empty is answered end offset 0, epoch
+// 2: the position is the log's end, valid, neither truncated nor reset
+// (only an end offset of -1, UNDEFINED_EPOCH_OFFSET, calls for the reset
+// policy).
+func TestConsumerValidatesStartOfEmptyLog(t *testing.T) {
+	w, _, clients := epochWorld(t, 0, func(co *Consumer, tp TopicPartition) error { return co.SeekEpoch(tp, 0, 2) })
+	w.Run(time.Second, simEventsMax)
+	co, read := clients()
+	if s := co.Stats(); s.Validations == 0 || s.Truncations != 0 || s.Resets != 0 || len(read) != 0 {
+		t.Fatalf("%d validations, %d truncations, %d resets, %d records read; want validated alone",
+			s.Validations, s.Truncations, s.Resets, len(read))
+	}
+	tp := TopicPartition{Topic: testTopic, Partition: 0}
+	if pos, ok := co.Position(tp); !ok || pos != 0 || co.PositionEpoch(tp) != 2 {
+		t.Fatalf("position %d (%v) of epoch %d, want 0 of epoch 2", pos, ok, co.PositionEpoch(tp))
+	}
+}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,5 +98,60 @@ func TestProgressNamesAResetLoop(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("stall description %q lacks %q", got, want)
 		}
+	}
+}
+
+// stalledProducer runs a toy broker serving log and an idempotent
+// producer that sends one record, value v0, to partition 0.
+func stalledProducer(t *testing.T, log *toyLog) (*world.World, func() *Producer) {
+	t.Helper()
+	var p *Producer
+	w := world.New(world.Config{Seed: 3})
+	w.AddNode("broker", startToyBroker(log))
+	w.AddNode("client", func(env sim.Env) {
+		var err error
+		p, err = NewProducer(env, ProducerConfig{Bootstrap: []string{"broker:9092"}, ManualPartition: true})
+		if err != nil {
+			panic(err)
+		}
+		if err := p.Send(Record{Topic: testTopic, Partition: 0, Value: []byte("v0")}, func(Result) {}); err != nil {
+			panic(err)
+		}
+	})
+	return w, func() *Producer { return p }
+}
+
+// TestStallNamesTheLastProduceError: a send the broker keeps refusing
+// with a retriable error is described with its retries and that error, in
+// Kafka's name for it; the producer has its id, so it waits for none.
+func TestStallNamesTheLastProduceError(t *testing.T) {
+	log := newToyLog(testTopic, 1)
+	log.produceCode = codeNotEnoughReplicas
+	w, producer := stalledProducer(t, log)
+	w.Run(3*time.Second, simEventsMax)
+	p := producer()
+	pr := p.Progress()
+	if pr.Pending != 1 || pr.Attempts < 2 {
+		t.Fatalf("progress %+v, want the record pending after several attempts", pr)
+	}
+	got := p.DescribeStall()
+	want := fmt.Sprintf("send of value v0 to %s retried %d times (NOT_ENOUGH_REPLICAS)", TopicPartition{Topic: testTopic}, pr.Attempts-1)
+	if !strings.Contains(got, want) || strings.Contains(got, "producer id") {
+		t.Errorf("stall description %q, want %q and no wait for a producer id", got, want)
+	}
+}
+
+// TestStallNamesAMissingProducerID: an idempotent producer sends nothing
+// before it has a producer id; a broker that keeps answering
+// InitProducerId with a retriable error leaves the send unsent, and the
+// description says what it waits for.
+func TestStallNamesAMissingProducerID(t *testing.T) {
+	log := newToyLog(testTopic, 1)
+	log.initProducerIDCode = codeCoordinatorNotAvailable
+	w, producer := stalledProducer(t, log)
+	w.Run(3*time.Second, simEventsMax)
+	got := producer().DescribeStall()
+	if !strings.Contains(got, "send of value v0 to") || !strings.Contains(got, "not sent yet; waiting for a producer id") {
+		t.Errorf("stall description %q, want the send not sent yet, waiting for a producer id", got)
 	}
 }

@@ -32,11 +32,28 @@ type toyLog struct {
 	// appended batches carry it, and requests naming another one are
 	// fenced (OffsetForLeaderEpoch; fetches do not check).
 	leaderEpoch int32
+	// produceCode, when not zero, answers every produce with it; nothing
+	// is appended.
+	produceCode int16
+	// initProducerIDCode, when not zero, answers every InitProducerId
+	// with it.
+	initProducerIDCode int16
+	// createTopicsCode is what CreateTopics answers for every topic (the
+	// toy serves its one topic whatever it is told); createTopicsAsked
+	// counts the requests.
+	createTopicsCode  int16
+	createTopicsAsked int
+	// deletesDone and deletesRefused count the partitions DeleteRecords
+	// answered without and with an error.
+	deletesDone, deletesRefused int
 }
 
 type toyPartition struct {
 	batches []toyBatch
 	end     int64
+	// start is the log start offset, which DeleteRecords moves up: reads
+	// below it are out of range.
+	start int64
 	// producers maps a producer id to its epoch and last batches.
 	producers map[int64]*toyProducer
 }
@@ -101,8 +118,12 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 		resp = b.metadata(r)
 	case *kmsg.InitProducerIDRequest:
 		out := r.ResponseKind().(*kmsg.InitProducerIDResponse)
-		out.ProducerID, out.ProducerEpoch = b.log.nextPID, 0
-		b.log.nextPID++
+		if out.ErrorCode = b.log.initProducerIDCode; out.ErrorCode == codeNone {
+			out.ProducerID, out.ProducerEpoch = b.log.nextPID, 0
+			b.log.nextPID++
+		} else {
+			out.ProducerID, out.ProducerEpoch = -1, -1
+		}
 		resp = out
 	case *kmsg.ProduceRequest:
 		resp = b.produce(r)
@@ -115,6 +136,10 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 		resp = b.listOffsets(r)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = b.offsetForLeaderEpoch(r)
+	case *kmsg.CreateTopicsRequest:
+		resp = b.createTopics(r)
+	case *kmsg.DeleteRecordsRequest:
+		resp = b.deleteRecords(r)
 	default:
 		panic(fmt.Sprintf("toy broker: %s not served", keyName(key)))
 	}
@@ -130,7 +155,7 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 func (b *toyBroker) apiVersions(r *kmsg.ApiVersionsRequest) kmsg.Response {
 	out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
 	for _, key := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.InitProducerID,
-		kmsg.ApiVersions, kmsg.OffsetForLeaderEpoch} {
+		kmsg.ApiVersions, kmsg.OffsetForLeaderEpoch, kmsg.CreateTopics, kmsg.DeleteRecords} {
 		if key == kmsg.InitProducerID && b.log.noIdempotence {
 			continue
 		}
@@ -192,6 +217,9 @@ func (b *toyBroker) produce(r *kmsg.ProduceRequest) kmsg.Response {
 func (b *toyBroker) append(part *toyPartition, raw []byte) (int16, int64) {
 	if part == nil {
 		return codeUnknownTopicOrPartition, -1
+	}
+	if b.log.produceCode != codeNone {
+		return b.log.produceCode, -1
 	}
 	batches, err := record.Split(raw, 1)
 	if err != nil || len(batches) != 1 || batches[0].VerifyProduced() != nil {
@@ -259,7 +287,7 @@ func (b *toyBroker) fetch(r *kmsg.FetchRequest) kmsg.Response {
 			switch {
 			case part == nil:
 				p.ErrorCode = codeUnknownTopicOrPartition
-			case rp.FetchOffset < 0 || rp.FetchOffset > part.end:
+			case rp.FetchOffset < part.start || rp.FetchOffset > part.end:
 				p.ErrorCode = codeOffsetOutOfRange
 				p.HighWatermark = part.end
 			default:
@@ -294,7 +322,7 @@ func (b *toyBroker) listOffsets(r *kmsg.ListOffsetsRequest) kmsg.Response {
 			case part == nil:
 				p.ErrorCode = codeUnknownTopicOrPartition
 			case rp.Timestamp == timestampEarliest:
-				p.Offset = 0
+				p.Offset = part.start
 			default:
 				p.Offset = part.end
 			}
@@ -338,6 +366,55 @@ func (b *toyBroker) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) km
 					}
 					p.LeaderEpoch = e
 				}
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		out.Topics = append(out.Topics, t)
+	}
+	return out
+}
+
+// createTopics answers every topic with createTopicsCode.
+func (b *toyBroker) createTopics(r *kmsg.CreateTopicsRequest) kmsg.Response {
+	b.log.createTopicsAsked++
+	out := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+	for _, rt := range r.Topics {
+		t := kmsg.NewCreateTopicsResponseTopic()
+		t.Topic, t.ErrorCode = rt.Topic, b.log.createTopicsCode
+		out.Topics = append(out.Topics, t)
+	}
+	return out
+}
+
+// deleteRecords moves log starts up as Kafka does: to the offset asked,
+// the high watermark for -1, and OFFSET_OUT_OF_RANGE for an offset past
+// the high watermark (here the log end).
+func (b *toyBroker) deleteRecords(r *kmsg.DeleteRecordsRequest) kmsg.Response {
+	out := r.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range r.Topics {
+		t := kmsg.NewDeleteRecordsResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewDeleteRecordsResponseTopicPartition()
+			p.Partition, p.LowWatermark = rp.Partition, -1
+			part := b.partition(rt.Topic, rp.Partition)
+			offset := rp.Offset
+			if part != nil && offset == -1 {
+				offset = part.end
+			}
+			switch {
+			case part == nil:
+				p.ErrorCode = codeUnknownTopicOrPartition
+			case offset < 0 || offset > part.end:
+				p.ErrorCode = codeOffsetOutOfRange
+			default:
+				part.start = max(part.start, offset)
+				p.LowWatermark = part.start
+			}
+			if p.ErrorCode == codeNone {
+				b.log.deletesDone++
+			} else {
+				b.log.deletesRefused++
 			}
 			t.Partitions = append(t.Partitions, p)
 		}

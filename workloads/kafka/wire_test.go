@@ -283,3 +283,17 @@ func TestNegotiateTakesTheLowerMax(t *testing.T) {
 		t.Errorf("InitProducerId not advertised: %v, want unsupported", err)
 	}
 }
+
+// TestKeyNameIsKafkasName: messages name API keys as Kafka does, not by
+// number, an unsupported API included.
+func TestKeyNameIsKafkasName(t *testing.T) {
+	for key, want := range map[kmsg.Key]string{kmsg.Produce: "Produce", kmsg.OffsetForLeaderEpoch: "OffsetForLeaderEpoch", kmsg.CreateTopics: "CreateTopics"} {
+		if got := keyName(int16(key)); got != want {
+			t.Errorf("key %d named %q, want %q", key, got, want)
+		}
+	}
+	unsupported := &errUnsupported{key: kmsg.DeleteRecords, brokerMax: -1, brokerKnown: true}
+	if got, want := unsupported.Error(), "broker does not serve DeleteRecords"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
