@@ -89,3 +89,20 @@ func TestRecordDeleterCountsAnswers(t *testing.T) {
 			stats.RecordDeletes, stats.RecordDeletesFailed, log.deletesDone, log.deletesRefused)
 	}
 }
+
+// TestRecordDeleterRefreshesMetadataSparingly: an admin deleting records
+// asks for metadata when it starts and when a leader is unknown, not again
+// the moment each answer arrives: with no bound on the metadata's age it
+// once asked about 5,000 times a simulated second for a whole run.
+func TestRecordDeleterRefreshesMetadataSparingly(t *testing.T) {
+	log := newToyLog(testTopic, 3)
+	var stats DriverStats
+	position := func(TopicPartition) (int64, bool) { return 0, false }
+	w := toyWorld(log, func(env sim.Env) {
+		startRecordDeleter(env, []string{"broker:9092"}, testTopic, []int32{0, 1, 2}, time.Second, position, &stats)
+	})
+	w.Run(10*time.Second, simEventsMax)
+	if log.metadataAsked == 0 || log.metadataAsked > 2 {
+		t.Fatalf("%d Metadata requests in 10 s; want the first one, and no refresh before metadata.max.age.ms", log.metadataAsked)
+	}
+}

@@ -11,6 +11,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// The clients' metadata refresh bounds unless configured: Kafka's
+// metadata.max.age.ms, and a floor between refreshes.
+const (
+	metadataMinIntervalDefault = 250 * time.Millisecond
+	metadataMaxAgeDefault      = 5 * time.Minute
+)
+
+// adminClusterConfig is the cluster view of an admin client (the topic
+// creator, the record deleter): one request in flight, the clients'
+// metadata bounds.
+func adminClusterConfig(bootstrap []string, clientID string) clusterConfig {
+	return clusterConfig{bootstrap: bootstrap,
+		metadataMinInterval: metadataMinIntervalDefault, metadataMaxAge: metadataMaxAgeDefault,
+		conn: connConfig{clientID: clientID, requestTimeout: 2 * time.Second, inFlightMax: 1}}
+}
+
 // clusterConfig configures what a client knows of the cluster.
 type clusterConfig struct {
 	bootstrap []string
@@ -75,6 +91,9 @@ type cluster struct {
 
 func newCluster(env sim.Env, cfg clusterConfig, onUpdate func()) *cluster {
 	sim.Assert(len(cfg.bootstrap) > 0, "no bootstrap brokers")
+	// A zero age would refresh again the moment each answer arrives.
+	sim.Assert(cfg.metadataMaxAge > 0 && cfg.metadataMinInterval > 0, "metadata refresh unbounded: max age %v, min interval %v",
+		cfg.metadataMaxAge, cfg.metadataMinInterval)
 	return &cluster{
 		env:      env,
 		cfg:      cfg,

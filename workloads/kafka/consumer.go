@@ -112,8 +112,8 @@ func (cfg *ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	setDefault(&c.RequestTimeout, 10*time.Second)
 	setDefault(&c.RetryBackoff, 100*time.Millisecond)
 	setDefault(&c.RetryBackoffMax, time.Second)
-	setDefault(&c.MetadataMinInterval, 250*time.Millisecond)
-	setDefault(&c.MetadataMaxAge, 5*time.Minute)
+	setDefault(&c.MetadataMinInterval, metadataMinIntervalDefault)
+	setDefault(&c.MetadataMaxAge, metadataMaxAgeDefault)
 	return c, nil
 }
 

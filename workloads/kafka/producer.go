@@ -138,8 +138,8 @@ func (cfg *ProducerConfig) withDefaults() (ProducerConfig, error) {
 	setDefault(&c.RetriesMax, 1000)
 	setDefault(&c.InFlightMax, 5)
 	setDefault(&c.BufferMaxBytes, 32<<20)
-	setDefault(&c.MetadataMinInterval, 250*time.Millisecond)
-	setDefault(&c.MetadataMaxAge, 5*time.Minute)
+	setDefault(&c.MetadataMinInterval, metadataMinIntervalDefault)
+	setDefault(&c.MetadataMaxAge, metadataMaxAgeDefault)
 	if c.Acks != AcksAll {
 		c.DisableIdempotence = true
 	}

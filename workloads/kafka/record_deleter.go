@@ -39,8 +39,7 @@ const recordDeleteTimeoutMs = 5000
 func startRecordDeleter(env sim.Env, bootstrap []string, topic string, partitions []int32, every time.Duration,
 	position func(TopicPartition) (int64, bool), stats *DriverStats) *recordDeleter {
 	rd := &recordDeleter{env: env, topic: topic, partitions: partitions, every: every, position: position, stats: stats}
-	rd.cl = newCluster(env, clusterConfig{bootstrap: bootstrap,
-		conn: connConfig{clientID: "sluice-admin-delete", requestTimeout: 2 * time.Second, inFlightMax: 1}}, func() {})
+	rd.cl = newCluster(env, adminClusterConfig(bootstrap, "sluice-admin-delete"), func() {})
 	rd.cl.want(topic)
 	rd.schedule()
 	return rd

@@ -47,8 +47,7 @@ type topicCreator struct {
 // startTopicCreator starts creating topic on the bootstrap brokers.
 func startTopicCreator(env sim.Env, bootstrap []string, clientID, topic string, spec TopicSpec) *topicCreator {
 	tc := &topicCreator{env: env, topic: topic, spec: spec}
-	tc.cl = newCluster(env, clusterConfig{bootstrap: bootstrap,
-		conn: connConfig{clientID: clientID, requestTimeout: 2 * time.Second, inFlightMax: 1}}, func() {})
+	tc.cl = newCluster(env, adminClusterConfig(bootstrap, clientID), func() {})
 	tc.attempt()
 	return tc
 }

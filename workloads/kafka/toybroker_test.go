@@ -43,6 +43,8 @@ type toyLog struct {
 	// counts the requests.
 	createTopicsCode  int16
 	createTopicsAsked int
+	// metadataAsked counts Metadata requests.
+	metadataAsked int
 	// deletesDone and deletesRefused count the partitions DeleteRecords
 	// answered without and with an error.
 	deletesDone, deletesRefused int
@@ -115,6 +117,7 @@ func (b *toyBroker) serve(c sim.Conn, frame []byte) {
 	case *kmsg.ApiVersionsRequest:
 		resp = b.apiVersions(r)
 	case *kmsg.MetadataRequest:
+		b.log.metadataAsked++
 		resp = b.metadata(r)
 	case *kmsg.InitProducerIDRequest:
 		out := r.ResponseKind().(*kmsg.InitProducerIDResponse)
