@@ -63,12 +63,15 @@ const (
 	codePreferredLeaderNotAvailable  int16 = 80
 )
 
-// errorName is a code's protocol name, as Kafka's documentation spells it.
+// errorName is a code's protocol name, as Kafka's documentation spells it,
+// or its number for a code this client does not know (kerr names every
+// such code UNKNOWN_SERVER_ERROR, which would hide what the broker sent).
 func errorName(code int16) string {
-	if e := kerr.TypedErrorForCode(code); e != nil {
-		return e.Message
+	e := kerr.TypedErrorForCode(code)
+	if e == nil || (e == kerr.UnknownServerError && code != kerr.UnknownServerError.Code) {
+		return fmt.Sprintf("error code %d", code)
 	}
-	return fmt.Sprintf("error code %d", code)
+	return e.Message
 }
 
 // produceClass is what a produce error code means for the batch it came

@@ -134,6 +134,8 @@ func TestCodeErrorWords(t *testing.T) {
 	}{
 		{&CodeError{Code: codeOffsetOutOfRange}, "OFFSET_OUT_OF_RANGE"},
 		{&CodeError{Code: codeNotEnoughReplicas, Message: "1 of 2 replicas in sync"}, "NOT_ENOUGH_REPLICAS: 1 of 2 replicas in sync"},
+		{&CodeError{Code: -1}, "UNKNOWN_SERVER_ERROR"},
+		{&CodeError{Code: 9999}, "error code 9999"}, // a code no Kafka version has named
 	}
 	for _, c := range cases {
 		if got := c.err.Error(); got != c.want {

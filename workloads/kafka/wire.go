@@ -129,7 +129,8 @@ func readResponse(resp kmsg.Response, body []byte) error {
 
 // keyName names an API key for messages.
 func keyName(key int16) string {
-	if name := kmsg.NameForKey(key); name != "" {
+	// kmsg names every key it does not know "Unknown".
+	if name := kmsg.NameForKey(key); name != "Unknown" {
 		return name
 	}
 	return fmt.Sprintf("api key %d", key)

@@ -287,7 +287,8 @@ func TestNegotiateTakesTheLowerMax(t *testing.T) {
 // TestKeyNameIsKafkasName: messages name API keys as Kafka does, not by
 // number, an unsupported API included.
 func TestKeyNameIsKafkasName(t *testing.T) {
-	for key, want := range map[kmsg.Key]string{kmsg.Produce: "Produce", kmsg.OffsetForLeaderEpoch: "OffsetForLeaderEpoch", kmsg.CreateTopics: "CreateTopics"} {
+	for key, want := range map[kmsg.Key]string{kmsg.Produce: "Produce", kmsg.OffsetForLeaderEpoch: "OffsetForLeaderEpoch",
+		kmsg.CreateTopics: "CreateTopics", 9999: "api key 9999"} {
 		if got := keyName(int16(key)); got != want {
 			t.Errorf("key %d named %q, want %q", key, got, want)
 		}
