@@ -82,13 +82,14 @@ func newSimHuntCommand() *cobra.Command {
 		Short: "Find every planted bug with a bounded swarm, reproduce it from its printed line, and shrink it",
 		Long: `For each planted bug and each scenario that plants it (narrow with --bug and
 --scenario), run a swarm of at most --seeds seeds with the bug on, each seed
-drawing its own fault mix, stopping at the first failing seed. Then:
+drawing its own fault mix, stopping at the first seed the bug is to blame
+for: each failing seed's printed reproduce line runs again with the bug off,
+and a seed that fails the same checks that way (its faults alone broke it:
+damage no replica can repair, say) is passed over, up to 20 of them; when
+none is the bug's, the first failing seed stands. Then:
 
-  - run the swarm's printed reproduce line again and check that it gives
-    the same trace hash and fails the same checks;
-  - run that line with the bug off, to show which failed checks the seed
-    fails anyway (damage no replica can repair, say) and which are the
-    bug's;
+  - run the seed's reproduce line again and check that it gives the same
+    trace hash and fails the same checks;
   - shrink the saved failing run (at most --shrink-tries runs and
     --shrink-time of wall time) and check that the smallest run fails the
     same checks and that 'sim replay' of it gives its trace hash.
@@ -98,8 +99,9 @@ every check: its seeds run twice and the hunt looks for differing trace
 hashes; its reproduce line must diverge again (a hash that changes from run
 to run cannot be compared), and its shrink keeps runs that still diverge.
 
-The table shows per pair the first failing seed, the seeds run, the checks
-that failed and the first anomaly, whether the line reproduced the run, the
+The table shows per pair the seed found, the seeds run, the checks that
+failed and the first anomaly, those the seed fails without the bug, whether
+the line reproduced the run, the
 fault schedule's actions and the run lengths before and after shrinking,
 and the wall time. Failing and shrunk runs are kept in --dir/BUG/.
 Progress goes to standard error. Exit status: 0 when every pair was found,
@@ -141,9 +143,14 @@ type huntResult struct {
 	// Determinism is set for a bug found by running each seed twice.
 	Determinism bool `json:"determinism,omitempty"`
 	Found       bool `json:"found"`
-	// FirstSeed is the lowest failing seed; every seed below it ran.
+	// FirstSeed is the failing seed the hunt settled on: the lowest that
+	// fails a check it passes with the bug off, or else the lowest
+	// failing seed. Every seed below it ran.
 	FirstSeed uint64 `json:"first_seed,omitempty"`
-	SeedsRun  int    `json:"seeds_run"`
+	// PassedOver are lower seeds that failed exactly as they do with the
+	// bug off (their faults alone broke them): the hunt went on past them.
+	PassedOver []uint64 `json:"passed_over,omitempty"`
+	SeedsRun   int      `json:"seeds_run"`
 	// Failed are the checks the first failing seed failed.
 	Failed    []scenario.Check `json:"failed,omitempty"`
 	TraceHash string           `json:"trace_hash,omitempty"`
@@ -196,14 +203,18 @@ type huntShrink struct {
 // blamed reports whether the seed fails a check (or diverges) that it
 // does not fail with the bug off: the bug, not the seed's faults, broke it.
 func (r huntResult) blamed() bool {
-	if !r.Found || r.ControlNote != "" {
-		return false
-	}
-	if r.Determinism && !slices.Contains(r.WithoutBug, "determinism") {
+	return r.Found && r.ControlNote == "" && bugBlamed(r.Failed, r.WithoutBug, r.Determinism)
+}
+
+// bugBlamed reports whether a seed that failed the checks failed (and
+// diverged, for a determinism bug) fails one that it does not fail with
+// the bug off, withoutBug.
+func bugBlamed(failed []scenario.Check, withoutBug []string, determinism bool) bool {
+	if determinism && !slices.Contains(withoutBug, "determinism") {
 		return true
 	}
-	for _, c := range r.Failed {
-		if !slices.Contains(r.WithoutBug, c.Name) {
+	for _, c := range failed {
+		if !slices.Contains(withoutBug, c.Name) {
 			return true
 		}
 	}
@@ -357,8 +368,7 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 	for _, name := range sortedParamNames(params) {
 		r.Params = append(r.Params, name+"="+params[name])
 	}
-	rec, seedsRun, err := huntSwarm(self, p, params, f, r.Determinism, progressOut)
-	r.SeedsRun = seedsRun
+	rec, err := huntFirstBlamed(self, p, params, f, &r, progressOut)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -374,7 +384,6 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 	r.Found, r.FirstSeed, r.Failed, r.TraceHash = true, rec.Seed, rec.Failed, rec.TraceHash
 	r.Reproduce, r.SavedTo = rec.Reproduce, rec.SavedTo
 	r.Reproduced, r.ReproduceNote = huntReproduce(*rec, r.Determinism, filepath.Join(f.dir, string(p.Bug), "reproduced"))
-	r.WithoutBug, r.ControlNote = huntControl(*rec, string(p.Bug), filepath.Join(f.dir, string(p.Bug), "control"))
 	shrunk, err := huntShrinkRun(rec.SavedTo, r.Determinism, f, progressOut)
 	if err != nil {
 		r.Error = err.Error()
@@ -382,6 +391,54 @@ func huntOne(self string, p huntPair, f huntFlags, progressOut io.Writer) (r hun
 	}
 	r.Shrink = shrunk
 	return r
+}
+
+// huntPassOversMax bounds the failing seeds a hunt passes over because
+// they fail without the bug too: each costs a control run.
+const huntPassOversMax = 20
+
+// huntFirstBlamed runs the pair's swarm until a seed fails a check it
+// passes with the bug off, running each failing seed's reproduce line
+// without the bug (the control) and going on past those that fail the
+// same way. It sets r's seeds run, control and seeds passed over, and
+// returns the seed's record; when every failing seed within the bound
+// fails without the bug too, the first of them (a finding the bug is not
+// to blame for, as the table then shows), and nil when no seed failed.
+func huntFirstBlamed(self string, p huntPair, params map[string]string, f huntFlags, r *huntResult, progressOut io.Writer) (*swarmRecord, error) {
+	var first *swarmRecord
+	var firstWithoutBug []string
+	sf := f
+	for range huntPassOversMax + 1 {
+		rec, seedsRun, err := huntSwarm(self, p, params, sf, r.Determinism, progressOut)
+		if err != nil || rec == nil || rec.Error != "" {
+			r.SeedsRun += seedsRun
+			if rec == nil && first != nil {
+				break
+			}
+			return rec, err
+		}
+		withoutBug, note := huntControl(*rec, string(p.Bug), filepath.Join(f.dir, string(p.Bug), "control"))
+		if note != "" || bugBlamed(rec.Failed, withoutBug, r.Determinism) {
+			r.SeedsRun += seedsRun
+			r.WithoutBug, r.ControlNote = withoutBug, note
+			return rec, nil
+		}
+		fmt.Fprintf(progressOut, "  seed %d fails [%s] without the bug too: passed over\n", rec.Seed, strings.Join(withoutBug, ", "))
+		if first == nil {
+			first, firstWithoutBug = rec, withoutBug
+		}
+		r.PassedOver = append(r.PassedOver, rec.Seed)
+		ran := int(rec.Seed-sf.seed) + 1 // every seed below it ran; those in flight run again
+		r.SeedsRun += ran
+		sf.seed, sf.seeds = rec.Seed+1, sf.seeds-ran
+		if sf.seeds <= 0 {
+			break
+		}
+	}
+	// No failing seed within the bound is the bug's alone: report the
+	// first, with what it fails without the bug.
+	r.WithoutBug = firstWithoutBug
+	return first, nil
 }
 
 // huntSwarm runs the pair's swarm until its first failure and returns the

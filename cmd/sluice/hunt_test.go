@@ -113,3 +113,28 @@ func TestHuntSetsTheKnobsABugNeeds(t *testing.T) {
 		t.Fatalf("counter has no faults knob, got %v", got)
 	}
 }
+
+// TestHuntPassesOverSeedsTheBugIsNotToBlameFor: single-broker with bit
+// flips fails some seeds whatever the broker does (damage one replica
+// cannot repair stalls the drain). skip-crc's swarm fails seed 2 so, with
+// and without the bug; the hunt passes over it to a seed that fails a check
+// it passes with the bug off.
+func TestHuntPassesOverSeedsTheBugIsNotToBlameFor(t *testing.T) {
+	dir := t.TempDir()
+	code, out := runStdout(t, dir, "sim", "hunt", "--scenario", "single-broker", "--bug", "skip-crc",
+		"--seed", "2", "--seeds", "30", "--parallel", "2", "--shrink-tries", "3", "--json")
+	var report huntReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("hunt exited %d, not a JSON hunt report: %v\n%s", code, err, out)
+	}
+	if len(report.Pairs) != 1 || report.Found != 1 || report.Blamed != 1 {
+		t.Fatalf("want the pair found at a seed the bug is to blame for: %+v", report)
+	}
+	r := report.Pairs[0]
+	if !slices.Contains(r.PassedOver, 2) || r.FirstSeed <= 2 {
+		t.Fatalf("seed 2 fails without the bug too and should be passed over: passed over %v, found seed %d", r.PassedOver, r.FirstSeed)
+	}
+	if !slices.Contains(checkNames(r.Failed), "no-corrupt-reads") || slices.Contains(r.WithoutBug, "no-corrupt-reads") {
+		t.Fatalf("seed %d fails %v, and %v without the bug: want no-corrupt-reads the bug's", r.FirstSeed, checkNames(r.Failed), r.WithoutBug)
+	}
+}
