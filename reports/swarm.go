@@ -7,7 +7,10 @@ import (
 	"html/template"
 	"image/color"
 	"io"
+	"math"
+	"strconv"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
@@ -77,16 +80,16 @@ func (s Swarm) coverageChart() Chart {
 // which do not fit across a chart.
 func (s Swarm) coverageFigure() (figure, error) {
 	counts := append(append([]Count{}, s.Faults...), s.Probes...)
-	p := newPlot(s.coverageChart().Title, "", "seeds")
+	p := newPlot(s.coverageChart().Title, "", "seeds (log scale)")
 	faults := make(plotter.Values, len(counts))
 	probes := make(plotter.Values, len(counts))
 	names := make([]string, len(counts))
 	for i, c := range counts {
 		names[i] = c.Name
 		if i < len(s.Faults) {
-			faults[i] = float64(c.Seeds)
+			faults[i] = coverageHeight(c.Seeds)
 		} else {
-			probes[i] = float64(c.Seeds)
+			probes[i] = coverageHeight(c.Seeds)
 		}
 	}
 	var legend []legendEntry
@@ -106,9 +109,37 @@ func (s Swarm) coverageFigure() (figure, error) {
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 1.2
 	p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = -1, -0.5
-	// Seeds are whole: gonum's default labels them with two decimals.
-	p.Y.Min, p.Y.Tick.Marker = 0, linearTicks{parts: 5}
+	p.Y.Min, p.Y.Tick.Marker = 0, coverageTicks{}
 	return figure{plot: p, legend: legend}, nil
+}
+
+// coverageHeight is a bar's height for a count of seeds: log10(2n), on a
+// log scale that starts at half a seed, so that a path one seed of
+// thousands reached still shows as a bar, and one none reached shows none.
+func coverageHeight(seeds int) float64 {
+	if seeds <= 0 {
+		return 0
+	}
+	return math.Log10(2 * float64(seeds))
+}
+
+// coverageTicks labels coverageHeight's axis with counts of seeds at 1, 2
+// and 5 times each power of ten.
+type coverageTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (coverageTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	// A bound on decades: no swarm runs 10^12 seeds.
+	for e := 0; e < 12; e++ {
+		for _, m := range []int{1, 2, 5} {
+			n := m * int(math.Pow10(e))
+			if v := coverageHeight(n); v >= lo-1e-9 && v <= hi+1e-9 {
+				ticks = append(ticks, plot.Tick{Value: v, Label: strconv.Itoa(n)})
+			}
+		}
+	}
+	return ticks
 }
 
 func (s Swarm) writeHTML(w io.Writer) error {

@@ -20,7 +20,7 @@ func TestSwarmCoverageChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := svg.String()
-	for _, want := range []string{">fault kinds<", ">probes<", ">Seeds that reached each fault kind and probe<", ">kill<", ">storage/never-hit<", ">1000<"} {
+	for _, want := range []string{">fault kinds<", ">probes<", ">Seeds that reached each fault kind and probe<", ">kill<", ">storage/never-hit<", ">1000<", ">1<", "(log scale)<"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("coverage chart lacks %q", want)
 		}
@@ -29,5 +29,10 @@ func TestSwarmCoverageChart(t *testing.T) {
 		if strings.Contains(text, unwanted) {
 			t.Errorf("coverage chart holds %q", unwanted)
 		}
+	}
+	// On the log scale a path one seed reached still shows; one none
+	// reached shows nothing.
+	if coverageHeight(1) <= 0 || coverageHeight(0) != 0 || coverageHeight(5000) <= coverageHeight(1) {
+		t.Errorf("bar heights: 0 seeds %g, 1 seed %g, 5000 seeds %g", coverageHeight(0), coverageHeight(1), coverageHeight(5000))
 	}
 }
