@@ -42,10 +42,13 @@ type SwarmScenario struct {
 }
 
 // Count is a name and how many seeds it concerns, with what it means.
+// Weak marks a zero the swarm should not have: a fault kind that never
+// acted, or a probe its scenarios are known to reach that no seed hit.
 type Count struct {
 	Name  string
 	Help  string
 	Seeds int
+	Weak  bool
 }
 
 // SwarmFailure is one failing seed.
@@ -187,15 +190,15 @@ figure img { width: 100%; height: auto; border: 1px solid #eee; }
 {{end}}</table>
 
 <h2>Coverage</h2>
-<p>How many seeds each fault kind acted in and each probe (a rare path of the code) was hit in. A zero, highlighted, is a kind or path this swarm never exercised: a test that passed without reaching it says nothing about it.</p>
+<p>How many seeds each fault kind acted in and each probe (a rare path of the code) was hit in. A highlighted zero is a fault kind that never acted, or a path these scenarios are known to reach that this swarm never exercised: a test that passed without reaching it says nothing about it. A zero left plain is a path none of these scenarios is known to reach.</p>
 <figure><img src="{{.Chart}}" alt="coverage"></figure>
 <table>
 <tr><th>fault kind</th><th>seeds</th></tr>
-{{range .Faults}}<tr{{if not .Seeds}} class="never"{{end}}><td><code>{{.Name}}</code></td><td class="num">{{.Seeds}}</td></tr>
+{{range .Faults}}<tr{{if .Weak}} class="never"{{end}}><td><code>{{.Name}}</code></td><td class="num">{{.Seeds}}</td></tr>
 {{end}}</table>
 <table>
 <tr><th>probe</th><th>what it marks</th><th>seeds</th></tr>
-{{range .Probes}}<tr{{if not .Seeds}} class="never"{{end}}><td><code>{{.Name}}</code></td><td>{{.Help}}</td><td class="num">{{.Seeds}}</td></tr>
+{{range .Probes}}<tr{{if .Weak}} class="never"{{end}}><td><code>{{.Name}}</code></td><td>{{.Help}}</td><td class="num">{{.Seeds}}</td></tr>
 {{end}}</table>
 
 <h2>Failures</h2>

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-sim/sluice/faults"
 	"github.com/sluice-sim/sluice/reports"
 	"github.com/sluice-sim/sluice/sim"
+	"github.com/sluice-sim/sluice/workloads/scenario"
 )
 
 // progress shows a swarm's advance: seeds done, rate, ETA, failures.
@@ -55,14 +56,18 @@ type swarmSummary struct {
 	FaultSeeds map[string]int `json:"fault_seeds"`
 	// FaultsNeverFired lists the ops no seed of the swarm applied.
 	FaultsNeverFired []string `json:"faults_never_fired"`
-	// ProbeSeeds counts, per probe, the seeds that hit it; ProbesNeverHit
-	// lists the declared probes no seed hit.
-	ProbeSeeds     map[string]int `json:"probe_seeds"`
-	ProbesNeverHit []string       `json:"probes_never_hit"`
-	Failures       []swarmRecord  `json:"failures,omitempty"`
-	Seeds          int            `json:"seeds"`
-	Passed         int            `json:"passed"`
-	Failed         int            `json:"failed"`
+	// ProbeSeeds counts, per probe, the seeds that hit it. ProbesNeverHit
+	// lists the probes the swarm's scenarios are known to reach
+	// (scenario.ProbesReached) that no seed hit: its weak spots.
+	// ProbesNotReached lists the other declared probes no seed hit, which
+	// no scenario of the swarm is known to reach.
+	ProbeSeeds       map[string]int `json:"probe_seeds"`
+	ProbesNeverHit   []string       `json:"probes_never_hit"`
+	ProbesNotReached []string       `json:"probes_not_reached,omitempty"`
+	Failures         []swarmRecord  `json:"failures,omitempty"`
+	Seeds            int            `json:"seeds"`
+	Passed           int            `json:"passed"`
+	Failed           int            `json:"failed"`
 	// Missing lists shards a merge did not get.
 	Missing []string `json:"missing_shards,omitempty"`
 	// NotRun counts the seeds left out after --max-failures failures, or
@@ -143,12 +148,29 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 			s.FaultsNeverFired = append(s.FaultsNeverFired, string(op))
 		}
 	}
+	reached := probesReachedBy(spec.Scenarios)
 	for _, p := range sim.DeclaredProbes() {
-		if s.ProbeSeeds[p.Name] == 0 {
+		switch {
+		case s.ProbeSeeds[p.Name] > 0:
+		case reached[p.Name]:
 			s.ProbesNeverHit = append(s.ProbesNeverHit, p.Name)
+		default:
+			s.ProbesNotReached = append(s.ProbesNotReached, p.Name)
 		}
 	}
 	return s
+}
+
+// probesReachedBy is the set of probes any of the scenarios is known to
+// reach.
+func probesReachedBy(scenarios []string) map[string]bool {
+	reached := map[string]bool{}
+	for _, name := range scenarios {
+		for _, p := range scenario.ProbesReached(name) {
+			reached[p] = true
+		}
+	}
+	return reached
 }
 
 func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, interrupted, jsonOut bool, reportDir string) error {
@@ -202,6 +224,9 @@ func (s swarmSummary) writeText(out io.Writer) error {
 	fmt.Fprintf(out, "probes hit (seeds): %s\n", countsText(s.ProbeSeeds))
 	if len(s.ProbesNeverHit) > 0 {
 		fmt.Fprintf(out, "probes never hit: %s\n", strings.Join(s.ProbesNeverHit, ", "))
+	}
+	if n := len(s.ProbesNotReached); n > 0 {
+		fmt.Fprintf(out, "%d other probes no seed hit are not known to be reachable by these scenarios (--json lists them)\n", n)
 	}
 	for _, r := range s.Failures {
 		fmt.Fprintf(out, "FAILED %s seed %d: %s\n", r.Scenario, r.Seed, failureText(r))
@@ -391,10 +416,15 @@ func swarmPage(title string, s swarmSummary) reports.Swarm {
 		})
 	}
 	for _, op := range faults.Ops() {
-		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: s.FaultSeeds[string(op)]})
+		seeds := s.FaultSeeds[string(op)]
+		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: seeds, Weak: seeds == 0})
+	}
+	never := map[string]bool{}
+	for _, name := range s.ProbesNeverHit {
+		never[name] = true
 	}
 	for _, p := range sim.DeclaredProbes() {
-		page.Probes = append(page.Probes, reports.Count{Name: p.Name, Help: p.Help, Seeds: s.ProbeSeeds[p.Name]})
+		page.Probes = append(page.Probes, reports.Count{Name: p.Name, Help: p.Help, Seeds: s.ProbeSeeds[p.Name], Weak: never[p.Name]})
 	}
 	for _, r := range s.Failures {
 		page.Failures = append(page.Failures, reports.SwarmFailure{

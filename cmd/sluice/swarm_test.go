@@ -6,11 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-sim/sluice/sim"
 )
 
 // swarmArgs is a small, quick swarm over both scenarios that fails some
@@ -240,5 +243,28 @@ func TestSwarmStopsOnSigtermAndKeepsWhatRan(t *testing.T) {
 	_, records, err := readSwarmFile(out)
 	if err != nil || len(records) != s.Seeds {
 		t.Fatalf("--out holds %d records of %d run: %v", len(records), s.Seeds, err)
+	}
+}
+
+// A swarm reports as never hit only the probes its scenarios are known to
+// reach; the others no seed hit are counted apart, not listed as weak
+// spots (a cluster's ISR shrink in a single-broker swarm).
+func TestSwarmNeverHitIsWhatItsScenariosReach(t *testing.T) {
+	spec := swarmSpec{Scenarios: []string{"single-broker"}, FirstSeed: 1, Seeds: 1}
+	records := []swarmRecord{{Scenario: "single-broker", Seed: 1, OK: true,
+		Probes: sim.ProbeCounts{"storage/torn-tail-cut": 2}}}
+	s := summarizeSwarm(spec, records)
+	if !slices.Contains(s.ProbesNeverHit, "storage/index-rebuilt") || slices.Contains(s.ProbesNeverHit, "storage/torn-tail-cut") {
+		t.Errorf("never hit %v: want single-broker's index rebuild, not its torn tail, which a seed hit", s.ProbesNeverHit)
+	}
+	if slices.Contains(s.ProbesNeverHit, "broker/isr-shrunk") || !slices.Contains(s.ProbesNotReached, "broker/isr-shrunk") {
+		t.Errorf("never hit %v, not reached %v: an ISR shrink is a cluster's, apart", s.ProbesNeverHit, s.ProbesNotReached)
+	}
+	var out strings.Builder
+	if err := s.writeText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if text := out.String(); strings.Contains(text, "isr-shrunk") || !strings.Contains(text, "not known to be reachable") {
+		t.Errorf("summary:\n%s", text)
 	}
 }
