@@ -42,8 +42,9 @@ type SwarmScenario struct {
 }
 
 // Count is a name and how many seeds it concerns, with what it means.
-// Weak marks a zero the swarm should not have: a fault kind that never
-// acted, or a probe its scenarios are known to reach that no seed hit.
+// Weak marks a zero the swarm should not have: a fault kind its scenarios
+// draw that never acted, or a probe they are known to reach that no seed
+// hit.
 type Count struct {
 	Name  string
 	Help  string
@@ -190,7 +191,7 @@ figure img { width: 100%; height: auto; border: 1px solid #eee; }
 {{end}}</table>
 
 <h2>Coverage</h2>
-<p>How many seeds each fault kind acted in and each probe (a rare path of the code) was hit in. A highlighted zero is a fault kind that never acted, or a path these scenarios are known to reach that this swarm never exercised: a test that passed without reaching it says nothing about it. A zero left plain is a path none of these scenarios is known to reach.</p>
+<p>How many seeds each fault kind acted in and each probe (a rare path of the code) was hit in. A highlighted zero is a fault kind these scenarios draw that never acted, or a path they are known to reach that this swarm never exercised: a test that passed without reaching it says nothing about it. A zero left plain is a kind or path none of these scenarios is known to draw or reach.</p>
 <figure><img src="{{.Chart}}" alt="coverage"></figure>
 <table>
 <tr><th>fault kind</th><th>seeds</th></tr>

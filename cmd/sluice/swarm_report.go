@@ -54,8 +54,11 @@ type swarmSummary struct {
 	Scenarios []scenarioSummary `json:"scenarios"`
 	// FaultSeeds counts, per fault op, the seeds in which it acted.
 	FaultSeeds map[string]int `json:"fault_seeds"`
-	// FaultsNeverFired lists the ops no seed of the swarm applied.
+	// FaultsNeverFired lists the ops the swarm's scenarios are known to
+	// apply (scenario.FaultsActed) that no seed applied; FaultsNotDrawn the
+	// other ops no seed applied, which none of them is known to draw.
 	FaultsNeverFired []string `json:"faults_never_fired"`
+	FaultsNotDrawn   []string `json:"faults_not_drawn,omitempty"`
 	// ProbeSeeds counts, per probe, the seeds that hit it. ProbesNeverHit
 	// lists the probes the swarm's scenarios are known to reach
 	// (scenario.ProbesReached) that no seed hit: its weak spots.
@@ -143,12 +146,17 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 			sc.SeedsPerCoreHour = float64(sc.Seeds) / (secs / 3600)
 		}
 	}
+	acted := knownBy(spec.Scenarios, scenario.FaultsActed)
 	for _, op := range faults.Ops() {
-		if s.FaultSeeds[string(op)] == 0 {
+		switch {
+		case s.FaultSeeds[string(op)] > 0:
+		case acted[string(op)]:
 			s.FaultsNeverFired = append(s.FaultsNeverFired, string(op))
+		default:
+			s.FaultsNotDrawn = append(s.FaultsNotDrawn, string(op))
 		}
 	}
-	reached := probesReachedBy(spec.Scenarios)
+	reached := knownBy(spec.Scenarios, scenario.ProbesReached)
 	for _, p := range sim.DeclaredProbes() {
 		switch {
 		case s.ProbeSeeds[p.Name] > 0:
@@ -161,16 +169,16 @@ func summarizeSwarm(spec swarmSpec, records []swarmRecord) swarmSummary {
 	return s
 }
 
-// probesReachedBy is the set of probes any of the scenarios is known to
-// reach.
-func probesReachedBy(scenarios []string) map[string]bool {
-	reached := map[string]bool{}
+// knownBy is the set of names (fault ops, probes) that known gives for
+// any of the scenarios.
+func knownBy(scenarios []string, known func(scenario string) []string) map[string]bool {
+	set := map[string]bool{}
 	for _, name := range scenarios {
-		for _, p := range scenario.ProbesReached(name) {
-			reached[p] = true
+		for _, n := range known(name) {
+			set[n] = true
 		}
 	}
-	return reached
+	return set
 }
 
 func printSwarm(out io.Writer, spec swarmSpec, records []swarmRecord, notRun int, interrupted, jsonOut bool, reportDir string) error {
@@ -220,6 +228,9 @@ func (s swarmSummary) writeText(out io.Writer) error {
 	fmt.Fprintf(out, "faults fired (seeds): %s\n", countsText(s.FaultSeeds))
 	if len(s.FaultsNeverFired) > 0 {
 		fmt.Fprintf(out, "faults never fired: %s\n", strings.Join(s.FaultsNeverFired, ", "))
+	}
+	if len(s.FaultsNotDrawn) > 0 {
+		fmt.Fprintf(out, "faults these scenarios do not draw: %s\n", strings.Join(s.FaultsNotDrawn, ", "))
 	}
 	fmt.Fprintf(out, "probes hit (seeds): %s\n", countsText(s.ProbeSeeds))
 	if len(s.ProbesNeverHit) > 0 {
@@ -416,8 +427,8 @@ func swarmPage(title string, s swarmSummary) reports.Swarm {
 		})
 	}
 	for _, op := range faults.Ops() {
-		seeds := s.FaultSeeds[string(op)]
-		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: seeds, Weak: seeds == 0})
+		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: s.FaultSeeds[string(op)],
+			Weak: slices.Contains(s.FaultsNeverFired, string(op))})
 	}
 	never := map[string]bool{}
 	for _, name := range s.ProbesNeverHit {

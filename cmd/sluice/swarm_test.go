@@ -180,7 +180,8 @@ func TestSwarmStopsAndTimesOut(t *testing.T) {
 }
 
 // TestSwarmReportPage: --report writes the swarm's page with its scenarios,
-// its coverage (kinds and probes never reached highlighted) and its
+// its coverage (the kinds and probes its scenarios reach but never did
+// highlighted) and its
 // failures with their reproduce lines.
 func TestSwarmReportPage(t *testing.T) {
 	dir := t.TempDir()
@@ -193,7 +194,8 @@ func TestSwarmReportPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<td>counter</td>", `<tr class="never"><td><code>corrupt</code>`,
+	// counter draws no bit flips: its zero is plain, not a weak spot.
+	for _, want := range []string{"<td>counter</td>", `<tr><td><code>corrupt</code>`,
 		"counter/sync-failed-reload", "sluice sim run --scenario counter", "24 seeds: ", `<img src="data:image/svg`} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("swarm.html lacks %q", want)
@@ -247,8 +249,9 @@ func TestSwarmStopsOnSigtermAndKeepsWhatRan(t *testing.T) {
 }
 
 // A swarm reports as never hit only the probes its scenarios are known to
-// reach; the others no seed hit are counted apart, not listed as weak
-// spots (a cluster's ISR shrink in a single-broker swarm).
+// reach, and as never fired the fault ops they are known to draw; the
+// others are reported apart, not as weak spots (a cluster's ISR shrink, or
+// bit flips, in a single-broker swarm).
 func TestSwarmNeverHitIsWhatItsScenariosReach(t *testing.T) {
 	spec := swarmSpec{Scenarios: []string{"single-broker"}, FirstSeed: 1, Seeds: 1}
 	records := []swarmRecord{{Scenario: "single-broker", Seed: 1, OK: true,
@@ -263,6 +266,9 @@ func TestSwarmNeverHitIsWhatItsScenariosReach(t *testing.T) {
 	var out strings.Builder
 	if err := s.writeText(&out); err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(s.FaultsNeverFired, "kill") || slices.Contains(s.FaultsNeverFired, "corrupt") || !slices.Contains(s.FaultsNotDrawn, "corrupt") {
+		t.Errorf("faults never fired %v, not drawn %v: want kill (single-broker draws it), corrupt apart", s.FaultsNeverFired, s.FaultsNotDrawn)
 	}
 	if text := out.String(); strings.Contains(text, "isr-shrunk") || !strings.Contains(text, "not known to be reachable") {
 		t.Errorf("summary:\n%s", text)

@@ -41,6 +41,35 @@ var probesReached = map[string][]string{
 	"slow-follower": {"broker/isr-expanded", "broker/isr-shrunk"},
 }
 
+// faultsActed are the fault ops each scenario's seeds are known to apply
+// (the same swarms): those its generated schedules draw. The planted
+// scenarios (leader-crash and the others around one fault) act through
+// their own episodes, which are not fault ops, and draw none; single-broker
+// draws bit flips only with --param faults=corrupt, which a swarm of it
+// then counts as it counts any op.
+var faultsActed = map[string][]string{
+	"cluster-swarm": {"block", "clock-drift", "clock-jump", "corrupt", "disk-heal", "fail-syncs", "heal", "kill", "meta-errors",
+		"partition", "pause", "power-loss", "restart", "resume", "slow-disk"},
+	"controller-quorum": {"block", "clock-drift", "clock-jump", "disk-full", "disk-heal", "fail-syncs", "heal", "kill",
+		"meta-errors", "partition", "pause", "power-loss", "read-errors", "restart", "resume", "slow-disk"},
+	"counter": {"block", "clock-drift", "clock-jump", "disk-full", "disk-heal", "fail-syncs", "heal", "kill", "partition",
+		"pause", "power-loss", "read-errors", "restart", "resume", "slow-disk"},
+	"flume-pipeline": {"block", "clock-drift", "clock-jump", "disk-full", "disk-heal", "fail-syncs", "heal", "kill",
+		"meta-errors", "partition", "pause", "power-loss", "read-errors", "restart", "resume", "slow-disk"},
+	"group-rebalance": {"block", "clock-drift", "clock-jump", "disk-full", "disk-heal", "fail-syncs", "heal", "kill",
+		"partition", "pause", "power-loss", "read-errors", "restart", "resume", "slow-disk"},
+	"single-broker": {"block", "clock-drift", "clock-jump", "disk-full", "disk-heal", "fail-syncs", "heal", "kill",
+		"meta-errors", "partition", "pause", "power-loss", "read-errors", "restart", "resume", "slow-disk"},
+}
+
+// FaultsActed names the fault ops the scenario's seeds are known to apply,
+// sorted; none for a scenario that applies none or is unknown.
+func FaultsActed(scenario string) []string {
+	ops := slices.Clone(faultsActed[scenario])
+	slices.Sort(ops)
+	return ops
+}
+
 // ProbesReached names the probes the scenario's seeds are known to hit,
 // sorted; none for a scenario that reaches none or is unknown.
 func ProbesReached(scenario string) []string {
