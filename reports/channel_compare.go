@@ -49,21 +49,12 @@ func channelOutcomesFigure(subtitle string, rows []ChannelCompareRow) (figure, e
 		top = max(top, lost[i], dup[i])
 	}
 	width := vg.Points(36)
-	var legend []legendEntry
-	for i, series := range []struct {
-		name   string
-		values plotter.Values
-		color  color.Color
-	}{{"lost (acknowledged, never delivered)", lost, colorVermil}, {"duplicated (delivered more than once)", dup, colorBlue}} {
-		bars, err := plotter.NewBarChart(series.values, width)
-		if err != nil {
-			return figure{}, fmt.Errorf("channel outcomes: %w", err)
-		}
-		bars.Color = series.color
-		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(2*i-1) * width / 2
-		p.Add(bars)
-		legend = append(legend, legendEntry{name: series.name, thumb: bars})
+	// Side by side: the first series left of each name, the second right.
+	legend, err := addBars(p, width, func(i int) vg.Length { return vg.Length(2*i-1) * width / 2 },
+		barSeries{"lost (acknowledged, never delivered)", lost, colorVermil},
+		barSeries{"duplicated (delivered more than once)", dup, colorBlue})
+	if err != nil {
+		return figure{}, fmt.Errorf("channel outcomes: %w", err)
 	}
 	p.NominalX(names...)
 	p.Y.Min, p.Y.Max = 0, top*1.1

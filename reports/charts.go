@@ -313,3 +313,26 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	return ticks
 }
+
+// barSeries is one colour of bars and its legend's name.
+type barSeries struct {
+	name   string
+	values plotter.Values
+	color  color.Color
+}
+
+// addBars adds each series to p as bars of width, the i-th moved sideways
+// by offset(i), and returns their legend entries.
+func addBars(p *plot.Plot, width vg.Length, offset func(i int) vg.Length, series ...barSeries) ([]legendEntry, error) {
+	legend := make([]legendEntry, 0, len(series))
+	for i, s := range series {
+		bars, err := plotter.NewBarChart(s.values, width)
+		if err != nil {
+			return nil, err
+		}
+		bars.Color, bars.LineStyle.Width, bars.Offset = s.color, 0, offset(i)
+		p.Add(bars)
+		legend = append(legend, legendEntry{name: s.name, thumb: bars})
+	}
+	return legend, nil
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
-	"image/color"
 	"io"
 	"math"
 	"strconv"
@@ -96,19 +95,12 @@ func (s Swarm) coverageFigure() (figure, error) {
 			probes[i] = coverageHeight(c.Seeds)
 		}
 	}
-	var legend []legendEntry
-	for _, group := range []struct {
-		name   string
-		values plotter.Values
-		color  color.Color
-	}{{"fault kinds", faults, colorBlue}, {"probes", probes, colorOrange}} {
-		bars, err := plotter.NewBarChart(group.values, vg.Points(10))
-		if err != nil {
-			return figure{}, fmt.Errorf("coverage chart: %w", err)
-		}
-		bars.Color, bars.LineStyle.Width = group.color, 0
-		p.Add(bars)
-		legend = append(legend, legendEntry{name: group.name, thumb: bars})
+	// Each name has one bar, a fault kind's or a probe's: both series
+	// share the slots, zero where the other has its bar.
+	legend, err := addBars(p, vg.Points(10), func(int) vg.Length { return 0 },
+		barSeries{"fault kinds", faults, colorBlue}, barSeries{"probes", probes, colorOrange})
+	if err != nil {
+		return figure{}, fmt.Errorf("coverage chart: %w", err)
 	}
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 1.2

@@ -188,24 +188,14 @@ func TestReadAfterABatchWhoseBaseOffsetFlippedUp(t *testing.T) {
 // truncateFailFS's files fail every Truncate once armed, as a disk
 // failing a metadata operation would.
 type truncateFailFS struct {
-	sim.FS
+	fileWrappingFS
 	armed bool
 }
 
-func (f *truncateFailFS) Create(name string) (sim.File, error) {
-	file, err := f.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return &truncateFailFile{File: file, fs: f}, nil
-}
-
-func (f *truncateFailFS) Open(name string) (sim.File, error) {
-	file, err := f.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return &truncateFailFile{File: file, fs: f}, nil
+func newTruncateFailFS(fs sim.FS) *truncateFailFS {
+	t := &truncateFailFS{}
+	t.fileWrappingFS = fileWrappingFS{FS: fs, wrap: func(f sim.File) sim.File { return &truncateFailFile{File: f, fs: t} }}
+	return t
 }
 
 type truncateFailFile struct {
@@ -227,7 +217,7 @@ func (f *truncateFailFile) Truncate(size int64) error {
 // disk failing truncates does not take the log offline.
 func TestTruncationToASegmentEndLeavesItsFileAlone(t *testing.T) {
 	r := newRig(t, 46, testDiskConfig())
-	fs := &truncateFailFS{FS: r.fs}
+	fs := newTruncateFailFS(r.fs)
 	l, _, err := Open(fs, r.clock, testDir, Config{}, 0, r.logf)
 	if err != nil {
 		t.Fatal(err)

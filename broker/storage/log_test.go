@@ -275,7 +275,7 @@ func TestIndexOffByOneBugSkipsRecords(t *testing.T) {
 
 func TestGroupCommitCoalesces(t *testing.T) {
 	r := newRig(t, 8, testDiskConfig())
-	counting := &countingFS{FS: r.fs}
+	counting := newCountingFS(r.fs)
 	l, _, err := Open(counting, r.clock, testDir, Config{Flush: FlushPolicy{Mode: FlushGroupCommit}}, 0, r.logf)
 	if err != nil {
 		t.Fatal(err)
@@ -315,24 +315,14 @@ func TestGroupCommitCoalesces(t *testing.T) {
 
 // countingFS counts file syncs.
 type countingFS struct {
-	sim.FS
+	fileWrappingFS
 	syncs int
 }
 
-func (c *countingFS) Create(name string) (sim.File, error) {
-	f, err := c.FS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return &countingFile{File: f, fs: c}, nil
-}
-
-func (c *countingFS) Open(name string) (sim.File, error) {
-	f, err := c.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return &countingFile{File: f, fs: c}, nil
+func newCountingFS(fs sim.FS) *countingFS {
+	c := &countingFS{}
+	c.fileWrappingFS = fileWrappingFS{FS: fs, wrap: func(f sim.File) sim.File { return &countingFile{File: f, fs: c} }}
+	return c
 }
 
 type countingFile struct {

@@ -280,3 +280,27 @@ func sameStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// fileWrappingFS hands out the files its FS creates and opens through
+// wrap: the base of the test file systems that watch or fail operations on
+// open files.
+type fileWrappingFS struct {
+	sim.FS
+	wrap func(sim.File) sim.File
+}
+
+func (w *fileWrappingFS) Create(name string) (sim.File, error) {
+	f, err := w.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(f), nil
+}
+
+func (w *fileWrappingFS) Open(name string) (sim.File, error) {
+	f, err := w.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(f), nil
+}

@@ -430,12 +430,9 @@ func swarmPage(title string, s swarmSummary) reports.Swarm {
 		page.Faults = append(page.Faults, reports.Count{Name: string(op), Seeds: s.FaultSeeds[string(op)],
 			Weak: slices.Contains(s.FaultsNeverFired, string(op))})
 	}
-	never := map[string]bool{}
-	for _, name := range s.ProbesNeverHit {
-		never[name] = true
-	}
 	for _, p := range sim.DeclaredProbes() {
-		page.Probes = append(page.Probes, reports.Count{Name: p.Name, Help: p.Help, Seeds: s.ProbeSeeds[p.Name], Weak: never[p.Name]})
+		page.Probes = append(page.Probes, reports.Count{Name: p.Name, Help: p.Help, Seeds: s.ProbeSeeds[p.Name],
+			Weak: slices.Contains(s.ProbesNeverHit, p.Name)})
 	}
 	for _, r := range s.Failures {
 		page.Failures = append(page.Failures, reports.SwarmFailure{

@@ -65,15 +65,11 @@ var faultsActed = map[string][]string{
 // FaultsActed names the fault ops the scenario's seeds are known to apply,
 // sorted; none for a scenario that applies none or is unknown.
 func FaultsActed(scenario string) []string {
-	ops := slices.Clone(faultsActed[scenario])
-	slices.Sort(ops)
-	return ops
+	return slices.Sorted(slices.Values(faultsActed[scenario]))
 }
 
 // ProbesReached names the probes the scenario's seeds are known to hit,
 // sorted; none for a scenario that reaches none or is unknown.
 func ProbesReached(scenario string) []string {
-	probes := slices.Clone(probesReached[scenario])
-	slices.Sort(probes)
-	return probes
+	return slices.Sorted(slices.Values(probesReached[scenario]))
 }
