@@ -49,7 +49,8 @@ func runTo(t *testing.T, dir string, stdout, stderr io.Writer, args ...string) i
 func TestSimRunExitStatuses(t *testing.T) {
 	dir := t.TempDir()
 	code, out := run(t, dir, "sim", "run", "--seed", "3", "--run", "4s", "--drain", "2s")
-	if code != 0 || !strings.Contains(out, "trace hash") || !strings.Contains(out, "time dilation") {
+	if code != 0 || !strings.Contains(out, "trace hash") || !strings.Contains(out, "time dilation") ||
+		!strings.Contains(out, "then audits and checks") {
 		t.Fatalf("a passing run exited %d:\n%s", code, out)
 	}
 	code, out = run(t, dir, "sim", "run", "--seed", "1", "--run", "4s", "--drain", "2s", "--bug", "dedupe-off")

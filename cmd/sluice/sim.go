@@ -292,6 +292,10 @@ func openLog(name string) (io.Writer, func(), error) {
 // reports whether it passed.
 func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f runFlags) (bool, error) {
 	start := time.Now()
+	var simulated time.Duration
+	if !f.checkDeterminism {
+		opts.Judging = func() { simulated = time.Since(start) }
+	}
 	var res scenario.Result
 	var det *scenario.Determinism
 	var err error
@@ -326,6 +330,7 @@ func runOneSeed(out io.Writer, def scenario.Definition, opts scenario.Options, f
 	}
 	ok := res.OK() && (det == nil || det.Same())
 	summary := newRunSummary(res, det, wall, f.faultsFile, f.scenarioFile)
+	summary.noteSimulated(simulated)
 	if f.replayOf != nil {
 		summary.noteReplay(*f.replayOf, f.replayFile)
 		ok = ok && summary.Reproduced != nil && *summary.Reproduced
@@ -380,11 +385,17 @@ type runSummary struct {
 	// SeedsPerCoreHour is what a swarm of such runs costs: the
 	// simulator runs on one core.
 	SeedsPerCoreHour float64 `json:"seeds_per_core_hour"`
-	Deterministic    *bool   `json:"deterministic,omitempty"`
-	Divergence       string  `json:"divergence,omitempty"`
-	Reproduce        string  `json:"reproduce"`
-	SavedTo          string  `json:"saved_to,omitempty"`
-	Report           string  `json:"report,omitempty"`
+	// SimulatedTime is the part of WallTime spent running the world to
+	// the end of the drain, before the end-of-run audits and checks, and
+	// SimulatedDilation the time dilation of that part alone; both are
+	// left out with --check-determinism, whose runs are timed together.
+	SimulatedTime     time.Duration `json:"simulated_wall_time_ns,omitempty"`
+	SimulatedDilation float64       `json:"simulated_time_dilation,omitempty"`
+	Deterministic     *bool         `json:"deterministic,omitempty"`
+	Divergence        string        `json:"divergence,omitempty"`
+	Reproduce         string        `json:"reproduce"`
+	SavedTo           string        `json:"saved_to,omitempty"`
+	Report            string        `json:"report,omitempty"`
 	// Reproduced says, for a replay, whether it gave the saved trace hash;
 	// ReplayNote says why not, or that the versions differ.
 	Reproduced *bool  `json:"reproduced,omitempty"`
@@ -407,6 +418,16 @@ func newRunSummary(res scenario.Result, det *scenario.Determinism, wall time.Dur
 	}
 	s.Reproduce = reproduceCommand(res.Recipe, faultsFile, scenarioFile, det != nil)
 	return s
+}
+
+// noteSimulated notes how much of the wall time the world took to run
+// to the end of the drain (zero: not measured).
+func (s *runSummary) noteSimulated(simulated time.Duration) {
+	if simulated <= 0 || simulated > s.WallTime {
+		return
+	}
+	s.SimulatedTime = simulated
+	s.SimulatedDilation = s.SimTime.Seconds() / simulated.Seconds()
 }
 
 // noteReplay compares a replay with the run it replays.
@@ -443,6 +464,10 @@ func (s runSummary) writeText(out io.Writer, verbose bool) error {
 	fmt.Fprintln(out)
 	fmt.Fprintf(out, "sim time   %v   wall time %v   time dilation %.0fx\n",
 		s.SimTime, s.WallTime.Round(time.Millisecond), s.Dilation)
+	if s.SimulatedTime > 0 {
+		fmt.Fprintf(out, "           simulating %v (dilation %.0fx), then audits and checks %v\n",
+			s.SimulatedTime.Round(time.Millisecond), s.SimulatedDilation, (s.WallTime - s.SimulatedTime).Round(time.Millisecond))
+	}
 	fmt.Fprintf(out, "events     %d   (%.2fM events/s, %.0f seeds/core-hour)\n", s.Events, s.EventsPerSec/1e6, s.SeedsPerCoreHour)
 	fmt.Fprintf(out, "trace hash %s\n", s.TraceHash)
 	fmt.Fprintf(out, "faults     %d of %d actions applied\n", s.FaultsApplied, len(s.Schedule.Actions))

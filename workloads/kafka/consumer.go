@@ -950,8 +950,12 @@ func (co *Consumer) pollRecordsRoom() []Record {
 	return make([]Record, 0, min(co.lastPollRecords, pollRecordsHintMax))
 }
 
-// pollRecordsHintMax bounds the room a poll's slice starts with.
-const pollRecordsHintMax = 4096
+// pollRecordsHintMax bounds the room a poll's slice starts with and the
+// lent slice a consumer keeps (3.5 MiB of records): a consumer reading a
+// log again from its start takes thousands of records a poll, and at 4,096
+// each such poll grew a fresh slice by doubling (a tenth of a batched
+// leader-crash seed's allocation).
+const pollRecordsHintMax = 1 << 15
 
 // fetchAnswersMax bounds the answers kept: one per leader in flight.
 const fetchAnswersMax = 8

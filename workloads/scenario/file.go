@@ -87,9 +87,8 @@ func (f *File) checkAgainst(def Definition) error {
 			return fieldError(f.nodes["params"], "params."+name,
 				fmt.Sprintf("scenario %s has no such parameter (known: %s)", def.Name, strings.Join(known, ", ")))
 		}
-		if vs := def.Params[i].Values; len(vs) > 0 && !slices.Contains(vs, f.Params[name]) {
-			return fieldError(f.nodes["params"], "params."+name,
-				fmt.Sprintf("%q: want one of %s", f.Params[name], strings.Join(vs, ", ")))
+		if err := def.Params[i].accepts(f.Params[name]); err != nil {
+			return fieldError(f.nodes["params"], "params."+name, fmt.Sprintf("%q: %v", f.Params[name], err))
 		}
 	}
 	for i, b := range f.Bugs {

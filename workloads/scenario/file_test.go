@@ -55,6 +55,7 @@ func TestScenarioFileErrorsNameLineAndField(t *testing.T) {
 		{"mapping wanted", "scenario: counter\nparams: [flush]\n", `line 2: field "params": want a mapping`},
 		{"unknown param", "scenario: single-broker\nparams:\n  flsh: none\n", `line 3: field "params.flsh": scenario single-broker has no such parameter (known: flush, acks,`},
 		{"bad param value", "scenario: single-broker\nparams: {flush: sometimes}\n", `field "params.flush": "sometimes": want one of group, none, interval`},
+		{"bad checked param", "scenario: leader-crash\nparams:\n  linger.ms: 500\n", `line 3: field "params.linger.ms": "500": want auto or whole milliseconds from 0 to 200`},
 		{"unplanted bug", "scenario: counter\nbugs: [skip-crc]\n", `field "bugs[0]": scenario counter does not plant bug "skip-crc"`},
 		{"unknown faults field", "scenario: counter\nfaults: {profil: {}}\n", `line 2: field "faults.profil": unknown field (known: profile, schedule)`},
 		{"unknown kind", "scenario: counter\nfaults:\n  profile: {kinds: [meteor]}\n", `line 3: field "faults.profile": kinds[0]: unknown fault kind "meteor"`},

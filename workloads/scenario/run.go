@@ -49,6 +49,9 @@ func Run(d Definition, o Options) (Result, error) {
 	// Actions due after this point never ran; Finish may run the world
 	// further, but not the schedule's time.
 	tally.NoteUnreached(w.Now())
+	if o.Judging != nil {
+		o.Judging()
+	}
 	checks, stats := cluster.Finish(w)
 	checks = append(checks, budgetChecks...)
 	r := Result{

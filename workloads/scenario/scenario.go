@@ -45,9 +45,12 @@ type Definition struct {
 type Param struct {
 	Name    string
 	Default string
-	// Values lists the accepted values; empty means any.
+	// Values lists the accepted values; empty, and without Check, any.
 	Values []string
-	Help   string
+	// Check, if set, judges a value Values does not list: nil accepts
+	// it, an error says why not.
+	Check func(value string) error
+	Help  string
 }
 
 // Cluster is a built scenario.
@@ -99,6 +102,11 @@ type Options struct {
 	// coordinator's death) that this run leaves out: what shrinking cuts
 	// of faults that are not schedule data.
 	EpisodesSkipped []int
+	// Judging, when set, is called once the world has run to the end of
+	// the drain, before the scenario's end-of-run audits and checks: a
+	// caller that times runs can then tell simulating from judging. It
+	// decides nothing in the run.
+	Judging func()
 }
 
 // skipsEpisode reports whether the run leaves out planted episode i.
@@ -281,8 +289,8 @@ func (d Definition) resolve(o Options) (Options, error) {
 		if i < 0 {
 			return o, fmt.Errorf("scenario %s has no parameter %q", d.Name, name)
 		}
-		if vs := d.Params[i].Values; len(vs) > 0 && !slices.Contains(vs, value) {
-			return o, fmt.Errorf("scenario %s: parameter %s=%q: want one of %s", d.Name, name, value, strings.Join(vs, ", "))
+		if err := d.Params[i].accepts(value); err != nil {
+			return o, fmt.Errorf("scenario %s: parameter %s=%q: %w", d.Name, name, value, err)
 		}
 		params[name] = value
 	}
@@ -293,6 +301,20 @@ func (d Definition) resolve(o Options) (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// accepts rejects a value the parameter does not take: one Values does
+// not list and Check, where there is one, refuses.
+func (p Param) accepts(value string) error {
+	switch {
+	case slices.Contains(p.Values, value):
+		return nil
+	case p.Check != nil:
+		return p.Check(value)
+	case len(p.Values) > 0:
+		return fmt.Errorf("want one of %s", strings.Join(p.Values, ", "))
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -128,6 +129,14 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 		k.DeliveryTimeout = drawDeliveryTimeout(sched.NewRand(o.Seed, "delivery", 0))
 		k.DeleteRecordsEvery = drawDeleteRecordsEvery(sched.NewRand(o.Seed, "deletes", 0), k)
 	}
+	if v := o.Param("linger.ms"); v != "auto" {
+		ms, err := parseLingerMs(v)
+		sched.Assert(err == nil, "scenario: linger.ms %q passed validation: %v", v, err)
+		if linger := time.Duration(ms) * time.Millisecond; linger != k.Linger {
+			k.Linger = linger
+			k.Concurrency = concurrencyFor(k.RatePerClient, k.Linger, k.Concurrency)
+		}
+	}
 	if name := o.Param("compression"); name != "auto" {
 		c, err := record.ParseCompression(name)
 		sched.Assert(err == nil, "scenario: compression %q passed validation: %v", name, err)
@@ -157,6 +166,31 @@ func clusterKnobsFor(o Options) singleBrokerKnobs {
 // clusterValueBytesMax bounds a drawn cluster workload's record values.
 const clusterValueBytesMax = 512
 
+// concurrencyFor is how many sends a client at ratePerClient keeps in
+// flight: enough to fill a linger's worth of every partition's batch and
+// the round trip after it, so that a long linger batches records rather
+// than holding the rate down; at least least, at most
+// fsyncgateConcurrency.
+func concurrencyFor(ratePerClient float64, linger time.Duration, least int) int {
+	inFlight := int(ratePerClient * (linger + 50*time.Millisecond).Seconds())
+	return max(least, min(inFlight, fsyncgateConcurrency))
+}
+
+// lingerMsMax bounds the linger.ms parameter: a client keeps at most
+// fsyncgateConcurrency sends in flight, which a longer linger at the fixed
+// rate would hold back.
+const lingerMsMax = 200
+
+// parseLingerMs reads the linger.ms parameter: whole milliseconds, as
+// Kafka's producer takes it, from 0 to lingerMsMax.
+func parseLingerMs(v string) (int, error) {
+	ms, err := strconv.Atoi(v)
+	if err != nil || ms < 0 || ms > lingerMsMax {
+		return 0, fmt.Errorf("want auto or whole milliseconds from 0 to %d", lingerMsMax)
+	}
+	return ms, nil
+}
+
 // workloadParams are the knobs that choose a run's workload, for the
 // scenarios built on single-broker's clients.
 var workloadParams = []Param{
@@ -164,6 +198,11 @@ var workloadParams = []Param{
 		Help: "drawn: the seed draws clients, rate, linger, batch and record sizes, compression, segment " +
 			"size, consumer seeks and leader epochs (listed as knob_* counters); fixed: two clients, " +
 			"short records; auto: drawn in a swarm, fixed otherwise"},
+	{Name: "linger.ms", Default: "auto", Values: []string{"auto"},
+		Check: func(v string) error { _, err := parseLingerMs(v); return err },
+		Help: "how long the producers wait to fill a batch, in milliseconds (Kafka's linger.ms); auto: the " +
+			"workload's (5 unless drawn). A longer linger makes fewer, larger batches at the same rate, " +
+			"with the sends in flight raised to keep the rate"},
 	{Name: "compression", Default: "auto", Values: []string{"auto", "none", "gzip", "snappy", "lz4", "zstd"},
 		Help: "the producers' codec; auto: the workload's (none unless drawn)"},
 }
@@ -185,10 +224,7 @@ func drawSingleBrokerKnobs(r *rand.Rand, fixed singleBrokerKnobs) singleBrokerKn
 	k.BatchMaxBytes = min([]int{4 << 10, 16 << 10, 48 << 10}[r.IntN(3)], k.brokerBatchMaxBytes()-batchHeadroomBytes)
 	k.ValueBytes = min([]int{0, 0, 64, 512, 4 << 10}[r.IntN(5)], k.BatchMaxBytes/2)
 	k.Compression = record.Compression(r.IntN(int(record.CompressionZstd) + 1))
-	// Enough sends in flight to fill a linger's worth of every
-	// partition's batch, and the round trip after it.
-	inFlight := int(k.RatePerClient * (k.Linger + 50*time.Millisecond).Seconds())
-	k.Concurrency = max(fixed.Concurrency, min(inFlight, fsyncgateConcurrency))
+	k.Concurrency = concurrencyFor(k.RatePerClient, k.Linger, fixed.Concurrency)
 	k.SeekEveryPolls = []int{0, 50, 200}[r.IntN(3)]
 	k.SendLeaderEpoch = r.IntN(2) == 0
 	switch r.IntN(4) {

@@ -3,6 +3,7 @@ package scenario
 import (
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/sluice-sim/sluice/sim/sched"
@@ -176,5 +177,51 @@ func TestDrawnAdminDeletesRecords(t *testing.T) {
 	}
 	if res.Stats["record_deletes"] == 0 || res.Stats["log_start_max"] == 0 {
 		t.Fatalf("%d deletions answered, log start at most %d: nothing was deleted", res.Stats["record_deletes"], res.Stats["log_start_max"])
+	}
+}
+
+// TestLingerParam: linger.ms sets the producers' linger and keeps their
+// rate, raising the sends in flight with it (at the fixed 20, a 100 ms
+// linger held leader-crash to 6,264 sends of its 15,169), so that the
+// same records arrive in fewer, larger batches; a value out of range is
+// refused naming the parameter, and the workload's own linger changes
+// nothing.
+func TestLingerParam(t *testing.T) {
+	d, err := Lookup("leader-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"-1", "201", "5ms", "soon"} {
+		err := d.Validate(withParams(1, map[string]string{"linger.ms": bad}))
+		if err == nil || !strings.Contains(err.Error(), "linger.ms") {
+			t.Errorf("linger.ms=%s: got %v, want a refusal naming linger.ms", bad, err)
+		}
+	}
+	for _, good := range []string{"auto", "0", "200"} {
+		if err := d.Validate(withParams(1, map[string]string{"linger.ms": good})); err != nil {
+			t.Errorf("linger.ms=%s refused: %v", good, err)
+		}
+	}
+	fixed := clusterKnobsFor(mustResolve(t, d, withParams(2, nil)))
+	if same := clusterKnobsFor(mustResolve(t, d, withParams(2, map[string]string{"linger.ms": "5"}))); !reflect.DeepEqual(same, fixed) {
+		t.Errorf("linger.ms=5, the workload's own: got %+v, want %+v", same, fixed)
+	}
+	short, err := Run(d, withParams(2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := Run(d, withParams(2, map[string]string{"linger.ms": "100"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range long.Failed() {
+		t.Errorf("linger.ms=100: check %s failed: %s", c.Name, c.Detail)
+	}
+	if got, want := long.Stats["sends_ok"], short.Stats["sends_ok"]*9/10; got < want {
+		t.Errorf("linger.ms=100: %d sends acknowledged, want the rate kept: at least %d", got, want)
+	}
+	if long.Stats["knob_linger_ms"] != 100 || long.Stats["broker_appends"]*5 > short.Stats["broker_appends"] {
+		t.Errorf("linger.ms=100: linger %d ms and %d appends against %d at 5 ms, want batches of several records",
+			long.Stats["knob_linger_ms"], long.Stats["broker_appends"], short.Stats["broker_appends"])
 	}
 }

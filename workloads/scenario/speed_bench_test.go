@@ -13,7 +13,7 @@ import (
 // the garbage collector's threads included), which other work on a shared
 // machine disturbs far less than wall time.
 func BenchmarkSingleBrokerSeed(b *testing.B) {
-	benchmarkSeeds(b, singleBrokerDef(b))
+	benchmarkSeeds(b, singleBrokerDef(b), nil)
 }
 
 // BenchmarkLeaderCrashSeed runs whole leader-crash seeds: the six-node
@@ -24,16 +24,31 @@ func BenchmarkLeaderCrashSeed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchmarkSeeds(b, d)
+	benchmarkSeeds(b, d, nil)
 }
 
-// benchmarkSeeds runs seeds 1 to 3 of d in turn, b.N seeds in all.
-func benchmarkSeeds(b *testing.B, d Definition) {
+// BenchmarkLeaderCrashSeedBatched runs leader-crash seeds at the same
+// rate with the producers' linger.ms at 100: batches of about sixteen
+// records instead of one, and a quarter of the events.
+func BenchmarkLeaderCrashSeedBatched(b *testing.B) {
+	d, err := Lookup("leader-crash")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkSeeds(b, d, map[string]string{"linger.ms": "100"})
+}
+
+// benchmarkSeeds runs seeds 1 to 3 of d in turn, b.N seeds in all. Its
+// sim-dilation is the time dilation of running the worlds alone, without
+// the end-of-run audits and checks.
+func benchmarkSeeds(b *testing.B, d Definition, params map[string]string) {
 	var events uint64
-	var simulated time.Duration
+	var simulated, simulating time.Duration
 	start, cpuStart := time.Now(), processCPU(b)
 	for i := 0; i < b.N; i++ {
-		o := withParams(uint64(1+i%3), nil)
+		o := withParams(uint64(1+i%3), params)
+		runStart := time.Now()
+		o.Judging = func() { simulating += time.Since(runStart) }
 		res, err := Run(d, o)
 		if err != nil {
 			b.Fatal(err)
@@ -47,6 +62,7 @@ func benchmarkSeeds(b *testing.B, d Definition) {
 	wall, cpu := time.Since(start), processCPU(b)-cpuStart
 	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
 	b.ReportMetric(simulated.Seconds()/wall.Seconds(), "dilation")
+	b.ReportMetric(simulated.Seconds()/simulating.Seconds(), "sim-dilation")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(events), "cpu-ns/event")
 	// A change that makes a seed take fewer events (a stopped timer no
 	// longer dispatched) moves CPU per event the wrong way; CPU per seed
