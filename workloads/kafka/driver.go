@@ -30,6 +30,12 @@ type DriverConfig struct {
 	CreateTopic *TopicSpec
 	// Keys, when positive, gives record n the key "k<n mod Keys>".
 	Keys int
+	// Sticky, with Keys zero, leaves keyless records to the producer's
+	// sticky partitioner, Kafka's default since 2.4 (a partition's batch
+	// fills before another partition is drawn), instead of writing to
+	// Partitions in turn as Kafka's RoundRobinPartitioner does; Partitions
+	// must then list every partition of the topic.
+	Sticky bool
 	// Producer and Consumer are templates; Bootstrap, Process and
 	// Recorder are filled in by the driver.
 	Producer ProducerConfig
@@ -192,7 +198,7 @@ func NewDriver(env sim.Env, cfg DriverConfig) (*Driver, error) {
 	pc := cfg.Producer
 	pc.Bootstrap, pc.Recorder = cfg.Bootstrap, cfg.Recorder
 	pc.Process = d.newProcess()
-	pc.ManualPartition = cfg.Keys == 0
+	pc.ManualPartition = cfg.Keys == 0 && !cfg.Sticky
 	p, err := NewProducer(env, pc)
 	if err != nil {
 		return nil, fmt.Errorf("driver producer: %w", err)
@@ -366,9 +372,12 @@ func (d *Driver) sendOne() bool {
 		Topic: d.cfg.Topic,
 		Value: d.value(n),
 	}
-	if d.cfg.Keys > 0 {
+	switch {
+	case d.cfg.Keys > 0:
 		rec.Key = []byte("k" + strconv.Itoa(n%d.cfg.Keys))
-	} else {
+	case d.cfg.Sticky:
+		// The producer's partitioner picks.
+	default:
 		rec.Partition = d.cfg.Partitions[d.nextPart%len(d.cfg.Partitions)]
 		d.nextPart++
 	}

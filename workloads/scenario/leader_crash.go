@@ -256,7 +256,7 @@ func buildBrokerCluster(w *world.World, o Options, mode clusterMode) Cluster {
 		cfg := kafka.DriverConfig{
 			Bootstrap: bootstrap, Topic: leaderCrashTopic, Partitions: []int32{0, 1, 2},
 			Rate: knobs.RatePerClient, Concurrency: knobs.Concurrency, ValueBytes: knobs.ValueBytes,
-			SeekEveryPolls: knobs.SeekEveryPolls, Reread: true, Recorder: c.log,
+			SeekEveryPolls: knobs.SeekEveryPolls, Sticky: knobs.Sticky, Reread: true, Recorder: c.log,
 			NewProcess: func() int { nextProcess++; return nextProcess },
 			Producer:   producerConfig(o, knobs),
 			Consumer: kafka.ConsumerConfig{FetchMaxWait: 100 * time.Millisecond, Bugs: o.Bugs,

@@ -250,6 +250,7 @@ func buildSingleBroker(w *world.World, o Options) Cluster {
 			Concurrency:        knobs.Concurrency,
 			ValueBytes:         knobs.ValueBytes,
 			Keys:               knobs.Keys,
+			Sticky:             knobs.Sticky,
 			SeekEveryPolls:     knobs.SeekEveryPolls,
 			DeleteRecordsEvery: knobs.DeleteRecordsEvery,
 			Reread:             true,

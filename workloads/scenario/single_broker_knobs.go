@@ -21,6 +21,9 @@ type singleBrokerKnobs struct {
 	RatePerClient float64
 	Concurrency   int
 	Linger        time.Duration
+	// Sticky leaves keyless records to the producers' sticky
+	// partitioner instead of writing each partition in turn.
+	Sticky        bool
 	BatchMaxBytes int
 	// ValueBytes pads values; zero keeps them short ("process-n").
 	ValueBytes   int
@@ -137,6 +140,9 @@ func singleBrokerKnobsFor(o Options) singleBrokerKnobs {
 			k.Concurrency = concurrencyFor(k.RatePerClient, k.Linger, k.Concurrency)
 		}
 	}
+	if o.Param("partitioner") == "sticky" {
+		k.Sticky = true
+	}
 	if name := o.Param("compression"); name != "auto" {
 		c, err := record.ParseCompression(name)
 		sched.Assert(err == nil, "scenario: compression %q passed validation: %v", name, err)
@@ -203,6 +209,10 @@ var workloadParams = []Param{
 		Help: "how long the producers wait to fill a batch, in milliseconds (Kafka's linger.ms); auto: the " +
 			"workload's (5 unless drawn). A longer linger makes fewer, larger batches at the same rate, " +
 			"with the sends in flight raised to keep the rate"},
+	{Name: "partitioner", Default: "auto", Values: []string{"auto", "round-robin", "sticky"},
+		Help: "how producers spread keyless records: round-robin writes each partition in turn (Kafka's " +
+			"RoundRobinPartitioner); sticky fills one partition's batch before drawing another (Kafka's " +
+			"default since 2.4), fewer and larger batches at the same linger; auto: round-robin"},
 	{Name: "compression", Default: "auto", Values: []string{"auto", "none", "gzip", "snappy", "lz4", "zstd"},
 		Help: "the producers' codec; auto: the workload's (none unless drawn)"},
 }
@@ -369,6 +379,7 @@ func (k singleBrokerKnobs) stats() map[string]int64 {
 		"knob_rate_per_client":         int64(k.RatePerClient),
 		"knob_concurrency":             int64(k.Concurrency),
 		"knob_linger_ms":               k.Linger.Milliseconds(),
+		"knob_sticky":                  b2i(k.Sticky),
 		"knob_batch_max_bytes":         int64(k.BatchMaxBytes),
 		"knob_value_bytes":             int64(k.ValueBytes),
 		"knob_compression_codec":       int64(k.Compression),

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-sim/sluice/checkers/history"
 	"github.com/sluice-sim/sluice/sim/sched"
 )
 
@@ -206,17 +207,7 @@ func TestLingerParam(t *testing.T) {
 	if same := clusterKnobsFor(mustResolve(t, d, withParams(2, map[string]string{"linger.ms": "5"}))); !reflect.DeepEqual(same, fixed) {
 		t.Errorf("linger.ms=5, the workload's own: got %+v, want %+v", same, fixed)
 	}
-	short, err := Run(d, withParams(2, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	long, err := Run(d, withParams(2, map[string]string{"linger.ms": "100"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range long.Failed() {
-		t.Errorf("linger.ms=100: check %s failed: %s", c.Name, c.Detail)
-	}
+	short, long := runPlainAndWith(t, d, 2, map[string]string{"linger.ms": "100"})
 	if got, want := long.Stats["sends_ok"], short.Stats["sends_ok"]*9/10; got < want {
 		t.Errorf("linger.ms=100: %d sends acknowledged, want the rate kept: at least %d", got, want)
 	}
@@ -224,4 +215,55 @@ func TestLingerParam(t *testing.T) {
 		t.Errorf("linger.ms=100: linger %d ms and %d appends against %d at 5 ms, want batches of several records",
 			long.Stats["knob_linger_ms"], long.Stats["broker_appends"], short.Stats["broker_appends"])
 	}
+}
+
+// TestPartitionerParam: partitioner=sticky leaves keyless records to the
+// producers' sticky partitioner, which fills one partition's batch before
+// drawing another: at the same linger the records go out in far fewer
+// batches than round-robin's, still reach every partition, and the run
+// passes its checks.
+func TestPartitionerParam(t *testing.T) {
+	d, err := Lookup("leader-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundRobin, sticky := runPlainAndWith(t, d, 2, map[string]string{"partitioner": "sticky"})
+	if sticky.Stats["knob_sticky"] != 1 || roundRobin.Stats["knob_sticky"] != 0 {
+		t.Errorf("knob_sticky %d and %d, want 1 for sticky and 0 by default", sticky.Stats["knob_sticky"], roundRobin.Stats["knob_sticky"])
+	}
+	if got, rr := sticky.Stats["broker_appends"], roundRobin.Stats["broker_appends"]; got*2 > rr {
+		t.Errorf("partitioner=sticky: %d appends against round-robin's %d, want under half", got, rr)
+	}
+	acked := map[int32]int64{}
+	for _, op := range sticky.History {
+		if op.F == history.Send && op.Type == history.OK {
+			acked[op.Record.Partition]++
+		}
+	}
+	for p := range int32(3) {
+		if acked[p] < sticky.Stats["sends_ok"]/10 {
+			t.Errorf("partitioner=sticky: partition %d got %d of %d acknowledged sends", p, acked[p], sticky.Stats["sends_ok"])
+		}
+	}
+	if err := d.Validate(withParams(1, map[string]string{"partitioner": "random"})); err == nil || !strings.Contains(err.Error(), "partitioner") {
+		t.Errorf("partitioner=random: got %v, want a refusal naming partitioner", err)
+	}
+}
+
+// runPlainAndWith runs seed of d with its default parameters and with
+// params, and fails t when the second run fails a check.
+func runPlainAndWith(t *testing.T, d Definition, seed uint64, params map[string]string) (plain, with Result) {
+	t.Helper()
+	plain, err := Run(d, withParams(seed, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err = Run(d, withParams(seed, params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range with.Failed() {
+		t.Errorf("%v: check %s failed: %s", params, c.Name, c.Detail)
+	}
+	return plain, with
 }
