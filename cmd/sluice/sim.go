@@ -95,7 +95,8 @@ names the entry.`,
 		Example: `  sluice sim run --scenario counter --seed 7
   sluice sim run --seed 1 --seeds 200 --check-determinism
   sluice sim run --seed 7 --bug ack-before-sync --json
-  sluice sim run --seed 7 --faults my-schedule.json --verbose`,
+  sluice sim run --seed 7 --faults my-schedule.json --verbose
+  sluice sim run --scenario leader-crash --param linger.ms=100 --param partitioner=sticky`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSim(cmd, f) },
 	}
