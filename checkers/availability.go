@@ -110,15 +110,20 @@ type partitionSends struct {
 func sendsByPartition(h history.History) map[history.TopicPartition]*partitionSends {
 	byTP := map[history.TopicPartition]*partitionSends{}
 	pending := map[string]int{} // value → index in its partition's sends
-	for _, op := range h {
+	var lastTP history.TopicPartition
+	var ps *partitionSends
+	for i := range h {
+		op := &h[i] // an op is large: not copied per op
 		if op.F != history.Send || op.Record == nil {
 			continue
 		}
-		tp := op.Record.TP()
-		ps := byTP[tp]
-		if ps == nil {
-			ps = &partitionSends{}
-			byTP[tp] = ps
+		// Runs of one partition are the rule: the map is asked once a run.
+		if tp := op.Record.TP(); ps == nil || tp != lastTP {
+			lastTP, ps = tp, byTP[tp]
+			if ps == nil {
+				ps = &partitionSends{}
+				byTP[tp] = ps
+			}
 		}
 		if op.Type == history.Invoke {
 			pending[op.Record.Value] = len(ps.invoked)
