@@ -19,10 +19,11 @@ import (
 type DriverConfig struct {
 	Bootstrap []string
 	Topic     string
-	// Partitions are the partitions written and read. With Keys zero the
-	// producer writes to them in turn (manual partitioning); with Keys
-	// set the partitioner picks, so Partitions must list every partition
-	// of the topic for the consumers to see everything.
+	// Partitions are the partitions written and read. With Keys zero and
+	// Sticky off the producer writes to them in turn (manual
+	// partitioning); otherwise the partitioner picks, so Partitions must
+	// list every partition of the topic for the consumers to see
+	// everything.
 	Partitions []int32
 	// CreateTopic, when set, creates the topic through CreateTopics as
 	// the driver starts (again after a restart: an existing topic is
@@ -33,8 +34,7 @@ type DriverConfig struct {
 	// Sticky, with Keys zero, leaves keyless records to the producer's
 	// sticky partitioner, Kafka's default since 2.4 (a partition's batch
 	// fills before another partition is drawn), instead of writing to
-	// Partitions in turn as Kafka's RoundRobinPartitioner does; Partitions
-	// must then list every partition of the topic.
+	// Partitions in turn as Kafka's RoundRobinPartitioner does.
 	Sticky bool
 	// Producer and Consumer are templates; Bootstrap, Process and
 	// Recorder are filled in by the driver.
